@@ -1,0 +1,29 @@
+"""The ``village-credit`` command line: a thin Typer app over the public API."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import typer
+
+import village_credit.commands as _commands
+
+app = typer.Typer(
+    name="village-credit",
+    help="Credit scoring for rural whole-village credit programmes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+for _mod in sorted(pkgutil.iter_modules(_commands.__path__), key=lambda m: m.name):
+    importlib.import_module(f"village_credit.commands.{_mod.name}").register(app)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""explain layer of village-credit."""

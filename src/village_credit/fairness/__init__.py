@@ -1,0 +1,1 @@
+"""fairness layer of village-credit."""
