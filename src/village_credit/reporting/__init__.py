@@ -1,1 +1,26 @@
-"""reporting layer of village-credit."""
+"""Reporting layer: self-contained HTML reports and strict JSON of their figures.
+
+See :mod:`village_credit.reporting.html` for the (small, stable) API.
+"""
+
+from village_credit.reporting.html import (
+    HtmlReport,
+    ReportJSONEncoder,
+    figure_to_data_uri,
+    new_figure,
+    to_jsonable,
+    traffic_light_class,
+    write_json,
+    write_report,
+)
+
+__all__ = [
+    "HtmlReport",
+    "ReportJSONEncoder",
+    "figure_to_data_uri",
+    "new_figure",
+    "to_jsonable",
+    "traffic_light_class",
+    "write_json",
+    "write_report",
+]

@@ -1,0 +1,432 @@
+"""The third-party validation report: every figure as a dict, then HTML + JSON.
+
+``validation_report`` is pure (arrays in, dict out) so that the CLI, the
+promotion gates and the monitor can all reuse its numbers; only
+``write_validation_report`` touches the disk. The calibrator needs nothing but
+the model's outputs on their own labelled sample and the reference profile
+stored with the model (see ``stability.reference_profile``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
+from village_credit.validation._checks import ValidationInputError, as_binary, as_float
+from village_credit.validation.calibration import (
+    brier,
+    expected_calibration_error,
+    grade_calibration,
+    hosmer_lemeshow,
+    reliability_table,
+    spiegelhalter,
+)
+from village_credit.validation.discrimination import (
+    auc_delong,
+    cap_points,
+    delong_test,
+    ks_statistic,
+    rank_ordering,
+    roc_points,
+)
+from village_credit.validation.stability import (
+    alert_level,
+    csi_from_profile,
+    migration_matrix,
+    migration_summary,
+    psi_table_from_profile,
+)
+
+__all__ = [
+    "ValidationConfig",
+    "drift_report",
+    "validation_report",
+    "write_drift_report",
+    "write_validation_report",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationConfig:
+    """Knobs of the validation report (defaults follow common IRB practice).
+
+    ``score_higher_is_safer``: True for points (higher points = lower risk);
+    discrimination is computed on the risk-oriented score. ``hl_ddof``: 2 for
+    in-sample, 0 for an independent sample (Hosmer & Lemeshow).
+    """
+
+    alpha: float = 0.05
+    score_higher_is_safer: bool = True
+    score_name: str = "score"
+    n_bins: int = 10
+    ece_strategy: Literal["quantile", "uniform"] = "quantile"
+    hl_groups: int = 10
+    hl_ddof: int = 2
+    green_p: float = 0.05
+    red_p: float = 0.01
+    alternative: Literal["greater", "two-sided", "less"] = "greater"
+    light_test: Literal["jeffreys", "binomial", "min"] = "jeffreys"
+    psi_thresholds: tuple[float, float] = (0.1, 0.25)
+    psi_eps: float = 1e-4
+    max_curve_points: int = 500
+
+
+def _discrimination(y: np.ndarray, risk: np.ndarray, grades: Any,
+                    grade_order: Sequence[Any], cfg: ValidationConfig,
+                    score_sign: float) -> dict[str, Any]:
+    auc, se, lo, hi = auc_delong(y, risk, cfg.alpha)
+    ks, thr = ks_statistic(y, risk)
+    roc = roc_points(y, risk, cfg.max_curve_points)
+    cap = cap_points(y, risk, cfg.max_curve_points)
+    for frame in (roc, cap):  # report thresholds on the caller's score scale
+        frame["threshold"] = frame["threshold"] * score_sign
+    ro = rank_ordering(grades, y, grade_order)
+    return {"auc": auc, "auc_se": se, "auc_ci": [lo, hi], "gini": 2 * auc - 1,
+            "ks": ks, "ks_threshold": thr * score_sign, "roc": roc, "cap": cap,
+            "rank_ordering": ro, "rank_ordering_monotone": bool(ro["monotone"].all())}
+
+
+def _calibration(y: np.ndarray, p: np.ndarray, grades: Any, grade_order: Sequence[Any],
+                 cfg: ValidationConfig) -> dict[str, Any]:
+    hl = hosmer_lemeshow(y, p, cfg.hl_groups, cfg.hl_ddof)
+    z, sp = spiegelhalter(y, p)
+    gc = grade_calibration(grades, y, p, grade_order, cfg.green_p, cfg.red_p, cfg.alternative,
+                           cfg.light_test)
+    return {
+        "brier": brier(y, p),
+        "ece": expected_calibration_error(y, p, cfg.n_bins, cfg.ece_strategy),
+        "reliability": reliability_table(y, p, cfg.n_bins, cfg.ece_strategy),
+        "hosmer_lemeshow": {"stat": hl[0], "dof": hl[1], "p_value": hl[2]},
+        "spiegelhalter": {"z": z, "p_value": sp},
+        "grades": gc,
+        "lights": {k: int((gc["light"] == k).sum()) for k in ("green", "amber", "red")},
+    }
+
+
+def validation_report(
+    y: Any,
+    pd_pred: Any,
+    score: Any,
+    grades: Any,
+    grade_order: Sequence[Any],
+    features_df: pd.DataFrame | None = None,
+    reference_profile: Mapping[str, Any] | None = None,
+    prev_grades: Any = None,
+    fairness_summary: Any = None,
+    challenger: Mapping[str, Any] | None = None,
+    repro: Mapping[str, Any] | None = None,
+    config: ValidationConfig = ValidationConfig(),
+) -> dict[str, Any]:
+    """Compute every figure of the validation report.
+
+    ``score`` is the model's score (points by default, see
+    ``ValidationConfig.score_higher_is_safer``); ``None`` uses the PD.
+    ``reference_profile`` comes from ``stability.reference_profile`` at
+    training time; its ``config.score_name`` entry gives the score PSI and its
+    other entries the CSI of ``features_df``. ``challenger`` is a mapping with
+    ``pd`` (required), optional ``name``, ``grades`` and ``score``; the two
+    models are compared with DeLong's test on their PDs (the scale both share).
+    ``fairness_summary`` (from the fairness module) and ``repro`` are passed
+    through. Returns a dict of plain values and DataFrames.
+    """
+    yb = as_binary(y)
+    p = as_float(pd_pred, yb.size, "pd", prob=True)
+    if score is None:
+        sc, sign = p, 1.0
+    else:
+        sc = as_float(score, yb.size, "score")
+        sign = -1.0 if config.score_higher_is_safer else 1.0
+    risk = sc * sign
+    result: dict[str, Any] = {
+        "sample": {"n": int(yb.size), "defaults": int(yb.sum()),
+                   "default_rate": float(yb.mean())},
+        "config": dataclasses.asdict(config),
+        "discrimination": _discrimination(yb, risk, grades, grade_order, config, sign),
+        "calibration": _calibration(yb, p, grades, grade_order, config),
+        "stability": None,
+        "migration": None,
+        "fairness": fairness_summary,
+        "challenger": None,
+        "reproducibility": dict(repro) if repro is not None else None,
+    }
+    if reference_profile is not None:
+        entries = reference_profile.get("columns", {})
+        stab: dict[str, Any] = {"score_psi": None, "score_alert": "n/a", "score_bins": None,
+                                "csi": None}
+        if config.score_name in entries and score is not None:
+            tab = psi_table_from_profile(entries[config.score_name], sc, config.psi_eps)
+            value = float(tab["psi"].sum())
+            stab.update(score_psi=value, score_bins=tab,
+                        score_alert=alert_level(value, config.psi_thresholds))
+        if features_df is not None:
+            cols = [c for c in entries if c != config.score_name and c in features_df.columns]
+            stab["csi"] = csi_from_profile(reference_profile, features_df, cols,
+                                           config.psi_thresholds, config.psi_eps)
+            stab["columns_not_in_sample"] = [c for c in entries if c != config.score_name
+                                             and c not in features_df.columns]
+        result["stability"] = stab
+    if prev_grades is not None:
+        counts = migration_matrix(prev_grades, grades, grade_order)
+        result["migration"] = {"counts": counts,
+                               "shares": migration_matrix(prev_grades, grades, grade_order,
+                                                          normalize=True),
+                               "summary": migration_summary(counts)}
+    if challenger is not None:
+        if "pd" not in challenger:
+            raise ValidationInputError("challenger: needs a 'pd' array")
+        cp = as_float(challenger["pd"], yb.size, "challenger pd", prob=True)
+        a_auc, b_auc, diff, z, pv = delong_test(yb, p, cp)
+        cgrades = challenger.get("grades", grades)
+        result["challenger"] = {
+            "name": str(challenger.get("name", "challenger")),
+            "auc_champion": a_auc, "auc_challenger": b_auc,
+            "auc_diff": diff, "z": z, "p_value": pv,
+            "champion_ci": list(auc_delong(yb, p, config.alpha)[2:]),
+            "challenger_ci": list(auc_delong(yb, cp, config.alpha)[2:]),
+            "calibration": _calibration(yb, cp, cgrades, grade_order, config),
+            "roc": roc_points(yb, cp, config.max_curve_points),
+            "champion_roc_pd": roc_points(yb, p, config.max_curve_points),
+        }
+    return result
+
+
+# ---------------------------------------------------------------- plotting
+
+
+def _plot_roc(disc: Mapping[str, Any], challenger: Mapping[str, Any] | None) -> Any:
+    fig = new_figure(5.0, 4.5)
+    ax = fig.add_subplot()
+    roc = disc["roc"]
+    ax.plot(roc["fpr"], roc["tpr"], label=f"model (AUC {disc['auc']:.3f})")
+    if challenger is not None:
+        ax.plot(challenger["roc"]["fpr"], challenger["roc"]["tpr"], linestyle="--",
+                label=f"{challenger['name']} PD (AUC {challenger['auc_challenger']:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def _plot_cap(disc: Mapping[str, Any], default_rate: float) -> Any:
+    fig = new_figure(5.0, 4.5)
+    ax = fig.add_subplot()
+    cap = disc["cap"]
+    ax.plot(cap["population_share"], cap["defaults_share"],
+            label=f"model (AR {disc['gini']:.3f})")
+    ax.plot([0, default_rate, 1], [0, 1, 1], color="green", linewidth=0.8, label="perfect")
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="random")
+    ax.set(xlabel="share of households (riskiest first)", ylabel="share of defaults",
+           title="Cumulative accuracy profile")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def _plot_reliability(tabs: Sequence[tuple[str, pd.DataFrame]]) -> Any:
+    fig = new_figure(5.0, 4.5)
+    ax = fig.add_subplot()
+    hi = 0.0
+    for name, tab in tabs:
+        ax.plot(tab["mean_predicted"], tab["observed_rate"], marker="o", label=name)
+        hi = max(hi, float(tab["mean_predicted"].max()), float(tab["observed_rate"].max()))
+    hi = min(1.0, hi * 1.05 + 1e-6)
+    ax.plot([0, hi], [0, hi], color="grey", linewidth=0.8)
+    ax.set(xlabel="mean predicted PD", ylabel="observed default rate", title="Reliability")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def _plot_grades(gc: pd.DataFrame) -> Any:
+    fig = new_figure(6.5, 4.0)
+    ax = fig.add_subplot()
+    x = np.arange(len(gc))
+    colours = {"green": "#4caf50", "amber": "#ffb300", "red": "#e53935"}
+    ax.bar(x, gc["observed_rate"].fillna(0.0),
+           color=[colours.get(c, "#bdbdbd") for c in gc["light"]], label="observed")
+    ax.plot(x, gc["predicted_pd"], color="black", marker="D", linestyle="none",
+            label="predicted PD")
+    ax.set_xticks(x, [str(g) for g in gc["grade"]])
+    ax.set(xlabel="grade", ylabel="default rate", title="Predicted vs observed by grade")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def _plot_psi(tab: pd.DataFrame, name: str) -> Any:
+    fig = new_figure(6.5, 4.0)
+    ax = fig.add_subplot()
+    x = np.arange(len(tab))
+    ax.bar(x - 0.2, tab["expected_share"], width=0.4, label="reference")
+    ax.bar(x + 0.2, tab["actual_share"], width=0.4, label="sample")
+    ax.set_xticks(x, [str(b) for b in tab["bin"]], rotation=45, ha="right", fontsize=7)
+    ax.set(ylabel="share", title=f"{name} distribution")
+    ax.legend()
+    return fig
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+
+def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
+                            stem: str = "validation_report",
+                            title: str = "Model validation report") -> tuple[Path, Path]:
+    """Write ``<stem>.html`` (charts embedded) and ``<stem>.json`` (every figure)."""
+    disc, cal = result["discrimination"], result["calibration"]
+    sample = result["sample"]
+    rep = HtmlReport(title, subtitle=(f"{sample['n']} households, {sample['defaults']} defaults "
+                                      f"({sample['default_rate']:.2%})"))
+
+    rep.add_section("Discrimination")
+    lo, hi = disc["auc_ci"]
+    rep.add_table(pd.DataFrame([
+        {"figure": "AUC", "value": disc["auc"], "note": f"DeLong CI [{lo:.4f}, {hi:.4f}]"},
+        {"figure": "AUC standard error (DeLong)", "value": disc["auc_se"], "note": ""},
+        {"figure": "Gini / accuracy ratio", "value": disc["gini"], "note": ""},
+        {"figure": "KS", "value": disc["ks"], "note": f"at score {disc['ks_threshold']:.6g}"},
+    ]))
+    rep.add_figure(_plot_roc(disc, result.get("challenger")), "ROC curve")
+    rep.add_figure(_plot_cap(disc, sample["default_rate"]), "Cumulative accuracy profile")
+    ro = disc["rank_ordering"]
+    rep.add_table(ro, caption="Rank ordering by grade (monotone: "
+                  f"{'yes' if disc['rank_ordering_monotone'] else 'no'})")
+
+    rep.add_section("Calibration")
+    hl, sp = cal["hosmer_lemeshow"], cal["spiegelhalter"]
+    rep.add_table(pd.DataFrame([
+        {"figure": "Brier score", "value": cal["brier"], "note": ""},
+        {"figure": "Expected calibration error", "value": cal["ece"], "note": ""},
+        {"figure": "Hosmer-Lemeshow chi2", "value": hl["stat"],
+         "note": f"dof {hl['dof']}, p = {hl['p_value']:.4g}"},
+        {"figure": "Spiegelhalter z", "value": sp["z"], "note": f"p = {sp['p_value']:.4g}"},
+    ]))
+    rep.add_figure(_plot_reliability([("model", cal["reliability"])]), "Reliability curve")
+    cfg = result.get("config", {})
+    rep.add_table(cal["grades"], caption=(
+        f"Per-grade back-test ({cfg.get('alternative', 'greater')}; light from "
+        f"{cfg.get('light_test', 'jeffreys')} p: green >= {cfg.get('green_p')}, "
+        f"red < {cfg.get('red_p')})"))
+    rep.add_figure(_plot_grades(cal["grades"]), "Predicted PD vs observed rate by grade")
+
+    stab = result.get("stability")
+    if stab is not None:
+        rep.add_section("Stability")
+        rep.add_text(f"Score PSI: {_fmt(stab.get('score_psi'))} ({stab.get('score_alert')}); "
+                     f"thresholds {cfg.get('psi_thresholds')}.")
+        if stab.get("score_bins") is not None:
+            rep.add_table(stab["score_bins"], caption="Score PSI by bin")
+            rep.add_figure(_plot_psi(stab["score_bins"], "Score"), "Score: reference vs sample")
+        if stab.get("csi") is not None:
+            rep.add_table(stab["csi"], caption="Characteristic stability index per feature")
+        if stab.get("columns_not_in_sample"):
+            rep.add_text("Profiled columns absent from the sample: "
+                         + ", ".join(map(str, stab["columns_not_in_sample"])))
+
+    mig = result.get("migration")
+    if mig is not None:
+        rep.add_section("Grade migration")
+        s = mig["summary"]
+        rep.add_text(f"{s['n']} households with a previous grade: stable {_fmt(s['stable'])}, "
+                     f"upgraded {_fmt(s['upgrade'])}, downgraded {_fmt(s['downgrade'])}.")
+        rep.add_table(mig["counts"], caption="Counts (rows: previous grade)", index=True)
+
+    if result.get("fairness") is not None:
+        rep.add_section("Fairness summary")
+        fair = result["fairness"]
+        if isinstance(fair, pd.DataFrame):
+            rep.add_table(fair)
+        elif isinstance(fair, Mapping):
+            for key, value in fair.items():
+                if isinstance(value, pd.DataFrame):
+                    rep.add_table(value, caption=str(key))
+                else:
+                    rep.add_key_values({str(key): value})
+        else:
+            rep.add_text(str(fair))
+
+    ch = result.get("challenger")
+    if ch is not None:
+        rep.add_section(f"Champion vs {ch['name']}")
+        rep.add_table(pd.DataFrame([
+            {"figure": "AUC champion (PD)", "value": ch["auc_champion"],
+             "note": "CI [{:.4f}, {:.4f}]".format(*ch["champion_ci"])},
+            {"figure": f"AUC {ch['name']} (PD)", "value": ch["auc_challenger"],
+             "note": "CI [{:.4f}, {:.4f}]".format(*ch["challenger_ci"])},
+            {"figure": "AUC difference (champion - challenger)", "value": ch["auc_diff"],
+             "note": f"DeLong z = {ch['z']:.3f}, p = {ch['p_value']:.4g}"},
+        ]))
+        cc = ch["calibration"]
+        rep.add_table(pd.DataFrame({
+            "figure": ["Brier", "ECE", "Hosmer-Lemeshow p", "Spiegelhalter p", "grades red"],
+            "champion": [cal["brier"], cal["ece"], cal["hosmer_lemeshow"]["p_value"],
+                         cal["spiegelhalter"]["p_value"], cal["lights"]["red"]],
+            ch["name"]: [cc["brier"], cc["ece"], cc["hosmer_lemeshow"]["p_value"],
+                         cc["spiegelhalter"]["p_value"], cc["lights"]["red"]],
+        }), caption="Calibration side by side")
+        rep.add_figure(_plot_reliability([("champion", cal["reliability"]),
+                                          (ch["name"], cc["reliability"])]),
+                       "Reliability: champion vs challenger")
+        rep.add_table(cc["grades"], caption=f"{ch['name']}: per-grade back-test")
+
+    if result.get("reproducibility") is not None:
+        rep.add_section("Reproducibility")
+        rep.add_key_values(result["reproducibility"])
+
+    return write_report(rep, to_jsonable(result), out_dir, stem)
+
+
+# ---------------------------------------------------------------- monitoring
+
+
+def drift_report(reference: pd.DataFrame | Mapping[str, Any], current: pd.DataFrame,
+                 columns: Sequence[str] | None = None, bins: int = 10,
+                 thresholds: Sequence[float] = (0.1, 0.25), eps: float = 1e-4,
+                 ) -> dict[str, Any]:
+    """PSI/CSI drift between a reference (table or stored profile) and a current table.
+
+    ``reference`` may be a DataFrame (e.g. vintage 1) or a profile from
+    ``stability.reference_profile`` (what a registered model carries). The
+    overall alert is the worst column's alert.
+    """
+    from village_credit.validation.stability import reference_profile as _profile
+
+    if isinstance(reference, pd.DataFrame):
+        cols = list(reference.columns if columns is None else columns)
+        absent = [c for c in cols if c not in current.columns]
+        if absent:
+            raise ValidationInputError(f"drift_report: columns {absent} not in the current table")
+        profile: Mapping[str, Any] = _profile(reference, cols, bins)
+    else:
+        profile, cols = reference, (None if columns is None else list(columns))
+    table = csi_from_profile(profile, current, cols, thresholds, eps)
+    rank = {"green": 0, "amber": 1, "red": 2}
+    worst = max(table["alert"], key=lambda a: rank.get(a, -1), default="n/a")
+    return {"n_current": int(len(current)), "thresholds": list(thresholds),
+            "alert": worst, "counts": {k: int((table["alert"] == k).sum()) for k in rank},
+            "csi": table}
+
+
+def write_drift_report(result: Mapping[str, Any], out_dir: str | Path,
+                       stem: str = "drift_report",
+                       title: str = "Population drift report") -> tuple[Path, Path]:
+    """Write the drift table as HTML (with a bar chart) and JSON."""
+    table: pd.DataFrame = result["csi"]
+    rep = HtmlReport(title, subtitle=(f"{result['n_current']} current rows; overall alert "
+                                      f"{result['alert']}; thresholds {result['thresholds']}"))
+    rep.add_section("Stability index per column")
+    rep.add_table(table)
+    if len(table):
+        fig = new_figure(6.5, max(2.5, 0.3 * len(table) + 1))
+        ax = fig.add_subplot()
+        colours = {"green": "#4caf50", "amber": "#ffb300", "red": "#e53935"}
+        ax.barh(table["column"].astype(str)[::-1], table["csi"][::-1],
+                color=[colours.get(a, "#bdbdbd") for a in table["alert"][::-1]])
+        for t in result["thresholds"]:
+            ax.axvline(float(t), color="grey", linestyle="--", linewidth=0.8)
+        ax.set(xlabel="PSI / CSI", title="Drift by column")
+        rep.add_figure(fig, "CSI by column with alert thresholds")
+    return write_report(rep, to_jsonable(result), out_dir, stem)

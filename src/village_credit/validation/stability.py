@@ -1,0 +1,272 @@
+"""Stability: has the population (score, features, grades) moved?
+
+PSI = sum_b (a_b - e_b) ln(a_b / e_b) over bins, with expected shares ``e``
+from the reference (training) data and actual shares ``a`` from the sample;
+the CSI is the same formula on one feature. Shares are floored at ``eps`` so
+an empty bin gives a large but finite contribution.
+
+The *reference profile* is what makes this usable by a third-party calibrator
+who only has the registered model: ``reference_profile`` stores, per column,
+the bin edges and expected shares as plain JSON; ``psi_from_profile`` needs
+only that entry and the new values. ``psi`` and ``csi_table`` go through the
+same code path, so the two always agree.
+
+Numeric bins are quantile bins of the reference with de-duplicated edges;
+bin ``i`` holds ``edges[i-1] <= x < edges[i]`` (outer bins open-ended).
+Missing values form their own ``missing`` bin. Non-numeric and boolean columns
+are categorical (categories compared as strings); categories unseen in the
+reference fall into an ``__other__`` bin with expected share 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from village_credit.validation._checks import ValidationInputError
+
+__all__ = [
+    "alert_level",
+    "csi_from_profile",
+    "csi_table",
+    "migration_matrix",
+    "migration_summary",
+    "profile_column",
+    "psi",
+    "psi_from_profile",
+    "psi_table",
+    "psi_table_from_profile",
+    "reference_profile",
+]
+
+PROFILE_VERSION = 1
+_MISSING = "missing"
+_OTHER = "__other__"
+
+
+def alert_level(value: float, thresholds: Sequence[float] = (0.1, 0.25)) -> str:
+    """``green`` below the first threshold, ``amber`` up to the second, else ``red``."""
+    lo, hi = float(thresholds[0]), float(thresholds[1])
+    if not 0 <= lo <= hi:
+        raise ValidationInputError(f"thresholds must satisfy 0 <= low <= high, got {thresholds}")
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    return "green" if value < lo else ("amber" if value < hi else "red")
+
+
+def _is_numeric(values: pd.Series) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values))
+
+
+def profile_column(values: Any, bins: int = 10, kind: str | None = None) -> dict[str, Any]:
+    """Reference entry for one column: kind, edges or categories, expected shares.
+
+    The result holds only JSON types (lists of floats and strings).
+    """
+    s = pd.Series(values).reset_index(drop=True)
+    n = int(s.size)
+    if n == 0:
+        raise ValidationInputError("profile_column: reference values are empty")
+    kind = kind or ("numeric" if _is_numeric(s) else "categorical")
+    miss = s.isna().to_numpy()
+    missing_share = float(miss.mean())
+    if kind == "numeric":
+        if bins < 1:
+            raise ValidationInputError(f"bins must be >= 1, got {bins}")
+        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        finite = x[np.isfinite(x)]
+        if finite.size:
+            q = np.quantile(finite, np.linspace(0.0, 1.0, bins + 1))
+            inner = np.unique(q[1:-1])
+        else:
+            inner = np.empty(0)
+        entry: dict[str, Any] = {"kind": "numeric", "edges": [float(e) for e in inner]}
+        idx = np.searchsorted(inner, finite, side="right")
+        counts = np.bincount(idx, minlength=inner.size + 1)
+        entry["expected"] = [float(c) / n for c in counts]
+    elif kind == "categorical":
+        cats = s[~miss].astype(str)
+        vc = cats.value_counts(sort=False)
+        order = sorted(vc.index.tolist())
+        entry = {"kind": "categorical", "categories": order,
+                 "expected": [float(vc[c]) / n for c in order]}
+    else:
+        raise ValidationInputError(f"kind must be numeric or categorical, got {kind!r}")
+    entry["missing_share"] = missing_share
+    entry["n"] = n
+    return entry
+
+
+def _actual_shares(entry: Mapping[str, Any], values: Any) -> tuple[list[str], np.ndarray,
+                                                                    np.ndarray]:
+    """Bin labels, expected and actual shares (including missing / other bins)."""
+    s = pd.Series(values).reset_index(drop=True)
+    n = s.size
+    if n == 0:
+        raise ValidationInputError("psi: actual values are empty")
+    miss = s.isna().to_numpy()
+    expected = np.asarray(entry["expected"], dtype=float)
+    if entry["kind"] == "numeric":
+        inner = np.asarray(entry["edges"], dtype=float)
+        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        if (np.isnan(x) & ~miss).any():
+            raise ValidationInputError("psi: non-numeric values in a numeric column")
+        miss = np.isnan(x)
+        idx = np.searchsorted(inner, x[~miss], side="right")
+        actual = np.bincount(idx, minlength=inner.size + 1).astype(float) / n
+        bounds = np.concatenate([[-np.inf], inner, [np.inf]])
+        labels = [f"[{bounds[i]:.6g}, {bounds[i + 1]:.6g})" for i in range(inner.size + 1)]
+    elif entry["kind"] == "categorical":
+        cats = list(entry["categories"])
+        vals = s[~miss].astype(str)
+        vc = vals.value_counts()
+        actual = np.array([float(vc.get(c, 0)) for c in cats]) / n
+        other = float(vc[~vc.index.isin(cats)].sum()) / n
+        labels = [str(c) for c in cats]
+        if other > 0:
+            labels.append(_OTHER)
+            expected = np.append(expected, 0.0)
+            actual = np.append(actual, other)
+    else:
+        raise ValidationInputError(f"profile entry has unknown kind {entry.get('kind')!r}")
+    e_miss, a_miss = float(entry.get("missing_share", 0.0)), float(miss.mean())
+    if e_miss > 0 or a_miss > 0:
+        labels.append(_MISSING)
+        expected = np.append(expected, e_miss)
+        actual = np.append(actual, a_miss)
+    return labels, expected, actual
+
+
+def psi_table_from_profile(entry: Mapping[str, Any], values: Any,
+                           eps: float = 1e-4) -> pd.DataFrame:
+    """Per bin: ``bin, expected_share, actual_share, psi`` (contribution)."""
+    labels, e, a = _actual_shares(entry, values)
+    ef, af = np.maximum(e, eps), np.maximum(a, eps)
+    return pd.DataFrame({"bin": labels, "expected_share": e, "actual_share": a,
+                         "psi": (af - ef) * np.log(af / ef)})
+
+
+def psi_from_profile(entry: Mapping[str, Any], values: Any, eps: float = 1e-4) -> float:
+    """PSI of ``values`` against a stored reference entry (no training data needed)."""
+    return float(psi_table_from_profile(entry, values, eps)["psi"].sum())
+
+
+def psi_table(expected: Any, actual: Any, bins: int = 10, eps: float = 1e-4) -> pd.DataFrame:
+    """Per-bin PSI table with quantile bins taken from ``expected``."""
+    return psi_table_from_profile(profile_column(expected, bins), actual, eps)
+
+
+def psi(expected: Any, actual: Any, bins: int = 10, eps: float = 1e-4) -> float:
+    """Population stability index of ``actual`` against ``expected``.
+
+    Rule of thumb: < 0.1 stable, 0.1-0.25 some shift, > 0.25 major shift.
+    """
+    return float(psi_table(expected, actual, bins, eps)["psi"].sum())
+
+
+def reference_profile(df: pd.DataFrame, columns: Sequence[str] | None = None, bins: int = 10,
+                      score: Any = None, score_name: str = "score") -> dict[str, Any]:
+    """JSON-serialisable training reference for later PSI/CSI.
+
+    ``{"version": 1, "bins": bins, "columns": {name: entry}}``; when ``score``
+    is given it is stored as one more entry under ``score_name``.
+    """
+    cols = list(df.columns if columns is None else columns)
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ValidationInputError(f"reference_profile: columns {missing} not in the table")
+    entries = {str(c): profile_column(df[c], bins) for c in cols}
+    if score is not None:
+        if score_name in entries:
+            raise ValidationInputError(f"reference_profile: {score_name!r} is also a column")
+        entries[score_name] = profile_column(np.asarray(score, dtype=float), bins, "numeric")
+    return {"version": PROFILE_VERSION, "bins": int(bins), "columns": entries}
+
+
+def csi_from_profile(profile: Mapping[str, Any], cur_df: pd.DataFrame,
+                     columns: Sequence[str] | None = None,
+                     thresholds: Sequence[float] = (0.1, 0.25), eps: float = 1e-4,
+                     ) -> pd.DataFrame:
+    """CSI per column of ``cur_df`` against a stored profile.
+
+    Columns: ``column, kind, csi, alert, n_reference, n_current``, sorted by
+    CSI descending. ``columns=None`` uses every profiled column present in
+    ``cur_df``; naming a column absent from either side is an error.
+    """
+    entries = profile.get("columns", {})
+    if columns is None:
+        cols = [c for c in entries if c in cur_df.columns]
+    else:
+        cols = list(columns)
+        absent = [c for c in cols if c not in entries or c not in cur_df.columns]
+        if absent:
+            raise ValidationInputError(
+                f"csi: columns {absent} missing from the reference profile or the sample")
+    rows = []
+    for c in cols:  # one vectorised PSI per column
+        value = psi_from_profile(entries[c], cur_df[c], eps)
+        rows.append({"column": c, "kind": entries[c]["kind"], "csi": value,
+                     "alert": alert_level(value, thresholds),
+                     "n_reference": int(entries[c].get("n", 0)), "n_current": int(len(cur_df))})
+    out = pd.DataFrame(rows, columns=["column", "kind", "csi", "alert", "n_reference",
+                                      "n_current"])
+    return out.sort_values("csi", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def csi_table(ref_df: pd.DataFrame, cur_df: pd.DataFrame, columns: Sequence[str] | None = None,
+              bins: int = 10, thresholds: Sequence[float] = (0.1, 0.25),
+              eps: float = 1e-4) -> pd.DataFrame:
+    """CSI of each column between a reference and a current table (see ``csi_from_profile``)."""
+    cols = [c for c in (ref_df.columns if columns is None else columns)]
+    absent = [c for c in cols if c not in cur_df.columns]
+    if absent:
+        raise ValidationInputError(f"csi_table: columns {absent} not in the current table")
+    return csi_from_profile(reference_profile(ref_df, cols, bins), cur_df, cols, thresholds, eps)
+
+
+def migration_matrix(prev_grade: Any, new_grade: Any, order: Sequence[Any],
+                     normalize: bool = False) -> pd.DataFrame:
+    """Counts (or row shares) of households moving from ``prev_grade`` to ``new_grade``.
+
+    Rows are previous grades and columns new grades, both in ``order`` (best
+    first). Pairs where either grade is missing are left out; a grade not in
+    ``order`` is an error.
+    """
+    prev = pd.Series(prev_grade).reset_index(drop=True)
+    new = pd.Series(new_grade).reset_index(drop=True)
+    if prev.size != new.size:
+        raise ValidationInputError(
+            f"migration_matrix: prev_grade has {prev.size} rows, new_grade {new.size}")
+    keep = prev.notna() & new.notna()
+    order_l = list(order)
+    for name, s in (("prev_grade", prev[keep]), ("new_grade", new[keep])):
+        bad = pd.unique(s[~s.isin(order_l)])
+        if len(bad):
+            raise ValidationInputError(f"migration_matrix: {name} has grades {list(bad)[:5]} "
+                                       f"not in order {order_l}")
+    pc = pd.Categorical(prev[keep], categories=order_l)
+    nc = pd.Categorical(new[keep], categories=order_l)
+    codes = pc.codes.astype(np.int64) * len(order_l) + nc.codes.astype(np.int64)
+    counts = np.bincount(codes, minlength=len(order_l) ** 2).reshape(len(order_l), len(order_l))
+    mat = pd.DataFrame(counts, index=pd.Index(order_l, name="previous"),
+                       columns=pd.Index(order_l, name="new"))
+    if normalize:
+        totals = mat.sum(axis=1).replace(0, np.nan)
+        mat = mat.div(totals, axis=0)
+    return mat
+
+
+def migration_summary(matrix: pd.DataFrame) -> dict[str, float]:
+    """Shares staying, moving to a better grade, and moving to a worse grade."""
+    m = matrix.to_numpy(dtype=float)
+    m = np.nan_to_num(m)
+    total = m.sum()
+    if total == 0:
+        return {"n": 0, "stable": float("nan"), "upgrade": float("nan"),
+                "downgrade": float("nan")}
+    return {"n": int(total), "stable": float(np.trace(m) / total),
+            "upgrade": float(np.tril(m, -1).sum() / total),
+            "downgrade": float(np.triu(m, 1).sum() / total)}

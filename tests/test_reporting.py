@@ -1,0 +1,82 @@
+"""Tests for the shared HTML/JSON report helper."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+from village_credit.reporting import (
+    HtmlReport,
+    ReportJSONEncoder,
+    new_figure,
+    to_jsonable,
+    traffic_light_class,
+    write_json,
+    write_report,
+)
+
+
+def test_to_jsonable_handles_numpy_pandas_and_nan() -> None:
+    df = pd.DataFrame({"a": np.array([1, 2], dtype=np.int64), "b": [0.5, np.nan]})
+    obj = {
+        "i": np.int32(3),
+        "f": np.float64(0.25),
+        "nan": float("nan"),
+        "inf": np.inf,
+        "b": np.bool_(True),
+        "arr": np.arange(3),
+        "df": df,
+        "s": pd.Series([1.0, 2.0], index=["x", "y"]),
+        "ts": pd.Timestamp("2024-01-31"),
+        "nat": pd.NaT,
+        "t": (1, 2),
+    }
+    out = to_jsonable(obj)
+    text = json.dumps(out, allow_nan=False)  # strict JSON must succeed
+    back = json.loads(text)
+    assert back["i"] == 3 and back["f"] == 0.25 and back["b"] is True
+    assert back["nan"] is None and back["inf"] is None and back["nat"] is None
+    assert back["arr"] == [0, 1, 2]
+    assert back["df"] == [{"a": 1, "b": 0.5}, {"a": 2, "b": None}]
+    assert back["s"] == {"x": 1.0, "y": 2.0}
+    assert back["ts"].startswith("2024-01-31")
+    assert json.loads(json.dumps({"x": np.float32(1.5)}, cls=ReportJSONEncoder)) == {"x": 1.5}
+
+
+def test_traffic_light_class() -> None:
+    assert traffic_light_class("green") == "tl-green"
+    assert traffic_light_class(" RED ") == "tl-red"
+    assert traffic_light_class("amber") == "tl-amber"
+    assert traffic_light_class("fail") == "tl-red"
+    assert traffic_light_class("A1") is None
+    assert traffic_light_class(0.3) is None
+
+
+def test_html_report_is_self_contained_and_json_round_trips(tmp_path) -> None:
+    rep = HtmlReport("Validation <test>", subtitle="整村授信")
+    rep.add_section("Calibration", "Per-grade table")
+    rep.add_table(pd.DataFrame({"grade": ["A1", "B2"], "p": [0.5, 0.001],
+                                "light": ["green", "red"], "flag": [True, False]}),
+                  caption="grades")
+    fig = new_figure()
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1])
+    rep.add_figure(fig, caption="diag")
+    rep.add_key_values({"model": "m:/1", "libs": {"numpy": np.__version__}})
+    data = {"auc": np.float64(0.8), "table": pd.DataFrame({"x": [1, 2]})}
+    html_path, json_path = write_report(rep, data, tmp_path / "out", stem="val")
+    text = html_path.read_text(encoding="utf-8")
+    assert "data:image/png;base64," in text
+    assert 'class="tl-green"' in text and 'class="tl-red"' in text
+    assert "Validation &lt;test&gt;" in text and "整村授信" in text
+    assert "<script" not in text and "src=\"http" not in text
+    back = json.loads(json_path.read_text(encoding="utf-8"))
+    assert back == {"auc": 0.8, "table": [{"x": 1}, {"x": 2}]}
+
+
+def test_write_json_is_strict(tmp_path) -> None:
+    p = write_json({"x": math.nan, "y": [np.float64(1.0)]}, tmp_path / "a.json")
+    assert json.loads(p.read_text()) == {"x": None, "y": [1.0]}
+    assert "NaN" not in p.read_text()

@@ -1,0 +1,386 @@
+"""Validation statistics, each checked against an independent reference."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from village_credit.errors import VillageCreditError
+from village_credit.validation import (
+    ValidationConfig,
+    ValidationInputError,
+    alert_level,
+    auc_delong,
+    brier,
+    cap_points,
+    csi_table,
+    delong_test,
+    drift_report,
+    expected_calibration_error,
+    gini,
+    grade_calibration,
+    hosmer_lemeshow,
+    jeffreys_p_value,
+    ks_statistic,
+    migration_matrix,
+    migration_summary,
+    psi,
+    psi_from_profile,
+    psi_table,
+    rank_ordering,
+    reference_profile,
+    reliability_table,
+    roc_points,
+    spiegelhalter,
+    validation_report,
+    write_drift_report,
+    write_validation_report,
+)
+
+GRADES = ["A1", "A2", "B1", "B2", "C1", "C2", "D1", "D2", "E1", "E2"]
+
+
+def _sim(n: int, seed: int, ties: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Calibrated PDs, outcomes drawn from them, and a noisy risk score."""
+    rng = np.random.default_rng(seed)
+    p = rng.beta(1.2, 14.0, n)
+    y = (rng.random(n) < p).astype(int)
+    s = np.log(p / (1 - p)) + rng.normal(0.0, 0.8, n)
+    if ties:
+        s = np.round(s, 1)
+    return y, p, s
+
+
+def _grade_of(p: np.ndarray) -> np.ndarray:
+    edges = np.quantile(p, np.linspace(0, 1, 11)[1:-1])
+    return np.asarray(GRADES, dtype=object)[np.searchsorted(edges, p, side="right")]
+
+
+def _naive_delong(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """O(m*n) structural components straight from DeLong et al. (1988)."""
+    scores = np.atleast_2d(scores)
+    pos, neg = scores[:, y == 1], scores[:, y == 0]
+    m, n = pos.shape[1], neg.shape[1]
+    psi_k = (pos[:, :, None] > neg[:, None, :]) + 0.5 * (pos[:, :, None] == neg[:, None, :])
+    aucs = psi_k.mean(axis=(1, 2))
+    v10 = psi_k.mean(axis=2)
+    v01 = psi_k.mean(axis=1)
+    cov = np.atleast_2d(np.cov(v10)) / m + np.atleast_2d(np.cov(v01)) / n
+    return aucs, cov
+
+
+# ----------------------------------------------------------------- discrimination
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_auc_and_delong_se_match_naive_structural_components(ties: bool) -> None:
+    y, p, s = _sim(600, seed=1, ties=ties)
+    auc, se, lo, hi = auc_delong(y, s)
+    naive_auc, naive_cov = _naive_delong(y, s)
+    assert auc == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert auc == pytest.approx(naive_auc[0], abs=1e-12)
+    assert se == pytest.approx(np.sqrt(naive_cov[0, 0]), rel=1e-9)
+    z = stats.norm.ppf(0.975)
+    assert lo == pytest.approx(auc - z * se) and hi == pytest.approx(auc + z * se)
+    assert gini(y, s) == pytest.approx(2 * auc - 1)
+
+
+def test_delong_se_roughly_matches_bootstrap() -> None:
+    y, _, s = _sim(800, seed=2)
+    _, se, _, _ = auc_delong(y, s)
+    rng = np.random.default_rng(7)
+    idx = rng.integers(0, y.size, size=(300, y.size))
+    boots = [roc_auc_score(y[i], s[i]) for i in idx]
+    assert se == pytest.approx(np.std(boots, ddof=1), rel=0.2)
+
+
+def test_delong_test_matches_naive_and_behaves() -> None:
+    y, p, s = _sim(500, seed=3, ties=True)
+    a, b, diff, z, pv = delong_test(y, s, p)
+    aucs, cov = _naive_delong(y, np.vstack([s, p]))
+    var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
+    assert (a, b) == pytest.approx(tuple(aucs))
+    assert z == pytest.approx((aucs[0] - aucs[1]) / np.sqrt(var), rel=1e-9)
+    assert pv == pytest.approx(2 * stats.norm.sf(abs(z)))
+    # identical scores: no difference at all
+    assert delong_test(y, s, s)[2:] == (0.0, 0.0, 1.0)
+    # a monotone transform ranks identically
+    assert delong_test(y, p, np.log(p))[4] == 1.0
+    # true PD vs pure noise: overwhelming evidence
+    y, p, _ = _sim(4000, seed=4)
+    noise = np.random.default_rng(4).random(y.size)
+    assert delong_test(y, p, noise)[4] < 1e-6
+
+
+def test_delong_p_values_roughly_uniform_under_null() -> None:
+    """Two equally good but different noisy scores: p < 0.05 about 5 % of the time."""
+    rng = np.random.default_rng(11)
+    pvals = []
+    for _ in range(200):
+        p = rng.beta(2, 8, 300)
+        y = (rng.random(300) < p).astype(int)
+        lp = np.log(p / (1 - p))
+        pvals.append(delong_test(y, lp + rng.normal(0, 1, 300), lp + rng.normal(0, 1, 300))[4])
+    rate = np.mean(np.asarray(pvals) < 0.05)
+    assert 0.01 <= rate <= 0.11
+    assert stats.kstest(pvals, "uniform").pvalue > 0.001
+
+
+def test_ks_matches_scipy_ks_2samp() -> None:
+    for ties in (False, True):
+        y, _, s = _sim(700, seed=5, ties=ties)
+        ks, thr = ks_statistic(y, s)
+        ref = stats.ks_2samp(s[y == 1], s[y == 0])
+        assert ks == pytest.approx(ref.statistic, abs=1e-12)
+        gap = abs(np.mean(s[y == 0] <= thr) - np.mean(s[y == 1] <= thr))
+        assert gap == pytest.approx(ks)
+
+
+def test_roc_and_cap_curves() -> None:
+    y, _, s = _sim(400, seed=6, ties=True)
+    roc = roc_points(y, s, max_points=None)
+    assert roc.iloc[0][["fpr", "tpr"]].tolist() == [0.0, 0.0]
+    assert roc.iloc[-1][["fpr", "tpr"]].tolist() == [1.0, 1.0]
+    assert np.trapezoid(roc["tpr"], roc["fpr"]) == pytest.approx(roc_auc_score(y, s))
+    cap = cap_points(y, s, max_points=None)
+    assert cap.iloc[-1][["population_share", "defaults_share"]].tolist() == [1.0, 1.0]
+    # accuracy ratio from the CAP equals the Gini
+    area = np.trapezoid(cap["defaults_share"], cap["population_share"]) - 0.5
+    perfect = 0.5 * (1 - y.mean())
+    assert area / perfect == pytest.approx(gini(y, s), abs=1e-9)
+    thin = roc_points(y, s, max_points=20)
+    assert len(thin) <= 20 and thin.iloc[-1]["tpr"] == 1.0
+
+
+def test_rank_ordering_flags_break() -> None:
+    grades = ["A1"] * 10 + ["A2"] * 10 + ["B1"] * 10
+    y = [0] * 9 + [1] + [0] * 7 + [1] * 3 + [0] * 8 + [1] * 2
+    tab = rank_ordering(grades, y, ["A1", "A2", "B1", "B2"])
+    assert tab["n"].tolist() == [10, 10, 10, 0]
+    assert tab["default_rate"].iloc[:3].tolist() == pytest.approx([0.1, 0.3, 0.2])
+    assert tab["monotone"].tolist() == [True, True, False, True]
+    with pytest.raises(ValidationInputError, match="not in grade_order"):
+        rank_ordering(["Z"], [0], ["A1"])
+
+
+def test_bad_inputs_raise_project_errors() -> None:
+    with pytest.raises(VillageCreditError, match="0/1"):
+        auc_delong([0, 2, 1], [0.1, 0.2, 0.3])
+    with pytest.raises(VillageCreditError, match="both defaults"):
+        auc_delong([0, 0, 0], [0.1, 0.2, 0.3])
+    with pytest.raises(VillageCreditError, match="length"):
+        brier([0, 1], [0.1])
+    with pytest.raises(VillageCreditError, match=r"\[0, 1\]"):
+        brier([0, 1], [0.1, 1.2])
+
+
+# ----------------------------------------------------------------- calibration
+
+
+def test_brier_and_ece() -> None:
+    y, p, _ = _sim(20000, seed=8)
+    assert brier(y, p) == pytest.approx(np.mean((p - y) ** 2))
+    assert expected_calibration_error(y, p) < 0.01
+    assert expected_calibration_error(y, np.minimum(2 * p, 1)) > 0.05
+    tab = reliability_table(y, p, n_bins=10)
+    assert tab["n"].sum() == y.size and len(tab) == 10
+    manual = np.sum(tab["n"] * (tab["observed_rate"] - tab["mean_predicted"]).abs()) / y.size
+    assert expected_calibration_error(y, p) == pytest.approx(manual)
+    # hand example, uniform bins: bin [0,0.5): p=.2,.4 y=0,1 ; bin [0.5,1]: p=.6,.8 y=1,1
+    ece = expected_calibration_error([0, 1, 1, 1], [0.2, 0.4, 0.6, 0.8], 2, "uniform")
+    assert ece == pytest.approx(0.5 * abs(0.5 - 0.3) + 0.5 * abs(1.0 - 0.7))
+
+
+def test_hosmer_lemeshow_hand_example() -> None:
+    # two groups of three: PDs {.1,.2,.3} with 1 default, {.6,.7,.8} with 3 defaults
+    p = [0.1, 0.2, 0.3, 0.6, 0.7, 0.8]
+    y = [0, 1, 0, 1, 1, 1]
+    e1, e2 = 0.6, 2.1
+    expect = (1 - e1) ** 2 / (e1 * (1 - e1 / 3)) + (3 - e2) ** 2 / (e2 * (1 - e2 / 3))
+    stat, dof, pv = hosmer_lemeshow(y, p, groups=2, ddof=0)
+    assert stat == pytest.approx(expect)
+    assert dof == 2 and pv == pytest.approx(stats.chi2.sf(expect, 2))
+
+
+def test_hl_and_spiegelhalter_detect_miscalibration() -> None:
+    y, p, _ = _sim(5000, seed=9)
+    # the PDs were not fitted on this sample, so dof = groups (ddof=0)
+    assert hosmer_lemeshow(y, p, ddof=0)[2] > 0.05
+    assert hosmer_lemeshow(y, np.minimum(2 * p, 1), ddof=0)[2] < 1e-6
+    assert spiegelhalter(y, p)[1] > 0.05
+    assert spiegelhalter(y, np.minimum(2 * p, 1))[1] < 1e-6
+
+
+def test_hl_and_spiegelhalter_size_under_null() -> None:
+    rng = np.random.default_rng(12)
+    hl, sp = [], []
+    for _ in range(200):
+        p = rng.beta(2, 6, 400)
+        y = (rng.random(400) < p).astype(int)
+        hl.append(hosmer_lemeshow(y, p, ddof=0)[2])  # PDs not fitted on this sample
+        sp.append(spiegelhalter(y, p)[1])
+    assert 0.01 <= np.mean(np.asarray(hl) < 0.05) <= 0.11
+    assert 0.01 <= np.mean(np.asarray(sp) < 0.05) <= 0.11
+
+
+def test_spiegelhalter_formula_by_hand() -> None:
+    p = np.array([0.1, 0.3, 0.8, 0.6])
+    y = np.array([0, 1, 1, 0])
+    num = sum((y - p) * (1 - 2 * p))
+    den = np.sqrt(sum((1 - 2 * p) ** 2 * p * (1 - p)))
+    z, pv = spiegelhalter(y, p)
+    assert z == pytest.approx(num / den) and pv == pytest.approx(2 * stats.norm.sf(abs(num / den)))
+
+
+def test_grade_tests_equal_scipy_references() -> None:
+    y, p, _ = _sim(3000, seed=10)
+    g = _grade_of(p)
+    tab = grade_calibration(g, y, p, GRADES, alternative="greater")
+    for row in tab.itertuples():
+        ref = stats.binomtest(int(row.defaults), int(row.n), row.predicted_pd,
+                              alternative="greater").pvalue
+        assert row.binomial_p == pytest.approx(ref)
+        jef = stats.beta.cdf(row.predicted_pd, row.defaults + 0.5, row.n - row.defaults + 0.5)
+        assert row.jeffreys_p == pytest.approx(jef)
+    two = jeffreys_p_value([5], [100], [0.02], "two-sided")[0]
+    c = stats.beta.cdf(0.02, 5.5, 95.5)
+    assert two == pytest.approx(2 * min(c, 1 - c))
+
+
+def test_miscalibrated_pd_turns_grades_red_calibrated_stays_green() -> None:
+    y, p, _ = _sim(20000, seed=13)
+    g = _grade_of(p)
+    good = grade_calibration(g, y, p, GRADES)
+    assert (good["light"] != "red").all()
+    assert (good["light"] == "green").sum() >= 8
+    bad = grade_calibration(g, y, p / 2, GRADES)
+    assert (bad["light"] == "red").sum() >= 9
+    # over-prediction is only flagged two-sided
+    over = grade_calibration(g, y, np.minimum(2 * p, 1), GRADES)
+    assert (over["light"] == "green").all()
+    over2 = grade_calibration(g, y, np.minimum(2 * p, 1), GRADES, alternative="two-sided")
+    assert (over2["light"] == "red").sum() >= 9
+
+
+def test_grade_calibration_empty_grade_and_light_levels() -> None:
+    tab = grade_calibration(["A1"] * 50, [1] * 5 + [0] * 45, [0.1] * 50, ["A1", "A2"],
+                            green_p=0.5, red_p=0.2)
+    assert tab.loc[1, "light"] == "n/a" and np.isnan(tab.loc[1, "observed_rate"])
+    # 5 of 50 at PD 0.1: Jeffreys posterior P(PD <= 0.1) is about one half
+    jp = tab.loc[0, "jeffreys_p"]
+    expect = "green" if jp >= 0.5 else ("amber" if jp >= 0.2 else "red")
+    assert tab.loc[0, "light"] == expect
+
+
+# ----------------------------------------------------------------- stability
+
+
+def test_psi_hand_example() -> None:
+    expected = np.arange(10.0)  # quantile edges at 2.25, 4.5, 6.75 with 4 bins
+    actual = np.array([0.0, 1, 2, 3, 4, 5, 5, 5, 5, 9])
+    tab = psi_table(expected, actual, bins=4)
+    e = np.array([0.3, 0.2, 0.2, 0.3])
+    a = np.array([0.3, 0.2, 0.4, 0.1])
+    assert tab["expected_share"].tolist() == pytest.approx(e)
+    assert tab["actual_share"].tolist() == pytest.approx(a)
+    assert psi(expected, actual, bins=4) == pytest.approx(np.sum((a - e) * np.log(a / e)))
+
+
+def test_psi_identical_vs_shifted() -> None:
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=5000)
+    assert psi(x, x) == pytest.approx(0.0, abs=1e-12)
+    assert psi(x, rng.normal(size=5000)) < 0.02
+    assert psi(x, rng.normal(1.0, 1.0, 5000)) > 0.25
+
+
+def test_profile_is_json_and_matches_direct_psi() -> None:
+    rng = np.random.default_rng(15)
+    ref = pd.DataFrame({"income": rng.lognormal(10, 1, 3000),
+                        "village": rng.choice(["v1", "v2", "v3"], 3000),
+                        "poor": rng.random(3000) < 0.2,
+                        "age": np.where(rng.random(3000) < 0.05, np.nan,
+                                        rng.integers(18, 80, 3000))})
+    score = rng.normal(600, 50, 3000)
+    prof = reference_profile(ref, ["income", "village", "poor", "age"], score=score)
+    prof = json.loads(json.dumps(prof, allow_nan=False))  # as stored with a model
+    cur = ref.assign(income=ref["income"] * 1.8,
+                     village=rng.choice(["v1", "v2", "v4"], 3000))
+    assert psi_from_profile(prof["columns"]["score"], score) == pytest.approx(0.0, abs=1e-12)
+    assert psi_from_profile(prof["columns"]["income"], cur["income"]) == pytest.approx(
+        psi(ref["income"], cur["income"]))
+    tab = csi_table(ref, cur, ["income", "village", "poor", "age"])
+    by = tab.set_index("column")
+    assert by.loc["income", "alert"] == "red" and by.loc["poor", "alert"] == "green"
+    assert by.loc["age", "csi"] == pytest.approx(0.0, abs=1e-12)
+    assert by.loc["village", "csi"] > 0.25  # v3 vanished, unseen v4 appeared
+    loose = csi_table(ref, cur, ["income"], thresholds=(5.0, 10.0))
+    assert loose.loc[0, "alert"] == "green"
+
+
+def test_migration_matrix() -> None:
+    prev = ["A1", "A1", "B1", "B1", None, "A2"]
+    new = ["A1", "B1", "A1", "B1", "A1", "A2"]
+    m = migration_matrix(prev, new, ["A1", "A2", "B1"])
+    assert m.loc["A1", "B1"] == 1 and m.loc["B1", "A1"] == 1 and m.to_numpy().sum() == 5
+    s = migration_summary(m)
+    assert s == {"n": 5, "stable": 0.6, "upgrade": 0.2, "downgrade": 0.2}
+    shares = migration_matrix(prev, new, ["A1", "A2", "B1"], normalize=True)
+    assert shares.loc["A1"].sum() == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------- report
+
+
+def test_validation_report_writes_html_and_round_tripping_json(tmp_path) -> None:
+    y, p, _ = _sim(3000, seed=16)
+    rng = np.random.default_rng(17)
+    points = np.round(600 - 50 / np.log(2) * np.log(p / (1 - p)))
+    g = _grade_of(p)
+    feats = pd.DataFrame({"income": rng.lognormal(10, 1, 3000),
+                          "village": rng.choice(["v1", "v2"], 3000)})
+    prof = reference_profile(feats, score=points)
+    challenger = {"name": "halved", "pd": p / 2}
+    res = validation_report(
+        y, p, points, g, GRADES, features_df=feats.assign(income=feats.income * 2),
+        reference_profile=prof, prev_grades=np.roll(g, 7), challenger=challenger,
+        fairness_summary={"elderly": pd.DataFrame({"group": ["60+"], "gap": [0.01]})},
+        repro={"model_uri": "models:/village-credit/3", "numpy": np.__version__},
+        config=ValidationConfig(hl_ddof=0))
+    disc, cal = res["discrimination"], res["calibration"]
+    assert disc["auc"] == pytest.approx(roc_auc_score(y, -points))
+    assert disc["rank_ordering_monotone"] == bool(rank_ordering(g, y, GRADES)["monotone"].all())
+    assert res["stability"]["score_psi"] == pytest.approx(0.0, abs=1e-12)
+    assert res["stability"]["csi"].set_index("column").loc["income", "alert"] == "red"
+    # 300 households a grade: halving the PD is visible in the riskier grades
+    assert res["challenger"]["calibration"]["lights"]["red"] >= 5
+    assert cal["lights"]["red"] == 0
+    html_path, json_path = write_validation_report(res, tmp_path)
+    html = html_path.read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") >= 6
+    assert "tl-red" in html and "Reproducibility" in html and "models:/village-credit/3" in html
+    back = json.loads(json_path.read_text(encoding="utf-8"))
+    assert back["discrimination"]["auc"] == pytest.approx(disc["auc"])
+    assert len(back["calibration"]["grades"]) == len(GRADES)
+    assert back["migration"]["summary"]["n"] == 3000
+    assert json.loads(json.dumps(back)) == back
+
+
+def test_drift_report_from_table_and_profile_agree(tmp_path) -> None:
+    rng = np.random.default_rng(18)
+    ref = pd.DataFrame({"x": rng.normal(size=2000), "c": rng.choice(["a", "b"], 2000)})
+    cur = ref.assign(x=ref["x"] + 0.5)
+    from_table = drift_report(ref, cur)
+    prof = json.loads(json.dumps(reference_profile(ref)))
+    from_prof = drift_report(prof, cur)
+    pd.testing.assert_frame_equal(from_table["csi"], from_prof["csi"])
+    assert from_table["alert"] == alert_level(from_table["csi"]["csi"].max())
+    assert from_table["counts"]["green"] == 1
+    html_path, json_path = write_drift_report(from_table, tmp_path)
+    assert "data:image/png;base64," in html_path.read_text(encoding="utf-8")
+    assert json.loads(json_path.read_text())["alert"] == from_table["alert"]
