@@ -1,1 +1,46 @@
-"""fairness layer of village-credit."""
+"""Fairness layer: how elderly and formerly poor households are treated, shown before promotion.
+
+Takes *decisions* (approved, line, rate, PD per household), never models, so rule points,
+the GBM, the blend and any mitigated variant are audited with the same code:
+
+* :func:`sensitive_frame`: age bands, the policy's age cutoff, formerly-poor status, intersection;
+* :func:`fairness_audit`: fairlearn ``MetricFrame`` per group, disparities, bootstrap CIs;
+* :func:`equal_risk_gaps`: approval and line gaps within true-PD deciles (synthetic truth);
+* :func:`selection_bias_study`: training on granted households only vs reject-inference remedies;
+* :func:`tradeoff_table` and the mitigation options (policy change, ThresholdOptimizer,
+  ExponentiatedGradient);
+* :func:`write_fairness_report`: HTML + JSON (the JSON is what the promotion gates read).
+"""
+
+from village_credit.fairness.audit import AuditResult, DecisionSystem, fairness_audit
+from village_credit.fairness.equal_risk import EqualRiskResult, equal_risk_gaps
+from village_credit.fairness.groups import FairnessInputError, sensitive_frame
+from village_credit.fairness.mitigation import (
+    PrecomputedScore,
+    combined_groups,
+    policy_change_systems,
+    reduction_system,
+    threshold_optimizer_system,
+    tradeoff_table,
+)
+from village_credit.fairness.reject_inference import selection_bias_study
+from village_credit.fairness.report import fairness_json, write_fairness_report
+
+__all__ = [
+    "AuditResult",
+    "DecisionSystem",
+    "EqualRiskResult",
+    "FairnessInputError",
+    "PrecomputedScore",
+    "combined_groups",
+    "equal_risk_gaps",
+    "fairness_audit",
+    "fairness_json",
+    "policy_change_systems",
+    "reduction_system",
+    "selection_bias_study",
+    "sensitive_frame",
+    "threshold_optimizer_system",
+    "tradeoff_table",
+    "write_fairness_report",
+]

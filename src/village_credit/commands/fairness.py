@@ -1,0 +1,59 @@
+"""``village-credit fairness``: audit decision files by age band and formerly-poor status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+
+def _parse_scores(items: list[str]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:  # a bare path: name it after the file
+            name, path = Path(item).stem, item
+        out[name] = Path(path)
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("fairness")
+    def fairness(
+        households: Path = typer.Option(..., "--households", help="Households (Parquet/CSV) with head_age, "
+                                        "formerly_poor, default_12m; true_pd enables the equal-risk check."),
+        scores: list[str] = typer.Option([], "--scores", help="Decisions file, NAME=PATH or PATH; repeatable. "
+                                         "Columns: approved, optional credit_line, rate, pd, points; household_id."),
+        policy: list[str] = typer.Option([], "--policy", help="Also audit the rules engine under this policy; "
+                                         "repeatable (e.g. jinxiang_2022, jinxiang_2022_no_age_cutoff)."),
+        report: Path = typer.Option(Path("reports/fairness"), "--report", help="Output directory (HTML + JSON)."),
+        policy_age_max: int = typer.Option(60, help="The policy's age ceiling for the policy_age groups."),
+        primary: str = typer.Option(None, help="System whose numbers are the headline gate keys (default: last)."),
+        n_boot: int = typer.Option(200, help="Bootstrap replicates for confidence intervals."),
+        seed: int = typer.Option(0, help="Bootstrap seed."),
+        min_group: int = typer.Option(30, help="Smallest group compared in disparity ratios."),
+        min_count: int = typer.Option(50, help="Households per group needed to check an equal-risk decile."),
+    ) -> None:
+        """Fairness audit, equal-risk gaps and trade-off table; writes fairness.html and fairness.json."""
+        from village_credit.data.io import read_table
+        from village_credit.errors import VillageCreditError
+        from village_credit.fairness.report import run_fairness
+
+        console = Console(stderr=True)
+        try:
+            hh = read_table(households)
+            frames = {name: read_table(p) for name, p in _parse_scores(scores).items()}
+            res = run_fairness(hh, frames, policies=tuple(policy), policy_age_max=policy_age_max,
+                               out_dir=report, n_boot=n_boot, seed=seed, min_group=min_group,
+                               min_count=min_count, primary_system=primary)
+        except VillageCreditError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(code=2) from exc
+        summary = {
+            "html": str(res["html"]), "json": str(res["json"]),
+            "equal_risk": {k: {m: v[m] for m in ("max_gap_approval", "max_gap_line", "passes_5pct")}
+                           for k, v in (res["gaps"].summary.items() if res["gaps"] else [])},
+        }
+        typer.echo(json.dumps(summary, indent=2, default=str))

@@ -1,0 +1,111 @@
+"""Sensitive groups of households: age bands, the policy's own age cutoff, formerly-poor status.
+
+Why a separate frame: every fairness metric is computed over the same groups, and the
+groups must never silently lose households. A missing age or formerly-poor flag is an
+input error (the household would vanish from the audit exactly where files are thinnest,
+see domain notes section 5), so it raises :class:`FairnessInputError` instead of dropping.
+
+Columns of :func:`sensitive_frame` (all plain strings, index aligned to the input):
+
+* ``age_band``: ``<60``, ``60-64``, ``65+`` (from ``head_age``);
+* ``elderly``: ``60+`` or ``<60`` (the equal-risk comparison);
+* ``policy_age``: ``<=A`` or ``>A`` for the policy's ``age_max`` A (Jinxiang 60, XX county 65):
+  the households the rule standard itself cuts off;
+* ``formerly_poor``: ``formerly_poor`` or ``other``;
+* ``age_band_x_formerly_poor``: the intersection, e.g. ``65+|formerly_poor``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from village_credit.errors import SchemaError
+
+AGE_BANDS: tuple[str, ...] = ("<60", "60-64", "65+")
+ELDERLY_AGE = 60
+"""Head-of-household age from which a household counts as elderly (60+)."""
+
+FEATURES: tuple[str, ...] = (
+    "age_band", "elderly", "policy_age", "formerly_poor", "age_band_x_formerly_poor",
+)
+"""Sensitive features produced by :func:`sensitive_frame`, in report order."""
+
+FORMERLY_POOR = "formerly_poor"
+OTHER = "other"
+
+
+class FairnessInputError(SchemaError):
+    """Inputs to a fairness step are unusable: missing columns or values, misaligned arrays."""
+
+
+def _require(households: pd.DataFrame, column: str) -> pd.Series:
+    if column not in households.columns:
+        raise FairnessInputError(f"sensitive column {column!r} is missing from the household table")
+    col = households[column]
+    n_missing = int(col.isna().sum())
+    if n_missing:
+        raise FairnessInputError(
+            f"sensitive column {column!r} has {n_missing} missing value(s) of {len(col)}; "
+            "fairness groups cannot be formed (refusing to drop households silently)"
+        )
+    return col
+
+
+def _as_bool(col: pd.Series, column: str) -> np.ndarray:
+    """Formerly-poor flags may arrive as bool, 0/1, or 'true'/'false' strings (CSV)."""
+    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+        vals = col.to_numpy()
+        if pd.api.types.is_numeric_dtype(col) and not np.isin(vals.astype(float), (0.0, 1.0)).all():
+            raise FairnessInputError(f"sensitive column {column!r} must be boolean (0/1), got other numbers")
+        return vals.astype(bool)
+    s = col.astype(str).str.strip().str.lower()
+    mapping = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    bad = ~s.isin(list(mapping))
+    if bad.any():
+        raise FairnessInputError(
+            f"sensitive column {column!r} has {int(bad.sum())} value(s) that are not boolean, "
+            f"e.g. {col[bad].iloc[0]!r}"
+        )
+    return s.map(mapping).to_numpy(dtype=bool)
+
+
+def age_band(age: np.ndarray | pd.Series) -> np.ndarray:
+    """Age band labels ``<60``, ``60-64``, ``65+`` (vectorised)."""
+    a = np.asarray(age, dtype=float)
+    return np.select([a < 60, a < 65], ["<60", "60-64"], default="65+").astype(object)
+
+
+def sensitive_frame(households: pd.DataFrame, policy_age_max: int = 60) -> pd.DataFrame:
+    """Sensitive-group labels for each household (see module docstring for the columns).
+
+    ``policy_age_max`` is the policy's eligibility ceiling (inclusive, as in "age 18-60").
+    Raises :class:`FairnessInputError` naming the column and count of missing values.
+    """
+    age = _require(households, "head_age").to_numpy(dtype=float)
+    poor = _as_bool(_require(households, "formerly_poor"), "formerly_poor")
+    band = age_band(age)
+    poor_lbl = np.where(poor, FORMERLY_POOR, OTHER).astype(object)
+    return pd.DataFrame(
+        {
+            "age_band": band,
+            "elderly": np.where(age >= ELDERLY_AGE, f"{ELDERLY_AGE}+", f"<{ELDERLY_AGE}").astype(object),
+            "policy_age": np.where(age <= policy_age_max, f"<={policy_age_max}", f">{policy_age_max}").astype(object),
+            "formerly_poor": poor_lbl,
+            "age_band_x_formerly_poor": (pd.Series(band, dtype=object) + "|" + pd.Series(poor_lbl, dtype=object)).to_numpy(),
+        },
+        index=households.index,
+    )
+
+
+def check_sensitive(sensitive: pd.DataFrame, n: int | None = None) -> pd.DataFrame:
+    """Validate a sensitive frame passed in by a caller: no missing labels, right length."""
+    if not isinstance(sensitive, pd.DataFrame):
+        raise FairnessInputError("sensitive features must be a DataFrame (one column per feature)")
+    if n is not None and len(sensitive) != n:
+        raise FairnessInputError(f"sensitive frame has {len(sensitive)} rows, decisions have {n}")
+    for c in sensitive.columns:
+        k = int(sensitive[c].isna().sum())
+        if k:
+            raise FairnessInputError(f"sensitive column {c!r} has {k} missing value(s) of {len(sensitive)}")
+    return sensitive.astype(str)

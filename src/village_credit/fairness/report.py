@@ -1,0 +1,318 @@
+"""Fairness report: one self-contained HTML (PNG charts embedded) plus JSON of every figure.
+
+Why JSON next to the HTML: the promotion gates read numbers, people read pictures; both
+must come from the same run. Built on :mod:`village_credit.reporting.html`.
+
+JSON keys the promotion gates read (all numbers are fractions; NaN is written as null):
+
+* ``equal_risk.<system>.max_gap_approval``: largest |approval-rate gap| between protected
+  households (60+, formerly poor) and others within a true-PD decile with at least
+  ``min_count`` households in each group;
+* ``equal_risk.<system>.max_gap_line``: the same for the relative mean-line gap;
+* ``equal_risk.<system>.passes_5pct`` / ``.deciles_checked`` / ``.by_comparison``;
+* ``disparities.<system>.<feature>.demographic_parity_ratio`` (min/max approval rate),
+  ``.demographic_parity_difference``, ``.equalized_odds_difference``,
+  ``.four_fifths_pass`` (bool), each ratio with ``_ci`` = [low, high] (bootstrap);
+* headline copies for the *primary* system (default: the last audited, normally the
+  blend), matching ``registry.gates.FAIRNESS_KEYS``: ``equal_risk.max_gap_approval``,
+  ``equal_risk.max_gap_line``, ``equal_risk.system``, and ``demographic_parity.min_ratio``
+  (smallest demographic parity ratio over all audited features), with per system
+  ``demographic_parity.<system>.min_ratio``.
+
+Other keys: ``params``, ``audit`` (tidy per-group rows), ``equal_risk_table``,
+``tradeoff``, ``reject_inference``, and ``figures`` (the data behind each chart, by name).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from village_credit.fairness.audit import ALL_GROUP, AuditResult, records
+from village_credit.fairness.equal_risk import EqualRiskResult, TARGET_GAP
+from village_credit.fairness.groups import AGE_BANDS
+from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
+
+SCHEMA_VERSION = "village-credit/fairness/1"
+CHART_FEATURES: tuple[str, ...] = ("age_band", "policy_age", "formerly_poor", "age_band_x_formerly_poor")
+
+
+def _min_ratio(disp: dict[str, dict[str, Any]]) -> float | None:
+    vals = [d.get("demographic_parity_ratio") for d in disp.values()]
+    vals = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return min(vals) if vals else None
+
+
+def fairness_json(audit: AuditResult, gaps: EqualRiskResult | None, tradeoff: pd.DataFrame | None = None,
+                  reject: pd.DataFrame | None = None, primary_system: str | None = None) -> dict[str, Any]:
+    """The report's JSON document (see module docstring for the keys)."""
+    systems = audit.systems
+    primary = primary_system or (systems[-1] if systems else None)
+    disp = audit.disparity_summary()
+    er: dict[str, Any] = dict(gaps.summary) if gaps is not None else {}
+    if primary in er:
+        er.update(system=primary, max_gap_approval=er[primary]["max_gap_approval"],
+                  max_gap_line=er[primary]["max_gap_line"], passes_5pct=er[primary]["passes_5pct"])
+    dp: dict[str, Any] = {s: {"min_ratio": _min_ratio(disp.get(s, {}))} for s in systems}
+    if primary in dp:
+        dp.update(system=primary, min_ratio=dp[primary]["min_ratio"])
+    figs = _figure_data(audit, gaps, tradeoff, reject)
+    return to_jsonable({
+        "schema": SCHEMA_VERSION,
+        "params": audit.params,
+        "primary_system": primary,
+        "systems": systems,
+        "equal_risk": er,
+        "disparities": disp,
+        "demographic_parity": dp,
+        "audit": records(audit.by_group),
+        "equal_risk_table": records(gaps.table) if gaps is not None else [],
+        "tradeoff": records(tradeoff),
+        "reject_inference": records(reject),
+        "figures": {k: records(v) for k, v in figs.items()},
+    })
+
+
+def _figure_data(audit: AuditResult, gaps: EqualRiskResult | None, tradeoff: pd.DataFrame | None,
+                 reject: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+    bg = audit.by_group
+    out = {"approval_by_group": bg[(bg.metric == "approval_rate") & (bg.group != ALL_GROUP)]
+           .loc[:, ["system", "feature", "group", "n", "value", "ci_low", "ci_high"]].reset_index(drop=True)}
+    if gaps is not None:
+        out["equal_risk_by_decile"] = gaps.table.loc[:, ["system", "comparison", "decile", "gap_approval",
+                                                          "gap_line", "checked"]]
+    if tradeoff is not None and len(tradeoff):
+        out["tradeoff"] = tradeoff
+    if reject is not None and len(reject):
+        out["reject_bias"] = reject.loc[:, ["remedy", "group", "mean_pred_pd", "mean_true_pd", "bias"]]
+    return out
+
+
+# --------------------------------------------------------------------------- charts
+def _group_key(label: str) -> tuple[int, str]:
+    """Age bands in age order (<60, 60-64, 65+), then anything else alphabetically."""
+    head = label.split("|")[0]
+    return (AGE_BANDS.index(head) if head in AGE_BANDS else len(AGE_BANDS), label)
+
+
+def _approval_chart(data: pd.DataFrame, feature: str):
+    d = data[data.feature == feature]
+    systems = list(dict.fromkeys(d.system))
+    groups = sorted(dict.fromkeys(d.group), key=_group_key)
+    fig = new_figure(max(6.0, 1.1 * len(groups) * max(1, len(systems)) ** 0.5 + 2), 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / max(1, len(systems))
+    x = np.arange(len(groups))
+    for i, s in enumerate(systems):
+        ds = d[d.system == s].set_index("group").reindex(groups)
+        v = ds["value"].to_numpy(float)
+        err = np.vstack([v - ds["ci_low"].to_numpy(float), ds["ci_high"].to_numpy(float) - v])
+        err = np.where(np.isfinite(err), np.maximum(err, 0), 0)
+        ax.bar(x + (i - (len(systems) - 1) / 2) * width, v, width, yerr=err, capsize=3, label=s)
+    ax.set_xticks(x, [f"{g}\n(n={int(n)})" for g, n in zip(groups, d.drop_duplicates("group").set_index("group")
+                                                              .reindex(groups)["n"].fillna(0))], fontsize=8)
+    ax.set_ylabel("approval rate")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"Approval rate by {feature} (95% bootstrap CI)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _gap_chart(table: pd.DataFrame, column: str, label: str):
+    comps = list(dict.fromkeys(table.comparison))
+    fig = new_figure(5.0 * max(1, len(comps)), 3.6)
+    for j, c in enumerate(comps):
+        ax = fig.add_subplot(1, len(comps), j + 1)
+        dc = table[table.comparison == c]
+        for s in dict.fromkeys(dc.system):
+            ds = dc[dc.system == s]
+            line, = ax.plot(ds.decile, ds[column], marker="o", label=s, alpha=0.85)
+            unchecked = ds[~ds.checked.astype(bool)]
+            ax.plot(unchecked.decile, unchecked[column], "o", mfc="white", color=line.get_color())
+        ax.axhspan(-TARGET_GAP, TARGET_GAP, color="green", alpha=0.1)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("true-PD decile (1 = safest)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{c} vs others (hollow = too few households)", fontsize=9)
+        ax.legend(fontsize=7)
+    return fig
+
+
+def _tradeoff_chart(t: pd.DataFrame):
+    fig = new_figure(6.0, 4.0)
+    ax = fig.add_subplot(1, 1, 1)
+    xcol = "er_max_gap_approval" if "er_max_gap_approval" in t and t.er_max_gap_approval.notna().any() \
+        else next((c for c in t.columns if c.startswith("approval_gap_")), None)
+    ycol = "true_pd_approved" if t.true_pd_approved.notna().any() else "default_rate_approved"
+    if xcol is not None:
+        ax.scatter(t[xcol], t[ycol], s=30 + 200 * t.approval_rate)
+        for r in t.itertuples(index=False):
+            ax.annotate(r.option, (getattr(r, xcol), getattr(r, ycol)), fontsize=7, xytext=(4, 4),
+                        textcoords="offset points")
+        ax.axvline(TARGET_GAP, color="green", ls="--", lw=0.8)
+        ax.set_xlabel(xcol)
+    ax.set_ylabel(ycol)
+    ax.set_title("Mitigation trade-off (marker size = approval rate)")
+    return fig
+
+
+def _reject_chart(r: pd.DataFrame):
+    groups = [g for g in ("all", "granted", "not_granted", "elderly_60plus", "formerly_poor") if g in set(r.group)]
+    groups += [g for g in dict.fromkeys(r.group) if g not in groups]
+    remedies = list(dict.fromkeys(r.remedy))
+    fig = new_figure(7.0, 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / max(1, len(remedies))
+    x = np.arange(len(groups))
+    for i, m in enumerate(remedies):
+        v = r[r.remedy == m].set_index("group").reindex(groups)["bias"].to_numpy(float)
+        ax.bar(x + (i - (len(remedies) - 1) / 2) * width, v, width, label=m)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(x, groups, fontsize=8)
+    ax.set_ylabel("mean predicted PD - mean true PD")
+    ax.set_title("Reject inference: bias against the true PD by group")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def _light(ok: Any) -> str:
+    if ok is None or (isinstance(ok, float) and math.isnan(ok)):
+        return ""
+    return "pass" if bool(ok) else "fail"
+
+
+# --------------------------------------------------------------------------- writer
+def build_fairness_html(audit: AuditResult, gaps: EqualRiskResult | None, tradeoff: pd.DataFrame | None = None,
+                        reject: pd.DataFrame | None = None, title: str = "Fairness report",
+                        primary_system: str | None = None) -> HtmlReport:
+    """Assemble the HTML report (not yet written)."""
+    p = audit.params
+    rep = HtmlReport(title, subtitle=f"{p.get('n')} households; systems: {', '.join(audit.systems)}; "
+                                     f"bootstrap {p.get('n_boot')} replicates, seed {p.get('seed')}")
+    rep.add_section("How to read", "Positive outcome = no default within 12 months; positive decision = approved. "
+                    "TPR = approval rate of households that did not default; FPR = approval rate of households that "
+                    "did default. Disparities compare groups with at least "
+                    f"{p.get('min_group')} households; smaller groups are shown with wide intervals.")
+    # disparities
+    d = audit.disparities.pivot_table(index=["system", "feature"], columns="metric", values="value",
+                                      aggfunc="first").reset_index()
+    if "four_fifths_pass" in d:
+        d["four_fifths_pass"] = d["four_fifths_pass"].map(_light)
+    rep.add_section("Disparities")
+    rep.add_table(d, caption="Demographic parity ratio / difference, equalized odds difference, four-fifths rule")
+    figs = _figure_data(audit, gaps, tradeoff, reject)
+    rep.add_section("Approval rate by group")
+    for f in [f for f in CHART_FEATURES if f in set(figs["approval_by_group"].feature)]:
+        rep.add_figure(_approval_chart(figs["approval_by_group"], f), caption=f"Approval rate by {f}")
+    bg = audit.by_group
+    wide = bg[bg.metric.isin(["approval_rate", "mean_line", "mean_rate_approved", "default_rate", "tpr", "fpr",
+                              "auc", "mean_pd", "mean_true_pd"])]
+    wide = wide.pivot_table(index=["system", "feature", "group", "n"], columns="metric", values="value",
+                            aggfunc="first").reset_index()
+    rep.add_table(wide, caption="Per-group metrics")
+    if gaps is not None:
+        rep.add_section("Equal risk, equal treatment",
+                        "Within deciles of the true PD, the approval-rate gap (rate points) and the relative "
+                        f"mean-line gap between protected households and others; target |gap| <= {TARGET_GAP:.0%}.")
+        s = pd.DataFrame([{"system": k, **{m: v for m, v in val.items() if m != "by_comparison"},
+                           "passes_5pct": _light(val["passes_5pct"])} for k, val in gaps.summary.items()])
+        rep.add_table(s, caption="Equal-risk summary per system")
+        rep.add_figure(_gap_chart(gaps.table, "gap_approval", "approval gap (protected - others)"),
+                       caption="Approval-rate gap by true-PD decile")
+        if gaps.table.gap_line.notna().any():
+            rep.add_figure(_gap_chart(gaps.table, "gap_line", "relative line gap"),
+                           caption="Mean credit-line gap by true-PD decile")
+    if tradeoff is not None and len(tradeoff):
+        rep.add_section("Mitigation trade-off")
+        rep.add_table(tradeoff, caption="Per option: ranking, risk of approved, access, gaps")
+        rep.add_figure(_tradeoff_chart(tradeoff), caption="Trade-off: equal-risk gap vs risk of approved households")
+    if reject is not None and len(reject):
+        rep.add_section("Missing outcomes (reject inference)",
+                        "Models trained on granted households only vs remedies, scored on every household and "
+                        "compared with the true PD. Negative bias = risk underestimated.")
+        rep.add_table(reject, caption="Selection-bias study")
+        rep.add_figure(_reject_chart(reject), caption="Bias against the true PD by group and remedy")
+    return rep
+
+
+def write_fairness_report(
+    audit: AuditResult,
+    gaps: EqualRiskResult | None,
+    tradeoff: pd.DataFrame | None = None,
+    reject: pd.DataFrame | None = None,
+    out_dir: str | Path = "reports/fairness",
+    *,
+    title: str = "Fairness report",
+    primary_system: str | None = None,
+    stem: str = "fairness",
+) -> tuple[Path, Path]:
+    """Write ``<stem>.html`` and ``<stem>.json`` into ``out_dir``; returns both paths."""
+    rep = build_fairness_html(audit, gaps, tradeoff, reject, title=title, primary_system=primary_system)
+    data = fairness_json(audit, gaps, tradeoff, reject, primary_system=primary_system)
+    return write_report(rep, data, out_dir, stem=stem)
+
+
+def align_decisions(households: pd.DataFrame, decisions: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Put a decisions frame in the households' row order (by ``household_id`` when both have it)."""
+    from village_credit.fairness.groups import FairnessInputError
+
+    if "household_id" in decisions.columns and "household_id" in households.columns:
+        d = decisions.drop_duplicates("household_id").set_index("household_id")
+        missing = ~households["household_id"].isin(d.index)
+        if missing.any():
+            raise FairnessInputError(f"decisions {name!r} lack {int(missing.sum())} household(s) of the "
+                                     "household table (by household_id)")
+        return d.loc[households["household_id"].to_numpy()].reset_index()
+    if len(decisions) != len(households):
+        raise FairnessInputError(f"decisions {name!r} have {len(decisions)} rows, households {len(households)}; "
+                                 "add household_id to align them")
+    return decisions.reset_index(drop=True)
+
+
+def run_fairness(
+    households: pd.DataFrame,
+    decisions: dict[str, pd.DataFrame] | None = None,
+    *,
+    policies: tuple[str, ...] = (),
+    policy_age_max: int = 60,
+    out_dir: str | Path | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+    min_group: int = 30,
+    min_count: int = 50,
+    primary_system: str | None = None,
+) -> dict[str, Any]:
+    """Audit, equal-risk check, trade-off table and report for decision frames and/or policies.
+
+    ``households`` must carry ``head_age``, ``formerly_poor`` and ``default_12m``;
+    ``true_pd`` enables the equal-risk check. Returns ``{"audit", "gaps", "tradeoff",
+    "html", "json"}`` (paths None when ``out_dir`` is None).
+    """
+    from village_credit.fairness.audit import DecisionSystem, fairness_audit
+    from village_credit.fairness.equal_risk import equal_risk_gaps
+    from village_credit.fairness.groups import FairnessInputError, sensitive_frame
+    from village_credit.fairness.mitigation import policy_change_systems, tradeoff_table
+
+    hh = households.reset_index(drop=True)
+    if "default_12m" not in hh.columns:
+        raise FairnessInputError("households lack 'default_12m' (the observed outcome) needed by the audit")
+    sens = sensitive_frame(hh, policy_age_max)
+    systems = list(policy_change_systems(hh, policies)) if policies else []
+    for name, frame in (decisions or {}).items():
+        systems.append(DecisionSystem.from_decisions(name, align_decisions(hh, frame, name)))
+    if not systems:
+        raise FairnessInputError("nothing to audit: give decision frames or policies")
+    tp = hh["true_pd"] if "true_pd" in hh.columns else None
+    audit = fairness_audit(systems, sens, hh["default_12m"], true_pd=tp, n_boot=n_boot, seed=seed,
+                           min_group=min_group)
+    gaps = equal_risk_gaps(systems, sens, tp, min_count=min_count) if tp is not None else None
+    trade = tradeoff_table(systems, sens, hh["default_12m"], true_pd=tp, min_count=min_count)
+    html_path = json_path = None
+    if out_dir is not None:
+        html_path, json_path = write_fairness_report(audit, gaps, trade, None, out_dir,
+                                                     primary_system=primary_system)
+    return {"audit": audit, "gaps": gaps, "tradeoff": trade, "html": html_path, "json": json_path}

@@ -1,0 +1,93 @@
+"""Fairness report (HTML with embedded PNGs + JSON gate keys) and the ``fairness`` CLI command."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from village_credit.fairness import (
+    DecisionSystem,
+    equal_risk_gaps,
+    fairness_audit,
+    fairness_json,
+    sensitive_frame,
+    tradeoff_table,
+    write_fairness_report,
+)
+
+
+def _inputs(n: int = 1500):
+    rng = np.random.default_rng(2)
+    hh = pd.DataFrame({"household_id": [f"H{i:05d}" for i in range(n)],
+                       "head_age": rng.integers(20, 85, n), "formerly_poor": rng.random(n) < 0.2})
+    tp = np.clip(rng.beta(1.2, 14, n), 0, 1)
+    hh["true_pd"] = tp
+    hh["default_12m"] = (rng.random(n) < tp).astype(int)
+    young = hh.head_age.to_numpy() <= 60
+    rules = DecisionSystem("rules", approved=young & (tp < 0.15), credit_line=np.full(n, 5e4), pd=tp + 0.01)
+    blend = DecisionSystem("blend", approved=tp < 0.15, credit_line=np.full(n, 5e4), pd=tp)
+    return hh, tp, [rules, blend]
+
+
+def test_report_html_and_json_round_trip(tmp_path: Path) -> None:
+    hh, tp, systems = _inputs()
+    sens = sensitive_frame(hh)
+    audit = fairness_audit(systems, sens, hh.default_12m, true_pd=tp, n_boot=30)
+    gaps = equal_risk_gaps(systems, sens, tp)
+    trade = tradeoff_table(systems, sens, hh.default_12m, true_pd=tp)
+    reject = pd.DataFrame({"remedy": ["none", "parcelling"], "group": ["not_granted"] * 2,
+                           "mean_pred_pd": [0.03, 0.05], "mean_true_pd": [0.06, 0.06], "bias": [-0.03, -0.01]})
+    html_path, json_path = write_fairness_report(audit, gaps, trade, reject, tmp_path / "out")
+    html = html_path.read_text(encoding="utf-8")
+    assert len(re.findall(r'src="data:image/png;base64,[A-Za-z0-9+/=]{100,}"', html)) >= 5
+    assert "<script" not in html and not re.search(r"(src|href)=\"https?:", html)
+    data = json.loads(json_path.read_text(encoding="utf-8"))
+    assert data == json.loads(json.dumps(data, allow_nan=False))
+    assert data == json.loads(json.dumps(fairness_json(audit, gaps, trade, reject), allow_nan=False))
+    for s in ("rules", "blend"):
+        assert isinstance(data["equal_risk"][s]["max_gap_approval"], float)
+        assert "max_gap_line" in data["equal_risk"][s]
+        for feat in ("age_band", "formerly_poor", "age_band_x_formerly_poor", "policy_age"):
+            d = data["disparities"][s][feat]
+            assert {"demographic_parity_ratio", "equalized_odds_difference", "four_fifths_pass"} <= set(d)
+    assert data["disparities"]["rules"]["policy_age"]["four_fifths_pass"] is False
+    # headline keys for registry.gates (primary system = last audited)
+    assert data["equal_risk"]["system"] == "blend"
+    assert data["equal_risk"]["max_gap_approval"] == data["equal_risk"]["blend"]["max_gap_approval"]
+    assert data["demographic_parity"]["min_ratio"] == data["demographic_parity"]["blend"]["min_ratio"]
+    assert {"approval_by_group", "equal_risk_by_decile", "tradeoff", "reject_bias"} <= set(data["figures"])
+
+
+def test_cli_fairness_on_decision_files(tmp_path: Path) -> None:
+    from village_credit.cli import app
+
+    hh, tp, systems = _inputs(800)
+    hh_path = tmp_path / "hh.parquet"
+    hh.to_parquet(hh_path)
+    paths = []
+    for s in systems:
+        dec = pd.DataFrame({"household_id": hh.household_id, "approved": s.approved,
+                            "credit_line": s.credit_line, "pd": s.pd}).sample(frac=1, random_state=0)
+        p = tmp_path / f"{s.name}.parquet"
+        dec.to_parquet(p)
+        paths.append(f"{s.name}={p}")
+    out = tmp_path / "rep"
+    args = ["fairness", "--households", str(hh_path), "--report", str(out), "--n-boot", "20"]
+    for p in paths:
+        args += ["--scores", p]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "fairness.json").read_text())
+    # decisions were shuffled: alignment by household_id must recover the blend's approval rate
+    blend_rate = [r for r in data["audit"] if r["system"] == "blend" and r["feature"] == "elderly"
+                  and r["group"] == "(all)" and r["metric"] == "approval_rate"][0]["value"]
+    assert blend_rate == float(np.mean(systems[1].approved))
+    bad = hh.assign(formerly_poor=hh.formerly_poor.astype(object).where(hh.index > 2, None))
+    bad.to_parquet(hh_path)
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2
