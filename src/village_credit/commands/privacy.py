@@ -1,0 +1,115 @@
+"""CLI: ``anonymise``, ``scan-pii``, ``generate-raw`` and ``make-key`` (thin wrappers).
+
+Nothing printed here holds personal data: summaries are counts, findings are masked,
+errors name files, rows and columns only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from village_credit.errors import VillageCreditError
+
+
+def _fail(exc: VillageCreditError) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(code=2)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the privacy commands to the ``village-credit`` app."""
+
+    @app.command("anonymise")
+    def anonymise_cmd(
+        input: Annotated[Path, typer.Option("--input", "-i", help="Raw village file (CSV in UTF-8/GBK, or Parquet).")],
+        output: Annotated[Path, typer.Option("--output", "-o", help="Anonymised household table (Parquet).")],
+        key_file: Annotated[Path, typer.Option("--key-file", help="Secret pseudonymisation key (see make-key).")],
+        eval_date: Annotated[str | None, typer.Option(help="Date ages are computed at (default: each row's snapshot_date).")] = None,
+        k: Annotated[int, typer.Option("--k", help="k-anonymity to reach on the quasi-identifiers.")] = 5,
+        quasi_identifiers: Annotated[str, typer.Option("--qi", help="Comma-separated quasi-identifier columns.")] = "head_age,head_gender,village_code",
+        max_suppression: Annotated[float, typer.Option(help="Share of rows that may be suppressed before generalising further.")] = 0.05,
+        quarantine: Annotated[Path | None, typer.Option(help="Where to write quarantined raw rows (default: next to the input).")] = None,
+        report: Annotated[Path | None, typer.Option(help="Report JSON (default: <output stem>.anonymisation.json).")] = None,
+        encoding: Annotated[str | None, typer.Option(help="Force the CSV encoding (default: UTF-8, else GB18030/GBK).")] = None,
+    ) -> None:
+        """Anonymise raw village records: pseudonymise, drop identifiers, reach k-anonymity."""
+        from village_credit.privacy.anonymise import anonymise_file
+
+        try:
+            res = anonymise_file(
+                input, output, key_file, eval_date=eval_date, k=k,
+                quasi_identifiers=tuple(q.strip() for q in quasi_identifiers.split(",") if q.strip()),
+                max_suppression=max_suppression, quarantine_path=quarantine, report_path=report,
+                encoding=encoding,
+            )
+        except VillageCreditError as exc:
+            _fail(exc)
+            return
+        typer.echo(res.report.summary())
+        typer.echo(f"wrote {output}")
+        if res.report.quarantine_path:
+            typer.echo(f"quarantined rows (contain personal data, keep private): {res.report.quarantine_path}")
+
+    @app.command("scan-pii")
+    def scan_pii_cmd(
+        path: Annotated[Path, typer.Argument(help="File or directory to scan (e.g. mlruns/, reports/).")],
+        names_file: Annotated[Path | None, typer.Option(help="Names to look for, one per line.")] = None,
+        show: Annotated[int, typer.Option(help="Print at most this many findings.")] = 50,
+    ) -> None:
+        """Find resident ID numbers, mobile numbers and listed names; exit 1 if any are found."""
+        from village_credit.privacy.scanner import load_names, scan_pii
+
+        try:
+            names = load_names(names_file) if names_file else None
+            findings = scan_pii(path, names)
+        except (VillageCreditError, OSError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+        for f in findings[:show]:
+            typer.echo(str(f))
+        if len(findings) > show:
+            typer.echo(f"... and {len(findings) - show} more")
+        if findings:
+            typer.echo(f"{len(findings)} possible personal data finding(s) under {path}", err=True)
+            raise typer.Exit(code=1)
+        typer.echo(f"no personal data found under {path}")
+
+    @app.command("generate-raw")
+    def generate_raw_cmd(
+        output: Annotated[Path, typer.Option("--output", "-o", help="Raw file to write (.csv or .parquet).")],
+        n: Annotated[int, typer.Option("--n", help="Households.")] = 1000,
+        seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+        invalid_id_rate: Annotated[float, typer.Option(help="Share of ID numbers with a wrong digit.")] = 0.0,
+        old_id_rate: Annotated[float, typer.Option(help="Share of ID numbers in the old 15-digit form.")] = 0.0,
+        encoding: Annotated[str, typer.Option(help="CSV encoding (utf-8 or gbk).")] = "utf-8",
+        chinese_headers: Annotated[bool, typer.Option(help="Use Chinese column headers for personal data.")] = False,
+    ) -> None:
+        """Write fake raw village records (fake names, IDs, phones, addresses) for testing."""
+        from village_credit.data.generator import GeneratorConfig
+        from village_credit.privacy.raw_records import generate_raw_records
+
+        raw = generate_raw_records(GeneratorConfig(n_households=n, seed=seed),
+                                   invalid_id_rate=invalid_id_rate, old_id_rate=old_id_rate,
+                                   chinese_headers=chinese_headers)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if output.suffix.lower() in (".parquet", ".pq"):
+            raw.to_parquet(output, index=False)
+        else:
+            raw.to_csv(output, index=False, encoding=encoding, date_format="%Y-%m-%d")
+        typer.echo(f"wrote {len(raw)} fake raw records to {output}")
+
+    @app.command("make-key")
+    def make_key_cmd(
+        path: Annotated[Path, typer.Argument(help="Key file to create (owner-only permissions).")],
+    ) -> None:
+        """Create a new secret pseudonymisation key; keep it apart from data and outputs."""
+        from village_credit.privacy.pseudonym import generate_key
+
+        try:
+            generate_key(path)
+        except VillageCreditError as exc:
+            _fail(exc)
+        typer.echo(f"wrote a new key to {path} (mode 600); back it up: without it pseudonyms cannot be re-created")

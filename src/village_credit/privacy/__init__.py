@@ -1,0 +1,38 @@
+"""Privacy layer: anonymiser for raw village records and the PII scanner that guards artifacts.
+
+Raw records (names, resident ID numbers, phones, addresses, family relations) come
+in; the household table with keyed pseudonyms, generalised quasi-identifiers and
+k-anonymity goes out. Nothing else in the toolkit should ever see raw records.
+"""
+
+from village_credit.privacy.anonymise import (
+    DEFAULT_QUASI_IDENTIFIERS,
+    AnonymisationReport,
+    AnonymisationResult,
+    anonymise,
+    anonymise_file,
+    default_quarantine_path,
+    read_raw,
+    write_quarantine,
+)
+from village_credit.privacy.errors import (
+    KAnonymityError,
+    PrivacyError,
+    PseudonymKeyError,
+    RawEncodingError,
+    RawSchemaError,
+)
+from village_credit.privacy.kanon import generalise_until_k, k_anonymity, l_diversity
+from village_credit.privacy.pseudonym import generate_key, key_fingerprint, load_key, pseudonymise
+from village_credit.privacy.raw_records import RAW_PII_COLUMNS, add_fake_pii, generate_raw_records
+from village_credit.privacy.resident_id import make_resident_ids, parse_resident_ids
+from village_credit.privacy.scanner import Finding, load_names, scan_pii
+
+__all__ = [
+    "DEFAULT_QUASI_IDENTIFIERS", "RAW_PII_COLUMNS", "AnonymisationReport", "AnonymisationResult",
+    "Finding", "KAnonymityError", "PrivacyError", "PseudonymKeyError", "RawEncodingError",
+    "RawSchemaError", "add_fake_pii", "anonymise", "anonymise_file", "default_quarantine_path",
+    "generalise_until_k", "generate_key", "generate_raw_records", "k_anonymity", "key_fingerprint",
+    "l_diversity", "load_key", "load_names", "make_resident_ids", "parse_resident_ids", "pseudonymise",
+    "read_raw", "scan_pii", "write_quarantine",
+]

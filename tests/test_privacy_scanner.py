@@ -1,0 +1,114 @@
+"""PII scanner: finds planted IDs, phones and names in every artifact format, nothing in clean output."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from village_credit.data.generator import GeneratorConfig
+from village_credit.privacy.anonymise import anonymise
+from village_credit.privacy.raw_records import generate_raw_records, names_in
+from village_credit.privacy.scanner import mask, scan_pii
+
+ID = "11010519491231002X"
+PHONE = "13812345678"
+NAME = "王秀英"
+
+
+def _kinds(findings) -> set[str]:
+    return {f.kind for f in findings}
+
+
+def _no_raw_values(findings) -> None:
+    for f in findings:
+        assert ID not in str(f) and PHONE not in str(f) and NAME not in str(f)
+
+
+def test_mask_keeps_ends_only() -> None:
+    assert mask(ID) == "110*************2X"
+    assert mask(NAME, 1, 0) == "王**"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "html", "txt", "yaml", "parquet", "sqlite"])
+def test_planted_pii_found_in_every_format(tmp_path, fmt) -> None:
+    df = pd.DataFrame({"note": ["ok", f"户主{NAME}身份证号{ID}电话{PHONE}"], "n": [1, 2]})
+    path = tmp_path / f"artifact.{ 'db' if fmt == 'sqlite' else fmt}"
+    if fmt == "csv":
+        df.to_csv(path, index=False)
+    elif fmt == "json":
+        path.write_text(json.dumps(df.to_dict("records"), ensure_ascii=False))
+    elif fmt == "html":
+        path.write_text(df.to_html(), encoding="utf-8")
+    elif fmt in ("txt", "yaml"):
+        path.write_text(f"run: 1\nowner: {NAME}\nid: {ID}\nphone: +86 138 1234 5678\n", encoding="gbk")
+    elif fmt == "parquet":
+        df.to_parquet(path)
+    else:
+        con = sqlite3.connect(path)
+        con.execute("CREATE TABLE params (key TEXT, value TEXT)")
+        con.execute("INSERT INTO params VALUES ('owner', ?)", (df["note"].iloc[1],))
+        con.commit()
+        con.close()
+    found = scan_pii(path, names=[NAME])
+    assert {"resident_id", "phone", "name"} <= _kinds(found), found
+    _no_raw_values(found)
+
+
+def test_numbers_stored_as_integers_in_parquet(tmp_path) -> None:
+    pd.DataFrame({"id": np.array([440524188001010014], dtype=np.int64),
+                  "phone": np.array([int(PHONE)], dtype=np.int64)}).to_parquet(tmp_path / "x.parquet")
+    assert {"resident_id", "phone"} <= _kinds(scan_pii(tmp_path / "x.parquet"))
+
+
+def test_lookalikes_are_not_findings(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    # random 18-digit numbers, float metrics, epoch millis, hex run ids, valid-looking dates
+    lines = [str(int(x)) for x in rng.integers(10**17, 10**18, 300, dtype=np.int64)]
+    lines += [f"{x!r}" for x in rng.random(300)]
+    lines += ["1718000000000", "a13812345678b", "run_id: 0a13912345678fe0c1d2e3f4a5b6c7d8",
+              "auc 0.13812345678", "HH0005446219be1587"]
+    (tmp_path / "metrics.txt").write_text("\n".join(lines))
+    found = scan_pii(tmp_path)
+    # the checksum leaves ~1 in 11 of date-shaped random numbers; none of these is date-shaped enough
+    assert len([f for f in found if f.kind != "resident_id"]) == 0, found
+    assert len(found) <= 3
+
+
+def test_directory_walk_and_clean_anonymised_output(tmp_path) -> None:
+    cfg = GeneratorConfig(n_households=200, seed=3, n_townships=1, villages_per_township=2)
+    raw = generate_raw_records(cfg)
+    names = names_in(raw)
+    assert len(names) > 200
+    (tmp_path / "raw").mkdir()
+    raw.head(20).to_csv(tmp_path / "raw" / "raw.csv", index=False)
+    mlruns = tmp_path / "mlruns" / "0" / "abc123" / "artifacts"
+    mlruns.mkdir(parents=True)
+    res = anonymise(raw, bytes(32), k=3)
+    res.households.to_parquet(mlruns / "households.parquet")
+    res.households.head(50).to_csv(mlruns / "scores.csv", index=False)
+    (mlruns / "report.json").write_text(json.dumps(res.report.to_dict(), ensure_ascii=False))
+    assert scan_pii(tmp_path / "mlruns", names=names) == []
+    found = scan_pii(tmp_path, names=names)
+    assert found and all("raw.csv" in f.file for f in found)
+    assert {"resident_id", "phone", "name"} <= _kinds(found)
+
+
+def test_cli_exit_codes(tmp_path) -> None:
+    from village_credit.cli import app
+
+    runner = CliRunner()
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "a.txt").write_text("nothing here 12345")
+    assert runner.invoke(app, ["scan-pii", str(clean)]).exit_code == 0
+    (clean / "b.txt").write_text(f"{NAME} {PHONE}")
+    names = tmp_path / "names.txt"
+    names.write_text(NAME + "\n", encoding="utf-8")
+    r = runner.invoke(app, ["scan-pii", str(clean), "--names-file", str(names)])
+    assert r.exit_code == 1
+    assert PHONE not in r.output and NAME not in r.output
