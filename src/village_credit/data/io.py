@@ -1,0 +1,326 @@
+"""Reading and writing household tables: Parquet and CSV, whole or streamed.
+
+Why a module of its own: every layer reads the same files, and a file that cannot be
+read must fail the same way everywhere, with a :class:`DataReadError` that names the
+file and the cause rather than a pyarrow traceback. Dtypes are normalised to one
+convention on the way in (``bool`` as numpy bool, dates as ``datetime64[ns]`` with
+``NaT``, categories as plain strings, ints as int64, floats as float64), and Parquet
+is written with the schema's logical types so the files read the same in Spark.
+
+CSV cells that do not parse as their schema type are *not* an error here: that
+column is returned as strings so that :func:`village_credit.data.validation.
+validate_households` can quarantine the bad cells one by one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from village_credit.data.schema import SCHEMA, HouseholdSchema, months_in
+from village_credit.errors import DataReadError, SchemaError
+
+__all__ = [
+    "arrow_schema",
+    "arrow_type",
+    "count_rows",
+    "history_long",
+    "iter_batches",
+    "normalise_frame",
+    "read_table",
+    "table_to_frame",
+    "write_parquet",
+]
+
+PARQUET_COMPRESSION = "zstd"
+_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+_TRUE = ("true", "True", "TRUE", "1", "yes", "Yes", "YES", "t", "T", "y", "Y")
+_FALSE = ("false", "False", "FALSE", "0", "no", "No", "NO", "f", "F", "n", "N")
+
+
+def arrow_type(dtype: str) -> pa.DataType:
+    """The Arrow (and so Parquet) type of a schema logical dtype."""
+    return {
+        "string": pa.string(),
+        "category": pa.string(),
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "bool": pa.bool_(),
+        "date": pa.date32(),
+    }[dtype]
+
+
+def _schema_for(columns: Sequence[str]) -> HouseholdSchema:
+    m = months_in(list(columns))
+    return SCHEMA if m in (0, SCHEMA.months) else HouseholdSchema(months=m)
+
+
+def arrow_schema(months: int = SCHEMA.months, include_truth: bool = True) -> pa.Schema:
+    """Arrow schema of the household table (column order = ``SCHEMA.names``)."""
+    sch = SCHEMA if months == SCHEMA.months else HouseholdSchema(months=months)
+    return pa.schema(
+        [pa.field(c.name, arrow_type(c.dtype), nullable=c.nullable)
+         for c in sch.columns if include_truth or c.role != "truth"]
+    )
+
+
+def _kind(path: Path) -> str:
+    kind = _SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise DataReadError(
+            f"{path}: unsupported file type {path.suffix!r}; expected .parquet or .csv")
+    if not path.exists():
+        raise DataReadError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataReadError(f"{path}: is a directory, expected a file")
+    if not os.access(path, os.R_OK):
+        raise DataReadError(f"{path}: permission denied")
+    return kind
+
+
+def _known_types(names: Sequence[str]) -> dict[str, pa.DataType]:
+    sch = _schema_for(names)
+    spec = {c.name: c for c in sch.columns}
+    return {n: arrow_type(spec[n].dtype) for n in names if n in spec}
+
+
+def _cast_strings(table: pa.Table) -> pa.Table:
+    """Cast string columns to their schema type where every cell parses; else keep text."""
+    types = _known_types(table.column_names)
+    arrays, fields = [], []
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        target = types.get(name)
+        if target is not None and col.type != target:
+            try:
+                if target == pa.bool_() and pa.types.is_string(col.type):
+                    col = _parse_bool(col)
+                else:
+                    col = pc.cast(col, target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass  # leave as text: validation quarantines the bad cells
+        arrays.append(col)
+        fields.append(pa.field(name, col.type))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _parse_bool(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    is_t = pc.is_in(col, value_set=pa.array(_TRUE))
+    is_f = pc.is_in(col, value_set=pa.array(_FALSE))
+    ok = pc.or_(pc.or_(is_t, is_f), pc.is_null(col))
+    if not pc.all(ok).as_py():
+        raise pa.ArrowInvalid("unparseable boolean")
+    return pc.if_else(is_t, True, pc.if_else(is_f, False, pa.scalar(None, pa.bool_())))
+
+
+def _csv_options(path: Path) -> tuple[pacsv.ReadOptions, pacsv.ConvertOptions]:
+    try:
+        with path.open("r", encoding="utf-8") as fh:
+            header = fh.readline().rstrip("\r\n").split(",")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataReadError(f"{path}: cannot read CSV header: {exc}") from exc
+    header = [h.strip().strip('"') for h in header]
+    if not header or header == [""]:
+        raise DataReadError(f"{path}: empty CSV file (no header line)")
+    convert = pacsv.ConvertOptions(
+        column_types={h: pa.string() for h in header},
+        strings_can_be_null=True,
+        null_values=["", "NA", "NaN", "nan", "NaT", "null", "None"],
+    )
+    return pacsv.ReadOptions(block_size=1 << 24), convert
+
+
+def table_to_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow table -> pandas with the toolkit's dtype convention."""
+    df = table.to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True,
+                         split_blocks=True, self_destruct=False)
+    return normalise_frame(df)
+
+
+def normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Dates -> ``datetime64[ns]``; leaves everything else as read."""
+    fixes = {}
+    for name in df.columns:
+        dt = df[name].dtype
+        if isinstance(dt, np.dtype) and dt.kind == "M" and dt != np.dtype("datetime64[ns]"):
+            fixes[name] = df[name].astype("datetime64[ns]")
+    return df.assign(**fixes) if fixes else df
+
+
+def _check_columns(path: Path, available: Sequence[str], columns: Sequence[str] | None) -> None:
+    if columns is None:
+        return
+    missing = [c for c in columns if c not in set(available)]
+    if missing:
+        raise SchemaError(f"{path}: requested columns not in the file: {', '.join(missing)}")
+
+
+def read_table(path: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read a whole Parquet or CSV household file into a DataFrame.
+
+    CSV: every cell is read as text, then each known column is cast to its schema type
+    (dates ISO ``YYYY-MM-DD``; booleans true/false/1/0/yes/no) when all its cells parse.
+    """
+    p = Path(path)
+    kind = _kind(p)
+    try:
+        if kind == "parquet":
+            pf = pq.ParquetFile(p)
+            _check_columns(p, pf.schema_arrow.names, columns)
+            table = pf.read(columns=list(columns) if columns is not None else None)
+        else:
+            read_opts, convert = _csv_options(p)
+            if columns is not None:
+                _check_columns(p, list(convert.column_types), columns)
+                convert.include_columns = list(columns)
+            table = _cast_strings(pacsv.read_csv(p, read_options=read_opts,
+                                                 convert_options=convert))
+    except (SchemaError, DataReadError):
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataReadError(f"{p}: cannot read {kind} file: {exc}") from exc
+    return table_to_frame(table)
+
+
+def iter_batches(path: str | os.PathLike[str], batch_rows: int = 100_000,
+                 columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+    """Stream a Parquet or CSV file as DataFrames of at most ``batch_rows`` rows.
+
+    Memory stays bounded by one batch; the index of each batch continues the row
+    numbering of the file (so row numbers in quarantine tables stay global).
+    """
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+    p = Path(path)
+    kind = _kind(p)
+    offset = 0
+    try:
+        if kind == "parquet":
+            pf = pq.ParquetFile(p)
+            _check_columns(p, pf.schema_arrow.names, columns)
+            batches: Iterator[pa.RecordBatch] = pf.iter_batches(
+                batch_size=batch_rows, columns=list(columns) if columns is not None else None)
+        else:
+            read_opts, convert = _csv_options(p)
+            if columns is not None:
+                _check_columns(p, list(convert.column_types), columns)
+                convert.include_columns = list(columns)
+            batches = iter(pacsv.open_csv(p, read_options=read_opts, convert_options=convert))
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        for batch in batches:
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            while pending_rows >= batch_rows:
+                table = pa.Table.from_batches(pending)
+                out, rest = table.slice(0, batch_rows), table.slice(batch_rows)
+                yield _emit(out, kind, offset)
+                offset += out.num_rows
+                pending = rest.to_batches() if rest.num_rows else []
+                pending_rows = rest.num_rows
+        if pending_rows:
+            yield _emit(pa.Table.from_batches(pending), kind, offset)
+    except (SchemaError, DataReadError):
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataReadError(f"{p}: cannot read {kind} file at row {offset}: {exc}") from exc
+
+
+def _emit(table: pa.Table, kind: str, offset: int) -> pd.DataFrame:
+    if kind == "csv":
+        table = _cast_strings(table)
+    df = table_to_frame(table)
+    df.index = pd.RangeIndex(offset, offset + len(df))
+    return df
+
+
+def count_rows(path: str | os.PathLike[str]) -> int:
+    """Number of data rows, from Parquet metadata or by streaming a CSV once."""
+    p = Path(path)
+    kind = _kind(p)
+    try:
+        if kind == "parquet":
+            return int(pq.ParquetFile(p).metadata.num_rows)
+        read_opts, convert = _csv_options(p)
+        first = next(iter(convert.column_types))
+        convert.include_columns = [first]
+        return sum(b.num_rows for b in pacsv.open_csv(p, read_options=read_opts,
+                                                       convert_options=convert))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataReadError(f"{p}: cannot count rows of {kind} file: {exc}") from exc
+
+
+def frame_to_table(df: pd.DataFrame) -> pa.Table:
+    """DataFrame -> Arrow with schema logical types for known columns (dates as date32)."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    types = _known_types(table.column_names)
+    arrays, fields = [], []
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        target = types.get(name)
+        if target is not None and col.type != target:
+            try:
+                col = pc.cast(col, target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass  # write as is; a reader's validation reports it
+        arrays.append(col)
+        fields.append(pa.field(name, col.type))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def write_parquet(df: pd.DataFrame | pa.Table, path: str | os.PathLike[str],
+                  metadata: dict[str, str] | None = None, row_group_rows: int = 200_000) -> Path:
+    """Write a table to Parquet with deterministic bytes (same data -> same file).
+
+    No pandas index or pandas metadata is stored (they carry library versions), the
+    file is written to a temporary name and renamed so readers never see half a file.
+    """
+    p = Path(path)
+    table = df if isinstance(df, pa.Table) else frame_to_table(df)
+    table = table.replace_schema_metadata(
+        {k.encode(): v.encode() for k, v in sorted((metadata or {}).items())} or None)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression=PARQUET_COMPRESSION,
+                       row_group_size=row_group_rows, write_statistics=True)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def history_long(df: pd.DataFrame, months: int | None = None) -> pd.DataFrame:
+    """Melt the wide monthly history into one row per household and month.
+
+    Columns: ``household_id, month`` (1 = oldest, ``months`` = last before snapshot),
+    ``months_before_snapshot`` and the four series ``due, paid, dpd, utility_late``.
+    """
+    m = months if months is not None else months_in(list(df.columns))
+    if m <= 0:
+        raise SchemaError("history_long: the table has no dpd_mNN history columns")
+    series = ("due", "paid", "dpd", "utility_late")
+    need = [f"{k}_m{i:02d}" for k in series for i in range(1, m + 1)] + ["household_id"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise SchemaError(f"history_long: missing columns {', '.join(missing[:10])}"
+                          + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""))
+    n = len(df)
+    out: dict[str, object] = {
+        "household_id": np.repeat(df["household_id"].to_numpy(), m),
+        "month": np.tile(np.arange(1, m + 1, dtype=np.int64), n),
+    }
+    out["months_before_snapshot"] = m + 1 - out["month"]  # type: ignore[operator]
+    for k in series:
+        cols = [f"{k}_m{i:02d}" for i in range(1, m + 1)]
+        out[k] = df[cols].to_numpy().reshape(-1)
+    return pd.DataFrame(out)

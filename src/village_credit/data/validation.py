@@ -1,0 +1,282 @@
+"""Validate a household table against the schema: valid rows + a quarantine table.
+
+Why quarantine instead of failing: one bad cell in a village file must not stop the
+credit center from scoring the other households; the bad row is set aside with a
+reason a data clerk can act on (row, column, value, reason). Only table-level
+problems (required columns missing) raise, as :class:`SchemaError`, listing them all.
+
+Every check is vectorised per column. Extra, unknown columns are kept and ignored.
+Invariant: ``n_in == n_valid + n_quarantined`` where ``n_quarantined`` counts bad
+*rows*; the quarantine table has one row per *problem* (a row may have several).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from village_credit.data.schema import SCHEMA, ColumnSpec, HouseholdSchema, months_in
+from village_credit.errors import SchemaError
+
+__all__ = ["QUARANTINE_COLUMNS", "ValidationResult", "coerce_households", "validate_households"]
+
+QUARANTINE_COLUMNS = ["row_number", "household_id", "column", "value", "reason", "check"]
+_TRUE = {"true", "1", "yes", "y", "t", "1.0"}
+_FALSE = {"false", "0", "no", "n", "f", "0.0"}
+
+
+@dataclass
+class ValidationResult:
+    """Outcome of :func:`validate_households`.
+
+    ``valid``: rows without problems, cast to schema dtypes, original index kept.
+    ``quarantine``: one row per problem: ``row_number`` (0-based position in the input),
+    ``household_id``, ``column``, ``value`` (as text), ``reason``, ``check`` (short code:
+    missing, type, range, category, duplicate, consistency).
+    ``bad_rows``: the offending input rows, untouched, plus ``row_number``.
+    """
+
+    valid: pd.DataFrame
+    quarantine: pd.DataFrame
+    bad_rows: pd.DataFrame
+    n_in: int
+
+    @property
+    def n_valid(self) -> int:
+        return len(self.valid)
+
+    @property
+    def n_quarantined(self) -> int:
+        return len(self.bad_rows)
+
+    @property
+    def ok(self) -> bool:
+        return self.n_quarantined == 0
+
+    def summary(self) -> pd.DataFrame:
+        """Problem counts per column and check, most frequent first."""
+        if self.quarantine.empty:
+            return pd.DataFrame({"column": [], "check": [], "n": []})
+        return (self.quarantine.groupby(["column", "check"]).size().rename("n")
+                .reset_index().sort_values("n", ascending=False, kind="stable")
+                .reset_index(drop=True))
+
+
+def _schema_for(df: pd.DataFrame) -> HouseholdSchema:
+    m = months_in(list(df.columns))
+    return SCHEMA if m in (0, SCHEMA.months) else HouseholdSchema(months=m)
+
+
+def _fmt(v: object) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT or v is pd.NA:
+        return ""
+    if isinstance(v, pd.Timestamp):
+        return v.strftime("%Y-%m-%d")
+    if isinstance(v, np.datetime64):
+        return "" if np.isnat(v) else str(v)[:10]
+    return str(v)
+
+
+def _problems(df: pd.DataFrame, pos: np.ndarray, column: str, reason: str | np.ndarray,
+              check: str, values: pd.Series | None = None) -> pd.DataFrame:
+    """Quarantine rows for positions ``pos`` (only the problem cells are formatted)."""
+    src = values if values is not None else df[column] if column in df.columns else None
+    vals = ([_fmt(v) for v in src.to_numpy()[pos]] if src is not None else [""] * len(pos))
+    hid = df["household_id"] if "household_id" in df.columns else None
+    ids = [_fmt(v) for v in hid.to_numpy()[pos]] if hid is not None else [""] * len(pos)
+    return pd.DataFrame({
+        "row_number": pos.astype(np.int64),
+        "household_id": pd.Series(ids, dtype=object).astype(str),
+        "column": column,
+        "value": pd.Series(vals, dtype=object).astype(str),
+        "reason": reason,
+        "check": check,
+    })
+
+
+def _is_text(s: pd.Series) -> bool:
+    return s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
+
+
+def _coerce_column(s: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, np.ndarray, str]:
+    """Cast one column; return (casted, bad-parse mask, reason for bad cells)."""
+    notna = s.notna().to_numpy()
+    if spec.dtype in ("int", "float"):
+        if pd.api.types.is_bool_dtype(s.dtype):
+            out = s.astype(np.float64)
+        elif pd.api.types.is_numeric_dtype(s.dtype):
+            out = s.astype(np.float64)
+        else:
+            text = s.astype(object).where(s.notna(), None)
+            out = pd.to_numeric(pd.Series(text, index=s.index).astype("string").str.strip(),
+                                errors="coerce").astype(np.float64)
+        vals = out.to_numpy()
+        bad = notna & np.isnan(vals)
+        reason = f"not a number (expected {spec.dtype})"
+        if spec.dtype == "int":
+            frac = notna & ~np.isnan(vals) & (np.floor(np.nan_to_num(vals)) != vals)
+            if frac.any():
+                bad |= frac
+                reason = "not an integer"
+        return out, bad, reason
+    if spec.dtype == "bool":
+        if pd.api.types.is_bool_dtype(s.dtype) and not s.isna().any():
+            return s.astype(bool), np.zeros(len(s), bool), ""
+        low = s.astype(object).where(s.notna(), None).astype("string").str.strip().str.lower()
+        is_t = low.isin(_TRUE).fillna(False).to_numpy(bool)
+        is_f = low.isin(_FALSE).fillna(False).to_numpy(bool)
+        bad = notna & ~is_t & ~is_f
+        out = pd.Series(np.where(is_t, True, np.where(is_f, False, None)), index=s.index,
+                        dtype=object)
+        return out, bad, "not a boolean (expected true/false/1/0)"
+    if spec.dtype == "date":
+        if pd.api.types.is_datetime64_any_dtype(s.dtype):
+            return s.astype("datetime64[ns]"), np.zeros(len(s), bool), ""
+        text = s.astype(object).where(s.notna(), None).astype("string").str.strip()
+        text = text.where(text != "", None)
+        out = pd.to_datetime(text, errors="coerce", format="ISO8601").astype("datetime64[ns]")
+        bad = text.notna().to_numpy(bool) & out.isna().to_numpy()
+        return out, bad, "not a date (expected YYYY-MM-DD)"
+    # string / category
+    if _is_text(s):
+        out = s.astype(object).where(s.notna(), None)
+        out = pd.Series(out, index=s.index, dtype=object)
+        blank = out.notna().to_numpy() & (out.astype("string").str.strip() == "").fillna(False).to_numpy(bool)
+        out = out.where(~blank, None)
+        return out, np.zeros(len(s), bool), ""
+    out = s.astype(object).where(s.notna(), None).map(str, na_action="ignore")
+    return out, np.zeros(len(s), bool), ""
+
+
+def coerce_households(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cast a raw frame (e.g. CSV read as text) to schema dtypes, cell by cell.
+
+    Returns ``(frame, problems)``: uncoercible cells become missing in ``frame`` and are
+    listed in ``problems`` (quarantine columns, check ``type``) instead of raising.
+    Integer and boolean columns stay float/object while they hold missing cells;
+    :func:`validate_households` casts them once bad rows are removed.
+    """
+    schema = _schema_for(df)
+    specs = {c.name: c for c in schema.columns}
+    fixes: dict[str, pd.Series] = {}
+    probs: list[pd.DataFrame] = []
+    for name in df.columns:
+        spec = specs.get(name)
+        if spec is None:
+            continue
+        out, bad, reason = _coerce_column(df[name], spec)
+        if bad.any():
+            probs.append(_problems(df, np.flatnonzero(bad), name, reason, "type"))
+            out = out.where(~bad, None if out.dtype == object else np.nan)
+        fixes[name] = out
+    frame = df.assign(**fixes) if fixes else df.copy()
+    return frame, _concat(probs)
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame({c: pd.Series([], dtype=np.int64 if c == "row_number" else object)
+                             for c in QUARANTINE_COLUMNS})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _final_dtypes(df: pd.DataFrame, specs: dict[str, ColumnSpec]) -> pd.DataFrame:
+    fixes: dict[str, pd.Series] = {}
+    for name in df.columns:
+        spec = specs.get(name)
+        if spec is None:
+            continue
+        s = df[name]
+        if spec.dtype == "int" and not s.isna().any():
+            fixes[name] = s.astype(np.int64)
+        elif spec.dtype == "float":
+            fixes[name] = s.astype(np.float64)
+        elif spec.dtype == "bool" and not s.isna().any():
+            fixes[name] = s.astype(bool)
+        elif spec.dtype in ("string", "category"):
+            fixes[name] = s.astype("str") if not s.isna().any() else s
+    return df.assign(**fixes) if fixes else df
+
+
+def validate_households(df: pd.DataFrame, require_truth: bool = False) -> ValidationResult:
+    """Check every row against the schema; split into valid rows and a quarantine.
+
+    Raises :class:`SchemaError` (listing *all* missing columns) when required columns
+    are absent. Row checks: unparseable values, missing values in non-nullable columns,
+    out-of-range numbers, unknown categories, dependents > household_size, event dates
+    after the snapshot, duplicate household_id (first kept, later ones quarantined).
+    """
+    schema = _schema_for(df)
+    required = schema.names if require_truth else schema.input_columns
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        shown = ", ".join(missing[:40]) + (f" ... ({len(missing)} in all)" if len(missing) > 40 else "")
+        raise SchemaError(f"household table lacks {len(missing)} required column(s): {shown}")
+
+    n = len(df)
+    frame, type_probs = coerce_households(df)
+    probs = [type_probs]
+    type_bad = {c: g.to_numpy(np.int64)
+                for c, g in type_probs.groupby("column")["row_number"]} if len(type_probs) else {}
+    specs = {c.name: c for c in schema.columns}
+    for name in frame.columns:
+        spec = specs.get(name)
+        if spec is None:
+            continue
+        s = frame[name]
+        isna = s.isna().to_numpy()
+        was_type_bad = np.zeros(n, bool)
+        was_type_bad[type_bad.get(name, np.array([], np.int64))] = True
+        if not spec.nullable:
+            pos = np.flatnonzero(isna & ~was_type_bad)
+            if len(pos):
+                probs.append(_problems(df, pos, name, "missing value (column is not nullable)",
+                                       "missing"))
+        if spec.dtype in ("int", "float") and (spec.min is not None or spec.max is not None):
+            v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            lo = -np.inf if spec.min is None else spec.min
+            hi = np.inf if spec.max is None else spec.max
+            pos = np.flatnonzero(~np.isnan(v) & ((v < lo) | (v > hi)))
+            if len(pos):
+                probs.append(_problems(df, pos, name, f"out of range [{lo:g}, {hi:g}]", "range"))
+        if spec.categories:
+            ok = s.isin(spec.categories).to_numpy(bool) | isna
+            pos = np.flatnonzero(~ok)
+            if len(pos):
+                probs.append(_problems(df, pos, name,
+                                       f"unknown category (allowed: {', '.join(spec.categories)})",
+                                       "category"))
+
+    if "dependents" in frame.columns and "household_size" in frame.columns:
+        dep = frame["dependents"].to_numpy(dtype=np.float64, na_value=np.nan)
+        size = frame["household_size"].to_numpy(dtype=np.float64, na_value=np.nan)
+        pos = np.flatnonzero(dep > size)
+        if len(pos):
+            probs.append(_problems(df, pos, "dependents",
+                                   "dependents exceed household_size", "consistency"))
+    if "snapshot_date" in frame.columns:
+        snap = frame["snapshot_date"]
+        for spec in schema.by_role("event"):
+            if spec.name in frame.columns:
+                pos = np.flatnonzero((frame[spec.name] > snap).to_numpy(bool))
+                if len(pos):
+                    probs.append(_problems(df, pos, spec.name,
+                                           "event date after snapshot_date", "consistency"))
+    hid = frame["household_id"]
+    dup = (hid.duplicated(keep="first") & hid.notna()).to_numpy(bool)
+    if dup.any():
+        probs.append(_problems(df, np.flatnonzero(dup), "household_id",
+                               "duplicate household_id (an earlier row has it)", "duplicate"))
+
+    quarantine = _concat(probs).sort_values(["row_number", "column"], kind="stable",
+                                            ignore_index=True)
+    bad = np.zeros(n, bool)
+    bad[quarantine["row_number"].to_numpy(np.int64)] = True
+    valid = _final_dtypes(frame.iloc[np.flatnonzero(~bad)], specs)
+    picked = df.iloc[np.flatnonzero(bad)]
+    bad_rows = pd.concat([picked, pd.DataFrame({"row_number": np.flatnonzero(bad)},
+                                               index=picked.index)], axis=1)
+    return ValidationResult(valid=valid, quarantine=quarantine, bad_rows=bad_rows, n_in=n)
