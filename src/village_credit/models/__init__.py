@@ -1,1 +1,69 @@
-"""models layer of village-credit."""
+"""Models: features, LightGBM, tuning, calibration, scorecard, the blend and the decision model.
+
+Public API (resolved lazily, PEP 562, so ``import village_credit.models`` stays cheap
+and a module still being written never breaks the package):
+
+* ``scaling``: :class:`PointsScaling` (points <-> log-odds <-> PD), ``sigmoid``, ``logit``;
+* ``blend``: :func:`fit_blend`, :class:`BlendCoefficients`, ``STRATEGIES``, ``logistic_fit``;
+* ``decision``: :class:`DecisionModel` (``decide``, ``contributions``, ``reason_codes``,
+  ``predict_pd``, ``save`` / ``load``), ``DECISION_COLUMNS``;
+* ``features``: :class:`HouseholdFeatures`, :class:`GenericFeatures`, :class:`FeatureSpec`,
+  ``FEATURE_SPECS``, ``spec_for``; ``gbm``: :class:`LGBMDefaultModel`;
+  ``calibration``: :func:`fit_calibrator`, :class:`Calibrator`; ``splits``:
+  :func:`split_by_village`, :func:`village_group_kfold`, :func:`out_of_time`;
+  ``tuning``: :func:`tune`; ``scorecard``: :class:`ScorecardModel`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "PointsScaling": "scaling",
+    "sigmoid": "scaling",
+    "logit": "scaling",
+    "fit_blend": "blend",
+    "BlendCoefficients": "blend",
+    "STRATEGIES": "blend",
+    "logistic_fit": "blend",
+    "DecisionModel": "decision",
+    "DECISION_COLUMNS": "decision",
+    "FeatureSpec": "features",
+    "FEATURE_SPECS": "features",
+    "HouseholdFeatures": "features",
+    "GenericFeatures": "features",
+    "spec_for": "features",
+    "specs_from_frame": "features",
+    "load_feature_specs": "features",
+    "LGBMDefaultModel": "gbm",
+    "Calibrator": "calibration",
+    "fit_calibrator": "calibration",
+    "calibration_summary": "calibration",
+    "split_by_village": "splits",
+    "village_group_kfold": "splits",
+    "out_of_time": "splits",
+    "VillageSplit": "splits",
+    "tune": "tuning",
+    "TuningResult": "tuning",
+    "ScorecardModel": "scorecard",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        mod = importlib.import_module(f"{__name__}.{module}")
+    except ImportError as exc:
+        raise AttributeError(f"{__name__}.{name} is unavailable: module {module!r} failed to import ({exc})") from exc
+    value = getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,284 @@
+"""The blend: rule points and a LightGBM model in one additive log-odds score.
+
+Why one form for every strategy: each strategy ends in
+
+    L(x) = k0 + k_rule * rule_points(x) + k_gbm * trees(x)
+
+with ``rule_points = sum of item points`` (``RuleScores.items``) and
+``trees = phi_0 + sum_f phi_f`` (exact SHAP of the trees, raw score without any init
+score). So every household's log-odds is an *exact* sum of a base value, one term
+per rule item (``k_rule * item points``) and one per model feature
+(``k_gbm * phi_f``); points scaling is affine, so the same holds in points.
+
+Strategies (``ModelConfig.strategy``):
+
+* ``stacking``: ``r = a + b * rule_points`` (logistic fit on the calibration split),
+  ``g`` = GBM raw score (trained on the training split without the rules),
+  ``L = c0 + c1 * r + c2 * g`` (logistic regression on the calibration split).
+  ``k0 = c0 + c1 * a``, ``k_rule = c1 * b``, ``k_gbm = c2``.
+* ``boost_from_rules``: the GBM is trained with ``init_score = r`` so its trees learn
+  only what the rules miss; ``L = alpha + beta * (r + trees)`` (Platt on the
+  calibration split). ``k0 = alpha + beta * a``, ``k_rule = beta * b``, ``k_gbm = beta``.
+* ``additive_points``: as ``boost_from_rules`` with one feature per tree
+  (``interaction_constraints="additive"``) and shallow trees, so each feature's term
+  is a 1-D step function: exact SHAP by table look-up (:mod:`explain.additive`).
+* ``gbm_only``: no rules in the score (blend off; bring-your-own data):
+  ``L = alpha + beta * g``. Policy vetoes and eligibility still apply when a
+  policy is given.
+
+Why Platt and not isotonic here: only an affine map of the log-odds keeps the
+contributions additive; isotonic calibration would break the exact decomposition.
+The 2-3 coefficient logistic fits use a small deterministic Newton solver
+(:func:`logistic_fit`) with optional sample weights (reject-inference reuse).
+
+Features: the blend does not pass rule outputs to the feature transformer (the rule
+term already carries them), so a rule item's effect is never split across two terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from village_credit.errors import ConfigError, SchemaError
+from village_credit.models.scaling import PointsScaling
+
+STRATEGIES = ("stacking", "boost_from_rules", "additive_points", "gbm_only")
+
+DEFAULT_GBM_PARAMS: dict[str, Any] = {
+    "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 8, "min_child_samples": 40,
+}
+ADDITIVE_MAX_DEPTH = 3
+"""Depth cap of ``additive_points`` trees unless ``gbm_params`` sets ``max_depth``."""
+
+
+def logistic_fit(Z: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
+                 ridge: float = 1e-6, max_iter: int = 100, tol: float = 1e-10) -> NDArray[np.float64]:
+    """Weighted logistic regression ``P(y=1) = sigmoid(w0 + Z @ w)`` by damped Newton.
+
+    Returns ``[w0, w...]``. A tiny ridge (not on the intercept) keeps separable or
+    constant columns finite. Deterministic: no random start, no threads.
+    """
+    Zm = np.asarray(Z, dtype=np.float64)
+    if Zm.ndim == 1:
+        Zm = Zm[:, None]
+    yv = np.asarray(y, dtype=np.float64).ravel()
+    n, d = Zm.shape
+    if yv.shape[0] != n:
+        raise SchemaError(f"logistic fit: {n} rows of inputs but {yv.shape[0]} outcomes")
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()
+    if not (np.all(np.isfinite(Zm)) and np.all(np.isfinite(yv))):
+        raise SchemaError("logistic fit: inputs or outcomes contain NaN or inf")
+    if w.sum() <= 0:
+        raise SchemaError("logistic fit: sample weights sum to zero")
+    X = np.column_stack([np.ones(n), Zm])
+    # scale columns for conditioning; map coefficients back at the end
+    scale = np.ones(d + 1)
+    sd = Zm.std(axis=0)
+    scale[1:] = np.where(sd > 0, sd, 1.0)
+    Xs = X / scale
+    pen = np.full(d + 1, ridge * w.sum())
+    pen[0] = 0.0
+    ybar = np.clip(np.average(yv, weights=w), 1e-9, 1 - 1e-9)
+    beta = np.zeros(d + 1)
+    beta[0] = np.log(ybar / (1 - ybar))
+
+    def loss(b: NDArray[np.float64]) -> float:
+        z = Xs @ b
+        return float(np.sum(w * (np.logaddexp(0.0, z) - yv * z)) + 0.5 * np.sum(pen * b * b))
+
+    cur = loss(beta)
+    for _ in range(max_iter):
+        z = Xs @ beta
+        p = 0.5 * (1.0 + np.tanh(0.5 * z))
+        grad = Xs.T @ (w * (p - yv)) + pen * beta
+        H = (Xs * (w * p * (1 - p))[:, None]).T @ Xs + np.diag(pen + 1e-12)
+        step = np.linalg.solve(H, grad)
+        t = 1.0
+        while True:
+            cand = beta - t * step
+            new = loss(cand)
+            if new <= cur + 1e-12 or t < 1e-8:
+                break
+            t *= 0.5
+        beta, done = cand, abs(cur - new) <= tol * max(1.0, abs(cur))
+        cur = new
+        if done and np.max(np.abs(step)) * t < 1e-9:
+            break
+    return beta / scale
+
+
+@dataclass(frozen=True)
+class BlendCoefficients:
+    """``L = k0 + k_rule * rule_points + k_gbm * trees``, plus the fitted pieces behind it."""
+
+    strategy: str
+    k0: float
+    k_rule: float
+    k_gbm: float
+    detail: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detail", {k: float(v) for k, v in self.detail.items()})
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"blend strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+
+    def logit(self, rule_points: ArrayLike, trees: ArrayLike) -> NDArray[np.float64]:
+        return self.k0 + self.k_rule * np.asarray(rule_points, dtype=np.float64) \
+            + self.k_gbm * np.asarray(trees, dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "BlendCoefficients":
+        try:
+            return cls(strategy=str(d["strategy"]), k0=float(d["k0"]), k_rule=float(d["k_rule"]),
+                                  k_gbm=float(d["k_gbm"]), detail={k: float(v) for k, v in d.get("detail", {}).items()})
+        except KeyError as exc:
+            raise ConfigError(f"blend coefficients lack key {exc.args[0]!r}") from exc
+
+
+def _gbm_for(strategy: str, gbm_params: dict[str, Any] | None, features: Any, seed: int) -> Any:
+    from village_credit.models.gbm import LGBMDefaultModel
+
+    params = {**DEFAULT_GBM_PARAMS, **(gbm_params or {})}
+    params.setdefault("random_state", seed)
+    if "monotone_constraints" not in params and hasattr(features, "monotone_constraints"):
+        params["monotone_constraints"] = list(features.monotone_constraints())
+    if strategy == "additive_points":
+        params["interaction_constraints"] = "additive"
+        if int(params.get("max_depth", -1)) <= 0:
+            params["max_depth"] = ADDITIVE_MAX_DEPTH
+    known = LGBMDefaultModel().get_params()
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ConfigError(f"gbm params: unknown key(s) {unknown}; known: {sorted(known)}")
+    return LGBMDefaultModel(**params)
+
+
+def _rule_points(households: pd.DataFrame, policy: Any, eval_date: Any) -> NDArray[np.float64]:
+    from village_credit.rules.engine import score_rules
+
+    rs = score_rules(households, policy, eval_date)
+    return rs.items.to_numpy(dtype=np.float64).sum(axis=1)
+
+
+def _y(y: Any, n: int, what: str) -> NDArray[np.float64]:
+    arr = np.asarray(y, dtype=np.float64).ravel()
+    if arr.shape[0] != n:
+        raise SchemaError(f"{what}: {arr.shape[0]} outcomes for {n} households")
+    if not np.all(np.isin(arr, (0.0, 1.0))):
+        raise SchemaError(f"{what}: outcomes must be 0/1 (default flag)")
+    return arr
+
+
+def fit_blend(
+    households_train: pd.DataFrame,
+    y_train: ArrayLike,
+    households_calib: pd.DataFrame,
+    y_calib: ArrayLike,
+    *,
+    policy: Any = None,
+    strategy: str = "additive_points",
+    gbm_params: dict[str, Any] | None = None,
+    features: Any = None,
+    eval_date: Any = None,
+    seed: int = 0,
+    sample_weight_train: ArrayLike | None = None,
+    sample_weight_calib: ArrayLike | None = None,
+    scaling: PointsScaling | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Any:
+    """Fit a blend and return the :class:`~village_credit.models.decision.DecisionModel`.
+
+    ``policy``: a ``Policy``, a shipped name or a path (required unless ``gbm_only``).
+    ``features``: an unfitted feature transformer (default ``HouseholdFeatures()``).
+    ``scaling``: default ``PointsScaling.from_pdo(20, 60, 49)`` (see :mod:`scaling`).
+    ``metadata``: stored as-is with the model (e.g. the training reference profile).
+    """
+    from village_credit.models.decision import DecisionModel
+
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"blend strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    if policy is None and strategy != "gbm_only":
+        raise ConfigError(f"blend strategy {strategy!r} needs a policy (use 'gbm_only' without rules)")
+    pol = None
+    if policy is not None:
+        from village_credit.rules.policy import load_policy
+
+        pol = load_policy(policy)
+    if features is None:
+        from village_credit.models.features import HouseholdFeatures
+
+        features = HouseholdFeatures()
+    y_tr = _y(y_train, len(households_train), "training split")
+    y_ca = _y(y_calib, len(households_calib), "calibration split")
+    X_tr = features.fit_transform(households_train)
+    X_ca = features.transform(households_calib)
+    gbm = _gbm_for(strategy, gbm_params, features, seed)
+
+    detail: dict[str, float] = {}
+    item_means: dict[str, float] | None = None
+    if strategy != "gbm_only":
+        from village_credit.rules.engine import score_rules
+
+        items_tr = score_rules(households_train, pol, eval_date).items
+        # the reference household for rule reasons: training means (as SHAP's background)
+        item_means = {str(c): float(v) for c, v in items_tr.mean(axis=0).items()}
+        R_tr = items_tr.to_numpy(dtype=np.float64).sum(axis=1)
+    if strategy == "gbm_only":
+        gbm.fit(X_tr, y_tr, sample_weight=sample_weight_train)
+        g = gbm.raw_score(X_ca)
+        alpha, beta = logistic_fit(g, y_ca, sample_weight_calib)
+        detail.update(alpha=alpha, beta=beta)
+        coef = BlendCoefficients(strategy, float(alpha), 0.0, float(beta), detail)
+    else:
+        R_ca = _rule_points(households_calib, pol, eval_date)
+        a, b = logistic_fit(R_ca, y_ca, sample_weight_calib)
+        if b > 0:  # rule points are "more is better": never let them raise the risk
+            (a,) = logistic_fit(np.zeros((len(R_ca), 0)), y_ca, sample_weight_calib)
+            b = 0.0
+            detail["rule_term_dropped"] = 1.0
+        detail.update(a=a, b=b)
+        r_ca = a + b * R_ca
+        if strategy == "stacking":
+            gbm.fit(X_tr, y_tr, sample_weight=sample_weight_train)
+            g = gbm.raw_score(X_ca)
+            c0, c1, c2 = logistic_fit(np.column_stack([r_ca, g]), y_ca, sample_weight_calib)
+            if c1 * b > 0:  # more rule points would raise the risk: drop the rule term
+                c0, c2 = logistic_fit(g, y_ca, sample_weight_calib)
+                c1 = 0.0
+                detail["rule_term_dropped"] = 1.0
+            detail.update(c0=c0, c1=c1, c2=c2)
+            coef = BlendCoefficients(strategy, float(c0 + c1 * a), float(c1 * b), float(c2), detail)
+        else:
+            gbm.fit(X_tr, y_tr, init_score=a + b * R_tr, sample_weight=sample_weight_train)
+            trees = gbm.raw_score(X_ca)
+            alpha, beta = logistic_fit(r_ca + trees, y_ca, sample_weight_calib)
+            detail.update(alpha=alpha, beta=beta)
+            coef = BlendCoefficients(strategy, float(alpha + beta * a), float(beta * b), float(beta), detail)
+
+    import lightgbm as lgb
+
+    booster = lgb.Booster(model_str=gbm.booster_.model_to_string(num_iteration=gbm.best_iteration_))
+    meta = dict(metadata or {})
+    meta.setdefault("seed", int(seed))
+    meta.setdefault("gbm_params", {k: v for k, v in gbm.get_params().items()
+                                   if isinstance(v, (int, float, str, bool, type(None), list))})
+    meta.setdefault("n_train", int(len(households_train)))
+    meta.setdefault("n_calib", int(len(households_calib)))
+    meta.setdefault("eval_date", None if eval_date is None else str(pd.Timestamp(eval_date).date()))
+    return DecisionModel(
+        policy=pol,
+        features=features,
+        booster=booster,
+        coefficients=coef,
+        scaling=scaling or PointsScaling.from_pdo(),
+        item_means=item_means,
+        metadata=meta,
+    )

@@ -1,0 +1,487 @@
+"""The decision model: validated households in, one policy decision per household out.
+
+Why one object: scoring, the MLflow pyfunc, batch and Spark scoring all need the
+same chain -- validate, score the rules, build features, blend, scale to points,
+apply the policy (vetoes and eligibility always win), explain. Keeping it here means
+the chain cannot differ between training, the registry and production.
+
+Persistence is plain files only (never pickles), so ``DecisionModel.load(dir)``
+needs nothing but this package and the directory:
+
+* ``booster.txt``      LightGBM text model (17 significant digits: exact round trip)
+* ``policy.yaml``      the resolved policy (``Policy.to_yaml_text``)
+* ``model.json``       format, strategy coefficients, points scaling, feature
+                       transformer class and parameters, feature names and labels,
+                       metadata (incl. the training reference profile, if given)
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from village_credit.errors import ConfigError, SchemaError
+from village_credit.explain.additive import TreeContributions
+from village_credit.explain.reasons import compact_strings, reasons_long, top_reasons
+from village_credit.models.blend import BlendCoefficients
+from village_credit.models.scaling import PointsScaling, sigmoid
+
+FORMAT = "village-credit/decision-model/1"
+RULE_PREFIX = "rule:"
+MODEL_PREFIX = "model:"
+VETO_PREFIX = "veto:"
+INELIGIBLE_PREFIX = "ineligible:"
+INPUT_EXAMPLE_SEED = 20250630
+
+DECISION_COLUMNS = [
+    "household_id", "status", "quarantine_reason", "pd", "points", "grade", "credit_line", "rate",
+    "eligible", "vetoed", "approved", "veto_reasons", "ineligible_reasons", "reason_codes",
+    "reasons_down", "reasons_up",
+]
+
+
+def _class_path(obj: Any) -> str:
+    return f"{type(obj).__module__}:{type(obj).__qualname__}"
+
+
+def _import(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    if hasattr(v, "to_dict") and callable(v.to_dict):
+        return _jsonable(v.to_dict())
+    if isinstance(v, (pd.Timestamp,)):
+        return v.isoformat()
+    return v
+
+
+def _feature_config(features: Any) -> dict[str, Any]:
+    """Class and JSON parameters of a feature transformer (fitted specs for generic tables)."""
+    params = features.get_params(deep=False)
+    if "specs" in params and hasattr(features, "specs_"):
+        params["specs"] = [s.to_dict() for s in features.specs_]
+    return {"class": _class_path(features), "params": _jsonable(params)}
+
+
+def _feature_from_config(cfg: dict[str, Any]) -> Any:
+    cls = _import(cfg["class"])
+    params = dict(cfg.get("params", {}))
+    if params.get("specs") is not None:
+        from village_credit.models.features import FeatureSpec
+
+        params["specs"] = [FeatureSpec(**{**d, "categories": tuple(d.get("categories", ()))})
+                           for d in params["specs"]]
+    return cls(**params)
+
+
+@dataclass
+class _Scored:
+    """Internals of one scoring pass over the valid rows."""
+
+    positions: NDArray[np.int64]  # positions of valid rows in the input
+    logit_contrib: NDArray[np.float64]  # (n_valid, 1 + items + features) in log-odds
+    eligible: NDArray[np.bool_]
+    vetoed: NDArray[np.bool_]
+    veto_codes: NDArray[np.object_]
+    ineligible_codes: NDArray[np.object_]
+    valid: pd.DataFrame
+
+
+class DecisionModel:
+    """Blended rules + LightGBM model that decides per the policy; see module docstring."""
+
+    def __init__(self, *, policy: Any, features: Any, booster: Any, coefficients: BlendCoefficients,
+                 scaling: PointsScaling, metadata: dict[str, Any] | None = None,
+                 feature_names: list[str] | None = None, labels: dict[str, dict[str, str]] | None = None,
+                 validate: bool | None = None, item_means: dict[str, float] | None = None) -> None:
+        self.policy = policy
+        self.features = features
+        self.booster = booster
+        self.coefficients = coefficients
+        self.scaling = scaling
+        self.metadata = dict(metadata or {})
+        self.feature_names = list(feature_names if feature_names is not None else booster.feature_name())
+        self.item_codes: list[str] = list(policy.item_codes) if policy is not None else []
+        if coefficients.strategy == "gbm_only":
+            self.item_codes = []
+        # rule item contributions are centred on these (training means), like SHAP values
+        means = item_means or {}
+        self.item_means = {c: float(means.get(c, 0.0)) for c in self.item_codes}
+        self.labels = labels if labels is not None else self._build_labels()
+        from village_credit.models.features import HouseholdFeatures
+
+        self.validate = isinstance(features, HouseholdFeatures) if validate is None else bool(validate)
+        self._explainer: TreeContributions | None = None
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    def strategy(self) -> str:
+        return self.coefficients.strategy
+
+    @property
+    def codes(self) -> list[str]:
+        """Contribution columns: ``base``, then rule items, then model features."""
+        return (["base"] + [RULE_PREFIX + c for c in self.item_codes]
+                + [MODEL_PREFIX + f for f in self.feature_names])
+
+    def _build_labels(self) -> dict[str, dict[str, str]]:
+        labels: dict[str, dict[str, str]] = {"base": {"en": "Base value", "zh": "基础值"}}
+        pol_labels = getattr(self.policy, "labels", {}) if self.policy is not None else {}
+        for c in self.item_codes:
+            lab = pol_labels.get(c, {})
+            labels[RULE_PREFIX + c] = {"en": lab.get("en", c), "zh": lab.get("zh", c)}
+        for f in self.feature_names:
+            try:
+                s = self.features.spec_for(f)
+            except Exception:  # unfitted transformer or unknown name: the shared specs
+                from village_credit.models.features import spec_for
+
+                try:
+                    s = spec_for(f)
+                except KeyError:
+                    s = None
+            labels[MODEL_PREFIX + f] = {"en": s.label_en if s else f, "zh": s.label_zh if s else f}
+        if self.policy is not None:
+            for c in list(self.policy.veto_codes):
+                lab = pol_labels.get(c, {})
+                labels[VETO_PREFIX + c] = {"en": lab.get("en", c), "zh": lab.get("zh", c)}
+            for c in list(self.policy.ineligible_codes):
+                lab = pol_labels.get(c, {})
+                labels[INELIGIBLE_PREFIX + c] = {"en": lab.get("en", c), "zh": lab.get("zh", c)}
+        return labels
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Columns a scoring input must have (schema input columns; ground truth excluded)."""
+        from village_credit.data.schema import SCHEMA
+
+        if self.validate:
+            return list(SCHEMA.input_columns)
+        return list(self.metadata.get("input_columns", self.feature_names))
+
+    def input_example(self, n: int = 5) -> pd.DataFrame:
+        """Schema-complete synthetic rows (fixed seed, ground truth dropped): no real data."""
+        from village_credit.data.generator import GeneratorConfig, generate_households
+        from village_credit.data.schema import TRUTH_COLUMNS
+
+        df = generate_households(GeneratorConfig(n_households=max(int(n), 200), seed=INPUT_EXAMPLE_SEED))
+        df = df.drop(columns=[c for c in TRUTH_COLUMNS if c in df.columns]).head(int(n))
+        return df.reset_index(drop=True)
+
+    # ------------------------------------------------------------------ scoring
+    @property
+    def explainer(self) -> TreeContributions:
+        if self._explainer is None:
+            self._explainer = TreeContributions.from_booster(self.booster)
+        return self._explainer
+
+    def _transform(self, valid: pd.DataFrame) -> pd.DataFrame:
+        if not hasattr(self.features, "feature_names_out_"):
+            self.features.fit(valid)  # stateless transformers: fit only fixes the column list
+        X = self.features.transform(valid)
+        if list(X.columns) != self.feature_names:
+            raise SchemaError(
+                "feature transformer produced columns that differ from the model's: "
+                f"missing {sorted(set(self.feature_names) - set(X.columns))}, "
+                f"extra {sorted(set(X.columns) - set(self.feature_names))}"
+            )
+        return X
+
+    def _validate(self, households: pd.DataFrame) -> tuple[pd.DataFrame, NDArray[np.object_]]:
+        """(valid rows with positional index, per-input-row quarantine reason or '')."""
+        if not isinstance(households, pd.DataFrame):
+            raise SchemaError(f"decide expects a pandas DataFrame, got {type(households).__name__}")
+        df = households.reset_index(drop=True)
+        reasons = np.full(len(df), "", dtype=object)
+        if not self.validate:
+            return df, reasons
+        from village_credit.data.validation import validate_households
+
+        res = validate_households(df)
+        valid = res.valid
+        bad = np.setdiff1d(np.arange(len(df)), valid.index.to_numpy(dtype=np.int64))
+        q = res.quarantine
+        if len(bad):
+            if len(q):
+                rn = q["row_number"].to_numpy(dtype=np.int64)  # 0-based input position
+                text = (q["column"].astype(str) + ": " + q["reason"].astype(str)).to_numpy(dtype=object)
+                joined = pd.Series(text).groupby(rn, sort=True).agg("; ".join)
+                idx = joined.index.to_numpy(dtype=np.int64)
+                ok = (idx >= 0) & (idx < len(df))
+                reasons[idx[ok]] = joined.to_numpy(dtype=object)[ok]
+            reasons[bad] = np.where(reasons[bad] == "", "invalid row", reasons[bad])
+        return valid, reasons
+
+    def _score(self, households: pd.DataFrame, eval_date: Any = None
+               ) -> tuple[_Scored, NDArray[np.object_], int]:
+        valid, reasons = self._validate(households)
+        n_in = len(households)
+        positions = valid.index.to_numpy(dtype=np.int64)
+        nv = len(valid)
+        X = self._transform(valid) if nv else None
+        phi = (self.explainer.contributions(X) if nv
+               else np.zeros((0, len(self.feature_names) + 1)))
+        coef = self.coefficients
+        n_items = len(self.item_codes)
+        contrib = np.empty((nv, 1 + n_items + len(self.feature_names)))
+        contrib[:, 0] = coef.k0 + coef.k_gbm * phi[:, -1]
+        contrib[:, 1 + n_items:] = coef.k_gbm * phi[:, :-1]
+        eligible = np.ones(nv, dtype=bool)
+        vetoed = np.zeros(nv, dtype=bool)
+        veto_codes = np.full(nv, "", dtype=object)
+        inel_codes = np.full(nv, "", dtype=object)
+        if self.policy is not None and nv:
+            from village_credit.rules.engine import score_rules
+
+            rs = score_rules(valid, self.policy, eval_date)
+            if n_items:
+                items = rs.items[self.item_codes].to_numpy(dtype=np.float64)
+                means = np.array([self.item_means[c] for c in self.item_codes])
+                contrib[:, 1:1 + n_items] = coef.k_rule * (items - means)
+                contrib[:, 0] += coef.k_rule * means.sum()
+            d = rs.decisions
+            eligible = d["eligible"].to_numpy(dtype=bool)
+            vetoed = d["vetoed"].to_numpy(dtype=bool)
+            veto_codes = d["veto_codes"].to_numpy(dtype=object)
+            inel_codes = d["ineligible_codes"].to_numpy(dtype=object)
+        scored = _Scored(positions, contrib, eligible, vetoed, veto_codes, inel_codes, valid)
+        return scored, reasons, n_in
+
+    def _points_contrib(self, s: _Scored) -> NDArray[np.float64]:
+        """Contributions in points: the base carries the offset, the rest only the slope."""
+        pts = self.scaling.contribution_points(s.logit_contrib)
+        pts[:, 0] += self.scaling.offset
+        return pts
+
+    def predict_pd(self, households: pd.DataFrame, eval_date: Any = None) -> pd.Series:
+        """PD per input row (NaN for quarantined rows), index aligned to the input."""
+        s, _, n = self._score(households, eval_date)
+        out = np.full(n, np.nan)
+        out[s.positions] = sigmoid(s.logit_contrib.sum(axis=1))
+        return pd.Series(out, index=households.index, name="pd")
+
+    def contributions(self, households: pd.DataFrame, eval_date: Any = None) -> pd.DataFrame:
+        """Exact additive points per input row: ``base``, ``rule:<item>``, ``model:<feature>``.
+
+        Each row sums to the household's ``points`` (``decide``); quarantined rows are NaN.
+        """
+        s, _, n = self._score(households, eval_date)
+        out = np.full((n, len(self.codes)), np.nan)
+        out[s.positions] = self._points_contrib(s)
+        return pd.DataFrame(out, index=households.index, columns=self.codes)
+
+    def _decisive(self, s: _Scored) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
+        """Compact decisive codes (vetoes, failed gates) and their count per valid row."""
+        def prefixed(codes: NDArray[np.object_], prefix: str) -> NDArray[np.object_]:
+            ser = pd.Series(codes, dtype=object).fillna("").astype(str)
+            out = (prefix + ser.str.replace(";", ";" + prefix, regex=False)).where(ser != "", "")
+            return out.to_numpy(dtype=object)
+
+        v = prefixed(s.veto_codes, VETO_PREFIX)
+        e = prefixed(s.ineligible_codes, INELIGIBLE_PREFIX)
+        both = np.where(v == "", e, np.where(e == "", v, v + ";" + e))
+        bs = pd.Series(both, dtype=object).astype(str)
+        count = (bs.str.count(";") + 1).where(bs != "", 0).to_numpy(dtype=np.int64)
+        return both, count
+
+    def policy_decisions(self, points: Any, eligible: Any, vetoed: Any,
+                         households: pd.DataFrame | None = None, eval_date: Any = None) -> pd.DataFrame:
+        """Line, rate and grade from policy-scale points: the policy decides, not the model.
+
+        Vetoes and failed eligibility give a zero line (``Policy.credit_line``); the rate is
+        quoted only where a line is granted (as the rules engine does); vetoed rows get
+        the policy's ``vetoed_grade`` when it has one. Without a policy: NaN / None.
+        """
+        p = np.asarray(points, dtype=np.float64)
+        n = p.shape[0]
+        el = np.broadcast_to(np.asarray(eligible, dtype=bool), (n,))
+        ve = np.broadcast_to(np.asarray(vetoed, dtype=bool), (n,))
+        pol = self.policy
+        if pol is None or n == 0:
+            return pd.DataFrame({"credit_line": np.full(n, np.nan), "rate": np.full(n, np.nan),
+                                 "grade": np.full(n, None, dtype=object)})
+        line = np.asarray(pol.credit_line(p, el, ve, households=households, eval_date=eval_date),
+                          dtype=np.float64)
+        grade = np.asarray(pol.grade(p), dtype=object)
+        if getattr(pol, "vetoed_grade", None) is not None:
+            grade = np.where(ve, pol.vetoed_grade, grade)
+        rate = np.where(line > 0, np.asarray(pol.rate(p), dtype=np.float64), np.nan)
+        return pd.DataFrame({"credit_line": line, "rate": rate, "grade": grade})
+
+    def decide(self, households: pd.DataFrame, top_k: int = 3, eval_date: Any = None) -> pd.DataFrame:
+        """One decision per input row, same order (``DECISION_COLUMNS``).
+
+        Invalid rows are not dropped: ``status="quarantined"`` with ``quarantine_reason``
+        (``column: reason; ...``) and empty decisions (NaN PD/points/line/rate).
+        ``reason_codes``: decisive reasons first (``veto:<code>``, ``ineligible:<code>``),
+        then the top-k factors that took points away (``code:-x.x``), then those that
+        added points (``code:+x.x``).
+        """
+        s, qreasons, n = self._score(households, eval_date)
+        pc = self._points_contrib(s)
+        points_v = pc.sum(axis=1)
+        pd_v = self.scaling.pd(points_v)
+        pdec = self.policy_decisions(points_v, s.eligible, s.vetoed, households=s.valid, eval_date=eval_date)
+        line_v = pdec["credit_line"].to_numpy(dtype=np.float64)
+        grade_v = pdec["grade"].to_numpy(dtype=object)
+        rate_v = pdec["rate"].to_numpy(dtype=np.float64)
+        top = top_reasons(pc[:, 1:], top_k)  # the base value is not a reason
+        codes = self.codes[1:]
+        down = compact_strings(top.down_idx, top.down_pts, codes)
+        up = compact_strings(top.up_idx, top.up_pts, codes)
+        decisive, _ = self._decisive(s)
+        allc = decisive
+        for part in (down, up):
+            allc = np.where(part == "", allc, np.where(allc == "", part, allc + ";" + part))
+
+        def full(values: Any, fill: Any, dtype: Any) -> NDArray:
+            out = np.full(n, fill, dtype=dtype)
+            out[s.positions] = values
+            return out
+
+        ids = households["household_id"].to_numpy(dtype=object) if "household_id" in households.columns \
+            else np.arange(n).astype(str).astype(object)
+        status = np.where(qreasons == "", "scored", "quarantined").astype(object)
+        return pd.DataFrame({
+            "household_id": ids,
+            "status": status,
+            "quarantine_reason": qreasons,
+            "pd": full(pd_v, np.nan, np.float64),
+            "points": full(points_v, np.nan, np.float64),
+            "grade": full(grade_v, None, object),
+            "credit_line": full(line_v, np.nan, np.float64),
+            "rate": full(rate_v, np.nan, np.float64),
+            "eligible": full(s.eligible, False, bool),
+            "vetoed": full(s.vetoed, False, bool),
+            "approved": full(line_v > 0, False, bool),
+            "veto_reasons": full(s.veto_codes, "", object),
+            "ineligible_reasons": full(s.ineligible_codes, "", object),
+            "reason_codes": full(allc, "", object),
+            "reasons_down": full(down, "", object),
+            "reasons_up": full(up, "", object),
+        }, index=households.index)
+
+    def _label_of(self, codes: NDArray[np.object_], lang: str) -> NDArray[np.object_]:
+        ser = pd.Series(codes, dtype=object)
+        mapped = ser.map({c: lab.get(lang, c) for c, lab in self.labels.items()})
+        return mapped.where(mapped.notna(), ser).to_numpy(dtype=object)
+
+    def reason_codes(self, households: pd.DataFrame, top_k: int = 3, eval_date: Any = None) -> pd.DataFrame:
+        """Long table ``household_id, row, rank, direction, kind, code, label_en, label_zh, points``.
+
+        Per household: decisive reasons first (kind ``veto`` / ``eligibility``, direction
+        ``down``, no points), then the top-k down factors, then the top-k up factors.
+        ``row`` is the input position. Quarantined rows have no reasons.
+        """
+        s, _, _ = self._score(households, eval_date)
+        pc = self._points_contrib(s)
+        codes = self.codes[1:]
+        kinds = ["rule"] * len(self.item_codes) + ["model"] * len(self.feature_names)
+        top = top_reasons(pc[:, 1:], top_k)
+        ids = (s.valid["household_id"].to_numpy(dtype=object) if "household_id" in s.valid.columns
+               else s.positions.astype(str).astype(object))
+        decisive, count = self._decisive(s)
+        body = reasons_long(ids, top, codes, self.labels, kinds, rank_offset_down=count)
+        # decisive reasons, only for households whose outcome a veto or gate decides
+        exploded = pd.Series(decisive, dtype=object).astype(str)
+        exploded = exploded[exploded != ""].str.split(";").explode()
+        rows_a = exploded.index.to_numpy(dtype=np.int64)
+        ranks = exploded.groupby(level=0).cumcount().to_numpy(dtype=np.int64) + 1
+        dc = exploded.to_numpy(dtype=object)
+        head = pd.DataFrame({
+            "row": rows_a, "household_id": ids[rows_a] if len(rows_a) else np.array([], dtype=object),
+            "rank": ranks, "direction": "down",
+            "kind": np.where(pd.Series(dc, dtype=object).str.startswith(VETO_PREFIX), "veto", "eligibility")
+            if len(dc) else np.array([], dtype=object),
+            "code": dc,
+            "label_en": self._label_of(dc, "en"),
+            "label_zh": self._label_of(dc, "zh"),
+            "points": np.full(len(dc), np.nan),
+        })
+        out = pd.concat([head, body], ignore_index=True)
+        out["row"] = s.positions[out["row"].to_numpy(dtype=np.int64)] if len(out) else out["row"]
+        dir_order = out["direction"].map({"down": 0, "up": 1}).to_numpy()
+        order = np.lexsort((out["rank"].to_numpy(), dir_order, out["row"].to_numpy()))
+        cols = ["household_id", "row", "rank", "direction", "kind", "code", "label_en", "label_zh", "points"]
+        return out.iloc[order][cols].reset_index(drop=True)
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "strategy": self.strategy,
+            "coefficients": self.coefficients.to_dict(),
+            "scaling": self.scaling.to_dict(),
+            "features": _feature_config(self.features),
+            "feature_names": self.feature_names,
+            "item_codes": self.item_codes,
+            "item_means": self.item_means,
+            "labels": self.labels,
+            "validate": self.validate,
+            "has_policy": self.policy is not None,
+            "metadata": _jsonable(self.metadata),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``booster.txt``, ``policy.yaml`` and ``model.json`` into directory ``path``."""
+        d = Path(path)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "booster.txt").write_text(self.booster.model_to_string(), encoding="utf-8")
+        if self.policy is not None:
+            (d / "policy.yaml").write_text(self.policy.to_yaml_text(), encoding="utf-8")
+        (d / "model.json").write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False, sort_keys=True),
+                                      encoding="utf-8")
+        return d
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DecisionModel":
+        """Read a directory written by :meth:`save` (plain files; no pickles)."""
+        import lightgbm as lgb
+
+        d = Path(path)
+        try:
+            spec = json.loads((d / "model.json").read_text(encoding="utf-8"))
+            booster_text = (d / "booster.txt").read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read decision model from {d}: {exc}") from exc
+        if spec.get("format") != FORMAT:
+            raise ConfigError(f"{d / 'model.json'}: unknown format {spec.get('format')!r}, expected {FORMAT!r}")
+        policy = None
+        if spec.get("has_policy"):
+            from village_credit.rules.policy import Policy
+
+            policy = Policy.from_yaml_text((d / "policy.yaml").read_text(encoding="utf-8"),
+                                           source=str(d / "policy.yaml"))
+        model = cls(
+            policy=policy,
+            features=_feature_from_config(spec["features"]),
+            booster=lgb.Booster(model_str=booster_text),
+            coefficients=BlendCoefficients.from_dict(spec["coefficients"]),
+            scaling=PointsScaling.from_dict(spec["scaling"]),
+            metadata=spec.get("metadata", {}),
+            feature_names=spec["feature_names"],
+            labels=spec["labels"],
+            validate=spec.get("validate"),
+            item_means=spec.get("item_means"),
+        )
+        if model.item_codes != spec.get("item_codes", model.item_codes):
+            raise ConfigError(f"{d}: policy items {model.item_codes} differ from the saved {spec['item_codes']}")
+        return model
