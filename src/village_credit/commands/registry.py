@@ -1,0 +1,130 @@
+"""``village-credit promote | rollback | models``: the model registry from the shell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+_MODEL_NAME_HELP = "Registered model name (default: village-credit)."
+
+
+def _read_mapping(path: Path | None, what: str) -> dict[str, Any] | None:
+    """A JSON or YAML file as a dict (``None`` when no path was given)."""
+    if path is None:
+        return None
+    import yaml
+
+    from village_credit.errors import ConfigError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {what} file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} file {path} must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("promote")
+    def promote_cmd(
+        version: str = typer.Option(..., "--version", "-v", help="Model version to promote."),
+        override_reason: str = typer.Option(
+            None, "--override-reason",
+            help="Promote despite failed gates; the reason is recorded on the version."),
+        model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
+        evidence: Path = typer.Option(
+            None, "--evidence",
+            help="Evidence JSON/YAML; default: evidence/evidence.json on the version's run."),
+        thresholds: Path = typer.Option(None, "--thresholds",
+                                        help="Gate thresholds (JSON/YAML) overriding defaults."),
+        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                         help="MLflow store (default: sqlite under mlruns/)."),
+    ) -> None:
+        """Run the promotion gates; move @champion only if all pass (or with an override)."""
+        from village_credit.errors import VillageCreditError
+        from village_credit.registry import configure, get_client, load_evidence, promote
+
+        console = Console(stderr=True)
+        try:
+            configure(tracking_uri)
+            client = get_client()
+            ev = _read_mapping(evidence, "evidence")
+            if ev is None:
+                ev = load_evidence(model_name, version, client=client)
+            th = _read_mapping(thresholds, "thresholds")
+            res = promote(model_name, version, ev, th, override_reason=override_reason,
+                          client=client)
+        except VillageCreditError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(code=2) from exc
+        table = Table(title=f"{model_name} v{version}: gates")
+        for col in ("gate", "value", "threshold", "result", "detail"):
+            table.add_column(col)
+        for g in res.report.gates:
+            table.add_row(g.name, "" if g.value is None else f"{g.value:.4g}",
+                          f"{g.comparator} {'' if g.threshold is None else f'{g.threshold:.4g}'}",
+                          "pass" if g.passed else "FAIL", g.detail)
+        console.print(table)
+        typer.echo(json.dumps(res.to_dict(), indent=2, default=str))
+        if not res.promoted:
+            console.print(f"[red]not promoted:[/red] failed gates: "
+                          f"{', '.join(g.name for g in res.report.failed)}")
+            raise typer.Exit(code=1)
+        how = f" by override ({res.override_reason})" if res.by_override else ""
+        console.print(f"[green]v{version} is now @champion{how}[/green]"
+                      + (f"; v{res.previous_champion} is @previous" if res.previous_champion else ""))
+
+    @app.command("rollback")
+    def rollback_cmd(
+        model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
+        reason: str = typer.Option(None, "--reason", help="Why (recorded on the demoted version)."),
+        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI"),
+    ) -> None:
+        """Restore @previous as @champion; the demoted version becomes @challenger."""
+        from village_credit.errors import VillageCreditError
+        from village_credit.registry import configure, get_client, rollback
+
+        console = Console(stderr=True)
+        try:
+            configure(tracking_uri)
+            res = rollback(model_name, client=get_client(), reason=reason)
+        except VillageCreditError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(code=2) from exc
+        typer.echo(json.dumps({"model_name": res.model_name, "champion": res.champion,
+                               "demoted": res.demoted}))
+
+    @app.command("models")
+    def models_cmd(
+        model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI"),
+    ) -> None:
+        """List registered versions with their aliases and gate results."""
+        from village_credit.errors import VillageCreditError
+        from village_credit.registry import configure, get_client, list_versions
+
+        console = Console()
+        try:
+            configure(tracking_uri)
+            rows = list_versions(model_name, client=get_client())
+        except VillageCreditError as exc:
+            Console(stderr=True).print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(code=2) from exc
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        table = Table(title=model_name)
+        for col in ("version", "aliases", "gates", "failed", "override", "created"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["version"], ", ".join("@" + a for a in r["aliases"]),
+                          r["gates_passed"], r["failed_gates"], r["override_reason"], r["created"])
+        console.print(table)

@@ -1,0 +1,89 @@
+"""MLflow "models from code" script for the village-credit decision model.
+
+MLflow copies this file into the logged model and executes it at load time, so the
+logged model holds *code and plain files*, no pickle of a custom class. The decision
+model itself is an artifact directory written by ``DecisionModel.save(dir)`` (LightGBM
+text model, YAML policy, JSON scaling) and read back by ``DecisionModel.load(dir)``.
+
+Which class to load comes from ``model_config["decision_class"]``
+(``"module:Class"``, default ``village_credit.models.decision:DecisionModel``), so
+this script imports nothing from village_credit at module level and the registry
+layer stays above the models layer.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+DEFAULT_DECISION_CLASS = "village_credit.models.decision:DecisionModel"
+
+
+def _import_class(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    if not module or not attr:
+        raise ValueError(f"decision_class must look like 'package.module:Class', got {path!r}")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+_MISSING_TOKENS = {"", "NaT", "nat", "NaN", "nan", "None", "null"}
+
+
+def coerce_serving_input(df: pd.DataFrame, input_types: dict[str, str]) -> pd.DataFrame:
+    """Undo JSON transport for date columns (``mlflow models predict``, serving).
+
+    Over JSON a date arrives as an ISO string and a missing one as the string
+    ``"NaT"``. A column declared ``datetime`` at logging time whose cells are all
+    missing tokens or ISO dates becomes ``datetime64``; a column with any other
+    string is only cleaned of missing tokens and left for ``decide`` to quarantine
+    the bad rows (never coerced to NaT, which would hide a bad date).
+    """
+    out = df
+    for col, kind in input_types.items():
+        if kind != "datetime" or col not in df.columns:
+            continue
+        s = df[col]
+        if pd.api.types.is_datetime64_any_dtype(s) or not (
+            s.dtype == object or pd.api.types.is_string_dtype(s)
+        ):
+            continue
+        cleaned = s.astype(object).where(~s.astype(object).isin(_MISSING_TOKENS), None)
+        parsed = pd.to_datetime(cleaned, errors="coerce", format="ISO8601")
+        bad = parsed.isna() & cleaned.notna()
+        if out is df:
+            out = df.copy(deep=False)
+        out[col] = cleaned if bool(bad.any()) else parsed
+    return out
+
+
+class DecisionPyfunc(PythonModel):
+    """pyfunc face of a DecisionModel: household table in, one decision per household out.
+
+    Invalid rows come back with ``status="quarantined"`` and a reason (validation is
+    inside ``DecisionModel.decide``), never silently dropped.
+    """
+
+    def load_context(self, context: Any) -> None:
+        config = dict(context.model_config or {})
+        cls = _import_class(str(config.get("decision_class", DEFAULT_DECISION_CLASS)))
+        self.top_k = int(config.get("top_k", 3))
+        self.input_types = {str(k): str(v) for k, v in (config.get("input_types") or {}).items()}
+        self.model = cls.load(context.artifacts["decision_model"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None
+                ) -> pd.DataFrame:
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame(model_input)
+        top_k = int((params or {}).get("top_k", self.top_k))
+        model_input = coerce_serving_input(model_input, self.input_types)
+        return self.model.decide(model_input, top_k=top_k)
+
+
+mlflow.models.set_model(DecisionPyfunc())

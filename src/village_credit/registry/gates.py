@@ -1,0 +1,270 @@
+"""Promotion gates: every check a model must pass before it may become ``@champion``.
+
+A gate compares one number with one threshold. Missing or non-numeric evidence is a
+**failed** gate, never a silent pass: a model whose fairness audit was not run has
+not shown that it is fair.
+
+Expected ``evidence`` (one dict per model version; produced by the validation and
+fairness modules, recorded by :func:`village_credit.registry.promotion.promote`)::
+
+    {
+      "discrimination": {"auc": 0.78, "ks": 0.41},          # on the hold-out
+      "calibration": {"ece": 0.012, "hosmer_lemeshow_p": 0.34},
+      "stability": {"score_psi": 0.02,                       # hold-out vs training
+                    "feature_psi": {"age": 0.01, ...}},      # or "max_feature_psi": 0.04
+      "fairness": <the fairness module's JSON report>,       # see FAIRNESS_KEYS
+      "schema": [{"name": "age", "type": "long"}, ...],      # model input columns;
+                                                             # promote() fills it from
+                                                             # the model signature
+      "data_fingerprint": "vc-fp-1:...",                     # optional metadata
+    }
+
+Fairness numbers are read by dotted path from the fairness JSON; the paths are
+configurable as ``thresholds["fairness_keys"]`` (defaults in ``FAIRNESS_KEYS``):
+``equal_risk.max_gap_approval`` (largest approval-rate gap between protected and
+other households *of equal risk*), ``equal_risk.max_gap_line`` (same for the
+relative credit-line gap) and ``demographic_parity.min_ratio`` (smallest
+selection-rate ratio, the four-fifths rule).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+DEFAULT_THRESHOLDS: dict[str, Any] = {
+    # discrimination
+    "auc_min": 0.65,
+    "auc_tolerance": 0.01,  # candidate AUC may be at most this much below the champion's
+    "ks_tolerance": 0.02,
+    # calibration
+    "ece_max": 0.03,
+    "hosmer_lemeshow_p_min": 0.05,
+    # stability (hold-out vs training)
+    "score_psi_max": 0.10,
+    "feature_psi_max": 0.25,
+    # fairness
+    "approval_gap_max": 0.05,
+    "line_gap_max": 0.10,
+    "parity_ratio_min": 0.80,
+    # schema compatibility with the champion: "exact" (same columns and types) or
+    # "superset" (candidate accepts every champion column with the same type).
+    "schema_mode": "exact",
+}
+
+FAIRNESS_KEYS: dict[str, str] = {
+    "approval_gap": "equal_risk.max_gap_approval",
+    "line_gap": "equal_risk.max_gap_line",
+    "parity_ratio": "demographic_parity.min_ratio",
+}
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One check: ``value <comparator> threshold`` decides ``passed``."""
+
+    name: str
+    value: float | None
+    threshold: float | None
+    comparator: str
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class GateReport:
+    """All gates of one evaluation; passes only if there are gates and all pass."""
+
+    gates: list[Gate] = field(default_factory=list)
+    champion_version: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.gates) and all(g.passed for g in self.gates)
+
+    @property
+    def failed(self) -> list[Gate]:
+        return [g for g in self.gates if not g.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "champion_version": self.champion_version,
+            "failed": [g.name for g in self.failed],
+            "gates": [asdict(g) for g in self.gates],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False,
+                          default=str)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "GateReport":
+        return cls(gates=[Gate(**g) for g in data.get("gates", [])],
+                   champion_version=data.get("champion_version"))
+
+
+def _lookup(tree: Any, path: str) -> Any:
+    node = tree
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or ``None`` for missing / non-numeric / NaN / inf evidence."""
+    if value is _MISSING or value is None or isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _compare(value: float, comparator: str, threshold: float) -> bool:
+    if comparator == ">=":
+        return value >= threshold
+    if comparator == "<=":
+        return value <= threshold
+    raise ValueError(f"unknown comparator {comparator!r}")
+
+
+def _threshold_gate(name: str, raw: Any, comparator: str, threshold_raw: Any,
+                    what: str) -> Gate:
+    threshold = _number(threshold_raw)
+    if threshold is None:
+        return Gate(name, _number(raw), None, comparator, False,
+                    f"threshold for {name} missing or not a number: {threshold_raw!r}")
+    value = _number(raw)
+    if value is None:
+        shown = "missing" if raw is _MISSING or raw is None else f"not a finite number ({raw!r})"
+        return Gate(name, None, threshold, comparator, False, f"evidence {what} {shown}")
+    ok = _compare(value, comparator, threshold)
+    return Gate(name, value, threshold, comparator, ok,
+                f"{what} = {value:.6g} {'meets' if ok else 'fails'} {comparator} {threshold:.6g}")
+
+
+def _relative_gate(name: str, metric: str, section: str, evidence: Mapping[str, Any],
+                   champion: Mapping[str, Any] | None, tolerance_raw: Any) -> Gate:
+    """Candidate minus champion must be >= -tolerance (no worse beyond tolerance)."""
+    tol = _number(tolerance_raw)
+    cand = _number(_lookup(evidence, f"{section}.{metric}"))
+    if tol is None:
+        return Gate(name, None, None, ">=", False, f"tolerance for {name} missing: {tolerance_raw!r}")
+    if cand is None:
+        return Gate(name, None, -tol, ">=", False, f"evidence {section}.{metric} missing")
+    if champion is None:
+        return Gate(name, 0.0, -tol, ">=", True,
+                    f"no current champion: first model, {metric} = {cand:.6g}")
+    champ = _number(_lookup(champion, f"{section}.{metric}"))
+    if champ is None:
+        return Gate(name, None, -tol, ">=", False,
+                    f"champion's recorded {section}.{metric} missing: cannot compare")
+    diff = cand - champ
+    ok = diff >= -tol
+    return Gate(name, diff, -tol, ">=", ok,
+                f"{metric} {cand:.6g} vs champion {champ:.6g} (difference {diff:+.6g}, "
+                f"tolerance {tol:.6g})")
+
+
+def _max_feature_psi(stability: Any) -> Any:
+    if not isinstance(stability, Mapping):
+        return _MISSING
+    if "max_feature_psi" in stability:
+        return stability["max_feature_psi"]
+    per = stability.get("feature_psi")
+    if isinstance(per, Mapping) and per:
+        nums = [_number(v) for v in per.values()]
+        if any(n is None for n in nums):
+            bad = [k for k, v in per.items() if _number(v) is None]
+            return f"non-numeric PSI for {bad}"
+        return max(nums)  # type: ignore[type-var]
+    return _MISSING
+
+
+def _schema_columns(schema: Any) -> dict[str, str] | None:
+    """``{column: type}`` from a signature's ``inputs.to_dict()`` list (or a mapping)."""
+    if isinstance(schema, Mapping):
+        return {str(k): str(v) for k, v in schema.items()}
+    if isinstance(schema, list) and all(isinstance(c, Mapping) and "name" in c for c in schema):
+        return {str(c["name"]): str(c.get("type")) for c in schema}
+    return None
+
+
+def _schema_gate(evidence: Mapping[str, Any], champion: Mapping[str, Any] | None,
+                 mode: str) -> Gate:
+    name = "schema_compatible"
+    cand = _schema_columns(evidence.get("schema"))
+    if cand is None or not cand:
+        return Gate(name, None, 0.0, "<=", False,
+                    "candidate input schema missing (no named-column model signature)")
+    if champion is None:
+        return Gate(name, 0.0, 0.0, "<=", True,
+                    f"no current champion: first model, {len(cand)} input columns")
+    champ = _schema_columns(champion.get("schema"))
+    if champ is None or not champ:
+        return Gate(name, None, 0.0, "<=", False, "champion's input schema missing: cannot compare")
+    missing = sorted(set(champ) - set(cand))
+    changed = sorted(c for c in set(champ) & set(cand) if champ[c] != cand[c])
+    extra = sorted(set(cand) - set(champ)) if mode == "exact" else []
+    n = len(missing) + len(changed) + len(extra)
+    parts = []
+    if missing:
+        parts.append(f"missing {missing}")
+    if changed:
+        parts.append("type changed " + ", ".join(f"{c}: {champ[c]}->{cand[c]}" for c in changed))
+    if extra:
+        parts.append(f"new {extra}")
+    return Gate(name, float(n), 0.0, "<=", n == 0,
+                "; ".join(parts) if parts else f"same {len(cand)} input columns and types ({mode})")
+
+
+def evaluate_gates(
+    evidence: Mapping[str, Any] | None,
+    thresholds: Mapping[str, Any] | None = None,
+    champion_evidence: Mapping[str, Any] | None = None,
+) -> GateReport:
+    """Evaluate all gates for a candidate; ``champion_evidence=None`` means no champion yet.
+
+    ``thresholds`` override ``DEFAULT_THRESHOLDS`` key by key. Never raises on bad
+    evidence: every problem becomes a failed gate with a detail saying why.
+    """
+    ev: Mapping[str, Any] = evidence if isinstance(evidence, Mapping) else {}
+    th: dict[str, Any] = {**DEFAULT_THRESHOLDS, **dict(thresholds or {})}
+    fkeys = {**FAIRNESS_KEYS, **dict(th.get("fairness_keys") or {})}
+    champ = champion_evidence if isinstance(champion_evidence, Mapping) else None
+
+    g: list[Gate] = [
+        _threshold_gate("auc_min", _lookup(ev, "discrimination.auc"), ">=", th.get("auc_min"),
+                        "discrimination.auc"),
+        _relative_gate("auc_vs_champion", "auc", "discrimination", ev, champ,
+                       th.get("auc_tolerance")),
+        _relative_gate("ks_vs_champion", "ks", "discrimination", ev, champ,
+                       th.get("ks_tolerance")),
+        _threshold_gate("ece_max", _lookup(ev, "calibration.ece"), "<=", th.get("ece_max"),
+                        "calibration.ece"),
+        _threshold_gate("hosmer_lemeshow_p_min", _lookup(ev, "calibration.hosmer_lemeshow_p"),
+                        ">=", th.get("hosmer_lemeshow_p_min"), "calibration.hosmer_lemeshow_p"),
+        _threshold_gate("score_psi_max", _lookup(ev, "stability.score_psi"), "<=",
+                        th.get("score_psi_max"), "stability.score_psi"),
+        _threshold_gate("feature_psi_max", _max_feature_psi(ev.get("stability")), "<=",
+                        th.get("feature_psi_max"), "max feature PSI"),
+        _threshold_gate("fairness_approval_gap_max",
+                        _lookup(ev.get("fairness", {}), fkeys["approval_gap"]), "<=",
+                        th.get("approval_gap_max"), f"fairness.{fkeys['approval_gap']}"),
+        _threshold_gate("fairness_line_gap_max",
+                        _lookup(ev.get("fairness", {}), fkeys["line_gap"]), "<=",
+                        th.get("line_gap_max"), f"fairness.{fkeys['line_gap']}"),
+        _threshold_gate("fairness_parity_ratio_min",
+                        _lookup(ev.get("fairness", {}), fkeys["parity_ratio"]), ">=",
+                        th.get("parity_ratio_min"), f"fairness.{fkeys['parity_ratio']}"),
+        _schema_gate(ev, champ, str(th.get("schema_mode", "exact"))),
+    ]
+    return GateReport(gates=g)

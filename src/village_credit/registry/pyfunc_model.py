@@ -1,0 +1,180 @@
+"""Log the decision model as an MLflow pyfunc from code, ready to register and serve.
+
+How the model loads in a fresh environment (decided here, documented once):
+
+* The ``village_credit`` package travels **inside the model** as ``code_paths``
+  (MLflow copies the package folder to ``<model>/code/village_credit`` and puts it
+  first on ``sys.path`` at load time). A model is then pinned to the exact code that
+  produced it, needs no private package index, and loads the same under
+  ``mlflow models predict`` and ``spark_udf``. (The alternative, a wheel in the
+  artifacts listed in ``requirements.txt``, needs a build step and a path that pip
+  resolves relative to its working directory; code_paths avoids both.)
+* Third-party requirements are the package's own declared runtime dependencies
+  pinned to the versions installed at logging time (``default_pip_requirements``),
+  so "what trained it" is also "what serves it". Pass ``pip_requirements`` to
+  narrow them.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.models.model import ModelInfo
+from mlflow.types.schema import AnyType, ColSpec, Schema
+
+import village_credit
+from village_credit.errors import ConfigError, SchemaError
+from village_credit.registry.decision_pyfunc import DEFAULT_DECISION_CLASS, _import_class
+from village_credit.registry.tracking import personal_columns, strip_personal_columns
+
+#: The models-from-code script logged as ``python_model``.
+DECISION_PYFUNC_PATH = Path(__file__).with_name("decision_pyfunc.py")
+
+# Used only when the package metadata is unavailable (running from a bare source tree).
+_FALLBACK_REQUIREMENTS = (
+    "mlflow", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "lightgbm", "shap",
+    "pyyaml", "optbinning", "statsmodels", "fairlearn", "optuna",
+)
+
+
+def package_dir() -> Path:
+    """The ``village_credit`` package folder shipped with each model as ``code_paths``."""
+    return Path(village_credit.__file__).resolve().parent
+
+
+def _pin(dist: str) -> str:
+    try:
+        return f"{dist}=={metadata.version(dist)}"
+    except metadata.PackageNotFoundError:
+        return dist
+
+
+def default_pip_requirements() -> list[str]:
+    """village-credit's declared runtime dependencies, pinned to the installed versions.
+
+    Extras (test, notebooks, spark) are skipped: they are not needed to score.
+    """
+    try:
+        reqs = metadata.requires("village-credit") or []
+    except metadata.PackageNotFoundError:
+        reqs = []
+    names: list[str] = []
+    for req in reqs:
+        if "extra ==" in req or "extra==" in req:
+            continue
+        m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req)
+        if m:
+            names.append(m.group(1))
+    if not names:
+        names = list(_FALLBACK_REQUIREMENTS)
+    if "mlflow" not in {n.lower() for n in names}:
+        names.insert(0, "mlflow")
+    return [_pin(n) for n in dict.fromkeys(names)]
+
+
+def log_decision_model(
+    decision_model_dir: str | Path,
+    *,
+    input_example: pd.DataFrame,
+    name: str = "model",
+    decision_class: str = DEFAULT_DECISION_CLASS,
+    pip_requirements: list[str] | None = None,
+    registered_model_name: str | None = None,
+    top_k: int = 3,
+    signature: ModelSignature | None = None,
+    extra_code_paths: list[str | Path] | None = None,
+    lenient_inputs: bool = True,
+) -> ModelInfo:
+    """Log a saved decision model (``DecisionModel.save(dir)``) as a pyfunc from code.
+
+    The signature is inferred from ``input_example`` and the model's own output on
+    it (``decision_class.load(dir).decide(example)``), so signature and example
+    output always agree with the code being logged. The example must be anonymised:
+    columns named like personal data are refused rather than silently logged.
+    Logs into the active run, or starts (and ends) one when none is active so that
+    promotion evidence has a run to live in.
+
+    ``lenient_inputs`` (default) declares every input column with MLflow's ``Any``
+    type: MLflow's own schema enforcement would reject a *whole batch* for one
+    non-numeric cell or a NaN in an integer column, before ``decide`` could
+    quarantine just that row with a reason. Column names (and which are required)
+    stay in the signature; cell types are checked row by row inside ``decide``.
+    """
+    model_dir = Path(decision_model_dir)
+    if not model_dir.is_dir():
+        raise ConfigError(f"decision model directory not found: {model_dir}")
+    if not isinstance(input_example, pd.DataFrame) or input_example.empty:
+        raise SchemaError("input_example must be a non-empty DataFrame of anonymised households")
+    pii = personal_columns(input_example.columns)
+    if pii:
+        raise SchemaError(
+            f"input_example has columns that look like personal data: {pii}; "
+            "use DecisionModel.input_example() (anonymised rows)"
+        )
+    example = strip_personal_columns(input_example).reset_index(drop=True)
+
+    if signature is None:
+        cls = _import_class(decision_class)
+        output = cls.load(str(model_dir)).decide(example.copy(), top_k=top_k)
+        signature = infer_signature(example, output, params={"top_k": int(top_k)})
+    input_types = {spec.name: _type_name(spec) for spec in (signature.inputs.inputs
+                                                            if signature.inputs else [])
+                   if spec.name}
+    if lenient_inputs and signature.inputs is not None:
+        signature = ModelSignature(inputs=lenient_schema(signature.inputs),
+                                   outputs=signature.outputs, params=signature.params)
+
+    code_paths = [str(package_dir())] + [str(p) for p in (extra_code_paths or [])]
+    reqs = list(pip_requirements) if pip_requirements is not None else default_pip_requirements()
+
+    started = None
+    if mlflow.active_run() is None:
+        started = mlflow.start_run(run_name=f"log-{name}")
+    try:
+        info = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(DECISION_PYFUNC_PATH),
+            artifacts={"decision_model": str(model_dir)},
+            model_config={"decision_class": decision_class, "top_k": int(top_k),
+                          "input_types": input_types},
+            code_paths=code_paths,
+            pip_requirements=reqs,
+            signature=signature,
+            input_example=example,
+            registered_model_name=registered_model_name,
+        )
+        mlflow.set_tag("decision_class", decision_class)
+    finally:
+        if started is not None:
+            mlflow.end_run()
+    return info
+
+
+def _type_name(spec: ColSpec) -> str:
+    t = spec.type
+    return str(getattr(t, "name", None) or t.to_dict().get("type", "any"))
+
+
+def lenient_schema(schema: Schema) -> Schema:
+    """Same named columns (and required flags), every type relaxed to ``Any``."""
+    if not schema.has_input_names():
+        raise SchemaError("the decision model's input schema must have named columns")
+    return Schema([ColSpec(AnyType(), spec.name, required=spec.required) for spec in schema.inputs])
+
+
+def model_input_schema(model_uri: str) -> list[dict[str, Any]] | None:
+    """The named input columns and types of a logged model's signature, or ``None``."""
+    info = mlflow.models.get_model_info(model_uri)
+    sig = info.signature
+    if sig is None or sig.inputs is None:
+        return None
+    cols = sig.inputs.to_dict()
+    if not all(isinstance(c, dict) and c.get("name") for c in cols):
+        return None
+    return [{"name": c["name"], "type": c.get("type")} for c in cols]

@@ -1,0 +1,119 @@
+"""Where the MLflow tracking store and model registry live.
+
+The default is a sqlite database plus an artifact folder under ``mlruns/`` of the
+repository (or the current directory when not inside one): MLflow 3 has no file
+store for the registry, and sqlite keeps one self-contained folder that
+``mlflow ui`` can open. ``MLFLOW_TRACKING_URI`` overrides it (e.g. a tracking
+server). Tests pass explicit temporary paths instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from village_credit.errors import ConfigError
+
+DEFAULT_EXPERIMENT = "village-credit"
+DEFAULT_MODEL_NAME = "village-credit"
+_DB_NAME = "mlflow.db"
+
+
+def _project_root(start: Path | None = None) -> Path:
+    """Nearest ancestor holding ``.git`` or ``pyproject.toml``; else the start dir.
+
+    So that running any command from a sub-folder of the repository uses the one
+    ``mlruns/`` store at the top, not a new one per folder.
+    """
+    here = (start or Path.cwd()).resolve()
+    for cand in (here, *here.parents):
+        if (cand / ".git").exists() or (cand / "pyproject.toml").exists():
+            return cand
+    return here
+
+
+def default_tracking_uri(root: str | Path | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<root>/mlruns/mlflow.db``."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    base = Path(root).resolve() if root is not None else _project_root()
+    return f"sqlite:///{(base / 'mlruns' / _DB_NAME).as_posix()}"
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):])
+
+
+def default_artifact_root(tracking_uri: str) -> str | None:
+    """``<db folder>/artifacts`` (absolute) for sqlite stores; ``None`` otherwise.
+
+    MLflow's default for a new sqlite experiment is ``./mlruns`` relative to the
+    *current* directory, which scatters artifacts; we pin them next to the database.
+    """
+    db = _sqlite_path(tracking_uri)
+    if db is None:
+        return None
+    return (db.resolve().parent / "artifacts").as_posix()
+
+
+def configure(
+    tracking_uri: str | None = None,
+    artifact_root: str | Path | None = None,
+    experiment_name: str = DEFAULT_EXPERIMENT,
+) -> str:
+    """Point MLflow tracking and registry at one store and make sure the experiment exists.
+
+    Returns the experiment id. The experiment is also made the active one, so that
+    ``mlflow.start_run()`` logs into it.
+    """
+    uri = tracking_uri or default_tracking_uri()
+    db = _sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.get_experiment_by_name(experiment_name)
+    if exp is None:
+        root = Path(artifact_root).resolve().as_posix() if artifact_root else None
+        root = root or default_artifact_root(uri)
+        if root is not None and "://" not in root:
+            Path(root).mkdir(parents=True, exist_ok=True)
+        try:
+            exp_id = client.create_experiment(experiment_name, artifact_location=root)
+        except Exception as exc:  # another process may have created it meanwhile
+            exp = client.get_experiment_by_name(experiment_name)
+            if exp is None:
+                raise ConfigError(
+                    f"cannot create MLflow experiment {experiment_name!r} at {uri}: {exc}"
+                ) from exc
+            exp_id = exp.experiment_id
+    else:
+        exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def get_client(tracking_uri: str | None = None) -> MlflowClient:
+    """A client on ``tracking_uri`` (or the configured/default store) for tracking and registry."""
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def model_name_from_config(config: dict | None = None) -> str:
+    """Registered model name: ``config['registry']['model_name']``, else ``village-credit``."""
+    if config:
+        reg = config.get("registry") or {}
+        if not isinstance(reg, dict):
+            raise ConfigError(f"config key 'registry' must be a mapping, got {type(reg).__name__}")
+        name = reg.get("model_name")
+        if name:
+            return str(name)
+    return DEFAULT_MODEL_NAME

@@ -1,0 +1,128 @@
+"""Promotion gates: pure evaluation, no MLflow store needed."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from village_credit.registry.gates import DEFAULT_THRESHOLDS, GateReport, evaluate_gates
+
+SCHEMA = [{"name": "age", "type": "long"}, {"name": "income", "type": "double"}]
+
+
+def good_evidence(**over: float) -> dict:
+    ev = {
+        "discrimination": {"auc": 0.80, "ks": 0.45},
+        "calibration": {"ece": 0.01, "hosmer_lemeshow_p": 0.40},
+        "stability": {"score_psi": 0.02, "feature_psi": {"age": 0.01, "income": 0.05}},
+        "fairness": {"equal_risk": {"max_gap_approval": 0.01, "max_gap_line": 0.02},
+                     "demographic_parity": {"min_ratio": 0.92}},
+        "schema": list(SCHEMA),
+    }
+    for path, value in over.items():
+        section, key = path.split("__")
+        ev[section][key] = value
+    return ev
+
+
+def by_name(report: GateReport) -> dict:
+    return {g.name: g for g in report.gates}
+
+
+def test_all_good_evidence_passes_without_champion() -> None:
+    rep = evaluate_gates(good_evidence(), None, None)
+    assert rep.passed, rep.to_json()
+    names = set(by_name(rep))
+    assert {"auc_min", "auc_vs_champion", "ks_vs_champion", "ece_max", "hosmer_lemeshow_p_min",
+            "score_psi_max", "feature_psi_max", "fairness_approval_gap_max",
+            "fairness_line_gap_max", "fairness_parity_ratio_min", "schema_compatible"} <= names
+    assert by_name(rep)["feature_psi_max"].value == pytest.approx(0.05)
+
+
+def test_missing_evidence_fails_every_gate_never_silently_passes() -> None:
+    rep = evaluate_gates({}, None, None)
+    assert not rep.passed
+    assert all(not g.passed for g in rep.gates)
+    assert all("missing" in g.detail for g in rep.gates)
+    assert not evaluate_gates(None).passed
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "0.9", None, True, [0.9]])
+def test_non_numeric_evidence_fails(bad: object) -> None:
+    ev = good_evidence()
+    ev["discrimination"]["auc"] = bad
+    g = by_name(evaluate_gates(ev))
+    # "0.9" is a string holding a number: accepted as 0.9; everything else fails.
+    assert g["auc_min"].passed is (bad == "0.9")
+
+
+@pytest.mark.parametrize(
+    ("over", "gate"),
+    [
+        ({"discrimination__auc": 0.60}, "auc_min"),
+        ({"calibration__ece": 0.2}, "ece_max"),
+        ({"calibration__hosmer_lemeshow_p": 0.001}, "hosmer_lemeshow_p_min"),
+        ({"stability__score_psi": 0.3}, "score_psi_max"),
+        ({"stability__feature_psi": {"age": 0.01, "income": 0.4}}, "feature_psi_max"),
+        ({"fairness__demographic_parity": {"min_ratio": 0.7}}, "fairness_parity_ratio_min"),
+    ],
+)
+def test_each_threshold_can_fail(over: dict, gate: str) -> None:
+    rep = evaluate_gates(good_evidence(**over))
+    assert not rep.passed
+    assert [g.name for g in rep.failed] == [gate]
+
+
+def test_relative_gates_against_champion_with_tolerance() -> None:
+    champ = good_evidence()
+    within = good_evidence(discrimination__auc=0.80 - 0.005)
+    assert evaluate_gates(within, None, champ).passed
+    worse = good_evidence(discrimination__auc=0.77, discrimination__ks=0.40)
+    g = by_name(evaluate_gates(worse, None, champ))
+    assert not g["auc_vs_champion"].passed and not g["ks_vs_champion"].passed
+    assert g["auc_vs_champion"].value == pytest.approx(-0.03)
+    assert g["auc_vs_champion"].threshold == -DEFAULT_THRESHOLDS["auc_tolerance"]
+    assert evaluate_gates(worse, {"auc_tolerance": 0.05, "ks_tolerance": 0.1}, champ).passed
+
+
+def test_champion_without_recorded_evidence_fails_relative_gates() -> None:
+    g = by_name(evaluate_gates(good_evidence(), None, {}))
+    assert not g["auc_vs_champion"].passed and "champion" in g["auc_vs_champion"].detail
+    assert not g["schema_compatible"].passed
+
+
+def test_schema_compatibility() -> None:
+    champ = good_evidence()
+    changed = good_evidence()
+    changed["schema"] = [{"name": "age", "type": "double"}, {"name": "income", "type": "double"},
+                         {"name": "new", "type": "long"}]
+    g = by_name(evaluate_gates(changed, None, champ))["schema_compatible"]
+    assert not g.passed and g.value == 2.0 and "age: long->double" in g.detail
+    sup = good_evidence()
+    sup["schema"] = SCHEMA + [{"name": "new", "type": "long"}]
+    assert not evaluate_gates(sup, None, champ).passed
+    assert evaluate_gates(sup, {"schema_mode": "superset"}, champ).passed
+
+
+def test_fairness_keys_are_configurable() -> None:
+    ev = good_evidence()
+    ev["fairness"] = {"audit": {"approval": 0.01, "line": 0.01, "ratio": 0.95}}
+    assert not evaluate_gates(ev).passed
+    keys = {"approval_gap": "audit.approval", "line_gap": "audit.line", "parity_ratio": "audit.ratio"}
+    assert evaluate_gates(ev, {"fairness_keys": keys}).passed
+
+
+def test_report_json_round_trip() -> None:
+    rep = evaluate_gates(good_evidence(discrimination__auc=float("nan")))
+    data = json.loads(rep.to_json())
+    assert data["passed"] is False and data["failed"] == ["auc_min", "auc_vs_champion"]
+    back = GateReport.from_dict(data)
+    assert [g.name for g in back.gates] == [g.name for g in rep.gates]
+    assert not any(isinstance(g["value"], float) and math.isnan(g["value"]) for g in data["gates"])
+
+
+def test_missing_threshold_fails_gate() -> None:
+    g = by_name(evaluate_gates(good_evidence(), {"ece_max": None}))["ece_max"]
+    assert not g.passed and "threshold" in g.detail
