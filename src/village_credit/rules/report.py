@@ -1,0 +1,195 @@
+"""Programme reports: credit villages ("952") and credit townships (XX county standard).
+
+Definitions (domain.md s.4), and the choices the seeds leave open:
+
+* **on file**: the household has a scored file, i.e. its index appears in
+  ``decisions`` with a non-missing ``rule_points``. Households in ``households`` but
+  not in ``decisions`` (e.g. quarantined by validation, never reviewed) are *not*
+  on file.
+* **eligible households** (the 952 "90 % on file" denominator): households not known
+  to be ineligible: scored and eligible, plus every household without a file (its
+  eligibility is unknown, so it counts against coverage). ``on_file_share`` =
+  eligible households on file / eligible households.
+* **A or above**: grade in the policy's A bands (A1, A2 by default) over *all*
+  households of the village (no file = not rated A). Credit village needs > 55 %.
+* **granted share**: approved households / households on file (952: >= 50 %).
+* **NPL ratio** (952: <= 2 %) needs an outcome (1 = default, 0 = performing, NaN =
+  unobserved). It is the *amount* ratio a bank reports: credit lines of defaulted
+  granted households / credit lines of granted households with an observed outcome
+  (lines stand in for balances). ``default_rate`` is the household-count version.
+* **county averages**: the whole input is the county. A credit village must also
+  have a granted share at least the county's and an NPL ratio at most the county's
+  (non-strict, so a county with one village can still have credit villages);
+  switch off with ``ReportStandard(require_above_average=False)``.
+* Without an outcome the NPL test is unknown: ``meets_952`` and ``is_credit_village``
+  are pandas nullable booleans, NA where the answer depends on it (Kleene logic: a
+  village failing another test is still False). A township is True/False when
+  the known villages settle it, else NA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from village_credit.errors import SchemaError
+from village_credit.rules.policy import check_columns
+
+
+@dataclass(frozen=True)
+class ReportStandard:
+    """Thresholds of the credit-village / credit-township standard (XX county)."""
+
+    a_share_min: float = 0.55  # strictly more than
+    on_file_min: float = 0.90
+    granted_min: float = 0.50
+    npl_max: float = 0.02
+    township_share_min: float = 0.75  # strictly more than
+    require_above_average: bool = True
+    a_grades: tuple[str, ...] = ("A1", "A2")
+
+
+@dataclass(frozen=True)
+class ProgrammeReport:
+    """Village and township tables (one row per village / township)."""
+
+    villages: pd.DataFrame
+    townships: pd.DataFrame
+    standard: ReportStandard
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers for a run summary."""
+        v, t = self.villages, self.townships
+        return {
+            "villages": int(len(v)),
+            "credit_villages": int((v["is_credit_village"] == True).sum()),  # noqa: E712 (NA-safe)
+            "townships": int(len(t)),
+            "credit_townships": int((t["is_credit_township"] == True).sum()),  # noqa: E712
+            "households": int(v["households"].sum()),
+            "on_file": int(v["on_file"].sum()),
+            "granted": int(v["granted"].sum()),
+        }
+
+
+def _outcome(households: pd.DataFrame, outcome: Any) -> pd.Series | None:
+    if outcome is None:
+        return None
+    if isinstance(outcome, str):
+        check_columns(households, [outcome], what="programme_report outcome")
+        s = households[outcome]
+    elif isinstance(outcome, pd.Series):
+        if not outcome.index.equals(households.index):
+            outcome = outcome.reindex(households.index)
+        s = outcome
+    else:
+        a = np.asarray(outcome)
+        if a.shape != (len(households),):
+            raise SchemaError(f"programme_report: outcome has shape {a.shape}, households {len(households)} rows")
+        s = pd.Series(a, index=households.index)
+    return pd.Series(pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan),
+                     index=households.index)
+
+
+def _kleene_and(*parts: pd.Series) -> pd.Series:
+    out = parts[0].astype("boolean")
+    for p in parts[1:]:
+        out = out & p.astype("boolean")
+    return out
+
+
+def programme_report(households: pd.DataFrame, decisions: pd.DataFrame, outcome: Any = None,
+                     standard: ReportStandard | None = None) -> ProgrammeReport:
+    """Aggregate decisions into village and township tables.
+
+    ``households`` gives ``village_code`` and ``township_code`` for every household in
+    the programme (scored or not); ``decisions`` is ``RuleScores.decisions`` (or any
+    frame with ``rule_points, eligible, grade, approved, credit_line``) indexed like
+    ``households``; ``outcome`` is a column name, Series or array (1 default, 0 not,
+    NaN unobserved).
+    """
+    std = standard or ReportStandard()
+    check_columns(households, ["village_code", "township_code"], what="programme_report households")
+    check_columns(decisions, ["rule_points", "eligible", "grade", "approved", "credit_line"],
+                  what="programme_report decisions")
+    extra = decisions.index.difference(households.index)
+    if len(extra):
+        raise SchemaError(f"programme_report: {len(extra)} decision rows have no household "
+                          f"(first index {extra[0]!r})")
+    d = decisions.reindex(households.index)
+    on_file = d["rule_points"].notna().to_numpy()
+    eligible = d["eligible"].to_numpy(dtype=bool, na_value=False)
+    approved = d["approved"].to_numpy(dtype=bool, na_value=False) & on_file
+    line = d["credit_line"].to_numpy(dtype="float64", na_value=0.0)
+    frame = pd.DataFrame({
+        "township_code": households["township_code"].to_numpy(),
+        "village_code": households["village_code"].to_numpy(),
+        "households": 1,
+        "on_file": on_file.astype(np.int64),
+        "eligible_households": (~on_file | eligible).astype(np.int64),
+        "eligible_on_file": (on_file & eligible).astype(np.int64),
+        "graded_a": d["grade"].isin(list(std.a_grades)).to_numpy(dtype=bool).astype(np.int64),
+        "granted": approved.astype(np.int64),
+        "credit_line_total": np.where(approved, line, 0.0),
+    })
+    y = _outcome(households, outcome)
+    if y is not None:
+        obs = approved & y.notna().to_numpy()
+        bad = obs & (y.to_numpy() > 0)
+        frame["outcomes_observed"] = obs.astype(np.int64)
+        frame["defaults"] = bad.astype(np.int64)
+        frame["observed_line"] = np.where(obs, line, 0.0)
+        frame["defaulted_line"] = np.where(bad, line, 0.0)
+    keys = ["township_code", "village_code"]
+    v = frame.groupby(keys, sort=True, observed=True).sum().reset_index()
+
+    v["on_file_share"] = v["eligible_on_file"] / v["eligible_households"].where(v["eligible_households"] > 0)
+    v["a_share"] = v["graded_a"] / v["households"]
+    v["granted_share"] = v["granted"] / v["on_file"].where(v["on_file"] > 0)
+    county_granted = frame["granted"].sum() / max(frame["on_file"].sum(), 1)
+    if y is not None:
+        v["default_rate"] = v["defaults"] / v["outcomes_observed"].where(v["outcomes_observed"] > 0)
+        v["npl_ratio"] = v["defaulted_line"] / v["observed_line"].where(v["observed_line"] > 0)
+        ol = frame["observed_line"].sum()
+        county_npl = frame["defaulted_line"].sum() / ol if ol > 0 else np.nan
+        v = v.drop(columns=["observed_line", "defaulted_line"])
+    else:
+        v["default_rate"] = np.nan
+        v["npl_ratio"] = np.nan
+        county_npl = np.nan
+
+    def cmp(mask: pd.Series, known: pd.Series) -> pd.Series:
+        return pd.Series(pd.array(np.where(known, mask, False), dtype="boolean"), index=mask.index).where(known, pd.NA)
+
+    npl_known = v["npl_ratio"].notna()
+    on_ok = (v["on_file_share"] >= std.on_file_min).fillna(False)
+    gr_ok = (v["granted_share"] >= std.granted_min).fillna(False)
+    npl_ok = cmp(v["npl_ratio"] <= std.npl_max, npl_known)
+    v["meets_952"] = _kleene_and(on_ok, gr_ok, npl_ok)
+    a_ok = v["a_share"] > std.a_share_min
+    v["is_credit_village"] = _kleene_and(a_ok, v["meets_952"])
+    if std.require_above_average:
+        v["granted_share_at_least_county"] = (v["granted_share"] >= county_granted).fillna(False)
+        v["npl_at_most_county"] = cmp(v["npl_ratio"] <= county_npl, npl_known & pd.notna(county_npl))
+        v["is_credit_village"] = _kleene_and(v["is_credit_village"], v["granted_share_at_least_county"],
+                                             v["npl_at_most_county"])
+
+    cv = v["is_credit_village"]
+    t = pd.DataFrame({
+        "township_code": v["township_code"],
+        "villages": 1,
+        "credit_villages": (cv == True).fillna(False).astype(np.int64),  # noqa: E712
+        "unknown_villages": cv.isna().astype(np.int64),
+        "households": v["households"],
+        "on_file": v["on_file"],
+        "granted": v["granted"],
+    }).groupby("township_code", sort=True).sum().reset_index()
+    t["credit_village_share"] = t["credit_villages"] / t["villages"]
+    hi = (t["credit_villages"] + t["unknown_villages"]) / t["villages"]
+    yes = t["credit_village_share"] > std.township_share_min
+    no = hi <= std.township_share_min
+    t["is_credit_township"] = pd.array(np.where(yes, True, False), dtype="boolean")
+    t.loc[~yes & ~no, "is_credit_township"] = pd.NA
+    return ProgrammeReport(villages=v, townships=t, standard=std)
