@@ -118,8 +118,6 @@ def test_champion_loads_and_scores_in_fresh_process(logged: dict) -> None:
     assert "credit_line" in data["columns"]
 
 
-@pytest.mark.skipif(os.environ.get("VILLAGE_CREDIT_FRESH_ENV") != "1",
-                    reason="builds a virtualenv from PyPI: set VILLAGE_CREDIT_FRESH_ENV=1 (CI)")
 def test_loads_in_fresh_virtualenv_with_only_model_requirements(logged: dict, tmp_path: Path) -> None:
     """Only the model's requirements.txt is installed: village_credit comes from code_paths."""
     local = Path(mlflow.artifacts.download_artifacts(logged["info"].model_uri,

@@ -69,17 +69,23 @@ class ModelConfig:
 
 @dataclass
 class GateConfig:
-    """Promotion thresholds; every one is recorded with its value on the model version."""
+    """Promotion thresholds (keys as ``registry.gates.DEFAULT_THRESHOLDS``).
 
-    min_auc: float = 0.70
-    max_auc_drop: float = 0.01
-    max_ks_drop: float = 0.02
-    max_ece: float = 0.01
-    min_hosmer_lemeshow_p: float = 0.01
-    max_score_psi: float = 0.10
-    max_feature_psi: float = 0.25
-    max_equal_risk_gap: float = 0.05
-    min_four_fifths_ratio: float = 0.80
+    Every one is recorded with its value on the model version.
+    """
+
+    auc_min: float = 0.70
+    auc_tolerance: float = 0.01
+    ks_tolerance: float = 0.02
+    ece_max: float = 0.02
+    hosmer_lemeshow_p_min: float = 0.01
+    score_psi_max: float = 0.10
+    feature_psi_max: float = 0.25
+    approval_gap_max: float = 0.05  # the fairness issue's equal-risk target
+    line_gap_max: float = 0.10
+    parity_ratio_min: float = 0.80
+    gap_vs_rules_max_ratio: float = 0.60
+    schema_mode: str = "exact"
 
 
 @dataclass
@@ -87,6 +93,15 @@ class RegistryConfig:
     model_name: str = "village-credit"
     experiment: str = "village-credit"
     gates: GateConfig = field(default_factory=GateConfig)
+
+
+@dataclass
+class FairnessConfig:
+    """Audit settings; the promotion gates read the audit's JSON."""
+
+    min_count: int = 50  # households per group in a true-PD decile before its gap counts
+    n_boot: int = 100
+    n_deciles: int = 10
 
 
 @dataclass
@@ -101,6 +116,7 @@ class ExperimentConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    fairness: FairnessConfig = field(default_factory=FairnessConfig)
     scoring_chunk_rows: int = 50_000
 
     def to_dict(self) -> dict[str, Any]:

@@ -49,6 +49,10 @@ DEFAULT_THRESHOLDS: dict[str, Any] = {
     "approval_gap_max": 0.05,
     "line_gap_max": 0.10,
     "parity_ratio_min": 0.80,
+    # the candidate's equal-risk approval gap as a share of the rule standard's gap on
+    # the same households: a promoted model must treat elderly and formerly poor
+    # households materially more equally than the points standard it replaces.
+    "gap_vs_rules_max_ratio": 0.60,
     # schema compatibility with the champion: "exact" (same columns and types) or
     # "superset" (candidate accepts every champion column with the same type).
     "schema_mode": "exact",
@@ -58,6 +62,7 @@ FAIRNESS_KEYS: dict[str, str] = {
     "approval_gap": "equal_risk.max_gap_approval",
     "line_gap": "equal_risk.max_gap_line",
     "parity_ratio": "demographic_parity.min_ratio",
+    "baseline_approval_gap": "equal_risk.rules.max_gap_approval",
 }
 
 _MISSING = object()
@@ -265,6 +270,28 @@ def evaluate_gates(
         _threshold_gate("fairness_parity_ratio_min",
                         _lookup(ev.get("fairness", {}), fkeys["parity_ratio"]), ">=",
                         th.get("parity_ratio_min"), f"fairness.{fkeys['parity_ratio']}"),
+        _gap_vs_baseline_gate(ev.get("fairness", {}), fkeys, th.get("gap_vs_rules_max_ratio")),
         _schema_gate(ev, champ, str(th.get("schema_mode", "exact"))),
     ]
     return GateReport(gates=g)
+
+
+def _gap_vs_baseline_gate(fairness: Any, fkeys: Mapping[str, str], max_ratio: Any) -> Gate:
+    """Candidate equal-risk approval gap / the rule standard's gap must not exceed ``max_ratio``."""
+    name = "fairness_gap_vs_rules"
+    fair = fairness if isinstance(fairness, Mapping) else {}
+    cand = _lookup(fair, fkeys["approval_gap"])
+    base = _lookup(fair, fkeys["baseline_approval_gap"])
+    if max_ratio is None:
+        return Gate(name, None, None, "<=", False, "no threshold gap_vs_rules_max_ratio given")
+    for what, v in (("candidate", cand), ("rule-standard baseline", base)):
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or math.isnan(float(v)):
+            return Gate(name, None, float(max_ratio), "<=", False, f"evidence for the {what} gap missing")
+    if float(base) <= 0:
+        ok = float(cand) <= 0
+        return Gate(name, 0.0 if ok else math.inf, float(max_ratio), "<=", ok,
+                    "rule standard shows no gap; candidate must show none either")
+    ratio = float(cand) / float(base)
+    ok = ratio <= float(max_ratio)
+    return Gate(name, ratio, float(max_ratio), "<=", ok,
+                f"approval gap {float(cand):.4g} is {ratio:.2f} x the rule standard's {float(base):.4g}")

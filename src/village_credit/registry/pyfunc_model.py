@@ -37,10 +37,7 @@ from village_credit.registry.tracking import personal_columns, strip_personal_co
 DECISION_PYFUNC_PATH = Path(__file__).with_name("decision_pyfunc.py")
 
 # Used only when the package metadata is unavailable (running from a bare source tree).
-_FALLBACK_REQUIREMENTS = (
-    "mlflow", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "lightgbm", "shap",
-    "pyyaml", "optbinning", "statsmodels", "fairlearn", "optuna",
-)
+_FALLBACK_REQUIREMENTS = ("mlflow", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "lightgbm", "pyyaml")
 
 
 def package_dir() -> Path:
@@ -55,10 +52,16 @@ def _pin(dist: str) -> str:
         return dist
 
 
-def default_pip_requirements() -> list[str]:
-    """village-credit's declared runtime dependencies, pinned to the installed versions.
+SCORING_REQUIREMENTS = ("mlflow", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "lightgbm", "pyyaml")
+"""What loading and running the decision model imports; training-only libraries
+(optuna, shap, fairlearn, optbinning, statsmodels, matplotlib) are not needed to score."""
 
-    Extras (test, notebooks, spark) are skipped: they are not needed to score.
+
+def default_pip_requirements() -> list[str]:
+    """The scoring subset of village-credit's dependencies, pinned to the installed versions.
+
+    Extras (test, notebooks, spark) and training-only libraries are skipped; the
+    fresh-virtualenv test proves this list is enough to load and score.
     """
     try:
         reqs = metadata.requires("village-credit") or []
@@ -73,6 +76,7 @@ def default_pip_requirements() -> list[str]:
             names.append(m.group(1))
     if not names:
         names = list(_FALLBACK_REQUIREMENTS)
+    names = [n for n in names if n.lower() in SCORING_REQUIREMENTS]
     if "mlflow" not in {n.lower() for n in names}:
         names.insert(0, "mlflow")
     return [_pin(n) for n in dict.fromkeys(names)]

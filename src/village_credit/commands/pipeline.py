@@ -1,0 +1,82 @@
+"""``village-credit train`` and ``village-credit demo``: the main job from the shell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+DEFAULT_EXPERIMENT = Path("experiments/default.yaml")
+
+
+def print_summary(result, console: Console) -> None:
+    """The short summary a user reads after the main job."""
+    from village_credit.registry.store import default_tracking_uri
+
+    m = result.metrics
+    t = Table(title=f"village-credit: experiment '{result.config.name}'", show_header=False)
+    t.add_row("hold-out households", f"{int(m.get('holdout_households', 0)):,}")
+    t.add_row("default rate (hold-out)", f"{m.get('holdout_default_rate', float('nan')):.2%}")
+    t.add_row("AUC blend / GBM / rules / oracle",
+              " / ".join(f"{m.get(k, float('nan')):.3f}" for k in ("blend_auc", "gbm_auc", "rules_auc", "oracle_auc")))
+    t.add_row("ECE blend", f"{m.get('blend_ece', float('nan')):.4f}")
+    t.add_row("approval rate blend / rules",
+              f"{m.get('blend_approval_rate', float('nan')):.1%} / {m.get('rules_approval_rate', float('nan')):.1%}")
+    t.add_row("registered version", f"{result.config.registry.model_name} v{result.model_version}")
+    t.add_row("promoted to @champion", "yes" if result.promoted else "NO (failed a gate; see gates.json)")
+    if result.scoring:
+        s = result.scoring
+        t.add_row("batch scoring", f"{s['rows_read']:,} read = {s['scored']:,} scored + {s['quarantined']:,} quarantined")
+    console.print(t)
+    if result.approval_by_group is not None:
+        g = Table(title="approval rate by group (hold-out)")
+        g.add_column("group")
+        cols = list(result.approval_by_group.columns)
+        for c in cols:
+            g.add_column(c, justify="right")
+        for grp, row in result.approval_by_group.iterrows():
+            g.add_row(str(grp), *[f"{row[c]:.1%}" for c in cols])
+        console.print(g)
+    for k, v in sorted(result.paths.items()):
+        console.print(f"  {k:<22} {v}")
+    uri = result.tracking_uri or default_tracking_uri()
+    console.print("\nBrowse the run (copy this line):")
+    # Plain print: Rich would wrap the long URI and break copy-paste.
+    print(f".venv/bin/mlflow ui --backend-store-uri {uri}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train(
+        experiment: Path = typer.Argument(DEFAULT_EXPERIMENT, help="Experiment YAML."),
+        n_households: Optional[int] = typer.Option(None, help="Override data.n_households."),
+        trials: Optional[int] = typer.Option(None, help="Override model.tuning.n_trials."),
+        promote: bool = typer.Option(True, help="Run the promotion gates."),
+        score: bool = typer.Option(True, help="Batch-score the population with @champion."),
+    ) -> None:
+        """Run an experiment: train, explain, audit, log to MLflow, gate, score."""
+        from village_credit.config import load_config
+        from village_credit.errors import VillageCreditError
+        from village_credit.pipeline import run_experiment
+
+        console = Console()
+        overrides = {}
+        if n_households is not None:
+            overrides["data.n_households"] = n_households
+        if trials is not None:
+            overrides["model.tuning.n_trials"] = trials
+        try:
+            cfg = load_config(experiment, overrides)
+            result = run_experiment(cfg, progress=True, promote_model=promote, score_population=score)
+        except VillageCreditError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(code=2) from exc
+        print_summary(result, console)
+
+    @app.command("demo")
+    def demo() -> None:
+        """The main job on the embedded default (experiments/default.yaml, generated data)."""
+        train(DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT.exists() else None, None, None, True, True)

@@ -1,0 +1,372 @@
+"""The main job: data -> rules -> model -> blend -> explain -> fairness -> MLflow -> score.
+
+One function, ``run_experiment``, used by ``village-credit train``, ``village-credit
+demo``, the notebooks and the end-to-end test alike. Each stage calls the public API
+of its layer; nothing here computes what a layer already offers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from village_credit.config import ExperimentConfig
+from village_credit.data import (GeneratorConfig, generate_households, generate_vintage, read_table,
+                                 validate_households, write_parquet)
+from village_credit.errors import ConfigError
+
+ELDERLY_AGE = 60
+
+
+@dataclass
+class Stage:
+    """A named step with a duration, for the summary and the progress display."""
+
+    name: str
+    seconds: float
+
+
+@dataclass
+class ExperimentResult:
+    """What the main job produced: metrics, paths, the registered version and its fate."""
+
+    config: ExperimentConfig
+    metrics: dict[str, float] = field(default_factory=dict)
+    approval_by_group: pd.DataFrame | None = None
+    paths: dict[str, str] = field(default_factory=dict)
+    run_id: str | None = None
+    model_version: str | None = None
+    promoted: bool = False
+    gates: dict[str, Any] = field(default_factory=dict)
+    scoring: dict[str, Any] = field(default_factory=dict)
+    stages: list[Stage] = field(default_factory=list)
+    tracking_uri: str = ""
+    quarantined_rows: int = 0
+
+    def summary_dict(self) -> dict[str, Any]:
+        return {
+            "metrics": self.metrics,
+            "run_id": self.run_id,
+            "model_version": self.model_version,
+            "promoted": self.promoted,
+            "paths": self.paths,
+            "scoring": self.scoring,
+            "quarantined_rows": self.quarantined_rows,
+            "stages": {s.name: round(s.seconds, 2) for s in self.stages},
+        }
+
+
+class _Stages:
+    """Times the stages and shows them as a Rich progress display when asked."""
+
+    def __init__(self, result: ExperimentResult, show: bool, total: int) -> None:
+        self.result = result
+        self.progress = None
+        if show:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                                     TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+            self.progress.start()
+            self.task = self.progress.add_task("starting", total=total)
+
+    def run(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.progress is not None:
+            self.progress.update(self.task, description=name)
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.result.stages.append(Stage(name, time.perf_counter() - t0))
+        if self.progress is not None:
+            self.progress.advance(self.task)
+        return out
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+# --------------------------------------------------------------------------- data
+def load_households(cfg: ExperimentConfig) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Vintage 1 (and 2 when asked) from the generator, or the user's file."""
+    d = cfg.data
+    if d.source == "generate":
+        gen = GeneratorConfig(n_households=d.n_households, seed=cfg.seed, n_townships=d.n_townships,
+                              villages_per_township=d.villages_per_township,
+                              target_default_rate=d.target_default_rate, snapshot_date=d.snapshot_date)
+        v1 = generate_households(gen)
+        v2 = generate_vintage(gen, vintage=2) if d.second_vintage else None
+        return v1, v2
+    return read_table(d.source), None
+
+
+def _outcome_mask(df: pd.DataFrame, cfg: ExperimentConfig) -> np.ndarray:
+    if cfg.split.train_outcomes == "all" or "outcome_observed" not in df.columns:
+        return np.ones(len(df), dtype=bool)
+    return df["outcome_observed"].to_numpy(dtype=bool)
+
+
+# --------------------------------------------------------------------------- model
+def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
+               reference: dict[str, Any] | None, tuned_params: dict[str, Any] | None) -> dict[str, Any]:
+    """The promoted blend and, for comparison, the GBM-only model (same data, same seed)."""
+    from village_credit.models.blend import fit_blend
+    from village_credit.models.features import HouseholdFeatures
+    from village_credit.models.scaling import PointsScaling
+
+    m = cfg.model
+    scaling = PointsScaling.from_pdo(m.pdo, m.base_points, m.base_odds)
+    params = {**m.gbm, **(tuned_params or {})}
+    tr_mask, ca_mask = _outcome_mask(train, cfg), _outcome_mask(calib, cfg)
+    tr, ca = train.loc[tr_mask], calib.loc[ca_mask]
+    common = dict(policy=cfg.policy, gbm_params=params, eval_date=cfg.eval_date, seed=cfg.seed, scaling=scaling)
+    blend = fit_blend(tr, tr["default_12m"].to_numpy(), ca, ca["default_12m"].to_numpy(),
+                      strategy=m.strategy, features=HouseholdFeatures(include_protected=m.include_protected),
+                      metadata={"reference_profile": reference or {}, "experiment": cfg.name}, **common)
+    gbm = fit_blend(tr, tr["default_12m"].to_numpy(), ca, ca["default_12m"].to_numpy(),
+                    strategy="gbm_only", features=HouseholdFeatures(include_protected=m.include_protected),
+                    **common)
+    return {"blend": blend, "gbm": gbm}
+
+
+def tune_params(train: pd.DataFrame, cfg: ExperimentConfig, log_to_mlflow: bool) -> dict[str, Any]:
+    """Optuna search over LightGBM parameters with village-grouped CV (budget from config)."""
+    from village_credit.models.features import HouseholdFeatures
+    from village_credit.models.tuning import tune
+
+    t = cfg.model.tuning
+    if not t.n_trials and not t.timeout_s:
+        return {}
+    mask = _outcome_mask(train, cfg)
+    tr = train.loc[mask]
+    feats = HouseholdFeatures(include_protected=cfg.model.include_protected)
+    X = feats.fit_transform(tr)
+    base: dict[str, Any] = {"monotone_constraints": feats.monotone_constraints()}
+    if cfg.model.strategy == "additive_points":
+        base["interaction_constraints"] = "additive"
+    result = tune(X, tr["default_12m"].to_numpy(), tr["village_code"].to_numpy(), n_trials=t.n_trials,
+                  timeout=t.timeout_s, seed=cfg.seed, cv_folds=t.cv_folds, log_to_mlflow=log_to_mlflow,
+                  base_params=base)
+    return dict(result.best_params)
+
+
+# --------------------------------------------------------------------------- evaluation
+def evaluate(models: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentConfig) -> dict[str, Any]:
+    """Hold-out metrics for rules, GBM and blend; decisions for the fairness audit."""
+    from village_credit.rules import load_policy, score_rules
+    from village_credit.validation import (auc_delong, brier, expected_calibration_error,
+                                           hosmer_lemeshow, ks_statistic)
+    from village_credit.models.blend import logistic_fit
+
+    y = holdout["default_12m"].to_numpy()
+    policy = load_policy(cfg.policy)
+    rules = score_rules(holdout, policy, cfg.eval_date).decisions
+    out: dict[str, Any] = {"decisions": {}, "metrics": {}}
+    for name, model in models.items():
+        dec = model.decide(holdout, top_k=cfg.top_k, eval_date=cfg.eval_date)
+        out["decisions"][name] = dec
+        p = dec["pd"].to_numpy(dtype=float)
+        auc, _, lo, hi = auc_delong(y, p)
+        ks, _ = ks_statistic(y, p)
+        hl_stat, _, hl_p = hosmer_lemeshow(y, p, groups=10, ddof=0)
+        out["metrics"].update({
+            f"{name}_auc": auc, f"{name}_auc_ci_low": lo, f"{name}_auc_ci_high": hi, f"{name}_ks": ks,
+            f"{name}_ece": expected_calibration_error(y, p), f"{name}_brier": brier(y, p),
+            f"{name}_hosmer_lemeshow_p": hl_p, f"{name}_approval_rate": float((dec["credit_line"] > 0).mean()),
+        })
+    # Rule points alone: rank by points; a logistic map gives the PD the audit compares.
+    pts = rules["rule_points"].to_numpy(dtype=float)
+    coef = logistic_fit(pts.reshape(-1, 1), y)
+    rule_pd = 1.0 / (1.0 + np.exp(-(coef[0] + coef[1] * pts)))
+    out["rules"] = rules.assign(pd=rule_pd)
+    out["metrics"].update({
+        "rules_auc": auc_delong(y, -pts)[0],
+        "rules_approval_rate": float(rules["approved"].mean()),
+        "oracle_auc": auc_delong(y, holdout["true_pd"].to_numpy())[0],
+        "holdout_default_rate": float(y.mean()),
+        "holdout_households": float(len(y)),
+    })
+    out["metrics"]["blend_auc_gap_to_oracle"] = out["metrics"]["oracle_auc"] - out["metrics"]["blend_auc"]
+    return out
+
+
+def decision_systems(ev: dict[str, Any]) -> list[Any]:
+    from village_credit.fairness import DecisionSystem
+
+    r = ev["rules"]
+    systems = [DecisionSystem(name="rules", approved=r["approved"].to_numpy(bool),
+                              credit_line=r["credit_line"].to_numpy(float), rate=r["rate"].to_numpy(float),
+                              pd=r["pd"].to_numpy(float), score=r["rule_points"].to_numpy(float))]
+    for name in ("gbm", "blend"):
+        d = ev["decisions"][name]
+        systems.append(DecisionSystem(name=name, approved=(d["credit_line"] > 0).to_numpy(bool),
+                                      credit_line=d["credit_line"].to_numpy(float),
+                                      rate=d["rate"].to_numpy(float), pd=d["pd"].to_numpy(float),
+                                      score=d["points"].to_numpy(float)))
+    return systems
+
+
+def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentConfig, out_dir: Path
+                   ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, str]]:
+    from village_credit.fairness import (equal_risk_gaps, fairness_audit, fairness_json, sensitive_frame,
+                                         write_fairness_report)
+    from village_credit.rules import load_policy
+
+    policy = load_policy(cfg.policy)
+    sens = sensitive_frame(holdout, policy_age_max=_policy_age_max(policy))
+    systems = decision_systems(ev)
+    y = holdout["default_12m"].to_numpy()
+    f = cfg.fairness
+    audit = fairness_audit(systems, sens, y, true_pd=holdout["true_pd"].to_numpy(), n_boot=f.n_boot, seed=cfg.seed)
+    gaps = equal_risk_gaps(systems, sens, holdout["true_pd"].to_numpy(), n_deciles=f.n_deciles,
+                           min_count=f.min_count)
+    html, js = write_fairness_report(audit, gaps, out_dir=out_dir)
+    data = fairness_json(audit, gaps)
+    approval = approval_by_group(systems, holdout)
+    return data, approval, {"fairness_html": str(html), "fairness_json": str(js)}
+
+
+def _policy_age_max(policy: Any) -> int | None:
+    for attr in ("age_max", "base_age_max"):
+        if getattr(policy, attr, None) is not None:
+            return int(getattr(policy, attr))
+    return ELDERLY_AGE
+
+
+def approval_by_group(systems: list[Any], households: pd.DataFrame) -> pd.DataFrame:
+    """Approval rate per system by age band and formerly-poor status (for the summary)."""
+    age = households["head_age"].to_numpy()
+    band = np.where(age < 60, "<60", np.where(age < 65, "60-64", "65+"))
+    poor = np.where(households["formerly_poor"].to_numpy(bool), "formerly poor", "not formerly poor")
+    rows = []
+    for s in systems:
+        frame = pd.DataFrame({"age band": band, "status": poor, "approved": s.approved})
+        for col in ("age band", "status"):
+            for grp, rate in frame.groupby(col)["approved"].mean().items():
+                rows.append({"system": s.name, "group": grp, "approval_rate": rate})
+    return pd.DataFrame(rows).pivot(index="group", columns="system", values="approval_rate")
+
+
+# --------------------------------------------------------------------------- main
+def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_model: bool = True,
+                   score_population: bool = True) -> ExperimentResult:
+    """Run one experiment end to end and return what it produced."""
+    import mlflow
+
+    from village_credit.explain import write_global_explanations
+    from village_credit.models.features import HouseholdFeatures
+    from village_credit.models.splits import split_by_village
+    from village_credit.registry import configure, log_run_context, promote
+    from village_credit.registry.pyfunc_model import log_decision_model
+    from village_credit.validation import reference_profile, validation_report, write_validation_report
+
+    result = ExperimentResult(config=cfg)
+    out_dir = Path(cfg.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stages = _Stages(result, progress, total=9)
+    try:
+        households, v2 = stages.run("generate households", load_households, cfg)
+        checked = stages.run("validate", validate_households, households, require_truth=True)
+        result.quarantined_rows = checked.n_quarantined
+        valid = checked.valid.reset_index(drop=True)
+        if len(valid) < 500:
+            raise ConfigError(f"only {len(valid)} valid households; need at least 500")
+        population_path = out_dir / "households.parquet"
+        write_parquet(households, population_path)
+        result.paths["households"] = str(population_path)
+
+        s = cfg.split
+        split = split_by_village(valid, (1 - s.calibration_share - s.holdout_share, s.calibration_share,
+                                         s.holdout_share), seed=cfg.seed)
+        train, calib, holdout = split.frames(valid)
+
+        configure(experiment_name=cfg.registry.experiment)
+        result.tracking_uri = mlflow.get_tracking_uri()
+        with mlflow.start_run(run_name=cfg.name) as run:
+            result.run_id = run.info.run_id
+            log_run_context(cfg.to_dict(), cfg.seed, train)
+            tuned = stages.run("tune (Optuna)", tune_params, train, cfg, True)
+            models = stages.run("train blend + GBM", fit_models, train, calib, cfg, None, tuned)
+            blend = models["blend"]
+            feats = blend.features
+            train_points = blend.decide(train, top_k=1, eval_date=cfg.eval_date)["points"].to_numpy(float)
+            reference = reference_profile(feats.transform(train), score=train_points)
+            blend.metadata["reference_profile"] = reference
+            ev = stages.run("evaluate hold-out", evaluate, models, holdout, cfg)
+            result.metrics = {k: float(v) for k, v in ev["metrics"].items()}
+
+            hold_X = feats.transform(holdout)
+            expl_paths = stages.run("explain (SHAP)", write_global_explanations, blend, hold_X, holdout,
+                                    out_dir / "explain")
+            fair, approval, fair_paths = stages.run("fairness audit", fairness_stage, ev, holdout, cfg,
+                                                    out_dir / "fairness")
+            result.approval_by_group = approval
+            val = validation_report(
+                holdout["default_12m"].to_numpy(), ev["decisions"]["blend"]["pd"].to_numpy(float),
+                ev["decisions"]["blend"]["points"].to_numpy(float), ev["decisions"]["blend"]["grade"].to_numpy(),
+                _grade_order(), features_df=hold_X, reference_profile=reference,
+            )
+            val_html, val_json = write_validation_report(val, out_dir / "validation")
+            result.paths.update({**{k: str(v) for k, v in expl_paths.items()}, **fair_paths,
+                                 "validation_html": str(val_html), "validation_json": str(val_json)})
+            mlflow.log_metrics(result.metrics)
+            mlflow.log_artifacts(str(out_dir / "fairness"), "fairness")
+            mlflow.log_artifacts(str(out_dir / "validation"), "validation")
+            mlflow.log_artifacts(str(out_dir / "explain"), "explain")
+            mlflow.log_text(approval.to_csv(), "fairness/approval_by_group.csv")
+
+            model_dir = blend.save(out_dir / "model")
+            info = stages.run("log + register model", log_decision_model, model_dir,
+                              input_example=blend.input_example(5), registered_model_name=cfg.registry.model_name,
+                              top_k=cfg.top_k)
+            result.model_version = str(info.registered_model_version)
+        evidence = _evidence(ev, val, fair, train)
+        thresholds = {k: v for k, v in vars(cfg.registry.gates).items()}
+        if promote_model:
+            promo = stages.run("promotion gates", promote, cfg.registry.model_name, result.model_version,
+                               evidence, thresholds)
+            result.promoted = bool(promo.promoted)
+            result.gates = promo.to_dict() if hasattr(promo, "to_dict") else {"promoted": promo.promoted}
+        if score_population and result.promoted:
+            from village_credit.scoring import score_file
+
+            summary = stages.run("batch-score population", score_file,
+                                 f"models:/{cfg.registry.model_name}@champion", population_path,
+                                 out_dir / "scores", chunk_rows=cfg.scoring_chunk_rows, overwrite=True,
+                                 progress=False)
+            result.scoring = summary.to_dict()
+            result.paths["scores"] = str(out_dir / "scores")
+    finally:
+        stages.close()
+    (out_dir / "summary.json").write_text(json.dumps(result.summary_dict(), indent=2, default=str),
+                                          encoding="utf-8")
+    return result
+
+
+def _grade_order() -> list[str]:
+    from village_credit.rules import GRADE_BANDS
+
+    return list(GRADE_BANDS)
+
+
+def _evidence(ev: dict[str, Any], val: dict[str, Any], fairness: dict[str, Any], train: pd.DataFrame
+              ) -> dict[str, Any]:
+    """The promotion evidence: hold-out numbers the gates compare with thresholds."""
+    from village_credit.registry import data_fingerprint
+
+    m = ev["metrics"]
+    stab = val.get("stability") or {}
+    csi = stab.get("csi")
+    max_csi = float(csi["csi"].max()) if csi is not None and len(csi) else None
+    return {
+        "discrimination": {"auc": m["blend_auc"], "ks": m["blend_ks"]},
+        "calibration": {"ece": m["blend_ece"], "hosmer_lemeshow_p": m["blend_hosmer_lemeshow_p"]},
+        "stability": {"score_psi": stab.get("score_psi"), "max_feature_psi": max_csi},
+        "fairness": fairness,
+        "data_fingerprint": data_fingerprint(train),
+    }

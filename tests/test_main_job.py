@@ -1,0 +1,93 @@
+"""End to end: the main job on a small population, through the CLI, into a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from village_credit.cli import app
+
+pytestmark = pytest.mark.slow
+
+SMALL = """
+name: e2e
+seed: 11
+output_dir: {out}
+data:
+  n_households: 5000
+  n_townships: 4
+  villages_per_township: 10
+model:
+  gbm: {{n_estimators: 120, learning_rate: 0.08, num_leaves: 8, min_child_samples: 30}}
+  tuning: {{n_trials: 2, timeout_s: 60, cv_folds: 3}}
+fairness:
+  min_count: 15
+  n_boot: 30
+registry:
+  model_name: vc-e2e
+  experiment: vc-e2e
+  gates: {{approval_gap_max: 0.3, line_gap_max: 1.0, gap_vs_rules_max_ratio: 0.7}}
+"""
+
+
+@pytest.fixture(scope="module")
+def main_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, object]:
+    tmp = tmp_path_factory.mktemp("main_job")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    mp.chdir(tmp)
+    exp = tmp / "e2e.yaml"
+    exp.write_text(SMALL.format(out=tmp / "out"), encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", str(exp)])
+    mp.undo()
+    return tmp, uri, result
+
+
+def test_main_job_exits_cleanly_and_prints_summary(main_job) -> None:
+    _, _, result = main_job
+    assert result.exit_code == 0, result.output
+    assert "AUC blend" in result.output
+    assert "mlflow ui --backend-store-uri sqlite:///" in result.output
+    assert "approval rate by group" in result.output
+
+
+def test_champion_exists_and_scores_cover_every_household(main_job) -> None:
+    tmp, uri, _ = main_job
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    champion = client.get_model_version_by_alias("vc-e2e", "champion")
+    assert str(champion.version) == "1"
+    tags = champion.tags
+    assert any(k.startswith("gate.") for k in tags), tags
+
+    summary = json.loads((tmp / "out" / "scores" / "summary.json").read_text())
+    households = pd.read_parquet(tmp / "out" / "households.parquet")
+    assert summary["rows_read"] == len(households) == 5000
+    assert summary["scored"] + summary["quarantined"] == summary["rows_read"]
+    assert summary["reconciled"] is True
+    decisions = pd.read_parquet(tmp / "out" / "scores" / "decisions")
+    assert decisions["household_id"].nunique() == summary["scored"]
+    assert set(decisions["household_id"]) <= set(households["household_id"])
+    assert {"pd", "points", "grade", "credit_line", "rate", "reason_codes"} <= set(decisions.columns)
+
+
+def test_run_records_metrics_reports_and_context(main_job) -> None:
+    tmp, uri, _ = main_job
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("vc-e2e")
+    runs = client.search_runs([exp.experiment_id], "attributes.run_name = 'e2e'")
+    assert len(runs) == 1
+    run = runs[0]
+    for key in ("blend_auc", "rules_auc", "oracle_auc", "blend_ece", "gbm_auc"):
+        assert key in run.data.metrics
+    assert run.data.metrics["blend_auc"] > run.data.metrics["rules_auc"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"fairness", "validation", "explain"} <= artifacts
+    summary = json.loads((tmp / "out" / "summary.json").read_text())
+    assert summary["promoted"] is True
+    assert Path(summary["paths"]["fairness_html"]).exists()
