@@ -464,6 +464,10 @@ class DecisionModel:
             raise ConfigError(f"cannot read decision model from {d}: {exc}") from exc
         if spec.get("format") != FORMAT:
             raise ConfigError(f"{d / 'model.json'}: unknown format {spec.get('format')!r}, expected {FORMAT!r}")
+        if cls is DecisionModel and (d / "recalibration.json").exists():
+            # Loading the parent alone would silently score without the calibrator's map.
+            raise ConfigError(f"{d} holds a recalibrated model; load it with "
+                              "village_credit.validation.recalibration.RecalibratedDecisionModel")
         policy = None
         if spec.get("has_policy"):
             from village_credit.rules.policy import Policy

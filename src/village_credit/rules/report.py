@@ -101,25 +101,27 @@ def _kleene_and(*parts: pd.Series) -> pd.Series:
 
 
 def programme_report(households: pd.DataFrame, decisions: pd.DataFrame, outcome: Any = None,
-                     standard: ReportStandard | None = None) -> ProgrammeReport:
+                     standard: ReportStandard | None = None,
+                     points_column: str = "rule_points") -> ProgrammeReport:
     """Aggregate decisions into village and township tables.
 
     ``households`` gives ``village_code`` and ``township_code`` for every household in
     the programme (scored or not); ``decisions`` is ``RuleScores.decisions`` (or any
     frame with ``rule_points, eligible, grade, approved, credit_line``) indexed like
     ``households``; ``outcome`` is a column name, Series or array (1 default, 0 not,
-    NaN unobserved).
+    NaN unobserved). ``points_column`` names the score that puts a household "on file":
+    ``rule_points`` for the points standard, ``points`` for a decision model's output.
     """
     std = standard or ReportStandard()
     check_columns(households, ["village_code", "township_code"], what="programme_report households")
-    check_columns(decisions, ["rule_points", "eligible", "grade", "approved", "credit_line"],
+    check_columns(decisions, [points_column, "eligible", "grade", "approved", "credit_line"],
                   what="programme_report decisions")
     extra = decisions.index.difference(households.index)
     if len(extra):
         raise SchemaError(f"programme_report: {len(extra)} decision rows have no household "
                           f"(first index {extra[0]!r})")
     d = decisions.reindex(households.index)
-    on_file = d["rule_points"].notna().to_numpy()
+    on_file = d[points_column].notna().to_numpy()
     eligible = d["eligible"].to_numpy(dtype=bool, na_value=False)
     approved = d["approved"].to_numpy(dtype=bool, na_value=False) & on_file
     line = d["credit_line"].to_numpy(dtype="float64", na_value=0.0)

@@ -1,0 +1,157 @@
+"""``village-credit validate | recalibrate | monitor``: the independent calibrator's commands.
+
+Thin wrappers over :mod:`village_credit.validation.kit` and
+:mod:`village_credit.validation.recalibration`; errors print a message and exit 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+_TRACKING_HELP = "MLflow store (default: MLFLOW_TRACKING_URI, else sqlite under mlruns/)."
+
+
+def _fail(console: Console, exc: Exception) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(code=2) from exc
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    from village_credit.errors import VillageCreditError
+
+    return (VillageCreditError,)
+
+
+def _quiet_downloads() -> None:
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("validate")
+    def validate_cmd(
+        model: str = typer.Option(..., "--model", help="Model URI, e.g. models:/village-credit@champion."),
+        data: Path = typer.Option(..., "--data", help="Labelled sample (Parquet/CSV) with default_12m; "
+                                  "optional previous_grade, head_age, formerly_poor."),
+        report: Path = typer.Option(Path("reports/validation"), "--report", help="Output directory."),
+        challenger: str = typer.Option(None, "--challenger", help="Second model URI to compare on the sample."),
+        no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log the report to MLflow."),
+        hl_ddof: int = typer.Option(0, "--hl-ddof", help="Hosmer-Lemeshow dof = groups - ddof "
+                                    "(0 for an independent sample)."),
+        green_p: float = typer.Option(0.05, "--green-p", help="Grade light green when p >= this."),
+        red_p: float = typer.Option(0.01, "--red-p", help="Grade light red when p < this."),
+        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                         help=_TRACKING_HELP),
+    ) -> None:
+        """Third-party validation report (HTML + JSON + gate evidence) of a registered model."""
+        from village_credit.registry import configure
+        from village_credit.validation.kit import DEFAULT_CONFIG, validate_model
+
+        console = Console(stderr=True)
+        _quiet_downloads()
+        try:
+            configure(tracking_uri)
+            cfg = dataclasses.replace(DEFAULT_CONFIG, hl_ddof=hl_ddof, green_p=green_p, red_p=red_p)
+            res, html, js = validate_model(model, data, report, challenger_uri=challenger,
+                                           log_to_mlflow=not no_mlflow, config=cfg)
+        except _errors() as exc:
+            _fail(console, exc)
+            return
+        disc, cal = res["discrimination"], res["calibration"]
+        stab = res.get("stability") or {}
+        summary: dict[str, Any] = {
+            "html": str(html), "json": str(js), "evidence": str(Path(report) / "evidence.json"),
+            "model": res["reproducibility"].get("model_uri"),
+            "version": res["reproducibility"].get("model_version"),
+            "auc": disc["auc"], "auc_ci": disc["auc_ci"], "ks": disc["ks"], "ece": cal["ece"],
+            "hosmer_lemeshow_p": cal["hosmer_lemeshow"]["p_value"], "grade_lights": cal["lights"],
+            "score_psi": stab.get("score_psi"), "mlflow_run": (res.get("mlflow") or {}).get("run_id"),
+        }
+        if res.get("challenger"):
+            ch = res["challenger"]
+            summary["challenger"] = {"auc_diff": ch["auc_diff"], "p_value": ch["p_value"]}
+        typer.echo(json.dumps(summary, indent=2, default=str))
+
+    @app.command("recalibrate")
+    def recalibrate_cmd(
+        model: str = typer.Option(..., "--model", help="Model URI to recalibrate."),
+        data: Path = typer.Option(..., "--data", help="The calibrator's labelled sample (default_12m)."),
+        method: str = typer.Option("auto", "--method", help="auto (by cross-validated log-loss), "
+                                   "platt or isotonic."),
+        seed: int = typer.Option(0, "--seed", help="Cross-validation seed."),
+        report: Path = typer.Option(Path("reports/recalibration"), "--report",
+                                    help="Output directory (model folder + before/after report)."),
+        no_register: bool = typer.Option(False, "--no-register", help="Only write the model folder."),
+        model_name: str = typer.Option(None, "--model-name",
+                                       help="Register under this name (default: the parent's)."),
+        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                         help=_TRACKING_HELP),
+    ) -> None:
+        """Fit a calibration map and register a new (unpromoted) version wrapping the model."""
+        from village_credit.registry import configure
+        from village_credit.validation.recalibration import recalibrate
+
+        console = Console(stderr=True)
+        _quiet_downloads()
+        if method not in ("auto", "platt", "isotonic"):
+            _fail(console, ValueError(f"--method must be auto, platt or isotonic, got {method!r}"))
+        try:
+            configure(tracking_uri)
+            res = recalibrate(model, data, method=method, seed=seed,  # type: ignore[arg-type]
+                              register=not no_register, out_dir=report,
+                              registered_model_name=model_name)
+        except _errors() as exc:
+            _fail(console, exc)
+            return
+        summary = res.summary()
+        summary.update(model_dir=str(res.model_dir), report=str(res.report_html))
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        if res.version:
+            console.print(f"registered {res.model_name} v{res.version} (not promoted; run "
+                          f"`village-credit promote --version {res.version}` after validation)")
+
+    @app.command("monitor")
+    def monitor_cmd(
+        reference: Path = typer.Option(..., "--reference", help="Reference table (e.g. vintage 1)."),
+        current: Path = typer.Option(..., "--current", help="Current table (e.g. vintage 2)."),
+        model: str = typer.Option(None, "--model", help="Model URI: drift of its features and score "
+                                  "(default: raw numeric columns)."),
+        report: Path = typer.Option(Path("reports/monitor"), "--report", help="Output directory."),
+        amber: float = typer.Option(0.1, "--amber", help="PSI/CSI from which a column is amber."),
+        red: float = typer.Option(0.25, "--red", help="PSI/CSI from which a column is red."),
+        bins: int = typer.Option(10, "--bins", help="Quantile bins of the reference."),
+        fail_on: str = typer.Option("none", "--fail-on", help="Exit 1 when the overall alert "
+                                    "reaches this level: none, amber or red."),
+        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                         help=_TRACKING_HELP),
+    ) -> None:
+        """PSI/CSI drift report between two vintages, with green/amber/red alerts."""
+        from village_credit.validation.kit import monitor
+
+        console = Console(stderr=True)
+        _quiet_downloads()
+        if fail_on not in ("none", "amber", "red"):
+            _fail(console, ValueError(f"--fail-on must be none, amber or red, got {fail_on!r}"))
+        try:
+            if model:
+                from village_credit.registry import configure
+
+                configure(tracking_uri)
+            res = monitor(model, reference, current, report, (amber, red), bins=bins)
+        except _errors() as exc:
+            _fail(console, exc)
+            return
+        summary = {"alert": res["alert"], "counts": res["counts"], "score_psi": res.get("score_psi"),
+                   "score_alert": res.get("score_alert"), "red_columns": res["red_columns"],
+                   "html": str(res.get("html")), "json": str(res.get("json"))}
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        rank = {"green": 0, "amber": 1, "red": 2}
+        if fail_on != "none" and rank.get(res["alert"], -1) >= rank[fail_on]:
+            raise typer.Exit(code=1)

@@ -1,0 +1,633 @@
+"""Third-party workflows: validate a registered model, monitor drift between vintages.
+
+Who uses this: the *independent calibrator* of the three-party review (domain notes
+section 1). They hold the registered model and their own labelled sample, never our
+training code paths or data. So everything here starts from a model URI:
+
+1. the logged pyfunc is downloaded (``mlflow.artifacts.download_artifacts``) and
+   hashed (sha256 over its files), then loaded from that very copy with
+   ``mlflow.pyfunc.load_model``: the decisions validated are the decisions of the
+   bytes hashed;
+2. the training reference profile (for PSI/CSI) and the feature transformer come
+   from the ``decision_model`` artifact inside the logged model (``model.json``);
+3. the statistics are the pure functions of :mod:`village_credit.validation`
+   (``validation_report``), so the calibrator, the promotion gates and the monitor
+   compute identical numbers.
+
+Layering: this module (and :mod:`~village_credit.validation.recalibration`) is a
+*workflow* on top of the registry; ``registry``, ``fairness`` and MLflow are imported
+lazily inside the functions, so ``village_credit.validation`` itself stays a pure
+statistics package that ``registry.gates`` may import without a cycle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from village_credit.data.schema import TRUTH_COLUMNS
+from village_credit.errors import VillageCreditError
+from village_credit.validation.report import (
+    ValidationConfig,
+    drift_report,
+    validation_report,
+    write_drift_report,
+    write_validation_report,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "GRADE_ORDER",
+    "ModelSource",
+    "ValidationKitError",
+    "artifact_hash",
+    "decide_sample",
+    "gate_evidence",
+    "load_model_source",
+    "monitor",
+    "parse_model_uri",
+    "read_sample",
+    "validate_model",
+]
+
+OUTCOME = "default_12m"
+PREVIOUS_GRADE = "previous_grade"
+SCORE_NAME = "score"
+#: Ground truth (incl. the outcome) and the previous grade: never sent to the model.
+_NOT_INPUTS = (*TRUTH_COLUMNS, PREVIOUS_GRADE)
+#: Raw columns never compared by the monitor: identifiers and the vintage counter itself.
+_MONITOR_SKIP = ("household_id", "vintage", *TRUTH_COLUMNS)
+
+#: Third-party default: the sample is independent of the model's fit, so Hosmer-Lemeshow
+#: uses G (not G - 2) degrees of freedom (Hosmer & Lemeshow 2013, sec. 5.2.2).
+DEFAULT_CONFIG = ValidationConfig(hl_ddof=0, score_name=SCORE_NAME)
+
+
+def _grade_order() -> list[str]:
+    from village_credit.rules.policy import GRADE_BANDS
+
+    return list(GRADE_BANDS)
+
+
+GRADE_ORDER: list[str] = _grade_order()
+
+
+class ValidationKitError(VillageCreditError, ValueError):
+    """A third-party workflow cannot run: unreadable model or sample, missing column, ..."""
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def read_sample(data: pd.DataFrame | str | Path, what: str = "sample") -> pd.DataFrame:
+    """A DataFrame as is, or a Parquet/CSV file read with ``data.io.read_table``."""
+    if isinstance(data, pd.DataFrame):
+        return data.reset_index(drop=True)
+    from village_credit.data.io import read_table
+
+    path = Path(data)
+    if not path.exists():
+        raise ValidationKitError(f"{what} file not found: {path}")
+    return read_table(path).reset_index(drop=True)
+
+
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))/?$")
+
+
+def parse_model_uri(uri: str) -> tuple[str | None, str | None, str | None]:
+    """``(name, version, alias)`` of a ``models:/name/version`` or ``models:/name@alias`` URI.
+
+    ``(None, None, None)`` for anything else (``runs:/``, a logged-model id
+    ``models:/m-...`` is returned as a name and resolved later, a local path).
+    """
+    m = _MODELS_URI.match(str(uri))
+    if not m:
+        return None, None, None
+    return m.group("name"), m.group("version"), m.group("alias")
+
+
+def artifact_hash(directory: str | Path) -> str:
+    """``sha256:<hex>`` over every file of ``directory``, in sorted relative-path order.
+
+    Each file contributes its relative POSIX path, a NUL, its size and its bytes, so
+    renaming or moving a file changes the hash as much as editing it does.
+    """
+    root = Path(directory)
+    h = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    for p in files:
+        rel = p.relative_to(root).as_posix()
+        data = p.read_bytes()
+        h.update(rel.encode("utf-8") + b"\0" + str(len(data)).encode() + b"\0")
+        h.update(data)
+    return f"sha256:{h.hexdigest()}"
+
+
+@dataclasses.dataclass
+class ModelSource:
+    """A model as the third party gets it: URI, registry identity, local copy, loaded pyfunc."""
+
+    uri: str
+    local_dir: Path
+    decision_dir: Path
+    pyfunc: Any
+    decision_model: Any
+    spec: dict[str, Any]
+    artifact_sha256: str
+    decision_class: str
+    name: str | None = None
+    version: str | None = None
+    run_id: str | None = None
+
+    @property
+    def registered(self) -> bool:
+        return self.name is not None and self.version is not None
+
+    @property
+    def reference_profile(self) -> dict[str, Any] | None:
+        prof = (self.spec.get("metadata") or {}).get("reference_profile")
+        return prof if isinstance(prof, dict) and prof.get("columns") else None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}" if self.registered else self.uri
+
+    def identity(self) -> dict[str, Any]:
+        return {"model_uri": self.uri, "model_name": self.name, "model_version": self.version,
+                "model_run_id": self.run_id, "decision_class": self.decision_class,
+                "model_artifact_sha256": self.artifact_sha256}
+
+
+def _resolve_version(uri: str) -> tuple[str | None, str | None, str | None]:
+    """Registered name, version and run id behind ``uri`` (``None``s when not registered)."""
+    name, version, alias = parse_model_uri(uri)
+    if name is None or (version is None and alias is None):
+        return None, None, None
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow.get_tracking_uri(),
+                          registry_uri=mlflow.get_registry_uri())
+    try:
+        if alias is not None:
+            mv = client.get_model_version_by_alias(name, alias)
+        elif version == "latest":
+            versions = client.search_model_versions(f"name='{name}'")
+            if not versions:
+                raise ValidationKitError(f"model {name!r} has no versions")
+            mv = max(versions, key=lambda v: int(v.version))
+        else:
+            mv = client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise ValidationKitError(f"cannot resolve model {uri!r} in the registry at "
+                                 f"{mlflow.get_registry_uri()}: {exc.message}") from exc
+    return str(mv.name), str(mv.version), mv.run_id
+
+
+def _find_decision_dir(local: Path) -> tuple[Path, str]:
+    """The ``decision_model`` artifact folder and ``decision_class`` of a downloaded pyfunc."""
+    import yaml
+
+    mlmodel = local / "MLmodel"
+    if not mlmodel.is_file():
+        raise ValidationKitError(f"{local}: no MLmodel file: not an MLflow model")
+    conf = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
+    pyfunc_conf = (conf.get("flavors") or {}).get("python_function") or {}
+    arts = pyfunc_conf.get("artifacts") or {}
+    rel = None
+    if isinstance(arts.get("decision_model"), Mapping):
+        rel = arts["decision_model"].get("path")
+    cand = [local / rel] if rel else []
+    cand += [local / "artifacts" / "decision_model"]
+    cand += [p.parent for p in sorted(local.rglob("model.json"))
+             if (p.parent / "booster.txt").is_file()]
+    for c in cand:
+        if (c / "model.json").is_file():
+            model_config = pyfunc_conf.get("model_config") or {}
+            default = "village_credit.models.decision:DecisionModel"
+            return c, str(model_config.get("decision_class", default))
+    raise ValidationKitError(f"{local}: the logged model has no decision_model artifact "
+                             "(model.json); is it a village-credit decision model?")
+
+
+def load_model_source(uri: str, dst_dir: str | Path | None = None) -> ModelSource:
+    """Download, hash and load a logged decision model as a third party would.
+
+    ``uri``: ``models:/name/version``, ``models:/name@alias``, ``runs:/...`` or a local
+    model folder. Nothing of the training environment is used: the reference profile
+    and the feature transformer come from the model's own ``decision_model`` artifact.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    name, version, run_id = _resolve_version(uri)
+    dst = Path(dst_dir) if dst_dir is not None else Path(tempfile.mkdtemp(prefix="vc-model-"))
+    dst.mkdir(parents=True, exist_ok=True)
+    # download what the registry says right now (an alias may move; the version we
+    # resolved is what we record, so download by version when we have one)
+    fetch = f"models:/{name}/{version}" if name and version else str(uri)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=fetch, dst_path=str(dst)))
+    except (MlflowException, OSError) as exc:
+        raise ValidationKitError(f"cannot download model {uri!r}: {exc}") from exc
+    digest = artifact_hash(local)
+    decision_dir, decision_class = _find_decision_dir(local)
+    try:
+        spec = json.loads((decision_dir / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValidationKitError(f"cannot read {decision_dir / 'model.json'}: {exc}") from exc
+    try:
+        pyfunc = mlflow.pyfunc.load_model(str(local))
+    except Exception as exc:  # MLflow raises many kinds here; report them all the same way
+        raise ValidationKitError(f"cannot load model {uri!r} as a pyfunc: {exc}") from exc
+    dm = None
+    try:
+        dm = getattr(pyfunc.unwrap_python_model(), "model", None)
+    except Exception:  # not a python_model pyfunc: fall back to the artifact
+        dm = None
+    if dm is None:
+        from village_credit.registry.decision_pyfunc import _import_class
+
+        dm = _import_class(decision_class).load(str(decision_dir))
+    return ModelSource(uri=str(uri), local_dir=local, decision_dir=decision_dir, pyfunc=pyfunc,
+                       decision_model=dm, spec=spec, artifact_sha256=digest,
+                       decision_class=decision_class, name=name, version=version, run_id=run_id)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _model_inputs(sample: pd.DataFrame) -> pd.DataFrame:
+    return sample.drop(columns=[c for c in _NOT_INPUTS if c in sample.columns])
+
+
+def decide_sample(source: ModelSource, sample: pd.DataFrame) -> pd.DataFrame:
+    """The model's decisions on ``sample`` through the pyfunc (row order kept)."""
+    out = source.pyfunc.predict(_model_inputs(sample))
+    if not isinstance(out, pd.DataFrame) or len(out) != len(sample):
+        raise ValidationKitError(f"model {source.uri!r} returned {type(out).__name__} of "
+                                 f"{len(out)} rows for {len(sample)} input rows")
+    out = out.reset_index(drop=True)
+    for col in ("pd", "points", "grade", "status"):
+        if col not in out.columns:
+            raise ValidationKitError(f"model {source.uri!r}: decisions lack column {col!r}")
+    return out
+
+
+def model_features(source: ModelSource, rows: pd.DataFrame) -> pd.DataFrame | None:
+    """The model's own feature frame of (valid) ``rows``, or ``None`` if it cannot be built."""
+    dm = source.decision_model
+    try:
+        X = dm._transform(rows.reset_index(drop=True))  # noqa: SLF001 - the model's exact path
+    except Exception:
+        try:
+            X = dm.features.transform(rows.reset_index(drop=True))
+        except Exception:
+            return None
+    return X.reset_index(drop=True)
+
+
+def _policy_age_max(dm: Any) -> int:
+    pol = getattr(dm, "policy", None)
+    for attr in ("age_max", "base_age_max"):
+        if pol is not None and getattr(pol, attr, None) is not None:
+            return int(getattr(pol, attr))
+    return 60
+
+
+def _fairness(rows: pd.DataFrame, decisions: Mapping[str, pd.DataFrame], y: np.ndarray,
+              age_max: int, n_boot: int, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(summary for the report, fairness keys for gate evidence)."""
+    from village_credit.fairness import (
+        DecisionSystem,
+        equal_risk_gaps,
+        fairness_audit,
+        fairness_json,
+        sensitive_frame,
+    )
+
+    sens = sensitive_frame(rows, age_max)
+    systems = [DecisionSystem.from_decisions(name, d.reset_index(drop=True))
+               for name, d in decisions.items()]
+    tp = rows["true_pd"].to_numpy(dtype=float) if "true_pd" in rows.columns else None
+    feats = ["age_band", "elderly", "policy_age", "formerly_poor"]
+    audit = fairness_audit(systems, sens, y, true_pd=tp, n_boot=n_boot, seed=seed, features=feats)
+    gaps = equal_risk_gaps(systems, sens, tp) if tp is not None else None
+    fj = fairness_json(audit, gaps, primary_system=systems[0].name)
+    bg = audit.by_group
+    keep = bg["metric"].isin(["n", "approval_rate", "default_rate", "mean_pd", "mean_line",
+                              "calibration_gap", "auc"])
+    wide = (bg[keep].pivot_table(index=["system", "feature", "group"], columns="metric",
+                                 values="value", aggfunc="first", sort=False)
+            .reset_index())
+    wide.columns.name = None
+    disp = audit.disparities[audit.disparities["metric"] != "four_fifths_pass"].reset_index(drop=True)
+    summary: dict[str, Any] = {
+        "by_group": wide,
+        "disparities": disp,
+        "demographic_parity_min_ratio": fj["demographic_parity"].get("min_ratio"),
+        "equal_risk": ({k: fj["equal_risk"].get(k) for k in
+                        ("max_gap_approval", "max_gap_line", "passes_5pct")}
+                       if gaps is not None else "n/a (needs true_pd, known only for synthetic data)"),
+        "note": "Groups by head-of-household age and formerly-poor status; bootstrap "
+                f"CIs from {n_boot} replicates.",
+    }
+    evidence = {"equal_risk": fj.get("equal_risk", {}),
+                "demographic_parity": fj.get("demographic_parity", {})}
+    return summary, evidence
+
+
+def gate_evidence(result: Mapping[str, Any], fairness: Mapping[str, Any] | None = None,
+                  fingerprint: str | None = None) -> dict[str, Any]:
+    """Promotion-gate evidence (``registry.gates`` keys) from a validation result."""
+    disc, cal = result["discrimination"], result["calibration"]
+    stab = result.get("stability") or {}
+    csi = stab.get("csi")
+    max_csi = (float(csi["csi"].max()) if isinstance(csi, pd.DataFrame) and len(csi) else None)
+    ev: dict[str, Any] = {
+        "discrimination": {"auc": disc["auc"], "ks": disc["ks"]},
+        "calibration": {"ece": cal["ece"], "hosmer_lemeshow_p": cal["hosmer_lemeshow"]["p_value"],
+                        "red_grades": cal["lights"]["red"]},
+        "stability": {"score_psi": stab.get("score_psi"), "max_feature_psi": max_csi},
+        "source": "third-party validation sample",
+    }
+    if fairness is not None:
+        ev["fairness"] = dict(fairness)
+    if fingerprint is not None:
+        ev["data_fingerprint"] = fingerprint
+    return ev
+
+
+def _fingerprint(df: pd.DataFrame) -> str | None:
+    try:
+        from village_credit.registry.tracking import data_fingerprint
+    except ImportError:
+        return None
+    return data_fingerprint(df)
+
+
+def _library_versions() -> dict[str, str]:
+    try:
+        from village_credit.registry.tracking import library_versions
+    except ImportError:
+        import platform
+
+        return {"python": platform.python_version()}
+    return library_versions()
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def validate_model(
+    model_uri: str,
+    data: pd.DataFrame | str | Path,
+    report_dir: str | Path,
+    *,
+    challenger_uri: str | None = None,
+    log_to_mlflow: bool = True,
+    config: ValidationConfig | None = None,
+    fairness_boot: int = 100,
+    seed: int = 0,
+) -> tuple[dict[str, Any], Path, Path]:
+    """Validate a registered model on the calibrator's labelled sample.
+
+    Writes ``validation_report.html`` (charts embedded), ``validation_report.json``
+    (every figure) and ``evidence.json`` (the promotion-gate keys, usable as
+    ``village-credit promote --evidence``) into ``report_dir``. When ``log_to_mlflow``
+    and the URI names a registered version, the three files are logged to a new run
+    (tagged ``validated_model_name`` / ``validated_model_version``) and the model
+    version gets ``validation.<date>.<figure>`` tags plus ``last_validation``.
+    Returns ``(result, html_path, json_path)``.
+    """
+    cfg = config or DEFAULT_CONFIG
+    sample = read_sample(data)
+    if OUTCOME not in sample.columns:
+        raise ValidationKitError(
+            f"the validation sample has no {OUTCOME!r} column (1 = defaulted within 12 "
+            "months): a labelled sample is needed to validate a model")
+    if sample[OUTCOME].isna().any():
+        raise ValidationKitError(f"the validation sample has {int(sample[OUTCOME].isna().sum())} "
+                                 f"rows with a missing {OUTCOME!r}: drop or label them first")
+    work = Path(tempfile.mkdtemp(prefix="vc-validate-"))
+    try:
+        return _validate(model_uri, sample, Path(report_dir), challenger_uri, log_to_mlflow, cfg,
+                         fairness_boot, seed, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: str | None,
+              log_to_mlflow: bool, cfg: ValidationConfig, fairness_boot: int, seed: int,
+              work: Path) -> tuple[dict[str, Any], Path, Path]:
+    champ = load_model_source(model_uri, work / "champion")
+    dec = decide_sample(champ, sample)
+    ok = (dec["status"] == "scored").to_numpy().copy()
+    chal = cdec = None
+    if challenger_uri is not None:
+        chal = load_model_source(challenger_uri, work / "challenger")
+        cdec = decide_sample(chal, sample)
+        ok = ok & (cdec["status"] == "scored").to_numpy()
+    if not ok.any():
+        raise ValidationKitError("no row of the sample could be scored (all quarantined)")
+    rows = sample.loc[ok].reset_index(drop=True)
+    d = dec.loc[ok].reset_index(drop=True)
+    y = rows[OUTCOME].to_numpy(dtype=float)
+
+    features = model_features(champ, rows)
+    prev = rows[PREVIOUS_GRADE].to_numpy(dtype=object) if PREVIOUS_GRADE in rows.columns else None
+    challenger = None
+    decisions = {"model": d}
+    if chal is not None and cdec is not None:
+        cd = cdec.loc[ok].reset_index(drop=True)
+        challenger = {"name": "challenger", "pd": cd["pd"].to_numpy(float),
+                      "grades": cd["grade"].to_numpy(object), "score": cd["points"].to_numpy(float)}
+        decisions["challenger"] = cd
+    fairness_summary = fair_ev = None
+    if {"head_age", "formerly_poor"} <= set(rows.columns):
+        fairness_summary, fair_ev = _fairness(rows, decisions, y, _policy_age_max(champ.decision_model),
+                                              fairness_boot, seed)
+    fingerprint = _fingerprint(sample)
+    repro: dict[str, Any] = {
+        **champ.identity(),
+        "sample_fingerprint": fingerprint,
+        "sample_rows": int(len(sample)),
+        "rows_scored": int(ok.sum()),
+        "rows_quarantined": int((~ok).sum()),
+        "reference_profile": ("stored with the model" if champ.reference_profile
+                              else "absent: no stability section"),
+        "validated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "library_versions": _library_versions(),
+    }
+    if chal is not None:
+        repro.update({f"challenger_{k.removeprefix('model_')}": v for k, v in chal.identity().items()
+                      if k != "decision_class"})
+    result = validation_report(
+        y, d["pd"].to_numpy(float), d["points"].to_numpy(float), d["grade"].to_numpy(object),
+        GRADE_ORDER, features_df=features, reference_profile=champ.reference_profile,
+        prev_grades=prev, fairness_summary=fairness_summary, challenger=challenger, repro=repro,
+        config=cfg)
+    result["evidence"] = gate_evidence(result, fair_ev, fingerprint)
+
+    title = f"Model validation report: {champ.label}"
+    run_ctx = _start_validation_run(champ) if log_to_mlflow else None
+    if log_to_mlflow and run_ctx is None:
+        result["mlflow"] = {"skipped": f"{champ.uri} is not a registered model version"}
+    if run_ctx is not None:
+        result["reproducibility"]["validation_run_id"] = run_ctx.info.run_id
+    try:
+        html, js = write_validation_report(result, out, title=title)
+        ev_path = out / "evidence.json"
+        from village_credit.reporting.html import write_json
+
+        write_json(result["evidence"], ev_path)
+        if run_ctx is not None:
+            result["mlflow"] = _log_validation(run_ctx, champ, result, [html, js, ev_path])
+    finally:
+        if run_ctx is not None:
+            import mlflow
+
+            mlflow.end_run()
+    return result, html, js
+
+
+def _start_validation_run(src: ModelSource) -> Any:
+    """A new run for the validation when the model is a registered version; else ``None``."""
+    if not src.registered:
+        return None
+    import mlflow
+
+    nested = mlflow.active_run() is not None
+    return mlflow.start_run(run_name=f"validate-{src.name}-v{src.version}", nested=nested, tags={
+        "validated_model_name": str(src.name), "validated_model_version": str(src.version),
+        "validated_model_uri": src.uri, "model_artifact_sha256": src.artifact_sha256,
+        "purpose": "third-party validation"})
+
+
+def _log_validation(run: Any, src: ModelSource, result: Mapping[str, Any],
+                    files: Sequence[Path]) -> dict[str, Any]:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    run_id = run.info.run_id
+    for f in files:
+        mlflow.log_artifact(str(f), "validation")
+    disc, cal = result["discrimination"], result["calibration"]
+    stab = result.get("stability") or {}
+    figures = {
+        "auc": disc["auc"], "gini": disc["gini"], "ks": disc["ks"], "brier": cal["brier"],
+        "ece": cal["ece"], "hosmer_lemeshow_p": cal["hosmer_lemeshow"]["p_value"],
+        "spiegelhalter_p": cal["spiegelhalter"]["p_value"],
+        "grades_red": cal["lights"]["red"], "grades_amber": cal["lights"]["amber"],
+        "grades_green": cal["lights"]["green"], "score_psi": stab.get("score_psi"),
+    }
+    metrics = {k: float(v) for k, v in figures.items()
+               if v is not None and np.isfinite(float(v))}
+    mlflow.log_metrics(metrics)
+    client = MlflowClient(tracking_uri=mlflow.get_tracking_uri(),
+                          registry_uri=mlflow.get_registry_uri())
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    tags = {f"validation.{date}.{k}": f"{v:.6g}" for k, v in metrics.items()}
+    tags["last_validation"] = json.dumps({
+        "date": date, "run_id": run_id, "report_json": "validation/validation_report.json",
+        "report_html": "validation/validation_report.html", "evidence": "validation/evidence.json",
+        "auc": metrics.get("auc"), "ece": metrics.get("ece"),
+        "grades_red": metrics.get("grades_red")})
+    tags["last_validation_run_id"] = run_id
+    for k, v in tags.items():
+        client.set_model_version_tag(str(src.name), str(src.version), k, v)
+    return {"run_id": run_id, "model_version_tags": tags}
+
+
+# --------------------------------------------------------------------------- monitor
+
+
+def _raw_columns(df: pd.DataFrame) -> list[str]:
+    cols = df.select_dtypes(include=["number", "bool"]).columns
+    return [str(c) for c in cols if c not in _MONITOR_SKIP]
+
+
+def _model_frame(src: ModelSource, table: pd.DataFrame, what: str) -> pd.DataFrame:
+    """Model features plus ``score`` (points) and ``pd`` of the scorable rows of ``table``."""
+    dec = decide_sample(src, table)
+    ok = (dec["status"] == "scored").to_numpy()
+    if not ok.any():
+        raise ValidationKitError(f"monitor: no row of the {what} table could be scored")
+    X = model_features(src, table.loc[ok])
+    if X is None:
+        raise ValidationKitError(f"monitor: the model's feature transformer failed on the {what} table")
+    return X.assign(**{SCORE_NAME: dec.loc[ok, "points"].to_numpy(float),
+                       "pd": dec.loc[ok, "pd"].to_numpy(float)})
+
+
+def monitor(
+    model_uri: str | None,
+    reference: pd.DataFrame | str | Path,
+    current: pd.DataFrame | str | Path,
+    out_dir: str | Path | None,
+    thresholds: Sequence[float] = (0.1, 0.25),
+    *,
+    bins: int = 10,
+    columns: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """PSI/CSI drift of ``current`` against ``reference`` (e.g. vintage 2 vs vintage 1).
+
+    With a model: drift of the model's features (its own transformer) and of its
+    score (``score`` = points, and ``pd``); the model's stored training profile, when
+    present, is also compared with the current features (``vs_training``). Without a
+    model: the raw numeric and boolean columns (identifiers, ``vintage`` and ground
+    truth left out). Alerts: green below ``thresholds[0]``, amber below
+    ``thresholds[1]``, red above. Writes ``drift_report.html/.json`` when ``out_dir``.
+    """
+    ref = read_sample(reference, "reference")
+    cur = read_sample(current, "current")
+    th = tuple(float(t) for t in thresholds)
+    if len(th) != 2 or not 0 <= th[0] <= th[1]:
+        raise ValidationKitError(f"monitor: thresholds must be two numbers low <= high, got {thresholds}")
+    src = None
+    work = Path(tempfile.mkdtemp(prefix="vc-monitor-"))
+    try:
+        if model_uri:
+            src = load_model_source(model_uri, work)
+            ref_f, cur_f = _model_frame(src, ref, "reference"), _model_frame(src, cur, "current")
+        else:
+            ref_f, cur_f = ref, cur
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    cols = list(columns) if columns is not None else (
+        list(ref_f.columns) if src is not None else _raw_columns(ref_f))
+    missing = [c for c in cols if c not in cur_f.columns or c not in ref_f.columns]
+    if missing:
+        raise ValidationKitError(f"monitor: columns {missing[:10]} are missing from the "
+                                 "reference or the current table")
+    result = drift_report(ref_f[cols], cur_f, cols, bins=bins, thresholds=th)
+    result["n_reference"] = int(len(ref_f))
+    result["mode"] = "model features and score" if src is not None else "raw columns"
+    table = result["csi"]
+    score_row = table[table["column"] == SCORE_NAME]
+    result["score_psi"] = float(score_row["csi"].iloc[0]) if len(score_row) else None
+    result["score_alert"] = str(score_row["alert"].iloc[0]) if len(score_row) else "n/a"
+    result["red_columns"] = table.loc[table["alert"] == "red", "column"].tolist()
+    if src is not None:
+        result["model"] = src.identity()
+        if src.reference_profile:
+            prof_cols = [c for c in src.reference_profile["columns"] if c in cur_f.columns]
+            vt = drift_report(src.reference_profile, cur_f, prof_cols, thresholds=th)
+            result["vs_training"] = {"alert": vt["alert"], "counts": vt["counts"], "csi": vt["csi"]}
+    if out_dir is not None:
+        html, js = write_drift_report(result, out_dir, title=(
+            "Population drift report" + (f": {src.label}" if src is not None else "")))
+        result["html"], result["json"] = html, js
+    return result

@@ -1,0 +1,444 @@
+"""Recalibration by the independent calibrator: a new model version that wraps the original.
+
+``DecisionModel`` has no post-calibration hook, so :class:`RecalibratedDecisionModel`
+is a subclass that applies one or more calibration maps (``models.calibration``
+``Calibrator``; Platt or isotonic, chosen by cross-validated log-loss) to the
+model's log-odds *before* points, grade, credit line and rate are derived. The
+policy still decides (vetoes and eligibility win), through the parent's own
+``policy_decisions``; only the risk estimate moves.
+
+Exactness of the explanations:
+
+* **Platt** (``logit' = a * logit + b``) is affine in log-odds, so every contribution
+  is multiplied by ``a`` and ``b`` is added to the base value: reason codes and
+  ``contributions()`` stay exactly additive (they sum to the new points) and keep
+  their ranking within a household.
+* **Isotonic** is a monotone step-like map of the *total* log-odds, not of each
+  term. The wrapper keeps the original feature and rule contributions and puts the
+  per-household difference ``iso(logit) - logit`` into the base value: points still
+  equal the sum of contributions and the top reasons are the original model's, but
+  the base is no longer one constant, and households inside one isotonic step get
+  the same PD (ranking ties, a slightly lower AUC).
+
+On disk a recalibrated model is the parent's directory (``booster.txt``,
+``policy.yaml``, ``model.json``) plus ``recalibration.json`` (the maps, in the order
+applied, each with its lineage); recalibrating again appends a map. The stored
+training reference profile keeps its feature entries; its ``score`` entry (points)
+is mapped through the calibration (a monotone map moves bin edges, not shares), so
+score PSI stays comparable.
+
+A new version is registered with lineage tags and a before/after report; it is
+**not** promoted: it goes through ``registry.promote`` and its gates like any other.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from village_credit.errors import ConfigError
+from village_credit.models.calibration import Calibrator, fit_calibrator
+from village_credit.models.decision import DecisionModel
+from village_credit.validation.calibration import (
+    brier,
+    expected_calibration_error,
+    grade_calibration,
+    hosmer_lemeshow,
+    reliability_table,
+    spiegelhalter,
+)
+
+__all__ = [
+    "DECISION_CLASS",
+    "RECALIBRATION_FILE",
+    "RecalibratedDecisionModel",
+    "RecalibrationResult",
+    "apply_maps",
+    "calibration_figures",
+    "recalibrate",
+]
+
+RECALIBRATION_FILE = "recalibration.json"
+RECALIBRATION_FORMAT = "village-credit/recalibration/1"
+DECISION_CLASS = "village_credit.validation.recalibration:RecalibratedDecisionModel"
+SCORE_NAME = "score"
+
+
+def apply_maps(maps: list[Calibrator], logit_contrib: np.ndarray) -> np.ndarray:
+    """Log-odds contributions (column 0 = base) after the calibration maps, in order."""
+    c = np.array(logit_contrib, dtype=np.float64, copy=True)
+    if c.ndim != 2 or c.shape[0] == 0:
+        return c
+    for cal in maps:
+        if cal.method == "platt":
+            c *= cal.a
+            c[:, 0] += cal.b
+        else:
+            z = c.sum(axis=1)
+            c[:, 0] += cal.transform_logit(z) - z
+    return c
+
+
+def _map_points(maps: list[Calibrator], scaling: Any, points: np.ndarray) -> np.ndarray:
+    z = scaling.logit(np.asarray(points, dtype=np.float64))
+    return scaling.points(apply_maps(maps, z[:, None])[:, 0])
+
+
+def _map_score_profile(entry: dict[str, Any], maps: list[Calibrator], scaling: Any
+                       ) -> dict[str, Any] | None:
+    """The reference entry of the points after a monotone map (``None`` if not monotone up)."""
+    if entry.get("kind") != "numeric":
+        return None
+    edges = np.asarray(entry.get("edges", []), dtype=float)
+    expected = np.asarray(entry["expected"], dtype=float)
+    if edges.size == 0:
+        return dict(entry)
+    new = _map_points(maps, scaling, edges)
+    if np.any(np.diff(new) < 0):
+        return None
+    uniq = np.unique(new)
+    shares = np.zeros(uniq.size + 1)
+    shares[0] += expected[0]
+    # old bin j >= 1 starts at edges[j-1]; its values land in the new bin starting at f(edge)
+    idx = np.searchsorted(uniq, new, side="right")
+    np.add.at(shares, idx, expected[1:])
+    out = dict(entry)
+    out["edges"] = [float(e) for e in uniq]
+    out["expected"] = [float(s) for s in shares]
+    out["mapped_by_recalibration"] = True
+    return out
+
+
+class RecalibratedDecisionModel(DecisionModel):
+    """A ``DecisionModel`` whose log-odds pass through calibration maps (module docstring)."""
+
+    def __init__(self, *, calibrators: list[Calibrator] | None = None,
+                 lineage: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.calibrators: list[Calibrator] = list(calibrators or [])
+        self.lineage: list[dict[str, Any]] = [dict(x) for x in (lineage or [])]
+
+    @property
+    def is_additive(self) -> bool:
+        """True when every map is Platt: contributions are exactly the calibrated terms."""
+        return all(c.is_additive for c in self.calibrators)
+
+    @classmethod
+    def wrap(cls, parent: DecisionModel, calibrator: Calibrator,
+             lineage: dict[str, Any] | None = None) -> "RecalibratedDecisionModel":
+        """``parent`` followed by ``calibrator`` (appended when the parent is already wrapped)."""
+        maps = list(getattr(parent, "calibrators", [])) + [calibrator]
+        records = [dict(x) for x in getattr(parent, "lineage", [])] + [dict(lineage or {})]
+        meta = copy.deepcopy(parent.metadata)
+        prof = meta.get("reference_profile")
+        if isinstance(prof, dict) and SCORE_NAME in (prof.get("columns") or {}):
+            mapped = _map_score_profile(prof["columns"][SCORE_NAME], [calibrator], parent.scaling)
+            if mapped is None:
+                del prof["columns"][SCORE_NAME]
+            else:
+                prof["columns"][SCORE_NAME] = mapped
+        meta["recalibrated"] = {"maps": len(maps), "methods": [c.method for c in maps]}
+        return cls(policy=parent.policy, features=parent.features, booster=parent.booster,
+                   coefficients=parent.coefficients, scaling=parent.scaling, metadata=meta,
+                   feature_names=list(parent.feature_names), labels=parent.labels,
+                   validate=parent.validate, item_means=dict(parent.item_means),
+                   calibrators=maps, lineage=records)
+
+    def _score(self, households: pd.DataFrame, eval_date: Any = None) -> Any:
+        s, reasons, n = super()._score(households, eval_date)
+        s = dataclasses.replace(s, logit_contrib=apply_maps(self.calibrators, s.logit_contrib))
+        return s, reasons, n
+
+    def recalibration_dict(self) -> dict[str, Any]:
+        maps = []
+        for i, cal in enumerate(self.calibrators):
+            rec = self.lineage[i] if i < len(self.lineage) else {}
+            maps.append({"calibrator": cal.to_dict(), "lineage": rec})
+        return {"format": RECALIBRATION_FORMAT, "maps": maps}
+
+    def save(self, path: str | Path) -> Path:
+        d = super().save(path)
+        (d / RECALIBRATION_FILE).write_text(
+            json.dumps(self.recalibration_dict(), indent=2, ensure_ascii=False, sort_keys=True,
+                       default=str), encoding="utf-8")
+        return d
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RecalibratedDecisionModel":
+        d = Path(path)
+        try:
+            spec = json.loads((d / RECALIBRATION_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read {d / RECALIBRATION_FILE}: {exc}") from exc
+        if spec.get("format") != RECALIBRATION_FORMAT:
+            raise ConfigError(f"{d / RECALIBRATION_FILE}: unknown format {spec.get('format')!r}, "
+                              f"expected {RECALIBRATION_FORMAT!r}")
+        maps = spec.get("maps") or []
+        if not maps:
+            raise ConfigError(f"{d / RECALIBRATION_FILE}: no calibration maps")
+        model = super().load(d)
+        model.calibrators = [Calibrator.from_dict(m["calibrator"]) for m in maps]
+        model.lineage = [dict(m.get("lineage") or {}) for m in maps]
+        return model
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def calibration_figures(y: Any, pd_pred: Any, grades: Any, grade_order: list[str],
+                        hl_ddof: int, green_p: float = 0.05, red_p: float = 0.01,
+                        n_bins: int = 10) -> dict[str, Any]:
+    """Brier, ECE, Hosmer-Lemeshow, Spiegelhalter, per-grade back-test and lights."""
+    hl = hosmer_lemeshow(y, pd_pred, n_bins, hl_ddof)
+    z, sp = spiegelhalter(y, pd_pred)
+    gc = grade_calibration(grades, y, pd_pred, grade_order, green_p, red_p)
+    return {
+        "brier": brier(y, pd_pred),
+        "ece": expected_calibration_error(y, pd_pred, n_bins),
+        "hosmer_lemeshow": {"stat": hl[0], "dof": hl[1], "p_value": hl[2], "ddof": hl_ddof},
+        "spiegelhalter": {"z": z, "p_value": sp},
+        "mean_pd": float(np.mean(pd_pred)),
+        "default_rate": float(np.mean(y)),
+        "grades": gc,
+        "lights": {k: int((gc["light"] == k).sum()) for k in ("green", "amber", "red")},
+        "reliability": reliability_table(y, pd_pred, n_bins),
+    }
+
+
+@dataclasses.dataclass
+class RecalibrationResult:
+    """What :func:`recalibrate` produced (``version`` is ``None`` when not registered)."""
+
+    parent: dict[str, Any]
+    method: str
+    calibrator: dict[str, Any]
+    before: dict[str, Any]
+    after: dict[str, Any]
+    sample_fingerprint: str | None
+    n_sample: int
+    model_dir: Path | None = None
+    model_name: str | None = None
+    version: str | None = None
+    model_uri: str | None = None
+    run_id: str | None = None
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    report_json: Path | None = None
+    report_html: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        from village_credit.reporting.html import to_jsonable
+
+        return to_jsonable({k: getattr(self, k) for k in (
+            "parent", "method", "calibrator", "before", "after", "sample_fingerprint", "n_sample",
+            "model_dir", "model_name", "version", "model_uri", "run_id", "tags", "report_json",
+            "report_html")})
+
+    def summary(self) -> dict[str, Any]:
+        keys = ("brier", "ece", "mean_pd", "default_rate")
+        return {
+            "parent": self.parent.get("model_uri"), "model_name": self.model_name,
+            "version": self.version, "method": self.method, "run_id": self.run_id,
+            "before": {**{k: self.before[k] for k in keys},
+                       "hosmer_lemeshow_p": self.before["hosmer_lemeshow"]["p_value"],
+                       "lights": self.before["lights"]},
+            "after": {**{k: self.after[k] for k in keys},
+                      "hosmer_lemeshow_p": self.after["hosmer_lemeshow"]["p_value"],
+                      "lights": self.after["lights"]},
+            "promoted": False,
+        }
+
+
+def _write_report(res: RecalibrationResult, out: Path) -> tuple[Path, Path]:
+    from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
+
+    rep = HtmlReport("Recalibration report", subtitle=(
+        f"{res.parent.get('model_uri')} -> {res.method}; {res.n_sample} households "
+        "(the calibrator's sample; 'after' is in-sample, see cross-validated scores)"))
+    rep.add_section("Before and after")
+    b, a = res.before, res.after
+    rep.add_table(pd.DataFrame({
+        "figure": ["mean PD", "default rate", "Brier", "ECE", "Hosmer-Lemeshow p",
+                   "Spiegelhalter p", "grades green", "grades amber", "grades red"],
+        "before": [b["mean_pd"], b["default_rate"], b["brier"], b["ece"],
+                   b["hosmer_lemeshow"]["p_value"], b["spiegelhalter"]["p_value"],
+                   b["lights"]["green"], b["lights"]["amber"], b["lights"]["red"]],
+        "after": [a["mean_pd"], a["default_rate"], a["brier"], a["ece"],
+                  a["hosmer_lemeshow"]["p_value"], a["spiegelhalter"]["p_value"],
+                  a["lights"]["green"], a["lights"]["amber"], a["lights"]["red"]],
+    }))
+    fig = new_figure(5.0, 4.5)
+    ax = fig.add_subplot()
+    hi = 0.0
+    for name, tab in (("before", b["reliability"]), ("after", a["reliability"])):
+        ax.plot(tab["mean_predicted"], tab["observed_rate"], marker="o", label=name)
+        hi = max(hi, float(tab["mean_predicted"].max()), float(tab["observed_rate"].max()))
+    ax.plot([0, hi], [0, hi], color="grey", linewidth=0.8)
+    ax.set(xlabel="mean predicted PD", ylabel="observed default rate", title="Reliability")
+    ax.legend(loc="upper left")
+    rep.add_figure(fig, "Reliability before and after recalibration")
+    rep.add_table(b["grades"], caption="Per-grade back-test before")
+    rep.add_table(a["grades"], caption="Per-grade back-test after (grades recomputed from new points)")
+    rep.add_section("Calibration map")
+    rep.add_key_values({"method": res.method,
+                        "cross-validated scores": json.dumps(res.calibrator.get("cv_scores", {})),
+                        **({"a (slope)": res.calibrator["a"], "b (shift)": res.calibrator["b"]}
+                           if res.method == "platt" else
+                           {"isotonic steps": len(res.calibrator.get("x_thresholds", []))})})
+    rep.add_section("Lineage")
+    rep.add_key_values({**res.parent, "sample_fingerprint": res.sample_fingerprint})
+    return write_report(rep, res.to_dict(), out, "recalibration_report")
+
+
+# --------------------------------------------------------------------------- workflow
+
+
+def recalibrate(
+    model_uri: str,
+    sample: pd.DataFrame | str | Path,
+    *,
+    method: Literal["auto", "platt", "isotonic"] = "auto",
+    seed: int = 0,
+    register: bool = True,
+    out_dir: str | Path | None = None,
+    registered_model_name: str | None = None,
+    criterion: Literal["log_loss", "brier"] = "log_loss",
+    green_p: float = 0.05,
+    red_p: float = 0.01,
+) -> RecalibrationResult:
+    """Fit a calibration map on the calibrator's sample and register the wrapped model.
+
+    The map is fitted on the model's log-odds (``scaling.logit(points)``) of the
+    scored rows against ``default_12m`` with ``models.calibration.fit_calibrator``
+    (``method="auto"``: Platt vs isotonic by cross-validated ``criterion``). The new
+    decision-model directory is written to ``out_dir/decision_model`` (a temporary
+    folder when ``out_dir`` is None) with ``recalibration_report.html/.json``.
+    With ``register``, it is logged as a pyfunc (``decision_class`` =
+    :data:`DECISION_CLASS`) and registered as a new version of the parent's
+    registered model (or ``registered_model_name``) with tags ``parent_version``,
+    ``parent_model_uri``, ``parent_artifact_sha256``, ``sample_fingerprint``,
+    ``recalibration_method``; **no alias is moved** (use ``promote``).
+    """
+    from village_credit.rules.policy import GRADE_BANDS
+    from village_credit.validation.kit import (
+        OUTCOME,
+        ValidationKitError,
+        _fingerprint,
+        decide_sample,
+        load_model_source,
+        read_sample,
+    )
+
+    order = list(GRADE_BANDS)
+    data = read_sample(sample)
+    if OUTCOME not in data.columns:
+        raise ValidationKitError(f"the recalibration sample has no {OUTCOME!r} column: a labelled "
+                                 "sample is needed to fit a calibration map")
+    if data[OUTCOME].isna().any():
+        raise ValidationKitError(f"the recalibration sample has missing {OUTCOME!r} values")
+    if method not in ("auto", "platt", "isotonic"):
+        raise ValidationKitError(f"method must be auto, platt or isotonic, got {method!r}")
+    work = Path(tempfile.mkdtemp(prefix="vc-recalibrate-"))
+    try:
+        src = load_model_source(model_uri, work / "parent")
+        dec = decide_sample(src, data)
+        ok = (dec["status"] == "scored").to_numpy()
+        if not ok.any():
+            raise ValidationKitError("no row of the recalibration sample could be scored")
+        rows = data.loc[ok].reset_index(drop=True)
+        d = dec.loc[ok].reset_index(drop=True)
+        y = rows[OUTCOME].to_numpy(dtype=float)
+        parent = src.decision_model
+        z = parent.scaling.logit(d["points"].to_numpy(float))
+        try:
+            cal = fit_calibrator(z, y, method=method, seed=seed, input="logit", criterion=criterion)
+        except ConfigError as exc:
+            raise ValidationKitError(f"cannot fit a calibration map on this sample: {exc}") from exc
+        fingerprint = _fingerprint(data)
+        lineage = {
+            "parent_model_uri": src.uri, "parent_model_name": src.name,
+            "parent_version": src.version, "parent_artifact_sha256": src.artifact_sha256,
+            "parent_decision_class": src.decision_class, "sample_fingerprint": fingerprint,
+            "sample_rows": int(len(data)), "rows_used": int(ok.sum()), "method": cal.method,
+            "seed": int(seed), "criterion": criterion,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        model = RecalibratedDecisionModel.wrap(parent, cal, lineage)
+        after = model.decide(_inputs(rows))
+        before_fig = calibration_figures(y, d["pd"].to_numpy(float), d["grade"].to_numpy(object),
+                                         order, 0, green_p, red_p)
+        after_fig = calibration_figures(y, after["pd"].to_numpy(float),
+                                        after["grade"].to_numpy(object), order, 2, green_p, red_p)
+        out = Path(out_dir) if out_dir is not None else work / "out"
+        model_dir = model.save(out / "decision_model")
+        res = RecalibrationResult(
+            parent=src.identity(), method=cal.method, calibrator=cal.to_dict(), before=before_fig,
+            after=after_fig, sample_fingerprint=fingerprint, n_sample=int(ok.sum()),
+            model_dir=model_dir if out_dir is not None else None)
+        res.report_html, res.report_json = _write_report(res, out)
+        if register:
+            _register(res, model, model_dir, src, registered_model_name, lineage)
+        return res
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _inputs(rows: pd.DataFrame) -> pd.DataFrame:
+    from village_credit.validation.kit import _model_inputs
+
+    return _model_inputs(rows)
+
+
+def _register(res: RecalibrationResult, model: RecalibratedDecisionModel, model_dir: Path,
+              src: Any, registered_model_name: str | None, lineage: dict[str, Any]) -> None:
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from village_credit.registry.pyfunc_model import log_decision_model
+    from village_credit.validation.kit import ValidationKitError
+
+    name = registered_model_name or src.name
+    if not name:
+        raise ValidationKitError(f"{src.uri!r} is not a registered model version: pass "
+                                 "registered_model_name to register the recalibrated model")
+    tags = {
+        "parent_version": str(src.version or ""), "parent_model_uri": src.uri,
+        "parent_artifact_sha256": src.artifact_sha256,
+        "sample_fingerprint": str(lineage.get("sample_fingerprint") or "unknown"),
+        "recalibration_method": res.method, "recalibrated": "true",
+        "recalibration.brier_before": f"{res.before['brier']:.6g}",
+        "recalibration.brier_after": f"{res.after['brier']:.6g}",
+        "recalibration.ece_before": f"{res.before['ece']:.6g}",
+        "recalibration.ece_after": f"{res.after['ece']:.6g}",
+    }
+    nested = mlflow.active_run() is not None
+    with mlflow.start_run(run_name=f"recalibrate-{name}-v{src.version}", nested=nested,
+                          tags={**tags, "purpose": "third-party recalibration"}) as run:
+        mlflow.log_artifact(str(res.report_json), "recalibration")
+        mlflow.log_artifact(str(res.report_html), "recalibration")
+        mlflow.log_metrics({f"{k}_{when}": float(fig[k]) for when, fig in
+                            (("before", res.before), ("after", res.after))
+                            for k in ("brier", "ece", "mean_pd")})
+        info = log_decision_model(model_dir, input_example=model.input_example(5),
+                                  registered_model_name=name, decision_class=DECISION_CLASS)
+        run_id = run.info.run_id
+    version = str(info.registered_model_version)
+    client = MlflowClient(tracking_uri=mlflow.get_tracking_uri(),
+                          registry_uri=mlflow.get_registry_uri())
+    tags["recalibration_run_id"] = run_id
+    tags["recalibration_report"] = "recalibration/recalibration_report.json"
+    for k, v in tags.items():
+        client.set_model_version_tag(name, version, k, v)
+    client.update_model_version(name, version, description=(
+        f"Recalibrated ({res.method}) from {src.uri} (version {src.version}) on a third-party "
+        f"sample {lineage.get('sample_fingerprint')}. Not promoted: run the promotion gates."))
+    res.model_name, res.version, res.run_id = name, version, run_id
+    res.model_uri, res.tags = f"models:/{name}/{version}", tags

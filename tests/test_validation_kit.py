@@ -1,0 +1,181 @@
+"""Third-party validation of a registered model (real sqlite MLflow store in a temp dir)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from mlflow.tracking import MlflowClient
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from typer.testing import CliRunner
+
+from validation_kit_fixtures import NAME, cached_model, make_store, population, register_model
+from village_credit.commands.validation import register as register_commands
+from village_credit.registry.tracking import data_fingerprint
+from village_credit.validation.kit import (
+    ValidationKitError,
+    artifact_hash,
+    load_model_source,
+    parse_model_uri,
+    validate_model,
+)
+
+pytestmark = pytest.mark.slow
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+SECTIONS = ("sample", "config", "discrimination", "calibration", "stability", "migration",
+            "fairness", "challenger", "reproducibility", "evidence")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    root = tmp_path_factory.mktemp("kit")
+    old = mlflow.get_tracking_uri()
+    uri = make_store(root)
+    dm = cached_model(tmp_path_factory)
+    v1 = register_model(dm, root)
+    v2 = register_model(dm, root)  # same model again: a challenger with identical numbers
+    sample = population(2500, seed=31)
+    # a previous grade for the migration matrix: the model's own grade, some moved one band
+    rng = np.random.default_rng(0)
+    grades = dm.decide(sample)["grade"].to_numpy(object)
+    order = ["A1", "A2", "B1", "B2", "C1", "C2", "D1", "D2", "E1", "E2"]
+    idx = np.array([order.index(g) for g in grades]) + rng.integers(-1, 2, len(grades))
+    prev = np.array(order, dtype=object)[np.clip(idx, 0, 9)]
+    sample = pd.concat([sample, pd.DataFrame({"previous_grade": prev})], axis=1)
+    path = root / "sample.parquet"
+    sample.to_parquet(path)
+    yield {"root": root, "uri": uri, "v1": v1, "v2": v2, "sample": sample, "path": path, "dm": dm}
+    mlflow.set_tracking_uri(old)
+
+
+@pytest.fixture(scope="module")
+def validated(store: dict) -> dict:
+    out = store["root"] / "report"
+    res, html, js = validate_model(store["v1"], store["path"], out, challenger_uri=store["v2"])
+    return {"res": res, "html": html, "json": js, "out": out}
+
+
+def test_report_has_every_section_and_embedded_charts(validated: dict) -> None:
+    html = validated["html"].read_text(encoding="utf-8")
+    assert "data:image/png;base64," in html
+    for title in ("Discrimination", "Calibration", "Stability", "Grade migration",
+                  "Fairness summary", "Champion vs challenger", "Reproducibility"):
+        assert title in html, title
+    data = json.loads(validated["json"].read_text(encoding="utf-8"))
+    for key in SECTIONS:
+        assert data.get(key) is not None, key
+    disc, cal, stab = data["discrimination"], data["calibration"], data["stability"]
+    assert disc["auc_ci"][0] < disc["auc"] < disc["auc_ci"][1]
+    assert disc["roc"] and disc["cap"] and len(disc["rank_ordering"]) == 10
+    assert {"brier", "ece", "hosmer_lemeshow", "spiegelhalter", "grades", "reliability"} <= set(cal)
+    assert {"jeffreys_p", "binomial_p", "light"} <= set(cal["grades"][0])
+    # independent sample: Hosmer-Lemeshow with ddof 0 (dof = number of groups)
+    assert data["config"]["hl_ddof"] == 0 and cal["hosmer_lemeshow"]["dof"] == 10
+    assert stab["score_psi"] is not None and stab["score_alert"] in ("green", "amber", "red")
+    assert len(stab["csi"]) >= 20  # every model feature profiled at training time
+    assert data["migration"]["summary"]["n"] == data["sample"]["n"]
+    assert {"by_group", "disparities"} <= set(data["fairness"])
+    groups = {r["group"] for r in data["fairness"]["by_group"]}
+    assert {"60+", "formerly_poor"} <= groups
+    ch = data["challenger"]  # the same model registered twice: no difference
+    assert ch["auc_diff"] == pytest.approx(0.0, abs=1e-12)
+    assert ch["calibration"]["brier"] == pytest.approx(cal["brier"])
+    ev = json.loads((validated["out"] / "evidence.json").read_text())
+    assert {"discrimination", "calibration", "stability", "fairness", "data_fingerprint"} <= set(ev)
+    assert "max_gap_approval" in ev["fairness"]["equal_risk"]
+
+
+def test_figures_match_independent_computation(store: dict, validated: dict) -> None:
+    """The kit's numbers equal sklearn's on the pyfunc's own decisions."""
+    res = validated["res"]
+    model = mlflow.pyfunc.load_model(store["v1"])
+    s = store["sample"]
+    dec = model.predict(s.drop(columns=["true_pd", "default_12m", "granted_hist",
+                                        "outcome_observed", "previous_grade"]))
+    y = s["default_12m"].to_numpy()
+    assert (dec["status"] == "scored").all()
+    assert res["discrimination"]["auc"] == pytest.approx(roc_auc_score(y, -dec["points"]), abs=1e-12)
+    assert res["calibration"]["brier"] == pytest.approx(brier_score_loss(y, dec["pd"]), abs=1e-12)
+    g = pd.DataFrame({"g": dec["grade"], "y": y}).groupby("g")["y"].agg(["size", "sum"])
+    tab = pd.DataFrame(res["calibration"]["grades"]).set_index("grade")
+    for grade, row in g.iterrows():
+        assert tab.loc[grade, "n"] == row["size"] and tab.loc[grade, "defaults"] == row["sum"]
+
+
+def test_reproducibility_block(store: dict, validated: dict, tmp_path: Path) -> None:
+    rep = validated["res"]["reproducibility"]
+    assert rep["model_uri"] == store["v1"] and rep["model_name"] == NAME and rep["model_version"] == "1"
+    local = mlflow.artifacts.download_artifacts(store["v1"], dst_path=str(tmp_path / "again"))
+    assert rep["model_artifact_sha256"] == artifact_hash(local)
+    assert rep["challenger_artifact_sha256"].startswith("sha256:")
+    assert rep["sample_fingerprint"] == data_fingerprint(store["sample"])
+    assert {"python", "mlflow", "pandas", "scikit-learn"} <= set(rep["library_versions"])
+
+
+def test_logged_to_mlflow_with_version_tags(store: dict, validated: dict) -> None:
+    info = validated["res"]["mlflow"]
+    client = MlflowClient()
+    arts = {a.path for a in client.list_artifacts(info["run_id"], "validation")}
+    assert {"validation/validation_report.html", "validation/validation_report.json",
+            "validation/evidence.json"} <= arts
+    run = client.get_run(info["run_id"])
+    assert run.data.tags["validated_model_version"] == "1"
+    assert run.data.metrics["auc"] == pytest.approx(validated["res"]["discrimination"]["auc"])
+    tags = client.get_model_version(NAME, "1").tags
+    assert any(k.startswith("validation.") and k.endswith(".auc") for k in tags)
+    last = json.loads(tags["last_validation"])
+    assert last["run_id"] == info["run_id"] and last["report_json"].endswith(".json")
+
+
+def test_missing_outcome_is_a_clear_error(store: dict, tmp_path: Path) -> None:
+    with pytest.raises(ValidationKitError, match="default_12m"):
+        validate_model(store["v1"], store["sample"].drop(columns=["default_12m"]), tmp_path,
+                       log_to_mlflow=False)
+
+
+def test_unknown_model_is_a_clear_error(store: dict, tmp_path: Path) -> None:
+    with pytest.raises(ValidationKitError, match="cannot resolve"):
+        load_model_source(f"models:/{NAME}/99", tmp_path)
+
+
+def test_artifact_hash_sorted_and_sensitive(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d, names in ((a, ["x.txt", "sub/y.txt"]), (b, ["sub/y.txt", "x.txt"])):
+        for n in names:
+            (d / n).parent.mkdir(parents=True, exist_ok=True)
+            (d / n).write_text(n)
+    assert artifact_hash(a) == artifact_hash(b)  # creation order does not matter
+    (b / "x.txt").rename(b / "z.txt")
+    (b / "z.txt").write_text("x.txt")
+    assert artifact_hash(a) != artifact_hash(b)  # same bytes, other name
+
+
+def test_parse_model_uri() -> None:
+    assert parse_model_uri("models:/m/3") == ("m", "3", None)
+    assert parse_model_uri("models:/m@champion") == ("m", None, "champion")
+    assert parse_model_uri("runs:/abc/model") == (None, None, None)
+
+
+def test_cli_validate_and_errors(store: dict, tmp_path: Path) -> None:
+    app = typer.Typer()
+    register_commands(app)
+    runner = CliRunner()
+    res = runner.invoke(app, ["validate", "--model", store["v1"], "--data", str(store["path"]),
+                              "--report", str(tmp_path / "cli"), "--no-mlflow",
+                              "--tracking-uri", store["uri"]])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout[res.stdout.index("{"):])
+    assert out["version"] == "1" and (tmp_path / "cli" / "validation_report.html").is_file()
+    no_label = tmp_path / "nolabel.parquet"
+    store["sample"].drop(columns=["default_12m"]).to_parquet(no_label)
+    res = runner.invoke(app, ["validate", "--model", store["v1"], "--data", str(no_label),
+                              "--report", str(tmp_path / "x"), "--tracking-uri", store["uri"]])
+    assert res.exit_code == 2 and "default_12m" in res.output
