@@ -55,6 +55,7 @@ def test_main_job_exits_cleanly_and_prints_summary(main_job) -> None:
     assert "AUC blend" in result.output
     assert "mlflow ui --backend-store-uri sqlite:///" in result.output
     assert "approval rate by group" in result.output
+    assert "credit villages" in result.output
 
 
 def test_champion_exists_and_scores_cover_every_household(main_job) -> None:
@@ -91,3 +92,13 @@ def test_run_records_metrics_reports_and_context(main_job) -> None:
     summary = json.loads((tmp / "out" / "summary.json").read_text())
     assert summary["promoted"] is True
     assert Path(summary["paths"]["fairness_html"]).exists()
+    # the programme report covers every village of the scored population
+    villages = pd.read_parquet(tmp / "out" / "programme_villages.parquet")
+    households = pd.read_parquet(tmp / "out" / "households.parquet")
+    assert set(villages["village_code"]) == set(households["village_code"])
+    assert summary["programme"]["villages"] == households["village_code"].nunique()
+    # the promotion evidence is on the run, so `village-credit promote --version N` can find it
+    local = client.download_artifacts(run.info.run_id, "evidence/evidence.json", str(tmp))
+    evidence = json.loads(Path(local).read_text())
+    assert evidence["discrimination"]["auc"] == pytest.approx(run.data.metrics["blend_auc"])
+    assert evidence["fairness"]["equal_risk"]["rules"]["max_gap_approval"] is not None

@@ -48,6 +48,7 @@ class ExperimentResult:
     stages: list[Stage] = field(default_factory=list)
     tracking_uri: str = ""
     quarantined_rows: int = 0
+    programme: dict[str, Any] = field(default_factory=dict)
 
     def summary_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +59,7 @@ class ExperimentResult:
             "paths": self.paths,
             "scoring": self.scoring,
             "quarantined_rows": self.quarantined_rows,
+            "programme": self.programme,
             "stages": {s.name: round(s.seconds, 2) for s in self.stages},
         }
 
@@ -261,7 +263,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
     from village_credit.explain import write_global_explanations
     from village_credit.models.features import HouseholdFeatures
     from village_credit.models.splits import split_by_village
-    from village_credit.registry import configure, log_run_context, promote
+    from village_credit.registry import configure, log_evidence, log_run_context, promote
     from village_credit.registry.pyfunc_model import log_decision_model
     from village_credit.validation import reference_profile, validation_report, write_validation_report
 
@@ -325,7 +327,8 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
                               input_example=blend.input_example(5), registered_model_name=cfg.registry.model_name,
                               top_k=cfg.top_k)
             result.model_version = str(info.registered_model_version)
-        evidence = _evidence(ev, val, fair, train)
+            evidence = _evidence(ev, val, fair, train)
+            log_evidence(evidence, run.info.run_id)
         thresholds = {k: v for k, v in vars(cfg.registry.gates).items()}
         if promote_model:
             promo = stages.run("promotion gates", promote, cfg.registry.model_name, result.model_version,
@@ -341,11 +344,27 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
                                  progress=False)
             result.scoring = summary.to_dict()
             result.paths["scores"] = str(out_dir / "scores")
+            result.programme = programme_stage(households, out_dir)
+            result.paths["programme_villages"] = str(out_dir / "programme_villages.parquet")
     finally:
         stages.close()
     (out_dir / "summary.json").write_text(json.dumps(result.summary_dict(), indent=2, default=str),
                                           encoding="utf-8")
     return result
+
+
+def programme_stage(households: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
+    """Credit village / credit township report for the scored population (NPL from the truth)."""
+    from village_credit.rules import programme_report
+    from village_credit.scoring import read_decisions
+
+    decisions = read_decisions(out_dir / "scores")
+    outcome = households.set_index("household_id")["default_12m"]
+    merged = decisions.assign(default_12m=decisions["household_id"].map(outcome).to_numpy())
+    report = programme_report(merged, merged, outcome="default_12m", points_column="points")
+    report.villages.to_parquet(out_dir / "programme_villages.parquet", index=False)
+    report.townships.to_parquet(out_dir / "programme_townships.parquet", index=False)
+    return report.summary()
 
 
 def _grade_order() -> list[str]:

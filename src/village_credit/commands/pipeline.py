@@ -30,6 +30,10 @@ def print_summary(result, console: Console) -> None:
     if result.scoring:
         s = result.scoring
         t.add_row("batch scoring", f"{s['rows_read']:,} read = {s['scored']:,} scored + {s['quarantined']:,} quarantined")
+    if result.programme:
+        p = result.programme
+        t.add_row("credit villages (> 55 % A, 952)", f"{p['credit_villages']} of {p['villages']}")
+        t.add_row("credit townships (> 75 % villages)", f"{p['credit_townships']} of {p['townships']}")
     console.print(t)
     if result.approval_by_group is not None:
         g = Table(title="approval rate by group (hold-out)")
