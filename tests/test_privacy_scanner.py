@@ -112,3 +112,16 @@ def test_cli_exit_codes(tmp_path) -> None:
     r = runner.invoke(app, ["scan-pii", str(clean), "--names-file", str(names)])
     assert r.exit_code == 1
     assert PHONE not in r.output and NAME not in r.output
+
+
+def test_names_inside_the_toolkits_own_labels_are_not_findings(tmp_path) -> None:
+    """A plausible two-character name can be part of the policy label 高利贷 (usury)."""
+    from village_credit.privacy.scanner import scan_pii, toolkit_vocabulary
+
+    assert "高利贷" in "".join(toolkit_vocabulary())
+    label = tmp_path / "labels.txt"
+    label.write_text("veto: 贷款逾期恶意逃废债偷逃税高利贷非法集资\n", encoding="utf-8")
+    assert scan_pii(label, names=["高利"]) == []
+    person = tmp_path / "person.txt"
+    person.write_text("户主 高利 的贷款\n", encoding="utf-8")
+    assert [f.kind for f in scan_pii(person, names=["高利"])] == ["name"]

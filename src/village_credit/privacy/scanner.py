@@ -20,6 +20,8 @@ Findings never hold the full value: the middle is masked (``110***********002X``
 
 from __future__ import annotations
 
+import functools
+
 import os
 import re
 import sqlite3
@@ -99,12 +101,42 @@ def _valid_id15(s: str) -> bool:
     return s[:2] in PROVINCE_CODES and _valid_date("19" + s[6:12])
 
 
-class PiiMatcher:
-    """Compiled detectors; ``names`` are matched as substrings (two characters or more)."""
+_CJK_RUN = re.compile(r"[\u4e00-\u9fff]{3,}")
 
-    def __init__(self, names: Iterable[str] | None = None, *, old_ids: bool = True) -> None:
+
+@functools.lru_cache(maxsize=1)
+def toolkit_vocabulary() -> tuple[str, ...]:
+    """Chinese terms the toolkit itself ships (labels in its code and policy files).
+
+    Why: Chinese has no word boundaries, so a common two-character name can occur
+    inside a policy label such as 高利贷 (usury). Text the package ships cannot be
+    personal data, so these terms are blanked out before names are matched.
+    """
+    root = Path(__file__).resolve().parents[1]
+    terms: set[str] = set()
+    for f in list(root.rglob("*.py")) + list(root.rglob("*.yaml")):
+        try:
+            terms.update(_CJK_RUN.findall(f.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError):
+            continue
+    return tuple(sorted(terms, key=len, reverse=True))
+
+
+class PiiMatcher:
+    """Compiled detectors; ``names`` are matched as substrings (two characters or more).
+
+    ``vocabulary``: terms blanked out before name matching (default: the toolkit's own
+    shipped Chinese labels, see :func:`toolkit_vocabulary`); pass ``()`` to disable.
+    """
+
+    def __init__(self, names: Iterable[str] | None = None, *, old_ids: bool = True,
+                 vocabulary: Iterable[str] | None = None) -> None:
         clean = sorted({n.strip() for n in (names or []) if len(n.strip()) >= 2}, key=len, reverse=True)
         self.name_re = re.compile("|".join(map(re.escape, clean))) if clean else None
+        vocab = toolkit_vocabulary() if vocabulary is None else tuple(vocabulary)
+        # only terms that could hide a name matter
+        vocab = tuple(v for v in vocab if self.name_re is not None and self.name_re.search(v))
+        self.vocab_re = re.compile("|".join(map(re.escape, vocab))) if vocab else None
         self.old_ids = old_ids
 
     def find(self, text: str) -> Iterator[tuple[int, str, str]]:
@@ -119,6 +151,8 @@ class PiiMatcher:
         for m in PHONE_RE.finditer(text):
             yield m.start(1), "phone", mask(re.sub(r"[ -]", "", m.group(1)), 3, 2)
         if self.name_re is not None:
+            if self.vocab_re is not None:
+                text = self.vocab_re.sub(lambda v: " " * len(v.group(0)), text)
             for m in self.name_re.finditer(text):
                 yield m.start(), "name", mask(m.group(0), 1, 0)
 

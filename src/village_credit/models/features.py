@@ -1,0 +1,511 @@
+"""Household table -> model feature frame, and the one feature spec everything reads.
+
+Why one spec: reason codes, plots, reports and the monotone constraints of the GBM
+all need the same label (zh / en), unit and risk direction for a feature. Keeping
+them in :data:`FEATURE_SPECS` means a label or a direction is changed in one place.
+
+``monotone`` is the direction *with respect to default risk*: ``+1`` means a larger
+value never lowers the risk (e.g. more past-due months), ``-1`` means a larger value
+never raises it (e.g. more on-time repayments), ``0`` means no constraint (credit
+logic does not demand one, or the attribute is protected and its effect is studied).
+
+Features never read ground-truth columns (``schema.TRUTH_COLUMNS``): the builders
+only read the named profile and history columns, and a test checks it.
+
+Rule-engine outputs (rule points, per-item points) are *optional* features passed by
+the caller (``transform(households, extra=rule_items)``), so features stay
+independent of any policy. "Bring your own data": :class:`GenericFeatures` with
+:func:`specs_from_frame` / :func:`load_feature_specs` trains on any tabular file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from village_credit.data.schema import (
+    DEDUCTION_ITEMS,
+    EDUCATION,
+    INCOME_SOURCES,
+    TRUTH_COLUMNS,
+    history_columns,
+    months_in,
+)
+from village_credit.errors import ConfigError, SchemaError
+
+Group = Literal["behaviour", "capacity", "profile", "protected", "rules"]
+
+THIN_FILE_MONTHS = 6
+"""A household with fewer months with a loan instalment than this is a thin file."""
+
+INCOME_FLOOR_YUAN = 1000.0
+"""Denominator floor for debt-to-income, so zero-income households get a finite, large ratio."""
+
+UTILISATION_CAP = 5.0
+"""Balance / limit is clipped here; balances far above the limit carry no extra signal."""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """A model feature: labels for people, unit, and the risk direction credit logic demands."""
+
+    name: str
+    label_en: str
+    label_zh: str
+    unit: str = ""
+    monotone: int = 0
+    group: Group = "behaviour"
+    description: str = ""
+    categories: tuple[str, ...] = field(default=())
+    """Ordered categories for a categorical column (bring-your-own data); empty for numeric."""
+
+    def __post_init__(self) -> None:
+        if self.monotone not in (-1, 0, 1):
+            raise ConfigError(f"feature {self.name!r}: monotone must be -1, 0 or +1, got {self.monotone!r}")
+        if self.group not in ("behaviour", "capacity", "profile", "protected", "rules"):
+            raise ConfigError(f"feature {self.name!r}: unknown group {self.group!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["categories"] = list(self.categories)
+        return d
+
+
+def _s(name: str, en: str, zh: str, unit: str, mono: int, group: Group, desc: str) -> FeatureSpec:
+    return FeatureSpec(name, en, zh, unit, mono, group, desc)
+
+
+_INCOME_ZH = {"farming": "种植", "livestock": "养殖", "migrant": "务工", "business": "经营",
+              "pension_subsidy": "养老金及补贴"}
+
+FEATURE_SPECS: tuple[FeatureSpec, ...] = (
+    # --- behaviour: repayment history -------------------------------------------------
+    _s("ontime_count", "On-time repayments", "按时还款次数", "months", -1, "behaviour",
+       "Months with an instalment due that was paid in full with no days past due."),
+    _s("ontime_ratio", "On-time repayment ratio", "按时还款比例", "ratio", -1, "behaviour",
+       "On-time months / months with an instalment due; missing when no loan months."),
+    _s("dpd_months", "Months past due", "逾期月数", "months", 1, "behaviour",
+       "Months of history with any days past due."),
+    _s("dpd_months_12m", "Months past due, last 12 months", "近12个月逾期月数", "months", 1, "behaviour",
+       "Months with any days past due among the last 12."),
+    _s("worst_dpd", "Worst days past due", "最长逾期天数", "days", 1, "behaviour",
+       "Largest days past due over the whole history."),
+    _s("worst_dpd_6m", "Worst days past due, last 6 months", "近6个月最长逾期天数", "days", 1, "behaviour",
+       "Largest days past due in the last 6 months."),
+    _s("worst_dpd_12m", "Worst days past due, last 12 months", "近12个月最长逾期天数", "days", 1, "behaviour",
+       "Largest days past due in the last 12 months."),
+    _s("recent_dpd", "Days past due last month", "上月逾期天数", "days", 1, "behaviour",
+       "Days past due in the month just before the snapshot."),
+    _s("months_since_delinquency", "Months since last delinquency", "距上次逾期月数", "months", -1, "behaviour",
+       "Months since the last month with days past due (0 = last month); history length when never."),
+    _s("repayment_ratio", "Repayment ratio", "还款比例", "ratio", -1, "behaviour",
+       "Total repaid / total due over the history; missing when nothing was due."),
+    _s("utilisation", "Credit line utilisation", "授信使用率", "ratio", 1, "behaviour",
+       f"Outstanding balance / credit limit, clipped at {UTILISATION_CAP:g}; missing without a limit."),
+    _s("has_credit_file", "Has a credit file", "有信贷记录", "flag", 0, "behaviour",
+       "1 if any month had an instalment due or a credit limit is held."),
+    _s("thin_file", "Thin credit file", "信贷记录薄", "flag", 0, "behaviour",
+       f"1 if fewer than {THIN_FILE_MONTHS} months had an instalment due."),
+    _s("loan_months", "Months with a loan", "有贷款月数", "months", 0, "behaviour",
+       "Months of history with an instalment due."),
+    _s("utility_late_count", "Late utility payments", "水电费逾期次数", "months", 1, "behaviour",
+       "Months with water or electricity paid late."),
+    _s("utility_late_ratio", "Late utility payment ratio", "水电费逾期比例", "ratio", 1, "behaviour",
+       "Late utility months / months of history."),
+    # --- capacity -----------------------------------------------------------------
+    _s("income_total", "Annual income", "年收入", "yuan/year", -1, "capacity", "Sum of income over all sources."),
+    _s("log_income", "Annual income (log)", "年收入(对数)", "ln(1+yuan)", -1, "capacity",
+       "ln(1 + annual income): income effects are proportional."),
+    *[
+        _s(f"income_share_{s}", f"Income share: {s.replace('_', ' ')}", f"{_INCOME_ZH[s]}收入占比", "ratio", 0,
+           "capacity", f"Income from {s.replace('_', ' ')} / total income; missing when income is zero.")
+        for s in INCOME_SOURCES
+    ],
+    _s("income_volatility", "Income volatility", "收入波动", "ratio", 1, "capacity",
+       "Coefficient of variation of total income over three years."),
+    _s("dependents_ratio", "Dependants per person", "供养比", "ratio", 1, "capacity",
+       "Dependants / household size."),
+    _s("assets_yuan", "Household assets", "家庭资产", "yuan", -1, "capacity", "Estimated household assets."),
+    _s("land_mu", "Land", "土地面积", "mu", 0, "capacity", "Contracted and transferred-in land."),
+    _s("private_debt_to_income", "Private debt to income", "民间借款收入比", "ratio", 1, "capacity",
+       f"Informal borrowing / max(annual income, {INCOME_FLOOR_YUAN:g} yuan)."),
+    # --- profile (non-protected) ---------------------------------------------------
+    _s("household_size", "Household size", "家庭人口", "persons", 0, "profile", "People in the household."),
+    _s("education_level", "Education", "文化程度", "ordinal 0-4", -1, "profile",
+       "Education of the head: 0 none, 1 primary, 2 junior, 3 senior, 4 tertiary."),
+    _s("smartphone", "Uses a smartphone", "使用智能手机", "flag", 0, "profile", "Head uses a smartphone well."),
+    _s("social_insurance", "Social insurance", "参加社保", "flag", 0, "profile",
+       "Enrolled in rural pension and medical insurance."),
+    _s("new_agri_operator", "New agricultural operator", "新型农业经营主体", "flag", 0, "profile",
+       "Family farm, cooperative head or large grower."),
+    _s("individual_business", "Individual business", "个体工商户", "flag", 0, "profile",
+       "Runs an individual business."),
+    # --- protected (only with include_protected=True; never constrained) -----------
+    _s("head_age", "Age of head", "户主年龄", "years", 0, "protected", "Age of the head of household."),
+    _s("age_band_60plus", "Head aged 60+", "户主60岁及以上", "flag", 0, "protected", "1 if the head is 60 or older."),
+    _s("formerly_poor", "Formerly poor household", "脱贫户", "flag", 0, "protected",
+       "Registered in poverty alleviation."),
+    # --- rules (optional, passed by the caller) ------------------------------------
+    _s("rule_points", "Rule points", "规则积分", "points", -1, "rules",
+       "Total points from the programme's points standard."),
+    _s("base", "Base item points", "基础分", "points", -1, "rules", "Points of the base item."),
+)
+
+_BY_NAME: dict[str, FeatureSpec] = {s.name: s for s in FEATURE_SPECS}
+_DED_LABELS = {k: (en, zh) for k, en, zh in DEDUCTION_ITEMS}
+
+HOUSEHOLD_FEATURES: tuple[str, ...] = tuple(
+    s.name for s in FEATURE_SPECS if s.group in ("behaviour", "capacity", "profile")
+)
+PROTECTED_FEATURES: tuple[str, ...] = tuple(s.name for s in FEATURE_SPECS if s.group == "protected")
+
+PROFILE_INPUTS: tuple[str, ...] = (
+    "head_age", "education", "household_size", "dependents", "smartphone", "formerly_poor",
+    "social_insurance", "new_agri_operator", "individual_business", "land_mu", "assets_yuan",
+    *[f"income_{s}" for s in INCOME_SOURCES], "income_volatility", "credit_limit_yuan",
+    "balance_yuan", "private_debt_yuan",
+)
+"""Profile columns :class:`HouseholdFeatures` reads (besides the monthly history)."""
+
+
+def spec_for(name: str) -> FeatureSpec:
+    """The spec of a feature; rule item columns (``bonus_*``, ``ded_*``) get a generated one.
+
+    Rule items are points (deductions negative), so more points never raise risk: -1.
+    Unknown names raise ``KeyError`` naming the feature.
+    """
+    if name in _BY_NAME:
+        return _BY_NAME[name]
+    if name.startswith("bonus_"):
+        fam = name[len("bonus_"):].replace("_", " ")
+        return FeatureSpec(name, f"Bonus points: {fam}", f"加分项:{fam}", "points", -1, "rules",
+                           f"Points of the bonus family {fam!r} from the points standard.")
+    if name.startswith("ded_"):
+        key = name[len("ded_"):]
+        en, zh = _DED_LABELS.get(key, (key.replace("_", " "), key))
+        return FeatureSpec(name, f"Deduction: {en}", f"扣分项:{zh}", "points", -1, "rules",
+                           f"Points deducted for: {en} (negative or zero).")
+    raise KeyError(f"no feature spec for {name!r}; add it to FEATURE_SPECS or pass specs explicitly")
+
+
+def _f(df: pd.DataFrame, col: str) -> np.ndarray:
+    return df[col].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, NaN where den is zero (the ratio is undefined, not zero)."""
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def _check_columns(df: pd.DataFrame, needed: Sequence[str], what: str) -> None:
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" (+{len(missing) - 8} more)" if len(missing) > 8 else "")
+        raise SchemaError(f"{what}: household table lacks column(s) {shown}")
+
+
+def build_household_features(households: pd.DataFrame, include_protected: bool = False) -> pd.DataFrame:
+    """Vectorised feature building over the wide monthly history (numpy, no per-row loop)."""
+    months = months_in(list(households.columns))
+    if months == 0:
+        raise SchemaError("household features: no dpd_mNN history columns in the household table")
+    hist = {k: history_columns(k, months) for k in ("due", "paid", "dpd", "utility_late")}
+    _check_columns(households, [c for cols in hist.values() for c in cols], "household features")
+    _check_columns(households, PROFILE_INPUTS, "household features")
+
+    due = np.nan_to_num(households[hist["due"]].to_numpy(dtype=np.float64, na_value=0.0))
+    paid = np.nan_to_num(households[hist["paid"]].to_numpy(dtype=np.float64, na_value=0.0))
+    dpd = np.nan_to_num(households[hist["dpd"]].to_numpy(dtype=np.float64, na_value=0.0))
+    late = np.nan_to_num(households[hist["utility_late"]].to_numpy(dtype=np.float64, na_value=0.0))
+
+    has_due = due > 0
+    delinquent = dpd > 0
+    loan_months = has_due.sum(axis=1).astype(np.float64)
+    ontime = (has_due & (paid >= due) & ~delinquent).sum(axis=1).astype(np.float64)
+    any_delinquent = delinquent.any(axis=1)
+    # argmax on the reversed flags = months back from m_last to the last delinquent month
+    since = np.where(any_delinquent, np.argmax(delinquent[:, ::-1], axis=1), months).astype(np.float64)
+    w6, w12 = min(6, months), min(12, months)
+
+    limit = _f(households, "credit_limit_yuan")
+    balance = _f(households, "balance_yuan")
+    incomes = {s: np.nan_to_num(_f(households, f"income_{s}")) for s in INCOME_SOURCES}
+    income = np.sum(list(incomes.values()), axis=0)
+    size = _f(households, "household_size")
+    edu_map = {e: float(i) for i, e in enumerate(EDUCATION)}
+
+    cols: dict[str, np.ndarray] = {
+        "ontime_count": ontime,
+        "ontime_ratio": _ratio(ontime, loan_months),
+        "dpd_months": delinquent.sum(axis=1).astype(np.float64),
+        "dpd_months_12m": delinquent[:, -w12:].sum(axis=1).astype(np.float64),
+        "worst_dpd": dpd.max(axis=1),
+        "worst_dpd_6m": dpd[:, -w6:].max(axis=1),
+        "worst_dpd_12m": dpd[:, -w12:].max(axis=1),
+        "recent_dpd": dpd[:, -1],
+        "months_since_delinquency": since,
+        "repayment_ratio": _ratio(paid.sum(axis=1), due.sum(axis=1)),
+        "utilisation": np.clip(_ratio(np.nan_to_num(balance), np.nan_to_num(limit)), 0.0, UTILISATION_CAP),
+        "has_credit_file": ((loan_months > 0) | (np.nan_to_num(limit) > 0)).astype(np.float64),
+        "thin_file": (loan_months < THIN_FILE_MONTHS).astype(np.float64),
+        "loan_months": loan_months,
+        "utility_late_count": late.sum(axis=1),
+        "utility_late_ratio": late.sum(axis=1) / months,
+        "income_total": income,
+        "log_income": np.log1p(np.maximum(income, 0.0)),
+        **{f"income_share_{s}": _ratio(v, income) for s, v in incomes.items()},
+        "income_volatility": _f(households, "income_volatility"),
+        "dependents_ratio": _ratio(_f(households, "dependents"), size),
+        "assets_yuan": _f(households, "assets_yuan"),
+        "land_mu": _f(households, "land_mu"),
+        "private_debt_to_income": _f(households, "private_debt_yuan") / np.maximum(income, INCOME_FLOOR_YUAN),
+        "household_size": size,
+        "education_level": households["education"].astype("object").map(edu_map).to_numpy(
+            dtype=np.float64, na_value=np.nan),
+        "smartphone": _f(households, "smartphone"),
+        "social_insurance": _f(households, "social_insurance"),
+        "new_agri_operator": _f(households, "new_agri_operator"),
+        "individual_business": _f(households, "individual_business"),
+    }
+    if include_protected:
+        age = _f(households, "head_age")
+        cols["head_age"] = age
+        cols["age_band_60plus"] = np.where(np.isnan(age), np.nan, (age >= 60).astype(np.float64))
+        cols["formerly_poor"] = _f(households, "formerly_poor")
+    return pd.DataFrame(cols, index=households.index)
+
+
+class _SpecMixin:
+    """Shared spec look-ups for fitted feature transformers."""
+
+    specs_: list[FeatureSpec]
+    feature_names_out_: list[str]
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "feature_names_out_")
+        return np.asarray(self.feature_names_out_, dtype=object)
+
+    @property
+    def feature_names_out(self) -> list[str]:
+        """Output column names, in order (after fit)."""
+        check_is_fitted(self, "feature_names_out_")
+        return list(self.feature_names_out_)
+
+    def monotone_constraints(self) -> list[int]:
+        """LightGBM monotone constraints aligned to the output columns."""
+        check_is_fitted(self, "specs_")
+        return [s.monotone for s in self.specs_]
+
+    def spec_for(self, name: str) -> FeatureSpec:
+        check_is_fitted(self, "specs_")
+        for s in self.specs_:
+            if s.name == name:
+                return s
+        raise KeyError(f"feature {name!r} is not an output of this transformer")
+
+
+class HouseholdFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
+    """Household table (wide monthly history) -> float feature frame.
+
+    Parameters
+    ----------
+    include_protected:
+        Add ``head_age``, ``age_band_60plus`` and ``formerly_poor`` (unconstrained), so
+        their effect can be studied with and without them.
+    rule_points:
+        Keep a ``rule_points`` column from ``extra`` (or from the household table) when
+        one is there.
+    rule_items:
+        Keep per-item rule columns (``base``, ``bonus_*``, ``ded_*``) from ``extra``.
+
+    ``fit``/``transform`` take ``extra=`` (a frame index-aligned with the households,
+    e.g. ``RuleScores.items.assign(rule_points=decisions.rule_points)``). The columns
+    chosen at fit are required at transform: a missing one raises ``SchemaError``.
+    """
+
+    def __init__(self, include_protected: bool = False, rule_points: bool = True, rule_items: bool = False):
+        self.include_protected = include_protected
+        self.rule_points = rule_points
+        self.rule_items = rule_items
+
+    def _extra_columns(self, households: pd.DataFrame, extra: pd.DataFrame | None) -> list[str]:
+        names = list(extra.columns) if extra is not None else []
+        if "rule_points" in households.columns and "rule_points" not in names:
+            names.append("rule_points")
+        keep = []
+        for c in names:
+            if c == "rule_points" and self.rule_points:
+                keep.append(c)
+            elif self.rule_items and (c == "base" or c.startswith(("bonus_", "ded_"))):
+                keep.append(c)
+        return keep
+
+    def fit(self, households: pd.DataFrame, y: Any = None, extra: pd.DataFrame | None = None) -> HouseholdFeatures:
+        base = [*HOUSEHOLD_FEATURES, *(PROTECTED_FEATURES if self.include_protected else ())]
+        self.extra_columns_ = self._extra_columns(households, extra)
+        self.feature_names_out_ = [*base, *self.extra_columns_]
+        self.specs_ = [spec_for(n) for n in self.feature_names_out_]
+        self.n_months_ = months_in(list(households.columns))
+        self.n_features_out_ = len(self.feature_names_out_)
+        return self
+
+    def transform(self, households: pd.DataFrame, extra: pd.DataFrame | None = None) -> pd.DataFrame:
+        check_is_fitted(self, "feature_names_out_")
+        out = build_household_features(households, include_protected=self.include_protected)
+        if self.extra_columns_:
+            src = households[[c for c in ("rule_points",) if c in households.columns]]
+            if extra is not None:
+                if not extra.index.equals(households.index):
+                    raise SchemaError("extra features: index does not match the household table's index")
+                src = pd.concat([src.drop(columns=[c for c in src.columns if c in extra.columns]), extra], axis=1)
+            _check_columns(src, self.extra_columns_, "rule features (pass them with extra=)")
+            for c in self.extra_columns_:
+                out[c] = src[c].to_numpy(dtype=np.float64, na_value=np.nan)
+        return out[self.feature_names_out_]
+
+    def fit_transform(self, households: pd.DataFrame, y: Any = None, extra: pd.DataFrame | None = None,
+                      **_: Any) -> pd.DataFrame:
+        return self.fit(households, y, extra=extra).transform(households, extra=extra)
+
+    def set_output(self, *, transform: Any = None) -> HouseholdFeatures:
+        return self  # always pandas out
+
+
+# ---------------------------------------------------------------------------------
+# Bring your own data
+# ---------------------------------------------------------------------------------
+
+
+def specs_from_frame(
+    df: pd.DataFrame,
+    *,
+    target: str | None = None,
+    exclude: Sequence[str] = (),
+    overrides: Mapping[str, Mapping[str, Any]] | Sequence[Mapping[str, Any]] | None = None,
+    protected: Sequence[str] = (),
+) -> list[FeatureSpec]:
+    """Feature specs for any table: numeric/bool columns as numbers, others as categories.
+
+    ``overrides`` (e.g. from a YAML/JSON spec file) set labels, unit, monotone direction,
+    group and category order by column name. Truth columns of the household schema,
+    ``target`` and ``exclude`` are never features.
+    """
+    over: dict[str, Mapping[str, Any]] = {}
+    if overrides is not None:
+        items = overrides.items() if isinstance(overrides, Mapping) else ((o["name"], o) for o in overrides)
+        over = {str(k): v for k, v in items}
+    unknown = set(over) - set(df.columns)
+    if unknown:
+        raise ConfigError(f"feature spec names column(s) not in the table: {sorted(unknown)}")
+    skip = {target, *exclude, *TRUTH_COLUMNS}
+    specs: list[FeatureSpec] = []
+    for c in df.columns:
+        if c in skip:
+            continue
+        o = dict(over.get(c, {}))
+        o.pop("name", None)
+        s = df[c]
+        numeric = pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
+        cats: tuple[str, ...] = tuple(str(v) for v in o.pop("categories", ()) or ())
+        if not numeric and not cats:
+            cats = tuple(sorted(str(v) for v in s.dropna().unique()))
+        if not numeric and pd.api.types.is_datetime64_any_dtype(s):
+            continue  # dates are not features
+        group = o.pop("group", "protected" if c in protected else "profile")
+        try:
+            specs.append(FeatureSpec(
+                name=str(c), label_en=str(o.pop("label_en", c)), label_zh=str(o.pop("label_zh", c)),
+                unit=str(o.pop("unit", "")), monotone=int(o.pop("monotone", 0)), group=group,
+                description=str(o.pop("description", "")), categories=cats,
+            ))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"feature spec for {c!r}: {exc}") from exc
+        if o:
+            raise ConfigError(f"feature spec for {c!r}: unknown key(s) {sorted(o)}")
+    return specs
+
+
+def load_feature_specs(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON feature spec file.
+
+    Format: ``{target: default_12m, exclude: [...], protected: [...],
+    features: [{name, label_en, label_zh, unit, monotone, group, description, categories}]}``.
+    Only ``features`` entries that need non-default labels or directions must be listed.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read feature spec: {exc}") from exc
+    if p.suffix.lower() == ".json":
+        data = json.loads(text)
+    else:
+        import yaml
+
+        data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: feature spec must be a mapping with a 'features' list")
+    feats = data.get("features", [])
+    if not isinstance(feats, list) or any(not isinstance(f, dict) or "name" not in f for f in feats):
+        raise ConfigError(f"{p}: 'features' must be a list of mappings, each with a 'name'")
+    return data
+
+
+class GenericFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
+    """Any table -> float feature frame from a spec list (bring your own data, no rule engine).
+
+    Numeric and bool columns pass through as floats; categorical columns become
+    ordinal codes in the spec's category order (unknown category -> NaN), so the
+    monotone direction of an ordered category is meaningful.
+    """
+
+    def __init__(self, specs: Sequence[FeatureSpec] | None = None, columns: Sequence[str] | None = None):
+        self.specs = specs
+        self.columns = columns
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> GenericFeatures:
+        specs = list(self.specs) if self.specs is not None else specs_from_frame(X)
+        if self.columns is not None:
+            by = {s.name: s for s in specs}
+            missing = [c for c in self.columns if c not in by]
+            if missing:
+                specs = [*specs, *specs_from_frame(X[missing])]
+                by = {s.name: s for s in specs}
+            specs = [by[c] for c in self.columns]
+        _check_columns(X, [s.name for s in specs], "generic features")
+        # freeze category order seen at fit for categorical columns without an explicit order
+        self.specs_ = [
+            replace(s, categories=tuple(sorted(str(v) for v in X[s.name].dropna().unique())))
+            if not s.categories and not (pd.api.types.is_numeric_dtype(X[s.name])
+                                         or pd.api.types.is_bool_dtype(X[s.name]))
+            else s
+            for s in specs
+        ]
+        self.feature_names_out_ = [s.name for s in self.specs_]
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        check_is_fitted(self, "specs_")
+        _check_columns(X, self.feature_names_out_, "generic features")
+        cols: dict[str, np.ndarray] = {}
+        for s in self.specs_:  # loop over columns, not rows
+            col = X[s.name]
+            if s.categories:
+                codes = pd.Categorical(col.astype("string"), categories=list(s.categories)).codes
+                cols[s.name] = np.where(codes < 0, np.nan, codes.astype(np.float64))
+            else:
+                cols[s.name] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        return pd.DataFrame(cols, index=X.index)
+
+    def set_output(self, *, transform: Any = None) -> GenericFeatures:
+        return self

@@ -1,0 +1,68 @@
+"""Small household tables for the models tests.
+
+Uses the project generator when it exists; otherwise a tiny latent-risk builder that
+fills the schema columns the features read (so the models tests do not wait on it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from village_credit.data.schema import EDUCATION, INCOME_SOURCES, history_columns
+
+
+def tiny_households(n: int = 2000, seed: int = 0, months: int = 36, n_villages: int = 40) -> pd.DataFrame:
+    """Synthetic households whose default depends on history, income and debt (monotonically)."""
+    rng = np.random.default_rng(seed)
+    risk = rng.normal(size=n)
+    has_loan = rng.random(n) < 0.7
+    due = np.where(has_loan[:, None] & (rng.random((n, months)) < 0.8), rng.uniform(500, 3000, (n, months)), 0.0)
+    p_late = 1 / (1 + np.exp(-(risk[:, None] * 1.5 - 3.0)))
+    late = (rng.random((n, months)) < p_late) & (due > 0)
+    dpd = np.where(late, rng.choice([15, 30, 60, 90], size=(n, months)), 0)
+    paid = np.where(late, due * rng.uniform(0, 0.9, (n, months)), due)
+    util = (rng.random((n, months)) < 1 / (1 + np.exp(-(risk[:, None] - 2.0)))).astype(int)
+    income = {s: rng.gamma(2.0, 8000 * np.exp(-0.3 * risk)) * (rng.random(n) < 0.6) for s in INCOME_SOURCES}
+    df = pd.DataFrame({
+        "household_id": [f"H{i:06d}" for i in range(n)],
+        "township_code": [f"T{i % 5:02d}" for i in range(n)],
+        "village_code": [f"V{v:03d}" for v in rng.integers(0, n_villages, n)],
+        "vintage": np.ones(n, dtype=int),
+        "head_age": rng.integers(22, 80, n),
+        "education": rng.choice(EDUCATION, n),
+        "household_size": rng.integers(1, 7, n),
+        "smartphone": rng.random(n) < 0.6,
+        "formerly_poor": rng.random(n) < 0.15,
+        "social_insurance": rng.random(n) < 0.8,
+        "new_agri_operator": rng.random(n) < 0.1,
+        "individual_business": rng.random(n) < 0.1,
+        "land_mu": rng.gamma(2.0, 3.0, n),
+        "assets_yuan": rng.gamma(2.0, 50000, n),
+        **{f"income_{s}": v for s, v in income.items()},
+        "income_volatility": rng.gamma(2.0, 0.1, n),
+        "credit_limit_yuan": np.where(has_loan, 50000.0, 0.0),
+        "balance_yuan": np.where(has_loan, rng.uniform(0, 50000, n), 0.0),
+        "private_debt_yuan": rng.gamma(1.0, 5000 * np.exp(0.5 * risk)),
+    })
+    df["dependents"] = np.minimum(rng.integers(0, 4, n), df["household_size"].to_numpy())
+    hist = {}
+    for kind, arr in (("due", due), ("paid", paid), ("dpd", dpd), ("utility_late", util)):
+        for j, c in enumerate(history_columns(kind, months)):
+            hist[c] = arr[:, j]
+    df = pd.concat([df, pd.DataFrame(hist)], axis=1)
+    logit = -3.0 + 1.2 * risk + 0.02 * (dpd > 0).sum(axis=1)
+    df["true_pd"] = 1 / (1 + np.exp(-logit))
+    df["default_12m"] = (rng.random(n) < df["true_pd"].to_numpy()).astype(int)
+    df["granted_hist"] = True
+    df["outcome_observed"] = True
+    return df
+
+
+def households(n: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """The project generator's households when available, else :func:`tiny_households`."""
+    try:
+        from village_credit.data.generator import GeneratorConfig, generate_households
+    except ImportError:
+        return tiny_households(n, seed)
+    return generate_households(GeneratorConfig(n_households=n, seed=seed))
