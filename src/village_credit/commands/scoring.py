@@ -18,28 +18,48 @@ def register(app: typer.Typer) -> None:
         engine: str = typer.Option("local", help="local (chunked, resumable) or spark."),
         master: str = typer.Option("local[*]", help="Spark master for --engine spark."),
         chunk_rows: int = typer.Option(50_000, help="Rows per chunk (local engine)."),
-        overwrite: bool = typer.Option(False, help="Discard an earlier run in OUTPUT made with other arguments."),
-        progress: bool = typer.Option(True, help="Show a progress bar."),
+        overwrite: bool = typer.Option(False, help="Start afresh in OUTPUT, discarding an earlier run there."),
+        progress: bool = typer.Option(True, help="Show a progress bar (rows/s) on stderr."),
+        report: bool = typer.Option(True, help="Write the credit village / township report."),
+        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                         help="MLflow store holding the model registry."),
     ) -> None:
-        """Score every household; invalid rows go to quarantine; counts reconcile."""
+        """Score every household; invalid rows go to quarantine; rows read = scored + quarantined.
+
+        Prints the summary JSON. Exit code 2 only when nothing could be scored
+        (unreadable input, unloadable model, output directory of another run, no valid row).
+        """
         from village_credit.errors import VillageCreditError
         from village_credit.registry.store import configure
 
         console = Console(stderr=True)
-        configure()
+        if engine not in ("local", "spark"):
+            raise typer.BadParameter("engine must be 'local' or 'spark'", param_hint="--engine")
         try:
+            configure(tracking_uri)
             if engine == "spark":
                 from village_credit.scoring import score_file_spark
 
-                summary = score_file_spark(model, input, output, master=master)
-            elif engine == "local":
+                summary = score_file_spark(model, input, output, master=master, overwrite=overwrite,
+                                           report=report)
+            else:
                 from village_credit.scoring import score_file
 
                 summary = score_file(model, input, output, chunk_rows=chunk_rows,
-                                     overwrite=overwrite, progress=progress)
-            else:
-                raise typer.BadParameter("engine must be 'local' or 'spark'")
+                                     overwrite=overwrite, progress=progress, report=report)
         except VillageCreditError as exc:
+            summary_file = output / "summary.json"
+            if summary_file.exists() and isinstance(exc, _no_rows_error()):
+                typer.echo(summary_file.read_text(encoding="utf-8"))
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(code=2) from exc
         typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))
+        console.print(f"{summary.rows_read:,} rows read = {summary.scored:,} scored + "
+                      f"{summary.quarantined:,} quarantined"
+                      + ("" if summary.reconciled else " [red](NOT reconciled)[/red]"))
+
+
+def _no_rows_error() -> type:
+    from village_credit.scoring.batch import NoRowsScored
+
+    return NoRowsScored

@@ -1,10 +1,13 @@
 """Batch scoring for the credit center: one machine (chunked, resumable) or Spark."""
 
-from village_credit.scoring.batch import (ModelRef, ScoreSummary, ScoringError, load_scoring_model,
-                                          read_decisions, read_quarantine, resolve_model, score_file)
+from village_credit.scoring.batch import (NoRowsScored, ModelRef, PyfuncScorer, ScoreSummary, ScoringError,
+                                          load_scoring_model, read_decisions, read_model_metadata,
+                                          read_quarantine, read_quarantine_rows, resolve_model, score_chunk,
+                                          score_file)
 
-__all__ = ["ModelRef", "ScoreSummary", "ScoringError", "load_scoring_model", "read_decisions",
-           "read_quarantine", "resolve_model", "score_file", "score_file_spark"]
+__all__ = ["ModelRef", "NoRowsScored", "PyfuncScorer", "ScoreSummary", "ScoringError", "load_scoring_model",
+           "read_decisions", "read_model_metadata", "read_quarantine", "read_quarantine_rows",
+           "resolve_model", "score_chunk", "score_file", "score_file_spark"]
 
 
 def score_file_spark(*args, **kwargs):  # noqa: ANN002, ANN003 - thin lazy re-export
