@@ -17,7 +17,8 @@ def good_evidence(**over: float) -> dict:
         "discrimination": {"auc": 0.80, "ks": 0.45},
         "calibration": {"ece": 0.01, "hosmer_lemeshow_p": 0.40},
         "stability": {"score_psi": 0.02, "feature_psi": {"age": 0.01, "income": 0.05}},
-        "fairness": {"equal_risk": {"max_gap_approval": 0.01, "max_gap_line": 0.02},
+        "fairness": {"equal_risk": {"max_gap_approval": 0.01, "max_gap_line": 0.02,
+                                    "rules": {"max_gap_approval": 0.40}},
                      "demographic_parity": {"min_ratio": 0.92}},
         "schema": list(SCHEMA),
     }
@@ -108,9 +109,10 @@ def test_schema_compatibility() -> None:
 
 def test_fairness_keys_are_configurable() -> None:
     ev = good_evidence()
-    ev["fairness"] = {"audit": {"approval": 0.01, "line": 0.01, "ratio": 0.95}}
+    ev["fairness"] = {"audit": {"approval": 0.01, "line": 0.01, "ratio": 0.95, "rules_approval": 0.3}}
     assert not evaluate_gates(ev).passed
-    keys = {"approval_gap": "audit.approval", "line_gap": "audit.line", "parity_ratio": "audit.ratio"}
+    keys = {"approval_gap": "audit.approval", "line_gap": "audit.line", "parity_ratio": "audit.ratio",
+            "baseline_approval_gap": "audit.rules_approval"}
     assert evaluate_gates(ev, {"fairness_keys": keys}).passed
 
 
@@ -126,3 +128,17 @@ def test_report_json_round_trip() -> None:
 def test_missing_threshold_fails_gate() -> None:
     g = by_name(evaluate_gates(good_evidence(), {"ece_max": None}))["ece_max"]
     assert not g.passed and "threshold" in g.detail
+
+
+def test_gap_vs_rules_gate_blocks_a_model_no_fairer_than_the_points_standard() -> None:
+    ev = good_evidence()
+    ev["fairness"]["equal_risk"]["max_gap_approval"] = 0.30  # rule standard: 0.40
+    report = evaluate_gates(ev, {"approval_gap_max": 1.0, "gap_vs_rules_max_ratio": 0.6})
+    gate = {g.name: g for g in report.gates}["fairness_gap_vs_rules"]
+    assert not gate.passed and gate.value == pytest.approx(0.75)
+    ev["fairness"]["equal_risk"]["max_gap_approval"] = 0.20
+    report = evaluate_gates(ev, {"approval_gap_max": 1.0, "gap_vs_rules_max_ratio": 0.6})
+    assert {g.name: g for g in report.gates}["fairness_gap_vs_rules"].passed
+    del ev["fairness"]["equal_risk"]["rules"]
+    report = evaluate_gates(ev, {"approval_gap_max": 1.0})
+    assert not {g.name: g for g in report.gates}["fairness_gap_vs_rules"].passed

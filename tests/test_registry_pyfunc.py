@@ -105,7 +105,8 @@ def test_champion_loads_and_scores_in_fresh_process(logged: dict) -> None:
         "discrimination": {"auc": 0.75, "ks": 0.4},
         "calibration": {"ece": 0.01, "hosmer_lemeshow_p": 0.5},
         "stability": {"score_psi": 0.01, "max_feature_psi": 0.05},
-        "fairness": {"equal_risk": {"max_gap_approval": 0.01, "max_gap_line": 0.02},
+        "fairness": {"equal_risk": {"max_gap_approval": 0.01, "max_gap_line": 0.02,
+                                    "rules": {"max_gap_approval": 0.40}},
                      "demographic_parity": {"min_ratio": 0.9}},
     })
     assert res.promoted, res.report.to_json()

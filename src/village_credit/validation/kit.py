@@ -455,6 +455,13 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
         challenger = {"name": "challenger", "pd": cd["pd"].to_numpy(float),
                       "grades": cd["grade"].to_numpy(object), "score": cd["points"].to_numpy(float)}
         decisions["challenger"] = cd
+    policy = getattr(champ.decision_model, "policy", None)
+    if policy is not None:
+        # The points standard the model replaces, on the same households: the baseline
+        # for the gate "no less fair than the rules" (the policy ships with the model).
+        from village_credit.rules import score_rules
+
+        decisions["rules"] = score_rules(rows, policy).decisions.reset_index(drop=True)
     fairness_summary = fair_ev = None
     if {"head_age", "formerly_poor"} <= set(rows.columns):
         fairness_summary, fair_ev = _fairness(rows, decisions, y, _policy_age_max(champ.decision_model),

@@ -1,0 +1,87 @@
+"""The analyst notebooks run top to bottom, and are committed without outputs.
+
+Each notebook is executed with nbclient (kernel ``python3``, the interpreter running
+the tests) in ``notebooks/`` on a small population, with MLflow pointed at a
+temporary sqlite store and temporary files kept under pytest's ``tmp_path``, so a
+test run never writes into the repository (its ``mlruns/`` or ``notebooks/``).
+A cell that raises fails the test with the cell's traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+EXPECTED = [
+    "01_households.ipynb",
+    "02_rules_vs_model.ipynb",
+    "03_explanations.ipynb",
+    "04_fairness_elderly_formerly_poor.ipynb",
+    "05_validate_and_promote.ipynb",
+    "06_batch_scoring.ipynb",
+]
+TEST_HOUSEHOLDS = 3000
+CELL_TIMEOUT_S = 300
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [p.stem for p in paths]
+
+
+def _repo_files(folder: Path) -> set[str]:
+    skip = {".ipynb_checkpoints", "__pycache__"}
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")
+            if not any(part in skip for part in p.relative_to(folder).parts)}
+
+
+def test_every_notebook_is_present():
+    assert [p.name for p in NOTEBOOKS] == EXPECTED
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_is_committed_without_outputs(path: Path):
+    """Outputs stay out of git: no outputs, no execution counts, no widget state."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    code = [(i, c) for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"]
+    dirty = [i for i, c in code if c.get("outputs") or c.get("execution_count") is not None]
+    assert not dirty, f"{path.name}: code cells {dirty} have outputs or execution counts"
+    assert "widgets" not in nb.get("metadata", {}), f"{path.name}: metadata holds widget state"
+    assert nb["metadata"].get("kernelspec", {}).get("name") == "python3"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+
+    # The kernel inherits this environment: a throw-away MLflow store, a small
+    # population, temporary files under tmp_path, a non-interactive plot backend.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}")
+    monkeypatch.setenv("VC_NOTEBOOK_HOUSEHOLDS", str(TEST_HOUSEHOLDS))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+
+    before = _repo_files(NOTEBOOK_DIR)
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+        allow_errors=False,
+    )
+    client.execute()  # raises CellExecutionError naming the failing cell
+
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors
+    assert _repo_files(NOTEBOOK_DIR) == before, "executing the notebook wrote files into notebooks/"
