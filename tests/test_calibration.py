@@ -83,3 +83,18 @@ def test_local_ece_matches_validation_layer():
     z, y = _sample(4000, 6, lambda z: 0.7 * z)
     p = np.round(_sig(z), 3)  # ties
     assert ece(y, p) == pytest.approx(expected_calibration_error(y, p), abs=1e-12)
+
+
+def test_platt_converges_on_wide_range_scores_like_rule_points() -> None:
+    """Undamped Newton diverged here (coefficients ~1e10); the fit must match sklearn's MLE."""
+    from sklearn.linear_model import LogisticRegression
+
+    from village_credit.models.calibration import _fit_platt
+
+    rng = np.random.default_rng(4)
+    z = rng.integers(-40, 260, size=6000).astype(float)
+    y = (rng.random(6000) < 1 / (1 + np.exp(-(-1.5 - 0.012 * z)))).astype(float)
+    a, b = _fit_platt(z, y)
+    ref = LogisticRegression(penalty=None, tol=1e-10, max_iter=1000).fit(z.reshape(-1, 1), y)
+    assert a == pytest.approx(ref.coef_[0, 0], rel=1e-4)
+    assert b == pytest.approx(ref.intercept_[0], rel=1e-4)

@@ -63,17 +63,35 @@ def ece(y: Any, p: Any, n_bins: int = 10) -> float:
 
 
 def _fit_platt(z: np.ndarray, y: np.ndarray, max_iter: int = 100) -> tuple[float, float]:
-    """Maximum-likelihood ``a, b`` of ``sigmoid(a*z + b)`` by Newton's method (2 parameters)."""
-    a, b = 1.0, 0.0
+    """Maximum-likelihood ``a, b`` of ``sigmoid(a*z + b)``: Newton with backtracking.
+
+    Why the line search: scores spread over hundreds of units (rule points) make the
+    plain Newton step overshoot and diverge; the log-likelihood is concave, so halving
+    the step until it improves converges from the safe start (a = 0, b = base rate).
+    """
+    ybar = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
+    a, b = 0.0, float(np.log(ybar / (1 - ybar)))
     X = np.column_stack([z, np.ones_like(z)])
+
+    def nll(a_: float, b_: float) -> float:
+        eta = a_ * z + b_
+        return float(np.sum(np.logaddexp(0.0, eta) - y * eta))
+
+    cur = nll(a, b)
     for _ in range(max_iter):
         p = _sigmoid(a * z + b)
         g = X.T @ (p - y)
         w = np.maximum(p * (1 - p), 1e-12)
         H = (X * w[:, None]).T @ X + 1e-9 * np.eye(2)
         step = np.linalg.solve(H, g)
-        a, b = a - step[0], b - step[1]
-        if np.max(np.abs(step)) < 1e-10:
+        t = 1.0
+        while t > 1e-10:
+            new = nll(a - t * step[0], b - t * step[1])
+            if new <= cur:
+                break
+            t /= 2
+        a, b, cur = a - t * step[0], b - t * step[1], new
+        if np.max(np.abs(t * step)) < 1e-10:
             break
     return float(a), float(b)
 
