@@ -44,8 +44,9 @@ def print_summary(result, console: Console) -> None:
         for grp, row in result.approval_by_group.iterrows():
             g.add_row(str(grp), *[f"{row[c]:.1%}" for c in cols])
         console.print(g)
+    console.print("Reports and scores:")
     for k, v in sorted(result.paths.items()):
-        console.print(f"  {k:<22} {v}")
+        print(f"  {k:<40} {v}")  # plain: Rich would wrap long paths
     uri = result.tracking_uri or default_tracking_uri()
     console.print("\nBrowse the run (copy this line):")
     # Plain print: Rich would wrap the long URI and break copy-paste.

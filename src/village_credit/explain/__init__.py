@@ -18,8 +18,8 @@ matplotlib into every scoring process. A name whose module is missing raises
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+
+from village_credit._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     # api
@@ -80,18 +80,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        mod = importlib.import_module(f"{__name__}.{module}")
-    except ImportError as exc:
-        raise AttributeError(f"{__name__}.{name} is unavailable: module {module!r} failed to import ({exc})") from exc
-    value = getattr(mod, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

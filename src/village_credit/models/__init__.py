@@ -16,8 +16,8 @@ and a module still being written never breaks the package):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+
+from village_credit._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "PointsScaling": "scaling",
@@ -52,18 +52,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        mod = importlib.import_module(f"{__name__}.{module}")
-    except ImportError as exc:
-        raise AttributeError(f"{__name__}.{name} is unavailable: module {module!r} failed to import ({exc})") from exc
-    value = getattr(mod, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

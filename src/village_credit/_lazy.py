@@ -1,0 +1,34 @@
+"""Lazy re-exports for package ``__init__`` modules.
+
+Why: ``models.decision`` imports ``explain.additive`` while ``explain.api`` uses
+``models.decision``; eager re-exports in both ``__init__`` files would be circular,
+and importing a package should not pay for LightGBM, SHAP or MLflow it may not use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def lazy_exports(package: str, exports: Mapping[str, str], namespace: dict[str, Any]
+                 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``(__getattr__, __dir__)`` resolving ``name`` from ``package.<exports[name]>`` on first use."""
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        try:
+            mod = importlib.import_module(f"{package}.{module}")
+        except ImportError as exc:
+            raise AttributeError(f"{package}.{name} is unavailable: module {module!r} failed to import ({exc})") from exc
+        value = getattr(mod, name)
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(namespace) | set(exports))
+
+    return __getattr__, __dir__
