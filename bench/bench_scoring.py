@@ -99,6 +99,7 @@ def throughput(workdir: Path, rows: int, chunk_rows: int) -> dict:
             "booster_predict_rows_per_s": round(rows / t_pred),
             "ratio_score_file_vs_predict": round(t_pred / full, 4),
             "ratio_decide_vs_predict": round(t_pred / t_reason, 4),
+            "ratio_decide_no_reasons_vs_predict": round(t_pred / t_noreason, 4),
             "reconciled": s.reconciled, "scored": s.scored, "quarantined": s.quarantined,
             "booster_trees": dm.booster.num_trees()}
 

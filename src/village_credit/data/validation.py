@@ -150,6 +150,45 @@ def _coerce_column(s: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, np.ndarra
     return out, np.zeros(len(s), bool), ""
 
 
+_STR_DTYPE = pd.Series([], dtype="str").dtype
+_INT53 = 2 ** 53
+
+
+def _coerce_for_validation(s: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, np.ndarray | None, str]:
+    """:func:`_coerce_column` for :func:`validate_households`, without copies where possible.
+
+    Returns the column itself when it already has the dtype the valid output ends up
+    with and holds nothing to coerce (int64 / float64 / bool / datetime64[ns] columns,
+    ``str`` columns without missing or blank cells): every check and the valid rows are
+    then the same as through :func:`_coerce_column`, minus the object round trips.
+    ``bad`` is ``None`` when no cell is bad. Anything else goes through
+    :func:`_coerce_column` unchanged.
+    """
+    dt = s.dtype
+    if spec.dtype == "int" and dt == np.int64:
+        v = s.to_numpy()
+        # beyond 2**53 the float64 round trip of _coerce_column changes values: keep it
+        if not len(v) or (v.min() >= -_INT53 and v.max() <= _INT53):
+            return s, None, ""
+    elif spec.dtype == "float" and dt == np.float64:
+        return s, None, ""
+    elif spec.dtype == "int" and dt == np.float64:
+        vals = s.to_numpy()
+        notna = ~np.isnan(vals)
+        frac = notna & (np.floor(np.nan_to_num(vals)) != vals)
+        return s, (frac if frac.any() else None), "not an integer"
+    elif spec.dtype == "bool" and dt == np.bool_:
+        return s, None, ""
+    elif spec.dtype == "date" and dt == np.dtype("datetime64[ns]"):
+        return s, None, ""
+    elif spec.dtype in ("string", "category") and dt == _STR_DTYPE and not s.isna().any():
+        blank = (s.astype("string").str.strip() == "").fillna(False).to_numpy(bool)
+        if not blank.any():
+            return s, None, ""
+    out, bad, reason = _coerce_column(s, spec)
+    return out, (bad if bad.any() else None), reason
+
+
 def coerce_households(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cast a raw frame (e.g. CSV read as text) to schema dtypes, cell by cell.
 
@@ -190,14 +229,20 @@ def _final_dtypes(df: pd.DataFrame, specs: dict[str, ColumnSpec]) -> pd.DataFram
         if spec is None:
             continue
         s = df[name]
-        if spec.dtype == "int" and not s.isna().any():
-            fixes[name] = s.astype(np.int64)
+        dt = s.dtype
+        # columns already of their final dtype (and so without missing cells) stay as they are
+        if spec.dtype == "int":
+            if dt != np.int64 and not s.isna().any():
+                fixes[name] = s.astype(np.int64)
         elif spec.dtype == "float":
-            fixes[name] = s.astype(np.float64)
-        elif spec.dtype == "bool" and not s.isna().any():
-            fixes[name] = s.astype(bool)
+            if dt != np.float64:
+                fixes[name] = s.astype(np.float64)
+        elif spec.dtype == "bool":
+            if dt != np.bool_ and not s.isna().any():
+                fixes[name] = s.astype(bool)
         elif spec.dtype in ("string", "category"):
-            fixes[name] = s.astype("str") if not s.isna().any() else s
+            if dt != _STR_DTYPE and not s.isna().any():
+                fixes[name] = s.astype("str")
     return df.assign(**fixes) if fixes else df
 
 
@@ -217,33 +262,56 @@ def validate_households(df: pd.DataFrame, require_truth: bool = False) -> Valida
         raise SchemaError(f"household table lacks {len(missing)} required column(s): {shown}")
 
     n = len(df)
-    frame, type_probs = coerce_households(df)
-    probs = [type_probs]
-    type_bad = {c: g.to_numpy(np.int64)
-                for c, g in type_probs.groupby("column")["row_number"]} if len(type_probs) else {}
     specs = {c.name: c for c in schema.columns}
-    for name in frame.columns:
+    # coercion (as coerce_households, with no copy of columns that need none)
+    fixes: dict[str, pd.Series] = {}
+    cols: dict[str, pd.Series] = {}
+    type_bad: dict[str, np.ndarray] = {}
+    probs: list[pd.DataFrame] = []
+    for name in df.columns:
         spec = specs.get(name)
         if spec is None:
             continue
-        s = frame[name]
-        isna = s.isna().to_numpy()
-        was_type_bad = np.zeros(n, bool)
-        was_type_bad[type_bad.get(name, np.array([], np.int64))] = True
-        if not spec.nullable:
-            pos = np.flatnonzero(isna & ~was_type_bad)
+        s = df[name]
+        out, bad_cells, reason = _coerce_for_validation(s, spec)
+        if bad_cells is not None:
+            probs.append(_problems(df, np.flatnonzero(bad_cells), name, reason, "type"))
+            out = out.where(~bad_cells, None if out.dtype == object else np.nan)
+            type_bad[name] = bad_cells
+        if out is not s:
+            fixes[name] = out
+        cols[name] = out
+    frame = df.assign(**fixes) if fixes else df.copy(deep=False)
+    for name, s in cols.items():
+        spec = specs[name]
+        dt = s.dtype
+        if dt == np.float64:
+            vals = s.to_numpy()
+            isna = np.isnan(vals)
+        elif dt in (np.int64, np.bool_):
+            vals, isna = s.to_numpy(), None  # no missing cells
+        else:
+            vals, isna = None, s.isna().to_numpy()
+        if not spec.nullable and isna is not None:
+            was_type_bad = type_bad.get(name)
+            miss = isna & ~was_type_bad if was_type_bad is not None else isna
+            pos = np.flatnonzero(miss)
             if len(pos):
                 probs.append(_problems(df, pos, name, "missing value (column is not nullable)",
                                        "missing"))
         if spec.dtype in ("int", "float") and (spec.min is not None or spec.max is not None):
-            v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            v = (vals if vals is not None and vals.dtype == np.float64
+                 else s.to_numpy(dtype=np.float64, na_value=np.nan))
             lo = -np.inf if spec.min is None else spec.min
             hi = np.inf if spec.max is None else spec.max
-            pos = np.flatnonzero(~np.isnan(v) & ((v < lo) | (v > hi)))
-            if len(pos):
+            out_of_range = (v < lo) | (v > hi)  # NaN compares False
+            if out_of_range.any():
+                pos = np.flatnonzero(out_of_range)
                 probs.append(_problems(df, pos, name, f"out of range [{lo:g}, {hi:g}]", "range"))
         if spec.categories:
-            ok = s.isin(spec.categories).to_numpy(bool) | isna
+            ok = s.isin(spec.categories).to_numpy(bool)
+            if isna is not None:
+                ok = ok | isna
             pos = np.flatnonzero(~ok)
             if len(pos):
                 probs.append(_problems(df, pos, name,
@@ -271,11 +339,14 @@ def validate_households(df: pd.DataFrame, require_truth: bool = False) -> Valida
         probs.append(_problems(df, np.flatnonzero(dup), "household_id",
                                "duplicate household_id (an earlier row has it)", "duplicate"))
 
-    quarantine = _concat(probs).sort_values(["row_number", "column"], kind="stable",
-                                            ignore_index=True)
+    quarantine = _concat(probs).sort_values(
+        ["row_number", "column"], kind="stable", ignore_index=True)
     bad = np.zeros(n, bool)
     bad[quarantine["row_number"].to_numpy(np.int64)] = True
-    valid = _final_dtypes(frame.iloc[np.flatnonzero(~bad)], specs)
+    if not bad.any() and type(frame.index) is pd.RangeIndex:
+        valid = _final_dtypes(frame.iloc[:], specs)  # every row: a slice, no copy
+    else:
+        valid = _final_dtypes(frame.iloc[np.flatnonzero(~bad)], specs)
     picked = df.iloc[np.flatnonzero(bad)]
     bad_rows = pd.concat([picked, pd.DataFrame({"row_number": np.flatnonzero(bad)},
                                                index=picked.index)], axis=1)

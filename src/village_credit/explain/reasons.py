@@ -33,26 +33,26 @@ class TopReasons:
 
 
 def _top(values: NDArray[np.float64], k: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Indices of the k largest positive values per row, largest first (ties: lower column first)."""
+    """Indices of the k largest positive values per row, largest first (ties: lower column first).
+
+    For small k, k passes of ``argmax`` (which returns the lowest column among equal
+    maxima) pick exactly the order "value descending, then column ascending"; each
+    picked cell is then masked. Only positive values count (``-1`` / NaN where fewer).
+    """
     n, m = values.shape
     k_eff = min(k, m)
     if k_eff == 0 or n == 0:
         return np.full((n, k), -1, dtype=np.int64), np.full((n, k), np.nan)
-    v = np.where(values > 0, values, 0.0)
-    if k_eff < m:
-        # k-th largest value per row, then an exact tie-break at that value: lower column first
-        kth = -np.partition(-v, k_eff - 1, axis=1)[:, k_eff - 1:k_eff]
-        above = v > kth
-        at = v == kth
-        need = k_eff - above.sum(axis=1, keepdims=True)
-        chosen = above | (at & (np.cumsum(at, axis=1) <= need))
-        part = np.nonzero(chosen)[1].reshape(n, k_eff)  # exactly k per row, column order
-    else:
-        part = np.broadcast_to(np.arange(m), (n, m)).copy()
-    pv = np.take_along_axis(v, part, axis=1)
-    order = np.argsort(-pv, axis=1, kind="stable")  # by value; ties keep column order
-    idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    pts = np.take_along_axis(pv, order, axis=1)
+    v = np.where(values > 0, values, 0.0)  # NaN and non-positive -> 0 (never listed)
+    rows = np.arange(n)
+    idx = np.empty((n, k_eff), dtype=np.int64)
+    pts = np.empty((n, k_eff), dtype=np.float64)
+    for j in range(k_eff):
+        col = v.argmax(axis=1)
+        idx[:, j] = col
+        pts[:, j] = v[rows, col]
+        if j + 1 < k_eff:
+            v[rows, col] = -1.0  # below every remaining candidate (all >= 0)
     keep = pts > 0
     idx = np.where(keep, idx, -1)
     pts = np.where(keep, pts, np.nan)
@@ -70,20 +70,68 @@ def top_reasons(contrib: NDArray[np.float64], top_k: int = 3) -> TopReasons:
     return TopReasons(d_idx, -d_pts, u_idx, u_pts)
 
 
+def format_points(values: NDArray[np.float64], decimals: int = 1) -> NDArray[np.object_]:
+    """``format(x, f"+.{decimals}f")`` for every element, exactly, without a call per element.
+
+    Points take few distinct values once rounded, so each distinct rounded value is
+    formatted once (by Python, so the text is the same) and looked up. Rounding is done
+    on ``x * 10**decimals``; elements where that product is within 1e-6 of a rounding
+    tie (where the float product and the exact decimal value could round apart), very
+    large or non-finite ones are formatted one by one, so the result never differs.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    out = np.empty(x.shape[0], dtype=object)
+    if x.shape[0] == 0:
+        return out
+    fmt = f"{{:+.{decimals}f}}".format
+    if not 0 <= decimals <= 6:
+        out[:] = [fmt(v) for v in x.tolist()]
+        return out
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = x * (10.0 ** decimals)
+        r = np.rint(y)
+        safe = np.isfinite(y) & (np.abs(y) < 1e9) & (np.abs(np.abs(y - r) - 0.5) > 1e-6)
+    slow = np.flatnonzero(~safe)
+    if len(slow):
+        out[slow] = [fmt(v) for v in x[slow].tolist()]
+    fast = np.flatnonzero(safe) if len(slow) else None
+    xs = x if fast is None else x[fast]
+    rs = r if fast is None else r[fast]
+    key = np.abs(rs).astype(np.int64) * 2 + np.signbit(xs)
+    uniq, inv = np.unique(key, return_inverse=True)
+    scale = 10 ** decimals
+    table = np.empty(len(uniq), dtype=object)
+    for i, kv in enumerate(uniq.tolist()):
+        q, rem = divmod(kv >> 1, scale)
+        sign = "-" if kv & 1 else "+"
+        table[i] = f"{sign}{q}.{rem:0{decimals}d}" if decimals else f"{sign}{q}"
+    if fast is None:
+        out[:] = table[inv.ravel()]
+    else:
+        out[fast] = table[inv.ravel()]
+    return out
+
+
 def compact_strings(idx: NDArray[np.int64], pts: NDArray[np.float64], codes: Sequence[str],
                     decimals: int = 1) -> NDArray[np.object_]:
-    """``"code:+1.2;code:-3.4"`` per row, vectorised over rows (a loop over k only)."""
+    """``"code:+1.2;code:-3.4"`` per row, vectorised over rows (a loop over k only).
+
+    The numbers are formatted once per distinct value (see :func:`format_points`).
+    """
     n, k = idx.shape
     code_arr = np.asarray(list(codes) + [""], dtype=object)  # index -1 -> ""
     out = np.full(n, "", dtype=object)
-    fmt = f"{{:+.{decimals}f}}".format
     for j in range(k):
-        has = idx[:, j] >= 0
-        if not has.any():
+        has = np.flatnonzero(idx[:, j] >= 0)
+        if not len(has):
             continue
-        piece = code_arr[idx[has, j]] + ":" + np.array([fmt(x) for x in pts[has, j]], dtype=object)
+        piece = code_arr[idx[has, j]] + ":" + format_points(pts[has, j], decimals)
         prev = out[has]
-        out[has] = np.where(prev == "", piece, prev + ";" + piece)
+        empty = prev == ""
+        if empty.all():
+            out[has] = piece
+        else:
+            out[has] = np.where(empty, piece, prev + ";" + piece)
     return out
 
 
