@@ -135,3 +135,23 @@ def test_programme_report_errors():
         programme_report(h.drop(columns=["village_code"]), d)
     with pytest.raises(SchemaError, match="grade"):
         programme_report(h, d.drop(columns=["grade"]))
+
+
+def test_report_from_chunk_sums_equals_report_of_the_whole() -> None:
+    """The batch scorer adds per-chunk village sums; the result must not depend on chunking."""
+    import numpy as np
+    import pandas as pd
+
+    from village_credit.data import GeneratorConfig, generate_households
+    from village_credit.rules import (add_village_sums, load_policy, programme_report,
+                                      report_from_village_sums, score_rules, village_sums)
+
+    hh = generate_households(GeneratorConfig(n_households=1500, seed=21, n_townships=3, villages_per_township=4))
+    dec = score_rules(hh, load_policy("jinxiang_2022")).decisions
+    whole = programme_report(hh, dec, outcome="default_12m")
+    cuts = np.array_split(np.arange(len(hh)), 7)
+    parts = [village_sums(hh.iloc[c], dec.iloc[c], outcome="default_12m") for c in cuts]
+    chunked = report_from_village_sums(add_village_sums(parts))
+    pd.testing.assert_frame_equal(whole.villages.reset_index(drop=True), chunked.villages.reset_index(drop=True),
+                                  check_dtype=False)
+    pd.testing.assert_frame_equal(whole.townships, chunked.townships, check_dtype=False)

@@ -18,7 +18,7 @@ way; the Zero band's edges are added as breakpoints so the tables stay exact.
 
 :class:`TreeContributions` picks the table explainer when the booster qualifies and
 falls back to ``pred_contrib`` otherwise (exact but ~35-250x a prediction for deep
-trees: measured in ``docs/benchmarks_explain.md``).
+trees: measured in ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from village_credit.rules.policy import (
     list_policies,
     load_policy,
 )
-from village_credit.rules.report import ProgrammeReport, ReportStandard, programme_report
+from village_credit.rules.report import (ProgrammeReport, ReportStandard, add_village_sums, programme_report,
+                                         report_from_village_sums, village_sums)
 
 __all__ = [
     "CODE_SEP",
@@ -29,6 +30,9 @@ __all__ = [
     "list_policies",
     "load_policy",
     "programme_report",
+    "add_village_sums",
+    "report_from_village_sums",
+    "village_sums",
     "score_rules",
     "split_codes",
 ]

@@ -113,6 +113,23 @@ def programme_report(households: pd.DataFrame, decisions: pd.DataFrame, outcome:
     ``rule_points`` for the points standard, ``points`` for a decision model's output.
     """
     std = standard or ReportStandard()
+    sums = village_sums(households, decisions, outcome, std, points_column)
+    return report_from_village_sums(sums, std)
+
+
+SUM_COLUMNS = ("households", "on_file", "eligible_households", "eligible_on_file", "graded_a", "granted",
+               "credit_line_total", "outcomes_observed", "defaults", "observed_line", "defaulted_line")
+"""Additive per-village counts: sums over chunks of a population equal the sums over all of it."""
+
+
+def village_sums(households: pd.DataFrame, decisions: pd.DataFrame, outcome: Any = None,
+                 standard: ReportStandard | None = None, points_column: str = "rule_points") -> pd.DataFrame:
+    """Per-village additive counts for :func:`report_from_village_sums`.
+
+    Why separate: a batch scorer computes these per chunk and adds them up, so the
+    programme report of millions of households needs memory for one chunk only.
+    """
+    std = standard or ReportStandard()
     check_columns(households, ["village_code", "township_code"], what="programme_report households")
     check_columns(decisions, [points_column, "eligible", "grade", "approved", "credit_line"],
                   what="programme_report decisions")
@@ -145,17 +162,33 @@ def programme_report(households: pd.DataFrame, decisions: pd.DataFrame, outcome:
         frame["observed_line"] = np.where(obs, line, 0.0)
         frame["defaulted_line"] = np.where(bad, line, 0.0)
     keys = ["township_code", "village_code"]
-    v = frame.groupby(keys, sort=True, observed=True).sum().reset_index()
+    return frame.groupby(keys, sort=True, observed=True).sum().reset_index()
+
+
+def add_village_sums(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Add up :func:`village_sums` of several chunks of one population."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=["township_code", "village_code", *SUM_COLUMNS[:7]])
+    both = pd.concat(parts, ignore_index=True)
+    return both.groupby(["township_code", "village_code"], sort=True, observed=True).sum().reset_index()
+
+
+def report_from_village_sums(sums: pd.DataFrame, standard: ReportStandard | None = None) -> ProgrammeReport:
+    """Village and township tables from additive per-village counts."""
+    std = standard or ReportStandard()
+    v = sums.copy()
+    has_outcome = "outcomes_observed" in v.columns
 
     v["on_file_share"] = v["eligible_on_file"] / v["eligible_households"].where(v["eligible_households"] > 0)
     v["a_share"] = v["graded_a"] / v["households"]
     v["granted_share"] = v["granted"] / v["on_file"].where(v["on_file"] > 0)
-    county_granted = frame["granted"].sum() / max(frame["on_file"].sum(), 1)
-    if y is not None:
+    county_granted = v["granted"].sum() / max(v["on_file"].sum(), 1)
+    if has_outcome:
         v["default_rate"] = v["defaults"] / v["outcomes_observed"].where(v["outcomes_observed"] > 0)
         v["npl_ratio"] = v["defaulted_line"] / v["observed_line"].where(v["observed_line"] > 0)
-        ol = frame["observed_line"].sum()
-        county_npl = frame["defaulted_line"].sum() / ol if ol > 0 else np.nan
+        ol = v["observed_line"].sum()
+        county_npl = v["defaulted_line"].sum() / ol if ol > 0 else np.nan
         v = v.drop(columns=["observed_line", "defaulted_line"])
     else:
         v["default_rate"] = np.nan

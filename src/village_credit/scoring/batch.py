@@ -541,27 +541,30 @@ def _write_programme_report(output_dir: Path) -> dict[str, Any]:
     """Credit village / credit township tables for the scored population.
 
     Every input household with a village counts: scored households are "on file"
-    (their points stand in for ``rule_points``), quarantined ones are in the village
-    but have no file (they count against the 952 coverage test).
+    (their points put them on file), quarantined ones are in the village but have no
+    file (they count against the 952 coverage test). Part by part, as additive
+    per-village sums, so memory stays that of one chunk however large the input.
     """
-    from village_credit.rules import programme_report
+    from village_credit.rules import add_village_sums, report_from_village_sums, village_sums
 
     keys = ["village_code", "township_code"]
-    dec = _read_for_report(_parts(output_dir, "decisions"),
-                           [*keys, "points", "eligible", "grade", "approved", "credit_line"])
-    if dec.empty or not set(keys) <= set(dec.columns):
+    sums = []
+    for name in sorted(p.name for p in _parts(output_dir, "decisions")):
+        dec = _read_for_report([output_dir / "decisions" / name],
+                               [*keys, "points", "eligible", "grade", "approved", "credit_line"])
+        bad_part = output_dir / "quarantine_rows" / name
+        bad = _read_for_report([bad_part], keys) if bad_part.exists() else pd.DataFrame()
+        if len(bad) and set(keys) <= set(bad.columns):
+            bad = bad.dropna(subset=keys).assign(points=np.nan, eligible=False, grade=None, approved=False,
+                                                 credit_line=np.nan)
+            dec = pd.concat([dec.astype({k: "object" for k in keys}) if len(dec) else dec,
+                             bad.astype({k: "object" for k in keys})], ignore_index=True)
+        if dec.empty or not set(keys) <= set(dec.columns):
+            continue
+        sums.append(village_sums(dec[keys], dec, points_column="points"))
+    if not sums:
         return {}
-    bad = _read_for_report(_parts(output_dir, "quarantine_rows"), keys)
-    if len(bad) and set(keys) <= set(bad.columns):
-        bad = bad.dropna(subset=keys)
-        bad = bad.assign(points=np.nan, eligible=False, grade=None, approved=False, credit_line=np.nan)
-        frame = pd.concat([dec.astype({k: "object" for k in keys}), bad.astype({k: "object" for k in keys})],
-                          ignore_index=True)
-        frame = frame.astype({k: "category" for k in keys})
-    else:
-        frame = dec
-    frame = frame.rename(columns={"points": "rule_points"})
-    report = programme_report(frame[keys], frame)
+    report = report_from_village_sums(add_village_sums(sums))
     villages = output_dir / "programme_villages.parquet"
     townships = output_dir / "programme_townships.parquet"
     _atomic_write_table(pa.Table.from_pandas(_plain(report.villages), preserve_index=False), villages)
