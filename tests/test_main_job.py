@@ -84,7 +84,7 @@ def test_run_records_metrics_reports_and_context(main_job) -> None:
     runs = client.search_runs([exp.experiment_id], "attributes.run_name = 'e2e'")
     assert len(runs) == 1
     run = runs[0]
-    for key in ("blend_auc", "rules_auc", "oracle_auc", "blend_ece", "gbm_auc"):
+    for key in ("blend_auc", "rules_auc", "oracle_auc", "blend_ece", "gbm_auc", "blend_oot_auc", "score_psi_oot"):
         assert key in run.data.metrics
     assert run.data.metrics["blend_auc"] > run.data.metrics["rules_auc"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}

@@ -197,6 +197,32 @@ def evaluate(models: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentConfi
     return out
 
 
+def out_of_time(model: Any, holdout: pd.DataFrame, holdout_points: pd.Series, later: pd.DataFrame,
+                cfg: ExperimentConfig) -> dict[str, float]:
+    """The hold-out villages one year later (vintage 2, with drift): AUC and score PSI.
+
+    Same villages as the hold-out, so neither the model nor its calibration saw them.
+    """
+    from village_credit.validation import auc_delong, expected_calibration_error, psi
+
+    oot = later.loc[later["village_code"].isin(set(holdout["village_code"]))]
+    if oot.empty:
+        return {}
+    y = oot["default_12m"].to_numpy()
+    dec = model.decide(oot, top_k=1, eval_date=cfg.eval_date)
+    ok = (dec["status"] == "scored").to_numpy()
+    p = dec["pd"].to_numpy(float)[ok]
+    now = holdout_points.to_numpy(float)
+    return {
+        "oot_households": float(ok.sum()),
+        "oot_default_rate": float(y[ok].mean()),
+        "blend_oot_auc": auc_delong(y[ok], p)[0],
+        "oracle_oot_auc": auc_delong(y[ok], oot["true_pd"].to_numpy()[ok])[0],
+        "blend_oot_ece": expected_calibration_error(y[ok], p),
+        "score_psi_oot": psi(now, dec["points"].to_numpy(float)[ok]),
+    }
+
+
 def decision_systems(ev: dict[str, Any]) -> list[Any]:
     from village_credit.fairness import DecisionSystem
 
@@ -300,6 +326,8 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
             reference = reference_profile(feats.transform(train), score=train_points)
             blend.metadata["reference_profile"] = reference
             ev = stages.run("evaluate hold-out", evaluate, models, holdout, cfg)
+            if v2 is not None:
+                ev["metrics"].update(out_of_time(blend, holdout, ev["decisions"]["blend"]["points"], v2, cfg))
             result.metrics = {k: float(v) for k, v in ev["metrics"].items()}
 
             hold_X = feats.transform(holdout)

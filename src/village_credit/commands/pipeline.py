@@ -23,6 +23,9 @@ def print_summary(result, console: Console) -> None:
     t.add_row("AUC blend / GBM / rules / oracle",
               " / ".join(f"{m.get(k, float('nan')):.3f}" for k in ("blend_auc", "gbm_auc", "rules_auc", "oracle_auc")))
     t.add_row("ECE blend", f"{m.get('blend_ece', float('nan')):.4f}")
+    if "blend_oot_auc" in m:
+        t.add_row("out of time (vintage 2): AUC blend / oracle, score PSI",
+                  f"{m['blend_oot_auc']:.3f} / {m['oracle_oot_auc']:.3f}, {m['score_psi_oot']:.3f}")
     t.add_row("approval rate blend / rules",
               f"{m.get('blend_approval_rate', float('nan')):.1%} / {m.get('rules_approval_rate', float('nan')):.1%}")
     t.add_row("registered version", f"{result.config.registry.model_name} v{result.model_version}")
