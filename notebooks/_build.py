@@ -442,7 +442,7 @@ NB02 = [
     print(f"train {len(train):,} / calibration {len(calib):,} / hold-out {len(holdout):,} households; "
           f"outcomes observed for {train['outcome_observed'].mean():.0%} of training households")
 
-    models = fit_models(train, calib, cfg, reference=None, tuned_params=None)
+    models = fit_models(train, calib, cfg, tuned_params=None)
     ev = evaluate(models, holdout, cfg)
     blend, gbm = models["blend"], models["gbm"]
     y = holdout["default_12m"].to_numpy()

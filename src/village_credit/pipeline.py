@@ -115,7 +115,7 @@ def _outcome_mask(df: pd.DataFrame, cfg: ExperimentConfig) -> np.ndarray:
 
 # --------------------------------------------------------------------------- model
 def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
-               reference: dict[str, Any] | None, tuned_params: dict[str, Any] | None) -> dict[str, Any]:
+               tuned_params: dict[str, Any] | None) -> dict[str, Any]:
     """The promoted blend and, for comparison, the GBM-only model (same data, same seed)."""
     from village_credit.models.blend import fit_blend
     from village_credit.models.features import HouseholdFeatures
@@ -129,7 +129,7 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     common = dict(policy=cfg.policy, gbm_params=params, eval_date=cfg.eval_date, seed=cfg.seed, scaling=scaling)
     blend = fit_blend(tr, tr["default_12m"].to_numpy(), ca, ca["default_12m"].to_numpy(),
                       strategy=m.strategy, features=HouseholdFeatures(include_protected=m.include_protected),
-                      metadata={"reference_profile": reference or {}, "experiment": cfg.name}, **common)
+                      metadata={"experiment": cfg.name}, **common)
     gbm = fit_blend(tr, tr["default_12m"].to_numpy(), ca, ca["default_12m"].to_numpy(),
                     strategy="gbm_only", features=HouseholdFeatures(include_protected=m.include_protected),
                     **common)
@@ -296,9 +296,10 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
     result = ExperimentResult(config=cfg)
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stages = _Stages(result, progress, total=9)
+    stages = _Stages(result, progress, total=11)
     try:
-        households, v2 = stages.run("generate households", load_households, cfg)
+        households, v2 = stages.run("load households" if cfg.data.source != "generate" else "generate households",
+                                    load_households, cfg)
         checked = stages.run("validate", validate_households, households, require_truth=True)
         result.quarantined_rows = checked.n_quarantined
         valid = checked.valid.reset_index(drop=True)
@@ -319,12 +320,12 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
             result.run_id = run.info.run_id
             log_run_context(cfg.to_dict(), cfg.seed, train)
             tuned = stages.run("tune (Optuna)", tune_params, train, cfg, True)
-            models = stages.run("train blend + GBM", fit_models, train, calib, cfg, None, tuned)
+            models = stages.run("train blend + GBM", fit_models, train, calib, cfg, tuned)
             blend = models["blend"]
             feats = blend.features
             train_points = blend.decide(train, top_k=1, eval_date=cfg.eval_date)["points"].to_numpy(float)
             reference = reference_profile(feats.transform(train), score=train_points)
-            blend.metadata["reference_profile"] = reference
+            blend.metadata["reference_profile"] = reference  # stored with the model for PSI/CSI later
             ev = stages.run("evaluate hold-out", evaluate, models, holdout, cfg)
             if v2 is not None:
                 ev["metrics"].update(out_of_time(blend, holdout, ev["decisions"]["blend"]["points"], v2, cfg))
@@ -362,7 +363,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
             promo = stages.run("promotion gates", promote, cfg.registry.model_name, result.model_version,
                                evidence, thresholds)
             result.promoted = bool(promo.promoted)
-            result.gates = promo.to_dict() if hasattr(promo, "to_dict") else {"promoted": promo.promoted}
+            result.gates = promo.to_dict()
         if score_population and result.promoted:
             from village_credit.scoring import score_file
 
