@@ -114,25 +114,84 @@ def _outcome_mask(df: pd.DataFrame, cfg: ExperimentConfig) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- model
+def _reject_inference_sample(model: Any, train: pd.DataFrame, observed: np.ndarray, method: str,
+                             seed: int, eval_date: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of ``train``, labels and weights for the final fit under a reject-inference remedy.
+
+    ``model`` is the first blend, fitted on the observed training rows: its PD for every
+    training household is the base PD of fuzzy augmentation and parcelling. Reweighting
+    also needs P(observed | x): a small single-threaded LightGBM on the model's own
+    features predicting ``outcome_observed``. Unobserved rows the model quarantines
+    (no PD) cannot be given an inferred outcome and are left out.
+    """
+    from lightgbm import LGBMClassifier
+
+    from village_credit.fairness.reject_inference import infer_rejects
+
+    base = model.predict_pd(train, eval_date=eval_date).to_numpy(dtype=float)
+    usable = np.flatnonzero(observed | np.isfinite(base))
+    obs_u = observed[usable]
+    sel = None
+    if method == "reweighting":
+        X = model.features.transform(train.iloc[usable])
+        clf = LGBMClassifier(n_estimators=100, learning_rate=0.05, num_leaves=15, min_child_samples=40,
+                             random_state=seed, n_jobs=1, verbose=-1)
+        clf.fit(X, obs_u.astype(int))
+        sel = clf.predict_proba(X)[:, 1]
+    y = train["default_12m"].to_numpy(dtype=float)[usable]
+    rows, labels, weights = infer_rejects(train.iloc[usable], obs_u, y[obs_u], method,
+                                          base_proba=base[usable] if method != "reweighting" else None,
+                                          selection_proba=sel, seed=seed)
+    return usable[rows], labels, weights
+
+
 def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
                tuned_params: dict[str, Any] | None) -> dict[str, Any]:
-    """The promoted blend and, for comparison, the GBM-only model (same data, same seed)."""
+    """The promoted blend and, for comparison, the GBM-only model (same data, same seed).
+
+    ``split.reject_inference`` (with ``split.train_outcomes: observed``): a first blend
+    is fitted on the observed training rows, its PD for every training household feeds
+    :func:`~village_credit.fairness.reject_inference.infer_rejects`, and both final models
+    are fitted on the inferred sample (rows, labels, weights). The method applied is
+    recorded in ``metadata["reject_inference"]`` of both models.
+    """
+    from village_credit.fairness.reject_inference import REMEDIES
     from village_credit.models.blend import fit_blend
     from village_credit.models.features import HouseholdFeatures
     from village_credit.models.scaling import PointsScaling
 
     m = cfg.model
+    method = cfg.split.reject_inference
+    if method not in REMEDIES:  # config.py does not check this option; fail before any fitting
+        raise ConfigError(f"split.reject_inference must be one of {', '.join(REMEDIES)}, got {method!r}")
+    if cfg.split.train_outcomes != "observed":
+        method = "none"  # every outcome is known: nothing to infer
     scaling = PointsScaling.from_pdo(m.pdo, m.base_points, m.base_odds)
     params = {**m.gbm, **(tuned_params or {})}
     tr_mask, ca_mask = _outcome_mask(train, cfg), _outcome_mask(calib, cfg)
     tr, ca = train.loc[tr_mask], calib.loc[ca_mask]
+    y_ca = ca["default_12m"].to_numpy()
     common = dict(policy=cfg.policy, gbm_params=params, eval_date=cfg.eval_date, seed=cfg.seed, scaling=scaling)
-    blend = fit_blend(tr, tr["default_12m"].to_numpy(), ca, ca["default_12m"].to_numpy(),
-                      strategy=m.strategy, features=HouseholdFeatures(include_protected=m.include_protected),
-                      metadata={"experiment": cfg.name}, **common)
-    gbm = fit_blend(tr, tr["default_12m"].to_numpy(), ca, ca["default_12m"].to_numpy(),
-                    strategy="gbm_only", features=HouseholdFeatures(include_protected=m.include_protected),
-                    **common)
+    meta = {"experiment": cfg.name, "reject_inference": method}
+
+    def feats() -> Any:
+        return HouseholdFeatures(include_protected=m.include_protected)
+
+    blend = fit_blend(tr, tr["default_12m"].to_numpy(), ca, y_ca, strategy=m.strategy, features=feats(),
+                      metadata=dict(meta), **common)
+    fit_tr, y_tr, w_tr = tr, tr["default_12m"].to_numpy(), None
+    if method != "none":
+        rows, y_tr, w_tr = _reject_inference_sample(blend, train, np.asarray(tr_mask, bool), method, cfg.seed,
+                                                      cfg.eval_date)
+        fit_tr = train.iloc[rows].reset_index(drop=True)  # fuzzy augmentation repeats rows
+        # The calibration split stays observed-only: the Platt/stacking coefficients are fitted
+        # on real outcomes (the honest data a bank has), never on inferred ones; only the
+        # trees see the inferred rejects.
+        blend = fit_blend(fit_tr, y_tr, ca, y_ca, strategy=m.strategy, features=feats(),
+                          sample_weight_train=w_tr, metadata=dict(meta, n_train_observed=int(tr_mask.sum())),
+                          **common)
+    gbm = fit_blend(fit_tr, y_tr, ca, y_ca, strategy="gbm_only", features=feats(), sample_weight_train=w_tr,
+                    metadata={"reject_inference": method}, **common)
     return {"blend": blend, "gbm": gbm}
 
 
@@ -283,7 +342,15 @@ def approval_by_group(systems: list[Any], households: pd.DataFrame) -> pd.DataFr
 # --------------------------------------------------------------------------- main
 def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_model: bool = True,
                    score_population: bool = True) -> ExperimentResult:
-    """Run one experiment end to end and return what it produced."""
+    """Run one experiment end to end and return what it produced.
+
+    A file that is not a household table (bring your own data: a target column and a
+    feature spec) goes to :func:`village_credit.byod.run_generic_experiment` instead.
+    """
+    from village_credit.byod import is_generic, run_generic_experiment
+
+    if is_generic(cfg):
+        return run_generic_experiment(cfg, progress=progress)  # type: ignore[return-value]
     import mlflow
 
     from village_credit.explain import write_global_explanations

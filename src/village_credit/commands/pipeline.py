@@ -16,6 +16,12 @@ def print_summary(result, console: Console) -> None:
     """The short summary a user reads after the main job."""
     from village_credit.registry.store import default_tracking_uri
 
+    if getattr(result, "kind", "") == "generic":
+        from village_credit.byod import print_generic_summary
+
+        print_generic_summary(result, console)
+        return
+
     m = result.metrics
     t = Table(title=f"village-credit: experiment '{result.config.name}'", show_header=False)
     t.add_row("hold-out households", f"{int(m.get('holdout_households', 0)):,}")

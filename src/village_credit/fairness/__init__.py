@@ -7,6 +7,7 @@ the GBM, the blend and any mitigated variant are audited with the same code:
 * :func:`fairness_audit`: fairlearn ``MetricFrame`` per group, disparities, bootstrap CIs;
 * :func:`equal_risk_gaps`: approval and line gaps within true-PD deciles (synthetic truth);
 * :func:`selection_bias_study`: training on granted households only vs reject-inference remedies;
+* :func:`infer_rejects`: the training sample (rows, labels, weights) of one remedy, for any model;
 * :func:`tradeoff_table` and the mitigation options (policy change, ThresholdOptimizer,
   ExponentiatedGradient);
 * :func:`write_fairness_report`: HTML + JSON (the JSON is what the promotion gates read).
@@ -23,7 +24,7 @@ from village_credit.fairness.mitigation import (
     threshold_optimizer_system,
     tradeoff_table,
 )
-from village_credit.fairness.reject_inference import selection_bias_study
+from village_credit.fairness.reject_inference import infer_rejects, selection_bias_study
 from village_credit.fairness.report import fairness_json, write_fairness_report
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "equal_risk_gaps",
     "fairness_audit",
     "fairness_json",
+    "infer_rejects",
     "policy_change_systems",
     "reduction_system",
     "selection_bias_study",

@@ -25,6 +25,10 @@ Remedies (``remedies=`` names):
 * ``oracle`` (reference only, not a remedy): fit on the outcomes of *all* households,
   which no lender has; shows the best the features allow.
 
+:func:`infer_rejects` builds the training sample of each remedy (row positions,
+labels, weights) for any model: the study below and the main job
+(``split.reject_inference``) both use it.
+
 Every model is scored on **all** households of a held-out part (granted or not) and
 compared with the truth, per group
 (``all``, ``granted``, ``not_granted``, ``elderly_60plus``, ``formerly_poor``):
@@ -111,6 +115,93 @@ def _evaluate(remedy: str, p: np.ndarray, y: np.ndarray, tp: np.ndarray,
     return rows
 
 
+def infer_rejects(
+    X: pd.DataFrame,
+    observed: Any,
+    y: Any,
+    method: str,
+    *,
+    base_proba: Any = None,
+    selection_proba: Any = None,
+    seed: int | np.random.Generator = 0,
+    parcel_factor: float = 1.5,
+    n_bands: int = 10,
+    min_selection_prob: float = 0.02,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training sample of a reject-inference remedy: ``(row_index, labels, weights)``.
+
+    ``X``: one row per training household, observed or not (only its length is used
+    here; the caller fits on ``X.iloc[row_index]``). ``observed``: boolean mask of the
+    households with an outcome. ``y``: their outcomes, either one per row of ``X``
+    (values at unobserved rows are ignored and may be NaN) or one per observed row.
+    ``base_proba``: PD of a first model fitted on the observed rows, one per row of
+    ``X`` (needed by ``fuzzy_augmentation`` and ``parcelling``); ``selection_proba``:
+    P(observed | x), one per row of ``X`` or per observed row (needed by
+    ``reweighting``). ``seed``: an int or a ``numpy`` Generator (parcelling draws).
+
+    Returns integer positions into ``X`` (observed rows first, in order; rows may
+    repeat: fuzzy augmentation lists every reject twice, first as a default), 0/1
+    labels and positive sample weights, all of one length. See the module docstring
+    for what each method (``none``, ``reweighting``, ``fuzzy_augmentation``,
+    ``parcelling``) does.
+    """
+    if method not in REMEDIES:
+        raise FairnessInputError(f"unknown reject-inference method {method!r}; known: {list(REMEDIES)}")
+    n = len(X)
+    obs = _arr(observed, "observed", n, bool)
+    assert obs is not None
+    n_obs = int(obs.sum())
+    y_raw = np.asarray(y.to_numpy() if isinstance(y, (pd.Series, pd.Index)) else y)
+    if y_raw.ndim != 1 or len(y_raw) not in (n, n_obs):
+        raise FairnessInputError(f"y has shape {y_raw.shape}; expected {n} (all rows) or {n_obs} (observed rows) values")
+    yo = _arr(y_raw[obs] if len(y_raw) == n and n != n_obs else y_raw, "y (observed rows)", n_obs, bool)
+    assert yo is not None
+    yo = yo.astype(int)
+    if n_obs == 0 or not (0 < yo.sum() < n_obs):
+        raise FairnessInputError("observed outcomes are empty or contain a single class")
+    pos_obs = np.flatnonzero(obs)
+    pos_rej = np.flatnonzero(~obs)
+    ones = np.ones(n_obs)
+    if method == "none":
+        return pos_obs, yo, ones
+    if method == "reweighting":
+        if selection_proba is None:
+            raise FairnessInputError("reweighting needs selection_proba (P(observed | x))")
+        sp = np.asarray(selection_proba.to_numpy() if isinstance(selection_proba, pd.Series) else selection_proba,
+                        dtype=float)
+        sp = _arr(sp[obs] if len(sp) == n and n != n_obs else sp, "selection_proba", n_obs)
+        assert sp is not None
+        if not np.all(np.isfinite(sp)):
+            raise FairnessInputError("selection_proba has NaN or inf at observed rows")
+        w = 1.0 / np.clip(sp, min_selection_prob, 1.0)
+        return pos_obs, yo, w / w.mean()
+    if base_proba is None:
+        raise FairnessInputError(f"{method} needs base_proba (PD of a model fitted on the observed rows)")
+    pb = _arr(base_proba, "base_proba", n)
+    assert pb is not None
+    if not np.all(np.isfinite(pb)):
+        raise FairnessInputError("base_proba has NaN or inf values")
+    pb = np.clip(pb, _EPS, 1 - _EPS)
+    n_rej = len(pos_rej)
+    if method == "fuzzy_augmentation":
+        pr = pb[pos_rej]
+        idx = np.concatenate([pos_obs, pos_rej, pos_rej])
+        lab = np.concatenate([yo, np.ones(n_rej, int), np.zeros(n_rej, int)])
+        return idx, lab, np.concatenate([ones, pr, 1.0 - pr])
+    # parcelling: bands of the base PD over all rows, observed default rate per band
+    rng = np.random.default_rng(seed)
+    edges = np.unique(np.quantile(pb, np.linspace(0, 1, n_bands + 1)))
+    band = np.clip(np.searchsorted(edges, pb, side="right") - 1, 0, max(len(edges) - 2, 0))
+    nb = int(band.max()) + 1
+    cnt = np.bincount(band[obs], minlength=nb)
+    bad = np.bincount(band[obs], weights=yo, minlength=nb)
+    rate = np.where(cnt > 0, bad / np.maximum(cnt, 1), yo.mean())
+    r_rate = np.clip(rate[band[pos_rej]] * parcel_factor, 0.0, 1.0)
+    y_rej = (rng.random(n_rej) < r_rate).astype(int)
+    return (np.concatenate([pos_obs, pos_rej]), np.concatenate([yo, y_rej]),
+            np.ones(n_obs + n_rej))
+
+
 def selection_bias_study(
     households: pd.DataFrame,
     feature_frame: pd.DataFrame,
@@ -171,7 +262,6 @@ def selection_bias_study(
     if obs_t.sum() < 50 or not (0 < y_t[obs_t].sum() < obs_t.sum()):
         raise FairnessInputError("too few observed outcomes (or one class) in the training part")
     Xo, yo = X[obs_t], y_t[obs_t]
-    rej = ~obs_t
 
     base = _fit(factory, Xo, yo)
     p_base = _proba(base, X)
@@ -182,32 +272,15 @@ def selection_bias_study(
             p, n_train = p_base_ev, float(obs_t.sum())
         elif remedy == "oracle":
             p, n_train = _proba(_fit(factory, X, y_t), X_ev), float(len(X))
-        elif remedy == "reweighting":
-            sel = _fit(factory, X, obs_t.astype(int))
-            ps = np.clip(_proba(sel, X)[obs_t], min_selection_prob, 1.0)
-            w = 1.0 / ps
-            w = w / w.mean()
-            p, n_train = _proba(_fit(factory, Xo, yo, w), X_ev), float(obs_t.sum())
-        elif remedy == "fuzzy_augmentation":
-            Xr = X[rej]
-            pr = p_base[rej]
-            Xa = pd.concat([Xo, Xr, Xr], ignore_index=True)
-            ya = np.concatenate([yo, np.ones(len(Xr), int), np.zeros(len(Xr), int)])
-            wa = np.concatenate([np.ones(len(Xo)), pr, 1.0 - pr])
-            p, n_train = _proba(_fit(factory, Xa, ya, wa), X_ev), float(wa.sum())
-        elif remedy == "parcelling":
-            edges = np.unique(np.quantile(p_base, np.linspace(0, 1, n_bands + 1)))
-            band = np.clip(np.searchsorted(edges, p_base, side="right") - 1, 0, max(len(edges) - 2, 0))
-            nb = int(band.max()) + 1
-            cnt = np.bincount(band[obs_t], minlength=nb)
-            bad_ = np.bincount(band[obs_t], weights=yo, minlength=nb)
-            overall = yo.mean()
-            rate = np.where(cnt > 0, bad_ / np.maximum(cnt, 1), overall)
-            r_rate = np.clip(rate[band[rej]] * parcel_factor, 0.0, 1.0)
-            y_rej = (rng.random(int(rej.sum())) < r_rate).astype(int)
-            Xa = pd.concat([Xo, X[rej]], ignore_index=True)
-            ya = np.concatenate([yo, y_rej])
-            p, n_train = _proba(_fit(factory, Xa, ya), X_ev), float(len(ya))
+        else:
+            p_sel = _proba(_fit(factory, X, obs_t.astype(int)), X) if remedy == "reweighting" else None
+            # the study's generator (already used for the evaluation split) keeps its draws unchanged
+            idx, ya, wa = infer_rejects(X, obs_t, yo, remedy, base_proba=p_base, selection_proba=p_sel,
+                                        seed=rng, parcel_factor=parcel_factor, n_bands=n_bands,
+                                        min_selection_prob=min_selection_prob)
+            Xa = X.iloc[idx].reset_index(drop=True)
+            p = _proba(_fit(factory, Xa, ya, None if remedy == "parcelling" else wa), X_ev)
+            n_train = float(wa.sum()) if remedy == "fuzzy_augmentation" else float(len(ya))
         rows += _evaluate(remedy, p, y_ev, tp_ev, grp_ev, n_train)
     return pd.DataFrame(rows)
 
