@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ import pandas as pd
 
 from village_credit.config import DataConfig, ExperimentConfig
 from village_credit.errors import ConfigError, DataReadError
+from village_credit.stages import StageTimer
 
 __all__ = [
     "GENERIC_SUFFIX",
@@ -119,39 +119,6 @@ class GenericResult:
         }
 
 
-@dataclass
-class _Stage:
-    name: str
-    seconds: float
-
-
-class _Timer:
-    """Times stages (and shows a Rich progress bar when asked)."""
-
-    def __init__(self, result: GenericResult, show: bool, total: int) -> None:
-        self.result = result
-        self.progress = None
-        if show:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                     TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
-            self.progress.start()
-            self.task = self.progress.add_task("starting", total=total)
-
-    def run(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if self.progress is not None:
-            self.progress.update(self.task, description=name)
-        t0 = time.perf_counter()
-        out = fn(*args, **kwargs)
-        self.result.stages.append(_Stage(name, time.perf_counter() - t0))
-        if self.progress is not None:
-            self.progress.advance(self.task)
-        return out
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 # ----------------------------------------------------------------------------- dispatch
@@ -507,7 +474,7 @@ def run_generic_experiment(cfg: ExperimentConfig, *, progress: bool = False,
     result = GenericResult(config=cfg)
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    timer = _Timer(result, progress, total=8)
+    timer = StageTimer(result.stages, progress, total=8)
     try:
         spec_file = load_feature_specs(d.feature_spec) if d.feature_spec else {}
         target = _resolve_target(d, spec_file, source)

@@ -8,7 +8,6 @@ of its layer; nothing here computes what a layer already offers.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,16 +19,9 @@ from village_credit.config import ExperimentConfig
 from village_credit.data import (GeneratorConfig, generate_households, generate_vintage, read_table,
                                  validate_households, write_parquet)
 from village_credit.errors import ConfigError
+from village_credit.stages import Stage, StageTimer
 
 ELDERLY_AGE = 60
-
-
-@dataclass
-class Stage:
-    """A named step with a duration, for the summary and the progress display."""
-
-    name: str
-    seconds: float
 
 
 @dataclass
@@ -62,35 +54,6 @@ class ExperimentResult:
             "programme": self.programme,
             "stages": {s.name: round(s.seconds, 2) for s in self.stages},
         }
-
-
-class _Stages:
-    """Times the stages and shows them as a Rich progress display when asked."""
-
-    def __init__(self, result: ExperimentResult, show: bool, total: int) -> None:
-        self.result = result
-        self.progress = None
-        if show:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                     TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
-            self.progress.start()
-            self.task = self.progress.add_task("starting", total=total)
-
-    def run(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if self.progress is not None:
-            self.progress.update(self.task, description=name)
-        t0 = time.perf_counter()
-        out = fn(*args, **kwargs)
-        self.result.stages.append(Stage(name, time.perf_counter() - t0))
-        if self.progress is not None:
-            self.progress.advance(self.task)
-        return out
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
 
 # --------------------------------------------------------------------------- data
@@ -363,7 +326,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
     result = ExperimentResult(config=cfg)
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stages = _Stages(result, progress, total=11)
+    stages = StageTimer(result.stages, progress, total=11)
     try:
         households, v2 = stages.run("load households" if cfg.data.source != "generate" else "generate households",
                                     load_households, cfg)
