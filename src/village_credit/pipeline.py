@@ -317,7 +317,6 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
     import mlflow
 
     from village_credit.explain import write_global_explanations
-    from village_credit.models.features import HouseholdFeatures
     from village_credit.models.splits import split_by_village
     from village_credit.registry import configure, log_evidence, log_run_context, promote
     from village_credit.registry.pyfunc_model import log_decision_model

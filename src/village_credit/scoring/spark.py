@@ -22,7 +22,6 @@ quarantine written as Parquet, with the same columns as the single-machine path:
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time

@@ -258,7 +258,7 @@ class RecalibrationResult:
 
 
 def _write_report(res: RecalibrationResult, out: Path) -> tuple[Path, Path]:
-    from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
+    from village_credit.reporting.html import HtmlReport, new_figure, write_report
 
     rep = HtmlReport("Recalibration report", subtitle=(
         f"{res.parent.get('model_uri')} -> {res.method}; {res.n_sample} households "
