@@ -104,10 +104,17 @@ def test_figures_match_independent_computation(store: dict, validated: dict) -> 
     assert (dec["status"] == "scored").all()
     assert res["discrimination"]["auc"] == pytest.approx(roc_auc_score(y, -dec["points"]), abs=1e-12)
     assert res["calibration"]["brier"] == pytest.approx(brier_score_loss(y, dec["pd"]), abs=1e-12)
-    g = pd.DataFrame({"g": dec["grade"], "y": y}).groupby("g")["y"].agg(["size", "sum"])
+    # the per-grade back-test covers households graded by their PD; vetoed ones (graded
+    # E2 by policy) are on a row of their own
+    vetoed = dec["vetoed"].to_numpy(bool)
+    g = pd.DataFrame({"g": dec["grade"][~vetoed], "y": y[~vetoed]}).groupby("g")["y"].agg(["size", "sum"])
     tab = pd.DataFrame(res["calibration"]["grades"]).set_index("grade")
     for grade, row in g.iterrows():
         assert tab.loc[grade, "n"] == row["size"] and tab.loc[grade, "defaults"] == row["sum"]
+    from village_credit.validation.report import POLICY_GRADED
+
+    assert tab.loc[POLICY_GRADED, "n"] == vetoed.sum()
+    assert tab.loc[POLICY_GRADED, "defaults"] == y[vetoed].sum()
 
 
 def test_reproducibility_block(store: dict, validated: dict, tmp_path: Path) -> None:

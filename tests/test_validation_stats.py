@@ -384,3 +384,27 @@ def test_drift_report_from_table_and_profile_agree(tmp_path) -> None:
     html_path, json_path = write_drift_report(from_table, tmp_path)
     assert "data:image/png;base64," in html_path.read_text(encoding="utf-8")
     assert json.loads(json_path.read_text())["alert"] == from_table["alert"]
+
+
+def test_policy_graded_households_leave_the_grade_back_test() -> None:
+    """Vetoed households are graded E2 by policy whatever their PD; they must not turn E2 red."""
+    from village_credit.validation import validation_report
+    from village_credit.validation.report import POLICY_GRADED
+
+    rng = np.random.default_rng(12)
+    n = 20_000
+    pd_ = rng.uniform(0.005, 0.2, n)
+    order = ["A", "B", "C"]
+    grades = np.where(pd_ < 0.03, "A", np.where(pd_ < 0.08, "B", "C")).astype(object)
+    y = (rng.random(n) < pd_).astype(int)
+    vetoed = rng.random(n) < 0.05
+    y[vetoed] = (rng.random(vetoed.sum()) < 0.5).astype(int)  # far riskier than their PD says
+    grades[vetoed] = "C"  # the policy's worst grade
+    mixed = validation_report(y, pd_, None, grades, order)["calibration"]["grades"]
+    assert mixed.set_index("grade").loc["C", "light"] == "red"
+    clean = validation_report(y, pd_, None, grades, order, policy_graded=vetoed)["calibration"]
+    table = clean["grades"].set_index("grade")
+    assert (table.loc[order, "light"] != "red").all()
+    assert table.loc[POLICY_GRADED, "n"] == vetoed.sum()
+    assert table.loc[POLICY_GRADED, "light"] == "n/a"
+    assert clean["lights"]["red"] == 0

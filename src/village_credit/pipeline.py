@@ -370,6 +370,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
                 holdout["default_12m"].to_numpy(), ev["decisions"]["blend"]["pd"].to_numpy(float),
                 ev["decisions"]["blend"]["points"].to_numpy(float), ev["decisions"]["blend"]["grade"].to_numpy(),
                 _grade_order(), features_df=hold_X, reference_profile=reference,
+                policy_graded=ev["decisions"]["blend"]["vetoed"].to_numpy(bool),
             )
             val_html, val_json = write_validation_report(val, out_dir / "validation")
             result.paths.update({**{k: str(v) for k, v in expl_paths.items()}, **fair_paths,

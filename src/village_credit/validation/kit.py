@@ -485,7 +485,7 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
         y, d["pd"].to_numpy(float), d["points"].to_numpy(float), d["grade"].to_numpy(object),
         GRADE_ORDER, features_df=features, reference_profile=champ.reference_profile,
         prev_grades=prev, fairness_summary=fairness_summary, challenger=challenger, repro=repro,
-        config=cfg)
+        config=cfg, policy_graded=d["vetoed"].to_numpy(bool) if "vetoed" in d.columns else None)
     result["evidence"] = gate_evidence(result, fair_ev, fingerprint)
 
     title = f"Model validation report: {champ.label}"

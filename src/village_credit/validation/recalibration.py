@@ -196,11 +196,17 @@ class RecalibratedDecisionModel(DecisionModel):
 
 def calibration_figures(y: Any, pd_pred: Any, grades: Any, grade_order: list[str],
                         hl_ddof: int, green_p: float = 0.05, red_p: float = 0.01,
-                        n_bins: int = 10) -> dict[str, Any]:
-    """Brier, ECE, Hosmer-Lemeshow, Spiegelhalter, per-grade back-test and lights."""
+                        n_bins: int = 10, policy_graded: Any = None) -> dict[str, Any]:
+    """Brier, ECE, Hosmer-Lemeshow, Spiegelhalter, per-grade back-test and lights.
+
+    ``policy_graded`` (e.g. vetoed) households are left out of the per-grade back-test:
+    the policy, not the PD, set their grade.
+    """
     hl = hosmer_lemeshow(y, pd_pred, n_bins, hl_ddof)
     z, sp = spiegelhalter(y, pd_pred)
-    gc = grade_calibration(grades, y, pd_pred, grade_order, green_p, red_p)
+    keep = np.ones(len(np.asarray(y)), bool) if policy_graded is None else ~np.asarray(policy_graded, bool)
+    gc = grade_calibration(np.asarray(grades, dtype=object)[keep], np.asarray(y)[keep],
+                           np.asarray(pd_pred, dtype=float)[keep], grade_order, green_p, red_p)
     return {
         "brier": brier(y, pd_pred),
         "ece": expected_calibration_error(y, pd_pred, n_bins),
@@ -373,10 +379,12 @@ def recalibrate(
         }
         model = RecalibratedDecisionModel.wrap(parent, cal, lineage)
         after = model.decide(_inputs(rows))
+        vetoed = d["vetoed"].to_numpy(bool)
         before_fig = calibration_figures(y, d["pd"].to_numpy(float), d["grade"].to_numpy(object),
-                                         order, 0, green_p, red_p)
+                                         order, 0, green_p, red_p, policy_graded=vetoed)
         after_fig = calibration_figures(y, after["pd"].to_numpy(float),
-                                        after["grade"].to_numpy(object), order, 2, green_p, red_p)
+                                        after["grade"].to_numpy(object), order, 2, green_p, red_p,
+                                        policy_graded=after["vetoed"].to_numpy(bool))
         out = Path(out_dir) if out_dir is not None else work / "out"
         model_dir = model.save(out / "decision_model")
         res = RecalibrationResult(

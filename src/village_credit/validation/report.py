@@ -93,11 +93,21 @@ def _discrimination(y: np.ndarray, risk: np.ndarray, grades: Any,
 
 
 def _calibration(y: np.ndarray, p: np.ndarray, grades: Any, grade_order: Sequence[Any],
-                 cfg: ValidationConfig) -> dict[str, Any]:
+                 cfg: ValidationConfig, policy_graded: Any = None) -> dict[str, Any]:
     hl = hosmer_lemeshow(y, p, cfg.hl_groups, cfg.hl_ddof)
     z, sp = spiegelhalter(y, p)
-    gc = grade_calibration(grades, y, p, grade_order, cfg.green_p, cfg.red_p, cfg.alternative,
-                           cfg.light_test)
+    # Households whose grade the policy sets (vetoed: E2 whatever their PD) would make
+    # their grade's back-test read red for a reason that is not the model's: test the
+    # model's grades without them and report them on a row of their own, unlit.
+    graded = np.ones(y.size, bool) if policy_graded is None else ~np.asarray(policy_graded, dtype=bool)
+    gc = grade_calibration(np.asarray(grades, dtype=object)[graded], y[graded], p[graded], grade_order,
+                           cfg.green_p, cfg.red_p, cfg.alternative, cfg.light_test)
+    if not graded.all():
+        yv, pv = y[~graded], p[~graded]
+        gc = pd.concat([gc, pd.DataFrame([{
+            "grade": POLICY_GRADED, "n": int(yv.size), "defaults": int(yv.sum()),
+            "predicted_pd": float(pv.mean()), "observed_rate": float(yv.mean()),
+            "binomial_p": np.nan, "jeffreys_p": np.nan, "light": "n/a"}])], ignore_index=True)
     return {
         "brier": brier(y, p),
         "ece": expected_calibration_error(y, p, cfg.n_bins, cfg.ece_strategy),
@@ -107,6 +117,10 @@ def _calibration(y: np.ndarray, p: np.ndarray, grades: Any, grade_order: Sequenc
         "grades": gc,
         "lights": {k: int((gc["light"] == k).sum()) for k in ("green", "amber", "red")},
     }
+
+
+POLICY_GRADED = "vetoed (graded by policy)"
+"""Back-test row for households whose grade the policy sets regardless of their PD."""
 
 
 def validation_report(
@@ -122,6 +136,7 @@ def validation_report(
     challenger: Mapping[str, Any] | None = None,
     repro: Mapping[str, Any] | None = None,
     config: ValidationConfig = ValidationConfig(),
+    policy_graded: Any = None,
 ) -> dict[str, Any]:
     """Compute every figure of the validation report.
 
@@ -133,7 +148,9 @@ def validation_report(
     ``pd`` (required), optional ``name``, ``grades`` and ``score``; the two
     models are compared with DeLong's test on their PDs (the scale both share).
     ``fairness_summary`` (from the fairness module) and ``repro`` are passed
-    through. Returns a dict of plain values and DataFrames.
+    through. ``policy_graded`` (bool per household, e.g. ``vetoed``) marks grades set
+    by the policy rather than the PD; the per-grade back-test leaves them out and shows
+    them on a row of their own. Returns a dict of plain values and DataFrames.
     """
     yb = as_binary(y)
     p = as_float(pd_pred, yb.size, "pd", prob=True)
@@ -148,7 +165,7 @@ def validation_report(
                    "default_rate": float(yb.mean())},
         "config": dataclasses.asdict(config),
         "discrimination": _discrimination(yb, risk, grades, grade_order, config, sign),
-        "calibration": _calibration(yb, p, grades, grade_order, config),
+        "calibration": _calibration(yb, p, grades, grade_order, config, policy_graded),
         "stability": None,
         "migration": None,
         "fairness": fairness_summary,
