@@ -28,22 +28,28 @@ def register(app: typer.Typer) -> None:
         output: Annotated[Path, typer.Option("--output", "-o", help="Anonymised household table (Parquet).")],
         key_file: Annotated[Path, typer.Option("--key-file", help="Secret pseudonymisation key (see make-key).")],
         eval_date: Annotated[str | None, typer.Option(help="Date ages are computed at (default: each row's snapshot_date).")] = None,
-        k: Annotated[int, typer.Option("--k", help="k-anonymity to reach on the quasi-identifiers.")] = 5,
-        quasi_identifiers: Annotated[str, typer.Option("--qi", help="Comma-separated quasi-identifier columns.")] = "head_age,head_gender,village_code",
-        max_suppression: Annotated[float, typer.Option(help="Share of rows that may be suppressed before generalising further.")] = 0.05,
+        k: Annotated[int | None, typer.Option("--k", help="k-anonymity to reach on the quasi-identifiers (default: the privacy config's, 5).")] = None,
+        quasi_identifiers: Annotated[str | None, typer.Option("--qi", help="Comma-separated quasi-identifier columns (default: what the declared attackers know, see docs/privacy.md).")] = None,
+        max_suppression: Annotated[float, typer.Option(help="Suppressed share above which the report warns.")] = 0.05,
+        privacy_config: Annotated[Path | None, typer.Option("--privacy-config", help="Threat model YAML: attackers, quasi-identifiers, k, hierarchies, risk (docs/privacy.md).")] = None,
+        risk: Annotated[bool | None, typer.Option("--risk/--no-risk", help="Measure anonymeter attack risk (default: the config's risk.enabled).")] = None,
         quarantine: Annotated[Path | None, typer.Option(help="Where to write quarantined raw rows (default: next to the input).")] = None,
         report: Annotated[Path | None, typer.Option(help="Report JSON (default: <output stem>.anonymisation.json).")] = None,
         encoding: Annotated[str | None, typer.Option(help="Force the CSV encoding (default: UTF-8, else GB18030/GBK).")] = None,
     ) -> None:
         """Anonymise raw village records: pseudonymise, drop identifiers, reach k-anonymity."""
         from village_credit.privacy.anonymise import anonymise_file
+        from village_credit.privacy.threat_model import load_privacy_config
 
         try:
+            config = load_privacy_config(privacy_config) if privacy_config else None
+            qis = (tuple(q.strip() for q in quasi_identifiers.split(",") if q.strip())
+                   if quasi_identifiers is not None else None)
             res = anonymise_file(
                 input, output, key_file, eval_date=eval_date, k=k,
-                quasi_identifiers=tuple(q.strip() for q in quasi_identifiers.split(",") if q.strip()),
+                quasi_identifiers=qis,
                 max_suppression=max_suppression, quarantine_path=quarantine, report_path=report,
-                encoding=encoding,
+                encoding=encoding, config=config, measure_risk=risk,
             )
         except VillageCreditError as exc:
             _fail(exc)
@@ -58,13 +64,20 @@ def register(app: typer.Typer) -> None:
         path: Annotated[Path, typer.Argument(help="File or directory to scan (e.g. mlruns/, reports/).")],
         names_file: Annotated[Path | None, typer.Option(help="Names to look for, one per line.")] = None,
         show: Annotated[int, typer.Option(help="Print at most this many findings.")] = 50,
+        k: Annotated[int | None, typer.Option("--k", help="Smallest allowed quasi-identifier class in tables (default: the privacy config's, 5).")] = None,
+        privacy_config: Annotated[Path | None, typer.Option("--privacy-config", help="Threat model YAML whose quasi-identifiers and k tables are checked against.")] = None,
+        qi_check: Annotated[bool, typer.Option("--qi-check/--no-qi-check", help="Check tables for quasi-identifier classes smaller than k.")] = True,
     ) -> None:
-        """Find resident ID numbers, mobile numbers and listed names; exit 1 if any are found."""
+        """Find resident ID numbers, mobile numbers, listed names and tables whose quasi-identifier
+        classes are smaller than k; exit 1 if any are found."""
         from village_credit.privacy.scanner import load_names, scan_pii
+        from village_credit.privacy.threat_model import DEFAULT_PRIVACY_CONFIG, load_privacy_config
 
         try:
             names = load_names(names_file) if names_file else None
-            findings = scan_pii(path, names)
+            cfg = load_privacy_config(privacy_config) if privacy_config else DEFAULT_PRIVACY_CONFIG
+            findings = scan_pii(path, names, quasi_identifiers=cfg.qis if qi_check else (),
+                                k=cfg.k if k is None else k)
         except (VillageCreditError, OSError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None

@@ -48,20 +48,16 @@ import numpy as np
 import pandas as pd
 
 from village_credit.data.schema import SCHEMA, HouseholdSchema, months_in
-from village_credit.privacy.errors import RawEncodingError, RawSchemaError
-from village_credit.privacy.kanon import (
-    Hierarchy,
-    band_labels,
-    default_hierarchies,
-    diversity_table,
-    generalise_until_k,
-)
+from village_credit.privacy.errors import KAnonymityError, RawEncodingError, RawSchemaError
+from village_credit.privacy.kanon import diversity_table
 from village_credit.privacy.pseudonym import key_fingerprint, load_key, pseudonymise
 from village_credit.privacy.raw_records import DERIVED_COLUMNS, RAW_HEADER_ALIASES, RAW_PII_COLUMNS
+from village_credit.privacy.recoding import BandHierarchy, LocationHierarchy, local_recode
 from village_credit.privacy.resident_id import parse_resident_ids
+from village_credit.privacy.threat_model import DEFAULT_PRIVACY_CONFIG, PrivacyConfig
 
-DEFAULT_QUASI_IDENTIFIERS: tuple[str, ...] = ("head_age", "head_gender", "village_code")
-"""What a neighbour or a bank clerk plausibly knows about a household head."""
+DEFAULT_QUASI_IDENTIFIERS: tuple[str, ...] = DEFAULT_PRIVACY_CONFIG.qis
+"""What the declared attackers know (threat_model.py): the village insider and the outside party."""
 
 DEFAULT_SENSITIVE = "default_12m"
 
@@ -164,6 +160,11 @@ class AnonymisationReport:
     max_suppression: float
     quarantine_path: str | None = None
     notes: list[str] = field(default_factory=list)
+    suppressed_by_group: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    location_levels: dict[str, int] = field(default_factory=dict)
+    age_rule_moved: dict[str, int] = field(default_factory=dict)
+    threat_model: dict[str, Any] = field(default_factory=dict)
+    risk: dict[str, Any] = field(default_factory=dict)
 
     @property
     def reconciles(self) -> bool:
@@ -190,6 +191,31 @@ class AnonymisationReport:
         if self.sensitive:
             lines.append(f"l-diversity of {self.sensitive}: {self.l_diversity} "
                          f"({self.n_classes_l1} of {self.n_classes} classes hold a single value)")
+        if self.age_rule_moved:
+            lines.append("  households whose age-rule eligibility the banding moved: " + ", ".join(
+                f"{rule} {n}" for rule, n in self.age_rule_moved.items()))
+        if self.location_levels:
+            lines.append("  location released at: " + ", ".join(f"{lv} {n}" for lv, n in self.location_levels.items()))
+        for grp, cells in self.suppressed_by_group.items():
+            lines.append(f"  suppressed by {grp}: " + ", ".join(
+                f"{g} {v['n_suppressed']}/{v['n_in']} ({v['share']:.1%})" for g, v in cells.items()))
+        syn = self.risk.get("syntactic", {})
+        if syn.get("k_anonymity") is not None:
+            lines.append(f"pycanon: k={syn['k_anonymity']}, l={syn['l_diversity']}, t={syn['t_closeness']}, "
+                         f"k by attacker {syn['k_by_attacker']}")
+        att = self.risk.get("attacks", {})
+        if att.get("status") == "measured":
+            for name in ("singling_out", "linkability", "inference"):
+                if name in att:
+                    a = att[name]
+                    lines.append(f"anonymeter {name}: risk {a['risk']:.3f} (CI {a['risk_ci'][0]:.3f}-"
+                                 f"{a['risk_ci'][1]:.3f}); attack {a['attack_rate'][0]:.3f}, baseline "
+                                 f"{a['baseline_rate'][0]:.3f}, control "
+                                 f"{(a['control_rate'] or [float('nan')])[0]:.3f}")
+        elif att:
+            lines.append(f"anonymeter: {att.get('status')}")
+        for note in self.notes:
+            lines.append(f"  note: {note}")
         for reason, count in sorted(self.quarantine_reasons.items(), key=lambda kv: -kv[1]):
             lines.append(f"  quarantined {count}: {reason}")
         return "\n".join(lines)
@@ -242,6 +268,72 @@ def _validate(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return res.valid, msgs.reindex(res.bad_rows.index).fillna("failed household validation")
 
 
+def suppression_by_group(households: pd.DataFrame, suppressed: pd.Series) -> dict[str, dict[str, dict[str, float]]]:
+    """Households in / suppressed / share per fairness age band and formerly-poor status.
+
+    The groups are the fairness audit's own (fairness/groups.py), so "who loses records to
+    anonymisation" is measured on the groups the audit reports on.
+    """
+    from village_credit.fairness.groups import age_band
+
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    if not len(households):
+        return {"age_band": {}, "formerly_poor": {}}
+    sup = suppressed.reindex(households.index).fillna(False).to_numpy(dtype=bool)
+    groups = {"age_band": pd.Series(age_band(households["head_age"]), index=households.index)}
+    if "formerly_poor" in households.columns:
+        fp = households["formerly_poor"].astype(bool)
+        groups["formerly_poor"] = fp.map({True: "formerly_poor", False: "other"})
+    for name, g in groups.items():
+        frame = pd.DataFrame({"g": g.to_numpy(), "s": sup})
+        agg = frame.groupby("g", sort=True)["s"].agg(["size", "sum"])
+        out[name] = {str(grp): {"n_in": int(r["size"]), "n_suppressed": int(r["sum"]),
+                                "share": round(float(r["sum"] / r["size"]), 6)}
+                     for grp, r in agg.iterrows()}
+    return out
+
+
+def describe_generalisation(rec: Any, hierarchies: Mapping[str, BandHierarchy], qis: Sequence[str]) -> dict[str, str]:
+    """One line per QI: how it was generalised, and its most common released bands."""
+    out: dict[str, str] = {}
+    for q in qis:
+        if q in rec.bands.columns:
+            top = rec.bands[q].value_counts().head(3)
+            out[q] = (f"local recoding over bands {list(hierarchies[q].edges)}; released as the class "
+                      f"{'median' if hierarchies[q].categories else 'mean'}; commonest bands: "
+                      + ", ".join(f"{b} ({n})" for b, n in top.items()))
+        elif q in ("village_code", "township_code"):
+            out[q] = "village -> township -> any, per class: " + ", ".join(
+                f"{lv} {n}" for lv, n in rec.location_levels.items())
+        else:
+            out[q] = "exact (classes split on it; cells smaller than k suppressed)"
+    return out
+
+
+def measure_attack_risk(households: pd.DataFrame, qis: Sequence[str], k: int,
+                        hierarchies: Mapping[str, BandHierarchy], secret: str | None,
+                        cfg: PrivacyConfig) -> dict[str, Any]:
+    """anonymeter attacks on the method: recode a random half, attack it, the other half is control.
+
+    Why a half: anonymeter needs raw households of the same population that were *not*
+    released, to tell what the release leaks about its own households from what it says
+    about anyone.
+    """
+    from village_credit.privacy.risk import anonymeter_available, attack_risk
+
+    if not anonymeter_available():
+        return attack_risk(households, households, households, qis, secret)
+    if len(households) < 4 * k:
+        return {"status": f"not measured: {len(households)} households are too few for a released/control split"}
+    rng = np.random.default_rng(cfg.risk.seed)
+    in_a = rng.random(len(households)) < 0.5
+    half, control = households.loc[in_a], households.loc[~in_a]
+    rec = local_recode(half, qis, k, hierarchies, LocationHierarchy())
+    ori = half.loc[rec.data.index]
+    return attack_risk(ori, rec.data, control, qis, secret, n_attacks=cfg.risk.n_attacks, seed=cfg.risk.seed,
+                       confidence_level=cfg.risk.confidence_level)
+
+
 # --- the anonymiser ------------------------------------------------------------
 
 def anonymise(
@@ -249,22 +341,37 @@ def anonymise(
     key: bytes,
     *,
     eval_date: str | pd.Timestamp | None = None,
-    k: int = 5,
-    quasi_identifiers: Sequence[str] = DEFAULT_QUASI_IDENTIFIERS,
+    k: int | None = None,
+    quasi_identifiers: Sequence[str] | None = None,
     sensitive: str | None = DEFAULT_SENSITIVE,
-    hierarchies: Mapping[str, Hierarchy] | None = None,
+    hierarchies: Mapping[str, BandHierarchy] | None = None,
     max_suppression: float = 0.05,
     amount_rounding: Mapping[str, float] | None = None,
     source: str = "<DataFrame>",
     encoding: str | None = None,
+    config: PrivacyConfig | None = None,
+    measure_risk: bool | None = None,
 ) -> AnonymisationResult:
     """Anonymise raw village records (see the module docstring for every choice).
 
     ``eval_date``: date ages are computed at (default: each row's ``snapshot_date``;
-    it also fills a missing ``snapshot_date`` column). ``sensitive``: outcome column
-    whose l-diversity is reported (skipped when absent). Rows the data layer's
-    ``validate_households`` rejects are quarantined with its reasons.
+    it also fills a missing ``snapshot_date`` column). ``config``: the threat model
+    (default :data:`~village_credit.privacy.threat_model.DEFAULT_PRIVACY_CONFIG`);
+    ``k``, ``quasi_identifiers`` and ``hierarchies`` override it. ``sensitive``: outcome
+    column whose l-diversity and t-closeness are reported (skipped when absent).
+    ``max_suppression``: share above which the report carries a warning note (local
+    recoding suppresses only cells of exact QI values smaller than k).
+    ``measure_risk``: run the attack-based risk measurement (default: the config's
+    ``risk.enabled``). Rows the data layer's ``validate_households`` rejects are
+    quarantined with its reasons.
     """
+    cfg = config or DEFAULT_PRIVACY_CONFIG
+    k = cfg.k if k is None else int(k)
+    if quasi_identifiers is None:
+        quasi_identifiers = cfg.qis
+    hier = {**cfg.hierarchies, **(hierarchies or {})}
+    if not 0 <= max_suppression <= 1:
+        raise KAnonymityError(f"max_suppression must be within 0..1, got {max_suppression}")
     original_names = {RAW_HEADER_ALIASES.get(str(c).strip(), str(c).strip()): c for c in raw.columns}
     raw = raw.rename(columns=lambda c: RAW_HEADER_ALIASES.get(str(c).strip(), str(c).strip()))
     dup = raw.columns[raw.columns.duplicated()].tolist()
@@ -333,11 +440,20 @@ def anonymise(
     hh = hh.drop(columns=list(rnd)).join(pd.DataFrame(rnd, index=hh.index)) if rnd else hh
     hh = hh[[c for c in schema.names if c in hh.columns]].copy()
 
-    # 3. k-anonymity
-    kres = generalise_until_k(hh, qis, k, {**default_hierarchies(), **(hierarchies or {})},
-                              max_suppression=max_suppression)
-    released = kres.data.sort_values("household_id", kind="stable").reset_index(drop=True)
-    suppressed_idx = kres.suppressed[kres.suppressed].index
+    # 3. k-anonymity by local recoding over the declared quasi-identifiers
+    rec = local_recode(hh, qis, k, hier, LocationHierarchy())
+    released = rec.data.sort_values("household_id", kind="stable").reset_index(drop=True)
+    if {"dependents", "household_size"} <= set(released.columns) and "household_size" in qis:
+        # a class's household size is its mean: keep the schema's "dependents <= size" true
+        over = released["dependents"] > released["household_size"]
+        if over.any():
+            released.loc[over, "dependents"] = released.loc[over, "household_size"].astype(
+                released["dependents"].dtype)
+            notes.append(f"dependents capped at the released household size for {int(over.sum())} household(s)")
+    suppressed_idx = rec.suppressed[rec.suppressed].index
+    from village_credit.privacy.kanon import k_anonymity
+
+    k_achieved = k_anonymity(released, qis)
     l_value = n_l1 = None
     n_classes = 0
     if len(released):
@@ -346,7 +462,23 @@ def anonymise(
             l_value, n_l1, n_classes = int(table["distinct"].min()), int((table["distinct"] < 2).sum()), len(table)
         else:
             n_classes = int(released.groupby(qis, dropna=False, observed=True).ngroups)
-    by_band = band_labels(hh.loc[suppressed_idx, "head_age"], (18, 41, 61, 66, 101)).value_counts()
+    by_group = suppression_by_group(hh, rec.suppressed)
+    moved: dict[str, int] = {}
+    if "head_age" in qis and len(rec.data):
+        a_rel, a_raw = rec.data["head_age"], hh.loc[rec.data.index, "head_age"]
+        moved = {f"18-{cut}": int(((a_rel <= cut) != (a_raw <= cut)).sum()) for cut in (60, 65)}
+    if len(hh) and len(suppressed_idx) > max_suppression * len(hh):
+        notes.append(f"{len(suppressed_idx)} households suppressed ({len(suppressed_idx) / len(hh):.1%}), "
+                     f"more than max_suppression {max_suppression:.0%}: cells of exact quasi-identifier "
+                     f"values smaller than k={k}")
+    sens = [sensitive] if sensitive else []
+    from village_credit.privacy.risk import attack_risk, syntactic_risk
+
+    attackers = {a.name: a.knows for a in cfg.attackers}
+    risk: dict[str, Any] = {"syntactic": syntactic_risk(released, qis, sens, attackers)}
+    do_attacks = cfg.risk.enabled if measure_risk is None else measure_risk
+    risk["attacks"] = (measure_attack_risk(hh, qis, k, hier, sensitive, cfg) if do_attacks
+                       else {"status": "not measured (disabled)"})
 
     q_reasons = reasons.dropna()
     quarantine = _quarantine_frame(raw, q_reasons).rename(columns=original_names)
@@ -356,16 +488,22 @@ def anonymise(
         source=source, encoding=encoding,
         eval_date=None if eval_date is None else pd.Timestamp(eval_date).strftime("%Y-%m-%d"),
         n_in=n_in, n_released=len(released), n_suppressed=len(suppressed_idx), n_quarantined=len(quarantine),
-        k_required=k, k_achieved=kres.k_achieved, quasi_identifiers=qis,
-        generalisation=kres.descriptions, n_generalised=kres.n_generalised,
+        k_required=k, k_achieved=k_achieved, quasi_identifiers=qis,
+        generalisation=describe_generalisation(rec, hier, qis), n_generalised=rec.n_generalised,
         sensitive=sensitive if sensitive and sensitive in released.columns else None,
         l_diversity=l_value, n_classes=n_classes, n_classes_l1=n_l1,
         amount_rounding={c: float(s) for c, s in rounding.items() if c in rnd},
         n_converted_15=int((parsed.converted_15 & ok).sum()),
         quarantine_reasons={str(r): int(c) for r, c in reason_counts.items()},
-        suppressed_by_age_band={str(b): int(c) for b, c in by_band.items() if c},
+        suppressed_by_age_band={b: v["n_suppressed"] for b, v in by_group["age_band"].items()
+                                if v["n_suppressed"]},
         dropped_columns=dropped, key_fingerprint=key_fingerprint(key),
         max_suppression=max_suppression, notes=notes,
+        suppressed_by_group=by_group, location_levels=rec.location_levels, age_rule_moved=moved,
+        threat_model={"source": cfg.source,
+                      "attackers": {a.name: {"description": a.description, "knows": list(a.knows)}
+                                    for a in cfg.attackers}},
+        risk=risk,
     )
     return AnonymisationResult(
         households=released, quarantine=quarantine, report=report,

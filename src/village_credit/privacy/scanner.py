@@ -13,7 +13,10 @@ that the secrecy agreement forbids. The scanner walks files and directories
   province code, a real date and must stand alone (not part of a decimal);
 * mobile phone numbers: ``1[3-9]`` + 9 digits, optionally ``+86``/spaced/dashed, not
   glued to other digits, letters or a decimal point;
-* names from a configured list (substring match: Chinese has no word boundaries).
+* names from a configured list (substring match: Chinese has no word boundaries);
+* tables (Parquet, CSV) that carry the threat model's quasi-identifiers with
+  equivalence classes smaller than k (:func:`scan_qi_classes`): no name needed to
+  single a household out to a neighbour who knows its village, age and land.
 
 Findings never hold the full value: the middle is masked (``110***********002X``).
 """
@@ -28,6 +31,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -297,6 +301,59 @@ def scan_file(path: Path, matcher: PiiMatcher) -> list[Finding]:
     return found
 
 
+LOCATION_QIS = frozenset({"village_code", "township_code"})
+
+
+def _qi_table(path: Path, qis: Sequence[str]) -> tuple[list[str], Any] | None:
+    """The declared QI columns a Parquet/CSV table carries, and those columns (else None)."""
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        names = pq.ParquetFile(path).schema_arrow.names
+        cols = [q for q in qis if q in names]
+        if not cols or not set(cols) - LOCATION_QIS:
+            return None
+        return cols, pd.read_parquet(path, columns=cols)
+    if suffix in (".csv", ".tsv"):
+        sep = "\t" if suffix == ".tsv" else ","
+        with path.open("rb") as fh:
+            header = _decode(fh.readline()).lstrip("\ufeff").strip().split(sep)
+        names = [h.strip().strip('"') for h in header]
+        cols = [q for q in qis if q in names]
+        if not cols or not set(cols) - LOCATION_QIS:
+            return None
+        return cols, pd.read_csv(path, sep=sep, usecols=cols, dtype=str, keep_default_na=False)
+    return None
+
+
+def scan_qi_classes(path: Path, quasi_identifiers: Sequence[str], k: int) -> list[Finding]:
+    """Tables holding declared quasi-identifiers whose combination has classes smaller than ``k``.
+
+    Why: a file under ``out/`` or ``mlruns/`` without a single name or ID number can still
+    single a household out to a neighbour who knows its village, age, household size and
+    land (docs/privacy.md). The finding gives counts only, never values.
+    """
+    try:
+        found = _qi_table(path, quasi_identifiers)
+    except Exception as exc:  # unreadable table: say so, never skip silently
+        return [Finding(str(path), "whole file", "unscanned", f"could not read columns ({type(exc).__name__})")]
+    if found is None:
+        return []
+    cols, table = found
+    if len(table) == 0:
+        return []
+    sizes = table.groupby(cols, dropna=False, observed=True, sort=False)[cols[0]].transform("size")
+    small = sizes < k
+    if not small.any():
+        return []
+    n_cls = int(table.loc[small].drop_duplicates().shape[0])
+    return [Finding(str(path), f"columns {', '.join(cols)}", "small_qi_class",
+                    f"{int(small.sum())} of {len(table)} row(s) in {n_cls} class(es) smaller than k={k}")]
+
+
 def load_names(path: str | os.PathLike[str]) -> list[str]:
     """Names to look for: one per line (UTF-8 or GBK), or a CSV whose first column is the name."""
     text = _decode(Path(path).read_bytes()).lstrip("\ufeff")
@@ -309,18 +366,32 @@ def load_names(path: str | os.PathLike[str]) -> list[str]:
 
 
 def scan_pii(path: str | os.PathLike[str], names: Iterable[str] | None = None, *,
-             old_ids: bool = True) -> list[Finding]:
-    """Scan a file or directory tree for resident IDs, mobile numbers and the given names."""
+             old_ids: bool = True, quasi_identifiers: Sequence[str] | None = None,
+             k: int | None = None) -> list[Finding]:
+    """Scan a file or directory tree for resident IDs, mobile numbers, the given names and
+    tables whose quasi-identifier classes are smaller than ``k``.
+
+    ``quasi_identifiers`` / ``k``: default the declared threat model's
+    (:data:`~village_credit.privacy.threat_model.DEFAULT_PRIVACY_CONFIG`); pass ``()``
+    to skip the class check.
+    """
     p = Path(path)
     if not p.exists():
         from village_credit.privacy.errors import PrivacyError
 
         raise PrivacyError(f"{p}: nothing to scan (path not found)")
+    if quasi_identifiers is None or k is None:
+        from village_credit.privacy.threat_model import DEFAULT_PRIVACY_CONFIG
+
+        quasi_identifiers = DEFAULT_PRIVACY_CONFIG.qis if quasi_identifiers is None else quasi_identifiers
+        k = DEFAULT_PRIVACY_CONFIG.k if k is None else k
     matcher = PiiMatcher(names, old_ids=old_ids)
     out: list[Finding] = []
     for f in iter_files(p):
         out += scan_file(f, matcher)
+        if quasi_identifiers and not f.is_symlink():
+            out += scan_qi_classes(f, list(quasi_identifiers), int(k))
     return out
 
 
-__all__ = ["Finding", "PiiMatcher", "iter_files", "load_names", "mask", "scan_file", "scan_pii"]
+__all__ = ["Finding", "PiiMatcher", "iter_files", "load_names", "mask", "scan_file", "scan_pii", "scan_qi_classes"]

@@ -1,0 +1,321 @@
+"""Local recoding: generalise each quasi-identifier per equivalence class until k holds.
+
+Why local (Mondrian-style, top-down) and not one scheme for the whole file: a global
+scheme coarse enough for the rarest households (elderly women heads in a small village)
+is far too coarse for everyone else, and the rest gets *suppressed*, which falls on the
+very groups the fairness audit is about. Top-down specialisation starts from the most
+general release (all locations, the widest bands) and splits a class only while every
+part still holds at least ``k`` households, so nothing is suppressed unless a
+*mandatory* cell (gender x fairness age segment x formerly-poor status...) is itself
+smaller than ``k``.
+
+Every split follows a declared hierarchy (:class:`BandHierarchy` for numbers and ordered
+categories, :class:`LocationHierarchy` for village -> township -> any), so each released
+value stays meaningful: a class's age is a five-year band (edges keep 60 and 65, the
+fairness bands, and 61 and 66, the 18-60 and 18-65 eligibility rules, whenever ``k``
+allows), its land a band of mu, its village either the village or "some village of
+township T". In the released table a class's numeric values are the class mean
+(rounded), its ordered category the class median, so the table keeps its schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from village_credit.privacy.errors import KAnonymityError
+
+ANY = "*"
+"""Released code of a fully generalised location (any township, any village)."""
+
+
+def any_village(township: str) -> str:
+    """Released village code of "some village of township ``township``"."""
+    return f"{township}-{ANY}"
+
+
+@dataclass(frozen=True)
+class BandHierarchy:
+    """A number (or ordered category) generalised to unions of adjacent finest bands.
+
+    ``edges``: finest band edges (``[e_i, e_{i+1})``, first = lowest allowed value,
+    values below go to the first band, at or above the last edge to the last band);
+    ``mandatory``: edges never crossed (the classes are split there first, whatever k);
+    ``preferred``: edges tried first when the class spans them (policy cut-offs);
+    ``categories``: for ordered categories, their order (values are category labels);
+    ``decimals``: rounding of the released class mean (``None``: the class median
+    category for ordered categories).
+    """
+
+    column: str
+    edges: tuple[float, ...]
+    mandatory: tuple[float, ...] = ()
+    preferred: tuple[float, ...] = ()
+    categories: tuple[str, ...] = ()
+    decimals: int = 0
+
+    def __post_init__(self) -> None:
+        e = list(self.edges)
+        if len(e) < 2 or any(b <= a for a, b in zip(e[:-1], e[1:], strict=False)):
+            raise KAnonymityError(f"hierarchy of {self.column}: edges must rise strictly, got {e}")
+        for cut in (*self.mandatory, *self.preferred):
+            if cut not in e:
+                raise KAnonymityError(f"hierarchy of {self.column}: cut {cut} is not one of its edges {e}")
+
+    @property
+    def n_bins(self) -> int:
+        return len(self.edges) - 1
+
+    def codes(self, s: pd.Series) -> np.ndarray:
+        """Finest band index of each value (0 .. n_bins - 1)."""
+        if self.categories:
+            pos = {c: i for i, c in enumerate(self.categories)}
+            v = s.astype("object").map(pos).to_numpy(dtype=float, na_value=np.nan)
+        else:
+            v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+        if np.isnan(v).any():
+            raise KAnonymityError(f"quasi-identifier {self.column} has {int(np.isnan(v).sum())} "
+                                  "missing or unknown value(s); validate the table first")
+        return np.clip(np.searchsorted(np.asarray(self.edges, float), v, side="right") - 1, 0, self.n_bins - 1)
+
+    def label(self, lo: int, hi: int) -> str:
+        """Readable band of finest bins ``lo..hi`` (inclusive), e.g. ``46-55`` or ``junior-senior``."""
+        if self.categories:
+            a, b = self.categories[int(self.edges[lo])], self.categories[int(self.edges[hi + 1]) - 1]
+            return a if a == b else f"{a}-{b}"
+        a, b = self.edges[lo], self.edges[hi + 1]
+        if self.decimals == 0 and float(a).is_integer() and float(b).is_integer():
+            return f"{a:g}" if b - a == 1 else f"{a:g}-{b - 1:g}"
+        return f"[{a:g}, {b:g})"
+
+
+@dataclass(frozen=True)
+class LocationHierarchy:
+    """Village -> township -> any: the location a class is released at."""
+
+    village: str = "village_code"
+    township: str = "township_code"
+
+
+@dataclass
+class RecodeResult:
+    """Outcome of :func:`local_recode`.
+
+    ``data``: released rows (QI values replaced, suppressed rows removed, index kept);
+    ``suppressed``: mask over the input index; ``class_id``: equivalence class of each
+    released row; ``bands``: per released row and QI, the generalised band (text);
+    ``n_generalised``: released rows with at least one QI value changed.
+    """
+
+    data: pd.DataFrame
+    suppressed: pd.Series
+    class_id: pd.Series
+    bands: pd.DataFrame
+    k_required: int
+    n_classes: int
+    n_generalised: int
+    location_levels: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_suppressed(self) -> int:
+        return int(self.suppressed.sum())
+
+
+@dataclass
+class _Part:
+    rows: np.ndarray
+    lo: dict[str, int]
+    hi: dict[str, int]
+    loc_level: int  # 0 any, 1 township, 2 village
+    loc_done: bool = False
+
+
+def _best_cut(counts: np.ndarray, lo: int, hi: int, k: int, preferred: Sequence[int]) -> int | None:
+    """Cut index c (left = bins lo..c-1, right = c..hi) closest to the median with both sides >= k."""
+    seg = counts[lo:hi + 1]
+    total = int(seg.sum())
+    left = np.cumsum(seg)[:-1]  # left size for cut at lo+1 .. hi
+    ok = (left >= k) & (total - left >= k)
+    if not ok.any():
+        return None
+    cuts = np.arange(lo + 1, hi + 1)
+    for p in preferred:
+        if lo < p <= hi and ok[p - lo - 1]:
+            return int(p)
+    valid = cuts[ok]
+    return int(valid[np.argmin(np.abs(left[ok] - total / 2))])
+
+
+def _pool_split(labels: np.ndarray, rows: np.ndarray, k: int) -> list[tuple[np.ndarray, bool]] | None:
+    """Split rows by label: children >= k on their own, the rest pooled (``True`` = pooled)."""
+    uniq, inv, cnt = np.unique(labels[rows], return_inverse=True, return_counts=True)
+    if len(uniq) < 2:
+        return None
+    big = cnt >= k
+    pooled = int(cnt[~big].sum())
+    if 0 < pooled < k:
+        if big.sum() <= 1:
+            return None
+        smallest = np.flatnonzero(big)[np.argmin(cnt[big])]
+        big[smallest] = False
+    parts = [(rows[inv == j], False) for j in np.flatnonzero(big)]
+    if (~big).any():
+        parts.append((rows[~big[inv]], True))
+    return parts if len(parts) >= 2 else None
+
+
+def local_recode(
+    df: pd.DataFrame,
+    quasi_identifiers: Sequence[str],
+    k: int,
+    hierarchies: Mapping[str, BandHierarchy],
+    location: LocationHierarchy | None = LocationHierarchy(),
+) -> RecodeResult:
+    """Top-down local recoding of ``quasi_identifiers`` to k-anonymity (see module docstring).
+
+    QIs with a :class:`BandHierarchy` are generalised per class; the location QIs
+    (``location.village`` / ``location.township``) follow village -> township -> any;
+    every other QI is kept exact (classes are split on it first, and cells of such
+    exact values smaller than ``k`` are suppressed).
+    """
+    if k < 1:
+        raise KAnonymityError(f"k must be at least 1, got {k}")
+    qis = list(dict.fromkeys(quasi_identifiers))
+    missing = [q for q in qis if q not in df.columns]
+    if missing:
+        raise KAnonymityError(f"quasi-identifier column(s) not in the table: {missing}")
+    loc_cols = [c for c in (location.village, location.township) if c in qis] if location else []
+    bands = {q: hierarchies[q] for q in qis if q in hierarchies and q not in loc_cols}
+    exact = [q for q in qis if q not in bands and q not in loc_cols]
+    n = len(df)
+    codes = {q: h.codes(df[q]) for q, h in bands.items()}
+    if loc_cols:
+        town = df[location.township].astype(str).to_numpy() if location.township in df.columns \
+            else df[location.village].astype(str).to_numpy()
+        vill = df[location.village].astype(str).to_numpy() if location.village in df.columns else town
+        loc_codes = (pd.factorize(town)[0], pd.factorize(pd.Series(town) + "\x00" + pd.Series(vill))[0])
+        # a township-only QI needs no village level
+        max_loc = 2 if location.village in loc_cols else 1
+    # mandatory cells: exact QIs and the mandatory cuts of band QIs
+    key_parts = [pd.factorize(df[q])[0] for q in exact]
+    for q, h in bands.items():
+        if h.mandatory:
+            seg = np.searchsorted(np.asarray([h.edges.index(m) for m in h.mandatory]), codes[q], side="right")
+            key_parts.append(seg)
+    key = pd.Series(np.zeros(n, dtype=np.int64))
+    if key_parts:
+        key = pd.Series(pd.MultiIndex.from_arrays(key_parts).factorize()[0] if len(key_parts) > 1
+                        else pd.factorize(key_parts[0])[0])
+    suppressed = np.zeros(n, dtype=bool)
+    stack: list[_Part] = []
+    for _, idx in key.groupby(key.to_numpy()).groups.items():
+        rows = np.asarray(idx, dtype=np.int64)
+        if len(rows) < k:
+            suppressed[rows] = True
+            continue
+        lo = {q: int(codes[q][rows].min()) for q in bands}
+        hi = {q: int(codes[q][rows].max()) for q in bands}
+        stack.append(_Part(rows, lo, hi, 0, loc_done=not loc_cols))
+    finals: list[_Part] = []
+    preferred = {q: [h.edges.index(p) for p in h.preferred] for q, h in bands.items()}
+    total_bins = {q: h.n_bins for q, h in bands.items()}
+    while stack:
+        p = stack.pop()
+        options: list[tuple[float, str]] = []
+        for q in bands:
+            if p.hi[q] > p.lo[q]:
+                # span of the class on its own values (not the bounds inherited from the parent)
+                pri = 2.0 if any(p.lo[q] < c <= p.hi[q] for c in preferred[q]) else 0.0
+                options.append((pri + (p.hi[q] - p.lo[q] + 1) / total_bins[q], q))
+        if not p.loc_done and p.loc_level < max_loc:
+            lab = loc_codes[p.loc_level]
+            n_distinct = len(np.unique(lab[p.rows]))
+            if n_distinct > 1:
+                options.append((1.0 + n_distinct / max(1, len(np.unique(lab))), "\x00loc"))
+            else:  # one township (or village): descend a level for free
+                stack.append(_Part(p.rows, p.lo, p.hi, p.loc_level + 1))
+                continue
+        done = True
+        for _, q in sorted(options, reverse=True):
+            if q == "\x00loc":
+                parts = _pool_split(loc_codes[p.loc_level], p.rows, k)
+                if parts is None:
+                    continue
+                for rows, pooled in parts:
+                    stack.append(_Part(rows, {c: int(codes[c][rows].min()) for c in bands},
+                                       {c: int(codes[c][rows].max()) for c in bands},
+                                       p.loc_level if pooled else p.loc_level + 1, loc_done=pooled))
+                done = False
+                break
+            c = codes[q][p.rows]
+            counts = np.bincount(c, minlength=total_bins[q])
+            cut = _best_cut(counts, p.lo[q], p.hi[q], k, preferred[q])
+            if cut is None:
+                continue
+            for rows in (p.rows[c < cut], p.rows[c >= cut]):
+                stack.append(_Part(rows, {b: int(codes[b][rows].min()) for b in bands},
+                                   {b: int(codes[b][rows].max()) for b in bands}, p.loc_level, p.loc_done))
+            done = False
+            break
+        if done:
+            finals.append(p)
+    return _release(df, qis, bands, loc_cols, location, finals, suppressed, k)
+
+
+def _release(df: pd.DataFrame, qis: list[str], bands: Mapping[str, BandHierarchy], loc_cols: list[str],
+             location: LocationHierarchy | None, finals: list[_Part], suppressed: np.ndarray,
+             k: int) -> RecodeResult:
+    n = len(df)
+    cls = np.full(n, -1, dtype=np.int64)
+    level = np.zeros(n, dtype=np.int64)
+    band_txt: dict[str, np.ndarray] = {q: np.empty(n, dtype=object) for q in bands}
+    for i, p in enumerate(finals):
+        cls[p.rows] = i
+        level[p.rows] = p.loc_level
+        for q, h in bands.items():
+            band_txt[q][p.rows] = h.label(p.lo[q], p.hi[q])
+    keep = ~suppressed
+    out = df.loc[keep].copy()
+    cid = pd.Series(cls[keep], index=out.index, name="class_id")
+    for q, h in bands.items():
+        col = df[q].loc[keep]
+        if h.categories:
+            pos = {c: j for j, c in enumerate(h.categories)}
+            num = col.astype("object").map(pos).astype(float)
+            med = num.groupby(cid).transform("median").round().astype(int)
+            vals = pd.Series(np.asarray(h.categories, dtype=object)[med.to_numpy()], index=out.index)
+            out[q] = vals.astype(col.dtype) if isinstance(col.dtype, pd.CategoricalDtype) else vals
+        else:
+            mean = pd.to_numeric(col, errors="coerce").astype(float).groupby(cid).transform("mean")
+            mean = mean.round(h.decimals)
+            out[q] = mean.astype(col.dtype) if col.dtype.kind in "iu" or str(col.dtype) in ("Int64", "Int32") \
+                else mean
+    if loc_cols and location is not None:
+        lv = pd.Series(level[keep], index=out.index)
+        town = df[location.township].astype(str).loc[keep] if location.township in df.columns else None
+        if location.village in out.columns:
+            vill = out[location.village].astype(str)
+            if town is not None:
+                vill = vill.where(lv >= 2, town.map(any_village)).where(lv >= 1, ANY)
+            else:
+                vill = vill.where(lv >= 1, ANY)
+            out[location.village] = vill.astype(out[location.village].dtype)
+        if town is not None and location.township in out.columns:
+            out[location.township] = town.where(lv >= 1, ANY).astype(out[location.township].dtype)
+    changed = pd.Series(False, index=out.index)
+    for q in qis:
+        a, b = out[q], df.loc[out.index, q]
+        changed |= ~((a.astype(str) == b.astype(str)).to_numpy(dtype=bool))
+    bands_df = pd.DataFrame({q: band_txt[q][keep] for q in bands}, index=out.index)
+    levels = pd.Series(level[keep]).map({0: "any", 1: "township", 2: "village"}).value_counts()
+    return RecodeResult(
+        data=out, suppressed=pd.Series(suppressed, index=df.index), class_id=cid, bands=bands_df,
+        k_required=k, n_classes=len(finals), n_generalised=int(changed.sum()),
+        location_levels={str(a): int(b) for a, b in levels.items()} if loc_cols else {},
+    )
+
+
+__all__ = ["ANY", "BandHierarchy", "LocationHierarchy", "RecodeResult", "any_village", "local_recode"]

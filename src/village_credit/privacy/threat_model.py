@@ -1,0 +1,251 @@
+"""The declared threat model: who attacks a released household table, and what they know.
+
+Why declared, not assumed: k-anonymity only means something over the columns an
+attacker can match on. Two attackers matter for a village file (docs/privacy.md):
+
+* the **village insider** (a committee member, a neighbour): holds the land registry
+  and the household register, knows who lives with whom, sees the public notice boards
+  (formerly-poor lists, subsidy rolls); knows village, head's age and gender,
+  household size, education, contracted land, formerly-poor status and the pension and
+  subsidy income;
+* the **outside party** (a marketer, a journalist): public records only: township and
+  village, the head's age and gender (ID numbers leak widely), formerly-poor status
+  (published poverty-alleviation lists).
+
+The default quasi-identifiers are everything either attacker knows; a user changes
+them (and k, the hierarchies, the risk measurement) in a YAML file, validated here
+with errors that name the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from village_credit.privacy.errors import PrivacyError
+from village_credit.privacy.recoding import BandHierarchy
+
+AGE_FAIRNESS_CUTS: tuple[int, ...] = (60, 65)
+"""Fairness age bands (<60, 60-64, 65+, fairness/groups.py): never crossed by an age band."""
+
+AGE_RULE_CUTS: tuple[int, ...] = (61, 66)
+"""First ineligible ages of the 18-60 (Jinxiang) and 18-65 (XX county) rules: kept whenever k allows."""
+
+
+class PrivacyConfigError(PrivacyError):
+    """A privacy configuration (threat model) file is invalid: names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Attacker:
+    """One declared attacker: who, and which released columns they can match on."""
+
+    name: str
+    description: str
+    knows: tuple[str, ...]
+
+
+INSIDER = Attacker(
+    "village_insider",
+    "village committee member or neighbour with the land registry, the household register "
+    "and the public notice boards",
+    ("village_code", "township_code", "head_age", "head_gender", "household_size", "education",
+     "land_mu", "formerly_poor", "income_pension_subsidy"),
+)
+OUTSIDER = Attacker(
+    "outside_party",
+    "anyone with public records: place names, ID-number-derived age and gender, published "
+    "poverty-alleviation lists",
+    ("village_code", "township_code", "head_age", "head_gender", "formerly_poor"),
+)
+
+
+def default_hierarchies() -> dict[str, BandHierarchy]:
+    """Finest bands of each quasi-identifier (classes are coarsened by merging adjacent bands)."""
+    from village_credit.data.schema import EDUCATION
+
+    return {
+        # five-year bands; 60 and 65 are never crossed, 61 and 66 kept whenever k allows
+        "head_age": BandHierarchy("head_age", (18, 21, 26, 31, 36, 41, 46, 51, 56, 60, 61, 65, 66, 71, 76,
+                                               81, 86, 91, 101), mandatory=AGE_FAIRNESS_CUTS,
+                                  preferred=AGE_RULE_CUTS),
+        "household_size": BandHierarchy("household_size", (1, 2, 3, 4, 5, 6, 7, 9, 16)),
+        "education": BandHierarchy("education", tuple(range(len(EDUCATION) + 1)), categories=EDUCATION),
+        "land_mu": BandHierarchy("land_mu", (0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 30, 50, 100, 200,
+                                             500, 5001), decimals=1),
+        "income_pension_subsidy": BandHierarchy(
+            "income_pension_subsidy", (0, 1, 500, 1000, 2000, 3000, 4000, 6000, 8000, 12000, 20000,
+                                       50000, 1e8), decimals=-2),
+        "dependents": BandHierarchy("dependents", (0, 1, 2, 3, 4, 6, 15)),
+        **{c: BandHierarchy(c, (0, 1, 10_000, 30_000, 50_000, 100_000, 200_000, 500_000, 1e6, 1e7, 1e9),
+                            decimals=-2)
+           for c in ("assets_yuan", "private_debt_yuan", "balance_yuan", "credit_limit_yuan",
+                     *(f"income_{s}" for s in ("farming", "livestock", "migrant", "business")))},
+    }
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    """How the anonymisation report measures re-identification risk."""
+
+    enabled: bool = True
+    n_attacks: int = 300
+    seed: int = 0
+    confidence_level: float = 0.95
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """Threat model + anonymisation settings (defaults: docs/privacy.md)."""
+
+    attackers: tuple[Attacker, ...] = (INSIDER, OUTSIDER)
+    k: int = 5
+    quasi_identifiers: tuple[str, ...] | None = None
+    sensitive: tuple[str, ...] = ("default_12m",)
+    hierarchies: Mapping[str, BandHierarchy] = field(default_factory=default_hierarchies)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    source: str = "<defaults>"
+
+    @property
+    def qis(self) -> tuple[str, ...]:
+        """Declared quasi-identifiers: given, or everything any attacker knows."""
+        if self.quasi_identifiers is not None:
+            return self.quasi_identifiers
+        return tuple(dict.fromkeys(c for a in self.attackers for c in a.knows))
+
+    def with_qis(self, qis: tuple[str, ...]) -> PrivacyConfig:
+        return replace(self, quasi_identifiers=qis)
+
+
+DEFAULT_PRIVACY_CONFIG = PrivacyConfig()
+
+_TOP_KEYS = {"k", "quasi_identifiers", "attackers", "sensitive", "hierarchies", "risk"}
+
+
+def _err(src: str, key: str, msg: str) -> PrivacyConfigError:
+    return PrivacyConfigError(f"{src}: {key}: {msg}")
+
+
+def _str_list(src: str, key: str, v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
+        raise _err(src, key, "must be a non-empty list of column names")
+    return tuple(v)
+
+
+def _columns(src: str, key: str, cols: tuple[str, ...]) -> None:
+    from village_credit.data.schema import SCHEMA
+
+    unknown = [c for c in cols if c not in SCHEMA.names]
+    if unknown:
+        raise _err(src, key, f"not household-table column(s): {', '.join(unknown)}")
+
+
+def privacy_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> PrivacyConfig:
+    """Build and validate a :class:`PrivacyConfig` (unknown keys, types and columns are errors)."""
+    if not isinstance(data, Mapping):
+        raise _err(source, "(top level)", "must be a mapping of settings")
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise _err(source, unknown[0], f"unknown setting (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    cfg = PrivacyConfig(source=source)
+    if "k" in data:
+        k = data["k"]
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise _err(source, "k", f"must be a whole number >= 1, got {k!r}")
+        cfg = replace(cfg, k=k)
+    if "attackers" in data:
+        atts = data["attackers"]
+        if not isinstance(atts, Mapping) or not atts:
+            raise _err(source, "attackers", "must map attacker names to {description, knows}")
+        parsed = []
+        for name, spec in atts.items():
+            key = f"attackers.{name}"
+            if not isinstance(spec, Mapping) or set(spec) - {"description", "knows"} or "knows" not in spec:
+                raise _err(source, key, "must have 'knows' (list of columns) and optional 'description'")
+            knows = _str_list(source, f"{key}.knows", spec["knows"])
+            _columns(source, f"{key}.knows", knows)
+            parsed.append(Attacker(str(name), str(spec.get("description", "")), knows))
+        cfg = replace(cfg, attackers=tuple(parsed))
+    if "quasi_identifiers" in data:
+        qis = _str_list(source, "quasi_identifiers", data["quasi_identifiers"])
+        _columns(source, "quasi_identifiers", qis)
+        cfg = replace(cfg, quasi_identifiers=qis)
+    if "sensitive" in data:
+        sens = _str_list(source, "sensitive", data["sensitive"])
+        _columns(source, "sensitive", sens)
+        cfg = replace(cfg, sensitive=sens)
+    if "hierarchies" in data:
+        hs = data["hierarchies"]
+        if not isinstance(hs, Mapping):
+            raise _err(source, "hierarchies", "must map columns to {edges, mandatory, preferred, decimals}")
+        merged = dict(cfg.hierarchies)
+        for col, spec in hs.items():
+            key = f"hierarchies.{col}"
+            _columns(source, key, (str(col),))
+            allowed = {"edges", "mandatory", "preferred", "decimals"}
+            if not isinstance(spec, Mapping) or set(spec) - allowed or "edges" not in spec:
+                raise _err(source, key, f"must have 'edges' and optional {sorted(allowed - {'edges'})}")
+            nums = {}
+            for part in ("edges", "mandatory", "preferred"):
+                v = spec.get(part, [])
+                if not isinstance(v, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                      for x in v):
+                    raise _err(source, f"{key}.{part}", "must be a list of numbers")
+                nums[part] = tuple(float(x) if isinstance(x, float) else x for x in v)
+            dec = spec.get("decimals", 0)
+            if not isinstance(dec, int) or isinstance(dec, bool):
+                raise _err(source, f"{key}.decimals", f"must be a whole number, got {dec!r}")
+            try:
+                merged[str(col)] = BandHierarchy(str(col), nums["edges"], nums["mandatory"], nums["preferred"],
+                                                 decimals=dec)
+            except PrivacyError as exc:
+                raise _err(source, key, str(exc)) from None
+        cfg = replace(cfg, hierarchies=merged)
+    if "risk" in data:
+        r = data["risk"]
+        if not isinstance(r, Mapping) or set(r) - {"enabled", "n_attacks", "seed", "confidence_level"}:
+            raise _err(source, "risk", "allowed keys: enabled, n_attacks, seed, confidence_level")
+        rc = cfg.risk
+        if "enabled" in r:
+            if not isinstance(r["enabled"], bool):
+                raise _err(source, "risk.enabled", "must be true or false")
+            rc = replace(rc, enabled=r["enabled"])
+        for key in ("n_attacks", "seed"):
+            if key in r:
+                v = r[key]
+                if not isinstance(v, int) or isinstance(v, bool) or v < (1 if key == "n_attacks" else 0):
+                    raise _err(source, f"risk.{key}", f"must be a whole number, got {v!r}")
+                rc = replace(rc, **{key: v})
+        if "confidence_level" in r:
+            v = r["confidence_level"]
+            if not isinstance(v, (int, float)) or not 0 < v < 1:
+                raise _err(source, "risk.confidence_level", f"must be within (0, 1), got {v!r}")
+            rc = replace(rc, confidence_level=float(v))
+        cfg = replace(cfg, risk=rc)
+    return cfg
+
+
+def load_privacy_config(path: str | os.PathLike[str]) -> PrivacyConfig:
+    """Read a privacy YAML file (see docs/privacy.md for every key)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise PrivacyConfigError(f"{p}: privacy config file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(parse)"
+        raise PrivacyConfigError(f"{p}: {where}: not valid YAML") from None
+    return privacy_config_from_dict(data, str(p))
+
+
+__all__ = [
+    "AGE_FAIRNESS_CUTS", "AGE_RULE_CUTS", "DEFAULT_PRIVACY_CONFIG", "INSIDER", "OUTSIDER", "Attacker",
+    "PrivacyConfig", "PrivacyConfigError", "RiskConfig", "default_hierarchies", "load_privacy_config",
+    "privacy_config_from_dict",
+]
