@@ -59,7 +59,10 @@ def syntactic_risk(released: pd.DataFrame, quasi_identifiers: Sequence[str], sen
     out["k_anonymity"] = int(anonymity.k_anonymity(data, qis))
     for s in sens:
         out["l_diversity"][s] = int(anonymity.l_diversity(data, qis, [s]))
-        out["t_closeness"][s] = round(float(anonymity.t_closeness(data, qis, [s])), 6)
+        try:
+            out["t_closeness"][s] = round(float(anonymity.t_closeness(data, qis, [s])), 6)
+        except ZeroDivisionError:  # pycanon divides by the value range: one value leaves t undefined
+            out["t_closeness"][s] = None
     for name, knows in (attackers or {}).items():
         cols = [c for c in knows if c in released.columns]
         out["k_by_attacker"][name] = int(anonymity.k_anonymity(_frame_for_tools(released, cols), cols)) \

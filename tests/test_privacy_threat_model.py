@@ -1,0 +1,178 @@
+"""Threat model config, local recoding invariants, risk measurement and the scanner's QI check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from village_credit.data.generator import GeneratorConfig, generate_households
+from village_credit.errors import VillageCreditError
+from village_credit.fairness.groups import age_band
+from village_credit.privacy.kanon import class_sizes
+from village_credit.privacy.recoding import ANY, local_recode
+from village_credit.privacy.risk import syntactic_risk
+from village_credit.privacy.scanner import scan_pii
+from village_credit.privacy.threat_model import (
+    DEFAULT_PRIVACY_CONFIG,
+    INSIDER,
+    PrivacyConfigError,
+    load_privacy_config,
+)
+
+CFG = DEFAULT_PRIVACY_CONFIG
+
+
+@pytest.fixture(scope="module")
+def households() -> pd.DataFrame:
+    return generate_households(GeneratorConfig(n_households=1500, seed=4, n_townships=2, villages_per_township=4))
+
+
+# --- threat model -----------------------------------------------------------------
+
+def test_default_qis_are_what_the_insider_knows() -> None:
+    for col in ("village_code", "head_age", "head_gender", "household_size", "education", "land_mu"):
+        assert col in CFG.qis
+    assert set(INSIDER.knows) <= set(CFG.qis)
+    assert CFG.k == 5
+
+
+def test_yaml_config_overrides_and_validates(tmp_path) -> None:
+    p = tmp_path / "privacy.yaml"
+    p.write_text("k: 7\nquasi_identifiers: [village_code, head_age, land_mu]\n"
+                 "hierarchies:\n  land_mu: {edges: [0, 5, 10, 5001], decimals: 1}\nrisk: {enabled: false}\n",
+                 encoding="utf-8")
+    cfg = load_privacy_config(p)
+    assert cfg.k == 7 and cfg.qis == ("village_code", "head_age", "land_mu")
+    assert cfg.hierarchies["land_mu"].edges == (0, 5, 10, 5001)
+    assert cfg.risk.enabled is False
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("k: 0\n", "k"),
+    ("quasi_identifiers: [village_code, shoe_size]\n", "quasi_identifiers"),
+    ("hierarchies:\n  land_mu: {edges: [5, 1]}\n", "hierarchies.land_mu"),
+    ("hierarchies:\n  head_age: {edges: [18, 60, 101], mandatory: [65]}\n", "hierarchies.head_age"),
+    ("attackers:\n  neighbour: {knows: [land_mu, nope]}\n", "attackers.neighbour.knows"),
+    ("risk: {n_attacks: -3}\n", "risk.n_attacks"),
+    ("colour: blue\n", "colour"),
+])
+def test_bad_config_names_file_and_key(tmp_path, text, key) -> None:
+    p = tmp_path / "bad.yaml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(PrivacyConfigError) as exc:
+        load_privacy_config(p)
+    assert str(p) in str(exc.value) and f": {key}:" in str(exc.value)
+    assert isinstance(exc.value, VillageCreditError)
+
+
+# --- local recoding ---------------------------------------------------------------
+
+def test_recoding_reaches_k_suppressing_little_and_keeps_groups(households) -> None:
+    qis = list(CFG.qis)
+    rec = local_recode(households, qis, 5, CFG.hierarchies)
+    # only cells of exact values (gender x fairness age band x formerly poor) below k are withheld
+    cell = households.groupby(["head_gender", "formerly_poor", pd.Series(age_band(households["head_age"]),
+                                                                         index=households.index)])["head_age"]
+    assert (rec.suppressed == (cell.transform("size") < 5)).all()
+    assert rec.n_suppressed <= 0.01 * len(households)
+    assert int(class_sizes(rec.data, qis).min()) >= 5
+    raw = households.loc[rec.data.index]
+    # fairness groups and exact QIs never move; numbers stay within the schema
+    assert (age_band(rec.data["head_age"]) == age_band(raw["head_age"])).all()
+    assert (rec.data["head_gender"] == raw["head_gender"]).all()
+    assert (rec.data["formerly_poor"] == raw["formerly_poor"]).all()
+    assert rec.data["household_size"].between(1, 15).all()
+    # it is generalisation, not a copy: land and size are coarsened for most households
+    assert (rec.data["land_mu"] != raw["land_mu"]).mean() > 0.5
+    # location is the village where k allows, else its township or any
+    assert set(rec.location_levels) <= {"village", "township", "any"}
+    gen_v = rec.data["village_code"].str.endswith(ANY)
+    assert (rec.data.loc[~gen_v, "village_code"] == raw.loc[~gen_v, "village_code"]).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(min_value=0, max_value=120), k=st.integers(min_value=1, max_value=8),
+       seed=st.integers(min_value=0, max_value=10_000))
+def test_recoding_invariants(n: int, k: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "village_code": rng.choice(["T1V1", "T1V2", "T2V1"], n),
+        "head_age": rng.integers(18, 95, n), "head_gender": rng.choice(["F", "M"], n, p=[0.2, 0.8]),
+        "land_mu": np.round(rng.exponential(6, n), 1), "household_size": rng.integers(1, 9, n),
+    })
+    df["township_code"] = df["village_code"].str[:2]
+    qis = ["village_code", "township_code", "head_age", "head_gender", "land_mu", "household_size"]
+    rec = local_recode(df, qis, k, CFG.hierarchies)
+    # counts in = counts out; every released class >= k; suppression only on exact-QI cells < k
+    assert len(rec.data) + rec.n_suppressed == n
+    if len(rec.data):
+        assert int(class_sizes(rec.data, qis).min()) >= k
+        assert (age_band(rec.data["head_age"]) == age_band(df.loc[rec.data.index, "head_age"])).all()
+    cell = df.groupby(["head_gender", pd.Series(age_band(df["head_age"]), index=df.index)])["head_age"]
+    small_cells = cell.transform("size") < k
+    assert (rec.suppressed == small_cells).all()
+
+
+# --- risk -------------------------------------------------------------------------
+
+def test_syntactic_risk_uses_pycanon_and_flags_unprotected_tables(households) -> None:
+    qis = ["village_code", "head_age", "household_size", "land_mu"]
+    raw_risk = syntactic_risk(households, qis, ["default_12m"], {"insider": qis})
+    assert raw_risk["k_anonymity"] == 1  # exact land area singles households out
+    rec = local_recode(households, qis, 5, CFG.hierarchies)
+    r = syntactic_risk(rec.data, qis, ["default_12m"], {"insider": qis, "outsider": ["village_code"]})
+    assert r["tool"].startswith("pycanon")
+    assert r["k_anonymity"] >= 5 and r["k_by_attacker"]["insider"] >= 5
+    assert r["l_diversity"]["default_12m"] >= 1
+    assert 0 <= r["t_closeness"]["default_12m"] <= 1
+    empty = syntactic_risk(households.iloc[:0], qis, ["default_12m"])
+    assert empty["k_anonymity"] is None
+
+
+def test_attack_risk_reports_measured_or_why_not(households) -> None:
+    from village_credit.privacy.risk import anonymeter_available, attack_risk
+
+    qis = ["head_age", "household_size", "land_mu"]
+    half = households.iloc[:600]
+    rec = local_recode(half, qis, 5, CFG.hierarchies)
+    out = attack_risk(half.loc[rec.data.index], rec.data, households.iloc[600:1200], qis, "default_12m",
+                      n_attacks=50, seed=1)
+    if not anonymeter_available():
+        assert out["status"].startswith("not measured")
+        return
+    assert out["status"] == "measured"
+    for attack in ("singling_out", "linkability", "inference"):
+        assert 0 <= out[attack]["risk"] <= 1
+
+
+# --- scanner ----------------------------------------------------------------------
+
+def test_scanner_flags_tables_whose_qi_classes_are_below_k(tmp_path, households) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    cols = ["household_id", "village_code", "township_code", "head_age", "land_mu", "household_size"]
+    households[cols].to_parquet(out / "leaky.parquet")
+    households[cols].to_csv(out / "leaky.csv", index=False)
+    rec = local_recode(households, list(CFG.qis), 5, CFG.hierarchies)
+    rec.data[cols].to_parquet(out / "released.parquet")
+    households[["household_id", "village_code", "township_code"]].to_parquet(out / "ids_only.parquet")
+    findings = scan_pii(out)
+    flagged = {f.file.rsplit("/", 1)[-1] for f in findings if f.kind == "small_qi_class"}
+    assert flagged == {"leaky.parquet", "leaky.csv"}
+    msg = next(f for f in findings if f.kind == "small_qi_class").snippet_masked
+    assert "smaller than k=5" in msg
+    assert not [f for f in scan_pii(out, quasi_identifiers=()) if f.kind == "small_qi_class"]
+
+
+def test_cli_scan_pii_reports_small_classes(tmp_path, households) -> None:
+    from village_credit.cli import app
+
+    households[["village_code", "head_age", "land_mu"]].to_csv(tmp_path / "t.csv", index=False)
+    r = CliRunner().invoke(app, ["scan-pii", str(tmp_path)])
+    assert r.exit_code == 1 and "small_qi_class" in r.output
+    r = CliRunner().invoke(app, ["scan-pii", str(tmp_path), "--no-qi-check"])
+    assert r.exit_code == 0, r.output
