@@ -88,14 +88,21 @@ def test_directory_walk_and_clean_anonymised_output(tmp_path) -> None:
     raw.head(20).to_csv(tmp_path / "raw" / "raw.csv", index=False)
     mlruns = tmp_path / "mlruns" / "0" / "abc123" / "artifacts"
     mlruns.mkdir(parents=True)
-    res = anonymise(raw, bytes(32), k=3)
+    res = anonymise(raw, bytes(32), k=5)
     res.households.to_parquet(mlruns / "households.parquet")
-    res.households.head(50).to_csv(mlruns / "scores.csv", index=False)
+    # a scores-like file: ids and location only (no other quasi-identifier)
+    res.households[["household_id", "village_code", "township_code"]].head(50).to_csv(
+        mlruns / "scores.csv", index=False)
     (mlruns / "report.json").write_text(json.dumps(res.report.to_dict(), ensure_ascii=False))
     assert scan_pii(tmp_path / "mlruns", names=names) == []
     found = scan_pii(tmp_path, names=names)
     assert found and all("raw.csv" in f.file for f in found)
     assert {"resident_id", "phone", "name"} <= _kinds(found)
+    # a release made with a smaller k than the threat model's is flagged (counts only)
+    weak = tmp_path / "weak"
+    weak.mkdir()
+    anonymise(raw, bytes(32), k=2).households.to_parquet(weak / "households.parquet")
+    assert [f.kind for f in scan_pii(weak, names=names)] == ["small_qi_class"]
 
 
 def test_cli_exit_codes(tmp_path) -> None:

@@ -3,24 +3,33 @@
 Why this order of steps: the resident ID number is read first because it is the
 only reliable source of the head's age and gender and of a stable household key;
 then every direct identifier is dropped, the ID replaced by a keyed pseudonym, and
-the quasi-identifiers a neighbour could know (age, gender, village) generalised until
-each released household hides among at least ``k`` others.
+the quasi-identifiers the declared attackers know (threat_model.py: the village
+insider's land registry and household register, the outside party's public records)
+generalised per equivalence class (local recoding, recoding.py) until each released
+household hides among at least ``k`` others on all of them at once.
 
-Choices (documented because they change what the released table means):
+Choices (documented because they change what the released table means; docs/privacy.md):
 
-* **Age.** The quasi-identifier is the released ``head_age`` column itself. When the
-  generalisation loop bands age, ``head_age`` holds the integer *midpoint of the
-  band* (e.g. 46-55 -> 50), so the table still fits the schema (int, 18-100) and
-  k-anonymity holds on what is actually released. Band edges always include 61 and
-  66, so the 18-60 and 18-65 eligibility rules give the same answer as exact ages.
-  The report names the band scheme.
-* **Gender and village** are never generalised (the rules and village reports need
-  them): households in classes still smaller than ``k`` are *suppressed* (withheld,
-  counted in the report, row numbers in ``suppressed_row_numbers``).
+* **Generalisation before suppression.** Each class is as precise as its own
+  households allow: village -> township -> any; age, household size, land and
+  pension income -> unions of declared bands, released as the class mean; education
+  -> ordered bands, released as the class median. Values stay in their schema
+  columns, so the table is still a valid household table.
+* **Age.** Bands never cross 60 and 65 (the fairness audit's bands) and keep 61 and
+  66 (18-60 and 18-65 eligibility) whenever k allows; ``age_rule_moved`` counts the
+  households whose eligibility the banding moved.
+* **Gender and formerly-poor status** are never generalised: households in cells of
+  such exact values (with the fairness age band) smaller than ``k`` are *suppressed*
+  (withheld, counted per age band and formerly-poor status, row numbers in
+  ``suppressed_row_numbers``).
+* **Risk** is measured, not asserted: pycanon's k, l and t over the QIs and per
+  attacker, and anonymeter's singling-out, linkability and inference attacks when it
+  is installed (risk.py).
 * **Amounts** (incomes, assets, debts) are rounded to ``amount_rounding`` steps
-  (default 100 yuan) so exact figures cannot be matched; amounts may also be named as
-  quasi-identifiers, then they are rounded further as needed.
-* **Location**: the detailed address is dropped; township and village codes stay.
+  (default 100 yuan) so exact figures cannot be matched; amounts named as
+  quasi-identifiers (pension and subsidy income by default) are banded per class.
+* **Location**: the detailed address is dropped; township and village codes stay
+  where k allows (``T03-*`` = some village of township T03, ``*`` = any).
 * **15-digit IDs** (pre-1999) are converted to 18 digits by the standard rule ('19'
   inserted, check digit added), so they pseudonymise to the same household as the
   18-digit form.

@@ -192,6 +192,8 @@ def local_recode(
     exact = [q for q in qis if q not in bands and q not in loc_cols]
     n = len(df)
     codes = {q: h.codes(df[q]) for q, h in bands.items()}
+    loc_codes: tuple[np.ndarray, ...] = ()
+    max_loc = 0
     if loc_cols:
         town = df[location.township].astype(str).to_numpy() if location.township in df.columns \
             else df[location.village].astype(str).to_numpy()
