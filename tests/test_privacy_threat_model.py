@@ -176,3 +176,30 @@ def test_cli_scan_pii_reports_small_classes(tmp_path, households) -> None:
     assert r.exit_code == 1 and "small_qi_class" in r.output
     r = CliRunner().invoke(app, ["scan-pii", str(tmp_path), "--no-qi-check"])
     assert r.exit_code == 0, r.output
+
+
+def test_cli_anonymise_reads_the_privacy_config(tmp_path) -> None:
+    import json
+
+    from village_credit.cli import app
+
+    runner = CliRunner()
+    raw_csv, key = tmp_path / "raw.csv", tmp_path / "secret.key"
+    assert runner.invoke(app, ["make-key", str(key)]).exit_code == 0
+    assert runner.invoke(app, ["generate-raw", "--n", "300", "--seed", "2", "--output", str(raw_csv)]).exit_code == 0
+    conf = tmp_path / "privacy.yaml"
+    conf.write_text("k: 3\nquasi_identifiers: [village_code, township_code, head_age, head_gender, land_mu]\n",
+                    encoding="utf-8")
+    out = tmp_path / "hh.parquet"
+    r = runner.invoke(app, ["anonymise", "--input", str(raw_csv), "--output", str(out), "--key-file", str(key),
+                            "--privacy-config", str(conf), "--no-risk"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "hh.anonymisation.json").read_text())
+    assert rep["k_required"] == 3 and rep["quasi_identifiers"][-1] == "land_mu"
+    assert rep["threat_model"]["source"] == str(conf)
+    assert rep["risk"]["syntactic"]["k_anonymity"] >= 3
+    assert rep["risk"]["attacks"]["status"].startswith("not measured")
+    conf.write_text("k: three\n", encoding="utf-8")
+    r = runner.invoke(app, ["anonymise", "--input", str(raw_csv), "--output", str(out), "--key-file", str(key),
+                            "--privacy-config", str(conf)])
+    assert r.exit_code == 2 and "privacy.yaml: k:" in r.output
