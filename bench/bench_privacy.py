@@ -21,7 +21,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from village_credit.data.generator import GeneratorConfig, generate_households
@@ -102,7 +101,7 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"report": rep.to_dict(), "utility": util,
                                          "seconds": {"anonymise": t_anon, "utility": t_util}},
-                                        indent=2, default=lambda o: None if o is np.nan else str(o)))
+                                        indent=2, default=str))
 
 
 if __name__ == "__main__":

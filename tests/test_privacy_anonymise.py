@@ -12,7 +12,12 @@ from village_credit.data.generator import GeneratorConfig
 from village_credit.data.schema import SCHEMA
 from village_credit.data.validation import validate_households
 from village_credit.errors import VillageCreditError
-from village_credit.privacy.anonymise import DEFAULT_QUASI_IDENTIFIERS, anonymise, anonymise_file, read_raw
+from village_credit.privacy.anonymise import (
+    DEFAULT_QUASI_IDENTIFIERS,
+    anonymise,
+    anonymise_file,
+    read_raw,
+)
 from village_credit.privacy.kanon import k_anonymity
 from village_credit.privacy.pseudonym import generate_key
 from village_credit.privacy.raw_records import RAW_PII_COLUMNS, generate_raw_records

@@ -201,10 +201,11 @@ class AnonymisationReport:
             lines.append(f"l-diversity of {self.sensitive}: {self.l_diversity} "
                          f"({self.n_classes_l1} of {self.n_classes} classes hold a single value)")
         if self.age_rule_moved:
-            lines.append("  households whose age-rule eligibility the banding moved: " + ", ".join(
-                f"{rule} {n}" for rule, n in self.age_rule_moved.items()))
+            moved = ", ".join(f"{rule} {n}" for rule, n in self.age_rule_moved.items())
+            lines.append(f"  households whose age-rule eligibility the banding moved: {moved}")
         if self.location_levels:
-            lines.append("  location released at: " + ", ".join(f"{lv} {n}" for lv, n in self.location_levels.items()))
+            levels = ", ".join(f"{lv} {n}" for lv, n in self.location_levels.items())
+            lines.append(f"  location released at: {levels}")
         for grp, cells in self.suppressed_by_group.items():
             lines.append(f"  suppressed by {grp}: " + ", ".join(
                 f"{g} {v['n_suppressed']}/{v['n_in']} ({v['share']:.1%})" for g, v in cells.items()))
@@ -481,7 +482,7 @@ def anonymise(
                      f"more than max_suppression {max_suppression:.0%}: cells of exact quasi-identifier "
                      f"values smaller than k={k}")
     sens = [sensitive] if sensitive else []
-    from village_credit.privacy.risk import attack_risk, syntactic_risk
+    from village_credit.privacy.risk import syntactic_risk
 
     attackers = {a.name: a.knows for a in cfg.attackers}
     risk: dict[str, Any] = {"syntactic": syntactic_risk(released, qis, sens, attackers)}

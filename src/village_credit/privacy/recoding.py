@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,7 @@ class BandHierarchy:
 
     def __post_init__(self) -> None:
         e = list(self.edges)
-        if len(e) < 2 or any(b <= a for a, b in zip(e[:-1], e[1:], strict=False)):
+        if len(e) < 2 or any(b <= a for a, b in pairwise(e)):
             raise KAnonymityError(f"hierarchy of {self.column}: edges must rise strictly, got {e}")
         for cut in (*self.mandatory, *self.preferred):
             if cut not in e:
@@ -213,7 +214,7 @@ def local_recode(
                         else pd.factorize(key_parts[0])[0])
     suppressed = np.zeros(n, dtype=bool)
     stack: list[_Part] = []
-    for _, idx in key.groupby(key.to_numpy()).groups.items():
+    for idx in key.groupby(key.to_numpy()).groups.values():
         rows = np.asarray(idx, dtype=np.int64)
         if len(rows) < k:
             suppressed[rows] = True

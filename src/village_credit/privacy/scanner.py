@@ -338,7 +338,7 @@ def scan_qi_classes(path: Path, quasi_identifiers: Sequence[str], k: int) -> lis
     """
     try:
         found = _qi_table(path, quasi_identifiers)
-    except Exception as exc:  # unreadable table: say so, never skip silently
+    except Exception as exc:  # noqa: BLE001 - unreadable table: say so, never skip silently
         return [Finding(str(path), "whole file", "unscanned", f"could not read columns ({type(exc).__name__})")]
     if found is None:
         return []
