@@ -1,4 +1,8 @@
-"""k-anonymity and l-diversity: measure them, and generalise a table until k holds.
+"""k-anonymity and l-diversity: measure them, and generalise a table until k holds (globally).
+
+The anonymiser now uses *local* recoding (recoding.py) over the declared threat
+model's quasi-identifiers; the measurements here (class sizes, k, l) are shared, and
+:func:`generalise_until_k` stays as the simple global alternative.
 
 Why global recoding with Datafly-style greedy steps: the released table must stay
 usable by the rules engine and the models, so every household of a column is
