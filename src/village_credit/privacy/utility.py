@@ -50,11 +50,13 @@ def utility_comparison(raw: pd.DataFrame, anonymised: pd.DataFrame, *, seed: int
 
     if "household_id" not in raw.columns or "household_id" not in anonymised.columns:
         raise PrivacyError("utility_comparison: both tables need household_id to match households")
-    ids = pd.Index(anonymised["household_id"])
-    missing = ids.difference(pd.Index(raw["household_id"]))
-    if len(missing):
-        raise PrivacyError(f"utility_comparison: {len(missing)} anonymised household(s) not in the raw table")
-    r = raw.set_index("household_id").loc[ids].reset_index()
+    raw_ids = pd.Index(raw["household_id"])
+    if not raw_ids.is_unique:
+        raise PrivacyError("utility_comparison: household_id is not unique in the raw table")
+    pos = raw_ids.get_indexer(pd.Index(anonymised["household_id"]))
+    if (pos < 0).any():
+        raise PrivacyError(f"utility_comparison: {int((pos < 0).sum())} anonymised household(s) not in the raw table")
+    r = raw.iloc[pos].reset_index(drop=True)
     a = anonymised.reset_index(drop=True)
     cfg = ExperimentConfig()
     cfg.seed = seed
