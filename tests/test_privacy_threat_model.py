@@ -58,6 +58,7 @@ def test_yaml_config_overrides_and_validates(tmp_path) -> None:
     ("hierarchies:\n  head_age: {edges: [18, 60, 101], mandatory: [65]}\n", "hierarchies.head_age"),
     ("attackers:\n  neighbour: {knows: [land_mu, nope]}\n", "attackers.neighbour.knows"),
     ("risk: {n_attacks: -3}\n", "risk.n_attacks"),
+    ("hierarchies:\n  head_gender: {edges: [0, 1, 2]}\n", "hierarchies.head_gender"),
     ("colour: blue\n", "colour"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, text, key) -> None:

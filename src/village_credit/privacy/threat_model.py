@@ -185,6 +185,11 @@ def privacy_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") ->
         for col, spec in hs.items():
             key = f"hierarchies.{col}"
             _columns(source, key, (str(col),))
+            from village_credit.data.schema import SCHEMA
+
+            if SCHEMA[str(col)].dtype not in ("int", "float"):
+                raise _err(source, key, f"bands need a numeric column; {col} is {SCHEMA[str(col)].dtype} "
+                                        "(education keeps its built-in ordered bands)")
             allowed = {"edges", "mandatory", "preferred", "decimals"}
             if not isinstance(spec, Mapping) or set(spec) - allowed or "edges" not in spec:
                 raise _err(source, key, f"must have 'edges' and optional {sorted(allowed - {'edges'})}")
