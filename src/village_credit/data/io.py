@@ -38,6 +38,8 @@ __all__ = [
     "DATE_MAX",
     "DATE_MIN",
     "arrow_schema",
+    "check_output_dir",
+    "check_output_file",
     "arrow_type",
     "count_rows",
     "history_long",
@@ -494,6 +496,43 @@ def write_parquet(df: pd.DataFrame | pa.Table, path: str | os.PathLike[str],
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return p
+
+
+def _nearest_existing(p: Path) -> Path:
+    q = p.absolute()
+    while not q.exists() and q != q.parent:
+        q = q.parent
+    return q
+
+
+def check_output_file(path: str | os.PathLike[str], what: str = "output") -> Path:
+    """Refuse, before any work, an output file that could not be written.
+
+    A directory in its place, a file in the place of one of its folders, or a folder
+    we may not write to: :class:`DataReadError` naming the path and the option.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise DataReadError(f"{what} {p}: is a directory, expected a file path")
+    base = _nearest_existing(p.parent)
+    if not base.is_dir():
+        raise DataReadError(f"{what} {p}: {base} is a file, not a directory")
+    if not os.access(base, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise DataReadError(f"{what} {p}: permission denied (cannot write in {base})")
+    return p
+
+
+def check_output_dir(path: str | os.PathLike[str], what: str = "output directory") -> Path:
+    """Refuse, before any work, an output directory that could not be created or written."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise DataReadError(f"{what} {p}: is a file, expected a directory")
+    base = _nearest_existing(p)
+    if not base.is_dir():
+        raise DataReadError(f"{what} {p}: {base} is a file, not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise DataReadError(f"{what} {p}: permission denied (cannot write in {base})")
     return p
 
 

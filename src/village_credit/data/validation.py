@@ -23,9 +23,10 @@ import pyarrow.compute as pc
 
 from village_credit.data.io import DATE_MAX, DATE_MIN
 from village_credit.data.schema import SCHEMA, ColumnSpec, HouseholdSchema, months_in
-from village_credit.errors import SchemaError
+from village_credit.errors import ConfigError, SchemaError
 
-__all__ = ["QUARANTINE_COLUMNS", "ValidationResult", "coerce_households", "validate_households"]
+__all__ = ["QUARANTINE_COLUMNS", "ValidationResult", "coerce_households", "parse_date_option", "parse_dates",
+           "validate_households"]
 
 QUARANTINE_COLUMNS = ["row_number", "household_id", "column", "value", "reason", "check"]
 SNAPSHOT_SLACK_DAYS = 366
@@ -207,6 +208,19 @@ def parse_dates(s: pd.Series) -> tuple[pd.Series, np.ndarray, str | np.ndarray]:
     bad = given & ~good
     reasons = np.where(outside, _OUT_OF_RANGE, _NOT_A_DATE)
     return out, bad, reasons
+
+
+def parse_date_option(text: object, what: str) -> pd.Timestamp:
+    """One date given as an option or config value (``--eval-date``), read like a date cell.
+
+    Raises :class:`ConfigError` naming the option and the value for anything that is
+    not a calendar date the toolkit holds (``2025-13-45``, ``2999-01-01``).
+    """
+    out, bad, reason = parse_dates(pd.Series([None if text is None else str(text)], dtype=object))
+    if text is None or str(text).strip() == "" or bad[0]:
+        why = reason[0] if isinstance(reason, np.ndarray) else (reason or _NOT_A_DATE)
+        raise ConfigError(f"{what} {text!r}: {why or _NOT_A_DATE}")
+    return pd.Timestamp(out.iloc[0])
 
 
 _STR_DTYPE = pd.Series([], dtype="str").dtype
