@@ -42,12 +42,14 @@ __all__ = [
     "check_output_file",
     "arrow_type",
     "count_rows",
+    "guess_delimiter",
     "history_long",
     "iter_batches",
     "iter_column",
     "normalise_frame",
     "read_header",
     "read_table",
+    "refuse_duplicate_names",
     "sniff_csv",
     "table_to_frame",
     "write_parquet",
@@ -186,19 +188,25 @@ def sniff_csv(path: str | os.PathLike[str], encoding: str | None = None,
     if not first.strip():
         raise DataReadError(f"{p}: empty CSV file (no header line)")
     if delimiter is None:
-        counts = {d: len(next(csv.reader([first], delimiter=d))) for d in _DELIMITERS}
-        delimiter = max(_DELIMITERS, key=lambda d: (counts[d], d == ","))
+        delimiter = guess_delimiter(first)
     elif len(delimiter) != 1:
         raise DataReadError(f"{p}: the delimiter must be one character, got {delimiter!r}")
     header = tuple(h.strip() for h in next(csv.reader([first], delimiter=delimiter)))
     if any(not h for h in header):
         blank = [str(i + 1) for i, h in enumerate(header) if not h]
         raise DataReadError(f"{p}: the header has empty column name(s) at position(s) {', '.join(blank)}")
-    _refuse_duplicate_names(p, header)
+    refuse_duplicate_names(p, header)
     return CsvDialect(encoding=enc, delimiter=delimiter, bom=bom, header=header)
 
 
-def _refuse_duplicate_names(path: Path, names: Sequence[str]) -> None:
+def guess_delimiter(header_line: str) -> str:
+    """The one of ``, ; tab |`` that splits a header line into the most fields (ties: comma)."""
+    counts = {d: len(next(csv.reader([header_line], delimiter=d))) for d in _DELIMITERS}
+    return max(_DELIMITERS, key=lambda d: (counts[d], d == ","))
+
+
+def refuse_duplicate_names(path: Path, names: Sequence[str]) -> None:
+    """:class:`DataReadError` naming every column name given more than once, and where."""
     seen: dict[str, list[int]] = {}
     for i, n in enumerate(names):
         seen.setdefault(n, []).append(i + 1)
@@ -238,7 +246,7 @@ def read_header(path: str | os.PathLike[str], encoding: str | None = None,
         names = list(pq.ParquetFile(p).schema_arrow.names)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataReadError(f"{p}: cannot read parquet file: {exc}") from exc
-    _refuse_duplicate_names(p, names)
+    refuse_duplicate_names(p, names)
     return names
 
 
@@ -312,7 +320,7 @@ def normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _check_columns(path: Path, available: Sequence[str], columns: Sequence[str] | None) -> None:
-    _refuse_duplicate_names(path, available)
+    refuse_duplicate_names(path, available)
     if columns is None:
         return
     missing = [c for c in columns if c not in set(available)]
@@ -445,7 +453,7 @@ def count_rows(path: str | os.PathLike[str], *, encoding: str | None = None,
     try:
         if kind == "parquet":
             pf = pq.ParquetFile(p)
-            _refuse_duplicate_names(p, pf.schema_arrow.names)
+            refuse_duplicate_names(p, pf.schema_arrow.names)
             return int(pf.metadata.num_rows)
         read_opts, parse, convert = _csv_options(p, encoding, delimiter)
         first = next(iter(convert.column_types))
