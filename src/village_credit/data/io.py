@@ -514,6 +514,18 @@ def _nearest_existing(p: Path) -> Path:
     return q
 
 
+def _can_write_in(folder: Path) -> bool:
+    """A real probe (a temporary file, removed at once): ``os.access`` is wrong for root,
+    read-only mounts and ACLs."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".village-credit-probe-"):
+            return True
+    except OSError:
+        return False
+
+
 def check_output_file(path: str | os.PathLike[str], what: str = "output") -> Path:
     """Refuse, before any work, an output file that could not be written.
 
@@ -526,7 +538,7 @@ def check_output_file(path: str | os.PathLike[str], what: str = "output") -> Pat
     base = _nearest_existing(p.parent)
     if not base.is_dir():
         raise DataReadError(f"{what} {p}: {base} is a file, not a directory")
-    if not os.access(base, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+    if not _can_write_in(base) or (p.exists() and not os.access(p, os.W_OK)):
         raise DataReadError(f"{what} {p}: permission denied (cannot write in {base})")
     return p
 
@@ -539,7 +551,7 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "output directory
     base = _nearest_existing(p)
     if not base.is_dir():
         raise DataReadError(f"{what} {p}: {base} is a file, not a directory")
-    if not os.access(base, os.W_OK | os.X_OK):
+    if not _can_write_in(base):
         raise DataReadError(f"{what} {p}: permission denied (cannot write in {base})")
     return p
 
