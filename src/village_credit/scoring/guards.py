@@ -14,8 +14,8 @@ file, whatever engine reads and decides the rows.
   this host is stale and taken over; one from another host is reported with the
   path to delete once that run is known to be dead.
 * :func:`duplicate_ids`: household ids seen more than once in the whole file, from
-  two passes over the id column only: 8 bytes per row (a 64-bit hash), then the
-  actual ids of the few rows whose hash repeats (so a hash collision never
+  two passes over the id column only: 8 bytes per row (a 64-bit hash computed
+  from the Arrow buffers), then the actual ids of the few rows whose hash repeats (so a hash collision never
   quarantines a row). :func:`quarantine_duplicates` moves every later copy into the
   quarantine with the row of the first one, in whichever chunk it lies.
 """
@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from village_credit.data.io import check_output_dir, iter_column, read_header
 from village_credit.errors import VillageCreditError
@@ -134,8 +136,47 @@ class OutputLock:
         self.release()
 
 
-def _hash(values: np.ndarray) -> np.ndarray:
-    return pd.util.hash_array(values.astype(object), categorize=False)
+_P = np.uint64(0x100000001B3)  # FNV prime: per-byte multiplier
+_MIX = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
+
+
+def _hash_ids(arr: pa.Array) -> np.ndarray:
+    """64-bit hash per id straight from the Arrow buffers (no Python objects; 0 = missing).
+
+    A polynomial hash of the UTF-8 bytes plus the length, then a murmur finaliser.
+    Collisions only make a row a *candidate*: :func:`duplicate_ids` compares the ids.
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if not pa.types.is_large_string(arr.type):
+        arr = pc.cast(arr, pa.large_string())
+    n = len(arr)
+    _, off_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset: arr.offset + n + 1]
+    lengths = np.diff(offsets)
+    base = int(offsets[0]) if n else 0
+    data = (np.frombuffer(data_buf, dtype=np.uint8)[base: int(offsets[-1])] if data_buf is not None and n
+            else np.zeros(0, np.uint8))
+    h = np.zeros(n, dtype=np.uint64)
+    if len(data):
+        starts = offsets[:-1] - base
+        pos = np.arange(len(data), dtype=np.int64) - np.repeat(starts, lengths)
+        with np.errstate(over="ignore"):
+            powers = np.cumprod(np.full(int(lengths.max()), _P, dtype=np.uint64))
+            contrib = data.astype(np.uint64) * powers[pos]
+            nonempty = lengths > 0
+            h[nonempty] = np.add.reduceat(contrib, starts[nonempty])
+    with np.errstate(over="ignore"):
+        h ^= lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        h ^= h >> np.uint64(33)
+        h *= _MIX[0]
+        h ^= h >> np.uint64(33)
+        h *= _MIX[1]
+        h ^= h >> np.uint64(33)
+    h[h == 0] = 1
+    if arr.null_count:
+        h[~np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)] = 0
+    return h
 
 
 def duplicate_ids(path: str | os.PathLike[str], column: str = "household_id",
@@ -147,12 +188,7 @@ def duplicate_ids(path: str | os.PathLike[str], column: str = "household_id",
     """
     if column not in read_header(path):
         return {}
-    hashes = []
-    for arr in iter_column(path, column, batch_rows):
-        vals = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
-        h = _hash(vals.astype(str))
-        h[pd.isna(vals)] = 0  # missing ids never count as duplicates of each other
-        hashes.append(h)
+    hashes = [_hash_ids(arr) for arr in iter_column(path, column, batch_rows)]
     if not hashes:
         return {}
     allh = np.concatenate(hashes)
@@ -166,15 +202,14 @@ def duplicate_ids(path: str | os.PathLike[str], column: str = "household_id",
     cand = np.flatnonzero(np.isin(allh, rep))
     del allh, s
     offset = 0
-    want = set(cand.tolist())
     for arr in iter_column(path, column, batch_rows):
         n = len(arr)
-        local = [r - offset for r in cand[(cand >= offset) & (cand < offset + n)]]
-        if local:
-            picked = arr.take(local).to_pylist()
-            for r, v in zip(local, picked, strict=True):
-                if v is not None and (r + offset) in want:
-                    rows.setdefault(str(v), []).append(int(r + offset))
+        local = cand[(cand >= offset) & (cand < offset + n)] - offset
+        if len(local):
+            picked = arr.take(pa.array(local)).to_pylist()
+            for r, v in zip(local.tolist(), picked, strict=True):
+                if v is not None:
+                    rows.setdefault(str(v), []).append(r + offset)
         offset += n
     return {k: v for k, v in rows.items() if len(v) > 1}
 
