@@ -10,6 +10,14 @@ is written with the schema's logical types so the files read the same in Spark.
 CSV cells that do not parse as their schema type are *not* an error here: that
 column is returned as strings so that :func:`village_credit.data.validation.
 validate_households` can quarantine the bad cells one by one.
+
+Every command reads through here, so a file means the same everywhere: a CSV's
+encoding (UTF-8 with or without BOM, else GB18030) and delimiter (``, ; tab |``)
+are sniffed unless given, a header naming a column twice is refused by name, and
+the header names are the reader's own (so a BOM never hides ``household_id``).
+Dates never wrap: ``datetime64[ns]`` holds only 1677-09-22..2262-04-11, so a column
+with a date outside that window is handed on as ISO text and validation refuses
+those cells by row and column; a timezone-aware timestamp becomes its local date.
 """
 
 from __future__ import annotations
