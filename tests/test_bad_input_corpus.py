@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -382,6 +383,27 @@ def test_one_writer_per_output_folder(base: pd.DataFrame, env: ScoringEnv, tmp_p
     res = _run(_score_args(env, src, out))
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["reconciled"] and not lock.exists()
+
+
+def test_two_runs_into_one_folder_at_once(env: ScoringEnv, tmp_path: Path) -> None:
+    """A real second run while the first is writing: refused with the first's pid; the first completes."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "village_credit.cli", "score", "--model", env.model_uri, "--input",
+           str(env.parquet), "--output", str(out), "--chunk-rows", "60", "--no-progress"]
+    first = subprocess.Popen(cmd, env=env.env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    marker = out / "_chunks" / "00000.json"
+    while not marker.exists() and first.poll() is None:  # no wall-clock limit: waits on the process
+        time.sleep(0.005)
+    second = _run(_score_args(env, env.parquet, out, "--chunk-rows", "60"))
+    running = first.poll() is None
+    stdout, stderr = first.communicate()
+    assert first.returncode == 0, stderr.decode()[-3000:]
+    assert running, "the first run ended before the second started: nothing was tested"
+    _no_traceback(second)
+    assert second.exit_code == 2 and _squash(f"pid {first.pid}") in _squash(second.output)
+    summary = json.loads(stdout)
+    assert summary["reconciled"] and summary["rows_read"] == len(env.households)
+    assert not (out / "_lock.json").exists() and not list(out.rglob("*.tmp"))
 
 
 def test_duplicate_ids_across_chunks_are_quarantined(base: pd.DataFrame, env: ScoringEnv, tmp_path: Path) -> None:
