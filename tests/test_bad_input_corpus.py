@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from _scoring_fixtures import ScoringEnv, scoring_env
 from typer.testing import CliRunner, Result
 
-from _scoring_fixtures import ScoringEnv, scoring_env
 from village_credit.cli import app
 from village_credit.data.io import write_parquet
 from village_credit.scoring import read_decisions, read_quarantine, score_file
@@ -396,7 +396,7 @@ def test_two_runs_into_one_folder_at_once(env: ScoringEnv, tmp_path: Path) -> No
     def first() -> None:
         try:
             done["summary"] = score_file(env.model_uri, src, out, chunk_rows=15, progress=False)
-        except BaseException as exc:  # surfaced by the assertion below
+        except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
             done["error"] = exc
 
     worker = threading.Thread(target=first)
@@ -491,7 +491,7 @@ def test_no_row_is_lost_on_many_bad_cells(base: pd.DataFrame, env: ScoringEnv, t
                         education={int(rows[7]): "phd"})
     src = _csv(spoilt, tmp_path / "spoilt.csv")
     res, scored, bad = _score(tmp_path, src, env)
-    assert res.exit_code == 0 and set(bad) == set(int(r) for r in rows[:8]) and scored == N - 8
+    assert res.exit_code == 0 and set(bad) == {int(r) for r in rows[:8]} and scored == N - 8
     clean_dir = tmp_path / "clean"
     clean_dir.mkdir()
     _score(clean_dir, _csv(base, clean_dir / "c.csv"), env)

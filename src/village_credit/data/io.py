@@ -42,13 +42,13 @@ from village_credit.data.schema import SCHEMA, HouseholdSchema, months_in
 from village_credit.errors import DataReadError, SchemaError
 
 __all__ = [
-    "CsvDialect",
     "DATE_MAX",
     "DATE_MIN",
+    "CsvDialect",
     "arrow_schema",
+    "arrow_type",
     "check_output_dir",
     "check_output_file",
-    "arrow_type",
     "count_rows",
     "guess_delimiter",
     "history_long",

@@ -414,7 +414,7 @@ def validate_households(df: pd.DataFrame, require_truth: bool = False, *,
     if "snapshot_date" in frame.columns:
         snap = frame["snapshot_date"]
         # a year of slack: synthetic later vintages and clocks a few days off are fine
-        limit = np.datetime64(today or datetime.datetime.now(datetime.timezone.utc).date(), "D") \
+        limit = np.datetime64(today or datetime.datetime.now(datetime.UTC).date(), "D") \
             + np.timedelta64(SNAPSHOT_SLACK_DAYS, "D")
         pos = np.flatnonzero((snap.to_numpy().astype("datetime64[D]") > limit)
                              & snap.notna().to_numpy(bool))

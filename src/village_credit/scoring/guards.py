@@ -29,7 +29,7 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -78,7 +78,7 @@ class OutputLock:
     def __init__(self, output_dir: str | os.PathLike[str], input_path: str | os.PathLike[str] = "") -> None:
         self.path = Path(output_dir) / LOCK_NAME
         self.me = {"pid": os.getpid(), "host": socket.gethostname(),
-                   "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                   "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                    "input": str(input_path)}
         self.held = False
 
@@ -91,7 +91,7 @@ class OutputLock:
             json.dump(self.me, fh)
         return True
 
-    def acquire(self) -> OutputLock:
+    def acquire(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
             if self._create():
@@ -129,7 +129,7 @@ class OutputLock:
             self.path.unlink(missing_ok=True)
         self.held = False
 
-    def __enter__(self) -> OutputLock:
+    def __enter__(self) -> Self:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
