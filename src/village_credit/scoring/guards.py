@@ -5,10 +5,10 @@ input the one the finished chunks were made from? is another process writing the
 same folder? does a household id come back in a later chunk?), checked once per
 file, whatever engine reads and decides the rows.
 
-* :func:`input_digest`: a BLAKE2b digest of the input bytes. Size and mtime are not
+* :func:`input_digest`: a SHA-256 digest of the input bytes. Size and mtime are not
   enough: ``cp -p`` and ``rsync -t`` restore the mtime of a file whose values changed.
-  Hashing reads the file once at disk speed (about 1 GB/s; a 10M-row Parquet file is
-  a few GB at most), far below the cost of scoring it.
+  SHA-256 runs on the CPU's SHA instructions (650 MB/s on the shared build box,
+  2.2x BLAKE2b there); see ``bench/bench_guards.py`` for its cost next to scoring.
 * :class:`OutputLock`: ``_lock.json`` created with ``O_EXCL`` names the run that
   holds the folder (pid, host, start time, input). A lock whose process is gone on
   this host is stale and taken over; one from another host is reported with the
@@ -51,12 +51,12 @@ class OutputBusy(VillageCreditError):
 
 
 def input_digest(path: str | os.PathLike[str]) -> str:
-    """``blake2b:<hex>`` of the file's bytes (streamed; memory: one 8 MiB block)."""
-    h = hashlib.blake2b(digest_size=20)
+    """``sha256:<hex>`` of the file's bytes (streamed; memory: one 8 MiB block)."""
+    h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(_BLOCK), b""):
             h.update(block)
-    return f"blake2b:{h.hexdigest()}"
+    return f"sha256:{h.hexdigest()}"
 
 
 def check_output(output_dir: str | os.PathLike[str]) -> Path:
