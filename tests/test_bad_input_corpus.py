@@ -167,6 +167,10 @@ def _gbk(tmp: Path, b: pd.DataFrame) -> Path:
                 tmp / "gbk.csv", encoding="gbk")
 
 
+def _spaces(tmp: Path, b: pd.DataFrame) -> Path:
+    return _csv(b, tmp / "spaces.csv", sep=" ")
+
+
 def _parquet_bytes(name: str, data: Callable[[bytes], bytes]) -> Callable[[Path, pd.DataFrame], Path]:
     def make(tmp: Path, b: pd.DataFrame) -> Path:
         good = tmp / "good.parquet"
@@ -202,6 +206,8 @@ CASES = [
     Case("gbk", _gbk),
     Case("duplicate-header", _dup_header, exit_codes=dict.fromkeys(("check-data", "rules", "score"), 2),
          says=("dup_header.csv", "head_age", "more than once")),
+    Case("unknown-delimiter", _spaces, exit_codes=dict.fromkeys(("check-data", "rules", "score"), 2),
+         says=("spaces.csv", "delimiter")),
     *[Case(f"parquet-{name}", make, exit_codes=dict.fromkeys(("check-data", "rules", "score"), 2),
            says=(fname,))
       for name, fname, make in [

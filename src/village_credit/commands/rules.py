@@ -28,6 +28,8 @@ def register(app: typer.Typer) -> None:
         eval_date: Optional[str] = typer.Option(None, "--eval-date",
                                                 help="Evaluation date YYYY-MM-DD (default: each row's snapshot_date)."),
         lang: str = typer.Option("en", "--lang", help="Label language for the summary: en or zh."),
+        encoding: Optional[str] = typer.Option(None, help="CSV encoding (default: detected)."),
+        delimiter: Optional[str] = typer.Option(None, help="CSV delimiter (default: detected among , ; tab |)."),
     ) -> None:
         """Score households with a rule-based points policy.
 
@@ -51,14 +53,14 @@ def register(app: typer.Typer) -> None:
             check_output_file(out, "--out")
             if eval_date is not None:
                 eval_date = parse_date_option(eval_date, "--eval-date").strftime("%Y-%m-%d")
-            have = read_header(input)
+            have = read_header(input, encoding=encoding, delimiter=delimiter)
             need = list(dict.fromkeys(pol.required_columns
                                       + (["snapshot_date"] if eval_date is None else [])))
             # what the policy reads plus every other checkable household column except the
             # monthly history (never read by a policy): the same row checks as check-data
             checked = SCHEMA.names_by_role("id", "meta", "profile", "rule", "event")
             cols = [c for c in dict.fromkeys(ID_OUT + need + checked) if c in have]
-            df = read_table(input, columns=cols)
+            df = read_table(input, columns=cols, encoding=encoding, delimiter=delimiter)
             checked_rows = validate_households(df, required=need, source=str(input))
             valid = checked_rows.valid
             if checked_rows.n_quarantined:

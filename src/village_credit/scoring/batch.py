@@ -52,8 +52,8 @@ import pyarrow.parquet as pq
 
 from village_credit.data.io import count_rows, iter_batches, read_header
 from village_credit.errors import VillageCreditError
-from village_credit.scoring.guards import (LOCK_NAME, OutputLock, check_output, duplicate_ids,
-                                           input_digest, quarantine_duplicates)
+from village_credit.scoring.guards import (LOCK_NAME, OutputLock, check_delimiter, check_output,
+                                           duplicate_ids, input_digest, quarantine_duplicates)
 
 PASSTHROUGH = ("village_code", "township_code")
 """Input columns copied onto each decision so programme reports need no join."""
@@ -428,7 +428,9 @@ def _score_file(
     else:
         ref = resolve_model(model_uri)
     scorer = PyfuncScorer(model)
-    scorer.check_columns(input_columns(input_path), str(input_path))
+    columns = input_columns(input_path)
+    check_delimiter(input_path, columns, len(scorer.required))
+    scorer.check_columns(columns, str(input_path))
     identity = _run_identity(input_path, chunk_rows, ref, "local")
     _prepare_output(output_dir, identity, overwrite)
     meta = {**ref.as_metadata(), "village_credit.input": input_path.name}

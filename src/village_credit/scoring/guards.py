@@ -37,9 +37,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from village_credit.data.io import check_output_dir, iter_column, read_header
-from village_credit.errors import VillageCreditError
+from village_credit.errors import DataReadError, VillageCreditError
 
-__all__ = ["OutputBusy", "OutputLock", "check_output", "duplicate_ids", "input_digest",
+__all__ = ["OutputBusy", "OutputLock", "check_delimiter", "check_output", "duplicate_ids", "input_digest",
            "quarantine_duplicates"]
 
 LOCK_NAME = "_lock.json"
@@ -62,6 +62,15 @@ def input_digest(path: str | os.PathLike[str]) -> str:
 def check_output(output_dir: str | os.PathLike[str]) -> Path:
     """The output folder can be created and written (a clear error before any work)."""
     return check_output_dir(output_dir, "output directory")
+
+
+def check_delimiter(input_path: str | os.PathLike[str], columns: list[str], n_required: int) -> None:
+    """A CSV whose header reads as one column (an unknown delimiter) is named as such,
+    rather than as "lacks 200 columns"."""
+    if Path(input_path).suffix.lower() == ".csv" and len(columns) == 1 and n_required > 1:
+        raise DataReadError(f"{input_path}: the header was read as one column {columns[0][:60]!r}; "
+                            "is its delimiter something other than , ; tab or |? "
+                            f"(the model needs {n_required} columns)")
 
 
 def _alive(pid: int) -> bool:
