@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import date as _date
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,8 @@ from village_credit.data import (
     validate_households,
     write_parquet,
 )
+from village_credit.data.io import DATE_MAX, DATE_MIN
+from village_credit.data.validation import parse_dates
 from village_credit.errors import DataReadError, SchemaError
 
 
@@ -200,3 +203,37 @@ def test_random_corruption_keeps_count_invariant(hh, data) -> None:
 
 def test_schema_names_cover_generated_columns(hh) -> None:
     assert set(SCHEMA.names) == set(hh.columns)
+
+
+# --- dates never wrap -------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dates(min_value=_date(1, 1, 1), max_value=_date(9999, 12, 31)),
+       st.sampled_from(["{}", " {} ", "{}T23:59:59+08:00", "{} 00:00"]))
+def test_any_calendar_date_is_kept_exactly_or_refused_never_wrapped(d: _date, shape: str) -> None:
+    out, bad, reason = parse_dates(pd.Series([shape.format(d.isoformat()), None], dtype=object))
+    assert not bad[1] and pd.isna(out.iloc[1])
+    if DATE_MIN <= d <= DATE_MAX:
+        assert not bad[0] and out.iloc[0].date() == d
+    else:
+        assert bad[0] and pd.isna(out.iloc[0]) and str(reason[0]).startswith("date out of range")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.dates(min_value=_date(1, 1, 1), max_value=_date(9999, 12, 31)), min_size=1, max_size=6))
+def test_parquet_dates_read_and_validated_without_wrapping(tmp_path_factory, days: list[_date]) -> None:
+    """A date32 column read by the one reader: every date kept or its own cell refused."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = tmp_path_factory.mktemp("dates") / "d.parquet"
+    pq.write_table(pa.table({"household_id": [f"H{i}" for i in range(len(days))],
+                             "ded_hygiene_date": pa.array(days, pa.date32())}), p)
+    col = read_table(p)["ded_hygiene_date"]
+    out, bad, _ = parse_dates(col)
+    for i, d in enumerate(days):
+        inside = DATE_MIN <= d <= DATE_MAX
+        assert bad[i] == (not inside)
+        if inside:
+            assert out.iloc[i].date() == d

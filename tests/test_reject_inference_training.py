@@ -164,7 +164,10 @@ def test_unknown_method_is_a_config_error(fitted) -> None:
     from village_credit import pipeline
 
     train, _, _ = fitted
-    cfg = load_config(None, {"split.reject_inference": "magic"})
+    with pytest.raises(ConfigError, match="split.reject_inference"):  # refused at load
+        load_config(None, {"split.reject_inference": "magic"})
+    cfg = load_config(None)
+    cfg.split.reject_inference = "magic"  # and by the trainer, for configs built in code
     with pytest.raises(ConfigError, match="reject_inference"):
         pipeline.fit_models(train, train, cfg, None)
 

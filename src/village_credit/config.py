@@ -168,6 +168,9 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             node = node.setdefault(p, {})
         node[leaf] = value
     cfg = _build(ExperimentConfig, raw, "", source)
+    from village_credit.config_validation import validate_config
+
+    validate_config(cfg, source)  # types, ranges, choices, dates, policy, paths: before any work
     _check(cfg, source)
     return cfg
 

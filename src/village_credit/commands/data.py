@@ -30,19 +30,26 @@ def register(app: typer.Typer) -> None:
     def check_data(
         input: Path = typer.Option(..., "--input", "-i", help="Household table (Parquet or CSV)."),
         quarantine: Path = typer.Option(None, help="Write one row per problem here (Parquet)."),
+        encoding: str = typer.Option(None, help="CSV encoding (default: detected: UTF-8 with or "
+                                     "without BOM, else GB18030)."),
+        delimiter: str = typer.Option(None, help="CSV delimiter (default: detected among , ; tab |)."),
     ) -> None:
         """Validate a household table against the schema; bad rows are listed, never dropped."""
         from village_credit.data import read_table, validate_households
+        from village_credit.data.io import check_output_file, write_parquet
         from village_credit.errors import VillageCreditError
 
         console = Console(stderr=True)
         try:
-            result = validate_households(read_table(input))
+            if quarantine is not None:
+                check_output_file(quarantine, "--quarantine")
+            result = validate_households(read_table(input, encoding=encoding, delimiter=delimiter),
+                                         source=str(input))
+            if quarantine is not None:
+                write_parquet(result.quarantine, quarantine)
         except VillageCreditError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(code=2) from exc
-        if quarantine is not None:
-            result.quarantine.to_parquet(quarantine, index=False)
         summary = {"rows": result.n_in, "valid": result.n_valid, "quarantined": result.n_quarantined,
                    "problems": result.summary().to_dict(orient="records")}
         typer.echo(json.dumps(summary, indent=2, default=str))

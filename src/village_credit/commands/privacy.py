@@ -38,10 +38,15 @@ def register(app: typer.Typer) -> None:
         encoding: Annotated[str | None, typer.Option(help="Force the CSV encoding (default: UTF-8, else GB18030/GBK).")] = None,
     ) -> None:
         """Anonymise raw village records: pseudonymise, drop identifiers, reach k-anonymity."""
+        from village_credit.data.io import check_output_file
+        from village_credit.data.validation import parse_date_option
         from village_credit.privacy.anonymise import anonymise_file
         from village_credit.privacy.threat_model import load_privacy_config
 
         try:
+            if eval_date is not None:  # the one date parser: 2025-13-45 is named, not a traceback
+                eval_date = parse_date_option(eval_date, "--eval-date").strftime("%Y-%m-%d")
+            check_output_file(output, "--output")
             config = load_privacy_config(privacy_config) if privacy_config else None
             qis = (tuple(q.strip() for q in quasi_identifiers.split(",") if q.strip())
                    if quasi_identifiers is not None else None)

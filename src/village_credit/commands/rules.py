@@ -28,35 +28,62 @@ def register(app: typer.Typer) -> None:
         eval_date: Optional[str] = typer.Option(None, "--eval-date",
                                                 help="Evaluation date YYYY-MM-DD (default: each row's snapshot_date)."),
         lang: str = typer.Option("en", "--lang", help="Label language for the summary: en or zh."),
+        encoding: Optional[str] = typer.Option(None, help="CSV encoding (default: detected)."),
+        delimiter: Optional[str] = typer.Option(None, help="CSV delimiter (default: detected among , ; tab |)."),
     ) -> None:
-        """Score households with a rule-based points policy."""
-        from village_credit.data.io import read_table, write_parquet
+        """Score households with a rule-based points policy.
+
+        Rows are checked against the schema first (the same checks as ``check-data``
+        and ``score``): a bad row is set aside in ``<out>.quarantine.parquet`` with
+        row, column, value and reason; the others are scored. Exit 2 when the input
+        or policy cannot be used or no row is valid.
+        """
+        from village_credit.data.io import (check_output_file, read_header, read_table,
+                                            write_parquet)
+        from village_credit.data.schema import SCHEMA
+        from village_credit.data.validation import parse_date_option, validate_households
         from village_credit.errors import VillageCreditError
         from village_credit.rules import load_policy, score_rules
 
         console = Console()
+        err = Console(stderr=True)
+        q_path = out.with_name(out.stem + ".quarantine.parquet")
         try:
             pol = load_policy(policy)
-            import pyarrow.parquet as pq
-
-            if input.suffix.lower() == ".parquet" and input.exists():
-                have = set(pq.ParquetFile(input).schema_arrow.names)
-            else:
-                have = None
-            want = list(dict.fromkeys(ID_OUT + pol.required_columns
+            check_output_file(out, "--out")
+            if eval_date is not None:
+                eval_date = parse_date_option(eval_date, "--eval-date").strftime("%Y-%m-%d")
+            have = read_header(input, encoding=encoding, delimiter=delimiter)
+            need = list(dict.fromkeys(pol.required_columns
                                       + (["snapshot_date"] if eval_date is None else [])))
-            # read only what we need; missing columns are reported by score_rules in one list
-            cols = [c for c in want if have is None or c in have]
-            df = read_table(input, columns=cols if have is not None else None)
-            res = score_rules(df, pol, eval_date)
-            ids = df[[c for c in ID_OUT if c in df.columns]]
+            # what the policy reads plus every other checkable household column except the
+            # monthly history (never read by a policy): the same row checks as check-data
+            checked = SCHEMA.names_by_role("id", "meta", "profile", "rule", "event")
+            cols = [c for c in dict.fromkeys(ID_OUT + need + checked) if c in have]
+            df = read_table(input, columns=cols, encoding=encoding, delimiter=delimiter)
+            checked_rows = validate_households(df, required=need, source=str(input))
+            valid = checked_rows.valid
+            if checked_rows.n_quarantined:
+                write_parquet(checked_rows.quarantine, q_path)
+            elif q_path.exists():
+                q_path.unlink()  # from an earlier run on other data
+            if checked_rows.n_valid == 0:
+                raise VillageCreditError(f"no row of {input} is valid ({checked_rows.n_quarantined} "
+                                         f"quarantined); see {q_path}")
+            res = score_rules(valid, pol, eval_date)
+            ids = valid[[c for c in ID_OUT if c in valid.columns]]
             table = ids.join(res.decisions).join(res.items)
             write_parquet(table, out, metadata={"village_credit.policy": pol.name,
                                                 "village_credit.policy_yaml": pol.to_yaml_text(),
                                                 "village_credit.eval_date": eval_date or "snapshot_date"})
         except VillageCreditError as exc:
-            Console(stderr=True).print(f"[red]error:[/red] {exc}")
+            err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(code=2) from exc
+        if checked_rows.n_quarantined:
+            err.print(f"{checked_rows.n_in:,} rows read = {checked_rows.n_valid:,} scored + "
+                      f"{checked_rows.n_quarantined:,} quarantined (one row per problem in {q_path})")
+            for rec in checked_rows.quarantine.head(5).itertuples():
+                err.print(f"  row {rec.row_number}, column {rec.column}: {rec.reason}")
 
         d = res.decisions
         n = len(d)

@@ -36,6 +36,9 @@ def register(app: typer.Typer) -> None:
         if engine not in ("local", "spark"):
             raise typer.BadParameter("engine must be 'local' or 'spark'", param_hint="--engine")
         try:
+            from village_credit.data.io import check_output_dir
+
+            check_output_dir(output, "--output")  # before the model store is even opened
             configure(tracking_uri)
             if engine == "spark":
                 from village_credit.scoring import score_file_spark

@@ -10,13 +10,25 @@ is written with the schema's logical types so the files read the same in Spark.
 CSV cells that do not parse as their schema type are *not* an error here: that
 column is returned as strings so that :func:`village_credit.data.validation.
 validate_households` can quarantine the bad cells one by one.
+
+Every command reads through here, so a file means the same everywhere: a CSV's
+encoding (UTF-8 with or without BOM, else GB18030) and delimiter (``, ; tab |``)
+are sniffed unless given, a header naming a column twice is refused by name, and
+the header names are the reader's own (so a BOM never hides ``household_id``).
+Dates never wrap: ``datetime64[ns]`` holds only 1677-09-22..2262-04-11, so a column
+with a date outside that window is handed on as ISO text and validation refuses
+those cells by row and column; a timezone-aware timestamp becomes its local date.
 """
 
 from __future__ import annotations
 
+import codecs
+import csv
+import datetime
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +42,23 @@ from village_credit.data.schema import SCHEMA, HouseholdSchema, months_in
 from village_credit.errors import DataReadError, SchemaError
 
 __all__ = [
+    "DATE_MAX",
+    "DATE_MIN",
+    "CsvDialect",
     "arrow_schema",
     "arrow_type",
+    "check_output_dir",
+    "check_output_file",
     "count_rows",
+    "guess_delimiter",
     "history_long",
     "iter_batches",
+    "iter_column",
     "normalise_frame",
+    "read_header",
     "read_table",
+    "refuse_duplicate_names",
+    "sniff_csv",
     "table_to_frame",
     "write_parquet",
 ]
@@ -121,27 +143,177 @@ def _parse_bool(col: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.if_else(is_t, True, pc.if_else(is_f, False, pa.scalar(None, pa.bool_())))
 
 
-def _csv_options(path: Path) -> tuple[pacsv.ReadOptions, pacsv.ConvertOptions]:
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file is written: encoding, delimiter, whether it starts with a BOM, header."""
+
+    encoding: str
+    delimiter: str
+    bom: bool
+    header: tuple[str, ...]
+
+
+_DELIMITERS = (",", ";", "\t", "|")
+_SNIFF_BYTES = 1 << 16
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _decode_sample(path: Path, raw: bytes, encoding: str | None) -> tuple[str, str, bool]:
+    """(text, encoding, bom) of the first bytes of a CSV: given, BOM, UTF-8, else GB18030."""
+    for bom, enc in _BOMS:
+        if raw.startswith(bom) and encoding in (None, enc, enc.replace("-", ""), "utf-8-sig"):
+            return raw[len(bom):].decode(enc, errors="ignore"), enc, True
+    tries = [encoding] if encoding else ["utf-8", "gb18030"]
+    # the sample may end inside a multi-byte character: decode whole lines only
+    cut = raw if len(raw) < _SNIFF_BYTES else raw[: raw.rfind(b"\n") + 1 or len(raw)]
+    for enc in tries:
+        try:
+            return cut.decode(enc), enc, False
+        except UnicodeDecodeError:
+            continue
+        except LookupError:
+            raise DataReadError(f"{path}: unknown encoding {enc!r}") from None
+    raise DataReadError(f"{path}: not readable as {' or '.join(tries)}; "
+                        "save it as UTF-8 CSV or give the encoding")
+
+
+def sniff_csv(path: str | os.PathLike[str], encoding: str | None = None,
+              delimiter: str | None = None) -> CsvDialect:
+    """Detect (or take) the encoding and delimiter of a CSV file and read its header.
+
+    Why here: every command must read a CSV the same way (a UTF-8 BOM, a semicolon
+    file saved by a European spreadsheet, a GBK export from a Chinese one), and a
+    header naming a column twice is refused by name rather than read ambiguously.
+    """
+    p = Path(path)
     try:
-        with path.open("r", encoding="utf-8") as fh:
-            header = fh.readline().rstrip("\r\n").split(",")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataReadError(f"{path}: cannot read CSV header: {exc}") from exc
-    header = [h.strip().strip('"') for h in header]
-    if not header or header == [""]:
-        raise DataReadError(f"{path}: empty CSV file (no header line)")
+        with p.open("rb") as fh:
+            raw = fh.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise DataReadError(f"{p}: cannot read CSV header: {exc.strerror or exc}") from exc
+    text, enc, bom = _decode_sample(p, raw, encoding)
+    first = text.splitlines()[0] if text.strip() else ""
+    if not first.strip():
+        raise DataReadError(f"{p}: empty CSV file (no header line)")
+    if delimiter is None:
+        delimiter = guess_delimiter(first)
+    elif len(delimiter) != 1:
+        raise DataReadError(f"{p}: the delimiter must be one character, got {delimiter!r}")
+    header = tuple(h.strip() for h in next(csv.reader([first], delimiter=delimiter)))
+    if any(not h for h in header):
+        blank = [str(i + 1) for i, h in enumerate(header) if not h]
+        raise DataReadError(f"{p}: the header has empty column name(s) at position(s) {', '.join(blank)}")
+    refuse_duplicate_names(p, header)
+    return CsvDialect(encoding=enc, delimiter=delimiter, bom=bom, header=header)
+
+
+def guess_delimiter(header_line: str) -> str:
+    """The one of ``, ; tab |`` that splits a header line into the most fields (ties: comma)."""
+    counts = {d: len(next(csv.reader([header_line], delimiter=d))) for d in _DELIMITERS}
+    return max(_DELIMITERS, key=lambda d: (counts[d], d == ","))
+
+
+def refuse_duplicate_names(path: Path, names: Sequence[str]) -> None:
+    """:class:`DataReadError` naming every column name given more than once, and where."""
+    seen: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        seen.setdefault(n, []).append(i + 1)
+    dup = {n: pos for n, pos in seen.items() if len(pos) > 1}
+    if dup:
+        shown = "; ".join(f"{n} (columns {', '.join(map(str, pos))})" for n, pos in dup.items())
+        raise DataReadError(f"{path}: column name(s) appear more than once in the header: {shown}")
+
+
+def _csv_options(path: Path, encoding: str | None = None, delimiter: str | None = None
+                 ) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
+    d = sniff_csv(path, encoding, delimiter)
+    header = list(d.header)
     convert = pacsv.ConvertOptions(
         column_types={h: pa.string() for h in header},
         strings_can_be_null=True,
         null_values=["", "NA", "NaN", "nan", "NaT", "null", "None"],
     )
-    return pacsv.ReadOptions(block_size=1 << 24), convert
+    # our own header names (BOM and quotes already stripped), the file's header line skipped
+    read = pacsv.ReadOptions(block_size=1 << 24, column_names=header, skip_rows=1,
+                             encoding="utf8" if d.encoding == "utf-8" else d.encoding)
+    return read, pacsv.ParseOptions(delimiter=d.delimiter), convert
+
+
+def read_header(path: str | os.PathLike[str], encoding: str | None = None,
+                delimiter: str | None = None) -> list[str]:
+    """Column names of a Parquet file (footer) or a CSV file (sniffed header), checked.
+
+    Raises :class:`DataReadError` naming the file for anything unreadable (0 bytes,
+    not Parquet, truncated, a directory) and for names given twice.
+    """
+    p = Path(path)
+    kind = _kind(p)
+    if kind == "csv":
+        return list(sniff_csv(p, encoding, delimiter).header)
+    try:
+        names = list(pq.ParquetFile(p).schema_arrow.names)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataReadError(f"{p}: cannot read parquet file: {exc}") from exc
+    refuse_duplicate_names(p, names)
+    return names
+
+
+def _missing_hint(path: Path, missing: int, have: Sequence[str]) -> str:
+    """A word about the delimiter when a CSV seems to be read as one column."""
+    if path.suffix.lower() == ".csv" and len(have) == 1 and missing > 1:
+        return (f" (the header was read as one column {have[0][:60]!r}: "
+                "is the delimiter something other than , ; tab or |?)")
+    return ""
+
+
+DATE_MIN = datetime.date(1677, 9, 22)
+DATE_MAX = datetime.date(2262, 4, 11)
+"""Calendar dates the toolkit's ``datetime64[ns]`` columns hold; others are refused by cell."""
+
+
+def _date_columns(names: Sequence[str]) -> set[str]:
+    sch = _schema_for(names)
+    return {c.name for c in sch.columns if c.dtype == "date"}
+
+
+def _fix_temporal(table: pa.Table) -> pa.Table:
+    """Timestamps and dates made safe for ``datetime64[ns]``: nothing wraps, nothing raises.
+
+    * a timezone-aware timestamp becomes its local wall time (a snapshot taken at
+      23:00 in Beijing is that Beijing day), a schema date column its calendar day;
+    * a column holding a date outside 1677-09-22..2262-04-11 (which nanoseconds
+      cannot hold: 2999-01-01 would silently become 1829) is handed on as ISO text,
+      so validation refuses exactly those cells by row and column.
+    """
+    dates = _date_columns(table.column_names)
+    out = table
+    for i, f in enumerate(table.schema):
+        t, col = f.type, table.column(i)
+        if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+            continue
+        changed = False
+        if pa.types.is_timestamp(t) and t.tz is not None:
+            col, changed = pc.local_timestamp(col), True
+        if f.name in dates and pa.types.is_timestamp(col.type):
+            col, changed = pc.cast(pc.floor_temporal(col, unit="day"), pa.date32(), safe=False), True
+        if not (pa.types.is_timestamp(col.type) and col.type.unit == "ns"):
+            as_date = col if pa.types.is_date32(col.type) else pc.cast(col, pa.date32(), safe=False)
+            lo = pa.scalar(DATE_MIN, pa.date32())
+            hi = pa.scalar(DATE_MAX, pa.date32())
+            outside = pc.or_(pc.less(as_date, lo), pc.greater(as_date, hi))
+            if pc.any(outside).as_py():
+                col = (pc.cast(col, pa.string()) if pa.types.is_date(col.type)
+                       else pc.strftime(col, format="%Y-%m-%dT%H:%M:%S"))
+                changed = True
+        if changed:
+            out = out.set_column(i, pa.field(f.name, col.type), col)
+    return out
 
 
 def table_to_frame(table: pa.Table) -> pd.DataFrame:
-    """Arrow table -> pandas with the toolkit's dtype convention."""
-    df = table.to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True,
-                         split_blocks=True, self_destruct=False)
+    """Arrow table -> pandas with the toolkit's dtype convention (see :func:`_fix_temporal`)."""
+    df = _fix_temporal(table).to_pandas(date_as_object=False, coerce_temporal_nanoseconds=True,
+                                        split_blocks=True, self_destruct=False)
     return normalise_frame(df)
 
 
@@ -156,32 +328,51 @@ def normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _check_columns(path: Path, available: Sequence[str], columns: Sequence[str] | None) -> None:
+    refuse_duplicate_names(path, available)
     if columns is None:
         return
     missing = [c for c in columns if c not in set(available)]
     if missing:
-        raise SchemaError(f"{path}: requested columns not in the file: {', '.join(missing)}")
+        raise SchemaError(f"{path}: requested columns not in the file: {', '.join(missing)}"
+                          + _missing_hint(path, len(missing), available))
 
 
-def read_table(path: str | os.PathLike[str], columns: Sequence[str] | None = None) -> pd.DataFrame:
+def _open(p: Path, kind: str, columns: Sequence[str] | None, encoding: str | None,
+          delimiter: str | None) -> tuple[pq.ParquetFile | None, tuple | None]:
+    """Parquet file handle or CSV (read, parse, convert) options, columns checked."""
+    if kind == "parquet":
+        # pre_buffer: coalesced reads of a row group's column chunks instead of many
+        # small reads (a few % on wide tables; memory bounded by one row group)
+        pf = pq.ParquetFile(p, pre_buffer=True)
+        _check_columns(p, pf.schema_arrow.names, columns)
+        return pf, None
+    read_opts, parse, convert = _csv_options(p, encoding, delimiter)
+    _check_columns(p, list(convert.column_types), columns)
+    if columns is not None:
+        convert.include_columns = list(columns)
+    return None, (read_opts, parse, convert)
+
+
+def read_table(path: str | os.PathLike[str], columns: Sequence[str] | None = None, *,
+               encoding: str | None = None, delimiter: str | None = None) -> pd.DataFrame:
     """Read a whole Parquet or CSV household file into a DataFrame.
 
-    CSV: every cell is read as text, then each known column is cast to its schema type
-    (dates ISO ``YYYY-MM-DD``; booleans true/false/1/0/yes/no) when all its cells parse.
+    CSV: encoding (UTF-8 with or without BOM, else GB18030) and delimiter
+    (``, ; tab |``) are detected unless given; every cell is read as text, then each
+    known column is cast to its schema type (dates ISO ``YYYY-MM-DD``; booleans
+    true/false/1/0/yes/no) when all its cells parse. A name given twice in the
+    header is refused by name. Unreadable files raise :class:`DataReadError` naming
+    the file and the cause.
     """
     p = Path(path)
     kind = _kind(p)
     try:
-        if kind == "parquet":
-            pf = pq.ParquetFile(p)
-            _check_columns(p, pf.schema_arrow.names, columns)
+        pf, opts = _open(p, kind, columns, encoding, delimiter)
+        if pf is not None:
             table = pf.read(columns=list(columns) if columns is not None else None)
         else:
-            read_opts, convert = _csv_options(p)
-            if columns is not None:
-                _check_columns(p, list(convert.column_types), columns)
-                convert.include_columns = list(columns)
-            table = _cast_strings(pacsv.read_csv(p, read_options=read_opts,
+            read_opts, parse, convert = opts  # type: ignore[misc]
+            table = _cast_strings(pacsv.read_csv(p, read_options=read_opts, parse_options=parse,
                                                  convert_options=convert))
     except (SchemaError, DataReadError):
         raise
@@ -191,11 +382,13 @@ def read_table(path: str | os.PathLike[str], columns: Sequence[str] | None = Non
 
 
 def iter_batches(path: str | os.PathLike[str], batch_rows: int = 100_000,
-                 columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+                 columns: Sequence[str] | None = None, *, encoding: str | None = None,
+                 delimiter: str | None = None) -> Iterator[pd.DataFrame]:
     """Stream a Parquet or CSV file as DataFrames of at most ``batch_rows`` rows.
 
-    Memory stays bounded by one batch; the index of each batch continues the row
-    numbering of the file (so row numbers in quarantine tables stay global).
+    Read exactly as :func:`read_table`. Memory stays bounded by one batch; the index
+    of each batch continues the row numbering of the file (so row numbers in
+    quarantine tables stay global).
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
@@ -203,19 +396,14 @@ def iter_batches(path: str | os.PathLike[str], batch_rows: int = 100_000,
     kind = _kind(p)
     offset = 0
     try:
-        if kind == "parquet":
-            # pre_buffer: coalesced reads of a row group's column chunks instead of many
-            # small reads (a few % on wide tables; memory bounded by one row group)
-            pf = pq.ParquetFile(p, pre_buffer=True)
-            _check_columns(p, pf.schema_arrow.names, columns)
+        pf, opts = _open(p, kind, columns, encoding, delimiter)
+        if pf is not None:
             batches: Iterator[pa.RecordBatch] = pf.iter_batches(
                 batch_size=batch_rows, columns=list(columns) if columns is not None else None)
         else:
-            read_opts, convert = _csv_options(p)
-            if columns is not None:
-                _check_columns(p, list(convert.column_types), columns)
-                convert.include_columns = list(columns)
-            batches = iter(pacsv.open_csv(p, read_options=read_opts, convert_options=convert))
+            read_opts, parse, convert = opts  # type: ignore[misc]
+            batches = iter(pacsv.open_csv(p, read_options=read_opts, parse_options=parse,
+                                          convert_options=convert))
         pending: list[pa.RecordBatch] = []
         pending_rows = 0
         for batch in batches:
@@ -236,6 +424,27 @@ def iter_batches(path: str | os.PathLike[str], batch_rows: int = 100_000,
         raise DataReadError(f"{p}: cannot read {kind} file at row {offset}: {exc}") from exc
 
 
+def iter_column(path: str | os.PathLike[str], column: str, batch_rows: int = 1_000_000, *,
+                encoding: str | None = None, delimiter: str | None = None) -> Iterator[pa.Array]:
+    """Stream one column as Arrow arrays, without the cost of the other columns or pandas."""
+    p = Path(path)
+    kind = _kind(p)
+    try:
+        pf, opts = _open(p, kind, [column], encoding, delimiter)
+        if pf is not None:
+            for b in pf.iter_batches(batch_size=batch_rows, columns=[column]):
+                yield b.column(0)
+        else:
+            read_opts, parse, convert = opts  # type: ignore[misc]
+            for b in pacsv.open_csv(p, read_options=read_opts, parse_options=parse,
+                                    convert_options=convert):
+                yield b.column(0)
+    except (SchemaError, DataReadError):
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataReadError(f"{p}: cannot read column {column} of {kind} file: {exc}") from exc
+
+
 def _emit(table: pa.Table, kind: str, offset: int) -> pd.DataFrame:
     if kind == "csv":
         table = _cast_strings(table)
@@ -244,18 +453,23 @@ def _emit(table: pa.Table, kind: str, offset: int) -> pd.DataFrame:
     return df
 
 
-def count_rows(path: str | os.PathLike[str]) -> int:
+def count_rows(path: str | os.PathLike[str], *, encoding: str | None = None,
+               delimiter: str | None = None) -> int:
     """Number of data rows, from Parquet metadata or by streaming a CSV once."""
     p = Path(path)
     kind = _kind(p)
     try:
         if kind == "parquet":
-            return int(pq.ParquetFile(p).metadata.num_rows)
-        read_opts, convert = _csv_options(p)
+            pf = pq.ParquetFile(p)
+            refuse_duplicate_names(p, pf.schema_arrow.names)
+            return int(pf.metadata.num_rows)
+        read_opts, parse, convert = _csv_options(p, encoding, delimiter)
         first = next(iter(convert.column_types))
         convert.include_columns = [first]
-        return sum(b.num_rows for b in pacsv.open_csv(p, read_options=read_opts,
+        return sum(b.num_rows for b in pacsv.open_csv(p, read_options=read_opts, parse_options=parse,
                                                        convert_options=convert))
+    except DataReadError:
+        raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataReadError(f"{p}: cannot count rows of {kind} file: {exc}") from exc
 
@@ -298,6 +512,55 @@ def write_parquet(df: pd.DataFrame | pa.Table, path: str | os.PathLike[str],
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return p
+
+
+def _nearest_existing(p: Path) -> Path:
+    q = p.absolute()
+    while not q.exists() and q != q.parent:
+        q = q.parent
+    return q
+
+
+def _can_write_in(folder: Path) -> bool:
+    """A real probe (a temporary file, removed at once): ``os.access`` is wrong for root,
+    read-only mounts and ACLs."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".village-credit-probe-"):
+            return True
+    except OSError:
+        return False
+
+
+def check_output_file(path: str | os.PathLike[str], what: str = "output") -> Path:
+    """Refuse, before any work, an output file that could not be written.
+
+    A directory in its place, a file in the place of one of its folders, or a folder
+    we may not write to: :class:`DataReadError` naming the path and the option.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise DataReadError(f"{what} {p}: is a directory, expected a file path")
+    base = _nearest_existing(p.parent)
+    if not base.is_dir():
+        raise DataReadError(f"{what} {p}: {base} is a file, not a directory")
+    if not _can_write_in(base) or (p.exists() and not os.access(p, os.W_OK)):
+        raise DataReadError(f"{what} {p}: permission denied (cannot write in {base})")
+    return p
+
+
+def check_output_dir(path: str | os.PathLike[str], what: str = "output directory") -> Path:
+    """Refuse, before any work, an output directory that could not be created or written."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise DataReadError(f"{what} {p}: is a file, expected a directory")
+    base = _nearest_existing(p)
+    if not base.is_dir():
+        raise DataReadError(f"{what} {p}: {base} is a file, not a directory")
+    if not _can_write_in(base):
+        raise DataReadError(f"{what} {p}: permission denied (cannot write in {base})")
     return p
 
 

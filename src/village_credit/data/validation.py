@@ -12,17 +12,25 @@ Invariant: ``n_in == n_valid + n_quarantined`` where ``n_quarantined`` counts ba
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from village_credit.data.io import DATE_MAX, DATE_MIN
 from village_credit.data.schema import SCHEMA, ColumnSpec, HouseholdSchema, months_in
-from village_credit.errors import SchemaError
+from village_credit.errors import ConfigError, SchemaError
 
-__all__ = ["QUARANTINE_COLUMNS", "ValidationResult", "coerce_households", "validate_households"]
+__all__ = ["QUARANTINE_COLUMNS", "ValidationResult", "coerce_households", "parse_date_option", "parse_dates",
+           "validate_households"]
 
 QUARANTINE_COLUMNS = ["row_number", "household_id", "column", "value", "reason", "check"]
+SNAPSHOT_SLACK_DAYS = 366
+"""How far after today a snapshot date may lie before its row is refused."""
 _TRUE = {"true", "1", "yes", "y", "t", "1.0"}
 _FALSE = {"false", "0", "no", "n", "f", "0.0"}
 
@@ -96,6 +104,17 @@ def _problems(df: pd.DataFrame, pos: np.ndarray, column: str, reason: str | np.n
     })
 
 
+def _type_problems(df: pd.DataFrame, pos: np.ndarray, column: str,
+                   reason: str | np.ndarray) -> pd.DataFrame:
+    """Problems of cells that did not parse; a per-cell reason array is cut to ``pos``."""
+    if isinstance(reason, np.ndarray):
+        why = reason[pos]
+        out = _problems(df, pos, column, why, "type")
+        out["check"] = np.where(why == _OUT_OF_RANGE, "range", "type")
+        return out
+    return _problems(df, pos, column, reason, "type")
+
+
 def _is_text(s: pd.Series) -> bool:
     return s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
 
@@ -132,13 +151,7 @@ def _coerce_column(s: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, np.ndarra
                         dtype=object)
         return out, bad, "not a boolean (expected true/false/1/0)"
     if spec.dtype == "date":
-        if pd.api.types.is_datetime64_any_dtype(s.dtype):
-            return s.astype("datetime64[ns]"), np.zeros(len(s), bool), ""
-        text = s.astype(object).where(s.notna(), None).astype("string").str.strip()
-        text = text.where(text != "", None)
-        out = pd.to_datetime(text, errors="coerce", format="ISO8601").astype("datetime64[ns]")
-        bad = text.notna().to_numpy(bool) & out.isna().to_numpy()
-        return out, bad, "not a date (expected YYYY-MM-DD)"
+        return parse_dates(s)
     # string / category
     if _is_text(s):
         out = s.astype(object).where(s.notna(), None)
@@ -148,6 +161,66 @@ def _coerce_column(s: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, np.ndarra
         return out, np.zeros(len(s), bool), ""
     out = s.astype(object).where(s.notna(), None).map(str, na_action="ignore")
     return out, np.zeros(len(s), bool), ""
+
+
+_NOT_A_DATE = "not a date (expected YYYY-MM-DD)"
+_OUT_OF_RANGE = (f"date out of range (supported {DATE_MIN.isoformat()} to {DATE_MAX.isoformat()})")
+# a calendar date, optionally followed by a time and a UTC offset: the local date counts
+_ISO_DATE = r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\s*$"
+
+
+def parse_dates(s: pd.Series) -> tuple[pd.Series, np.ndarray, str | np.ndarray]:
+    """Any date column -> ``datetime64[ns]`` with a per-cell reason for the cells refused.
+
+    Why not ``pd.to_datetime(...).astype("datetime64[ns]")``: nanoseconds hold only
+    1677-09-22..2262-04-11, and a date outside wraps or raises. Here each cell is read
+    at second resolution (any calendar date), and one outside that window is refused
+    as *out of range* in its own row and column; a text that is no calendar date
+    (``2025-13-45``) as *not a date*. Timezone-aware values count by their local date.
+    """
+    n = len(s)
+    dt = s.dtype
+    if isinstance(dt, pd.DatetimeTZDtype):
+        s = s.dt.tz_localize(None)
+        dt = s.dtype
+    if pd.api.types.is_datetime64_any_dtype(dt):
+        if dt == np.dtype("datetime64[ns]"):
+            return s, np.zeros(n, bool), ""
+        days = s.to_numpy().astype("datetime64[D]")
+        lo, hi = np.datetime64(DATE_MIN, "D"), np.datetime64(DATE_MAX, "D")
+        outside = ~np.isnat(days) & ((days < lo) | (days > hi))
+        vals = np.where(outside, np.datetime64("NaT"), s.to_numpy())
+        return (pd.Series(vals.astype("datetime64[ns]"), index=s.index), outside,
+                np.where(outside, _OUT_OF_RANGE, ""))
+    text = s.astype(object).where(s.notna(), None).astype("string").str.strip()
+    text = text.where(text != "", None)
+    parts = text.str.extract(_ISO_DATE)
+    iso = (parts[0] + "-" + parts[1].str.zfill(2) + "-" + parts[2].str.zfill(2))
+    arr = pa.array(iso.astype(object).where(iso.notna(), None).to_numpy(), type=pa.string())
+    secs = pc.strptime(arr, format="%Y-%m-%d", unit="s", error_is_null=True)
+    days = np.asarray(pc.cast(secs, pa.date32()).to_numpy(zero_copy_only=False), dtype="datetime64[D]")
+    lo, hi = np.datetime64(DATE_MIN, "D"), np.datetime64(DATE_MAX, "D")
+    given = text.notna().to_numpy(bool)
+    ok = ~np.isnat(days)
+    outside = ok & ((days < lo) | (days > hi))
+    good = ok & ~outside
+    out = pd.Series(np.where(good, days, np.datetime64("NaT")).astype("datetime64[ns]"), index=s.index)
+    bad = given & ~good
+    reasons = np.where(outside, _OUT_OF_RANGE, _NOT_A_DATE)
+    return out, bad, reasons
+
+
+def parse_date_option(text: object, what: str) -> pd.Timestamp:
+    """One date given as an option or config value (``--eval-date``), read like a date cell.
+
+    Raises :class:`ConfigError` naming the option and the value for anything that is
+    not a calendar date the toolkit holds (``2025-13-45``, ``2999-01-01``).
+    """
+    out, bad, reason = parse_dates(pd.Series([None if text is None else str(text)], dtype=object))
+    if text is None or str(text).strip() == "" or bad[0]:
+        why = reason[0] if isinstance(reason, np.ndarray) else (reason or _NOT_A_DATE)
+        raise ConfigError(f"{what} {text!r}: {why or _NOT_A_DATE}")
+    return pd.Timestamp(out.iloc[0])
 
 
 _STR_DTYPE = pd.Series([], dtype="str").dtype
@@ -207,7 +280,7 @@ def coerce_households(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             continue
         out, bad, reason = _coerce_column(df[name], spec)
         if bad.any():
-            probs.append(_problems(df, np.flatnonzero(bad), name, reason, "type"))
+            probs.append(_type_problems(df, np.flatnonzero(bad), name, reason))
             out = out.where(~bad, None if out.dtype == object else np.nan)
         fixes[name] = out
     frame = df.assign(**fixes) if fixes else df.copy()
@@ -246,20 +319,33 @@ def _final_dtypes(df: pd.DataFrame, specs: dict[str, ColumnSpec]) -> pd.DataFram
     return df.assign(**fixes) if fixes else df
 
 
-def validate_households(df: pd.DataFrame, require_truth: bool = False) -> ValidationResult:
+def validate_households(df: pd.DataFrame, require_truth: bool = False, *,
+                        required: Sequence[str] | None = None, source: str | None = None,
+                        today: datetime.date | None = None) -> ValidationResult:
     """Check every row against the schema; split into valid rows and a quarantine.
 
-    Raises :class:`SchemaError` (listing *all* missing columns) when required columns
-    are absent. Row checks: unparseable values, missing values in non-nullable columns,
-    out-of-range numbers, unknown categories, dependents > household_size, event dates
-    after the snapshot, duplicate household_id (first kept, later ones quarantined).
+    Raises :class:`SchemaError` (listing *all* missing columns, and the ``source``
+    file when given) when required columns are absent: by default every input column
+    of the schema (plus the truth with ``require_truth``); ``required`` narrows that
+    to what a step reads (the rules command checks only a policy's columns). Row
+    checks, on every schema column present: unparseable values, dates outside what
+    the toolkit holds, missing values in non-nullable columns, out-of-range numbers,
+    unknown categories, dependents > household_size, event dates after the snapshot,
+    a snapshot date after ``today`` (default: the current UTC date), duplicate
+    household_id (first kept, later ones quarantined).
     """
     schema = _schema_for(df)
-    required = schema.names if require_truth else schema.input_columns
+    if required is None:
+        required = schema.names if require_truth else schema.input_columns
     missing = [c for c in required if c not in df.columns]
     if missing:
         shown = ", ".join(missing[:40]) + (f" ... ({len(missing)} in all)" if len(missing) > 40 else "")
-        raise SchemaError(f"household table lacks {len(missing)} required column(s): {shown}")
+        where = f"{source}: " if source else ""
+        hint = ""
+        if len(df.columns) == 1 and len(missing) > 1:
+            hint = (f" (the file was read as one column {str(df.columns[0])[:60]!r}: "
+                    "is its delimiter something other than , ; tab or |?)")
+        raise SchemaError(f"{where}household table lacks {len(missing)} required column(s): {shown}{hint}")
 
     n = len(df)
     specs = {c.name: c for c in schema.columns}
@@ -275,7 +361,7 @@ def validate_households(df: pd.DataFrame, require_truth: bool = False) -> Valida
         s = df[name]
         out, bad_cells, reason = _coerce_for_validation(s, spec)
         if bad_cells is not None:
-            probs.append(_problems(df, np.flatnonzero(bad_cells), name, reason, "type"))
+            probs.append(_type_problems(df, np.flatnonzero(bad_cells), name, reason))
             out = out.where(~bad_cells, None if out.dtype == object else np.nan)
             type_bad[name] = bad_cells
         if out is not s:
@@ -327,17 +413,26 @@ def validate_households(df: pd.DataFrame, require_truth: bool = False) -> Valida
                                    "dependents exceed household_size", "consistency"))
     if "snapshot_date" in frame.columns:
         snap = frame["snapshot_date"]
+        # a year of slack: synthetic later vintages and clocks a few days off are fine
+        limit = np.datetime64(today or datetime.datetime.now(datetime.UTC).date(), "D") \
+            + np.timedelta64(SNAPSHOT_SLACK_DAYS, "D")
+        pos = np.flatnonzero((snap.to_numpy().astype("datetime64[D]") > limit)
+                             & snap.notna().to_numpy(bool))
+        if len(pos):
+            probs.append(_problems(df, pos, "snapshot_date",
+                                   f"snapshot_date too far in the future (after {limit})", "range"))
         for spec in schema.by_role("event"):
             if spec.name in frame.columns:
                 pos = np.flatnonzero((frame[spec.name] > snap).to_numpy(bool))
                 if len(pos):
                     probs.append(_problems(df, pos, spec.name,
                                            "event date after snapshot_date", "consistency"))
-    hid = frame["household_id"]
-    dup = (hid.duplicated(keep="first") & hid.notna()).to_numpy(bool)
-    if dup.any():
-        probs.append(_problems(df, np.flatnonzero(dup), "household_id",
-                               "duplicate household_id (an earlier row has it)", "duplicate"))
+    if "household_id" in frame.columns:
+        hid = frame["household_id"]
+        dup = (hid.duplicated(keep="first") & hid.notna()).to_numpy(bool)
+        if dup.any():
+            probs.append(_problems(df, np.flatnonzero(dup), "household_id",
+                                   "duplicate household_id (an earlier row has it)", "duplicate"))
 
     quarantine = _concat(probs).sort_values(
         ["row_number", "column"], kind="stable", ignore_index=True)

@@ -45,6 +45,7 @@ the column and the problem, never the value.
 
 from __future__ import annotations
 
+import csv as _csv
 import io as _io
 import json
 import os
@@ -57,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from village_credit.data.schema import SCHEMA, HouseholdSchema, months_in
+from village_credit.errors import DataReadError
 from village_credit.privacy.errors import KAnonymityError, RawEncodingError, RawSchemaError
 from village_credit.privacy.kanon import diversity_table
 from village_credit.privacy.pseudonym import key_fingerprint, load_key, pseudonymise
@@ -128,7 +130,15 @@ def read_raw(path: str | os.PathLike[str], encoding: str | None = None) -> tuple
         raise RawEncodingError(f"{p}: Excel files are not read directly; save the sheet as CSV "
                                "(keep the ID number column as text)")
     text, used = decode_bytes(p.read_bytes(), str(p), encoding)
-    sep = "\t" if suffix == ".tsv" else ","
+    from village_credit.data.io import guess_delimiter, refuse_duplicate_names
+
+    first_line = text.split("\n", 1)[0].lstrip("\ufeff").rstrip("\r")
+    sep = "\t" if suffix == ".tsv" else guess_delimiter(first_line)
+    try:  # the data layer's rules: delimiter as sniffed, a header name given twice is refused
+        refuse_duplicate_names(p, [h.strip() for h in next(_csv.reader([first_line], delimiter=sep))]
+                               if first_line else [])
+    except DataReadError as exc:
+        raise RawEncodingError(str(exc)) from None
     try:
         df = pd.read_csv(_io.StringIO(text), dtype=str, keep_default_na=False, na_values=_NULLS,
                          sep=sep, skipinitialspace=True)

@@ -72,7 +72,9 @@ def configure(
     Returns the experiment id. The experiment is also made the active one, so that
     ``mlflow.start_run()`` logs into it.
     """
-    uri = tracking_uri or default_tracking_uri()
+    from village_credit.registry.preflight import check_tracking_uri
+
+    uri = check_tracking_uri(tracking_uri or default_tracking_uri())
     db = _sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)

@@ -7,16 +7,21 @@ file written *last* says the chunk is done. A rerun with the same arguments skip
 chunks that have a marker and redoes any chunk that was cut off, so every input row
 ends up exactly once in either the decisions or the quarantine, even after
 ``kill -9``. Done chunks are recognised by their marker (chunk index, first row,
-row count); the run is bound to its arguments (input path, size and mtime, chunk
-size, model URI and the *resolved* version) in ``_run.json``, so a rerun after
-``@champion`` moved, or with another input, is refused unless ``overwrite``.
+row count); the run is bound to its arguments (input path, size and content
+digest, chunk size, model URI and the *resolved* version) in ``_run.json``, so a
+rerun after ``@champion`` moved, or with another input (even one whose mtime was
+restored), is refused unless ``overwrite``. ``_lock.json`` keeps a second run out
+of the folder while one writes (see :mod:`village_credit.scoring.guards`).
 
 Validation happens once, inside the model (``DecisionModel.decide`` runs
 ``validate_households``): rows it flags come back with ``status="quarantined"``
 and a ``column: reason; ...`` text, which is split into one quarantine entry per
 problem. The Spark engine gets exactly the same flags from the same model.
-Duplicate ``household_id`` is detected within a chunk (or a Spark Arrow batch),
-not across chunks.
+Duplicate ``household_id`` is detected within a chunk by the model and, for the
+local engine, across chunks from a first pass over the id column
+(:func:`village_credit.scoring.guards.duplicate_ids`): every copy after the first
+is quarantined with the row of the first. The Spark engine checks within one
+Arrow batch only.
 
 Layout of ``output_dir``::
 
@@ -45,8 +50,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from village_credit.data.io import count_rows, iter_batches
-from village_credit.errors import DataReadError, VillageCreditError
+from village_credit.data.io import count_rows, iter_batches, read_header
+from village_credit.errors import VillageCreditError
+from village_credit.scoring.guards import (LOCK_NAME, OutputLock, check_delimiter, check_output,
+                                           duplicate_ids, input_digest, quarantine_duplicates)
 
 PASSTHROUGH = ("village_code", "township_code")
 """Input columns copied onto each decision so programme reports need no join."""
@@ -210,7 +217,7 @@ def _run_identity(input_path: Path, chunk_rows: int | None, ref: ModelRef, engin
         "engine": engine,
         "input": str(input_path.resolve()),
         "input_bytes": st.st_size,
-        "input_mtime_ns": st.st_mtime_ns,
+        "input_digest": input_digest(input_path),  # content, not mtime: cp -p keeps mtimes
         "chunk_rows": chunk_rows,
         "model_uri": ref.uri,
         "model_name": ref.name,
@@ -240,7 +247,7 @@ def _prepare_output(output_dir: Path, identity: dict[str, Any], overwrite: bool)
                 f"{output_dir} holds a scoring run made with other arguments ({', '.join(changed)} differ); "
                 "use a new output directory or --overwrite"
             )
-    elif output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
+    elif output_dir.exists() and any(p.name != LOCK_NAME for p in output_dir.iterdir()) and not overwrite:
         raise ScoringError(f"{output_dir} is not empty and is not a scoring output; "
                            "use a new output directory or --overwrite")
     if overwrite and output_dir.exists():
@@ -265,6 +272,7 @@ _CHECKS = (
     ("unknown category", "category"),
     ("duplicate", "duplicate"),
     ("exceed", "consistency"), ("after snapshot", "consistency"),
+    ("in the future", "range"),
 )
 
 
@@ -367,15 +375,8 @@ def _chunks(input_path: Path, chunk_rows: int) -> Iterator[tuple[int, int, pd.Da
 
 
 def input_columns(input_path: Path) -> list[str]:
-    """Column names of a Parquet file (footer) or a CSV file (header line)."""
-    kind = input_path.suffix.lower()
-    try:
-        if kind == ".csv":
-            with input_path.open("r", encoding="utf-8") as fh:
-                return [h.strip().strip('"') for h in fh.readline().rstrip("\r\n").split(",")]
-        return list(pq.ParquetFile(input_path).schema_arrow.names)
-    except (OSError, UnicodeDecodeError, pa.ArrowException) as exc:
-        raise DataReadError(f"{input_path}: cannot read the column names: {exc}") from exc
+    """Column names of a Parquet file (footer) or a CSV file (sniffed header), as the reader sees them."""
+    return read_header(input_path)
 
 
 def score_file(
@@ -392,12 +393,31 @@ def score_file(
     """Score every household of a Parquet/CSV file with a registered decision model.
 
     Streams ``chunk_rows`` rows at a time; each chunk's outputs are written
-    atomically, then its done-marker; a rerun with the same arguments resumes.
-    Raises ``ScoringError`` / ``DataReadError`` (non-zero exit on the CLI) only when
-    nothing can be scored: the model cannot be loaded, the input cannot be read or
-    lacks the model's columns, the output directory belongs to another run, or no
-    row at all passed validation.
+    atomically, then its done-marker; a rerun with the same arguments (and an input
+    of the same content) resumes. One run at a time writes ``output_dir`` (a lock
+    naming the other run refuses a second). Raises ``ScoringError`` /
+    ``DataReadError`` / ``OutputBusy`` (non-zero exit on the CLI) only when nothing
+    can be scored: the output directory cannot be written or is another run's, the
+    model cannot be loaded, the input cannot be read or lacks the model's columns, or
+    no row at all passed validation.
     """
+    check_output(output_dir)  # before reading the input or loading any model
+    with OutputLock(output_dir, input_path):
+        return _score_file(model_uri, input_path, output_dir, chunk_rows=chunk_rows,
+                           overwrite=overwrite, progress=progress, model=model, report=report)
+
+
+def _score_file(
+    model_uri: str,
+    input_path: str | Path,
+    output_dir: str | Path,
+    *,
+    chunk_rows: int,
+    overwrite: bool,
+    progress: bool,
+    model: Any,
+    report: bool,
+) -> ScoreSummary:
     input_path, output_dir = Path(input_path), Path(output_dir)
     if chunk_rows < 1:
         raise ScoringError(f"chunk_rows must be >= 1, got {chunk_rows}")
@@ -408,13 +428,16 @@ def score_file(
     else:
         ref = resolve_model(model_uri)
     scorer = PyfuncScorer(model)
-    scorer.check_columns(input_columns(input_path), str(input_path))
+    columns = input_columns(input_path)
+    check_delimiter(input_path, columns, len(scorer.required))
+    scorer.check_columns(columns, str(input_path))
     identity = _run_identity(input_path, chunk_rows, ref, "local")
     _prepare_output(output_dir, identity, overwrite)
     meta = {**ref.as_metadata(), "village_credit.input": input_path.name}
     _atomic_write_json(asdict(ref), output_dir / "_model.json")
 
     summary = ScoreSummary(input=str(input_path), output_dir=str(output_dir), model=asdict(ref))
+    dups = duplicate_ids(input_path)  # across chunks, from the id column only
     bar = _progress(total, progress)
     work_rows, work_seconds = 0, 0.0
     try:
@@ -426,6 +449,8 @@ def score_file(
             else:
                 t0 = time.perf_counter()
                 decisions, problems, bad_rows = score_chunk(scorer, batch, first)
+                decisions, problems, bad_rows = quarantine_duplicates(
+                    decisions, problems, bad_rows, batch, first, dups, _as_text)
                 name = f"part-{k:05d}.parquet"
                 _atomic_write_table(_with_meta(decisions, meta), output_dir / "decisions" / name)
                 _atomic_write_table(_with_meta(problems, meta), output_dir / "quarantine" / name)

@@ -143,8 +143,33 @@ def score_file_spark(
     A rerun into the same directory with the same arguments redoes the job (Spark
     output is written whole, in ``overwrite`` mode); other arguments are refused
     unless ``overwrite``. ``max_partition_bytes`` sets ``spark.sql.files.maxPartitionBytes``
-    (smaller = more input partitions = more parallel UDF tasks).
+    (smaller = more input partitions = more parallel UDF tasks). One run at a time
+    writes ``output_dir`` (the same lock as the local engine).
     """
+    import contextlib
+
+    from village_credit.scoring.guards import OutputLock, check_output
+
+    local = "://" not in str(output_dir)  # a local folder: checked and locked up front
+    if local:
+        check_output(output_dir)
+    with OutputLock(output_dir, input_path) if local else contextlib.nullcontext():
+        return _score_file_spark(model_uri, input_path, output_dir, master=master, spark=spark,
+                                 overwrite=overwrite, report=report,
+                                 max_partition_bytes=max_partition_bytes)
+
+
+def _score_file_spark(
+    model_uri: str,
+    input_path: str | Path,
+    output_dir: str | Path,
+    *,
+    master: str,
+    spark: Any,
+    overwrite: bool,
+    report: bool,
+    max_partition_bytes: int | None,
+) -> ScoreSummary:
     import mlflow.pyfunc
     from pyspark import StorageLevel
     from pyspark.sql import functions as F

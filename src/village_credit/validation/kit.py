@@ -99,7 +99,10 @@ def read_sample(data: pd.DataFrame | str | Path, what: str = "sample") -> pd.Dat
     path = Path(data)
     if not path.exists():
         raise ValidationKitError(f"{what} file not found: {path}")
-    return read_table(path).reset_index(drop=True)
+    df = read_table(path).reset_index(drop=True)
+    if df.empty:  # every statistic of an empty sample would be NaN or an error far from here
+        raise ValidationKitError(f"{what} file {path} has no rows")
+    return df
 
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))/?$")
