@@ -144,17 +144,25 @@ def jeffreys_p_value(defaults: Any, n: Any, pd_pred: Any,
     Posterior of the grade's PD under the Jeffreys prior Beta(1/2, 1/2) is
     Beta(d + 1/2, n - d + 1/2). For ``"greater"`` the p-value is the posterior
     probability that PD <= predicted: small when defaults exceed the prediction.
-    ``"less"`` is the complement, ``"two-sided"`` twice the smaller tail.
+    ``"less"`` is the complement, ``"two-sided"`` twice the smaller tail. At zero
+    defaults the lower tail, at all defaulted the upper tail, is 1 (the interval's
+    bound is 0, resp. 1): a PD of 0 with no default, or 1 with all defaulted, passes.
     """
     d = np.asarray(defaults, dtype=float)
     nn = np.asarray(n, dtype=float)
     cdf = stats.beta.cdf(np.asarray(pd_pred, dtype=float), d + 0.5, nn - d + 0.5)
+    # The Jeffreys interval's boundary convention (Brown, Cai & DasGupta 2001, as in
+    # statsmodels' proportion_confint): with no default the lower bound is 0, with all
+    # defaulted the upper bound is 1. So no default is never evidence that the PD is
+    # *too low*, and all defaulted never evidence that it is *too high*.
+    lower_tail = np.where(d <= 0, 1.0, cdf)         # P(PD <= predicted), pinned at d = 0
+    upper_tail = np.where(d >= nn, 1.0, 1.0 - cdf)  # P(PD >= predicted), pinned at d = n
     if alternative == "greater":
-        return cdf
+        return lower_tail
     if alternative == "less":
-        return 1.0 - cdf
+        return upper_tail
     if alternative == "two-sided":
-        return np.minimum(1.0, 2.0 * np.minimum(cdf, 1.0 - cdf))
+        return np.minimum(1.0, 2.0 * np.minimum(lower_tail, upper_tail))
     raise ValidationInputError(f"alternative must be greater, less or two-sided: {alternative!r}")
 
 

@@ -388,7 +388,7 @@ def recalibrate(
         out = Path(out_dir) if out_dir is not None else work / "out"
         model_dir = model.save(out / "decision_model")
         res = RecalibrationResult(
-            parent=src.identity(), method=cal.method, calibrator=cal.to_dict(), before=before_fig,
+            parent=src.identity_dict(), method=cal.method, calibrator=cal.to_dict(), before=before_fig,
             after=after_fig, sample_fingerprint=fingerprint, n_sample=int(ok.sum()),
             model_dir=model_dir if out_dir is not None else None)
         res.report_html, res.report_json = _write_report(res, out)
