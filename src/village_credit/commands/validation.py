@@ -44,7 +44,8 @@ def register(app: typer.Typer) -> None:
         challenger: str = typer.Option(None, "--challenger", help="Second model URI to compare on the sample."),
         no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log the report to MLflow."),
         hl_ddof: int = typer.Option(0, "--hl-ddof", help="Hosmer-Lemeshow dof = groups - ddof "
-                                    "(0 for an independent sample)."),
+                                    "(the toolkit's convention: 0, the sample is independent "
+                                    "of the model's fit)."),
         green_p: float = typer.Option(0.05, "--green-p", help="Grade light green when p >= this."),
         red_p: float = typer.Option(0.01, "--red-p", help="Grade light red when p < this."),
         tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
@@ -74,10 +75,21 @@ def register(app: typer.Typer) -> None:
             "hosmer_lemeshow_p": cal["hosmer_lemeshow"]["p_value"], "grade_lights": cal["lights"],
             "score_psi": stab.get("score_psi"), "mlflow_run": (res.get("mlflow") or {}).get("run_id"),
         }
+        verdict = res.get("verdict") or {}
+        summary["verdict"] = verdict.get("verdict")
+        summary["verdict_reasons"] = verdict.get("reasons")
         if res.get("challenger"):
             ch = res["challenger"]
             summary["challenger"] = {"auc_diff": ch["auc_diff"], "p_value": ch["p_value"]}
         typer.echo(json.dumps(summary, indent=2, default=str))
+        console.print(f"verdict: {str(verdict.get('verdict')).upper()}"
+                      + "".join(f"\n  - {r}" for r in verdict.get("reasons") or []))
+        rep = res["reproducibility"]
+        name, version = rep.get("model_name"), rep.get("model_version")
+        if name and version and summary["mlflow_run"]:
+            console.print(f"evidence recorded with {name} v{version} (validation run "
+                          f"{summary['mlflow_run']}); next: `village-credit promote "
+                          f"--model-name {name} --version {version}`")
 
     @app.command("recalibrate")
     def recalibrate_cmd(
@@ -114,8 +126,11 @@ def register(app: typer.Typer) -> None:
         summary.update(model_dir=str(res.model_dir), report=str(res.report_html))
         typer.echo(json.dumps(summary, indent=2, default=str))
         if res.version:
-            console.print(f"registered {res.model_name} v{res.version} (not promoted; run "
-                          f"`village-credit promote --version {res.version}` after validation)")
+            console.print(
+                f"registered {res.model_name} v{res.version} (not promoted); next: "
+                f"`village-credit validate --model models:/{res.model_name}/{res.version} "
+                f"--data <labelled sample>` then `village-credit promote --model-name "
+                f"{res.model_name} --version {res.version}`")
 
     @app.command("monitor")
     def monitor_cmd(

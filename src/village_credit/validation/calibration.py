@@ -29,7 +29,11 @@ from village_credit.validation._checks import (
 )
 
 __all__ = [
+    "HL_DDOF_FITTED",
+    "HL_DDOF_INDEPENDENT",
+    "HL_GROUPS",
     "brier",
+    "calibration_in_the_large",
     "expected_calibration_error",
     "grade_calibration",
     "hosmer_lemeshow",
@@ -92,6 +96,38 @@ def expected_calibration_error(y: Any, p: Any, n_bins: int = 10,
     tab = reliability_table(y, p, n_bins=n_bins, strategy=strategy)
     w = tab["n"].to_numpy(dtype=float)
     return float(np.sum(w * tab["gap"].abs().to_numpy()) / w.sum())
+
+
+HL_GROUPS = 10
+"""Hosmer-Lemeshow groups (quantile groups of PD) used by every report of the toolkit."""
+HL_DDOF_INDEPENDENT = 0
+"""The toolkit's Hosmer-Lemeshow convention: PDs judged on households they were not
+fitted on (the hold-out of a run, the calibrator's own sample) use ``dof = G``
+(Hosmer & Lemeshow 2013, sec. 5.2.2). ``pipeline.evaluate``, the validation report
+and the validation kit all use it, so one model on one sample gives one p-value."""
+HL_DDOF_FITTED = 2
+"""``dof = G - 2``: only for PDs fitted on the very sample tested (the recalibration
+report's "after" figures on the calibrator's sample)."""
+
+
+def calibration_in_the_large(y: Any, p: Any) -> dict[str, float]:
+    """Two-sided test that the total number of defaults matches the sum of the PDs.
+
+    ``z = (O - E) / sqrt(sum p (1 - p))`` (normal approximation of the Poisson-binomial
+    count of defaults). Two-sided on purpose: over-prediction in every grade (observed
+    below predicted everywhere) must fail as loudly as under-prediction. Returns
+    ``observed, expected, ratio (O/E), z, p_value``; NaN z and p when the variance is 0.
+    """
+    yb, pp = _yp(y, p)
+    o, e = float(yb.sum()), float(pp.sum())
+    var = float(np.sum(pp * (1.0 - pp)))
+    if var <= 0:
+        z = pv = float("nan")
+    else:
+        z = (o - e) / np.sqrt(var)
+        pv = float(2.0 * stats.norm.sf(abs(z)))
+    return {"observed": o, "expected": e, "ratio": (o / e) if e > 0 else float("nan"),
+            "z": float(z), "p_value": pv}
 
 
 def hosmer_lemeshow(y: Any, p: Any, groups: int = 10, ddof: int = 2) -> tuple[float, int, float]:

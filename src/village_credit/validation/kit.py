@@ -36,6 +36,7 @@ import pandas as pd
 
 from village_credit.data.schema import TRUTH_COLUMNS
 from village_credit.errors import VillageCreditError
+from village_credit.rules.grades import grade_order, policy_age_max
 from village_credit.validation.report import (
     ValidationConfig,
     drift_report,
@@ -66,18 +67,12 @@ _NOT_INPUTS = (*TRUTH_COLUMNS, PREVIOUS_GRADE)
 #: Raw columns never compared by the monitor: identifiers and the vintage counter itself.
 _MONITOR_SKIP = ("household_id", "vintage", *TRUTH_COLUMNS)
 
-#: Third-party default: the sample is independent of the model's fit, so Hosmer-Lemeshow
-#: uses G (not G - 2) degrees of freedom (Hosmer & Lemeshow 2013, sec. 5.2.2).
-DEFAULT_CONFIG = ValidationConfig(hl_ddof=0, score_name=SCORE_NAME)
+#: Third-party default: the toolkit's one Hosmer-Lemeshow convention (dof = groups; the
+#: sample is independent of the model's fit), as in ``pipeline.evaluate``.
+DEFAULT_CONFIG = ValidationConfig(score_name=SCORE_NAME)
 
 
-def _grade_order() -> list[str]:
-    from village_credit.rules.policy import GRADE_BANDS
-
-    return list(GRADE_BANDS)
-
-
-GRADE_ORDER: list[str] = _grade_order()
+GRADE_ORDER: list[str] = grade_order()
 
 
 class ValidationKitError(VillageCreditError, ValueError):
@@ -174,11 +169,9 @@ def model_features(source: Any, rows: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def _policy_age_max(dm: Any) -> int:
-    pol = getattr(dm, "policy", None)
-    for attr in ("age_max", "base_age_max"):
-        if pol is not None and getattr(pol, attr, None) is not None:
-            return int(getattr(pol, attr))
-    return 60
+    from village_credit.fairness.groups import ELDERLY_AGE
+
+    return policy_age_max(getattr(dm, "policy", None)) or ELDERLY_AGE
 
 
 def _fairness(rows: pd.DataFrame, decisions: Mapping[str, pd.DataFrame], y: np.ndarray,
@@ -250,6 +243,12 @@ def _fingerprint(df: pd.DataFrame) -> str | None:
     except ImportError:
         return None
     return data_fingerprint(df)
+
+
+def _toolkit_version() -> str:
+    import village_credit
+
+    return str(village_credit.__version__)
 
 
 def _library_versions() -> dict[str, str]:
@@ -354,6 +353,7 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
                               else "absent: no stability section"),
         "validated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "library_versions": _library_versions(),
+        "toolkit_version": _toolkit_version(),
     }
     if chal is not None:
         repro.update({f"challenger_{k.removeprefix('model_')}": v for k, v in chal.identity_dict().items()
@@ -432,6 +432,7 @@ def _log_validation(run: Any, src: Any, result: Mapping[str, Any],
         "report_html": "validation/validation_report.html", "evidence": "validation/evidence.json",
         "auc": metrics.get("auc"), "ece": metrics.get("ece"),
         "grades_red": metrics.get("grades_red"), "verdict": (result.get("verdict") or {}).get("verdict")})
+    tags[f"validation.{run_id}.verdict"] = str((result.get("verdict") or {}).get("verdict"))
     tags["last_validation_run_id"] = run_id
     for k, v in tags.items():
         client.set_model_version_tag(str(src.name), str(src.version), k, v)
