@@ -74,7 +74,15 @@ def test_report_has_every_section_and_embedded_charts(validated: dict) -> None:
         assert data.get(key) is not None, key
     disc, cal, stab = data["discrimination"], data["calibration"], data["stability"]
     assert disc["auc_ci"][0] < disc["auc"] < disc["auc_ci"][1]
-    assert disc["roc"] and disc["cap"] and len(disc["rank_ordering"]) == 10
+    # ten grades graded by PD, then the vetoed households on a row of their own
+    assert disc["roc"] and disc["cap"] and len(disc["rank_ordering"]) == 11
+    assert disc["rank_ordering"][-1]["grade"] == "vetoed (graded by policy)"
+    # the report opens with who/what was validated and one verdict with reasons
+    ident, verdict = data["identity"], data["verdict"]
+    assert ident["model_name"] == "vc-kit" and ident["model_version"] == "1"
+    assert ident["data_fingerprint"] and ident["toolkit_version"] and ident["model_run_id"]
+    assert verdict["verdict"] in ("pass", "conditional", "fail") and verdict["rules"]
+    assert html.index("Model identity and verdict") < html.index("Discrimination")
     assert {"brier", "ece", "hosmer_lemeshow", "spiegelhalter", "grades", "reliability"} <= set(cal)
     assert {"jeffreys_p", "binomial_p", "light"} <= set(cal["grades"][0])
     # independent sample: Hosmer-Lemeshow with ddof 0 (dof = number of groups)
@@ -115,6 +123,12 @@ def test_figures_match_independent_computation(store: dict, validated: dict) -> 
 
     assert tab.loc[POLICY_GRADED, "n"] == vetoed.sum()
     assert tab.loc[POLICY_GRADED, "defaults"] == y[vetoed].sum()
+    # the rank-ordering table separates them exactly as the back-test does (one grade-order
+    # function for every table)
+    ro = pd.DataFrame(res["discrimination"]["rank_ordering"]).set_index("grade")
+    for grade, row in g.iterrows():
+        assert ro.loc[grade, "n"] == row["size"] and ro.loc[grade, "defaults"] == row["sum"]
+    assert ro.loc[POLICY_GRADED, "n"] == vetoed.sum()
 
 
 def test_reproducibility_block(store: dict, validated: dict, tmp_path: Path) -> None:

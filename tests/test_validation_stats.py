@@ -484,3 +484,38 @@ def test_psi_counts_infinite_scores_alike_in_reference_and_current() -> None:
     assert psi(ref, cur) < 0.01
     assert psi(ref, ref) == pytest.approx(0.0, abs=1e-12)
     del rng
+
+
+def test_over_prediction_in_every_grade_cannot_read_green() -> None:
+    """Every grade over-predicted (one-sided lights all green): the verdict still fails,
+    on the two-sided overall calibration test."""
+    rng = np.random.default_rng(8)
+    n = 20_000
+    true_pd = np.clip(rng.lognormal(np.log(0.03), 0.8, n), 1e-4, 0.5)
+    y = (rng.random(n) < true_pd).astype(int)
+    pd_pred = np.clip(true_pd * 1.8, 0, 0.99)  # over-predicts everywhere
+    order = ["A", "B", "C", "D"]
+    grades = np.array(order)[np.searchsorted(np.quantile(pd_pred, [0.25, 0.5, 0.75]), pd_pred)]
+    res = validation_report(y, pd_pred, -pd_pred, grades, order)
+    cal = res["calibration"]
+    assert cal["lights"]["green"] == 4  # the one-sided grade test sees nothing wrong
+    assert cal["in_the_large"]["ratio"] < 0.7 and cal["in_the_large"]["p_value"] < 1e-6
+    assert res["verdict"]["verdict"] == "fail"
+    assert any("calibration in the large" in r for r in res["verdict"]["reasons"])
+    # well calibrated on the same households: no calibration reason to fail
+    ok = validation_report(y, true_pd, -true_pd, grades, order)
+    assert not any("calibration in the large" in r for r in ok["verdict"]["failing"])
+
+
+def test_one_hosmer_lemeshow_convention() -> None:
+    """The report and pipeline.evaluate use the same stated convention (dof = groups)."""
+    from village_credit.validation import HL_DDOF_INDEPENDENT, HL_GROUPS
+
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0.01, 0.2, 5000)
+    y = (rng.random(5000) < p).astype(int)
+    res = validation_report(y, p, -p, np.array(["A"] * 5000), ["A"])
+    hl = res["calibration"]["hosmer_lemeshow"]
+    stat, dof, pv = hosmer_lemeshow(y, p, HL_GROUPS, HL_DDOF_INDEPENDENT)
+    assert (hl["dof"], hl["p_value"]) == (dof, pv) and dof == HL_GROUPS
+    assert ValidationConfig().hl_ddof == HL_DDOF_INDEPENDENT == 0

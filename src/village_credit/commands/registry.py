@@ -85,6 +85,10 @@ def register(app: typer.Typer) -> None:
         how = f" by override ({res.override_reason})" if res.by_override else ""
         console.print(f"[green]v{version} is now @champion{how}[/green]"
                       + (f"; v{res.previous_champion} is @previous" if res.previous_champion else ""))
+        console.print(f"score with: `village-credit score --model models:/{model_name}@champion "
+                      "--input <households file> --output <output folder>`"
+                      + (f"; undo with: `village-credit rollback --model-name {model_name}`"
+                         if res.previous_champion else ""))
 
     @app.command("rollback")
     def rollback_cmd(
@@ -105,6 +109,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=2) from exc
         typer.echo(json.dumps({"model_name": res.model_name, "champion": res.champion,
                                "demoted": res.demoted}))
+        console.print(f"v{res.champion} is @champion again"
+                      + (f"; v{res.demoted} is @challenger" if res.demoted else ""))
 
     @app.command("models")
     def models_cmd(

@@ -87,9 +87,15 @@ def register(app: typer.Typer) -> None:
         rep = res["reproducibility"]
         name, version = rep.get("model_name"), rep.get("model_version")
         if name and version and summary["mlflow_run"]:
-            console.print(f"evidence recorded with {name} v{version} (validation run "
-                          f"{summary['mlflow_run']}); next: `village-credit promote "
-                          f"--model-name {name} --version {version}`")
+            where = (f"evidence recorded with {name} v{version} (validation run "
+                     f"{summary['mlflow_run']})")
+            if rep.get("model_gated"):
+                console.print(f"{where}; v{version} is already promoted. To recalibrate it: "
+                              f"`village-credit recalibrate --model models:/{name}/{version} "
+                              "--data <labelled sample>`")
+            else:
+                console.print(f"{where}; next: `village-credit promote --model-name {name} "
+                              f"--version {version}`")
 
     @app.command("recalibrate")
     def recalibrate_cmd(
@@ -165,6 +171,7 @@ def register(app: typer.Typer) -> None:
             return
         summary = {"alert": res["alert"], "counts": res["counts"], "score_psi": res.get("score_psi"),
                    "score_alert": res.get("score_alert"), "red_columns": res["red_columns"],
+                   "flagged_segments": res.get("flagged_segments", []),
                    "html": str(res.get("html")), "json": str(res.get("json"))}
         typer.echo(json.dumps(summary, indent=2, default=str))
         rank = {"green": 0, "amber": 1, "red": 2}

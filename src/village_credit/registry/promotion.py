@@ -93,6 +93,7 @@ class PromotionResult:
             "previous_champion": self.previous_champion,
             "record_artifact": self.record_artifact,
             "artifact_digest": self.artifact_digest,
+            "thresholds": self.thresholds,
             "thresholds_source": self.thresholds_source,
             "evidence_source": self.evidence_source,
             "gates": self.report.to_dict(),

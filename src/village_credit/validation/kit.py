@@ -447,8 +447,9 @@ def _raw_columns(df: pd.DataFrame) -> list[str]:
     return [str(c) for c in cols if c not in _MONITOR_SKIP]
 
 
-def _model_frame(src: Any, table: pd.DataFrame, what: str) -> pd.DataFrame:
-    """Model features plus ``score`` (points) and ``pd`` of the scorable rows of ``table``."""
+def _model_frame(src: Any, table: pd.DataFrame, what: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """Model features plus ``score`` (points) and ``pd`` of the scorable rows of ``table``,
+    and the mask of those rows."""
     dec = decide_sample(src, table)
     ok = (dec["status"] == "scored").to_numpy()
     if not ok.any():
@@ -457,7 +458,7 @@ def _model_frame(src: Any, table: pd.DataFrame, what: str) -> pd.DataFrame:
     if X is None:
         raise ValidationKitError(f"monitor: the model's feature transformer failed on the {what} table")
     return X.assign(**{SCORE_NAME: dec.loc[ok, "points"].to_numpy(float),
-                       "pd": dec.loc[ok, "pd"].to_numpy(float)})
+                       "pd": dec.loc[ok, "pd"].to_numpy(float)}), ok
 
 
 def monitor(
@@ -469,8 +470,15 @@ def monitor(
     *,
     bins: int = 10,
     columns: Sequence[str] | None = None,
+    segment_alpha: float = 0.01,
+    segment_min_count: int = 30,
 ) -> dict[str, Any]:
     """PSI/CSI drift of ``current`` against ``reference`` (e.g. vintage 2 vs vintage 1).
+
+    Also by segment (township, village, age band, formerly-poor status;
+    :func:`village_credit.validation.segments.segment_drift`): realised default
+    rates reference vs current and, with a model, realised vs predicted and the
+    segment's score PSI, Holm-adjusted; ``flagged_segments`` names those that moved.
 
     With a model: drift of the model's features (its own transformer) and of its
     score (``score`` = points, and ``pd``); the model's stored training profile, when
@@ -486,10 +494,12 @@ def monitor(
         raise ValidationKitError(f"monitor: thresholds must be two numbers low <= high, got {thresholds}")
     src = None
     work = Path(tempfile.mkdtemp(prefix="vc-monitor-"))
+    ok_r, ok_c = np.ones(len(ref), bool), np.ones(len(cur), bool)
     try:
         if model_uri:
             src = load_model_source(model_uri, work)
-            ref_f, cur_f = _model_frame(src, ref, "reference"), _model_frame(src, cur, "current")
+            (ref_f, ok_r), (cur_f, ok_c) = (_model_frame(src, ref, "reference"),
+                                            _model_frame(src, cur, "current"))
         else:
             ref_f, cur_f = ref, cur
     finally:
@@ -508,6 +518,17 @@ def monitor(
     result["score_psi"] = float(score_row["csi"].iloc[0]) if len(score_row) else None
     result["score_alert"] = str(score_row["alert"].iloc[0]) if len(score_row) else "n/a"
     result["red_columns"] = table.loc[table["alert"] == "red", "column"].tolist()
+    from village_credit.validation.segments import segment_drift
+
+    seg = segment_drift(
+        ref.loc[ok_r].reset_index(drop=True), cur.loc[ok_c].reset_index(drop=True),
+        ref_score=ref_f[SCORE_NAME].to_numpy(float) if src is not None else None,
+        cur_score=cur_f[SCORE_NAME].to_numpy(float) if src is not None else None,
+        cur_pd=cur_f["pd"].to_numpy(float) if src is not None else None,
+        alpha=segment_alpha, min_count=segment_min_count, psi_thresholds=th, bins=bins)
+    result["segments"] = seg
+    result["flagged_segments"] = [f"{r.segment}={r.value}: {r.why}"
+                                  for r in seg[seg["flagged"]].itertuples(index=False)]
     if src is not None:
         result["model"] = src.identity_dict()
         if src.reference_profile:

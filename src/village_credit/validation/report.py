@@ -569,4 +569,15 @@ def write_drift_report(result: Mapping[str, Any], out_dir: str | Path,
             ax.axvline(float(t), color="grey", linestyle="--", linewidth=0.8)
         ax.set(xlabel="PSI / CSI", title="Drift by column")
         rep.add_figure(fig, "CSI by column with alert thresholds")
+    seg = result.get("segments")
+    if isinstance(seg, pd.DataFrame) and len(seg):
+        rep.add_section("By segment (township, village, age band, formerly poor)")
+        flagged = result.get("flagged_segments") or []
+        rep.add_text("Segments that moved: " + ("; ".join(flagged) if flagged else "none")
+                     + ". Fisher's exact test of default rates and the two-sided test of "
+                     "realised vs predicted defaults, Holm-adjusted within each dimension.")
+        rep.add_table(seg[seg["flagged"]] if len(flagged) else seg.head(0),
+                      caption="Flagged segments")
+        rep.add_table(seg[seg["segment"] != "village_code"],
+                      caption="Townships and groups (villages: see the JSON)")
     return write_report(rep, to_jsonable(result), out_dir, stem)
