@@ -63,6 +63,24 @@ def coerce_serving_input(df: pd.DataFrame, input_types: dict[str, str]) -> pd.Da
     return out
 
 
+def json_safe(out: pd.DataFrame) -> pd.DataFrame:
+    """Missing numbers as ``None`` so that MLflow's serving answers ``null``, not ``NaN``.
+
+    MLflow's scoring server writes ``DataFrame.to_dict("records")`` with ``json.dump``:
+    a float NaN (the PD, points and line of a quarantined row) becomes the bare token
+    ``NaN``, which is not JSON (``JSON.parse`` fails). Only float columns holding a NaN
+    change (to object, ``None`` for the missing cells); Spark's UDF casts them back.
+    """
+    fixes = {}
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_float_dtype(s.dtype) and bool(s.isna().any()):
+            fixes[col] = s.astype(object).where(s.notna(), None)
+        elif pd.api.types.is_datetime64_any_dtype(s.dtype) and bool(s.isna().any()):
+            fixes[col] = s.astype(object).where(s.notna(), None)
+    return out.assign(**fixes) if fixes else out
+
+
 class DecisionPyfunc(PythonModel):
     """pyfunc face of a DecisionModel: household table in, one decision per household out.
 
@@ -83,7 +101,11 @@ class DecisionPyfunc(PythonModel):
             model_input = pd.DataFrame(model_input)
         top_k = int((params or {}).get("top_k", self.top_k))
         model_input = coerce_serving_input(model_input, self.input_types)
-        return self.model.decide(model_input, top_k=top_k)
+        out = self.model.decide(model_input, top_k=top_k)
+        # context is None only for the in-process batch scorer (``PyfuncScorer``), which
+        # writes Parquet; every MLflow caller (serving, spark_udf, pyfunc.predict) gets
+        # JSON-safe missing values
+        return out if context is None else json_safe(out)
 
 
 mlflow.models.set_model(DecisionPyfunc())
