@@ -182,3 +182,18 @@ def test_scoring_server_answers_valid_json_with_null_for_quarantined_numbers(log
     # in-process callers still get floats (NaN), Spark casts the object column back
     inner = model.unwrap_python_model()
     assert pd.api.types.is_float_dtype(inner.predict(None, batch)["pd"].dtype)
+
+
+def test_scoring_server_names_a_missing_column_in_the_first_line(logged: dict) -> None:
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    model = mlflow.pyfunc.load_model(logged["info"].model_uri)
+    batch = pd.read_parquet(logged["batch"]).drop(columns=["land_mu"])
+    body = {"dataframe_split": json.loads(batch.to_json(orient="split", date_format="iso"))}
+    with TestClient(scoring_server.init(model)) as client:
+        res = client.post("/invocations", json=body)
+    assert res.status_code == 400
+    message = _strict_json(res.text)["message"]
+    first = message.splitlines()[0]
+    assert "missing inputs" in first and "land_mu" in first and len(first) < 300, first[:500]

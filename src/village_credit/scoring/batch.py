@@ -147,6 +147,11 @@ def model_input_columns(model: Any) -> tuple[list[str], list[str]]:
     schema = meta.get_input_schema() if meta is not None else None
     if schema is None or not schema.has_input_names():
         return [], []
+    names = [c.name for c in schema.inputs]
+    config = getattr(model, "model_config", None) or {}
+    if config.get("required_inputs") is not None:  # the decision pyfunc keeps them here
+        required = set(config["required_inputs"])
+        return [n for n in names if n in required], [n for n in names if n not in required]
     req = [c.name for c in schema.inputs if getattr(c, "required", True)]
     opt = [c.name for c in schema.inputs if not getattr(c, "required", True)]
     return req, opt
