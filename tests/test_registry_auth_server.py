@@ -17,16 +17,16 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import mlflow
 import pytest
+from _scoring_fixtures import scoring_env
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from typer.testing import CliRunner
 
-from _scoring_fixtures import scoring_env
 from village_credit.cli import app
 
 pytestmark = pytest.mark.slow
@@ -50,12 +50,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "[mlflow]\ndefault_permission = READ\n"
         f"database_uri = sqlite:///{(root / 'auth.db').as_posix()}\n"
         f"admin_username = {ADMIN}\nadmin_password = {ADMIN_PW}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # cache successful password checks (PBKDF2 per request is slow on a busy machine)
+        "auth_cache_ttl_seconds = 60\n",
         encoding="utf-8")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini),
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-secret"}
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-secret",
+           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no background job workers
     log = open(root / "server.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",

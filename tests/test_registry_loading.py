@@ -12,13 +12,12 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from _scoring_fixtures import ScoringEnv, scoring_env
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from _scoring_fixtures import ScoringEnv, scoring_env
 from village_credit.cli import app
-from village_credit.registry import (UngatedModelError, configure, load_model, promote,
-                                     resolve_uri)
+from village_credit.registry import UngatedModelError, configure, load_model, promote, resolve_uri
 from village_credit.registry.pyfunc_model import log_decision_model
 from village_credit.scoring import read_model_metadata
 

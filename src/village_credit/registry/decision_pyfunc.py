@@ -68,15 +68,13 @@ def json_safe(out: pd.DataFrame) -> pd.DataFrame:
 
     MLflow's scoring server writes ``DataFrame.to_dict("records")`` with ``json.dump``:
     a float NaN (the PD, points and line of a quarantined row) becomes the bare token
-    ``NaN``, which is not JSON (``JSON.parse`` fails). Only float columns holding a NaN
-    change (to object, ``None`` for the missing cells); Spark's UDF casts them back.
+    ``NaN``, which is not JSON (``JSON.parse`` fails). Only columns holding a missing
+    value change (to object, ``None`` for the missing cells); Spark's UDF casts them back.
     """
     fixes = {}
     for col in out.columns:
         s = out[col]
-        if pd.api.types.is_float_dtype(s.dtype) and bool(s.isna().any()):
-            fixes[col] = s.astype(object).where(s.notna(), None)
-        elif pd.api.types.is_datetime64_any_dtype(s.dtype) and bool(s.isna().any()):
+        if bool(s.isna().any()):  # float NaN, NaT, pd.NA, or NaN inside an object column
             fixes[col] = s.astype(object).where(s.notna(), None)
     return out.assign(**fixes) if fixes else out
 

@@ -220,7 +220,7 @@ def resolve_uri(uri: str, client: Any = None) -> ModelIdentity:
     name, version, alias = parse_models_uri(uri)
     runs = _RUNS_URI.match(uri)
     if name is None and runs is None:
-        path = Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+        path = Path(uri.removeprefix("file://"))
         if path.is_dir():
             ident.local_path = str(path.resolve())
             return ident
@@ -438,7 +438,7 @@ def load_model(uri: str, dst_dir: str | Path | None = None, *, require_gate: boo
         raise ModelLoadError(f"cannot read {decision_dir / 'model.json'}: {exc}") from exc
     try:
         pyfunc = mlflow.pyfunc.load_model(str(local))
-    except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds here
+    except Exception as exc:
         raise ModelLoadError(f"cannot load model {uri!r} as a pyfunc: {exc}") from exc
     try:
         dm = getattr(pyfunc.unwrap_python_model(), "model", None)

@@ -22,7 +22,6 @@ statistics package that ``registry.gates`` may import without a cycle.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import tempfile

@@ -27,7 +27,7 @@ from scipy import stats
 
 from village_credit.validation._checks import ValidationInputError
 
-__all__ = ["SEGMENT_COLUMNS", "holm", "segment_labels", "segment_drift"]
+__all__ = ["SEGMENT_COLUMNS", "holm", "segment_drift", "segment_labels"]
 
 SEGMENT_COLUMNS = ("township_code", "village_code", "age_band", "formerly_poor")
 
