@@ -200,3 +200,19 @@ def test_cli_validate_and_errors(store: dict, tmp_path: Path) -> None:
     res = runner.invoke(app, ["validate", "--model", store["v1"], "--data", str(no_label),
                               "--report", str(tmp_path / "x"), "--tracking-uri", store["uri"]])
     assert res.exit_code == 2 and "default_12m" in res.output
+
+
+def test_comparison_with_a_hand_moved_champion_is_refused(store: dict, tmp_path: Path) -> None:
+    """validate's champion comparison goes through the loader's gate check."""
+    from mlflow import MlflowClient
+
+    from village_credit.registry import UngatedModelError
+
+    MlflowClient().set_registered_model_alias(NAME, "champion", store["v2"].rsplit("/", 1)[1])
+    try:
+        with pytest.raises(UngatedModelError, match="no promotion record"):
+            validate_model(store["v1"], store["sample"].head(600), tmp_path / "r",
+                           challenger_uri=f"models:/{NAME}@champion", log_to_mlflow=False,
+                           fairness_boot=5)
+    finally:
+        MlflowClient().delete_registered_model_alias(NAME, "champion")

@@ -50,6 +50,9 @@ def register(app: typer.Typer) -> None:
         red_p: float = typer.Option(0.01, "--red-p", help="Grade light red when p < this."),
         tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
                                          help=_TRACKING_HELP),
+        allow_ungated: bool = typer.Option(
+            False, "--allow-ungated",
+            help="Compare with a --challenger ...@champion that has no valid promotion record."),
     ) -> None:
         """Third-party validation report (HTML + JSON + gate evidence) of a registered model."""
         from village_credit.registry import configure
@@ -61,7 +64,8 @@ def register(app: typer.Typer) -> None:
             configure(tracking_uri)
             cfg = dataclasses.replace(DEFAULT_CONFIG, hl_ddof=hl_ddof, green_p=green_p, red_p=red_p)
             res, html, js = validate_model(model, data, report, challenger_uri=challenger,
-                                           log_to_mlflow=not no_mlflow, config=cfg)
+                                           log_to_mlflow=not no_mlflow, config=cfg,
+                                           allow_ungated=allow_ungated)
         except _errors() as exc:
             _fail(console, exc)
             return

@@ -273,8 +273,12 @@ def validate_model(
     config: ValidationConfig | None = None,
     fairness_boot: int = 100,
     seed: int = 0,
+    allow_ungated: bool = False,
 ) -> tuple[dict[str, Any], Path, Path]:
     """Validate a registered model on the calibrator's labelled sample.
+
+    A ``challenger_uri`` naming ``@champion`` must be a promoted version (the loader
+    checks its promotion record) unless ``allow_ungated``.
 
     Writes ``validation_report.html`` (charts embedded), ``validation_report.json``
     (every figure) and ``evidence.json`` (the promotion-gate keys, usable as
@@ -296,14 +300,14 @@ def validate_model(
     work = Path(tempfile.mkdtemp(prefix="vc-validate-"))
     try:
         return _validate(model_uri, sample, Path(report_dir), challenger_uri, log_to_mlflow, cfg,
-                         fairness_boot, seed, work)
+                         fairness_boot, seed, work, allow_ungated)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: str | None,
               log_to_mlflow: bool, cfg: ValidationConfig, fairness_boot: int, seed: int,
-              work: Path) -> tuple[dict[str, Any], Path, Path]:
+              work: Path, allow_ungated: bool = False) -> tuple[dict[str, Any], Path, Path]:
     champ = load_model_source(model_uri, work / "champion")
     dec = decide_sample(champ, sample)
     ok = (dec["status"] == "scored").to_numpy().copy()
@@ -312,7 +316,8 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
         # a comparison against @champion must be against a promoted version: an alias
         # moved by hand onto an ungated version is refused here as in scoring
         chal = load_model_source(challenger_uri, work / "challenger",
-                                 require_gate=parse_model_uri(challenger_uri)[2] == "champion")
+                                 require_gate=parse_model_uri(challenger_uri)[2] == "champion",
+                                 allow_ungated=allow_ungated)
         cdec = decide_sample(chal, sample)
         ok = ok & (cdec["status"] == "scored").to_numpy()
     if not ok.any():
