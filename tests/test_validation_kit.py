@@ -216,3 +216,18 @@ def test_comparison_with_a_hand_moved_champion_is_refused(store: dict, tmp_path:
                            fairness_boot=5)
     finally:
         MlflowClient().delete_registered_model_alias(NAME, "champion")
+
+
+def test_quarantined_rows_keep_numeric_decisions_for_the_statistics(store: dict, tmp_path: Path
+                                                                     ) -> None:
+    """The pyfunc answers JSON-safe ``None`` for a quarantined row's numbers; the kit
+    turns them back into float NaN so every statistic sees numbers."""
+    from village_credit.validation.kit import decide_sample
+
+    src = load_model_source(store["v1"], tmp_path)
+    sample = store["sample"].head(50).copy()
+    sample["household_size"] = sample["household_size"].astype("float64")
+    sample.loc[3, "household_size"] = -2.0
+    dec = decide_sample(src, sample)
+    assert dec.loc[3, "status"] != "scored" and np.isnan(dec.loc[3, "pd"])
+    assert dec["pd"].dtype == np.float64 and dec["points"].dtype == np.float64

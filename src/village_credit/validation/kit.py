@@ -141,13 +141,28 @@ def _model_inputs(sample: pd.DataFrame) -> pd.DataFrame:
     return sample.drop(columns=[c for c in _NOT_INPUTS if c in sample.columns])
 
 
+def _numbers_back(out: pd.DataFrame) -> pd.DataFrame:
+    """Float columns the pyfunc made JSON-safe (``None`` for a quarantined row's PD,
+    points, line) back to float64 with NaN, so the statistics see numbers."""
+    fixes = {}
+    for col in out.columns:
+        s = out[col]
+        if s.dtype != object:
+            continue
+        vals = s[s.notna()]
+        if len(vals) and all(isinstance(v, (float, int, np.floating, np.integer))
+                             and not isinstance(v, (bool, np.bool_)) for v in vals):
+            fixes[col] = pd.to_numeric(s, errors="coerce").astype("float64")
+    return out.assign(**fixes) if fixes else out
+
+
 def decide_sample(source: Any, sample: pd.DataFrame) -> pd.DataFrame:
     """The model's decisions on ``sample`` through the pyfunc (row order kept)."""
     out = source.pyfunc.predict(_model_inputs(sample))
     if not isinstance(out, pd.DataFrame) or len(out) != len(sample):
         raise ValidationKitError(f"model {source.uri!r} returned {type(out).__name__} of "
                                  f"{len(out)} rows for {len(sample)} input rows")
-    out = out.reset_index(drop=True)
+    out = _numbers_back(out.reset_index(drop=True))
     for col in ("pd", "points", "grade", "status"):
         if col not in out.columns:
             raise ValidationKitError(f"model {source.uri!r}: decisions lack column {col!r}")
