@@ -268,3 +268,50 @@ def test_champion_loads_in_fresh_process(store: dict, name: str) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     preds = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(preds) == 2 and set(preds) <= {0, 1}
+
+
+def test_thresholds_recorded_for_the_model_judge_every_later_version(store: dict, name: str) -> None:
+    """The CLI default is not a second set of thresholds: without --thresholds a version
+    is judged by those recorded for the registered model; the backstop says so."""
+    from village_credit.registry import model_thresholds
+
+    v1, v2, v3 = (new_version(store, name) for _ in range(3))
+    th, source = model_thresholds(name)
+    assert th["approval_gap_max"] == 0.05 and "backstop" in source
+    loose = {"approval_gap_max": 0.25, "line_gap_max": 0.75}
+    res = promote(name, v1, evidence(), loose, thresholds_reason="experiment default.yaml")
+    assert res.promoted and "experiment default.yaml" in res.thresholds_source
+    # a later version, no thresholds passed: the recorded ones, not the toolkit defaults
+    gap = evidence()
+    gap["fairness"]["equal_risk"]["max_gap_approval"] = 0.20  # fails 0.05, passes 0.25
+    res = promote(name, v2, gap)
+    assert res.promoted and res.thresholds["approval_gap_max"] == 0.25
+    assert res.thresholds_source.startswith(f"recorded for registered model {name!r}")
+    record = json.loads(mlflow.artifacts.load_text(res.record_artifact))
+    assert record["thresholds"]["approval_gap_max"] == 0.25 and record["artifact_digest"]
+    # same for the CLI, which prints which thresholds it used
+    runner = CliRunner()
+    cli = typer.Typer()
+    register_commands(cli)
+    ev_file = store["root"] / f"{name}-ev.json"
+    ev_file.write_text(json.dumps(gap))
+    out = runner.invoke(cli, ["promote", "--model-name", name, "--version", v3, "--evidence",
+                              str(ev_file), "--tracking-uri", store["uri"]],
+                        env={"COLUMNS": "300"})
+    assert out.exit_code == 0, out.output
+    assert f"thresholds: recorded for registered model '{name}'" in out.stderr
+
+
+def test_promote_finds_the_version_evidence_without_a_file(store: dict, name: str) -> None:
+    x = store["x"]
+    y = (x["income"] > 5).astype(int)
+    with mlflow.start_run() as run:  # a run of its own: no evidence logged on it yet
+        uri = mlflow.sklearn.log_model(LogisticRegression().fit(x, y), name="m",
+                                       input_example=x.head(3),
+                                       pip_requirements=["scikit-learn"]).model_uri
+    v1 = str(mlflow.register_model(uri, name).version)
+    res = promote(name, v1, None)  # nothing logged anywhere: every gate fails, and says why
+    assert not res.promoted and res.evidence_source.startswith("none")
+    log_evidence(evidence(), run.info.run_id)
+    res = promote(name, v1, None)
+    assert res.promoted and res.evidence_source.startswith("training run")

@@ -154,3 +154,46 @@ def test_mlflow_models_predict_from_the_shell(logged: dict) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     preds = json.loads(out.stdout.strip().splitlines()[-1])["predictions"]
     assert len(preds) == 5 and all(p["status"] == "scored" for p in preds), preds
+
+
+def _strict_json(text: str):
+    """Parse as a JavaScript client would: NaN / Infinity are not JSON."""
+    def _reject(token: str):
+        raise ValueError(f"not JSON: {token}")
+    return json.loads(text, parse_constant=_reject)
+
+
+def test_scoring_server_answers_valid_json_with_null_for_quarantined_numbers(logged: dict) -> None:
+    """MLflow's own scoring server (what ``mlflow models serve`` runs): a quarantined
+    row's PD, points and line come back as ``null``, and the body parses strictly."""
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    model = mlflow.pyfunc.load_model(logged["info"].model_uri)
+    batch = pd.read_parquet(logged["batch"])
+    body = {"dataframe_split": json.loads(batch.to_json(orient="split", date_format="iso"))}
+    with TestClient(scoring_server.init(model)) as client:
+        res = client.post("/invocations", json=body)
+    assert res.status_code == 200, res.text[:2000]
+    preds = _strict_json(res.text)["predictions"]  # fails on today's "pd": NaN
+    assert len(preds) == 6 and preds[2]["status"] == "quarantined"
+    assert preds[2]["pd"] is None and preds[2]["points"] is None
+    assert all(isinstance(p["pd"], float) for i, p in enumerate(preds) if i != 2)
+    # in-process callers still get floats (NaN), Spark casts the object column back
+    inner = model.unwrap_python_model()
+    assert pd.api.types.is_float_dtype(inner.predict(None, batch)["pd"].dtype)
+
+
+def test_scoring_server_names_a_missing_column_in_the_first_line(logged: dict) -> None:
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    model = mlflow.pyfunc.load_model(logged["info"].model_uri)
+    batch = pd.read_parquet(logged["batch"]).drop(columns=["land_mu"])
+    body = {"dataframe_split": json.loads(batch.to_json(orient="split", date_format="iso"))}
+    with TestClient(scoring_server.init(model)) as client:
+        res = client.post("/invocations", json=body)
+    assert res.status_code == 400
+    message = _strict_json(res.text)["message"]
+    first = message.splitlines()[0]
+    assert "missing inputs" in first and "land_mu" in first and len(first) < 300, first[:500]

@@ -74,7 +74,15 @@ def test_report_has_every_section_and_embedded_charts(validated: dict) -> None:
         assert data.get(key) is not None, key
     disc, cal, stab = data["discrimination"], data["calibration"], data["stability"]
     assert disc["auc_ci"][0] < disc["auc"] < disc["auc_ci"][1]
-    assert disc["roc"] and disc["cap"] and len(disc["rank_ordering"]) == 10
+    # ten grades graded by PD, then the vetoed households on a row of their own
+    assert disc["roc"] and disc["cap"] and len(disc["rank_ordering"]) == 11
+    assert disc["rank_ordering"][-1]["grade"] == "vetoed (graded by policy)"
+    # the report opens with who/what was validated and one verdict with reasons
+    ident, verdict = data["identity"], data["verdict"]
+    assert ident["model_name"] == "vc-kit" and ident["model_version"] == "1"
+    assert ident["data_fingerprint"] and ident["toolkit_version"] and ident["model_run_id"]
+    assert verdict["verdict"] in ("pass", "conditional", "fail") and verdict["rules"]
+    assert html.index("Model identity and verdict") < html.index("Discrimination")
     assert {"brier", "ece", "hosmer_lemeshow", "spiegelhalter", "grades", "reliability"} <= set(cal)
     assert {"jeffreys_p", "binomial_p", "light"} <= set(cal["grades"][0])
     # independent sample: Hosmer-Lemeshow with ddof 0 (dof = number of groups)
@@ -115,6 +123,12 @@ def test_figures_match_independent_computation(store: dict, validated: dict) -> 
 
     assert tab.loc[POLICY_GRADED, "n"] == vetoed.sum()
     assert tab.loc[POLICY_GRADED, "defaults"] == y[vetoed].sum()
+    # the rank-ordering table separates them exactly as the back-test does (one grade-order
+    # function for every table)
+    ro = pd.DataFrame(res["discrimination"]["rank_ordering"]).set_index("grade")
+    for grade, row in g.iterrows():
+        assert ro.loc[grade, "n"] == row["size"] and ro.loc[grade, "defaults"] == row["sum"]
+    assert ro.loc[POLICY_GRADED, "n"] == vetoed.sum()
 
 
 def test_reproducibility_block(store: dict, validated: dict, tmp_path: Path) -> None:
@@ -186,3 +200,34 @@ def test_cli_validate_and_errors(store: dict, tmp_path: Path) -> None:
     res = runner.invoke(app, ["validate", "--model", store["v1"], "--data", str(no_label),
                               "--report", str(tmp_path / "x"), "--tracking-uri", store["uri"]])
     assert res.exit_code == 2 and "default_12m" in res.output
+
+
+def test_comparison_with_a_hand_moved_champion_is_refused(store: dict, tmp_path: Path) -> None:
+    """validate's champion comparison goes through the loader's gate check."""
+    from mlflow import MlflowClient
+
+    from village_credit.registry import UngatedModelError
+
+    MlflowClient().set_registered_model_alias(NAME, "champion", store["v2"].rsplit("/", 1)[1])
+    try:
+        with pytest.raises(UngatedModelError, match="no promotion record"):
+            validate_model(store["v1"], store["sample"].head(600), tmp_path / "r",
+                           challenger_uri=f"models:/{NAME}@champion", log_to_mlflow=False,
+                           fairness_boot=5)
+    finally:
+        MlflowClient().delete_registered_model_alias(NAME, "champion")
+
+
+def test_quarantined_rows_keep_numeric_decisions_for_the_statistics(store: dict, tmp_path: Path
+                                                                     ) -> None:
+    """The pyfunc answers JSON-safe ``None`` for a quarantined row's numbers; the kit
+    turns them back into float NaN so every statistic sees numbers."""
+    from village_credit.validation.kit import decide_sample
+
+    src = load_model_source(store["v1"], tmp_path)
+    sample = store["sample"].head(50).copy()
+    sample["household_size"] = sample["household_size"].astype("float64")
+    sample.loc[3, "household_size"] = -2.0
+    dec = decide_sample(src, sample)
+    assert dec.loc[3, "status"] != "scored" and np.isnan(dec.loc[3, "pd"])
+    assert dec["pd"].dtype == np.float64 and dec["points"].dtype == np.float64

@@ -408,3 +408,114 @@ def test_policy_graded_households_leave_the_grade_back_test() -> None:
     assert table.loc[POLICY_GRADED, "n"] == vetoed.sum()
     assert table.loc[POLICY_GRADED, "light"] == "n/a"
     assert clean["lights"]["red"] == 0
+
+
+# ---------------------------------------------------------------- edge cases (issue 15)
+
+
+@pytest.mark.parametrize("single", [1, 0])
+def test_delong_with_a_single_default_or_non_default_has_no_variance(single: int) -> None:
+    """One default (or one non-default): no DeLong variance, so no CI and no test."""
+    rng = np.random.default_rng(3)
+    y = np.full(300, 1 - single)
+    y[17] = single
+    a, b = rng.random(300), rng.random(300)
+    auc, se, lo, hi = auc_delong(y, a)
+    assert np.isfinite(auc) and np.isnan(se) and np.isnan(lo) and np.isnan(hi)
+    _, _, diff, z, pv = delong_test(y, a, b)
+    assert np.isfinite(diff) and np.isnan(z) and np.isnan(pv)
+    # two of each class: finite again
+    y[18] = single
+    assert np.isfinite(auc_delong(y, a)[1])
+
+
+def _jeffreys_interval(d: int, n: int) -> tuple[float, float]:
+    """statsmodels' Jeffreys interval with Brown, Cai & DasGupta's (2001) boundary rule:
+    lower bound 0 at zero defaults, upper bound 1 when all defaulted (statsmodels 0.15
+    returns the raw beta quantiles there)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    lo, hi = proportion_confint(d, n, alpha=0.05, method="jeffreys")
+    return (0.0 if d == 0 else lo), (1.0 if d == n else hi)
+
+
+def test_jeffreys_boundary_cases_follow_the_jeffreys_interval() -> None:
+    """PD 0 with 0 defaults, PD 1 with all defaulted, PD 1e-7 with 0 of 100: green."""
+    cases = [(0, 100, 0.0), (100, 100, 1.0), (0, 100, 1e-7), (0, 5, 0.0), (7, 7, 1.0)]
+    for d, n, pd_ in cases:
+        lo, hi = _jeffreys_interval(d, n)
+        assert lo <= pd_ <= hi  # the PD is inside the Jeffreys interval
+        for alt in ("greater", "two-sided", "less"):
+            assert jeffreys_p_value([d], [n], [pd_], alt)[0] >= 0.05, (d, n, pd_, alt)
+    gc = grade_calibration(["A", "A", "B", "B"], [0, 0, 1, 1], [0.0, 0.0, 1.0, 1.0], ["A", "B"])
+    assert gc["light"].tolist() == ["green", "green"]
+    # but a clear miss is still caught on the side that has evidence
+    assert jeffreys_p_value([0], [100], [0.2], "less")[0] < 0.01
+    assert jeffreys_p_value([100], [100], [0.5], "greater")[0] < 0.01
+
+
+def test_jeffreys_two_sided_agrees_with_statsmodels_interval() -> None:
+    """Inside the 95 % Jeffreys interval <=> two-sided p >= 0.05, on a grid of cases."""
+    for n in (1, 5, 40):
+        for d in range(0, n + 1, max(1, n // 8)):
+            lo, hi = _jeffreys_interval(d, n)
+            for pd_ in np.linspace(0.0, 1.0, 41):
+                inside = lo - 1e-9 <= pd_ <= hi + 1e-9
+                far = min(abs(pd_ - lo), abs(pd_ - hi)) > 1e-6
+                if far:
+                    p = jeffreys_p_value([d], [n], [pd_], "two-sided")[0]
+                    assert (p >= 0.05) == inside, (d, n, pd_, p, lo, hi)
+
+
+def test_psi_counts_infinite_scores_alike_in_reference_and_current() -> None:
+    """Two samples of one distribution with some infinite scores: PSI ~ 0."""
+    rng = np.random.default_rng(5)
+
+    def draw(seed: int) -> np.ndarray:
+        r = np.random.default_rng(seed)
+        x = r.normal(size=20_000)
+        x[r.random(20_000) < 0.05] = np.inf
+        x[r.random(20_000) < 0.05] = -np.inf
+        return x
+
+    ref, cur = draw(1), draw(2)
+    prof = reference_profile(pd.DataFrame({"s": ref}))["columns"]["s"]
+    assert abs(sum(prof["expected"]) + prof["missing_share"] - 1.0) < 1e-12
+    assert psi(ref, cur) < 0.01
+    assert psi(ref, ref) == pytest.approx(0.0, abs=1e-12)
+    del rng
+
+
+def test_over_prediction_in_every_grade_cannot_read_green() -> None:
+    """Every grade over-predicted (one-sided lights all green): the verdict still fails,
+    on the two-sided overall calibration test."""
+    rng = np.random.default_rng(8)
+    n = 20_000
+    true_pd = np.clip(rng.lognormal(np.log(0.03), 0.8, n), 1e-4, 0.5)
+    y = (rng.random(n) < true_pd).astype(int)
+    pd_pred = np.clip(true_pd * 1.8, 0, 0.99)  # over-predicts everywhere
+    order = ["A", "B", "C", "D"]
+    grades = np.array(order)[np.searchsorted(np.quantile(pd_pred, [0.25, 0.5, 0.75]), pd_pred)]
+    res = validation_report(y, pd_pred, -pd_pred, grades, order)
+    cal = res["calibration"]
+    assert cal["lights"]["green"] == 4  # the one-sided grade test sees nothing wrong
+    assert cal["in_the_large"]["ratio"] < 0.7 and cal["in_the_large"]["p_value"] < 1e-6
+    assert res["verdict"]["verdict"] == "fail"
+    assert any("calibration in the large" in r for r in res["verdict"]["reasons"])
+    # well calibrated on the same households: no calibration reason to fail
+    ok = validation_report(y, true_pd, -true_pd, grades, order)
+    assert not any("calibration in the large" in r for r in ok["verdict"]["failing"])
+
+
+def test_one_hosmer_lemeshow_convention() -> None:
+    """The report and pipeline.evaluate use the same stated convention (dof = groups)."""
+    from village_credit.validation import HL_DDOF_INDEPENDENT, HL_GROUPS
+
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0.01, 0.2, 5000)
+    y = (rng.random(5000) < p).astype(int)
+    res = validation_report(y, p, -p, np.array(["A"] * 5000), ["A"])
+    hl = res["calibration"]["hosmer_lemeshow"]
+    stat, dof, pv = hosmer_lemeshow(y, p, HL_GROUPS, HL_DDOF_INDEPENDENT)
+    assert (hl["dof"], hl["p_value"]) == (dof, pv) and dof == HL_GROUPS
+    assert ValidationConfig().hl_ddof == HL_DDOF_INDEPENDENT == 0

@@ -19,6 +19,7 @@ from village_credit.config import ExperimentConfig
 from village_credit.data import (GeneratorConfig, generate_households, generate_vintage, read_table,
                                  validate_households, write_parquet)
 from village_credit.errors import ConfigError
+from village_credit.rules.grades import grade_order, policy_age_max
 from village_credit.stages import Stage, StageTimer
 
 ELDERLY_AGE = 60
@@ -183,8 +184,9 @@ def tune_params(train: pd.DataFrame, cfg: ExperimentConfig, log_to_mlflow: bool)
 def evaluate(models: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentConfig) -> dict[str, Any]:
     """Hold-out metrics for rules, GBM and blend; decisions for the fairness audit."""
     from village_credit.rules import load_policy, score_rules
-    from village_credit.validation import (auc_delong, brier, expected_calibration_error,
-                                           hosmer_lemeshow, ks_statistic)
+    from village_credit.validation import (HL_DDOF_INDEPENDENT, HL_GROUPS, auc_delong, brier,
+                                           expected_calibration_error, hosmer_lemeshow,
+                                           ks_statistic)
     from village_credit.models.blend import logistic_fit
 
     y = holdout["default_12m"].to_numpy()
@@ -197,7 +199,7 @@ def evaluate(models: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentConfi
         p = dec["pd"].to_numpy(dtype=float)
         auc, _, lo, hi = auc_delong(y, p)
         ks, _ = ks_statistic(y, p)
-        hl_stat, _, hl_p = hosmer_lemeshow(y, p, groups=10, ddof=0)
+        hl_stat, _, hl_p = hosmer_lemeshow(y, p, groups=HL_GROUPS, ddof=HL_DDOF_INDEPENDENT)
         out["metrics"].update({
             f"{name}_auc": auc, f"{name}_auc_ci_low": lo, f"{name}_auc_ci_high": hi, f"{name}_ks": ks,
             f"{name}_ece": expected_calibration_error(y, p), f"{name}_brier": brier(y, p),
@@ -268,7 +270,7 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
     from village_credit.rules import load_policy
 
     policy = load_policy(cfg.policy)
-    sens = sensitive_frame(holdout, policy_age_max=_policy_age_max(policy))
+    sens = sensitive_frame(holdout, policy_age_max=policy_age_max(policy) or ELDERLY_AGE)
     systems = decision_systems(ev)
     y = holdout["default_12m"].to_numpy()
     f = cfg.fairness
@@ -279,13 +281,6 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
     data = fairness_json(audit, gaps)
     approval = approval_by_group(systems, holdout)
     return data, approval, {"fairness_html": str(html), "fairness_json": str(js)}
-
-
-def _policy_age_max(policy: Any) -> int | None:
-    for attr in ("age_max", "base_age_max"):
-        if getattr(policy, attr, None) is not None:
-            return int(getattr(policy, attr))
-    return ELDERLY_AGE
 
 
 def approval_by_group(systems: list[Any], households: pd.DataFrame) -> pd.DataFrame:
@@ -369,7 +364,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
             val = validation_report(
                 holdout["default_12m"].to_numpy(), ev["decisions"]["blend"]["pd"].to_numpy(float),
                 ev["decisions"]["blend"]["points"].to_numpy(float), ev["decisions"]["blend"]["grade"].to_numpy(),
-                _grade_order(), features_df=hold_X, reference_profile=reference,
+                grade_order(), features_df=hold_X, reference_profile=reference,
                 policy_graded=ev["decisions"]["blend"]["vetoed"].to_numpy(bool),
             )
             val_html, val_json = write_validation_report(val, out_dir / "validation")
@@ -424,12 +419,6 @@ def programme_stage(households: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
     report.villages.to_parquet(out_dir / "programme_villages.parquet", index=False)
     report.townships.to_parquet(out_dir / "programme_townships.parquet", index=False)
     return report.summary()
-
-
-def _grade_order() -> list[str]:
-    from village_credit.rules import GRADE_BANDS
-
-    return list(GRADE_BANDS)
 
 
 def _evidence(ev: dict[str, Any], val: dict[str, Any], fairness: dict[str, Any], train: pd.DataFrame

@@ -42,25 +42,28 @@ def register(app: typer.Typer) -> None:
         evidence: Path = typer.Option(
             None, "--evidence",
             help="Evidence JSON/YAML; default: evidence/evidence.json on the version's run."),
-        thresholds: Path = typer.Option(None, "--thresholds",
-                                        help="Gate thresholds (JSON/YAML) overriding defaults."),
+        thresholds: Path = typer.Option(
+            None, "--thresholds",
+            help="Gate thresholds (JSON/YAML); recorded for the registered model and used for "
+                 "every later version. Default: the thresholds recorded for the model."),
+        thresholds_reason: str = typer.Option(
+            None, "--thresholds-reason", help="Why these thresholds (recorded with them)."),
         tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
                                          help="MLflow store (default: sqlite under mlruns/)."),
     ) -> None:
         """Run the promotion gates; move @champion only if all pass (or with an override)."""
         from village_credit.errors import VillageCreditError
-        from village_credit.registry import configure, get_client, load_evidence, promote
+        from village_credit.registry import configure, get_client, promote
 
         console = Console(stderr=True)
         try:
             configure(tracking_uri)
             client = get_client()
             ev = _read_mapping(evidence, "evidence")
-            if ev is None:
-                ev = load_evidence(model_name, version, client=client)
             th = _read_mapping(thresholds, "thresholds")
             res = promote(model_name, version, ev, th, override_reason=override_reason,
-                          client=client)
+                          client=client, thresholds_reason=thresholds_reason,
+                          evidence_source=None if evidence is None else str(evidence))
         except VillageCreditError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(code=2) from exc
@@ -72,6 +75,8 @@ def register(app: typer.Typer) -> None:
                           f"{g.comparator} {'' if g.threshold is None else f'{g.threshold:.4g}'}",
                           "pass" if g.passed else "FAIL", g.detail)
         console.print(table)
+        console.print(f"thresholds: {res.thresholds_source}")
+        console.print(f"evidence: {res.evidence_source}")
         typer.echo(json.dumps(res.to_dict(), indent=2, default=str))
         if not res.promoted:
             console.print(f"[red]not promoted:[/red] failed gates: "
@@ -80,6 +85,10 @@ def register(app: typer.Typer) -> None:
         how = f" by override ({res.override_reason})" if res.by_override else ""
         console.print(f"[green]v{version} is now @champion{how}[/green]"
                       + (f"; v{res.previous_champion} is @previous" if res.previous_champion else ""))
+        console.print(f"score with: `village-credit score --model models:/{model_name}@champion "
+                      "--input <households file> --output <output folder>`"
+                      + (f"; undo with: `village-credit rollback --model-name {model_name}`"
+                         if res.previous_champion else ""))
 
     @app.command("rollback")
     def rollback_cmd(
@@ -100,6 +109,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=2) from exc
         typer.echo(json.dumps({"model_name": res.model_name, "champion": res.champion,
                                "demoted": res.demoted}))
+        console.print(f"v{res.champion} is @champion again"
+                      + (f"; v{res.demoted} is @challenger" if res.demoted else ""))
 
     @app.command("models")
     def models_cmd(

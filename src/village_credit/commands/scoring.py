@@ -23,11 +23,16 @@ def register(app: typer.Typer) -> None:
         report: bool = typer.Option(True, help="Write the credit village / township report."),
         tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
                                          help="MLflow store holding the model registry."),
+        allow_ungated: bool = typer.Option(
+            False, "--allow-ungated",
+            help="Score with a version that has no valid promotion record (recorded in the "
+                 "output metadata and summary.json)."),
     ) -> None:
         """Score every household; invalid rows go to quarantine; rows read = scored + quarantined.
 
         Prints the summary JSON. Exit code 2 only when nothing could be scored
-        (unreadable input, unloadable model, output directory of another run, no valid row).
+        (unreadable input, unloadable model, a model without a valid promotion record
+        and no --allow-ungated, output directory of another run, no valid row).
         """
         from village_credit.errors import VillageCreditError
         from village_credit.registry.store import configure
@@ -44,12 +49,13 @@ def register(app: typer.Typer) -> None:
                 from village_credit.scoring import score_file_spark
 
                 summary = score_file_spark(model, input, output, master=master, overwrite=overwrite,
-                                           report=report)
+                                           report=report, allow_ungated=allow_ungated)
             else:
                 from village_credit.scoring import score_file
 
                 summary = score_file(model, input, output, chunk_rows=chunk_rows,
-                                     overwrite=overwrite, progress=progress, report=report)
+                                     overwrite=overwrite, progress=progress, report=report,
+                                     allow_ungated=allow_ungated)
         except VillageCreditError as exc:
             summary_file = output / "summary.json"
             if summary_file.exists() and isinstance(exc, _no_rows_error()):
@@ -57,6 +63,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(code=2) from exc
         typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))
+        if summary.model.get("gated") is False:
+            console.print(f"[yellow]warning:[/yellow] {summary.model.get('gate')}")
         console.print(f"{summary.rows_read:,} rows read = {summary.scored:,} scored + "
                       f"{summary.quarantined:,} quarantined"
                       + ("" if summary.reconciled else " [red](NOT reconciled)[/red]"))

@@ -44,11 +44,15 @@ def register(app: typer.Typer) -> None:
         challenger: str = typer.Option(None, "--challenger", help="Second model URI to compare on the sample."),
         no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log the report to MLflow."),
         hl_ddof: int = typer.Option(0, "--hl-ddof", help="Hosmer-Lemeshow dof = groups - ddof "
-                                    "(0 for an independent sample)."),
+                                    "(the toolkit's convention: 0, the sample is independent "
+                                    "of the model's fit)."),
         green_p: float = typer.Option(0.05, "--green-p", help="Grade light green when p >= this."),
         red_p: float = typer.Option(0.01, "--red-p", help="Grade light red when p < this."),
         tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
                                          help=_TRACKING_HELP),
+        allow_ungated: bool = typer.Option(
+            False, "--allow-ungated",
+            help="Compare with a --challenger ...@champion that has no valid promotion record."),
     ) -> None:
         """Third-party validation report (HTML + JSON + gate evidence) of a registered model."""
         from village_credit.registry import configure
@@ -60,7 +64,8 @@ def register(app: typer.Typer) -> None:
             configure(tracking_uri)
             cfg = dataclasses.replace(DEFAULT_CONFIG, hl_ddof=hl_ddof, green_p=green_p, red_p=red_p)
             res, html, js = validate_model(model, data, report, challenger_uri=challenger,
-                                           log_to_mlflow=not no_mlflow, config=cfg)
+                                           log_to_mlflow=not no_mlflow, config=cfg,
+                                           allow_ungated=allow_ungated)
         except _errors() as exc:
             _fail(console, exc)
             return
@@ -74,10 +79,27 @@ def register(app: typer.Typer) -> None:
             "hosmer_lemeshow_p": cal["hosmer_lemeshow"]["p_value"], "grade_lights": cal["lights"],
             "score_psi": stab.get("score_psi"), "mlflow_run": (res.get("mlflow") or {}).get("run_id"),
         }
+        verdict = res.get("verdict") or {}
+        summary["verdict"] = verdict.get("verdict")
+        summary["verdict_reasons"] = verdict.get("reasons")
         if res.get("challenger"):
             ch = res["challenger"]
             summary["challenger"] = {"auc_diff": ch["auc_diff"], "p_value": ch["p_value"]}
         typer.echo(json.dumps(summary, indent=2, default=str))
+        console.print(f"verdict: {str(verdict.get('verdict')).upper()}"
+                      + "".join(f"\n  - {r}" for r in verdict.get("reasons") or []))
+        rep = res["reproducibility"]
+        name, version = rep.get("model_name"), rep.get("model_version")
+        if name and version and summary["mlflow_run"]:
+            where = (f"evidence recorded with {name} v{version} (validation run "
+                     f"{summary['mlflow_run']})")
+            if rep.get("model_gated"):
+                console.print(f"{where}; v{version} is already promoted. To recalibrate it: "
+                              f"`village-credit recalibrate --model models:/{name}/{version} "
+                              "--data <labelled sample>`")
+            else:
+                console.print(f"{where}; next: `village-credit promote --model-name {name} "
+                              f"--version {version}`")
 
     @app.command("recalibrate")
     def recalibrate_cmd(
@@ -114,8 +136,11 @@ def register(app: typer.Typer) -> None:
         summary.update(model_dir=str(res.model_dir), report=str(res.report_html))
         typer.echo(json.dumps(summary, indent=2, default=str))
         if res.version:
-            console.print(f"registered {res.model_name} v{res.version} (not promoted; run "
-                          f"`village-credit promote --version {res.version}` after validation)")
+            console.print(
+                f"registered {res.model_name} v{res.version} (not promoted); next: "
+                f"`village-credit validate --model models:/{res.model_name}/{res.version} "
+                f"--data <labelled sample>` then `village-credit promote --model-name "
+                f"{res.model_name} --version {res.version}`")
 
     @app.command("monitor")
     def monitor_cmd(
@@ -150,6 +175,7 @@ def register(app: typer.Typer) -> None:
             return
         summary = {"alert": res["alert"], "counts": res["counts"], "score_psi": res.get("score_psi"),
                    "score_alert": res.get("score_alert"), "red_columns": res["red_columns"],
+                   "flagged_segments": res.get("flagged_segments", []),
                    "html": str(res.get("html")), "json": str(res.get("json"))}
         typer.echo(json.dumps(summary, indent=2, default=str))
         rank = {"green": 0, "amber": 1, "red": 2}

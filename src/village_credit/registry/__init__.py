@@ -19,12 +19,23 @@ from village_credit.registry.promotion import (
     RegistryError,
     RollbackResult,
     champion_version,
+    find_evidence,
     list_versions,
     load_evidence,
     log_evidence,
+    model_thresholds,
     promote,
+    record_thresholds,
     recorded_evidence,
     rollback,
+)
+from village_credit.registry.loading import (
+    LoadedModel,
+    ModelLoadError,
+    UngatedModelError,
+    load_decision_model,
+    load_model,
+    resolve_uri,
 )
 from village_credit.registry.store import (
     DEFAULT_EXPERIMENT,
@@ -49,5 +60,7 @@ __all__ = [
     "default_tracking_uri", "evaluate_gates", "get_client", "git_commit", "library_versions",
     "list_versions", "load_evidence", "log_evidence", "log_run_context",
     "model_name_from_config", "promote", "recorded_evidence", "rollback",
-    "strip_personal_columns",
+    "strip_personal_columns", "find_evidence", "model_thresholds", "record_thresholds",
+    "LoadedModel", "ModelLoadError", "UngatedModelError", "load_decision_model", "load_model",
+    "resolve_uri",
 ]

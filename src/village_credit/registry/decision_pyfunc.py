@@ -63,6 +63,50 @@ def coerce_serving_input(df: pd.DataFrame, input_types: dict[str, str]) -> pd.Da
     return out
 
 
+def json_safe(out: pd.DataFrame) -> pd.DataFrame:
+    """Missing numbers as ``None`` so that MLflow's serving answers ``null``, not ``NaN``.
+
+    MLflow's scoring server writes ``DataFrame.to_dict("records")`` with ``json.dump``:
+    a float NaN (the PD, points and line of a quarantined row) becomes the bare token
+    ``NaN``, which is not JSON (``JSON.parse`` fails). Only columns holding a missing
+    value change (to object, ``None`` for the missing cells); Spark's UDF casts them back.
+    """
+    fixes = {}
+    for col in out.columns:
+        s = out[col]
+        if bool(s.isna().any()):  # float NaN, NaT, pd.NA, or NaN inside an object column
+            fixes[col] = s.astype(object).where(s.notna(), None)
+    return out.assign(**fixes) if fixes else out
+
+
+class MissingInputsError(mlflow.exceptions.MlflowException):
+    """Required input columns are absent: the cause comes first in the message.
+
+    MLflow's scoring server rewrites the message of any error raised while
+    predicting to ``"Failed to predict data '<the whole request>'. Error: <cause>"``.
+    This error keeps the cause as the first line and appends what the server adds,
+    so a client reading the first line of ``message`` learns what to fix.
+    """
+
+    def __init__(self, missing: list[str]) -> None:
+        shown = ", ".join(missing[:20]) + (f" ... ({len(missing)} in all)" if len(missing) > 20
+                                            else "")
+        self.cause = (f"Model is missing inputs {missing[:20]}: the request lacks "
+                      f"{len(missing)} column(s) the model needs: {shown}")
+        self._context = ""
+        from mlflow.protos.databricks_pb2 import BAD_REQUEST
+
+        super().__init__(self.cause, error_code=BAD_REQUEST)
+
+    @property
+    def message(self) -> str:  # type: ignore[override]
+        return self.cause + (f"\n{self._context}" if self._context else "")
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self._context = "" if value == getattr(self, "cause", None) else str(value)
+
+
 class DecisionPyfunc(PythonModel):
     """pyfunc face of a DecisionModel: household table in, one decision per household out.
 
@@ -75,15 +119,23 @@ class DecisionPyfunc(PythonModel):
         cls = _import_class(str(config.get("decision_class", DEFAULT_DECISION_CLASS)))
         self.top_k = int(config.get("top_k", 3))
         self.input_types = {str(k): str(v) for k, v in (config.get("input_types") or {}).items()}
+        self.required_inputs = [str(c) for c in (config.get("required_inputs") or [])]
         self.model = cls.load(context.artifacts["decision_model"])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None
                 ) -> pd.DataFrame:
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
+        missing = [c for c in getattr(self, "required_inputs", []) if c not in model_input.columns]
+        if missing:
+            raise MissingInputsError(missing)
         top_k = int((params or {}).get("top_k", self.top_k))
         model_input = coerce_serving_input(model_input, self.input_types)
-        return self.model.decide(model_input, top_k=top_k)
+        out = self.model.decide(model_input, top_k=top_k)
+        # context is None only for the in-process batch scorer (``PyfuncScorer``), which
+        # writes Parquet; every MLflow caller (serving, spark_udf, pyfunc.predict) gets
+        # JSON-safe missing values
+        return out if context is None else json_safe(out)
 
 
 mlflow.models.set_model(DecisionPyfunc())

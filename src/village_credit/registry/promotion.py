@@ -37,7 +37,14 @@ from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
 from village_credit.errors import VillageCreditError
-from village_credit.registry.gates import GateReport, evaluate_gates
+from village_credit.registry.gates import DEFAULT_THRESHOLDS, GateReport, evaluate_gates
+from village_credit.registry.loading import (
+    TAG_DECISION,
+    TAG_DIGEST,
+    TAG_RECORD,
+    TAG_RECORD_RUN,
+    version_digest,
+)
 from village_credit.registry.store import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME
 from village_credit.registry.tracking import code_version
 
@@ -46,8 +53,9 @@ CHALLENGER = "challenger"
 PREVIOUS = "previous"
 
 EVIDENCE_ARTIFACT = "evidence/evidence.json"
-TAG_RECORD = "promotion.record"
-TAG_RECORD_RUN = "promotion.record_run_id"
+#: Registered-model tags: the thresholds every version of the model is judged by.
+TAG_THRESHOLDS = "gates.thresholds"
+TAG_THRESHOLDS_REASON = "gates.thresholds_reason"
 TAG_GATES_PASSED = "gates.passed"
 TAG_OVERRIDE_REASON = "override_reason"
 TAG_BY_OVERRIDE = "promoted_by_override"
@@ -70,6 +78,10 @@ class PromotionResult:
     previous_champion: str | None = None
     record_artifact: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    thresholds_source: str = ""
+    evidence_source: str = ""
+    artifact_digest: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +92,10 @@ class PromotionResult:
             "override_reason": self.override_reason,
             "previous_champion": self.previous_champion,
             "record_artifact": self.record_artifact,
+            "artifact_digest": self.artifact_digest,
+            "thresholds": self.thresholds,
+            "thresholds_source": self.thresholds_source,
+            "evidence_source": self.evidence_source,
             "gates": self.report.to_dict(),
         }
 
@@ -144,21 +160,103 @@ def log_evidence(evidence: Mapping[str, Any], run_id: str, *,
                                                 ensure_ascii=False), EVIDENCE_ARTIFACT)
 
 
-def load_evidence(model_name: str, version: str | int, *,
-                  client: MlflowClient | None = None) -> dict[str, Any]:
-    """Evidence logged by :func:`log_evidence` on the version's run; ``{}`` when absent.
+VALIDATION_EVIDENCE_ARTIFACT = "validation/evidence.json"
 
-    An empty dict makes every gate fail with "missing", which is the point.
+
+def validation_runs(model_name: str, version: str | int, *,
+                    client: MlflowClient | None = None) -> list[Any]:
+    """Validation runs of one version (``validate`` tags them), newest first.
+
+    Each validation is its own run, so a second validation never overwrites the first.
     """
     c = _client(client)
-    mv = _get_version(c, model_name, str(version))
-    if not mv.run_id:
-        return {}
     try:
-        data = _download_json(c, mv.run_id, EVIDENCE_ARTIFACT)
-    except (MlflowException, OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        exp_ids = [e.experiment_id for e in c.search_experiments()]
+        if not exp_ids:
+            return []
+        return list(c.search_runs(
+            exp_ids, filter_string=(f"tags.validated_model_name = '{model_name}' and "
+                                    f"tags.validated_model_version = '{version}'"),
+            order_by=["attributes.start_time DESC"], max_results=100))
+    except MlflowException:
+        return []
+
+
+def find_evidence(model_name: str, version: str | int, *, client: MlflowClient | None = None,
+                  artifact_digest: str | None = None) -> tuple[dict[str, Any], str]:
+    """``(evidence, where it came from)`` for a version, without files passed by hand.
+
+    Newest first: the latest third-party validation run of this version whose model
+    digest matches ``artifact_digest`` (when given), else the evidence the training
+    pipeline logged on the version's run; ``({}, reason)`` when there is none (every
+    gate then fails with "missing", which is the point).
+    """
+    c = _client(client)
+    for run in validation_runs(model_name, version, client=c):
+        sha = run.data.tags.get("model_artifact_sha256")
+        if artifact_digest and sha and sha != artifact_digest:
+            continue
+        try:
+            data = _download_json(c, run.info.run_id, VALIDATION_EVIDENCE_ARTIFACT)
+        except (MlflowException, OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data:
+            return data, f"validation run {run.info.run_id} ({VALIDATION_EVIDENCE_ARTIFACT})"
+    mv = _get_version(c, model_name, str(version))
+    if mv.run_id:
+        try:
+            data = _download_json(c, mv.run_id, EVIDENCE_ARTIFACT)
+        except (MlflowException, OSError, ValueError):
+            data = None
+        if isinstance(data, dict) and data:
+            return data, f"training run {mv.run_id} ({EVIDENCE_ARTIFACT})"
+    return {}, (f"none: no validation run of {model_name} v{version} and no "
+                f"{EVIDENCE_ARTIFACT} on its run; run `village-credit validate --model "
+                f"models:/{model_name}/{version} --data <labelled sample>`")
+
+
+def load_evidence(model_name: str, version: str | int, *,
+                  client: MlflowClient | None = None) -> dict[str, Any]:
+    """Evidence for a version (see :func:`find_evidence`); ``{}`` when absent."""
+    return find_evidence(model_name, version, client=client)[0]
+
+
+def model_thresholds(model_name: str, *, client: MlflowClient | None = None
+                     ) -> tuple[dict[str, Any], str]:
+    """``(thresholds, source)`` recorded for the registered model, else the backstop.
+
+    The backstop is the toolkit's :data:`DEFAULT_THRESHOLDS`, used only when nothing
+    was recorded for the model, and said so in ``source``.
+    """
+    c = _client(client)
+    try:
+        tags = dict(c.get_registered_model(model_name).tags or {})
+    except MlflowException as exc:
+        raise RegistryError(f"registered model {model_name!r} not found: {exc}") from exc
+    raw = tags.get(TAG_THRESHOLDS)
+    if raw:
+        try:
+            th = json.loads(raw)
+        except ValueError as exc:
+            raise RegistryError(f"registered model {model_name!r}: tag {TAG_THRESHOLDS} "
+                                f"is not JSON: {exc}") from exc
+        reason = tags.get(TAG_THRESHOLDS_REASON, "")
+        return {**DEFAULT_THRESHOLDS, **th}, (
+            f"recorded for registered model {model_name!r}" + (f" ({reason})" if reason else ""))
+    return dict(DEFAULT_THRESHOLDS), (
+        f"toolkit defaults (backstop): no thresholds recorded for registered model "
+        f"{model_name!r}; record them with `village-credit promote --thresholds FILE`")
+
+
+def record_thresholds(model_name: str, thresholds: Mapping[str, Any], reason: str, *,
+                      client: MlflowClient | None = None) -> dict[str, Any]:
+    """Record the thresholds every later version of ``model_name`` is judged by."""
+    c = _client(client)
+    full = {**DEFAULT_THRESHOLDS, **dict(thresholds)}
+    c.set_registered_model_tag(model_name, TAG_THRESHOLDS, json.dumps(full, sort_keys=True,
+                                                                      default=str))
+    c.set_registered_model_tag(model_name, TAG_THRESHOLDS_REASON, reason)
+    return full
 
 
 def _signature_schema(client: MlflowClient, name: str, version: str) -> list[dict] | None:
@@ -221,6 +319,8 @@ def promote(
     client: MlflowClient | None = None,
     champion_evidence: Mapping[str, Any] | None = None,
     set_challenger: bool = True,
+    thresholds_reason: str | None = None,
+    evidence_source: str | None = None,
 ) -> PromotionResult:
     """Gate ``version`` and, only if every gate passes, make it ``@champion``.
 
@@ -228,6 +328,13 @@ def promote(
     recorded on the version with ``promoted_by_override=true``. The relative gates
     use ``champion_evidence`` if given, else the champion's own promotion record.
     A failing version gets ``@challenger`` (when ``set_challenger``), never ``@champion``.
+
+    ``evidence=None``: found with the version (:func:`find_evidence`). ``thresholds``
+    given: recorded for the registered model (with ``thresholds_reason``) and used for
+    this and every later version; ``None``: the model's recorded thresholds, or the
+    toolkit backstop (:func:`model_thresholds`). The promotion record binds gate
+    results, thresholds, evidence and the digest of the version's artifacts, which
+    the loader (:mod:`village_credit.registry.loading`) checks before any decision.
     """
     c = _client(client)
     version = str(version)
@@ -238,6 +345,21 @@ def promote(
     champ_v = None if champ_mv is None else str(champ_mv.version)
     if champ_v == version:
         raise RegistryError(f"model {model_name!r} version {version} is already @champion")
+
+    digest = version_digest(model_name, version, client=c)
+    if evidence is None:
+        found, ev_source = find_evidence(model_name, version, client=c, artifact_digest=digest)
+        evidence = found
+    else:
+        ev_source = evidence_source or "given by the caller"
+    if thresholds is not None:
+        th_full = record_thresholds(model_name, thresholds,
+                                    thresholds_reason or "thresholds passed to promote()", client=c)
+        th_source = (f"given, now recorded for registered model {model_name!r}"
+                     + (f" ({thresholds_reason})" if thresholds_reason else ""))
+    else:
+        th_full, th_source = model_thresholds(model_name, client=c)
+    thresholds = th_full
 
     ev: dict[str, Any] = dict(evidence or {})
     if "schema" not in ev:
@@ -268,7 +390,10 @@ def promote(
         "code_version": code_version(),
         "champion_version_at_evaluation": champ_v,
         "thresholds": dict(thresholds or {}),
+        "thresholds_source": th_source,
         "evidence": ev,
+        "evidence_source": ev_source,
+        "artifact_digest": digest,
         "champion_evidence": champ_ev,
         "report": report.to_dict(),
         "override_reason": reason,
@@ -292,6 +417,8 @@ def promote(
     tags["promotion.champion_at_evaluation"] = champ_v or "none"
     tags[TAG_RECORD] = record_path
     tags[TAG_RECORD_RUN] = run_id
+    tags[TAG_DIGEST] = digest
+    tags[TAG_DECISION] = record["decision"]
     if reason is not None:
         tags[TAG_OVERRIDE_REASON] = reason
         tags[TAG_BY_OVERRIDE] = str(not report.passed).lower()
@@ -301,7 +428,9 @@ def promote(
     result = PromotionResult(model_name, version, False, report,
                              by_override=reason is not None and not report.passed,
                              override_reason=reason, previous_champion=champ_v,
-                             record_artifact=f"runs:/{run_id}/{record_path}", tags=tags)
+                             record_artifact=f"runs:/{run_id}/{record_path}", tags=tags,
+                             thresholds=dict(thresholds), thresholds_source=th_source,
+                             evidence_source=ev_source, artifact_digest=digest)
     if not will_promote:
         if set_challenger:
             c.set_registered_model_alias(model_name, CHALLENGER, version)

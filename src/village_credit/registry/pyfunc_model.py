@@ -107,8 +107,11 @@ def log_decision_model(
     ``lenient_inputs`` (default) declares every input column with MLflow's ``Any``
     type: MLflow's own schema enforcement would reject a *whole batch* for one
     non-numeric cell or a NaN in an integer column, before ``decide`` could
-    quarantine just that row with a reason. Column names (and which are required)
-    stay in the signature; cell types are checked row by row inside ``decide``.
+    quarantine just that row with a reason. Column names stay in the signature, all
+    marked optional, and the required ones go to ``model_config["required_inputs"]``:
+    the model checks them itself, so that a missing column is reported with its
+    cause first (MLflow's own "missing inputs" error ends a message that starts with
+    the whole request and schema). Cell types are checked row by row in ``decide``.
     """
     model_dir = Path(decision_model_dir)
     if not model_dir.is_dir():
@@ -130,6 +133,8 @@ def log_decision_model(
     input_types = {spec.name: _type_name(spec) for spec in (signature.inputs.inputs
                                                             if signature.inputs else [])
                    if spec.name}
+    required_inputs = [spec.name for spec in (signature.inputs.inputs if signature.inputs else [])
+                       if spec.name and spec.required]
     if lenient_inputs and signature.inputs is not None:
         signature = ModelSignature(inputs=lenient_schema(signature.inputs),
                                    outputs=signature.outputs, params=signature.params)
@@ -146,7 +151,7 @@ def log_decision_model(
             python_model=str(DECISION_PYFUNC_PATH),
             artifacts={"decision_model": str(model_dir)},
             model_config={"decision_class": decision_class, "top_k": int(top_k),
-                          "input_types": input_types},
+                          "input_types": input_types, "required_inputs": required_inputs},
             code_paths=code_paths,
             pip_requirements=reqs,
             signature=signature,
@@ -166,10 +171,14 @@ def _type_name(spec: ColSpec) -> str:
 
 
 def lenient_schema(schema: Schema) -> Schema:
-    """Same named columns (and required flags), every type relaxed to ``Any``."""
+    """Same named columns, every type relaxed to ``Any`` and every column optional.
+
+    Which columns are required is kept in the model config (``required_inputs``) and
+    checked by the model itself (``decision_pyfunc.DecisionPyfunc.predict``).
+    """
     if not schema.has_input_names():
         raise SchemaError("the decision model's input schema must have named columns")
-    return Schema([ColSpec(AnyType(), spec.name, required=spec.required) for spec in schema.inputs])
+    return Schema([ColSpec(AnyType(), spec.name, required=False) for spec in schema.inputs])
 
 
 def model_input_schema(model_uri: str) -> list[dict[str, Any]] | None:

@@ -69,16 +69,32 @@ class NoRowsScored(ScoringError):
 
 @dataclass
 class ModelRef:
-    """What scored the file: URI, resolved registered name/version and alias."""
+    """What scored the file: URI, resolved registered name/version and alias, gate status.
+
+    ``gated`` is ``False`` only when the model was scored with ``allow_ungated``;
+    ``gate`` says why (the loader's reason), and both travel into every output file's
+    metadata and the summary.
+    """
 
     uri: str
     name: str | None = None
     version: str | None = None
     alias: str | None = None
     run_id: str | None = None
+    artifact_digest: str | None = None
+    gated: bool | None = None
+    gate: str | None = None
 
     def as_metadata(self) -> dict[str, str]:
         return {f"village_credit.model_{k}": str(v) for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_loaded(cls, loaded: Any) -> "ModelRef":
+        i = loaded.identity
+        return cls(uri=i.uri, name=i.name, version=i.version, alias=i.alias, run_id=i.run_id,
+                   artifact_digest=loaded.artifact_sha256, gated=loaded.gate.gated,
+                   gate=("UNGATED, scored with --allow-ungated: " + loaded.gate.reason)
+                   if loaded.gate.loaded_ungated else loaded.gate.reason)
 
 
 @dataclass
@@ -110,39 +126,26 @@ class ScoreSummary:
 
 
 def resolve_model(model_uri: str) -> ModelRef:
-    """Resolve ``models:/name@alias`` or ``models:/name/N`` to a concrete version."""
-    ref = ModelRef(uri=model_uri)
-    if not model_uri.startswith("models:/"):
-        return ref
-    from mlflow.tracking import MlflowClient
+    """The registered version behind any model URI (no download, no gate check)."""
+    from village_credit.registry.loading import ModelLoadError, resolve_uri
 
-    client = MlflowClient()
-    body = model_uri[len("models:/"):]
     try:
-        if "@" in body:
-            name, alias = body.split("@", 1)
-            mv = client.get_model_version_by_alias(name, alias)
-            ref.alias = alias
-        else:
-            name, version = body.rsplit("/", 1)
-            mv = client.get_model_version(name, version)
-    except Exception as exc:  # mlflow raises MlflowException with a useful message
-        raise ScoringError(f"cannot resolve model {model_uri}: {exc}") from exc
-    ref.name, ref.version, ref.run_id = mv.name, str(mv.version), mv.run_id
-    return ref
+        i = resolve_uri(model_uri)
+    except ModelLoadError as exc:
+        raise ScoringError(str(exc)) from exc
+    return ModelRef(uri=i.uri, name=i.name, version=i.version, alias=i.alias, run_id=i.run_id)
 
 
-def load_scoring_model(model_uri: str) -> tuple[Any, ModelRef]:
-    """Load the pyfunc decision model; a clear ScoringError when it cannot be loaded."""
-    import mlflow.pyfunc
+def load_scoring_model(model_uri: str, *, allow_ungated: bool = False) -> tuple[Any, ModelRef]:
+    """The verified pyfunc decision model (``registry.loading.load_model``) and its ref.
 
-    ref = resolve_model(model_uri)
-    target = f"models:/{ref.name}/{ref.version}" if ref.version else model_uri
-    try:
-        model = mlflow.pyfunc.load_model(target)
-    except Exception as exc:
-        raise ScoringError(f"cannot load model {model_uri}: {exc}") from exc
-    return model, ref
+    Refuses (``UngatedModelError``, exit 2 on the CLI) a version without a valid
+    promotion record unless ``allow_ungated``.
+    """
+    from village_credit.registry.loading import load_model
+
+    loaded = load_model(model_uri, allow_ungated=allow_ungated)
+    return loaded.pyfunc, ModelRef.from_loaded(loaded)
 
 
 def model_input_columns(model: Any) -> tuple[list[str], list[str]]:
@@ -151,6 +154,11 @@ def model_input_columns(model: Any) -> tuple[list[str], list[str]]:
     schema = meta.get_input_schema() if meta is not None else None
     if schema is None or not schema.has_input_names():
         return [], []
+    names = [c.name for c in schema.inputs]
+    config = getattr(model, "model_config", None) or {}
+    if config.get("required_inputs") is not None:  # the decision pyfunc keeps them here
+        required = set(config["required_inputs"])
+        return [n for n in names if n in required], [n for n in names if n not in required]
     req = [c.name for c in schema.inputs if getattr(c, "required", True)]
     opt = [c.name for c in schema.inputs if not getattr(c, "required", True)]
     return req, opt
@@ -389,8 +397,13 @@ def score_file(
     progress: bool = True,
     model: Any = None,
     report: bool = True,
+    allow_ungated: bool = False,
 ) -> ScoreSummary:
     """Score every household of a Parquet/CSV file with a registered decision model.
+
+    The model is loaded through the one loader, which checks its promotion record;
+    ``allow_ungated`` scores an ungated version anyway and records that fact in the
+    output metadata and ``summary.json`` (``model.gated = false``).
 
     Streams ``chunk_rows`` rows at a time; each chunk's outputs are written
     atomically, then its done-marker; a rerun with the same arguments (and an input
@@ -424,7 +437,7 @@ def _score_file(
     started = time.perf_counter()
     total = count_rows(input_path)  # DataReadError naming the file, before loading any model
     if model is None:
-        model, ref = load_scoring_model(model_uri)
+        model, ref = load_scoring_model(model_uri, allow_ungated=allow_ungated)
     else:
         ref = resolve_model(model_uri)
     scorer = PyfuncScorer(model)

@@ -34,7 +34,7 @@ import pandas as pd
 from village_credit.scoring.batch import (_CHECKS, PASSTHROUGH, QUARANTINE_COLUMNS, ModelRef, NoRowsScored,
                                           PyfuncScorer,
                                           ScoreSummary, ScoringError, _atomic_write_json, _prepare_output,
-                                          _run_identity, _write_programme_report, resolve_model)
+                                          _run_identity, _write_programme_report)
 
 ROW_NUMBER = "row_number"
 
@@ -136,6 +136,7 @@ def score_file_spark(
     overwrite: bool = False,
     report: bool = True,
     max_partition_bytes: int | None = None,
+    allow_ungated: bool = False,
 ) -> ScoreSummary:
     """Score a file on Spark; writes ``decisions/``, ``quarantine/``, ``quarantine_rows/``, summary.json.
 
@@ -180,12 +181,13 @@ def _score_file_spark(
         from village_credit.errors import DataReadError
 
         raise DataReadError(f"{input_path}: file not found")
-    ref: ModelRef = resolve_model(model_uri)
-    target = f"models:/{ref.name}/{ref.version}" if ref.version else model_uri
-    try:
-        model = mlflow.pyfunc.load_model(target)
-    except Exception as exc:
-        raise ScoringError(f"cannot load model {model_uri}: {exc}") from exc
+    from village_credit.registry.loading import load_model
+
+    # the one loader: resolves the URI, checks the promotion record (refuses an ungated
+    # version unless allow_ungated); the UDF runs the very copy whose digest was checked
+    loaded = load_model(model_uri, allow_ungated=allow_ungated)
+    model, ref = loaded.pyfunc, ModelRef.from_loaded(loaded)
+    target = str(loaded.local_dir)
     ddl, out_names = _result_ddl(model)
     scorer = PyfuncScorer(model)
     identity = {**_run_identity(input_path, None, ref, "spark"), "master": master}

@@ -9,7 +9,11 @@ Convention: ``y`` is 1 for a default; discrimination scores are risk-oriented
 
 from village_credit.validation._checks import ValidationInputError
 from village_credit.validation.calibration import (
+    HL_DDOF_FITTED,
+    HL_DDOF_INDEPENDENT,
+    HL_GROUPS,
     brier,
+    calibration_in_the_large,
     expected_calibration_error,
     grade_calibration,
     hosmer_lemeshow,
@@ -29,6 +33,7 @@ from village_credit.validation.discrimination import (
     roc_points,
 )
 from village_credit.validation.report import (
+    overall_verdict,
     ValidationConfig,
     drift_report,
     validation_report,
@@ -50,6 +55,7 @@ from village_credit.validation.stability import (
 )
 
 __all__ = [
+    "HL_DDOF_FITTED", "HL_DDOF_INDEPENDENT", "HL_GROUPS", "calibration_in_the_large", "overall_verdict",
     "ValidationConfig",
     "ValidationInputError",
     "alert_level",

@@ -29,7 +29,11 @@ from village_credit.validation._checks import (
 )
 
 __all__ = [
+    "HL_DDOF_FITTED",
+    "HL_DDOF_INDEPENDENT",
+    "HL_GROUPS",
     "brier",
+    "calibration_in_the_large",
     "expected_calibration_error",
     "grade_calibration",
     "hosmer_lemeshow",
@@ -94,6 +98,38 @@ def expected_calibration_error(y: Any, p: Any, n_bins: int = 10,
     return float(np.sum(w * tab["gap"].abs().to_numpy()) / w.sum())
 
 
+HL_GROUPS = 10
+"""Hosmer-Lemeshow groups (quantile groups of PD) used by every report of the toolkit."""
+HL_DDOF_INDEPENDENT = 0
+"""The toolkit's Hosmer-Lemeshow convention: PDs judged on households they were not
+fitted on (the hold-out of a run, the calibrator's own sample) use ``dof = G``
+(Hosmer & Lemeshow 2013, sec. 5.2.2). ``pipeline.evaluate``, the validation report
+and the validation kit all use it, so one model on one sample gives one p-value."""
+HL_DDOF_FITTED = 2
+"""``dof = G - 2``: only for PDs fitted on the very sample tested (the recalibration
+report's "after" figures on the calibrator's sample)."""
+
+
+def calibration_in_the_large(y: Any, p: Any) -> dict[str, float]:
+    """Two-sided test that the total number of defaults matches the sum of the PDs.
+
+    ``z = (O - E) / sqrt(sum p (1 - p))`` (normal approximation of the Poisson-binomial
+    count of defaults). Two-sided on purpose: over-prediction in every grade (observed
+    below predicted everywhere) must fail as loudly as under-prediction. Returns
+    ``observed, expected, ratio (O/E), z, p_value``; NaN z and p when the variance is 0.
+    """
+    yb, pp = _yp(y, p)
+    o, e = float(yb.sum()), float(pp.sum())
+    var = float(np.sum(pp * (1.0 - pp)))
+    if var <= 0:
+        z = pv = float("nan")
+    else:
+        z = (o - e) / np.sqrt(var)
+        pv = float(2.0 * stats.norm.sf(abs(z)))
+    return {"observed": o, "expected": e, "ratio": (o / e) if e > 0 else float("nan"),
+            "z": float(z), "p_value": pv}
+
+
 def hosmer_lemeshow(y: Any, p: Any, groups: int = 10, ddof: int = 2) -> tuple[float, int, float]:
     """Hosmer-Lemeshow goodness-of-fit over ``groups`` quantile groups of PD.
 
@@ -144,17 +180,25 @@ def jeffreys_p_value(defaults: Any, n: Any, pd_pred: Any,
     Posterior of the grade's PD under the Jeffreys prior Beta(1/2, 1/2) is
     Beta(d + 1/2, n - d + 1/2). For ``"greater"`` the p-value is the posterior
     probability that PD <= predicted: small when defaults exceed the prediction.
-    ``"less"`` is the complement, ``"two-sided"`` twice the smaller tail.
+    ``"less"`` is the complement, ``"two-sided"`` twice the smaller tail. At zero
+    defaults the lower tail, at all defaulted the upper tail, is 1 (the interval's
+    bound is 0, resp. 1): a PD of 0 with no default, or 1 with all defaulted, passes.
     """
     d = np.asarray(defaults, dtype=float)
     nn = np.asarray(n, dtype=float)
     cdf = stats.beta.cdf(np.asarray(pd_pred, dtype=float), d + 0.5, nn - d + 0.5)
+    # The Jeffreys interval's boundary convention (Brown, Cai & DasGupta 2001, as in
+    # statsmodels' proportion_confint): with no default the lower bound is 0, with all
+    # defaulted the upper bound is 1. So no default is never evidence that the PD is
+    # *too low*, and all defaulted never evidence that it is *too high*.
+    lower_tail = np.where(d <= 0, 1.0, cdf)         # P(PD <= predicted), pinned at d = 0
+    upper_tail = np.where(d >= nn, 1.0, 1.0 - cdf)  # P(PD >= predicted), pinned at d = n
     if alternative == "greater":
-        return cdf
+        return lower_tail
     if alternative == "less":
-        return 1.0 - cdf
+        return upper_tail
     if alternative == "two-sided":
-        return np.minimum(1.0, 2.0 * np.minimum(cdf, 1.0 - cdf))
+        return np.minimum(1.0, 2.0 * np.minimum(lower_tail, upper_tail))
     raise ValidationInputError(f"alternative must be greater, less or two-sided: {alternative!r}")
 
 

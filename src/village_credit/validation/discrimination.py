@@ -65,20 +65,32 @@ def delong_components(y: Any, scores: Any) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def _delong_cov(v10: np.ndarray, v01: np.ndarray) -> np.ndarray:
-    """Covariance matrix of the AUC estimates (DeLong 1988, eq. for S)."""
+    """Covariance matrix of the AUC estimates (DeLong 1988, eq. for S).
+
+    With a single default (or a single non-default) the sample covariance of that
+    class's components is undefined: the matrix is NaN (no standard error, no CI,
+    no test), never a zero that would make the AUC look exact.
+    """
     m, n = v10.shape[1], v01.shape[1]
-    s10 = np.atleast_2d(np.cov(v10)) if m > 1 else np.zeros((v10.shape[0],) * 2)
-    s01 = np.atleast_2d(np.cov(v01)) if n > 1 else np.zeros((v01.shape[0],) * 2)
-    return s10 / m + s01 / n
+    k = v10.shape[0]
+    if m < 2 or n < 2:
+        return np.full((k, k), np.nan)
+    return np.atleast_2d(np.cov(v10)) / m + np.atleast_2d(np.cov(v01)) / n
 
 
 def auc_delong(y: Any, score: Any, alpha: float = 0.05) -> tuple[float, float, float, float]:
-    """AUC with DeLong standard error and a normal ``1 - alpha`` CI clipped to [0, 1]."""
+    """AUC with DeLong standard error and a normal ``1 - alpha`` CI clipped to [0, 1].
+
+    A single default or non-default gives ``(auc, nan, nan, nan)``: no standard error.
+    """
     yb = as_binary(y)
     sc = as_float(score, yb.size, "score")
     aucs, v10, v01 = delong_components(yb, sc)
     auc = float(aucs[0])
-    se = float(np.sqrt(max(_delong_cov(v10, v01)[0, 0], 0.0)))
+    var = float(_delong_cov(v10, v01)[0, 0])
+    if not np.isfinite(var):  # one default or one non-default: no DeLong variance
+        return auc, float("nan"), float("nan"), float("nan")
+    se = float(np.sqrt(max(var, 0.0)))
     half = stats.norm.ppf(1.0 - alpha / 2.0) * se
     return auc, se, float(max(auc - half, 0.0)), float(min(auc + half, 1.0))
 
@@ -88,7 +100,8 @@ def delong_test(y: Any, score_a: Any, score_b: Any) -> tuple[float, float, float
 
     Returns ``(auc_a, auc_b, diff = auc_a - auc_b, z, p_value)``. When the two
     scores rank everyone identically the variance of the difference is zero and
-    the test returns ``z = 0, p = 1`` rather than dividing by zero.
+    the test returns ``z = 0, p = 1`` rather than dividing by zero. With a single
+    default or a single non-default there is no DeLong variance: ``z`` and ``p`` are NaN.
     """
     yb = as_binary(y)
     a = as_float(score_a, yb.size, "score_a")
@@ -97,7 +110,9 @@ def delong_test(y: Any, score_a: Any, score_b: Any) -> tuple[float, float, float
     cov = _delong_cov(v10, v01)
     diff = float(aucs[0] - aucs[1])
     var = float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1])
-    if var <= 1e-15:
+    if not np.isfinite(var):  # one default or one non-default: no test
+        z, p = float("nan"), float("nan")
+    elif var <= 1e-15:
         z, p = 0.0, 1.0
     else:
         z = diff / np.sqrt(var)

@@ -22,10 +22,7 @@ statistics package that ``registry.gates`` may import without a cycle.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
-import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -38,6 +35,7 @@ import pandas as pd
 
 from village_credit.data.schema import TRUTH_COLUMNS
 from village_credit.errors import VillageCreditError
+from village_credit.rules.grades import grade_order, policy_age_max
 from village_credit.validation.report import (
     ValidationConfig,
     drift_report,
@@ -49,7 +47,6 @@ from village_credit.validation.report import (
 __all__ = [
     "DEFAULT_CONFIG",
     "GRADE_ORDER",
-    "ModelSource",
     "ValidationKitError",
     "artifact_hash",
     "decide_sample",
@@ -69,18 +66,12 @@ _NOT_INPUTS = (*TRUTH_COLUMNS, PREVIOUS_GRADE)
 #: Raw columns never compared by the monitor: identifiers and the vintage counter itself.
 _MONITOR_SKIP = ("household_id", "vintage", *TRUTH_COLUMNS)
 
-#: Third-party default: the sample is independent of the model's fit, so Hosmer-Lemeshow
-#: uses G (not G - 2) degrees of freedom (Hosmer & Lemeshow 2013, sec. 5.2.2).
-DEFAULT_CONFIG = ValidationConfig(hl_ddof=0, score_name=SCORE_NAME)
+#: Third-party default: the toolkit's one Hosmer-Lemeshow convention (dof = groups; the
+#: sample is independent of the model's fit), as in ``pipeline.evaluate``.
+DEFAULT_CONFIG = ValidationConfig(score_name=SCORE_NAME)
 
 
-def _grade_order() -> list[str]:
-    from village_credit.rules.policy import GRADE_BANDS
-
-    return list(GRADE_BANDS)
-
-
-GRADE_ORDER: list[str] = _grade_order()
+GRADE_ORDER: list[str] = grade_order()
 
 
 class ValidationKitError(VillageCreditError, ValueError):
@@ -105,168 +96,45 @@ def read_sample(data: pd.DataFrame | str | Path, what: str = "sample") -> pd.Dat
     return df
 
 
-_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))/?$")
-
-
 def parse_model_uri(uri: str) -> tuple[str | None, str | None, str | None]:
-    """``(name, version, alias)`` of a ``models:/name/version`` or ``models:/name@alias`` URI.
+    """``(name, version, alias)`` of a ``models:/`` URI (the one loader's parser)."""
+    from village_credit.registry.loading import parse_models_uri
 
-    ``(None, None, None)`` for anything else (``runs:/``, a logged-model id
-    ``models:/m-...`` is returned as a name and resolved later, a local path).
-    """
-    m = _MODELS_URI.match(str(uri))
-    if not m:
-        return None, None, None
-    return m.group("name"), m.group("version"), m.group("alias")
+    return parse_models_uri(uri)
 
 
 def artifact_hash(directory: str | Path) -> str:
-    """``sha256:<hex>`` over every file of ``directory``, in sorted relative-path order.
+    """``sha256:<hex>`` over every file of ``directory`` (the one loader's digest)."""
+    from village_credit.registry.loading import artifact_digest
 
-    Each file contributes its relative POSIX path, a NUL, its size and its bytes, so
-    renaming or moving a file changes the hash as much as editing it does.
+    return artifact_digest(directory)
+
+
+def __getattr__(name: str) -> Any:  # ModelSource: the loader's LoadedModel, imported lazily
+    if name == "ModelSource":
+        from village_credit.registry.loading import LoadedModel
+
+        return LoadedModel
+    raise AttributeError(name)
+
+
+def load_model_source(uri: str, dst_dir: str | Path | None = None, *,
+                      require_gate: bool = False, allow_ungated: bool = False) -> Any:
+    """Download, hash and load a decision model as a third party would (the one loader).
+
+    ``uri``: any URI MLflow accepts (``models:/name@alias``, ``models:/name/N``,
+    ``models:/m-<id>``, ``runs:/<run>/model``) or a local model folder. The calibrator
+    judges models before promotion, so the promotion record is reported, not required,
+    unless ``require_gate``. Errors are :class:`ValidationKitError`.
     """
-    root = Path(directory)
-    h = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    for p in files:
-        rel = p.relative_to(root).as_posix()
-        data = p.read_bytes()
-        h.update(rel.encode("utf-8") + b"\0" + str(len(data)).encode() + b"\0")
-        h.update(data)
-    return f"sha256:{h.hexdigest()}"
+    from village_credit.registry.loading import ModelLoadError, UngatedModelError, load_model
 
-
-@dataclasses.dataclass
-class ModelSource:
-    """A model as the third party gets it: URI, registry identity, local copy, loaded pyfunc."""
-
-    uri: str
-    local_dir: Path
-    decision_dir: Path
-    pyfunc: Any
-    decision_model: Any
-    spec: dict[str, Any]
-    artifact_sha256: str
-    decision_class: str
-    name: str | None = None
-    version: str | None = None
-    run_id: str | None = None
-
-    @property
-    def registered(self) -> bool:
-        return self.name is not None and self.version is not None
-
-    @property
-    def reference_profile(self) -> dict[str, Any] | None:
-        prof = (self.spec.get("metadata") or {}).get("reference_profile")
-        return prof if isinstance(prof, dict) and prof.get("columns") else None
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} v{self.version}" if self.registered else self.uri
-
-    def identity(self) -> dict[str, Any]:
-        return {"model_uri": self.uri, "model_name": self.name, "model_version": self.version,
-                "model_run_id": self.run_id, "decision_class": self.decision_class,
-                "model_artifact_sha256": self.artifact_sha256}
-
-
-def _resolve_version(uri: str) -> tuple[str | None, str | None, str | None]:
-    """Registered name, version and run id behind ``uri`` (``None``s when not registered)."""
-    name, version, alias = parse_model_uri(uri)
-    if name is None or (version is None and alias is None):
-        return None, None, None
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=mlflow.get_tracking_uri(),
-                          registry_uri=mlflow.get_registry_uri())
     try:
-        if alias is not None:
-            mv = client.get_model_version_by_alias(name, alias)
-        elif version == "latest":
-            versions = client.search_model_versions(f"name='{name}'")
-            if not versions:
-                raise ValidationKitError(f"model {name!r} has no versions")
-            mv = max(versions, key=lambda v: int(v.version))
-        else:
-            mv = client.get_model_version(name, version)
-    except MlflowException as exc:
-        raise ValidationKitError(f"cannot resolve model {uri!r} in the registry at "
-                                 f"{mlflow.get_registry_uri()}: {exc.message}") from exc
-    return str(mv.name), str(mv.version), mv.run_id
-
-
-def _find_decision_dir(local: Path) -> tuple[Path, str]:
-    """The ``decision_model`` artifact folder and ``decision_class`` of a downloaded pyfunc."""
-    import yaml
-
-    mlmodel = local / "MLmodel"
-    if not mlmodel.is_file():
-        raise ValidationKitError(f"{local}: no MLmodel file: not an MLflow model")
-    conf = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
-    pyfunc_conf = (conf.get("flavors") or {}).get("python_function") or {}
-    arts = pyfunc_conf.get("artifacts") or {}
-    rel = None
-    if isinstance(arts.get("decision_model"), Mapping):
-        rel = arts["decision_model"].get("path")
-    cand = [local / rel] if rel else []
-    cand += [local / "artifacts" / "decision_model"]
-    cand += [p.parent for p in sorted(local.rglob("model.json"))
-             if (p.parent / "booster.txt").is_file()]
-    for c in cand:
-        if (c / "model.json").is_file():
-            model_config = pyfunc_conf.get("model_config") or {}
-            default = "village_credit.models.decision:DecisionModel"
-            return c, str(model_config.get("decision_class", default))
-    raise ValidationKitError(f"{local}: the logged model has no decision_model artifact "
-                             "(model.json); is it a village-credit decision model?")
-
-
-def load_model_source(uri: str, dst_dir: str | Path | None = None) -> ModelSource:
-    """Download, hash and load a logged decision model as a third party would.
-
-    ``uri``: ``models:/name/version``, ``models:/name@alias``, ``runs:/...`` or a local
-    model folder. Nothing of the training environment is used: the reference profile
-    and the feature transformer come from the model's own ``decision_model`` artifact.
-    """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    name, version, run_id = _resolve_version(uri)
-    dst = Path(dst_dir) if dst_dir is not None else Path(tempfile.mkdtemp(prefix="vc-model-"))
-    dst.mkdir(parents=True, exist_ok=True)
-    # download what the registry says right now (an alias may move; the version we
-    # resolved is what we record, so download by version when we have one)
-    fetch = f"models:/{name}/{version}" if name and version else str(uri)
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=fetch, dst_path=str(dst)))
-    except (MlflowException, OSError) as exc:
-        raise ValidationKitError(f"cannot download model {uri!r}: {exc}") from exc
-    digest = artifact_hash(local)
-    decision_dir, decision_class = _find_decision_dir(local)
-    try:
-        spec = json.loads((decision_dir / "model.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValidationKitError(f"cannot read {decision_dir / 'model.json'}: {exc}") from exc
-    try:
-        pyfunc = mlflow.pyfunc.load_model(str(local))
-    except Exception as exc:  # MLflow raises many kinds here; report them all the same way
-        raise ValidationKitError(f"cannot load model {uri!r} as a pyfunc: {exc}") from exc
-    dm = None
-    try:
-        dm = getattr(pyfunc.unwrap_python_model(), "model", None)
-    except Exception:  # not a python_model pyfunc: fall back to the artifact
-        dm = None
-    if dm is None:
-        from village_credit.registry.decision_pyfunc import _import_class
-
-        dm = _import_class(decision_class).load(str(decision_dir))
-    return ModelSource(uri=str(uri), local_dir=local, decision_dir=decision_dir, pyfunc=pyfunc,
-                       decision_model=dm, spec=spec, artifact_sha256=digest,
-                       decision_class=decision_class, name=name, version=version, run_id=run_id)
+        return load_model(uri, dst_dir, require_gate=require_gate, allow_ungated=allow_ungated)
+    except UngatedModelError:
+        raise
+    except ModelLoadError as exc:
+        raise ValidationKitError(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------- scoring
@@ -276,20 +144,35 @@ def _model_inputs(sample: pd.DataFrame) -> pd.DataFrame:
     return sample.drop(columns=[c for c in _NOT_INPUTS if c in sample.columns])
 
 
-def decide_sample(source: ModelSource, sample: pd.DataFrame) -> pd.DataFrame:
+def _numbers_back(out: pd.DataFrame) -> pd.DataFrame:
+    """Float columns the pyfunc made JSON-safe (``None`` for a quarantined row's PD,
+    points, line) back to float64 with NaN, so the statistics see numbers."""
+    fixes = {}
+    for col in out.columns:
+        s = out[col]
+        if s.dtype != object:
+            continue
+        vals = s[s.notna()]
+        if len(vals) and all(isinstance(v, (float, int, np.floating, np.integer))
+                             and not isinstance(v, (bool, np.bool_)) for v in vals):
+            fixes[col] = pd.to_numeric(s, errors="coerce").astype("float64")
+    return out.assign(**fixes) if fixes else out
+
+
+def decide_sample(source: Any, sample: pd.DataFrame) -> pd.DataFrame:
     """The model's decisions on ``sample`` through the pyfunc (row order kept)."""
     out = source.pyfunc.predict(_model_inputs(sample))
     if not isinstance(out, pd.DataFrame) or len(out) != len(sample):
         raise ValidationKitError(f"model {source.uri!r} returned {type(out).__name__} of "
                                  f"{len(out)} rows for {len(sample)} input rows")
-    out = out.reset_index(drop=True)
+    out = _numbers_back(out.reset_index(drop=True))
     for col in ("pd", "points", "grade", "status"):
         if col not in out.columns:
             raise ValidationKitError(f"model {source.uri!r}: decisions lack column {col!r}")
     return out
 
 
-def model_features(source: ModelSource, rows: pd.DataFrame) -> pd.DataFrame | None:
+def model_features(source: Any, rows: pd.DataFrame) -> pd.DataFrame | None:
     """The model's own feature frame of (valid) ``rows``, or ``None`` if it cannot be built."""
     dm = source.decision_model
     try:
@@ -303,11 +186,9 @@ def model_features(source: ModelSource, rows: pd.DataFrame) -> pd.DataFrame | No
 
 
 def _policy_age_max(dm: Any) -> int:
-    pol = getattr(dm, "policy", None)
-    for attr in ("age_max", "base_age_max"):
-        if pol is not None and getattr(pol, attr, None) is not None:
-            return int(getattr(pol, attr))
-    return 60
+    from village_credit.fairness.groups import ELDERLY_AGE
+
+    return policy_age_max(getattr(dm, "policy", None)) or ELDERLY_AGE
 
 
 def _fairness(rows: pd.DataFrame, decisions: Mapping[str, pd.DataFrame], y: np.ndarray,
@@ -381,6 +262,12 @@ def _fingerprint(df: pd.DataFrame) -> str | None:
     return data_fingerprint(df)
 
 
+def _toolkit_version() -> str:
+    import village_credit
+
+    return str(village_credit.__version__)
+
+
 def _library_versions() -> dict[str, str]:
     try:
         from village_credit.registry.tracking import library_versions
@@ -404,8 +291,12 @@ def validate_model(
     config: ValidationConfig | None = None,
     fairness_boot: int = 100,
     seed: int = 0,
+    allow_ungated: bool = False,
 ) -> tuple[dict[str, Any], Path, Path]:
     """Validate a registered model on the calibrator's labelled sample.
+
+    A ``challenger_uri`` naming ``@champion`` must be a promoted version (the loader
+    checks its promotion record) unless ``allow_ungated``.
 
     Writes ``validation_report.html`` (charts embedded), ``validation_report.json``
     (every figure) and ``evidence.json`` (the promotion-gate keys, usable as
@@ -427,20 +318,24 @@ def validate_model(
     work = Path(tempfile.mkdtemp(prefix="vc-validate-"))
     try:
         return _validate(model_uri, sample, Path(report_dir), challenger_uri, log_to_mlflow, cfg,
-                         fairness_boot, seed, work)
+                         fairness_boot, seed, work, allow_ungated)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: str | None,
               log_to_mlflow: bool, cfg: ValidationConfig, fairness_boot: int, seed: int,
-              work: Path) -> tuple[dict[str, Any], Path, Path]:
+              work: Path, allow_ungated: bool = False) -> tuple[dict[str, Any], Path, Path]:
     champ = load_model_source(model_uri, work / "champion")
     dec = decide_sample(champ, sample)
     ok = (dec["status"] == "scored").to_numpy().copy()
     chal = cdec = None
     if challenger_uri is not None:
-        chal = load_model_source(challenger_uri, work / "challenger")
+        # a comparison against @champion must be against a promoted version: an alias
+        # moved by hand onto an ungated version is refused here as in scoring
+        chal = load_model_source(challenger_uri, work / "challenger",
+                                 require_gate=parse_model_uri(challenger_uri)[2] == "champion",
+                                 allow_ungated=allow_ungated)
         cdec = decide_sample(chal, sample)
         ok = ok & (cdec["status"] == "scored").to_numpy()
     if not ok.any():
@@ -471,7 +366,7 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
                                               fairness_boot, seed)
     fingerprint = _fingerprint(sample)
     repro: dict[str, Any] = {
-        **champ.identity(),
+        **champ.identity_dict(),
         "sample_fingerprint": fingerprint,
         "sample_rows": int(len(sample)),
         "rows_scored": int(ok.sum()),
@@ -480,9 +375,10 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
                               else "absent: no stability section"),
         "validated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "library_versions": _library_versions(),
+        "toolkit_version": _toolkit_version(),
     }
     if chal is not None:
-        repro.update({f"challenger_{k.removeprefix('model_')}": v for k, v in chal.identity().items()
+        repro.update({f"challenger_{k.removeprefix('model_')}": v for k, v in chal.identity_dict().items()
                       if k != "decision_class"})
     result = validation_report(
         y, d["pd"].to_numpy(float), d["points"].to_numpy(float), d["grade"].to_numpy(object),
@@ -513,7 +409,7 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
     return result, html, js
 
 
-def _start_validation_run(src: ModelSource) -> Any:
+def _start_validation_run(src: Any) -> Any:
     """A new run for the validation when the model is a registered version; else ``None``."""
     if not src.registered:
         return None
@@ -526,7 +422,7 @@ def _start_validation_run(src: ModelSource) -> Any:
         "purpose": "third-party validation"})
 
 
-def _log_validation(run: Any, src: ModelSource, result: Mapping[str, Any],
+def _log_validation(run: Any, src: Any, result: Mapping[str, Any],
                     files: Sequence[Path]) -> dict[str, Any]:
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -549,12 +445,16 @@ def _log_validation(run: Any, src: ModelSource, result: Mapping[str, Any],
     client = MlflowClient(tracking_uri=mlflow.get_tracking_uri(),
                           registry_uri=mlflow.get_registry_uri())
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    tags = {f"validation.{date}.{k}": f"{v:.6g}" for k, v in metrics.items()}
+    # keyed by the validation run: a second validation (even the same day) adds its own
+    # tags and never overwrites an earlier one
+    tags = {f"validation.{run_id}.{k}": f"{v:.6g}" for k, v in metrics.items()}
+    tags[f"validation.{run_id}.date"] = date
     tags["last_validation"] = json.dumps({
         "date": date, "run_id": run_id, "report_json": "validation/validation_report.json",
         "report_html": "validation/validation_report.html", "evidence": "validation/evidence.json",
         "auc": metrics.get("auc"), "ece": metrics.get("ece"),
-        "grades_red": metrics.get("grades_red")})
+        "grades_red": metrics.get("grades_red"), "verdict": (result.get("verdict") or {}).get("verdict")})
+    tags[f"validation.{run_id}.verdict"] = str((result.get("verdict") or {}).get("verdict"))
     tags["last_validation_run_id"] = run_id
     for k, v in tags.items():
         client.set_model_version_tag(str(src.name), str(src.version), k, v)
@@ -569,8 +469,9 @@ def _raw_columns(df: pd.DataFrame) -> list[str]:
     return [str(c) for c in cols if c not in _MONITOR_SKIP]
 
 
-def _model_frame(src: ModelSource, table: pd.DataFrame, what: str) -> pd.DataFrame:
-    """Model features plus ``score`` (points) and ``pd`` of the scorable rows of ``table``."""
+def _model_frame(src: Any, table: pd.DataFrame, what: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """Model features plus ``score`` (points) and ``pd`` of the scorable rows of ``table``,
+    and the mask of those rows."""
     dec = decide_sample(src, table)
     ok = (dec["status"] == "scored").to_numpy()
     if not ok.any():
@@ -579,7 +480,7 @@ def _model_frame(src: ModelSource, table: pd.DataFrame, what: str) -> pd.DataFra
     if X is None:
         raise ValidationKitError(f"monitor: the model's feature transformer failed on the {what} table")
     return X.assign(**{SCORE_NAME: dec.loc[ok, "points"].to_numpy(float),
-                       "pd": dec.loc[ok, "pd"].to_numpy(float)})
+                       "pd": dec.loc[ok, "pd"].to_numpy(float)}), ok
 
 
 def monitor(
@@ -591,8 +492,15 @@ def monitor(
     *,
     bins: int = 10,
     columns: Sequence[str] | None = None,
+    segment_alpha: float = 0.01,
+    segment_min_count: int = 30,
 ) -> dict[str, Any]:
     """PSI/CSI drift of ``current`` against ``reference`` (e.g. vintage 2 vs vintage 1).
+
+    Also by segment (township, village, age band, formerly-poor status;
+    :func:`village_credit.validation.segments.segment_drift`): realised default
+    rates reference vs current and, with a model, realised vs predicted and the
+    segment's score PSI, Holm-adjusted; ``flagged_segments`` names those that moved.
 
     With a model: drift of the model's features (its own transformer) and of its
     score (``score`` = points, and ``pd``); the model's stored training profile, when
@@ -608,10 +516,12 @@ def monitor(
         raise ValidationKitError(f"monitor: thresholds must be two numbers low <= high, got {thresholds}")
     src = None
     work = Path(tempfile.mkdtemp(prefix="vc-monitor-"))
+    ok_r, ok_c = np.ones(len(ref), bool), np.ones(len(cur), bool)
     try:
         if model_uri:
             src = load_model_source(model_uri, work)
-            ref_f, cur_f = _model_frame(src, ref, "reference"), _model_frame(src, cur, "current")
+            (ref_f, ok_r), (cur_f, ok_c) = (_model_frame(src, ref, "reference"),
+                                            _model_frame(src, cur, "current"))
         else:
             ref_f, cur_f = ref, cur
     finally:
@@ -630,8 +540,19 @@ def monitor(
     result["score_psi"] = float(score_row["csi"].iloc[0]) if len(score_row) else None
     result["score_alert"] = str(score_row["alert"].iloc[0]) if len(score_row) else "n/a"
     result["red_columns"] = table.loc[table["alert"] == "red", "column"].tolist()
+    from village_credit.validation.segments import segment_drift
+
+    seg = segment_drift(
+        ref.loc[ok_r].reset_index(drop=True), cur.loc[ok_c].reset_index(drop=True),
+        ref_score=ref_f[SCORE_NAME].to_numpy(float) if src is not None else None,
+        cur_score=cur_f[SCORE_NAME].to_numpy(float) if src is not None else None,
+        cur_pd=cur_f["pd"].to_numpy(float) if src is not None else None,
+        alpha=segment_alpha, min_count=segment_min_count, psi_thresholds=th, bins=bins)
+    result["segments"] = seg
+    result["flagged_segments"] = [f"{r.segment}={r.value}: {r.why}"
+                                  for r in seg[seg["flagged"]].itertuples(index=False)]
     if src is not None:
-        result["model"] = src.identity()
+        result["model"] = src.identity_dict()
         if src.reference_profile:
             prof_cols = [c for c in src.reference_profile["columns"] if c in cur_f.columns]
             vt = drift_report(src.reference_profile, cur_f, prof_cols, thresholds=th)

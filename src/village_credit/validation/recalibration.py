@@ -49,6 +49,8 @@ from village_credit.errors import ConfigError
 from village_credit.models.calibration import Calibrator, fit_calibrator
 from village_credit.models.decision import DecisionModel
 from village_credit.validation.calibration import (
+    HL_DDOF_FITTED,
+    HL_DDOF_INDEPENDENT,
     brier,
     expected_calibration_error,
     grade_calibration,
@@ -381,14 +383,16 @@ def recalibrate(
         after = model.decide(_inputs(rows))
         vetoed = d["vetoed"].to_numpy(bool)
         before_fig = calibration_figures(y, d["pd"].to_numpy(float), d["grade"].to_numpy(object),
-                                         order, 0, green_p, red_p, policy_graded=vetoed)
+                                         order, HL_DDOF_INDEPENDENT, green_p, red_p,
+                                         policy_graded=vetoed)
         after_fig = calibration_figures(y, after["pd"].to_numpy(float),
-                                        after["grade"].to_numpy(object), order, 2, green_p, red_p,
+                                        after["grade"].to_numpy(object), order, HL_DDOF_FITTED,
+                                        green_p, red_p,
                                         policy_graded=after["vetoed"].to_numpy(bool))
         out = Path(out_dir) if out_dir is not None else work / "out"
         model_dir = model.save(out / "decision_model")
         res = RecalibrationResult(
-            parent=src.identity(), method=cal.method, calibrator=cal.to_dict(), before=before_fig,
+            parent=src.identity_dict(), method=cal.method, calibrator=cal.to_dict(), before=before_fig,
             after=after_fig, sample_fingerprint=fingerprint, n_sample=int(ok.sum()),
             model_dir=model_dir if out_dir is not None else None)
         res.report_html, res.report_json = _write_report(res, out)

@@ -18,9 +18,13 @@ import numpy as np
 import pandas as pd
 
 from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
+from village_credit.rules.grades import POLICY_GRADED, model_graded
 from village_credit.validation._checks import ValidationInputError, as_binary, as_float
 from village_credit.validation.calibration import (
+    HL_DDOF_INDEPENDENT,
+    HL_GROUPS,
     brier,
+    calibration_in_the_large,
     expected_calibration_error,
     grade_calibration,
     hosmer_lemeshow,
@@ -46,6 +50,7 @@ from village_credit.validation.stability import (
 __all__ = [
     "ValidationConfig",
     "drift_report",
+    "overall_verdict",
     "validation_report",
     "write_drift_report",
     "write_validation_report",
@@ -57,8 +62,10 @@ class ValidationConfig:
     """Knobs of the validation report (defaults follow common IRB practice).
 
     ``score_higher_is_safer``: True for points (higher points = lower risk);
-    discrimination is computed on the risk-oriented score. ``hl_ddof``: 2 for
-    in-sample, 0 for an independent sample (Hosmer & Lemeshow).
+    discrimination is computed on the risk-oriented score. ``hl_ddof``: the
+    toolkit's one Hosmer-Lemeshow convention (``calibration.HL_DDOF_INDEPENDENT``,
+    dof = groups, for PDs judged on households they were not fitted on), the same
+    in ``pipeline.evaluate``; 2 only for PDs fitted on the sample tested.
     """
 
     alpha: float = 0.05
@@ -66,8 +73,8 @@ class ValidationConfig:
     score_name: str = "score"
     n_bins: int = 10
     ece_strategy: Literal["quantile", "uniform"] = "quantile"
-    hl_groups: int = 10
-    hl_ddof: int = 2
+    hl_groups: int = HL_GROUPS
+    hl_ddof: int = HL_DDOF_INDEPENDENT
     green_p: float = 0.05
     red_p: float = 0.01
     alternative: Literal["greater", "two-sided", "less"] = "greater"
@@ -77,16 +84,29 @@ class ValidationConfig:
     max_curve_points: int = 500
 
 
+def _policy_row(y: np.ndarray, graded: np.ndarray, **extra: Any) -> pd.DataFrame:
+    yv = y[~graded]
+    return pd.DataFrame([{"grade": POLICY_GRADED, "n": int(yv.size), "defaults": int(yv.sum()),
+                          **extra}])
+
+
 def _discrimination(y: np.ndarray, risk: np.ndarray, grades: Any,
                     grade_order: Sequence[Any], cfg: ValidationConfig,
-                    score_sign: float) -> dict[str, Any]:
+                    score_sign: float, policy_graded: Any = None) -> dict[str, Any]:
     auc, se, lo, hi = auc_delong(y, risk, cfg.alpha)
     ks, thr = ks_statistic(y, risk)
     roc = roc_points(y, risk, cfg.max_curve_points)
     cap = cap_points(y, risk, cfg.max_curve_points)
     for frame in (roc, cap):  # report thresholds on the caller's score scale
         frame["threshold"] = frame["threshold"] * score_sign
-    ro = rank_ordering(grades, y, grade_order)
+    # the same separation as the back-test: policy-set grades (vetoed -> E2) are not
+    # the model's ranking and get a row of their own, outside the monotonicity check
+    graded = model_graded(y.size, policy_graded)
+    ro = rank_ordering(np.asarray(grades, dtype=object)[graded], y[graded], grade_order)
+    if not graded.all():
+        yv = y[~graded]
+        ro = pd.concat([ro, _policy_row(y, graded, default_rate=float(yv.mean()),
+                                        monotone=True)], ignore_index=True)
     return {"auc": auc, "auc_se": se, "auc_ci": [lo, hi], "gini": 2 * auc - 1,
             "ks": ks, "ks_threshold": thr * score_sign, "roc": roc, "cap": cap,
             "rank_ordering": ro, "rank_ordering_monotone": bool(ro["monotone"].all())}
@@ -99,7 +119,7 @@ def _calibration(y: np.ndarray, p: np.ndarray, grades: Any, grade_order: Sequenc
     # Households whose grade the policy sets (vetoed: E2 whatever their PD) would make
     # their grade's back-test read red for a reason that is not the model's: test the
     # model's grades without them and report them on a row of their own, unlit.
-    graded = np.ones(y.size, bool) if policy_graded is None else ~np.asarray(policy_graded, dtype=bool)
+    graded = model_graded(y.size, policy_graded)
     gc = grade_calibration(np.asarray(grades, dtype=object)[graded], y[graded], p[graded], grade_order,
                            cfg.green_p, cfg.red_p, cfg.alternative, cfg.light_test)
     if not graded.all():
@@ -112,15 +132,96 @@ def _calibration(y: np.ndarray, p: np.ndarray, grades: Any, grade_order: Sequenc
         "brier": brier(y, p),
         "ece": expected_calibration_error(y, p, cfg.n_bins, cfg.ece_strategy),
         "reliability": reliability_table(y, p, cfg.n_bins, cfg.ece_strategy),
-        "hosmer_lemeshow": {"stat": hl[0], "dof": hl[1], "p_value": hl[2]},
+        "hosmer_lemeshow": {"stat": hl[0], "dof": hl[1], "p_value": hl[2],
+                            "convention": f"{cfg.hl_groups} quantile groups of PD, dof = groups "
+                                          f"- {cfg.hl_ddof}"},
+        "in_the_large": calibration_in_the_large(y, p),
         "spiegelhalter": {"z": z, "p_value": sp},
         "grades": gc,
         "lights": {k: int((gc["light"] == k).sum()) for k in ("green", "amber", "red")},
     }
 
 
-POLICY_GRADED = "vetoed (graded by policy)"
-"""Back-test row for households whose grade the policy sets regardless of their PD."""
+def _identity(repro: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Who and what was validated: the block a validator signs under."""
+    from datetime import datetime, timezone
+
+    import village_credit
+
+    r = dict(repro or {})
+    return {
+        "model_name": r.get("model_name"), "model_version": r.get("model_version"),
+        "model_uri": r.get("model_uri"), "model_run_id": r.get("model_run_id"),
+        "model_artifact_sha256": r.get("model_artifact_sha256"),
+        "data_fingerprint": r.get("sample_fingerprint") or r.get("data_fingerprint"),
+        "date": r.get("validated_at")
+        or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "toolkit_version": r.get("toolkit_version") or village_credit.__version__,
+    }
+
+
+def overall_verdict(result: Mapping[str, Any], cfg: ValidationConfig) -> dict[str, Any]:
+    """One verdict (``pass`` / ``conditional`` / ``fail``) with the reasons behind it.
+
+    Stated rules (the report prints them):
+
+    * **fail** when a two-sided calibration test rejects at ``red_p`` (calibration
+      in the large, Hosmer-Lemeshow, Spiegelhalter), a grade's back-test is red,
+      discrimination is not shown (AUC CI reaching 0.5 or no CI) or score PSI is red;
+    * **conditional** when any of those tests is below ``green_p``, a grade is amber,
+      grades do not rank monotonically, or score PSI / a feature's CSI is amber or red;
+    * **pass** otherwise.
+
+    The overall two-sided tests are what stop over-prediction in every grade (each
+    one-sided grade light green) from reading as a pass.
+    """
+    cal, disc = result["calibration"], result["discrimination"]
+    fail: list[str] = []
+    cond: list[str] = []
+    tests = {
+        "calibration in the large (defaults vs sum of PDs, two-sided)":
+            cal["in_the_large"]["p_value"],
+        "Hosmer-Lemeshow": cal["hosmer_lemeshow"]["p_value"],
+        "Spiegelhalter (two-sided)": cal["spiegelhalter"]["p_value"],
+    }
+    itl = cal["in_the_large"]
+    for name, pv in tests.items():
+        extra = (f" (observed {itl['observed']:.0f} vs predicted {itl['expected']:.1f} defaults)"
+                 if name.startswith("calibration in the large") else "")
+        if pv is None or not np.isfinite(pv):
+            cond.append(f"{name}: not computable")
+        elif pv < cfg.red_p:
+            fail.append(f"{name} p = {pv:.3g} < {cfg.red_p}{extra}")
+        elif pv < cfg.green_p:
+            cond.append(f"{name} p = {pv:.3g} < {cfg.green_p}{extra}")
+    lights = cal["lights"]
+    if lights["red"]:
+        fail.append(f"{lights['red']} grade(s) red in the per-grade back-test")
+    if lights["amber"]:
+        cond.append(f"{lights['amber']} grade(s) amber in the per-grade back-test")
+    lo = disc["auc_ci"][0]
+    if lo is None or not np.isfinite(lo):
+        fail.append("AUC has no confidence interval (too few defaults or non-defaults)")
+    elif lo <= 0.5:
+        fail.append(f"AUC {disc['auc']:.3f}: its CI reaches 0.5 (lower bound {lo:.3f})")
+    if not disc["rank_ordering_monotone"]:
+        cond.append("default rates do not fall monotonically from grade to grade")
+    stab = result.get("stability") or {}
+    if stab.get("score_alert") == "red":
+        fail.append(f"score PSI {stab.get('score_psi'):.3g} is red")
+    elif stab.get("score_alert") == "amber":
+        cond.append(f"score PSI {stab.get('score_psi'):.3g} is amber")
+    csi = stab.get("csi")
+    if isinstance(csi, pd.DataFrame) and len(csi):
+        moved = csi.loc[csi["alert"].isin(["amber", "red"]), "column"].astype(str).tolist()
+        if moved:
+            cond.append(f"feature drift (CSI amber/red): {', '.join(moved[:8])}"
+                        + (" ..." if len(moved) > 8 else ""))
+    verdict = "fail" if fail else ("conditional" if cond else "pass")
+    return {"verdict": verdict, "reasons": fail + cond, "failing": fail, "conditions": cond,
+            "rules": (f"fail: a two-sided calibration test p < {cfg.red_p}, a red grade, AUC CI "
+                      f"reaching 0.5, or red score PSI; conditional: a test p < {cfg.green_p}, an "
+                      "amber grade, non-monotone grades, or amber/red drift; else pass")}
 
 
 def validation_report(
@@ -161,10 +262,13 @@ def validation_report(
         sign = -1.0 if config.score_higher_is_safer else 1.0
     risk = sc * sign
     result: dict[str, Any] = {
+        "identity": _identity(repro),
+        "verdict": None,
         "sample": {"n": int(yb.size), "defaults": int(yb.sum()),
                    "default_rate": float(yb.mean())},
         "config": dataclasses.asdict(config),
-        "discrimination": _discrimination(yb, risk, grades, grade_order, config, sign),
+        "discrimination": _discrimination(yb, risk, grades, grade_order, config, sign,
+                                          policy_graded),
         "calibration": _calibration(yb, p, grades, grade_order, config, policy_graded),
         "stability": None,
         "migration": None,
@@ -210,6 +314,7 @@ def validation_report(
             "roc": roc_points(yb, cp, config.max_curve_points),
             "champion_roc_pd": roc_points(yb, p, config.max_curve_points),
         }
+    result["verdict"] = overall_verdict(result, config)
     return result
 
 
@@ -298,6 +403,20 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
     rep = HtmlReport(title, subtitle=(f"{sample['n']} households, {sample['defaults']} defaults "
                                       f"({sample['default_rate']:.2%})"))
 
+    ident, verdict = result.get("identity") or {}, result.get("verdict")
+    rep.add_section("Model identity and verdict")
+    rep.add_key_values({
+        "model": (f"{ident.get('model_name')} v{ident.get('model_version')}"
+                  if ident.get("model_version") else (ident.get("model_uri") or "n/a")),
+        "model run": ident.get("model_run_id") or "n/a",
+        "model artifacts (sha256)": ident.get("model_artifact_sha256") or "n/a",
+        "data fingerprint": ident.get("data_fingerprint") or "n/a",
+        "date": ident.get("date"), "toolkit version": ident.get("toolkit_version")})
+    if verdict is not None:
+        rep.add_text(f"Overall verdict: {verdict['verdict'].upper()}")
+        rep.add_table(pd.DataFrame({"reason": verdict["reasons"] or ["every check passed"]}),
+                      caption=f"Reasons. Rules: {verdict['rules']}")
+
     rep.add_section("Discrimination")
     lo, hi = disc["auc_ci"]
     rep.add_table(pd.DataFrame([
@@ -317,8 +436,12 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
     rep.add_table(pd.DataFrame([
         {"figure": "Brier score", "value": cal["brier"], "note": ""},
         {"figure": "Expected calibration error", "value": cal["ece"], "note": ""},
+        {"figure": "Calibration in the large: observed / predicted defaults",
+         "value": cal["in_the_large"]["ratio"],
+         "note": (f"{cal['in_the_large']['observed']:.0f} vs {cal['in_the_large']['expected']:.1f}; "
+                  f"two-sided p = {cal['in_the_large']['p_value']:.4g}")},
         {"figure": "Hosmer-Lemeshow chi2", "value": hl["stat"],
-         "note": f"dof {hl['dof']}, p = {hl['p_value']:.4g}"},
+         "note": f"dof {hl['dof']} ({hl.get('convention', '')}), p = {hl['p_value']:.4g}"},
         {"figure": "Spiegelhalter z", "value": sp["z"], "note": f"p = {sp['p_value']:.4g}"},
     ]))
     rep.add_figure(_plot_reliability([("model", cal["reliability"])]), "Reliability curve")
@@ -446,4 +569,15 @@ def write_drift_report(result: Mapping[str, Any], out_dir: str | Path,
             ax.axvline(float(t), color="grey", linestyle="--", linewidth=0.8)
         ax.set(xlabel="PSI / CSI", title="Drift by column")
         rep.add_figure(fig, "CSI by column with alert thresholds")
+    seg = result.get("segments")
+    if isinstance(seg, pd.DataFrame) and len(seg):
+        rep.add_section("By segment (township, village, age band, formerly poor)")
+        flagged = result.get("flagged_segments") or []
+        rep.add_text("Segments that moved: " + ("; ".join(flagged) if flagged else "none")
+                     + ". Fisher's exact test of default rates and the two-sided test of "
+                     "realised vs predicted defaults, Holm-adjusted within each dimension.")
+        rep.add_table(seg[seg["flagged"]] if len(flagged) else seg.head(0),
+                      caption="Flagged segments")
+        rep.add_table(seg[seg["segment"] != "village_code"],
+                      caption="Townships and groups (villages: see the JSON)")
     return write_report(rep, to_jsonable(result), out_dir, stem)

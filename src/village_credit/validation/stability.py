@@ -84,7 +84,10 @@ def profile_column(values: Any, bins: int = 10, kind: str | None = None) -> dict
         else:
             inner = np.empty(0)
         entry: dict[str, Any] = {"kind": "numeric", "edges": [float(e) for e in inner]}
-        idx = np.searchsorted(inner, finite, side="right")
+        # +-inf count in the outer bins, exactly as ``_actual_shares`` bins a current
+        # sample (searchsorted puts -inf first and +inf last): dropping them here but
+        # not there made two samples of one distribution drift (shares summing to < 1)
+        idx = np.searchsorted(inner, x[~np.isnan(x)], side="right")
         counts = np.bincount(idx, minlength=inner.size + 1)
         entry["expected"] = [float(c) / n for c in counts]
     elif kind == "categorical":

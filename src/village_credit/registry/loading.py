@@ -1,0 +1,458 @@
+"""The one model loader: any MLflow model URI -> a verified ``DecisionModel``.
+
+Every command that decides (``score`` on one machine or on Spark, ``validate``,
+``recalibrate``, ``monitor``, the notebooks' helpers) loads its model here, so the
+URI rules and the promotion check live in one place:
+
+* **URIs**: ``models:/name@alias``, ``models:/name/N`` (or ``/latest``),
+  ``models:/m-<logged model id>``, ``runs:/<run>/<path>`` and a local model folder.
+  Each is resolved to the registered version behind it when there is one (an alias
+  now, a version number, or the version registered from that logged model / run),
+  and the artifacts are downloaded *by version*, so an alias that moves during the
+  run cannot change what is scored.
+* **Digest**: ``sha256`` over the downloaded files (:func:`artifact_digest`); the
+  pyfunc is loaded from that very copy, so the bytes verified are the bytes run.
+* **Gate at the point of use**: ``promote`` writes a promotion record binding the
+  gate results, thresholds, evidence and the artifact digest. With
+  ``require_gate`` the loader refuses (:class:`UngatedModelError`, exit code 2 on
+  the CLI) a model that has no record, whose record rejected it, or whose
+  artifacts no longer match the digest; the message names the version and the
+  commands that promote it. ``allow_ungated`` loads it anyway and says so in
+  :attr:`LoadedModel.gate`, which the scoring outputs carry.
+
+Aliases set by hand (``MlflowClient().set_registered_model_alias`` or the MLflow
+UI) therefore cannot put an ungated version into production: the alias moves, the
+loader still refuses the version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from village_credit.errors import VillageCreditError
+
+__all__ = [
+    "GateStatus", "LoadedModel", "ModelIdentity", "ModelLoadError", "UngatedModelError",
+    "artifact_digest", "gate_status", "load_decision_model", "load_model", "parse_models_uri",
+    "resolve_uri", "version_digest",
+]
+
+#: Model-version tags written by ``promote`` and read here.
+TAG_RECORD = "promotion.record"
+TAG_RECORD_RUN = "promotion.record_run_id"
+TAG_DIGEST = "promotion.artifact_digest"
+TAG_DECISION = "promotion.decision"
+
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))?/?$")
+_RUNS_URI = re.compile(r"^runs:/(?P<run>[^/]+)(?:/(?P<path>.+?))?/?$")
+_DEFAULT_DECISION_CLASS = "village_credit.models.decision:DecisionModel"
+
+
+class ModelLoadError(VillageCreditError):
+    """The model URI cannot be resolved, downloaded or loaded as a decision model."""
+
+
+class UngatedModelError(ModelLoadError):
+    """The model has no valid promotion record (never gated, rejected, or altered)."""
+
+
+@dataclass
+class ModelIdentity:
+    """What a URI points at: the registered version behind it when there is one."""
+
+    uri: str
+    name: str | None = None
+    version: str | None = None
+    alias: str | None = None
+    run_id: str | None = None
+    model_id: str | None = None
+    local_path: str | None = None
+
+    @property
+    def registered(self) -> bool:
+        return self.name is not None and self.version is not None
+
+    @property
+    def version_uri(self) -> str:
+        """``models:/name/N`` for a registered version, else the URI itself."""
+        return f"models:/{self.name}/{self.version}" if self.registered else self.uri
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}" if self.registered else self.uri
+
+
+@dataclass
+class GateStatus:
+    """Whether the loaded artifacts are a promoted, unaltered version."""
+
+    gated: bool
+    reason: str
+    record: str | None = None
+    record_run_id: str | None = None
+    decision: str | None = None
+    by_override: bool = False
+    expected_digest: str | None = None
+    loaded_ungated: bool = False  # loaded anyway (``allow_ungated``)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LoadedModel:
+    """A model as every deciding command gets it: identity, local copy, pyfunc, DecisionModel."""
+
+    identity: ModelIdentity
+    local_dir: Path
+    decision_dir: Path
+    decision_class: str
+    pyfunc: Any
+    decision_model: Any
+    spec: dict[str, Any]
+    artifact_sha256: str
+    gate: GateStatus
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # --- the names the validation kit used (``ModelSource``): kept for its callers
+    @property
+    def uri(self) -> str:
+        return self.identity.uri
+
+    @property
+    def name(self) -> str | None:
+        return self.identity.name
+
+    @property
+    def version(self) -> str | None:
+        return self.identity.version
+
+    @property
+    def run_id(self) -> str | None:
+        return self.identity.run_id
+
+    @property
+    def registered(self) -> bool:
+        return self.identity.registered
+
+    @property
+    def label(self) -> str:
+        return self.identity.label
+
+    @property
+    def reference_profile(self) -> dict[str, Any] | None:
+        prof = (self.spec.get("metadata") or {}).get("reference_profile")
+        return prof if isinstance(prof, dict) and prof.get("columns") else None
+
+    def identity_dict(self) -> dict[str, Any]:
+        return {"model_uri": self.uri, "model_name": self.name, "model_version": self.version,
+                "model_run_id": self.run_id, "decision_class": self.decision_class,
+                "model_artifact_sha256": self.artifact_sha256,
+                "model_gated": self.gate.gated, "model_gate": self.gate.reason}
+
+    # the validation kit's historical name
+    identity_record = identity_dict
+
+
+# --------------------------------------------------------------------------- URIs
+
+
+def parse_models_uri(uri: str) -> tuple[str | None, str | None, str | None]:
+    """``(name, version, alias)`` of a ``models:/`` URI; ``(None, None, None)`` otherwise.
+
+    A logged-model id ``models:/m-...`` parses as a bare name (no version, no alias).
+    """
+    m = _MODELS_URI.match(str(uri))
+    if not m:
+        return None, None, None
+    return m.group("name"), m.group("version"), m.group("alias")
+
+
+def _client(client: Any = None) -> Any:
+    if client is not None:
+        return client
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = mlflow.get_tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=mlflow.get_registry_uri() or uri)
+
+
+def _versions_of_run(client: Any, run_id: str) -> list[Any]:
+    try:
+        return list(client.search_model_versions(f"run_id = '{run_id}'"))
+    except Exception:  # noqa: BLE001 - a store without registry: nothing registered
+        return []
+
+
+def _model_id_of(mv: Any) -> str | None:
+    """The logged-model id of a version (``model_id``, or its ``models:/m-...`` source)."""
+    mid = getattr(mv, "model_id", None)
+    if mid:
+        return str(mid)
+    name, version, alias = parse_models_uri(str(getattr(mv, "source", "") or ""))
+    return name if name and version is None and alias is None else None
+
+
+def _pick(versions: list[Any], uri: str) -> Any | None:
+    if not versions:
+        return None
+    names = {v.name for v in versions}
+    if len(names) > 1:
+        raise ModelLoadError(f"{uri} is registered under several names ({sorted(names)}); "
+                             "use models:/<name>/<version>")
+    return max(versions, key=lambda v: int(v.version))
+
+
+def resolve_uri(uri: str, client: Any = None) -> ModelIdentity:
+    """The registered version (if any) behind any MLflow model URI or local folder."""
+    from mlflow.exceptions import MlflowException
+
+    uri = str(uri)
+    ident = ModelIdentity(uri=uri)
+    name, version, alias = parse_models_uri(uri)
+    runs = _RUNS_URI.match(uri)
+    if name is None and runs is None:
+        path = Path(uri.removeprefix("file://"))
+        if path.is_dir():
+            ident.local_path = str(path.resolve())
+            return ident
+        if "://" not in uri and ":/" not in uri:
+            raise ModelLoadError(f"model {uri!r}: not a model URI (models:/name@alias, "
+                                 "models:/name/N, models:/m-<id>, runs:/<run>/model) "
+                                 "and no such local model folder")
+        return ident  # another scheme MLflow may know; downloaded as is, never registered
+    c = _client(client)
+    try:
+        if name is not None and alias is not None:
+            mv = c.get_model_version_by_alias(name, alias)
+            ident.alias = alias
+        elif name is not None and version is not None:
+            if version == "latest":
+                found = list(c.search_model_versions(f"name = '{name}'"))
+                if not found:
+                    raise ModelLoadError(f"model {name!r} has no versions")
+                mv = max(found, key=lambda v: int(v.version))
+            else:
+                mv = c.get_model_version(name, version)
+        elif name is not None:  # models:/m-<logged model id>
+            logged = c.get_logged_model(name)
+            ident.model_id, ident.run_id = logged.model_id, logged.source_run_id
+            cands = [v for v in _versions_of_run(c, logged.source_run_id or "")
+                     if _model_id_of(v) == logged.model_id]
+            mv = _pick(cands, uri)
+            if mv is None:
+                return ident
+        else:
+            assert runs is not None
+            run_id, path = runs.group("run"), (runs.group("path") or "").strip("/")
+            ident.run_id = run_id
+            cands = _versions_of_run(c, run_id)
+            if path and len(cands) > 1:
+                named = []
+                for v in cands:
+                    try:
+                        mid = _model_id_of(v)
+                        if mid and c.get_logged_model(mid).name == path:
+                            named.append(v)
+                    except MlflowException:
+                        continue
+                cands = named or cands
+            mv = _pick(cands, uri)
+            if mv is None:
+                return ident
+    except MlflowException as exc:
+        raise ModelLoadError(f"cannot resolve model {uri!r} in the registry at "
+                             f"{getattr(c, '_registry_uri', None) or c.tracking_uri}: "
+                             f"{getattr(exc, 'message', exc)}") from exc
+    ident.name, ident.version = str(mv.name), str(mv.version)
+    ident.run_id = mv.run_id or ident.run_id
+    ident.model_id = _model_id_of(mv) or ident.model_id
+    return ident
+
+
+# --------------------------------------------------------------------------- digest
+
+
+def artifact_digest(directory: str | Path) -> str:
+    """``sha256:<hex>`` over every file of ``directory``, in sorted relative-path order.
+
+    Each file contributes its relative POSIX path, a NUL, its size and its bytes, so
+    renaming or moving a file changes the digest as much as editing it does.
+    """
+    root = Path(directory)
+    h = hashlib.sha256()
+    for p in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = p.read_bytes()
+        h.update(p.relative_to(root).as_posix().encode("utf-8") + b"\0"
+                 + str(len(data)).encode() + b"\0")
+        h.update(data)
+    return f"sha256:{h.hexdigest()}"
+
+
+def _download(ident: ModelIdentity, dst: Path, client: Any = None) -> Path:
+    """A local copy of the model's files (by version when registered)."""
+    if ident.local_path is not None:
+        return Path(ident.local_path)
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    c = _client(client)
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=ident.version_uri, dst_path=str(dst), tracking_uri=c.tracking_uri,
+            registry_uri=getattr(c, "_registry_uri", None) or c.tracking_uri)
+    except (MlflowException, OSError) as exc:
+        raise ModelLoadError(f"cannot download model {ident.uri!r}: {exc}") from exc
+    return Path(local)
+
+
+def version_digest(name: str, version: str, client: Any = None) -> str:
+    """The artifact digest of a registered version, as the loader computes it."""
+    with tempfile.TemporaryDirectory(prefix="vc-digest-") as tmp:
+        ident = ModelIdentity(uri=f"models:/{name}/{version}", name=name, version=str(version))
+        return artifact_digest(_download(ident, Path(tmp), client))
+
+
+# --------------------------------------------------------------------------- gate
+
+
+def _promote_hint(ident: ModelIdentity) -> str:
+    if not ident.registered:
+        return ("register it (village-credit run, or mlflow.register_model), validate and "
+                "promote it, then load it as models:/<name>@champion")
+    return (f"validate and promote it: `village-credit validate --model {ident.version_uri} "
+            f"--data <labelled sample>` then `village-credit promote --model-name {ident.name} "
+            f"--version {ident.version}`")
+
+
+def gate_status(ident: ModelIdentity, digest: str, client: Any = None) -> GateStatus:
+    """Check the promotion record of ``ident`` against the loaded ``digest``."""
+    if not ident.registered:
+        return GateStatus(False, f"{ident.uri} is not a registered model version, so it has "
+                                 "no promotion record")
+    from mlflow.exceptions import MlflowException
+
+    c = _client(client)
+    try:
+        tags = dict(c.get_model_version(ident.name, ident.version).tags or {})
+    except MlflowException as exc:
+        raise ModelLoadError(f"cannot read model {ident.label}: {exc}") from exc
+    path, run_id = tags.get(TAG_RECORD), tags.get(TAG_RECORD_RUN)
+    if not path or not run_id:
+        return GateStatus(False, f"model {ident.label} has no promotion record: it never "
+                                 "went through the promotion gates")
+    try:
+        with tempfile.TemporaryDirectory(prefix="vc-record-") as tmp:
+            local = c.download_artifacts(run_id, path, tmp)
+            record = json.loads(Path(local).read_text(encoding="utf-8"))
+    except (MlflowException, OSError, ValueError) as exc:
+        return GateStatus(False, f"model {ident.label}: its promotion record {path} on run "
+                                 f"{run_id} cannot be read ({exc})", record=path,
+                          record_run_id=run_id)
+    status = GateStatus(False, "", record=path, record_run_id=run_id,
+                        decision=record.get("decision"),
+                        by_override=bool(record.get("override_reason")),
+                        expected_digest=record.get("artifact_digest"))
+    if str(record.get("model_name")) != ident.name or str(record.get("version")) != ident.version:
+        status.reason = (f"model {ident.label}: its promotion record belongs to "
+                         f"{record.get('model_name')} v{record.get('version')}")
+    elif record.get("decision") != "promote":
+        failed = ", ".join((record.get("report") or {}).get("failed", []) or []) or "see record"
+        status.reason = f"model {ident.label} failed its promotion gates ({failed})"
+    elif not status.expected_digest:
+        status.reason = (f"model {ident.label}: its promotion record has no artifact digest "
+                         "(promoted by an older toolkit); promote it again")
+    elif status.expected_digest != digest:
+        status.reason = (f"model {ident.label}: its artifacts changed since promotion "
+                         f"(digest {digest[:19]}... != recorded {status.expected_digest[:19]}...)")
+    else:
+        status.gated = True
+        status.reason = "promoted" + (" by override" if status.by_override else "")
+    return status
+
+
+# --------------------------------------------------------------------------- load
+
+
+def _find_decision_dir(local: Path) -> tuple[Path, str]:
+    """The ``decision_model`` artifact folder and ``decision_class`` of a pyfunc folder."""
+    import yaml
+
+    mlmodel = local / "MLmodel"
+    if not mlmodel.is_file():
+        raise ModelLoadError(f"{local}: no MLmodel file: not an MLflow model")
+    conf = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
+    pyfunc_conf = (conf.get("flavors") or {}).get("python_function") or {}
+    arts = pyfunc_conf.get("artifacts") or {}
+    rel = None
+    if isinstance(arts.get("decision_model"), Mapping):
+        rel = arts["decision_model"].get("path")
+    cand = [local / rel] if rel else []
+    cand += [local / "artifacts" / "decision_model"]
+    cand += [p.parent for p in sorted(local.rglob("model.json"))
+             if (p.parent / "booster.txt").is_file()]
+    for c in cand:
+        if (c / "model.json").is_file():
+            model_config = pyfunc_conf.get("model_config") or {}
+            return c, str(model_config.get("decision_class", _DEFAULT_DECISION_CLASS))
+    raise ModelLoadError(f"{local}: the logged model has no decision_model artifact "
+                         "(model.json); is it a village-credit decision model?")
+
+
+def load_model(uri: str, dst_dir: str | Path | None = None, *, require_gate: bool = True,
+               allow_ungated: bool = False, client: Any = None) -> LoadedModel:
+    """Resolve, download, hash, verify and load the decision model behind ``uri``.
+
+    ``require_gate`` (default): refuse a model without a valid promotion record
+    (:class:`UngatedModelError`) unless ``allow_ungated``, which loads it and marks
+    ``gate.loaded_ungated``. ``require_gate=False`` is for the calibrator's own
+    commands (validate, recalibrate, monitor), which judge a model before promotion;
+    the gate status is still reported.
+    """
+    import mlflow
+
+    ident = resolve_uri(uri, client)
+    dst = Path(dst_dir) if dst_dir is not None else Path(tempfile.mkdtemp(prefix="vc-model-"))
+    dst.mkdir(parents=True, exist_ok=True)
+    local = _download(ident, dst, client)
+    digest = artifact_digest(local)
+    gate = gate_status(ident, digest, client)
+    if require_gate and not gate.gated:
+        if not allow_ungated:
+            raise UngatedModelError(f"refusing {ident.uri}: {gate.reason}. To use it, "
+                                    f"{_promote_hint(ident)}; or pass --allow-ungated to use "
+                                    "it anyway (recorded in the outputs)")
+        gate.loaded_ungated = True
+    decision_dir, decision_class = _find_decision_dir(local)
+    try:
+        spec = json.loads((decision_dir / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read {decision_dir / 'model.json'}: {exc}") from exc
+    try:
+        pyfunc = mlflow.pyfunc.load_model(str(local))
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load model {uri!r} as a pyfunc: {exc}") from exc
+    try:
+        dm = getattr(pyfunc.unwrap_python_model(), "model", None)
+    except Exception:  # noqa: BLE001 - not a python_model pyfunc: fall back to the artifact
+        dm = None
+    if dm is None:
+        from village_credit.registry.decision_pyfunc import _import_class
+
+        dm = _import_class(decision_class).load(str(decision_dir))
+    return LoadedModel(identity=ident, local_dir=local, decision_dir=decision_dir,
+                       decision_class=decision_class, pyfunc=pyfunc, decision_model=dm,
+                       spec=spec, artifact_sha256=digest, gate=gate)
+
+
+def load_decision_model(uri: str, *, allow_ungated: bool = False, client: Any = None) -> Any:
+    """The verified ``DecisionModel`` behind ``uri`` (for notebooks and the Python API)."""
+    return load_model(uri, allow_ungated=allow_ungated, client=client).decision_model

@@ -1,0 +1,118 @@
+"""The calibrator's path end to end, following only the hints the commands print.
+
+train (small, 2 Optuna trials) -> validate the champion -> recalibrate -> validate the
+new version -> promote -> score -> rollback, through the CLI, in a real sqlite MLflow
+store. Each next command is the one the previous command printed (with the
+``<labelled sample>`` placeholder filled in): no ``--evidence``, no ``--thresholds``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from village_credit.cli import app
+from village_credit.data.generator import GeneratorConfig, generate_households
+
+pytestmark = pytest.mark.slow
+
+EXPERIMENT = """
+name: flow
+seed: 5
+output_dir: {out}
+data:
+  n_households: 3000
+  n_townships: 4
+  villages_per_township: 10
+  second_vintage: false
+model:
+  gbm: {{n_estimators: 80, learning_rate: 0.08, num_leaves: 8, min_child_samples: 30}}
+  tuning: {{n_trials: 2, timeout_s: 60, cv_folds: 3}}
+fairness:
+  min_count: 15
+  n_boot: 20
+registry:
+  model_name: vc-flow
+  experiment: vc-flow
+  # the model's own thresholds (looser than the toolkit backstop on this small data);
+  # recorded for the registered model and applied to every later version
+  gates: {{approval_gap_max: 0.4, line_gap_max: 1.0, gap_vs_rules_max_ratio: 1.0,
+          auc_tolerance: 0.08, ks_tolerance: 0.1, ece_max: 0.05, score_psi_max: 0.25,
+          hosmer_lemeshow_p_min: 0.0}}
+"""
+
+
+def _printed_command(text: str, verb: str, sample: Path) -> list[str]:
+    """The last ``village-credit <verb> ...`` command printed between backticks."""
+    flat = " ".join(text.split())
+    found = re.findall(r"`village-credit (" + verb + r"(?: [^`]*)?)`", flat)
+    assert found, f"no printed `village-credit {verb}` hint in: {flat[-1500:]}"
+    cmd = found[-1].replace("<labelled sample>", str(sample))
+    cmd = cmd.replace("<households file>", "'<households file>'").replace(
+        "<output folder>", "'<output folder>'")
+    return shlex.split(cmd)
+
+
+def test_calibrator_follows_the_printed_hints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    monkeypatch.setenv("COLUMNS", "400")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def cli(*args: str, code: int = 0):
+        res = runner.invoke(app, list(args))
+        assert res.exit_code == code, f"{args}: {res.output}"
+        return res
+
+    exp = tmp_path / "flow.yaml"
+    exp.write_text(EXPERIMENT.format(out=tmp_path / "out"), encoding="utf-8")
+    cli("train", str(exp))
+
+    # the calibrator's own labelled samples (same population, other households)
+    first, second = tmp_path / "sample1.parquet", tmp_path / "sample2.parquet"
+    generate_households(GeneratorConfig(n_households=2500, seed=101, n_townships=4,
+                                        villages_per_township=10)).to_parquet(first)
+    generate_households(GeneratorConfig(n_households=2500, seed=202, n_townships=4,
+                                        villages_per_township=10)).to_parquet(second)
+    scoring_input = tmp_path / "households.parquet"
+    generate_households(GeneratorConfig(n_households=600, seed=303)).drop(
+        columns=["default_12m", "true_pd"]).to_parquet(scoring_input)
+
+    # v1 was promoted by the training run: thresholds recorded for the model from there
+    res = cli("validate", "--model", "models:/vc-flow@champion", "--data", str(first),
+              "--report", str(tmp_path / "val1"))
+    assert json.loads(res.stdout)["verdict"] in ("pass", "conditional", "fail")
+    assert "already promoted" in res.stderr
+
+    res = cli(*_printed_command(res.stderr, "recalibrate", first),
+              "--report", str(tmp_path / "recal"))
+    new_version = json.loads(res.stdout)["version"]
+    assert new_version == "2"
+
+    res = cli(*_printed_command(res.stderr, "validate", second), "--report", str(tmp_path / "val2"))
+    assert json.loads(res.stdout)["version"] == "2"
+
+    res = cli(*_printed_command(res.stderr, "promote", second))
+    assert "thresholds: recorded for registered model 'vc-flow'" in " ".join(res.stderr.split())
+    assert "evidence: validation run" in res.stderr
+    promoted, promoted_stderr = json.loads(res.stdout), res.stderr
+    assert promoted["promoted"] and promoted["version"] == "2"
+    assert promoted["thresholds"]["approval_gap_max"] == 0.4  # the model's, not the CLI default
+
+    score = _printed_command(res.stderr, "score", second)
+    score = [str(scoring_input) if a == "<households file>" else
+             str(tmp_path / "s2") if a == "<output folder>" else a for a in score]
+    res = cli(*score, "--no-progress")
+    summary = json.loads(res.stdout)
+    assert summary["model"]["version"] == "2" and summary["model"]["gated"] is True
+    assert summary["scored"] > 0 and summary["reconciled"]
+
+    res = cli(*_printed_command(promoted_stderr, "rollback", second))
+    assert json.loads(res.stdout) == {"model_name": "vc-flow", "champion": "1", "demoted": "2"}

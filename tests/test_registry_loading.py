@@ -1,0 +1,124 @@
+"""The one model loader: every MLflow URI form, and the promotion record checked at the point of use.
+
+Real decision model (the scoring tests' small ``fit_blend``), real sqlite MLflow store,
+real ``promote``; aliases moved by hand with ``MlflowClient().set_registered_model_alias``,
+as a user of the MLflow UI would.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+from _scoring_fixtures import ScoringEnv, scoring_env
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from village_credit.cli import app
+from village_credit.registry import UngatedModelError, configure, load_model, promote, resolve_uri
+from village_credit.registry.pyfunc_model import log_decision_model
+from village_credit.scoring import read_model_metadata
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory: pytest.TempPathFactory) -> ScoringEnv:
+    return scoring_env(tmp_path_factory.mktemp("scoring_env"))
+
+
+def _register(env: ScoringEnv, name: str):
+    from village_credit.models.decision import DecisionModel
+
+    configure(env.tracking_uri)
+    dm = DecisionModel.load(env.root / "decision_model")
+    with mlflow.start_run():
+        return log_decision_model(env.root / "decision_model", input_example=dm.input_example(5),
+                                  registered_model_name=name)
+
+
+def _client(env: ScoringEnv) -> MlflowClient:
+    return MlflowClient(tracking_uri=env.tracking_uri, registry_uri=env.tracking_uri)
+
+
+def _score(env: ScoringEnv, out: Path, *args: str):
+    return runner.invoke(app, ["score", "--tracking-uri", env.tracking_uri, "--input",
+                               str(env.parquet), "--output", str(out), "--no-progress", *args])
+
+
+def test_alias_set_by_hand_on_a_never_gated_version_is_refused(env: ScoringEnv, tmp_path: Path) -> None:
+    name = "vc-hand-alias"
+    info = _register(env, name)
+    version = str(info.registered_model_version)
+    _client(env).set_registered_model_alias(name, "champion", version)  # the UI's alias pencil
+
+    res = _score(env, tmp_path / "refused", "--model", f"models:/{name}@champion")
+    assert res.exit_code == 2, res.output
+    msg = " ".join(res.stderr.split())
+    assert f"{name} v{version}" in msg and "no promotion record" in msg
+    assert f"village-credit promote --model-name {name} --version {version}" in msg
+    assert not (tmp_path / "refused" / "decisions").exists()  # nothing scored
+
+    res = _score(env, tmp_path / "anyway", "--model", f"models:/{name}@champion", "--allow-ungated")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["model"]["gated"] is False and "allow-ungated" in summary["model"]["gate"]
+    assert summary["scored"] > 0 and "UNGATED" in res.stderr
+    meta = read_model_metadata(tmp_path / "anyway")
+    assert meta["village_credit.model_gated"] == "False"
+    assert "allow-ungated" in meta["village_credit.model_gate"]
+
+
+def test_promoted_version_loads_under_every_uri_form(env: ScoringEnv, tmp_path: Path) -> None:
+    name = "vc-uri-forms"
+    info = _register(env, name)
+    v = str(info.registered_model_version)
+    promote(name, v, {}, override_reason="loader test: gates are tested elsewhere",
+            client=_client(env))
+    forms = [f"models:/{name}@champion", f"models:/{name}/{v}", f"models:/{name}/latest",
+             info.model_uri, f"runs:/{info.run_id}/model"]
+    assert info.model_uri.startswith("models:/m-")
+    for uri in forms:
+        ident = resolve_uri(uri)
+        assert (ident.name, ident.version) == (name, v), uri
+        loaded = load_model(uri, tmp_path / f"dl{forms.index(uri)}")
+        assert loaded.gate.gated and loaded.gate.by_override, uri
+        assert loaded.decision_model.__class__.__name__ == "DecisionModel"
+        assert loaded.artifact_sha256 == loaded.gate.expected_digest
+
+    # a local model folder: no registry identity, so no promotion record
+    local = loaded.local_dir
+    with pytest.raises(UngatedModelError, match="not a registered model version"):
+        load_model(str(local))
+    assert load_model(str(local), allow_ungated=True).gate.loaded_ungated
+
+
+def test_artifacts_changed_after_promotion_are_refused(env: ScoringEnv, tmp_path: Path) -> None:
+    name = "vc-tampered"
+    info = _register(env, name)
+    v = str(info.registered_model_version)
+    promote(name, v, {}, override_reason="loader test", client=_client(env))
+    assert load_model(f"models:/{name}@champion", tmp_path / "ok").gate.gated
+    # edit one byte of the stored policy, as someone with write access to the store could
+    src = _client(env).get_model_version(name, v).source
+    root = Path(mlflow.artifacts.download_artifacts(src, dst_path=str(tmp_path / "probe")))
+    rel = next(p for p in root.rglob("policy.yaml")).relative_to(root)
+    store_file = Path(_client(env).get_logged_model(info.model_id).artifact_location
+                      .removeprefix("file://")) / rel
+    store_file.write_text(store_file.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    with pytest.raises(UngatedModelError, match="changed since promotion"):
+        load_model(f"models:/{name}@champion", tmp_path / "bad")
+
+
+def test_version_that_failed_its_gates_is_refused(env: ScoringEnv, tmp_path: Path) -> None:
+    name = "vc-rejected"
+    info = _register(env, name)
+    v = str(info.registered_model_version)
+    res = promote(name, v, {}, client=_client(env))  # no evidence: every gate fails
+    assert not res.promoted
+    _client(env).set_registered_model_alias(name, "champion", v)
+    with pytest.raises(UngatedModelError, match="failed its promotion gates"):
+        load_model(f"models:/{name}@champion", tmp_path)
