@@ -55,6 +55,7 @@ __all__ = [
     "fmt_rate",
     "fmt_yuan",
     "label_language",
+    "legend_outside",
 ]
 
 CJK_FONT_HINT = ("no CJK font installed: labels in English "
@@ -140,13 +141,22 @@ def _new_axes(width: float, height: float, ncols: int = 1) -> tuple[Any, list[An
     return fig, axes
 
 
-def _percent_axis(axis: Any, decimals: int = 0) -> None:
+AXIS_LABELS: dict[str, str] = {
+    "er_max_gap_approval": "largest equal-risk approval gap",
+    "true_pd_approved": "mean true PD of approved households",
+    "default_rate_approved": "default rate of approved households",
+    "approval_gap_elderly": "approval gap between age groups (max - min)",
+    "approval_gap_formerly_poor": "approval gap, formerly poor vs others",
+}
+
+
+def _percent_axis(axis: Any, decimals: int | None = 0) -> None:
     from matplotlib.ticker import PercentFormatter
 
     axis.set_major_formatter(PercentFormatter(1.0, decimals=decimals))
 
 
-def _legend_outside(ax: Any, title: str | None = None, ncols: int = 1) -> Any:
+def legend_outside(ax: Any, title: str | None = None, ncols: int = 1) -> Any:
     """Legend under the axes, so it never covers bars or points."""
     return ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=ncols, fontsize=8,
                      frameon=False, title=title, title_fontsize=8)
@@ -210,13 +220,13 @@ class ReliabilityDisplay(_Display):
                                           label="mean true PD")
         (self.observed_line_,) = ax.plot(t["mean_predicted"], t["observed_rate"], "k.", alpha=0.7,
                                          label="observed default rate")
-        _percent_axis(ax.xaxis, 1)
-        _percent_axis(ax.yaxis, 1)
+        _percent_axis(ax.xaxis, None)
+        _percent_axis(ax.yaxis, None)
         ax.set_xlabel(f"mean predicted PD ({len(t)} bins)")
         ax.set_ylabel("realised")
         if self.name:
             ax.set_title(self.name, fontsize=10)
-        _legend_outside(ax, ncols=3)
+        legend_outside(ax, ncols=3)
         return self
 
 
@@ -250,7 +260,7 @@ class ScoreDistributionDisplay(_Display):
                       label=f"{name} (n={int(d['n'].iloc[0]):,})", lw=1.5)
         ax.set_xlabel(self.xlabel)
         ax.set_ylabel("share of the group")
-        _legend_outside(ax, ncols=2)
+        legend_outside(ax, ncols=2)
         return self
 
 
@@ -305,7 +315,7 @@ class GroupImportanceDisplay(_Display):
                 ax.set_yticks(y, list(wide.index))
                 ax.set_xlabel("mean |SHAP value| (log-odds of default)")
                 ax.set_title(f"{name} vs others", fontsize=10)
-                _legend_outside(ax, ncols=2)
+                legend_outside(ax, ncols=2)
                 for flag in (True, False):
                     drawn.append(pd.DataFrame({"group": g, "label": list(wide.index), "in_group": flag,
                                                "mean_abs_shap": wide[flag].to_numpy(float)}))
@@ -350,7 +360,7 @@ class ApprovalByGroupDisplay(_Display):
         ax.set_ylim(0, 1.05)
         _percent_axis(ax.yaxis)
         ax.set_title(self.title, fontsize=10)
-        _legend_outside(ax, ncols=min(4, len(systems)))
+        legend_outside(ax, ncols=min(4, len(systems)))
         return self
 
 
@@ -397,7 +407,7 @@ class EqualRiskDisplay(_Display):
             ax.set_ylabel(self.ylabel)
             _percent_axis(ax.yaxis)
             ax.set_title(f"{self.comparison_labels.get(c, c)} vs others", fontsize=10)
-            _legend_outside(ax, ncols=2, title="hollow = too few households to decide")
+            legend_outside(ax, ncols=2, title="hollow = too few households to decide")
         return self
 
 
@@ -454,11 +464,11 @@ class TradeoffDisplay(_Display):
                                             fontsize=8, fontweight="bold", color="white"))
         if self.target is not None and self.x.startswith("er_"):
             ax.axvline(self.target, color=TARGET_COLOR, ls="--", lw=0.9, label=f"target {self.target:.0%}")
-            _legend_outside(ax)
-        ax.set_xlabel(self.xlabel or self.x.replace("_", " "))
-        ax.set_ylabel(self.ylabel or self.y.replace("_", " "))
-        _percent_axis(ax.xaxis)
-        _percent_axis(ax.yaxis, 1)
+            legend_outside(ax)
+        ax.set_xlabel(self.xlabel or AXIS_LABELS.get(self.x, self.x.replace("_", " ")))
+        ax.set_ylabel(self.ylabel or AXIS_LABELS.get(self.y, self.y.replace("_", " ")))
+        _percent_axis(ax.xaxis, None)
+        _percent_axis(ax.yaxis, None)
         ax.set_title("Gap vs risk taken on (marker area = approval rate)", fontsize=10)
         ax.margins(0.12)
         yy = np.arange(len(t))[::-1]
