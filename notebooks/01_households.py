@@ -66,6 +66,7 @@ from village_credit.data import (
     validate_households,
 )
 from village_credit.models import HouseholdFeatures
+from village_credit.reporting.displays import legend_outside
 
 config = GeneratorConfig(n_households=N_HOUSEHOLDS, seed=SEED)
 households = generate_households(config)
@@ -137,7 +138,7 @@ ax.text(ax.get_xlim()[0] * 0.95, y[list(pyramid.index).index("60-64")] - 0.3,
 ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{abs(v):.0f}"))
 ax.set_xlabel("heads of household")
 ax.set_title("Age pyramid of heads of household")
-ax.legend(loc="upper right")
+legend_outside(ax, ncols=2)  # under the axes: never over the bars
 plt.show()
 
 print(f"heads aged 60+: {view['elderly_60plus'].mean():.1%};  women heads: {(view['gender'] == 'F').mean():.1%}")
@@ -201,9 +202,10 @@ thin
 
 # %%
 ax = (view.groupby("age_band", observed=True)[["has_credit_file", "thin_file"]].mean()
-          .plot.bar(figsize=(8, 4), color=["#2ca02c", "#7f7f7f"]))
+          .plot.bar(figsize=(8, 4), color=["#2ca02c", "#7f7f7f"], rot=0))
 ax.set_ylabel("share of households")
 ax.set_title("Credit files by age of the head")
+legend_outside(ax, ncols=2)
 plt.show()
 
 
@@ -234,7 +236,7 @@ ax.plot(r.index.astype(str), r["default_rate"], "ko-", label="observed default r
 ax.axhline(view["true_pd"].mean(), color="grey", ls=":", label="population mean")
 ax.set_ylabel("12-month probability of default")
 ax.set_title("Risk by age of the head: the elderly are not riskier")
-ax.legend()
+legend_outside(ax, ncols=3)
 plt.show()
 
 # %% [markdown]
@@ -318,7 +320,8 @@ late_util = hist.loc[hist["utility_late"] == 1, "month"]
 ax2.plot(late_util, np.zeros(len(late_util)), "kx", label="utility bill late")
 ax2.set_ylabel("days past due")
 lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-ax.legend(lines, [h.get_label() for h in lines], loc="upper left", fontsize=8)
+ax.legend(lines, [h.get_label() for h in lines], loc="upper center", bbox_to_anchor=(0.5, -0.15),
+          ncols=4, fontsize=8, frameon=False)
 ax.set_title(f"Monthly history of {example['household_id'].iloc[0]}")
 plt.show()
 features.loc[[example_idx], ["loan_months", "ontime_ratio", "dpd_months", "worst_dpd",

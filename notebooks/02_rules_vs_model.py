@@ -152,29 +152,28 @@ auc_parts.loc[list(scores)]
 #
 # A PD of 3 % should come true for about 3 in 100 households. The reliability plot
 # bins households by predicted PD (deciles) and compares the mean prediction with
-# the mean **true** PD in the bin (steadier than the drawn default rate, shown as
-# dots).
+# the mean **true** PD of the **same** households (steadier than the drawn default
+# rate, shown as dots). The rules have only a few distinct PDs, so their deciles
+# collapse into fewer bins: the table below lists them, with the truth averaged
+# over exactly those bins.
 
 # %%
-from village_credit.validation import brier, expected_calibration_error, reliability_table
+from village_credit.reporting.displays import ReliabilityDisplay
+from village_credit.validation import brier, expected_calibration_error
 
-fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), sharex=True, sharey=True)
-lim = 0
-for ax, (name, p) in zip(axes, pds.items()):
-    rel = reliability_table(y, p, n_bins=10)
-    bins = pd.qcut(pd.Series(p).rank(method="first"), 10, labels=False)
-    truth = pd.Series(true_pd).groupby(bins.to_numpy()).mean()
-    ax.plot(rel["mean_predicted"], truth.to_numpy()[: len(rel)], "o-", label="mean true PD")
-    ax.plot(rel["mean_predicted"], rel["observed_rate"], "k.", alpha=0.6, label="observed default rate")
-    lim = max(lim, rel["mean_predicted"].max(), truth.max())
-    ax.set_title(f"{name}: ECE {expected_calibration_error(y, p):.4f}, Brier {brier(y, p):.4f}")
-    ax.set_xlabel("mean predicted PD (decile)")
-for ax in axes:
-    ax.plot([0, lim], [0, lim], color="grey", lw=0.8)
-axes[0].set_ylabel("realised")
-axes[0].legend(fontsize=8)
-plt.tight_layout()
+fig, axes = plt.subplots(1, 3, figsize=(14, 4.6), sharex=True, sharey=True, layout="constrained")
+reliability = {}
+for ax, (name, p) in zip(axes, pds.items(), strict=True):
+    # predicted PD, true PD and default rate are averaged over the same bins; a points
+    # standard has few distinct PDs, so it gets fewer than 10 bins (ties stay together)
+    reliability[name] = ReliabilityDisplay.from_predictions(
+        y, p, true_pd=true_pd, n_bins=10,
+        name=f"{name}: ECE {expected_calibration_error(y, p):.4f}, Brier {brier(y, p):.4f}", ax=ax)
+for ax in axes[1:]:
+    ax.set_ylabel("")
+    ax.get_legend().remove()
 plt.show()
+display(reliability["rules"].table)
 
 pd.DataFrame({"mean predicted PD": {k: v.mean() for k, v in pds.items()},
               "mean true PD": true_pd.mean(), "default rate": y.mean()})

@@ -87,6 +87,19 @@ plot_beeswarm(shap_values, max_display=12)
 plot_bar(shap_values, max_display=12)
 
 # %% [markdown]
+# The same bars with the feature spec's Chinese labels, for a village panel. They
+# need a CJK font (Debian/Ubuntu: `apt-get install fonts-noto-cjk`, then remove
+# `~/.cache/matplotlib`); without one the plot falls back to the English labels and
+# says so under the chart, rather than drawing empty boxes.
+
+# %%
+from village_credit.explain import feature_labels
+from village_credit.reporting.displays import label_language
+
+print("labels drawn in:", label_language("zh")[0])
+plot_bar(shap_values, max_display=12, labels=feature_labels(shap_values.feature_names, "zh"))
+
+# %% [markdown]
 # Capacity (income, its volatility and sources, private debt) and behaviour
 # (late utility bills, the on-time repayment ratio) typically dominate. The additive trees
 # (one feature per tree) make every feature's effect a step function of that
@@ -96,16 +109,24 @@ plot_bar(shap_values, max_display=12)
 # Age and formerly-poor status are **not** features. Still, features can stand in
 # for them. `features_tied_to` finds the features most correlated with a
 # protected attribute; the dependence plot shows how the model uses the strongest
-# proxy of age.
+# proxy of age **among the features the model uses**: a feature no tree splits on
+# has SHAP 0 for every household, and its dependence plot would be a flat line
+# however strongly it correlates with age (`plot_dependence` refuses it).
 
 # %%
 from village_credit.explain import features_tied_to, plot_dependence
 
+used = shap_values.used_features()
+unused = [f for f in shap_values.feature_names if f not in used]
+print(f"the model uses {len(used)} of {len(shap_values.feature_names)} features; unused: {unused}")
 proxies = pd.DataFrame({attr: features_tied_to(shap_values.X, holdout, attr, top_n=4).round(2)
                         for attr in ("head_age", "formerly_poor")})
-print("Spearman correlation with the protected attribute:")
+proxies["used by the model"] = proxies.index.isin(used)
+print("Spearman correlation with the protected attribute (all features):")
 display(proxies)
-top_age_proxy = features_tied_to(shap_values.X, holdout, "head_age", top_n=1).index[0]
+age_rho = features_tied_to(shap_values.X[used], holdout, "head_age", top_n=1)
+top_age_proxy = age_rho.index[0]
+print(f"strongest age proxy the model uses: {top_age_proxy} (Spearman {age_rho.iloc[0]:+.2f})")
 plot_dependence(shap_values, top_age_proxy, title=f"How {top_age_proxy} moves the risk")
 
 # %% [markdown]
@@ -214,7 +235,8 @@ if d["vetoed"].any():
 chosen = holdout.loc[list(dict.fromkeys(picks.values()))]
 reasons = explain(blend, chosen, top_k=3)
 case = {row: name for name, row in reversed(list(picks.items()))}
-decisions.loc[chosen.index, ["household_id", "points", "pd", "grade", "credit_line", "vetoed", "veto_reasons"]]         .assign(case=[case[i] for i in chosen.index])
+shown = ["household_id", "points", "pd", "grade", "credit_line", "vetoed", "veto_reasons"]
+decisions.loc[chosen.index, shown].assign(case=[case[i] for i in chosen.index])
 
 # %%
 reasons[["household_id", "rank", "direction", "kind", "code", "label_en", "points"]]

@@ -114,6 +114,8 @@ def test_chinese_labels_are_drawn_with_a_cjk_font_when_installed(monkeypatch):
     ticks = [t.get_text() for t in disp.ax_[0].get_yticklabels()]
     assert all(t.startswith("特征") for t in ticks)
     assert disp.notice is None
+    fam = D.cjk_font()
+    assert all(t.get_fontfamily()[0] == fam for t in disp.ax_[0].get_yticklabels())
 
 
 def test_approval_by_group_bars_and_intervals():

@@ -279,9 +279,19 @@ def _new_pyplot_figure(width: float, height: float) -> tuple[Any, Any]:
     return fig, ax
 
 
-def _finish(fig: Any, path: str | Path | None, dpi: int = 110) -> Any:
-    """Tidy, optionally save as PNG, and detach the figure from pyplot (no leak, no double show)."""
+def _finish(fig: Any, path: str | Path | None, dpi: int = 110, notice: str | None = None) -> Any:
+    """Tidy, optionally save as PNG, and detach the figure from pyplot (no leak, no double show).
+
+    Chinese text is drawn with the installed CJK font; ``notice`` (the English fallback
+    hint) is printed under the chart.
+    """
     import matplotlib.pyplot as plt
+
+    from village_credit.reporting.displays import use_cjk_font
+
+    use_cjk_font(fig)
+    if notice:
+        fig.text(0.01, 0.005, notice, fontsize=7, color="#8a1010")
 
     with warnings.catch_warnings():  # colorbar axes may not fit tight_layout; harmless
         warnings.simplefilter("ignore", UserWarning)
@@ -296,17 +306,11 @@ def _finish(fig: Any, path: str | Path | None, dpi: int = 110) -> Any:
 
 def _drawable_labels(gs: GlobalShap, labels: Mapping[str, str] | None) -> tuple[Any, str | None]:
     """Labels to draw and a notice: Chinese labels fall back to English without a CJK font."""
-    from village_credit.reporting.displays import CJK_FONT_HINT, _has_cjk, cjk_font
+    from village_credit.reporting.displays import CJK_FONT_HINT, has_cjk, cjk_font
 
-    if labels is not None and any(_has_cjk(str(v)) for v in labels.values()) and cjk_font() is None:
+    if labels is not None and any(has_cjk(str(v)) for v in labels.values()) and cjk_font() is None:
         return feature_labels(gs.feature_names, "en"), CJK_FONT_HINT
     return labels, None
-
-
-def _cjk_context(labels: Mapping[str, str] | None) -> Any:
-    from village_credit.reporting.displays import _cjk_rc
-
-    return _cjk_rc([str(v) for v in (labels or {}).values()])
 
 
 def _as_global(shap_values: Any) -> GlobalShap:
@@ -329,14 +333,10 @@ def plot_beeswarm(shap_values: Any, max_display: int = 15, path: str | Path | No
     gs = _as_global(shap_values)
     labels, notice = _drawable_labels(gs, labels)
     fig, ax = _new_pyplot_figure(9, 0.4 * min(max_display, len(gs.feature_names)) + 2)
-    with _cjk_context(labels):
-        shap.plots.beeswarm(gs.labelled(labels), max_display=max_display, ax=ax, show=False,
-                            plot_size=None)
-        ax.set_xlabel("SHAP value (log-odds of default; > 0 = riskier)")
-        ax.set_title("What drives the default model (sample of households)")
-        if notice:
-            fig.text(0.01, 0.005, notice, fontsize=7, color="#8a1010")
-        return _finish(fig, path)
+    shap.plots.beeswarm(gs.labelled(labels), max_display=max_display, ax=ax, show=False, plot_size=None)
+    ax.set_xlabel("SHAP value (log-odds of default; > 0 = riskier)")
+    ax.set_title("What drives the default model (sample of households)")
+    return _finish(fig, path, notice=notice)
 
 
 def plot_bar(shap_values: Any, max_display: int = 15, path: str | Path | None = None,
@@ -347,13 +347,10 @@ def plot_bar(shap_values: Any, max_display: int = 15, path: str | Path | None = 
     gs = _as_global(shap_values)
     labels, notice = _drawable_labels(gs, labels)
     fig, ax = _new_pyplot_figure(9, 0.4 * min(max_display, len(gs.feature_names)) + 2)
-    with _cjk_context(labels):
-        shap.plots.bar(gs.labelled(labels), max_display=max_display, ax=ax, show=False)
-        ax.set_xlabel("mean |SHAP value| (log-odds of default)")
-        ax.set_title("Global feature importance")
-        if notice:
-            fig.text(0.01, 0.005, notice, fontsize=7, color="#8a1010")
-        return _finish(fig, path)
+    shap.plots.bar(gs.labelled(labels), max_display=max_display, ax=ax, show=False)
+    ax.set_xlabel("mean |SHAP value| (log-odds of default)")
+    ax.set_title("Global feature importance")
+    return _finish(fig, path, notice=notice)
 
 
 def plot_dependence(shap_values: Any, feature: str, path: str | Path | None = None,

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -54,7 +53,9 @@ __all__ = [
     "cjk_font",
     "fmt_rate",
     "fmt_yuan",
+    "has_cjk",
     "label_language",
+    "use_cjk_font",
     "legend_outside",
 ]
 
@@ -96,7 +97,7 @@ def cjk_font() -> str | None:
     return next((n for n in sorted(names) if "CJK" in n), None)
 
 
-def _has_cjk(text: str) -> bool:
+def has_cjk(text: str) -> bool:
     return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
 
 
@@ -111,18 +112,23 @@ def label_language(lang: str, font: str | None = "auto") -> tuple[str, str | Non
     return ("zh", None) if found else ("en", CJK_FONT_HINT)
 
 
-@contextmanager
-def _cjk_rc(texts: Sequence[str]):
-    """Put the CJK font first while drawing text that needs it (nothing changes otherwise)."""
-    import matplotlib as mpl
+def use_cjk_font(fig: Any) -> int:
+    """Draw every text of ``fig`` that holds Chinese with the installed CJK font.
 
-    fam = cjk_font() if any(_has_cjk(t) for t in texts) else None
+    Set on the text objects themselves (not an rc context), because notebooks render
+    a figure after the plotting call has returned. Returns how many texts changed.
+    """
+    from matplotlib.text import Text
+
+    fam = cjk_font()
     if fam is None:
-        yield
-        return
-    with mpl.rc_context({"font.sans-serif": [fam, *mpl.rcParams["font.sans-serif"]],
-                         "font.family": "sans-serif"}):
-        yield
+        return 0
+    changed = 0
+    for t in fig.findobj(Text):
+        if has_cjk(t.get_text()):
+            t.set_fontfamily([fam, "sans-serif"])
+            changed += 1
+    return changed
 
 
 def _notice(fig: Any, text: str | None) -> None:
@@ -213,7 +219,7 @@ class ReliabilityDisplay(_Display):
         t = self.table
         lim = float(np.nanmax(t[["mean_predicted", "observed_rate"]
                                 + (["mean_true_pd"] if "mean_true_pd" in t else [])].to_numpy()))
-        ax.plot([0, lim], [0, lim], color="grey", lw=0.8, label="perfect calibration")
+        ax.axline((0, 0), slope=1, color="grey", lw=0.8, label="perfect calibration")
         self.truth_line_ = None
         if "mean_true_pd" in t:
             (self.truth_line_,) = ax.plot(t["mean_predicted"], t["mean_true_pd"], "o-",
@@ -297,30 +303,30 @@ class GroupImportanceDisplay(_Display):
             axes = [fig.add_subplot(1, len(groups), i + 1) for i in range(len(groups))]
         self.figure_, self.ax_ = fig, axes
         drawn = []
-        with _cjk_rc(self.table[col].astype(str).tolist()):
-            for ax, g in zip(axes, groups, strict=True):
-                sub = self.table[self.table["group"] == g]
-                wide = sub.pivot_table(index=col, columns="in_group", values="mean_abs_shap",
-                                       aggfunc="first").reindex(columns=[True, False])
-                top = wide.max(axis=1).sort_values(ascending=False).head(self.top_n).index[::-1]
-                wide = wide.loc[top]
-                y = np.arange(len(wide))
-                n_in = int(sub.loc[sub["in_group"], "n"].iloc[0]) if sub["in_group"].any() else 0
-                n_out = int(sub.loc[~sub["in_group"], "n"].iloc[0]) if (~sub["in_group"]).any() else 0
-                name = self.group_labels.get(g, {}).get(lang, self.group_labels.get(g, {}).get("en", g))
-                ax.barh(y + 0.2, wide[True].to_numpy(float), height=0.4, color=PROTECTED_COLOR,
-                        label=f"{name} (n={n_in:,})")
-                ax.barh(y - 0.2, wide[False].to_numpy(float), height=0.4, color=OTHERS_COLOR,
-                        label=f"others (n={n_out:,})")
-                ax.set_yticks(y, list(wide.index))
-                ax.set_xlabel("mean |SHAP value| (log-odds of default)")
-                ax.set_title(f"{name} vs others", fontsize=10)
-                legend_outside(ax, ncols=2)
-                for flag in (True, False):
-                    drawn.append(pd.DataFrame({"group": g, "label": list(wide.index), "in_group": flag,
-                                               "mean_abs_shap": wide[flag].to_numpy(float)}))
+        for ax, g in zip(axes, groups, strict=True):
+            sub = self.table[self.table["group"] == g]
+            wide = sub.pivot_table(index=col, columns="in_group", values="mean_abs_shap",
+                                   aggfunc="first").reindex(columns=[True, False])
+            top = wide.max(axis=1).sort_values(ascending=False).head(self.top_n).index[::-1]
+            wide = wide.loc[top]
+            y = np.arange(len(wide))
+            n_in = int(sub.loc[sub["in_group"], "n"].iloc[0]) if sub["in_group"].any() else 0
+            n_out = int(sub.loc[~sub["in_group"], "n"].iloc[0]) if (~sub["in_group"]).any() else 0
+            name = self.group_labels.get(g, {}).get(lang, self.group_labels.get(g, {}).get("en", g))
+            ax.barh(y + 0.2, wide[True].to_numpy(float), height=0.4, color=PROTECTED_COLOR,
+                    label=f"{name} (n={n_in:,})")
+            ax.barh(y - 0.2, wide[False].to_numpy(float), height=0.4, color=OTHERS_COLOR,
+                    label=f"others (n={n_out:,})")
+            ax.set_yticks(y, list(wide.index))
+            ax.set_xlabel("mean |SHAP value| (log-odds of default)")
+            ax.set_title(f"{name} vs others", fontsize=10)
+            legend_outside(ax, ncols=2)
+            for flag in (True, False):
+                drawn.append(pd.DataFrame({"group": g, "label": list(wide.index), "in_group": flag,
+                                           "mean_abs_shap": wide[flag].to_numpy(float)}))
         self.plotted = pd.concat(drawn, ignore_index=True)
         self.notice = notice
+        use_cjk_font(fig)
         _notice(fig, notice)
         return self
 
