@@ -130,31 +130,28 @@ pd.concat({"approval rate": approval, "mean line (yuan, all households)": line.r
            "good households turned away (FNR)": fnr}, axis=1)
 
 # %%
+from village_credit.reporting.displays import ApprovalByGroupDisplay, legend_outside
+
 order = ["<60", "60-64", "65+"]
 ci = audit.by_group.query("metric == 'approval_rate' and feature == 'age_band' and group != '(all)'")
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-width = 0.27
-for k, name in enumerate(decisions):
-    sub = ci[ci.system == name].set_index("group").loc[order]
-    x = np.arange(len(order)) + (k - 1) * width
-    axes[0].bar(x, sub["value"], width, label=name,
-                yerr=[sub["value"] - sub["ci_low"], sub["ci_high"] - sub["value"]], capsize=3)
-    axes[1].bar(x, line.loc[order, name], width, label=name)
-for ax, title in zip(axes, ["approval rate (95 % bootstrap CI)",
-                           "mean credit line over all households (yuan)"], strict=True):
-    ax.set_xticks(np.arange(len(order)), order)
-    ax.set_xlabel("age of the head")
-    ax.set_title(title)
-axes[0].legend()
-plt.tight_layout()
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
+ApprovalByGroupDisplay.from_table(ci, title="approval rate (95 % bootstrap CI)", group_order=order, ax=axes[0])
+line.loc[order, list(decisions)].plot.bar(ax=axes[1], rot=0, legend=False)
+axes[1].yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+axes[1].set_xlabel("age of the head")
+axes[1].set_title("mean credit line over all households (yuan)", fontsize=10)
+legend_outside(axes[1], ncols=3)
 plt.show()
 
 # %% [markdown]
 # The rules approve far fewer households over 60 and give them much smaller lines:
 # above 60 the base item's 30 points (30,000 yuan of line) are gone, and only honours
-# can earn a line back. The GBM and the blend price risk from behaviour and capacity
-# instead, and the elderly, who are not riskier (notebook 01), get lines close to
-# everyone else's.
+# can earn a line back. The GBM prices risk from behaviour and capacity instead, and
+# the elderly, who are not riskier (notebook 01), get lines close to everyone
+# else's. The blend does so only when its fit drops the rule term (`k_rule = 0`);
+# when it keeps it (`blend.coefficients.k_rule`, printed in section 4), missing base
+# points raise an elderly household's PD, so the blend inherits part of the
+# cutoff's gap. Section 4 shows the same blend under the policy without the cutoff.
 #
 # Disparities summarise each feature in one number per system: the demographic
 # parity ratio (lowest group approval rate / highest; the four-fifths rule asks for
@@ -193,22 +190,14 @@ pd.DataFrame({name: {k: v for k, v in s.items() if k in ("max_gap_approval", "ma
               for name, s in gaps.summary.items()}).T
 
 # %%
-fig, axes = plt.subplots(2, 2, figsize=(12, 7), sharex=True)
-for i, (comparison, who) in enumerate([("elderly", "60+"), ("formerly_poor", "formerly poor")]):
-    tab = gaps.table.query("comparison == @comparison and checked")
-    for name in decisions:
-        sub = tab[tab.system == name]
-        axes[i, 0].plot(sub["decile"], sub["gap_approval"], "o-", label=name)
-        axes[i, 1].plot(sub["decile"], sub["gap_line"], "o-", label=name)
-    axes[i, 0].set_title(f"approval gap: {who} minus others")
-    axes[i, 1].set_title(f"relative line gap: {who} vs others")
-for ax in axes.ravel():
-    ax.axhline(0, color="k", lw=0.8)
-    ax.axhspan(-0.05, 0.05, color="green", alpha=0.1)
-for ax in axes[1]:
-    ax.set_xlabel("decile of the true PD (1 = safest)")
-axes[0, 0].legend()
-plt.tight_layout()
+from village_credit.reporting.displays import EqualRiskDisplay
+
+labels = {"elderly": "60+", "formerly_poor": "formerly poor"}
+EqualRiskDisplay.from_table(gaps.table, column="gap_approval", comparison_labels=labels,
+                            ylabel="approval gap (protected - others)", fig=plt.figure(figsize=(12, 4.2),
+                                                                                     layout="constrained"))
+EqualRiskDisplay.from_table(gaps.table, column="gap_line", comparison_labels=labels, target=0.10,
+                            ylabel="relative line gap", fig=plt.figure(figsize=(12, 4.2), layout="constrained"))
 plt.show()
 
 # %% [markdown]
@@ -221,8 +210,10 @@ plt.show()
 # poor households *more* often, and with larger lines, than others of the same true
 # risk. They underestimate those groups' risk, because they learnt from granted
 # households only (section 3 measures this directly). A relative line gap in the
-# riskiest decile is also inflated by the small lines there. The green band is the
-# ±5 point target the promotion gates use (`fairness_approval_gap_max`); at
+# riskiest decile is also inflated by the small lines there. Hollow markers are
+# cells with fewer than `min_count` households in a group: drawn, not judged. The
+# green band is the target the promotion gates use (±5 points for approval,
+# `approval_gap_max`; ±10 % for lines, `line_gap_max`); at
 # notebook scale, with a few dozen protected households per cell, expect the models
 # to miss it by noise alone in some cells.
 #
@@ -367,18 +358,23 @@ cols = ["option", "approval_rate", "auc_pd", "auc_decision", "default_rate_appro
 trade[cols].set_index("option")
 
 # %%
-fig, ax = plt.subplots(figsize=(9, 5))
-ax.scatter(trade["approval_gap_elderly"], trade["true_pd_approved"], s=60)
-for r in trade.itertuples():
-    ax.annotate(r.option.replace("policy:", ""), (r.approval_gap_elderly, r.true_pd_approved),
-                textcoords="offset points", xytext=(5, 4), fontsize=8)
-ax.set_xlabel("approval gap between age groups (max - min)")
-ax.set_ylabel("mean true PD of approved households")
-ax.set_title("Fairness vs risk taken on: lower-left is better")
+from village_credit.reporting.displays import TradeoffDisplay
+
+tradeoff_plot = TradeoffDisplay.from_table(trade, x="er_max_gap_approval", y="true_pd_approved",
+                                           fig=plt.figure(figsize=(13, 4.8), layout="constrained"))
 plt.show()
+blend_rate = trade.set_index("option").loc["blend", "approval_rate"]
+for r in trade[trade["option"].str.contains("ThresholdOptimizer")].itertuples():
+    print(f"{r.option}: approves {r.approval_rate:.0%} of households (blend: {blend_rate:.0%}), "
+          f"equal-risk gap {r.er_max_gap_approval:.3f}")
+tradeoff_plot.points.set_index("number")
 
 # %% [markdown]
-# How to read the trade-off:
+# How to read the trade-off: no corner is simply best. The left panel puts the
+# largest equal-risk approval gap against the risk of approved households, the
+# right one shows what each option keeps of access. An option can sit in the
+# lower-left corner (small gap, safe approvals) only because it approves fewer
+# households: read both panels together.
 #
 # * Dropping the cutoff closes most of the rules' age gap at almost no cost in
 #   risk: the households it lets in are not riskier.
@@ -407,11 +403,15 @@ import json
 import tempfile
 
 from village_credit.fairness import write_fairness_report
-from village_credit.registry import FAIRNESS_KEYS, evaluate_gates
+from village_credit.registry import FAIRNESS_KEYS, data_fingerprint, evaluate_gates
+from village_credit.reporting.displays import fmt_rate
 
 out_dir = os.path.join(tempfile.mkdtemp(prefix="vc-fairness-"), "fairness")
+identity = {"model": "blend fitted in this notebook (not registered)", "version": "none",
+            "run_id": "none (no MLflow run)", "data_fingerprint": data_fingerprint(audit_pop)}
 html_path, json_path = write_fairness_report(audit, gaps, trade, study, out_dir=out_dir,
-                                             primary_system="blend", title="Fairness audit: blend vs rules")
+                                             primary_system="blend", title="Fairness audit: blend vs rules",
+                                             identity=identity)
 with open(json_path, encoding="utf-8") as fh:
     report = json.load(fh)
 print("report:", os.path.basename(html_path), "+", os.path.basename(json_path),
@@ -421,7 +421,8 @@ print("paths the gates read:", FAIRNESS_KEYS)
 # The fairness gates only, evaluated on this report with the default thresholds.
 fairness_gates = [g for g in evaluate_gates({"fairness": report}).to_dict()["gates"]
                   if g["name"].startswith("fairness")]
-pd.DataFrame(fairness_gates)[["name", "value", "comparator", "threshold", "passed", "detail"]]
+(pd.DataFrame(fairness_gates)[["name", "value", "comparator", "threshold", "passed", "detail"]]
+   .assign(value=lambda d: d["value"].map(fmt_rate), threshold=lambda d: d["threshold"].map(fmt_rate)))
 
 # %% [markdown]
 # Read these with section 2. The parity ratio and the comparison with the rule

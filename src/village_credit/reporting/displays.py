@@ -462,12 +462,12 @@ class TradeoffDisplay(_Display):
                                     "approval_rate": t["approval_rate"].to_numpy(float)})
         ax, bx = axes
         colors = [f"C{i % 10}" for i in range(len(t))]
-        ax.scatter(self.points["x"], self.points["y"], s=40 + 260 * self.points["approval_rate"],
+        ax.scatter(self.points["x"], self.points["y"], s=110 + 260 * self.points["approval_rate"],
                    c=colors, alpha=0.75, edgecolors="k", linewidths=0.5)
         self.labels_ = []
         for r, c in zip(self.points.itertuples(index=False), colors, strict=True):
             self.labels_.append(ax.annotate(str(r.number), (r.x, r.y), ha="center", va="center",
-                                            fontsize=8, fontweight="bold", color="white"))
+                                            fontsize=8, fontweight="bold", color="black"))
         if self.target is not None and self.x.startswith("er_"):
             ax.axvline(self.target, color=TARGET_COLOR, ls="--", lw=0.9, label=f"target {self.target:.0%}")
             legend_outside(ax)
