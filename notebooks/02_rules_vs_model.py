@@ -39,6 +39,7 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import display
 
 # %matplotlib inline
 warnings.filterwarnings("ignore", category=FutureWarning)

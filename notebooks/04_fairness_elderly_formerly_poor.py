@@ -44,7 +44,6 @@ import os
 import warnings
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 # %matplotlib inline
