@@ -178,3 +178,22 @@ def test_formats_fixed_decimals_and_yuan():
     assert D.fmt_rate(float("nan")) == ""
     assert D.fmt_yuan(53800.0) == "53,800"
     assert D.fmt_yuan(1234567.4) == "1,234,567"
+    assert D.fmt_number(0.78) == "0.780" and D.fmt_number(53800.0) == "53,800"
+    assert D.fmt_number(0.0008) == "0.0008" and D.fmt_number(float("nan")) == "NaN"
+    assert "e" not in D.fmt_number(1.5e-7) + D.fmt_number(2.5e9)
+
+
+def test_grade_back_test_labels_do_not_overlap_and_bars_are_the_rates():
+    g = pd.DataFrame({"grade": ["A1", "D2", "E1", "E2", "vetoed (graded by policy)"],
+                      "n": [1341, 0, 0, 0, 173], "predicted_pd": [0.015, np.nan, np.nan, np.nan, 0.048],
+                      "observed_rate": [0.009, np.nan, np.nan, np.nan, 0.133],
+                      "light": ["green", "n/a", "n/a", "n/a", "n/a"]})
+    disp = D.GradeBackTestDisplay.from_table(g)
+    assert [b.get_height() for b in disp.bars_] == pytest.approx([0.009, 0, 0, 0, 0.133])
+    np.testing.assert_allclose(disp.predicted_.get_ydata(), g["predicted_pd"])
+    assert disp.tick_labels[-1] == "vetoed\nn=173" and disp.tick_labels[0] == "A1\nn=1,341"
+    fig = disp.figure_
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in disp.ax_.get_xticklabels()]
+    assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:]))  # left to right, no overlap
+    assert "vetoed (graded by policy)" in disp.ax_.get_xlabel()

@@ -15,6 +15,7 @@ Displays here:
 * :class:`GroupImportanceDisplay`: mean |SHAP| per feature, a group vs the others.
 * :class:`ApprovalByGroupDisplay`: approval rate by group with bootstrap intervals.
 * :class:`EqualRiskDisplay`: approval (or line) gaps within true-PD deciles.
+* :class:`GradeBackTestDisplay`: observed vs predicted default rate per grade.
 * :class:`TradeoffDisplay`: fairness gap vs risk taken on, **and** the approval rate
   each option keeps (a gap closed by approving fewer households is not free).
 
@@ -46,11 +47,13 @@ __all__ = [
     "CJK_FONT_HINT",
     "ApprovalByGroupDisplay",
     "EqualRiskDisplay",
+    "GradeBackTestDisplay",
     "GroupImportanceDisplay",
     "ReliabilityDisplay",
     "ScoreDistributionDisplay",
     "TradeoffDisplay",
     "cjk_font",
+    "fmt_number",
     "fmt_rate",
     "fmt_yuan",
     "has_cjk",
@@ -75,6 +78,15 @@ def fmt_rate(value: Any, decimals: int = 3) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return f"{float(value):.{decimals}f}"
+
+
+def fmt_number(value: Any) -> str:
+    """Any number as people read it (``0.780``, ``0.0008``, ``53,800``); for pandas' display
+    option: ``pd.set_option("display.float_format", fmt_number)``. NaN -> ``NaN``."""
+    from village_credit.reporting.html import format_number
+
+    v = float(value)
+    return "NaN" if math.isnan(v) else format_number(v)
 
 
 def fmt_yuan(value: Any) -> str:
@@ -367,6 +379,58 @@ class ApprovalByGroupDisplay(_Display):
         _percent_axis(ax.yaxis)
         ax.set_title(self.title, fontsize=10)
         legend_outside(ax, ncols=min(4, len(systems)))
+        return self
+
+
+# --------------------------------------------------------------------------- grades
+LIGHT_COLORS = {"green": "#4caf50", "amber": "#ffb300", "red": "#e53935"}
+
+
+def _tick_label(grade: Any) -> str:
+    """Short tick labels: ``vetoed (graded by policy)`` -> ``vetoed`` (explained in the note)."""
+    text = str(grade)
+    return text.split(" (")[0]
+
+
+@dataclass
+class GradeBackTestDisplay(_Display):
+    """Observed default rate per grade (bar, coloured by traffic light) against the
+    predicted PD (marker); ``table``: ``grade, n, predicted_pd, observed_rate, light``.
+
+    Tick labels are short and carry the count; rows graded by policy (vetoed) keep a
+    one-word label and are explained in a note under the chart, so no label overlaps.
+    """
+
+    title: str = "Predicted vs observed default rate by grade"
+
+    @classmethod
+    def from_table(cls, grades: pd.DataFrame, *, title: str = "Predicted vs observed default rate by grade",
+                   ax: Any = None) -> GradeBackTestDisplay:
+        return cls(grades.reset_index(drop=True), title=title).plot(ax=ax)
+
+    def plot(self, ax: Any = None) -> GradeBackTestDisplay:
+        g = self.table
+        ax = self._axes(ax, max(6.5, 0.65 * len(g) + 2), 4.4)
+        x = np.arange(len(g))
+        colors = [LIGHT_COLORS.get(str(c), "#bdbdbd") for c in g["light"]]
+        self.bars_ = ax.bar(x, g["observed_rate"].fillna(0.0).to_numpy(float), color=colors,
+                            label="observed default rate")
+        (self.predicted_,) = ax.plot(x, g["predicted_pd"].to_numpy(float), color="black", marker="_",
+                                     markersize=18, mew=2, linestyle="none", label="predicted PD")
+        n = g["n"] if "n" in g else pd.Series([np.nan] * len(g))
+        self.tick_labels = [f"{_tick_label(k)}\nn={int(c):,}" if pd.notna(c) else _tick_label(k)
+                            for k, c in zip(g["grade"], n, strict=True)]
+        ax.set_xticks(x, self.tick_labels, fontsize=8)
+        ax.set_ylabel("default rate")
+        _percent_axis(ax.yaxis, None)
+        ax.set_title(self.title, fontsize=10)
+        long = [str(k) for k in g["grade"] if _tick_label(k) != str(k)]
+        handles = [self.bars_, self.predicted_]
+        if long:
+            ax.set_xlabel("; ".join(long) + ": no traffic light", fontsize=8)
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=8,
+                  frameon=False, title="bar colour = traffic light (Jeffreys test); grey = not tested",
+                  title_fontsize=8)
         return self
 
 

@@ -193,7 +193,7 @@ def format_number(value: Any) -> str:
         return ""
     if abs(v) >= 1000:
         return f"{v:,.0f}"
-    if v == int(v) and abs(v) >= 1:
+    if v == int(v):
         return f"{int(v)}"
     return f"{v:.4f}" if abs(v) < 0.01 else f"{v:.3f}"
 

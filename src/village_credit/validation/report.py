@@ -259,18 +259,9 @@ def _plot_reliability(tabs: Sequence[tuple[str, pd.DataFrame]]) -> Any:
 
 
 def _plot_grades(gc: pd.DataFrame) -> Any:
-    fig = new_figure(6.5, 4.0)
-    ax = fig.add_subplot()
-    x = np.arange(len(gc))
-    colours = {"green": "#4caf50", "amber": "#ffb300", "red": "#e53935"}
-    ax.bar(x, gc["observed_rate"].fillna(0.0),
-           color=[colours.get(c, "#bdbdbd") for c in gc["light"]], label="observed")
-    ax.plot(x, gc["predicted_pd"], color="black", marker="D", linestyle="none",
-            label="predicted PD")
-    ax.set_xticks(x, [str(g) for g in gc["grade"]])
-    ax.set(xlabel="grade", ylabel="default rate", title="Predicted vs observed by grade")
-    ax.legend(loc="upper left")
-    return fig
+    from village_credit.reporting.displays import GradeBackTestDisplay
+
+    return GradeBackTestDisplay.from_table(gc).figure_
 
 
 def _plot_psi(tab: pd.DataFrame, name: str) -> Any:
