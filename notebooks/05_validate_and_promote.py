@@ -64,6 +64,9 @@ import tempfile
 # quieter outputs: no artifact download bars, no INFO lines from MLflow
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# MLflow's general hint about integer columns in an inferred signature (the household
+# schema fixes those columns); every other warning stays visible
+warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
 
 # Use the store named by MLFLOW_TRACKING_URI when set (a tracking server, or the
 # test suite's temporary store); otherwise a throw-away sqlite store in a temp

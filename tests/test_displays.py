@@ -197,3 +197,22 @@ def test_grade_back_test_labels_do_not_overlap_and_bars_are_the_rates():
     boxes = [t.get_window_extent() for t in disp.ax_.get_xticklabels()]
     assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:]))  # left to right, no overlap
     assert "vetoed (graded by policy)" in disp.ax_.get_xlabel()
+
+
+def test_credit_village_display_draws_every_test():
+    v = pd.DataFrame({"on_file_share": [0.95, 0.80, 0.99], "granted_share": [0.6, 0.7, 0.4],
+                      "npl_ratio": [0.01, 0.0, np.nan], "a_share": [0.6, 0.7, 0.8],
+                      "npl_at_most_county": pd.array([True, True, pd.NA], dtype="boolean"),
+                      "is_credit_village": pd.array([True, False, False], dtype="boolean")})
+    tests = {"on_file_share": (">=", 0.9), "granted_share": (">=", 0.5), "npl_ratio": ("<=", 0.02),
+             "a_share": (">", 0.55), "npl_at_most_county": ("is", True)}
+    disp = D.CreditVillageDisplay.from_table(v, tests)
+    assert len(disp.ax_) == len(tests)
+    r = disp.results.set_index("test")
+    assert r.loc["on_file_share", "fail"] == 1  # the village the old two-test scatter hid
+    assert r.loc["granted_share", "fail"] == 1 and r.loc["npl_ratio", "unknown"] == 1
+    assert r.loc["npl_at_most_county", "pass"] == 2 and r.loc["npl_at_most_county", "unknown"] == 1
+    offsets = np.asarray(disp.ax_[0].collections[0].get_offsets())
+    np.testing.assert_allclose(offsets[:, 1], v["on_file_share"])
+    colors = disp.ax_[0].collections[0].get_facecolors()
+    assert tuple(np.round(colors[0][:3], 2)) != tuple(np.round(colors[1][:3], 2))

@@ -16,6 +16,7 @@ Displays here:
 * :class:`ApprovalByGroupDisplay`: approval rate by group with bootstrap intervals.
 * :class:`EqualRiskDisplay`: approval (or line) gaps within true-PD deciles.
 * :class:`GradeBackTestDisplay`: observed vs predicted default rate per grade.
+* :class:`CreditVillageDisplay`: every village against every credit-village test.
 * :class:`TradeoffDisplay`: fairness gap vs risk taken on, **and** the approval rate
   each option keeps (a gap closed by approving fewer households is not free).
 
@@ -46,6 +47,7 @@ from village_credit.errors import ConfigError
 __all__ = [
     "CJK_FONT_HINT",
     "ApprovalByGroupDisplay",
+    "CreditVillageDisplay",
     "EqualRiskDisplay",
     "GradeBackTestDisplay",
     "GroupImportanceDisplay",
@@ -236,8 +238,11 @@ class ReliabilityDisplay(_Display):
         if "mean_true_pd" in t:
             (self.truth_line_,) = ax.plot(t["mean_predicted"], t["mean_true_pd"], "o-",
                                           label="mean true PD")
-        (self.observed_line_,) = ax.plot(t["mean_predicted"], t["observed_rate"], "k.", alpha=0.7,
+        style = "k." if self.truth_line_ is not None else "ko-"  # the truth, when known, is the curve
+        (self.observed_line_,) = ax.plot(t["mean_predicted"], t["observed_rate"], style, alpha=0.7,
                                          label="observed default rate")
+        ax.set_xlim(0, lim * 1.05)
+        ax.set_ylim(0, lim * 1.05)
         _percent_axis(ax.xaxis, None)
         _percent_axis(ax.yaxis, None)
         ax.set_xlabel(f"mean predicted PD ({len(t)} bins)")
@@ -431,6 +436,85 @@ class GradeBackTestDisplay(_Display):
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=8,
                   frameon=False, title="bar colour = traffic light (Jeffreys test); grey = not tested",
                   title_fontsize=8)
+        return self
+
+
+# --------------------------------------------------------------------------- credit villages
+CREDIT_VILLAGE_TESTS: dict[str, str] = {
+    "on_file_share": "households on file",
+    "granted_share": "households granted",
+    "npl_ratio": "non-performing ratio (by line)",
+    "a_share": "households rated A",
+    "granted_share_at_least_county": "granted share >= county's",
+    "npl_at_most_county": "NPL ratio <= county's",
+}
+
+
+@dataclass
+class CreditVillageDisplay(_Display):
+    """Every village against **every** credit-village test, one panel per test.
+
+    ``table``: one row per village with the tested columns and ``is_credit_village``;
+    ``tests``: ``{column: (comparator, threshold)}`` with comparator ``>=``, ``>`` or
+    ``<=`` (from the programme's ``ReportStandard``). ``results`` (after ``plot``): per
+    test, how many villages pass, fail or cannot be decided (value missing).
+    """
+
+    tests: Mapping[str, tuple[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_table(cls, villages: pd.DataFrame, tests: Mapping[str, tuple[str, float]], *,
+                   fig: Any = None) -> CreditVillageDisplay:
+        missing = [c for c in [*tests, "is_credit_village"] if c not in villages]
+        if missing:
+            raise ConfigError(f"village table lacks columns {missing}")
+        return cls(villages.reset_index(drop=True), tests=dict(tests)).plot(fig=fig)
+
+    @staticmethod
+    def passes(values: pd.Series, op: str, threshold: Any) -> pd.Series:
+        """Per village: True (passes), False (fails) or NaN (cannot be decided)."""
+        if op == "is":  # a yes/no test computed by the report (e.g. against the county average)
+            b = values.astype("boolean")
+            return (b == bool(threshold)).astype(object).where(b.notna())
+        v = values.astype(float)
+        ok = {">=": v >= threshold, ">": v > threshold, "<=": v <= threshold}[op]
+        return ok.where(v.notna())
+
+    def plot(self, fig: Any = None) -> CreditVillageDisplay:
+        k = len(self.tests)
+        if fig is None:
+            fig, axes = _new_axes(3.0 * k, 4.0, k)
+        else:
+            axes = [fig.add_subplot(1, k, i + 1) for i in range(k)]
+        self.figure_, self.ax_ = fig, axes
+        status = self.table["is_credit_village"].astype("boolean")
+        colors = np.where(status.fillna(False), "#2ca02c", np.where(status.isna(), "grey", "#d62728"))
+        jitter = np.random.default_rng(0).uniform(-0.25, 0.25, len(self.table))
+        rows = []
+        for ax, (col, (op, thr)) in zip(axes, self.tests.items(), strict=True):
+            ok = self.passes(self.table[col], op, thr)
+            n_fail, n_unknown = int((ok == False).sum()), int(ok.isna().sum())  # noqa: E712 (NA-safe)
+            if op == "is":
+                kinds = ["pass", "fail", "unknown"]
+                counts = [int((ok == True).sum()), n_fail, n_unknown]  # noqa: E712
+                ax.bar(kinds, counts, color=["#2ca02c", "#d62728", "grey"])
+                ax.set_ylabel("villages")
+                need = "needs yes"
+            else:
+                values = self.table[col].astype(float)
+                ax.scatter(jitter, values, c=list(colors), s=18, alpha=0.75)
+                ax.axhline(thr, color="k", ls="--", lw=0.9)
+                ax.set_xlim(-0.6, 0.6)
+                ax.set_xticks([])
+                _percent_axis(ax.yaxis)
+                need = f"needs {op} {thr:.0%}"
+            ax.set_title(f"{CREDIT_VILLAGE_TESTS.get(col, col)}\n{need}: "
+                         f"{n_fail} fail" + (f", {n_unknown} unknown" if n_unknown else ""), fontsize=9)
+            rows.append({"test": col, "comparator": op, "threshold": thr, "pass": int((ok == True).sum()),  # noqa: E712
+                         "fail": n_fail, "unknown": n_unknown})
+        self.results = pd.DataFrame(rows)
+        fig.suptitle("Villages against each credit-village test (green = credit village, red = not, "
+                     "grey = undecided)", fontsize=10)
         return self
 
 
