@@ -12,8 +12,10 @@ blend's rule term and coefficients are not included -- the exact per-household p
 decomposition is :meth:`DecisionModel.contributions`).
 
 Plots use English labels from :data:`~village_credit.models.features.FEATURE_SPECS`
-(matplotlib often lacks CJK fonts: Chinese labels would render as boxes); the JSON
-output carries both English and Chinese labels. No household identifiers are plotted
+by default; pass Chinese labels and they are drawn with an installed CJK font, or
+replaced by the English ones with a notice under the chart when none is installed
+(never boxes; see :mod:`village_credit.reporting.displays`). The JSON output carries
+both English and Chinese labels. No household identifiers are plotted
 or written: only features, SHAP values and group aggregates.
 
 Figures are created with pyplot (``shap.plots.scatter`` needs a pyplot-managed figure)
