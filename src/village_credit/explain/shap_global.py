@@ -37,6 +37,13 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from village_credit.errors import ConfigError, SchemaError, VillageCreditError
+from village_credit.reporting.displays import (
+    CJK_FONT_HINT,
+    GroupImportanceDisplay,
+    cjk_font,
+    has_cjk,
+    use_cjk_font,
+)
 
 ELDERLY_AGE = 60
 """Heads of household at or above this age form the "elderly" group (the policy cut-off debate)."""
@@ -289,8 +296,6 @@ def _finish(fig: Any, path: str | Path | None, dpi: int = 110, notice: str | Non
     """
     import matplotlib.pyplot as plt
 
-    from village_credit.reporting.displays import use_cjk_font
-
     use_cjk_font(fig)
     if notice:
         fig.text(0.01, 0.005, notice, fontsize=7, color="#8a1010")
@@ -308,8 +313,6 @@ def _finish(fig: Any, path: str | Path | None, dpi: int = 110, notice: str | Non
 
 def _drawable_labels(gs: GlobalShap, labels: Mapping[str, str] | None) -> tuple[Any, str | None]:
     """Labels to draw and a notice: Chinese labels fall back to English without a CJK font."""
-    from village_credit.reporting.displays import CJK_FONT_HINT, has_cjk, cjk_font
-
     if labels is not None and any(has_cjk(str(v)) for v in labels.values()) and cjk_font() is None:
         return feature_labels(gs.feature_names, "en"), CJK_FONT_HINT
     return labels, None
@@ -383,8 +386,6 @@ def plot_group_importance(by_group: pd.DataFrame, top_n: int = 10, path: str | P
     Drawn by :class:`~village_credit.reporting.displays.GroupImportanceDisplay` (legends
     under the bars; ``lang="zh"`` uses Chinese labels when a CJK font is installed).
     """
-    from village_credit.reporting.displays import GroupImportanceDisplay
-
     if by_group.empty:
         raise SchemaError("plot_group_importance: no groups in the table")
     disp = GroupImportanceDisplay.from_table(by_group, top_n=top_n, lang=lang, group_labels=GROUP_LABELS)

@@ -35,8 +35,14 @@ import numpy as np
 import pandas as pd
 
 from village_credit.fairness.audit import ALL_GROUP, AuditResult, records
-from village_credit.fairness.equal_risk import EqualRiskResult, TARGET_GAP
+from village_credit.fairness.equal_risk import TARGET_GAP, EqualRiskResult
 from village_credit.fairness.groups import AGE_BANDS
+from village_credit.reporting.displays import (
+    ApprovalByGroupDisplay,
+    EqualRiskDisplay,
+    TradeoffDisplay,
+    legend_outside,
+)
 from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
 
 SCHEMA_VERSION = "village-credit/fairness/1"
@@ -155,8 +161,6 @@ def _group_key(label: str) -> tuple[int, str]:
 
 
 def _approval_chart(data: pd.DataFrame, feature: str):
-    from village_credit.reporting.displays import ApprovalByGroupDisplay
-
     d = data[data.feature == feature].copy()
     order = sorted(dict.fromkeys(d.group), key=_group_key)
     d["group"] = d["group"].map(group_label)
@@ -167,22 +171,16 @@ def _approval_chart(data: pd.DataFrame, feature: str):
 
 
 def _gap_chart(table: pd.DataFrame, column: str, label: str):
-    from village_credit.reporting.displays import EqualRiskDisplay
-
     return EqualRiskDisplay.from_table(table, column=column, ylabel=label, target=TARGET_GAP,
                                        comparison_labels={k: v.split(" / ")[0]
                                                           for k, v in COMPARISON_LABELS.items()}).figure_
 
 
 def _tradeoff_chart(t: pd.DataFrame):
-    from village_credit.reporting.displays import TradeoffDisplay
-
     return TradeoffDisplay.from_table(t, target=TARGET_GAP).figure_
 
 
 def _reject_chart(r: pd.DataFrame):
-    from village_credit.reporting.displays import legend_outside
-
     groups = [g for g in ("all", "granted", "not_granted", "elderly_60plus", "formerly_poor") if g in set(r.group)]
     groups += [g for g in dict.fromkeys(r.group) if g not in groups]
     remedies = list(dict.fromkeys(r.remedy))

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from village_credit.reporting.displays import GradeBackTestDisplay
 from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
 from village_credit.validation._checks import ValidationInputError, as_binary, as_float
 from village_credit.validation.calibration import (
@@ -259,8 +260,6 @@ def _plot_reliability(tabs: Sequence[tuple[str, pd.DataFrame]]) -> Any:
 
 
 def _plot_grades(gc: pd.DataFrame) -> Any:
-    from village_credit.reporting.displays import GradeBackTestDisplay
-
     return GradeBackTestDisplay.from_table(gc).figure_
 
 
