@@ -148,6 +148,21 @@ plt.show()
 auc_parts.loc[list(scores)]
 
 # %% [markdown]
+# Ranking, seen as two distributions: the blend's PD for households that defaulted
+# and for those that did not. The further apart, the better the ranking; the
+# overlap is where any cut-off makes mistakes.
+
+# %%
+from village_credit.reporting.displays import ScoreDistributionDisplay
+
+fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+dist = ScoreDistributionDisplay.from_predictions(
+    np.log10(pds["blend"]), np.where(y, "defaulted", "did not default"), bins=15,
+    xlabel="blend PD (log10 scale: -2 = 1 %, -1 = 10 %)", ax=ax)
+ax.set_title("Blend PD by outcome on the hold-out")
+plt.show()
+
+# %% [markdown]
 # A bank can only measure the "granted only" column. Among never-granted households
 # the oracle still ranks well, while every model ranks from features whose link to
 # default it learnt on granted households only. Small hold-outs have few defaults
