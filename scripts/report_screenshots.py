@@ -41,8 +41,13 @@ def main(out_dir: str = "reports/screenshots") -> None:
 
     out = Path(out_dir)
     hh = generate_households(GeneratorConfig(n_households=3000, seed=7))
+    from village_credit.registry import data_fingerprint
+
+    identity = {"model": "jinxiang_2022_no_age_cutoff (rules, screenshot example)", "version": "none",
+                "run_id": "none", "data_fingerprint": data_fingerprint(hh)}
     res = run_fairness(hh, policies=("jinxiang_2022", "jinxiang_2022_no_age_cutoff"), out_dir=out,
-                       n_boot=50, seed=7, min_count=30)
+                       n_boot=50, seed=7, min_count=30, identity=identity,
+                       limits={"approval_gap_max": 0.25, "line_gap_max": 0.75})
     html = Path(res["html"])
     # the page is long: several viewport-high slices are easier to read than one strip
     for i, height in enumerate((2000, 9000)):

@@ -116,6 +116,7 @@ def test_report_opens_with_verdict_identity_thresholds_and_human_labels(tmp_path
     for v in identity.values():
         assert v in html
     assert "&lt;= 0.5" in html  # the limit the caller applied, not the default 0.05
+    assert "target 0.05, applied 0.5" in html and "result at target" in html  # relaxed limits said so
     # human labels, zh and en; no codes in headers or group cells
     assert "Age band x formerly poor / 年龄段 x 脱贫户" in html
     assert ">age_band_x_formerly_poor<" not in html

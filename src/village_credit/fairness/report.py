@@ -254,8 +254,18 @@ def _identity_block(rep: HtmlReport, data: Mapping[str, Any], identity: Mapping[
              "system judged": system,
              "override": override or "none",
              **{str(k).replace("_", " "): v for k, v in ident.items()}}
+    relaxed = {k: (DEFAULT_LIMITS[k], v) for k, v in (limits or {}).items()
+               if k in DEFAULT_LIMITS and v != DEFAULT_LIMITS[k]}
+    if relaxed:
+        shown["limits differ from the programme targets"] = "; ".join(
+            f"{k.replace('_', ' ')}: target {a:g}, applied {b:g}" for k, (a, b) in relaxed.items())
     rep.add_key_values(shown, caption="Model identity / 模型信息")
-    rep.add_table(pd.DataFrame(checks), caption="Thresholds applied and results / 阈值与结果")
+    table = pd.DataFrame(checks)
+    if relaxed:  # say what the programme's own targets would conclude, next to the applied limits
+        _, at_target = fairness_verdict(data, None)
+        table["programme target"] = [c["limit"] for c in at_target]
+        table["result at target"] = [c["result"] for c in at_target]
+    rep.add_table(table, caption="Thresholds applied and results / 阈值与结果")
 
 
 # --------------------------------------------------------------------------- writer
@@ -395,6 +405,8 @@ def run_fairness(
     min_group: int = 30,
     min_count: int = 50,
     primary_system: str | None = None,
+    identity: Mapping[str, Any] | None = None,
+    limits: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Audit, equal-risk check, trade-off table and report for decision frames and/or policies.
 
@@ -424,5 +436,6 @@ def run_fairness(
     html_path = json_path = None
     if out_dir is not None:
         html_path, json_path = write_fairness_report(audit, gaps, trade, None, out_dir,
-                                                     primary_system=primary_system)
+                                                     primary_system=primary_system, identity=identity,
+                                                     limits=limits)
     return {"audit": audit, "gaps": gaps, "tradeoff": trade, "html": html_path, "json": json_path}

@@ -621,6 +621,9 @@ class TradeoffDisplay(_Display):
             legend_outside(ax)
         ax.set_xlabel(self.xlabel or AXIS_LABELS.get(self.x, self.x.replace("_", " ")))
         ax.set_ylabel(self.ylabel or AXIS_LABELS.get(self.y, self.y.replace("_", " ")))
+        from matplotlib.ticker import MaxNLocator
+
+        ax.yaxis.set_major_locator(MaxNLocator(5))
         _percent_axis(ax.xaxis, None)
         _percent_axis(ax.yaxis, None)
         ax.set_title("Gap vs risk taken on (marker area = approval rate)", fontsize=10)
