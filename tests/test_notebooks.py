@@ -66,7 +66,7 @@ def test_notebook_pair_is_in_sync(path: Path):
     assert nb.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent"
     assert py.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent"
     a, b = _cells(nb), _cells(py)
-    diff = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    diff = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
     assert a == b, (f"{path.name} and {script.name} differ from cell {diff} on; "
                     "run `jupytext --sync notebooks/*.ipynb`")
 

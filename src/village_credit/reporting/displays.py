@@ -613,7 +613,7 @@ class TradeoffDisplay(_Display):
         ax.scatter(self.points["x"], self.points["y"], s=110 + 260 * self.points["approval_rate"],
                    c=colors, alpha=0.75, edgecolors="k", linewidths=0.5)
         self.labels_ = []
-        for r, c in zip(self.points.itertuples(index=False), colors, strict=True):
+        for r in self.points.itertuples(index=False):
             self.labels_.append(ax.annotate(str(r.number), (r.x, r.y), ha="center", va="center",
                                             fontsize=8, fontweight="bold", color="black"))
         if self.target is not None and self.x.startswith("er_"):
