@@ -216,3 +216,20 @@ def test_credit_village_display_draws_every_test():
     np.testing.assert_allclose(offsets[:, 1], v["on_file_share"])
     colors = disp.ax_[0].collections[0].get_facecolors()
     assert tuple(np.round(colors[0][:3], 2)) != tuple(np.round(colors[1][:3], 2))
+
+
+def test_from_estimator_scores_with_the_estimator():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400)})
+    y = (X["a"] + rng.normal(size=400) > 1).astype(int)
+    clf = LogisticRegression().fit(X, y)
+    disp = D.ReliabilityDisplay.from_estimator(clf, X, y, n_bins=5)
+    direct = D.ReliabilityDisplay.compute(y, clf.predict_proba(X)[:, 1], n_bins=5)
+    pd.testing.assert_frame_equal(disp.table, direct)
+    assert disp.name == "LogisticRegression"
+    dist = D.ScoreDistributionDisplay.from_estimator(clf, X, np.where(y == 1, "default", "none"), bins=10)
+    assert dist.table.groupby("group")["share"].sum().round(6).eq(1).all()
+    with pytest.raises(Exception, match="predict_pd nor predict_proba"):
+        D.predicted_pd(object(), X)

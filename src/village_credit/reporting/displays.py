@@ -62,6 +62,7 @@ __all__ = [
     "label_language",
     "use_cjk_font",
     "legend_outside",
+    "predicted_pd",
 ]
 
 CJK_FONT_HINT = ("no CJK font installed: labels in English "
@@ -151,6 +152,17 @@ def _notice(fig: Any, text: str | None) -> None:
 
 
 # --------------------------------------------------------------------------- base
+def predicted_pd(estimator: Any, X: Any) -> np.ndarray:
+    """PD from any estimator: ``predict_pd`` (a ``DecisionModel``/blend) or scikit-learn's
+    ``predict_proba`` (column of class 1). Duck-typed, so this layer imports no model code."""
+    if hasattr(estimator, "predict_pd"):
+        return np.asarray(estimator.predict_pd(X), dtype=float)
+    if hasattr(estimator, "predict_proba"):
+        return np.asarray(estimator.predict_proba(X), dtype=float)[:, 1]
+    raise ConfigError(f"{type(estimator).__name__} has neither predict_pd nor predict_proba")
+
+
+
 def _new_axes(width: float, height: float, ncols: int = 1) -> tuple[Any, list[Any]]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -228,6 +240,14 @@ class ReliabilityDisplay(_Display):
         disp = cls(cls.compute(y_true, y_prob, true_pd, n_bins, strategy), name=name)
         return disp.plot(ax=ax)
 
+    @classmethod
+    def from_estimator(cls, estimator: Any, X: Any, y_true: Any, *, true_pd: Any = None, n_bins: int = 10,
+                       strategy: str = "quantile", name: str | None = None,
+                       ax: Any = None) -> ReliabilityDisplay:
+        """Score ``X`` with the estimator (:func:`predicted_pd`), then as :meth:`from_predictions`."""
+        return cls.from_predictions(y_true, predicted_pd(estimator, X), true_pd=true_pd, n_bins=n_bins,
+                                    strategy=strategy, name=name or type(estimator).__name__, ax=ax)
+
     def plot(self, ax: Any = None) -> ReliabilityDisplay:
         ax = self._axes(ax, 5.0, 4.2)
         t = self.table
@@ -275,6 +295,12 @@ class ScoreDistributionDisplay(_Display):
             rows.append(pd.DataFrame({"group": str(name), "n": int((g == name).sum()),
                                       "bin_left": edges[:-1], "bin_right": edges[1:], "share": share}))
         return cls(pd.concat(rows, ignore_index=True), xlabel=xlabel).plot(ax=ax)
+
+    @classmethod
+    def from_estimator(cls, estimator: Any, X: Any, groups: Any, *, bins: int = 30,
+                       xlabel: str = "predicted PD", ax: Any = None) -> ScoreDistributionDisplay:
+        """PD of ``X`` from the estimator (:func:`predicted_pd`) by group."""
+        return cls.from_predictions(predicted_pd(estimator, X), groups, bins=bins, xlabel=xlabel, ax=ax)
 
     def plot(self, ax: Any = None) -> ScoreDistributionDisplay:
         ax = self._axes(ax, 6.0, 3.8)
