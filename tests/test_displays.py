@@ -233,3 +233,17 @@ def test_from_estimator_scores_with_the_estimator():
     assert dist.table.groupby("group")["share"].sum().round(6).eq(1).all()
     with pytest.raises(Exception, match="predict_pd nor predict_proba"):
         D.predicted_pd(object(), X)
+
+
+def test_reliability_curves_of_two_models_share_one_axes():
+    rng = np.random.default_rng(4)
+    p = rng.beta(1, 20, 2000)
+    y = rng.random(2000) < p
+    a = D.ReliabilityDisplay(reliability_table(y, p)).plot(label="champion")
+    D.ReliabilityDisplay(reliability_table(y, np.clip(p * 1.3, 0, 1))).plot(ax=a.ax_, diagonal=False,
+                                                                            label="challenger")
+    labels = [line.get_label() for line in a.ax_.get_lines()]
+    assert labels == ["perfect calibration", "champion: observed default rate",
+                      "challenger: observed default rate"]
+    xmax = a.ax_.get_xlim()[1]
+    assert all(line.get_xdata().max() <= xmax for line in a.ax_.get_lines()[1:])  # no curve cut off

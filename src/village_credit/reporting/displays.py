@@ -248,19 +248,29 @@ class ReliabilityDisplay(_Display):
         return cls.from_predictions(y_true, predicted_pd(estimator, X), true_pd=true_pd, n_bins=n_bins,
                                     strategy=strategy, name=name or type(estimator).__name__, ax=ax)
 
-    def plot(self, ax: Any = None) -> ReliabilityDisplay:
+    def plot(self, ax: Any = None, *, diagonal: bool = True, label: str | None = None
+             ) -> ReliabilityDisplay:
+        """Draw on ``ax`` (a new figure when None); ``diagonal=False`` when adding a second
+        curve (e.g. a challenger) to axes that already have one; ``label`` names the curve."""
         ax = self._axes(ax, 5.0, 4.2)
         t = self.table
         lim = float(np.nanmax(t[["mean_predicted", "observed_rate"]
                                 + (["mean_true_pd"] if "mean_true_pd" in t else [])].to_numpy()))
-        ax.axline((0, 0), slope=1, color="grey", lw=0.8, label="perfect calibration")
+        if diagonal:
+            ax.axline((0, 0), slope=1, color="grey", lw=0.8, label="perfect calibration")
+        else:
+            lim = max(lim, ax.get_xlim()[1] / 1.05)
         self.truth_line_ = None
         if "mean_true_pd" in t:
             (self.truth_line_,) = ax.plot(t["mean_predicted"], t["mean_true_pd"], "o-",
                                           label="mean true PD")
-        style = "k." if self.truth_line_ is not None else "ko-"  # the truth, when known, is the curve
-        (self.observed_line_,) = ax.plot(t["mean_predicted"], t["observed_rate"], style, alpha=0.7,
-                                         label="observed default rate")
+        if self.truth_line_ is not None:  # the truth, when known, is the curve
+            (self.observed_line_,) = ax.plot(t["mean_predicted"], t["observed_rate"], "k.", alpha=0.7,
+                                             label="observed default rate")
+        else:
+            label = f"{label}: observed default rate" if label else "observed default rate"
+            (self.observed_line_,) = ax.plot(t["mean_predicted"], t["observed_rate"], "o-", alpha=0.8,
+                                             label=label)
         ax.set_xlim(0, lim * 1.05)
         ax.set_ylim(0, lim * 1.05)
         _percent_axis(ax.xaxis, None)
