@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test notebooks bench clean venv
+.PHONY: demo test notebooks bench clean venv report-screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ notebooks: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+# headless screenshots of the fairness report, to check it by eye (needs chromium)
+report-screenshots: $(STAMP)
+	$(PY) scripts/report_screenshots.py reports/screenshots
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

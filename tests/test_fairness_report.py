@@ -91,3 +91,39 @@ def test_cli_fairness_on_decision_files(tmp_path: Path) -> None:
     bad.to_parquet(hh_path)
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2
+
+
+def test_report_opens_with_verdict_identity_thresholds_and_human_labels(tmp_path: Path) -> None:
+    from village_credit.fairness.report import fairness_verdict
+
+    hh, tp, systems = _inputs()
+    sens = sensitive_frame(hh)
+    audit = fairness_audit(systems, sens, hh.default_12m, true_pd=tp, n_boot=20)
+    gaps = equal_risk_gaps(systems, sens, tp)
+    identity = {"model": "village-credit", "version": "7", "run_id": "abc123",
+                "data_fingerprint": "vc-fp-1:xyz", "date": "2026-12-01",
+                "override": "board decision 12: pilot county"}
+    html_path, json_path = write_fairness_report(audit, gaps, out_dir=tmp_path, identity=identity,
+                                                 limits={"approval_gap_max": 0.5})
+    html = html_path.read_text(encoding="utf-8")
+    data = json.loads(json_path.read_text(encoding="utf-8"))
+    word, checks = fairness_verdict(data, {"approval_gap_max": 0.5})
+    assert word in ("pass", "fail", "undecided")
+    # the verdict comes first, then the identity, before any statistics
+    first = html.index('class="verdict')
+    assert first < html.index("Model identity") < html.index("Disparities")
+    assert f"<b>{word.upper()}</b>" in html
+    for v in identity.values():
+        assert v in html
+    assert "&lt;= 0.5" in html  # the limit the caller applied, not the default 0.05
+    assert "target 0.05, applied 0.5" in html and "result at target" in html  # relaxed limits said so
+    # human labels, zh and en; no codes in headers or group cells
+    assert "Age band x formerly poor / 年龄段 x 脱贫户" in html
+    assert ">age_band_x_formerly_poor<" not in html
+    assert "65+ · formerly poor / 65+ · 脱贫户" in html
+    # every table scrolls horizontally instead of running off the page
+    assert html.count("<table>") == html.count('<div class="table-wrap"><table>')
+    # one narrow per-group table per system instead of one wide table
+    assert html.count("Per-group metrics: ") == len(audit.systems)
+    assert not re.search(r">\d\.\d+e[+-]\d+<", html)  # no scientific notation in cells
+    assert re.search(r"<td>\d{1,3},\d{3}</td>", html)  # mean line in yuan, thousands separator

@@ -64,7 +64,10 @@ def test_champion_exists_and_scores_cover_every_household(main_job) -> None:
     champion = client.get_model_version_by_alias("vc-e2e", "champion")
     assert str(champion.version) == "1"
     tags = champion.tags
-    assert any(k.startswith("gate.") for k in tags), tags
+    assert tags["gates.passed"] in ("true", "false") and tags["gates.table"].endswith("gates.md"), tags
+    assert "Gate verdict:" in champion.description
+    exp = client.get_experiment(client.get_run(champion.run_id).info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
 
     summary = json.loads((tmp / "out" / "scores" / "summary.json").read_text())
     households = pd.read_parquet(tmp / "out" / "households.parquet")

@@ -102,8 +102,16 @@ def test_gate_pass_makes_champion_and_records_evidence(store: dict, name: str) -
     assert champion_version(name) == v1 and aliases(name) == {CHAMPION: v1}
     tags = get_client().get_model_version(name, v1).tags
     assert tags["gates.passed"] == "true"
-    assert tags["gate.auc_min.value"] == "0.8" and tags["gate.auc_min.threshold"] == ">= 0.65"
-    assert tags["gate.auc_min.passed"] == "true"
+    # gate results: one table artifact (Markdown + JSON), not a tag per gate
+    assert not [k for k in tags if k.startswith("gate.")]
+    run_id = get_client().get_model_version(name, v1).run_id
+    table = mlflow.artifacts.load_text(f"runs:/{run_id}/{tags['gates.table']}")
+    assert "| auc_min | 0.800 | >= 0.650 | pass |" in table
+    gates_json = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/{tags['gates.table'][:-2]}json"))
+    assert gates_json["passed"] is True
+    assert {g["name"] for g in gates_json["gates"]} >= {"auc_min", "ece_max"}
+    description = get_client().get_model_version(name, v1).description
+    assert f"version {v1}" in description and "all promotion gates passed" in description
     assert tags["data_fingerprint"] == "vc-fp-1:abc"
     assert tags["code_version"] and tags["promotion.time"]
     record = json.loads(mlflow.artifacts.load_text(res.record_artifact))
@@ -140,6 +148,8 @@ def test_override_with_reason_is_recorded(store: dict, name: str) -> None:
     tags = get_client().get_model_version(name, v1).tags
     assert tags["override_reason"] == "pilot county, board decision 12"
     assert tags["promoted_by_override"] == "true" and tags["gates.passed"] == "false"
+    description = get_client().get_model_version(name, v1).description
+    assert "FAILED: auc_min" in description and "pilot county, board decision 12" in description
     assert champion_version(name) == v1
 
 
@@ -315,3 +325,14 @@ def test_promote_finds_the_version_evidence_without_a_file(store: dict, name: st
     log_evidence(evidence(), run.info.run_id)
     res = promote(name, v1, None)
     assert res.promoted and res.evidence_source.startswith("training run")
+
+
+def test_experiment_opens_on_runs_in_the_mlflow_ui(store: dict) -> None:
+    """configure() tags the experiment as classical ML; a kind chosen by a user is kept."""
+    client = get_client()
+    exp = client.get_experiment_by_name("village-credit")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    client.set_experiment_tag(exp.experiment_id, "mlflow.experimentKind", "genai_development")
+    configure(store["uri"])
+    assert client.get_experiment(exp.experiment_id).tags["mlflow.experimentKind"] == "genai_development"
+    client.set_experiment_tag(exp.experiment_id, "mlflow.experimentKind", "custom_model_development")

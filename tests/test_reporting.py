@@ -80,3 +80,26 @@ def test_write_json_is_strict(tmp_path) -> None:
     p = write_json({"x": math.nan, "y": [np.float64(1.0)]}, tmp_path / "a.json")
     assert json.loads(p.read_text()) == {"x": None, "y": [1.0]}
     assert "NaN" not in p.read_text()
+
+
+def test_numbers_in_tables_have_fixed_decimals_and_separators() -> None:
+    from village_credit.reporting.html import format_number
+
+    assert format_number(0.78) == "0.780"
+    assert format_number(0.0008) == "0.0008"
+    assert format_number(53800.0) == "53,800"
+    assert format_number(3.0) == "3"
+    assert format_number(float("nan")) == ""
+    rep = HtmlReport("t")
+    rep.add_table(pd.DataFrame({"auc": [0.779, 0.78], "line": [53800.4, 1234.0]}), yuan=("line",))
+    html = rep.render()
+    assert ">0.779<" in html and ">0.780<" in html and ">53,800<" in html and ">1,234<" in html
+    assert "e+0" not in html and "e-0" not in html
+
+
+def test_verdict_banner_is_coloured_by_its_word() -> None:
+    rep = HtmlReport("t")
+    rep.add_verdict("fail", " blend: gap too large")
+    rep.add_verdict("pass", "")
+    html = rep.render()
+    assert '<div class="verdict tl-red"><b>FAIL</b>' in html and '<div class="verdict tl-green"><b>PASS</b>' in html

@@ -277,10 +277,29 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
     audit = fairness_audit(systems, sens, y, true_pd=holdout["true_pd"].to_numpy(), n_boot=f.n_boot, seed=cfg.seed)
     gaps = equal_risk_gaps(systems, sens, holdout["true_pd"].to_numpy(), n_deciles=f.n_deciles,
                            min_count=f.min_count)
-    html, js = write_fairness_report(audit, gaps, out_dir=out_dir)
+    html, js = write_fairness_report(audit, gaps, out_dir=out_dir, identity=_report_identity(cfg, holdout),
+                                     limits=_fairness_limits(cfg))
     data = fairness_json(audit, gaps)
     approval = approval_by_group(systems, holdout)
     return data, approval, {"fairness_html": str(html), "fairness_json": str(js)}
+
+
+def _report_identity(cfg: ExperimentConfig, households: pd.DataFrame) -> dict[str, Any]:
+    """Who the report is about: model name, MLflow run, fingerprint of the audited households."""
+    import mlflow
+
+    from village_credit.registry import data_fingerprint
+
+    run = mlflow.active_run()
+    return {"model": cfg.registry.model_name, "run_id": run.info.run_id if run else "no MLflow run",
+            "data_fingerprint": data_fingerprint(households), "experiment": cfg.name,
+            "policy": cfg.policy}
+
+
+def _fairness_limits(cfg: ExperimentConfig) -> dict[str, float]:
+    g = cfg.registry.gates
+    return {"approval_gap_max": g.approval_gap_max, "line_gap_max": g.line_gap_max,
+            "parity_ratio_min": g.parity_ratio_min}
 
 
 def approval_by_group(systems: list[Any], households: pd.DataFrame) -> pd.DataFrame:

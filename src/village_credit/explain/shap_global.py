@@ -12,8 +12,10 @@ blend's rule term and coefficients are not included -- the exact per-household p
 decomposition is :meth:`DecisionModel.contributions`).
 
 Plots use English labels from :data:`~village_credit.models.features.FEATURE_SPECS`
-(matplotlib often lacks CJK fonts: Chinese labels would render as boxes); the JSON
-output carries both English and Chinese labels. No household identifiers are plotted
+by default; pass Chinese labels and they are drawn with an installed CJK font, or
+replaced by the English ones with a notice under the chart when none is installed
+(never boxes; see :mod:`village_credit.reporting.displays`). The JSON output carries
+both English and Chinese labels. No household identifiers are plotted
 or written: only features, SHAP values and group aggregates.
 
 Figures are created with pyplot (``shap.plots.scatter`` needs a pyplot-managed figure)
@@ -35,6 +37,13 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from village_credit.errors import ConfigError, SchemaError, VillageCreditError
+from village_credit.reporting.displays import (
+    CJK_FONT_HINT,
+    GroupImportanceDisplay,
+    cjk_font,
+    has_cjk,
+    use_cjk_font,
+)
 
 ELDERLY_AGE = 60
 """Heads of household at or above this age form the "elderly" group (the policy cut-off debate)."""
@@ -107,6 +116,15 @@ class GlobalShap:
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def used_features(self) -> list[str]:
+        """Features the model actually uses: some SHAP value differs from 0 in the sample.
+
+        A feature no tree splits on has SHAP 0 everywhere; a dependence plot of it says
+        nothing, however strongly it correlates with age.
+        """
+        used = np.any(self.values != 0.0, axis=0)
+        return [f for f, u in zip(self.feature_names, used, strict=True) if u]
 
     def frame(self) -> pd.DataFrame:
         """SHAP values as a DataFrame (rows: sampled index, columns: features)."""
@@ -270,9 +288,17 @@ def _new_pyplot_figure(width: float, height: float) -> tuple[Any, Any]:
     return fig, ax
 
 
-def _finish(fig: Any, path: str | Path | None, dpi: int = 110) -> Any:
-    """Tidy, optionally save as PNG, and detach the figure from pyplot (no leak, no double show)."""
+def _finish(fig: Any, path: str | Path | None, dpi: int = 110, notice: str | None = None) -> Any:
+    """Tidy, optionally save as PNG, and detach the figure from pyplot (no leak, no double show).
+
+    Chinese text is drawn with the installed CJK font; ``notice`` (the English fallback
+    hint) is printed under the chart.
+    """
     import matplotlib.pyplot as plt
+
+    use_cjk_font(fig)
+    if notice:
+        fig.text(0.01, 0.005, notice, fontsize=7, color="#8a1010")
 
     with warnings.catch_warnings():  # colorbar axes may not fit tight_layout; harmless
         warnings.simplefilter("ignore", UserWarning)
@@ -283,6 +309,13 @@ def _finish(fig: Any, path: str | Path | None, dpi: int = 110) -> Any:
         fig.savefig(p, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return fig
+
+
+def _drawable_labels(gs: GlobalShap, labels: Mapping[str, str] | None) -> tuple[Any, str | None]:
+    """Labels to draw and a notice: Chinese labels fall back to English without a CJK font."""
+    if labels is not None and any(has_cjk(str(v)) for v in labels.values()) and cjk_font() is None:
+        return feature_labels(gs.feature_names, "en"), CJK_FONT_HINT
+    return labels, None
 
 
 def _as_global(shap_values: Any) -> GlobalShap:
@@ -303,11 +336,12 @@ def plot_beeswarm(shap_values: Any, max_display: int = 15, path: str | Path | No
     import shap
 
     gs = _as_global(shap_values)
+    labels, notice = _drawable_labels(gs, labels)
     fig, ax = _new_pyplot_figure(9, 0.4 * min(max_display, len(gs.feature_names)) + 2)
     shap.plots.beeswarm(gs.labelled(labels), max_display=max_display, ax=ax, show=False, plot_size=None)
     ax.set_xlabel("SHAP value (log-odds of default; > 0 = riskier)")
     ax.set_title("What drives the default model (sample of households)")
-    return _finish(fig, path)
+    return _finish(fig, path, notice=notice)
 
 
 def plot_bar(shap_values: Any, max_display: int = 15, path: str | Path | None = None,
@@ -316,11 +350,12 @@ def plot_bar(shap_values: Any, max_display: int = 15, path: str | Path | None = 
     import shap
 
     gs = _as_global(shap_values)
+    labels, notice = _drawable_labels(gs, labels)
     fig, ax = _new_pyplot_figure(9, 0.4 * min(max_display, len(gs.feature_names)) + 2)
     shap.plots.bar(gs.labelled(labels), max_display=max_display, ax=ax, show=False)
     ax.set_xlabel("mean |SHAP value| (log-odds of default)")
     ax.set_title("Global feature importance")
-    return _finish(fig, path)
+    return _finish(fig, path, notice=notice)
 
 
 def plot_dependence(shap_values: Any, feature: str, path: str | Path | None = None,
@@ -331,6 +366,9 @@ def plot_dependence(shap_values: Any, feature: str, path: str | Path | None = No
     gs = _as_global(shap_values)
     if feature not in gs.feature_names:
         raise SchemaError(f"feature {feature!r} is not in the SHAP values ({len(gs.feature_names)} features)")
+    if feature not in gs.used_features():
+        raise SchemaError(f"feature {feature!r} is not used by the model (every SHAP value is 0): "
+                          "a dependence plot of it would be flat; pick one of GlobalShap.used_features()")
     lab = dict(labels) if labels is not None else feature_labels(gs.feature_names)
     exp = gs.labelled(lab)
     fig, ax = _new_pyplot_figure(7, 5)
@@ -341,33 +379,22 @@ def plot_dependence(shap_values: Any, feature: str, path: str | Path | None = No
     return _finish(fig, path)
 
 
-def plot_group_importance(by_group: pd.DataFrame, top_n: int = 10, path: str | Path | None = None) -> Any:
-    """Grouped bars of mean |SHAP| per feature, group vs others, one panel per group."""
-    import matplotlib.pyplot as plt
+def plot_group_importance(by_group: pd.DataFrame, top_n: int = 10, path: str | Path | None = None,
+                          lang: str = "en") -> Any:
+    """Grouped bars of mean |SHAP| per feature, group vs others, one panel per group.
 
-    groups = list(dict.fromkeys(by_group["group"]))
-    if not groups:
+    Drawn by :class:`~village_credit.reporting.displays.GroupImportanceDisplay` (legends
+    under the bars; ``lang="zh"`` uses Chinese labels when a CJK font is installed).
+    """
+    if by_group.empty:
         raise SchemaError("plot_group_importance: no groups in the table")
-    fig, axes = plt.subplots(1, len(groups), figsize=(7 * len(groups), 0.45 * top_n + 2), squeeze=False)
-    for ax, g in zip(axes[0], groups, strict=True):
-        sub = by_group[by_group["group"] == g]
-        wide = sub.pivot_table(index="label_en", columns="in_group", values="mean_abs_shap", aggfunc="first")
-        wide = wide.reindex(columns=[True, False])
-        top = wide.max(axis=1).sort_values(ascending=False).head(top_n).index[::-1]
-        wide = wide.loc[top]
-        y = np.arange(len(wide))
-        n_in = int(sub.loc[sub["in_group"], "n"].iloc[0]) if sub["in_group"].any() else 0
-        n_out = int(sub.loc[~sub["in_group"], "n"].iloc[0]) if (~sub["in_group"]).any() else 0
-        name = GROUP_LABELS.get(g, {}).get("en", g)
-        ax.barh(y + 0.2, wide[True].to_numpy(dtype=float), height=0.4, color="#d62728",
-                label=f"{name} (n={n_in})")
-        ax.barh(y - 0.2, wide[False].to_numpy(dtype=float), height=0.4, color="#1f77b4",
-                label=f"others (n={n_out})")
-        ax.set_yticks(y, list(wide.index))
-        ax.set_xlabel("mean |SHAP value| (log-odds of default)")
-        ax.set_title(f"Feature importance: {name} vs others")
-        ax.legend(loc="lower right", fontsize=9)
-    return _finish(fig, path)
+    disp = GroupImportanceDisplay.from_table(by_group, top_n=top_n, lang=lang, group_labels=GROUP_LABELS)
+    fig = disp.figure_
+    if path is not None:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(p, format="png", dpi=110, bbox_inches="tight")
+    return fig
 
 
 # ----------------------------------------------------------------------------- one call
@@ -418,7 +445,7 @@ def write_global_explanations(model: Any, X: pd.DataFrame | None, households: pd
     tied: dict[str, dict[str, float]] = {}
     for attr in PROTECTED_ATTRIBUTES:
         if attr in households.columns:
-            rho = features_tied_to(gs.X, households, attr, top_n=top_n_dependence)
+            rho = features_tied_to(gs.X[gs.used_features()], households, attr, top_n=top_n_dependence)
             tied[attr] = {str(k): float(v) for k, v in rho.items()}
     done: set[str] = set()
     for attr, feats in tied.items():

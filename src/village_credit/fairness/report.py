@@ -25,7 +25,9 @@ Other keys: ``params``, ``audit`` (tidy per-group rows), ``equal_risk_table``,
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +35,14 @@ import numpy as np
 import pandas as pd
 
 from village_credit.fairness.audit import ALL_GROUP, AuditResult, records
-from village_credit.fairness.equal_risk import EqualRiskResult, TARGET_GAP
+from village_credit.fairness.equal_risk import TARGET_GAP, EqualRiskResult
 from village_credit.fairness.groups import AGE_BANDS
+from village_credit.reporting.displays import (
+    ApprovalByGroupDisplay,
+    EqualRiskDisplay,
+    TradeoffDisplay,
+    legend_outside,
+)
 from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
 
 SCHEMA_VERSION = "village-credit/fairness/1"
@@ -92,6 +100,59 @@ def _figure_data(audit: AuditResult, gaps: EqualRiskResult | None, tradeoff: pd.
     return out
 
 
+# --------------------------------------------------------------------------- labels
+FEATURE_LABELS: dict[str, dict[str, str]] = {
+    "age_band": {"en": "Age band of the head", "zh": "户主年龄段"},
+    "elderly": {"en": "Head aged 60+", "zh": "户主60岁及以上"},
+    "policy_age": {"en": "Within the policy's age limit", "zh": "政策年龄上限"},
+    "formerly_poor": {"en": "Formerly poor household", "zh": "脱贫户"},
+    "age_band_x_formerly_poor": {"en": "Age band x formerly poor", "zh": "年龄段 x 脱贫户"},
+}
+GROUP_LABELS: dict[str, dict[str, str]] = {
+    "formerly_poor": {"en": "formerly poor", "zh": "脱贫户"},
+    "other": {"en": "other", "zh": "其他"},
+}
+METRIC_LABELS: dict[str, str] = {
+    "demographic_parity_ratio": "parity ratio (min/max approval)",
+    "demographic_parity_difference": "parity difference",
+    "equalized_odds_difference": "equalized odds difference",
+    "four_fifths_pass": "four-fifths rule",
+    "approval_rate": "approval rate", "mean_line": "mean line (yuan)",
+    "mean_rate_approved": "mean rate of approved", "default_rate": "default rate", "tpr": "TPR",
+    "fpr": "FPR", "auc": "AUC", "mean_pd": "mean PD", "mean_true_pd": "mean true PD",
+    "max_gap_approval": "largest approval gap", "max_gap_line": "largest line gap",
+    "deciles_checked": "cells checked", "passes_5pct": "within target",
+}
+COMPARISON_LABELS = {"elderly": "Head 60+ / 户主60岁及以上", "formerly_poor": "Formerly poor / 脱贫户"}
+
+
+def tradeoff_labels(columns: Any) -> dict[str, str]:
+    """Readable headers for the trade-off table (``approval_gap_elderly`` -> ``approval gap: 60+``)."""
+    words = {"er_": "equal-risk ", "dp_ratio": "parity ratio", "auc_pd": "AUC of PD",
+             "auc_decision": "AUC of decision", "n_approved": "approved households"}
+    out = {}
+    for c in columns:
+        text = str(c)
+        for suffix, who in (("_elderly", ": 60+"), ("_formerly_poor", ": formerly poor")):
+            if text.endswith(suffix):
+                text = text[: -len(suffix)] + who
+        for k, v in words.items():
+            text = text.replace(k, v)
+        out[str(c)] = text.replace("_", " ")
+    return out
+
+
+def feature_label(feature: str) -> str:
+    """``English / 中文`` label of a sensitive feature (codes never reach the reader)."""
+    lab = FEATURE_LABELS.get(feature)
+    return f"{lab['en']} / {lab['zh']}" if lab else feature
+
+
+def group_label(group: str, lang: str = "en") -> str:
+    """``65+|formerly_poor`` -> ``65+ · formerly poor`` (``lang="zh"``: ``65+ · 脱贫户``)."""
+    return " · ".join(GROUP_LABELS.get(part, {}).get(lang, part) for part in str(group).split("|"))
+
+
 # --------------------------------------------------------------------------- charts
 def _group_key(label: str) -> tuple[int, str]:
     """Age bands in age order (<60, 60-64, 65+), then anything else alphabetically."""
@@ -100,71 +161,30 @@ def _group_key(label: str) -> tuple[int, str]:
 
 
 def _approval_chart(data: pd.DataFrame, feature: str):
-    d = data[data.feature == feature]
-    systems = list(dict.fromkeys(d.system))
-    groups = sorted(dict.fromkeys(d.group), key=_group_key)
-    fig = new_figure(max(6.0, 1.1 * len(groups) * max(1, len(systems)) ** 0.5 + 2), 3.8)
-    ax = fig.add_subplot(1, 1, 1)
-    width = 0.8 / max(1, len(systems))
-    x = np.arange(len(groups))
-    for i, s in enumerate(systems):
-        ds = d[d.system == s].set_index("group").reindex(groups)
-        v = ds["value"].to_numpy(float)
-        err = np.vstack([v - ds["ci_low"].to_numpy(float), ds["ci_high"].to_numpy(float) - v])
-        err = np.where(np.isfinite(err), np.maximum(err, 0), 0)
-        ax.bar(x + (i - (len(systems) - 1) / 2) * width, v, width, yerr=err, capsize=3, label=s)
-    ax.set_xticks(x, [f"{g}\n(n={int(n)})" for g, n in zip(groups, d.drop_duplicates("group").set_index("group")
-                                                              .reindex(groups)["n"].fillna(0))], fontsize=8)
-    ax.set_ylabel("approval rate")
-    ax.set_ylim(0, 1.05)
-    ax.set_title(f"Approval rate by {feature} (95% bootstrap CI)")
-    ax.legend(fontsize=8)
-    return fig
+    d = data[data.feature == feature].copy()
+    order = sorted(dict.fromkeys(d.group), key=_group_key)
+    d["group"] = d["group"].map(group_label)
+    disp = ApprovalByGroupDisplay.from_table(
+        d, title=f"Approval rate by {FEATURE_LABELS.get(feature, {}).get('en', feature).lower()} "
+                 "(95% bootstrap CI)", group_order=[group_label(g) for g in order])
+    return disp.figure_
 
 
 def _gap_chart(table: pd.DataFrame, column: str, label: str):
-    comps = list(dict.fromkeys(table.comparison))
-    fig = new_figure(5.0 * max(1, len(comps)), 3.6)
-    for j, c in enumerate(comps):
-        ax = fig.add_subplot(1, len(comps), j + 1)
-        dc = table[table.comparison == c]
-        for s in dict.fromkeys(dc.system):
-            ds = dc[dc.system == s]
-            line, = ax.plot(ds.decile, ds[column], marker="o", label=s, alpha=0.85)
-            unchecked = ds[~ds.checked.astype(bool)]
-            ax.plot(unchecked.decile, unchecked[column], "o", mfc="white", color=line.get_color())
-        ax.axhspan(-TARGET_GAP, TARGET_GAP, color="green", alpha=0.1)
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.set_xlabel("true-PD decile (1 = safest)")
-        ax.set_ylabel(label)
-        ax.set_title(f"{c} vs others (hollow = too few households)", fontsize=9)
-        ax.legend(fontsize=7)
-    return fig
+    return EqualRiskDisplay.from_table(table, column=column, ylabel=label, target=TARGET_GAP,
+                                       comparison_labels={k: v.split(" / ")[0]
+                                                          for k, v in COMPARISON_LABELS.items()}).figure_
 
 
 def _tradeoff_chart(t: pd.DataFrame):
-    fig = new_figure(6.0, 4.0)
-    ax = fig.add_subplot(1, 1, 1)
-    xcol = "er_max_gap_approval" if "er_max_gap_approval" in t and t.er_max_gap_approval.notna().any() \
-        else next((c for c in t.columns if c.startswith("approval_gap_")), None)
-    ycol = "true_pd_approved" if t.true_pd_approved.notna().any() else "default_rate_approved"
-    if xcol is not None:
-        ax.scatter(t[xcol], t[ycol], s=30 + 200 * t.approval_rate)
-        for r in t.itertuples(index=False):
-            ax.annotate(r.option, (getattr(r, xcol), getattr(r, ycol)), fontsize=7, xytext=(4, 4),
-                        textcoords="offset points")
-        ax.axvline(TARGET_GAP, color="green", ls="--", lw=0.8)
-        ax.set_xlabel(xcol)
-    ax.set_ylabel(ycol)
-    ax.set_title("Mitigation trade-off (marker size = approval rate)")
-    return fig
+    return TradeoffDisplay.from_table(t, target=TARGET_GAP).figure_
 
 
 def _reject_chart(r: pd.DataFrame):
     groups = [g for g in ("all", "granted", "not_granted", "elderly_60plus", "formerly_poor") if g in set(r.group)]
     groups += [g for g in dict.fromkeys(r.group) if g not in groups]
     remedies = list(dict.fromkeys(r.remedy))
-    fig = new_figure(7.0, 3.8)
+    fig = new_figure(7.0, 4.2)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / max(1, len(remedies))
     x = np.arange(len(groups))
@@ -172,10 +192,11 @@ def _reject_chart(r: pd.DataFrame):
         v = r[r.remedy == m].set_index("group").reindex(groups)["bias"].to_numpy(float)
         ax.bar(x + (i - (len(remedies) - 1) / 2) * width, v, width, label=m)
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xticks(x, groups, fontsize=8)
+    ax.set_xticks(x, [g.replace("_", " ") for g in groups], fontsize=8)
     ax.set_ylabel("mean predicted PD - mean true PD")
     ax.set_title("Reject inference: bias against the true PD by group")
-    ax.legend(fontsize=7)
+    legend_outside(ax, ncols=min(4, len(remedies)))
+    fig.set_layout_engine("constrained")
     return fig
 
 
@@ -185,51 +206,142 @@ def _light(ok: Any) -> str:
     return "pass" if bool(ok) else "fail"
 
 
+# --------------------------------------------------------------------------- verdict
+DEFAULT_LIMITS: dict[str, float] = {"approval_gap_max": TARGET_GAP, "line_gap_max": 0.10,
+                                    "parity_ratio_min": 0.80}
+"""The fairness limits the report judges by unless the caller passes the gates' own."""
+
+
+def fairness_verdict(data: Mapping[str, Any], limits: Mapping[str, float] | None = None
+                     ) -> tuple[str, list[dict[str, Any]]]:
+    """One verdict for the primary system: ``pass``, ``fail`` or ``undecided`` (nothing
+    could be checked), with one row per check (``check, value, limit, result``)."""
+    lim = {**DEFAULT_LIMITS, **(limits or {})}
+    er = data.get("equal_risk", {})
+    checks = [
+        ("largest equal-risk approval gap", er.get("max_gap_approval"), "<=", lim["approval_gap_max"]),
+        ("largest equal-risk line gap", er.get("max_gap_line"), "<=", lim["line_gap_max"]),
+        ("smallest demographic parity ratio", data.get("demographic_parity", {}).get("min_ratio"), ">=",
+         lim["parity_ratio_min"]),
+    ]
+    rows = []
+    for name, value, op, limit in checks:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            result = "undecided"
+        else:
+            result = "pass" if (value <= limit if op == "<=" else value >= limit) else "fail"
+        rows.append({"check": name, "value": value, "limit": f"{op} {limit:g}", "result": result})
+    results = {r["result"] for r in rows}
+    word = "fail" if "fail" in results else ("undecided" if "undecided" in results else "pass")
+    return word, rows
+
+
+def _identity_block(rep: HtmlReport, data: Mapping[str, Any], identity: Mapping[str, Any] | None,
+                    limits: Mapping[str, float] | None) -> None:
+    """Model identity, thresholds, override and the one verdict: what a signer reads first."""
+    ident = dict(identity or {})
+    word, checks = fairness_verdict(data, limits)
+    override = ident.pop("override", None)
+    system = data.get("primary_system")
+    text = (f" {system}: " + "; ".join(f"{c['check']} {c['result']}" for c in checks)
+            + (f". Promoted by override: {override}" if override else ""))
+    rep.add_verdict(word, text)
+    shown = {"model": ident.pop("model", "not given"),
+             "version": ident.pop("version", "not registered yet (the report is written before registration)"),
+             "run": ident.pop("run_id", "not given"),
+             "data fingerprint": ident.pop("data_fingerprint", "not given"),
+             "date (UTC)": ident.pop("date", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M")),
+             "system judged": system,
+             "override": override or "none",
+             **{str(k).replace("_", " "): v for k, v in ident.items()}}
+    relaxed = {k: (DEFAULT_LIMITS[k], v) for k, v in (limits or {}).items()
+               if k in DEFAULT_LIMITS and v != DEFAULT_LIMITS[k]}
+    if relaxed:
+        shown["limits differ from the programme targets"] = "; ".join(
+            f"{k.replace('_', ' ')}: target {a:g}, applied {b:g}" for k, (a, b) in relaxed.items())
+    rep.add_key_values(shown, caption="Model identity / 模型信息")
+    table = pd.DataFrame(checks)
+    if relaxed:  # say what the programme's own targets would conclude, next to the applied limits
+        _, at_target = fairness_verdict(data, None)
+        table["programme target"] = [c["limit"] for c in at_target]
+        table["result at target"] = [c["result"] for c in at_target]
+    rep.add_table(table, caption="Thresholds applied and results / 阈值与结果")
+
+
 # --------------------------------------------------------------------------- writer
-def build_fairness_html(audit: AuditResult, gaps: EqualRiskResult | None, tradeoff: pd.DataFrame | None = None,
-                        reject: pd.DataFrame | None = None, title: str = "Fairness report",
-                        primary_system: str | None = None) -> HtmlReport:
-    """Assemble the HTML report (not yet written)."""
-    p = audit.params
-    rep = HtmlReport(title, subtitle=f"{p.get('n')} households; systems: {', '.join(audit.systems)}; "
-                                     f"bootstrap {p.get('n_boot')} replicates, seed {p.get('seed')}")
-    rep.add_section("How to read", "Positive outcome = no default within 12 months; positive decision = approved. "
-                    "TPR = approval rate of households that did not default; FPR = approval rate of households that "
-                    "did default. Disparities compare groups with at least "
-                    f"{p.get('min_group')} households; smaller groups are shown with wide intervals.")
-    # disparities
+def _disparity_table(audit: AuditResult) -> pd.DataFrame:
     d = audit.disparities.pivot_table(index=["system", "feature"], columns="metric", values="value",
                                       aggfunc="first").reset_index()
     if "four_fifths_pass" in d:
         d["four_fifths_pass"] = d["four_fifths_pass"].map(_light)
+    d["feature"] = d["feature"].map(feature_label)
+    return d.rename(columns=METRIC_LABELS)
+
+
+def _per_group_tables(audit: AuditResult) -> dict[str, pd.DataFrame]:
+    """One narrow table per system (the 60-row wide table split), human labels."""
+    bg = audit.by_group
+    cols = ["approval_rate", "mean_line", "default_rate", "tpr", "fpr", "mean_pd", "mean_true_pd"]
+    wide = bg[bg.metric.isin(cols)].pivot_table(index=["system", "feature", "group", "n"], columns="metric",
+                                                values="value", aggfunc="first").reset_index()
+    out = {}
+    for system, t in wide.groupby("system", sort=False):
+        t = t.drop(columns="system")
+        t["feature"] = t["feature"].map(lambda f: FEATURE_LABELS.get(f, {}).get("en", f))
+        t["group"] = [f"{group_label(g)} / {group_label(g, 'zh')}" if "formerly" in str(g) or "other" in str(g)
+                      else group_label(g) for g in t["group"]]
+        out[str(system)] = t[[c for c in ["feature", "group", "n", *cols] if c in t]].rename(columns=METRIC_LABELS)
+    return out
+
+
+def build_fairness_html(audit: AuditResult, gaps: EqualRiskResult | None, tradeoff: pd.DataFrame | None = None,
+                        reject: pd.DataFrame | None = None, title: str = "Fairness report",
+                        primary_system: str | None = None, identity: Mapping[str, Any] | None = None,
+                        limits: Mapping[str, float] | None = None) -> HtmlReport:
+    """Assemble the HTML report (not yet written).
+
+    ``identity``: ``model``, ``version``, ``run_id``, ``data_fingerprint``, ``date``,
+    ``override`` (the reason, when gates were overridden) and any other key shown as is.
+    ``limits``: the promotion gates' fairness thresholds (``approval_gap_max``,
+    ``line_gap_max``, ``parity_ratio_min``), defaults :data:`DEFAULT_LIMITS`.
+    """
+    p = audit.params
+    rep = HtmlReport(title, subtitle=f"{p.get('n')} households; systems: {', '.join(audit.systems)}; "
+                                     f"bootstrap {p.get('n_boot')} replicates, seed {p.get('seed')}")
+    data = fairness_json(audit, gaps, tradeoff, reject, primary_system=primary_system)
+    _identity_block(rep, data, identity, limits)
+    rep.add_section("How to read", "Positive outcome = no default within 12 months; positive decision = approved. "
+                    "TPR = approval rate of households that did not default; FPR = approval rate of households that "
+                    "did default. Disparities compare groups with at least "
+                    f"{p.get('min_group')} households; smaller groups are shown with wide intervals.")
     rep.add_section("Disparities")
-    rep.add_table(d, caption="Demographic parity ratio / difference, equalized odds difference, four-fifths rule")
+    rep.add_table(_disparity_table(audit),
+                  caption="Demographic parity ratio / difference, equalized odds difference, four-fifths rule")
     figs = _figure_data(audit, gaps, tradeoff, reject)
     rep.add_section("Approval rate by group")
     for f in [f for f in CHART_FEATURES if f in set(figs["approval_by_group"].feature)]:
-        rep.add_figure(_approval_chart(figs["approval_by_group"], f), caption=f"Approval rate by {f}")
-    bg = audit.by_group
-    wide = bg[bg.metric.isin(["approval_rate", "mean_line", "mean_rate_approved", "default_rate", "tpr", "fpr",
-                              "auc", "mean_pd", "mean_true_pd"])]
-    wide = wide.pivot_table(index=["system", "feature", "group", "n"], columns="metric", values="value",
-                            aggfunc="first").reset_index()
-    rep.add_table(wide, caption="Per-group metrics")
+        rep.add_figure(_approval_chart(figs["approval_by_group"], f), caption=f"Approval rate by {feature_label(f)}")
+    for system, t in _per_group_tables(audit).items():
+        rep.add_table(t, caption=f"Per-group metrics: {system}", yuan=(METRIC_LABELS["mean_line"],))
     if gaps is not None:
         rep.add_section("Equal risk, equal treatment",
                         "Within deciles of the true PD, the approval-rate gap (rate points) and the relative "
                         f"mean-line gap between protected households and others; target |gap| <= {TARGET_GAP:.0%}.")
         s = pd.DataFrame([{"system": k, **{m: v for m, v in val.items() if m != "by_comparison"},
                            "passes_5pct": _light(val["passes_5pct"])} for k, val in gaps.summary.items()])
-        rep.add_table(s, caption="Equal-risk summary per system")
+        rep.add_table(s.rename(columns=METRIC_LABELS), caption="Equal-risk summary per system")
         rep.add_figure(_gap_chart(gaps.table, "gap_approval", "approval gap (protected - others)"),
                        caption="Approval-rate gap by true-PD decile")
         if gaps.table.gap_line.notna().any():
             rep.add_figure(_gap_chart(gaps.table, "gap_line", "relative line gap"),
                            caption="Mean credit-line gap by true-PD decile")
     if tradeoff is not None and len(tradeoff):
-        rep.add_section("Mitigation trade-off")
-        rep.add_table(tradeoff, caption="Per option: ranking, risk of approved, access, gaps")
-        rep.add_figure(_tradeoff_chart(tradeoff), caption="Trade-off: equal-risk gap vs risk of approved households")
+        rep.add_section("Mitigation trade-off",
+                        "No option is best on every axis: compare the gap, the risk of approved households and the "
+                        "approval rate each option keeps.")
+        rep.add_table(tradeoff.rename(columns=tradeoff_labels(tradeoff.columns)),
+                      caption="Per option: ranking, risk of approved, access, gaps")
+        rep.add_figure(_tradeoff_chart(tradeoff), caption="Trade-off: equal-risk gap vs risk, and access")
     if reject is not None and len(reject):
         rep.add_section("Missing outcomes (reject inference)",
                         "Models trained on granted households only vs remedies, scored on every household and "
@@ -249,10 +361,18 @@ def write_fairness_report(
     title: str = "Fairness report",
     primary_system: str | None = None,
     stem: str = "fairness",
+    identity: Mapping[str, Any] | None = None,
+    limits: Mapping[str, float] | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``<stem>.html`` and ``<stem>.json`` into ``out_dir``; returns both paths."""
-    rep = build_fairness_html(audit, gaps, tradeoff, reject, title=title, primary_system=primary_system)
+    """Write ``<stem>.html`` and ``<stem>.json`` into ``out_dir``; returns both paths.
+
+    ``identity`` and ``limits``: see :func:`build_fairness_html` (the HTML shows them;
+    the JSON stays :func:`fairness_json`, the numbers the gates read).
+    """
+    rep = build_fairness_html(audit, gaps, tradeoff, reject, title=title, primary_system=primary_system,
+                              identity=identity, limits=limits)
     data = fairness_json(audit, gaps, tradeoff, reject, primary_system=primary_system)
+
     return write_report(rep, data, out_dir, stem=stem)
 
 
@@ -285,6 +405,8 @@ def run_fairness(
     min_group: int = 30,
     min_count: int = 50,
     primary_system: str | None = None,
+    identity: Mapping[str, Any] | None = None,
+    limits: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Audit, equal-risk check, trade-off table and report for decision frames and/or policies.
 
@@ -314,5 +436,6 @@ def run_fairness(
     html_path = json_path = None
     if out_dir is not None:
         html_path, json_path = write_fairness_report(audit, gaps, trade, None, out_dir,
-                                                     primary_system=primary_system)
+                                                     primary_system=primary_system, identity=identity,
+                                                     limits=limits)
     return {"audit": audit, "gaps": gaps, "tradeoff": trade, "html": html_path, "json": json_path}

@@ -8,9 +8,10 @@ Order of writes in :func:`promote`, chosen so that any crash leaves ``@champion`
 a fully gated version:
 
 1. evaluate the gates (pure; never raises on bad evidence);
-2. write the evidence record (JSON artifact on the version's run) and the
-   model-version tags (each gate's value / threshold / pass; fingerprint; code
-   version; time; override reason);
+2. write the evidence record (JSON artifact on the version's run), the gate table
+   (``gates/v<N>/gates.md`` + ``gates.json`` on the same run), the model-version tags
+   (verdict, failed gates, fingerprint, code version, time, override reason) and the
+   version's description (what it is, its gate verdict);
 3. only if all gates passed (or an explicit override reason was given): point
    ``@previous`` at the old champion, then move ``@champion`` to the new version in
    **one** call. Readers of ``@champion`` see the old or the new version, never
@@ -59,6 +60,8 @@ TAG_THRESHOLDS_REASON = "gates.thresholds_reason"
 TAG_GATES_PASSED = "gates.passed"
 TAG_OVERRIDE_REASON = "override_reason"
 TAG_BY_OVERRIDE = "promoted_by_override"
+TAG_GATE_TABLE = "gates.table"
+GATES_DIR = "gates"
 
 
 class RegistryError(VillageCreditError):
@@ -305,8 +308,60 @@ def _record_run(client: MlflowClient, mv: ModelVersion, name: str) -> str:
     return run.info.run_id
 
 
-def _fmt(x: Any) -> str:
-    return "" if x is None else (f"{x:.6g}" if isinstance(x, float) else str(x))
+def _num(x: Any) -> str:
+    """Fixed decimals for the gate table (``0.780``, ``0.0008``), never scientific notation."""
+    if x is None:
+        return "missing"
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    if x != x:  # NaN
+        return "missing"
+    return f"{x:,.0f}" if abs(x) >= 1000 else (f"{x:.4f}" if abs(x) < 0.01 else f"{x:.3f}")
+
+
+def gate_table_markdown(report: GateReport, title: str = "Promotion gates") -> str:
+    """The gates as one Markdown table (what a reviewer reads on the version's run)."""
+    verdict = "PASSED" if report.passed else f"FAILED ({', '.join(g.name for g in report.failed)})"
+    lines = [f"# {title}: {verdict}", "",
+             f"Champion at evaluation: {report.champion_version or 'none'}", "",
+             "| gate | value | rule | result | detail |", "| --- | ---: | --- | --- | --- |"]
+    for g in report.gates:
+        rule = f"{g.comparator} {_num(g.threshold)}" if g.threshold is not None else g.comparator
+        detail = (g.detail or "").replace("|", "/").replace("\n", " ")
+        lines.append(f"| {g.name} | {_num(g.value)} | {rule} | {'pass' if g.passed else '**FAIL**'} | {detail} |")
+    return "\n".join(lines) + "\n"
+
+
+def log_gate_results(client: MlflowClient, run_id: str, report: GateReport, version: str) -> str:
+    """Log the gate results as ``gates/v<version>/gates.md`` (table) and ``gates.json``.
+
+    One readable artifact instead of a tag per gate value, threshold and result;
+    returns the Markdown file's artifact path (recorded in the ``gates.table`` tag).
+    """
+    base = f"{GATES_DIR}/v{version}"
+    client.log_text(run_id, gate_table_markdown(report, f"Promotion gates, version {version}"),
+                    f"{base}/gates.md")
+    client.log_text(run_id, report.to_json(), f"{base}/gates.json")
+    return f"{base}/gates.md"
+
+
+def describe_version(client: MlflowClient, model_name: str, version: str, report: GateReport,
+                     override_reason: str | None, *, run_id: str | None, fingerprint: str,
+                     gate_table: str) -> str:
+    """Write the version's description: what it is and its gate verdict (shown on its UI page)."""
+    if report.passed:
+        verdict = "all promotion gates passed"
+    else:
+        verdict = f"promotion gates FAILED: {', '.join(g.name for g in report.failed)}"
+        verdict += (f"; promoted by override, reason: {override_reason}" if override_reason
+                    else "; not promoted")
+    text = (f"{model_name} version {version}: credit decision model (rule points blended with a "
+            f"LightGBM default model; PD, points, grade, credit line and reason codes per household).\n\n"
+            f"Gate verdict: {verdict}.\n\n"
+            f"Training run: {run_id or 'none'}; data fingerprint: {fingerprint}.\n"
+            f"Gate table: artifact {gate_table} of the run.")
+    client.update_model_version(model_name, version, description=text)
+    return text
 
 
 def promote(
@@ -403,11 +458,7 @@ def promote(
     c.log_text(run_id, json.dumps(record, indent=2, default=str, ensure_ascii=False),
                record_path)
 
-    tags: dict[str, str] = {}
-    for g in report.gates:
-        tags[f"gate.{g.name}.value"] = _fmt(g.value)
-        tags[f"gate.{g.name}.threshold"] = f"{g.comparator} {_fmt(g.threshold)}"
-        tags[f"gate.{g.name}.passed"] = str(g.passed).lower()
+    tags: dict[str, str] = {TAG_GATE_TABLE: log_gate_results(c, run_id, report, version)}
     tags[TAG_GATES_PASSED] = str(report.passed).lower()
     tags["gates.failed"] = ",".join(g.name for g in report.failed)
     tags["data_fingerprint"] = str(ev.get("data_fingerprint") or _run_tag(c, mv, "data_fingerprint")
@@ -424,6 +475,8 @@ def promote(
         tags[TAG_BY_OVERRIDE] = str(not report.passed).lower()
     for k, v in tags.items():
         c.set_model_version_tag(model_name, version, k, v)
+    describe_version(c, model_name, version, report, reason, run_id=mv.run_id,
+                     fingerprint=tags["data_fingerprint"], gate_table=tags[TAG_GATE_TABLE])
 
     result = PromotionResult(model_name, version, False, report,
                              by_override=reason is not None and not report.passed,

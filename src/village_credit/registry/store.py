@@ -99,8 +99,27 @@ def configure(
             exp_id = exp.experiment_id
     else:
         exp_id = exp.experiment_id
+    mark_classical_ml(client, exp_id)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+"""The experiment tag MLflow 3's UI reads to choose an experiment's default page."""
+CLASSICAL_ML_KIND = "custom_model_development"
+
+
+def mark_classical_ml(client: MlflowClient, experiment_id: str) -> None:
+    """Tag the experiment as classical ML so the MLflow UI opens on its runs.
+
+    Without the tag MLflow 3 infers the kind and, for an experiment without runs or
+    traces yet, opens the GenAI overview (traces, token usage) that this toolkit
+    never fills. The UI reads ``mlflow.experimentKind``: ``custom_model_development``
+    selects the runs table. An existing value (set by a user in the UI) is kept.
+    """
+    exp = client.get_experiment(experiment_id)
+    if EXPERIMENT_KIND_TAG not in (exp.tags or {}):
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, CLASSICAL_ML_KIND)
 
 
 def get_client(tracking_uri: str | None = None) -> MlflowClient:

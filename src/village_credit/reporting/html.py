@@ -11,9 +11,13 @@ Stable API (shared by ``validation`` and ``fairness``; keep it small):
 
   - ``.add_section(title, text=None)``: start a new ``<h2>`` section.
   - ``.add_text(text)``: a paragraph (escaped).
-  - ``.add_table(df, caption=None, float_format="{:.4g}", index=False)``: a
-    DataFrame as an HTML table. Cells whose value is a traffic-light word
-    (``green``/``amber``/``red``, also ``pass``/``fail``) get a coloured style.
+  - ``.add_table(df, caption=None, float_format=None, index=False, yuan=())``: a
+    DataFrame as an HTML table in a horizontally scrollable box. Cells whose value is a
+    traffic-light word (``green``/``amber``/``red``, also ``pass``/``fail``) get a
+    coloured style. Numbers: fixed decimals (``0.780``; 4 below 0.01), thousands
+    separators from 1,000 on, never scientific notation (:func:`format_number`);
+    columns named in ``yuan`` are whole yuan with separators.
+  - ``.add_verdict(word, text)``: a coloured banner with the report's one verdict.
   - ``.add_key_values(mapping, caption=None)``: a two-column table (e.g. the
     reproducibility block).
   - ``.add_figure(fig, caption=None, dpi=100)``: embeds a matplotlib figure as
@@ -54,6 +58,7 @@ __all__ = [
     "HtmlReport",
     "ReportJSONEncoder",
     "figure_to_data_uri",
+    "format_number",
     "new_figure",
     "to_jsonable",
     "traffic_light_class",
@@ -83,6 +88,11 @@ caption{caption-side:top;text-align:left;font-weight:bold;padding:.3em 0}
 .tl-green{background:#c8ecc8;color:#135e13;font-weight:bold;text-align:center}
 .tl-amber{background:#ffe4a8;color:#7a5200;font-weight:bold;text-align:center}
 .tl-red{background:#f6c1c1;color:#8a1010;font-weight:bold;text-align:center}
+.table-wrap{overflow-x:auto;max-width:100%}
+.table-wrap table{margin-top:0}
+.verdict{padding:.7em 1em;border-radius:4px;margin:1em 0;font-size:1.1em}
+.verdict b{font-size:1.2em;margin-right:.6em}
+.verdict.tl-green,.verdict.tl-red,.verdict.tl-amber{text-align:left}
 figure{margin:1em 0}
 figcaption{font-size:.85em;color:#555}
 img{max-width:100%}
@@ -176,7 +186,19 @@ def write_json(obj: Any, path: str | Path) -> Path:
     return path
 
 
-def _fmt_cell(value: Any, float_format: str) -> tuple[str, str]:
+def format_number(value: Any) -> str:
+    """A number as people read it: ``0.780``, ``0.0008``, ``53,800``; never ``5.38e+04``."""
+    v = float(value)
+    if not math.isfinite(v):
+        return ""
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if v == int(v):
+        return f"{int(v)}"
+    return f"{v:.4f}" if abs(v) < 0.01 else f"{v:.3f}"
+
+
+def _fmt_cell(value: Any, float_format: str | None, yuan: bool = False) -> tuple[str, str]:
     """Return (escaped text, css class) for one table cell."""
     light = traffic_light_class(value)
     if light is not None:
@@ -185,10 +207,13 @@ def _fmt_cell(value: Any, float_format: str) -> tuple[str, str]:
         return "", ""
     if isinstance(value, (bool, np.bool_)):
         return ("yes" if value else "no"), "txt"
+    if yuan and isinstance(value, (int, float, np.integer, np.floating)):
+        return f"{float(value):,.0f}", ""
     if isinstance(value, (float, np.floating)):
-        return html.escape(float_format.format(float(value))), ""
+        text = format_number(value) if float_format is None else float_format.format(float(value))
+        return html.escape(text), ""
     if isinstance(value, (int, np.integer)):
-        return str(int(value)), ""
+        return f"{int(value):,}" if abs(int(value)) >= 10000 else str(int(value)), ""
     return html.escape(str(value)), "txt"
 
 
@@ -213,22 +238,31 @@ class HtmlReport:
         return self
 
     def add_table(self, df: pd.DataFrame, caption: str | None = None,
-                  float_format: str = "{:.4g}", index: bool = False) -> HtmlReport:
-        """Add a DataFrame as a table; traffic-light words are coloured."""
+                  float_format: str | None = None, index: bool = False,
+                  yuan: tuple[str, ...] | list[str] = ()) -> HtmlReport:
+        """Add a DataFrame as a (scrollable) table; traffic-light words are coloured."""
         frame = df.reset_index() if index else df
-        parts = ["<table>"]
+        is_yuan = [c in set(yuan) for c in frame.columns]
+        parts = ['<div class="table-wrap"><table>']
         if caption:
             parts.append(f"<caption>{html.escape(caption)}</caption>")
         parts.append("<thead><tr>" + "".join(
             f"<th>{html.escape(str(c))}</th>" for c in frame.columns) + "</tr></thead><tbody>")
         for row in frame.itertuples(index=False, name=None):
             cells = []
-            for value in row:
-                text, cls = _fmt_cell(value, float_format)
+            for value, yu in zip(row, is_yuan, strict=True):
+                text, cls = _fmt_cell(value, float_format, yu)
                 cells.append(f'<td class="{cls}">{text}</td>' if cls else f"<td>{text}</td>")
             parts.append("<tr>" + "".join(cells) + "</tr>")
-        parts.append("</tbody></table>")
+        parts.append("</tbody></table></div>")
         self._blocks.append("".join(parts))
+        return self
+
+    def add_verdict(self, word: str, text: str = "") -> HtmlReport:
+        """A banner with the one verdict (``pass``/``fail``/other words in amber)."""
+        cls = traffic_light_class(word) or "tl-amber"
+        self._blocks.append(f'<div class="verdict {cls}"><b>{html.escape(word.upper())}</b>'
+                            f"{html.escape(text)}</div>")
         return self
 
     def add_key_values(self, mapping: Mapping[str, Any], caption: str | None = None) -> HtmlReport:

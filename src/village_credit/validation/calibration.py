@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import brier_score_loss
 
+from village_credit.binning import bin_index
 from village_credit.validation._checks import (
     ValidationInputError,
     as_binary,
@@ -58,31 +59,32 @@ def brier(y: Any, p: Any) -> float:
 
 
 def _bin_index(p: np.ndarray, n_bins: int, strategy: str) -> np.ndarray:
-    """Bin number per row; quantile edges are de-duplicated so ties stay together."""
+    """Bin number per row (:func:`village_credit.binning.bin_index`, the one binning rule)."""
     if n_bins < 1:
         raise ValidationInputError(f"n_bins must be >= 1, got {n_bins}")
-    if strategy == "quantile":
-        edges = np.unique(np.quantile(p, np.linspace(0.0, 1.0, n_bins + 1)))
-    elif strategy == "uniform":
-        edges = np.linspace(0.0, 1.0, n_bins + 1)
-    else:
+    if strategy not in ("quantile", "uniform"):
         raise ValidationInputError(f"strategy must be 'quantile' or 'uniform', got {strategy!r}")
-    inner = edges[1:-1]
-    return np.searchsorted(inner, p, side="right")
+    return bin_index(p, n_bins, strategy)
 
 
 def reliability_table(y: Any, p: Any, n_bins: int = 10,
-                      strategy: Literal["quantile", "uniform"] = "quantile") -> pd.DataFrame:
+                      strategy: Literal["quantile", "uniform"] = "quantile",
+                      true_pd: Any = None) -> pd.DataFrame:
     """Per PD bin: ``bin, p_min, p_max, n, defaults, mean_predicted, observed_rate, gap``.
 
-    Empty bins are dropped. ``gap = observed_rate - mean_predicted``.
+    Empty bins are dropped. ``gap = observed_rate - mean_predicted``. With ``true_pd``
+    (synthetic data), ``mean_true_pd`` is averaged over the **same** bins.
     """
     yb, pp = _yp(y, p)
     b = _bin_index(pp, n_bins, strategy)
     frame = pd.DataFrame({"bin": b, "y": yb, "p": pp})
+    extra = {}
+    if true_pd is not None:
+        frame["t"] = as_float(true_pd, yb.size, "true_pd", prob=True)
+        extra["mean_true_pd"] = ("t", "mean")
     agg = frame.groupby("bin").agg(p_min=("p", "min"), p_max=("p", "max"), n=("y", "size"),
                                    defaults=("y", "sum"), mean_predicted=("p", "mean"),
-                                   observed_rate=("y", "mean"))
+                                   observed_rate=("y", "mean"), **extra)
     agg = agg.reset_index()
     agg["n"] = agg["n"].astype(np.int64)
     agg["defaults"] = agg["defaults"].astype(np.int64)

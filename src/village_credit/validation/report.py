@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from village_credit.reporting.displays import GradeBackTestDisplay, ReliabilityDisplay
 from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
 from village_credit.rules.grades import POLICY_GRADED, model_graded
 from village_credit.validation._checks import ValidationInputError, as_binary, as_float
@@ -350,32 +351,17 @@ def _plot_cap(disc: Mapping[str, Any], default_rate: float) -> Any:
 
 
 def _plot_reliability(tabs: Sequence[tuple[str, pd.DataFrame]]) -> Any:
-    fig = new_figure(5.0, 4.5)
+    fig = new_figure(5.0, 5.0)
     ax = fig.add_subplot()
-    hi = 0.0
-    for name, tab in tabs:
-        ax.plot(tab["mean_predicted"], tab["observed_rate"], marker="o", label=name)
-        hi = max(hi, float(tab["mean_predicted"].max()), float(tab["observed_rate"].max()))
-    hi = min(1.0, hi * 1.05 + 1e-6)
-    ax.plot([0, hi], [0, hi], color="grey", linewidth=0.8)
-    ax.set(xlabel="mean predicted PD", ylabel="observed default rate", title="Reliability")
-    ax.legend(loc="upper left")
+    for i, (name, tab) in enumerate(tabs):
+        ReliabilityDisplay(tab).plot(ax=ax, diagonal=i == 0, label=name)
+    ax.set_title("Reliability" + (f": {tabs[0][0]}" if len(tabs) == 1 else ""))
+    ax.set_ylabel("observed default rate")
     return fig
 
 
 def _plot_grades(gc: pd.DataFrame) -> Any:
-    fig = new_figure(6.5, 4.0)
-    ax = fig.add_subplot()
-    x = np.arange(len(gc))
-    colours = {"green": "#4caf50", "amber": "#ffb300", "red": "#e53935"}
-    ax.bar(x, gc["observed_rate"].fillna(0.0),
-           color=[colours.get(c, "#bdbdbd") for c in gc["light"]], label="observed")
-    ax.plot(x, gc["predicted_pd"], color="black", marker="D", linestyle="none",
-            label="predicted PD")
-    ax.set_xticks(x, [str(g) for g in gc["grade"]])
-    ax.set(xlabel="grade", ylabel="default rate", title="Predicted vs observed by grade")
-    ax.legend(loc="upper left")
-    return fig
+    return GradeBackTestDisplay.from_table(gc).figure_
 
 
 def _plot_psi(tab: pd.DataFrame, name: str) -> Any:
