@@ -139,38 +139,51 @@ def load_scoring_model(model_uri: str) -> tuple[Any, ModelRef]:
 
 
 def model_input_columns(model: Any) -> tuple[list[str], list[str]]:
-    """(required, optional) input column names from the pyfunc model's signature."""
-    meta = getattr(model, "metadata", None)
-    schema = meta.get_input_schema() if meta is not None else None
-    if schema is None or not schema.has_input_names():
-        return [], []
-    req = [c.name for c in schema.inputs if getattr(c, "required", True)]
-    opt = [c.name for c in schema.inputs if not getattr(c, "required", True)]
+    """(required, optional) input column names: the signature's, else the metadata contract."""
+    from village_credit.registry.pyfunc_model import input_columns_of
+
+    cols = input_columns_of(getattr(model, "metadata", None)) or []
+    req = [c["name"] for c in cols if c.get("required", True)]
+    opt = [c["name"] for c in cols if not c.get("required", True)]
     return req, opt
 
 
-class PyfuncScorer:
-    """Calls a loaded pyfunc decision model on a DataFrame chunk.
+def _any_typed_inputs(model: Any) -> bool:
+    """True for models logged with the old all-``Any`` signature (MLflow checks it cell by cell)."""
+    meta = getattr(model, "metadata", None)
+    schema = meta.get_input_schema() if meta is not None else None
+    if schema is None or not schema.has_input_names():
+        return False
+    return any(type(c.type).__name__ == "AnyType" for c in schema.inputs)
 
-    Why not always ``model.predict``: the decision model's signature declares its
-    inputs as MLflow ``Any`` (so one bad cell quarantines one row instead of failing
-    the batch), and MLflow "enforces" ``Any`` with a Python call per cell -- about
-    85 % of the scoring time. The decision model validates every row itself, so the
-    batch scorer checks the column names once per file (the only thing the ``Any``
-    schema enforces) and calls the python model directly. Models that are not
-    python models (no ``unwrap_python_model``) go through ``model.predict``.
+
+class PyfuncScorer:
+    """Calls a loaded pyfunc decision model on a DataFrame chunk, the MLflow way.
+
+    Decision models keep their input contract out of the MLflow signature (they
+    validate rows themselves), so ``model.predict`` costs little over the model
+    itself and is what runs here. Only models logged with the earlier all-``Any``
+    signature -- which MLflow "enforces" with a Python call per cell, ~90 % of the
+    time -- are called past MLflow (``unwrap_python_model().predict``), after one
+    column-name check per file (the only thing an ``Any`` schema enforces).
     """
 
     def __init__(self, model: Any) -> None:
         self.model = model
         self.required, self.optional = model_input_columns(model)
         self._direct = None
-        try:
-            inner = model.unwrap_python_model()
-        except Exception:  # not a PythonModel flavour
-            inner = None
-        if inner is not None and hasattr(inner, "predict"):
-            self._direct = inner
+        if _any_typed_inputs(model):
+            try:
+                inner = model.unwrap_python_model()
+            except Exception:  # not a PythonModel flavour
+                inner = None
+            if inner is not None and hasattr(inner, "predict"):
+                self._direct = inner
+
+    @property
+    def needed_columns(self) -> list[str]:
+        """Every column the model reads (required and optional), in signature order."""
+        return [*self.required, *self.optional]
 
     def check_columns(self, columns: list[str], source: str) -> None:
         missing = [c for c in self.required if c not in set(columns)]
