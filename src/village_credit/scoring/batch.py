@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -45,7 +47,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from village_credit.data.io import count_rows, iter_batches
+from village_credit.data.io import count_rows, iter_batches, table_to_frame
 from village_credit.errors import DataReadError, VillageCreditError
 
 PASSTHROUGH = ("village_code", "township_code")
@@ -372,11 +374,160 @@ def _as_text(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=df.index, columns=df.columns)
 
 
-def _chunks(input_path: Path, chunk_rows: int) -> Iterator[tuple[int, int, pd.DataFrame]]:
+def plan_chunks(total: int, chunk_rows: int) -> list[tuple[int, int, int]]:
+    """``(chunk, first_row, rows)`` of each chunk: the unit of work, output parts and resume.
+
+    Both engines use this plan, so their part files, markers and row numbers agree.
+    """
+    return [(k, first, min(chunk_rows, total - first)) for k, first in enumerate(range(0, total, chunk_rows))]
+
+
+def read_columns(input_path: Path, scorer: PyfuncScorer) -> list[str] | None:
+    """The file's columns that the model reads (its input contract) plus ``PASSTHROUGH``,
+    in file order; ``None`` (read everything) when the model declares no input columns."""
+    needed = set(scorer.needed_columns)
+    if not needed:
+        return None
+    return [c for c in input_columns(input_path) if c in needed or c in PASSTHROUGH]
+
+
+def _chunks(input_path: Path, chunk_rows: int, columns: list[str] | None = None
+            ) -> Iterator[tuple[int, int, pd.DataFrame]]:
     first = 0
-    for k, batch in enumerate(iter_batches(input_path, batch_rows=chunk_rows)):
+    for k, batch in enumerate(iter_batches(input_path, batch_rows=chunk_rows, columns=columns)):
         yield k, first, batch
         first += len(batch)
+
+
+def read_chunk(input_path: Path, first: int, rows: int, columns: list[str] | None) -> pd.DataFrame:
+    """Rows ``[first, first + rows)`` of a file, as :func:`iter_batches` would give them.
+
+    Parquet: only the row groups that hold these rows are decoded (rows before
+    ``first`` in the first such group are decoded and dropped). CSV cannot seek by
+    row: the file is streamed up to the chunk. Used where chunks are read out of
+    order (Spark tasks).
+    """
+    if input_path.suffix.lower() not in (".parquet", ".pq"):
+        for _, start, batch in _chunks(input_path, rows, columns):
+            if start == first:
+                return batch
+            if start > first:
+                break
+        raise DataReadError(f"{input_path}: no chunk starts at row {first}")
+    try:
+        pf = pq.ParquetFile(input_path, pre_buffer=True)
+        meta = pf.metadata
+        groups, skip, start = [], 0, 0
+        for g in range(meta.num_row_groups):
+            n = meta.row_group(g).num_rows
+            if start + n > first and start < first + rows:
+                if not groups:
+                    skip = first - start
+                groups.append(g)
+            start += n
+        parts, have = [], 0
+        for batch in pf.iter_batches(batch_size=65_536, row_groups=groups, columns=columns):
+            if skip >= batch.num_rows:
+                skip -= batch.num_rows
+                continue
+            batch = batch.slice(skip, rows - have)
+            skip = 0
+            parts.append(batch)
+            have += batch.num_rows
+            if have >= rows:
+                break
+        if parts:
+            table = pa.Table.from_batches(parts)
+        else:
+            schema = pf.schema_arrow
+            table = (schema if columns is None else pa.schema([schema.field(c) for c in columns])).empty_table()
+    except (pa.ArrowException, OSError) as exc:
+        raise DataReadError(f"{input_path}: cannot read rows {first}-{first + rows - 1}: {exc}") from exc
+    df = table_to_frame(table)
+    df.index = pd.RangeIndex(first, first + len(df))
+    return df
+
+
+def prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """Yield ``items`` while a reader thread produces up to ``depth`` ahead (bounded queue).
+
+    Why: Parquet decoding and the Arrow -> pandas conversion mostly release the GIL,
+    so the next chunk is read while this one is decided and written. Errors in the
+    reader are re-raised here; ``depth < 1`` reads in the caller's thread.
+    """
+    if depth < 1:
+        yield from items
+        return
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def run() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((True, done))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put((False, exc))
+
+    t = threading.Thread(target=run, name="village-credit-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
+def write_chunk(output_dir: Path, k: int, first: int, rows: int, decisions: pd.DataFrame,
+                problems: pd.DataFrame, bad_rows: pd.DataFrame, meta: dict[str, str]) -> dict[str, int]:
+    """Write one chunk's three parts atomically, then its done-marker (last); its counts."""
+    name = f"part-{k:05d}.parquet"
+    _atomic_write_table(_with_meta(decisions, meta), output_dir / "decisions" / name)
+    _atomic_write_table(_with_meta(problems, meta), output_dir / "quarantine" / name)
+    _atomic_write_table(_with_meta(bad_rows, meta), output_dir / "quarantine_rows" / name)
+    counts = {"chunk": k, "first_row": first, "rows": rows, "scored": len(decisions),
+              "quarantined": len(bad_rows), "problems": len(problems)}
+    _atomic_write_json(counts, output_dir / "_chunks" / f"{k:05d}.json")  # last: the chunk is done
+    return counts
+
+
+def add_counts(summary: "ScoreSummary", counts: dict[str, int]) -> None:
+    summary.chunks += 1
+    summary.rows_read += counts["rows"]
+    summary.scored += counts["scored"]
+    summary.quarantined += counts["quarantined"]
+    summary.problems += counts.get("problems", 0)
+
+
+def finish_summary(summary: "ScoreSummary", output_dir: Path, total: int, started: float,
+                   work_rows: int, work_seconds: float, report: bool) -> None:
+    """Stale-marker check, timing, reconciliation, programme report, summary.json."""
+    stale = sorted(int(p.stem) for p in (output_dir / "_chunks").glob("*.json") if int(p.stem) >= summary.chunks)
+    if stale:  # cannot happen with an unchanged input (bound by size + mtime); be loud if it does
+        raise ScoringError(f"{output_dir}: done-markers for chunks {stale} beyond the input's {summary.chunks}")
+    summary.seconds = round(time.perf_counter() - started, 3)
+    summary.rows_per_second = round(work_rows / work_seconds, 1) if work_seconds > 0 else 0.0
+    summary.reconciled = summary.rows_read == summary.scored + summary.quarantined == total
+    if summary.scored and report:
+        summary.programme = _write_programme_report(output_dir)
+    _atomic_write_json(summary.to_dict(), output_dir / "summary.json")
+    if summary.scored == 0 and summary.rows_read > 0:
+        raise NoRowsScored(f"no row of {summary.input} could be scored ({summary.quarantined} quarantined); "
+                           f"see {output_dir / 'quarantine'}")
 
 
 def input_columns(input_path: Path) -> list[str]:
@@ -401,8 +552,14 @@ def score_file(
     progress: bool = True,
     model: Any = None,
     report: bool = True,
+    read_ahead: int = 2,
 ) -> ScoreSummary:
     """Score every household of a Parquet/CSV file with a registered decision model.
+
+    Reads only the columns in the model's input contract (plus ``PASSTHROUGH``);
+    ``read_ahead`` chunks are read by a background thread while the current one is
+    decided and written (0: no reader thread). Quarantined input rows are kept with
+    the columns that were read.
 
     Streams ``chunk_rows`` rows at a time; each chunk's outputs are written
     atomically, then its done-marker; a rerun with the same arguments resumes.
@@ -428,46 +585,24 @@ def score_file(
     _atomic_write_json(asdict(ref), output_dir / "_model.json")
 
     summary = ScoreSummary(input=str(input_path), output_dir=str(output_dir), model=asdict(ref))
+    columns = read_columns(input_path, scorer)
     bar = _progress(total, progress)
     work_rows, work_seconds = 0, 0.0
     try:
-        for k, first, batch in _chunks(input_path, chunk_rows):
-            marker = output_dir / "_chunks" / f"{k:05d}.json"
-            counts = _read_marker(marker, k, first, len(batch))
+        for k, first, batch in prefetch(_chunks(input_path, chunk_rows, columns), read_ahead):
+            counts = _read_marker(output_dir / "_chunks" / f"{k:05d}.json", k, first, len(batch))
             if counts is not None:
                 summary.chunks_resumed += 1
             else:
                 t0 = time.perf_counter()
-                decisions, problems, bad_rows = score_chunk(scorer, batch, first)
-                name = f"part-{k:05d}.parquet"
-                _atomic_write_table(_with_meta(decisions, meta), output_dir / "decisions" / name)
-                _atomic_write_table(_with_meta(problems, meta), output_dir / "quarantine" / name)
-                _atomic_write_table(_with_meta(bad_rows, meta), output_dir / "quarantine_rows" / name)
-                counts = {"chunk": k, "first_row": first, "rows": len(batch), "scored": len(decisions),
-                          "quarantined": len(bad_rows), "problems": len(problems)}
-                _atomic_write_json(counts, marker)  # last: the chunk is done
+                counts = write_chunk(output_dir, k, first, len(batch), *score_chunk(scorer, batch, first), meta)
                 work_rows += len(batch)
                 work_seconds += time.perf_counter() - t0
-            summary.chunks += 1
-            summary.rows_read += counts["rows"]
-            summary.scored += counts["scored"]
-            summary.quarantined += counts["quarantined"]
-            summary.problems += counts.get("problems", 0)
+            add_counts(summary, counts)
             bar.advance(counts["rows"])
     finally:
         bar.close()
-    stale = sorted(int(p.stem) for p in (output_dir / "_chunks").glob("*.json") if int(p.stem) >= summary.chunks)
-    if stale:  # cannot happen with an unchanged input (bound by size + mtime); be loud if it does
-        raise ScoringError(f"{output_dir}: done-markers for chunks {stale} beyond the input's {summary.chunks}")
-    summary.seconds = round(time.perf_counter() - started, 3)
-    summary.rows_per_second = round(work_rows / work_seconds, 1) if work_seconds > 0 else 0.0
-    summary.reconciled = summary.rows_read == summary.scored + summary.quarantined == total
-    if summary.scored and report:
-        summary.programme = _write_programme_report(output_dir)
-    _atomic_write_json(summary.to_dict(), output_dir / "summary.json")
-    if summary.scored == 0 and summary.rows_read > 0:
-        raise NoRowsScored(f"no row of {input_path} could be scored ({summary.quarantined} quarantined); "
-                           f"see {output_dir / 'quarantine'}")
+    finish_summary(summary, output_dir, total, started, work_rows, work_seconds, report)
     return summary
 
 
