@@ -39,15 +39,18 @@ def test_spark_matches_single_machine_row_for_row(env: ScoringEnv, spark, tmp_pa
 
     import pyarrow.parquet as pq
 
-    # many row groups + small splits: several input partitions, so the row numbering
-    # across partitions is exercised
+    # ONE row group: Spark must still split the work by rows (2 tasks per core on local[2]),
+    # and with the same chunk size the outputs are the local engine's, part for part
     src = tmp_path / "households.parquet"
-    pq.write_table(pq.read_table(env.parquet), src, row_group_size=250)
-    local = score_file(env.model_uri, src, tmp_path / "local", chunk_rows=1000, progress=False)
-    remote = score_file_spark(env.model_uri, src, tmp_path / "spark", spark=spark,
-                              max_partition_bytes=64 * 1024)
-    assert len(list((tmp_path / "spark" / "decisions").glob("part-*.parquet"))) >= 1
+    pq.write_table(pq.read_table(env.parquet), src, row_group_size=len(env.households))
     n = len(env.households)
+    local = score_file(env.model_uri, src, tmp_path / "local", chunk_rows=-(-n // 4), progress=False)
+    remote = score_file_spark(env.model_uri, src, tmp_path / "spark", spark=spark, chunk_rows=10 ** 6)
+    assert len(list((tmp_path / "spark" / "_chunks").glob("*.json"))) == 4  # 2 cores x 2 tasks
+    for sub in ("decisions", "quarantine", "quarantine_rows"):
+        for part in sorted((tmp_path / "local" / sub).glob("part-*.parquet")):
+            assert pq.read_table(part).equals(pq.read_table(tmp_path / "spark" / sub / part.name)), (sub, part)
+    assert len(list((tmp_path / "spark" / "decisions").glob("part-*.parquet"))) >= 1
     assert remote.rows_read == n and remote.reconciled
     assert (remote.scored, remote.quarantined, remote.problems) == (local.scored, local.quarantined, local.problems)
     a = read_decisions(tmp_path / "local")
@@ -69,3 +72,19 @@ def test_spark_matches_single_machine_row_for_row(env: ScoringEnv, spark, tmp_pa
     assert meta["village_credit.model_version"] == env.version
     assert meta["village_credit.model_alias"] == "champion"
     assert (tmp_path / "spark" / "programme_villages.parquet").exists()
+
+
+def test_spark_rerun_resumes_only_the_missing_chunks(env: ScoringEnv, spark, tmp_path: Path) -> None:
+    """A chunk lost with its marker (a killed task) is redone; done chunks are kept as they are."""
+    from village_credit.scoring import score_file_spark
+
+    out = tmp_path / "spark"
+    first = score_file_spark(env.model_uri, env.parquet, out, spark=spark, chunk_rows=1000, report=False)
+    assert first.chunks == 4 and first.chunks_resumed == 0 and first.reconciled  # 750 rows: 2 tasks per core
+    kept = (out / "decisions" / "part-00000.parquet").stat().st_mtime_ns
+    (out / "_chunks" / "00002.json").unlink()
+    (out / "decisions" / "part-00002.parquet").unlink()
+    again = score_file_spark(env.model_uri, env.parquet, out, spark=spark, chunk_rows=1000, report=False)
+    assert again.chunks_resumed == 3 and again.reconciled and again.scored == first.scored
+    assert (out / "decisions" / "part-00000.parquet").stat().st_mtime_ns == kept
+    assert_every_row_once(out, len(env.households))

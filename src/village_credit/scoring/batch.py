@@ -505,7 +505,7 @@ def write_chunk(output_dir: Path, k: int, first: int, rows: int, decisions: pd.D
     return counts
 
 
-def add_counts(summary: "ScoreSummary", counts: dict[str, int]) -> None:
+def add_counts(summary: ScoreSummary, counts: dict[str, int]) -> None:
     summary.chunks += 1
     summary.rows_read += counts["rows"]
     summary.scored += counts["scored"]
@@ -513,7 +513,7 @@ def add_counts(summary: "ScoreSummary", counts: dict[str, int]) -> None:
     summary.problems += counts.get("problems", 0)
 
 
-def finish_summary(summary: "ScoreSummary", output_dir: Path, total: int, started: float,
+def finish_summary(summary: ScoreSummary, output_dir: Path, total: int, started: float,
                    work_rows: int, work_seconds: float, report: bool) -> None:
     """Stale-marker check, timing, reconciliation, programme report, summary.json."""
     stale = sorted(int(p.stem) for p in (output_dir / "_chunks").glob("*.json") if int(p.stem) >= summary.chunks)
