@@ -31,6 +31,7 @@ Layout of ``output_dir``::
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -355,10 +356,23 @@ def score_chunk(model: Any, chunk: pd.DataFrame, first_row: int) -> tuple[pd.Dat
     string = pd.StringDtype()
     problems = problems[QUARANTINE_COLUMNS].astype(
         {"household_id": string, "column": string, "value": string, "reason": string, "check": string})
-    bad_rows = _as_text(chunk.iloc[pos])
-    bad_rows.insert(0, "row_number", extra["row_number"].to_numpy())
-    decisions = decided.iloc[np.flatnonzero(~flagged)].reset_index(drop=True)
-    return decisions, problems, bad_rows.reset_index(drop=True)
+    if len(pos):
+        bad_rows = _as_text(chunk.iloc[pos])
+        bad_rows.insert(0, "row_number", extra["row_number"].to_numpy())
+        bad_rows = bad_rows.reset_index(drop=True)
+        decisions = decided.iloc[np.flatnonzero(~flagged)].reset_index(drop=True)
+    else:  # the common case: no copies, and the empty text table is built once per column set
+        bad_rows = _no_bad_rows(tuple(chunk.columns))
+        decisions = decided
+    return decisions, problems, bad_rows
+
+
+@functools.lru_cache(maxsize=8)
+def _no_bad_rows(columns: tuple[str, ...]) -> pd.DataFrame:
+    """Empty quarantined-rows table with the same schema as a non-empty one (do not mutate)."""
+    empty = _as_text(pd.DataFrame({c: pd.Series([], dtype=object) for c in columns}))
+    empty.insert(0, "row_number", np.array([], dtype=np.int64))
+    return empty
 
 
 def _as_text(df: pd.DataFrame) -> pd.DataFrame:
@@ -492,6 +506,39 @@ def prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
         t.join(timeout=5)
 
 
+class WriteBehind:
+    """Writes one chunk in a background thread while the next one is decided.
+
+    At most one write is in flight (memory: one extra chunk of outputs); ``put``
+    returns the counts of writes that have finished, ``drain`` waits for the rest.
+    A failed write is re-raised by the next ``put``/``drain``, before any later
+    chunk's marker could be written out of order. Disabled: writes run inline.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="village-credit-writer") if enabled else None
+        self._pending: Any = None
+
+    def put(self, fn: Any, *args: Any) -> list[dict[str, int]]:
+        done = self.drain()
+        if self._pool is None:
+            return [*done, fn(*args)]
+        self._pending = self._pool.submit(fn, *args)
+        return done
+
+    def drain(self) -> list[dict[str, int]]:
+        if self._pending is None:
+            return []
+        fut, self._pending = self._pending, None
+        return [fut.result()]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
 def write_chunk(output_dir: Path, k: int, first: int, rows: int, decisions: pd.DataFrame,
                 problems: pd.DataFrame, bad_rows: pd.DataFrame, meta: dict[str, str]) -> dict[str, int]:
     """Write one chunk's three parts atomically, then its done-marker (last); its counts."""
@@ -558,8 +605,8 @@ def score_file(
 
     Reads only the columns in the model's input contract (plus ``PASSTHROUGH``);
     ``read_ahead`` chunks are read by a background thread while the current one is
-    decided and written (0: no reader thread). Quarantined input rows are kept with
-    the columns that were read.
+    decided, and the previous chunk is written by another (``WriteBehind``); 0 runs
+    all three in turn. Quarantined input rows are kept with the columns that were read.
 
     Streams ``chunk_rows`` rows at a time; each chunk's outputs are written
     atomically, then its done-marker; a rerun with the same arguments resumes.
@@ -587,21 +634,28 @@ def score_file(
     summary = ScoreSummary(input=str(input_path), output_dir=str(output_dir), model=asdict(ref))
     columns = read_columns(input_path, scorer)
     bar = _progress(total, progress)
-    work_rows, work_seconds = 0, 0.0
+    work_rows, t_loop = 0, time.perf_counter()
+    writer = WriteBehind(enabled=read_ahead > 0)
+
+    def done(finished: list[dict[str, int]]) -> None:
+        for counts in finished:
+            add_counts(summary, counts)
+            bar.advance(counts["rows"])
+
     try:
         for k, first, batch in prefetch(_chunks(input_path, chunk_rows, columns), read_ahead):
             counts = _read_marker(output_dir / "_chunks" / f"{k:05d}.json", k, first, len(batch))
             if counts is not None:
                 summary.chunks_resumed += 1
-            else:
-                t0 = time.perf_counter()
-                counts = write_chunk(output_dir, k, first, len(batch), *score_chunk(scorer, batch, first), meta)
-                work_rows += len(batch)
-                work_seconds += time.perf_counter() - t0
-            add_counts(summary, counts)
-            bar.advance(counts["rows"])
+                done([counts])
+                continue
+            done(writer.put(write_chunk, output_dir, k, first, len(batch), *score_chunk(scorer, batch, first), meta))
+            work_rows += len(batch)
+        done(writer.drain())
     finally:
+        writer.close()
         bar.close()
+    work_seconds = time.perf_counter() - t_loop if work_rows else 0.0  # reading, deciding, writing overlap
     finish_summary(summary, output_dir, total, started, work_rows, work_seconds, report)
     return summary
 
