@@ -88,3 +88,27 @@ def test_spark_rerun_resumes_only_the_missing_chunks(env: ScoringEnv, spark, tmp
     assert again.chunks_resumed == 3 and again.reconciled and again.scored == first.scored
     assert (out / "decisions" / "part-00000.parquet").stat().st_mtime_ns == kept
     assert_every_row_once(out, len(env.households))
+
+
+def test_spark_submit_entry_runs_the_same_job(env: ScoringEnv, tmp_path: Path) -> None:
+    """``spark-submit --master local[2] .../spark_submit.py``: the cluster command, on two local cores."""
+    import json
+    import subprocess
+
+    from village_credit.scoring import read_decisions, score_file
+    from village_credit.scoring import spark_submit
+
+    submit = Path(sys.executable).with_name("spark-submit")
+    if not submit.exists():
+        submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    out = tmp_path / "submitted"
+    res = subprocess.run([str(submit), "--master", "local[2]", spark_submit.__file__, "--model", env.model_uri,
+                          "--input", str(env.parquet), "--output", str(out)],
+                         env={**env.env(), "PYSPARK_DRIVER_PYTHON": sys.executable},
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads(res.stdout[res.stdout.index("{"):])
+    assert summary["engine"] == "spark" and summary["reconciled"] and summary["chunks"] == 4
+    local = score_file(env.model_uri, env.parquet, tmp_path / "local", chunk_rows=750, progress=False)
+    assert summary["scored"] == local.scored and summary["problems"] == local.problems
+    assert read_decisions(out).equals(read_decisions(tmp_path / "local"))

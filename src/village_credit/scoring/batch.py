@@ -413,16 +413,18 @@ def _chunks(input_path: Path, chunk_rows: int, columns: list[str] | None = None
         first += len(batch)
 
 
-def read_chunk(input_path: Path, first: int, rows: int, columns: list[str] | None) -> pd.DataFrame:
+def read_chunk(input_path: Path, first: int, rows: int, columns: list[str] | None,
+               chunk_rows: int | None = None) -> pd.DataFrame:
     """Rows ``[first, first + rows)`` of a file, as :func:`iter_batches` would give them.
 
     Parquet: only the row groups that hold these rows are decoded (rows before
     ``first`` in the first such group are decoded and dropped). CSV cannot seek by
-    row: the file is streamed up to the chunk. Used where chunks are read out of
-    order (Spark tasks).
+    row: the file is streamed up to the chunk, in the plan's ``chunk_rows`` (default
+    ``rows``) so that text cells are typed per chunk exactly as the local engine does.
+    Used where chunks are read out of order (Spark tasks).
     """
     if input_path.suffix.lower() not in (".parquet", ".pq"):
-        for _, start, batch in _chunks(input_path, rows, columns):
+        for _, start, batch in _chunks(input_path, chunk_rows or rows, columns):
             if start == first:
                 return batch
             if start > first:

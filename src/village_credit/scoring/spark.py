@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -86,7 +85,7 @@ def task_chunk_rows(total: int, cores: int, tasks_per_core: int, chunk_rows: int
     cap = chunk_rows or DEFAULT_CHUNK_ROWS
     if cap < 1:
         raise ScoringError(f"chunk_rows must be >= 1, got {cap}")
-    return max(1, min(cap, math.ceil(max(total, 1) / (max(cores, 1) * tasks_per_core))))
+    return max(1, min(cap, total // (max(cores, 1) * tasks_per_core)))  # floor: never fewer tasks
 
 
 _MODELS: dict[str, PyfuncScorer] = {}
@@ -103,8 +102,8 @@ def _executor_scorer(model_dir_name: str, model_subdir: str) -> PyfuncScorer:
     return _MODELS[model_dir_name]
 
 
-def _score_ranges(model_dir_name: str, model_subdir: str, input_path: str, output_dir: str, columns: list[str] | None,
-                  meta: dict[str, str]) -> Any:
+def _score_ranges(model_dir_name: str, model_subdir: str, input_path: str, output_dir: str,
+                  columns: list[str] | None, chunk_rows: int, meta: dict[str, str]) -> Any:
     """The ``mapInPandas`` function: score and write each planned row range, yield its counts."""
     def run(plans: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         scorer = _executor_scorer(model_dir_name, model_subdir)
@@ -113,7 +112,7 @@ def _score_ranges(model_dir_name: str, model_subdir: str, input_path: str, outpu
             rows = []
             for k, first, n in plan[["chunk", "first_row", "rows"]].itertuples(index=False):
                 t0 = time.perf_counter()
-                batch = read_chunk(src, int(first), int(n), columns)
+                batch = read_chunk(src, int(first), int(n), columns, chunk_rows)
                 counts = write_chunk(out, int(k), int(first), len(batch),
                                      *score_chunk(scorer, batch, int(first)), meta)
                 rows.append({**counts, "seconds": time.perf_counter() - t0})
@@ -186,7 +185,7 @@ def score_file_spark(
                     "chunk long, first_row long, rows long")
                 subdir = str(Path(local_model).resolve().relative_to(model_dir.resolve()))
                 fn = _score_ranges(model_dir.name, subdir, str(input_path.resolve()), str(output_dir.resolve()),
-                                   read_columns(input_path, scorer), meta)
+                                   read_columns(input_path, scorer), rows_per_task, meta)
                 work = [r.asDict() for r in plan_df.mapInPandas(fn, COUNTS_DDL).collect()]
     finally:
         if own_session:
