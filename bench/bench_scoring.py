@@ -174,6 +174,32 @@ def peak_rss(workdir: Path, rows: int, chunk_rows: int) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def pd_only(rows: int, n_estimators: int) -> dict:
+    """``predict_pd`` of a non-additive (``stacking``) model: PD-only raw-score path vs the
+    full TreeSHAP path it used before (``_score(contributions=True)``), same rows."""
+    import numpy as np
+
+    from village_credit.data.generator import GeneratorConfig, generate_households
+    from village_credit.data.schema import TRUTH_COLUMNS
+    from village_credit.models.blend import fit_blend
+    from village_credit.models.scaling import sigmoid
+
+    train = generate_households(GeneratorConfig(n_households=6_000, seed=1))
+    tr, ca = train.iloc[:4_000], train.iloc[4_000:]
+    dm = fit_blend(tr, tr["default_12m"], ca, ca["default_12m"], policy="jinxiang_2022", strategy="stacking",
+                   gbm_params={"n_estimators": n_estimators, "num_leaves": 31}, seed=0)
+    x = generate_households(GeneratorConfig(n_households=rows, seed=5))
+    x = x.drop(columns=[c for c in TRUTH_COLUMNS if c in x.columns])
+    _ = dm.explainer  # built outside the timing (as in a long-running scorer)
+    t_new = _best(lambda: dm.predict_pd(x))
+    t_old = _best(lambda: sigmoid(dm._score(x, contributions=True)[0].logit_contrib.sum(axis=1)))
+    same = bool(np.allclose(dm.predict_pd(x).to_numpy(),
+                            sigmoid(dm._score(x, contributions=True)[0].logit_contrib.sum(axis=1)), rtol=1e-12))
+    return {"rows": rows, "strategy": "stacking", "trees": dm.booster.num_trees(),
+            "pd_only_rows_per_s": round(rows / t_new), "treeshap_pd_rows_per_s": round(rows / t_old),
+            "speedup": round(t_old / t_new, 1), "same_pd": same}
+
+
 def spark_scaling(workdir: Path, rows: int, chunk_rows: int) -> dict:
     """Spark local[1] vs local[2] on one one-row-group file, session start timed apart,
     against the local engine (same chunk size, so the outputs must be identical)."""
@@ -233,10 +259,11 @@ def main() -> None:
     ap.add_argument("--rss-rows", default="1000000,5000000")
     ap.add_argument("--spark-rows", type=int, default=200_000)
     ap.add_argument("--any-rows", type=int, default=10_000)
+    ap.add_argument("--pd-rows", type=int, default=20_000)
     ap.add_argument("--chunk-rows", type=int, default=50_000)
     ap.add_argument("--n-estimators", type=int, default=200)
     ap.add_argument("--workdir", type=Path, default=Path("bench_out/scoring"))
-    ap.add_argument("--skip", default="", help="comma list of: throughput,rss,spark")
+    ap.add_argument("--skip", default="", help="comma list of: throughput,pd,rss,spark")
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     a.workdir = a.workdir.resolve()
@@ -247,6 +274,9 @@ def main() -> None:
     if "throughput" not in skip:
         result["throughput"] = throughput(a.workdir, a.rows, a.chunk_rows, a.any_rows)
         print(json.dumps(result["throughput"]), flush=True)
+    if "pd" not in skip:
+        result["pd_only"] = pd_only(a.pd_rows, a.n_estimators)
+        print(json.dumps(result["pd_only"]), flush=True)
     if "rss" not in skip:
         result["peak_rss"] = [peak_rss(a.workdir, int(r), a.chunk_rows) for r in a.rss_rows.split(",")]
         print(json.dumps(result["peak_rss"]), flush=True)

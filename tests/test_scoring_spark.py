@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _scoring_fixtures import ScoringEnv, assert_every_row_once, scoring_env
 
 pyspark = pytest.importorskip("pyspark")
@@ -34,10 +33,15 @@ def spark():
 
 
 def test_spark_matches_single_machine_row_for_row(env: ScoringEnv, spark, tmp_path: Path) -> None:
-    from village_credit.scoring import (read_decisions, read_model_metadata, read_quarantine,
-                                        score_file, score_file_spark)
-
     import pyarrow.parquet as pq
+
+    from village_credit.scoring import (
+        read_decisions,
+        read_model_metadata,
+        read_quarantine,
+        score_file,
+        score_file_spark,
+    )
 
     # ONE row group: Spark must still split the work by rows (2 tasks per core on local[2]),
     # and with the same chunk size the outputs are the local engine's, part for part
@@ -95,8 +99,7 @@ def test_spark_submit_entry_runs_the_same_job(env: ScoringEnv, tmp_path: Path) -
     import json
     import subprocess
 
-    from village_credit.scoring import read_decisions, score_file
-    from village_credit.scoring import spark_submit
+    from village_credit.scoring import read_decisions, score_file, spark_submit
 
     submit = Path(sys.executable).with_name("spark-submit")
     if not submit.exists():

@@ -232,9 +232,11 @@ class DecisionModel:
 
     def _gbm_terms(self, X: pd.DataFrame, contributions: bool) -> NDArray[np.float64]:
         """(n, features + 1) GBM log-odds terms: SHAP per feature + bias, or, when only
-        the total is needed, zeros with the plain raw score in the bias column (the
-        same row sums without TreeSHAP, which costs tens of predictions for deep trees)."""
-        if contributions:
+        the total is needed and the model is not additive, zeros with the plain raw
+        score in the bias column (the same row sums without TreeSHAP, which costs tens
+        of predictions for deep trees). Additive models keep their table explainer:
+        one look-up per feature is cheaper than walking every tree."""
+        if contributions or self.explainer.is_fast:
             return self.explainer.contributions(X)
         phi = np.zeros((len(X), len(self.feature_names) + 1))
         phi[:, -1] = self.booster.predict(X.to_numpy(dtype=np.float64, na_value=np.nan), raw_score=True)

@@ -44,10 +44,25 @@ import pandas as pd
 
 from village_credit.data.io import count_rows
 from village_credit.errors import DataReadError
-from village_credit.scoring.batch import (ModelRef, PyfuncScorer, ScoreSummary, ScoringError, _atomic_write_json,
-                                          _prepare_output, _read_marker, _run_identity, add_counts,
-                                          finish_summary, input_columns, plan_chunks, read_chunk, read_columns,
-                                          resolve_model, score_chunk, write_chunk)
+from village_credit.scoring.batch import (
+    ModelRef,
+    PyfuncScorer,
+    ScoreSummary,
+    ScoringError,
+    _atomic_write_json,
+    _prepare_output,
+    _read_marker,
+    _run_identity,
+    add_counts,
+    finish_summary,
+    input_columns,
+    plan_chunks,
+    read_chunk,
+    read_columns,
+    resolve_model,
+    score_chunk,
+    write_chunk,
+)
 
 ROW_NUMBER = "row_number"
 COUNTS_DDL = "chunk long, first_row long, rows long, scored long, quarantined long, problems long, seconds double"
