@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from village_credit.data.io import iter_batches
-from village_credit.scoring.batch import WriteBehind, plan_chunks, prefetch, read_chunk
+from village_credit.scoring.batch import WriteBehind, iter_chunks_from, plan_chunks, prefetch, read_chunk
 from village_credit.scoring.spark import task_chunk_rows
 
 
@@ -48,13 +48,19 @@ def table(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]
 @settings(max_examples=30, deadline=None)
 @given(chunk=st.integers(1, 1100))
 def test_read_chunk_equals_the_streamed_chunk(table: tuple[Path, pd.DataFrame], chunk: int) -> None:
-    """A chunk read out of order (Spark task) is the chunk the local engine streams."""
+    """A chunk read out of order (Spark task) is the chunk the local engine streams,
+    and a run of chunks from any chunk on is the rest of the stream."""
     path, df = table
     streamed = list(iter_batches(path, batch_rows=chunk, columns=["household_id", "y", "snapshot_date"]))
     plan = plan_chunks(len(df), chunk)
     assert len(streamed) == len(plan)
     for (_, first, n), expected in zip(plan, streamed, strict=True):
-        got = read_chunk(path, first, n, ["household_id", "y", "snapshot_date"])
+        got = read_chunk(path, first, n, ["household_id", "y", "snapshot_date"], chunk)
+        pd.testing.assert_frame_equal(got, expected)
+    k = len(plan) // 2
+    rest = list(iter_chunks_from(path, plan[k][1], chunk, ["household_id", "y", "snapshot_date"]))
+    assert [(a, b) for a, b, _ in rest] == [(kk, f) for kk, f, _ in plan[k:]]
+    for (_, _, got), expected in zip(rest, streamed[k:], strict=True):
         pd.testing.assert_frame_equal(got, expected)
 
 

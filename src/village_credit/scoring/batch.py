@@ -14,8 +14,9 @@ size, model URI and the *resolved* version) in ``_run.json``, so a rerun after
 Validation happens once, inside the model (``DecisionModel.decide`` runs
 ``validate_households``): rows it flags come back with ``status="quarantined"``
 and a ``column: reason; ...`` text, which is split into one quarantine entry per
-problem. The Spark engine gets exactly the same flags from the same model.
-Duplicate ``household_id`` is detected within a chunk (or a Spark Arrow batch),
+problem. The Spark engine runs these same chunk functions as parallel tasks
+(``scoring.spark``), so its outputs are these files, identical.
+Duplicate ``household_id`` is detected within a chunk (on Spark too: a task is a chunk),
 not across chunks.
 
 Layout of ``output_dir``::
@@ -24,7 +25,8 @@ Layout of ``output_dir``::
     _chunks/00000.json ...     done-markers with per-chunk counts
     decisions/part-00000.parquet ...   one decision per valid household
     quarantine/part-00000.parquet ...  one row per problem: row_number, column, reason
-    quarantine_rows/part-00000.parquet the offending input rows, untouched
+    quarantine_rows/part-00000.parquet the offending input rows as text (the columns read:
+                               the model's input contract + village/township codes)
     summary.json               rows read = scored + quarantined, model version, timing
     programme_villages.parquet, programme_townships.parquet
 """
@@ -413,55 +415,71 @@ def _chunks(input_path: Path, chunk_rows: int, columns: list[str] | None = None
         first += len(batch)
 
 
-def read_chunk(input_path: Path, first: int, rows: int, columns: list[str] | None,
-               chunk_rows: int | None = None) -> pd.DataFrame:
-    """Rows ``[first, first + rows)`` of a file, as :func:`iter_batches` would give them.
+def iter_chunks_from(input_path: Path, first: int, chunk_rows: int, columns: list[str] | None
+                     ) -> Iterator[tuple[int, int, pd.DataFrame]]:
+    """The plan's chunks ``(k, first_row, frame)`` from the one starting at row ``first``
+    to the end of the file, as :func:`iter_batches` gives them (same dtypes, index).
 
-    Parquet: only the row groups that hold these rows are decoded (rows before
-    ``first`` in the first such group are decoded and dropped). CSV cannot seek by
-    row: the file is streamed up to the chunk, in the plan's ``chunk_rows`` (default
-    ``rows``) so that text cells are typed per chunk exactly as the local engine does.
-    Used where chunks are read out of order (Spark tasks).
+    Parquet: decoding starts at the row group holding ``first`` (its earlier rows are
+    decoded and dropped: a file with one big row group is decoded from the top). CSV
+    cannot seek by row: the file is streamed from the start, typed chunk by chunk as
+    the local engine does. Used where chunks are read out of order (Spark tasks).
     """
+    if first % chunk_rows:
+        raise ScoringError(f"row {first} does not start a chunk of {chunk_rows} rows")
     if input_path.suffix.lower() not in (".parquet", ".pq"):
-        for _, start, batch in _chunks(input_path, chunk_rows or rows, columns):
-            if start == first:
-                return batch
-            if start > first:
-                break
-        raise DataReadError(f"{input_path}: no chunk starts at row {first}")
+        for k, start, batch in _chunks(input_path, chunk_rows, columns):
+            if start >= first:
+                yield k, start, batch
+        return
     try:
         pf = pq.ParquetFile(input_path, pre_buffer=True)
         meta = pf.metadata
-        groups, skip, start = [], 0, 0
+        group, skip, start = meta.num_row_groups, 0, 0
         for g in range(meta.num_row_groups):
             n = meta.row_group(g).num_rows
-            if start + n > first and start < first + rows:
-                if not groups:
-                    skip = first - start
-                groups.append(g)
-            start += n
-        parts, have = [], 0
-        for batch in pf.iter_batches(batch_size=65_536, row_groups=groups, columns=columns):
-            if skip >= batch.num_rows:
-                skip -= batch.num_rows
-                continue
-            batch = batch.slice(skip, rows - have)
-            skip = 0
-            parts.append(batch)
-            have += batch.num_rows
-            if have >= rows:
+            if start + n > first:
+                group, skip = g, first - start
                 break
-        if parts:
-            table = pa.Table.from_batches(parts)
-        else:
-            schema = pf.schema_arrow
-            table = (schema if columns is None else pa.schema([schema.field(c) for c in columns])).empty_table()
+            start += n
+        pending: list[pa.RecordBatch] = []
+        have, pos = 0, first
+        batches = pf.iter_batches(batch_size=65_536, row_groups=list(range(group, meta.num_row_groups)),
+                                  columns=columns) if group < meta.num_row_groups else iter(())
+        for batch in batches:
+            if skip:
+                cut = min(skip, batch.num_rows)
+                batch, skip = batch.slice(cut), skip - cut
+                if not batch.num_rows:
+                    continue
+            pending.append(batch)
+            have += batch.num_rows
+            while have >= chunk_rows:
+                table = pa.Table.from_batches(pending)
+                out, rest = table.slice(0, chunk_rows), table.slice(chunk_rows)
+                yield pos // chunk_rows, pos, _frame(out, pos)
+                pos += chunk_rows
+                pending, have = (rest.to_batches() if rest.num_rows else []), rest.num_rows
+        if have:
+            yield pos // chunk_rows, pos, _frame(pa.Table.from_batches(pending), pos)
     except (pa.ArrowException, OSError) as exc:
-        raise DataReadError(f"{input_path}: cannot read rows {first}-{first + rows - 1}: {exc}") from exc
+        raise DataReadError(f"{input_path}: cannot read from row {first}: {exc}") from exc
+
+
+def _frame(table: pa.Table, first: int) -> pd.DataFrame:
     df = table_to_frame(table)
     df.index = pd.RangeIndex(first, first + len(df))
     return df
+
+
+def read_chunk(input_path: Path, first: int, rows: int, columns: list[str] | None,
+               chunk_rows: int) -> pd.DataFrame:
+    """Rows ``[first, first + rows)``: one chunk of a plan of ``chunk_rows``."""
+    for _, start, batch in iter_chunks_from(input_path, first, chunk_rows, columns):
+        if start == first and len(batch) == rows:
+            return batch
+        break
+    raise DataReadError(f"{input_path}: no chunk of {rows} rows starts at row {first}")
 
 
 def prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:

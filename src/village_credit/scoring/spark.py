@@ -57,7 +57,7 @@ from village_credit.scoring.batch import (
     finish_summary,
     input_columns,
     plan_chunks,
-    read_chunk,
+    iter_chunks_from,
     read_columns,
     resolve_model,
     score_chunk,
@@ -119,20 +119,32 @@ def _executor_scorer(model_dir_name: str, model_subdir: str) -> PyfuncScorer:
 
 def _score_ranges(model_dir_name: str, model_subdir: str, input_path: str, output_dir: str,
                   columns: list[str] | None, chunk_rows: int, meta: dict[str, str]) -> Any:
-    """The ``mapInPandas`` function: score and write each planned row range, yield its counts."""
+    """The ``mapInPandas`` function: one task scores a contiguous run of planned chunks.
+
+    The task's chunks are read in one pass (``iter_chunks_from``), so a file with one
+    big row group is decoded from the top once per task, not once per chunk.
+    """
     def run(plans: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        plan = pd.concat(list(plans), ignore_index=True).sort_values("chunk")
+        out_cols = ["chunk", "first_row", "rows", "scored", "quarantined", "problems", "seconds"]
+        if plan.empty:
+            return
         scorer = _executor_scorer(model_dir_name, model_subdir)
         src, out = Path(input_path), Path(output_dir)
-        for plan in plans:
-            rows = []
-            for k, first, n in plan[["chunk", "first_row", "rows"]].itertuples(index=False):
-                t0 = time.perf_counter()
-                batch = read_chunk(src, int(first), int(n), columns, chunk_rows)
-                counts = write_chunk(out, int(k), int(first), len(batch),
-                                     *score_chunk(scorer, batch, int(first)), meta)
-                rows.append({**counts, "seconds": time.perf_counter() - t0})
-            yield pd.DataFrame(rows, columns=["chunk", "first_row", "rows", "scored", "quarantined", "problems",
-                                              "seconds"])
+        wanted = {int(k): int(n) for k, n in zip(plan["chunk"], plan["rows"], strict=True)}
+        last, rows = max(wanted), []
+        t0 = time.perf_counter()
+        for k, first, batch in iter_chunks_from(src, int(plan["first_row"].iloc[0]), chunk_rows, columns):
+            if k > last:
+                break
+            if k not in wanted:  # done in an earlier run, inside this task's range
+                continue
+            if len(batch) != wanted[k]:
+                raise ScoringError(f"{src}: chunk {k} has {len(batch)} rows, the plan {wanted[k]}")
+            counts = write_chunk(out, k, first, len(batch), *score_chunk(scorer, batch, first), meta)
+            rows.append({**counts, "seconds": time.perf_counter() - t0})
+            t0 = time.perf_counter()
+        yield pd.DataFrame(rows, columns=out_cols)
     return run
 
 
@@ -195,9 +207,10 @@ def score_file_spark(
             work = []
             if todo:
                 sc.addFile(str(model_dir), recursive=True)
-                plan_df = spark.createDataFrame(
-                    sc.parallelize([(k, f, n) for k, f, n in todo], len(todo)),
-                    "chunk long, first_row long, rows long")
+                # contiguous runs of chunks, tasks_per_core x cores tasks (parallelize slices in order)
+                n_tasks = min(len(todo), cores * tasks_per_core)
+                plan_df = spark.createDataFrame(sc.parallelize([(k, f, n) for k, f, n in todo], n_tasks),
+                                                "chunk long, first_row long, rows long")
                 subdir = str(Path(local_model).resolve().relative_to(model_dir.resolve()))
                 fn = _score_ranges(model_dir.name, subdir, str(input_path.resolve()), str(output_dir.resolve()),
                                    read_columns(input_path, scorer), rows_per_task, meta)
