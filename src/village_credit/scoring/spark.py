@@ -5,14 +5,15 @@ and the same resumable output whichever engine scored a file. So Spark does not
 re-implement scoring; it schedules the local engine's unit of work:
 
 * The driver plans the file as row ranges (``batch.plan_chunks``), **by rows, not by
-  the file's row groups**: a one-row-group file still gives ``tasks_per_core`` x
-  cores tasks (default 2 per core; ``chunk_rows`` caps a task's rows, 50,000).
-* The plan is a tiny DataFrame, one row range per partition; ``mapInPandas`` runs
-  each range on an executor: read just those rows and the model's columns
-  (``batch.read_chunk``, Arrow -> pandas), decide with the registered pyfunc
-  (``batch.score_chunk``: the model's own validation quarantines bad rows), write the
-  three Parquet parts atomically and the done-marker last (``batch.write_chunk``),
-  and hand the per-chunk counts back to the driver as an Arrow batch.
+  the file's row groups**: chunks of at most ``chunk_rows`` (50,000), small enough
+  that there are at least ``tasks_per_core`` x cores of them (default 2 per core).
+* The plan is a tiny DataFrame split into ``tasks_per_core`` x cores partitions of
+  contiguous chunks; ``mapInPandas`` runs each on an executor: read its chunks in
+  one pass with just the model's columns (``batch.iter_chunks_from``, Arrow ->
+  pandas), decide each with the registered pyfunc (``batch.score_chunk``: the
+  model's own validation quarantines bad rows), write its three Parquet parts
+  atomically and the done-marker last (``batch.write_chunk``), and hand the
+  per-chunk counts back to the driver as an Arrow batch.
 * Output layout, file names, row numbers and markers are those of ``score_file``
   with the same ``chunk_rows``: the outputs are identical row for row, and a rerun
   after a failure (a lost executor, ``kill -9`` of the driver) skips the chunks
