@@ -115,3 +115,21 @@ def test_spark_submit_entry_runs_the_same_job(env: ScoringEnv, tmp_path: Path) -
     local = score_file(env.model_uri, env.parquet, tmp_path / "local", chunk_rows=750, progress=False)
     assert summary["scored"] == local.scored and summary["problems"] == local.problems
     assert read_decisions(out).equals(read_decisions(tmp_path / "local"))
+
+
+def test_mlflow_spark_udf_quarantines_bad_rows_like_decide(env: ScoringEnv, spark) -> None:
+    """MLflow's own ``spark_udf`` on the new contract: typed struct result from the output
+    signature, bad rows come back quarantined (not a failed batch), same PDs as ``decide``."""
+    import mlflow.pyfunc
+    from pyspark.sql import functions as F
+
+    rows = env.households.head(40).reset_index(drop=True)  # rows 5 and 17 are bad
+    udf = mlflow.pyfunc.spark_udf(spark, env.model_uri, env_manager="local")
+    sdf = spark.createDataFrame(rows.astype({c: object for c in rows.columns if rows[c].dtype == "str"}))
+    got = (sdf.select(udf(F.struct(*[F.col(c) for c in rows.columns])).alias("d"))
+           .select("d.household_id", "d.status", "d.pd").toPandas())
+    want = mlflow.pyfunc.load_model(env.model_uri).unwrap_python_model().model.decide(rows)
+    assert got["household_id"].tolist() == want["household_id"].tolist()
+    assert got["status"].tolist() == want["status"].tolist()
+    assert set(np.flatnonzero(got["status"] != "scored")) == {5, 17}
+    np.testing.assert_allclose(got["pd"].to_numpy(float), want["pd"].to_numpy(float), rtol=1e-12, equal_nan=True)
