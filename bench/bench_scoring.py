@@ -1,6 +1,7 @@
 """Benchmark of batch scoring (issues 8 and 16): every path against the direct call.
 
     python bench/bench_scoring.py --rows 200000 --skip rss --spark-rows 1000000
+    python bench/bench_scoring.py --skip throughput,rss --pd-rows 20000 --spark-rows 1000000
 
 Measures, in one run, on a model trained and registered here (sqlite store in --workdir):
 
@@ -232,7 +233,8 @@ def spark_scaling(workdir: Path, rows: int, chunk_rows: int) -> dict:
         out[f"local{tag}_session_start_s"] = round(start, 1)
         out[f"local{tag}_job_s"] = round(job, 1)
         out[f"local{tag}_rows_per_s"] = round(rows / job)
-        out[f"local{tag}_tasks"] = s.chunks
+        out[f"local{tag}_chunks"] = s.chunks
+        out[f"local{tag}_tasks"] = min(s.chunks, int(tag) * 2)  # tasks_per_core (2) x cores
         out[f"local{tag}_session_share_of_wall"] = round(start / (start + job), 3)
         out[f"local{tag}_reconciled"] = s.reconciled
     # the local engine with the chunk size local[2] used: outputs must match part for part
