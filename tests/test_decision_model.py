@@ -214,3 +214,23 @@ def _policy_model(models: dict) -> None:
 
 
 _POLICY_MODEL: DecisionModel
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_pd_only_path_equals_full_path_and_skips_treeshap(models: dict, test_rows: pd.DataFrame,
+                                                          strategy: str, tmp_path: Path) -> None:
+    """``predict_pd`` of a non-additive model takes the raw-score path (no TreeSHAP): the
+    same PD as the SHAP-based ``decide``, also for a quarantined row and missing values."""
+    fresh = DecisionModel.load(models[strategy].save(tmp_path / strategy))
+    rows = test_rows.head(400).copy()
+    rows["head_age"] = rows["head_age"].astype("float64")
+    rows.iloc[3, rows.columns.get_loc("head_age")] = np.nan  # quarantined: NaN PD on both paths
+    pd_only = fresh.predict_pd(rows)
+    terms = fresh._gbm_terms(fresh._transform(rows.drop(index=rows.index[3])), contributions=False)
+    if fresh.explainer.is_fast:  # additive: its tables are the cheap path
+        assert strategy == "additive_points" and np.abs(terms[:, :-1]).sum() > 0
+    else:  # PD-only path: no per-feature SHAP columns were computed
+        assert not np.any(terms[:, :-1])
+    full = fresh.decide(rows)["pd"]
+    assert np.isnan(pd_only.iloc[3]) and np.isnan(full.iloc[3])
+    np.testing.assert_allclose(pd_only.to_numpy(), full.to_numpy(), rtol=1e-12, atol=1e-15)

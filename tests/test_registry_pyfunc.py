@@ -17,13 +17,16 @@ from typing import Iterator
 import mlflow
 import pandas as pd
 import pytest
+from mlflow.models import Model
 
 from models_fixtures import households
 from village_credit.registry import configure, promote
 from village_credit.registry.pyfunc_model import (
     DECISION_PYFUNC_PATH,
+    INPUT_SCHEMA_KEY,
     default_pip_requirements,
     log_decision_model,
+    model_input_schema,
 )
 
 pytestmark = pytest.mark.slow
@@ -83,8 +86,13 @@ def test_logged_model_carries_code_requirements_signature_and_example(logged: di
         assert lib in reqs.lower()
     assert set(default_pip_requirements()) <= set(reqs.split())
     sig = info.signature
-    inputs = {c.name for c in sig.inputs.inputs}
-    assert {"household_id", "head_age"} <= inputs and not inputs & set(TRUTH)
+    # the input contract is in the MLmodel metadata, not in the MLflow-enforced signature
+    assert sig.inputs is None
+    contract = Model.load(str(local / "MLmodel")).metadata[INPUT_SCHEMA_KEY]
+    inputs = {c["name"]: c for c in contract}
+    assert {"household_id", "head_age"} <= set(inputs) and not set(inputs) & set(TRUTH)
+    assert inputs["head_age"]["type"] == "long" and inputs["snapshot_date"]["type"] == "datetime"
+    assert model_input_schema(info.model_uri) == [{"name": c["name"], "type": c["type"]} for c in contract]
     outputs = {c.name for c in sig.outputs.inputs}
     assert {"household_id", "pd", "points", "grade", "credit_line", "rate", "eligible", "vetoed",
             "veto_reasons", "reason_codes", "status", "quarantine_reason"} <= outputs
@@ -98,6 +106,19 @@ def test_in_process_predict_quarantines_bad_rows(logged: dict) -> None:
     assert len(out) == 6
     assert out.loc[2, "status"] == "quarantined" and "head_age" in out.loc[2, "quarantine_reason"]
     assert (out.drop(index=2)["status"] == "scored").all()
+
+
+def test_pyfunc_predict_quarantines_a_text_cell_and_equals_decide(logged: dict) -> None:
+    """A non-numeric cell (as a CSV or JSON client sends it) quarantines its row only,
+    and MLflow's own predict gives exactly the model's decisions (nothing is converted)."""
+    model = mlflow.pyfunc.load_model(logged["info"].model_uri)
+    batch = pd.read_parquet(logged["batch"])
+    batch["head_age"] = batch["head_age"].astype(object)
+    batch.loc[4, "head_age"] = "forty"
+    out = model.predict(batch, params={"top_k": 2})
+    assert out["status"].tolist() == ["scored", "scored", "quarantined", "scored", "quarantined", "scored"]
+    assert "head_age: not a number" in out.loc[4, "quarantine_reason"]
+    pd.testing.assert_frame_equal(out, logged["dm"].decide(batch, top_k=2))
 
 
 def test_champion_loads_and_scores_in_fresh_process(logged: dict) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _scoring_fixtures import ScoringEnv, assert_every_row_once, scoring_env
 
 pyspark = pytest.importorskip("pyspark")
@@ -34,20 +33,28 @@ def spark():
 
 
 def test_spark_matches_single_machine_row_for_row(env: ScoringEnv, spark, tmp_path: Path) -> None:
-    from village_credit.scoring import (read_decisions, read_model_metadata, read_quarantine,
-                                        score_file, score_file_spark)
-
     import pyarrow.parquet as pq
 
-    # many row groups + small splits: several input partitions, so the row numbering
-    # across partitions is exercised
+    from village_credit.scoring import (
+        read_decisions,
+        read_model_metadata,
+        read_quarantine,
+        score_file,
+        score_file_spark,
+    )
+
+    # ONE row group: Spark must still split the work by rows (2 tasks per core on local[2]),
+    # and with the same chunk size the outputs are the local engine's, part for part
     src = tmp_path / "households.parquet"
-    pq.write_table(pq.read_table(env.parquet), src, row_group_size=250)
-    local = score_file(env.model_uri, src, tmp_path / "local", chunk_rows=1000, progress=False)
-    remote = score_file_spark(env.model_uri, src, tmp_path / "spark", spark=spark,
-                              max_partition_bytes=64 * 1024)
-    assert len(list((tmp_path / "spark" / "decisions").glob("part-*.parquet"))) >= 1
+    pq.write_table(pq.read_table(env.parquet), src, row_group_size=len(env.households))
     n = len(env.households)
+    local = score_file(env.model_uri, src, tmp_path / "local", chunk_rows=-(-n // 4), progress=False)
+    remote = score_file_spark(env.model_uri, src, tmp_path / "spark", spark=spark, chunk_rows=10 ** 6)
+    assert len(list((tmp_path / "spark" / "_chunks").glob("*.json"))) == 4  # 2 cores x 2 tasks
+    for sub in ("decisions", "quarantine", "quarantine_rows"):
+        for part in sorted((tmp_path / "local" / sub).glob("part-*.parquet")):
+            assert pq.read_table(part).equals(pq.read_table(tmp_path / "spark" / sub / part.name)), (sub, part)
+    assert len(list((tmp_path / "spark" / "decisions").glob("part-*.parquet"))) >= 1
     assert remote.rows_read == n and remote.reconciled
     assert (remote.scored, remote.quarantined, remote.problems) == (local.scored, local.quarantined, local.problems)
     a = read_decisions(tmp_path / "local")
@@ -69,3 +76,60 @@ def test_spark_matches_single_machine_row_for_row(env: ScoringEnv, spark, tmp_pa
     assert meta["village_credit.model_version"] == env.version
     assert meta["village_credit.model_alias"] == "champion"
     assert (tmp_path / "spark" / "programme_villages.parquet").exists()
+
+
+def test_spark_rerun_resumes_only_the_missing_chunks(env: ScoringEnv, spark, tmp_path: Path) -> None:
+    """A chunk lost with its marker (a killed task) is redone; done chunks are kept as they are."""
+    from village_credit.scoring import score_file_spark
+
+    out = tmp_path / "spark"
+    first = score_file_spark(env.model_uri, env.parquet, out, spark=spark, chunk_rows=1000, report=False)
+    assert first.chunks == 4 and first.chunks_resumed == 0 and first.reconciled  # 750 rows: 2 tasks per core
+    kept = (out / "decisions" / "part-00000.parquet").stat().st_mtime_ns
+    (out / "_chunks" / "00002.json").unlink()
+    (out / "decisions" / "part-00002.parquet").unlink()
+    again = score_file_spark(env.model_uri, env.parquet, out, spark=spark, chunk_rows=1000, report=False)
+    assert again.chunks_resumed == 3 and again.reconciled and again.scored == first.scored
+    assert (out / "decisions" / "part-00000.parquet").stat().st_mtime_ns == kept
+    assert_every_row_once(out, len(env.households))
+
+
+def test_spark_submit_entry_runs_the_same_job(env: ScoringEnv, tmp_path: Path) -> None:
+    """``spark-submit --master local[2] .../spark_submit.py``: the cluster command, on two local cores."""
+    import json
+    import subprocess
+
+    from village_credit.scoring import read_decisions, score_file, spark_submit
+
+    submit = Path(sys.executable).with_name("spark-submit")
+    if not submit.exists():
+        submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    out = tmp_path / "submitted"
+    res = subprocess.run([str(submit), "--master", "local[2]", spark_submit.__file__, "--model", env.model_uri,
+                          "--input", str(env.parquet), "--output", str(out)],
+                         env={**env.env(), "PYSPARK_DRIVER_PYTHON": sys.executable},
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads(res.stdout[res.stdout.index("{"):])
+    assert summary["engine"] == "spark" and summary["reconciled"] and summary["chunks"] == 4
+    local = score_file(env.model_uri, env.parquet, tmp_path / "local", chunk_rows=750, progress=False)
+    assert summary["scored"] == local.scored and summary["problems"] == local.problems
+    assert read_decisions(out).equals(read_decisions(tmp_path / "local"))
+
+
+def test_mlflow_spark_udf_quarantines_bad_rows_like_decide(env: ScoringEnv, spark) -> None:
+    """MLflow's own ``spark_udf`` on the new contract: typed struct result from the output
+    signature, bad rows come back quarantined (not a failed batch), same PDs as ``decide``."""
+    import mlflow.pyfunc
+    from pyspark.sql import functions as F
+
+    rows = env.households.head(40).reset_index(drop=True)  # rows 5 and 17 are bad
+    udf = mlflow.pyfunc.spark_udf(spark, env.model_uri, env_manager="local")
+    sdf = spark.createDataFrame(rows.astype({c: object for c in rows.columns if rows[c].dtype == "str"}))
+    got = (sdf.select(udf(F.struct(*[F.col(c) for c in rows.columns])).alias("d"))
+           .select("d.household_id", "d.status", "d.pd").toPandas())
+    want = mlflow.pyfunc.load_model(env.model_uri).unwrap_python_model().model.decide(rows)
+    assert got["household_id"].tolist() == want["household_id"].tolist()
+    assert got["status"].tolist() == want["status"].tolist()
+    assert set(np.flatnonzero(got["status"] != "scored")) == {5, 17}
+    np.testing.assert_allclose(got["pd"].to_numpy(float), want["pd"].to_numpy(float), rtol=1e-12, equal_nan=True)

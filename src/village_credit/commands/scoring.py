@@ -17,7 +17,9 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option("models:/village-credit@champion", "--model", "-m", help="Model URI."),
         engine: str = typer.Option("local", help="local (chunked, resumable) or spark."),
         master: str = typer.Option("local[*]", help="Spark master for --engine spark."),
-        chunk_rows: int = typer.Option(50_000, help="Rows per chunk (local engine)."),
+        chunk_rows: int = typer.Option(50_000, help="Rows per chunk (local engine); the most rows per "
+                                       "task on Spark."),
+        tasks_per_core: int = typer.Option(2, help="Spark: at least this many row-range tasks per core."),
         overwrite: bool = typer.Option(False, help="Start afresh in OUTPUT, discarding an earlier run there."),
         progress: bool = typer.Option(True, help="Show a progress bar (rows/s) on stderr."),
         report: bool = typer.Option(True, help="Write the credit village / township report."),
@@ -49,7 +51,8 @@ def register(app: typer.Typer) -> None:
                 from village_credit.scoring import score_file_spark
 
                 summary = score_file_spark(model, input, output, master=master, overwrite=overwrite,
-                                           report=report, allow_ungated=allow_ungated)
+                                           report=report, allow_ungated=allow_ungated,
+                                           chunk_rows=chunk_rows, tasks_per_core=tasks_per_core)
             else:
                 from village_credit.scoring import score_file
 

@@ -230,14 +230,28 @@ class DecisionModel:
             reasons[bad] = np.where(reasons[bad] == "", "invalid row", reasons[bad])
         return valid, reasons
 
-    def _score(self, households: pd.DataFrame, eval_date: Any = None
+    def _gbm_terms(self, X: pd.DataFrame, contributions: bool) -> NDArray[np.float64]:
+        """(n, features + 1) GBM log-odds terms: SHAP per feature + bias, or, when only
+        the total is needed and the model is not additive, zeros with the plain raw
+        score in the bias column (the same row sums without TreeSHAP, which costs tens
+        of predictions for deep trees). Additive models keep their table explainer:
+        one look-up per feature is cheaper than walking every tree."""
+        if contributions or self.explainer.is_fast:
+            return self.explainer.contributions(X)
+        phi = np.zeros((len(X), len(self.feature_names) + 1))
+        phi[:, -1] = self.booster.predict(X.to_numpy(dtype=np.float64, na_value=np.nan), raw_score=True)
+        return phi
+
+    def _score(self, households: pd.DataFrame, eval_date: Any = None, *, contributions: bool = True
                ) -> tuple[_Scored, NDArray[np.object_], int]:
+        """Validate, rules, features, GBM. ``contributions=False``: per-row totals are
+        exact but the per-feature GBM columns are zero (for PD only)."""
         valid, reasons = self._validate(households)
         n_in = len(households)
         positions = valid.index.to_numpy(dtype=np.int64)
         nv = len(valid)
         X = self._transform(valid) if nv else None
-        phi = (self.explainer.contributions(X) if nv
+        phi = (self._gbm_terms(X, contributions) if nv
                else np.zeros((0, len(self.feature_names) + 1)))
         coef = self.coefficients
         n_items = len(self.item_codes)
@@ -272,8 +286,12 @@ class DecisionModel:
         return pts
 
     def predict_pd(self, households: pd.DataFrame, eval_date: Any = None) -> pd.Series:
-        """PD per input row (NaN for quarantined rows), index aligned to the input."""
-        s, _, n = self._score(households, eval_date)
+        """PD per input row (NaN for quarantined rows), index aligned to the input.
+
+        PD only needs each row's total log-odds, so the GBM is a plain raw-score
+        prediction here, not TreeSHAP (``decide`` and ``contributions`` explain).
+        """
+        s, _, n = self._score(households, eval_date, contributions=False)
         out = np.full(n, np.nan)
         out[s.positions] = sigmoid(s.logit_contrib.sum(axis=1))
         return pd.Series(out, index=households.index, name="pd")

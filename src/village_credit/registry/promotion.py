@@ -46,6 +46,7 @@ from village_credit.registry.loading import (
     TAG_RECORD_RUN,
     version_digest,
 )
+from village_credit.registry.pyfunc_model import input_columns_of
 from village_credit.registry.store import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME
 from village_credit.registry.tracking import code_version
 
@@ -270,15 +271,10 @@ def _signature_schema(client: MlflowClient, name: str, version: str) -> list[dic
                 artifact_uri=f"models:/{name}/{version}/MLmodel", dst_path=tmp,
                 tracking_uri=client.tracking_uri, registry_uri=client._registry_uri,
             )
-            sig = Model.load(local).signature
+            cols = input_columns_of(Model.load(local))  # signature, else the metadata contract
     except (MlflowException, OSError):
         return None
-    if sig is None or sig.inputs is None:
-        return None
-    cols = sig.inputs.to_dict()
-    if not cols or not all(isinstance(c, dict) and c.get("name") for c in cols):
-        return None
-    return [{"name": c["name"], "type": c.get("type")} for c in cols]
+    return None if cols is None else [{"name": c["name"], "type": c.get("type")} for c in cols]
 
 
 def recorded_evidence(model_name: str, version: str, *,

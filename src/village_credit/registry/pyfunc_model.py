@@ -33,6 +33,9 @@ from village_credit.errors import ConfigError, SchemaError
 from village_credit.registry.decision_pyfunc import DEFAULT_DECISION_CLASS, _import_class
 from village_credit.registry.tracking import personal_columns, strip_personal_columns
 
+#: MLmodel ``metadata`` key holding the input contract ``[{name, type, required}]``.
+INPUT_SCHEMA_KEY = "village_credit.input_schema"
+
 #: The models-from-code script logged as ``python_model``.
 DECISION_PYFUNC_PATH = Path(__file__).with_name("decision_pyfunc.py")
 
@@ -104,14 +107,18 @@ def log_decision_model(
     Logs into the active run, or starts (and ends) one when none is active so that
     promotion evidence has a run to live in.
 
-    ``lenient_inputs`` (default) declares every input column with MLflow's ``Any``
-    type: MLflow's own schema enforcement would reject a *whole batch* for one
-    non-numeric cell or a NaN in an integer column, before ``decide`` could
-    quarantine just that row with a reason. Column names stay in the signature, all
-    marked optional, and the required ones go to ``model_config["required_inputs"]``:
-    the model checks them itself, so that a missing column is reported with its
-    cause first (MLflow's own "missing inputs" error ends a message that starts with
-    the whole request and schema). Cell types are checked row by row in ``decide``.
+    ``lenient_inputs`` (default) leaves the input schema out of the MLflow signature
+    (outputs and the ``top_k`` param stay) and records it instead in the MLmodel
+    metadata under :data:`INPUT_SCHEMA_KEY` (named columns, types, required): the
+    model validates its input itself, row by row, and quarantines a bad row with a
+    reason. Why not a typed or ``Any`` signature: MLflow rejects a *whole batch* for
+    one non-numeric cell or a NaN in an integer column under typed columns, and
+    checks ``Any`` columns one Python call per cell (about 12x the decision itself);
+    see docs/architecture.md, "The pyfunc input contract". ``lenient_inputs=False``
+    logs the typed signature that MLflow enforces (strict: a bad cell fails the batch).
+    The required columns also go to ``model_config["required_inputs"]``: the model
+    checks them itself, so a missing column is reported with its cause in the first
+    line (MLflow's own message starts with the whole request).
     """
     model_dir = Path(decision_model_dir)
     if not model_dir.is_dir():
@@ -135,9 +142,10 @@ def log_decision_model(
                    if spec.name}
     required_inputs = [spec.name for spec in (signature.inputs.inputs if signature.inputs else [])
                        if spec.name and spec.required]
+    metadata = None
     if lenient_inputs and signature.inputs is not None:
-        signature = ModelSignature(inputs=lenient_schema(signature.inputs),
-                                   outputs=signature.outputs, params=signature.params)
+        metadata = {INPUT_SCHEMA_KEY: input_contract(signature.inputs)}
+        signature = ModelSignature(inputs=None, outputs=signature.outputs, params=signature.params)
 
     code_paths = [str(package_dir())] + [str(p) for p in (extra_code_paths or [])]
     reqs = list(pip_requirements) if pip_requirements is not None else default_pip_requirements()
@@ -157,6 +165,7 @@ def log_decision_model(
             signature=signature,
             input_example=example,
             registered_model_name=registered_model_name,
+            metadata=metadata,
         )
         mlflow.set_tag("decision_class", decision_class)
     finally:
@@ -171,23 +180,45 @@ def _type_name(spec: ColSpec) -> str:
 
 
 def lenient_schema(schema: Schema) -> Schema:
-    """Same named columns, every type relaxed to ``Any`` and every column optional.
+    """Same named columns (and required flags), every type relaxed to ``Any``.
 
-    Which columns are required is kept in the model config (``required_inputs``) and
-    checked by the model itself (``decision_pyfunc.DecisionPyfunc.predict``).
+    Kept for models logged before the input contract moved to the metadata; MLflow
+    checks ``Any`` columns one cell at a time, so new models do not use it.
     """
     if not schema.has_input_names():
         raise SchemaError("the decision model's input schema must have named columns")
     return Schema([ColSpec(AnyType(), spec.name, required=False) for spec in schema.inputs])
 
 
+def input_contract(schema: Schema) -> list[dict[str, Any]]:
+    """``[{name, type, required}]`` of a named input schema: what the model expects."""
+    if not schema.has_input_names():
+        raise SchemaError("the decision model's input schema must have named columns")
+    return [{"name": spec.name, "type": _type_name(spec), "required": bool(spec.required)}
+            for spec in schema.inputs]
+
+
+def input_columns_of(model_meta: Any) -> list[dict[str, Any]] | None:
+    """Named input columns of a logged model (``mlflow.models.Model``): signature, else metadata.
+
+    New decision models keep their input contract in ``metadata[INPUT_SCHEMA_KEY]``
+    (MLflow does not enforce it); models with a named signature report that.
+    """
+    sig = getattr(model_meta, "signature", None)
+    if sig is not None and sig.inputs is not None:
+        cols = sig.inputs.to_dict()
+        if cols and all(isinstance(c, dict) and c.get("name") for c in cols):
+            return [{"name": c["name"], "type": c.get("type"), "required": c.get("required", True)}
+                    for c in cols]
+        return None
+    cols = (getattr(model_meta, "metadata", None) or {}).get(INPUT_SCHEMA_KEY)
+    if isinstance(cols, list) and cols and all(isinstance(c, dict) and c.get("name") for c in cols):
+        return [{"name": str(c["name"]), "type": c.get("type"), "required": bool(c.get("required", True))}
+                for c in cols]
+    return None
+
+
 def model_input_schema(model_uri: str) -> list[dict[str, Any]] | None:
-    """The named input columns and types of a logged model's signature, or ``None``."""
-    info = mlflow.models.get_model_info(model_uri)
-    sig = info.signature
-    if sig is None or sig.inputs is None:
-        return None
-    cols = sig.inputs.to_dict()
-    if not all(isinstance(c, dict) and c.get("name") for c in cols):
-        return None
-    return [{"name": c["name"], "type": c.get("type")} for c in cols]
+    """The named input columns and types of a logged model (signature or metadata), or ``None``."""
+    cols = input_columns_of(mlflow.models.get_model_info(model_uri))  # has .signature and .metadata
+    return None if cols is None else [{"name": c["name"], "type": c["type"]} for c in cols]

@@ -16,12 +16,11 @@ of the folder while one writes (see :mod:`village_credit.scoring.guards`).
 Validation happens once, inside the model (``DecisionModel.decide`` runs
 ``validate_households``): rows it flags come back with ``status="quarantined"``
 and a ``column: reason; ...`` text, which is split into one quarantine entry per
-problem. The Spark engine gets exactly the same flags from the same model.
-Duplicate ``household_id`` is detected within a chunk by the model and, for the
-local engine, across chunks from a first pass over the id column
-(:func:`village_credit.scoring.guards.duplicate_ids`): every copy after the first
-is quarantined with the row of the first. The Spark engine checks within one
-Arrow batch only.
+problem. The Spark engine runs these same chunk functions as parallel tasks
+(``scoring.spark``), so its outputs are these files, identical.
+Duplicate ``household_id`` is detected across the whole file from a first pass over
+the id column (:func:`village_credit.scoring.guards.duplicate_ids`, bounded memory):
+every copy is quarantined with the rows that share it, on both engines.
 
 Layout of ``output_dir``::
 
@@ -29,16 +28,20 @@ Layout of ``output_dir``::
     _chunks/00000.json ...     done-markers with per-chunk counts
     decisions/part-00000.parquet ...   one decision per valid household
     quarantine/part-00000.parquet ...  one row per problem: row_number, column, reason
-    quarantine_rows/part-00000.parquet the offending input rows, untouched
+    quarantine_rows/part-00000.parquet the offending input rows as text (the columns read:
+                               the model's input contract + village/township codes)
     summary.json               rows read = scored + quarantined, model version, timing
     programme_villages.parquet, programme_townships.parquet
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import queue
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -50,8 +53,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from village_credit.data.io import count_rows, iter_batches, read_header
-from village_credit.errors import VillageCreditError
+from village_credit.data.io import count_rows, iter_batches, read_header, table_to_frame
+from village_credit.errors import DataReadError, VillageCreditError
 from village_credit.scoring.guards import (LOCK_NAME, OutputLock, check_delimiter, check_output,
                                            duplicate_ids, input_digest, quarantine_duplicates)
 
@@ -149,43 +152,51 @@ def load_scoring_model(model_uri: str, *, allow_ungated: bool = False) -> tuple[
 
 
 def model_input_columns(model: Any) -> tuple[list[str], list[str]]:
-    """(required, optional) input column names from the pyfunc model's signature."""
-    meta = getattr(model, "metadata", None)
-    schema = meta.get_input_schema() if meta is not None else None
-    if schema is None or not schema.has_input_names():
-        return [], []
-    names = [c.name for c in schema.inputs]
-    config = getattr(model, "model_config", None) or {}
-    if config.get("required_inputs") is not None:  # the decision pyfunc keeps them here
-        required = set(config["required_inputs"])
-        return [n for n in names if n in required], [n for n in names if n not in required]
-    req = [c.name for c in schema.inputs if getattr(c, "required", True)]
-    opt = [c.name for c in schema.inputs if not getattr(c, "required", True)]
+    """(required, optional) input column names: the signature's, else the metadata contract."""
+    from village_credit.registry.pyfunc_model import input_columns_of
+
+    cols = input_columns_of(getattr(model, "metadata", None)) or []
+    req = [c["name"] for c in cols if c.get("required", True)]
+    opt = [c["name"] for c in cols if not c.get("required", True)]
     return req, opt
 
 
-class PyfuncScorer:
-    """Calls a loaded pyfunc decision model on a DataFrame chunk.
+def _any_typed_inputs(model: Any) -> bool:
+    """True for models logged with the old all-``Any`` signature (MLflow checks it cell by cell)."""
+    meta = getattr(model, "metadata", None)
+    schema = meta.get_input_schema() if meta is not None else None
+    if schema is None or not schema.has_input_names():
+        return False
+    return any(type(c.type).__name__ == "AnyType" for c in schema.inputs)
 
-    Why not always ``model.predict``: the decision model's signature declares its
-    inputs as MLflow ``Any`` (so one bad cell quarantines one row instead of failing
-    the batch), and MLflow "enforces" ``Any`` with a Python call per cell -- about
-    85 % of the scoring time. The decision model validates every row itself, so the
-    batch scorer checks the column names once per file (the only thing the ``Any``
-    schema enforces) and calls the python model directly. Models that are not
-    python models (no ``unwrap_python_model``) go through ``model.predict``.
+
+class PyfuncScorer:
+    """Calls a loaded pyfunc decision model on a DataFrame chunk, the MLflow way.
+
+    Decision models keep their input contract out of the MLflow signature (they
+    validate rows themselves), so ``model.predict`` costs little over the model
+    itself and is what runs here. Only models logged with the earlier all-``Any``
+    signature -- which MLflow "enforces" with a Python call per cell, ~90 % of the
+    time -- are called past MLflow (``unwrap_python_model().predict``), after one
+    column-name check per file (the only thing an ``Any`` schema enforces).
     """
 
     def __init__(self, model: Any) -> None:
         self.model = model
         self.required, self.optional = model_input_columns(model)
         self._direct = None
-        try:
-            inner = model.unwrap_python_model()
-        except Exception:  # not a PythonModel flavour
-            inner = None
-        if inner is not None and hasattr(inner, "predict"):
-            self._direct = inner
+        if _any_typed_inputs(model):
+            try:
+                inner = model.unwrap_python_model()
+            except Exception:  # not a PythonModel flavour
+                inner = None
+            if inner is not None and hasattr(inner, "predict"):
+                self._direct = inner
+
+    @property
+    def needed_columns(self) -> list[str]:
+        """Every column the model reads (required and optional), in signature order."""
+        return [*self.required, *self.optional]
 
     def check_columns(self, columns: list[str], source: str) -> None:
         missing = [c for c in self.required if c not in set(columns)]
@@ -356,10 +367,23 @@ def score_chunk(model: Any, chunk: pd.DataFrame, first_row: int) -> tuple[pd.Dat
     string = pd.StringDtype()
     problems = problems[QUARANTINE_COLUMNS].astype(
         {"household_id": string, "column": string, "value": string, "reason": string, "check": string})
-    bad_rows = _as_text(chunk.iloc[pos])
-    bad_rows.insert(0, "row_number", extra["row_number"].to_numpy())
-    decisions = decided.iloc[np.flatnonzero(~flagged)].reset_index(drop=True)
-    return decisions, problems, bad_rows.reset_index(drop=True)
+    if len(pos):
+        bad_rows = _as_text(chunk.iloc[pos])
+        bad_rows.insert(0, "row_number", extra["row_number"].to_numpy())
+        bad_rows = bad_rows.reset_index(drop=True)
+        decisions = decided.iloc[np.flatnonzero(~flagged)].reset_index(drop=True)
+    else:  # the common case: no copies, and the empty text table is built once per column set
+        bad_rows = _no_bad_rows(tuple(chunk.columns))
+        decisions = decided
+    return decisions, problems, bad_rows
+
+
+@functools.lru_cache(maxsize=8)
+def _no_bad_rows(columns: tuple[str, ...]) -> pd.DataFrame:
+    """Empty quarantined-rows table with the same schema as a non-empty one (do not mutate)."""
+    empty = _as_text(pd.DataFrame({c: pd.Series([], dtype=object) for c in columns}))
+    empty.insert(0, "row_number", np.array([], dtype=np.int64))
+    return empty
 
 
 def _as_text(df: pd.DataFrame) -> pd.DataFrame:
@@ -375,11 +399,211 @@ def _as_text(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=df.index, columns=df.columns)
 
 
-def _chunks(input_path: Path, chunk_rows: int) -> Iterator[tuple[int, int, pd.DataFrame]]:
+def plan_chunks(total: int, chunk_rows: int) -> list[tuple[int, int, int]]:
+    """``(chunk, first_row, rows)`` of each chunk: the unit of work, output parts and resume.
+
+    Both engines use this plan, so their part files, markers and row numbers agree.
+    """
+    return [(k, first, min(chunk_rows, total - first)) for k, first in enumerate(range(0, total, chunk_rows))]
+
+
+def read_columns(input_path: Path, scorer: PyfuncScorer) -> list[str] | None:
+    """The file's columns that the model reads (its input contract) plus ``PASSTHROUGH``,
+    in file order; ``None`` (read everything) when the model declares no input columns."""
+    needed = set(scorer.needed_columns)
+    if not needed:
+        return None
+    return [c for c in input_columns(input_path) if c in needed or c in PASSTHROUGH]
+
+
+def _chunks(input_path: Path, chunk_rows: int, columns: list[str] | None = None
+            ) -> Iterator[tuple[int, int, pd.DataFrame]]:
     first = 0
-    for k, batch in enumerate(iter_batches(input_path, batch_rows=chunk_rows)):
+    for k, batch in enumerate(iter_batches(input_path, batch_rows=chunk_rows, columns=columns)):
         yield k, first, batch
         first += len(batch)
+
+
+def iter_chunks_from(input_path: Path, first: int, chunk_rows: int, columns: list[str] | None
+                     ) -> Iterator[tuple[int, int, pd.DataFrame]]:
+    """The plan's chunks ``(k, first_row, frame)`` from the one starting at row ``first``
+    to the end of the file, as :func:`iter_batches` gives them (same dtypes, index).
+
+    Parquet: decoding starts at the row group holding ``first`` (its earlier rows are
+    decoded and dropped: a file with one big row group is decoded from the top). CSV
+    cannot seek by row: the file is streamed from the start, typed chunk by chunk as
+    the local engine does. Used where chunks are read out of order (Spark tasks).
+    """
+    if first % chunk_rows:
+        raise ScoringError(f"row {first} does not start a chunk of {chunk_rows} rows")
+    if input_path.suffix.lower() not in (".parquet", ".pq"):
+        for k, start, batch in _chunks(input_path, chunk_rows, columns):
+            if start >= first:
+                yield k, start, batch
+        return
+    try:
+        pf = pq.ParquetFile(input_path, pre_buffer=True)
+        meta = pf.metadata
+        group, skip, start = meta.num_row_groups, 0, 0
+        for g in range(meta.num_row_groups):
+            n = meta.row_group(g).num_rows
+            if start + n > first:
+                group, skip = g, first - start
+                break
+            start += n
+        pending: list[pa.RecordBatch] = []
+        have, pos = 0, first
+        batches = pf.iter_batches(batch_size=65_536, row_groups=list(range(group, meta.num_row_groups)),
+                                  columns=columns) if group < meta.num_row_groups else iter(())
+        for batch in batches:
+            if skip:
+                cut = min(skip, batch.num_rows)
+                batch, skip = batch.slice(cut), skip - cut
+                if not batch.num_rows:
+                    continue
+            pending.append(batch)
+            have += batch.num_rows
+            while have >= chunk_rows:
+                table = pa.Table.from_batches(pending)
+                out, rest = table.slice(0, chunk_rows), table.slice(chunk_rows)
+                yield pos // chunk_rows, pos, _frame(out, pos)
+                pos += chunk_rows
+                pending, have = (rest.to_batches() if rest.num_rows else []), rest.num_rows
+        if have:
+            yield pos // chunk_rows, pos, _frame(pa.Table.from_batches(pending), pos)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataReadError(f"{input_path}: cannot read from row {first}: {exc}") from exc
+
+
+def _frame(table: pa.Table, first: int) -> pd.DataFrame:
+    df = table_to_frame(table)
+    df.index = pd.RangeIndex(first, first + len(df))
+    return df
+
+
+def read_chunk(input_path: Path, first: int, rows: int, columns: list[str] | None,
+               chunk_rows: int) -> pd.DataFrame:
+    """Rows ``[first, first + rows)``: one chunk of a plan of ``chunk_rows``."""
+    for _, start, batch in iter_chunks_from(input_path, first, chunk_rows, columns):
+        if start == first and len(batch) == rows:
+            return batch
+        break
+    raise DataReadError(f"{input_path}: no chunk of {rows} rows starts at row {first}")
+
+
+def prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """Yield ``items`` while a reader thread produces up to ``depth`` ahead (bounded queue).
+
+    Why: Parquet decoding and the Arrow -> pandas conversion mostly release the GIL,
+    so the next chunk is read while this one is decided and written. Errors in the
+    reader are re-raised here; ``depth < 1`` reads in the caller's thread.
+    """
+    if depth < 1:
+        yield from items
+        return
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def run() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((True, done))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put((False, exc))
+
+    t = threading.Thread(target=run, name="village-credit-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
+class WriteBehind:
+    """Writes one chunk in a background thread while the next one is decided.
+
+    At most one write is in flight (memory: one extra chunk of outputs); ``put``
+    returns the counts of writes that have finished, ``drain`` waits for the rest.
+    A failed write is re-raised by the next ``put``/``drain``, before any later
+    chunk's marker could be written out of order. Disabled: writes run inline.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="village-credit-writer") if enabled else None
+        self._pending: Any = None
+
+    def put(self, fn: Any, *args: Any) -> list[dict[str, int]]:
+        done = self.drain()
+        if self._pool is None:
+            return [*done, fn(*args)]
+        self._pending = self._pool.submit(fn, *args)
+        return done
+
+    def drain(self) -> list[dict[str, int]]:
+        if self._pending is None:
+            return []
+        fut, self._pending = self._pending, None
+        return [fut.result()]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+def write_chunk(output_dir: Path, k: int, first: int, rows: int, decisions: pd.DataFrame,
+                problems: pd.DataFrame, bad_rows: pd.DataFrame, meta: dict[str, str]) -> dict[str, int]:
+    """Write one chunk's three parts atomically, then its done-marker (last); its counts."""
+    name = f"part-{k:05d}.parquet"
+    _atomic_write_table(_with_meta(decisions, meta), output_dir / "decisions" / name)
+    _atomic_write_table(_with_meta(problems, meta), output_dir / "quarantine" / name)
+    _atomic_write_table(_with_meta(bad_rows, meta), output_dir / "quarantine_rows" / name)
+    counts = {"chunk": k, "first_row": first, "rows": rows, "scored": len(decisions),
+              "quarantined": len(bad_rows), "problems": len(problems)}
+    _atomic_write_json(counts, output_dir / "_chunks" / f"{k:05d}.json")  # last: the chunk is done
+    return counts
+
+
+def add_counts(summary: ScoreSummary, counts: dict[str, int]) -> None:
+    summary.chunks += 1
+    summary.rows_read += counts["rows"]
+    summary.scored += counts["scored"]
+    summary.quarantined += counts["quarantined"]
+    summary.problems += counts.get("problems", 0)
+
+
+def finish_summary(summary: ScoreSummary, output_dir: Path, total: int, started: float,
+                   work_rows: int, work_seconds: float, report: bool) -> None:
+    """Stale-marker check, timing, reconciliation, programme report, summary.json."""
+    stale = sorted(int(p.stem) for p in (output_dir / "_chunks").glob("*.json") if int(p.stem) >= summary.chunks)
+    if stale:  # cannot happen with an unchanged input (bound by size + mtime); be loud if it does
+        raise ScoringError(f"{output_dir}: done-markers for chunks {stale} beyond the input's {summary.chunks}")
+    summary.seconds = round(time.perf_counter() - started, 3)
+    summary.rows_per_second = round(work_rows / work_seconds, 1) if work_seconds > 0 else 0.0
+    summary.reconciled = summary.rows_read == summary.scored + summary.quarantined == total
+    if summary.scored and report:
+        summary.programme = _write_programme_report(output_dir)
+    _atomic_write_json(summary.to_dict(), output_dir / "summary.json")
+    if summary.scored == 0 and summary.rows_read > 0:
+        raise NoRowsScored(f"no row of {summary.input} could be scored ({summary.quarantined} quarantined); "
+                           f"see {output_dir / 'quarantine'}")
 
 
 def input_columns(input_path: Path) -> list[str]:
@@ -397,9 +621,15 @@ def score_file(
     progress: bool = True,
     model: Any = None,
     report: bool = True,
+    read_ahead: int = 2,
     allow_ungated: bool = False,
 ) -> ScoreSummary:
     """Score every household of a Parquet/CSV file with a registered decision model.
+
+    Reads only the columns in the model's input contract (plus ``PASSTHROUGH``);
+    ``read_ahead`` chunks are read by a background thread while the current one is
+    decided, and the previous chunk is written by another (``WriteBehind``); 0 runs
+    all three in turn. Quarantined input rows are kept with the columns that were read.
 
     The model is loaded through the one loader, which checks its promotion record;
     ``allow_ungated`` scores an ungated version anyway and records that fact in the
@@ -417,7 +647,8 @@ def score_file(
     check_output(output_dir)  # before reading the input or loading any model
     with OutputLock(output_dir, input_path):
         return _score_file(model_uri, input_path, output_dir, chunk_rows=chunk_rows,
-                           overwrite=overwrite, progress=progress, model=model, report=report)
+                           overwrite=overwrite, progress=progress, model=model, report=report,
+                           read_ahead=read_ahead, allow_ungated=allow_ungated)
 
 
 def _score_file(
@@ -430,6 +661,8 @@ def _score_file(
     progress: bool,
     model: Any,
     report: bool,
+    read_ahead: int,
+    allow_ungated: bool,
 ) -> ScoreSummary:
     input_path, output_dir = Path(input_path), Path(output_dir)
     if chunk_rows < 1:
@@ -441,58 +674,42 @@ def _score_file(
     else:
         ref = resolve_model(model_uri)
     scorer = PyfuncScorer(model)
-    columns = input_columns(input_path)
-    check_delimiter(input_path, columns, len(scorer.required))
-    scorer.check_columns(columns, str(input_path))
+    header = input_columns(input_path)
+    check_delimiter(input_path, header, len(scorer.required))
+    scorer.check_columns(header, str(input_path))
     identity = _run_identity(input_path, chunk_rows, ref, "local")
     _prepare_output(output_dir, identity, overwrite)
     meta = {**ref.as_metadata(), "village_credit.input": input_path.name}
     _atomic_write_json(asdict(ref), output_dir / "_model.json")
 
     summary = ScoreSummary(input=str(input_path), output_dir=str(output_dir), model=asdict(ref))
+    columns = read_columns(input_path, scorer)
     dups = duplicate_ids(input_path)  # across chunks, from the id column only
     bar = _progress(total, progress)
-    work_rows, work_seconds = 0, 0.0
+    work_rows, t_loop = 0, time.perf_counter()
+    writer = WriteBehind(enabled=read_ahead > 0)
+
+    def done(finished: list[dict[str, int]]) -> None:
+        for counts in finished:
+            add_counts(summary, counts)
+            bar.advance(counts["rows"])
+
     try:
-        for k, first, batch in _chunks(input_path, chunk_rows):
-            marker = output_dir / "_chunks" / f"{k:05d}.json"
-            counts = _read_marker(marker, k, first, len(batch))
+        for k, first, batch in prefetch(_chunks(input_path, chunk_rows, columns), read_ahead):
+            counts = _read_marker(output_dir / "_chunks" / f"{k:05d}.json", k, first, len(batch))
             if counts is not None:
                 summary.chunks_resumed += 1
-            else:
-                t0 = time.perf_counter()
-                decisions, problems, bad_rows = score_chunk(scorer, batch, first)
-                decisions, problems, bad_rows = quarantine_duplicates(
-                    decisions, problems, bad_rows, batch, first, dups, _as_text)
-                name = f"part-{k:05d}.parquet"
-                _atomic_write_table(_with_meta(decisions, meta), output_dir / "decisions" / name)
-                _atomic_write_table(_with_meta(problems, meta), output_dir / "quarantine" / name)
-                _atomic_write_table(_with_meta(bad_rows, meta), output_dir / "quarantine_rows" / name)
-                counts = {"chunk": k, "first_row": first, "rows": len(batch), "scored": len(decisions),
-                          "quarantined": len(bad_rows), "problems": len(problems)}
-                _atomic_write_json(counts, marker)  # last: the chunk is done
-                work_rows += len(batch)
-                work_seconds += time.perf_counter() - t0
-            summary.chunks += 1
-            summary.rows_read += counts["rows"]
-            summary.scored += counts["scored"]
-            summary.quarantined += counts["quarantined"]
-            summary.problems += counts.get("problems", 0)
-            bar.advance(counts["rows"])
+                done([counts])
+                continue
+            parts = quarantine_duplicates(*score_chunk(scorer, batch, first), batch, first, dups, _as_text)
+            done(writer.put(write_chunk, output_dir, k, first, len(batch), *parts, meta))
+            work_rows += len(batch)
+        done(writer.drain())
     finally:
+        writer.close()
         bar.close()
-    stale = sorted(int(p.stem) for p in (output_dir / "_chunks").glob("*.json") if int(p.stem) >= summary.chunks)
-    if stale:  # cannot happen with an unchanged input (bound by size + mtime); be loud if it does
-        raise ScoringError(f"{output_dir}: done-markers for chunks {stale} beyond the input's {summary.chunks}")
-    summary.seconds = round(time.perf_counter() - started, 3)
-    summary.rows_per_second = round(work_rows / work_seconds, 1) if work_seconds > 0 else 0.0
-    summary.reconciled = summary.rows_read == summary.scored + summary.quarantined == total
-    if summary.scored and report:
-        summary.programme = _write_programme_report(output_dir)
-    _atomic_write_json(summary.to_dict(), output_dir / "summary.json")
-    if summary.scored == 0 and summary.rows_read > 0:
-        raise NoRowsScored(f"no row of {input_path} could be scored ({summary.quarantined} quarantined); "
-                           f"see {output_dir / 'quarantine'}")
+    work_seconds = time.perf_counter() - t_loop if work_rows else 0.0  # reading, deciding, writing overlap
+    finish_summary(summary, output_dir, total, started, work_rows, work_seconds, report)
     return summary
 
 

@@ -223,22 +223,29 @@ def duplicate_ids(path: str | os.PathLike[str], column: str = "household_id",
     return {k: v for k, v in rows.items() if len(v) > 1}
 
 
+def _dup_reason(rows_with_id: list[int], row: int) -> str:
+    others = [r for r in rows_with_id if r != row]
+    shown = ", ".join(str(r) for r in others[:5]) + (", ..." if len(others) > 5 else "")
+    return f"duplicate household_id (also at row {shown}; {len(rows_with_id)} rows have it)"
+
+
 def quarantine_duplicates(decisions: pd.DataFrame, problems: pd.DataFrame, bad_rows: pd.DataFrame,
                           chunk: pd.DataFrame, first_row: int, dups: dict[str, list[int]],
                           as_text: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Move every copy after the first of a duplicated id from the decisions to the quarantine.
+    """Move every copy of a duplicated id from the decisions to the quarantine.
 
-    The first row holding the id keeps its decision, as within one chunk (and in
-    ``check-data``); later copies, in this chunk or any later one, get a
-    ``duplicate`` problem naming that first row. ``as_text``: how the engine writes
-    quarantined input rows (so every quarantine part has one schema).
+    Which copy is the household's true record cannot be known from the file, so none
+    is decided: every row holding the id, in this chunk or any other, gets a
+    ``duplicate`` problem naming the rows that share it (the model's own in-chunk
+    check may already have flagged the later copies). ``as_text``: how the engine
+    writes quarantined input rows (so every quarantine part has one schema).
     """
     if not dups or "household_id" not in chunk.columns:
         return decisions, problems, bad_rows
     ids = np.array(["" if pd.isna(i) else str(i) for i in chunk["household_id"].astype(object)], dtype=object)
     rows = np.arange(first_row, first_row + len(chunk), dtype=np.int64)
     first = np.array([dups[i][0] if i in dups else -1 for i in ids], dtype=np.int64)
-    later = (first >= 0) & (first != rows)
+    later = first >= 0  # every copy, the first included
     if not later.any():
         return decisions, problems, bad_rows
     pos = np.flatnonzero(later)
@@ -252,8 +259,7 @@ def quarantine_duplicates(decisions: pd.DataFrame, problems: pd.DataFrame, bad_r
         "household_id": pd.Series([str(ids[p]) for p in new_pos], dtype=string),
         "column": pd.Series(["household_id"] * len(new_pos), dtype=string),
         "value": pd.Series([str(ids[p]) for p in new_pos], dtype=string),
-        "reason": pd.Series([f"duplicate household_id (first at row {first[p]}; "
-                             f"{len(dups[ids[p]])} rows have it)" for p in new_pos], dtype=string),
+        "reason": pd.Series([_dup_reason(dups[ids[p]], rows[p]) for p in new_pos], dtype=string),
         "check": pd.Series(["duplicate"] * len(new_pos), dtype=string),
     })
     problems = (pd.concat([problems, extra[problems.columns]], ignore_index=True)

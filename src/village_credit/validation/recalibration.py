@@ -155,8 +155,8 @@ class RecalibratedDecisionModel(DecisionModel):
                    validate=parent.validate, item_means=dict(parent.item_means),
                    calibrators=maps, lineage=records)
 
-    def _score(self, households: pd.DataFrame, eval_date: Any = None) -> Any:
-        s, reasons, n = super()._score(households, eval_date)
+    def _score(self, households: pd.DataFrame, eval_date: Any = None, **kwargs: Any) -> Any:
+        s, reasons, n = super()._score(households, eval_date, **kwargs)  # maps use row totals only
         s = dataclasses.replace(s, logit_contrib=apply_maps(self.calibrators, s.logit_contrib))
         return s, reasons, n
 
