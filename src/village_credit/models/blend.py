@@ -355,7 +355,7 @@ def fit_blend_cv(
         features = HouseholdFeatures()
     yv = _y(y, len(households), "training rows")
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    X = features.fit_transform(households)
+    X = features.fit(households, yv).transform(households)
     item_means: dict[str, float] | None = None
     R = None
     if strategy != "gbm_only":

@@ -471,8 +471,6 @@ def specs_from_frame(
         cats: tuple[str, ...] = tuple(category_key(v) for v in o.pop("categories", ()) or ())
         kind = str(o.pop("kind", "") or ("categorical" if cats else
                                          "numeric" if _numeric_like(s) else "categorical"))
-        if kind == "categorical" and not cats:
-            cats = tuple(sorted(set(category_keys(s).dropna())))
         group = o.pop("group", "protected" if c in protected else "profile")
         try:
             specs.append(FeatureSpec(
@@ -513,6 +511,28 @@ def load_feature_specs(path: str | Path) -> dict[str, Any]:
     return data
 
 
+CATEGORY_PRIOR_ROWS = 10.0
+"""Pseudo-rows of the overall rate that smooth a category's rate when ordering categories."""
+
+
+def _category_order(col: pd.Series, y: Any) -> tuple[str, ...]:
+    """Categories the spec did not order: by smoothed default rate when ``y`` is given, else sorted.
+
+    Why: trees split ordinal codes by thresholds; in default-rate order one split can
+    separate risky from safe categories, which an alphabetical order rarely allows.
+    """
+    keys = category_keys(col)
+    seen = sorted(set(keys.dropna()))
+    if y is None or len(seen) < 3:
+        return tuple(seen)
+    yv = pd.Series(np.asarray(y, dtype=np.float64), index=keys.index)
+    ok = keys.notna() & yv.notna()
+    prior = float(yv[ok].mean())
+    g = yv[ok].groupby(keys[ok].astype(str))
+    rate = (g.sum() + CATEGORY_PRIOR_ROWS * prior) / (g.count() + CATEGORY_PRIOR_ROWS)
+    return tuple(sorted(seen, key=lambda c: (float(rate.get(c, prior)), c)))
+
+
 class GenericFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
     """Any table -> float feature frame from a spec list (bring your own data, no rule engine).
 
@@ -545,7 +565,7 @@ class GenericFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
                 kind = "categorical" if s.categories or not _numeric_like(X[s.name]) else "numeric"
                 s = replace(s, kind=kind)
             if s.kind == "categorical" and not s.categories:
-                s = replace(s, categories=tuple(sorted(set(category_keys(X[s.name]).dropna()))))
+                s = replace(s, categories=_category_order(X[s.name], y))
             fitted.append(s)
         self.specs_ = fitted
         self.feature_names_out_ = [s.name for s in self.specs_]
