@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import (_check_sample_weight, check_array, check_is_fitted, column_or_1d,
+                                      validate_data)
 
 from village_credit.errors import ConfigError
 from village_credit.models.scaling import PointsScaling, logit, sigmoid
@@ -146,6 +147,8 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
             validate_data(self, X, skip_check_array=True, reset=reset)
             if X.shape[0] < 1:
                 raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+            if not all(isinstance(c, str) for c in X.columns):  # unnamed columns: as for an array
+                return X.set_axis([f"x{i}" for i in range(X.shape[1])], axis=1)
             return X
         arr = check_array(X, ensure_all_finite="allow-nan", dtype="numeric", ensure_2d=True)
         validate_data(self, arr, skip_check_array=True, reset=reset)
@@ -158,14 +161,14 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("requires y to be passed, but the target y is None")
         yv = np.asarray(y)
         if yv.ndim == 2 and yv.shape[1] == 1:
-            yv = yv.ravel()
-        kind = type_of_target(yv, input_name="y")
-        if kind not in ("binary", "multiclass"):
-            raise ValueError(f"Unknown label type: {kind}; a default flag with two labels is expected")
+            yv = column_or_1d(yv, warn=True)
+        kind = type_of_target(yv, input_name="y", raise_unknown=True)
         self.classes_ = np.unique(yv)
-        if len(self.classes_) != 2:
-            raise ValueError(f"CreditScoreClassifier needs exactly 2 classes (default / no default); "
-                             f"got {len(self.classes_)}: {list(self.classes_)[:5]}")
+        if len(self.classes_) < 2:
+            raise ValueError(f"CreditScoreClassifier needs 2 classes (default / no default); the target has "
+                             f"1 class only: {list(self.classes_)}")
+        if kind != "binary":
+            raise ValueError(f"Only binary classification is supported. The type of the target is {kind}.")
         pos = self.classes_[1] if self.target_positive is None else self.target_positive
         matches = [c for c in self.classes_ if c == pos or str(c) == str(pos)]
         if not matches:
@@ -261,6 +264,14 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
         yv = self._labels(y)
         if len(yv) != len(frame):
             raise ValueError(f"X has {len(frame)} rows but y has {len(yv)}")
+        if sample_weight is not None:
+            w = _check_sample_weight(sample_weight, frame, dtype=np.float64, ensure_non_negative=True)
+            if not np.any(w > 0):
+                raise ValueError("sample weights are all zero")
+            sample_weight = w
+            if len(np.unique(yv[w > 0])) < 2:
+                raise ValueError("after sample weights, only 1 class has positive weight; "
+                                 "2 classes (default / no default) are needed")
         household = self._is_household(frame)
         self.dropped_columns_ = {}
         if household:
