@@ -111,6 +111,8 @@ def resolve_model(model_uri: str) -> ModelRef:
 
     client = MlflowClient()
     body = model_uri[len("models:/"):]
+    if "@" not in body and "/" not in body:  # models:/m-<id>: a logged model, not a registered version
+        return ref
     try:
         if "@" in body:
             name, alias = body.split("@", 1)
