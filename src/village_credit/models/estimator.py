@@ -301,7 +301,10 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
             model.metadata["id_column"] = self.id_column
             model.metadata["input_columns"] = [*( [self.id_column] if self.id_column in frame.columns else []),
                                                *model.feature_names]
-            model.metadata["input_example"] = self._example(frame, transformer, model.feature_names)
+            example = self._example(frame, transformer, model.feature_names)
+            if self.id_column and self.id_column in frame.columns:  # ids travel into the decisions
+                example = {self.id_column: ["example-1"], **example}
+            model.metadata["input_example"] = example
         self.model_ = model
         return self
 
