@@ -253,7 +253,7 @@ def test_promote_runs_the_gates_for_a_table(byod) -> None:
     """Defect: --promote was ignored for a table; now the gates run (no fairness audit: that gate fails)."""
     gates = byod["res"].gates
     assert gates, "promotion gates did not run"
-    by = {g["name"]: g for g in gates["gates"]}
+    by = {g["name"]: g for g in gates["gates"]["gates"]}
     assert by["auc_min"]["passed"] is True
     assert by["fairness_approval_gap_max"]["passed"] is False and not byod["res"].promoted
 
