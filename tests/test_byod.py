@@ -338,3 +338,25 @@ def test_cli_train_then_score_new_rows(byod, tmp_path: Path, monkeypatch: pytest
         q = read_quarantine(tmp_path / f"s{k}")
         assert len(dec) == 28 and sorted(q["row_number"].tolist()) == [4, 9], model
         assert set(q["column"]) == {"x_arrears", "sector"}
+
+
+def test_spark_scores_a_table_model_like_the_local_engine(byod, tmp_path: Path, monkeypatch) -> None:
+    """A model trained on one's own table scores through Spark, bad rows quarantined, same PDs."""
+    from village_credit.scoring import read_decisions, read_quarantine, score_file
+    from village_credit.scoring.spark import read_spark_decisions, score_file_spark
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", byod["uri"])
+    new = byod["df"].drop(columns=["target"]).head(40).astype(object)
+    new.loc[3, "x_income"] = "n/a"
+    path = tmp_path / "new.csv"
+    new.to_csv(path, index=False)
+    uri = byod["res"].run_model_uri
+    local = score_file(uri, path, tmp_path / "local", progress=False)
+    spark = score_file_spark(uri, path, tmp_path / "spark", master="local[1]", report=False)
+    assert (spark.rows_read, spark.scored, spark.quarantined) == (local.rows_read, local.scored, local.quarantined) \
+        == (40, 39, 1)
+    a = read_decisions(tmp_path / "local").sort_values("row_number")
+    b = read_spark_decisions(tmp_path / "spark").sort_values("row_number")
+    np.testing.assert_allclose(b["pd"].to_numpy(float), a["pd"].to_numpy(float), rtol=1e-12)
+    assert b["household_id"].tolist() == a["household_id"].tolist() == new["loan_ref"].drop(index=3).tolist()
+    assert read_quarantine(tmp_path / "local")["row_number"].tolist() == [3]

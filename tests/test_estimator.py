@@ -65,11 +65,13 @@ def test_cross_validation_grid_search_and_pipeline(german) -> None:
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
     scores = cross_val_score(CreditScoreClassifier(gbm_params=FAST), X, yb, cv=cv, scoring="roc_auc")
     assert scores.mean() > 0.74
-    grid = GridSearchCV(CreditScoreClassifier(gbm_params=FAST),
-                        {"calibration_folds": [2, 3]}, cv=cv, scoring="neg_brier_score").fit(X, yb)
+    grid = GridSearchCV(CreditScoreClassifier(gbm_params=FAST), {"calibration_folds": [2, 3]},
+                        cv=StratifiedKFold(2, shuffle=True, random_state=0),
+                        scoring="neg_brier_score").fit(X.head(400), yb.head(400))
     assert grid.best_params_["calibration_folds"] in (2, 3)
     drop = FunctionTransformer(lambda d: d.drop(columns=["foreign_worker"]))
-    pipe = Pipeline([("drop", drop), ("model", CreditScoreClassifier(gbm_params=FAST))]).fit(X, yb)
+    pipe = Pipeline([("drop", drop), ("model", CreditScoreClassifier(gbm_params=FAST, calibration_folds=2))])
+    pipe.fit(X.head(400), yb.head(400))
     assert "foreign_worker" not in pipe[-1].model_.feature_names
     c = clone(CreditScoreClassifier(target_positive="bad", gbm_params=FAST))
     assert c.get_params()["target_positive"] == "bad" and not hasattr(c, "model_")

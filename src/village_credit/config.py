@@ -29,7 +29,7 @@ class DataConfig:
     second_vintage: bool = True  # generate vintage 2 for out-of-time and stability checks
     # Bring your own data (source is a path):
     target: str = "default_12m"
-    id_column: str = "household_id"
+    id_column: str | None = "household_id"
     group_column: str = "village_code"
     feature_spec: str | None = None  # YAML/JSON feature spec for generic tables
     # The target label that means default ("bad", "yes", ...); None: the target must be 0/1

@@ -313,11 +313,14 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
         if not model.validate:  # a table of one's own: grades, ids, an example from the spec
             model.metadata["grade_edges_pd"] = [float(e) for e in np.unique(
                 np.quantile(self.oof_pd_, np.linspace(0, 1, 11))[1:-1])]
-            model.metadata["id_column"] = self.id_column
+            # ids travel into the decisions only when the training table had them (then the
+            # signature carries the column, so every engine passes it to the model)
+            has_id = bool(self.id_column) and self.id_column in frame.columns
+            model.metadata["id_column"] = self.id_column if has_id else None
             model.metadata["input_columns"] = [*( [self.id_column] if self.id_column in frame.columns else []),
                                                *model.feature_names]
             example = self._example(frame, transformer, model.feature_names)
-            if self.id_column and self.id_column in frame.columns:  # ids travel into the decisions
+            if has_id:
                 example = {self.id_column: ["example-1"], **example}
             model.metadata["input_example"] = example
         self.model_ = model
