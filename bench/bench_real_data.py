@@ -23,8 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -73,7 +74,7 @@ def lgbm(X: pd.DataFrame, y: np.ndarray) -> Any:
         def _x(self, X: pd.DataFrame) -> pd.DataFrame:
             return X.astype({c: pd.CategoricalDtype(self.cats[c]) for c in self.cats})
 
-        def fit(self, X: pd.DataFrame, y: np.ndarray) -> "Cat":
+        def fit(self, X: pd.DataFrame, y: np.ndarray) -> Cat:
             self.cats = {c: sorted(X[c].dropna().unique()) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])}
             self.m.fit(self._x(X), y)
             return self

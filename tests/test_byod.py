@@ -14,9 +14,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from village_credit.config import load_config
+from village_credit.errors import ConfigError
 from village_credit.pipeline import run_experiment
 from village_credit.sources import data_source, file_columns
-from village_credit.errors import ConfigError
 from village_credit.validation import auc_delong
 
 N_ROWS = 3000
@@ -342,10 +342,13 @@ def test_cli_train_then_score_new_rows(byod, tmp_path: Path, monkeypatch: pytest
 
 def test_spark_scores_a_table_model_like_the_local_engine(byod, tmp_path: Path, monkeypatch) -> None:
     """A model trained on one's own table scores through Spark, bad rows quarantined, same PDs."""
+    import mlflow
+
     from village_credit.scoring import read_decisions, read_quarantine, score_file
     from village_credit.scoring.spark import read_spark_decisions, score_file_spark
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", byod["uri"])
+    mlflow.set_tracking_uri(byod["uri"])  # an earlier test may have pointed MLflow elsewhere
     new = byod["df"].drop(columns=["target"]).head(40).astype(object)
     new.loc[3, "x_income"] = "n/a"
     path = tmp_path / "new.csv"

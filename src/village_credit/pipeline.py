@@ -134,8 +134,7 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     recorded in ``metadata["reject_inference"]`` of both models.
     """
     from village_credit.fairness.reject_inference import REMEDIES
-    from village_credit.models.blend import fit_blend
-    from village_credit.models.features import HouseholdFeatures
+    from village_credit.models.estimator import CreditScoreClassifier
     from village_credit.models.scaling import PointsScaling
 
     m = cfg.model
@@ -149,14 +148,16 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     tr_mask, ca_mask = _outcome_mask(train, cfg), _outcome_mask(calib, cfg)
     tr, ca = train.loc[tr_mask], calib.loc[ca_mask]
     y_ca = ca["default_12m"].to_numpy()
-    common = dict(policy=cfg.policy, gbm_params=params, eval_date=cfg.eval_date, seed=cfg.seed, scaling=scaling)
     meta = {"experiment": cfg.name, "reject_inference": method}
 
-    def feats() -> Any:
-        return HouseholdFeatures(include_protected=m.include_protected)
+    def fit(rows: pd.DataFrame, y: Any, strategy: str, metadata: dict[str, Any], w: Any = None) -> Any:
+        """The estimator with the village-grouped calibration split (trees see ``rows`` only)."""
+        est = CreditScoreClassifier(strategy=strategy, policy=cfg.policy, gbm_params=params,
+                                    points_scaling=scaling, include_protected=m.include_protected,
+                                    eval_date=cfg.eval_date, seed=cfg.seed)
+        return est.fit(rows, y, sample_weight=w, calibration_data=(ca, y_ca), metadata=metadata).model_
 
-    blend = fit_blend(tr, tr["default_12m"].to_numpy(), ca, y_ca, strategy=m.strategy, features=feats(),
-                      metadata=dict(meta), **common)
+    blend = fit(tr, tr["default_12m"].to_numpy(), m.strategy, dict(meta))
     fit_tr, y_tr, w_tr = tr, tr["default_12m"].to_numpy(), None
     if method != "none":
         rows, y_tr, w_tr = _reject_inference_sample(blend, train, np.asarray(tr_mask, bool), method, cfg.seed,
@@ -165,11 +166,8 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
         # The calibration split stays observed-only: the Platt/stacking coefficients are fitted
         # on real outcomes (the honest data a bank has), never on inferred ones; only the
         # trees see the inferred rejects.
-        blend = fit_blend(fit_tr, y_tr, ca, y_ca, strategy=m.strategy, features=feats(),
-                          sample_weight_train=w_tr, metadata=dict(meta, n_train_observed=int(tr_mask.sum())),
-                          **common)
-    gbm = fit_blend(fit_tr, y_tr, ca, y_ca, strategy="gbm_only", features=feats(), sample_weight_train=w_tr,
-                    metadata={"reject_inference": method}, **common)
+        blend = fit(fit_tr, y_tr, m.strategy, dict(meta, n_train_observed=int(tr_mask.sum())), w_tr)
+    gbm = fit(fit_tr, y_tr, "gbm_only", {"reject_inference": method}, w_tr)
     return {"blend": blend, "gbm": gbm}
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 from village_credit.config import DataConfig, ExperimentConfig
 from village_credit.errors import ConfigError, DataReadError
 
-__all__ = ["DataSource", "TableData", "data_source", "file_columns", "load_table", "QUARANTINE_FILE"]
+__all__ = ["QUARANTINE_FILE", "DataSource", "TableData", "data_source", "file_columns", "load_table"]
 
 QUARANTINE_FILE = "quarantine.parquet"
 MIN_ROWS = 200

@@ -38,13 +38,18 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import (_check_sample_weight, check_array, check_is_fitted, column_or_1d,
-                                      validate_data)
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from village_credit.errors import ConfigError
 from village_credit.models.scaling import PointsScaling, logit, sigmoid
 
-__all__ = ["CreditScoreClassifier", "EXPECTED_FAILED_CHECKS", "MAX_CATEGORY_SHARE"]
+__all__ = ["EXPECTED_FAILED_CHECKS", "MAX_CATEGORY_SHARE", "CreditScoreClassifier"]
 
 MAX_CATEGORY_SHARE = 0.5
 """Text columns with more distinct values than this share of rows look like identifiers: not features."""
@@ -147,7 +152,7 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.n_jobs = n_jobs
 
-    def __sklearn_tags__(self):  # noqa: D105
+    def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         tags.input_tags.string = True
@@ -240,7 +245,7 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
                 dropped[str(c)] = "no values"
         bad = sorted((listed & set(dropped)) - set(protected))
         if bad:
-            raise ConfigError(f"the feature spec lists column(s) that cannot be features: "
+            raise ConfigError("the feature spec lists column(s) that cannot be features: "
                               + ", ".join(f"{c} ({dropped[c]})" for c in bad))
         specs = specs_from_frame(X, exclude=sorted(dropped), protected=protected,
                                  overrides=[f for f in spec.get("features", []) or []
@@ -270,9 +275,15 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
                           f"mapping; got {s!r}")
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "CreditScoreClassifier":
-        """Fit features, (tuning,) trees on all rows and the cross-fitted calibration."""
-        from village_credit.models.blend import fit_blend_cv
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, *, calibration_data: tuple[Any, Any] | None = None,
+            metadata: dict[str, Any] | None = None) -> CreditScoreClassifier:
+        """Fit features, (tuning,) trees on all rows and the cross-fitted calibration.
+
+        ``calibration_data=(X_calib, y_calib)``: calibrate on that held-out split instead
+        of cross-fitting (the household runner's village-grouped calibration split; the
+        trees then see only ``X``). ``metadata`` is stored with the model as given.
+        """
+        from village_credit.models.blend import fit_blend, fit_blend_cv
         from village_credit.models.features import HouseholdFeatures
 
         frame = self._frame(X, reset=True)
@@ -297,18 +308,32 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
             transformer = self._table_transformer(frame)
         groups = (frame[self.group_column].astype("string").fillna("<missing>").to_numpy(dtype=object)
                   if self.group_column and self.group_column in frame.columns else None)
-        params = {**_default_gbm(len(frame)), "n_jobs": int(self.n_jobs), **(self.gbm_params or {})}
+        defaults = _default_gbm(len(frame))
+        if self.gbm_params is not None:  # given parameters replace the size-aware shape, key by key
+            defaults = {k: v for k, v in defaults.items() if k == "min_child_samples"}
+        params = {**defaults, "n_jobs": int(self.n_jobs), **(self.gbm_params or {})}
         self.tuning_best_cv_auc_ = None
         if self.tuning_trials or self.tuning_timeout_s:
             params = self._tune(transformer, frame, yv, groups, params)
         self.base_rate_ = float(np.average(yv, weights=sample_weight))
         scaling = self._scaling(self.base_rate_, household)
+        if calibration_data is not None:
+            Xc, yc = calibration_data
+            frame_c = self._frame(Xc, reset=False)
+            yc_v = np.asarray([1.0 if (c == self.positive_class_ or str(c) == str(self.positive_class_)) else 0.0
+                               for c in np.asarray(yc).ravel()])
+            self.model_ = fit_blend(frame, yv, frame_c, yc_v, policy=self.policy, strategy=self.strategy,
+                                    gbm_params=params, features=transformer, eval_date=self.eval_date,
+                                    seed=int(self.seed), sample_weight_train=sample_weight, scaling=scaling,
+                                    metadata=dict(metadata or {}))
+            self.oof_pd_ = None
+            return self
         model, oof_logit = fit_blend_cv(
             frame, yv, policy=self.policy, strategy=self.strategy, gbm_params=params, features=transformer,
             eval_date=self.eval_date, seed=int(self.seed), cv=int(self.calibration_folds), groups=groups,
             sample_weight=sample_weight, scaling=scaling,
-            metadata={"positive_class": str(self.positive_class_), "base_rate": self.base_rate_,
-                      "dropped_columns": dict(self.dropped_columns_)})
+            metadata={**(metadata or {}), "positive_class": str(self.positive_class_),
+                      "base_rate": self.base_rate_, "dropped_columns": dict(self.dropped_columns_)})
         self.oof_pd_ = sigmoid(oof_logit)
         if not model.validate:  # a table of one's own: grades, ids, an example from the spec
             model.metadata["grade_edges_pd"] = [float(e) for e in np.unique(
