@@ -363,3 +363,16 @@ def test_spark_scores_a_table_model_like_the_local_engine(byod, tmp_path: Path, 
     np.testing.assert_allclose(b["pd"].to_numpy(float), a["pd"].to_numpy(float), rtol=1e-12)
     assert b["household_id"].tolist() == a["household_id"].tolist() == new["loan_ref"].drop(index=3).tolist()
     assert read_quarantine(tmp_path / "local")["row_number"].tolist() == [3]
+
+
+def test_shipped_german_credit_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """experiments/german_credit.yaml runs from any folder (paths relative to the YAML)."""
+    exp = Path(__file__).resolve().parents[1] / "experiments" / "german_credit.yaml"
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(exp, {"output_dir": str(tmp_path / "out"), "stages.mlflow": False,
+                            "stages.shap": False, "stages.reports": False})
+    res = run_experiment(cfg)
+    assert res.kind == "table" and res.metrics["rows_read"] == 1000
+    assert res.metrics["base_rate"] == pytest.approx(0.30, abs=0.01)
+    assert res.metrics["auc"] > 0.72 and res.metrics["cv_auc"] > 0.72
+    assert set(res.dropped_columns) == {"telephone", "personal_status_and_sex", "age_in_years"}
