@@ -335,7 +335,7 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
             metadata={**(metadata or {}), "positive_class": str(self.positive_class_),
                       "base_rate": self.base_rate_, "dropped_columns": dict(self.dropped_columns_)})
         self.oof_pd_ = sigmoid(oof_logit)
-        if not model.validate:  # a table of one's own: grades, ids, an example from the spec
+        if not model.validate and hasattr(transformer, "specs_"):  # a table: grades, ids, an example
             model.metadata["grade_edges_pd"] = [float(e) for e in np.unique(
                 np.quantile(self.oof_pd_, np.linspace(0, 1, 11))[1:-1])]
             # ids travel into the decisions only when the training table had them (then the
