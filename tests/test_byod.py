@@ -129,7 +129,7 @@ def test_discrimination_near_the_true_probability(byod) -> None:
     assert m["auc"] > 0.70 and m["cv_auc"] > 0.70
     assert m["auc_ci_low"] < m["auc"] < m["auc_ci_high"]
     # near the oracle AUC (the true probabilities) of the labelled rows
-    X, y = _labelled(df)
+    _, y = _labelled(df)
     p_true = truth[df["target"].notna().to_numpy()].to_numpy()
     oracle = auc_delong(y, p_true)[0]
     assert m["auc"] > oracle - 0.06, (m["auc"], oracle)
@@ -148,7 +148,7 @@ def test_target_label_mapping_and_quarantine_reconcile(byod) -> None:
     expected = np.flatnonzero(byod["df"]["target"].isna().to_numpy())
     assert q["row_number"].tolist() == expected.tolist()
     assert set(q["reason"]) == {"missing target value"} and set(q["column"]) == {"target"}
-    X, y = _labelled(byod["df"])
+    _, y = _labelled(byod["df"])
     assert m["base_rate"] == pytest.approx(y.mean(), abs=0.03)  # training rows: about the table's rate
 
 
