@@ -1,4 +1,6 @@
-"""Bring your own data: the generic GBM path on a non-household table (no rule engine)."""
+"""A table of one's own through the one runner: the estimator, the one model format, scoring.
+
+Regression tests for issue 14's defects, through the public API and the CLI.""" 
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from village_credit.byod import file_columns, is_generic, run_generic_experiment
 from village_credit.config import load_config
 from village_credit.errors import ConfigError
+from village_credit.pipeline import run_experiment
+from village_credit.sources import data_source, file_columns
 from village_credit.validation import auc_delong
 
 N_ROWS = 3000
@@ -29,6 +32,9 @@ SPEC = {
         {"name": "x_age", "label_en": "Age", "label_zh": "年龄", "unit": "years", "monotone": 0,
          "group": "protected"},
         {"name": "sector", "label_en": "Sector", "label_zh": "行业", "categories": ["crops", "trade", "wages"]},
+        # numeric codes given as categories: in a CSV they arrive as text "1", "2", "3"
+        {"name": "tier", "label_en": "Branch tier", "label_zh": "网点等级", "categories": [1, 2, 3],
+         "monotone": 1},
     ],
     "protected": ["x_age"],
 }
@@ -43,8 +49,9 @@ def make_table(seed: int = 7) -> pd.DataFrame:
     arrears = rng.poisson(1.0, n).astype(float)
     age = rng.integers(20, 75, n).astype(float)
     sector = rng.choice(["crops", "trade", "wages"], n, p=[0.5, 0.2, 0.3])
+    tier = rng.integers(1, 4, n)
     logit = (-2.2 + 0.7 * arrears - 0.9 * (np.log(income) - 8.0) + 0.015 * (age - 45)
-             + np.where(sector == "trade", 0.4, 0.0) + 0.15 * (region % 3 - 1))
+             + np.where(sector == "trade", 0.4, 0.0) + 0.15 * (region % 3 - 1) + 0.6 * (tier - 2))
     true_p = 1.0 / (1.0 + np.exp(-logit))
     target = (rng.random(n) < true_p).astype(float)
     df = pd.DataFrame({
@@ -54,12 +61,14 @@ def make_table(seed: int = 7) -> pd.DataFrame:
         "x_arrears": arrears,
         "x_age": age,
         "sector": sector,
-        "target": target,
+        "tier": tier,
+        "telephone": rng.integers(0, 2, n),
+        "target": np.where(target == 1, "bad", "good").astype(object),
         "true_p": true_p,
     })
     df.loc[rng.choice(n, 150, replace=False), "x_income"] = np.nan
     df.loc[rng.choice(n, 60, replace=False), "sector"] = None
-    df.loc[rng.choice(n, N_MISSING_TARGET, replace=False), "target"] = np.nan
+    df.loc[rng.choice(n, N_MISSING_TARGET, replace=False), "target"] = None
     return df
 
 
@@ -68,16 +77,12 @@ def _config(tmp: Path, source: Path, out: str, **extra) -> dict:
         "name": f"byod-{out}",
         "seed": 5,
         "output_dir": str(tmp / out),
-        "data": {"source": str(source), "target": "target", "id_column": "loan_ref",
-                 "group_column": "region", "feature_spec": str(tmp / "spec.yaml")},
-        "model": {"strategy": "gbm_only", "calibration": "platt",
-                  "gbm": {"n_estimators": 150, "learning_rate": 0.05, "num_leaves": 8,
-                          "min_child_samples": 30},
-                  "tuning": {"n_trials": 2, "timeout_s": None, "cv_folds": 3}},
+        "data": {"source": str(source), "target": "target", "target_positive": "bad",
+                 "id_column": "loan_ref", "group_column": "region", "feature_spec": str(tmp / "spec.yaml")},
+        "model": {"tuning": {"n_trials": 0, "timeout_s": None, "cv_folds": 3}},
         "registry": {"model_name": "vc-byod", "experiment": "vc-byod"},
     }
-    for k, v in extra.items():
-        raw[k] = v
+    raw.update(extra)
     return raw
 
 
@@ -96,8 +101,9 @@ def byod(tmp_path_factory: pytest.TempPathFactory):
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     mp.chdir(tmp)
     try:
-        res_csv = run_generic_experiment(_load(tmp, _config(tmp, csv, "out_csv")))
-        res_pq = run_generic_experiment(_load(tmp, _config(tmp, pq, "out_pq")))
+        res_csv = run_experiment(_load(tmp, _config(tmp, csv, "out_csv")))
+        res_pq = run_experiment(_load(tmp, _config(tmp, pq, "out_pq", stages={"shap": False, "reports": False,
+                                                                              "mlflow": False})))
     finally:
         mp.undo()
     return {"tmp": tmp, "uri": uri, "df": df, "truth": truth, "csv": csv, "pq": pq,
@@ -110,161 +116,192 @@ def _load(tmp: Path, raw: dict, name: str = "exp.yaml"):
     return load_config(p)
 
 
+def _labelled(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    keep = df["target"].notna().to_numpy()
+    return df.loc[keep].drop(columns=["target"]).reset_index(drop=True), \
+        (df.loc[keep, "target"] == "bad").to_numpy(dtype=int)
+
+
 def test_discrimination_near_the_true_probability(byod) -> None:
     res, df, truth = byod["res"], byod["df"], byod["truth"]
     m = res.metrics
-    assert m["auc"] > 0.70
+    assert res.kind == "table"
+    assert m["auc"] > 0.70 and m["cv_auc"] > 0.70
     assert m["auc_ci_low"] < m["auc"] < m["auc_ci_high"]
-    # oracle AUC on the same hold-out rows
-    labelled = df["target"].notna().to_numpy()
-    y = df.loc[labelled, "target"].to_numpy().astype(int)
-    p_true = truth[labelled].to_numpy()
-    holdout = np.isin(df.loc[labelled, "region"].to_numpy(),
-                      _holdout_regions(res, df.loc[labelled].reset_index(drop=True)))
-    oracle = auc_delong(y[holdout], p_true[holdout])[0]
-    assert len(y[holdout]) == int(m["holdout_rows"])
-    assert m["auc"] > oracle - 0.05, (m["auc"], oracle)
+    # near the oracle AUC (the true probabilities) of the labelled rows
+    _, y = _labelled(df)
+    p_true = truth[df["target"].notna().to_numpy()].to_numpy()
+    oracle = auc_delong(y, p_true)[0]
+    assert m["auc"] > oracle - 0.06, (m["auc"], oracle)
+    assert res.split_method.startswith("by group")
     assert 0 < m["ks"] < 1 and 0 <= m["hosmer_lemeshow_p"] <= 1
 
 
-def _holdout_regions(res, labelled: pd.DataFrame) -> np.ndarray:
-    """Regions of the hold-out part, recomputed with the same seeded split."""
-    from village_credit.models.splits import split_by_village
-
-    sp = split_by_village(pd.DataFrame({"g": labelled["region"].astype("string")}), (0.6, 0.2, 0.2),
-                          seed=res.config.seed, group_col="g")
-    return labelled["region"].to_numpy()[sp.holdout]
-
-
-def test_calibration_reported_before_and_after(byod) -> None:
-    m = byod["res"].metrics
-    for k in ("brier_before", "brier_after", "ece_before", "ece_after"):
-        assert k in m and np.isfinite(m[k])
-    assert m["ece_after"] <= m["ece_before"] + 0.01 or m["ece_after"] <= 0.03
-    assert m["brier_after"] <= m["brier_before"] + 0.005
-
-
-def test_quarantine_reconciles(byod) -> None:
+def test_target_label_mapping_and_quarantine_reconcile(byod) -> None:
+    """target_positive: bad maps the labels; rows without a target are quarantined, counted."""
     res = byod["res"]
     m = res.metrics
     assert res.quarantined_rows == N_MISSING_TARGET == m["rows_quarantined"]
-    assert m["rows_read"] == N_ROWS == m["rows_used"] + m["rows_quarantined"]
-    assert m["train_rows"] + m["calibration_rows"] + m["holdout_rows"] == m["rows_used"]
+    assert m["rows_read"] == N_ROWS
+    assert m["train_rows"] + m["holdout_households"] == N_ROWS - N_MISSING_TARGET
     q = pd.read_parquet(res.paths["quarantine"])
-    assert len(q) == N_MISSING_TARGET
     expected = np.flatnonzero(byod["df"]["target"].isna().to_numpy())
     assert q["row_number"].tolist() == expected.tolist()
     assert set(q["reason"]) == {"missing target value"} and set(q["column"]) == {"target"}
-    assert q["id"].tolist() == byod["df"]["loan_ref"].to_numpy()[expected].tolist()
+    _, y = _labelled(byod["df"])
+    assert m["base_rate"] == pytest.approx(y.mean(), abs=0.03)  # training rows: about the table's rate
 
 
-def test_features_follow_the_spec(byod) -> None:
+def test_features_follow_the_spec_and_dropped_columns_are_named(byod) -> None:
     res = byod["res"]
-    # target, id, group and the protected column (include_protected false) are not features
-    assert res.feature_names == ["x_income", "x_arrears", "sector"]
-    assert res.monotone == {"x_income": -1, "x_arrears": 1, "sector": 0}
-    assert res.split_method.startswith("by group column 'region'")
+    # target, id, group, personal-looking and protected columns are not features
+    assert res.features == ["x_income", "x_arrears", "sector", "tier"]
+    assert res.dropped_columns["telephone"].startswith("looks like personal data")
+    assert res.dropped_columns["x_age"].startswith("protected")
+    assert "loan_ref" in res.dropped_columns and "region" in res.dropped_columns
+    summary = json.loads(Path(res.paths["summary"]).read_text(encoding="utf-8"))
+    assert summary["dropped_columns"] == res.dropped_columns
 
 
-def test_monotone_constraint_is_honoured(byod) -> None:
+def test_numeric_coded_categories_from_csv_are_not_lost(byod) -> None:
+    """Defect: a numeric-coded column given `categories` became all-NaN from a CSV."""
+    from village_credit.models.decision import DecisionModel
+
+    model = DecisionModel.load(byod["res"].paths["model_dir"])
+    text = pd.read_csv(byod["csv"], dtype=str, keep_default_na=False)  # every cell as text
+    X = model.features.transform(text)
+    assert X["tier"].notna().all()
+    assert sorted(X["tier"].unique()) == [0.0, 1.0, 2.0]
+    floats = byod["df"].assign(tier=byod["df"]["tier"].astype(float))  # 1.0, 2.0, 3.0
+    np.testing.assert_array_equal(model.features.transform(floats)["tier"].to_numpy(), X["tier"].to_numpy())
+
+
+def test_reloaded_model_keeps_numeric_columns_numeric(byod) -> None:
+    """Defect: rebuilding features from the saved spec re-read numbers as string categories."""
+    from village_credit.models.decision import DecisionModel
+
+    res = byod["res"]
+    model = DecisionModel.load(res.paths["model_dir"])
+    kinds = {s.name: s.kind for s in model.features.specs_}
+    assert kinds == {"x_income": "numeric", "x_arrears": "numeric", "sector": "categorical",
+                     "tier": "categorical"}
+    X, _ = _labelled(byod["df"])
+    text = pd.read_csv(byod["csv"], dtype=str, keep_default_na=False)
+    text = text.loc[text["target"] != ""].reset_index(drop=True)
+    p_frame = model.predict_pd(X.head(300)).to_numpy()
+    p_text = model.predict_pd(text.head(300)).to_numpy()
+    np.testing.assert_allclose(p_text, p_frame, rtol=1e-12, atol=1e-12)
+
+
+def test_points_anchored_on_the_base_rate(byod) -> None:
+    """Defect: the household anchor gave most applicants negative points on a high-rate table."""
+    from village_credit.models.decision import DecisionModel
+
+    model = DecisionModel.load(byod["res"].paths["model_dir"])
+    X, _ = _labelled(byod["df"])
+    dec = model.decide(X, top_k=0)
+    base = byod["res"].metrics["base_rate"]
+    assert float(model.scaling.pd(60.0)) == pytest.approx(base, rel=1e-9)
+    assert (dec["points"] < 0).mean() < 0.05
+    assert dec["grade"].isin([f"G{i:02d}" for i in range(1, 11)]).all()
+
+
+def test_csv_parquet_and_fast_loop_give_the_same_model(byod) -> None:
+    a, b = byod["res"], byod["res_pq"]
+    for k in ("auc", "ece", "brier", "rows_quarantined", "holdout_households"):
+        assert a.metrics[k] == pytest.approx(b.metrics[k], rel=1e-9, abs=1e-12), k
+    # stages off: no MLflow run, no SHAP, no reports; the model is still saved
+    assert b.run_id is None and b.model_version is None
+    assert not any(k.startswith("explain") for k in b.paths) and "validation_html" not in b.paths
+    assert (Path(b.paths["model_dir"]) / "model.json").is_file()
+
+
+def test_logged_model_is_the_decision_model_with_named_outputs(byod) -> None:
+    """Defect: the logged pyfunc returned uncalibrated PD as `raw_log_odds`, without encoding."""
     import mlflow
 
-    res = byod["res"]
-    base = res.features.transform(byod["df"].iloc[:40])
-    grid = np.arange(0, 10, dtype=float)
-    mlflow.set_tracking_uri(byod["uri"])
-    booster = mlflow.lightgbm.load_model(res.model_uri)
-    for col, sign in (("x_arrears", 1), ("x_income", -1)):
-        values = grid if col == "x_arrears" else np.exp(np.linspace(6.0, 10.0, 10))
-        scores = []
-        for v in values:
-            scores.append(res.model.raw_score(base.assign(**{col: v})))
-        diffs = np.diff(np.column_stack(scores), axis=1) * sign
-        assert (diffs >= -1e-12).all(), col
-        # the logged booster (LightGBM text) gives the same scores as the in-memory model
-        logged = booster.predict(base.assign(**{col: values[0]}).to_numpy(), raw_score=True)
-        np.testing.assert_allclose(logged, scores[0], rtol=1e-10, atol=1e-12)
+    from village_credit.models.decision import DecisionModel
 
-
-def test_mlflow_run_has_metrics_artifacts_and_no_rows(byod) -> None:
     res, uri = byod["res"], byod["uri"]
+    mlflow.set_tracking_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     run = client.get_run(res.run_id)
-    for k in ("auc", "auc_ci_low", "ks", "hosmer_lemeshow_p", "brier_before", "brier_after",
-              "ece_before", "ece_after", "rows_quarantined", "tuning_best_cv_auc"):
-        assert k in run.data.metrics, k
-    assert run.data.tags["pipeline"] == "bring-your-own-data"
-    assert "data_fingerprint" in run.data.tags
+    assert run.data.tags["data_source"] == "table"
     top = {a.path for a in client.list_artifacts(res.run_id)}
-    assert {"generic", "explain", "validation", "config"} <= top
-    generic = {a.path for a in client.list_artifacts(res.run_id, "generic")}
-    assert {"generic/calibrator.json", "generic/feature_spec.json"} <= generic
-    # the model: a LightGBM flavour (booster text), logged from this run, no pickles
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    info = mlflow.models.get_model_info(res.model_uri)
-    assert info.run_id == res.run_id and "lightgbm" in info.flavors
-    assert run.data.tags["generic_model_uri"] == res.model_uri
-    model_dir = Path(mlflow.artifacts.download_artifacts(res.model_uri, dst_path=str(byod["tmp"] / "m")))
-    model_files = {p.name for p in model_dir.rglob("*") if p.is_file()}
-    assert not any(p.endswith((".pkl", ".pickle")) for p in model_files), model_files
-    assert "model.lgb" in model_files, model_files
-    assert "tree" in (next(model_dir.rglob("model.lgb"))).read_text()[:200]
-    explain = {a.path for a in client.list_artifacts(res.run_id, "explain")}
-    assert "explain/shap_bar.png" in explain and "explain/shap_global.json" in explain
-    spec = json.loads(Path(client.download_artifacts(res.run_id, "generic/feature_spec.json",
-                                                     str(byod["tmp"]))).read_text(encoding="utf-8"))
-    assert {f["name"]: f["monotone"] for f in spec["features"]}["x_arrears"] == 1
-    cal = json.loads(Path(client.download_artifacts(res.run_id, "generic/calibrator.json",
-                                                    str(byod["tmp"]))).read_text(encoding="utf-8"))
-    assert cal["method"] == "platt"
-    # no raw rows: no row identifier appears in any logged text artifact
-    ids = set(byod["df"]["loan_ref"].iloc[::97])
+    assert "generic" not in top and {"explain", "validation", "config"} <= top
+    info = mlflow.models.get_model_info(res.run_model_uri)
+    outputs = [c["name"] for c in info.signature.outputs.to_dict()]
+    assert "raw_log_odds" not in outputs and {"pd", "points", "grade", "status"} <= set(outputs)
+    X, _ = _labelled(byod["df"])
+    rows = X.head(40)
+    pyf = mlflow.pyfunc.load_model(res.run_model_uri)
+    out = pyf.predict(rows.astype(object).astype(str))  # text cells, as from a CSV
+    expected = DecisionModel.load(res.paths["model_dir"]).predict_pd(rows).to_numpy()
+    np.testing.assert_allclose(out["pd"].to_numpy(float), expected, rtol=1e-10)
+    assert out["household_id"].tolist() == rows["loan_ref"].tolist()
+    # no pickles, no raw rows in any logged text
     local = Path(client.download_artifacts(res.run_id, "", str(byod["tmp"] / "dl")))
+    assert not list(local.rglob("*.pkl"))
+    ids = set(byod["df"]["loan_ref"].iloc[::97])
     for f in local.rglob("*"):
-        if f.is_file() and f.suffix in (".json", ".html", ".yaml", ".csv", ".txt", ".MLmodel", ""):
+        if f.is_file() and f.suffix in (".json", ".html", ".yaml", ".csv", ".txt", ""):
             text = f.read_text(encoding="utf-8", errors="ignore")
             assert not any(i in text for i in ids), f
-    # not registered unless asked, and never under the decision model's name
-    assert res.registered_model_name is None
-    assert not client.search_registered_models("name = 'vc-byod'")
 
 
-def test_csv_and_parquet_give_the_same_model(byod) -> None:
-    a, b = byod["res"].metrics, byod["res_pq"].metrics
-    for k in ("auc", "ece_after", "brier_after", "rows_quarantined", "holdout_rows"):
-        assert a[k] == pytest.approx(b[k], rel=1e-9, abs=1e-12), k
+def test_promote_runs_the_gates_for_a_table(byod) -> None:
+    """Defect: --promote was ignored for a table; now the gates run (no fairness audit: that gate fails)."""
+    gates = byod["res"].gates
+    assert gates, "promotion gates did not run"
+    by = {g["name"]: g for g in gates["gates"]["gates"]}
+    assert by["auc_min"]["passed"] is True
+    assert by["fairness_approval_gap_max"]["passed"] is False and not byod["res"].promoted
 
 
-def test_is_generic_dispatch(byod, tmp_path: Path) -> None:
+def test_data_source_kind(byod, tmp_path: Path) -> None:
     tmp = byod["tmp"]
     assert file_columns(byod["csv"]) == list(byod["df"].columns)
     assert file_columns(byod["pq"]) == list(byod["df"].columns)
-    assert is_generic(_load(tmp_path, _config(tmp, byod["csv"], "x")))
     raw = _config(tmp, byod["pq"], "x")
     raw["data"].pop("feature_spec")
-    assert is_generic(_load(tmp_path, raw))  # gbm_only + no household columns
-    raw["model"]["strategy"] = "additive_points"
-    assert not is_generic(_load(tmp_path, raw))  # the blend needs the household schema
-    assert not is_generic(load_config(None))  # generated households
+    raw["model"] = {"strategy": "additive_points"}  # no gbm_only: still a table, never a household error
+    assert data_source(_load(tmp_path, raw)).kind == "table"
+    assert data_source(load_config(None)).kind == "generated"
 
 
-def test_missing_or_non_binary_target_is_a_config_error(byod, tmp_path: Path) -> None:
+def test_relative_paths_are_read_from_the_yaml_folder(byod, tmp_path: Path, monkeypatch) -> None:
+    exp_dir = tmp_path / "experiments"
+    exp_dir.mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "loans.csv").write_bytes(byod["csv"].read_bytes())
+    (tmp_path / "data" / "spec.yaml").write_text(yaml.safe_dump(SPEC), encoding="utf-8")
+    raw = _config(tmp_path, Path("../data/loans.csv"), "rel")
+    raw["data"]["source"] = "../data/loans.csv"
+    raw["data"]["feature_spec"] = "../data/spec.yaml"
+    (exp_dir / "exp.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    monkeypatch.chdir(byod["tmp"])  # somewhere else entirely
+    cfg = load_config(exp_dir / "exp.yaml")
+    assert Path(cfg.data.source).resolve() == (tmp_path / "data" / "loans.csv").resolve()
+    assert Path(cfg.data.feature_spec).resolve() == (tmp_path / "data" / "spec.yaml").resolve()
+
+
+def test_missing_or_unmapped_target_is_a_config_error(byod, tmp_path: Path) -> None:
     raw = _config(tmp_path, byod["csv"], "bad")
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump({"features": []}), encoding="utf-8")
     raw["data"]["target"] = "defaulted"
     with pytest.raises(ConfigError, match=r"loans\.csv.*'defaulted'"):
-        run_generic_experiment(_load(tmp_path, raw))
-    df = byod["df"].assign(target=byod["df"]["target"].replace({1.0: 2.0}))
-    bad = tmp_path / "bad.csv"
-    df.to_csv(bad, index=False)
-    raw = _config(tmp_path, bad, "bad")
-    with pytest.raises(ConfigError, match=r"bad\.csv.*'target'.*binary 0/1"):
-        run_generic_experiment(_load(tmp_path, raw))
+        run_experiment(_load(tmp_path, raw))
+    raw = _config(tmp_path, byod["csv"], "bad")
+    raw["data"]["target_positive"] = None  # bad/good labels without a mapping
+    with pytest.raises(ConfigError, match=r"loans\.csv.*'target'.*target_positive"):
+        run_experiment(_load(tmp_path, raw))
+    raw["data"]["target_positive"] = "defaulted"
+    with pytest.raises(ConfigError, match="never occurs"):
+        run_experiment(_load(tmp_path, raw))
 
 
-def test_cli_train_runs_the_generic_path(byod, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_train_then_score_new_rows(byod, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI end to end: dropped columns printed; new rows scored by every model URI form."""
     from typer.testing import CliRunner
 
     from village_credit.cli import app
@@ -272,15 +309,70 @@ def test_cli_train_runs_the_generic_path(byod, tmp_path: Path, monkeypatch: pyte
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
-    raw = _config(byod["tmp"], byod["pq"], "cli")
+    raw = _config(byod["tmp"], byod["csv"], "cli", stages={"shap": False, "reports": False, "mlflow": True})
     raw["output_dir"] = str(tmp_path / "out")
-    raw["model"]["tuning"] = {"n_trials": 1, "timeout_s": None, "cv_folds": 3}
     exp = tmp_path / "byod.yaml"
     exp.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    result = CliRunner().invoke(app, ["train", str(exp)])
+    result = CliRunner().invoke(app, ["train", str(exp), "--no-promote"])
     assert result.exit_code == 0, result.output
+    assert "telephone" in result.output and "looks like personal data" in result.output
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
-    assert summary["kind"] == "generic" and summary["quarantined_rows"] == N_MISSING_TARGET
-    client = MlflowClient(tracking_uri=uri)
-    run = client.get_run(summary["run_id"])
-    assert run.data.metrics["auc"] > 0.7
+    assert summary["kind"] == "table" and summary["quarantined_rows"] == N_MISSING_TARGET
+    assert summary["gates"] == {}  # --no-promote honoured
+    # new rows, as text, two of them bad: quarantined with a reason, the rest scored
+    new = byod["df"].drop(columns=["target"]).head(30).astype(object)
+    new.loc[4, "x_arrears"] = "many"
+    new.loc[9, "sector"] = "mining"
+    new_csv = tmp_path / "new.csv"
+    new.to_csv(new_csv, index=False)
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    local = mlflow.artifacts.download_artifacts(summary["model_uri"], dst_path=str(tmp_path / "local"))
+    for k, model in enumerate([summary["run_model_uri"], summary["model_uri"], "models:/vc-byod/1", local]):
+        r = CliRunner().invoke(app, ["score", "-i", str(new_csv), "-o", str(tmp_path / f"s{k}"), "-m", model])
+        assert r.exit_code == 0, (model, r.output)
+        from village_credit.scoring import read_decisions, read_quarantine
+
+        dec = read_decisions(tmp_path / f"s{k}")
+        q = read_quarantine(tmp_path / f"s{k}")
+        assert len(dec) == 28 and sorted(q["row_number"].tolist()) == [4, 9], model
+        assert set(q["column"]) == {"x_arrears", "sector"}
+
+
+def test_spark_scores_a_table_model_like_the_local_engine(byod, tmp_path: Path, monkeypatch) -> None:
+    """A model trained on one's own table scores through Spark, bad rows quarantined, same PDs."""
+    import mlflow
+
+    from village_credit.scoring import read_decisions, read_quarantine, score_file
+    from village_credit.scoring.spark import read_spark_decisions, score_file_spark
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", byod["uri"])
+    mlflow.set_tracking_uri(byod["uri"])  # an earlier test may have pointed MLflow elsewhere
+    new = byod["df"].drop(columns=["target"]).head(40).astype(object)
+    new.loc[3, "x_income"] = "n/a"
+    path = tmp_path / "new.csv"
+    new.to_csv(path, index=False)
+    uri = byod["res"].run_model_uri
+    local = score_file(uri, path, tmp_path / "local", progress=False)
+    spark = score_file_spark(uri, path, tmp_path / "spark", master="local[1]", report=False)
+    assert (spark.rows_read, spark.scored, spark.quarantined) == (local.rows_read, local.scored, local.quarantined) \
+        == (40, 39, 1)
+    a = read_decisions(tmp_path / "local").sort_values("row_number")
+    b = read_spark_decisions(tmp_path / "spark").sort_values("row_number")
+    np.testing.assert_allclose(b["pd"].to_numpy(float), a["pd"].to_numpy(float), rtol=1e-12)
+    assert b["household_id"].tolist() == a["household_id"].tolist() == new["loan_ref"].drop(index=3).tolist()
+    assert read_quarantine(tmp_path / "local")["row_number"].tolist() == [3]
+
+
+def test_shipped_german_credit_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """experiments/german_credit.yaml runs from any folder (paths relative to the YAML)."""
+    exp = Path(__file__).resolve().parents[1] / "experiments" / "german_credit.yaml"
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(exp, {"output_dir": str(tmp_path / "out"), "stages.mlflow": False,
+                            "stages.shap": False, "stages.reports": False})
+    res = run_experiment(cfg)
+    assert res.kind == "table" and res.metrics["rows_read"] == 1000
+    assert res.metrics["base_rate"] == pytest.approx(0.30, abs=0.01)
+    assert res.metrics["auc"] > 0.72 and res.metrics["cv_auc"] > 0.72
+    assert set(res.dropped_columns) == {"telephone", "personal_status_and_sex", "age_in_years"}

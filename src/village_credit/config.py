@@ -29,9 +29,11 @@ class DataConfig:
     second_vintage: bool = True  # generate vintage 2 for out-of-time and stability checks
     # Bring your own data (source is a path):
     target: str = "default_12m"
-    id_column: str = "household_id"
+    id_column: str | None = "household_id"
     group_column: str = "village_code"
     feature_spec: str | None = None  # YAML/JSON feature spec for generic tables
+    # The target label that means default ("bad", "yes", ...); None: the target must be 0/1
+    target_positive: str | int | None = None
 
 
 @dataclass
@@ -105,6 +107,15 @@ class FairnessConfig:
 
 
 @dataclass
+class StagesConfig:
+    """Stages a fast research loop may skip (the model is still trained and evaluated)."""
+
+    shap: bool = True      # global SHAP plots and JSON
+    reports: bool = True   # validation / fairness HTML + JSON reports
+    mlflow: bool = True    # log the run and the model (off: no registration, no gates, no scoring)
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "default"
     seed: int = 42
@@ -117,6 +128,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     fairness: FairnessConfig = field(default_factory=FairnessConfig)
+    stages: StagesConfig = field(default_factory=StagesConfig)
     scoring_chunk_rows: int = 50_000
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,6 +173,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if path is not None and isinstance(raw, dict):
+        _resolve_relative(raw, Path(path).resolve().parent)
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, leaf = dotted.split(".")
@@ -173,6 +187,30 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     validate_config(cfg, source)  # types, ranges, choices, dates, policy, paths: before any work
     _check(cfg, source)
     return cfg
+
+
+def _relative_to(value: Any, base: Path) -> Any:
+    """A relative input path read from the YAML's folder (the working folder if only it has the file)."""
+    if not isinstance(value, str) or not value or value == "generate" or Path(value).is_absolute():
+        return value
+    beside = base / value
+    if beside.exists() or not Path(value).exists():
+        return str(beside)
+    return value
+
+
+def _resolve_relative(raw: dict[str, Any], base: Path) -> None:
+    """Input paths in an experiment file are relative to that file: ``data.source``,
+    ``data.feature_spec`` and a ``policy`` given as a path (``*.yaml``). ``output_dir``
+    stays relative to the working folder (where a run writes is the caller's choice)."""
+    data = raw.get("data")
+    if isinstance(data, dict):
+        for key in ("source", "feature_spec"):
+            if key in data:
+                data[key] = _relative_to(data[key], base)
+    pol = raw.get("policy")
+    if isinstance(pol, str) and pol.endswith((".yaml", ".yml")):
+        raw["policy"] = _relative_to(pol, base)
 
 
 def _check(cfg: ExperimentConfig, source: str) -> None:

@@ -42,9 +42,24 @@ class ExperimentResult:
     tracking_uri: str = ""
     quarantined_rows: int = 0
     programme: dict[str, Any] = field(default_factory=dict)
+    kind: str = "generated"  # the data source: generated | households | table
+    model_uri: str | None = None
+    run_model_uri: str | None = None
+    registered_model_name: str | None = None
+    split_method: str = "by village"
+    features: list[str] = field(default_factory=list)
+    dropped_columns: dict[str, str] = field(default_factory=dict)
 
     def summary_dict(self) -> dict[str, Any]:
         return {
+            "kind": self.kind,
+            "model_uri": self.model_uri,
+            "run_model_uri": self.run_model_uri,
+            "registered_model_name": self.registered_model_name,
+            "split_method": self.split_method,
+            "features": self.features,
+            "dropped_columns": self.dropped_columns,
+            "gates": self.gates,
             "metrics": self.metrics,
             "run_id": self.run_id,
             "model_version": self.model_version,
@@ -120,8 +135,7 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     recorded in ``metadata["reject_inference"]`` of both models.
     """
     from village_credit.fairness.reject_inference import REMEDIES
-    from village_credit.models.blend import fit_blend
-    from village_credit.models.features import HouseholdFeatures
+    from village_credit.models.estimator import CreditScoreClassifier
     from village_credit.models.scaling import PointsScaling
 
     m = cfg.model
@@ -135,14 +149,16 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     tr_mask, ca_mask = _outcome_mask(train, cfg), _outcome_mask(calib, cfg)
     tr, ca = train.loc[tr_mask], calib.loc[ca_mask]
     y_ca = ca["default_12m"].to_numpy()
-    common = dict(policy=cfg.policy, gbm_params=params, eval_date=cfg.eval_date, seed=cfg.seed, scaling=scaling)
     meta = {"experiment": cfg.name, "reject_inference": method}
 
-    def feats() -> Any:
-        return HouseholdFeatures(include_protected=m.include_protected)
+    def fit(rows: pd.DataFrame, y: Any, strategy: str, metadata: dict[str, Any], w: Any = None) -> Any:
+        """The estimator with the village-grouped calibration split (trees see ``rows`` only)."""
+        est = CreditScoreClassifier(strategy=strategy, policy=cfg.policy, gbm_params=params,
+                                    points_scaling=scaling, include_protected=m.include_protected,
+                                    eval_date=cfg.eval_date, seed=cfg.seed)
+        return est.fit(rows, y, sample_weight=w, calibration_data=(ca, y_ca), metadata=metadata).model_
 
-    blend = fit_blend(tr, tr["default_12m"].to_numpy(), ca, y_ca, strategy=m.strategy, features=feats(),
-                      metadata=dict(meta), **common)
+    blend = fit(tr, tr["default_12m"].to_numpy(), m.strategy, dict(meta))
     fit_tr, y_tr, w_tr = tr, tr["default_12m"].to_numpy(), None
     if method != "none":
         rows, y_tr, w_tr = _reject_inference_sample(blend, train, np.asarray(tr_mask, bool), method, cfg.seed,
@@ -151,11 +167,8 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
         # The calibration split stays observed-only: the Platt/stacking coefficients are fitted
         # on real outcomes (the honest data a bank has), never on inferred ones; only the
         # trees see the inferred rejects.
-        blend = fit_blend(fit_tr, y_tr, ca, y_ca, strategy=m.strategy, features=feats(),
-                          sample_weight_train=w_tr, metadata=dict(meta, n_train_observed=int(tr_mask.sum())),
-                          **common)
-    gbm = fit_blend(fit_tr, y_tr, ca, y_ca, strategy="gbm_only", features=feats(), sample_weight_train=w_tr,
-                    metadata={"reject_inference": method}, **common)
+        blend = fit(fit_tr, y_tr, m.strategy, dict(meta, n_train_observed=int(tr_mask.sum())), w_tr)
+    gbm = fit(fit_tr, y_tr, "gbm_only", {"reject_inference": method}, w_tr)
     return {"blend": blend, "gbm": gbm}
 
 
@@ -316,113 +329,279 @@ def approval_by_group(systems: list[Any], households: pd.DataFrame) -> pd.DataFr
     return pd.DataFrame(rows).pivot(index="group", columns="system", values="approval_rate")
 
 
+# --------------------------------------------------------------------------- tables
+def train_table(table: Any, train_idx: np.ndarray, cfg: ExperimentConfig, log_to_mlflow: bool) -> Any:
+    """The estimator on a table of one's own: spec features, cross-fitted calibration, base-rate points."""
+    from village_credit.models.estimator import CreditScoreClassifier
+
+    d, t = cfg.data, cfg.model.tuning
+    est = CreditScoreClassifier(
+        strategy="gbm_only", features=table.spec or None, calibration_folds=max(2, int(t.cv_folds)),
+        tuning_trials=int(t.n_trials or 0), tuning_timeout_s=t.timeout_s if t.n_trials or t.timeout_s else None,
+        gbm_params=_table_gbm(cfg), points_scaling=_table_scaling(cfg), id_column=d.id_column,
+        group_column=d.group_column, include_protected=cfg.model.include_protected, top_k=cfg.top_k,
+        seed=cfg.seed)
+    frame = table.frame.iloc[train_idx].reset_index(drop=True)
+    est.fit(frame, table.y[train_idx])
+    est.model_.metadata.update({"experiment": cfg.name, "target": table.target,
+                                "target_positive": cfg.data.target_positive})
+    return est
+
+
+def _table_gbm(cfg: ExperimentConfig) -> dict[str, Any] | None:
+    """LightGBM parameters the experiment set; ``None`` keeps the estimator's size-aware defaults."""
+    from village_credit.config import ModelConfig
+
+    return None if cfg.model.gbm == ModelConfig().gbm else dict(cfg.model.gbm)
+
+
+def _table_scaling(cfg: ExperimentConfig) -> Any:
+    """Base-rate anchored points unless the experiment sets its own anchor (pdo/base_points/base_odds)."""
+    from village_credit.config import ModelConfig
+
+    m, dflt = cfg.model, ModelConfig()
+    if (m.base_odds, m.base_points, m.pdo) == (dflt.base_odds, dflt.base_points, dflt.pdo):
+        return "base_rate"
+    return {"pdo": m.pdo, "base_points": m.base_points, "base_odds": m.base_odds}
+
+
+def evaluate_table(model: Any, frame: pd.DataFrame, y: np.ndarray, oof_pd: np.ndarray, y_train: np.ndarray
+                   ) -> tuple[dict[str, float], pd.DataFrame]:
+    """Hold-out metrics of a table model (PD after calibration), plus cross-fitted ones on training rows."""
+    from village_credit.validation import (auc_delong, brier, expected_calibration_error, hosmer_lemeshow,
+                                           ks_statistic)
+
+    dec = model.decide(frame, top_k=0)
+    ok = (dec["status"] == "scored").to_numpy()
+    p, yy = dec["pd"].to_numpy(float)[ok], y[ok]
+    auc, _, lo, hi = auc_delong(yy, p)
+    ks, _ = ks_statistic(yy, p)
+    _, _, hl_p = hosmer_lemeshow(yy, p, groups=10, ddof=0)
+    m = {"auc": auc, "auc_ci_low": lo, "auc_ci_high": hi, "gini": 2 * auc - 1, "ks": ks,
+         "hosmer_lemeshow_p": hl_p, "brier": brier(yy, p), "ece": expected_calibration_error(yy, p),
+         "holdout_households": float(len(yy)), "holdout_default_rate": float(yy.mean()),
+         "holdout_quarantined": float((~ok).sum()),
+         "cv_auc": auc_delong(y_train, oof_pd)[0], "cv_ece": expected_calibration_error(y_train, oof_pd)}
+    # the household summary's names, so one summary and one set of gates read both
+    m.update({"blend_auc": auc, "blend_ks": ks, "blend_ece": m["ece"], "blend_brier": m["brier"],
+              "blend_hosmer_lemeshow_p": hl_p, "gbm_auc": auc})
+    return {k: float(v) for k, v in m.items()}, dec
+
+
+def table_explanations(model: Any, X: pd.DataFrame, out: Path, seed: int) -> dict[str, Path]:
+    """Global SHAP of a table model: beeswarm, bar, dependence of the top 2 features, JSON (spec labels)."""
+    from village_credit.explain.shap_global import global_shap, plot_bar, plot_beeswarm, plot_dependence
+
+    out.mkdir(parents=True, exist_ok=True)
+    gs = global_shap(model, X, sample=2000, seed=seed)
+    lab = {n: model.labels.get(f"model:{n}", {}) for n in gs.feature_names}
+    en = {n: lab[n].get("en", n) for n in gs.feature_names}
+    zh = {n: lab[n].get("zh", n) for n in gs.feature_names}
+    paths = {"beeswarm": out / "shap_beeswarm.png", "bar": out / "shap_bar.png"}
+    plot_beeswarm(gs, path=paths["beeswarm"], labels=en)
+    plot_bar(gs, path=paths["bar"], labels=en)
+    overall = np.abs(gs.values).mean(axis=0)
+    order = np.argsort(-overall, kind="stable")
+    for i in order[:2]:
+        f = gs.feature_names[i]
+        slug = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in f)
+        paths[f"dependence:{f}"] = out / f"shap_dependence_{slug}.png"
+        plot_dependence(gs, f, path=paths[f"dependence:{f}"], labels=en)
+    summary = {"units": "log-odds of default (LightGBM raw score, before calibration)",
+               "explainer": "shap.TreeExplainer (tree_path_dependent)", "n_rows": len(X),
+               "n_explained": len(gs), "seed": int(seed),
+               "overall": [{"feature": gs.feature_names[i], "label_en": en[gs.feature_names[i]],
+                            "label_zh": zh[gs.feature_names[i]], "mean_abs_shap": float(overall[i])}
+                           for i in order]}
+    paths["summary_json"] = out / "shap_global.json"
+    paths["summary_json"].write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    return paths
+
+
+def table_model_name(cfg: ExperimentConfig) -> str:
+    """Registered name of a table model: ``registry.model_name``, kept apart from the household default."""
+    from village_credit.config import RegistryConfig
+
+    name = cfg.registry.model_name
+    return f"{name}-table" if name == RegistryConfig().model_name else name
+
+
 # --------------------------------------------------------------------------- main
 def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_model: bool = True,
                    score_population: bool = True) -> ExperimentResult:
     """Run one experiment end to end and return what it produced.
 
-    A file that is not a household table (bring your own data: a target column and a
-    feature spec) goes to :func:`village_credit.byod.run_generic_experiment` instead.
+    The data source (:func:`village_credit.sources.data_source`) says which stages apply:
+    a table of one's own has no rules, no ground truth and no programme, so those stages
+    are skipped; training, evaluation, SHAP, the validation report, the model format,
+    registration, gates and scoring are the same. ``cfg.stages`` skips SHAP, reports or
+    MLflow for fast research loops (without MLflow: no registration, gates or scoring).
     """
-    from village_credit.byod import is_generic, run_generic_experiment
+    import contextlib
 
-    if is_generic(cfg):
-        return run_generic_experiment(cfg, progress=progress)  # type: ignore[return-value]
     import mlflow
 
-    from village_credit.explain import write_global_explanations
-    from village_credit.models.splits import split_by_village
     from village_credit.registry import configure, log_evidence, log_run_context, promote
     from village_credit.registry.pyfunc_model import log_decision_model
+    from village_credit.sources import data_source
     from village_credit.validation import reference_profile, validation_report, write_validation_report
 
-    result = ExperimentResult(config=cfg)
+    source = data_source(cfg)
+    result = ExperimentResult(config=cfg, kind=source.kind)
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stages = StageTimer(result.stages, progress, total=11)
+    st = cfg.stages
+    stages = StageTimer(result.stages, progress, total=11 if source.has_rules else 9)
     try:
-        households, v2 = stages.run("load households" if cfg.data.source != "generate" else "generate households",
-                                    load_households, cfg)
-        checked = stages.run("validate", validate_households, households, require_truth=True)
-        result.quarantined_rows = checked.n_quarantined
-        valid = checked.valid.reset_index(drop=True)
-        if len(valid) < 500:
-            raise ConfigError(f"only {len(valid)} valid households; need at least 500")
-        population_path = out_dir / "households.parquet"
-        write_parquet(households, population_path)
-        result.paths["households"] = str(population_path)
+        if source.has_rules:
+            households, v2 = stages.run("load households" if cfg.data.source != "generate"
+                                        else "generate households", load_households, cfg)
+            checked = stages.run("validate", validate_households, households, require_truth=True)
+            result.quarantined_rows = checked.n_quarantined
+            valid = checked.valid.reset_index(drop=True)
+            if len(valid) < 500:
+                raise ConfigError(f"only {len(valid)} valid households; need at least 500")
+            population_path = out_dir / "households.parquet"
+            write_parquet(households, population_path)
+            result.paths["households"] = str(population_path)
+            from village_credit.models.splits import split_by_village
 
-        s = cfg.split
-        split = split_by_village(valid, (1 - s.calibration_share - s.holdout_share, s.calibration_share,
-                                         s.holdout_share), seed=cfg.seed)
-        train, calib, holdout = split.frames(valid)
+            s = cfg.split
+            split = split_by_village(valid, (1 - s.calibration_share - s.holdout_share, s.calibration_share,
+                                             s.holdout_share), seed=cfg.seed)
+            train, calib, holdout = split.frames(valid)
+            fingerprint_rows = train
+            model_name = cfg.registry.model_name
+        else:
+            from village_credit.sources import load_table, split_table
 
-        configure(experiment_name=cfg.registry.experiment)
-        result.tracking_uri = mlflow.get_tracking_uri()
-        with mlflow.start_run(run_name=cfg.name) as run:
-            result.run_id = run.info.run_id
-            log_run_context(cfg.to_dict(), cfg.seed, train)
-            tuned = stages.run("tune (Optuna)", tune_params, train, cfg, True)
-            models = stages.run("train blend + GBM", fit_models, train, calib, cfg, tuned)
-            blend = models["blend"]
-            feats = blend.features
-            train_points = blend.decide(train, top_k=1, eval_date=cfg.eval_date)["points"].to_numpy(float)
-            reference = reference_profile(feats.transform(train), score=train_points)
+            table = stages.run("read table", load_table, cfg, out_dir)
+            result.quarantined_rows = table.quarantined
+            result.paths["quarantine"] = str(table.quarantine_path)
+            population_path = Path(str(cfg.data.source))
+            tr_idx, ho_idx, method = split_table(table.y, table.groups, cfg.split.holdout_share, cfg.seed)
+            result.split_method = method
+            fingerprint_rows = table.frame.iloc[tr_idx]
+            model_name = table_model_name(cfg)
+
+        use_mlflow = bool(st.mlflow)
+        if use_mlflow:
+            configure(experiment_name=cfg.registry.experiment)
+            result.tracking_uri = mlflow.get_tracking_uri()
+        ctx = mlflow.start_run(run_name=cfg.name) if use_mlflow else contextlib.nullcontext()
+        with ctx as run:
+            if run is not None:
+                result.run_id = run.info.run_id
+                log_run_context(cfg.to_dict(), cfg.seed, fingerprint_rows)
+                mlflow.set_tag("data_source", source.kind)
+            if source.has_rules:
+                tuned = stages.run("tune (Optuna)", tune_params, train, cfg, use_mlflow)
+                models = stages.run("train blend + GBM", fit_models, train, calib, cfg, tuned)
+                blend = models["blend"]
+                feats = blend.features
+                train_points = blend.decide(train, top_k=1, eval_date=cfg.eval_date)["points"].to_numpy(float)
+                reference = reference_profile(feats.transform(train), score=train_points)
+                ev = stages.run("evaluate hold-out", evaluate, models, holdout, cfg)
+                if v2 is not None:
+                    ev["metrics"].update(out_of_time(blend, holdout, ev["decisions"]["blend"]["points"], v2, cfg))
+                result.metrics = {k: float(v) for k, v in ev["metrics"].items()}
+                hold_X = feats.transform(holdout)
+                dec = ev["decisions"]["blend"]
+                y_hold, grades = holdout["default_12m"].to_numpy(), grade_order()
+                policy_graded = dec["vetoed"].to_numpy(bool)
+            else:
+                est = stages.run("train (estimator)", train_table, table, tr_idx, cfg, use_mlflow)
+                blend = est.model_
+                result.dropped_columns = dict(est.dropped_columns_)
+                result.features = list(blend.feature_names)
+                train_frame = table.frame.iloc[tr_idx].reset_index(drop=True)
+                holdout = table.frame.iloc[ho_idx].reset_index(drop=True)
+                y_hold = table.y[ho_idx]
+                train_X = blend.features.transform(train_frame)
+                reference = reference_profile(train_X, score=blend.scaling.points_from_pd(est.oof_pd_))
+                result.metrics, dec = stages.run("evaluate hold-out", evaluate_table, blend, holdout, y_hold,
+                                                 est.oof_pd_, table.y[tr_idx])
+                result.metrics.update({"rows_read": float(table.n_read), "rows_quarantined": float(table.quarantined),
+                                       "train_rows": float(len(tr_idx)), "n_features": float(len(blend.feature_names)),
+                                       "base_rate": float(est.base_rate_)})
+                if est.tuning_best_cv_auc_ is not None:
+                    result.metrics["tuning_best_cv_auc"] = est.tuning_best_cv_auc_
+                hold_X = blend.features.transform(holdout)
+                ev = None
+                grades = [f"G{i + 1:02d}" for i in range(len(blend.metadata.get("grade_edges_pd", [])) + 1)]
+                policy_graded = None
             blend.metadata["reference_profile"] = reference  # stored with the model for PSI/CSI later
-            ev = stages.run("evaluate hold-out", evaluate, models, holdout, cfg)
-            if v2 is not None:
-                ev["metrics"].update(out_of_time(blend, holdout, ev["decisions"]["blend"]["points"], v2, cfg))
-            result.metrics = {k: float(v) for k, v in ev["metrics"].items()}
+            keep = (dec["status"] == "scored").to_numpy() if "status" in dec else np.ones(len(dec), bool)
 
-            hold_X = feats.transform(holdout)
-            expl_paths = stages.run("explain (SHAP)", write_global_explanations, blend, hold_X, holdout,
-                                    out_dir / "explain")
-            fair, approval, fair_paths = stages.run("fairness audit", fairness_stage, ev, holdout, cfg,
-                                                    out_dir / "fairness")
-            result.approval_by_group = approval
+            if st.shap:
+                if source.has_rules:
+                    from village_credit.explain import write_global_explanations
+
+                    expl = stages.run("explain (SHAP)", write_global_explanations, blend, hold_X, holdout,
+                                      out_dir / "explain")
+                else:
+                    expl = stages.run("explain (SHAP)", table_explanations, blend, hold_X, out_dir / "explain",
+                                      cfg.seed)
+                result.paths.update({f"explain_{k}" if not source.has_rules else k: str(v)
+                                     for k, v in expl.items()})
+            fair: dict[str, Any] = {}
+            if source.has_truth:
+                fair, approval, fair_paths = stages.run("fairness audit", fairness_stage, ev, holdout, cfg,
+                                                        out_dir / "fairness")
+                result.approval_by_group = approval
+                result.paths.update(fair_paths)
             val = validation_report(
-                holdout["default_12m"].to_numpy(), ev["decisions"]["blend"]["pd"].to_numpy(float),
-                ev["decisions"]["blend"]["points"].to_numpy(float), ev["decisions"]["blend"]["grade"].to_numpy(),
-                grade_order(), features_df=hold_X, reference_profile=reference,
-                policy_graded=ev["decisions"]["blend"]["vetoed"].to_numpy(bool),
+                np.asarray(y_hold)[keep], dec["pd"].to_numpy(float)[keep], dec["points"].to_numpy(float)[keep],
+                dec["grade"].to_numpy()[keep], grades, features_df=hold_X.loc[keep] if source.has_rules
+                else hold_X.iloc[np.flatnonzero(keep)], reference_profile=reference,
+                **({"policy_graded": policy_graded[keep]} if policy_graded is not None else {}),
             )
-            val_html, val_json = write_validation_report(val, out_dir / "validation")
-            result.paths.update({**{k: str(v) for k, v in expl_paths.items()}, **fair_paths,
-                                 "validation_html": str(val_html), "validation_json": str(val_json)})
-            mlflow.log_metrics(result.metrics)
-            mlflow.log_artifacts(str(out_dir / "fairness"), "fairness")
-            mlflow.log_artifacts(str(out_dir / "validation"), "validation")
-            mlflow.log_artifacts(str(out_dir / "explain"), "explain")
-            mlflow.log_text(approval.to_csv(), "fairness/approval_by_group.csv")
-
+            if st.reports:
+                val_html, val_json = write_validation_report(
+                    val, out_dir / "validation",
+                    **({} if source.has_rules else {"title": "Model validation report (table of one's own)"}))
+                result.paths.update({"validation_html": str(val_html), "validation_json": str(val_json)})
             model_dir = blend.save(out_dir / "model")
-            info = stages.run("log + register model", log_decision_model, model_dir,
-                              input_example=blend.input_example(5), registered_model_name=cfg.registry.model_name,
-                              top_k=cfg.top_k)
-            result.model_version = str(info.registered_model_version)
-            evidence = _evidence(ev, val, fair, train)
-            log_evidence(evidence, run.info.run_id)
-        thresholds = {k: v for k, v in vars(cfg.registry.gates).items()}
-        if promote_model:
-            promo = stages.run("promotion gates", promote, cfg.registry.model_name, result.model_version,
-                               evidence, thresholds)
+            result.paths["model_dir"] = str(model_dir)
+            if run is not None:
+                mlflow.log_metrics(result.metrics)
+                for sub in ("fairness", "validation", "explain"):
+                    if (out_dir / sub).is_dir():
+                        mlflow.log_artifacts(str(out_dir / sub), sub)
+                if result.approval_by_group is not None:
+                    mlflow.log_text(result.approval_by_group.to_csv(), "fairness/approval_by_group.csv")
+                if result.dropped_columns:
+                    mlflow.log_dict(result.dropped_columns, "data/dropped_columns.json")
+                info = stages.run("log + register model", log_decision_model, model_dir,
+                                  input_example=blend.input_example(5), registered_model_name=model_name,
+                                  top_k=cfg.top_k)
+                result.model_uri = info.model_uri
+                result.run_model_uri = f"runs:/{run.info.run_id}/model"
+                result.registered_model_name = model_name
+                result.model_version = str(info.registered_model_version)
+                evidence = _evidence(result.metrics, val, fair, fingerprint_rows)
+                log_evidence(evidence, run.info.run_id)
+        if use_mlflow and promote_model:
+            thresholds = {k: v for k, v in vars(cfg.registry.gates).items()}
+            promo = stages.run("promotion gates", promote, model_name, result.model_version, evidence, thresholds)
             result.promoted = bool(promo.promoted)
             result.gates = promo.to_dict()
-        if score_population and result.promoted:
+        if use_mlflow and score_population and result.promoted:
             from village_credit.scoring import score_file
 
-            summary = stages.run("batch-score population", score_file,
-                                 f"models:/{cfg.registry.model_name}@champion", population_path,
-                                 out_dir / "scores", chunk_rows=cfg.scoring_chunk_rows, overwrite=True,
-                                 progress=False)
+            summary = stages.run("batch-score population", score_file, f"models:/{model_name}@champion",
+                                 population_path, out_dir / "scores", chunk_rows=cfg.scoring_chunk_rows,
+                                 overwrite=True, progress=False)
             result.scoring = summary.to_dict()
             result.paths["scores"] = str(out_dir / "scores")
-            result.programme = programme_stage(households, out_dir)
-            result.paths["programme_villages"] = str(out_dir / "programme_villages.parquet")
+            if source.has_programme:
+                result.programme = programme_stage(households, out_dir)
+                result.paths["programme_villages"] = str(out_dir / "programme_villages.parquet")
     finally:
         stages.close()
     (out_dir / "summary.json").write_text(json.dumps(result.summary_dict(), indent=2, default=str),
                                           encoding="utf-8")
+    result.paths["summary"] = str(out_dir / "summary.json")
     return result
 
 
@@ -440,12 +619,15 @@ def programme_stage(households: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
     return report.summary()
 
 
-def _evidence(ev: dict[str, Any], val: dict[str, Any], fairness: dict[str, Any], train: pd.DataFrame
+def _evidence(m: dict[str, float], val: dict[str, Any], fairness: dict[str, Any], train: pd.DataFrame
               ) -> dict[str, Any]:
-    """The promotion evidence: hold-out numbers the gates compare with thresholds."""
+    """The promotion evidence: hold-out numbers the gates compare with thresholds.
+
+    A table model has no fairness audit (no household groups): its fairness evidence is
+    empty and the fairness gates fail with "evidence missing", never a silent pass.
+    """
     from village_credit.registry import data_fingerprint
 
-    m = ev["metrics"]
     stab = val.get("stability") or {}
     csi = stab.get("csi")
     max_csi = float(csi["csi"].max()) if csi is not None and len(csi) else None

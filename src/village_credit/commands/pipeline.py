@@ -16,10 +16,8 @@ def print_summary(result, console: Console) -> None:
     """The short summary a user reads after the main job."""
     from village_credit.registry.store import default_tracking_uri
 
-    if getattr(result, "kind", "") == "generic":
-        from village_credit.byod import print_generic_summary
-
-        print_generic_summary(result, console)
+    if getattr(result, "kind", "") == "table":
+        print_table_summary(result, console)
         return
 
     m = result.metrics
@@ -60,6 +58,45 @@ def print_summary(result, console: Console) -> None:
     console.print("\nBrowse the run (copy this line):")
     # Plain print: Rich would wrap the long URI and break copy-paste.
     print(f".venv/bin/mlflow ui --backend-store-uri {uri}")
+
+
+def print_table_summary(result, console: Console) -> None:
+    """The summary of a run on a table of one's own (no rules, no programme): what was
+    left out and why, the split, hold-out and cross-fitted metrics, the model URIs."""
+    m = result.metrics
+    nan = float("nan")
+    if result.dropped_columns:
+        console.print("Columns left out of the features:")
+        for col, why in result.dropped_columns.items():
+            print(f"  {col:<40} {why}")  # plain: every dropped column, with its reason
+    t = Table(title=f"village-credit (table of one's own): '{result.config.name}'", show_header=False)
+    t.add_row("rows read = used + quarantined (no target)",
+              f"{int(m.get('rows_read', 0)):,} = {int(m.get('rows_read', 0)) - result.quarantined_rows:,}"
+              f" + {result.quarantined_rows:,}")
+    t.add_row("split", f"{result.split_method}; calibration cross-fitted on the training rows")
+    t.add_row("features", f"{len(result.features)}: " + ", ".join(result.features)[:200])
+    t.add_row("hold-out rows / default rate",
+              f"{int(m.get('holdout_households', 0)):,} / {m.get('holdout_default_rate', nan):.2%}")
+    t.add_row("AUC hold-out (95 % DeLong CI) / cross-fitted",
+              f"{m.get('auc', nan):.3f} [{m.get('auc_ci_low', nan):.3f}, {m.get('auc_ci_high', nan):.3f}]"
+              f" / {m.get('cv_auc', nan):.3f}")
+    t.add_row("KS / Hosmer-Lemeshow p", f"{m.get('ks', nan):.3f} / {m.get('hosmer_lemeshow_p', nan):.3f}")
+    t.add_row("ECE / Brier (hold-out)", f"{m.get('ece', nan):.4f} / {m.get('brier', nan):.4f}")
+    if result.model_version:
+        t.add_row("registered version", f"{result.registered_model_name} v{result.model_version}")
+        t.add_row("promoted to @champion", "yes" if result.promoted else
+                  ("NO (failed a gate; see summary.json gates)" if result.gates else "gates not run"))
+    else:
+        t.add_row("MLflow", "off (stages.mlflow: false): model saved locally only")
+    if result.scoring:
+        s = result.scoring
+        t.add_row("batch scoring", f"{s['rows_read']:,} read = {s['scored']:,} scored + {s['quarantined']:,} quarantined")
+    console.print(t)
+    for k, v in sorted(result.paths.items()):
+        print(f"  {k:<40} {v}")
+    if result.run_model_uri:
+        print(f"score new rows: village-credit score --model {result.run_model_uri} <file> <out>")
+        print(f".venv/bin/mlflow ui --backend-store-uri {result.tracking_uri}")
 
 
 def register(app: typer.Typer) -> None:

@@ -22,8 +22,10 @@ model may use them is a feature-configuration choice, not a schema one.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Dtype = Literal["string", "int", "float", "bool", "date", "category"]
 Role = Literal["id", "meta", "profile", "rule", "event", "history", "truth"]
@@ -211,3 +213,18 @@ def history_columns(kind: str, months: int = HISTORY_MONTHS) -> list[str]:
 def months_in(columns: list[str] | tuple[str, ...]) -> int:
     """How many history months a table carries, read from its ``dpd_mNN`` columns."""
     return sum(1 for c in columns if c.startswith("dpd_m") and c[5:].isdigit())
+
+
+#: Column names that may hold raw personal data (matched case-insensitively, as a
+#: whole name or a ``_``-separated part: ``name``, ``head_name``, ``id_number``,
+#: ``telephone``, ...). Never features, never logged.
+PERSONAL_COLUMN_PATTERN = re.compile(
+    r"(^|_)(name|names|id_number|id_no|idcard|id_card|resident_id|phone|mobile|tel|telephone|"
+    r"address|addr)($|_)",
+    re.IGNORECASE,
+)
+
+
+def personal_columns(columns: Any) -> list[str]:
+    """Columns whose names look like raw personal data (see ``PERSONAL_COLUMN_PATTERN``)."""
+    return [str(c) for c in columns if PERSONAL_COLUMN_PATTERN.search(str(c))]

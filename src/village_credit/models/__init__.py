@@ -3,6 +3,7 @@
 Public API (resolved lazily, PEP 562, so ``import village_credit.models`` stays cheap
 and a module still being written never breaks the package):
 
+* ``estimator``: :class:`CreditScoreClassifier` (the whole decision model, scikit-learn contract);
 * ``scaling``: :class:`PointsScaling` (points <-> log-odds <-> PD), ``sigmoid``, ``logit``;
 * ``blend``: :func:`fit_blend`, :class:`BlendCoefficients`, ``STRATEGIES``, ``logistic_fit``;
 * ``decision``: :class:`DecisionModel` (``decide``, ``contributions``, ``reason_codes``,
@@ -47,6 +48,8 @@ _EXPORTS: dict[str, str] = {
     "tune": "tuning",
     "TuningResult": "tuning",
     "ScorecardModel": "scorecard",
+    "CreditScoreClassifier": "estimator",
+    "fit_blend_cv": "blend",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -89,6 +89,12 @@ def _feature_from_config(cfg: dict[str, Any]) -> Any:
 
         params["specs"] = [FeatureSpec(**{**d, "categories": tuple(d.get("categories", ()))})
                            for d in params["specs"]]
+        obj = cls(**params)
+        if all(getattr(s, "kind", "") for s in params["specs"]):
+            # every column's kind and categories were fixed at training: restore the fitted
+            # transformer without looking at any scoring data (never re-guess a kind)
+            obj.fit(pd.DataFrame())
+        return obj
     return cls(**params)
 
 
@@ -178,7 +184,15 @@ class DecisionModel:
         return list(self.metadata.get("input_columns", self.feature_names))
 
     def input_example(self, n: int = 5) -> pd.DataFrame:
-        """Schema-complete synthetic rows (fixed seed, ground truth dropped): no real data."""
+        """Schema-complete synthetic rows (fixed seed, ground truth dropped): no real data.
+
+        A model on a table of one's own has no generator: its rows are built from the
+        saved ``metadata["input_example"]`` (typical values per column: medians and
+        most frequent categories, no row of the training data).
+        """
+        if not self.validate and self.metadata.get("input_example"):
+            ex = pd.DataFrame(self.metadata["input_example"])
+            return pd.concat([ex] * (int(n) // len(ex) + 1), ignore_index=True).head(int(n))
         from village_credit.data.generator import GeneratorConfig, generate_households
         from village_credit.data.schema import TRUTH_COLUMNS
 
@@ -212,7 +226,11 @@ class DecisionModel:
         df = households.reset_index(drop=True)
         reasons = np.full(len(df), "", dtype=object)
         if not self.validate:
-            return df, reasons
+            problems = getattr(self.features, "row_problems", None)
+            if problems is None or not hasattr(self.features, "feature_names_out_"):
+                return df, reasons
+            reasons = np.asarray(problems(df), dtype=object)
+            return df.loc[reasons == ""], reasons
         from village_credit.data.validation import validate_households
 
         res = validate_households(df)
@@ -335,7 +353,7 @@ class DecisionModel:
         pol = self.policy
         if pol is None or n == 0:
             return pd.DataFrame({"credit_line": np.full(n, np.nan), "rate": np.full(n, np.nan),
-                                 "grade": np.full(n, None, dtype=object)})
+                                 "grade": self.pd_grades(self.scaling.pd(p))})
         line = np.asarray(pol.credit_line(p, el, ve, households=households, eval_date=eval_date),
                           dtype=np.float64)
         grade = np.asarray(pol.grade(p), dtype=object)
@@ -343,6 +361,25 @@ class DecisionModel:
             grade = np.where(ve, pol.vetoed_grade, grade)
         rate = np.where(line > 0, np.asarray(pol.rate(p), dtype=np.float64), np.nan)
         return pd.DataFrame({"credit_line": line, "rate": rate, "grade": grade})
+
+    def pd_grades(self, pd_values: Any) -> NDArray[np.object_]:
+        """Grades of a model without a policy: PD bands from ``metadata["grade_edges_pd"]``.
+
+        The edges are the deciles of the training rows' cross-validated PD, so ``G01`` is
+        the lowest-risk tenth of the training population; ``None`` when no edges are stored.
+        """
+        p = np.asarray(pd_values, dtype=np.float64)
+        edges = self.metadata.get("grade_edges_pd")
+        if not edges:
+            return np.full(p.shape[0], None, dtype=object)
+        order = np.asarray([f"G{i + 1:02d}" for i in range(len(edges) + 1)], dtype=object)
+        idx = np.searchsorted(np.asarray(edges, dtype=np.float64), p, side="right")
+        return np.where(np.isfinite(p), order[np.minimum(idx, len(order) - 1)], None)
+
+    @property
+    def id_column(self) -> str:
+        """The input column copied into ``household_id`` of the decisions (row ids otherwise)."""
+        return str(self.metadata.get("id_column") or "household_id")
 
     def decide(self, households: pd.DataFrame, top_k: int = 3, eval_date: Any = None) -> pd.DataFrame:
         """One decision per input row, same order (``DECISION_COLUMNS``).
@@ -375,7 +412,8 @@ class DecisionModel:
             out[s.positions] = values
             return out
 
-        ids = households["household_id"].to_numpy(dtype=object) if "household_id" in households.columns \
+        idc = self.id_column
+        ids = households[idc].to_numpy(dtype=object) if idc in households.columns \
             else np.arange(n).astype(str).astype(object)
         status = np.where(qreasons == "", "scored", "quarantined").astype(object)
         return pd.DataFrame({
@@ -414,7 +452,7 @@ class DecisionModel:
         codes = self.codes[1:]
         kinds = ["rule"] * len(self.item_codes) + ["model"] * len(self.feature_names)
         top = top_reasons(pc[:, 1:], top_k)
-        ids = (s.valid["household_id"].to_numpy(dtype=object) if "household_id" in s.valid.columns
+        ids = (s.valid[self.id_column].to_numpy(dtype=object) if self.id_column in s.valid.columns
                else s.positions.astype(str).astype(object))
         decisive, count = self._decisive(s)
         body = reasons_long(ids, top, codes, self.labels, kinds, rank_offset_down=count)

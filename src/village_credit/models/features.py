@@ -53,6 +53,38 @@ UTILISATION_CAP = 5.0
 """Balance / limit is clipped here; balances far above the limit carry no extra signal."""
 
 
+def category_key(value: Any) -> str:
+    """The text a category is matched by: ``1``, ``1.0``, ``"1"`` and ``" 1 "`` are one category.
+
+    Why: a CSV reader (or a cleaning step) may turn a numeric-coded category into a float,
+    and ``"1.0"`` must still match the spec's ``"1"`` rather than becoming missing.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    text = str(value).strip()
+    try:
+        f = float(text)
+    except ValueError:
+        return text
+    if not np.isfinite(f):
+        return text
+    return str(int(f)) if f.is_integer() and abs(f) < 2**53 else repr(f)
+
+
+def category_keys(col: pd.Series) -> pd.Series:
+    """:func:`category_key` of every non-missing cell (missing stays missing)."""
+    out = pd.Series(pd.NA, index=col.index, dtype="object")
+    ok = col.notna().to_numpy()
+    if ok.any():
+        vals = col.to_numpy(dtype=object)[ok]
+        uniq = pd.unique(vals)
+        keys = {v: category_key(v) for v in uniq}
+        out.iloc[np.flatnonzero(ok)] = [keys[v] for v in vals]
+    return out
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """A model feature: labels for people, unit, and the risk direction credit logic demands."""
@@ -66,8 +98,14 @@ class FeatureSpec:
     description: str = ""
     categories: tuple[str, ...] = field(default=())
     """Ordered categories for a categorical column (bring-your-own data); empty for numeric."""
+    kind: str = ""
+    """``"numeric"`` or ``"categorical"`` once fitted (saved with the model, so a reload never
+    re-guesses a column's kind from the scoring file); ``""`` = decide from the data."""
 
     def __post_init__(self) -> None:
+        if self.kind not in ("", "numeric", "categorical"):
+            raise ConfigError(f"feature {self.name!r}: kind must be 'numeric' or 'categorical', got {self.kind!r}")
+        object.__setattr__(self, "categories", tuple(category_key(c) for c in self.categories))
         if self.monotone not in (-1, 0, 1):
             raise ConfigError(f"feature {self.name!r}: monotone must be -1, 0 or +1, got {self.monotone!r}")
         if self.group not in ("behaviour", "capacity", "profile", "protected", "rules"):
@@ -386,6 +424,17 @@ class HouseholdFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
 # ---------------------------------------------------------------------------------
 
 
+def _numeric_like(s: pd.Series) -> bool:
+    """Numbers, bools, or text whose every non-missing cell reads as a number (a CSV column)."""
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return True
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return False
+    text = s.dropna().astype("string").str.strip()
+    text = text[text != ""]
+    return bool(len(text)) and bool(pd.to_numeric(text, errors="coerce").notna().all())
+
+
 def specs_from_frame(
     df: pd.DataFrame,
     *,
@@ -397,7 +446,9 @@ def specs_from_frame(
     """Feature specs for any table: numeric/bool columns as numbers, others as categories.
 
     ``overrides`` (e.g. from a YAML/JSON spec file) set labels, unit, monotone direction,
-    group and category order by column name. Truth columns of the household schema,
+    group, ``kind`` and category order by column name. A column given ``categories`` is
+    categorical even when its cells are numbers (numeric codes); a text column whose
+    cells all read as numbers is numeric. Truth columns of the household schema,
     ``target`` and ``exclude`` are never features.
     """
     over: dict[str, Mapping[str, Any]] = {}
@@ -415,18 +466,17 @@ def specs_from_frame(
         o = dict(over.get(c, {}))
         o.pop("name", None)
         s = df[c]
-        numeric = pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
-        cats: tuple[str, ...] = tuple(str(v) for v in o.pop("categories", ()) or ())
-        if not numeric and not cats:
-            cats = tuple(sorted(str(v) for v in s.dropna().unique()))
-        if not numeric and pd.api.types.is_datetime64_any_dtype(s):
+        if pd.api.types.is_datetime64_any_dtype(s):
             continue  # dates are not features
+        cats: tuple[str, ...] = tuple(category_key(v) for v in o.pop("categories", ()) or ())
+        kind = str(o.pop("kind", "") or ("categorical" if cats else
+                                         "numeric" if _numeric_like(s) else "categorical"))
         group = o.pop("group", "protected" if c in protected else "profile")
         try:
             specs.append(FeatureSpec(
                 name=str(c), label_en=str(o.pop("label_en", c)), label_zh=str(o.pop("label_zh", c)),
                 unit=str(o.pop("unit", "")), monotone=int(o.pop("monotone", 0)), group=group,
-                description=str(o.pop("description", "")), categories=cats,
+                description=str(o.pop("description", "")), categories=cats, kind=kind,
             ))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"feature spec for {c!r}: {exc}") from exc
@@ -461,12 +511,38 @@ def load_feature_specs(path: str | Path) -> dict[str, Any]:
     return data
 
 
+CATEGORY_PRIOR_ROWS = 10.0
+"""Pseudo-rows of the overall rate that smooth a category's rate when ordering categories."""
+
+
+def _category_order(col: pd.Series, y: Any) -> tuple[str, ...]:
+    """Categories the spec did not order: by smoothed default rate when ``y`` is given, else sorted.
+
+    Why: trees split ordinal codes by thresholds; in default-rate order one split can
+    separate risky from safe categories, which an alphabetical order rarely allows.
+    """
+    keys = category_keys(col)
+    seen = sorted(set(keys.dropna()))
+    if y is None or len(seen) < 3:
+        return tuple(seen)
+    yv = pd.Series(np.asarray(y, dtype=np.float64), index=keys.index)
+    ok = keys.notna() & yv.notna()
+    prior = float(yv[ok].mean())
+    g = yv[ok].groupby(keys[ok].astype(str))
+    rate = (g.sum() + CATEGORY_PRIOR_ROWS * prior) / (g.count() + CATEGORY_PRIOR_ROWS)
+    return tuple(sorted(seen, key=lambda c: (float(rate.get(c, prior)), c)))
+
+
 class GenericFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
     """Any table -> float feature frame from a spec list (bring your own data, no rule engine).
 
-    Numeric and bool columns pass through as floats; categorical columns become
-    ordinal codes in the spec's category order (unknown category -> NaN), so the
-    monotone direction of an ordered category is meaningful.
+    Numeric columns (numbers, bools, or text that reads as numbers) pass through as
+    floats; categorical columns become ordinal codes in the spec's category order,
+    matched by :func:`category_key` (so ``1``, ``1.0`` and ``"1"`` are one category), so
+    the monotone direction of an ordered category is meaningful. ``fit`` fixes each
+    column's ``kind`` and categories in ``specs_``; a model saves them, and specs that
+    already carry a kind (a reloaded model) are used as they are, never re-guessed from
+    the scoring file. :meth:`row_problems` names the cells ``transform`` could not read.
     """
 
     def __init__(self, specs: Sequence[FeatureSpec] | None = None, columns: Sequence[str] | None = None):
@@ -482,17 +558,26 @@ class GenericFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
                 specs = [*specs, *specs_from_frame(X[missing])]
                 by = {s.name: s for s in specs}
             specs = [by[c] for c in self.columns]
-        _check_columns(X, [s.name for s in specs], "generic features")
-        # freeze category order seen at fit for categorical columns without an explicit order
-        self.specs_ = [
-            replace(s, categories=tuple(sorted(str(v) for v in X[s.name].dropna().unique())))
-            if not s.categories and not (pd.api.types.is_numeric_dtype(X[s.name])
-                                         or pd.api.types.is_bool_dtype(X[s.name]))
-            else s
-            for s in specs
-        ]
+        _check_columns(X, [s.name for s in specs if not s.kind], "generic features")
+        fitted = []
+        for s in specs:
+            if not s.kind:
+                kind = "categorical" if s.categories or not _numeric_like(X[s.name]) else "numeric"
+                s = replace(s, kind=kind)
+            if s.kind == "categorical" and not s.categories:
+                s = replace(s, categories=_category_order(X[s.name], y))
+            fitted.append(s)
+        self.specs_ = fitted
         self.feature_names_out_ = [s.name for s in self.specs_]
         return self
+
+    def _numbers(self, col: pd.Series) -> pd.Series:
+        if pd.api.types.is_bool_dtype(col):
+            return col.astype("float64")
+        if pd.api.types.is_numeric_dtype(col):
+            return pd.to_numeric(col, errors="coerce").astype("float64")
+        text = col.astype("string").str.strip()
+        return pd.to_numeric(text.mask(text == ""), errors="coerce").astype("float64")
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "specs_")
@@ -500,12 +585,37 @@ class GenericFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
         cols: dict[str, np.ndarray] = {}
         for s in self.specs_:  # loop over columns, not rows
             col = X[s.name]
-            if s.categories:
-                codes = pd.Categorical(col.astype("string"), categories=list(s.categories)).codes
+            if s.kind == "categorical":
+                codes = pd.Categorical(category_keys(col), categories=list(s.categories)).codes
                 cols[s.name] = np.where(codes < 0, np.nan, codes.astype(np.float64))
             else:
-                cols[s.name] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+                cols[s.name] = self._numbers(col).to_numpy(dtype=np.float64, na_value=np.nan)
         return pd.DataFrame(cols, index=X.index)
+
+    def row_problems(self, X: pd.DataFrame) -> np.ndarray:
+        """Per input row: ``"column: reason; ..."`` for cells that cannot be read, else ``""``.
+
+        A numeric cell that is not a number, and a category the model never saw, are
+        problems (the row is quarantined, never scored as if the value were missing).
+        """
+        check_is_fitted(self, "specs_")
+        _check_columns(X, self.feature_names_out_, "generic features")
+        out = pd.Series("", index=range(len(X)), dtype=object)
+        for s in self.specs_:
+            col = X[s.name].reset_index(drop=True)
+            present = col.notna() & (col.astype("string").str.strip() != "")
+            if s.kind == "categorical":
+                keys = category_keys(col)
+                bad = present & ~keys.isin(set(s.categories))
+                why = s.name + ": unknown category " + keys.astype("string").str.slice(0, 30)
+            else:
+                bad = present & self._numbers(col).isna()
+                why = pd.Series(f"{s.name}: not a number", index=col.index)
+            if bool(bad.any()):
+                add = why[bad].astype(str)
+                cur = out[bad]
+                out[bad] = np.where(cur == "", add, cur + "; " + add)
+        return out.to_numpy(dtype=object)
 
     def set_output(self, *, transform: Any = None) -> GenericFeatures:
         return self

@@ -81,6 +81,20 @@ class PointsScaling:
         offset = base_points - factor * math.log(base_odds)
         return cls(offset=float(offset), factor=float(factor))
 
+    @classmethod
+    def from_base_rate(cls, base_rate: float, pdo: float = 20.0, base_points: float = 60.0) -> "PointsScaling":
+        """Scaling anchored on a table's own base rate: ``base_points`` at the training default rate.
+
+        The Jinxiang anchor (60 points at PD 2 %) is a household-policy convention: on a
+        table with a 30 % bad rate it gives most applicants negative points. For a table
+        of one's own, the average applicant gets ``base_points`` and every ``pdo`` points
+        halve (or double) the odds from there; negative points then mean odds of default
+        more than ``2 ** (base_points / pdo)`` times the average (8x with the defaults).
+        """
+        if not (0.0 < base_rate < 1.0):
+            raise ConfigError(f"points scaling: the base rate must be in (0, 1), got {base_rate!r}")
+        return cls.from_pdo(pdo, base_points, (1.0 - base_rate) / base_rate)
+
     @property
     def pdo(self) -> float:
         return self.factor * LN2

@@ -21,15 +21,8 @@ import pandas as pd
 import yaml
 from pandas.util import hash_pandas_object
 
+from village_credit.data.schema import PERSONAL_COLUMN_PATTERN, personal_columns  # noqa: F401 (re-exported)
 from village_credit.errors import ConfigError
-
-#: Column names that may hold raw personal data (matched case-insensitively, as a
-#: whole name or a ``_``-separated part: ``name``, ``head_name``, ``id_number``, ...).
-PERSONAL_COLUMN_PATTERN = re.compile(
-    r"(^|_)(name|names|id_number|id_no|idcard|id_card|resident_id|phone|mobile|tel|telephone|"
-    r"address|addr)($|_)",
-    re.IGNORECASE,
-)
 
 _TRACKED_LIBRARIES = (
     "village-credit", "mlflow", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn",
@@ -37,11 +30,6 @@ _TRACKED_LIBRARIES = (
 )
 
 _FINGERPRINT_VERSION = "vc-fp-1"
-
-
-def personal_columns(columns: Any) -> list[str]:
-    """Columns whose names look like raw personal data (see ``PERSONAL_COLUMN_PATTERN``)."""
-    return [str(c) for c in columns if PERSONAL_COLUMN_PATTERN.search(str(c))]
 
 
 def strip_personal_columns(df: pd.DataFrame) -> pd.DataFrame:
