@@ -41,6 +41,7 @@ class ExperimentResult:
     tracking_uri: str = ""
     quarantined_rows: int = 0
     programme: dict[str, Any] = field(default_factory=dict)
+    outcome_support: dict[str, Any] = field(default_factory=dict)
 
     def summary_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +53,7 @@ class ExperimentResult:
             "scoring": self.scoring,
             "quarantined_rows": self.quarantined_rows,
             "programme": self.programme,
+            "outcome_support": self.outcome_support,
             "stages": {s.name: round(s.seconds, 2) for s in self.stages},
         }
 
@@ -63,7 +65,9 @@ def load_households(cfg: ExperimentConfig) -> tuple[pd.DataFrame, pd.DataFrame |
     if d.source == "generate":
         gen = GeneratorConfig(n_households=d.n_households, seed=cfg.seed, n_townships=d.n_townships,
                               villages_per_township=d.villages_per_township,
-                              target_default_rate=d.target_default_rate, snapshot_date=d.snapshot_date)
+                              target_default_rate=d.target_default_rate, snapshot_date=d.snapshot_date,
+                              policy_age_max=d.policy_age_max, over_age_grant_share=d.over_age_grant_share,
+                              exploration_share=d.exploration_share)
         v1 = generate_households(gen)
         v2 = generate_vintage(gen, vintage=2) if d.second_vintage else None
         return v1, v2
@@ -140,6 +144,12 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     def feats() -> Any:
         return HouseholdFeatures(include_protected=m.include_protected)
 
+    from village_credit.models.support import neutral_items_for
+
+    neutral: dict[str, Any] | bool = False  # outcome-support remedy (docs/fairness.md)
+    if m.neutralise_constant_items and m.strategy != "gbm_only":
+        neutral = neutral_items_for(train, cfg.policy, tr_mask, cfg.eval_date, min_varied=m.neutralise_min_varied)
+    common["neutralise_constant_items"] = neutral
     blend = fit_blend(tr, tr["default_12m"].to_numpy(), ca, y_ca, strategy=m.strategy, features=feats(),
                       metadata=dict(meta), **common)
     fit_tr, y_tr, w_tr = tr, tr["default_12m"].to_numpy(), None
@@ -153,9 +163,39 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
         blend = fit_blend(fit_tr, y_tr, ca, y_ca, strategy=m.strategy, features=feats(),
                           sample_weight_train=w_tr, metadata=dict(meta, n_train_observed=int(tr_mask.sum())),
                           **common)
-    gbm = fit_blend(fit_tr, y_tr, ca, y_ca, strategy="gbm_only", features=feats(), sample_weight_train=w_tr,
-                    metadata={"reject_inference": method}, **common)
-    return {"blend": blend, "gbm": gbm}
+    out = {"blend": blend}
+    common["neutralise_constant_items"] = False
+    out["gbm"] = fit_blend(fit_tr, y_tr, ca, y_ca, strategy="gbm_only", features=feats(), sample_weight_train=w_tr,
+                           metadata={"reject_inference": method}, **common)
+    return _outcome_support_remedies(out, fit_tr, y_tr, w_tr, tr, ca, y_ca, cfg, common, feats, meta)
+
+
+def _outcome_support_remedies(models: dict[str, Any], fit_tr: pd.DataFrame, y_tr: Any, w_tr: Any,
+                              tr: pd.DataFrame, ca: pd.DataFrame, y_ca: Any, cfg: ExperimentConfig,
+                              common: dict[str, Any], feats: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    """Group-aware recalibration of the blend, and the same blend without any remedy (its cost).
+
+    ``blend_unremedied``: no neutralised item, no group offsets (same rows, same seed),
+    so the hold-out shows what the outcome-support remedies cost in AUC and expected loss.
+    """
+    from village_credit.models.blend import fit_blend
+    from village_credit.models.support import NEUTRALISED_KEY
+
+    f = cfg.fairness
+    blend = models["blend"]
+    remedied = bool(blend.metadata.get(NEUTRALISED_KEY)) or f.group_recalibration != "none"
+    if f.group_recalibration != "none":
+        from village_credit.validation.recalibration import group_recalibrate
+
+        sample = ca if f.group_recalibration == "calibration" else pd.concat([tr, ca], ignore_index=True)
+        models["blend"] = group_recalibrate(blend, sample, prior_sd=f.group_prior_sd, seed=cfg.seed,
+                                            eval_date=cfg.eval_date,
+                                            lineage={"sample": f"observed rows of {f.group_recalibration}"})
+    if remedied:
+        models["blend_unremedied"] = fit_blend(fit_tr, y_tr, ca, y_ca, strategy=cfg.model.strategy,
+                                               features=feats(), sample_weight_train=w_tr,
+                                               metadata=dict(meta), **common)
+    return models
 
 
 def tune_params(train: pd.DataFrame, cfg: ExperimentConfig, log_to_mlflow: bool) -> dict[str, Any]:
@@ -261,7 +301,9 @@ def decision_systems(ev: dict[str, Any]) -> list[Any]:
     return systems
 
 
-def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentConfig, out_dir: Path
+def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentConfig, out_dir: Path,
+                   train: pd.DataFrame | None = None, models: dict[str, Any] | None = None,
+                   population: pd.DataFrame | None = None,
                    ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, str]]:
     from village_credit.fairness import (equal_risk_gaps, fairness_audit, fairness_json, sensitive_frame,
                                          write_fairness_report)
@@ -275,10 +317,73 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
     audit = fairness_audit(systems, sens, y, true_pd=holdout["true_pd"].to_numpy(), n_boot=f.n_boot, seed=cfg.seed)
     gaps = equal_risk_gaps(systems, sens, holdout["true_pd"].to_numpy(), n_deciles=f.n_deciles,
                            min_count=f.min_count)
-    html, js = write_fairness_report(audit, gaps, out_dir=out_dir)
-    data = fairness_json(audit, gaps)
+    support = (outcome_support_stage(ev, holdout, gaps, cfg, train, models, population)
+               if train is not None and models is not None else None)
+    html, js = write_fairness_report(audit, gaps, out_dir=out_dir, support=support)
+    data = fairness_json(audit, gaps, support=support)
     approval = approval_by_group(systems, holdout)
     return data, approval, {"fairness_html": str(html), "fairness_json": str(js)}
+
+
+def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, cfg: ExperimentConfig,
+                          train: pd.DataFrame, models: dict[str, Any], population: pd.DataFrame | None
+                          ) -> dict[str, Any]:
+    """The ``outcome_support`` section of fairness.json (docs/fairness.md, gate ``outcome_support``).
+
+    Support per protected group on the training split (observed or not), the headline
+    both ways on the hold-out, the remedies applied and their cost beside them.
+    """
+    from village_credit.fairness.support import (
+        EXPLORATION_LINE,
+        expected_loss,
+        headline,
+        support_diagnostics,
+    )
+    from village_credit.models.support import NEUTRALISED_KEY
+    from village_credit.rules import load_policy, score_rules
+
+    blend = models["blend"]
+    observed = _outcome_mask(train, cfg)
+    items = score_rules(train, load_policy(cfg.policy), cfg.eval_date).items.reset_index(drop=True)
+    X = blend.features.transform(train).reset_index(drop=True)
+    sup = support_diagnostics(train.reset_index(drop=True), observed, items=items, features=X,
+                              min_observed=cfg.fairness.min_observed_outcomes)
+    neutral = dict(blend.metadata.get(NEUTRALISED_KEY) or {})
+    offsets = dict(getattr(blend, "group_offsets", {}) or {})
+    pop = population if population is not None else train
+    explored = (pop["outcome_observed"].to_numpy(bool) & ~pop["granted_hist"].to_numpy(bool)
+                if {"outcome_observed", "granted_hist"} <= set(pop.columns) else np.zeros(len(pop), bool))
+    remedies = ([f"neutralised rule items ({', '.join(neutral)})"] if neutral else []) \
+        + ([f"exploration grant ({int(explored.sum())} households, share {cfg.data.exploration_share:g} "
+            "of refused without veto)"] if explored.any() else []) \
+        + ([f"group-aware recalibration ({cfg.fairness.group_recalibration})"] if offsets else [])
+    truth = "true_pd" in holdout.columns
+    lgd = cfg.fairness.lgd
+    risk = holdout["true_pd"].to_numpy(float) if truth else None
+    m = ev["metrics"]
+
+    def cost_row(name: str, key: str) -> dict[str, Any]:
+        d = ev["decisions"][key]
+        p = risk if risk is not None else d["pd"].to_numpy(float)
+        return {"remedy": name, "holdout_auc": m[f"{key}_auc"],
+                "auc_cost": m.get("blend_unremedied_auc", m[f"{key}_auc"]) - m[f"{key}_auc"],
+                "expected_loss_yuan": expected_loss(p, d["credit_line"].to_numpy(float),
+                                                    d["credit_line"].to_numpy(float) > 0, lgd),
+                "loss_basis": "true PD" if truth else "predicted PD"}
+
+    costs = [cost_row("none (blend without remedies)", "blend_unremedied")] if "blend_unremedied" in models else []
+    costs.append(cost_row("model remedies applied (neutralised items, group offsets)" if costs else "none", "blend"))
+    if explored.any():
+        p_ex = (pop["true_pd"] if "true_pd" in pop.columns else pop["default_12m"]).to_numpy(float)[explored]
+        costs.append({"remedy": f"exploration grant ({int(explored.sum())} loans of {EXPLORATION_LINE:,.0f} yuan)",
+                      "holdout_auc": None, "auc_cost": None,
+                      "expected_loss_yuan": float(np.sum(p_ex) * EXPLORATION_LINE * lgd),
+                      "loss_basis": "true PD" if "true_pd" in pop.columns else "observed defaults"})
+    sup.update(remedies=remedies, neutralised_items=neutral, group_offsets=offsets,
+               headline=headline(holdout, ev["decisions"]["blend"]["pd"].to_numpy(float),
+                                 equal_risk_table=gaps.table, system="blend"),
+               remedy_costs=costs)
+    return sup
 
 
 def _policy_age_max(policy: Any) -> int | None:
@@ -364,13 +469,15 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
             expl_paths = stages.run("explain (SHAP)", write_global_explanations, blend, hold_X, holdout,
                                     out_dir / "explain")
             fair, approval, fair_paths = stages.run("fairness audit", fairness_stage, ev, holdout, cfg,
-                                                    out_dir / "fairness")
+                                                    out_dir / "fairness", train, models, valid)
+            result.outcome_support = _support_summary(fair.get("outcome_support"))
             result.approval_by_group = approval
             val = validation_report(
                 holdout["default_12m"].to_numpy(), ev["decisions"]["blend"]["pd"].to_numpy(float),
                 ev["decisions"]["blend"]["points"].to_numpy(float), ev["decisions"]["blend"]["grade"].to_numpy(),
                 _grade_order(), features_df=hold_X, reference_profile=reference,
                 policy_graded=ev["decisions"]["blend"]["vetoed"].to_numpy(bool),
+                fairness_summary=_validation_support_flag(fair.get("outcome_support")),
             )
             val_html, val_json = write_validation_report(val, out_dir / "validation")
             result.paths.update({**{k: str(v) for k, v in expl_paths.items()}, **fair_paths,
@@ -384,7 +491,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
             model_dir = blend.save(out_dir / "model")
             info = stages.run("log + register model", log_decision_model, model_dir,
                               input_example=blend.input_example(5), registered_model_name=cfg.registry.model_name,
-                              top_k=cfg.top_k)
+                              top_k=cfg.top_k, **_decision_class(blend))
             result.model_version = str(info.registered_model_version)
             evidence = _evidence(ev, val, fair, train)
             log_evidence(evidence, run.info.run_id)
@@ -410,6 +517,37 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
     (out_dir / "summary.json").write_text(json.dumps(result.summary_dict(), indent=2, default=str),
                                           encoding="utf-8")
     return result
+
+
+def _decision_class(model: Any) -> dict[str, str]:
+    """A group-recalibrated blend loads through its own class (``recalibration.json``)."""
+    from village_credit.validation.recalibration import DECISION_CLASS, RecalibratedDecisionModel
+
+    return {"decision_class": DECISION_CLASS} if isinstance(model, RecalibratedDecisionModel) else {}
+
+
+def _support_summary(sup: dict[str, Any] | None) -> dict[str, Any]:
+    """The demo summary's outcome-support lines: extrapolated groups, remedies, ratios both ways."""
+    if not sup:
+        return {}
+    return {"extrapolated_groups": sup.get("extrapolated_groups", []), "remedies": sup.get("remedies", []),
+            "min_observed": sup.get("min_observed"),
+            "headline": [{k: r.get(k) for k in ("group", "n_observed", "pred_true_ratio", "pred_observed_ratio",
+                                                "worst_gap_line")} for r in sup.get("headline", [])]}
+
+
+def _validation_support_flag(sup: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Outcome-support flag for the validation report's fairness section (extrapolated groups)."""
+    if not sup:
+        return None
+    ext = sup.get("extrapolated_groups") or []
+    groups = pd.DataFrame(sup.get("groups") or [])
+    cols = [c for c in ("group", "n", "n_observed", "n_observed_defaults", "extrapolated") if c in groups]
+    flag = (f"EXTRAPOLATED (fewer than {sup.get('min_observed')} observed outcomes): {', '.join(ext)}"
+            if ext else "every protected group has observed outcomes")
+    return {"outcome support": flag,
+            "remedies applied": ", ".join(sup.get("remedies") or []) or "none",
+            "observed outcomes per group": groups[cols] if cols else groups}
 
 
 def programme_stage(households: pd.DataFrame, out_dir: Path) -> dict[str, Any]:

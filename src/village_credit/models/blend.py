@@ -46,6 +46,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from village_credit.errors import ConfigError, SchemaError
 from village_credit.models.scaling import PointsScaling
+from village_credit.models.support import NEUTRALISED_KEY, constant_items, neutralise_items
 
 STRATEGIES = ("stacking", "boost_from_rules", "additive_points", "gbm_only")
 
@@ -161,11 +162,17 @@ def _gbm_for(strategy: str, gbm_params: dict[str, Any] | None, features: Any, se
     return LGBMDefaultModel(**params)
 
 
-def _rule_points(households: pd.DataFrame, policy: Any, eval_date: Any) -> NDArray[np.float64]:
+def _rule_points(households: pd.DataFrame, policy: Any, eval_date: Any,
+                 neutral: dict[str, dict[str, Any]] | None = None) -> NDArray[np.float64]:
     from village_credit.rules.engine import score_rules
 
     rs = score_rules(households, policy, eval_date)
-    return rs.items.to_numpy(dtype=np.float64).sum(axis=1)
+    return neutralise_items(rs.items, neutral).to_numpy(dtype=np.float64).sum(axis=1)
+
+
+def _neutral_items(items: pd.DataFrame, households: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    observed = households["outcome_observed"].to_numpy(bool) if "outcome_observed" in households else None
+    return constant_items(items, observed)
 
 
 def _y(y: Any, n: int, what: str) -> NDArray[np.float64]:
@@ -193,6 +200,7 @@ def fit_blend(
     sample_weight_calib: ArrayLike | None = None,
     scaling: PointsScaling | None = None,
     metadata: dict[str, Any] | None = None,
+    neutralise_constant_items: bool | dict[str, dict[str, Any]] = False,
 ) -> Any:
     """Fit a blend and return the :class:`~village_credit.models.decision.DecisionModel`.
 
@@ -200,6 +208,11 @@ def fit_blend(
     ``features``: an unfitted feature transformer (default ``HouseholdFeatures()``).
     ``scaling``: default ``PointsScaling.from_pdo(20, 60, 49)`` (see :mod:`scaling`).
     ``metadata``: stored as-is with the model (e.g. the training reference profile).
+    ``neutralise_constant_items``: ``True``: rule items that never varied among the
+    training rows with an observed outcome (``outcome_observed`` when present) are not
+    applied; a dict (from :func:`~village_credit.models.support.neutral_items_for` over
+    the whole population): exactly those items. See :mod:`village_credit.models.support`;
+    recorded in ``metadata["neutralised_items"]``.
     """
     from village_credit.models.decision import DecisionModel
 
@@ -228,6 +241,9 @@ def fit_blend(
         from village_credit.rules.engine import score_rules
 
         items_tr = score_rules(households_train, pol, eval_date).items
+        neutral = (dict(neutralise_constant_items) if isinstance(neutralise_constant_items, dict)
+                   else _neutral_items(items_tr, households_train) if neutralise_constant_items else {})
+        items_tr = neutralise_items(items_tr, neutral)
         # the reference household for rule reasons: training means (as SHAP's background)
         item_means = {str(c): float(v) for c, v in items_tr.mean(axis=0).items()}
         R_tr = items_tr.to_numpy(dtype=np.float64).sum(axis=1)
@@ -238,7 +254,7 @@ def fit_blend(
         detail.update(alpha=alpha, beta=beta)
         coef = BlendCoefficients(strategy, float(alpha), 0.0, float(beta), detail)
     else:
-        R_ca = _rule_points(households_calib, pol, eval_date)
+        R_ca = _rule_points(households_calib, pol, eval_date, neutral)
         a, b = logistic_fit(R_ca, y_ca, sample_weight_calib)
         if b > 0:  # rule points are "more is better": never let them raise the risk
             (a,) = logistic_fit(np.zeros((len(R_ca), 0)), y_ca, sample_weight_calib)
@@ -267,6 +283,8 @@ def fit_blend(
 
     booster = lgb.Booster(model_str=gbm.booster_.model_to_string(num_iteration=gbm.best_iteration_))
     meta = dict(metadata or {})
+    if strategy != "gbm_only" and neutralise_constant_items:
+        meta[NEUTRALISED_KEY] = neutral
     meta.setdefault("seed", int(seed))
     meta.setdefault("gbm_params", {k: v for k, v in gbm.get_params().items()
                                    if isinstance(v, (int, float, str, bool, type(None), list))})
