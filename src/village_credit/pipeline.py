@@ -353,10 +353,14 @@ def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, 
     pop = population if population is not None else train
     explored = (pop["outcome_observed"].to_numpy(bool) & ~pop["granted_hist"].to_numpy(bool)
                 if {"outcome_observed", "granted_hist"} <= set(pop.columns) else np.zeros(len(pop), bool))
-    remedies = ([f"neutralised rule items ({', '.join(neutral)})"] if neutral else []) \
-        + ([f"exploration grant ({int(explored.sum())} households, share {cfg.data.exploration_share:g} "
-            "of refused without veto)"] if explored.any() else []) \
-        + ([f"group-aware recalibration ({cfg.fairness.group_recalibration})"] if offsets else [])
+    remedies = []
+    if neutral:
+        remedies.append(f"neutralised rule items ({', '.join(neutral)})")
+    if explored.any():
+        remedies.append(f"exploration grant ({int(explored.sum())} households, share "
+                        f"{cfg.data.exploration_share:g} of refused without veto)")
+    if offsets:
+        remedies.append(f"group-aware recalibration ({cfg.fairness.group_recalibration})")
     truth = "true_pd" in holdout.columns
     lgd = cfg.fairness.lgd
     risk = holdout["true_pd"].to_numpy(float) if truth else None

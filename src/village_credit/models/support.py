@@ -51,8 +51,6 @@ def constant_items(items: pd.DataFrame, observed: Any = None, min_varied: int = 
         n_other = int(np.sum(vals[~obs] != value))
         if n_var >= max(1, min_varied) or (n_var and n_var > max_observed_share * (n_var + n_other)):
             continue
-        if n_var + n_other == 0:
-            continue  # the same for everyone: nothing to neutralise
         how = "never varied" if n_var == 0 else f"differed from it for only {n_var}"
         out[str(col)] = {
             "value": value, "n_observed": n_obs, "n_observed_varied": n_var, "n_other_values": n_other,
