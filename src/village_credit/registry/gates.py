@@ -57,8 +57,8 @@ DEFAULT_THRESHOLDS: dict[str, Any] = {
     # "superset" (candidate accepts every champion column with the same type).
     "schema_mode": "exact",
     # outcome support: when True, fairness evidence without an ``outcome_support``
-    # section fails; when False such (older) evidence passes with a note. A present
-    # section is always checked.
+    # section fails; when False such (older) fairness evidence passes with a note. A
+    # present section is always checked; no fairness evidence at all always fails.
     "outcome_support_required": False,
 }
 
@@ -313,6 +313,8 @@ def _outcome_support_gate(fairness: Any, required: bool) -> Gate:
     name = "outcome_support"
     sup = _lookup(fairness if isinstance(fairness, Mapping) else {}, "outcome_support")
     if not isinstance(sup, Mapping):
+        if not isinstance(fairness, Mapping) or not fairness:
+            return Gate(name, None, 0.0, "<=", False, "evidence fairness missing")
         if required:
             return Gate(name, None, 0.0, "<=", False, "evidence fairness.outcome_support missing")
         return Gate(name, 0.0, 0.0, "<=", True, "no outcome-support evidence (not required)")
