@@ -148,7 +148,8 @@ def _print(rows: list[dict[str, Any]], title: str, base_auc: float) -> None:
     df = pd.DataFrame(rows).drop(columns=["_deciles"])
     df.insert(2, "AUC cost", base_auc - df["auc"])
     df["targets"] = [_targets(r, base_auc) for r in rows]
-    fmt = {c: "{:.3f}" for c in df.columns if "pred/true" in c or c in ("auc", "share of refused", "EL / lent")}
+    fmt = {c: "{:.3f}" for c in df.columns if "pred/true" in c or c in ("auc", "share of refused")}
+    fmt["EL / lent"] = "{:.3%}"
     fmt["lent (M yuan)"] = "{:.1f}"
     fmt.update({c: "{:+.3f}" for c in df.columns if c.startswith("line gap") or c == "AUC cost"})
     fmt.update({c: "{:,.0f}" for c in df.columns if c.startswith("EL ")})
@@ -157,7 +158,7 @@ def _print(rows: list[dict[str, Any]], title: str, base_auc: float) -> None:
     for c, f in fmt.items():
         out[c] = [("n/a" if isinstance(v, float) and math.isnan(v) else f.format(v)) for v in df[c]]
     print(f"\n### {title}\n")
-    print(out.to_markdown(index=False))
+    print(out.to_markdown(index=False, disable_numparse=True))
 
 
 def main() -> None:
