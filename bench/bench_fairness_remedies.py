@@ -44,7 +44,12 @@ import pandas as pd  # noqa: E402
 
 from village_credit.config import load_config  # noqa: E402
 from village_credit.fairness import equal_risk_gaps, sensitive_frame  # noqa: E402
-from village_credit.fairness.support import EXPLORATION_LINE, expected_loss, support_memberships  # noqa: E402
+from village_credit.fairness.support import (  # noqa: E402
+    EXPLORATION_LINE,
+    expected_loss,
+    exploration_design,
+    support_memberships,
+)
 from village_credit.models.splits import split_by_village  # noqa: E402
 from village_credit.pipeline import decision_systems, evaluate, fit_models, load_households  # noqa: E402
 
@@ -116,6 +121,11 @@ def run_variant(name: str, cfg: Any) -> dict[str, Any]:
                                            * EXPLORATION_LINE * cfg.fairness.lgd / 1e3)
     neutral = models["blend"].metadata.get("neutralised_items") or {}
     row["neutralised"] = ",".join(neutral) or "-"
+    pd_pop = models["blend"].predict_pd(pop).to_numpy(float)
+    row["_design"] = pd.concat([
+        exploration_design(pop, pop["outcome_observed"].to_numpy(bool), pd_pop, precision=prec,
+                           lgd=cfg.fairness.lgd).assign(precision=f"+/-{prec:.0%} of the rate")
+        for prec in (0.5, 0.25)])
     row["seconds"] = time.perf_counter() - t0
     return row
 
@@ -145,7 +155,7 @@ def _targets(row: dict[str, Any], base_auc: float) -> str:
 
 
 def _print(rows: list[dict[str, Any]], title: str, base_auc: float) -> None:
-    df = pd.DataFrame(rows).drop(columns=["_deciles"])
+    df = pd.DataFrame(rows).drop(columns=["_deciles", "_design"])
     df.insert(2, "AUC cost", base_auc - df["auc"])
     df["targets"] = [_targets(r, base_auc) for r in rows]
     fmt = {c: "{:.3f}" for c in df.columns if "pred/true" in c or c in ("auc", "share of refused")}
@@ -195,6 +205,13 @@ def main() -> None:
     n_used = _cfg(args.experiment, base).data.n_households
     _print(rows, f"Remedies, {n_used:,} households, seed 42 (no tuning)", base_auc)
     _print_deciles(rows, [variants[0][0], variants[5][0], variants[6][0]])
+    d = rows[0]["_design"]
+    d = d[~d.group.str.contains("<60")]
+    print("\n### Exploration design (whole population; PD estimate = the baseline blend's PD of the refused; "
+          "95 % confidence; 50,000-yuan trial loans, LGD 0.45)\n")
+    print(d[["precision", "group", "n_refused", "n_observed", "pd_estimate", "n_needed", "n_to_explore",
+             "share_of_refused", "feasible", "expected_defaults", "expected_loss"]]
+          .to_markdown(index=False, floatfmt=".3f"))
 
     front = []
     for share in args.shares:
