@@ -415,6 +415,8 @@ def recalibrate(
     criterion: Literal["log_loss", "brier"] = "log_loss",
     green_p: float = 0.05,
     red_p: float = 0.01,
+    group_aware: bool = False,
+    group_prior_sd: float = 0.5,
 ) -> RecalibrationResult:
     """Fit a calibration map on the calibrator's sample and register the wrapped model.
 
@@ -428,6 +430,11 @@ def recalibrate(
     registered model (or ``registered_model_name``) with tags ``parent_version``,
     ``parent_model_uri``, ``parent_artifact_sha256``, ``sample_fingerprint``,
     ``recalibration_method``; **no alias is moved** (use ``promote``).
+
+    ``group_aware``: after the map, a shrunk log-odds offset per protected group
+    (:func:`fit_group_offsets`, prior sd ``group_prior_sd``) is fitted on the sample,
+    e.g. an exploration sample of households the old rules refused; the offsets are
+    stored in ``recalibration.json`` and the lineage.
     """
     from village_credit.rules.policy import GRADE_BANDS
     from village_credit.validation.kit import (
@@ -474,6 +481,14 @@ def recalibrate(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         model = RecalibratedDecisionModel.wrap(parent, cal, lineage)
+        if group_aware:
+            from village_credit.fairness.groups import SUPPORT_GROUPS
+
+            delta = fit_group_offsets(cal.transform_logit(z), y, _group_design(rows, list(SUPPORT_GROUPS)),
+                                      prior_sd=group_prior_sd)
+            model.group_offsets = {**model.group_offsets, **dict(zip(SUPPORT_GROUPS, map(float, delta)))}
+            lineage["group_offsets"] = dict(model.group_offsets)
+            lineage["group_prior_sd"] = float(group_prior_sd)
         after = model.decide(_inputs(rows))
         vetoed = d["vetoed"].to_numpy(bool)
         before_fig = calibration_figures(y, d["pd"].to_numpy(float), d["grade"].to_numpy(object),
