@@ -159,10 +159,10 @@ def _print(rows: list[dict[str, Any]], title: str, base_auc: float) -> None:
     df.insert(2, "AUC cost", base_auc - df["auc"])
     df["targets"] = [_targets(r, base_auc) for r in rows]
     fmt = {c: "{:.3f}" for c in df.columns if "pred/true" in c or c in ("auc", "share of refused")}
-    fmt["EL / lent"] = "{:.3%}"
     fmt["lent (M yuan)"] = "{:.1f}"
     fmt.update({c: "{:+.3f}" for c in df.columns if c.startswith("line gap") or c == "AUC cost"})
     fmt.update({c: "{:,.0f}" for c in df.columns if c.startswith("EL ")})
+    fmt["EL / lent"] = "{:.3%}"
     fmt["seconds"] = "{:.0f}"
     out = df.copy()
     for c, f in fmt.items():

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from village_credit.data import GeneratorConfig, generate_households
 from village_credit.fairness.support import (
-    exploration_design,
     expected_loss,
+    exploration_design,
     headline,
     support_diagnostics,
 )
@@ -76,7 +76,7 @@ def test_blend_does_not_apply_a_neutralised_item(fitted: dict) -> None:
     assert set(neut.metadata["neutralised_items"]) == {"base"}
     ho = fitted["holdout"]
     c_neut, c_plain = neut.contributions(ho), plain.contributions(ho)
-    col = [c for c in c_neut.columns if c.endswith("base") and c != "base"][0]
+    col = next(c for c in c_neut.columns if c.endswith("base") and c != "base")
     assert np.allclose(c_neut[col].to_numpy(float), 0.0)
     old = (ho.head_age > 60).to_numpy()
     assert np.abs(c_plain[col].to_numpy(float)[old]).min() > 0  # the plain blend moved the elderly
@@ -111,7 +111,7 @@ def test_support_diagnostics_flags_groups_never_observed(fitted: dict) -> None:
     assert "base" in groups["70+"]["unseen_columns"]  # 0 points: never seen with an outcome
     assert "<60|other" not in sup["extrapolated_groups"]
     assert groups["formerly_poor"]["n_observed"] == int((obs & tr.formerly_poor.to_numpy(bool)).sum())
-    row = [c for c in sup["columns"] if c["group"] == "70+" and c["column"] == "base"][0]
+    row = next(c for c in sup["columns"] if c["group"] == "70+" and c["column"] == "base")
     assert row["share_unseen"] == 1.0 and row["median_support"] == 0.0
     json.dumps(sup)  # JSON-safe
 
@@ -127,7 +127,7 @@ def test_headline_ratios_both_ways(fitted: dict) -> None:
     ho = fitted["holdout"].reset_index(drop=True)
     p = fitted[False].predict_pd(ho).to_numpy()
     rows = {r["group"]: r for r in headline(ho, p)}
-    m = ((ho.head_age >= 70)).to_numpy()
+    m = (ho.head_age >= 70).to_numpy()
     assert rows["70+"]["pred_true_ratio"] == pytest.approx(p[m].mean() / ho.true_pd[m].mean())
     assert rows["70+"]["pred_observed_ratio"] is None  # nobody observed: no observed rate
     g = ho.outcome_observed.to_numpy(bool)

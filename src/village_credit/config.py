@@ -208,6 +208,8 @@ def _check(cfg: ExperimentConfig, source: str) -> None:
     if f.group_recalibration not in {"none", "calibration", "observed"}:
         raise ConfigError(f"{source}: fairness.group_recalibration must be none, calibration or observed, "
                           f"got {f.group_recalibration!r}")
+    if cfg.model.neutralise_min_varied < 1:
+        raise ConfigError(f"{source}: model.neutralise_min_varied must be >= 1")
     if f.min_observed_outcomes < 1 or not f.group_prior_sd > 0 or not 0 < f.lgd <= 1:
         raise ConfigError(f"{source}: fairness.min_observed_outcomes must be >= 1, group_prior_sd > 0, "
                           "lgd in (0, 1]")

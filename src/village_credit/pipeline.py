@@ -121,6 +121,12 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     :func:`~village_credit.fairness.reject_inference.infer_rejects`, and both final models
     are fitted on the inferred sample (rows, labels, weights). The method applied is
     recorded in ``metadata["reject_inference"]`` of both models.
+
+    Outcome-support remedies (docs/fairness.md): rule items (practically) constant among
+    the observed training households are neutralised in the blend
+    (``model.neutralise_constant_items``); ``fairness.group_recalibration`` wraps the blend
+    in group offsets; whenever a remedy applies, ``blend_unremedied`` (same rows, no
+    remedy) is fitted too so that the hold-out shows what the remedies cost.
     """
     from village_credit.fairness.reject_inference import REMEDIES
     from village_credit.models.blend import fit_blend
