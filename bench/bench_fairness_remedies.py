@@ -11,7 +11,8 @@ trees' settings), once per remedy variant:
 * ``explore 5%``: the exploration grant alone (5 % of refused households without a veto);
 * ``explore 5% + neutralise(300)``: items with fewer than 300 observed deviations neutralised;
 * ``... + group recal (observed|calibration)``: group-aware recalibration with shrunk
-  offsets on the observed rows of training + calibration, or the calibration split only;
+  offsets on the observed rows of training + calibration, or of the calibration split
+  only (``experiments/default.yaml``);
 
 then a frontier over the exploration share (0.05 .. 0.40) with the default remedies,
 and the default variant over several seeds (the noise of a 5 % exploration).
@@ -183,16 +184,16 @@ def main() -> None:
     base = {"data.n_households": n} if n else {}
     off = {"model.neutralise_constant_items": False, "fairness.group_recalibration": "none"}
     default_remedies = {"data.exploration_share": 0.05, "model.neutralise_constant_items": True,
-                        "model.neutralise_min_varied": 300, "fairness.group_recalibration": "observed"}
+                        "model.neutralise_min_varied": 300, "fairness.group_recalibration": "calibration"}
     variants = [
         ("baseline (no remedy)", {**off, "data.exploration_share": 0.0}),
         ("neutralise (never varied)", {**off, "data.exploration_share": 0.0, "model.neutralise_constant_items": True,
                                        "model.neutralise_min_varied": 1}),
         ("explore 5%", {**off, "data.exploration_share": 0.05}),
         ("explore 5% + neutralise(300)", {**default_remedies, "fairness.group_recalibration": "none"}),
-        ("explore 5% + neutralise(300) + group recal (calibration)",
-         {**default_remedies, "fairness.group_recalibration": "calibration"}),
-        ("explore 5% + neutralise(300) + group recal (observed) [default.yaml]", default_remedies),
+        ("explore 5% + neutralise(300) + group recal (observed)",
+         {**default_remedies, "fairness.group_recalibration": "observed"}),
+        ("explore 5% + neutralise(300) + group recal (calibration) [default.yaml]", default_remedies),
         ("reference: trained on ALL outcomes (no selection; not a remedy)",
          {**off, "data.exploration_share": 0.0, "split.train_outcomes": "all"}),
     ]
