@@ -193,9 +193,11 @@ def _outcome_support_remedies(models: dict[str, Any], fit_tr: pd.DataFrame, y_tr
     if f.group_recalibration != "none":
         from village_credit.validation.recalibration import group_recalibrate
 
+        # the map always on the calibration split (rows the trees never saw); the group
+        # offsets on it, or ("observed") on every observed row for more outcomes per group
         sample = ca if f.group_recalibration == "calibration" else pd.concat([tr, ca], ignore_index=True)
         models["blend"] = group_recalibrate(blend, sample, prior_sd=f.group_prior_sd, seed=cfg.seed,
-                                            eval_date=cfg.eval_date,
+                                            eval_date=cfg.eval_date, map_sample=ca,
                                             lineage={"sample": f"observed rows of {f.group_recalibration}"})
     if remedied:
         models["blend_unremedied"] = fit_blend(fit_tr, y_tr, ca, y_ca, strategy=cfg.model.strategy,

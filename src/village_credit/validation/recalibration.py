@@ -252,8 +252,8 @@ def fit_group_offsets(logit: Any, y: Any, design: Any, prior_sd: float = 0.5,
 
 def group_recalibrate(model: DecisionModel, sample: pd.DataFrame, *, method: str = "platt",
                       groups: list[str] | None = None, prior_sd: float = 0.5, seed: int = 0,
-                      eval_date: Any = None, lineage: dict[str, Any] | None = None
-                      ) -> RecalibratedDecisionModel:
+                      eval_date: Any = None, lineage: dict[str, Any] | None = None,
+                      map_sample: pd.DataFrame | None = None) -> RecalibratedDecisionModel:
     """``model`` recalibrated on a labelled sample (e.g. an exploration sample), per group.
 
     First one calibration map of the whole log-odds (``method``: platt / isotonic /
@@ -261,19 +261,25 @@ def group_recalibrate(model: DecisionModel, sample: pd.DataFrame, *, method: str
     (:data:`village_credit.fairness.groups.SUPPORT_GROUPS` unless ``groups``) fitted on
     the mapped log-odds (:func:`fit_group_offsets`). Offsets go into the base value, so
     Platt-recalibrated contributions stay exactly additive. ``sample`` needs
-    ``default_12m``; rows the model quarantines are left out.
+    ``default_12m``; rows the model quarantines are left out. ``map_sample``: fit the
+    map on these rows instead (e.g. rows the model's trees never saw) and the offsets
+    on ``sample`` (e.g. every observed row, for more outcomes per group).
     """
     from village_credit.fairness.groups import SUPPORT_GROUPS
 
-    if "default_12m" not in sample.columns or sample["default_12m"].isna().any():
-        raise ConfigError("group recalibration needs a sample with a complete 'default_12m' column")
-    dec = model.decide(sample, top_k=1, eval_date=eval_date)
-    ok = (dec["status"] == "scored").to_numpy()
-    rows = sample.loc[ok]
-    y = rows["default_12m"].to_numpy(dtype=float)
-    z = model.scaling.logit(dec.loc[ok, "points"].to_numpy(float))
-    cal = fit_calibrator(z, y, method=method, seed=seed, input="logit")  # type: ignore[arg-type]
+    def scored(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        if "default_12m" not in frame.columns or frame["default_12m"].isna().any():
+            raise ConfigError("group recalibration needs a sample with a complete 'default_12m' column")
+        dec = model.decide(frame, top_k=1, eval_date=eval_date)
+        ok = (dec["status"] == "scored").to_numpy()
+        return (frame.loc[ok], frame.loc[ok, "default_12m"].to_numpy(dtype=float),
+                model.scaling.logit(dec.loc[ok, "points"].to_numpy(float)))
+
+    rows, y, z = scored(sample)
+    _, y_map, z_map = scored(map_sample) if map_sample is not None else (rows, y, z)
+    cal = fit_calibrator(z_map, y_map, method=method, seed=seed, input="logit")  # type: ignore[arg-type]
     z2 = cal.transform_logit(z)
+    ok = np.ones(len(rows), bool)
     names = list(groups or SUPPORT_GROUPS)
     G = _group_design(rows, names)
     delta = fit_group_offsets(z2, y, G, prior_sd=prior_sd)
