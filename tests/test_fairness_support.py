@@ -215,3 +215,18 @@ def test_outcome_support_gate() -> None:
     assert not _gate(_ev({"remedies": []})).passed  # malformed section fails
     assert not _gate(_ev(None), outcome_support_required=True).passed
     assert _gate(_ev(None)).passed  # older evidence without the section, not required
+
+
+def test_group_recalibration_map_from_its_own_sample(fitted: dict) -> None:
+    from village_credit.models.calibration import fit_calibrator
+
+    m = fitted[False]
+    ca = fitted["calib"][fitted["calib"].outcome_observed]
+    everyone = pd.concat([fitted["train"], fitted["calib"]])
+    everyone = everyone[everyone.outcome_observed]
+    rec = group_recalibrate(m, everyone, map_sample=ca, prior_sd=0.5)
+    z = m.scaling.logit(m.decide(ca, top_k=1)["points"].to_numpy(float))
+    ref = fit_calibrator(z, ca["default_12m"].to_numpy(float), method="platt", input="logit")
+    assert rec.calibrators[-1].a == pytest.approx(ref.a) and rec.calibrators[-1].b == pytest.approx(ref.b)
+    info = rec.lineage[-1]
+    assert info["rows_used"] == len(everyone) and info["group_rows"]["formerly_poor"] > 0
