@@ -262,3 +262,53 @@ def test_vintage2_drift_raises_risk_in_hit_townships(hh, hh2) -> None:
     assert change[in_hit].mean() > 0.01
     assert change[in_hit].mean() > change[~in_hit].mean() + 0.01
     assert hh2.loc[in_hit, "income_volatility"].mean() > hh.loc[in_hit, "income_volatility"].mean()
+
+
+# --------------------------------------------------------------------------- historical policy, exploration
+_SAME = ["household_id", "head_age", "formerly_poor", "true_pd", "default_12m", "granted_hist"]
+
+
+@pytest.fixture(scope="module")
+def explored() -> pd.DataFrame:
+    return generate_households(GeneratorConfig(n_households=N, seed=42, exploration_share=0.2))
+
+
+def test_jinxiang_history_observes_nobody_over_60(hh: pd.DataFrame) -> None:
+    obs = hh["outcome_observed"].to_numpy(bool)
+    assert not obs[hh["head_age"].to_numpy() > 60].any()
+    assert obs[hh["head_age"].to_numpy() <= 60].mean() > 0.5
+    assert (hh["outcome_observed"] == hh["granted_hist"]).all()  # no exploration by default
+
+
+def test_exploration_reveals_outcomes_of_refused_households_only(hh: pd.DataFrame, explored: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(hh[_SAME], explored[_SAME])  # it only reveals; nothing else moves
+    new = explored["outcome_observed"] & ~explored["granted_hist"]
+    refused = ~explored["granted_hist"]
+    share = new.sum() / refused.sum()
+    assert 0.12 < share < 0.2  # 20 % of the refused without a veto (vetoed ones never explored)
+    old = explored["head_age"] > 60
+    assert new[old].sum() > 0.1 * old.sum()  # the elderly are now partly observed
+    assert not (explored["outcome_observed"] & ~hh["outcome_observed"] & explored["granted_hist"]).any()
+
+
+def test_xx_county_policy_observes_up_to_65() -> None:
+    df = generate_households(GeneratorConfig(n_households=N, seed=42, policy_age_max=65))
+    age = df["head_age"].to_numpy()
+    obs = df["outcome_observed"].to_numpy(bool)
+    assert obs[(age > 60) & (age <= 65)].mean() > 0.5
+    assert not obs[age > 65].any()
+
+
+def test_partial_lending_over_the_cutoff(hh: pd.DataFrame) -> None:
+    df = generate_households(GeneratorConfig(n_households=N, seed=42, over_age_grant_share=0.5))
+    pd.testing.assert_frame_equal(hh[_SAME[:-1]], df[_SAME[:-1]])
+    over = df["head_age"].to_numpy() > 60
+    rate = df["granted_hist"].to_numpy(bool)[over].mean()
+    under = hh["granted_hist"].to_numpy(bool)[~over].mean()
+    assert 0.3 * under < rate < 0.7 * under  # about half of those otherwise eligible
+
+
+@pytest.mark.parametrize("kw", [{"exploration_share": 1.5}, {"over_age_grant_share": -0.1}, {"policy_age_max": 10}])
+def test_bad_policy_knobs_are_rejected(kw: dict) -> None:
+    with pytest.raises(ConfigError):
+        GeneratorConfig(**kw)

@@ -105,3 +105,24 @@ def test_run_records_metrics_reports_and_context(main_job) -> None:
     evidence = json.loads(Path(local).read_text())
     assert evidence["discrimination"]["auc"] == pytest.approx(run.data.metrics["blend_auc"])
     assert evidence["fairness"]["equal_risk"]["rules"]["max_gap_approval"] is not None
+
+
+def test_outcome_support_is_flagged_in_every_report_and_gated(main_job) -> None:
+    tmp, uri, result = main_job
+    fair = json.loads((tmp / "out" / "fairness" / "fairness.json").read_text())
+    sup = fair["outcome_support"]
+    # the Jinxiang history lent to nobody over 60: those groups are extrapolation
+    assert {"65-69", "70+"} <= set(sup["extrapolated_groups"])
+    assert "base" in sup["neutralised_items"]  # the default remedy
+    assert any(r.startswith("neutralised rule items") for r in sup["remedies"])
+    head = {r["group"]: r for r in sup["headline"]}
+    assert head["70+"]["pred_true_ratio"] > 0 and head["70+"]["pred_observed_ratio"] is None
+    assert [c["remedy"] for c in sup["remedy_costs"]][0].startswith("none")
+    assert "EXTRAPOLATED" in (tmp / "out" / "fairness" / "fairness.html").read_text()
+    assert "EXTRAPOLATED" in (tmp / "out" / "validation" / "validation_report.html").read_text()
+    assert "EXTRAPOLATED" in result.output and "remedies applied" in result.output
+    summary = json.loads((tmp / "out" / "summary.json").read_text())
+    assert summary["outcome_support"]["extrapolated_groups"] == sup["extrapolated_groups"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    tags = client.get_model_version("vc-e2e", "1").tags
+    assert any(k.startswith("gate.outcome_support") for k in tags), sorted(tags)

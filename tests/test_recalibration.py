@@ -218,3 +218,21 @@ def test_goes_through_the_promotion_gates(recalibrated: dict, fresh: dict) -> No
     names = {g.name for g in out.report.gates}
     assert any("ece" in n for n in names) and any("auc" in n for n in names)
     assert out.promoted == (not out.report.failed)
+
+
+def test_group_aware_recalibration_moves_only_group_members(store: dict, tmp_path: Path) -> None:
+    from village_credit.fairness.groups import SUPPORT_GROUPS, support_groups
+
+    sample = population(2000, seed=606, rate=RISKY_RATE)
+    plain = recalibrate(store["v1"], sample, method="platt", register=False, out_dir=tmp_path / "p", seed=0)
+    grp = recalibrate(store["v1"], sample, method="platt", register=False, out_dir=tmp_path / "g", seed=0,
+                      group_aware=True, group_prior_sd=1.0)
+    m_plain = RecalibratedDecisionModel.load(plain.model_dir)
+    m_grp = RecalibratedDecisionModel.load(grp.model_dir)
+    assert set(m_grp.group_offsets) == set(SUPPORT_GROUPS) and not m_plain.group_offsets
+    assert any(abs(v) > 1e-6 for v in m_grp.group_offsets.values())
+    rows = population(600, seed=707, rate=RISKY_RATE)
+    member = support_groups(rows).any(axis=1).to_numpy()
+    a, b = m_plain.predict_pd(rows).to_numpy(), m_grp.predict_pd(rows).to_numpy()
+    np.testing.assert_allclose(a[~member], b[~member])  # the same map for non-members
+    assert np.abs(a[member] - b[member]).max() > 0

@@ -27,6 +27,11 @@ class DataConfig:
     target_default_rate: float = 0.04
     snapshot_date: str = "2025-06-30"
     second_vintage: bool = True  # generate vintage 2 for out-of-time and stability checks
+    # The historical policy of the generator (whose outcomes are observed) and the
+    # randomised exploration grant (data.generator.GeneratorConfig; docs/fairness.md).
+    policy_age_max: int = 60
+    over_age_grant_share: float = 0.0
+    exploration_share: float = 0.0
     # Bring your own data (source is a path):
     target: str = "default_12m"
     id_column: str | None = "household_id"
@@ -67,6 +72,10 @@ class ModelConfig:
     pdo: float = 20.0
     base_points: float = 60.0
     base_odds: float = 49.0  # odds good:bad at base_points (PD 2 %)
+    # Rule items (practically) constant among observed outcomes are not applied
+    # (models.support): fewer than neutralise_min_varied observed rows differ.
+    neutralise_constant_items: bool = True
+    neutralise_min_varied: int = 1
 
 
 @dataclass
@@ -88,6 +97,9 @@ class GateConfig:
     parity_ratio_min: float = 0.80
     gap_vs_rules_max_ratio: float = 0.60
     schema_mode: str = "exact"
+    # outcome_support gate: fairness.json must carry the outcome-support section, and no
+    # protected group may be extrapolated unless a remedy is applied (or an override).
+    outcome_support_required: bool = True
 
 
 @dataclass
@@ -104,6 +116,15 @@ class FairnessConfig:
     min_count: int = 50  # households per group in a true-PD decile before its gap counts
     n_boot: int = 100
     n_deciles: int = 10
+    # Outcome support (fairness.support): a protected group with fewer observed
+    # outcomes in training is flagged as extrapolated (gate outcome_support).
+    min_observed_outcomes: int = 300
+    # Group-aware recalibration (validation.recalibration.group_recalibrate) on the
+    # observed rows of: none | calibration (the calibration split) | observed
+    # (training + calibration splits).
+    group_recalibration: str = "none"
+    group_prior_sd: float = 0.25
+    lgd: float = 0.45  # loss given default for expected-loss figures
 
 
 @dataclass
@@ -222,5 +243,16 @@ def _check(cfg: ExperimentConfig, source: str) -> None:
     if cfg.model.strategy not in {"stacking", "boost_from_rules", "additive_points", "gbm_only"}:
         raise ConfigError(f"{source}: model.strategy {cfg.model.strategy!r} is not one of "
                           "stacking, boost_from_rules, additive_points, gbm_only")
+    d, f = cfg.data, cfg.fairness
+    if not (0.0 <= d.exploration_share <= 1.0 and 0.0 <= d.over_age_grant_share <= 1.0):
+        raise ConfigError(f"{source}: data.exploration_share and data.over_age_grant_share must be in [0, 1]")
+    if f.group_recalibration not in {"none", "calibration", "observed"}:
+        raise ConfigError(f"{source}: fairness.group_recalibration must be none, calibration or observed, "
+                          f"got {f.group_recalibration!r}")
+    if cfg.model.neutralise_min_varied < 1:
+        raise ConfigError(f"{source}: model.neutralise_min_varied must be >= 1")
+    if f.min_observed_outcomes < 1 or not f.group_prior_sd > 0 or not 0 < f.lgd <= 1:
+        raise ConfigError(f"{source}: fairness.min_observed_outcomes must be >= 1, group_prior_sd > 0, "
+                          "lgd in (0, 1]")
     if cfg.data.source == "generate" and cfg.data.n_households < 500:
         raise ConfigError(f"{source}: data.n_households must be at least 500 for village-grouped splits")

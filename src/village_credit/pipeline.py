@@ -49,6 +49,7 @@ class ExperimentResult:
     split_method: str = "by village"
     features: list[str] = field(default_factory=list)
     dropped_columns: dict[str, str] = field(default_factory=dict)
+    outcome_support: dict[str, Any] = field(default_factory=dict)
 
     def summary_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +69,7 @@ class ExperimentResult:
             "scoring": self.scoring,
             "quarantined_rows": self.quarantined_rows,
             "programme": self.programme,
+            "outcome_support": self.outcome_support,
             "stages": {s.name: round(s.seconds, 2) for s in self.stages},
         }
 
@@ -79,7 +81,9 @@ def load_households(cfg: ExperimentConfig) -> tuple[pd.DataFrame, pd.DataFrame |
     if d.source == "generate":
         gen = GeneratorConfig(n_households=d.n_households, seed=cfg.seed, n_townships=d.n_townships,
                               villages_per_township=d.villages_per_township,
-                              target_default_rate=d.target_default_rate, snapshot_date=d.snapshot_date)
+                              target_default_rate=d.target_default_rate, snapshot_date=d.snapshot_date,
+                              policy_age_max=d.policy_age_max, over_age_grant_share=d.over_age_grant_share,
+                              exploration_share=d.exploration_share)
         v1 = generate_households(gen)
         v2 = generate_vintage(gen, vintage=2) if d.second_vintage else None
         return v1, v2
@@ -133,6 +137,12 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     :func:`~village_credit.fairness.reject_inference.infer_rejects`, and both final models
     are fitted on the inferred sample (rows, labels, weights). The method applied is
     recorded in ``metadata["reject_inference"]`` of both models.
+
+    Outcome-support remedies (docs/fairness.md): rule items (practically) constant among
+    the observed training households are neutralised in the blend
+    (``model.neutralise_constant_items``); ``fairness.group_recalibration`` wraps the blend
+    in group offsets; whenever a remedy applies, ``blend_unremedied`` (same rows, no
+    remedy) is fitted too so that the hold-out shows what the remedies cost.
     """
     from village_credit.fairness.reject_inference import REMEDIES
     from village_credit.models.estimator import CreditScoreClassifier
@@ -151,14 +161,20 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     y_ca = ca["default_12m"].to_numpy()
     meta = {"experiment": cfg.name, "reject_inference": method}
 
-    def fit(rows: pd.DataFrame, y: Any, strategy: str, metadata: dict[str, Any], w: Any = None) -> Any:
+    def fit(rows: pd.DataFrame, y: Any, strategy: str, metadata: dict[str, Any], w: Any = None,
+            neutral: dict[str, Any] | bool = False) -> Any:
         """The estimator with the village-grouped calibration split (trees see ``rows`` only)."""
         est = CreditScoreClassifier(strategy=strategy, policy=cfg.policy, gbm_params=params,
                                     points_scaling=scaling, include_protected=m.include_protected,
-                                    eval_date=cfg.eval_date, seed=cfg.seed)
+                                    eval_date=cfg.eval_date, seed=cfg.seed, neutralise_rule_items=neutral)
         return est.fit(rows, y, sample_weight=w, calibration_data=(ca, y_ca), metadata=metadata).model_
 
-    blend = fit(tr, tr["default_12m"].to_numpy(), m.strategy, dict(meta))
+    from village_credit.models.support import neutral_items_for
+
+    neutral: dict[str, Any] | bool = False  # outcome-support remedy (docs/fairness.md)
+    if m.neutralise_constant_items and m.strategy != "gbm_only":
+        neutral = neutral_items_for(train, cfg.policy, tr_mask, cfg.eval_date, min_varied=m.neutralise_min_varied)
+    blend = fit(tr, tr["default_12m"].to_numpy(), m.strategy, dict(meta), neutral=neutral)
     fit_tr, y_tr, w_tr = tr, tr["default_12m"].to_numpy(), None
     if method != "none":
         rows, y_tr, w_tr = _reject_inference_sample(blend, train, np.asarray(tr_mask, bool), method, cfg.seed,
@@ -167,9 +183,38 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
         # The calibration split stays observed-only: the Platt/stacking coefficients are fitted
         # on real outcomes (the honest data a bank has), never on inferred ones; only the
         # trees see the inferred rejects.
-        blend = fit(fit_tr, y_tr, m.strategy, dict(meta, n_train_observed=int(tr_mask.sum())), w_tr)
-    gbm = fit(fit_tr, y_tr, "gbm_only", {"reject_inference": method}, w_tr)
-    return {"blend": blend, "gbm": gbm}
+        blend = fit(fit_tr, y_tr, m.strategy, dict(meta, n_train_observed=int(tr_mask.sum())), w_tr,
+                    neutral=neutral)
+    out = {"blend": blend, "gbm": fit(fit_tr, y_tr, "gbm_only", {"reject_inference": method}, w_tr)}
+    return _outcome_support_remedies(out, fit_tr, y_tr, w_tr, tr, ca, cfg, fit, meta)
+
+
+def _outcome_support_remedies(models: dict[str, Any], fit_tr: pd.DataFrame, y_tr: Any, w_tr: Any,
+                              tr: pd.DataFrame, ca: pd.DataFrame, cfg: ExperimentConfig,
+                              fit: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    """Group-aware recalibration of the blend, and the same blend without any remedy (its cost).
+
+    ``blend_unremedied``: no neutralised item, no group offsets (same rows, same seed),
+    so the hold-out shows what the outcome-support remedies cost in AUC and expected loss.
+    ``fit``: the runner's one way to fit a model (the estimator on the calibration split).
+    """
+    from village_credit.models.support import NEUTRALISED_KEY
+
+    f = cfg.fairness
+    blend = models["blend"]
+    remedied = bool(blend.metadata.get(NEUTRALISED_KEY)) or f.group_recalibration != "none"
+    if f.group_recalibration != "none":
+        from village_credit.validation.recalibration import group_recalibrate
+
+        # the map always on the calibration split (rows the trees never saw); the group
+        # offsets on it, or ("observed") on every observed row for more outcomes per group
+        sample = ca if f.group_recalibration == "calibration" else pd.concat([tr, ca], ignore_index=True)
+        models["blend"] = group_recalibrate(blend, sample, prior_sd=f.group_prior_sd, seed=cfg.seed,
+                                            eval_date=cfg.eval_date, map_sample=ca,
+                                            lineage={"sample": f"observed rows of {f.group_recalibration}"})
+    if remedied:
+        models["blend_unremedied"] = fit(fit_tr, y_tr, cfg.model.strategy, dict(meta), w_tr)
+    return models
 
 
 def tune_params(train: pd.DataFrame, cfg: ExperimentConfig, log_to_mlflow: bool) -> dict[str, Any]:
@@ -276,7 +321,9 @@ def decision_systems(ev: dict[str, Any]) -> list[Any]:
     return systems
 
 
-def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentConfig, out_dir: Path
+def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentConfig, out_dir: Path,
+                   train: pd.DataFrame | None = None, models: dict[str, Any] | None = None,
+                   population: pd.DataFrame | None = None,
                    ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, str]]:
     from village_credit.fairness import (equal_risk_gaps, fairness_audit, fairness_json, sensitive_frame,
                                          write_fairness_report)
@@ -290,9 +337,11 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
     audit = fairness_audit(systems, sens, y, true_pd=holdout["true_pd"].to_numpy(), n_boot=f.n_boot, seed=cfg.seed)
     gaps = equal_risk_gaps(systems, sens, holdout["true_pd"].to_numpy(), n_deciles=f.n_deciles,
                            min_count=f.min_count)
+    support = (outcome_support_stage(ev, holdout, gaps, cfg, train, models, population)
+               if train is not None and models is not None else None)
     html, js = write_fairness_report(audit, gaps, out_dir=out_dir, identity=_report_identity(cfg, holdout),
-                                     limits=_fairness_limits(cfg))
-    data = fairness_json(audit, gaps)
+                                     limits=_fairness_limits(cfg), support=support)
+    data = fairness_json(audit, gaps, support=support)
     approval = approval_by_group(systems, holdout)
     return data, approval, {"fairness_html": str(html), "fairness_json": str(js)}
 
@@ -313,6 +362,72 @@ def _fairness_limits(cfg: ExperimentConfig) -> dict[str, float]:
     g = cfg.registry.gates
     return {"approval_gap_max": g.approval_gap_max, "line_gap_max": g.line_gap_max,
             "parity_ratio_min": g.parity_ratio_min}
+
+
+def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, cfg: ExperimentConfig,
+                          train: pd.DataFrame, models: dict[str, Any], population: pd.DataFrame | None
+                          ) -> dict[str, Any]:
+    """The ``outcome_support`` section of fairness.json (docs/fairness.md, gate ``outcome_support``).
+
+    Support per protected group on the training split (observed or not), the headline
+    both ways on the hold-out, the remedies applied and their cost beside them.
+    """
+    from village_credit.fairness.support import (
+        EXPLORATION_LINE,
+        expected_loss,
+        headline,
+        support_diagnostics,
+    )
+    from village_credit.models.support import NEUTRALISED_KEY
+    from village_credit.rules import load_policy, score_rules
+
+    blend = models["blend"]
+    observed = _outcome_mask(train, cfg)
+    items = score_rules(train, load_policy(cfg.policy), cfg.eval_date).items.reset_index(drop=True)
+    X = blend.features.transform(train).reset_index(drop=True)
+    sup = support_diagnostics(train.reset_index(drop=True), observed, items=items, features=X,
+                              min_observed=cfg.fairness.min_observed_outcomes)
+    neutral = dict(blend.metadata.get(NEUTRALISED_KEY) or {})
+    offsets = dict(getattr(blend, "group_offsets", {}) or {})
+    pop = population if population is not None else train
+    explored = (pop["outcome_observed"].to_numpy(bool) & ~pop["granted_hist"].to_numpy(bool)
+                if {"outcome_observed", "granted_hist"} <= set(pop.columns) else np.zeros(len(pop), bool))
+    remedies = []
+    if neutral:
+        remedies.append(f"neutralised rule items ({', '.join(neutral)})")
+    if explored.any():
+        remedies.append(f"exploration grant ({int(explored.sum())} households, share "
+                        f"{cfg.data.exploration_share:g} of refused without veto)")
+    if offsets:
+        remedies.append(f"group-aware recalibration ({cfg.fairness.group_recalibration})")
+    truth = "true_pd" in holdout.columns
+    lgd = cfg.fairness.lgd
+    risk = holdout["true_pd"].to_numpy(float) if truth else None
+    m = ev["metrics"]
+
+    def cost_row(name: str, key: str) -> dict[str, Any]:
+        d = ev["decisions"][key]
+        p = risk if risk is not None else d["pd"].to_numpy(float)
+        return {"remedy": name, "holdout_auc": m[f"{key}_auc"],
+                "auc_cost": m.get("blend_unremedied_auc", m[f"{key}_auc"]) - m[f"{key}_auc"],
+                "expected_loss_yuan": expected_loss(p, d["credit_line"].to_numpy(float),
+                                                    d["credit_line"].to_numpy(float) > 0, lgd),
+                "loss_basis": "true PD" if truth else "predicted PD"}
+
+    costs = [cost_row("none (blend without remedies)", "blend_unremedied")] if "blend_unremedied" in models else []
+    costs.append(cost_row("model remedies applied (neutralised items, group offsets)" if costs else "none", "blend"))
+    if explored.any():
+        p_ex = (pop["true_pd"] if "true_pd" in pop.columns else pop["default_12m"]).to_numpy(float)[explored]
+        costs.append({"remedy": f"exploration grant ({int(explored.sum())} loans of {EXPLORATION_LINE:,.0f} yuan)",
+                      "holdout_auc": None, "auc_cost": None,
+                      "expected_loss_yuan": float(np.sum(p_ex) * EXPLORATION_LINE * lgd),
+                      "loss_basis": "true PD" if "true_pd" in pop.columns else "observed defaults"})
+    sup.update(remedies=remedies, neutralised_items=neutral, group_offsets=offsets,
+               headline=headline(holdout, ev["decisions"]["blend"]["pd"].to_numpy(float),
+                                 equal_risk_table=gaps.table, system="blend"),
+               remedy_costs=costs)
+    return sup
+
 
 
 def approval_by_group(systems: list[Any], households: pd.DataFrame) -> pd.DataFrame:
@@ -547,7 +662,8 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
             fair: dict[str, Any] = {}
             if source.has_truth:
                 fair, approval, fair_paths = stages.run("fairness audit", fairness_stage, ev, holdout, cfg,
-                                                        out_dir / "fairness")
+                                                        out_dir / "fairness", train, models, valid)
+                result.outcome_support = _support_summary(fair.get("outcome_support"))
                 result.approval_by_group = approval
                 result.paths.update(fair_paths)
             val = validation_report(
@@ -555,6 +671,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
                 dec["grade"].to_numpy()[keep], grades, features_df=hold_X.loc[keep] if source.has_rules
                 else hold_X.iloc[np.flatnonzero(keep)], reference_profile=reference,
                 **({"policy_graded": policy_graded[keep]} if policy_graded is not None else {}),
+                fairness_summary=_validation_support_flag(fair.get("outcome_support")),
             )
             if st.reports:
                 val_html, val_json = write_validation_report(
@@ -574,7 +691,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
                     mlflow.log_dict(result.dropped_columns, "data/dropped_columns.json")
                 info = stages.run("log + register model", log_decision_model, model_dir,
                                   input_example=blend.input_example(5), registered_model_name=model_name,
-                                  top_k=cfg.top_k)
+                                  top_k=cfg.top_k, **_decision_class(blend))
                 result.model_uri = info.model_uri
                 result.run_model_uri = f"runs:/{run.info.run_id}/model"
                 result.registered_model_name = model_name
@@ -603,6 +720,37 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
                                           encoding="utf-8")
     result.paths["summary"] = str(out_dir / "summary.json")
     return result
+
+
+def _decision_class(model: Any) -> dict[str, str]:
+    """A group-recalibrated blend loads through its own class (``recalibration.json``)."""
+    from village_credit.validation.recalibration import DECISION_CLASS, RecalibratedDecisionModel
+
+    return {"decision_class": DECISION_CLASS} if isinstance(model, RecalibratedDecisionModel) else {}
+
+
+def _support_summary(sup: dict[str, Any] | None) -> dict[str, Any]:
+    """The demo summary's outcome-support lines: extrapolated groups, remedies, ratios both ways."""
+    if not sup:
+        return {}
+    return {"extrapolated_groups": sup.get("extrapolated_groups", []), "remedies": sup.get("remedies", []),
+            "min_observed": sup.get("min_observed"),
+            "headline": [{k: r.get(k) for k in ("group", "n_observed", "pred_true_ratio", "pred_observed_ratio",
+                                                "worst_gap_line")} for r in sup.get("headline", [])]}
+
+
+def _validation_support_flag(sup: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Outcome-support flag for the validation report's fairness section (extrapolated groups)."""
+    if not sup:
+        return None
+    ext = sup.get("extrapolated_groups") or []
+    groups = pd.DataFrame(sup.get("groups") or [])
+    cols = [c for c in ("group", "n", "n_observed", "n_observed_defaults", "extrapolated") if c in groups]
+    flag = (f"EXTRAPOLATED (fewer than {sup.get('min_observed')} observed outcomes): {', '.join(ext)}"
+            if ext else "every protected group has observed outcomes")
+    return {"outcome support": flag,
+            "remedies applied": ", ".join(sup.get("remedies") or []) or "none",
+            "observed outcomes per group": groups[cols] if cols else groups}
 
 
 def programme_stage(households: pd.DataFrame, out_dir: Path) -> dict[str, Any]:

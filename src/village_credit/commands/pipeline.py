@@ -12,6 +12,29 @@ from rich.table import Table
 DEFAULT_EXPERIMENT = Path("experiments/default.yaml")
 
 
+def _print_outcome_support(sup: dict, console: Console) -> None:
+    """Extrapolated groups first, then predicted PD against the truth and the observed rate."""
+    if not sup:
+        return
+    ext = sup.get("extrapolated_groups") or []
+    console.print(("[yellow]EXTRAPOLATED[/yellow] (fewer than "
+                   f"{sup.get('min_observed')} observed outcomes in training): {', '.join(ext)}")
+                  if ext else "outcome support: every protected group has observed outcomes")
+    console.print(f"remedies applied: {'; '.join(sup.get('remedies') or []) or 'none'}")
+    h = Table(title="predicted PD both ways (hold-out)")
+    for c in ("group", "observed", "pred / true", "pred / observed", "worst line gap"):
+        h.add_column(c, justify="right" if c != "group" else "left")
+    def fmt(v, f: str) -> str:
+        return "n/a" if v is None else format(v, f)
+
+    for r in sup.get("headline") or []:
+        if "|" in str(r.get("group")):
+            continue
+        h.add_row(str(r["group"]), f"{r.get('n_observed') or 0:,}", fmt(r.get("pred_true_ratio"), ".2f"),
+                  fmt(r.get("pred_observed_ratio"), ".2f"), fmt(r.get("worst_gap_line"), "+.1%"))
+    console.print(h)
+
+
 def print_summary(result, console: Console) -> None:
     """The short summary a user reads after the main job."""
     from village_credit.registry.store import default_tracking_uri
@@ -51,6 +74,7 @@ def print_summary(result, console: Console) -> None:
         for grp, row in result.approval_by_group.iterrows():
             g.add_row(str(grp), *[f"{row[c]:.1%}" for c in cols])
         console.print(g)
+    _print_outcome_support(getattr(result, "outcome_support", None) or {}, console)
     console.print("Reports and scores:")
     for k, v in sorted(result.paths.items()):
         print(f"  {k:<40} {v}")  # plain: Rich would wrap long paths

@@ -120,6 +120,16 @@ class GeneratorConfig:
     rural contract default rate cited, for a 12-month 90+ dpd definition.
     ``credit_file_share`` 0.58: share with a central-bank credit file (seed figure);
     about half of those have loans in the window ("dynamic records" < 30 %).
+
+    Historical policy (who was lent to, hence whose outcome is observed):
+    ``policy_age_max`` is the age ceiling of the old rule (Jinxiang 60, XX county 65);
+    ``over_age_grant_share`` lends to that share of otherwise eligible households above
+    the ceiling anyway (partial lending over the cutoff), so partly observed groups can be
+    studied. ``exploration_share``: a randomised exploration grant; that share of the
+    households the old policy refused (and that have no active veto: no bank lends to a
+    fraud or a crime to learn) gets a loan, so its outcome is observed
+    (``outcome_observed`` true, ``granted_hist`` false). The exploration loan does not
+    change the household's history or true PD: it only reveals ``default_12m``.
     """
 
     n_households: int = 5000
@@ -135,6 +145,10 @@ class GeneratorConfig:
     shock_village_share: float = 0.25
     drift_township_share: float = 0.30
     drift_severity: float = 1.0
+    # The historical lending policy that decides whose outcome is observed (selection).
+    policy_age_max: int = 60
+    over_age_grant_share: float = 0.0
+    exploration_share: float = 0.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -149,6 +163,9 @@ class GeneratorConfig:
             (0.0 <= self.shock_village_share <= 1.0, "shock_village_share must be in [0, 1]"),
             (0.0 <= self.drift_township_share <= 1.0, "drift_township_share must be in [0, 1]"),
             (self.drift_severity >= 0.0, "drift_severity must be >= 0"),
+            (18 <= self.policy_age_max <= 101, "policy_age_max must be in 18..101"),
+            (0.0 <= self.over_age_grant_share <= 1.0, "over_age_grant_share must be in [0, 1]"),
+            (0.0 <= self.exploration_share <= 1.0, "exploration_share must be in [0, 1]"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -474,15 +491,26 @@ def _finish(cfg: GeneratorConfig, s: dict[str, np.ndarray], h: dict[str, np.ndar
              + 10 * (s["levels"]["hon_family"] + s["levels"]["hon_courtyard"])
              + np.where(s["levels"]["hon_moral_model"] > 0, 10 + 10 * s["levels"]["hon_moral_model"], 0))
     points = 30 + bonus - ded_year
-    eligible = ((s["age"] >= 18) & (s["age"] <= 60) & s["capacity"] & s["residence"]
-                & s["fixed_income"] & ~s["bad_credit"])
+    over_age = s["age"] > cfg.policy_age_max
+    age_ok = (s["age"] >= 18) & (~over_age | (s["u_policy"] < cfg.over_age_grant_share))
+    eligible = age_ok & s["capacity"] & s["residence"] & s["fixed_income"] & ~s["bad_credit"]
+    s["veto_active"] = veto_active
     s["granted"] = eligible & ~veto_active & (points > 0)
+
+
+def _observed(cfg: GeneratorConfig, s: dict[str, np.ndarray]) -> np.ndarray:
+    """Granted by the old policy, or drawn into the exploration grant (refused, no veto)."""
+    explore = ~s["granted"] & ~s["veto_active"] & (s["u_explore"] < cfg.exploration_share)
+    return s["granted"] | explore
 
 
 def _vintage1(cfg: GeneratorConfig, block: int, n: int, stream: int = 1
               ) -> tuple[dict, dict, dict, np.ndarray]:
     rng = _rng(cfg, stream, block)
     s = _profile(cfg, rng, n)
+    # own streams: the policy draws never shift the population's draws
+    s["u_policy"] = _rng(cfg, 6, stream, block).random(n)
+    s["u_explore"] = _rng(cfg, 7, stream, block).random(n)
     m = cfg.months
     s["arrears"] = np.zeros(n, np.float32)
     s["dpd_now"] = np.zeros(n, np.int16)
@@ -629,7 +657,7 @@ def _to_arrow(cfg: GeneratorConfig, s: dict, h: dict, ev: dict, pd_true: np.ndar
         "hon_virtue": pa.array(s["virtue"]),
         "hon_frugal_ceremony": pa.array(s["frugal"]),
         "granted_hist": pa.array(s["granted"]),
-        "outcome_observed": pa.array(s["granted"]),
+        "outcome_observed": pa.array(_observed(cfg, s)),
         "true_pd": pa.array(pd_true.astype(np.float64)),
         "default_12m": pa.array(default.astype(np.int64)),
     }

@@ -10,6 +10,9 @@ the GBM, the blend and any mitigated variant are audited with the same code:
 * :func:`infer_rejects`: the training sample (rows, labels, weights) of one remedy, for any model;
 * :func:`tradeoff_table` and the mitigation options (policy change, ThresholdOptimizer,
   ExponentiatedGradient);
+* :func:`support_diagnostics`, :func:`headline`, :func:`exploration_design`: which groups
+  are decided without any observed outcome, the figures both ways (predicted / true and
+  predicted / observed PD), and the exploration sample that would fix it;
 * :func:`write_fairness_report`: HTML + JSON (the JSON is what the promotion gates read).
 """
 
@@ -26,6 +29,12 @@ from village_credit.fairness.mitigation import (
 )
 from village_credit.fairness.reject_inference import infer_rejects, selection_bias_study
 from village_credit.fairness.report import fairness_json, write_fairness_report
+from village_credit.fairness.support import (
+    expected_loss,
+    exploration_design,
+    headline,
+    support_diagnostics,
+)
 
 __all__ = [
     "AuditResult",
@@ -35,13 +44,17 @@ __all__ = [
     "PrecomputedScore",
     "combined_groups",
     "equal_risk_gaps",
+    "expected_loss",
+    "exploration_design",
     "fairness_audit",
     "fairness_json",
+    "headline",
     "infer_rejects",
     "policy_change_systems",
     "reduction_system",
     "selection_bias_study",
     "sensitive_frame",
+    "support_diagnostics",
     "threshold_optimizer_system",
     "tradeoff_table",
     "write_fairness_report",

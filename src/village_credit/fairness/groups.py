@@ -34,6 +34,11 @@ FEATURES: tuple[str, ...] = (
 FORMERLY_POOR = "formerly_poor"
 OTHER = "other"
 
+SUPPORT_AGE_BANDS: tuple[tuple[str, int, int], ...] = (("60-64", 60, 65), ("65-69", 65, 70), ("70+", 70, 200))
+"""Elderly age bands of the outcome-support checks and group-aware recalibration (head's age)."""
+SUPPORT_GROUPS: tuple[str, ...] = tuple(b[0] for b in SUPPORT_AGE_BANDS) + (FORMERLY_POOR,)
+"""The protected groups whose outcome support is checked (intersections are derived)."""
+
 
 class FairnessInputError(SchemaError):
     """Inputs to a fairness step are unusable: missing columns or values, misaligned arrays."""
@@ -96,6 +101,19 @@ def sensitive_frame(households: pd.DataFrame, policy_age_max: int = 60) -> pd.Da
         },
         index=households.index,
     )
+
+
+def support_groups(households: pd.DataFrame) -> pd.DataFrame:
+    """Boolean membership (one column per :data:`SUPPORT_GROUPS`), index aligned to the input.
+
+    The groups overlap (a 70+ household may be formerly poor): the columns are
+    indicators, not one label per household.
+    """
+    age = _require(households, "head_age").to_numpy(dtype=float)
+    poor = _as_bool(_require(households, "formerly_poor"), "formerly_poor")
+    cols = {name: (age >= lo) & (age < hi) for name, lo, hi in SUPPORT_AGE_BANDS}
+    cols[FORMERLY_POOR] = poor
+    return pd.DataFrame(cols, index=households.index)
 
 
 def check_sensitive(sensitive: pd.DataFrame, n: int | None = None) -> pd.DataFrame:

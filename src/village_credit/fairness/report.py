@@ -21,6 +21,12 @@ JSON keys the promotion gates read (all numbers are fractions; NaN is written as
 
 Other keys: ``params``, ``audit`` (tidy per-group rows), ``equal_risk_table``,
 ``tradeoff``, ``reject_inference``, and ``figures`` (the data behind each chart, by name).
+
+``outcome_support`` (when given; gate ``outcome_support``): the training rows with an
+observed outcome behind each protected group (:func:`~village_credit.fairness.support.support_diagnostics`),
+``extrapolated_groups``, ``remedies`` applied, ``headline`` (per group predicted / true
+and predicted / observed mean PD, signed worst equal-risk gaps) and ``remedy_costs``
+(AUC and expected loss beside each remedy).
 """
 
 from __future__ import annotations
@@ -56,7 +62,8 @@ def _min_ratio(disp: dict[str, dict[str, Any]]) -> float | None:
 
 
 def fairness_json(audit: AuditResult, gaps: EqualRiskResult | None, tradeoff: pd.DataFrame | None = None,
-                  reject: pd.DataFrame | None = None, primary_system: str | None = None) -> dict[str, Any]:
+                  reject: pd.DataFrame | None = None, primary_system: str | None = None,
+                  support: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report's JSON document (see module docstring for the keys)."""
     systems = audit.systems
     primary = primary_system or (systems[-1] if systems else None)
@@ -69,7 +76,8 @@ def fairness_json(audit: AuditResult, gaps: EqualRiskResult | None, tradeoff: pd
     if primary in dp:
         dp.update(system=primary, min_ratio=dp[primary]["min_ratio"])
     figs = _figure_data(audit, gaps, tradeoff, reject)
-    return to_jsonable({
+    extra = {"outcome_support": support} if support is not None else {}
+    return to_jsonable({**extra,
         "schema": SCHEMA_VERSION,
         "params": audit.params,
         "primary_system": primary,
@@ -206,6 +214,35 @@ def _light(ok: Any) -> str:
     return "pass" if bool(ok) else "fail"
 
 
+def _support_section(rep: HtmlReport, support: dict[str, Any]) -> None:
+    """Outcome support first: a reader must know which figures rest on no observed outcome."""
+    ext = support.get("extrapolated_groups") or []
+    remedies = support.get("remedies") or []
+    text = (f"A group with fewer than {support.get('min_observed')} training households with an observed "
+            "outcome is EXTRAPOLATED: the model never saw how such households repay. ")
+    text += (f"Extrapolated: {', '.join(ext)}. " if ext else "No protected group is extrapolated. ")
+    text += f"Remedies applied: {', '.join(remedies) if remedies else 'none'}."
+    rep.add_section("Outcome support (extrapolated groups)", text)
+    groups = pd.DataFrame(support.get("groups") or [])
+    if len(groups):
+        groups = groups.assign(extrapolated=groups["extrapolated"].map(lambda v: "EXTRAPOLATED" if v else ""),
+                               unseen_columns=groups["unseen_columns"].map(lambda v: ", ".join(v[:6])
+                                                                           + (" ..." if len(v) > 6 else "")))
+        rep.add_table(groups, caption="Training households and observed outcomes per protected group; "
+                                      "columns whose values the group has but no observed household had")
+    head = pd.DataFrame(support.get("headline") or [])
+    if len(head):
+        rep.add_table(head, caption="Both ways: predicted / true and predicted / observed mean PD; worst "
+                                    "equal-risk gaps with their sign (negative = protected group gets less)")
+    costs = pd.DataFrame(support.get("remedy_costs") or [])
+    if len(costs):
+        rep.add_table(costs, caption="Each remedy's cost: hold-out AUC and expected loss")
+    neutral = support.get("neutralised_items") or {}
+    if neutral:
+        rep.add_table(pd.DataFrame([{"item": k, **v} for k, v in neutral.items()]),
+                      caption="Rule items not applied by the model (never varied among observed outcomes)")
+
+
 # --------------------------------------------------------------------------- verdict
 DEFAULT_LIMITS: dict[str, float] = {"approval_gap_max": TARGET_GAP, "line_gap_max": 0.10,
                                     "parity_ratio_min": 0.80}
@@ -297,7 +334,8 @@ def _per_group_tables(audit: AuditResult) -> dict[str, pd.DataFrame]:
 def build_fairness_html(audit: AuditResult, gaps: EqualRiskResult | None, tradeoff: pd.DataFrame | None = None,
                         reject: pd.DataFrame | None = None, title: str = "Fairness report",
                         primary_system: str | None = None, identity: Mapping[str, Any] | None = None,
-                        limits: Mapping[str, float] | None = None) -> HtmlReport:
+                        limits: Mapping[str, float] | None = None,
+                        support: dict[str, Any] | None = None) -> HtmlReport:
     """Assemble the HTML report (not yet written).
 
     ``identity``: ``model``, ``version``, ``run_id``, ``data_fingerprint``, ``date``,
@@ -314,6 +352,8 @@ def build_fairness_html(audit: AuditResult, gaps: EqualRiskResult | None, tradeo
                     "TPR = approval rate of households that did not default; FPR = approval rate of households that "
                     "did default. Disparities compare groups with at least "
                     f"{p.get('min_group')} households; smaller groups are shown with wide intervals.")
+    if support is not None:
+        _support_section(rep, support)
     rep.add_section("Disparities")
     rep.add_table(_disparity_table(audit),
                   caption="Demographic parity ratio / difference, equalized odds difference, four-fifths rule")
@@ -363,16 +403,17 @@ def write_fairness_report(
     stem: str = "fairness",
     identity: Mapping[str, Any] | None = None,
     limits: Mapping[str, float] | None = None,
+    support: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``<stem>.html`` and ``<stem>.json`` into ``out_dir``; returns both paths.
 
     ``identity`` and ``limits``: see :func:`build_fairness_html` (the HTML shows them;
-    the JSON stays :func:`fairness_json`, the numbers the gates read).
+    the JSON stays :func:`fairness_json`, the numbers the gates read). ``support``: the
+    outcome-support section (which groups are decided by extrapolation).
     """
     rep = build_fairness_html(audit, gaps, tradeoff, reject, title=title, primary_system=primary_system,
-                              identity=identity, limits=limits)
-    data = fairness_json(audit, gaps, tradeoff, reject, primary_system=primary_system)
-
+                              identity=identity, limits=limits, support=support)
+    data = fairness_json(audit, gaps, tradeoff, reject, primary_system=primary_system, support=support)
     return write_report(rep, data, out_dir, stem=stem)
 
 

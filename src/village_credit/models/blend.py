@@ -46,6 +46,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from village_credit.errors import ConfigError, SchemaError
 from village_credit.models.scaling import PointsScaling
+from village_credit.models.support import NEUTRALISED_KEY, constant_items, neutralise_items
 
 STRATEGIES = ("stacking", "boost_from_rules", "additive_points", "gbm_only")
 
@@ -161,11 +162,17 @@ def _gbm_for(strategy: str, gbm_params: dict[str, Any] | None, features: Any, se
     return LGBMDefaultModel(**params)
 
 
-def _rule_points(households: pd.DataFrame, policy: Any, eval_date: Any) -> NDArray[np.float64]:
+def _rule_points(households: pd.DataFrame, policy: Any, eval_date: Any,
+                 neutral: dict[str, dict[str, Any]] | None = None) -> NDArray[np.float64]:
     from village_credit.rules.engine import score_rules
 
     rs = score_rules(households, policy, eval_date)
-    return rs.items.to_numpy(dtype=np.float64).sum(axis=1)
+    return neutralise_items(rs.items, neutral).to_numpy(dtype=np.float64).sum(axis=1)
+
+
+def _neutral_items(items: pd.DataFrame, households: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    observed = households["outcome_observed"].to_numpy(bool) if "outcome_observed" in households else None
+    return constant_items(items, observed)
 
 
 def _y(y: Any, n: int, what: str) -> NDArray[np.float64]:
@@ -235,6 +242,7 @@ def fit_blend(
     sample_weight_calib: ArrayLike | None = None,
     scaling: PointsScaling | None = None,
     metadata: dict[str, Any] | None = None,
+    neutralise_constant_items: bool | dict[str, dict[str, Any]] = False,
 ) -> Any:
     """Fit a blend and return the :class:`~village_credit.models.decision.DecisionModel`.
 
@@ -242,6 +250,11 @@ def fit_blend(
     ``features``: an unfitted feature transformer (default ``HouseholdFeatures()``).
     ``scaling``: default ``PointsScaling.from_pdo(20, 60, 49)`` (see :mod:`scaling`).
     ``metadata``: stored as-is with the model (e.g. the training reference profile).
+    ``neutralise_constant_items``: ``True``: rule items that never varied among the
+    training rows with an observed outcome (``outcome_observed`` when present) are not
+    applied; a dict (from :func:`~village_credit.models.support.neutral_items_for` over
+    the whole population): exactly those items. See :mod:`village_credit.models.support`;
+    recorded in ``metadata["neutralised_items"]``.
     """
     from village_credit.models.decision import DecisionModel
 
@@ -270,10 +283,13 @@ def fit_blend(
         from village_credit.rules.engine import score_rules
 
         items_tr = score_rules(households_train, pol, eval_date).items
+        neutral = (dict(neutralise_constant_items) if isinstance(neutralise_constant_items, dict)
+                   else _neutral_items(items_tr, households_train) if neutralise_constant_items else {})
+        items_tr = neutralise_items(items_tr, neutral)
         # the reference household for rule reasons: training means (as SHAP's background)
         item_means = {str(c): float(v) for c, v in items_tr.mean(axis=0).items()}
         R_tr = items_tr.to_numpy(dtype=np.float64).sum(axis=1)
-        R_ca = _rule_points(households_calib, pol, eval_date)
+        R_ca = _rule_points(households_calib, pol, eval_date, neutral)
     a, b, detail = rule_term(strategy, R_ca, y_ca, sample_weight_calib)
     init = None if strategy in ("gbm_only", "stacking") else a + b * R_tr
     gbm.fit(X_tr, y_tr, init_score=init, sample_weight=sample_weight_train)
@@ -283,6 +299,8 @@ def fit_blend(
 
     booster = lgb.Booster(model_str=gbm.booster_.model_to_string(num_iteration=gbm.best_iteration_))
     meta = dict(metadata or {})
+    if strategy != "gbm_only" and neutralise_constant_items:
+        meta[NEUTRALISED_KEY] = neutral
     meta.setdefault("seed", int(seed))
     meta.setdefault("gbm_params", {k: v for k, v in gbm.get_params().items()
                                    if isinstance(v, (int, float, str, bool, type(None), list))})
@@ -329,6 +347,7 @@ def fit_blend_cv(
     sample_weight: ArrayLike | None = None,
     scaling: PointsScaling | None = None,
     metadata: dict[str, Any] | None = None,
+    neutralise_constant_items: bool | dict[str, dict[str, Any]] = False,
 ) -> tuple[Any, NDArray[np.float64]]:
     """Fit a blend on *all* rows, calibrated by cross-fitting; ``(DecisionModel, out-of-fold logit)``.
 
@@ -337,6 +356,7 @@ def fit_blend_cv(
     fit (:func:`blend_coefficients`) runs on those out-of-fold scores, and the final
     trees are refitted on every row with the same parameters. The out-of-fold log-odds
     returned are honest (no row scored by trees that saw it) for grade edges and CV metrics.
+    ``neutralise_constant_items``: as in :func:`fit_blend`.
     """
     from village_credit.models.decision import DecisionModel
 
@@ -362,6 +382,9 @@ def fit_blend_cv(
         from village_credit.rules.engine import score_rules
 
         items = score_rules(households, pol, eval_date).items
+        neutral = (dict(neutralise_constant_items) if isinstance(neutralise_constant_items, dict)
+                   else _neutral_items(items, households) if neutralise_constant_items else {})
+        items = neutralise_items(items, neutral)
         item_means = {str(c): float(v) for c, v in items.mean(axis=0).items()}
         R = items.to_numpy(dtype=np.float64).sum(axis=1)
     # the rule term has 2 coefficients and no trees: fitting it in-sample does not leak
@@ -388,6 +411,8 @@ def fit_blend_cv(
     meta.setdefault("n_train", int(len(households)))
     meta.setdefault("calibration", f"cross-fitted Platt ({cv} folds, out-of-fold tree scores)")
     meta.setdefault("eval_date", None if eval_date is None else str(pd.Timestamp(eval_date).date()))
+    if strategy != "gbm_only" and neutralise_constant_items:
+        meta[NEUTRALISED_KEY] = neutral
     model = DecisionModel(policy=pol, features=features, booster=booster, coefficients=coef,
                           scaling=scaling or PointsScaling.from_pdo(), item_means=item_means, metadata=meta)
     return model, oof_logit

@@ -285,7 +285,10 @@ class DecisionModel:
 
             rs = score_rules(valid, self.policy, eval_date)
             if n_items:
-                items = rs.items[self.item_codes].to_numpy(dtype=np.float64)
+                from village_credit.models.support import NEUTRALISED_KEY, neutralise_items
+
+                items = neutralise_items(rs.items[self.item_codes], self.metadata.get(NEUTRALISED_KEY)
+                                         ).to_numpy(dtype=np.float64)
                 means = np.array([self.item_means[c] for c in self.item_codes])
                 contrib[:, 1:1 + n_items] = coef.k_rule * (items - means)
                 contrib[:, 0] += coef.k_rule * means.sum()

@@ -127,6 +127,11 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
         Never features; groups keep whole groups in one calibration fold.
     include_protected, eval_date, top_k, seed, n_jobs:
         As in the experiment config.
+    neutralise_rule_items:
+        ``True``: rule items that never varied among the training rows with an observed
+        outcome are not applied by the blend (their effect cannot be learned; see
+        :mod:`village_credit.models.support`); a dict names them (``neutral_items_for``).
+        Recorded in ``model_.metadata["neutralised_items"]``.
     """
 
     def __init__(self, strategy: str = "gbm_only", features: Any = None, policy: Any = None,
@@ -134,7 +139,7 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
                  gbm_params: dict[str, Any] | None = None, points_scaling: Any = "auto",
                  target_positive: Any = None, id_column: str | None = None, group_column: str | None = None,
                  include_protected: bool = False, eval_date: Any = None, top_k: int = 3, seed: int = 0,
-                 n_jobs: int = 1) -> None:
+                 n_jobs: int = 1, neutralise_rule_items: bool | dict[str, Any] = False) -> None:
         self.strategy = strategy
         self.features = features
         self.policy = policy
@@ -151,6 +156,7 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
         self.top_k = top_k
         self.seed = seed
         self.n_jobs = n_jobs
+        self.neutralise_rule_items = neutralise_rule_items
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -325,13 +331,15 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
             self.model_ = fit_blend(frame, yv, frame_c, yc_v, policy=self.policy, strategy=self.strategy,
                                     gbm_params=params, features=transformer, eval_date=self.eval_date,
                                     seed=int(self.seed), sample_weight_train=sample_weight, scaling=scaling,
-                                    metadata=dict(metadata or {}))
+                                    metadata=dict(metadata or {}),
+                                    neutralise_constant_items=self.neutralise_rule_items)
             self.oof_pd_ = None
             return self
         model, oof_logit = fit_blend_cv(
             frame, yv, policy=self.policy, strategy=self.strategy, gbm_params=params, features=transformer,
             eval_date=self.eval_date, seed=int(self.seed), cv=int(self.calibration_folds), groups=groups,
             sample_weight=sample_weight, scaling=scaling,
+            neutralise_constant_items=self.neutralise_rule_items,
             metadata={**(metadata or {}), "positive_class": str(self.positive_class_),
                       "base_rate": self.base_rate_, "dropped_columns": dict(self.dropped_columns_)})
         self.oof_pd_ = sigmoid(oof_logit)

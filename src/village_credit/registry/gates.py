@@ -56,6 +56,10 @@ DEFAULT_THRESHOLDS: dict[str, Any] = {
     # schema compatibility with the champion: "exact" (same columns and types) or
     # "superset" (candidate accepts every champion column with the same type).
     "schema_mode": "exact",
+    # outcome support: when True, fairness evidence without an ``outcome_support``
+    # section fails; when False such (older) fairness evidence passes with a note. A
+    # present section is always checked; no fairness evidence at all always fails.
+    "outcome_support_required": False,
 }
 
 FAIRNESS_KEYS: dict[str, str] = {
@@ -272,6 +276,7 @@ def evaluate_gates(
                         th.get("parity_ratio_min"), f"fairness.{fkeys['parity_ratio']}"),
         _gap_vs_baseline_gate(ev.get("fairness", {}), fkeys, th.get("gap_vs_rules_max_ratio")),
         _schema_gate(ev, champ, str(th.get("schema_mode", "exact"))),
+        _outcome_support_gate(ev.get("fairness", {}), bool(th.get("outcome_support_required", False))),
     ]
     return GateReport(gates=g)
 
@@ -295,3 +300,33 @@ def _gap_vs_baseline_gate(fairness: Any, fkeys: Mapping[str, str], max_ratio: An
     ok = ratio <= float(max_ratio)
     return Gate(name, ratio, float(max_ratio), "<=", ok,
                 f"approval gap {float(cand):.4g} is {ratio:.2f} x the rule standard's {float(base):.4g}")
+
+
+def _outcome_support_gate(fairness: Any, required: bool) -> Gate:
+    """No protected group may be decided by extrapolation alone unless a remedy is applied.
+
+    Reads ``fairness.outcome_support`` (:func:`village_credit.fairness.support.support_diagnostics`
+    plus ``remedies``): value = number of extrapolated groups (fewer observed outcomes
+    than ``min_observed``) when no remedy was applied, else 0. An override with its
+    reason (``promote(..., override_reason=...)``) is the other way past it.
+    """
+    name = "outcome_support"
+    sup = _lookup(fairness if isinstance(fairness, Mapping) else {}, "outcome_support")
+    if not isinstance(sup, Mapping):
+        if not isinstance(fairness, Mapping) or not fairness:
+            return Gate(name, None, 0.0, "<=", False, "evidence fairness missing")
+        if required:
+            return Gate(name, None, 0.0, "<=", False, "evidence fairness.outcome_support missing")
+        return Gate(name, 0.0, 0.0, "<=", True, "no outcome-support evidence (not required)")
+    ext = sup.get("extrapolated_groups")
+    if not isinstance(ext, list):
+        return Gate(name, None, 0.0, "<=", False, "fairness.outcome_support.extrapolated_groups missing")
+    remedies = [str(r) for r in (sup.get("remedies") or [])]
+    if not ext:
+        return Gate(name, 0.0, 0.0, "<=", True, "every protected group has enough observed outcomes")
+    if remedies:
+        return Gate(name, 0.0, 0.0, "<=", True,
+                    f"extrapolated: {', '.join(map(str, ext))}; remedies applied: {', '.join(remedies)}")
+    return Gate(name, float(len(ext)), 0.0, "<=", False,
+                f"extrapolated without remedy (fewer than {sup.get('min_observed')} observed outcomes): "
+                f"{', '.join(map(str, ext))}")

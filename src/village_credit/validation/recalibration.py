@@ -66,6 +66,8 @@ __all__ = [
     "RecalibrationResult",
     "apply_maps",
     "calibration_figures",
+    "fit_group_offsets",
+    "group_recalibrate",
     "recalibrate",
 ]
 
@@ -124,10 +126,13 @@ class RecalibratedDecisionModel(DecisionModel):
     """A ``DecisionModel`` whose log-odds pass through calibration maps (module docstring)."""
 
     def __init__(self, *, calibrators: list[Calibrator] | None = None,
-                 lineage: list[dict[str, Any]] | None = None, **kwargs: Any) -> None:
+                 lineage: list[dict[str, Any]] | None = None,
+                 group_offsets: dict[str, float] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.calibrators: list[Calibrator] = list(calibrators or [])
         self.lineage: list[dict[str, Any]] = [dict(x) for x in (lineage or [])]
+        # group-aware recalibration: log-odds added to the base of each member household
+        self.group_offsets: dict[str, float] = {str(k): float(v) for k, v in (group_offsets or {}).items()}
 
     @property
     def is_additive(self) -> bool:
@@ -153,11 +158,15 @@ class RecalibratedDecisionModel(DecisionModel):
                    coefficients=parent.coefficients, scaling=parent.scaling, metadata=meta,
                    feature_names=list(parent.feature_names), labels=parent.labels,
                    validate=parent.validate, item_means=dict(parent.item_means),
-                   calibrators=maps, lineage=records)
+                   calibrators=maps, lineage=records,
+                   group_offsets=getattr(parent, "group_offsets", None))
 
     def _score(self, households: pd.DataFrame, eval_date: Any = None, **kwargs: Any) -> Any:
         s, reasons, n = super()._score(households, eval_date, **kwargs)  # maps use row totals only
-        s = dataclasses.replace(s, logit_contrib=apply_maps(self.calibrators, s.logit_contrib))
+        c = apply_maps(self.calibrators, s.logit_contrib)
+        if self.group_offsets and len(c):
+            c[:, 0] += _group_design(s.valid, list(self.group_offsets)) @ np.array(list(self.group_offsets.values()))
+        s = dataclasses.replace(s, logit_contrib=c)
         return s, reasons, n
 
     def recalibration_dict(self) -> dict[str, Any]:
@@ -165,7 +174,10 @@ class RecalibratedDecisionModel(DecisionModel):
         for i, cal in enumerate(self.calibrators):
             rec = self.lineage[i] if i < len(self.lineage) else {}
             maps.append({"calibrator": cal.to_dict(), "lineage": rec})
-        return {"format": RECALIBRATION_FORMAT, "maps": maps}
+        out: dict[str, Any] = {"format": RECALIBRATION_FORMAT, "maps": maps}
+        if self.group_offsets:
+            out["group_offsets"] = dict(self.group_offsets)
+        return out
 
     def save(self, path: str | Path) -> Path:
         d = super().save(path)
@@ -190,7 +202,97 @@ class RecalibratedDecisionModel(DecisionModel):
         model = super().load(d)
         model.calibrators = [Calibrator.from_dict(m["calibrator"]) for m in maps]
         model.lineage = [dict(m.get("lineage") or {}) for m in maps]
+        model.group_offsets = {str(k): float(v) for k, v in (spec.get("group_offsets") or {}).items()}
         return model
+
+
+# --------------------------------------------------------------------------- group-aware
+
+
+def _group_design(households: pd.DataFrame, groups: list[str]) -> np.ndarray:
+    """0/1 membership matrix (rows x ``groups``) from ``fairness.groups.support_groups``."""
+    from village_credit.fairness.groups import support_groups
+
+    member = support_groups(households)
+    unknown = [g for g in groups if g not in member.columns]
+    if unknown:
+        raise ConfigError(f"group offsets for unknown group(s) {unknown}; known: {list(member.columns)}")
+    return member[groups].to_numpy(dtype=np.float64)
+
+
+def fit_group_offsets(logit: Any, y: Any, design: Any, prior_sd: float = 0.5,
+                      max_iter: int = 50) -> np.ndarray:
+    """Per-group log-odds offsets on top of a model's log-odds, shrunk towards 0.
+
+    Maximises the logistic log-likelihood of ``y`` given ``logit + design @ delta``
+    minus ``sum(delta**2) / (2 prior_sd**2)`` (a normal prior: a group with few
+    observed outcomes keeps nearly the model's own estimate; one with many gets its
+    observed default rate). Damped Newton; deterministic.
+    """
+    z = np.asarray(logit, dtype=np.float64).ravel()
+    yy = np.asarray(y, dtype=np.float64).ravel()
+    G = np.asarray(design, dtype=np.float64)
+    if G.ndim != 2 or G.shape[0] != z.shape[0] or yy.shape[0] != z.shape[0]:
+        raise ConfigError(f"fit_group_offsets: {z.shape[0]} log-odds, {yy.shape[0]} outcomes, "
+                          f"design of shape {G.shape}")
+    if not (np.all(np.isfinite(z)) and np.all(np.isin(yy, (0.0, 1.0)))):
+        raise ConfigError("fit_group_offsets: log-odds must be finite and outcomes 0/1")
+    if not prior_sd > 0:
+        raise ConfigError(f"fit_group_offsets: prior_sd must be > 0, got {prior_sd}")
+    lam = 1.0 / prior_sd ** 2
+    d = np.zeros(G.shape[1])
+    for _ in range(max_iter):
+        p = 1.0 / (1.0 + np.exp(-(z + G @ d)))
+        grad = G.T @ (p - yy) + lam * d
+        H = (G * (p * (1 - p))[:, None]).T @ G + lam * np.eye(G.shape[1])
+        step = np.linalg.solve(H, grad)
+        d -= step
+        if np.max(np.abs(step), initial=0.0) < 1e-10:
+            break
+    return d
+
+
+def group_recalibrate(model: DecisionModel, sample: pd.DataFrame, *, method: str = "platt",
+                      groups: list[str] | None = None, prior_sd: float = 0.5, seed: int = 0,
+                      eval_date: Any = None, lineage: dict[str, Any] | None = None,
+                      map_sample: pd.DataFrame | None = None) -> RecalibratedDecisionModel:
+    """``model`` recalibrated on a labelled sample (e.g. an exploration sample), per group.
+
+    First one calibration map of the whole log-odds (``method``: platt / isotonic /
+    auto, as :func:`recalibrate`), then a shrunk log-odds offset per protected group
+    (:data:`village_credit.fairness.groups.SUPPORT_GROUPS` unless ``groups``) fitted on
+    the mapped log-odds (:func:`fit_group_offsets`). Offsets go into the base value, so
+    Platt-recalibrated contributions stay exactly additive. ``sample`` needs
+    ``default_12m``; rows the model quarantines are left out. ``map_sample``: fit the
+    map on these rows instead (e.g. rows the model's trees never saw) and the offsets
+    on ``sample`` (e.g. every observed row, for more outcomes per group).
+    """
+    from village_credit.fairness.groups import SUPPORT_GROUPS
+
+    def scored(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        if "default_12m" not in frame.columns or frame["default_12m"].isna().any():
+            raise ConfigError("group recalibration needs a sample with a complete 'default_12m' column")
+        dec = model.decide(frame, top_k=1, eval_date=eval_date)
+        ok = (dec["status"] == "scored").to_numpy()
+        return (frame.loc[ok], frame.loc[ok, "default_12m"].to_numpy(dtype=float),
+                model.scaling.logit(dec.loc[ok, "points"].to_numpy(float)))
+
+    rows, y, z = scored(sample)
+    _, y_map, z_map = scored(map_sample) if map_sample is not None else (rows, y, z)
+    cal = fit_calibrator(z_map, y_map, method=method, seed=seed, input="logit")  # type: ignore[arg-type]
+    z2 = cal.transform_logit(z)
+    ok = np.ones(len(rows), bool)
+    names = list(groups or SUPPORT_GROUPS)
+    G = _group_design(rows, names)
+    delta = fit_group_offsets(z2, y, G, prior_sd=prior_sd)
+    info = {"method": cal.method, "rows_used": int(ok.sum()), "group_prior_sd": float(prior_sd),
+            "group_rows": {g: int(G[:, j].sum()) for j, g in enumerate(names)},
+            "group_defaults": {g: int(y[G[:, j] > 0].sum()) for j, g in enumerate(names)},
+            **(lineage or {})}
+    wrapped = RecalibratedDecisionModel.wrap(model, cal, info)
+    wrapped.group_offsets = {**getattr(model, "group_offsets", {}), **dict(zip(names, map(float, delta)))}
+    wrapped.metadata["recalibrated"]["group_offsets"] = dict(wrapped.group_offsets)
+    return wrapped
 
 
 # --------------------------------------------------------------------------- figures
@@ -321,6 +423,8 @@ def recalibrate(
     criterion: Literal["log_loss", "brier"] = "log_loss",
     green_p: float = 0.05,
     red_p: float = 0.01,
+    group_aware: bool = False,
+    group_prior_sd: float = 0.5,
 ) -> RecalibrationResult:
     """Fit a calibration map on the calibrator's sample and register the wrapped model.
 
@@ -334,6 +438,11 @@ def recalibrate(
     registered model (or ``registered_model_name``) with tags ``parent_version``,
     ``parent_model_uri``, ``parent_artifact_sha256``, ``sample_fingerprint``,
     ``recalibration_method``; **no alias is moved** (use ``promote``).
+
+    ``group_aware``: after the map, a shrunk log-odds offset per protected group
+    (:func:`fit_group_offsets`, prior sd ``group_prior_sd``) is fitted on the sample,
+    e.g. an exploration sample of households the old rules refused; the offsets are
+    stored in ``recalibration.json`` and the lineage.
     """
     from village_credit.rules.policy import GRADE_BANDS
     from village_credit.validation.kit import (
@@ -380,6 +489,14 @@ def recalibrate(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         model = RecalibratedDecisionModel.wrap(parent, cal, lineage)
+        if group_aware:
+            from village_credit.fairness.groups import SUPPORT_GROUPS
+
+            delta = fit_group_offsets(cal.transform_logit(z), y, _group_design(rows, list(SUPPORT_GROUPS)),
+                                      prior_sd=group_prior_sd)
+            model.group_offsets = {**model.group_offsets, **dict(zip(SUPPORT_GROUPS, map(float, delta)))}
+            lineage["group_offsets"] = dict(model.group_offsets)
+            lineage["group_prior_sd"] = float(group_prior_sd)
         after = model.decide(_inputs(rows))
         vetoed = d["vetoed"].to_numpy(bool)
         before_fig = calibration_figures(y, d["pd"].to_numpy(float), d["grade"].to_numpy(object),
