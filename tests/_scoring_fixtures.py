@@ -56,9 +56,10 @@ def scoring_households(n: int = 3000, seed: int = 11) -> tuple[pd.DataFrame, dic
     education = np.array(df["education"], dtype=object)
     education[n - 3] = "doctorate_of_magic"
     hid = np.array(df["household_id"], dtype=object)
-    hid[41] = hid[40]  # duplicate within one chunk: the later row is quarantined
+    hid[41] = hid[40]  # duplicate within one chunk: both copies are quarantined
     df = df.assign(head_age=head_age, household_size=size, education=education, household_id=hid)
-    bad = {5: "head_age", n // 2: "head_age", 17: "household_size", n - 3: "education", 41: "household_id"}
+    bad = {5: "head_age", n // 2: "head_age", 17: "household_size", n - 3: "education", 40: "household_id",
+           41: "household_id"}
     return df, bad
 
 

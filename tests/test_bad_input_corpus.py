@@ -446,7 +446,8 @@ def test_duplicate_ids_across_chunks_are_quarantined(base: pd.DataFrame, env: Sc
     ("data.n_households", "many", "data.n_households must be an integer, got 'many'"),
     ("model.tuning.n_trials", -1, "model.tuning.n_trials must be in [0, inf], got -1"),
     ("policy", "no_such_policy", "policy 'no_such_policy'"),
-    ("data.source", "missing/file.parquet", "data.source 'missing/file.parquet': file not found"),
+    # a relative input path is read from the YAML's folder: the message names where it looked
+    ("data.source", "missing/file.parquet", "data.source '{dir}/missing/file.parquet': file not found"),
     ("eval_date", "2025-13-45", "eval_date '2025-13-45': not a date"),
     ("split.train_outcomes", "some", "split.train_outcomes must be one of observed, all"),
 ])
@@ -463,7 +464,7 @@ def test_experiment_errors_before_any_work(key: str, value: object, says: str, t
     res = _run(["train", str(exp)], {"MLFLOW_TRACKING_URI": f"sqlite:///{db}"})
     _no_traceback(res)
     assert res.exit_code == 2
-    assert _squash(f"{exp}: {says}") in _squash(res.output), res.output
+    assert _squash(f"{exp}: {says.format(dir=tmp_path)}") in _squash(res.output), res.output
     assert not db.exists()  # no MLflow store, so no FAILED run
 
 

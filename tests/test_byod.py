@@ -330,7 +330,10 @@ def test_cli_train_then_score_new_rows(byod, tmp_path: Path, monkeypatch: pytest
     mlflow.set_tracking_uri(uri)
     local = mlflow.artifacts.download_artifacts(summary["model_uri"], dst_path=str(tmp_path / "local"))
     for k, model in enumerate([summary["run_model_uri"], summary["model_uri"], "models:/vc-byod/1", local]):
-        r = CliRunner().invoke(app, ["score", "-i", str(new_csv), "-o", str(tmp_path / f"s{k}"), "-m", model])
+        args = ["score", "-i", str(new_csv), "-o", str(tmp_path / f"s{k}"), "-m", model]
+        refused = CliRunner().invoke(app, args)  # never promoted: the loader refuses it, with the way out
+        assert refused.exit_code == 2 and "--allow-ungated" in refused.output, (model, refused.output)
+        r = CliRunner().invoke(app, [*args, "--allow-ungated"])
         assert r.exit_code == 0, (model, r.output)
         from village_credit.scoring import read_decisions, read_quarantine
 
@@ -354,8 +357,10 @@ def test_spark_scores_a_table_model_like_the_local_engine(byod, tmp_path: Path, 
     path = tmp_path / "new.csv"
     new.to_csv(path, index=False)
     uri = byod["res"].run_model_uri
-    local = score_file(uri, path, tmp_path / "local", progress=False)
-    spark = score_file_spark(uri, path, tmp_path / "spark", master="local[1]", report=False)
+    # a research model, never promoted: both engines score it only when told to, and record it
+    local = score_file(uri, path, tmp_path / "local", progress=False, allow_ungated=True)
+    spark = score_file_spark(uri, path, tmp_path / "spark", master="local[1]", report=False, allow_ungated=True)
+    assert local.model["gated"] is False and spark.model["gated"] is False
     assert (spark.rows_read, spark.scored, spark.quarantined) == (local.rows_read, local.scored, local.quarantined) \
         == (40, 39, 1)
     a = read_decisions(tmp_path / "local").sort_values("row_number")

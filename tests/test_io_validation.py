@@ -129,16 +129,16 @@ def test_malformed_rows_quarantined_with_specific_reasons(hh) -> None:
     q = res.quarantine.set_index("row_number")
     expect = {1: ("head_age", "range"), 2: ("head_age", "type"), 3: ("education", "category"),
               4: ("smartphone", "missing"), 5: ("dependents", "consistency"),
-              6: ("household_id", "duplicate"), 7: ("snapshot_date", "type"),
+              0: ("household_id", "duplicate"), 6: ("household_id", "duplicate"), 7: ("snapshot_date", "type"),
               8: ("ded_traffic_date", "consistency"), 9: ("land_mu", "range")}
     for row, (col, check) in expect.items():
         assert (q.loc[[row], "column"] == col).any() and (q.loc[[row], "check"] == check).any(), row
     assert q.loc[2, "value"] == "forty" and "not a number" in q.loc[2, "reason"]
     assert q.loc[1, "value"] == "130" and "out of range" in q.loc[1, "reason"]
     assert q.loc[6, "household_id"] == hh.loc[0, "household_id"]
-    assert res.n_quarantined == 9 and res.n_valid == len(hh) - 9 == res.n_in - 9
-    assert 0 in res.valid.index  # first of the duplicates kept
-    assert sorted(res.bad_rows["row_number"]) == list(range(1, 10))
+    assert res.n_quarantined == 10 and res.n_valid == len(hh) - 10 == res.n_in - 10
+    assert 0 not in res.valid.index  # every copy of a duplicated id: which one is true is unknown
+    assert sorted(res.bad_rows["row_number"]) == list(range(0, 10))
     assert res.bad_rows.loc[2, "head_age"] == "forty"  # untouched input
     assert "extra_note" in res.valid.columns
     assert res.valid["head_age"].dtype == np.int64

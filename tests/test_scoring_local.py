@@ -28,6 +28,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> ScoringEnv:
 
 @pytest.fixture(scope="module")
 def scored(env: ScoringEnv, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    import mlflow
+
+    mlflow.set_tracking_uri(env.tracking_uri)  # an earlier test file may have pointed MLflow elsewhere
+    mlflow.set_registry_uri(env.tracking_uri)
     out = tmp_path_factory.mktemp("scored") / "out"
     summary = score_file(env.model_uri, env.parquet, out, chunk_rows=700, progress=False)
     return out, summary

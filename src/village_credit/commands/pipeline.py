@@ -119,7 +119,13 @@ def print_table_summary(result, console: Console) -> None:
     for k, v in sorted(result.paths.items()):
         print(f"  {k:<40} {v}")
     if result.run_model_uri:
-        print(f"score new rows: village-credit score --model {result.run_model_uri} <file> <out>")
+        if result.promoted:
+            print(f"score new rows: village-credit score --model models:/{result.registered_model_name}@champion "
+                  "--input <file> --output <folder>")
+        else:  # the loader refuses an ungated model: say so, and how to use it for research anyway
+            print(f"score new rows (not promoted: research use only, recorded in the outputs): "
+                  f"village-credit score --model {result.run_model_uri} --allow-ungated "
+                  "--input <file> --output <folder>")
         print(f".venv/bin/mlflow ui --backend-store-uri {result.tracking_uri}")
 
 

@@ -205,7 +205,8 @@ def find_evidence(model_name: str, version: str | int, *, client: MlflowClient |
         except (MlflowException, OSError, ValueError):
             continue
         if isinstance(data, dict) and data:
-            return data, f"validation run {run.info.run_id} ({VALIDATION_EVIDENCE_ARTIFACT})"
+            return _with_training_support(c, model_name, str(version), data), (
+                f"validation run {run.info.run_id} ({VALIDATION_EVIDENCE_ARTIFACT})")
     mv = _get_version(c, model_name, str(version))
     if mv.run_id:
         try:
@@ -217,6 +218,40 @@ def find_evidence(model_name: str, version: str | int, *, client: MlflowClient |
     return {}, (f"none: no validation run of {model_name} v{version} and no "
                 f"{EVIDENCE_ARTIFACT} on its run; run `village-credit validate --model "
                 f"models:/{model_name}/{version} --data <labelled sample>`")
+
+
+def _with_training_support(c: MlflowClient, model_name: str, version: str, evidence: dict[str, Any],
+                           depth: int = 5) -> dict[str, Any]:
+    """Add ``fairness.outcome_support`` from the training evidence when a validation lacks it.
+
+    Which groups had observed outcomes is a fact of the *training* data, which a third
+    party validating on its own sample cannot see: it is taken from the evidence logged
+    on the version's run, or (a recalibrated version) its ``parent_version``'s, marked
+    with where it came from. Nothing found: the evidence stays as it is (the
+    ``outcome_support`` gate then says "missing").
+    """
+    fair = evidence.get("fairness")
+    if not isinstance(fair, dict) or "outcome_support" in fair:
+        return evidence
+    v = version
+    for _ in range(depth):
+        try:
+            mv = _get_version(c, model_name, v)
+        except (MlflowException, VillageCreditError):
+            break
+        try:
+            data = _download_json(c, mv.run_id, EVIDENCE_ARTIFACT) if mv.run_id else None
+        except (MlflowException, OSError, ValueError):
+            data = None  # a recalibration run logs no training evidence: its parent has it
+        sup = ((data or {}).get("fairness") or {}).get("outcome_support") if isinstance(data, dict) else None
+        if isinstance(sup, dict):
+            return {**evidence, "fairness": {**fair, "outcome_support": {
+                **sup, "source": f"training evidence of {model_name} v{v} (the validator has no training data)"}}}
+        parent = (mv.tags or {}).get("parent_version")
+        if not parent or parent == v:
+            break
+        v = str(parent)
+    return evidence
 
 
 def load_evidence(model_name: str, version: str | int, *,

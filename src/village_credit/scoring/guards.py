@@ -16,8 +16,9 @@ file, whatever engine reads and decides the rows.
 * :func:`duplicate_ids`: household ids seen more than once in the whole file, from
   two passes over the id column only: 8 bytes per row (a 64-bit hash computed
   from the Arrow buffers), then the actual ids of the few rows whose hash repeats (so a hash collision never
-  quarantines a row). :func:`quarantine_duplicates` moves every later copy into the
-  quarantine with the row of the first one, in whichever chunk it lies.
+  quarantines a row). :func:`quarantine_duplicates` moves every copy into the
+  quarantine naming the other rows that hold the id, in whichever chunk they lie
+  (local and Spark engines alike).
 """
 
 from __future__ import annotations
