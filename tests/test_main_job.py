@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -129,3 +130,28 @@ def test_outcome_support_is_flagged_in_every_report_and_gated(main_job) -> None:
                                       str(tmp / "gates-dl"))
     gates = {g["name"]: g for g in json.loads(Path(table).read_text())["gates"]}
     assert "outcome_support" in gates, sorted(gates)  # the gate ran and is recorded with the version
+
+
+def test_train_on_a_household_file_quarantines_bad_rows_and_keeps_them(tmp_path: Path) -> None:
+    """`train` on a user's household file: bad rows go to out/quarantine.parquet with row,
+    column and reason (counts in = valid + quarantined), and the rest trains."""
+    from village_credit.config import load_config
+    from village_credit.data import GeneratorConfig, generate_households
+    from village_credit.data.io import write_parquet
+    from village_credit.pipeline import run_experiment
+
+    hh = generate_households(GeneratorConfig(n_households=1200, seed=8))
+    age = np.array(hh["head_age"], dtype="float64")  # np.array copies: writable
+    size = np.array(hh["household_size"])
+    age[7], size[300] = 200.0, -1  # out of range
+    hh = hh.assign(head_age=age, household_size=size)
+    src = write_parquet(hh, tmp_path / "households.parquet")
+    cfg = load_config(None, {"data.source": str(src), "data.second_vintage": False,
+                             "output_dir": str(tmp_path / "out"), "model.tuning.n_trials": 0,
+                             "model.gbm": {"n_estimators": 30, "num_leaves": 7},
+                             "stages.mlflow": False, "stages.shap": False, "stages.reports": False})
+    res = run_experiment(cfg, promote_model=False, score_population=False)
+    q = pd.read_parquet(res.paths["quarantine"])
+    assert res.quarantined_rows == 2
+    assert {(7, "head_age"), (300, "household_size")} <= set(zip(q["row_number"], q["column"], strict=True))
+    assert q["reason"].str.len().gt(0).all()

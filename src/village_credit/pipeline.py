@@ -223,7 +223,7 @@ def tune_params(train: pd.DataFrame, cfg: ExperimentConfig, log_to_mlflow: bool)
     from village_credit.models.tuning import tune
 
     t = cfg.model.tuning
-    if not t.n_trials and not t.timeout_s:
+    if not t.n_trials:  # 0 trials: no tuning (a timeout alone does not start a search)
         return {}
     mask = _outcome_mask(train, cfg)
     tr = train.loc[mask]
@@ -573,6 +573,9 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
                                         else "generate households", load_households, cfg)
             checked = stages.run("validate", validate_households, households, require_truth=True)
             result.quarantined_rows = checked.n_quarantined
+            if checked.n_quarantined:  # kept, not dropped: one row per problem (row, column, reason)
+                q_path = write_parquet(checked.quarantine, out_dir / "quarantine.parquet")
+                result.paths["quarantine"] = str(q_path)
             valid = checked.valid.reset_index(drop=True)
             if len(valid) < 500:
                 raise ConfigError(f"only {len(valid)} valid households; need at least 500")
