@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 
 import typer
+
+# the commands show their own progress; MLflow's per-file download bars (110 of them per
+# model load) would bury the summary a user reads
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import village_credit.commands as _commands
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from importlib import metadata
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,11 @@ def default_pip_requirements() -> list[str]:
     return [_pin(n) for n in dict.fromkeys(names)]
 
 
+_INT_HINT = "Hint: Inferred schema contains integer column"
+"""MLflow's hint about integer columns and missing values: moot here, the model reads
+integers that arrive as floats (or text) itself and quarantines what does not parse."""
+
+
 def log_decision_model(
     decision_model_dir: str | Path,
     *,
@@ -136,7 +142,9 @@ def log_decision_model(
     if signature is None:
         cls = _import_class(decision_class)
         output = cls.load(str(model_dir)).decide(example.copy(), top_k=top_k)
-        signature = infer_signature(example, output, params={"top_k": int(top_k)})
+        with warnings.catch_warnings():  # MLflow does not enforce this schema (the model validates rows)
+            warnings.filterwarnings("ignore", message=_INT_HINT)
+            signature = infer_signature(example, output, params={"top_k": int(top_k)})
     input_types = {spec.name: _type_name(spec) for spec in (signature.inputs.inputs
                                                             if signature.inputs else [])
                    if spec.name}
@@ -154,19 +162,21 @@ def log_decision_model(
     if mlflow.active_run() is None:
         started = mlflow.start_run(run_name=f"log-{name}")
     try:
-        info = mlflow.pyfunc.log_model(
-            name=name,
-            python_model=str(DECISION_PYFUNC_PATH),
-            artifacts={"decision_model": str(model_dir)},
-            model_config={"decision_class": decision_class, "top_k": int(top_k),
-                          "input_types": input_types, "required_inputs": required_inputs},
-            code_paths=code_paths,
-            pip_requirements=reqs,
-            signature=signature,
-            input_example=example,
-            registered_model_name=registered_model_name,
-            metadata=metadata,
-        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_INT_HINT)
+            info = mlflow.pyfunc.log_model(
+                name=name,
+                python_model=str(DECISION_PYFUNC_PATH),
+                artifacts={"decision_model": str(model_dir)},
+                model_config={"decision_class": decision_class, "top_k": int(top_k),
+                              "input_types": input_types, "required_inputs": required_inputs},
+                code_paths=code_paths,
+                pip_requirements=reqs,
+                signature=signature,
+                input_example=example,
+                registered_model_name=registered_model_name,
+                metadata=metadata,
+            )
         mlflow.set_tag("decision_class", decision_class)
     finally:
         if started is not None:
