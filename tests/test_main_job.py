@@ -120,7 +120,11 @@ def test_outcome_support_is_flagged_in_every_report_and_gated(main_job) -> None:
     assert head["70+"]["pred_true_ratio"] > 0 and head["70+"]["pred_observed_ratio"] is None
     assert [c["remedy"] for c in sup["remedy_costs"]][0].startswith("none")
     assert "EXTRAPOLATED" in (tmp / "out" / "fairness" / "fairness.html").read_text()
-    assert "EXTRAPOLATED" in (tmp / "out" / "validation" / "validation_report.html").read_text()
+    val_html = (tmp / "out" / "validation" / "validation_report.html").read_text()
+    assert "EXTRAPOLATED" in val_html
+    assert "vc-e2e" in val_html and "vc-fp-" in val_html  # identity: model and hold-out fingerprint
+    banner = (tmp / "out" / "fairness" / "fairness.html").read_text().split("Model identity")[0]
+    assert "EXTRAPOLATION" in banner and "70+" in banner  # the verdict itself says what rests on no outcome
     assert "EXTRAPOLATED" in result.output and "remedies applied" in result.output
     summary = json.loads((tmp / "out" / "summary.json").read_text())
     assert summary["outcome_support"]["extrapolated_groups"] == sup["extrapolated_groups"]

@@ -358,6 +358,16 @@ def _report_identity(cfg: ExperimentConfig, households: pd.DataFrame) -> dict[st
             "policy": cfg.policy}
 
 
+def _validation_identity(model_name: str, run_id: str | None, holdout: pd.DataFrame) -> dict[str, Any]:
+    """The main job's validation report: which model (its run; the version is registered
+    after the report is written) and which hold-out it was judged on."""
+    from village_credit.registry import data_fingerprint
+
+    return {"model_name": model_name, "model_run_id": run_id or "no MLflow run",
+            "model_uri": f"runs:/{run_id}/model" if run_id else None,
+            "data_fingerprint": data_fingerprint(holdout)}
+
+
 def _fairness_limits(cfg: ExperimentConfig) -> dict[str, float]:
     g = cfg.registry.gates
     return {"approval_gap_max": g.approval_gap_max, "line_gap_max": g.line_gap_max,
@@ -675,6 +685,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
                 else hold_X.iloc[np.flatnonzero(keep)], reference_profile=reference,
                 **({"policy_graded": policy_graded[keep]} if policy_graded is not None else {}),
                 fairness_summary=_validation_support_flag(fair.get("outcome_support")),
+                repro=_validation_identity(model_name, result.run_id, holdout),
             )
             if st.reports:
                 val_html, val_json = write_validation_report(

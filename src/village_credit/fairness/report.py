@@ -280,8 +280,11 @@ def _identity_block(rep: HtmlReport, data: Mapping[str, Any], identity: Mapping[
     word, checks = fairness_verdict(data, limits)
     override = ident.pop("override", None)
     system = data.get("primary_system")
+    ext = (data.get("outcome_support") or {}).get("extrapolated_groups") or []
     text = (f" {system}: " + "; ".join(f"{c['check']} {c['result']}" for c in checks)
-            + (f". Promoted by override: {override}" if override else ""))
+            + (f". Promoted by override: {override}" if override else "")
+            + (f". Decided by EXTRAPOLATION (no observed outcomes to check against): {', '.join(ext)}"
+               if ext else ""))
     rep.add_verdict(word, text)
     shown = {"model": ident.pop("model", "not given"),
              "version": ident.pop("version", "not registered yet (the report is written before registration)"),
@@ -346,7 +349,7 @@ def build_fairness_html(audit: AuditResult, gaps: EqualRiskResult | None, tradeo
     p = audit.params
     rep = HtmlReport(title, subtitle=f"{p.get('n')} households; systems: {', '.join(audit.systems)}; "
                                      f"bootstrap {p.get('n_boot')} replicates, seed {p.get('seed')}")
-    data = fairness_json(audit, gaps, tradeoff, reject, primary_system=primary_system)
+    data = fairness_json(audit, gaps, tradeoff, reject, primary_system=primary_system, support=support)
     _identity_block(rep, data, identity, limits)
     rep.add_section("How to read", "Positive outcome = no default within 12 months; positive decision = approved. "
                     "TPR = approval rate of households that did not default; FPR = approval rate of households that "
