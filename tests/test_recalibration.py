@@ -221,7 +221,8 @@ def test_goes_through_the_promotion_gates(recalibrated: dict, fresh: dict) -> No
 
 
 def test_group_aware_recalibration_moves_only_group_members(store: dict, tmp_path: Path) -> None:
-    from village_credit.fairness.groups import SUPPORT_GROUPS, support_groups
+    from village_credit.data.groups import SUPPORT_GROUPS
+    from village_credit.fairness.groups import support_groups
 
     sample = population(2000, seed=606, rate=RISKY_RATE)
     plain = recalibrate(store["v1"], sample, method="platt", register=False, out_dir=tmp_path / "p", seed=0)
