@@ -1,18 +1,25 @@
-"""Small household tables for the models tests.
+"""Fixtures shared by the test modules (pytest finds them here; nothing imports this file).
 
-Uses the project generator when it exists; otherwise a tiny latent-risk builder that
-fills the schema columns the features read (so the models tests do not wait on it).
+* ``tiny_households``: a factory of small synthetic household tables whose default
+  depends monotonically on history, income and debt (fast; for the models tests);
+* ``generated_households``: a factory of the project generator's households.
+
+Factories are session-scoped so hypothesis tests and module-scoped fixtures can use them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
+import pytest
 
+from village_credit.data.generator import GeneratorConfig, generate_households
 from village_credit.data.schema import EDUCATION, INCOME_SOURCES, history_columns
 
 
-def tiny_households(n: int = 2000, seed: int = 0, months: int = 36, n_villages: int = 40) -> pd.DataFrame:
+def _tiny_households(n: int = 2000, seed: int = 0, months: int = 36, n_villages: int = 40) -> pd.DataFrame:
     """Synthetic households whose default depends on history, income and debt (monotonically)."""
     rng = np.random.default_rng(seed)
     risk = rng.normal(size=n)
@@ -59,10 +66,18 @@ def tiny_households(n: int = 2000, seed: int = 0, months: int = 36, n_villages: 
     return df
 
 
-def households(n: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """The project generator's households when available, else :func:`tiny_households`."""
-    try:
-        from village_credit.data.generator import GeneratorConfig, generate_households
-    except ImportError:
-        return tiny_households(n, seed)
+def _generated_households(n: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """The project generator's households (``n`` rows, ``seed``)."""
     return generate_households(GeneratorConfig(n_households=n, seed=seed))
+
+
+@pytest.fixture(scope="session")
+def tiny_households() -> Callable[..., pd.DataFrame]:
+    """``tiny_households(n=2000, seed=0, months=36, n_villages=40)`` -> a small synthetic table."""
+    return _tiny_households
+
+
+@pytest.fixture(scope="session")
+def generated_households() -> Callable[..., pd.DataFrame]:
+    """``generated_households(n=2000, seed=0)`` -> the generator's households."""
+    return _generated_households
