@@ -2,7 +2,11 @@
 
 * ``tiny_households``: a factory of small synthetic household tables whose default
   depends monotonically on history, income and debt (fast; for the models tests);
-* ``generated_households``: a factory of the project generator's households.
+* ``generated_households``: a factory of the project generator's households;
+* ``rule_households``: a factory of hand-built household frames for the rules tests,
+  every column a shipped policy reads set to a clean base household (aged 40, no
+  honours, no events) unless overridden; ``rule_columns``: their snapshot date and the
+  deduction, veto and honour columns (from the schema).
 
 Factories are session-scoped so hypothesis tests and module-scoped fixtures can use them.
 """
@@ -10,13 +14,22 @@ Factories are session-scoped so hypothesis tests and module-scoped fixtures can 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from village_credit.data.generator import GeneratorConfig, generate_households
-from village_credit.data.schema import EDUCATION, INCOME_SOURCES, history_columns
+from village_credit.data.schema import (
+    DEDUCTION_ITEMS,
+    EDUCATION,
+    INCOME_SOURCES,
+    SCHEMA,
+    VETO_FAMILIES,
+    history_columns,
+)
 
 
 def _tiny_households(n: int = 2000, seed: int = 0, months: int = 36, n_villages: int = 40) -> pd.DataFrame:
@@ -81,3 +94,73 @@ def tiny_households() -> Callable[..., pd.DataFrame]:
 def generated_households() -> Callable[..., pd.DataFrame]:
     """``generated_households(n=2000, seed=0)`` -> the generator's households."""
     return _generated_households
+
+
+# ----------------------------------------------------------------------------- rules
+@dataclass(frozen=True)
+class RuleColumns:
+    """The rules tests' snapshot date and the rule columns of the household schema."""
+
+    snapshot: pd.Timestamp
+    deductions: list[str]
+    vetoes: list[str]
+    honour_levels: dict[str, tuple[str, ...]]
+    honour_flags: list[str]
+
+
+RULE_COLUMNS = RuleColumns(
+    snapshot=pd.Timestamp("2024-06-30"),
+    deductions=[f"ded_{k}_date" for k, _, _ in DEDUCTION_ITEMS],
+    vetoes=[f"veto_{k}_date" for k, _, _ in VETO_FAMILIES],
+    honour_levels={c.name: tuple(c.categories) for c in SCHEMA.columns
+                   if c.name.startswith("hon_") and c.categories},
+    honour_flags=["party_member", "hon_veteran_brave", "hon_virtue", "hon_frugal_ceremony"],
+)
+SNAPSHOT = RULE_COLUMNS.snapshot
+DED_COLS = RULE_COLUMNS.deductions
+VETO_COLS = RULE_COLUMNS.vetoes
+HONOUR_LEVEL_COLS = RULE_COLUMNS.honour_levels
+HONOUR_FLAG_COLS = RULE_COLUMNS.honour_flags
+
+
+def _rule_households(n: int = 1, **cols: Any) -> pd.DataFrame:
+    """A valid minimal household table with ``n`` rows; keyword args override columns
+    (scalars broadcast; dates may be strings)."""
+    base: dict[str, Any] = {
+        "household_id": [f"H{i:05d}" for i in range(n)],
+        "township_code": "T01",
+        "village_code": "V001",
+        "snapshot_date": SNAPSHOT,
+        "head_age": 40,
+        "full_civil_capacity": True,
+        "fixed_residence": True,
+        "fixed_income": True,
+        "major_bad_credit": False,
+        "new_agri_operator": False,
+        "individual_business": False,
+        "private_debt_yuan": 0.0,
+        **{f"income_{s}": (30000.0 if s == "farming" else 0.0) for s in INCOME_SOURCES},
+        **{c: "none" for c in HONOUR_LEVEL_COLS},
+        **{c: False for c in HONOUR_FLAG_COLS},
+        **{c: pd.NaT for c in DED_COLS + VETO_COLS},
+    }
+    base.update(cols)
+    df = pd.DataFrame({k: (v if np.ndim(v) else [v] * n) for k, v in base.items()})
+    for c in DED_COLS + VETO_COLS + ["snapshot_date"]:
+        df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
+    for c in ["full_civil_capacity", "fixed_residence", "fixed_income", "major_bad_credit",
+              "new_agri_operator", "individual_business", *HONOUR_FLAG_COLS]:
+        df[c] = df[c].astype(bool)
+    df["head_age"] = df["head_age"].astype("int64")
+    return df
+
+
+@pytest.fixture(scope="session")
+def rule_households() -> Callable[..., pd.DataFrame]:
+    """``rule_households(n=1, **columns)`` -> a valid minimal household table for the rules."""
+    return _rule_households
+
+
+@pytest.fixture(scope="session")
+def rule_columns() -> RuleColumns:
+    return RULE_COLUMNS
