@@ -6,15 +6,28 @@
 * ``rule_households``: a factory of hand-built household frames for the rules tests,
   every column a shipped policy reads set to a clean base household (aged 40, no
   honours, no events) unless overridden; ``rule_columns``: their snapshot date and the
-  deduction, veto and honour columns (from the schema).
+  deduction, veto and honour columns (from the schema);
+* ``validation_kit``: the validation-kit tests' helpers (:class:`ValidationKit`): a small
+  decision model trained once per session on the generator's standard population
+  (4 % default rate) and kept as plain files, a real sqlite MLflow store, registration,
+  and the "riskier population" (same generator, higher ``target_default_rate``: a pure
+  base-rate shift, the textbook case a third-party Platt recalibration must fix);
+* ``scoring_env``: ONE small registered model (``village-credit@champion``, trained with
+  ``fit_blend``, logged as the pyfunc from code, promoted through the real promotion
+  path) in a real sqlite MLflow store, and the scoring input (Parquet and CSV) with a
+  few bad rows of each kind (:class:`ScoringEnv`); built once per session.
+  ``assert_every_row_once``: each input row decided or quarantined exactly once.
 
 Factories are session-scoped so hypothesis tests and module-scoped fixtures can use them.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -164,3 +177,186 @@ def rule_households() -> Callable[..., pd.DataFrame]:
 @pytest.fixture(scope="session")
 def rule_columns() -> RuleColumns:
     return RULE_COLUMNS
+
+
+# ----------------------------------------------------------------------------- validation kit
+KIT_NAME = "vc-kit"
+KIT_TRAIN_SEED = 11
+KIT_RISKY_RATE = 0.12
+
+
+def _kit_population(n: int, seed: int, rate: float = 0.04) -> pd.DataFrame:
+    return generate_households(GeneratorConfig(n_households=n, seed=seed, target_default_rate=rate))
+
+
+def _kit_train_model(n: int = 3000, seed: int = KIT_TRAIN_SEED):
+    from village_credit.models.blend import fit_blend
+    from village_credit.validation import reference_profile
+
+    df = _kit_population(n, seed)
+    cut = int(n * 2 / 3)
+    tr, ca = df.iloc[:cut].reset_index(drop=True), df.iloc[cut:].reset_index(drop=True)
+    dm = fit_blend(tr, tr["default_12m"], ca, ca["default_12m"], policy="jinxiang_2022",
+                   strategy="additive_points",
+                   gbm_params={"n_estimators": 60, "num_leaves": 15, "learning_rate": 0.08},
+                   seed=0)
+    # the training reference a registered model carries: its features and its score
+    feats = dm.features.transform(tr)
+    points = dm.decide(tr)["points"].to_numpy(float)
+    dm.metadata["reference_profile"] = reference_profile(feats, score=points, score_name="score")
+    return dm, df
+
+
+def _kit_make_store(root: Path) -> str:
+    from village_credit.registry import configure
+
+    uri = f"sqlite:///{root.as_posix()}/mlflow.db"
+    configure(uri)
+    return uri
+
+
+def _kit_register_model(dm, root: Path, name: str = KIT_NAME) -> str:
+    """Save, log and register ``dm``; returns ``models:/name/version``."""
+    import mlflow
+
+    from village_credit.registry.pyfunc_model import log_decision_model
+
+    d = dm.save(root / f"dm-{name}")
+    with mlflow.start_run(run_name=f"train-{name}"):
+        info = log_decision_model(d, input_example=dm.input_example(5), registered_model_name=name)
+    return f"models:/{name}/{info.registered_model_version}"
+
+
+def _kit_cached_model(tmp_path_factory):
+    """The trained test model, trained once per session and kept as plain files."""
+    from village_credit.models.decision import DecisionModel
+
+    d = tmp_path_factory.getbasetemp() / "vc-kit-trained-model"
+    if not (d / "model.json").is_file():
+        dm, _ = _kit_train_model()
+        dm.save(d)
+    return DecisionModel.load(d)
+
+
+@dataclass(frozen=True)
+class ValidationKit:
+    """The validation-kit tests' model name, riskier default rate and helpers."""
+
+    NAME: str = KIT_NAME
+    RISKY_RATE: float = KIT_RISKY_RATE
+    population: Callable[..., pd.DataFrame] = _kit_population
+    make_store: Callable[[Path], str] = _kit_make_store
+    register_model: Callable[..., str] = _kit_register_model
+    cached_model: Callable[[Any], Any] = _kit_cached_model
+
+
+@pytest.fixture(scope="session")
+def validation_kit() -> ValidationKit:
+    return ValidationKit()
+
+
+# ----------------------------------------------------------------------------- scoring
+SCORING_NAME = "village-credit"
+SCORING_MODEL_URI = f"models:/{SCORING_NAME}@champion"
+SCORING_TRUTH = ["true_pd", "default_12m", "granted_hist", "outcome_observed"]
+
+
+@dataclass
+class ScoringEnv:
+    root: Path
+    tracking_uri: str
+    model_uri: str
+    version: str
+    households: pd.DataFrame  # the scoring input (with injected bad rows)
+    parquet: Path
+    csv: Path
+    bad_rows: dict[int, str]  # row number -> column with the problem
+
+    def env(self) -> dict[str, str]:
+        """Environment for a subprocess running the CLI against this store."""
+        src = str(Path(__file__).resolve().parents[1] / "src")
+        return {**os.environ, "MLFLOW_TRACKING_URI": self.tracking_uri,
+                "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+                "PYSPARK_PYTHON": sys.executable}
+
+
+def _scoring_households(n: int = 3000, seed: int = 11) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Generated households (truth dropped) with a few bad rows of each kind."""
+    df = generate_households(GeneratorConfig(n_households=n, seed=seed))
+    df = df.drop(columns=[c for c in SCORING_TRUTH if c in df.columns])
+    head_age = np.array(df["head_age"], dtype="float64")  # np.array copies: writable
+    head_age[[5, n // 2]] = np.nan
+    size = np.array(df["household_size"])
+    size[17] = -2
+    education = np.array(df["education"], dtype=object)
+    education[n - 3] = "doctorate_of_magic"
+    hid = np.array(df["household_id"], dtype=object)
+    hid[41] = hid[40]  # duplicate within one chunk: both copies are quarantined
+    df = df.assign(head_age=head_age, household_size=size, education=education, household_id=hid)
+    bad = {5: "head_age", n // 2: "head_age", 17: "household_size", n - 3: "education", 40: "household_id",
+           41: "household_id"}
+    return df, bad
+
+
+def _build_scoring_env(base: Path) -> ScoringEnv:
+    """Build the registered model (``@champion``) and the scoring input files under ``base``."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from village_credit.data.io import write_parquet
+    from village_credit.models.blend import fit_blend
+    from village_credit.registry import configure
+    from village_credit.registry.pyfunc_model import log_decision_model
+
+    base.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{base.as_posix()}/mlflow.db"
+    configure(uri)
+    train = generate_households(GeneratorConfig(n_households=1500, seed=3))
+    tr, ca = train.iloc[:1000], train.iloc[1000:]
+    dm = fit_blend(tr, tr["default_12m"], ca, ca["default_12m"], policy="jinxiang_2022",
+                   strategy="additive_points", gbm_params={"n_estimators": 20, "num_leaves": 7}, seed=0)
+    dm.save(base / "decision_model")
+    with mlflow.start_run():
+        info = log_decision_model(base / "decision_model", input_example=dm.input_example(5),
+                                  registered_model_name=SCORING_NAME)
+    version = str(info.registered_model_version)
+    # promoted through the real promotion path (the scorer refuses an ungated version);
+    # the gates themselves are the subject of the registry tests, not of these
+    from village_credit.registry import promote
+
+    promote(SCORING_NAME, version, {}, override_reason="scoring tests: gates are tested in test_registry_*",
+            client=MlflowClient(tracking_uri=uri, registry_uri=uri))
+
+    households, bad = _scoring_households()
+    parquet = write_parquet(households, base / "households.parquet")
+    csv = base / "households.csv"
+    out = households.copy()
+    for c in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[c].dtype):
+            out[c] = out[c].dt.strftime("%Y-%m-%d")
+    out.to_csv(csv, index=False)
+    env = ScoringEnv(root=base, tracking_uri=uri, model_uri=SCORING_MODEL_URI, version=version,
+                     households=households, parquet=parquet, csv=csv, bad_rows=bad)
+    return env
+
+
+def _assert_every_row_once(out_dir: Path, n_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each input row number appears exactly once across decisions + quarantined rows."""
+    from village_credit.scoring import read_decisions, read_quarantine_rows
+
+    dec = read_decisions(out_dir)
+    bad = read_quarantine_rows(out_dir)
+    rows = np.concatenate([dec["row_number"].to_numpy(np.int64), bad["row_number"].to_numpy(np.int64)])
+    assert len(rows) == n_rows, (len(dec), len(bad), n_rows)
+    assert np.array_equal(np.sort(rows), np.arange(n_rows))
+    return dec, bad
+
+
+@pytest.fixture(scope="session")
+def scoring_env(tmp_path_factory: pytest.TempPathFactory) -> ScoringEnv:
+    return _build_scoring_env(tmp_path_factory.mktemp("scoring_env"))
+
+
+@pytest.fixture(scope="session")
+def assert_every_row_once() -> Callable[[Path, int], tuple[pd.DataFrame, pd.DataFrame]]:
+    return _assert_every_row_once
