@@ -154,3 +154,22 @@ def test_report_from_chunk_sums_equals_report_of_the_whole() -> None:
     pd.testing.assert_frame_equal(whole.villages.reset_index(drop=True), chunked.villages.reset_index(drop=True),
                                   check_dtype=False)
     pd.testing.assert_frame_equal(whole.townships, chunked.townships, check_dtype=False)
+
+
+def test_unknown_lang_is_refused_before_any_work(rule_households, tmp_path):
+    src = tmp_path / "hh.parquet"
+    rule_households(2).to_parquet(src, index=False)
+    out = tmp_path / "o.parquet"
+    r = CliRunner().invoke(_app(), ["rules", str(src), "--out", str(out), "--lang", "fr"])
+    assert r.exit_code == 2 and "--lang" in r.output and "fr" in r.output
+    assert not out.exists() and not list(tmp_path.glob("o*"))
+    r = CliRunner().invoke(_app(), ["rules", str(src), "--out", str(out), "--lang", "zh"])
+    assert r.exit_code == 0, r.output
+    assert out.exists() and "金乡" in r.output
+
+
+def test_cli_lang_choices_are_the_policy_label_languages():
+    from village_credit.commands.rules import Lang
+    from village_credit.rules.policy import LABEL_LANGUAGES
+
+    assert tuple(m.value for m in Lang) == LABEL_LANGUAGES

@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from village_credit.commands import EXPLAIN_AUDIT
+
 
 def _parse_scores(items: list[str]) -> dict[str, Path]:
     out: dict[str, Path] = {}
@@ -20,7 +22,7 @@ def _parse_scores(items: list[str]) -> dict[str, Path]:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("fairness")
+    @app.command("fairness", rich_help_panel=EXPLAIN_AUDIT)
     def fairness(
         households: Path = typer.Option(..., "--households", help="Households (Parquet/CSV) with head_age, "
                                         "formerly_poor, default_12m; true_pd enables the equal-risk check."),
