@@ -4,7 +4,7 @@ Each class of bad input is one :class:`Case` (how to make the file, which comman
 read it, what the answer must say); adding a class is one entry. For every case and
 command: the exit code, the file named in the message for file-level problems, the
 row and column in the quarantine for row-level ones, and rows in = scored +
-quarantined. Real model and real sqlite MLflow store (``_scoring_fixtures``).
+quarantined. Real model and real sqlite MLflow store (the ``scoring_env`` fixture, tests/conftest.py).
 """
 
 from __future__ import annotations

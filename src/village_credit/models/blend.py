@@ -21,7 +21,7 @@ Strategies (``ModelConfig.strategy``):
   calibration split). ``k0 = alpha + beta * a``, ``k_rule = beta * b``, ``k_gbm = beta``.
 * ``additive_points``: as ``boost_from_rules`` with one feature per tree
   (``interaction_constraints="additive"``) and shallow trees, so each feature's term
-  is a 1-D step function: exact SHAP by table look-up (:mod:`explain.additive`).
+  is a 1-D step function: exact SHAP by table look-up (:mod:`~village_credit.models.additive`).
 * ``gbm_only``: no rules in the score (blend off; bring-your-own data):
   ``L = alpha + beta * g``. Policy vetoes and eligibility still apply when a
   policy is given.
