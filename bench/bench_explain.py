@@ -25,8 +25,8 @@ import lightgbm as lgb
 import numpy as np
 
 from village_credit.data.generator import GeneratorConfig, generate_households
-from village_credit.explain.additive import AdditiveExplainer
-from village_credit.explain.reasons import compact_strings, top_reasons
+from village_credit.models.additive import AdditiveExplainer
+from village_credit.models.reasons import compact_strings, top_reasons
 from village_credit.models.features import HouseholdFeatures
 from village_credit.models.gbm import LGBMDefaultModel
 

@@ -4,7 +4,7 @@ Each class of bad input is one :class:`Case` (how to make the file, which comman
 read it, what the answer must say); adding a class is one entry. For every case and
 command: the exit code, the file named in the message for file-level problems, the
 row and column in the quarantine for row-level ones, and rows in = scored +
-quarantined. Real model and real sqlite MLflow store (``_scoring_fixtures``).
+quarantined. Real model and real sqlite MLflow store (the ``scoring_env`` fixture, tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,20 +29,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from _scoring_fixtures import ScoringEnv, scoring_env
 from typer.testing import CliRunner, Result
 
 from village_credit.cli import app
 from village_credit.data.io import write_parquet
 from village_credit.scoring import read_decisions, read_quarantine, score_file
 
+if TYPE_CHECKING:
+    from conftest import ScoringEnv
+
 pytestmark = pytest.mark.slow
 N = 40  # rows of every corpus file
 
 
 @pytest.fixture(scope="session")
-def env(tmp_path_factory: pytest.TempPathFactory) -> ScoringEnv:
-    return scoring_env(tmp_path_factory.mktemp("scoring_env"))
+def env(scoring_env: ScoringEnv) -> ScoringEnv:
+    return scoring_env
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from village_credit.explain.additive import AdditiveExplainer, NotAdditiveError, TreeContributions
+from village_credit.models.additive import AdditiveExplainer, NotAdditiveError, TreeContributions
 from village_credit.models.blend import BlendCoefficients, logistic_fit
 from village_credit.models.scaling import PointsScaling, sigmoid
 

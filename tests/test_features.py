@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models_fixtures import tiny_households
 from village_credit.data.schema import TRUTH_COLUMNS, history_columns
 from village_credit.errors import SchemaError
 from village_credit.models.features import (
@@ -21,7 +20,7 @@ from village_credit.models.features import (
 )
 
 
-def two_households() -> pd.DataFrame:
+def two_households(tiny_households) -> pd.DataFrame:
     """Two hand-built households with a 3-month history."""
     base = tiny_households(2, seed=1, months=3)
     rows = {
@@ -41,8 +40,8 @@ def two_households() -> pd.DataFrame:
     )
 
 
-def test_hand_built_values():
-    df = two_households()
+def test_hand_built_values(tiny_households):
+    df = two_households(tiny_households)
     f = HouseholdFeatures().fit_transform(df)
     a, b = f.iloc[0], f.iloc[1]
     assert a.worst_dpd == 60 and a.months_since_delinquency == 1 and a.recent_dpd == 0
@@ -63,8 +62,8 @@ def test_hand_built_values():
     assert "head_age" not in f.columns and "formerly_poor" not in f.columns
 
 
-def test_protected_switch_and_no_truth():
-    df = two_households()
+def test_protected_switch_and_no_truth(tiny_households):
+    df = two_households(tiny_households)
     f = HouseholdFeatures(include_protected=True).fit_transform(df)
     assert list(f.head_age) == [65, 30] and list(f.age_band_60plus) == [1, 0] and list(f.formerly_poor) == [1, 0]
     assert not set(TRUTH_COLUMNS) & set(f.columns)
@@ -74,7 +73,7 @@ def test_protected_switch_and_no_truth():
     assert f.dtypes.map(lambda d: d == np.float64).all()
 
 
-def test_specs_aligned_and_labelled():
+def test_specs_aligned_and_labelled(tiny_households):
     t = HouseholdFeatures(include_protected=True).fit(tiny_households(50))
     names = t.feature_names_out
     assert len(names) == len(set(names)) == len(t.monotone_constraints())
@@ -86,7 +85,7 @@ def test_specs_aligned_and_labelled():
     assert len({s.name for s in FEATURE_SPECS}) == len(FEATURE_SPECS)
 
 
-def test_rule_features_optional_and_required_once_fitted():
+def test_rule_features_optional_and_required_once_fitted(tiny_households):
     df = tiny_households(20)
     extra = pd.DataFrame({"base": 30.0, "bonus_party": 10.0, "ded_traffic": -10.0, "rule_points": 30.0},
                          index=df.index)
@@ -99,7 +98,7 @@ def test_rule_features_optional_and_required_once_fitted():
     assert "rule_points" not in HouseholdFeatures().fit_transform(df).columns
 
 
-def test_missing_history_column_named():
+def test_missing_history_column_named(tiny_households):
     df = tiny_households(5).drop(columns=["paid_m07"])
     with pytest.raises(SchemaError, match="paid_m07"):
         HouseholdFeatures().fit_transform(df)
@@ -127,10 +126,8 @@ def test_generic_features_from_spec_file(tmp_path):
     assert list(out.ok) == [1.0, 0.0, 1.0]
 
 
-def test_on_generator_output():
-    from models_fixtures import households
-
-    df = households(1500, seed=2)
+def test_on_generator_output(generated_households):
+    df = generated_households(1500, seed=2)
     t = HouseholdFeatures(include_protected=True)
     f = t.fit_transform(df)
     assert len(f) == len(df) and f.index.equals(df.index)

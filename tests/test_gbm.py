@@ -7,7 +7,6 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from models_fixtures import tiny_households
 from village_credit.models.features import HouseholdFeatures
 from village_credit.models.gbm import LGBMDefaultModel
 
@@ -39,7 +38,7 @@ def test_monotone_constraints_honoured():
     assert roc_auc_score(y, m.predict_proba(X)[:, 1]) > 0.7
 
 
-def test_monotone_from_spec_on_household_features():
+def test_monotone_from_spec_on_household_features(tiny_households):
     df = tiny_households(1500, seed=3)
     t = HouseholdFeatures().fit(df)
     X = t.transform(df)

@@ -14,7 +14,6 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from validation_kit_fixtures import cached_model, make_store, register_model
 from village_credit.commands.validation import register as register_commands
 from village_credit.data.generator import (
     GeneratorConfig,
@@ -46,11 +45,11 @@ def vintages(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.fixture(scope="module")
-def model_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def model_uri(validation_kit, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("monitor-store")
     old = mlflow.get_tracking_uri()
-    make_store(root)
-    yield register_model(cached_model(tmp_path_factory), root, name="vc-monitor")
+    validation_kit.make_store(root)
+    yield validation_kit.register_model(validation_kit.cached_model(tmp_path_factory), root, name="vc-monitor")
     mlflow.set_tracking_uri(old)
 
 

@@ -74,7 +74,7 @@ def test_k_anonymity_holds_and_counts_reconcile(result) -> None:
 
 
 def test_ages_are_banded_without_moving_fairness_groups_or_eligibility(raw, result) -> None:
-    from village_credit.fairness.groups import age_band
+    from village_credit.data.groups import age_band
     from village_credit.privacy.pseudonym import pseudonymise
     from village_credit.privacy.resident_id import parse_resident_ids
 

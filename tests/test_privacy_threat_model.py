@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from village_credit.data.generator import GeneratorConfig, generate_households
+from village_credit.data.groups import age_band
 from village_credit.errors import VillageCreditError
-from village_credit.fairness.groups import age_band
 from village_credit.privacy.kanon import class_sizes
 from village_credit.privacy.recoding import ANY, local_recode
 from village_credit.privacy.risk import syntactic_risk

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from village_credit.explain.reasons import compact_strings, reasons_long, top_reasons
+from village_credit.models.reasons import compact_strings, reasons_long, top_reasons
 
 
 def test_top_reasons_small_example() -> None:

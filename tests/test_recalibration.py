@@ -22,14 +22,6 @@ import typer
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from validation_kit_fixtures import (
-    NAME,
-    RISKY_RATE,
-    cached_model,
-    make_store,
-    population,
-    register_model,
-)
 from village_credit.commands.validation import register as register_commands
 from village_credit.errors import ConfigError
 from village_credit.models.calibration import Calibrator
@@ -50,27 +42,27 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def store(validation_kit, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("recal")
     old = mlflow.get_tracking_uri()
-    uri = make_store(root)
-    dm = cached_model(tmp_path_factory)
-    v1 = register_model(dm, root)
+    uri = validation_kit.make_store(root)
+    dm = validation_kit.cached_model(tmp_path_factory)
+    v1 = validation_kit.register_model(dm, root)
     yield {"root": root, "uri": uri, "v1": v1, "dm": dm}
     mlflow.set_tracking_uri(old)
 
 
 @pytest.fixture(scope="module")
-def recalibrated(store: dict) -> dict:
-    calib = population(3000, seed=202, rate=RISKY_RATE)
+def recalibrated(validation_kit, store: dict) -> dict:
+    calib = validation_kit.population(3000, seed=202, rate=validation_kit.RISKY_RATE)
     res = recalibrate(store["v1"], calib, out_dir=store["root"] / "recal", seed=0)
     return {"res": res, "calib": calib}
 
 
 @pytest.fixture(scope="module")
-def fresh(store: dict, recalibrated: dict) -> dict:
+def fresh(validation_kit, store: dict, recalibrated: dict) -> dict:
     """Parent and recalibrated model validated on FRESH data of the risky population."""
-    data = population(3000, seed=303, rate=RISKY_RATE)
+    data = validation_kit.population(3000, seed=303, rate=validation_kit.RISKY_RATE)
     before, _, _ = validate_model(store["v1"], data, store["root"] / "before", log_to_mlflow=False)
     after, _, _ = validate_model(recalibrated["res"].model_uri, data, store["root"] / "after",
                                  log_to_mlflow=False)
@@ -108,11 +100,11 @@ def test_before_after_figures_on_the_calibrators_sample(recalibrated: dict) -> N
     assert "data:image/png;base64," in res.report_html.read_text()
 
 
-def test_new_version_registered_with_lineage_and_not_promoted(store: dict, recalibrated: dict
+def test_new_version_registered_with_lineage_and_not_promoted(validation_kit, store: dict, recalibrated: dict
                                                               ) -> None:
     res = recalibrated["res"]
     client = MlflowClient()
-    mv = client.get_model_version(NAME, res.version)
+    mv = client.get_model_version(validation_kit.NAME, res.version)
     assert res.version == "2" and mv.aliases == []  # not promoted, no alias moved
     tags = mv.tags
     assert tags["parent_version"] == "1" and tags["parent_model_uri"] == store["v1"]
@@ -124,20 +116,20 @@ def test_new_version_registered_with_lineage_and_not_promoted(store: dict, recal
     arts = {a.path for a in client.list_artifacts(res.run_id, "recalibration")}
     assert "recalibration/recalibration_report.json" in arts
     with pytest.raises(Exception):
-        client.get_model_version_by_alias(NAME, "champion")
+        client.get_model_version_by_alias(validation_kit.NAME, "champion")
     loaded = mlflow.pyfunc.load_model(res.model_uri).unwrap_python_model().model
     assert isinstance(loaded, RecalibratedDecisionModel)
     assert loaded.lineage[-1]["parent_version"] == "1"
 
 
-def _households(n: int = 400) -> object:
-    return population(n, seed=404, rate=RISKY_RATE).drop(
+def _households(validation_kit, n: int = 400) -> object:
+    return validation_kit.population(n, seed=404, rate=validation_kit.RISKY_RATE).drop(
         columns=["true_pd", "default_12m", "granted_hist", "outcome_observed"])
 
 
-def test_platt_wrapper_is_exactly_additive(store: dict) -> None:
+def test_platt_wrapper_is_exactly_additive(validation_kit, store: dict) -> None:
     dm: DecisionModel = store["dm"]
-    hh = _households()
+    hh = _households(validation_kit)
     cal = Calibrator("platt", "logit", a=0.8, b=0.6)
     rm = RecalibratedDecisionModel.wrap(dm, cal, {"note": "test"})
     base, new = dm.decide(hh), rm.decide(hh)
@@ -152,9 +144,9 @@ def test_platt_wrapper_is_exactly_additive(store: dict) -> None:
     assert (pol["grade"].to_numpy() == new["grade"].to_numpy()).all()
 
 
-def test_isotonic_wrapper_moves_only_the_base(store: dict, tmp_path: Path) -> None:
+def test_isotonic_wrapper_moves_only_the_base(validation_kit, store: dict, tmp_path: Path) -> None:
     dm: DecisionModel = store["dm"]
-    hh = _households()
+    hh = _households(validation_kit)
     xs = [-6.0, -4.0, -3.0, -2.0, 0.0]
     cal = Calibrator("isotonic", "logit", x_thresholds=xs, y_thresholds=[0.01, 0.03, 0.03, 0.2, 0.6])
     rm = RecalibratedDecisionModel.wrap(dm, cal)
@@ -176,10 +168,10 @@ def test_isotonic_wrapper_moves_only_the_base(store: dict, tmp_path: Path) -> No
         RecalibratedDecisionModel.load(tmp_path / "plain")
 
 
-def test_score_reference_profile_is_mapped(store: dict) -> None:
+def test_score_reference_profile_is_mapped(validation_kit, store: dict) -> None:
     """The stored score bins move with the map: PSI on training-like data is unchanged."""
     dm: DecisionModel = store["dm"]
-    hh = population(1500, seed=11)  # the training population
+    hh = validation_kit.population(1500, seed=11)  # the training population
     cal = Calibrator("platt", "logit", a=1.1, b=1.0)
     rm = RecalibratedDecisionModel.wrap(dm, cal)
     p0 = dm.metadata["reference_profile"]["columns"]["score"]
@@ -191,9 +183,9 @@ def test_score_reference_profile_is_mapped(store: dict) -> None:
     assert "score" in dm.metadata["reference_profile"]["columns"]  # parent untouched
 
 
-def test_cli_recalibrate_without_registering(store: dict, tmp_path: Path) -> None:
+def test_cli_recalibrate_without_registering(validation_kit, store: dict, tmp_path: Path) -> None:
     path = tmp_path / "calib.parquet"
-    population(2000, seed=505, rate=RISKY_RATE).to_parquet(path)
+    validation_kit.population(2000, seed=505, rate=validation_kit.RISKY_RATE).to_parquet(path)
     app = typer.Typer()
     register_commands(app)
     runner = CliRunner()
@@ -209,21 +201,22 @@ def test_cli_recalibrate_without_registering(store: dict, tmp_path: Path) -> Non
     assert res.exit_code == 2
 
 
-def test_goes_through_the_promotion_gates(recalibrated: dict, fresh: dict) -> None:
+def test_goes_through_the_promotion_gates(validation_kit, recalibrated: dict, fresh: dict) -> None:
     """The third party's evidence on fresh data feeds the normal gates; nothing is automatic."""
     res = recalibrated["res"]
     ev = fresh["after"]["evidence"]
     assert ev["calibration"]["ece"] == pytest.approx(fresh["after"]["calibration"]["ece"])
-    out = promote(NAME, res.version, ev)
+    out = promote(validation_kit.NAME, res.version, ev)
     names = {g.name for g in out.report.gates}
     assert any("ece" in n for n in names) and any("auc" in n for n in names)
     assert out.promoted == (not out.report.failed)
 
 
-def test_group_aware_recalibration_moves_only_group_members(store: dict, tmp_path: Path) -> None:
-    from village_credit.fairness.groups import SUPPORT_GROUPS, support_groups
+def test_group_aware_recalibration_moves_only_group_members(validation_kit, store: dict, tmp_path: Path) -> None:
+    from village_credit.data.groups import SUPPORT_GROUPS
+    from village_credit.fairness.groups import support_groups
 
-    sample = population(2000, seed=606, rate=RISKY_RATE)
+    sample = validation_kit.population(2000, seed=606, rate=validation_kit.RISKY_RATE)
     plain = recalibrate(store["v1"], sample, method="platt", register=False, out_dir=tmp_path / "p", seed=0)
     grp = recalibrate(store["v1"], sample, method="platt", register=False, out_dir=tmp_path / "g", seed=0,
                       group_aware=True, group_prior_sd=1.0)
@@ -231,7 +224,7 @@ def test_group_aware_recalibration_moves_only_group_members(store: dict, tmp_pat
     m_grp = RecalibratedDecisionModel.load(grp.model_dir)
     assert set(m_grp.group_offsets) == set(SUPPORT_GROUPS) and not m_plain.group_offsets
     assert any(abs(v) > 1e-6 for v in m_grp.group_offsets.values())
-    rows = population(600, seed=707, rate=RISKY_RATE)
+    rows = validation_kit.population(600, seed=707, rate=validation_kit.RISKY_RATE)
     member = support_groups(rows).any(axis=1).to_numpy()
     a, b = m_plain.predict_pd(rows).to_numpy(), m_grp.predict_pd(rows).to_numpy()
     np.testing.assert_allclose(a[~member], b[~member])  # the same map for non-members

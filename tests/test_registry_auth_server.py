@@ -22,7 +22,6 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from _scoring_fixtures import scoring_env
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from typer.testing import CliRunner
@@ -99,15 +98,14 @@ def _as(mp: pytest.MonkeyPatch, url: str, user: str, password: str) -> None:
 
 
 def test_scoring_account_reads_and_scores_but_cannot_move_aliases(
-        server: str, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        server: str, scoring_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow.server import get_app_client
 
     from village_credit.models.decision import DecisionModel
     from village_credit.registry import configure, load_model, promote
     from village_credit.registry.pyfunc_model import log_decision_model
 
-    env = scoring_env(tmp_path_factory.mktemp("scoring_env"))  # the trained test model
+    env = scoring_env  # the trained test model
     old = mlflow.get_tracking_uri()
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:

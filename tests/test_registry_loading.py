@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import pytest
-from _scoring_fixtures import ScoringEnv, scoring_env
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
@@ -21,13 +21,16 @@ from village_credit.registry import UngatedModelError, configure, load_model, pr
 from village_credit.registry.pyfunc_model import log_decision_model
 from village_credit.scoring import read_model_metadata
 
+if TYPE_CHECKING:
+    from conftest import ScoringEnv
+
 pytestmark = pytest.mark.slow
 runner = CliRunner()
 
 
 @pytest.fixture(scope="session")
-def env(tmp_path_factory: pytest.TempPathFactory) -> ScoringEnv:
-    return scoring_env(tmp_path_factory.mktemp("scoring_env"))
+def env(scoring_env: ScoringEnv) -> ScoringEnv:
+    return scoring_env
 
 
 def _register(env: ScoringEnv, name: str):

@@ -19,7 +19,6 @@ import pandas as pd
 import pytest
 from mlflow.models import Model
 
-from models_fixtures import households
 from village_credit.registry import configure, promote
 from village_credit.registry.pyfunc_model import (
     DECISION_PYFUNC_PATH,
@@ -47,14 +46,14 @@ print(json.dumps({"n": len(out), "status": out["status"].tolist(),
 
 
 @pytest.fixture(scope="module")
-def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def logged(tmp_path_factory: pytest.TempPathFactory, generated_households) -> Iterator[dict]:
     from village_credit.models.blend import fit_blend
 
     root = tmp_path_factory.mktemp("pyfunc")
     old = mlflow.get_tracking_uri()
     uri = f"sqlite:///{root.as_posix()}/mlflow.db"
     configure(uri)
-    df = households(700, seed=3)
+    df = generated_households(700, seed=3)
     tr, ca = df.iloc[:450], df.iloc[450:]
     dm = fit_blend(tr, tr["default_12m"], ca, ca["default_12m"], policy="jinxiang_2022",
                    gbm_params={"n_estimators": 15, "num_leaves": 7}, seed=0)

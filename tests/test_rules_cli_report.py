@@ -9,7 +9,6 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from rules_fixtures import households
 from village_credit.commands.rules import register
 from village_credit.errors import SchemaError
 from village_credit.rules import Policy, ReportStandard, programme_report, score_rules
@@ -21,8 +20,8 @@ def _app() -> typer.Typer:
     return app
 
 
-def test_rules_command_writes_decisions_and_items(tmp_path):
-    h = households(4, party_member=True, hon_family="county", ded_traffic_date=["2024-03-01", None, None, None],
+def test_rules_command_writes_decisions_and_items(rule_households, tmp_path):
+    h = rule_households(4, party_member=True, hon_family="county", ded_traffic_date=["2024-03-01", None, None, None],
                    veto_crime_date=[None, None, "2024-01-01", None])
     src = tmp_path / "hh.parquet"
     h.to_parquet(src, index=False)
@@ -38,9 +37,9 @@ def test_rules_command_writes_decisions_and_items(tmp_path):
     assert Policy.from_yaml_text(meta[b"village_credit.policy_yaml"].decode()).name == "jinxiang_2022"
 
 
-def test_rules_command_reports_missing_columns_and_bad_policy(tmp_path):
+def test_rules_command_reports_missing_columns_and_bad_policy(rule_households, tmp_path):
     src = tmp_path / "hh.parquet"
-    households(2).drop(columns=["head_age", "hon_talent"]).to_parquet(src, index=False)
+    rule_households(2).drop(columns=["head_age", "hon_talent"]).to_parquet(src, index=False)
     r = CliRunner().invoke(_app(), ["rules", str(src), "--out", str(tmp_path / "o.parquet")])
     assert r.exit_code == 2 and "head_age" in r.output and "hon_talent" in r.output
     r = CliRunner().invoke(_app(), ["rules", str(src), "-p", "nope", "--out", str(tmp_path / "o.parquet")])
@@ -54,7 +53,7 @@ def test_policies_command_lists_and_shows():
     assert r.exit_code == 0 and "name: xx_county" in r.output
 
 
-def _village(code: str, town: str, n: int, n_a: int, n_granted_only: int, n_veto: int) -> pd.DataFrame:
+def _village(rule_households, code: str, town: str, n: int, n_a: int, n_granted_only: int, n_veto: int) -> pd.DataFrame:
     """n households: n_a graded A (40 pts), n_granted_only granted but not A (base with one
     deduction -> 20 pts), n_veto vetoed, rest: no line (61+, no honours -> 0 pts)."""
     rest = n - n_a - n_granted_only - n_veto
@@ -62,27 +61,27 @@ def _village(code: str, town: str, n: int, n_a: int, n_granted_only: int, n_veto
     fam = ["village"] * n_a + ["none"] * (n - n_a)
     ded = [None] * n_a + ["2024-03-01"] * n_granted_only + [None] * (n - n_a - n_granted_only)
     veto = [None] * (n_a + n_granted_only) + ["2024-01-01"] * n_veto + [None] * rest
-    h = households(n, head_age=age, hon_family=fam, ded_traffic_date=ded, veto_crime_date=veto,
+    h = rule_households(n, head_age=age, hon_family=fam, ded_traffic_date=ded, veto_crime_date=veto,
                    village_code=code, township_code=town)
     h["household_id"] = [f"{code}-{i}" for i in range(n)]
     return h
 
 
-def _programme() -> pd.DataFrame:
+def _programme(rule_households) -> pd.DataFrame:
     h = pd.concat([
-        _village("V1", "T1", 20, 12, 0, 0),   # 60 % A, 60 % granted -> credit village
-        _village("V2", "T1", 20, 11, 0, 0),   # 55 % A: not > 55 %
-        _village("V3", "T1", 20, 12, 0, 0),
-        _village("V4", "T1", 20, 12, 0, 0),
-        _village("V5", "T1", 20, 12, 0, 0),   # T1: 4/5 = 80 % > 75 %
-        _village("V6", "T2", 20, 12, 0, 8),   # 8 vetoed: still 60 % A and granted
-        _village("V7", "T2", 20, 8, 0, 0),    # 40 % A, T2: 1/2 credit villages
+        _village(rule_households, "V1", "T1", 20, 12, 0, 0),   # 60 % A, 60 % granted -> credit village
+        _village(rule_households, "V2", "T1", 20, 11, 0, 0),   # 55 % A: not > 55 %
+        _village(rule_households, "V3", "T1", 20, 12, 0, 0),
+        _village(rule_households, "V4", "T1", 20, 12, 0, 0),
+        _village(rule_households, "V5", "T1", 20, 12, 0, 0),   # T1: 4/5 = 80 % > 75 %
+        _village(rule_households, "V6", "T2", 20, 12, 0, 8),   # 8 vetoed: still 60 % A and granted
+        _village(rule_households, "V7", "T2", 20, 8, 0, 0),    # 40 % A, T2: 1/2 credit villages
     ], ignore_index=True)
     return h
 
 
-def test_programme_report_credit_village_and_township():
-    h = _programme()
+def test_programme_report_credit_village_and_township(rule_households):
+    h = _programme(rule_households)
     d = score_rules(h, "jinxiang_2022").decisions
     y = pd.Series(0.0, index=h.index)
     rep = programme_report(h, d, outcome=y)
@@ -100,8 +99,8 @@ def test_programme_report_credit_village_and_township():
     assert v.loc["V1", "granted_share"] >= 79 / 140  # county average (79 of 140 on file granted)
 
 
-def test_granted_share_below_county_average_blocks_credit_village():
-    h = pd.concat([_village("V1", "T1", 20, 12, 0, 0), _village("V2", "T1", 20, 20, 0, 0)], ignore_index=True)
+def test_granted_share_below_county_average_blocks_credit_village(rule_households):
+    h = pd.concat([_village(rule_households, "V1", "T1", 20, 12, 0, 0), _village(rule_households, "V2", "T1", 20, 20, 0, 0)], ignore_index=True)
     d = score_rules(h, "jinxiang_2022").decisions
     y = pd.Series(0.0, index=h.index)
     v = programme_report(h, d, outcome=y).villages.set_index("village_code")
@@ -110,8 +109,8 @@ def test_granted_share_below_county_average_blocks_credit_village():
     assert loose.villages["is_credit_village"].all()
 
 
-def test_programme_report_npl_and_on_file_and_unknown_outcome():
-    h = _village("V1", "T1", 20, 20, 0, 0)  # everyone A and granted 40,000
+def test_programme_report_npl_and_on_file_and_unknown_outcome(rule_households):
+    h = _village(rule_households, "V1", "T1", 20, 20, 0, 0)  # everyone A and granted 40,000
     d = score_rules(h, "jinxiang_2022").decisions
     y = pd.Series(np.r_[1.0, np.zeros(19)], index=h.index)  # 1 default of 20 -> 5 % > 2 %
     v = programme_report(h, d, outcome=y).villages.iloc[0]
@@ -128,8 +127,8 @@ def test_programme_report_npl_and_on_file_and_unknown_outcome():
     assert bool(programme_report(h, d, outcome=y, standard=std).villages["is_credit_village"].iloc[0])
 
 
-def test_programme_report_errors():
-    h = households(2)
+def test_programme_report_errors(rule_households):
+    h = rule_households(2)
     d = score_rules(h, "jinxiang_2022").decisions
     with pytest.raises(SchemaError, match="village_code"):
         programme_report(h.drop(columns=["village_code"]), d)
@@ -155,3 +154,22 @@ def test_report_from_chunk_sums_equals_report_of_the_whole() -> None:
     pd.testing.assert_frame_equal(whole.villages.reset_index(drop=True), chunked.villages.reset_index(drop=True),
                                   check_dtype=False)
     pd.testing.assert_frame_equal(whole.townships, chunked.townships, check_dtype=False)
+
+
+def test_unknown_lang_is_refused_before_any_work(rule_households, tmp_path):
+    src = tmp_path / "hh.parquet"
+    rule_households(2).to_parquet(src, index=False)
+    out = tmp_path / "o.parquet"
+    r = CliRunner().invoke(_app(), ["rules", str(src), "--out", str(out), "--lang", "fr"])
+    assert r.exit_code == 2 and "--lang" in r.output and "fr" in r.output
+    assert not out.exists() and not list(tmp_path.glob("o*"))
+    r = CliRunner().invoke(_app(), ["rules", str(src), "--out", str(out), "--lang", "zh"])
+    assert r.exit_code == 0, r.output
+    assert out.exists() and "金乡" in r.output
+
+
+def test_cli_lang_choices_are_the_policy_label_languages():
+    from village_credit.commands.rules import Lang
+    from village_credit.rules.policy import LABEL_LANGUAGES
+
+    assert tuple(m.value for m in Lang) == LABEL_LANGUAGES

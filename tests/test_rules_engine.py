@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rules_fixtures import SNAPSHOT, households
 from village_credit.errors import SchemaError
 from village_credit.rules import DECISION_COLUMNS, load_policy, score_rules, split_codes
 
@@ -15,9 +14,9 @@ def score(h: pd.DataFrame, policy: str = "jinxiang_2022", eval_date=None):
     return score_rules(h, load_policy(policy), eval_date)
 
 
-def test_seed_example_party_member_family_honour_traffic():
+def test_seed_example_party_member_family_honour_traffic(rule_households):
     # 30 base + 10 party member + 30 county civilised family - 10 traffic = 60 -> 60,000 yuan
-    h = households(party_member=True, hon_family="county", ded_traffic_date="2024-03-01")
+    h = rule_households(party_member=True, hon_family="county", ded_traffic_date="2024-03-01")
     r = score(h)
     d = r.decisions.iloc[0]
     assert d["rule_points"] == 60.0
@@ -29,8 +28,8 @@ def test_seed_example_party_member_family_honour_traffic():
     assert list(r.decisions.columns) == DECISION_COLUMNS
 
 
-def test_veto_gives_line_zero_and_code():
-    h = households(2, party_member=True, veto_financial_date=["2023-05-01", pd.NaT])
+def test_veto_gives_line_zero_and_code(rule_households):
+    h = rule_households(2, party_member=True, veto_financial_date=["2023-05-01", pd.NaT])
     d = score(h).decisions
     assert d["credit_line"].tolist() == [0.0, 40_000.0]
     assert d["vetoed"].tolist() == [True, False]
@@ -39,14 +38,14 @@ def test_veto_gives_line_zero_and_code():
     assert d["rule_points"].iloc[0] == 40.0  # points are still shown, the veto wins
 
 
-def test_several_vetoes_all_listed():
-    h = households(veto_crime_date="2024-01-01", veto_illegal_land_date="2022-12-01")
+def test_several_vetoes_all_listed(rule_households):
+    h = rule_households(veto_crime_date="2024-01-01", veto_illegal_land_date="2022-12-01")
     codes = split_codes(score(h).decisions["veto_codes"].iloc[0])
     assert codes == ["veto_crime", "veto_illegal_land"]
 
 
-def test_age_61_no_base_under_jinxiang_but_base_without_cutoff():
-    h = households(2, head_age=[61, 60], hon_courtyard="village")
+def test_age_61_no_base_under_jinxiang_but_base_without_cutoff(rule_households):
+    h = rule_households(2, head_age=[61, 60], hon_courtyard="village")
     j = score(h).decisions
     assert j["rule_points"].tolist() == [10.0, 40.0]  # 60 is still inside 18-60
     assert j["credit_line"].tolist() == [10_000.0, 40_000.0]
@@ -54,8 +53,8 @@ def test_age_61_no_base_under_jinxiang_but_base_without_cutoff():
     assert n["rule_points"].tolist() == [40.0, 40.0]
 
 
-def test_xx_county_age_gate_and_white_list():
-    h = households(4, head_age=[66, 65, 40, 40], full_civil_capacity=[True, True, True, False],
+def test_xx_county_age_gate_and_white_list(rule_households):
+    h = rule_households(4, head_age=[66, 65, 40, 40], full_civil_capacity=[True, True, True, False],
                    hon_virtue=[True, True, False, False])
     d = score(h, "xx_county").decisions
     assert d["eligible"].tolist() == [False, True, True, True]
@@ -68,9 +67,9 @@ def test_xx_county_age_gate_and_white_list():
     assert load_policy("xx_county").validity_years == 1
 
 
-def test_expired_and_future_deductions_ignored():
+def test_expired_and_future_deductions_ignored(rule_households):
     # traffic window 1 year, pollution 2 years; eval = snapshot 2024-06-30
-    h = households(5, ded_traffic_date=["2023-06-30", "2023-07-01", "2024-07-01", "2024-06-30", pd.NaT],
+    h = rule_households(5, ded_traffic_date=["2023-06-30", "2023-07-01", "2024-07-01", "2024-06-30", pd.NaT],
                    ded_pollution_date=["2022-07-01", "2022-06-30", pd.NaT, pd.NaT, pd.NaT])
     items = score(h).items
     # exactly one window ago has served its observation period; a later event is future
@@ -78,8 +77,8 @@ def test_expired_and_future_deductions_ignored():
     assert items["ded_pollution"].tolist() == [-20.0, 0.0, 0.0, 0.0, 0.0]
 
 
-def test_explicit_eval_date_vs_snapshot():
-    h = households(2, snapshot_date=["2024-06-30", "2026-06-30"], veto_cult_date="2023-01-01")
+def test_explicit_eval_date_vs_snapshot(rule_households):
+    h = rule_households(2, snapshot_date=["2024-06-30", "2026-06-30"], veto_cult_date="2023-01-01")
     # each row at its own snapshot: 1.5 years (inside the 3-year window) vs 3.5 years
     assert score(h).decisions["vetoed"].tolist() == [True, False]
     # explicit date applies to every row: str, date and Timestamp all work
@@ -89,16 +88,16 @@ def test_explicit_eval_date_vs_snapshot():
     assert score(h, eval_date="2022-12-31").decisions["vetoed"].tolist() == [False, False]  # future event
 
 
-def test_highest_honour_level_only_and_party_levels_add():
-    h = households(3, party_member=[True, True, False], hon_party=["county", "national", "none"],
+def test_highest_honour_level_only_and_party_levels_add(rule_households):
+    h = rule_households(3, party_member=[True, True, False], hon_party=["county", "national", "none"],
                    hon_moral_model=["national", "none", "city"])
     it = score(h).items
     assert it["bonus_party"].tolist() == [30.0, 60.0, 0.0]
     assert it["bonus_moral_model"].tolist() == [50.0, 0.0, 30.0]
 
 
-def test_max_points_all_bonuses_capped_line():
-    h = households(hon_moral_model="national", hon_family="county", hon_courtyard="city",
+def test_max_points_all_bonuses_capped_line(rule_households):
+    h = rule_households(hon_moral_model="national", hon_family="county", hon_courtyard="city",
                    hon_talent="national", party_member=True, hon_party="national",
                    hon_veteran_brave=True, hon_virtue=True, hon_frugal_ceremony=True)
     for pol, cap in (("jinxiang_2022", 100_000), ("rencheng_2025", 300_000)):
@@ -109,15 +108,15 @@ def test_max_points_all_bonuses_capped_line():
         assert d["grade"] == "A1"
 
 
-def test_negative_points_line_zero_not_floored():
-    h = households(head_age=70, ded_pollution_date="2024-01-01", ded_hygiene_date="2024-02-01")
+def test_negative_points_line_zero_not_floored(rule_households):
+    h = rule_households(head_age=70, ded_pollution_date="2024-01-01", ded_hygiene_date="2024-02-01")
     d = score(h).decisions.iloc[0]
     assert d["rule_points"] == -30.0 and d["credit_line"] == 0.0 and not d["approved"]
     assert d["grade"] == "D2"
 
 
-def test_tongxiang_six_nos_and_strong_borrower_tier():
-    h = households(5, ded_hygiene_date=["2024-01-01", pd.NaT, pd.NaT, pd.NaT, pd.NaT],
+def test_tongxiang_six_nos_and_strong_borrower_tier(rule_households):
+    h = rule_households(5, ded_hygiene_date=["2024-01-01", pd.NaT, pd.NaT, pd.NaT, pd.NaT],
                    private_debt_yuan=[0, 30000, 29999, 0, 0], major_bad_credit=[False, False, False, True, False],
                    new_agri_operator=[False, False, False, False, True],
                    hon_moral_model=["none", "none", "none", "none", "national"])
@@ -142,29 +141,29 @@ def test_rate_and_grade_on_model_points():
     assert np.all(np.diff(r[:-1]) <= 1e-12)
 
 
-def test_missing_columns_listed_all():
-    h = households().drop(columns=["head_age", "hon_family", "ded_traffic_date"])
+def test_missing_columns_listed_all(rule_households):
+    h = rule_households().drop(columns=["head_age", "hon_family", "ded_traffic_date"])
     with pytest.raises(SchemaError) as e:
         score(h)
     msg = str(e.value)
     assert "head_age" in msg and "hon_family" in msg and "ded_traffic_date" in msg and "3" in msg
 
 
-def test_snapshot_required_only_without_eval_date():
-    h = households().drop(columns=["snapshot_date"])
+def test_snapshot_required_only_without_eval_date(rule_households, rule_columns):
+    h = rule_households().drop(columns=["snapshot_date"])
     with pytest.raises(SchemaError, match="snapshot_date"):
         score(h)
-    assert score(h, eval_date=SNAPSHOT).decisions["rule_points"].iloc[0] == 30.0
+    assert score(h, eval_date=rule_columns.snapshot).decisions["rule_points"].iloc[0] == 30.0
 
 
-def test_unknown_honour_level_in_data_is_an_error():
-    h = households(hon_family="province")
+def test_unknown_honour_level_in_data_is_an_error(rule_households):
+    h = rule_households(hon_family="province")
     with pytest.raises(SchemaError, match="hon_family"):
         score(h)
 
 
-def test_index_preserved_and_categorical_and_string_dates():
-    h = households(3, hon_family=["none", "county", "village"]).set_index(pd.Index([10, 5, 7]))
+def test_index_preserved_and_categorical_and_string_dates(rule_households):
+    h = rule_households(3, hon_family=["none", "county", "village"]).set_index(pd.Index([10, 5, 7]))
     h["hon_family"] = h["hon_family"].astype("category")
     h["ded_traffic_date"] = ["2024-01-01", None, None]
     r = score(h)
@@ -179,8 +178,8 @@ def test_labels_zh_en_for_every_code():
             assert set(pol.labels[code]) == {"en", "zh"} and pol.labels[code]["zh"]
 
 
-def test_standalone_vetoes_and_eligibility_match_scoring():
-    h = households(3, head_age=[17, 40, 70], veto_petition_date=[pd.NaT, "2024-01-01", pd.NaT])
+def test_standalone_vetoes_and_eligibility_match_scoring(rule_households):
+    h = rule_households(3, head_age=[17, 40, 70], veto_petition_date=[pd.NaT, "2024-01-01", pd.NaT])
     pol = load_policy("xx_county")
     d = score(h, "xx_county").decisions
     v = pol.vetoes(h)
@@ -189,8 +188,8 @@ def test_standalone_vetoes_and_eligibility_match_scoring():
     assert e["eligible"].tolist() == d["eligible"].tolist() == [False, True, False]
 
 
-def test_explain_lists_nonzero_items():
-    h = households(party_member=True, ded_traffic_date="2024-03-01")
+def test_explain_lists_nonzero_items(rule_households):
+    h = rule_households(party_member=True, ded_traffic_date="2024-03-01")
     ex = score(h).explain(0, lang="zh")
     assert ex["points"].sum() == 30
     assert "交通违法" in ex["label"].tolist()

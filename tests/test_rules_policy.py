@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import yaml
 
-from rules_fixtures import households
 from village_credit.errors import PolicyError, VillageCreditError
 from village_credit.rules import Policy, list_policies, load_policy, score_rules
 
@@ -111,11 +110,11 @@ def test_unknown_name_and_missing_file(tmp_path):
         load_policy(bad)
 
 
-def test_user_policy_extends_shipped_and_works_as_path(tmp_path):
+def test_user_policy_extends_shipped_and_works_as_path(rule_households, tmp_path):
     path = tmp_path / "pilot.yaml"
     path.write_text("extends: jinxiang_2022\nname: pilot\ncredit_line: {cap: 40000}\n"
                     "base: {conditions: {age: {column: head_age, min: 18, max: 70}}}\n", encoding="utf-8")
-    h = households(2, head_age=[65, 40], hon_moral_model="national")
+    h = rule_households(2, head_age=[65, 40], hon_moral_model="national")
     d = score_rules(h, str(path)).decisions  # a path works wherever a name does
     assert d["rule_points"].tolist() == [80.0, 80.0]
     assert d["credit_line"].tolist() == [40_000.0, 40_000.0]
@@ -135,8 +134,8 @@ def test_extends_chain_errors(tmp_path):
         load_policy(c)
 
 
-def test_to_yaml_text_round_trip_scores_identically():
-    h = households(4, head_age=[30, 61, 45, 70], hon_family=["county", "none", "village", "town"],
+def test_to_yaml_text_round_trip_scores_identically(rule_households):
+    h = rule_households(4, head_age=[30, 61, 45, 70], hon_family=["county", "none", "village", "town"],
                    ded_traffic_date=["2024-01-01", None, None, None], veto_crime_date=[None, None, "2023-01-01", None])
     for name in SHIPPED:
         p = load_policy(name)

@@ -7,7 +7,6 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules_fixtures import DED_COLS, HONOUR_FLAG_COLS, HONOUR_LEVEL_COLS, SNAPSHOT, VETO_COLS, households
 from village_credit.rules import GRADE_BANDS, load_policy, score_rules
 
 POLICIES = {n: load_policy(n) for n in
@@ -19,7 +18,8 @@ offsets = st.one_of(st.none(), st.integers(min_value=-400, max_value=4 * 366))
 
 
 @st.composite
-def frames(draw, max_rows: int = 8) -> pd.DataFrame:
+def frames(draw, build, cols_of, max_rows: int = 8) -> pd.DataFrame:
+    """Random household frames: ``build`` is the ``rule_households`` fixture, ``cols_of`` ``rule_columns``."""
     n = draw(st.integers(1, max_rows))
 
     def col(strategy):
@@ -35,21 +35,22 @@ def frames(draw, max_rows: int = 8) -> pd.DataFrame:
         "individual_business": col(st.booleans()),
         "private_debt_yuan": col(st.sampled_from([0.0, 5_000.0, 50_000.0])),
     }
-    for c, levels in HONOUR_LEVEL_COLS.items():
+    for c, levels in cols_of.honour_levels.items():
         cols[c] = col(st.sampled_from(levels))
-    for c in HONOUR_FLAG_COLS:
+    for c in cols_of.honour_flags:
         cols[c] = col(st.booleans())
-    for c in DED_COLS + VETO_COLS:
-        cols[c] = [pd.NaT if o is None else SNAPSHOT - pd.Timedelta(days=o) for o in col(offsets)]
-    return households(n, **cols)
+    for c in cols_of.deductions + cols_of.vetoes:
+        cols[c] = [pd.NaT if o is None else cols_of.snapshot - pd.Timedelta(days=o) for o in col(offsets)]
+    return build(n, **cols)
 
 
 policy_names = st.sampled_from(sorted(POLICIES))
 
 
 @SETTINGS
-@given(frames(), policy_names)
-def test_items_sum_exactly_to_points(h, name):
+@given(policy_names, st.data())
+def test_items_sum_exactly_to_points(rule_households, rule_columns, name, data):
+    h = data.draw(frames(rule_households, rule_columns))
     r = score_rules(h, POLICIES[name])
     assert np.array_equal(r.items.to_numpy().sum(axis=1), r.decisions["rule_points"].to_numpy())
     assert list(r.items.columns) == POLICIES[name].item_codes
@@ -57,12 +58,13 @@ def test_items_sum_exactly_to_points(h, name):
 
 
 @SETTINGS
-@given(frames(), policy_names, st.data())
-def test_adding_a_bonus_never_lowers_points(h, name, data):
-    col = data.draw(st.sampled_from(list(HONOUR_LEVEL_COLS) + HONOUR_FLAG_COLS))
+@given(policy_names, st.data())
+def test_adding_a_bonus_never_lowers_points(rule_households, rule_columns, name, data):
+    h = data.draw(frames(rule_households, rule_columns))
+    col = data.draw(st.sampled_from(list(rule_columns.honour_levels) + rule_columns.honour_flags))
     up = h.copy()
-    if col in HONOUR_LEVEL_COLS:
-        levels = HONOUR_LEVEL_COLS[col]
+    if col in rule_columns.honour_levels:
+        levels = rule_columns.honour_levels[col]
         pos = h[col].map(levels.index).to_numpy()
         step = data.draw(st.integers(1, len(levels) - 1))
         up[col] = [levels[min(p + step, len(levels) - 1)] for p in pos]
@@ -75,12 +77,13 @@ def test_adding_a_bonus_never_lowers_points(h, name, data):
 
 
 @SETTINGS
-@given(frames(), policy_names, st.data())
-def test_any_active_veto_gives_line_zero(h, name, data):
+@given(policy_names, st.data())
+def test_any_active_veto_gives_line_zero(rule_households, rule_columns, name, data):
+    h = data.draw(frames(rule_households, rule_columns))
     pol = POLICIES[name]
     rule = data.draw(st.sampled_from([r for r in pol.veto_rules if "event" in r.condition.spec]))
     days = data.draw(st.integers(0, 364 * rule.condition.spec["window_years"]))
-    h = h.assign(**{rule.condition.spec["event"]: SNAPSHOT - pd.Timedelta(days=days)})
+    h = h.assign(**{rule.condition.spec["event"]: rule_columns.snapshot - pd.Timedelta(days=days)})
     d = score_rules(h, pol).decisions
     assert d["vetoed"].all() and (d["credit_line"] == 0).all() and not d["approved"].any()
     assert d["veto_codes"].str.contains(rule.code).all()
@@ -88,8 +91,9 @@ def test_any_active_veto_gives_line_zero(h, name, data):
 
 
 @SETTINGS
-@given(frames(), st.sampled_from(["jinxiang_2022", "jinxiang_2022_no_age_cutoff", "rencheng_2025"]))
-def test_line_is_capped_linear_when_eligible_and_not_vetoed(h, name):
+@given(st.sampled_from(["jinxiang_2022", "jinxiang_2022_no_age_cutoff", "rencheng_2025"]), st.data())
+def test_line_is_capped_linear_when_eligible_and_not_vetoed(rule_households, rule_columns, name, data):
+    h = data.draw(frames(rule_households, rule_columns))
     pol = POLICIES[name]
     d = score_rules(h, pol).decisions
     ok = d["eligible"] & ~d["vetoed"]
@@ -100,9 +104,10 @@ def test_line_is_capped_linear_when_eligible_and_not_vetoed(h, name):
 
 
 @SETTINGS
-@given(frames(), policy_names, st.data())
-def test_expired_or_future_events_never_count(h, name, data):
+@given(policy_names, st.data())
+def test_expired_or_future_events_never_count(rule_households, rule_columns, name, data):
     """Moving every event outside its window changes nothing vs. having no events."""
+    h = data.draw(frames(rule_households, rule_columns))
     pol = POLICIES[name]
     windows = {r.condition.spec["event"]: r.condition.spec["window_years"]
                for r in list(pol.veto_rules) + list(pol.deductions) if "event" in r.condition.spec}
@@ -110,9 +115,9 @@ def test_expired_or_future_events_never_count(h, name, data):
     for c, w in windows.items():
         if data.draw(st.booleans()):
             extra = data.draw(st.integers(0, 2000))
-            t = SNAPSHOT - pd.DateOffset(years=w) - pd.Timedelta(days=extra)  # expired (boundary included)
+            t = rule_columns.snapshot - pd.DateOffset(years=w) - pd.Timedelta(days=extra)  # expired (boundary included)
         else:
-            t = SNAPSHOT + pd.Timedelta(days=data.draw(st.integers(1, 2000)))  # after eval date
+            t = rule_columns.snapshot + pd.Timedelta(days=data.draw(st.integers(1, 2000)))  # after eval date
         moved[c] = pd.Series(t, index=h.index, dtype="datetime64[ns]").where(h[c].notna())
         clean[c] = pd.Series(pd.NaT, index=h.index, dtype="datetime64[ns]")
     a, b = score_rules(moved, pol), score_rules(clean, pol)

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from models_fixtures import tiny_households
 from village_credit.models.features import HouseholdFeatures
 from village_credit.models.scorecard import ScorecardModel
 
 
 @pytest.fixture(scope="module")
-def fitted():
+def fitted(tiny_households):
     df = tiny_households(2500, seed=4)
     X = HouseholdFeatures().fit_transform(df)
     m = ScorecardModel(pdo=20, base_points=600, base_odds=50).fit(X, df.default_12m)

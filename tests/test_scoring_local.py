@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,16 +15,18 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from _scoring_fixtures import ScoringEnv, assert_every_row_once, scoring_env
 from village_credit.cli import app
-from village_credit.scoring import (read_decisions, read_model_metadata, read_quarantine, score_file)
+from village_credit.scoring import read_decisions, read_model_metadata, read_quarantine, score_file
+
+if TYPE_CHECKING:
+    from conftest import ScoringEnv
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
-def env(tmp_path_factory: pytest.TempPathFactory) -> ScoringEnv:
-    return scoring_env(tmp_path_factory.mktemp("scoring_env"))
+def env(scoring_env: ScoringEnv) -> ScoringEnv:
+    return scoring_env
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,7 @@ def scored(env: ScoringEnv, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
     return out, summary
 
 
-def test_every_row_is_decided_or_quarantined_and_counts_reconcile(env: ScoringEnv, scored) -> None:
+def test_every_row_is_decided_or_quarantined_and_counts_reconcile(assert_every_row_once, env: ScoringEnv, scored) -> None:
     out, summary = scored
     n = len(env.households)
     assert summary.rows_read == n and summary.chunks == 5  # 3000 rows / 700

@@ -12,19 +12,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
-from _scoring_fixtures import ScoringEnv, assert_every_row_once, scoring_env
 from village_credit.scoring import ScoringError, read_decisions, read_quarantine, score_file
+
+if TYPE_CHECKING:
+    from conftest import ScoringEnv
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
-def env(tmp_path_factory: pytest.TempPathFactory) -> ScoringEnv:
-    return scoring_env(tmp_path_factory.mktemp("scoring_env"))
+def env(scoring_env: ScoringEnv) -> ScoringEnv:
+    return scoring_env
 
 
 def _cmd(env: ScoringEnv, out: Path, chunk_rows: int) -> list[str]:
@@ -32,7 +35,7 @@ def _cmd(env: ScoringEnv, out: Path, chunk_rows: int) -> list[str]:
             "--input", str(env.parquet), "--output", str(out), "--chunk-rows", str(chunk_rows), "--no-progress"]
 
 
-def test_sigkill_mid_run_then_rerun_scores_every_row_exactly_once(env: ScoringEnv, tmp_path: Path) -> None:
+def test_sigkill_mid_run_then_rerun_scores_every_row_exactly_once(assert_every_row_once, env: ScoringEnv, tmp_path: Path) -> None:
     out = tmp_path / "out"
     n = len(env.households)
     chunk_rows = 60  # 50 chunks
@@ -71,7 +74,7 @@ def test_sigkill_mid_run_then_rerun_scores_every_row_exactly_once(env: ScoringEn
     assert ref["grade"].tolist() == dec["grade"].tolist()
 
 
-def test_output_bound_to_other_arguments_is_refused_unless_overwrite(env: ScoringEnv, tmp_path: Path) -> None:
+def test_output_bound_to_other_arguments_is_refused_unless_overwrite(assert_every_row_once, env: ScoringEnv, tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = score_file(env.model_uri, env.parquet, out, chunk_rows=1000, progress=False, report=False)
     again = score_file(env.model_uri, env.parquet, out, chunk_rows=1000, progress=False, report=False)

@@ -6,10 +6,13 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from _scoring_fixtures import ScoringEnv, assert_every_row_once, scoring_env
+
+if TYPE_CHECKING:
+    from conftest import ScoringEnv
 
 pyspark = pytest.importorskip("pyspark")
 pytestmark = [pytest.mark.spark, pytest.mark.slow,
@@ -18,8 +21,8 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow,
 
 
 @pytest.fixture(scope="session")
-def env(tmp_path_factory: pytest.TempPathFactory) -> ScoringEnv:
-    return scoring_env(tmp_path_factory.mktemp("scoring_env"))
+def env(scoring_env: ScoringEnv) -> ScoringEnv:
+    return scoring_env
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,7 @@ def spark():
     session.stop()
 
 
-def test_spark_matches_single_machine_row_for_row(env: ScoringEnv, spark, tmp_path: Path) -> None:
+def test_spark_matches_single_machine_row_for_row(assert_every_row_once, env: ScoringEnv, spark, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     from village_credit.scoring import (
@@ -78,7 +81,7 @@ def test_spark_matches_single_machine_row_for_row(env: ScoringEnv, spark, tmp_pa
     assert (tmp_path / "spark" / "programme_villages.parquet").exists()
 
 
-def test_spark_rerun_resumes_only_the_missing_chunks(env: ScoringEnv, spark, tmp_path: Path) -> None:
+def test_spark_rerun_resumes_only_the_missing_chunks(assert_every_row_once, env: ScoringEnv, spark, tmp_path: Path) -> None:
     """A chunk lost with its marker (a killed task) is redone; done chunks are kept as they are."""
     from village_credit.scoring import score_file_spark
 

@@ -16,7 +16,6 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from typer.testing import CliRunner
 
-from validation_kit_fixtures import NAME, cached_model, make_store, population, register_model
 from village_credit.commands.validation import register as register_commands
 from village_credit.registry.tracking import data_fingerprint
 from village_credit.validation.kit import (
@@ -35,14 +34,14 @@ SECTIONS = ("sample", "config", "discrimination", "calibration", "stability", "m
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def store(validation_kit, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("kit")
     old = mlflow.get_tracking_uri()
-    uri = make_store(root)
-    dm = cached_model(tmp_path_factory)
-    v1 = register_model(dm, root)
-    v2 = register_model(dm, root)  # same model again: a challenger with identical numbers
-    sample = population(2500, seed=31)
+    uri = validation_kit.make_store(root)
+    dm = validation_kit.cached_model(tmp_path_factory)
+    v1 = validation_kit.register_model(dm, root)
+    v2 = validation_kit.register_model(dm, root)  # same model again: a challenger with identical numbers
+    sample = validation_kit.population(2500, seed=31)
     # a previous grade for the migration matrix: the model's own grade, some moved one band
     rng = np.random.default_rng(0)
     grades = dm.decide(sample)["grade"].to_numpy(object)
@@ -131,9 +130,9 @@ def test_figures_match_independent_computation(store: dict, validated: dict) -> 
     assert ro.loc[POLICY_GRADED, "n"] == vetoed.sum()
 
 
-def test_reproducibility_block(store: dict, validated: dict, tmp_path: Path) -> None:
+def test_reproducibility_block(validation_kit, store: dict, validated: dict, tmp_path: Path) -> None:
     rep = validated["res"]["reproducibility"]
-    assert rep["model_uri"] == store["v1"] and rep["model_name"] == NAME and rep["model_version"] == "1"
+    assert rep["model_uri"] == store["v1"] and rep["model_name"] == validation_kit.NAME and rep["model_version"] == "1"
     local = mlflow.artifacts.download_artifacts(store["v1"], dst_path=str(tmp_path / "again"))
     assert rep["model_artifact_sha256"] == artifact_hash(local)
     assert rep["challenger_artifact_sha256"].startswith("sha256:")
@@ -141,7 +140,7 @@ def test_reproducibility_block(store: dict, validated: dict, tmp_path: Path) -> 
     assert {"python", "mlflow", "pandas", "scikit-learn"} <= set(rep["library_versions"])
 
 
-def test_logged_to_mlflow_with_version_tags(store: dict, validated: dict) -> None:
+def test_logged_to_mlflow_with_version_tags(validation_kit, store: dict, validated: dict) -> None:
     info = validated["res"]["mlflow"]
     client = MlflowClient()
     arts = {a.path for a in client.list_artifacts(info["run_id"], "validation")}
@@ -150,7 +149,7 @@ def test_logged_to_mlflow_with_version_tags(store: dict, validated: dict) -> Non
     run = client.get_run(info["run_id"])
     assert run.data.tags["validated_model_version"] == "1"
     assert run.data.metrics["auc"] == pytest.approx(validated["res"]["discrimination"]["auc"])
-    tags = client.get_model_version(NAME, "1").tags
+    tags = client.get_model_version(validation_kit.NAME, "1").tags
     assert any(k.startswith("validation.") and k.endswith(".auc") for k in tags)
     last = json.loads(tags["last_validation"])
     assert last["run_id"] == info["run_id"] and last["report_json"].endswith(".json")
@@ -162,9 +161,9 @@ def test_missing_outcome_is_a_clear_error(store: dict, tmp_path: Path) -> None:
                        log_to_mlflow=False)
 
 
-def test_unknown_model_is_a_clear_error(store: dict, tmp_path: Path) -> None:
+def test_unknown_model_is_a_clear_error(validation_kit, store: dict, tmp_path: Path) -> None:
     with pytest.raises(ValidationKitError, match="cannot resolve"):
-        load_model_source(f"models:/{NAME}/99", tmp_path)
+        load_model_source(f"models:/{validation_kit.NAME}/99", tmp_path)
 
 
 def test_artifact_hash_sorted_and_sensitive(tmp_path: Path) -> None:
@@ -202,20 +201,20 @@ def test_cli_validate_and_errors(store: dict, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "default_12m" in res.output
 
 
-def test_comparison_with_a_hand_moved_champion_is_refused(store: dict, tmp_path: Path) -> None:
+def test_comparison_with_a_hand_moved_champion_is_refused(validation_kit, store: dict, tmp_path: Path) -> None:
     """validate's champion comparison goes through the loader's gate check."""
     from mlflow import MlflowClient
 
     from village_credit.registry import UngatedModelError
 
-    MlflowClient().set_registered_model_alias(NAME, "champion", store["v2"].rsplit("/", 1)[1])
+    MlflowClient().set_registered_model_alias(validation_kit.NAME, "champion", store["v2"].rsplit("/", 1)[1])
     try:
         with pytest.raises(UngatedModelError, match="no promotion record"):
             validate_model(store["v1"], store["sample"].head(600), tmp_path / "r",
-                           challenger_uri=f"models:/{NAME}@champion", log_to_mlflow=False,
+                           challenger_uri=f"models:/{validation_kit.NAME}@champion", log_to_mlflow=False,
                            fairness_boot=5)
     finally:
-        MlflowClient().delete_registered_model_alias(NAME, "champion")
+        MlflowClient().delete_registered_model_alias(validation_kit.NAME, "champion")
 
 
 def test_quarantined_rows_keep_numeric_decisions_for_the_statistics(store: dict, tmp_path: Path

@@ -1,8 +1,7 @@
 """Lazy re-exports for package ``__init__`` modules.
 
-Why: ``models.decision`` imports ``explain.additive`` while ``explain.api`` uses
-``models.decision``; eager re-exports in both ``__init__`` files would be circular,
-and importing a package should not pay for LightGBM, SHAP or MLflow it may not use.
+Why: importing a package should not pay for LightGBM, SHAP or MLflow it may not use,
+and a package re-exporting from a lower layer should not import it until asked.
 """
 
 from __future__ import annotations
@@ -14,14 +13,17 @@ from typing import Any
 
 def lazy_exports(package: str, exports: Mapping[str, str], namespace: dict[str, Any]
                  ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` resolving ``name`` from ``package.<exports[name]>`` on first use."""
+    """``(__getattr__, __dir__)`` resolving ``name`` from ``package.<exports[name]>`` on first use.
+
+    A value with a dot is an absolute module name (a re-export from another package).
+    """
 
     def __getattr__(name: str) -> Any:
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         try:
-            mod = importlib.import_module(f"{package}.{module}")
+            mod = importlib.import_module(module if "." in module else f"{package}.{module}")
         except ImportError as exc:
             raise AttributeError(f"{package}.{name} is unavailable: module {module!r} failed to import ({exc})") from exc
         value = getattr(mod, name)

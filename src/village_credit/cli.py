@@ -22,8 +22,11 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for _mod in sorted(pkgutil.iter_modules(_commands.__path__), key=lambda m: m.name):
-    importlib.import_module(f"village_credit.commands.{_mod.name}").register(app)
+# workflow order first (the help panels follow it), then any module not yet listed
+_found = sorted(m.name for m in pkgutil.iter_modules(_commands.__path__))
+for _name in [*(m for m in _commands.MODULE_ORDER if m in _found),
+              *(m for m in _found if m not in _commands.MODULE_ORDER)]:
+    importlib.import_module(f"village_credit.commands.{_name}").register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -18,11 +18,10 @@ import pandas as pd
 from village_credit.config import ExperimentConfig
 from village_credit.data import (GeneratorConfig, generate_households, generate_vintage, read_table,
                                  validate_households, write_parquet)
+from village_credit.data.groups import age_band
 from village_credit.errors import ConfigError
-from village_credit.rules.grades import grade_order, policy_age_max
+from village_credit.rules.grades import grade_order, policy_age_ceiling
 from village_credit.stages import Stage, StageTimer
-
-ELDERLY_AGE = 60
 
 
 @dataclass
@@ -330,7 +329,7 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
     from village_credit.rules import load_policy
 
     policy = load_policy(cfg.policy)
-    sens = sensitive_frame(holdout, policy_age_max=policy_age_max(policy) or ELDERLY_AGE)
+    sens = sensitive_frame(holdout, policy_age_max=policy_age_ceiling(policy))
     systems = decision_systems(ev)
     y = holdout["default_12m"].to_numpy()
     f = cfg.fairness
@@ -443,7 +442,7 @@ def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, 
 def approval_by_group(systems: list[Any], households: pd.DataFrame) -> pd.DataFrame:
     """Approval rate per system by age band and formerly-poor status (for the summary)."""
     age = households["head_age"].to_numpy()
-    band = np.where(age < 60, "<60", np.where(age < 65, "60-64", "65+"))
+    band = age_band(age)
     poor = np.where(households["formerly_poor"].to_numpy(bool), "formerly poor", "not formerly poor")
     rows = []
     for s in systems:

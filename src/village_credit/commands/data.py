@@ -8,9 +8,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from village_credit.commands import DATA
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("generate")
+    @app.command("generate", rich_help_panel=DATA)
     def generate(
         output: Path = typer.Option(..., "--output", "-o", help="Parquet file to write."),
         n: int = typer.Option(20_000, "--n", help="Number of households."),
@@ -26,7 +28,7 @@ def register(app: typer.Typer) -> None:
         path = write_synthetic(cfg, output, chunk_rows=chunk_rows, vintage=vintage, progress=True)
         typer.echo(f"wrote {n:,} households to {path}")
 
-    @app.command("check-data")
+    @app.command("check-data", rich_help_panel=DATA)
     def check_data(
         input: Path = typer.Option(..., "--input", "-i", help="Household table (Parquet or CSV)."),
         quarantine: Path = typer.Option(None, help="Write one row per problem here (Parquet)."),

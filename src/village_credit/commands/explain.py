@@ -18,6 +18,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from village_credit.commands import EXPLAIN_AUDIT
+
 
 def _progress(total: int | None, enabled: bool, console: Console):  # type: ignore[no-untyped-def]
     """A Rich progress bar with rows/s (disabled: a no-op context)."""
@@ -41,7 +43,7 @@ def _progress(total: int | None, enabled: bool, console: Console):  # type: igno
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("explain")
+    @app.command("explain", rich_help_panel=EXPLAIN_AUDIT)
     def explain_cmd(
         model: str = typer.Option(..., "--model", "-m",
                                   help="Saved DecisionModel directory or MLflow URI (models:/name@alias, runs:/id/model)."),

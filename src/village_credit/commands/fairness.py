@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from village_credit.commands import EXPLAIN_AUDIT
+
 
 def _parse_scores(items: list[str]) -> dict[str, Path]:
     out: dict[str, Path] = {}
@@ -20,7 +22,7 @@ def _parse_scores(items: list[str]) -> dict[str, Path]:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("fairness")
+    @app.command("fairness", rich_help_panel=EXPLAIN_AUDIT)
     def fairness(
         households: Path = typer.Option(..., "--households", help="Households (Parquet/CSV) with head_age, "
                                         "formerly_poor, default_12m; true_pd enables the equal-risk check."),
@@ -29,7 +31,8 @@ def register(app: typer.Typer) -> None:
         policy: list[str] = typer.Option([], "--policy", help="Also audit the rules engine under this policy; "
                                          "repeatable (e.g. jinxiang_2022, jinxiang_2022_no_age_cutoff)."),
         report: Path = typer.Option(Path("reports/fairness"), "--report", help="Output directory (HTML + JSON)."),
-        policy_age_max: int = typer.Option(60, help="The policy's age ceiling for the policy_age groups."),
+        policy_age_max: int | None = typer.Option(
+            None, help="The policy's age ceiling for the policy_age groups [default: the elderly age, data.groups.ELDERLY_AGE]."),
         primary: str = typer.Option(None, help="System whose numbers are the headline gate keys (default: last)."),
         n_boot: int = typer.Option(200, help="Bootstrap replicates for confidence intervals."),
         seed: int = typer.Option(0, help="Bootstrap seed."),
@@ -45,7 +48,8 @@ def register(app: typer.Typer) -> None:
         try:
             hh = read_table(households)
             frames = {name: read_table(p) for name, p in _parse_scores(scores).items()}
-            res = run_fairness(hh, frames, policies=tuple(policy), policy_age_max=policy_age_max,
+            age_kw = {} if policy_age_max is None else {"policy_age_max": policy_age_max}
+            res = run_fairness(hh, frames, policies=tuple(policy), **age_kw,
                                out_dir=report, n_boot=n_boot, seed=seed, min_group=min_group,
                                min_count=min_count, primary_system=primary)
         except VillageCreditError as exc:

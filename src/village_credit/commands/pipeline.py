@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from village_credit.commands import TRAIN
+
 DEFAULT_EXPERIMENT = Path("experiments/default.yaml")
 
 
@@ -130,7 +132,7 @@ def print_table_summary(result, console: Console) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("train")
+    @app.command("train", rich_help_panel=TRAIN)
     def train(
         experiment: Path = typer.Argument(DEFAULT_EXPERIMENT, help="Experiment YAML."),
         n_households: Optional[int] = typer.Option(None, help="Override data.n_households."),
@@ -157,7 +159,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=2) from exc
         print_summary(result, console)
 
-    @app.command("demo")
+    @app.command("demo", rich_help_panel=TRAIN)
     def demo() -> None:
         """The main job on the embedded default (experiments/default.yaml, generated data)."""
         train(DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT.exists() else None, None, None, True, True)

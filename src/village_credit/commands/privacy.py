@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from village_credit.commands import DATA
 from village_credit.errors import VillageCreditError
 
 
@@ -22,7 +23,7 @@ def _fail(exc: VillageCreditError) -> None:
 def register(app: typer.Typer) -> None:
     """Add the privacy commands to the ``village-credit`` app."""
 
-    @app.command("anonymise")
+    @app.command("anonymise", rich_help_panel=DATA)
     def anonymise_cmd(
         input: Annotated[Path, typer.Option("--input", "-i", help="Raw village file (CSV in UTF-8/GBK, or Parquet).")],
         output: Annotated[Path, typer.Option("--output", "-o", help="Anonymised household table (Parquet).")],
@@ -64,7 +65,7 @@ def register(app: typer.Typer) -> None:
         if res.report.quarantine_path:
             typer.echo(f"quarantined rows (contain personal data, keep private): {res.report.quarantine_path}")
 
-    @app.command("scan-pii")
+    @app.command("scan-pii", rich_help_panel=DATA)
     def scan_pii_cmd(
         path: Annotated[Path, typer.Argument(help="File or directory to scan (e.g. mlruns/, reports/).")],
         names_file: Annotated[Path | None, typer.Option(help="Names to look for, one per line.")] = None,
@@ -95,7 +96,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=1)
         typer.echo(f"no personal data found under {path}")
 
-    @app.command("generate-raw")
+    @app.command("generate-raw", rich_help_panel=DATA)
     def generate_raw_cmd(
         output: Annotated[Path, typer.Option("--output", "-o", help="Raw file to write (.csv or .parquet).")],
         n: Annotated[int, typer.Option("--n", help="Households.")] = 1000,
@@ -119,7 +120,7 @@ def register(app: typer.Typer) -> None:
             raw.to_csv(output, index=False, encoding=encoding, date_format="%Y-%m-%d")
         typer.echo(f"wrote {len(raw)} fake raw records to {output}")
 
-    @app.command("make-key")
+    @app.command("make-key", rich_help_panel=DATA)
     def make_key_cmd(
         path: Annotated[Path, typer.Argument(help="Key file to create (owner-only permissions).")],
     ) -> None:

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from village_credit.commands import REGISTRY
+
 _MODEL_NAME_HELP = "Registered model name (default: village-credit)."
 
 
@@ -32,7 +34,7 @@ def _read_mapping(path: Path | None, what: str) -> dict[str, Any] | None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("promote")
+    @app.command("promote", rich_help_panel=REGISTRY)
     def promote_cmd(
         version: str = typer.Option(..., "--version", "-v", help="Model version to promote."),
         override_reason: str = typer.Option(
@@ -90,7 +92,7 @@ def register(app: typer.Typer) -> None:
                       + (f"; undo with: `village-credit rollback --model-name {model_name}`"
                          if res.previous_champion else ""))
 
-    @app.command("rollback")
+    @app.command("rollback", rich_help_panel=REGISTRY)
     def rollback_cmd(
         model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
         reason: str = typer.Option(None, "--reason", help="Why (recorded on the demoted version)."),
@@ -112,7 +114,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"v{res.champion} is @champion again"
                       + (f"; v{res.demoted} is @challenger" if res.demoted else ""))
 
-    @app.command("models")
+    @app.command("models", rich_help_panel=REGISTRY)
     def models_cmd(
         model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),

@@ -8,6 +8,7 @@ the file's metadata), print counts only -- never household data.
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -15,11 +16,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from village_credit.commands import RULES
+
 ID_OUT = ["household_id", "township_code", "village_code"]
 
 
+class Lang(str, Enum):
+    """Label languages of the summary: the policies' ``LABEL_LANGUAGES`` (a test keeps them equal).
+
+    An enum, so Typer refuses any other value before any file is read or written.
+    """
+
+    en = "en"
+    zh = "zh"
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("rules")
+    @app.command("rules", rich_help_panel=RULES)
     def rules_cmd(
         input: Path = typer.Argument(..., help="Household file (Parquet or CSV)."),
         policy: str = typer.Option("jinxiang_2022", "--policy", "-p",
@@ -27,7 +40,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Output Parquet: ids, decisions, item points."),
         eval_date: Optional[str] = typer.Option(None, "--eval-date",
                                                 help="Evaluation date YYYY-MM-DD (default: each row's snapshot_date)."),
-        lang: str = typer.Option("en", "--lang", help="Label language for the summary: en or zh."),
+        lang: Lang = typer.Option(Lang.en, "--lang", help="Label language for the summary."),
         encoding: Optional[str] = typer.Option(None, help="CSV encoding (default: detected)."),
         delimiter: Optional[str] = typer.Option(None, help="CSV delimiter (default: detected among , ; tab |)."),
     ) -> None:
@@ -87,7 +100,7 @@ def register(app: typer.Typer) -> None:
 
         d = res.decisions
         n = len(d)
-        s = Table(title=f"{pol.title.get(lang, pol.name)} ({pol.name})")
+        s = Table(title=f"{pol.title.get(Lang(lang).value, pol.name)} ({pol.name})")
         s.add_column("measure")
         s.add_column("value", justify="right")
         s.add_row("households", f"{n:,}")
@@ -100,11 +113,11 @@ def register(app: typer.Typer) -> None:
         s.add_row("grades", " ".join(f"{g}:{c}" for g, c in grades.items()))
         vc = d.loc[d["vetoed"], "veto_codes"].str.split(";").explode().value_counts()
         for code, c in vc.head(6).items():
-            s.add_row(f"veto: {pol.labels[code][lang]}", f"{c:,}")
+            s.add_row(f"veto: {pol.labels[code][Lang(lang).value]}", f"{c:,}")
         console.print(s)
         console.print(f"wrote {out}")
 
-    @app.command("policies")
+    @app.command("policies", rich_help_panel=RULES)
     def policies_cmd(
         show: Optional[str] = typer.Option(None, "--show", help="Print one policy's resolved YAML."),
     ) -> None:

@@ -8,9 +8,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from village_credit.commands import SCORE
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("score")
+    @app.command("score", rich_help_panel=SCORE)
     def score(
         input: Path = typer.Option(..., "--input", "-i", help="Households as Parquet or CSV."),
         output: Path = typer.Option(..., "--output", "-o", help="Output directory (resumable)."),

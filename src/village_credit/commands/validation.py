@@ -14,6 +14,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from village_credit.commands import VALIDATE
+
 _TRACKING_HELP = "MLflow store (default: MLFLOW_TRACKING_URI, else sqlite under mlruns/)."
 
 
@@ -35,7 +37,7 @@ def _quiet_downloads() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("validate")
+    @app.command("validate", rich_help_panel=VALIDATE)
     def validate_cmd(
         model: str = typer.Option(..., "--model", help="Model URI, e.g. models:/village-credit@champion."),
         data: Path = typer.Option(..., "--data", help="Labelled sample (Parquet/CSV) with default_12m; "
@@ -101,7 +103,7 @@ def register(app: typer.Typer) -> None:
                 console.print(f"{where}; next: `village-credit promote --model-name {name} "
                               f"--version {version}`")
 
-    @app.command("recalibrate")
+    @app.command("recalibrate", rich_help_panel=VALIDATE)
     def recalibrate_cmd(
         model: str = typer.Option(..., "--model", help="Model URI to recalibrate."),
         data: Path = typer.Option(..., "--data", help="The calibrator's labelled sample (default_12m)."),
@@ -142,7 +144,7 @@ def register(app: typer.Typer) -> None:
                 f"--data <labelled sample>` then `village-credit promote --model-name "
                 f"{res.model_name} --version {res.version}`")
 
-    @app.command("monitor")
+    @app.command("monitor", rich_help_panel=VALIDATE)
     def monitor_cmd(
         reference: Path = typer.Option(..., "--reference", help="Reference table (e.g. vintage 1)."),
         current: Path = typer.Option(..., "--current", help="Current table (e.g. vintage 2)."),

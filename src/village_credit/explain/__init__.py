@@ -7,12 +7,12 @@ Public API (resolved lazily, PEP 562):
 * :func:`global_shap`, :func:`plot_beeswarm`, :func:`plot_bar`, :func:`plot_dependence`,
   :func:`mean_abs_shap_by_group`, :func:`plot_group_importance`,
   :func:`write_global_explanations`, :func:`log_to_mlflow` (``explain.shap_global``);
-* :class:`TreeContributions`, :class:`AdditiveExplainer` (``explain.additive``) and
-  :func:`top_reasons` (``explain.reasons``): the exact contribution engine.
+* :class:`TreeContributions`, :class:`AdditiveExplainer` and :func:`top_reasons`: the
+  exact contribution engine, re-exported from ``models.additive`` and ``models.reasons``
+  (it lives below ``models.decision``, which uses it; explain sits above models).
 
-Why lazy: ``models.decision`` imports ``explain.additive``; importing the whole explain
-package eagerly here would import ``models.decision`` back (a cycle) and pull shap and
-matplotlib into every scoring process. A name whose module is missing raises
+Why lazy: importing the explain package should not pull shap and matplotlib into
+every scoring process. A name whose module is missing raises
 ``AttributeError`` only when it is used, so the package always imports.
 """
 
@@ -42,14 +42,14 @@ _EXPORTS: dict[str, str] = {
     "write_global_explanations": "shap_global",
     "log_to_mlflow": "shap_global",
     # additive (exact contributions)
-    "TreeContributions": "additive",
-    "AdditiveExplainer": "additive",
-    "NotAdditiveError": "additive",
+    "TreeContributions": "village_credit.models.additive",
+    "AdditiveExplainer": "village_credit.models.additive",
+    "NotAdditiveError": "village_credit.models.additive",
     # reasons (top-k ranking)
-    "TopReasons": "reasons",
-    "top_reasons": "reasons",
-    "reasons_long": "reasons",
-    "compact_strings": "reasons",
+    "TopReasons": "village_credit.models.reasons",
+    "top_reasons": "village_credit.models.reasons",
+    "reasons_long": "village_credit.models.reasons",
+    "compact_strings": "village_credit.models.reasons",
 }
 
 __all__ = [

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from village_credit.errors import ConfigError, SchemaError
+from village_credit.models.decision import FORMAT, DecisionModel
 
 Form = Literal["long", "wide"]
 
@@ -71,8 +72,6 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- loading
 def _is_decision_dir(d: Path) -> bool:
-    from village_credit.models.decision import FORMAT
-
     f = d / "model.json"
     if not f.is_file():
         return False
@@ -105,8 +104,6 @@ def load_decision_model(model: Any) -> Any:
     model is read from the pyfunc's ``decision_model`` artifact directory. Only plain
     files are read (no pickles, no pyfunc code is executed).
     """
-    from village_credit.models.decision import DecisionModel
-
     if isinstance(model, DecisionModel) or (hasattr(model, "reason_codes") and hasattr(model, "codes")):
         return model
     if not isinstance(model, (str, Path)):

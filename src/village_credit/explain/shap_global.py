@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from village_credit.data.groups import ELDERLY_AGE, PROTECTED_ATTRIBUTES
 from village_credit.errors import ConfigError, SchemaError, VillageCreditError
 from village_credit.reporting.displays import (
     CJK_FONT_HINT,
@@ -45,19 +46,12 @@ from village_credit.reporting.displays import (
     use_cjk_font,
 )
 
-ELDERLY_AGE = 60
-"""Heads of household at or above this age form the "elderly" group (the policy cut-off debate)."""
-
-PROTECTED_ATTRIBUTES: tuple[str, ...] = ("head_age", "formerly_poor")
-"""Household-table columns whose proxies the dependence plots look for."""
-
 GROUP_LABELS: dict[str, dict[str, str]] = {
     "elderly_60plus": {"en": "Head aged 60+", "zh": "户主60岁及以上"},
     "formerly_poor": {"en": "Formerly poor household", "zh": "脱贫户"},
 }
 
 __all__ = [
-    "ELDERLY_AGE",
     "GlobalShap",
     "default_groups",
     "feature_labels",

@@ -40,8 +40,9 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 import pandas as pd
 
+from village_credit.data.groups import ELDERLY_AGE, FORMERLY_POOR
 from village_credit.fairness.audit import DecisionSystem, _arr
-from village_credit.fairness.groups import ELDERLY_AGE, FORMERLY_POOR, FairnessInputError, check_sensitive
+from village_credit.fairness.groups import FairnessInputError, check_sensitive
 
 TARGET_GAP = 0.05
 DEFAULT_COMPARISONS: dict[str, tuple[str, str]] = {

@@ -5,6 +5,9 @@ groups must never silently lose households. A missing age or formerly-poor flag 
 input error (the household would vanish from the audit exactly where files are thinnest,
 see domain notes section 5), so it raises :class:`FairnessInputError` instead of dropping.
 
+The group definitions themselves (elderly age, age bands, formerly-poor labels, the
+support groups) live in :mod:`village_credit.data.groups`.
+
 Columns of :func:`sensitive_frame` (all plain strings, index aligned to the input):
 
 * ``age_band``: ``<60``, ``60-64``, ``65+`` (from ``head_age``);
@@ -20,24 +23,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from village_credit.data.groups import (
+    ELDERLY_AGE,
+    FORMERLY_POOR,
+    OTHER,
+    SUPPORT_AGE_BANDS,
+    age_band,
+)
 from village_credit.errors import SchemaError
-
-AGE_BANDS: tuple[str, ...] = ("<60", "60-64", "65+")
-ELDERLY_AGE = 60
-"""Head-of-household age from which a household counts as elderly (60+)."""
 
 FEATURES: tuple[str, ...] = (
     "age_band", "elderly", "policy_age", "formerly_poor", "age_band_x_formerly_poor",
 )
 """Sensitive features produced by :func:`sensitive_frame`, in report order."""
 
-FORMERLY_POOR = "formerly_poor"
-OTHER = "other"
-
-SUPPORT_AGE_BANDS: tuple[tuple[str, int, int], ...] = (("60-64", 60, 65), ("65-69", 65, 70), ("70+", 70, 200))
-"""Elderly age bands of the outcome-support checks and group-aware recalibration (head's age)."""
-SUPPORT_GROUPS: tuple[str, ...] = tuple(b[0] for b in SUPPORT_AGE_BANDS) + (FORMERLY_POOR,)
-"""The protected groups whose outcome support is checked (intersections are derived)."""
 
 
 class FairnessInputError(SchemaError):
@@ -75,13 +74,7 @@ def _as_bool(col: pd.Series, column: str) -> np.ndarray:
     return s.map(mapping).to_numpy(dtype=bool)
 
 
-def age_band(age: np.ndarray | pd.Series) -> np.ndarray:
-    """Age band labels ``<60``, ``60-64``, ``65+`` (vectorised)."""
-    a = np.asarray(age, dtype=float)
-    return np.select([a < 60, a < 65], ["<60", "60-64"], default="65+").astype(object)
-
-
-def sensitive_frame(households: pd.DataFrame, policy_age_max: int = 60) -> pd.DataFrame:
+def sensitive_frame(households: pd.DataFrame, policy_age_max: int = ELDERLY_AGE) -> pd.DataFrame:
     """Sensitive-group labels for each household (see module docstring for the columns).
 
     ``policy_age_max`` is the policy's eligibility ceiling (inclusive, as in "age 18-60").

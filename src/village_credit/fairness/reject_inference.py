@@ -48,8 +48,9 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
+from village_credit.data.groups import ELDERLY_AGE
 from village_credit.fairness.audit import _arr
-from village_credit.fairness.groups import ELDERLY_AGE, FairnessInputError, _as_bool, _require
+from village_credit.fairness.groups import FairnessInputError, _as_bool, _require
 
 REMEDIES: tuple[str, ...] = ("none", "reweighting", "fuzzy_augmentation", "parcelling")
 KNOWN_REMEDIES: tuple[str, ...] = (*REMEDIES, "oracle")

@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from village_credit.data.groups import AGE_BANDS, ELDERLY_AGE
 from village_credit.fairness.audit import ALL_GROUP, AuditResult, records
 from village_credit.fairness.equal_risk import TARGET_GAP, EqualRiskResult
-from village_credit.fairness.groups import AGE_BANDS
 from village_credit.reporting.displays import (
     ApprovalByGroupDisplay,
     EqualRiskDisplay,
@@ -442,7 +442,7 @@ def run_fairness(
     decisions: dict[str, pd.DataFrame] | None = None,
     *,
     policies: tuple[str, ...] = (),
-    policy_age_max: int = 60,
+    policy_age_max: int = ELDERLY_AGE,
     out_dir: str | Path | None = None,
     n_boot: int = 200,
     seed: int = 0,

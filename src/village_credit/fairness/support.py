@@ -3,7 +3,7 @@
 Why: a model learns only from households with an observed outcome. When the old rules
 never lent to a group (Jinxiang: nobody over 60), every decision about that group is
 extrapolation, and nothing in an approval-rate audit says so. This module says it, per
-protected group (:data:`~village_credit.fairness.groups.SUPPORT_GROUPS`: 60-64, 65-69,
+protected group (:data:`~village_credit.data.groups.SUPPORT_GROUPS`: 60-64, 65-69,
 70+, formerly poor, and the age-band x formerly-poor intersections):
 
 * :func:`support_diagnostics`: per group, the households and how many have an observed
@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from village_credit.fairness.groups import FORMERLY_POOR, SUPPORT_AGE_BANDS, FairnessInputError, support_groups
+from village_credit.data.groups import FORMERLY_POOR, SUPPORT_AGE_BANDS
+from village_credit.fairness.groups import FairnessInputError, support_groups
 from village_credit.reporting.html import to_jsonable
 
 __all__ = [

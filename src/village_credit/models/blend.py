@@ -21,7 +21,7 @@ Strategies (``ModelConfig.strategy``):
   calibration split). ``k0 = alpha + beta * a``, ``k_rule = beta * b``, ``k_gbm = beta``.
 * ``additive_points``: as ``boost_from_rules`` with one feature per tree
   (``interaction_constraints="additive"``) and shallow trees, so each feature's term
-  is a 1-D step function: exact SHAP by table look-up (:mod:`explain.additive`).
+  is a 1-D step function: exact SHAP by table look-up (:mod:`~village_credit.models.additive`).
 * ``gbm_only``: no rules in the score (blend off; bring-your-own data):
   ``L = alpha + beta * g``. Policy vetoes and eligibility still apply when a
   policy is given.
@@ -37,7 +37,6 @@ term already carries them), so a rule item's effect is never split across two te
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,10 +44,10 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from village_credit.errors import ConfigError, SchemaError
+from village_credit.models.coefficients import STRATEGIES, BlendCoefficients
+from village_credit.models.decision import DecisionModel
 from village_credit.models.scaling import PointsScaling
 from village_credit.models.support import NEUTRALISED_KEY, constant_items, neutralise_items
-
-STRATEGIES = ("stacking", "boost_from_rules", "additive_points", "gbm_only")
 
 DEFAULT_GBM_PARAMS: dict[str, Any] = {
     "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 8, "min_child_samples": 40,
@@ -111,37 +110,6 @@ def logistic_fit(Z: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = N
         if done and np.max(np.abs(step)) * t < 1e-9:
             break
     return beta / scale
-
-
-@dataclass(frozen=True)
-class BlendCoefficients:
-    """``L = k0 + k_rule * rule_points + k_gbm * trees``, plus the fitted pieces behind it."""
-
-    strategy: str
-    k0: float
-    k_rule: float
-    k_gbm: float
-    detail: dict[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "detail", {k: float(v) for k, v in self.detail.items()})
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"blend strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
-
-    def logit(self, rule_points: ArrayLike, trees: ArrayLike) -> NDArray[np.float64]:
-        return self.k0 + self.k_rule * np.asarray(rule_points, dtype=np.float64) \
-            + self.k_gbm * np.asarray(trees, dtype=np.float64)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BlendCoefficients":
-        try:
-            return cls(strategy=str(d["strategy"]), k0=float(d["k0"]), k_rule=float(d["k_rule"]),
-                                  k_gbm=float(d["k_gbm"]), detail={k: float(v) for k, v in d.get("detail", {}).items()})
-        except KeyError as exc:
-            raise ConfigError(f"blend coefficients lack key {exc.args[0]!r}") from exc
 
 
 def _gbm_for(strategy: str, gbm_params: dict[str, Any] | None, features: Any, seed: int) -> Any:
@@ -256,8 +224,6 @@ def fit_blend(
     the whole population): exactly those items. See :mod:`village_credit.models.support`;
     recorded in ``metadata["neutralised_items"]``.
     """
-    from village_credit.models.decision import DecisionModel
-
     if strategy not in STRATEGIES:
         raise ConfigError(f"blend strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     if policy is None and strategy != "gbm_only":
@@ -358,8 +324,6 @@ def fit_blend_cv(
     returned are honest (no row scored by trees that saw it) for grade edges and CV metrics.
     ``neutralise_constant_items``: as in :func:`fit_blend`.
     """
-    from village_credit.models.decision import DecisionModel
-
     if strategy not in STRATEGIES:
         raise ConfigError(f"blend strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     if policy is None and strategy != "gbm_only":

@@ -28,9 +28,9 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from village_credit.errors import ConfigError, SchemaError
-from village_credit.explain.additive import TreeContributions
-from village_credit.explain.reasons import compact_strings, reasons_long, top_reasons
-from village_credit.models.blend import BlendCoefficients
+from village_credit.models.additive import TreeContributions
+from village_credit.models.coefficients import BlendCoefficients
+from village_credit.models.reasons import compact_strings, reasons_long, top_reasons
 from village_credit.models.scaling import PointsScaling, sigmoid
 
 FORMAT = "village-credit/decision-model/1"
@@ -511,7 +511,7 @@ class DecisionModel:
         return d
 
     @classmethod
-    def load(cls, path: str | Path) -> "DecisionModel":
+    def load(cls, path: str | Path) -> DecisionModel:
         """Read a directory written by :meth:`save` (plain files; no pickles)."""
         import lightgbm as lgb
 

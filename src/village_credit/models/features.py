@@ -31,6 +31,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from village_credit.data.groups import ELDERLY_AGE
 from village_credit.data.schema import (
     DEDUCTION_ITEMS,
     EDUCATION,
@@ -318,7 +319,7 @@ def build_household_features(households: pd.DataFrame, include_protected: bool =
     if include_protected:
         age = _f(households, "head_age")
         cols["head_age"] = age
-        cols["age_band_60plus"] = np.where(np.isnan(age), np.nan, (age >= 60).astype(np.float64))
+        cols["age_band_60plus"] = np.where(np.isnan(age), np.nan, (age >= ELDERLY_AGE).astype(np.float64))
         cols["formerly_poor"] = _f(households, "formerly_poor")
     return pd.DataFrame(cols, index=households.index)
 

@@ -112,6 +112,11 @@ class PointsScaling:
         return sigmoid(self.logit(points))
 
     def points_from_pd(self, pd: ArrayLike) -> NDArray[np.float64]:
+        """Points of a probability of default (``+-inf`` at PD 0 and 1).
+
+        >>> round(float(PointsScaling.from_pdo(20, 60, 49).points_from_pd(0.02)), 6)
+        60.0
+        """
         return self.points(logit(pd))
 
     def contribution_points(self, logit_contrib: ArrayLike) -> NDArray[np.float64]:

@@ -33,6 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from village_credit.errors import ConfigError, SchemaError
 from village_credit.models.features import FeatureSpec, spec_for
+from village_credit.models.scaling import PointsScaling
 
 _TREND = {1: "ascending", -1: "descending", 0: "auto"}
 
@@ -80,21 +81,25 @@ class ScorecardModel(ClassifierMixin, BaseEstimator):
 
     # -- scaling ---------------------------------------------------------------------
     @property
+    def scaling(self) -> PointsScaling:
+        """The points scale (the one :class:`~village_credit.models.scaling.PointsScaling` formula)."""
+        return PointsScaling.from_pdo(float(self.pdo), float(self.base_points), float(self.base_odds))
+
+    @property
     def factor(self) -> float:
-        return float(self.pdo) / np.log(2.0)
+        return self.scaling.factor
 
     @property
     def offset(self) -> float:
-        return float(self.base_points) - self.factor * np.log(float(self.base_odds))
+        return self.scaling.offset
 
     def pd_from_points(self, points: Any) -> np.ndarray:
         """Invert the scale: ``PD = sigmoid((offset - points) / factor)``."""
-        z = (self.offset - np.asarray(points, dtype=np.float64)) / self.factor
-        return 0.5 * (1.0 + np.tanh(0.5 * z))
+        return self.scaling.pd(points)
 
     def points_from_pd(self, pd_: Any) -> np.ndarray:
-        p = np.clip(np.asarray(pd_, dtype=np.float64), 1e-12, 1 - 1e-12)
-        return self.offset - self.factor * (np.log(p) - np.log1p(-p))
+        """Points of a PD; PDs of exactly 0 or 1 are clipped to 1e-12 so points stay finite."""
+        return self.scaling.points_from_pd(np.clip(np.asarray(pd_, dtype=np.float64), 1e-12, 1 - 1e-12))
 
     # -- fit / predict ---------------------------------------------------------------
     def _trend(self, name: str) -> str:

@@ -294,7 +294,7 @@ def suppression_by_group(households: pd.DataFrame, suppressed: pd.Series) -> dic
     The groups are the fairness audit's own (fairness/groups.py), so "who loses records to
     anonymisation" is measured on the groups the audit reports on.
     """
-    from village_credit.fairness.groups import age_band
+    from village_credit.data.groups import age_band
 
     out: dict[str, dict[str, dict[str, float]]] = {}
     if not len(households):

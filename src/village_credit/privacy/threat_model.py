@@ -25,10 +25,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from village_credit.data.groups import AGE_BAND_EDGES
 from village_credit.privacy.errors import PrivacyError
 from village_credit.privacy.recoding import BandHierarchy
 
-AGE_FAIRNESS_CUTS: tuple[int, ...] = (60, 65)
+AGE_FAIRNESS_CUTS: tuple[int, ...] = AGE_BAND_EDGES
 """Fairness age bands (<60, 60-64, 65+, fairness/groups.py): never crossed by an age band."""
 
 AGE_RULE_CUTS: tuple[int, ...] = (61, 66)

@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from village_credit.data.groups import ELDERLY_AGE
 from village_credit.rules.policy import GRADE_BANDS
 
-__all__ = ["POLICY_GRADED", "grade_order", "model_graded", "policy_age_max"]
+__all__ = ["POLICY_GRADED", "grade_order", "model_graded", "policy_age_ceiling", "policy_age_max"]
 
 POLICY_GRADED = "vetoed (graded by policy)"
 """Row label for households whose grade the policy sets regardless of their PD."""
@@ -43,10 +44,20 @@ def model_graded(n: int, policy_graded: Any = None) -> np.ndarray:
 def policy_age_max(policy: Any) -> int | None:
     """The policy's upper age limit for a head of household (``None`` without one).
 
-    The fairness audit's "elderly" group starts there; callers fall back to the
-    fairness module's default when the policy has none.
+    The fairness audit's ``policy_age`` groups split there; :func:`policy_age_ceiling`
+    is the same with the one fallback every caller uses.
     """
     for attr in ("age_max", "base_age_max"):
         if policy is not None and getattr(policy, attr, None) is not None:
             return int(getattr(policy, attr))
     return None
+
+
+def policy_age_ceiling(policy: Any) -> int:
+    """The policy's upper age limit, or :data:`~village_credit.data.groups.ELDERLY_AGE` without one.
+
+    >>> policy_age_ceiling(None)
+    60
+    """
+    age_max = policy_age_max(policy)
+    return ELDERLY_AGE if age_max is None else age_max

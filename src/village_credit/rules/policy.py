@@ -52,6 +52,9 @@ from village_credit.errors import PolicyError, SchemaError
 GRADE_BANDS: tuple[str, ...] = ("A1", "A2", "B1", "B2", "C1", "C2", "D1", "D2", "E1", "E2")
 """"Five levels, ten bands", best first."""
 
+LABEL_LANGUAGES: tuple[str, ...] = ("en", "zh")
+"""Languages every policy label carries (titles, item and veto labels)."""
+
 CODE_SEP = ";"
 """Separator inside ``veto_codes`` / ``ineligible_codes`` strings."""
 
@@ -103,8 +106,8 @@ def _number(ctx: _Ctx, path: str, x: Any, *, min_value: float | None = None,
 def _label(ctx: _Ctx, path: str, x: Any, default_en: str) -> dict[str, str]:
     if x is None:
         return {"en": default_en, "zh": default_en}
-    _check_keys(ctx, path, x, {"en", "zh"}, {"en", "zh"})
-    for k in ("en", "zh"):
+    _check_keys(ctx, path, x, set(LABEL_LANGUAGES), set(LABEL_LANGUAGES))
+    for k in LABEL_LANGUAGES:
         if not isinstance(x[k], str) or not x[k]:
             raise ctx.fail(f"{path}.{k}", "label must be a non-empty string")
     return {"en": x["en"], "zh": x["zh"]}

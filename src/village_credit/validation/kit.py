@@ -35,7 +35,7 @@ import pandas as pd
 
 from village_credit.data.schema import TRUTH_COLUMNS
 from village_credit.errors import VillageCreditError
-from village_credit.rules.grades import grade_order, policy_age_max
+from village_credit.rules.grades import grade_order, policy_age_ceiling
 from village_credit.validation.report import (
     ValidationConfig,
     drift_report,
@@ -183,12 +183,6 @@ def model_features(source: Any, rows: pd.DataFrame) -> pd.DataFrame | None:
         except Exception:
             return None
     return X.reset_index(drop=True)
-
-
-def _policy_age_max(dm: Any) -> int:
-    from village_credit.fairness.groups import ELDERLY_AGE
-
-    return policy_age_max(getattr(dm, "policy", None)) or ELDERLY_AGE
 
 
 def _fairness(rows: pd.DataFrame, decisions: Mapping[str, pd.DataFrame], y: np.ndarray,
@@ -362,8 +356,8 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
         decisions["rules"] = score_rules(rows, policy).decisions.reset_index(drop=True)
     fairness_summary = fair_ev = None
     if {"head_age", "formerly_poor"} <= set(rows.columns):
-        fairness_summary, fair_ev = _fairness(rows, decisions, y, _policy_age_max(champ.decision_model),
-                                              fairness_boot, seed)
+        age_max = policy_age_ceiling(getattr(champ.decision_model, "policy", None))
+        fairness_summary, fair_ev = _fairness(rows, decisions, y, age_max, fairness_boot, seed)
     fingerprint = _fingerprint(sample)
     repro: dict[str, Any] = {
         **champ.identity_dict(),

@@ -260,14 +260,14 @@ def group_recalibrate(model: DecisionModel, sample: pd.DataFrame, *, method: str
 
     First one calibration map of the whole log-odds (``method``: platt / isotonic /
     auto, as :func:`recalibrate`), then a shrunk log-odds offset per protected group
-    (:data:`village_credit.fairness.groups.SUPPORT_GROUPS` unless ``groups``) fitted on
+    (:data:`village_credit.data.groups.SUPPORT_GROUPS` unless ``groups``) fitted on
     the mapped log-odds (:func:`fit_group_offsets`). Offsets go into the base value, so
     Platt-recalibrated contributions stay exactly additive. ``sample`` needs
     ``default_12m``; rows the model quarantines are left out. ``map_sample``: fit the
     map on these rows instead (e.g. rows the model's trees never saw) and the offsets
     on ``sample`` (e.g. every observed row, for more outcomes per group).
     """
-    from village_credit.fairness.groups import SUPPORT_GROUPS
+    from village_credit.data.groups import SUPPORT_GROUPS
 
     def scored(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         if "default_12m" not in frame.columns or frame["default_12m"].isna().any():
@@ -444,7 +444,7 @@ def recalibrate(
     e.g. an exploration sample of households the old rules refused; the offsets are
     stored in ``recalibration.json`` and the lineage.
     """
-    from village_credit.rules.policy import GRADE_BANDS
+    from village_credit.rules.grades import grade_order
     from village_credit.validation.kit import (
         OUTCOME,
         ValidationKitError,
@@ -454,7 +454,7 @@ def recalibrate(
         read_sample,
     )
 
-    order = list(GRADE_BANDS)
+    order = grade_order()
     data = read_sample(sample)
     if OUTCOME not in data.columns:
         raise ValidationKitError(f"the recalibration sample has no {OUTCOME!r} column: a labelled "
@@ -490,7 +490,7 @@ def recalibrate(
         }
         model = RecalibratedDecisionModel.wrap(parent, cal, lineage)
         if group_aware:
-            from village_credit.fairness.groups import SUPPORT_GROUPS
+            from village_credit.data.groups import SUPPORT_GROUPS
 
             delta = fit_group_offsets(cal.transform_logit(z), y, _group_design(rows, list(SUPPORT_GROUPS)),
                                       prior_sd=group_prior_sd)

@@ -52,7 +52,7 @@ def segment_labels(df: pd.DataFrame, columns: Sequence[str] = SEGMENT_COLUMNS) -
     ``age_band`` comes from ``head_age`` and ``formerly_poor`` is labelled, both with
     the fairness module's group definitions (one definition for every report).
     """
-    from village_credit.fairness.groups import FORMERLY_POOR, OTHER, age_band
+    from village_credit.data.groups import FORMERLY_POOR, OTHER, age_band
 
     out = {}
     for col in columns:

@@ -1,0 +1,53 @@
+"""Protected groups of households: the one definition every layer uses.
+
+Why here, in ``data``: the groups are facts about two columns of the household table
+(``head_age``, ``formerly_poor``), and the layers that need them sit at every height:
+the ``age_band_60plus`` model feature (models), the anonymiser's bands that must never
+cross a fairness band (privacy, beside data), the fairness audit, the SHAP group plots,
+the validation kit and the runner. Each imports the cut-offs from here, so a change of
+the elderly age or of a band edge reaches every table at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "AGE_BANDS", "AGE_BAND_EDGES", "ELDERLY_AGE", "FORMERLY_POOR", "OTHER",
+    "PROTECTED_ATTRIBUTES", "SUPPORT_AGE_BANDS", "SUPPORT_GROUPS", "age_band",
+]
+
+ELDERLY_AGE = 60
+"""Head-of-household age from which a household counts as elderly (60+)."""
+
+AGE_BAND_EDGES: tuple[int, ...] = (ELDERLY_AGE, 65)
+"""Lower edges of the audit's elderly age bands: ``<60``, ``60-64``, ``65+``."""
+
+AGE_BANDS: tuple[str, ...] = (f"<{AGE_BAND_EDGES[0]}", f"{AGE_BAND_EDGES[0]}-{AGE_BAND_EDGES[1] - 1}",
+                              f"{AGE_BAND_EDGES[1]}+")
+"""The audit's age-band labels, youngest first."""
+
+PROTECTED_ATTRIBUTES: tuple[str, ...] = ("head_age", "formerly_poor")
+"""Household-table columns that define the protected groups."""
+
+FORMERLY_POOR = "formerly_poor"
+OTHER = "other"
+
+SUPPORT_AGE_BANDS: tuple[tuple[str, int, int], ...] = (
+    (f"{ELDERLY_AGE}-64", ELDERLY_AGE, 65), ("65-69", 65, 70), ("70+", 70, 200))
+"""Elderly age bands of the outcome-support checks and group-aware recalibration (head's age)."""
+
+SUPPORT_GROUPS: tuple[str, ...] = tuple(b[0] for b in SUPPORT_AGE_BANDS) + (FORMERLY_POOR,)
+"""The protected groups whose outcome support is checked (intersections are derived)."""
+
+
+def age_band(age: np.ndarray | pd.Series) -> np.ndarray:
+    """Age band labels :data:`AGE_BANDS` (vectorised); a missing age falls in the youngest band.
+
+    >>> list(age_band([45, 60, 64, 65]))
+    ['<60', '60-64', '60-64', '65+']
+    """
+    a = np.asarray(age, dtype=float)
+    return np.select([a < AGE_BAND_EDGES[0], a < AGE_BAND_EDGES[1]], list(AGE_BANDS[:2]),
+                     default=AGE_BANDS[2]).astype(object)

@@ -1,0 +1,311 @@
+"""Imports flow one way: no module cycles, no import against the layer order.
+
+The layer order is the one ``docs/architecture.md`` draws (data -> rules / models ->
+explain / fairness / validation -> registry -> scoring; the runner, CLI and commands on
+top; privacy beside data). The check reads the source as text (``ast``; nothing is
+imported) and counts imports at module level *and* inside functions: a function-level
+import still ties two modules together.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "src" / "village_credit"
+
+# Rank of each part of the package, lowest first. A module may import modules of its own
+# rank or lower; the longest matching prefix (relative to the package) decides the rank.
+LAYERS: dict[str, int] = {
+    # shared at the bottom
+    "errors": 0,
+    "_lazy": 0,
+    "binning": 0,
+    "reporting": 0,
+    # data, and privacy beside it
+    "data": 1,
+    "privacy": 1,
+    # the rule standard, then the models that blend it
+    "rules": 2,
+    "models": 3,
+    # above the models
+    "explain": 4,
+    "fairness": 4,
+    "validation": 4,
+    "registry": 5,
+    # the third-party kit works from the registered model alone (docs/architecture.md)
+    "validation.kit": 6,
+    "validation.recalibration": 6,
+    "scoring": 6,
+    # the runner and its configuration
+    "config_validation": 7,
+    "config": 7,
+    "sources": 7,
+    "stages": 7,
+    "pipeline": 8,
+    # the CLI on top
+    "commands": 9,
+    "cli": 10,
+    "": 10,  # the package root (re-exports for analysts)
+}
+
+# Deliberate exceptions: (importing module, imported module prefix) -> reason.
+EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("privacy.utility", "models"): "utility trains the default model on raw vs anonymised records",
+    ("privacy.utility", "validation"): "utility states the cost in the validation statistics",
+    ("privacy.utility", "fairness"): "utility states the cost in the fairness audit's terms",
+    ("privacy.utility", "config"): "utility trains with the runner's default model configuration",
+}
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str  # module name relative to the package ("" for the root)
+    target: str
+    line: int
+    in_function: bool
+
+
+def _module_name(root: Path, path: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def import_edges(root: Path) -> list[Edge]:
+    """Every import of one module of the package by another, top-level and in functions."""
+    pkg = root.name
+    modules = {_module_name(root, p): p for p in sorted(root.rglob("*.py"))}
+
+    def known(name: str) -> str | None:
+        while True:
+            if name in modules:
+                return name
+            if not name:
+                return None
+            name = name.rpartition(".")[0]
+
+    edges: list[Edge] = []
+    for mod, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        in_function = {id(n) for f in ast.walk(tree)
+                       if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in ast.walk(f)}
+        is_pkg = path.name == "__init__.py"
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = (mod.split(".") if is_pkg else mod.split(".")[:-1]) if mod else []
+                    base = base[: len(base) - (node.level - 1)]
+                    absolute = ".".join([pkg, *base, *([node.module] if node.module else [])])
+                else:
+                    absolute = node.module or ""
+                names = [f"{absolute}.{a.name}" for a in node.names]
+            else:
+                continue
+            for name in names:
+                if name != pkg and not name.startswith(pkg + "."):
+                    continue
+                target = known(name[len(pkg) + 1:])
+                # a module importing its own package (or itself) is not an edge
+                if target is None or target == mod or (mod.startswith(target + ".") if target else True):
+                    continue
+                edges.append(Edge(mod, target, node.lineno, id(node) in in_function))
+    return edges
+
+
+def module_cycles(edges: list[Edge]) -> list[list[str]]:
+    """Strongly connected sets of two or more modules (Tarjan)."""
+    graph: dict[str, set[str]] = {}
+    for e in edges:
+        graph.setdefault(e.source, set()).add(e.target)
+        graph.setdefault(e.target, set())
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _rank(module: str, layers: dict[str, int]) -> int:
+    name = module
+    while True:
+        if name in layers:
+            return layers[name]
+        if not name:
+            raise KeyError(f"module {module!r} has no layer in the table")
+        name = name.rpartition(".")[0]
+
+
+def _excepted(e: Edge, exceptions: dict[tuple[str, str], str]) -> bool:
+    return any(e.source == src and (e.target == tgt or e.target.startswith(tgt + "."))
+               for src, tgt in exceptions)
+
+
+def layer_violations(edges: list[Edge], layers: dict[str, int],
+                     exceptions: dict[tuple[str, str], str]) -> list[str]:
+    """Each import of a higher layer by a lower one, as 'source:line -> target'."""
+    return [f"{e.source}:{e.line} ({_rank(e.source, layers)}) -> {e.target} ({_rank(e.target, layers)})"
+            for e in edges
+            if _rank(e.target, layers) > _rank(e.source, layers) and not _excepted(e, exceptions)]
+
+
+# ----------------------------------------------------------------------------- the tree
+@pytest.fixture(scope="module")
+def edges() -> list[Edge]:
+    return import_edges(PACKAGE_ROOT)
+
+
+def test_no_module_cycles(edges: list[Edge]) -> None:
+    assert module_cycles(edges) == []
+
+
+def test_every_module_has_a_layer(edges: list[Edge]) -> None:
+    for p in PACKAGE_ROOT.rglob("*.py"):
+        _rank(_module_name(PACKAGE_ROOT, p), LAYERS)
+
+
+def test_imports_follow_the_layer_order(edges: list[Edge]) -> None:
+    assert layer_violations(edges, LAYERS, EXCEPTIONS) == []
+
+
+def test_every_exception_is_still_needed(edges: list[Edge]) -> None:
+    used = {(src, tgt) for src, tgt in EXCEPTIONS
+            for e in edges if e.source == src and (e.target == tgt or e.target.startswith(tgt + "."))
+            and _rank(e.target, LAYERS) > _rank(e.source, LAYERS)}
+    assert set(EXCEPTIONS) - used == set()
+
+
+# Facts with one home: the module that defines each (module level), every other module imports it.
+ONE_HOME: dict[str, str] = {
+    "ELDERLY_AGE": "data.groups",
+    "AGE_BANDS": "data.groups",
+    "AGE_BAND_EDGES": "data.groups",
+    "SUPPORT_AGE_BANDS": "data.groups",
+    "SUPPORT_GROUPS": "data.groups",
+    "PROTECTED_ATTRIBUTES": "data.groups",
+    "age_band": "data.groups",
+    "grade_order": "rules.grades",
+    "policy_age_max": "rules.grades",
+    "policy_age_ceiling": "rules.grades",
+}
+
+
+def definitions(root: Path, names: set[str]) -> dict[str, set[str]]:
+    """Modules that define each name at module level (assignment, function or class)."""
+    found: dict[str, set[str]] = {n: set() for n in names}
+    for p in root.rglob("*.py"):
+        for node in ast.parse(p.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined = [node.name]
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                defined = [t.id for t in targets if isinstance(t, ast.Name)]
+            else:
+                continue
+            for n in defined:
+                if n in found:
+                    found[n].add(_module_name(root, p))
+    return found
+
+
+def test_each_fact_is_defined_in_one_module() -> None:
+    found = definitions(PACKAGE_ROOT, set(ONE_HOME))
+    assert found == {n: {home} for n, home in ONE_HOME.items()}
+
+
+def test_points_from_pd_has_one_formula() -> None:
+    """The scorecard's points scale is the decision model's ``PointsScaling``, not a copy."""
+    from village_credit.models.scaling import PointsScaling
+    from village_credit.models.scorecard import ScorecardModel
+
+    sc = ScorecardModel(pdo=20.0, base_points=600.0, base_odds=50.0)
+    ref = PointsScaling.from_pdo(20.0, 600.0, 50.0)
+    assert sc.scaling == ref
+    pd_ = [0.01, 0.2, 0.7]
+    assert sc.points_from_pd(pd_).tolist() == ref.points_from_pd(pd_).tolist()
+
+
+# ----------------------------------------------------------------------------- the checker
+def _package(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "pkg"
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    return root
+
+
+def test_checker_finds_a_cycle_hidden_in_a_function(tmp_path: Path) -> None:
+    root = _package(tmp_path, {
+        "__init__.py": "",
+        "low/__init__.py": "",
+        "low/a.py": "from pkg.low.b import thing\n",
+        "low/b.py": "def thing():\n    from . import a\n    return a\n",
+        "low/c.py": "import pkg.low.a\n",
+    })
+    edges = import_edges(root)
+    assert Edge("low.b", "low.a", 2, True) in edges
+    assert module_cycles(edges) == [["low.a", "low.b"]]
+
+
+def test_checker_finds_an_import_against_the_layers(tmp_path: Path) -> None:
+    root = _package(tmp_path, {
+        "__init__.py": "",
+        "low.py": "def f():\n    from pkg.high import g\n    return g\n",
+        "high.py": "from pkg import low\ng = low.f\n",
+        "peer.py": "from .high import g\n",
+    })
+    edges = import_edges(root)
+    layers = {"": 2, "low": 0, "high": 1, "peer": 1}
+    assert module_cycles(edges) == [["high", "low"]]
+    assert layer_violations(edges, layers, {}) == ["low:2 (0) -> high (1)"]
+    assert layer_violations(edges, layers, {("low", "high"): "test"}) == []
+
+
+def test_definitions_finds_a_second_copy(tmp_path: Path) -> None:
+    root = _package(tmp_path, {"__init__.py": "", "a.py": "LIMIT = 60\n",
+                               "b.py": "from pkg.a import LIMIT\nLIMIT: int = 60\n"})
+    assert definitions(root, {"LIMIT"}) == {"LIMIT": {"a", "b"}}
+
+
+def test_checker_passes_a_clean_package(tmp_path: Path) -> None:
+    root = _package(tmp_path, {
+        "__init__.py": "from pkg.high import g\n",
+        "low.py": "x = 1\n",
+        "high.py": "from pkg.low import x\ng = x\n",
+    })
+    edges = import_edges(root)
+    assert module_cycles(edges) == []
+    assert layer_violations(edges, {"": 2, "low": 0, "high": 1}, {}) == []
