@@ -138,6 +138,32 @@ def _rule_points(households: pd.DataFrame, policy: Any, eval_date: Any,
     return neutralise_items(rs.items, neutral).to_numpy(dtype=np.float64).sum(axis=1)
 
 
+def _policy_and_features(strategy: str, policy: Any, features: Any) -> tuple[Any, Any]:
+    """The checked strategy, the loaded policy (or None) and the feature transformer."""
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"blend strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    if policy is None and strategy != "gbm_only":
+        raise ConfigError(f"blend strategy {strategy!r} needs a policy (use 'gbm_only' without rules)")
+    pol = None
+    if policy is not None:
+        from village_credit.rules.policy import load_policy
+
+        pol = load_policy(policy)
+    if features is None:
+        from village_credit.models.features import HouseholdFeatures
+
+        features = HouseholdFeatures()
+    return pol, features
+
+
+def _neutral_spec(option: bool | dict[str, dict[str, Any]], items: pd.DataFrame,
+                  households: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """The items to neutralise: as given (a dict), found in the data (``True``), or none."""
+    if isinstance(option, dict):
+        return dict(option)
+    return _neutral_items(items, households) if option else {}
+
+
 def _neutral_items(items: pd.DataFrame, households: pd.DataFrame) -> dict[str, dict[str, Any]]:
     observed = households["outcome_observed"].to_numpy(bool) if "outcome_observed" in households else None
     return constant_items(items, observed)
@@ -224,19 +250,7 @@ def fit_blend(
     the whole population): exactly those items. See :mod:`village_credit.models.support`;
     recorded in ``metadata["neutralised_items"]``.
     """
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"blend strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
-    if policy is None and strategy != "gbm_only":
-        raise ConfigError(f"blend strategy {strategy!r} needs a policy (use 'gbm_only' without rules)")
-    pol = None
-    if policy is not None:
-        from village_credit.rules.policy import load_policy
-
-        pol = load_policy(policy)
-    if features is None:
-        from village_credit.models.features import HouseholdFeatures
-
-        features = HouseholdFeatures()
+    pol, features = _policy_and_features(strategy, policy, features)
     y_tr = _y(y_train, len(households_train), "training split")
     y_ca = _y(y_calib, len(households_calib), "calibration split")
     X_tr = features.fit_transform(households_train)
@@ -249,8 +263,7 @@ def fit_blend(
         from village_credit.rules.engine import score_rules
 
         items_tr = score_rules(households_train, pol, eval_date).items
-        neutral = (dict(neutralise_constant_items) if isinstance(neutralise_constant_items, dict)
-                   else _neutral_items(items_tr, households_train) if neutralise_constant_items else {})
+        neutral = _neutral_spec(neutralise_constant_items, items_tr, households_train)
         items_tr = neutralise_items(items_tr, neutral)
         # the reference household for rule reasons: training means (as SHAP's background)
         item_means = {str(c): float(v) for c, v in items_tr.mean(axis=0).items()}
@@ -324,19 +337,7 @@ def fit_blend_cv(
     returned are honest (no row scored by trees that saw it) for grade edges and CV metrics.
     ``neutralise_constant_items``: as in :func:`fit_blend`.
     """
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"blend strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
-    if policy is None and strategy != "gbm_only":
-        raise ConfigError(f"blend strategy {strategy!r} needs a policy (use 'gbm_only' without rules)")
-    pol = None
-    if policy is not None:
-        from village_credit.rules.policy import load_policy
-
-        pol = load_policy(policy)
-    if features is None:
-        from village_credit.models.features import HouseholdFeatures
-
-        features = HouseholdFeatures()
+    pol, features = _policy_and_features(strategy, policy, features)
     yv = _y(y, len(households), "training rows")
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     X = features.fit(households, yv).transform(households)
@@ -346,8 +347,7 @@ def fit_blend_cv(
         from village_credit.rules.engine import score_rules
 
         items = score_rules(households, pol, eval_date).items
-        neutral = (dict(neutralise_constant_items) if isinstance(neutralise_constant_items, dict)
-                   else _neutral_items(items, households) if neutralise_constant_items else {})
+        neutral = _neutral_spec(neutralise_constant_items, items, households)
         items = neutralise_items(items, neutral)
         item_means = {str(c): float(v) for c, v in items.mean(axis=0).items()}
         R = items.to_numpy(dtype=np.float64).sum(axis=1)
