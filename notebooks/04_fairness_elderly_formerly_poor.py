@@ -41,26 +41,15 @@
 
 # %%
 import os
-import warnings
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from village_credit.reporting.displays import fmt_number
+from village_credit.reporting.notebook import notebook_setup
 
 # %matplotlib inline
-warnings.filterwarnings("ignore", category=FutureWarning)
-warnings.filterwarnings("ignore", message="IProgress not found")
-pd.set_option("display.width", 140)
-pd.set_option("display.max_columns", 40)
-pd.set_option("display.precision", 3)
-# fixed decimals and thousands separators: 0.780, 0.0008, 53,800 (never 7.800e-01)
-pd.set_option("display.float_format", fmt_number)
-plt.rcParams["figure.dpi"] = 90
-
-N_HOUSEHOLDS = int(os.environ.get("VC_NOTEBOOK_HOUSEHOLDS", "4000"))
-SEED = int(os.environ.get("VC_NOTEBOOK_SEED", "42"))
-print(f"{N_HOUSEHOLDS:,} households, seed {SEED}")
+# display defaults (fixed decimals, yuan separators); size and seed from VC_NOTEBOOK_*
+N_HOUSEHOLDS, SEED = notebook_setup()
 
 # %% [markdown]
 # ## Train as a bank would, audit on households nobody trained on

@@ -37,46 +37,21 @@
 
 # %%
 import os
-import warnings
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from village_credit.reporting.displays import fmt_number
+from village_credit.reporting.notebook import notebook_setup
 
 # %matplotlib inline
-warnings.filterwarnings("ignore", category=FutureWarning)
-warnings.filterwarnings("ignore", message="IProgress not found")
-pd.set_option("display.width", 140)
-pd.set_option("display.max_columns", 40)
-pd.set_option("display.precision", 3)
-# fixed decimals and thousands separators: 0.780, 0.0008, 53,800 (never 7.800e-01)
-pd.set_option("display.float_format", fmt_number)
-plt.rcParams["figure.dpi"] = 90
-
-N_HOUSEHOLDS = int(os.environ.get("VC_NOTEBOOK_HOUSEHOLDS", "4000"))
-SEED = int(os.environ.get("VC_NOTEBOOK_SEED", "42"))
-print(f"{N_HOUSEHOLDS:,} households, seed {SEED}")
+# display defaults (fixed decimals, yuan separators); size and seed from VC_NOTEBOOK_*
+N_HOUSEHOLDS, SEED = notebook_setup()
 
 # %%
-import tempfile
+from village_credit.reporting.notebook import scratch_mlflow_store
 
-# quieter outputs: no artifact download bars, no INFO lines from MLflow
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-# MLflow's general hint about integer columns in an inferred signature (the household
-# schema fixes those columns); every other warning stays visible
-warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
-
-# Use the store named by MLFLOW_TRACKING_URI when set (a tracking server, or the
-# test suite's temporary store); otherwise a throw-away sqlite store in a temp
-# folder, so running this notebook never writes into the repository's mlruns/.
-if not os.environ.get("MLFLOW_TRACKING_URI"):
-    _store = tempfile.mkdtemp(prefix="vc-notebook-mlflow-")
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_store}/mlflow.db"
-WORK_DIR = tempfile.mkdtemp(prefix="vc-notebook-")
-print("MLflow store:", os.environ["MLFLOW_TRACKING_URI"])
-print("work dir:    ", WORK_DIR)
+# the store named by MLFLOW_TRACKING_URI, else a throw-away one (never the repository's mlruns/)
+WORK_DIR = scratch_mlflow_store()
 
 # %%
 from village_credit.config import GateConfig, load_config
@@ -161,7 +136,7 @@ pd.Series({
 }, name="third-party figures").to_frame()
 
 # %%
-from village_credit.reporting.displays import GradeBackTestDisplay, ReliabilityDisplay
+from village_credit.reporting.displays import GradeBackTestDisplay, ReliabilityDisplay, fmt_number
 
 grades = cal["grades"]
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), layout="constrained", width_ratios=[1, 1.4])
