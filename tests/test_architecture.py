@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     # shared at the bottom
     "errors": 0,
     "_lazy": 0,
+    "file_formats": 0,
     "binning": 0,
     "reporting": 0,
     # data, and privacy beside it
