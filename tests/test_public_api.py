@@ -21,7 +21,7 @@ SUBPACKAGES = ["data", "rules", "models", "explain", "fairness", "validation", "
 ROOT_REQUIRED = {"CreditScoreClassifier", "run_experiment", "load_policy", "score_rules",
                  "generate_households", "fairness_audit", "validation_report"}
 ROOT_MAX = 15
-PUBLIC_MAX = 150  # root + every subpackage's __all__ (was 221)
+PUBLIC_MAX = 150  # root + every subpackage's __all__ (was 250: scripts/house_metrics.py)
 
 
 def _public(package: str) -> list[tuple[str, object]]:

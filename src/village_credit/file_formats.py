@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 
 from village_credit.errors import ConfigError, VillageCreditError
 
-__all__ = ["FileFormat", "validate_document", "error_lines", "json_schema", "write_json_schema"]
+__all__ = ["FileFormat", "error_lines", "json_schema", "validate_document", "write_json_schema"]
 
 M = TypeVar("M", bound=BaseModel)
 
