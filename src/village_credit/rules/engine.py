@@ -15,15 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from village_credit.rules.policy import (
-    GRADE_BANDS,
-    EvalContext,
-    Policy,
-    check_columns,
-    eval_dates,
-    load_policy,
-    strings_from_lut,
-)
+from village_credit.rules.conditions import EvalContext, check_columns, eval_dates, strings_from_lut
+from village_credit.rules.policy import GRADE_BANDS, Policy, load_policy
 
 DECISION_COLUMNS = ["rule_points", "eligible", "vetoed", "veto_codes", "ineligible_codes",
                     "credit_line", "rate", "grade", "approved"]

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from village_credit.errors import SchemaError
-from village_credit.rules.policy import check_columns
+from village_credit.rules.conditions import check_columns
 
 
 @dataclass(frozen=True)
