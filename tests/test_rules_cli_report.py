@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from village_credit.commands.rules import register
 from village_credit.errors import SchemaError
-from village_credit.rules import Policy, ReportStandard, programme_report, score_rules
+from village_credit.rules import Policy, programme_report, score_rules
+from village_credit.rules.report import ReportStandard
 
 
 def _app() -> typer.Typer:

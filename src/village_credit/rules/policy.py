@@ -476,7 +476,11 @@ def _shipped_dir() -> Path:
 
 
 def list_policies() -> list[str]:
-    """Names of the policies shipped with the package."""
+    """Names of the policies shipped with the package.
+
+    >>> list_policies()
+    ['jinxiang_2022', 'jinxiang_2022_no_age_cutoff', 'rencheng_2025', 'tongxiang', 'xx_county']
+    """
     return sorted(p.stem for p in _shipped_dir().glob("*.yaml"))
 
 
@@ -545,7 +549,19 @@ def _from_raw(data: dict, source: str, chain: tuple[str, ...]) -> Policy:
 def load_policy(name_or_path: str | Path | Policy) -> Policy:
     """Load and validate a shipped policy by name, or the user's own YAML by path.
 
-    Raises ``PolicyError`` naming the file, the key path and the problem."""
+    Raises ``PolicyError`` naming the file, the key path and the problem.
+
+    >>> load_policy("xx_county").cap, load_policy("xx_county").ineligible_codes
+    (100000.0, ['inelig_age'])
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = pathlib.Path(tmp, "pilot.yaml")
+    ...     _ = path.write_text("extends: jinxiang_2022\\nname: pilot\\ncredit_line: {cap: -1}\\n")
+    ...     load_policy(path)
+    Traceback (most recent call last):
+    ...
+    village_credit.errors.PolicyError: .../pilot.yaml: credit_line.cap: Input should be greater than or equal to 0, got -1
+    """
     if isinstance(name_or_path, Policy):
         return name_or_path
     path = _resolve_path(name_or_path)
