@@ -143,8 +143,14 @@ def test_report_from_chunk_sums_equals_report_of_the_whole() -> None:
     import pandas as pd
 
     from village_credit.data import GeneratorConfig, generate_households
-    from village_credit.rules import (add_village_sums, load_policy, programme_report,
-                                      report_from_village_sums, score_rules, village_sums)
+    from village_credit.rules import (
+        add_village_sums,
+        load_policy,
+        programme_report,
+        report_from_village_sums,
+        score_rules,
+        village_sums,
+    )
 
     hh = generate_households(GeneratorConfig(n_households=1500, seed=21, n_townships=3, villages_per_township=4))
     dec = score_rules(hh, load_policy("jinxiang_2022")).decisions

@@ -17,7 +17,12 @@ The policy file format is declared in :mod:`village_credit.rules.policy_format`
 
 from village_credit.rules.engine import RuleScores, score_rules
 from village_credit.rules.policy import Policy, list_policies, load_policy
-from village_credit.rules.report import add_village_sums, programme_report, report_from_village_sums, village_sums
+from village_credit.rules.report import (
+    add_village_sums,
+    programme_report,
+    report_from_village_sums,
+    village_sums,
+)
 
 __all__ = [
     "Policy",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,9 +20,6 @@ import pyarrow.compute as pc
 
 from village_credit.errors import SchemaError
 from village_credit.rules.policy_format import ConditionSpec
-
-if TYPE_CHECKING:  # typing only: policy.py builds on this module
-    from village_credit.rules.policy import Policy
 
 Evaluator = Callable[["EvalContext"], np.ndarray]
 
@@ -33,7 +30,7 @@ class EvalContext:
 
     frame: pd.DataFrame
     eval_dates: np.ndarray  # datetime64[ns], one per row
-    policy: Policy
+    policy: Any  # the Policy being scored (typed loosely: policy.py builds on this module)
     _dates: dict[str, np.ndarray] = field(default_factory=dict)
     _cutoffs: dict[int, np.ndarray] = field(default_factory=dict)
     _results: dict[int, np.ndarray] = field(default_factory=dict)

@@ -464,7 +464,7 @@ class Policy:
         """End of the rating's validity (``validity_years`` after evaluation), or None."""
         if self.validity_years is None:
             return None
-        months = int(round(self.validity_years * 12))
+        months = round(self.validity_years * 12)
         return pd.to_datetime(eval_dates_) + pd.DateOffset(months=months)
 
 

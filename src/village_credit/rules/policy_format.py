@@ -107,7 +107,7 @@ def _window(value: Any) -> Any:
     return int(value)
 
 
-Window = Annotated[int, BeforeValidator(_window), Field(ge=1, le=10)]
+Window = Annotated[int, BeforeValidator(_window), Field(json_schema_extra={"minimum": 1, "maximum": 10})]
 
 
 class _Section(FileFormat):
