@@ -21,7 +21,6 @@ village_credit.errors.PolicyError: mine.yaml: lpr: LPR is above the maximum rate
 
 from __future__ import annotations
 
-import copy
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
@@ -453,6 +452,36 @@ def validate_policy(data: Any, source: str) -> PolicyFile:
 # --------------------------------------------------------------------------- JSON Schema
 
 
+def _nullable(node: dict[str, Any]) -> dict[str, Any]:
+    """``node`` or null (null deletes an inherited key), its description kept outside."""
+    if {"type": "null"} in node.get("anyOf", []):
+        return node
+    outer = {k: node[k] for k in ("description", "title", "default") if k in node}
+    return {**outer, "anyOf": [{k: v for k, v in node.items() if k not in outer}, {"type": "null"}]}
+
+
+def _overlay(node: Any, defs: dict[str, Any], overlays: dict[str, Any]) -> Any:
+    """``node`` as it may appear in a file that ``extends`` another: objects partial
+    and nullable (definitions copied into ``overlays`` as ``<Name>Overlay``); arrays
+    keep their full items, since a list replaces the inherited one whole."""
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        if name not in overlays:
+            overlays[name] = {}  # recursion guard (conditions nest)
+            overlays[name] = _overlay(defs[name], defs, overlays)
+        return {**node, "$ref": f"#/$defs/{name}Overlay"}
+    out = {k: v for k, v in node.items() if k not in ("required", "oneOf", "dependentRequired")}
+    if "anyOf" in node:
+        out["anyOf"] = [_overlay(x, defs, overlays) for x in node["anyOf"]]
+    if "properties" in node:
+        out["properties"] = {k: _nullable(_overlay(v, defs, overlays)) for k, v in node["properties"].items()}
+    if isinstance(node.get("additionalProperties"), dict):
+        out["additionalProperties"] = _nullable(_overlay(node["additionalProperties"], defs, overlays))
+    return out
+
+
 def policy_json_schema() -> dict[str, Any]:
     """The JSON Schema of a policy file, for editors (``schemas/policy.schema.json``).
 
@@ -468,41 +497,11 @@ def policy_json_schema() -> dict[str, Any]:
     head = {k: full.pop(k) for k in ("$schema", "$id", "title")}
     defs["PolicyFile"] = full
     overlays: dict[str, Any] = {}
-
-    def overlay(node: Any) -> Any:
-        """``node`` as it may appear in an overlay: objects partial and nullable."""
-        if not isinstance(node, dict):
-            return node
-        if "$ref" in node:
-            name = node["$ref"].rsplit("/", 1)[-1]
-            if name not in overlays:
-                overlays[name] = {}
-                overlays[name] = overlay(defs[name])
-            return {**node, "$ref": f"#/$defs/{name}Overlay"}
-        out = {k: v for k, v in node.items() if k not in ("required", "oneOf", "dependentRequired")}
-        if "anyOf" in node:
-            out["anyOf"] = [overlay(x) for x in node["anyOf"]]
-        if "properties" in node:
-            out["properties"] = {k: nullable(overlay(v)) for k, v in node["properties"].items()}
-        if isinstance(node.get("additionalProperties"), dict):
-            out["additionalProperties"] = nullable(overlay(node["additionalProperties"]))
-        return out  # arrays keep their full items: a list replaces the inherited one
-
-    def nullable(node: dict) -> dict:
-        if {"type": "null"} in node.get("anyOf", []):
-            return node
-        outer = {k: node[k] for k in ("description", "title", "default") if k in node}
-        inner = {k: v for k, v in node.items() if k not in outer}
-        return {**outer, "anyOf": [inner, {"type": "null"}]}
-
-    root = overlay({"$ref": "#/$defs/PolicyFile"})
-    defs.update({f"{k}Overlay": v for k, v in overlays.items()})
-    root_overlay = copy.deepcopy(defs["PolicyFileOverlay"])
-    root_overlay["required"] = ["extends"]
-    root_overlay["properties"]["extends"] = defs["PolicyFile"]["properties"]["extends"]
-    defs["PolicyOverlay"] = root_overlay
-    del defs["PolicyFileOverlay"]
-    assert root["$ref"] == "#/$defs/PolicyFileOverlay"
+    _overlay({"$ref": "#/$defs/PolicyFile"}, defs, overlays)
+    root = overlays.pop("PolicyFile")
+    root["required"] = ["extends"]
+    root["properties"]["extends"] = full["properties"]["extends"]
+    defs.update({f"{k}Overlay": v for k, v in overlays.items()}, PolicyOverlay=root)
     return {**head, "description": (
         "A village-credit points standard (policy). A file with 'extends' overrides another policy: "
         "every key is then optional and null deletes an inherited key."),
