@@ -4,9 +4,9 @@ Why data, not code: an analyst must be able to ask "what if the age cut-off went
 away?" by editing one YAML file, and a model must be able to store the exact policy
 it was built under (``Policy.to_yaml_text``). So every number that turns points into
 decisions (item points, observation windows, line scale and caps, the rate band,
-grade cut-offs) lives in the policy file, and this module only parses, validates and
-evaluates it; the file format itself (every key, type and range) is declared
-in :mod:`village_credit.rules.policy_format`.
+grade cut-offs) lives in the policy file, and this module only reads, resolves
+(``extends``) and evaluates it; the file format and every check on it (keys, types,
+ranges, the condition grammar) are declared in :mod:`village_credit.rules.policy_format`.
 
 A policy file has these top-level keys (see ``policies/jinxiang_2022.yaml``)::
 
