@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from village_credit.commands.rules import register
 from village_credit.errors import SchemaError
-from village_credit.rules import Policy, ReportStandard, programme_report, score_rules
+from village_credit.rules import Policy, programme_report, score_rules
+from village_credit.rules.report import ReportStandard
 
 
 def _app() -> typer.Typer:
@@ -142,8 +143,14 @@ def test_report_from_chunk_sums_equals_report_of_the_whole() -> None:
     import pandas as pd
 
     from village_credit.data import GeneratorConfig, generate_households
-    from village_credit.rules import (add_village_sums, load_policy, programme_report,
-                                      report_from_village_sums, score_rules, village_sums)
+    from village_credit.rules import (
+        add_village_sums,
+        load_policy,
+        programme_report,
+        report_from_village_sums,
+        score_rules,
+        village_sums,
+    )
 
     hh = generate_households(GeneratorConfig(n_households=1500, seed=21, n_townships=3, villages_per_township=4))
     dec = score_rules(hh, load_policy("jinxiang_2022")).decisions

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from village_credit.errors import SchemaError
-from village_credit.rules import DECISION_COLUMNS, load_policy, score_rules, split_codes
+from village_credit.rules import load_policy, score_rules
+from village_credit.rules.engine import DECISION_COLUMNS
+from village_credit.rules.policy import split_codes
 
 
 def score(h: pd.DataFrame, policy: str = "jinxiang_2022", eval_date=None):

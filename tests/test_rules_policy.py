@@ -59,7 +59,7 @@ CASES = [
      "bonuses.family.components[0].levels.town", "missing level"),
     ("unknown level", lambda d: d["bonuses"]["family"]["components"][0]["levels"].update(planet=5),
      "levels.planet", "unknown level"),
-    ("negative cap", lambda d: d["credit_line"].update(cap=-5), "credit_line.cap", "negative cap"),
+    ("negative cap", lambda d: d["credit_line"].update(cap=-5), "credit_line.cap", "greater than or equal to 0, got -5"),
     ("zero window", lambda d: d["deductions"]["traffic"].update(window_years=0),
      "deductions.traffic.window_years", "bad window"),
     ("fractional window", lambda d: d["vetoes"]["crime"].update(window_years=1.5),
@@ -67,12 +67,12 @@ CASES = [
     ("missing window", lambda d: d["vetoes"]["cult"].pop("window_years"),
      "vetoes.cult.window_years", "missing"),
     ("positive deduction", lambda d: d["deductions"]["hygiene"].update(points=10),
-     "deductions.hygiene.points", "<= 0"),
+     "deductions.hygiene.points", "less than or equal to 0, got 10"),
     ("grade order", lambda d: d["grades"]["cutoffs"].update(B1=35), "grades.cutoffs.B1", "fall"),
-    ("missing grade", lambda d: d["grades"]["cutoffs"].pop("C2"), "grades.cutoffs.C2", "missing"),
+    ("missing grade", lambda d: d["grades"]["cutoffs"].pop("C2"), "grades.cutoffs.C2", "Field required"),
     ("lpr above max", lambda d: d["rate"].update(lpr=0.09), "rate.lpr", "above the maximum"),
     ("rate band", lambda d: d["rate"].update(points_at_lpr=10), "rate.points_at_lpr", "above"),
-    ("missing section", lambda d: d.pop("rate"), "rate", "required key is missing"),
+    ("missing section", lambda d: d.pop("rate"), "rate", "Field required"),
     ("bad condition key", lambda d: d["base"]["conditions"]["age"].update(maxx=3),
      "base.conditions.age.maxx", "unknown key"),
     ("two condition kinds", lambda d: d["vetoes"]["crime"].update(column="head_age"),
@@ -80,11 +80,11 @@ CASES = [
     ("event on non-date", lambda d: d["vetoes"]["crime"].update(event="head_age"),
      "vetoes.crime.event", "not a date column"),
     ("label without zh", lambda d: d["bonuses"]["party"]["label"].pop("zh"),
-     "bonuses.party.label.zh", "missing"),
+     "bonuses.party.label.zh", "Field required"),
     ("combine", lambda d: d["bonuses"]["party"].update(combine="product"), "bonuses.party.combine", "sum"),
     ("negative tier cap", lambda d: d["credit_line"].update(
         tiers={"big": {"when": {"column": "individual_business", "equals": True}, "cap": -1}}),
-     "credit_line.tiers.big.cap", "negative cap"),
+     "credit_line.tiers.big.cap", "greater than or equal to 0, got -1"),
 ]
 
 

@@ -7,7 +7,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from village_credit.rules import GRADE_BANDS, load_policy, score_rules
+from village_credit.rules import load_policy, score_rules
+from village_credit.rules.policy_format import GRADE_BANDS
 
 POLICIES = {n: load_policy(n) for n in
             ("jinxiang_2022", "jinxiang_2022_no_age_cutoff", "xx_county", "rencheng_2025", "tongxiang")}

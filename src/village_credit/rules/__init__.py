@@ -1,43 +1,37 @@
 """Rule-based points: the programmes' standards as declarative, validated policies.
 
-Public API::
+Public API (the names used outside this subpackage)::
 
     load_policy(name_or_path) -> Policy         list_policies() -> list[str]
     score_rules(households, policy, eval_date=None) -> RuleScores
     programme_report(households, decisions, outcome=None) -> ProgrammeReport
+    village_sums / add_village_sums / report_from_village_sums  (chunked reports)
+
+The policy file format is declared in :mod:`village_credit.rules.policy_format`
+(JSON Schema: ``policy_json_schema()``); grade order and policy age limits in
+:mod:`village_credit.rules.grades`.
+
+>>> sorted(list_policies())[:2]
+['jinxiang_2022', 'jinxiang_2022_no_age_cutoff']
 """
 
-from village_credit.rules.engine import DECISION_COLUMNS, RuleScores, item_points, score_rules
-from village_credit.rules.policy import (
-    CODE_SEP,
-    GRADE_BANDS,
-    Policy,
-    list_policies,
-    load_policy,
+from village_credit.rules.engine import RuleScores, score_rules
+from village_credit.rules.policy import Policy, list_policies, load_policy
+from village_credit.rules.report import (
+    add_village_sums,
+    programme_report,
+    report_from_village_sums,
+    village_sums,
 )
-from village_credit.rules.report import (ProgrammeReport, ReportStandard, add_village_sums, programme_report,
-                                         report_from_village_sums, village_sums)
 
 __all__ = [
-    "CODE_SEP",
-    "DECISION_COLUMNS",
-    "GRADE_BANDS",
     "Policy",
-    "ProgrammeReport",
-    "ReportStandard",
     "RuleScores",
-    "item_points",
+    "add_village_sums",
     "list_policies",
     "load_policy",
     "programme_report",
-    "add_village_sums",
     "report_from_village_sums",
-    "village_sums",
     "score_rules",
-    "split_codes",
+    "village_sums",
 ]
-
-
-def split_codes(codes: str) -> list[str]:
-    """``'veto_crime;veto_cult'`` -> ``['veto_crime', 'veto_cult']`` ('' -> [])."""
-    return [c for c in codes.split(CODE_SEP) if c]

@@ -15,15 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from village_credit.rules.policy import (
-    GRADE_BANDS,
-    EvalContext,
-    Policy,
-    check_columns,
-    eval_dates,
-    load_policy,
-    strings_from_lut,
-)
+from village_credit.rules.conditions import EvalContext, check_columns, eval_dates, strings_from_lut
+from village_credit.rules.policy import GRADE_BANDS, Policy, load_policy
 
 DECISION_COLUMNS = ["rule_points", "eligible", "vetoed", "veto_codes", "ineligible_codes",
                     "credit_line", "rate", "grade", "approved"]
@@ -36,6 +29,15 @@ class RuleScores:
     ``items``: one float column per item, summing exactly to ``decisions.rule_points``.
     ``decisions``: ``rule_points, eligible, vetoed, veto_codes, ineligible_codes,
     credit_line, rate, grade, approved``.
+
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> scores = score_rules(generate_households(GeneratorConfig(n_households=3, seed=7)), "jinxiang_2022")
+    >>> scores.items.sum(axis=1).equals(scores.points)
+    True
+    >>> scores.explain(0)
+                item                                           label  points
+    0           base                                     base points    30.0
+    1  ded_pollution  livestock or business pollution, safety hazard   -20.0
     """
 
     items: pd.DataFrame
@@ -79,6 +81,15 @@ def score_rules(households: pd.DataFrame, policy: Policy | str, eval_date: Any =
     ``eval_date=None`` evaluates each row at its own ``snapshot_date``; otherwise one
     date (str, date, Timestamp) for all rows. Event windows are measured back from it.
     Raises ``SchemaError`` listing all missing columns.
+
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> households = generate_households(GeneratorConfig(n_households=3, seed=7))
+    >>> scores = score_rules(households, "jinxiang_2022")
+    >>> scores.decisions[["rule_points", "grade", "credit_line", "approved"]]
+       rule_points grade  credit_line  approved
+    0         10.0    B2      10000.0      True
+    1         30.0    A2      30000.0      True
+    2         10.0    B2      10000.0      True
     """
     pol = load_policy(policy)
     need = pol.required_columns + (["snapshot_date"] if eval_date is None else [])

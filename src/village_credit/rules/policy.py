@@ -4,8 +4,9 @@ Why data, not code: an analyst must be able to ask "what if the age cut-off went
 away?" by editing one YAML file, and a model must be able to store the exact policy
 it was built under (``Policy.to_yaml_text``). So every number that turns points into
 decisions (item points, observation windows, line scale and caps, the rate band,
-grade cut-offs) lives in the policy file, and this module only parses, validates and
-evaluates it.
+grade cut-offs) lives in the policy file, and this module only reads, resolves
+(``extends``) and evaluates it; the file format and every check on it (keys, types,
+ranges, the condition grammar) are declared in :mod:`village_credit.rules.policy_format`.
 
 A policy file has these top-level keys (see ``policies/jinxiang_2022.yaml``)::
 
@@ -33,12 +34,12 @@ deductions, vetoes, eligibility gates and line tiers:
 from __future__ import annotations
 
 import copy
-import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,71 +47,45 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from village_credit.data.schema import SCHEMA
 from village_credit.errors import PolicyError, SchemaError
+from village_credit.rules.conditions import (
+    Condition,
+    EvalContext,
+    check_columns,
+    eval_dates,
+    parse_condition,
+    strings_from_lut,
+)
+from village_credit.rules.policy_format import (
+    GRADE_BANDS,
+    LABEL_LANGUAGES,
+    BonusSpec,
+    ComponentSpec,
+    CreditLineSpec,
+    DeductionSpec,
+    Label,
+    RateSpec,
+    RequirementSpec,
+    validate_policy,
+)
 
-GRADE_BANDS: tuple[str, ...] = ("A1", "A2", "B1", "B2", "C1", "C2", "D1", "D2", "E1", "E2")
-""""Five levels, ten bands", best first."""
-
-LABEL_LANGUAGES: tuple[str, ...] = ("en", "zh")
-"""Languages every policy label carries (titles, item and veto labels)."""
+__all__ = ["CODE_SEP", "GRADE_BANDS", "LABEL_LANGUAGES", "Policy", "list_policies", "load_policy", "split_codes"]
 
 CODE_SEP = ";"
 """Separator inside ``veto_codes`` / ``ineligible_codes`` strings."""
 
 POLICY_DIR = "policies"
 
-# --------------------------------------------------------------------------- helpers
+
+def split_codes(codes: str) -> list[str]:
+    """``'veto_crime;veto_cult'`` -> ``['veto_crime', 'veto_cult']`` ('' -> [])."""
+    return [c for c in codes.split(CODE_SEP) if c]
 
 
-class _Ctx:
-    """Where a validation problem is: file plus key path, for error messages."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-
-    def fail(self, path: str, problem: str) -> PolicyError:
-        return PolicyError(f"{self.file}: key '{path}': {problem}")
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _check_keys(ctx: _Ctx, path: str, d: Any, allowed: set[str], required: set[str] = frozenset()) -> dict:
-    if not isinstance(d, dict):
-        raise ctx.fail(path, f"expected a mapping, got {type(d).__name__}")
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        raise ctx.fail(f"{path}.{unknown[0]}" if path else unknown[0],
-                       f"unknown key (allowed: {', '.join(sorted(allowed))})")
-    missing = sorted(required - set(d))
-    if missing:
-        raise ctx.fail(f"{path}.{missing[0]}" if path else missing[0], "required key is missing")
-    return d
-
-
-def _number(ctx: _Ctx, path: str, x: Any, *, min_value: float | None = None,
-            max_value: float | None = None, integer: bool = False) -> float:
-    if not _is_number(x):
-        raise ctx.fail(path, f"expected a finite number, got {x!r}")
-    if integer and float(x) != int(x):
-        raise ctx.fail(path, f"expected a whole number, got {x!r}")
-    if min_value is not None and x < min_value:
-        raise ctx.fail(path, f"must be >= {min_value}, got {x!r}")
-    if max_value is not None and x > max_value:
-        raise ctx.fail(path, f"must be <= {max_value}, got {x!r}")
-    return float(x)
-
-
-def _label(ctx: _Ctx, path: str, x: Any, default_en: str) -> dict[str, str]:
-    if x is None:
+def _label(label: Label | None, default_en: str) -> dict[str, str]:
+    if label is None:
         return {"en": default_en, "zh": default_en}
-    _check_keys(ctx, path, x, set(LABEL_LANGUAGES), set(LABEL_LANGUAGES))
-    for k in LABEL_LANGUAGES:
-        if not isinstance(x[k], str) or not x[k]:
-            raise ctx.fail(f"{path}.{k}", "label must be a non-empty string")
-    return {"en": x["en"], "zh": x["zh"]}
+    return {"en": label.en, "zh": label.zh}
 
 
 def _deep_merge(base: dict, over: Mapping) -> dict:
@@ -124,221 +99,6 @@ def _deep_merge(base: dict, over: Mapping) -> dict:
         else:
             out[k] = copy.deepcopy(v)
     return out
-
-
-# --------------------------------------------------------------------------- conditions
-
-Evaluator = Callable[["EvalContext"], np.ndarray]
-
-
-@dataclass
-class EvalContext:
-    """Inputs a condition needs: the frame, per-row evaluation dates, the policy."""
-
-    frame: pd.DataFrame
-    eval_dates: np.ndarray  # datetime64[ns], one per row
-    policy: "Policy"
-    _dates: dict[str, np.ndarray] = field(default_factory=dict)
-    _cutoffs: dict[int, np.ndarray] = field(default_factory=dict)
-    _results: dict[int, np.ndarray] = field(default_factory=dict)
-    _uniq: tuple[np.ndarray, np.ndarray] | None = None
-
-    def dates(self, column: str) -> np.ndarray:
-        if column not in self._dates:
-            s = self.frame[column]
-            if not pd.api.types.is_datetime64_any_dtype(s.dtype):
-                try:
-                    s = pd.to_datetime(s, errors="raise")
-                except (ValueError, TypeError) as exc:
-                    raise SchemaError(f"column '{column}': not parseable as dates ({exc})") from exc
-            self._dates[column] = s.to_numpy(dtype="datetime64[ns]")
-        return self._dates[column]
-
-    def cutoff(self, years: int) -> np.ndarray:
-        """``eval_date - years`` per row (calendar years, 29 Feb -> 28 Feb)."""
-        if years not in self._cutoffs:
-            uniq, inv = self._unique_eval()
-            cut = (pd.DatetimeIndex(uniq) - pd.DateOffset(years=years)).to_numpy(dtype="datetime64[ns]")
-            self._cutoffs[years] = cut[0] if len(cut) == 1 else cut[inv]
-        return self._cutoffs[years]
-
-    def _unique_eval(self) -> tuple[np.ndarray, np.ndarray]:
-        """Distinct evaluation dates (usually one or a few snapshot dates)."""
-        if self._uniq is None:
-            e = self.eval_dates
-            if len(e) == 0 or (e[0] == e).all():
-                self._uniq = (e[:1], np.zeros(len(e), dtype=np.intp))
-            else:
-                self._uniq = np.unique(e, return_inverse=True)
-        return self._uniq
-
-    @property
-    def eval_cmp(self) -> np.ndarray:
-        """Evaluation dates for comparisons: a scalar when all rows share one."""
-        uniq, _ = self._unique_eval()
-        return uniq[0] if len(uniq) == 1 else self.eval_dates
-
-
-@dataclass(frozen=True)
-class Condition:
-    """A parsed condition: its evaluator, the columns it reads, its windows."""
-
-    evaluate: Evaluator
-    columns: tuple[str, ...]
-    spec: dict
-
-    def test(self, ctx: "EvalContext") -> np.ndarray:
-        """Evaluate once per scoring context (deductions are reused by vetoes)."""
-        key = id(self)
-        if key not in ctx._results:
-            ctx._results[key] = np.asarray(self.evaluate(ctx), dtype=bool)
-        return ctx._results[key]
-
-
-_COND_KEYS = {"column", "equals", "in", "min", "max", "event", "window_years", "ratio",
-              "active_deductions", "any_of", "all_of", "not"}
-
-
-def _values(frame: pd.DataFrame, column: str) -> np.ndarray:
-    s = frame[column]
-    if pd.api.types.is_bool_dtype(s.dtype) and s.hasnans:
-        raise SchemaError(f"column '{column}': missing values in a boolean rule column")
-    return s.to_numpy()
-
-
-def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
-    s = frame[column]
-    if not (pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype)):
-        raise SchemaError(f"column '{column}': expected numbers, got dtype {s.dtype}")
-    return s.to_numpy(dtype="float64", na_value=np.nan)
-
-
-def parse_condition(ctx: _Ctx, path: str, spec: Any, extra_keys: set[str] = frozenset()) -> Condition:
-    """Parse one condition (keys in ``extra_keys`` belong to the caller and are ignored)."""
-    if not isinstance(spec, dict):
-        raise ctx.fail(path, f"expected a condition mapping, got {type(spec).__name__}")
-    _check_keys(ctx, path, spec, _COND_KEYS | extra_keys)
-    d = {k: v for k, v in spec.items() if k not in extra_keys}
-    kinds = [k for k in ("column", "event", "ratio", "active_deductions", "any_of", "all_of", "not") if k in d]
-    if len(kinds) != 1:
-        raise ctx.fail(path, "a condition needs exactly one of column, event, ratio, "
-                             f"active_deductions, any_of, all_of, not (got {kinds or 'none'})")
-    kind = kinds[0]
-
-    def only(allowed: set[str]) -> None:
-        bad = sorted(set(d) - allowed)
-        if bad:
-            raise ctx.fail(f"{path}.{bad[0]}", f"not allowed in a '{kind}' condition")
-
-    if kind == "column":
-        col = d["column"]
-        if not isinstance(col, str) or not col:
-            raise ctx.fail(f"{path}.column", "must be a column name")
-        only({"column", "equals", "in", "min", "max"})
-        ops = [k for k in ("equals", "in") if k in d] + (["range"] if ("min" in d or "max" in d) else [])
-        if len(ops) != 1:
-            raise ctx.fail(path, "a column condition needs exactly one of equals, in, or min/max")
-        if "equals" in d:
-            val = d["equals"]
-            if isinstance(val, (dict, list)):
-                raise ctx.fail(f"{path}.equals", "must be a scalar")
-            if isinstance(val, bool):
-                return Condition(lambda c: _values(c.frame, col).astype(bool) == val, (col,), d)
-            return Condition(lambda c: np.asarray(c.frame[col] == val, dtype=bool), (col,), d)
-        if "in" in d:
-            vals = d["in"]
-            if not isinstance(vals, list) or not vals:
-                raise ctx.fail(f"{path}.in", "must be a non-empty list")
-            return Condition(lambda c: np.asarray(c.frame[col].isin(vals), dtype=bool), (col,), d)
-        lo = _number(ctx, f"{path}.min", d["min"]) if "min" in d else -np.inf
-        hi = _number(ctx, f"{path}.max", d["max"]) if "max" in d else np.inf
-        if lo > hi:
-            raise ctx.fail(path, f"min {lo} is above max {hi}")
-
-        def _range(c: EvalContext) -> np.ndarray:
-            x = _numeric(c.frame, col)
-            return (x >= lo) & (x <= hi)  # NaN -> False
-
-        return Condition(_range, (col,), d)
-
-    if kind == "event":
-        col = d["event"]
-        if not isinstance(col, str) or not col:
-            raise ctx.fail(f"{path}.event", "must be a date column name")
-        only({"event", "window_years"})
-        if "window_years" not in d:
-            raise ctx.fail(f"{path}.window_years", "required key is missing (observation window)")
-        w = d["window_years"]
-        if not _is_number(w) or float(w) != int(w) or not 1 <= w <= 10:
-            raise ctx.fail(f"{path}.window_years",
-                           f"bad window {w!r}: must be a whole number of years from 1 to 10")
-        years = int(w)
-
-        def _event(c: EvalContext) -> np.ndarray:
-            t = c.dates(col)
-            return (t <= c.eval_cmp) & (t > c.cutoff(years))  # NaT -> False
-
-        return Condition(_event, (col,), d)
-
-    if kind == "ratio":
-        only({"ratio", "min", "max"})
-        r = _check_keys(ctx, f"{path}.ratio", d["ratio"], {"numerator", "denominator"},
-                        {"numerator", "denominator"})
-        cols: dict[str, list[str]] = {}
-        for part in ("numerator", "denominator"):
-            v = r[part]
-            if isinstance(v, str):
-                v = [v]
-            if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
-                raise ctx.fail(f"{path}.ratio.{part}", "must be a column name or a list of them")
-            cols[part] = v
-        if "min" not in d and "max" not in d:
-            raise ctx.fail(path, "a ratio condition needs min and/or max")
-        lo = _number(ctx, f"{path}.min", d["min"]) if "min" in d else -np.inf
-        hi = _number(ctx, f"{path}.max", d["max"]) if "max" in d else np.inf
-
-        def _ratio(c: EvalContext) -> np.ndarray:
-            num = sum(np.nan_to_num(_numeric(c.frame, x)) for x in cols["numerator"])
-            den = sum(np.nan_to_num(_numeric(c.frame, x)) for x in cols["denominator"])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                q = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num > 0, np.inf, 0.0))
-            return (q >= lo) & (q <= hi)
-
-        return Condition(_ratio, tuple(cols["numerator"] + cols["denominator"]), d)
-
-    if kind == "active_deductions":
-        only({"active_deductions"})
-        a = _check_keys(ctx, f"{path}.active_deductions", d["active_deductions"], {"min_count"}, {"min_count"})
-        k = int(_number(ctx, f"{path}.active_deductions.min_count", a["min_count"], min_value=1, integer=True))
-
-        def _active(c: EvalContext) -> np.ndarray:
-            n = np.zeros(len(c.frame), dtype=np.int64)
-            for ded in c.policy.deductions:
-                n += ded.condition.test(c)
-            return n >= k
-
-        return Condition(_active, (), d)
-
-    if kind == "not":
-        only({"not"})
-        inner = parse_condition(ctx, f"{path}.not", d["not"])
-        return Condition(lambda c: ~inner.evaluate(c), inner.columns, d)
-
-    only({kind})
-    items = d[kind]
-    if not isinstance(items, list) or not items:
-        raise ctx.fail(f"{path}.{kind}", "must be a non-empty list of conditions")
-    parts = [parse_condition(ctx, f"{path}.{kind}[{i}]", x) for i, x in enumerate(items)]
-    op = np.logical_or if kind == "any_of" else np.logical_and
-    cols_all = tuple(dict.fromkeys(c for p in parts for c in p.columns))
-
-    def _combine(c: EvalContext) -> np.ndarray:
-        out = parts[0].evaluate(c)
-        for p in parts[1:]:
-            out = op(out, p.evaluate(c))
-        return out
-
-    return Condition(_combine, cols_all, d)
 
 
 # --------------------------------------------------------------------------- policy parts
@@ -435,11 +195,15 @@ class LineTier:
     label: dict[str, str]
 
 
+
+
+def _component(spec: ComponentSpec) -> LevelComponent | FlagComponent:
+    if spec.levels is not None:
+        return LevelComponent(spec.column, dict(spec.levels))
+    return FlagComponent(parse_condition(spec), spec.points)
+
+
 # --------------------------------------------------------------------------- the policy
-
-
-_TOP_KEYS = {"name", "title", "reference", "notes", "extends", "validity_years", "base", "bonuses",
-             "deductions", "vetoes", "eligibility", "credit_line", "rate", "grades", "approval"}
 
 
 def _as_array(x: Any) -> np.ndarray:
@@ -456,214 +220,80 @@ def _as_bool(x: Any) -> np.ndarray:
 
 class Policy:
     """A validated programme standard: items, vetoes, eligibility, and the rules that
-    turn *any* policy-scale points (rule points or a model's) into decisions."""
+    turn *any* policy-scale points (rule points or a model's) into decisions.
+
+    Built from a resolved policy (``extends`` applied) that
+    :class:`~village_credit.rules.policy_format.PolicyFile` has validated; use
+    :func:`load_policy` or :meth:`from_yaml_text` rather than the constructor.
+
+    >>> p = load_policy("jinxiang_2022")
+    >>> p.name, p.base_points, len(p.deductions), len(p.veto_rules)
+    ('jinxiang_2022', 30.0, 11, 6)
+    >>> p.credit_line([25.0, 200.0, -5.0]).tolist(), p.grade([65.0, 30.0, -50.0]).tolist()
+    ([25000.0, 100000.0, 0.0], ['A1', 'A2', 'E2'])
+    """
 
     def __init__(self, data: dict, source: str) -> None:
+        spec = validate_policy(data, source)
         self.source = source
         self._data = copy.deepcopy(data)
-        ctx = _Ctx(source)
-        _check_keys(ctx, "", data, _TOP_KEYS,
-                    {"name", "base", "bonuses", "deductions", "vetoes", "credit_line", "rate", "grades"})
-        name = data["name"]
-        if not isinstance(name, str) or not name:
-            raise ctx.fail("name", "must be a non-empty string")
-        self.name: str = name
-        self.title = _label(ctx, "title", data.get("title"), name)
-        self.reference: str = str(data.get("reference", ""))
-        notes = data.get("notes", [])
-        if isinstance(notes, str):
-            notes = [notes]
-        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
-            raise ctx.fail("notes", "must be a string or a list of strings")
-        self.notes: list[str] = notes
-        self.validity_years: float | None = (
-            _number(ctx, "validity_years", data["validity_years"], min_value=0.01)
-            if data.get("validity_years") is not None else None)
-        self.labels: dict[str, dict[str, str]] = {}
+        self.name: str = spec.name
+        self.title = _label(spec.title, spec.name)
+        self.reference: str = spec.reference
+        self.notes: list[str] = spec.note_list
+        self.validity_years: float | None = spec.validity_years
+        self.labels: dict[str, dict[str, str]] = {"base": _label(spec.base.label, "base points")}
+        self.base_points = spec.base.points
+        self.base_conditions = self._requirements(spec.base.conditions, "base")
+        self.bonuses: list[Bonus] = [self._bonus(fam, b) for fam, b in (spec.bonuses or {}).items()]
+        self.deductions: list[Deduction] = [self._deduction(k, d) for k, d in (spec.deductions or {}).items()]
+        self.veto_rules = self._requirements(spec.vetoes, "veto")
+        self.eligibility_rules = self._requirements(spec.eligibility, "inelig")
+        self._set_line(spec.credit_line)
+        self._set_rate(spec.rate)
+        self.grade_cutoffs: dict[str, float] = spec.grades.cutoffs.as_dict()
+        self.vetoed_grade: str | None = spec.grades.vetoed_grade
+        self.a_or_above: tuple[str, ...] = tuple(spec.grades.a_or_above)
+        self.min_points = spec.approval.min_points if spec.approval is not None else 0.0
+        self.labels.setdefault("grade", {"en": "grade", "zh": "等级"})
 
-        # base item ------------------------------------------------------------
-        b = _check_keys(ctx, "base", data["base"], {"points", "label", "conditions"}, {"points"})
-        self.base_points = _number(ctx, "base.points", b["points"], min_value=0)
-        self.labels["base"] = _label(ctx, "base.label", b.get("label"), "base points")
-        self.base_conditions = self._requirements(ctx, "base.conditions", b.get("conditions") or {}, "base")
+    # ----------------------------------------------------------------- construction
 
-        # bonuses --------------------------------------------------------------
-        self.bonuses: list[Bonus] = []
-        bon = data["bonuses"] or {}
-        if not isinstance(bon, dict):
-            raise ctx.fail("bonuses", "expected a mapping of bonus families")
-        for fam, spec in bon.items():
-            p = f"bonuses.{fam}"
-            _check_keys(ctx, p, spec, {"label", "combine", "components"}, {"components"})
-            comb = spec.get("combine", "sum")
-            if comb not in ("sum", "max"):
-                raise ctx.fail(f"{p}.combine", f"must be 'sum' or 'max', got {comb!r}")
-            comps_spec = spec["components"]
-            if not isinstance(comps_spec, list) or not comps_spec:
-                raise ctx.fail(f"{p}.components", "must be a non-empty list")
-            comps: list[LevelComponent | FlagComponent] = []
-            for i, cs in enumerate(comps_spec):
-                comps.append(self._component(ctx, f"{p}.components[{i}]", cs))
-            code = f"bonus_{fam}"
-            self.labels[code] = _label(ctx, f"{p}.label", spec.get("label"), fam)
-            self.bonuses.append(Bonus(code, str(fam), tuple(comps), comb, self.labels[code]))
-
-        # deductions -----------------------------------------------------------
-        self.deductions: list[Deduction] = []
-        ded = data["deductions"] or {}
-        if not isinstance(ded, dict):
-            raise ctx.fail("deductions", "expected a mapping of deduction items")
-        for item, spec in ded.items():
-            p = f"deductions.{item}"
-            if not isinstance(spec, dict):
-                raise ctx.fail(p, "expected a mapping")
-            if "points" not in spec:
-                raise ctx.fail(f"{p}.points", "required key is missing")
-            pts = _number(ctx, f"{p}.points", spec["points"])
-            if pts > 0:
-                raise ctx.fail(f"{p}.points", f"a deduction must be <= 0 points, got {pts}")
-            cond = parse_condition(ctx, p, spec, {"points", "label"})
-            code = f"ded_{item}"
-            self.labels[code] = _label(ctx, f"{p}.label", spec.get("label"), str(item))
-            self.deductions.append(Deduction(code, str(item), pts, cond, self.labels[code]))
-
-        # vetoes and eligibility -------------------------------------------------
-        self.veto_rules = self._requirements(ctx, "vetoes", data["vetoes"] or {}, "veto")
-        if len(self.veto_rules) > 62:
-            raise ctx.fail("vetoes", "at most 62 veto families")
-        self.eligibility_rules = self._requirements(ctx, "eligibility", data.get("eligibility") or {}, "inelig")
-        if len(self.eligibility_rules) > 62:
-            raise ctx.fail("eligibility", "at most 62 eligibility gates")
-
-        # credit line ------------------------------------------------------------
-        cl = _check_keys(ctx, "credit_line", data["credit_line"],
-                         {"points_per_step", "yuan_per_step", "cap", "round_down_to", "tiers"},
-                         {"points_per_step", "yuan_per_step", "cap"})
-        pps = _number(ctx, "credit_line.points_per_step", cl["points_per_step"])
-        if pps <= 0:
-            raise ctx.fail("credit_line.points_per_step", f"must be > 0, got {pps}")
-        yps = _number(ctx, "credit_line.yuan_per_step", cl["yuan_per_step"], min_value=0)
-        self.points_per_step = pps
-        self.yuan_per_point = yps / pps
-        cap = cl["cap"]
-        if _is_number(cap) and cap < 0:
-            raise ctx.fail("credit_line.cap", f"negative cap {cap}")
-        self.cap = _number(ctx, "credit_line.cap", cap, min_value=0)
-        self.round_down_to = _number(ctx, "credit_line.round_down_to", cl.get("round_down_to", 0), min_value=0)
-        self.line_tiers: list[LineTier] = []
-        for tname, ts in (cl.get("tiers") or {}).items():
-            p = f"credit_line.tiers.{tname}"
-            if not isinstance(ts, dict) or "when" not in ts or "cap" not in ts:
-                raise ctx.fail(p, "a tier needs 'when' and 'cap'")
-            _check_keys(ctx, p, ts, {"when", "cap", "yuan_per_step", "label"})
-            if _is_number(ts["cap"]) and ts["cap"] < 0:
-                raise ctx.fail(f"{p}.cap", f"negative cap {ts['cap']}")
-            tcap = _number(ctx, f"{p}.cap", ts["cap"], min_value=0)
-            typs = _number(ctx, f"{p}.yuan_per_step", ts.get("yuan_per_step", yps), min_value=0)
-            cond = parse_condition(ctx, f"{p}.when", ts["when"])
-            code = f"tier_{tname}"
-            self.labels[code] = _label(ctx, f"{p}.label", ts.get("label"), str(tname))
-            self.line_tiers.append(LineTier(code, cond, tcap, typs / pps, self.labels[code]))
-
-        # rate -------------------------------------------------------------------
-        r = _check_keys(ctx, "rate", data["rate"],
-                        {"max_rate", "lpr", "lpr_date", "points_at_max_rate", "points_at_lpr", "round_to"},
-                        {"max_rate", "lpr", "points_at_max_rate", "points_at_lpr"})
-        self.max_rate = _number(ctx, "rate.max_rate", r["max_rate"], min_value=0, max_value=1)
-        self.lpr = _number(ctx, "rate.lpr", r["lpr"], min_value=0, max_value=1)
-        if self.lpr > self.max_rate:
-            raise ctx.fail("rate.lpr", f"LPR {self.lpr} is above the maximum rate {self.max_rate}")
-        self.points_at_max_rate = _number(ctx, "rate.points_at_max_rate", r["points_at_max_rate"])
-        self.points_at_lpr = _number(ctx, "rate.points_at_lpr", r["points_at_lpr"])
-        if self.points_at_lpr <= self.points_at_max_rate:
-            raise ctx.fail("rate.points_at_lpr", "must be above rate.points_at_max_rate (rates fall as points rise)")
-        self.rate_round_to = _number(ctx, "rate.round_to", r.get("round_to", 0), min_value=0)
-        self.lpr_date = str(r.get("lpr_date", ""))
-
-        # grades -----------------------------------------------------------------
-        g = _check_keys(ctx, "grades", data["grades"], {"cutoffs", "vetoed_grade", "a_or_above"}, {"cutoffs"})
-        cuts = g["cutoffs"]
-        _check_keys(ctx, "grades.cutoffs", cuts, set(GRADE_BANDS[:-1]), set(GRADE_BANDS[:-1]))
-        vals = [_number(ctx, f"grades.cutoffs.{k}", cuts[k]) for k in GRADE_BANDS[:-1]]
-        for k, a, bb in zip(GRADE_BANDS[1:-1], vals, vals[1:]):
-            if bb >= a:
-                raise ctx.fail(f"grades.cutoffs.{k}", "cut-offs must fall strictly from A1 to E1")
-        self.grade_cutoffs: dict[str, float] = dict(zip(GRADE_BANDS[:-1], vals))
-        vg = g.get("vetoed_grade", "E2")
-        if vg is not None and vg not in GRADE_BANDS:
-            raise ctx.fail("grades.vetoed_grade", f"must be one of {GRADE_BANDS} or null")
-        self.vetoed_grade: str | None = vg
-        ab = g.get("a_or_above", ["A1", "A2"])
-        if not isinstance(ab, list) or not set(ab) <= set(GRADE_BANDS):
-            raise ctx.fail("grades.a_or_above", f"must be a list of grades from {GRADE_BANDS}")
-        self.a_or_above: tuple[str, ...] = tuple(ab)
-
-        # approval ---------------------------------------------------------------
-        ap = _check_keys(ctx, "approval", data.get("approval") or {}, {"min_points"})
-        self.min_points = _number(ctx, "approval.min_points", ap.get("min_points", 0))
-
-        for code, en, zh in (("grade", "grade", "等级"),):
-            self.labels.setdefault(code, {"en": en, "zh": zh})
-        self._validate_columns(ctx)
-
-    # ----------------------------------------------------------------- parsing helpers
-
-    def _requirements(self, ctx: _Ctx, path: str, spec: Any, prefix: str) -> list[Requirement]:
-        if not isinstance(spec, dict):
-            raise ctx.fail(path, "expected a mapping of named conditions")
+    def _requirements(self, specs: dict[str, RequirementSpec] | None, prefix: str) -> list[Requirement]:
         out = []
-        for key, cs in spec.items():
-            p = f"{path}.{key}"
-            if not isinstance(cs, dict):
-                raise ctx.fail(p, "expected a condition mapping")
-            cond = parse_condition(ctx, p, cs, {"label"})
+        for key, spec in (specs or {}).items():
             code = f"{prefix}_{key}"
-            self.labels[code] = _label(ctx, f"{p}.label", cs.get("label"), str(key))
-            out.append(Requirement(code, cond, self.labels[code]))
+            self.labels[code] = _label(spec.label, key)
+            out.append(Requirement(code, parse_condition(spec), self.labels[code]))
         return out
 
-    def _component(self, ctx: _Ctx, path: str, cs: Any) -> LevelComponent | FlagComponent:
-        if not isinstance(cs, dict):
-            raise ctx.fail(path, "expected a mapping")
-        if "levels" in cs:
-            _check_keys(ctx, path, cs, {"column", "levels"}, {"column", "levels"})
-            col, lv = cs["column"], cs["levels"]
-            if not isinstance(lv, dict) or not lv:
-                raise ctx.fail(f"{path}.levels", "must be a mapping level -> points")
-            levels = {str(k): _number(ctx, f"{path}.levels.{k}", v, min_value=0) for k, v in lv.items()}
-            if col in SCHEMA.names and SCHEMA[col].categories:
-                cats = SCHEMA[col].categories
-                missing = [c for c in cats if c not in levels]
-                if missing:
-                    raise ctx.fail(f"{path}.levels.{missing[0]}",
-                                   f"missing level (column '{col}' has levels {list(cats)})")
-                unknown = [k for k in levels if k not in cats]
-                if unknown:
-                    raise ctx.fail(f"{path}.levels.{unknown[0]}",
-                                   f"unknown level (column '{col}' has levels {list(cats)})")
-            return LevelComponent(col, levels)
-        if "points" not in cs:
-            raise ctx.fail(path, "a component needs 'levels' (with column) or 'points' with a condition")
-        pts = _number(ctx, f"{path}.points", cs["points"], min_value=0)
-        return FlagComponent(parse_condition(ctx, path, cs, {"points"}), pts)
+    def _bonus(self, family: str, spec: BonusSpec) -> Bonus:
+        code = f"bonus_{family}"
+        self.labels[code] = _label(spec.label, family)
+        return Bonus(code, family, tuple(_component(c) for c in spec.components), spec.combine, self.labels[code])
 
-    def _validate_columns(self, ctx: _Ctx) -> None:
-        """Columns named in the policy that the schema declares must be used with a
-        matching type (dates for events); user columns outside the schema are allowed."""
-        names = set(SCHEMA.names)
+    def _deduction(self, item: str, spec: DeductionSpec) -> Deduction:
+        code = f"ded_{item}"
+        self.labels[code] = _label(spec.label, item)
+        return Deduction(code, item, spec.points, parse_condition(spec), self.labels[code])
 
-        def walk(spec: Any, path: str) -> None:
-            if isinstance(spec, dict):
-                ev = spec.get("event")
-                if isinstance(ev, str) and ev in names and SCHEMA[ev].dtype != "date":
-                    raise ctx.fail(f"{path}.event", f"column '{ev}' is not a date column")
-                for k, v in spec.items():
-                    walk(v, f"{path}.{k}" if path else str(k))
-            elif isinstance(spec, list):
-                for i, v in enumerate(spec):
-                    walk(v, f"{path}[{i}]")
+    def _set_line(self, cl: CreditLineSpec) -> None:
+        self.points_per_step = cl.points_per_step
+        self.yuan_per_point = cl.yuan_per_step / cl.points_per_step
+        self.cap = cl.cap
+        self.round_down_to = cl.round_down_to
+        self.line_tiers: list[LineTier] = []
+        for name, tier in (cl.tiers or {}).items():
+            code = f"tier_{name}"
+            self.labels[code] = _label(tier.label, name)
+            yps = cl.yuan_per_step if tier.yuan_per_step is None else tier.yuan_per_step
+            self.line_tiers.append(LineTier(code, parse_condition(tier.when), tier.cap,
+                                            yps / cl.points_per_step, self.labels[code]))
 
-        walk(self._data, "")
+    def _set_rate(self, r: RateSpec) -> None:
+        self.max_rate, self.lpr, self.lpr_date = r.max_rate, r.lpr, r.lpr_date
+        self.points_at_max_rate, self.points_at_lpr = r.points_at_max_rate, r.points_at_lpr
+        self.rate_round_to = r.round_to
 
     # ----------------------------------------------------------------- introspection
 
@@ -709,7 +339,7 @@ class Policy:
         return head + yaml.safe_dump(self._data, allow_unicode=True, sort_keys=False, width=100)
 
     @classmethod
-    def from_yaml_text(cls, text: str, source: str = "<text>") -> "Policy":
+    def from_yaml_text(cls, text: str, source: str = "<text>") -> Policy:
         """Load a policy from YAML text (e.g. one a model stored); ``extends`` resolves
         against the shipped policies."""
         return _from_raw(_parse_yaml(text, source), source, ())
@@ -834,52 +464,8 @@ class Policy:
         """End of the rating's validity (``validity_years`` after evaluation), or None."""
         if self.validity_years is None:
             return None
-        months = int(round(self.validity_years * 12))
+        months = round(self.validity_years * 12)
         return pd.to_datetime(eval_dates_) + pd.DateOffset(months=months)
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def strings_from_lut(lut: list[str], idx: np.ndarray) -> Any:
-    """``lut[idx]`` as a pandas string array, built in Arrow (a per-row object array
-    costs ~10x more to turn into pandas' string dtype)."""
-    return pc.take(pa.array(lut, type=pa.string()), pa.array(np.asarray(idx, dtype=np.int64))).to_pandas().array
-
-
-
-def check_columns(households: pd.DataFrame, columns: list[str] | tuple[str, ...], what: str) -> None:
-    """Raise one ``SchemaError`` listing *all* missing columns."""
-    if not isinstance(households, pd.DataFrame):
-        raise SchemaError(f"{what}: expected a pandas DataFrame, got {type(households).__name__}")
-    missing = [c for c in dict.fromkeys(columns) if c not in households.columns]
-    if missing:
-        raise SchemaError(f"{what}: household table lacks {len(missing)} required column(s): "
-                          + ", ".join(missing))
-
-
-def eval_dates(households: pd.DataFrame, eval_date: Any) -> np.ndarray:
-    """Per-row evaluation dates: each row's ``snapshot_date`` when ``eval_date`` is None,
-    else the one date given (str, ``date``, ``datetime`` or ``Timestamp``)."""
-    n = len(households)
-    if eval_date is None:
-        s = households["snapshot_date"]
-        try:
-            t = pd.to_datetime(s, errors="raise").to_numpy(dtype="datetime64[ns]")
-        except (ValueError, TypeError) as exc:
-            raise SchemaError(f"column 'snapshot_date': not parseable as dates ({exc})") from exc
-        if np.isnat(t).any():
-            raise SchemaError("column 'snapshot_date': missing dates; pass eval_date explicitly")
-        return t
-    try:
-        ts = pd.Timestamp(eval_date)
-    except (ValueError, TypeError) as exc:
-        raise SchemaError(f"eval_date {eval_date!r}: not a date ({exc})") from exc
-    if pd.isna(ts):
-        raise SchemaError(f"eval_date {eval_date!r}: not a date")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert(None)
-    return np.full(n, ts.to_datetime64().astype("datetime64[ns]"))
 
 
 # --------------------------------------------------------------------------- loading
@@ -890,7 +476,11 @@ def _shipped_dir() -> Path:
 
 
 def list_policies() -> list[str]:
-    """Names of the policies shipped with the package."""
+    """Names of the policies shipped with the package.
+
+    >>> list_policies()
+    ['jinxiang_2022', 'jinxiang_2022_no_age_cutoff', 'rencheng_2025', 'tongxiang', 'xx_county']
+    """
     return sorted(p.stem for p in _shipped_dir().glob("*.yaml"))
 
 
@@ -959,7 +549,19 @@ def _from_raw(data: dict, source: str, chain: tuple[str, ...]) -> Policy:
 def load_policy(name_or_path: str | Path | Policy) -> Policy:
     """Load and validate a shipped policy by name, or the user's own YAML by path.
 
-    Raises ``PolicyError`` naming the file, the key path and the problem."""
+    Raises ``PolicyError`` naming the file, the key path and the problem.
+
+    >>> load_policy("xx_county").cap, load_policy("xx_county").ineligible_codes
+    (100000.0, ['inelig_age'])
+    >>> import pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = pathlib.Path(tmp, "pilot.yaml")
+    ...     _ = path.write_text("extends: jinxiang_2022\\nname: pilot\\ncredit_line: {cap: -1}\\n")
+    ...     load_policy(path)
+    Traceback (most recent call last):
+    ...
+    village_credit.errors.PolicyError: .../pilot.yaml: credit_line.cap: Input should be greater than or equal to 0, got -1
+    """
     if isinstance(name_or_path, Policy):
         return name_or_path
     path = _resolve_path(name_or_path)

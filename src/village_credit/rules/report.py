@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from village_credit.errors import SchemaError
-from village_credit.rules.policy import check_columns
+from village_credit.rules.conditions import check_columns
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,16 @@ def programme_report(households: pd.DataFrame, decisions: pd.DataFrame, outcome:
     ``households``; ``outcome`` is a column name, Series or array (1 default, 0 not,
     NaN unobserved). ``points_column`` names the score that puts a household "on file":
     ``rule_points`` for the points standard, ``points`` for a decision model's output.
+
+    >>> import pandas as pd
+    >>> households = pd.DataFrame({"township_code": "T1", "village_code": ["V1", "V1", "V2"]})
+    >>> decisions = pd.DataFrame({"rule_points": [60.0, 30.0, 10.0], "eligible": True,
+    ...     "grade": ["A1", "A2", "B2"], "approved": True, "credit_line": [60e3, 30e3, 10e3]})
+    >>> report = programme_report(households, decisions)
+    >>> report.villages[["village_code", "households", "a_share", "granted_share"]]
+      village_code  households  a_share  granted_share
+    0           V1           2      1.0            1.0
+    1           V2           1      0.0            1.0
     """
     std = standard or ReportStandard()
     sums = village_sums(households, decisions, outcome, std, points_column)
@@ -128,6 +138,15 @@ def village_sums(households: pd.DataFrame, decisions: pd.DataFrame, outcome: Any
 
     Why separate: a batch scorer computes these per chunk and adds them up, so the
     programme report of millions of households needs memory for one chunk only.
+
+    >>> import pandas as pd
+    >>> households = pd.DataFrame({"township_code": "T1", "village_code": ["V1", "V1", "V2"]})
+    >>> decisions = pd.DataFrame({"rule_points": [60.0, 30.0, None], "eligible": True,
+    ...     "grade": ["A1", "A2", None], "approved": [True, True, False], "credit_line": [60e3, 30e3, 0.0]})
+    >>> village_sums(households, decisions)[["village_code", "households", "on_file", "granted", "credit_line_total"]]
+      village_code  households  on_file  granted  credit_line_total
+    0           V1           2        2        2            90000.0
+    1           V2           1        0        0                0.0
     """
     std = standard or ReportStandard()
     check_columns(households, ["village_code", "township_code"], what="programme_report households")
@@ -166,7 +185,14 @@ def village_sums(households: pd.DataFrame, decisions: pd.DataFrame, outcome: Any
 
 
 def add_village_sums(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    """Add up :func:`village_sums` of several chunks of one population."""
+    """Add up :func:`village_sums` of several chunks of one population.
+
+    >>> import pandas as pd
+    >>> chunk = pd.DataFrame({"township_code": ["T1"], "village_code": ["V1"], "households": [2], "granted": [1]})
+    >>> add_village_sums([chunk, chunk.assign(granted=2)])
+      township_code village_code  households  granted
+    0            T1           V1           4        3
+    """
     parts = [p for p in parts if len(p)]
     if not parts:
         return pd.DataFrame(columns=["township_code", "village_code", *SUM_COLUMNS[:7]])
@@ -175,7 +201,18 @@ def add_village_sums(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def report_from_village_sums(sums: pd.DataFrame, standard: ReportStandard | None = None) -> ProgrammeReport:
-    """Village and township tables from additive per-village counts."""
+    """Village and township tables from additive per-village counts.
+
+    >>> import pandas as pd
+    >>> households = pd.DataFrame({"township_code": "T1", "village_code": ["V1", "V1", "V2"]})
+    >>> decisions = pd.DataFrame({"rule_points": [60.0, 30.0, 10.0], "eligible": True,
+    ...     "grade": ["A1", "A2", "B2"], "approved": True, "credit_line": [60e3, 30e3, 10e3]})
+    >>> chunks = [village_sums(households.iloc[:2], decisions.iloc[:2]),
+    ...           village_sums(households.iloc[2:], decisions.iloc[2:])]
+    >>> report = report_from_village_sums(add_village_sums(chunks))
+    >>> report.summary()["households"], report.villages["a_share"].tolist()
+    (3, [1.0, 0.0])
+    """
     std = standard or ReportStandard()
     v = sums.copy()
     has_outcome = "outcomes_observed" in v.columns
