@@ -198,7 +198,7 @@ class ModelConfig(_Section):
 
 
 class GateConfig(_Section):
-    """Promotion thresholds (keys as ``registry.gates.DEFAULT_THRESHOLDS``).
+    """Promotion thresholds (keys as registry.gates.DEFAULT_THRESHOLDS).
 
     Every one is recorded with its value on the model version.
     """
@@ -269,12 +269,12 @@ class ExperimentConfig(_Section):
         "Evaluation date YYYY-MM-DD of the rules; null: each household's snapshot date."))
     top_k: int = Field(3, ge=1, description="Reason codes per decision.")
     output_dir: NonBlank = Field("out", description="Where a run writes (relative to the working folder).")
-    data: DataConfig = Field(default_factory=DataConfig, description=DataConfig.__doc__)
-    split: SplitConfig = Field(default_factory=SplitConfig, description=SplitConfig.__doc__)
-    model: ModelConfig = Field(default_factory=ModelConfig, description=ModelConfig.__doc__)
-    registry: RegistryConfig = Field(default_factory=RegistryConfig, description=RegistryConfig.__doc__)
-    fairness: FairnessConfig = Field(default_factory=FairnessConfig, description=FairnessConfig.__doc__)
-    stages: StagesConfig = Field(default_factory=StagesConfig, description=StagesConfig.__doc__)
+    data: DataConfig = Field(default_factory=DataConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    fairness: FairnessConfig = Field(default_factory=FairnessConfig)
+    stages: StagesConfig = Field(default_factory=StagesConfig)
     scoring_chunk_rows: int = Field(50_000, ge=1, description="Rows per chunk of batch scoring.")
 
     def to_dict(self) -> dict[str, Any]:

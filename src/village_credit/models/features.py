@@ -493,8 +493,8 @@ def specs_from_frame(
 class FeatureEntry(FileFormat):
     """One column of a table of one's own: labels, unit, risk direction, group, categories.
 
-    Only what differs from the defaults needs a line; an unset key keeps the default
-    :func:`specs_from_frame` gives it.
+    Only what differs from the defaults needs a key; an unset key keeps the default
+    that specs_from_frame gives it.
     """
 
     name: str = Field(min_length=1, description="Column name in the table.")
@@ -516,7 +516,7 @@ class FeatureEntry(FileFormat):
 
 
 class FeatureSpecFile(FileFormat):
-    """The feature spec of a table of one's own (YAML or JSON; ``data.feature_spec``)."""
+    """The feature spec of a table of one's own (YAML or JSON; data.feature_spec of an experiment)."""
 
     target: str | None = Field(None, description=(
         "Target column (data.target in the experiment wins when it is set)."))
