@@ -8,6 +8,7 @@ both the model and the schema, and that each kind of mistake is named by file an
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from pathlib import Path
@@ -65,9 +66,28 @@ def test_each_schema_is_valid_draft_2020_12_with_its_id(name: str) -> None:
     assert schema["additionalProperties"] is False  # a typo in a key is flagged in the editor too
 
 
-def _schema_validator(name: str) -> jsonschema.Draft202012Validator:
-    schema = json.loads((ROOT / "schemas" / f"{name}.schema.json").read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+class _Yaml12Validator:
+    """The committed schema applied as an editor applies it: its YAML 1.2 reader keeps an
+    unquoted ``2025-06-30`` as text, where PyYAML (YAML 1.1) makes a ``date``."""
+
+    def __init__(self, name: str) -> None:
+        schema = json.loads((ROOT / "schemas" / f"{name}.schema.json").read_text(encoding="utf-8"))
+        self._v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+    def iter_errors(self, raw: Any) -> list[jsonschema.ValidationError]:
+        return list(self._v.iter_errors(_dates_as_text(raw)))
+
+
+def _dates_as_text(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        return {k: _dates_as_text(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_dates_as_text(v) for v in raw]
+    return raw.isoformat() if isinstance(raw, datetime.date) else raw
+
+
+def _schema_validator(name: str) -> _Yaml12Validator:
+    return _Yaml12Validator(name)
 
 
 def _described(schema: dict[str, Any]) -> list[str]:
@@ -284,3 +304,13 @@ def test_schemas_command_refuses_a_file_as_folder(tmp_path: Path) -> None:
     f.write_text("x", encoding="utf-8")
     res = CliRunner().invoke(app, ["schemas", "--out", str(f)])
     assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_the_schemas_flag_what_the_loaders_refuse() -> None:
+    """The editor's check is not vacuous: a typo, a range and a choice are flagged by the schema too."""
+    exp = _schema_validator("experiment").iter_errors(
+        {"seed": -1, "dta": {}, "model": {"strategy": "boost"}, "eval_date": "2025-13-45"})
+    # eval_date is "a date or null": its bad format shows as the anyOf failing
+    assert sorted(e.validator for e in exp) == ["additionalProperties", "anyOf", "enum", "minimum"]
+    spec = _schema_validator("feature_spec").iter_errors({"features": [{"name": "a", "monotone": 2}]})
+    assert [e.validator for e in spec] == ["enum"]
