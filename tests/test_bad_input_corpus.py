@@ -446,8 +446,8 @@ def test_duplicate_ids_across_chunks_are_quarantined(base: pd.DataFrame, env: Sc
 
 # --------------------------------------------------------------------------- configs and dates
 @pytest.mark.parametrize(("key", "value", "says"), [
-    ("data.n_households", "many", "data.n_households: Input should be a valid integer, unable to parse "
-                                  "string as an integer, got 'many'"),
+    ("data.n_households", "many", ("data.n_households: Input should be a valid integer, unable to parse "
+                                  "string as an integer, got 'many'")),
     ("model.tuning.n_trials", -1, "model.tuning.n_trials: Input should be greater than or equal to 0, got -1"),
     ("policy", "no_such_policy", "policy 'no_such_policy'"),
     # a relative input path is read from the YAML's folder: the message names where it looked

@@ -153,7 +153,7 @@ def test_shipped_feature_specs_validate_against_model_and_schema(path: Path) -> 
 
 
 def _yaml_blocks(md: Path) -> list[Any]:
-    return [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", md.read_text(encoding="utf-8"), re.S)]
+    return [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", md.read_text(encoding="utf-8"), re.DOTALL)]
 
 
 def test_documented_examples_validate() -> None:
@@ -182,10 +182,10 @@ def test_documented_examples_validate() -> None:
     ("data.snapshot_date", "30/06/2025", "data.snapshot_date: not a date (expected YYYY-MM-DD), got '30/06/2025'"),
     ("data.second_vintage", "maybe", "data.second_vintage: Input should be a valid boolean"),
     ("split.holdout_share", 0.75, "split.holdout_share: calibration_share + holdout_share must be at most 0.9"),
-    ("split.reject_inference", "magic", "split.reject_inference: Input should be 'none', 'reweighting', "
-                                        "'fuzzy_augmentation' or 'parcelling', got 'magic'"),
-    ("model.strategy", "boost", "model.strategy: Input should be 'stacking', 'boost_from_rules', "
-                                "'additive_points' or 'gbm_only', got 'boost'"),
+    ("split.reject_inference", "magic", ("split.reject_inference: Input should be 'none', 'reweighting', "
+                                        "'fuzzy_augmentation' or 'parcelling', got 'magic'")),
+    ("model.strategy", "boost", ("model.strategy: Input should be 'stacking', 'boost_from_rules', "
+                                "'additive_points' or 'gbm_only', got 'boost'")),
     ("model.calibration", "beta", "model.calibration: Input should be 'auto', 'platt' or 'isotonic', got 'beta'"),
     ("model.gbm", {"learning_rate": 0}, "model.gbm.learning_rate: Input should be greater than 0, got 0"),
     ("model.gbm", {"num_leaves": "eight"}, "model.gbm.num_leaves: Input should be a valid integer"),
@@ -195,8 +195,8 @@ def test_documented_examples_validate() -> None:
     ("registry.gates.auc_min", 1.2, "registry.gates.auc_min: Input should be less than or equal to 1, got 1.2"),
     ("registry.gates.schema_mode", "loose", "registry.gates.schema_mode: Input should be 'exact' or 'superset'"),
     ("fairness.lgd", 0, "fairness.lgd: Input should be greater than 0, got 0"),
-    ("fairness.group_recalibration", "all", "fairness.group_recalibration: Input should be 'none', "
-                                            "'calibration' or 'observed', got 'all'"),
+    ("fairness.group_recalibration", "all", ("fairness.group_recalibration: Input should be 'none', "
+                                            "'calibration' or 'observed', got 'all'")),
     ("stages.shapp", True, "stages.shapp: unknown key (allowed: shap, reports, mlflow)"),
     ("policy", "no_such_policy", "policy 'no_such_policy': no_such_policy: no such policy"),
 ])

@@ -15,8 +15,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator,
-                      model_validator, with_config)
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+    with_config,
+)
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
@@ -29,8 +37,17 @@ from village_credit.models.calibration import Method
 from village_credit.models.coefficients import STRATEGIES
 
 __all__ = [
-    "DataConfig", "SplitConfig", "TuningConfig", "GbmParams", "ModelConfig", "GateConfig", "RegistryConfig",
-    "FairnessConfig", "StagesConfig", "ExperimentConfig", "load_config",
+    "DataConfig",
+    "ExperimentConfig",
+    "FairnessConfig",
+    "GateConfig",
+    "GbmParams",
+    "ModelConfig",
+    "RegistryConfig",
+    "SplitConfig",
+    "StagesConfig",
+    "TuningConfig",
+    "load_config",
 ]
 
 MIN_GENERATED_HOUSEHOLDS = 500

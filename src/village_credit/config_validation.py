@@ -22,7 +22,7 @@ from village_credit.errors import ConfigError, VillageCreditError
 from village_credit.models.features import load_feature_specs
 from village_credit.rules import load_policy
 
-__all__ = ["check_inputs", "DATA_SUFFIXES", "SPEC_SUFFIXES"]
+__all__ = ["DATA_SUFFIXES", "SPEC_SUFFIXES", "check_inputs"]
 
 DATA_SUFFIXES = (".parquet", ".pq", ".csv")
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
