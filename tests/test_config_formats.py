@@ -152,23 +152,32 @@ def test_shipped_feature_specs_validate_against_model_and_schema(path: Path) -> 
                                    "group": "capacity"}
 
 
-def _yaml_blocks(md: Path) -> list[Any]:
-    return [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", md.read_text(encoding="utf-8"), re.DOTALL)]
+def _yaml_blocks(md: Path) -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", md.read_text(encoding="utf-8"), re.DOTALL)
+
+
+MODELS = {"experiment": ExperimentConfig, "feature_spec": FeatureSpecFile}
+MODELINE = re.compile(r"^# yaml-language-server: \$schema=\S*/([a-z_]+)\.schema\.json$", re.MULTILINE)
 
 
 def test_documented_examples_validate() -> None:
-    """The YAML examples in docs/file-formats.md and the BYOD guide are files the loaders accept."""
-    blocks = _yaml_blocks(ROOT / "docs" / "file-formats.md") + _yaml_blocks(ROOT / "data" / "byod_example" / "README.md")
-    kinds = {"experiment": 0, "feature_spec": 0}
-    for raw in blocks:
-        if not isinstance(raw, dict):
+    """The YAML examples in docs/file-formats.md (each names its schema on its first line)
+    and the BYOD guide's feature spec are files the loaders and the schemas accept."""
+    checked = []
+    for text in _yaml_blocks(ROOT / "docs" / "file-formats.md"):
+        m = MODELINE.match(text)
+        if m is None or m.group(1) not in MODELS:  # other sections' formats are theirs to test
             continue
-        kind = "feature_spec" if "features" in raw else "experiment"
-        model = FeatureSpecFile if kind == "feature_spec" else ExperimentConfig
-        validate_document(model, raw, source=f"example {kind}")
-        assert list(_schema_validator(kind).iter_errors(raw)) == []
-        kinds[kind] += 1
-    assert kinds["experiment"] >= 1 and kinds["feature_spec"] >= 2
+        raw = yaml.safe_load(text)
+        validate_document(MODELS[m.group(1)], raw, source=f"docs example ({m.group(1)})")
+        assert _schema_validator(m.group(1)).iter_errors(raw) == []
+        checked.append(m.group(1))
+    for text in _yaml_blocks(ROOT / "data" / "byod_example" / "README.md"):
+        raw = yaml.safe_load(text)
+        validate_document(FeatureSpecFile, raw, source="data/byod_example/README.md")
+        assert _schema_validator("feature_spec").iter_errors(raw) == []
+        checked.append("feature_spec")
+    assert sorted(set(checked)) == ["experiment", "feature_spec"] and len(checked) >= 3
 
 
 # ----------------------------------------------------------------------------- experiment errors
