@@ -53,6 +53,9 @@ __all__ = [
 MIN_GENERATED_HOUSEHOLDS = 500
 """Fewer generated households leave too few villages for village-grouped splits."""
 
+MIN_TRAIN_SHARE = 0.1
+"""Calibration and hold-out together must leave more than this share of villages for training."""
+
 
 # ----------------------------------------------------------------------------- value types
 def _date_text(value: Any) -> Any:
@@ -66,13 +69,14 @@ def _calendar_date(value: str) -> str:
         parse_date_option(value, "date")
     except ConfigError as exc:
         reason = str(exc).removeprefix(f"date {value!r}: ")
-        raise PydanticCustomError("date", reason) from None
+        raise PydanticCustomError("date", "{reason}", {"reason": reason}) from None
     return value
 
 
 DateText = Annotated[str, BeforeValidator(_date_text), AfterValidator(_calendar_date),
                      Field(json_schema_extra={"format": "date"})]
 """``YYYY-MM-DD``, a calendar date between 1677 and 2262 (pandas' range)."""
+
 
 def _non_blank(value: str) -> str:
     if not value.strip():
@@ -81,8 +85,7 @@ def _non_blank(value: str) -> str:
 
 
 NonBlank = Annotated[str, AfterValidator(_non_blank), Field(json_schema_extra={"pattern": r"\S"})]
-Share = Annotated[float, Field(ge=0.0, le=1.0)]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+UnitInterval = Annotated[float, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]
 
 
@@ -119,9 +122,9 @@ class DataConfig(_Section):
     policy_age_max: int = Field(60, description=(
         "Historical policy of the generator (whose outcomes are observed): the oldest age, "
         "in years, lent to (data.generator.GeneratorConfig; docs/fairness.md)."))
-    over_age_grant_share: Share = Field(0.0, description=(
+    over_age_grant_share: UnitInterval = Field(0.0, description=(
         "Share (0-1) of over-age households granted a loan anyway by the historical policy."))
-    exploration_share: Share = Field(0.0, description=(
+    exploration_share: UnitInterval = Field(0.0, description=(
         "Randomised exploration grant: share (0-1) of refused households without a veto given "
         "a trial loan, so their outcomes are observed."))
     target: str = Field("default_12m", description=(
@@ -152,8 +155,8 @@ class SplitConfig(_Section):
     calibration_share: float = Field(0.2, gt=0.0, lt=1.0, description=(
         "Share (0-1) of villages held for calibration."))
     holdout_share: float = Field(0.2, gt=0.0, lt=1.0, description=(
-        "Share (0-1) of villages held out for evaluation; with calibration_share at most 0.9, "
-        "so at least 10 % are left for training."))
+        f"Share (0-1) of villages held out for evaluation; with calibration_share below "
+        f"{1 - MIN_TRAIN_SHARE:g}, so more than {MIN_TRAIN_SHARE:.0%} are left for training."))
     train_outcomes: Literal["observed", "all"] = Field("observed", description=(
         "observed: learn only from households the old rules lent to (the real-world case); "
         "all: use the synthetic truth for everyone (an upper bound)."))
@@ -164,10 +167,10 @@ class SplitConfig(_Section):
     @classmethod
     def _leave_training(cls, v: float, info: ValidationInfo) -> float:
         cal = info.data.get("calibration_share")
-        if cal is not None and cal + v > 0.9:
+        if cal is not None and cal + v >= 1 - MIN_TRAIN_SHARE:
             raise PydanticCustomError(
-                "shares", "calibration_share + holdout_share must be at most 0.9 "
-                "(at least 10 % left for training)")
+                "shares", f"calibration_share + holdout_share must be below {1 - MIN_TRAIN_SHARE:g} "
+                f"(more than {MIN_TRAIN_SHARE:.0%} of the villages left for training)")
         return v
 
 
@@ -220,17 +223,17 @@ class GateConfig(_Section):
     Every one is recorded with its value on the model version.
     """
 
-    auc_min: Probability = Field(0.70, description="Lowest hold-out AUC (0-1).")
+    auc_min: UnitInterval = Field(0.70, description="Lowest hold-out AUC (0-1).")
     auc_tolerance: NonNegative = Field(0.01, description="AUC the candidate may lose against the champion.")
     ks_tolerance: NonNegative = Field(0.02, description="KS the candidate may lose against the champion.")
-    ece_max: Probability = Field(0.02, description="Highest expected calibration error (PD units, 0-1).")
-    hosmer_lemeshow_p_min: Probability = Field(0.01, description="Lowest Hosmer-Lemeshow p-value (0-1).")
+    ece_max: UnitInterval = Field(0.02, description="Highest expected calibration error (PD units, 0-1).")
+    hosmer_lemeshow_p_min: UnitInterval = Field(0.01, description="Lowest Hosmer-Lemeshow p-value (0-1).")
     score_psi_max: NonNegative = Field(0.10, description="Highest score PSI, hold-out vs training.")
     feature_psi_max: NonNegative = Field(0.25, description="Highest PSI of any feature, hold-out vs training.")
     approval_gap_max: NonNegative = Field(0.05, description=(
         "Highest equal-risk approval-rate gap of a protected group (share, 0.05 = 5 points)."))
     line_gap_max: NonNegative = Field(0.10, description="Highest equal-risk credit-line gap (relative).")
-    parity_ratio_min: Probability = Field(0.80, description="Lowest demographic-parity approval ratio (0-1).")
+    parity_ratio_min: UnitInterval = Field(0.80, description="Lowest demographic-parity approval ratio (0-1).")
     gap_vs_rules_max_ratio: NonNegative = Field(0.60, description=(
         "The model's equal-risk approval gap as a share of the rule standard's, at most."))
     schema_mode: Literal["exact", "superset"] = Field("exact", description=(
