@@ -519,7 +519,8 @@ class FeatureSpecFile(FileFormat):
     """The feature spec of a table of one's own (YAML or JSON; data.feature_spec of an experiment)."""
 
     target: str | None = Field(None, description=(
-        "Target column (data.target in the experiment wins when it is set)."))
+        "Target column: used when the experiment leaves data.target at its default; "
+        "must agree with data.target otherwise."))
     exclude: list[str] = Field(default_factory=list, description="Columns never used as features.")
     protected: list[str] = Field(default_factory=list, description=(
         "Protected columns (age, sex, ...): left out of the features unless model.include_protected; "
