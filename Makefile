@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test notebooks bench clean venv report-screenshots
+.PHONY: demo test notebooks bench clean venv report-screenshots schemas
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# JSON Schemas of the hand-written file formats, for editors (docs/file-formats.md)
+schemas: $(STAMP)
+	$(VENV)/bin/village-credit schemas -o schemas
 
 notebooks: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

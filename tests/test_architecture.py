@@ -45,6 +45,7 @@ LAYERS: dict[str, int] = {
     "config_validation": 7,
     "config": 7,
     "sources": 7,
+    "schemas": 7,
     "stages": 7,
     "pipeline": 8,
     # the CLI on top

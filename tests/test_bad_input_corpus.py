@@ -446,13 +446,14 @@ def test_duplicate_ids_across_chunks_are_quarantined(base: pd.DataFrame, env: Sc
 
 # --------------------------------------------------------------------------- configs and dates
 @pytest.mark.parametrize(("key", "value", "says"), [
-    ("data.n_households", "many", "data.n_households must be an integer, got 'many'"),
-    ("model.tuning.n_trials", -1, "model.tuning.n_trials must be in [0, inf], got -1"),
+    ("data.n_households", "many", ("data.n_households: Input should be a valid integer, unable to parse "
+                                  "string as an integer, got 'many'")),
+    ("model.tuning.n_trials", -1, "model.tuning.n_trials: Input should be greater than or equal to 0, got -1"),
     ("policy", "no_such_policy", "policy 'no_such_policy'"),
     # a relative input path is read from the YAML's folder: the message names where it looked
     ("data.source", "missing/file.parquet", "data.source '{dir}/missing/file.parquet': file not found"),
-    ("eval_date", "2025-13-45", "eval_date '2025-13-45': not a date"),
-    ("split.train_outcomes", "some", "split.train_outcomes must be one of observed, all"),
+    ("eval_date", "2025-13-45", "eval_date: not a date (expected YYYY-MM-DD), got '2025-13-45'"),
+    ("split.train_outcomes", "some", "split.train_outcomes: Input should be 'observed' or 'all', got 'some'"),
 ])
 def test_experiment_errors_before_any_work(key: str, value: object, says: str, tmp_path: Path) -> None:
     raw: dict = {}

@@ -22,9 +22,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+from sklearn.model_selection import train_test_split
 
 from village_credit.config import DataConfig, ExperimentConfig
+from village_credit.data.io import read_table
+from village_credit.data.schema import SCHEMA, HouseholdSchema, months_in
 from village_credit.errors import ConfigError, DataReadError
+from village_credit.models.features import category_key, category_keys, load_feature_specs
+from village_credit.models.splits import split_by_village
 
 __all__ = ["QUARANTINE_FILE", "DataSource", "TableData", "data_source", "file_columns", "load_table"]
 
@@ -41,8 +47,6 @@ def file_columns(path: str | Path) -> list[str]:
     suffix = p.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
             return list(pq.read_schema(p).names)
         if suffix == ".csv":
             with p.open("r", encoding="utf-8-sig", newline="") as fh:
@@ -53,8 +57,6 @@ def file_columns(path: str | Path) -> list[str]:
 
 
 def _household_columns_missing(columns: list[str]) -> list[str]:
-    from village_credit.data.schema import SCHEMA, HouseholdSchema, months_in
-
     m = months_in(columns)
     schema = SCHEMA if m in (0, SCHEMA.months) else HouseholdSchema(months=m)
     have = set(columns)
@@ -141,8 +143,6 @@ def parse_target(df: pd.DataFrame, target: str, source: str, positive: Any = Non
     text = s.astype("string").str.strip()
     text = text.mask(text == "")
     if positive is not None:
-        from village_credit.models.features import category_key, category_keys
-
         keys = category_keys(text)
         pos = category_key(positive)
         if not bool((keys == pos).any()):
@@ -196,9 +196,6 @@ def _quarantine(df: pd.DataFrame, missing: np.ndarray, target: str, id_column: s
 
 def load_table(cfg: ExperimentConfig, out_dir: Path) -> TableData:
     """Read a table, map its target to 0/1 and quarantine rows without a target."""
-    from village_credit.data.io import read_table
-    from village_credit.models.features import load_feature_specs
-
     d = cfg.data
     source = str(d.source)
     spec = load_feature_specs(d.feature_spec) if d.feature_spec else {}
@@ -221,13 +218,9 @@ def load_table(cfg: ExperimentConfig, out_dir: Path) -> TableData:
 def split_table(y: np.ndarray, groups: np.ndarray | None, holdout_share: float, seed: int
                 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Training and hold-out positions (whole groups when there are enough), and how."""
-    from sklearn.model_selection import train_test_split
-
     if groups is not None:
         n_groups = len(pd.unique(groups))
         if n_groups >= MIN_GROUPS_FOR_GROUP_SPLIT:
-            from village_credit.models.splits import split_by_village
-
             frame = pd.DataFrame({"g": groups})
             sp = split_by_village(frame, (1 - holdout_share, 0.0, holdout_share), seed=seed, group_col="g")
             tr, ho = np.sort(np.asarray(sp.train)), np.sort(np.asarray(sp.holdout))

@@ -28,6 +28,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import yaml
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -41,6 +44,7 @@ from village_credit.data.schema import (
     months_in,
 )
 from village_credit.errors import ConfigError, SchemaError
+from village_credit.file_formats import FileFormat, validate_document
 
 Group = Literal["behaviour", "capacity", "profile", "protected", "rules"]
 
@@ -486,30 +490,90 @@ def specs_from_frame(
     return specs
 
 
+class FeatureEntry(FileFormat):
+    """One column of a table of one's own: labels, unit, risk direction, group, categories.
+
+    Only what differs from the defaults needs a key; an unset key keeps the default
+    that specs_from_frame gives it.
+    """
+
+    name: str = Field(min_length=1, description="Column name in the table.")
+    label_en: str | None = Field(None, description="English label in reason codes and reports (default: the name).")
+    label_zh: str | None = Field(None, description="Chinese label in reason codes and reports (default: the name).")
+    unit: str = Field("", description="Unit shown with values, e.g. months, yuan.")
+    monotone: Literal[-1, 0, 1] = Field(0, description=(
+        "Direction with respect to default risk the GBM must keep: 1 a larger value never lowers "
+        "the risk, -1 never raises it, 0 no constraint."))
+    group: Group | None = Field(None, description=(
+        "Feature group in reports: behaviour, capacity, profile, protected or rules "
+        "(default: protected for a column listed under protected, else profile)."))
+    description: str = Field("", description="A sentence for people reading the reports.")
+    categories: list[str | int | float | bool] = Field(default_factory=list, description=(
+        "Ordered categories: the column is categorical even when its cells are numbers (codes); "
+        "1, 1.0 and \"1\" are one category. Unlisted categories are ordered by training default rate."))
+    kind: Literal["numeric", "categorical"] | None = Field(None, description=(
+        "Force the column's kind (default: numbers and bools numeric, text categorical)."))
+
+
+class FeatureSpecFile(FileFormat):
+    """The feature spec of a table of one's own (YAML or JSON; data.feature_spec of an experiment)."""
+
+    target: str | None = Field(None, description=(
+        "Target column: used when the experiment leaves data.target at its default; "
+        "must agree with data.target otherwise."))
+    exclude: list[str] = Field(default_factory=list, description="Columns never used as features.")
+    protected: list[str] = Field(default_factory=list, description=(
+        "Protected columns (age, sex, ...): left out of the features unless model.include_protected; "
+        "their group defaults to protected."))
+    features: list[FeatureEntry] = Field(default_factory=list, description=(
+        "Columns needing labels, a unit, a direction, a group or a category order; every other "
+        "column is used as it is."))
+
+    @field_validator("features")
+    @classmethod
+    def _one_entry_per_column(cls, v: list[FeatureEntry]) -> list[FeatureEntry]:
+        names = [f.name for f in v]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise PydanticCustomError("duplicate", "column(s) listed twice: {names}", {"names": ", ".join(twice)})
+        return v
+
+
 def load_feature_specs(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or JSON feature spec file.
+    r"""Read a YAML or JSON feature spec file, checked against :class:`FeatureSpecFile`.
 
     Format: ``{target: default_12m, exclude: [...], protected: [...],
-    features: [{name, label_en, label_zh, unit, monotone, group, description, categories}]}``.
-    Only ``features`` entries that need non-default labels or directions must be listed.
+    features: [{name, label_en, label_zh, unit, monotone, group, description, categories, kind}]}``
+    (``schemas/feature_spec.schema.json``). Only ``features`` entries that need non-default
+    labels or directions must be listed. Returns the keys the file sets; an error names
+    the file and the key.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "spec.yaml"
+    ...     _ = p.write_text("target: bad\nfeatures:\n  - {name: age, monotone: -1}\n")
+    ...     load_feature_specs(p)
+    {'target': 'bad', 'features': [{'name': 'age', 'monotone': -1}]}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "spec.yaml"
+    ...     _ = p.write_text("features:\n  - {name: age, monotone: 2}\n")
+    ...     load_feature_specs(p)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    village_credit.errors.ConfigError: .../spec.yaml: features[0].monotone: Input should be -1, 0 or 1, got 2
     """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read feature spec: {exc}") from exc
-    if p.suffix.lower() == ".json":
-        data = json.loads(text)
-    else:
-        import yaml
-
-        data = yaml.safe_load(text)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: feature spec must be a mapping with a 'features' list")
-    feats = data.get("features", [])
-    if not isinstance(feats, list) or any(not isinstance(f, dict) or "name" not in f for f in feats):
-        raise ConfigError(f"{p}: 'features' must be a list of mappings, each with a 'name'")
-    return data
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:  # json.JSONDecodeError is a ValueError
+        raise ConfigError(f"{p}: feature spec is not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: "
+                          f"{exc}") from exc
+    spec = validate_document(FeatureSpecFile, {} if data is None else data, source=p, error=ConfigError)
+    return spec.model_dump(exclude_unset=True, exclude_none=True)
 
 
 CATEGORY_PRIOR_ROWS = 10.0
