@@ -40,6 +40,22 @@ _EXPORTS: dict[str, str] = {
     "score_file": "village_credit.scoring",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "CreditScoreClassifier",
+    "GeneratorConfig",
+    "__version__",
+    "fairness_audit",
+    "generate_households",
+    "load_config",
+    "load_model",
+    "load_policy",
+    "promote",
+    "read_table",
+    "run_experiment",
+    "score_file",
+    "score_rules",
+    "validate_households",
+    "validation_report",
+]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

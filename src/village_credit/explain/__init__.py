@@ -41,7 +41,21 @@ _EXPORTS: dict[str, str] = {
     "write_global_explanations": "shap_global",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "default_groups",
+    "explain",
+    "feature_labels",
+    "features_tied_to",
+    "global_shap",
+    "load_decision_model",
+    "mean_abs_shap_by_group",
+    "plot_bar",
+    "plot_beeswarm",
+    "plot_dependence",
+    "plot_group_importance",
+    "reasons_arrow_schema",
+    "write_global_explanations",
+]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -37,7 +37,20 @@ _EXPORTS: dict[str, str] = {
     "tune": "tuning",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Calibrator",
+    "CreditScoreClassifier",
+    "DecisionModel",
+    "HouseholdFeatures",
+    "PointsScaling",
+    "fit_blend",
+    "fit_calibrator",
+    "load_feature_specs",
+    "logistic_fit",
+    "spec_for",
+    "split_by_village",
+    "tune",
+]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
