@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from village_credit.data.schema import TRUTH_COLUMNS
-from village_credit.explain import LONG_COLUMNS, explain, load_decision_model, wide_columns
+from village_credit.explain import explain, load_decision_model
+from village_credit.explain.api import LONG_COLUMNS, wide_columns
 
 TOP_K = 3
 

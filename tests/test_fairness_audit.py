@@ -11,11 +11,11 @@ import pytest
 from village_credit.errors import VillageCreditError
 from village_credit.fairness import (
     DecisionSystem,
-    FairnessInputError,
     equal_risk_gaps,
     fairness_audit,
     sensitive_frame,
 )
+from village_credit.fairness.groups import FairnessInputError
 
 
 def _population(n: int = 3000, seed: int = 1) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:

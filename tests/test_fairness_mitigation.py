@@ -9,12 +9,12 @@ from sklearn.linear_model import LogisticRegression
 
 from village_credit.fairness import (
     DecisionSystem,
-    FairnessInputError,
-    reduction_system,
     sensitive_frame,
     threshold_optimizer_system,
     tradeoff_table,
 )
+from village_credit.fairness.groups import FairnessInputError
+from village_credit.fairness.mitigation import reduction_system
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-from village_credit.fairness import FairnessInputError, selection_bias_study
+from village_credit.fairness import selection_bias_study
+from village_credit.fairness.groups import FairnessInputError
 
 
 @pytest.fixture(scope="module")

@@ -117,7 +117,7 @@ def test_support_diagnostics_flags_groups_never_observed(fitted: dict) -> None:
 
 
 def test_support_diagnostics_rejects_misaligned_inputs(hh: pd.DataFrame) -> None:
-    from village_credit.fairness import FairnessInputError
+    from village_credit.fairness.groups import FairnessInputError
 
     with pytest.raises(FairnessInputError, match="observed mask"):
         support_diagnostics(hh, np.ones(3, bool))

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from village_credit.data import (
     SCHEMA,
     GeneratorConfig,
-    coerce_households,
     count_rows,
     generate_households,
     history_long,
@@ -24,7 +23,7 @@ from village_credit.data import (
     write_parquet,
 )
 from village_credit.data.io import DATE_MAX, DATE_MIN
-from village_credit.data.validation import parse_dates
+from village_credit.data.validation import coerce_households, parse_dates
 from village_credit.errors import DataReadError, SchemaError
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from village_credit.config import load_config
 from village_credit.errors import ConfigError
-from village_credit.fairness import FairnessInputError, infer_rejects
+from village_credit.fairness import infer_rejects
+from village_credit.fairness.groups import FairnessInputError
 
 SEED = 1
 N_TREES = 80

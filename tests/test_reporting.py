@@ -9,13 +9,12 @@ import numpy as np
 import pandas as pd
 from village_credit.reporting import (
     HtmlReport,
-    ReportJSONEncoder,
     new_figure,
     to_jsonable,
-    traffic_light_class,
     write_json,
     write_report,
 )
+from village_credit.reporting.html import ReportJSONEncoder, traffic_light_class
 
 
 def test_to_jsonable_handles_numpy_pandas_and_nan() -> None:

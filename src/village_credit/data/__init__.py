@@ -1,6 +1,9 @@
 """Data layer: household schema, synthetic generator, Parquet/CSV I/O, validation.
 
 Knows nothing of rules, models or MLflow (lower layers never import higher ones).
+``__all__`` holds what other layers, the notebooks and the docs use; the rest
+(``io.arrow_schema``, ``schema.ColumnSpec``, ``validation.coerce_households``, ...)
+is reached through its module.
 """
 
 from village_credit.data.generator import (
@@ -8,11 +11,9 @@ from village_credit.data.generator import (
     drift_townships,
     generate_households,
     generate_vintage,
-    iter_household_tables,
     write_synthetic,
 )
 from village_credit.data.io import (
-    arrow_schema,
     count_rows,
     history_long,
     iter_batches,
@@ -20,32 +21,19 @@ from village_credit.data.io import (
     write_parquet,
 )
 from village_credit.data.schema import (
-    HISTORY_MONTHS,
-    ID_COLUMNS,
     SCHEMA,
     TRUTH_COLUMNS,
-    ColumnSpec,
     HouseholdSchema,
     history_columns,
     months_in,
 )
-from village_credit.data.validation import (
-    ValidationResult,
-    coerce_households,
-    validate_households,
-)
+from village_credit.data.validation import validate_households
 
 __all__ = [
-    "HISTORY_MONTHS",
-    "ID_COLUMNS",
     "SCHEMA",
     "TRUTH_COLUMNS",
-    "ColumnSpec",
     "GeneratorConfig",
     "HouseholdSchema",
-    "ValidationResult",
-    "arrow_schema",
-    "coerce_households",
     "count_rows",
     "drift_townships",
     "generate_households",
@@ -53,7 +41,6 @@ __all__ = [
     "history_columns",
     "history_long",
     "iter_batches",
-    "iter_household_tables",
     "months_in",
     "read_table",
     "validate_households",

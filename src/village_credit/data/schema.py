@@ -169,7 +169,18 @@ def _columns(months: int = HISTORY_MONTHS) -> list[ColumnSpec]:
 
 @dataclass(frozen=True)
 class HouseholdSchema:
-    """The declared household table for a given history length."""
+    """The declared household table for a given history length.
+
+    Examples
+    --------
+    >>> from village_credit.data import SCHEMA, HouseholdSchema
+    >>> SCHEMA.months, len(SCHEMA.names)
+    (36, 204)
+    >>> SCHEMA.names_by_role("truth")
+    ['granted_hist', 'outcome_observed', 'true_pd', 'default_12m']
+    >>> len(HouseholdSchema(months=12).names)  # four monthly series, 24 months shorter
+    108
+    """
 
     months: int = HISTORY_MONTHS
     columns: tuple[ColumnSpec, ...] = field(default=())
@@ -206,12 +217,26 @@ ID_COLUMNS = ["household_id", "township_code", "village_code"]
 
 
 def history_columns(kind: str, months: int = HISTORY_MONTHS) -> list[str]:
-    """Names of one monthly history series, oldest first (kind: due, paid, dpd, utility_late)."""
+    """Names of one monthly history series, oldest first (kind: due, paid, dpd, utility_late).
+
+    Examples
+    --------
+    >>> from village_credit.data import history_columns
+    >>> history_columns("dpd", months=3)
+    ['dpd_m01', 'dpd_m02', 'dpd_m03']
+    """
     return [f"{kind}_m{m:02d}" for m in range(1, months + 1)]
 
 
 def months_in(columns: list[str] | tuple[str, ...]) -> int:
-    """How many history months a table carries, read from its ``dpd_mNN`` columns."""
+    """How many history months a table carries, read from its ``dpd_mNN`` columns.
+
+    Examples
+    --------
+    >>> from village_credit.data import months_in
+    >>> months_in(["household_id", "dpd_m01", "dpd_m02", "due_m01"])
+    2
+    """
     return sum(1 for c in columns if c.startswith("dpd_m") and c[5:].isdigit())
 
 

@@ -333,6 +333,19 @@ def validate_households(df: pd.DataFrame, require_truth: bool = False, *,
     unknown categories, dependents > household_size, event dates after the snapshot,
     a snapshot date after ``today`` (default: the current UTC date), duplicate
     household_id (first kept, later ones quarantined).
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households, validate_households
+    >>> hh = generate_households(GeneratorConfig(n_households=50, seed=7))
+    >>> bad = hh.copy()
+    >>> bad.loc[0, "head_age"] = 150
+    >>> result = validate_households(bad)
+    >>> result.n_in, result.n_valid, result.n_quarantined
+    (50, 49, 1)
+    >>> result.quarantine[["row_number", "household_id", "column", "check"]]
+       row_number household_id    column  check
+    0           0   HH00000001  head_age  range
     """
     schema = _schema_for(df)
     if required is None:

@@ -103,6 +103,21 @@ def load_decision_model(model: Any) -> Any:
     ``mlflow.artifacts.download_artifacts`` against the current tracking URI, and the
     model is read from the pyfunc's ``decision_model`` artifact directory. Only plain
     files are read (no pickles, no pyfunc code is executed).
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.models import fit_blend, split_by_village
+    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
+    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
+    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
+    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> import tempfile
+    >>> from village_credit.explain import load_decision_model
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     loaded = load_decision_model(model.save(f"{tmp}/model"))  # or "models:/name@champion"
+    ...     print(type(loaded).__name__, loaded.decide(holdout).equals(model.decide(holdout)))
+    DecisionModel True
     """
     if isinstance(model, DecisionModel) or (hasattr(model, "reason_codes") and hasattr(model, "codes")):
         return model
@@ -136,7 +151,16 @@ def wide_columns(top_k: int) -> list[str]:
 
 
 def reasons_arrow_schema(form: Form = "long", top_k: int = 3) -> Any:
-    """Fixed Arrow schema of either form, so chunked Parquet output has one schema."""
+    """Fixed Arrow schema of either form, so chunked Parquet output has one schema.
+
+    Examples
+    --------
+    >>> from village_credit.explain import reasons_arrow_schema
+    >>> reasons_arrow_schema("long").names
+    ['household_id', 'row', 'rank', 'direction', 'kind', 'code', 'label_en', 'label_zh', 'points']
+    >>> reasons_arrow_schema("wide", top_k=1).names[-4:]
+    ['up_1_code', 'up_1_label_en', 'up_1_label_zh', 'up_1_points']
+    """
     import pyarrow as pa
 
     if form == "long":
@@ -210,6 +234,21 @@ def explain(model: Any, households: pd.DataFrame, top_k: int = 3, form: Form = "
     MLflow model URI (``models:/...``, ``runs:/...``); load once with
     :func:`load_decision_model` when calling repeatedly. Delegates to
     ``DecisionModel.reason_codes`` (exact contributions; no logic duplicated here).
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.models import fit_blend, split_by_village
+    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
+    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
+    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
+    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.explain import explain
+    >>> reasons = explain(model, holdout.head(2), top_k=2)  # long form: one row per reason
+    >>> list(reasons.columns)
+    ['household_id', 'row', 'rank', 'direction', 'kind', 'code', 'label_en', 'label_zh', 'points']
+    >>> sorted(set(reasons["direction"])), reasons["household_id"].nunique()
+    (['down', 'up'], 2)
     """
     if form not in ("long", "wide"):
         raise ConfigError(f"form must be 'long' or 'wide', got {form!r}")

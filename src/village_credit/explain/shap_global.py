@@ -69,7 +69,14 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- labels
 def feature_labels(names: Sequence[str], lang: str = "en") -> dict[str, str]:
-    """``{feature: label}`` from the feature spec; unknown names keep their own name."""
+    """``{feature: label}`` from the feature spec; unknown names keep their own name.
+
+    Examples
+    --------
+    >>> from village_credit.explain import feature_labels
+    >>> feature_labels(["land_mu", "my_own_column"])
+    {'land_mu': 'Land', 'my_own_column': 'my_own_column'}
+    """
     from village_credit.models.features import spec_for
 
     out: dict[str, str] = {}
@@ -156,6 +163,22 @@ def global_shap(booster_or_model: Any, X: pd.DataFrame, sample: int | None = 500
     ``X`` is the model's feature frame (columns = the booster's features, in order).
     Sampling is without replacement with ``numpy.default_rng(seed)`` and keeps the rows'
     original order; ``sample=None`` explains every row.
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.models import fit_blend, split_by_village
+    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
+    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
+    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
+    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.explain import global_shap
+    >>> X = model.features.transform(holdout)
+    >>> shap_values = global_shap(model, X, sample=None)
+    >>> type(shap_values).__name__, shap_values.values.shape == X.shape
+    ('GlobalShap', True)
+    >>> len(shap_values.used_features()) > 0  # features the trees split on
+    True
     """
     import shap
 
@@ -206,6 +229,14 @@ def default_groups(households: pd.DataFrame, index: pd.Index | None = None) -> d
 
     ``index`` (e.g. :attr:`GlobalShap.index`) selects the household rows by label; a
     missing protected column simply yields no group.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from village_credit.explain import default_groups
+    >>> households = pd.DataFrame({"head_age": [45, 61, 70], "formerly_poor": [True, False, False]})
+    >>> {name: mask.tolist() for name, mask in default_groups(households).items()}
+    {'elderly_60plus': [False, True, True], 'formerly_poor': [True, False, False]}
     """
     hh = households if index is None else households.loc[index]
     groups: dict[str, NDArray[np.bool_]] = {}
@@ -227,6 +258,24 @@ def mean_abs_shap_by_group(shap_values: Any, groups: Mapping[str, Any],
     means are NaN for an empty subset). A larger mean |SHAP| in one subset means the
     model leans more on that feature for those households; the signed mean shows in
     which direction it moves their risk (log-odds, positive = riskier).
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.models import fit_blend, split_by_village
+    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
+    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
+    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
+    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.explain import global_shap
+    >>> X = model.features.transform(holdout)
+    >>> shap_values = global_shap(model, X, sample=None)
+    >>> from village_credit.explain import default_groups, mean_abs_shap_by_group
+    >>> by_group = mean_abs_shap_by_group(shap_values, default_groups(holdout, shap_values.index))
+    >>> list(by_group.columns)
+    ['group', 'in_group', 'n', 'feature', 'label_en', 'label_zh', 'mean_abs_shap', 'mean_shap']
+    >>> sorted(set(by_group["group"]))
+    ['elderly_60plus', 'formerly_poor']
     """
     vals, names = _values_and_names(shap_values, feature_names)
     en = feature_labels(names, "en")
@@ -261,6 +310,18 @@ def features_tied_to(X: pd.DataFrame, households: pd.DataFrame, attribute: str,
     works whether or not the attribute itself is a model feature: when it is, it ranks
     first (rho = 1), followed by its proxies. Constant columns are skipped.
     Returns ``{feature: signed rho}`` ordered by |rho| descending.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from village_credit.explain import features_tied_to
+    >>> households = pd.DataFrame({"head_age": [35, 48, 62, 71, 80]})
+    >>> X = pd.DataFrame({"pension_share": [0.0, 0.1, 0.5, 0.6, 0.9], "smartphone": [1, 1, 1, 0, 0],
+    ...                   "land_mu": [3.0, 1.0, 4.0, 2.0, 5.0]})
+    >>> features_tied_to(X, households, "head_age").round(2)
+    pension_share    1.00
+    smartphone      -0.87
+    Name: spearman_head_age, dtype: float64
     """
     if attribute not in households.columns:
         raise SchemaError(f"household table lacks column {attribute!r} needed to find its proxies")
@@ -326,7 +387,24 @@ def _as_global(shap_values: Any) -> GlobalShap:
 
 def plot_beeswarm(shap_values: Any, max_display: int = 15, path: str | Path | None = None,
                   labels: Mapping[str, str] | None = None) -> Any:
-    """Beeswarm of SHAP values (one dot per household and feature); returns the Figure."""
+    """Beeswarm of SHAP values (one dot per household and feature); returns the Figure.
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.models import fit_blend, split_by_village
+    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
+    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
+    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
+    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.explain import global_shap
+    >>> X = model.features.transform(holdout)
+    >>> shap_values = global_shap(model, X, sample=None)
+    >>> from village_credit.explain import plot_beeswarm
+    >>> fig = plot_beeswarm(shap_values, max_display=5)  # path="beeswarm.png" also writes it
+    >>> type(fig).__name__
+    'Figure'
+    """
     import shap
 
     gs = _as_global(shap_values)
@@ -340,7 +418,24 @@ def plot_beeswarm(shap_values: Any, max_display: int = 15, path: str | Path | No
 
 def plot_bar(shap_values: Any, max_display: int = 15, path: str | Path | None = None,
              labels: Mapping[str, str] | None = None) -> Any:
-    """Bar chart of mean |SHAP| per feature (global importance); returns the Figure."""
+    """Bar chart of mean |SHAP| per feature (global importance); returns the Figure.
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.models import fit_blend, split_by_village
+    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
+    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
+    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
+    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.explain import global_shap
+    >>> X = model.features.transform(holdout)
+    >>> shap_values = global_shap(model, X, sample=None)
+    >>> from village_credit.explain import feature_labels, plot_bar
+    >>> fig = plot_bar(shap_values, max_display=5, labels=feature_labels(X.columns, lang="en"))
+    >>> type(fig).__name__
+    'Figure'
+    """
     import shap
 
     gs = _as_global(shap_values)
@@ -354,7 +449,24 @@ def plot_bar(shap_values: Any, max_display: int = 15, path: str | Path | None = 
 
 def plot_dependence(shap_values: Any, feature: str, path: str | Path | None = None,
                     labels: Mapping[str, str] | None = None, title: str | None = None) -> Any:
-    """SHAP dependence (scatter) of one feature: how its value moves the risk; returns the Figure."""
+    """SHAP dependence (scatter) of one feature: how its value moves the risk; returns the Figure.
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.models import fit_blend, split_by_village
+    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
+    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
+    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
+    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.explain import global_shap
+    >>> X = model.features.transform(holdout)
+    >>> shap_values = global_shap(model, X, sample=None)
+    >>> from village_credit.explain import plot_dependence
+    >>> fig = plot_dependence(shap_values, shap_values.used_features()[0])  # an unused feature is refused
+    >>> type(fig).__name__
+    'Figure'
+    """
     import shap
 
     gs = _as_global(shap_values)
@@ -379,6 +491,23 @@ def plot_group_importance(by_group: pd.DataFrame, top_n: int = 10, path: str | P
 
     Drawn by :class:`~village_credit.reporting.displays.GroupImportanceDisplay` (legends
     under the bars; ``lang="zh"`` uses Chinese labels when a CJK font is installed).
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.models import fit_blend, split_by_village
+    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
+    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
+    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
+    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.explain import global_shap
+    >>> X = model.features.transform(holdout)
+    >>> shap_values = global_shap(model, X, sample=None)
+    >>> from village_credit.explain import default_groups, mean_abs_shap_by_group, plot_group_importance
+    >>> by_group = mean_abs_shap_by_group(shap_values, default_groups(holdout, shap_values.index))
+    >>> fig = plot_group_importance(by_group, top_n=5)
+    >>> type(fig).__name__
+    'Figure'
     """
     if by_group.empty:
         raise SchemaError("plot_group_importance: no groups in the table")
@@ -419,6 +548,22 @@ def write_global_explanations(model: Any, X: pd.DataFrame | None, households: pd
     and ``shap_global.json`` (overall and by-group mean |SHAP| with English and Chinese
     labels, the proxy features and their rho, sample size). ``X``: the feature frame,
     index-aligned with ``households``; ``None`` builds it with ``model.features``.
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.models import fit_blend, split_by_village
+    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
+    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
+    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
+    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> import tempfile
+    >>> from village_credit.explain import write_global_explanations
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     paths = write_global_explanations(model, None, holdout, tmp, sample=30, top_n_dependence=0,
+    ...                                       max_display=3)  # small and fast; the defaults explain 5,000
+    ...     print(sorted(p.name for p in paths.values()))
+    ['shap_bar.png', 'shap_beeswarm.png', 'shap_by_group.csv', 'shap_global.json', 'shap_group_importance.png']
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,48 +10,39 @@ the GBM, the blend and any mitigated variant are audited with the same code:
 * :func:`infer_rejects`: the training sample (rows, labels, weights) of one remedy, for any model;
 * :func:`tradeoff_table` and the mitigation options (policy change, ThresholdOptimizer,
   ExponentiatedGradient);
-* :func:`support_diagnostics`, :func:`headline`, :func:`exploration_design`: which groups
+* :func:`support_diagnostics`, :func:`headline`, ``support.exploration_design``: which groups
   are decided without any observed outcome, the figures both ways (predicted / true and
   predicted / observed PD), and the exploration sample that would fix it;
 * :func:`write_fairness_report`: HTML + JSON (the JSON is what the promotion gates read).
+
+Result classes (``audit.AuditResult``, ``equal_risk.EqualRiskResult``), the input error
+(``groups.FairnessInputError``, a ``VillageCreditError``) and helpers used only here or
+in tests are reached through their modules.
 """
 
-from village_credit.fairness.audit import AuditResult, DecisionSystem, fairness_audit
-from village_credit.fairness.equal_risk import EqualRiskResult, equal_risk_gaps
-from village_credit.fairness.groups import FairnessInputError, sensitive_frame
+from village_credit.fairness.audit import DecisionSystem, fairness_audit
+from village_credit.fairness.equal_risk import equal_risk_gaps
+from village_credit.fairness.groups import sensitive_frame
 from village_credit.fairness.mitigation import (
-    PrecomputedScore,
     combined_groups,
     policy_change_systems,
-    reduction_system,
     threshold_optimizer_system,
     tradeoff_table,
 )
 from village_credit.fairness.reject_inference import infer_rejects, selection_bias_study
 from village_credit.fairness.report import fairness_json, write_fairness_report
-from village_credit.fairness.support import (
-    expected_loss,
-    exploration_design,
-    headline,
-    support_diagnostics,
-)
+from village_credit.fairness.support import expected_loss, headline, support_diagnostics
 
 __all__ = [
-    "AuditResult",
     "DecisionSystem",
-    "EqualRiskResult",
-    "FairnessInputError",
-    "PrecomputedScore",
     "combined_groups",
     "equal_risk_gaps",
     "expected_loss",
-    "exploration_design",
     "fairness_audit",
     "fairness_json",
     "headline",
     "infer_rejects",
     "policy_change_systems",
-    "reduction_system",
     "selection_bias_study",
     "sensitive_frame",
     "support_diagnostics",

@@ -88,6 +88,16 @@ class DecisionSystem:
     ``approved`` (bool) is required; ``credit_line`` (yuan, 0 when rejected), ``rate``,
     ``pd`` (predicted probability of default) and ``score`` (higher = better, e.g. points)
     are optional; metrics needing a missing array come out NaN.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from village_credit.fairness import DecisionSystem
+    >>> decisions = pd.DataFrame({"approved": [True, False, True], "credit_line": [50_000.0, 0.0, 30_000.0],
+    ...                           "pd": [0.02, 0.20, 0.05], "points": [80, 40, 70]})
+    >>> system = DecisionSystem.from_decisions("rules", decisions)
+    >>> system.name, system.approved.tolist(), system.score.tolist()
+    ('rules', [True, False, True], [80.0, 40.0, 70.0])
     """
 
     name: str
@@ -354,6 +364,21 @@ def fairness_audit(
 
     ``y_true`` is the observed default flag (1 = defaulted), one per household; the
     positive label for fairlearn is its complement (a good outcome, see module docstring).
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> hh = generate_households(GeneratorConfig(n_households=200, seed=7))
+    >>> from village_credit.fairness import fairness_audit, policy_change_systems, sensitive_frame
+    >>> systems = policy_change_systems(hh)  # the rule standard with and without its age cutoff
+    >>> audit = fairness_audit(systems, sensitive_frame(hh), hh["default_12m"], n_boot=20, seed=0,
+    ...                        features=["elderly"])
+    >>> audit.metric("approval_rate", "elderly").round(2)
+    system  policy:jinxiang_2022  policy:jinxiang_2022_no_age_cutoff
+    group
+    (all)                   0.77                                0.86
+    60+                     0.50                                0.83
+    <60                     0.86                                0.86
     """
     if not systems:
         raise FairnessInputError("fairness_audit needs at least one decision system")

@@ -85,7 +85,19 @@ def equal_risk_gaps(
     target: float = TARGET_GAP,
     n_substrata: int = 5,
 ) -> EqualRiskResult:
-    """Approval and line gaps between protected groups and others within true-PD deciles."""
+    """Approval and line gaps between protected groups and others within true-PD deciles.
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> hh = generate_households(GeneratorConfig(n_households=200, seed=7))
+    >>> from village_credit.fairness import equal_risk_gaps, policy_change_systems, sensitive_frame
+    >>> gaps = equal_risk_gaps(policy_change_systems(hh), sensitive_frame(hh), hh["true_pd"],
+    ...                        n_deciles=2, min_count=10)
+    >>> {name: round(s["by_comparison"]["elderly"]["max_gap_approval"], 2)
+    ...  for name, s in gaps.summary.items()}
+    {'policy:jinxiang_2022': 0.49, 'policy:jinxiang_2022_no_age_cutoff': 0.04}
+    """
     comps = dict(comparisons or DEFAULT_COMPARISONS)
     n = len(sensitive)
     sens = check_sensitive(sensitive, n)

@@ -79,6 +79,17 @@ def sensitive_frame(households: pd.DataFrame, policy_age_max: int = ELDERLY_AGE)
 
     ``policy_age_max`` is the policy's eligibility ceiling (inclusive, as in "age 18-60").
     Raises :class:`FairnessInputError` naming the column and count of missing values.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from village_credit.fairness import sensitive_frame
+    >>> households = pd.DataFrame({"head_age": [45, 61, 70], "formerly_poor": [True, False, True]})
+    >>> sensitive_frame(households, policy_age_max=60)
+      age_band elderly policy_age  formerly_poor age_band_x_formerly_poor
+    0      <60     <60       <=60  formerly_poor        <60|formerly_poor
+    1    60-64     60+        >60          other              60-64|other
+    2      65+     60+        >60  formerly_poor        65+|formerly_poor
     """
     age = _require(households, "head_age").to_numpy(dtype=float)
     poor = _as_bool(_require(households, "formerly_poor"), "formerly_poor")

@@ -62,7 +62,16 @@ class PrecomputedScore(ClassifierMixin, BaseEstimator):
 
 
 def combined_groups(sensitive: pd.DataFrame, features: tuple[str, ...] = ("elderly", "formerly_poor")) -> pd.Series:
-    """One label per household joining several sensitive columns (``60+|formerly_poor``)."""
+    """One label per household joining several sensitive columns (``60+|formerly_poor``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from village_credit.fairness import combined_groups, sensitive_frame
+    >>> sens = sensitive_frame(pd.DataFrame({"head_age": [45, 61, 70], "formerly_poor": [True, False, True]}))
+    >>> combined_groups(sens).tolist()
+    ['<60|formerly_poor', '60+|other', '60+|formerly_poor']
+    """
     sens = check_sensitive(sensitive)
     missing = [f for f in features if f not in sens.columns]
     if missing:
@@ -78,7 +87,19 @@ def policy_change_systems(
     policies: tuple[str, ...] = ("jinxiang_2022", "jinxiang_2022_no_age_cutoff"),
     eval_date: Any = None,
 ) -> list[DecisionSystem]:
-    """Decisions of the rules engine under each policy, as decision systems named by policy."""
+    """Decisions of the rules engine under each policy, as decision systems named by policy.
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> hh = generate_households(GeneratorConfig(n_households=200, seed=7))
+    >>> from village_credit.fairness import policy_change_systems
+    >>> with_cut, without_cut = policy_change_systems(hh)
+    >>> with_cut.name, f"{with_cut.approved.mean():.3f}"
+    ('policy:jinxiang_2022', '0.770')
+    >>> without_cut.name, f"{without_cut.approved.mean():.3f}"  # elderly households approved too
+    ('policy:jinxiang_2022_no_age_cutoff', '0.855')
+    """
     from village_credit.rules import load_policy, score_rules  # rules sit below fairness
 
     out = []
@@ -110,6 +131,19 @@ def threshold_optimizer_system(
     P(good)). ``y_true`` is the default flag (1 = defaulted). ``credit_line`` is the line a
     household gets if approved; rejected households get 0. The default objective is
     balanced accuracy: with defaults near 8 %, plain accuracy would approve everyone.
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> hh = generate_households(GeneratorConfig(n_households=200, seed=7))
+    >>> import pandas as pd
+    >>> from village_credit.fairness import combined_groups, sensitive_frame, threshold_optimizer_system
+    >>> sens = sensitive_frame(hh)
+    >>> system = threshold_optimizer_system("true PD + ThresholdOptimizer", combined_groups(sens, ("elderly",)),
+    ...                                     hh["default_12m"], score=1 - hh["true_pd"].to_numpy(), seed=0)
+    >>> rates = pd.Series(system.approved).groupby(sens["elderly"].to_numpy()).mean()
+    >>> bool(abs(rates["60+"] - rates["<60"]) < 0.05)  # demographic parity: equal approval rates
+    True
     """
     from fairlearn.postprocessing import ThresholdOptimizer
 
@@ -209,6 +243,18 @@ def tradeoff_table(
     feature ``approval_gap_<f>`` (max - min group approval rate), ``dp_ratio_<f>``,
     ``mean_line_gap_<f>`` (relative gap of mean line, min vs max group) and, with truth,
     ``er_max_gap_approval``, ``er_max_gap_line``, ``er_passes_5pct`` from the equal-risk check.
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> hh = generate_households(GeneratorConfig(n_households=200, seed=7))
+    >>> from village_credit.fairness import policy_change_systems, sensitive_frame, tradeoff_table
+    >>> table = tradeoff_table(policy_change_systems(hh), sensitive_frame(hh), hh["default_12m"], hh["true_pd"],
+    ...                        min_count=10)
+    >>> table[["option", "approval_rate", "approval_gap_elderly"]].round(2)
+                                   option  approval_rate  approval_gap_elderly
+    0                policy:jinxiang_2022           0.77                  0.36
+    1  policy:jinxiang_2022_no_age_cutoff           0.86                  0.04
     """
     n = len(sensitive)
     sens = check_sensitive(sensitive, n)

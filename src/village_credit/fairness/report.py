@@ -64,7 +64,19 @@ def _min_ratio(disp: dict[str, dict[str, Any]]) -> float | None:
 def fairness_json(audit: AuditResult, gaps: EqualRiskResult | None, tradeoff: pd.DataFrame | None = None,
                   reject: pd.DataFrame | None = None, primary_system: str | None = None,
                   support: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The report's JSON document (see module docstring for the keys)."""
+    """The report's JSON document (see module docstring for the keys).
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> hh = generate_households(GeneratorConfig(n_households=200, seed=7))
+    >>> from village_credit.fairness import fairness_audit, fairness_json, policy_change_systems, sensitive_frame
+    >>> audit = fairness_audit(policy_change_systems(hh), sensitive_frame(hh), hh["default_12m"], n_boot=20,
+    ...                        features=["elderly"])
+    >>> doc = fairness_json(audit, None, primary_system="policy:jinxiang_2022")
+    >>> doc["primary_system"], "disparities" in doc
+    ('policy:jinxiang_2022', True)
+    """
     systems = audit.systems
     primary = primary_system or (systems[-1] if systems else None)
     disp = audit.disparity_summary()
@@ -413,6 +425,20 @@ def write_fairness_report(
     ``identity`` and ``limits``: see :func:`build_fairness_html` (the HTML shows them;
     the JSON stays :func:`fairness_json`, the numbers the gates read). ``support``: the
     outcome-support section (which groups are decided by extrapolation).
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> hh = generate_households(GeneratorConfig(n_households=200, seed=7))
+    >>> import tempfile
+    >>> from village_credit.fairness import (fairness_audit, policy_change_systems, sensitive_frame,
+    ...                                      write_fairness_report)
+    >>> audit = fairness_audit(policy_change_systems(hh), sensitive_frame(hh), hh["default_12m"], n_boot=20,
+    ...                        features=["elderly"])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     html_path, json_path = write_fairness_report(audit, None, out_dir=tmp)
+    ...     print(html_path.name, json_path.name)
+    fairness.html fairness.json
     """
     rep = build_fairness_html(audit, gaps, tradeoff, reject, title=title, primary_system=primary_system,
                               identity=identity, limits=limits, support=support)

@@ -98,6 +98,17 @@ def support_diagnostics(households: pd.DataFrame, observed: Any, *, items: pd.Da
     ``features``: the model's feature matrix of the same rows.
     Keys: ``min_observed``, ``groups`` (records), ``columns`` (records, group x column,
     only columns with unseen values in some group), ``extrapolated_groups``.
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> hh = generate_households(GeneratorConfig(n_households=200, seed=7))
+    >>> from village_credit.fairness import support_diagnostics
+    >>> support = support_diagnostics(hh, hh["outcome_observed"].to_numpy(bool), min_observed=30)
+    >>> [(g["group"], g["n"], g["n_observed"]) for g in support["groups"]][:3]
+    [('60-64', 21, 3), ('65-69', 15, 0), ('70+', 16, 0)]
+    >>> "70+" in support["extrapolated_groups"]  # no 70+ household was ever lent to
+    True
     """
     obs = np.asarray(observed, dtype=bool)
     n = len(households)
@@ -144,7 +155,14 @@ def support_diagnostics(households: pd.DataFrame, observed: Any, *, items: pd.Da
 
 
 def expected_loss(pd_: Any, credit_line: Any, approved: Any = None, lgd: float = DEFAULT_LGD) -> float:
-    """Sum of PD x line x LGD over approved households (yuan)."""
+    """Sum of PD x line x LGD over approved households (yuan).
+
+    Examples
+    --------
+    >>> from village_credit.fairness import expected_loss
+    >>> expected_loss([0.10, 0.02], [10_000, 50_000], approved=[True, True], lgd=0.45)  # 0.45 * (1000 + 1000)
+    900.0
+    """
     p = np.asarray(pd_, dtype=float)
     line = np.asarray(credit_line, dtype=float)
     a = np.ones(p.shape, bool) if approved is None else np.asarray(approved, dtype=bool)
@@ -169,6 +187,15 @@ def headline(households: pd.DataFrame, pd_pred: Any, *, equal_risk_table: pd.Dat
     ``observed`` (default ``households["outcome_observed"]``) marks whose outcome counts as
     observed. ``equal_risk_table`` (``equal_risk_gaps(...).table``) gives the signed worst
     gap of ``system`` per comparison (elderly rows for the age bands).
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> hh = generate_households(GeneratorConfig(n_households=200, seed=7))
+    >>> from village_credit.fairness import headline
+    >>> rows = headline(hh, 1.2 * hh["true_pd"])  # a model that overstates every PD by 20 %
+    >>> [(r["group"], round(r["pred_true_ratio"], 2)) for r in rows[:2]]
+    [('all', 1.2), ('60-64', 1.2)]
     """
     p = np.asarray(pd_pred, dtype=float)
     if len(p) != len(households):

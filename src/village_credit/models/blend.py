@@ -62,6 +62,16 @@ def logistic_fit(Z: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = N
 
     Returns ``[w0, w...]``. A tiny ridge (not on the intercept) keeps separable or
     constant columns finite. Deterministic: no random start, no threads.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from village_credit.models import logistic_fit
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.normal(size=(500, 1))
+    >>> y = (rng.random(500) < 1 / (1 + np.exp(2 - 1.5 * z[:, 0]))).astype(int)
+    >>> logistic_fit(z, y).round(2)  # [w0, w1], close to the true [-2, 1.5]
+    array([-2.12,  1.89])
     """
     Zm = np.asarray(Z, dtype=np.float64)
     if Zm.ndim == 1:
@@ -249,6 +259,20 @@ def fit_blend(
     applied; a dict (from :func:`~village_credit.models.support.neutral_items_for` over
     the whole population): exactly those items. See :mod:`village_credit.models.support`;
     recorded in ``metadata["neutralised_items"]``.
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.models import fit_blend, split_by_village
+    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
+    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
+    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
+    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> model.coefficients.strategy
+    'additive_points'
+    >>> pd_ = model.predict_pd(holdout)
+    >>> len(pd_) == len(holdout), bool(pd_.between(0, 1).all())
+    (True, True)
     """
     pol, features = _policy_and_features(strategy, policy, features)
     y_tr = _y(y_train, len(households_train), "training split")

@@ -112,7 +112,25 @@ class _Scored:
 
 
 class DecisionModel:
-    """Blended rules + LightGBM model that decides per the policy; see module docstring."""
+    """Blended rules + LightGBM model that decides per the policy; see module docstring.
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.models import fit_blend, split_by_village
+    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
+    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
+    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
+    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> import tempfile
+    >>> from village_credit.models import DecisionModel
+    >>> type(model).__name__, model.strategy
+    ('DecisionModel', 'additive_points')
+    >>> with tempfile.TemporaryDirectory() as tmp:  # plain files; the one model format
+    ...     reloaded = DecisionModel.load(model.save(f"{tmp}/model"))
+    ...     print(reloaded.decide(holdout).equals(model.decide(holdout)))
+    True
+    """
 
     def __init__(self, *, policy: Any, features: Any, booster: Any, coefficients: BlendCoefficients,
                  scaling: PointsScaling, metadata: dict[str, Any] | None = None,

@@ -132,6 +132,26 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
         outcome are not applied by the blend (their effect cannot be learned; see
         :mod:`village_credit.models.support`); a dict names them (``neutral_items_for``).
         Recorded in ``model_.metadata["neutralised_items"]``.
+
+    Examples
+    --------
+    Rules + 20 trees on 300 generated households (real fits use the defaults):
+
+    >>> import numpy as np
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.models import CreditScoreClassifier
+    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
+    >>> clf = CreditScoreClassifier(strategy="additive_points", policy="jinxiang_2022", calibration_folds=2,
+    ...                             gbm_params={"n_estimators": 20}, seed=0)
+    >>> clf = clf.fit(hh, hh["default_12m"])
+    >>> proba = clf.predict_proba(hh.head(3))
+    >>> proba.shape, bool(np.allclose(proba.sum(axis=1), 1.0))
+    ((3, 2), True)
+    >>> decisions = clf.decide(hh.head(3))
+    >>> list(decisions.columns[:7])
+    ['household_id', 'status', 'quarantine_reason', 'pd', 'points', 'grade', 'credit_line']
+    >>> decisions["status"].tolist()
+    ['scored', 'scored', 'scored']
     """
 
     def __init__(self, strategy: str = "gbm_only", features: Any = None, policy: Any = None,

@@ -53,7 +53,18 @@ def logit(p: ArrayLike) -> NDArray[np.float64]:
 
 @dataclass(frozen=True)
 class PointsScaling:
-    """``points = offset - factor * logit(PD)``; higher points = lower risk."""
+    """``points = offset - factor * logit(PD)``; higher points = lower risk.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from village_credit.models import PointsScaling
+    >>> scaling = PointsScaling.from_pdo(20, 60, 49)  # 20 points double the odds; 60 points at odds 49:1
+    >>> scaling.pdo
+    20.0
+    >>> scaling.points_from_pd(np.array([0.02, 0.04])).round(1)  # PD 2 % (odds 49:1) -> 60 points
+    array([60. , 39.4])
+    """
 
     offset: float
     factor: float

@@ -61,6 +61,17 @@ def split_by_village(
 
     Villages are shuffled with ``seed`` and assigned in order until each part's share
     of households is reached, so the shares are approximate (a village is indivisible).
+
+    Examples
+    --------
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.models import split_by_village
+    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
+    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
+    >>> len(train), len(calib), len(holdout)
+    (182, 57, 61)
+    >>> set(train["village_code"]) & set(holdout["village_code"])  # no village in two parts
+    set()
     """
     if group_col not in households.columns:
         raise SchemaError(f"split_by_village: household table lacks column {group_col!r}")

@@ -131,6 +131,19 @@ def tune(
     ``oot=(X2, y2)`` or ``(X2, y2, init_score2)``: after the study, fit on all of
     ``X`` with the best parameters and report the AUC on it (``oot_auc``).
     Same inputs and ``seed`` with a trial budget (not a timeout) -> same trials.
+
+    Examples
+    --------
+    A three-trial budget on four columns (a real study runs a hundred trials or more):
+
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.models import tune
+    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
+    >>> X = hh[["head_age", "land_mu", "assets_yuan", "income_farming"]].astype(float)
+    >>> result = tune(X, hh["default_12m"], hh["village_code"], n_trials=3, seed=0, cv_folds=2,
+    ...               max_estimators=50, early_stopping_rounds=10)
+    >>> len(result.trials_df), sorted(result.best_params)[:3]
+    (3, ['colsample_bytree', 'learning_rate', 'min_child_samples'])
     """
     if n_trials is None and timeout is None:
         raise ConfigError("tune: give a budget, n_trials and/or timeout (seconds)")

@@ -101,7 +101,18 @@ img{max-width:100%}
 
 
 def new_figure(width: float = 6.0, height: float = 4.0) -> Figure:
-    """A matplotlib Figure bound to the Agg canvas (no pyplot, no GUI)."""
+    """A matplotlib Figure bound to the Agg canvas (no pyplot, no GUI).
+
+    Examples
+    --------
+    >>> from village_credit.reporting import HtmlReport, new_figure
+    >>> fig = new_figure(4, 3)
+    >>> ax = fig.add_subplot()
+    >>> _ = ax.plot([0, 1], [0, 1])
+    >>> page = HtmlReport("ROC").add_figure(fig, caption="diagonal").render()
+    >>> page.count("data:image/png;base64,")
+    1
+    """
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig
@@ -130,7 +141,17 @@ def traffic_light_class(value: Any) -> str | None:
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Convert numpy/pandas/containers to plain JSON types; NaN/inf -> None."""
+    """Convert numpy/pandas/containers to plain JSON types; NaN/inf -> None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from village_credit.reporting import to_jsonable
+    >>> to_jsonable({"auc": np.float64(0.78), "n": np.int64(300), "ece": float("nan"),
+    ...              "dates": pd.Index([pd.Timestamp("2025-06-30")])})
+    {'auc': 0.78, 'n': 300, 'ece': None, 'dates': ['2025-06-30T00:00:00']}
+    """
     if obj is None or isinstance(obj, (bool, str)):
         return obj
     if isinstance(obj, (np.bool_,)):
@@ -177,7 +198,23 @@ class ReportJSONEncoder(json.JSONEncoder):
 
 
 def write_json(obj: Any, path: str | Path) -> Path:
-    """Write strict JSON (no NaN), sorted keys, UTF-8, so reports diff cleanly."""
+    """Write strict JSON (no NaN), sorted keys, UTF-8, so reports diff cleanly.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from village_credit.reporting import write_json
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = write_json({"gini": np.float64(0.5), "psi": float("inf")}, Path(tmp) / "m.json")
+    ...     print(path.read_text(encoding="utf-8"))
+    {
+      "gini": 0.5,
+      "psi": null
+    }
+    <BLANKLINE>
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True, ensure_ascii=False,
@@ -218,7 +255,20 @@ def _fmt_cell(value: Any, float_format: str | None, yuan: bool = False) -> tuple
 
 
 class HtmlReport:
-    """An ordered list of blocks rendered to one self-contained HTML page."""
+    """An ordered list of blocks rendered to one self-contained HTML page.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from village_credit.reporting import HtmlReport
+    >>> report = (HtmlReport("Validation", subtitle="model v3")
+    ...           .add_verdict("pass", " all gates met")
+    ...           .add_section("Discrimination")
+    ...           .add_table(pd.DataFrame({"metric": ["AUC"], "value": [0.78], "light": ["green"]})))
+    >>> page = report.render()
+    >>> page.startswith("<!DOCTYPE html>"), '<td class="tl-green">green</td>' in page
+    (True, True)
+    """
 
     def __init__(self, title: str, subtitle: str | None = None) -> None:
         self.title = title
@@ -302,7 +352,18 @@ class HtmlReport:
 
 def write_report(report: HtmlReport, data: Any, out_dir: str | Path,
                  stem: str = "report") -> tuple[Path, Path]:
-    """Write ``<stem>.html`` and ``<stem>.json`` into ``out_dir``."""
+    """Write ``<stem>.html`` and ``<stem>.json`` into ``out_dir``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from village_credit.reporting import HtmlReport, write_report
+    >>> report = HtmlReport("Fairness").add_text("Approval rates by group.")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     html_path, json_path = write_report(report, {"approval_gap": 0.03}, tmp, stem="fairness")
+    ...     print(html_path.name, json_path.name)
+    fairness.html fairness.json
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     html_path = report.write(out / f"{stem}.html")
