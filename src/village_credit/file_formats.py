@@ -22,6 +22,7 @@ village_credit.errors.ConfigError: p.yaml: age_mx: unknown key (allowed: age_max
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,27 +76,48 @@ _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none"}
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The keys the (nested) model at ``loc`` declares, for an 'unknown key' message."""
+    """The keys the (nested) model at ``loc`` declares, for an 'unknown key' message.
+
+    Follows model fields, list items and the named entries of a mapping
+    (``bonuses.party`` -> the model of one bonus family).
+    """
     current: Any = model
     for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
-        field = current.model_fields.get(str(part))
-        if field is None:
-            return []
-        current = _inner_model(field.annotation)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+        else:  # inside list[X] / dict[str, X] / X | None: the part is an index or a name
+            current = _container_item(current)
+            if current is None:
+                return []
+    current = _inner_model(current)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return [f.alias or name for name, f in current.model_fields.items()]
     return []
 
 
+def _container_item(annotation: Any) -> Any:
+    """The item type of ``list[X]`` or ``dict[K, X]`` (through ``| None``), else None."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (list, tuple, set, frozenset) and args:
+        return args[0]
+    if origin is dict and len(args) == 2:
+        return args[1]
+    for arg in args:  # Optional / Union / Annotated
+        item = _container_item(arg)
+        if item is not None:
+            return item
+    return None
+
+
 def _inner_model(annotation: Any) -> Any:
-    """The BaseModel inside ``X | None``, ``list[X]`` or ``dict[str, X]``, else the annotation."""
+    """The BaseModel inside ``X | None`` or ``Annotated[X, ...]``, else the annotation."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
+    for arg in typing.get_args(annotation):
         inner = _inner_model(arg)
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             return inner

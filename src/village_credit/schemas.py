@@ -1,12 +1,15 @@
 """JSON Schemas of the files people write by hand, for editors (and ``village-credit schemas``).
 
 Why: the declared models that check a file at load (:mod:`village_credit.config`,
-:mod:`village_credit.models.features`) also describe it. Written out as JSON Schema
+:mod:`village_credit.models.features`, :mod:`village_credit.rules.policy_format`) also
+describe it. Written out as JSON Schema
 (``schemas/*.schema.json``, committed; a test keeps them equal to the models), an
 editor completes keys, shows each key's meaning and flags a wrong value as it is
 typed: VS Code's YAML extension reads a first line such as
 ``# yaml-language-server: $schema=../schemas/experiment.schema.json``.
 
+>>> sorted(FILE_FORMATS)
+['experiment', 'feature_spec', 'policy']
 >>> {"experiment", "feature_spec"} <= set(FILE_FORMATS)
 True
 >>> FILE_FORMATS["experiment"]()["$id"]
@@ -22,6 +25,7 @@ from typing import Any
 from village_credit.config import ExperimentConfig
 from village_credit.file_formats import json_schema, write_json_schema
 from village_credit.models.features import FeatureSpecFile
+from village_credit.rules.policy_format import policy_json_schema
 
 __all__ = ["FILE_FORMATS", "SCHEMA_BASE_URL", "experiment_json_schema", "feature_spec_json_schema",
            "schema_id", "write_schemas"]
@@ -59,9 +63,7 @@ def feature_spec_json_schema() -> dict[str, Any]:
 FILE_FORMATS: dict[str, Callable[[], dict[str, Any]]] = {
     "experiment": experiment_json_schema,
     "feature_spec": feature_spec_json_schema,
-    # --- policy files: added by the lead when merging the policy-format branch ----------
-    # "policy": village_credit.rules.policy_format.policy_json_schema,
-    #   (import it at the top: from village_credit.rules.policy_format import policy_json_schema)
+    "policy": policy_json_schema,
 }
 """Every hand-written file format: name -> function returning its JSON Schema.
 

@@ -110,27 +110,7 @@ Window = Annotated[int, BeforeValidator(_window), Field(json_schema_extra={"mini
 
 
 class _Section(FileFormat):
-    """A part of a policy file; an unknown key is reported with the keys allowed there.
-
-    (The shared base lists them only where the key path follows model fields, not
-    below the named entries of ``bonuses``, ``vetoes`` and the like.)
-    """
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _known_keys(cls, data: Any, handler: Any) -> Any:
-        try:
-            return handler(data)
-        except ValidationError as exc:
-            if not any(e["type"] == "extra_forbidden" and len(e["loc"]) == 1 for e in exc.errors()):
-                raise
-            allowed = ", ".join(f.alias or name for name, f in cls.model_fields.items())
-            raise ValidationError.from_exception_data(exc.title, [
-                InitErrorDetails(type=_problem(f"unknown key (allowed: {allowed})"), loc=e["loc"], input={})
-                if e["type"] == "extra_forbidden" and len(e["loc"]) == 1 else
-                InitErrorDetails(type=PydanticCustomError(e["type"], e["msg"].replace("{", "(").replace("}", ")")),
-                                 loc=e["loc"], input=e["input"])
-                for e in exc.errors()]) from None
+    """A part of a policy file (unknown keys are reported with the keys allowed there)."""
 
 
 class Label(_Section):
