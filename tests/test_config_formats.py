@@ -63,7 +63,10 @@ def test_each_schema_is_valid_draft_2020_12_with_its_id(name: str) -> None:
     schema = FILE_FORMATS[name]()
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$id"] == f"https://village-credit.org/schemas/{name}.schema.json"
-    assert schema["additionalProperties"] is False  # a typo in a key is flagged in the editor too
+    # a typo in a key is flagged in the editor too (a policy is a full file or an overlay)
+    tops = [schema] if "if" not in schema else [
+        schema["$defs"][schema[branch]["$ref"].rpartition("/")[2]] for branch in ("then", "else")]
+    assert all(top["additionalProperties"] is False for top in tops)
 
 
 class _Yaml12Validator:
