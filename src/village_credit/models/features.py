@@ -224,6 +224,10 @@ def spec_for(name: str) -> FeatureSpec:
 
     Rule items are points (deductions negative), so more points never raise risk: -1.
     Unknown names raise ``KeyError`` naming the feature.
+
+    >>> s = spec_for("ded_overdue")
+    >>> s.label_en, s.monotone, s.group
+    ('Deduction: overdue', -1, 'rules')
     """
     if name in _BY_NAME:
         return _BY_NAME[name]
@@ -374,6 +378,12 @@ class HouseholdFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
     ``fit``/``transform`` take ``extra=`` (a frame index-aligned with the households,
     e.g. ``RuleScores.items.assign(rule_points=decisions.rule_points)``). The columns
     chosen at fit are required at transform: a missing one raises ``SchemaError``.
+
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> hh = generate_households(GeneratorConfig(n_households=50, seed=1))
+    >>> X = HouseholdFeatures().fit_transform(hh)
+    >>> X.shape, list(X.columns[:2]), str(X.dtypes.unique()[0])
+    ((50, 34), ['ontime_count', 'ontime_ratio'], 'float64')
     """
 
     def __init__(self, include_protected: bool = False, rule_points: bool = True, rule_items: bool = False):
