@@ -25,12 +25,22 @@ from village_credit.validation import (
     validation_report,
     write_validation_report,
 )
-from village_credit.validation.calibration import (grade_calibration, jeffreys_p_value, reliability_table,
-                                                   spiegelhalter)
+from village_credit.validation.calibration import (
+    grade_calibration,
+    jeffreys_p_value,
+    reliability_table,
+    spiegelhalter,
+)
 from village_credit.validation.discrimination import cap_points, delong_test, gini, rank_ordering
 from village_credit.validation.report import drift_report, write_drift_report
-from village_credit.validation.stability import (alert_level, csi_table, migration_matrix, migration_summary,
-                                                 psi_from_profile, psi_table)
+from village_credit.validation.stability import (
+    alert_level,
+    csi_table,
+    migration_matrix,
+    migration_summary,
+    psi_from_profile,
+    psi_table,
+)
 
 GRADES = ["A1", "A2", "B1", "B2", "C1", "C2", "D1", "D2", "E1", "E2"]
 

@@ -584,9 +584,11 @@ def anonymise_file(
     >>> from village_credit.data.generator import GeneratorConfig
     >>> from village_credit.privacy import anonymise_file, generate_key, generate_raw_records
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     generate_raw_records(GeneratorConfig(n_households=200, seed=0)).to_csv(f"{tmp}/raw.csv", index=False)
+    ...     raw = generate_raw_records(GeneratorConfig(n_households=200, seed=0))
+    ...     raw.to_csv(f"{tmp}/raw.csv", index=False)
     ...     key_file = generate_key(f"{tmp}/secret.key")
-    ...     result = anonymise_file(f"{tmp}/raw.csv", f"{tmp}/households.parquet", key_file, measure_risk=False)
+    ...     result = anonymise_file(f"{tmp}/raw.csv", f"{tmp}/households.parquet", key_file,
+    ...                             measure_risk=False)
     ...     print(result)
     ...     print(sorted(os.listdir(tmp)))
     AnonymisationResult(households=194 rows, quarantine=0 rows, k=5)

@@ -17,7 +17,7 @@ class PrivacyError(VillageCreditError):
     ...         load_privacy_config(Path(tmp, "privacy.yaml"))
     ...     except PrivacyError as exc:
     ...         print(type(exc).__name__, str(exc).split(": ", 1)[1])
-    PrivacyConfigError kk: unknown setting (allowed: attackers, hierarchies, k, quasi_identifiers, risk, sensitive)
+    PrivacyConfigError kk: unknown setting (allowed: attackers, hierarchies, k, ...)
     """
 
 

@@ -50,7 +50,7 @@ def _empty_store() -> Path:
     db = _cache_dir() / "empty" / _DB
     db.parent.mkdir()
     uri = f"sqlite:///{db.as_posix()}"
-    MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()  # creates the schema
+    MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()  # migrates
     return db
 
 
@@ -63,8 +63,21 @@ def tiny_model() -> tuple[Path, pd.DataFrame]:
     df = generate_households(GeneratorConfig(n_households=300, seed=3))
     tr, ca = df.iloc[:200], df.iloc[200:]
     dm = fit_blend(tr, tr["default_12m"], ca, ca["default_12m"], policy="jinxiang_2022",
-                   strategy="additive_points", gbm_params={"n_estimators": 5, "num_leaves": 4}, seed=0)
+                   strategy="additive_points", gbm_params={"n_estimators": 5, "num_leaves": 4},
+                   seed=0)
     return dm.save(_cache_dir() / "tiny_model"), dm.input_example(5)
+
+
+def passing_evidence() -> dict:
+    """Gate evidence within every default threshold (as validation and the audit log it)."""
+    return {
+        "discrimination": {"auc": 0.80, "ks": 0.45},
+        "calibration": {"ece": 0.01, "hosmer_lemeshow_p": 0.40},
+        "stability": {"score_psi": 0.02, "max_feature_psi": 0.05},
+        "fairness": {"equal_risk": {"max_gap_approval": 0.01, "max_gap_line": 0.02,
+                                    "rules": {"max_gap_approval": 0.40}},
+                     "demographic_parity": {"min_ratio": 0.92}},
+    }
 
 
 class _MlflowState:
@@ -118,6 +131,16 @@ class ExampleStore:
         with mlflow.start_run():
             info = log_decision_model(model_dir, input_example=example, registered_model_name=name)
         return str(info.registered_model_version)
+
+    def champion(self, name: str = "demo") -> str:
+        """Register the tiny model and make it ``@champion`` (by override: its gates are
+        the subject of ``promote``'s example, not of the examples that load it)."""
+        from village_credit.registry.promotion import promote
+
+        version = self.register(name)
+        promote(name, version, {}, override_reason="example: the gates are shown in promote",
+                client=self.client)
+        return version
 
     def close(self) -> None:
         """Restore the previous MLflow store and temporary folder; delete this store's folder."""

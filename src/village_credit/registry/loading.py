@@ -64,8 +64,8 @@ class ModelLoadError(VillageCreditError):
     >>> try:
     ...     load_model("models:/no-such-model/1")
     ... except ModelLoadError as exc:
-    ...     print(str(exc)[:51])
-    cannot resolve model 'models:/no-such-model/1' in t
+    ...     print(exc)
+    cannot resolve model 'models:/no-such-model/1' in the registry at sqlite:///...: ...
     >>> store.close()
     """
 
@@ -80,8 +80,8 @@ class UngatedModelError(ModelLoadError):
     >>> try:
     ...     load_model(f"models:/demo/{version}")
     ... except UngatedModelError as exc:
-    ...     print(str(exc)[:75])
-    refusing models:/demo/1: model demo v1 has no promotion record: it never we
+    ...     print(exc)
+    refusing models:/demo/1: model demo v1 has no promotion record: ... --allow-ungated ...
     >>> load_model(f"models:/demo/{version}", allow_ungated=True).gate.loaded_ungated
     True
     >>> store.close()
@@ -442,10 +442,11 @@ def load_model(uri: str, dst_dir: str | Path | None = None, *, require_gate: boo
     commands (validate, recalibrate, monitor), which judge a model before promotion;
     the gate status is still reported.
 
-    >>> from village_credit.registry import load_model, promote
+    >>> from village_credit.registry import load_model
     >>> from village_credit.registry._examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
-    >>> _ = promote("demo", store.register("demo"), {}, override_reason="example: gates shown in promote")
+    >>> store.champion("demo")  # a tiny model, registered and promoted
+    '1'
     >>> loaded = load_model("models:/demo@champion", store.root / "download")
     >>> loaded.version, loaded.gate.gated, loaded.artifact_sha256[:7]
     ('1', True, 'sha256:')
@@ -491,10 +492,11 @@ def load_decision_model(uri: str, *, allow_ungated: bool = False, client: Any = 
     """The verified ``DecisionModel`` behind ``uri`` (for notebooks and the Python API).
 
     >>> from village_credit.data.generator import GeneratorConfig, generate_households
-    >>> from village_credit.registry import load_decision_model, promote
+    >>> from village_credit.registry import load_decision_model
     >>> from village_credit.registry._examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
-    >>> _ = promote("demo", store.register("demo"), {}, override_reason="example: gates shown in promote")
+    >>> store.champion("demo")  # a tiny model, registered and promoted
+    '1'
     >>> model = load_decision_model("models:/demo@champion")
     >>> decisions = model.decide(generate_households(GeneratorConfig(n_households=3, seed=1)))
     >>> decisions[["household_id", "status"]]

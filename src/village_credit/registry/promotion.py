@@ -68,10 +68,9 @@ GATES_DIR = "gates"
 class RegistryError(VillageCreditError):
     """A registry operation could not be done (unknown model/version, no @previous, ...).
 
-    >>> from village_credit.registry import RegistryError, promote, rollback
+    >>> from village_credit.registry import RegistryError, rollback
     >>> from village_credit.registry._examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
-    >>> _ = promote("demo", store.register("demo"), {}, override_reason="example")
     >>> try:
     ...     rollback("demo")
     ... except RegistryError as exc:
@@ -155,7 +154,7 @@ def champion_version(model_name: str = DEFAULT_MODEL_NAME, *,
     >>> version = store.register("demo")
     >>> print(champion_version("demo"))
     None
-    >>> _ = promote("demo", version, {}, override_reason="example: gates shown in promote")
+    >>> _ = promote("demo", version, {}, override_reason="example")
     >>> champion_version("demo")
     '1'
     >>> store.close()
@@ -190,7 +189,7 @@ def log_evidence(evidence: Mapping[str, Any], run_id: str, *,
     >>> version = store.register("demo")
     >>> run_id = store.client.get_model_version("demo", version).run_id  # its training run
     >>> log_evidence({"discrimination": {"auc": 0.8, "ks": 0.45}}, run_id)
-    >>> result = promote("demo", version, None, override_reason="example: gates shown in promote")
+    >>> result = promote("demo", version, None, override_reason="example")
     >>> result.evidence_source
     '...evidence/evidence.json...'
     >>> store.close()
@@ -358,7 +357,7 @@ def recorded_evidence(model_name: str, version: str, *,
     >>> print(recorded_evidence("demo", version))  # never promoted: no record
     None
     >>> _ = promote("demo", version, {"discrimination": {"auc": 0.8, "ks": 0.45}},
-    ...             override_reason="example: gates shown in promote")
+    ...             override_reason="example")
     >>> recorded_evidence("demo", version)["discrimination"]
     {'auc': 0.8, 'ks': 0.45}
     >>> store.close()
@@ -471,20 +470,13 @@ def promote(
     the loader (:mod:`village_credit.registry.loading`) checks before any decision.
 
     >>> from village_credit.registry import champion_version, promote
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry._examples import ExampleStore, passing_evidence
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> version = store.register("demo")  # a tiny model, logged but not yet gated
     >>> result = promote("demo", version, {})  # no evidence: the gates fail
     >>> result.promoted, champion_version("demo")
     (False, None)
-    >>> evidence = {
-    ...     "discrimination": {"auc": 0.80, "ks": 0.45},
-    ...     "calibration": {"ece": 0.01, "hosmer_lemeshow_p": 0.40},
-    ...     "stability": {"score_psi": 0.02, "max_feature_psi": 0.05},
-    ...     "fairness": {"equal_risk": {"max_gap_approval": 0.01, "max_gap_line": 0.02,
-    ...                                 "rules": {"max_gap_approval": 0.40}},
-    ...                  "demographic_parity": {"min_ratio": 0.92}},
-    ... }
+    >>> evidence = passing_evidence()  # figures within every gate, see evaluate_gates
     >>> result = promote("demo", version, evidence)  # the schema comes from the model itself
     >>> result.promoted, result.report.passed, champion_version("demo")
     (True, True, '1')
@@ -619,7 +611,7 @@ def rollback(model_name: str = DEFAULT_MODEL_NAME, *, client: MlflowClient | Non
     >>> from village_credit.registry._examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> for _ in range(2):
-    ...     _ = promote("demo", store.register("demo"), {}, override_reason="example: gates shown in promote")
+    ...     _ = promote("demo", store.register("demo"), {}, override_reason="example")
     >>> champion_version("demo")
     '2'
     >>> rollback("demo", reason="example")
@@ -655,7 +647,7 @@ def list_versions(model_name: str = DEFAULT_MODEL_NAME, *,
     >>> from village_credit.registry._examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> first, second = store.register("demo"), store.register("demo")
-    >>> _ = promote("demo", first, {}, override_reason="example: gates shown in promote")
+    >>> _ = promote("demo", first, {}, override_reason="example")
     >>> [(v["version"], v["aliases"], v["gates_passed"]) for v in list_versions("demo")]
     [('2', [], 'not evaluated'), ('1', ['champion'], 'false')]
     >>> store.close()

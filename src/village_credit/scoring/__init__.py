@@ -5,7 +5,14 @@ the pyfunc scorer and the output guards are reached through their modules
 (``scoring.batch``, ``scoring.guards``, ``scoring.spark``).
 """
 
-from village_credit.scoring.batch import NoRowsScored, ScoringError, read_decisions, read_quarantine, score_file
+from village_credit.scoring.batch import (
+    NoRowsScored,
+    ScoringError,
+    read_decisions,
+    read_quarantine,
+    score_file,
+)
 from village_credit.scoring.spark import score_file_spark
 
-__all__ = ["NoRowsScored", "ScoringError", "read_decisions", "read_quarantine", "score_file", "score_file_spark"]
+__all__ = ["NoRowsScored", "ScoringError", "read_decisions", "read_quarantine", "score_file",
+           "score_file_spark"]

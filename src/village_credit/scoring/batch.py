@@ -66,14 +66,15 @@ class ScoringError(VillageCreditError):
     """Scoring could not start or could not score anything.
 
     >>> import pandas as pd
-    >>> from village_credit.registry import promote
     >>> from village_credit.registry._examples import ExampleStore
     >>> from village_credit.scoring import ScoringError, score_file
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
-    >>> _ = promote("demo", store.register("demo"), {}, override_reason="example: gates shown in registry.promote")
+    >>> store.champion("demo")  # a tiny model, registered and promoted
+    '1'
     >>> pd.DataFrame({"household_id": ["H1"]}).to_parquet(store.root / "thin.parquet")
     >>> try:
-    ...     score_file("models:/demo@champion", store.root / "thin.parquet", store.root / "scores", progress=False)
+    ...     score_file("models:/demo@champion", store.root / "thin.parquet", store.root / "out",
+    ...                progress=False)
     ... except ScoringError as exc:
     ...     print(exc)
     /...thin.parquet: missing ... column(s) the model needs: township_code, village_code, ...
@@ -84,17 +85,15 @@ class ScoringError(VillageCreditError):
 class NoRowsScored(ScoringError):
     """Every input row was quarantined (the outputs and summary.json are still written).
 
-    >>> from village_credit.data.generator import GeneratorConfig, generate_households
-    >>> from village_credit.registry import promote
     >>> from village_credit.registry._examples import ExampleStore
     >>> from village_credit.scoring import NoRowsScored, read_quarantine, score_file
+    >>> from village_credit.scoring._examples import households_file
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
-    >>> _ = promote("demo", store.register("demo"), {}, override_reason="example: gates shown in registry.promote")
-    >>> households = generate_households(GeneratorConfig(n_households=3, seed=1)).assign(head_age=None)
-    >>> households.to_parquet(store.root / "households.parquet")
+    >>> store.champion("demo")  # a tiny model, registered and promoted
+    '1'
+    >>> households = households_file(store.root, n=3, bad_rows=(0, 1, 2))
     >>> try:
-    ...     score_file("models:/demo@champion", store.root / "households.parquet", store.root / "scores",
-    ...                progress=False)
+    ...     score_file("models:/demo@champion", households, store.root / "scores", progress=False)
     ... except NoRowsScored as exc:
     ...     print(exc)
     no row of /...households.parquet could be scored (3 quarantined); see /...scores/quarantine
@@ -678,17 +677,14 @@ def score_file(
     model cannot be loaded, the input cannot be read or lacks the model's columns, or
     no row at all passed validation.
 
-    >>> import numpy as np
-    >>> from village_credit.data.generator import GeneratorConfig, generate_households
-    >>> from village_credit.registry import promote
     >>> from village_credit.registry._examples import ExampleStore
     >>> from village_credit.scoring import score_file
+    >>> from village_credit.scoring._examples import households_file
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
-    >>> _ = promote("demo", store.register("demo"), {}, override_reason="example: gates shown in registry.promote")
-    >>> households = generate_households(GeneratorConfig(n_households=20, seed=1))
-    >>> households.loc[3, "head_age"] = np.nan  # a bad row: quarantined, never dropped
-    >>> households.to_parquet(store.root / "households.parquet")
-    >>> summary = score_file("models:/demo@champion", store.root / "households.parquet", store.root / "scores",
+    >>> store.champion("demo")  # a tiny model, registered and promoted
+    '1'
+    >>> households = households_file(store.root, n=20, bad_rows=(3,))  # row 3 lacks head_age
+    >>> summary = score_file("models:/demo@champion", households, store.root / "scores",
     ...                      progress=False)
     >>> summary.rows_read, summary.scored, summary.quarantined, summary.reconciled
     (20, 19, 1, True)
@@ -800,22 +796,12 @@ def _read_parts(parts: list[Path], columns: list[str] | None, empty_cols: list[s
 def read_decisions(output_dir: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
     """All decisions of a scoring run (either engine), in input row order.
 
-    >>> import numpy as np
-    >>> from village_credit.data.generator import GeneratorConfig, generate_households
-    >>> from village_credit.registry import promote
-    >>> from village_credit.registry._examples import ExampleStore
-    >>> from village_credit.scoring import read_decisions, score_file
-    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
-    >>> _ = promote("demo", store.register("demo"), {}, override_reason="example: gates shown in registry.promote")
-    >>> households = generate_households(GeneratorConfig(n_households=20, seed=1))
-    >>> households.loc[3, "head_age"] = np.nan  # a bad row: quarantined, never dropped
-    >>> households.to_parquet(store.root / "households.parquet")
-    >>> summary = score_file("models:/demo@champion", store.root / "households.parquet", store.root / "scores",
-    ...                      progress=False)
-    >>> decisions = read_decisions(store.root / "scores")
-    >>> len(decisions), decisions["row_number"].tolist()[:5]  # input order; row 3 was quarantined
+    >>> from village_credit.scoring import read_decisions
+    >>> from village_credit.scoring._examples import scored_example
+    >>> output = scored_example()  # score_file's example: 20 households, row 3 quarantined
+    >>> decisions = read_decisions(output)
+    >>> len(decisions), decisions["row_number"].tolist()[:5]  # in input order
     (19, [0, 1, 2, 4, 5])
-    >>> store.close()
     """
     return _read_parts(_parts(output_dir, "decisions"), columns, ["row_number"])
 
@@ -823,22 +809,12 @@ def read_decisions(output_dir: str | Path, columns: list[str] | None = None) -> 
 def read_quarantine(output_dir: str | Path) -> pd.DataFrame:
     """One row per problem (row_number, household_id, column, value, reason, check).
 
-    >>> import numpy as np
-    >>> from village_credit.data.generator import GeneratorConfig, generate_households
-    >>> from village_credit.registry import promote
-    >>> from village_credit.registry._examples import ExampleStore
-    >>> from village_credit.scoring import read_quarantine, score_file
-    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
-    >>> _ = promote("demo", store.register("demo"), {}, override_reason="example: gates shown in registry.promote")
-    >>> households = generate_households(GeneratorConfig(n_households=20, seed=1))
-    >>> households.loc[3, "head_age"] = np.nan  # a bad row: quarantined, never dropped
-    >>> households.to_parquet(store.root / "households.parquet")
-    >>> summary = score_file("models:/demo@champion", store.root / "households.parquet", store.root / "scores",
-    ...                      progress=False)
-    >>> read_quarantine(store.root / "scores")[["row_number", "household_id", "column", "check"]]
+    >>> from village_credit.scoring import read_quarantine
+    >>> from village_credit.scoring._examples import scored_example
+    >>> output = scored_example()  # score_file's example: 20 households, row 3 quarantined
+    >>> read_quarantine(output)[["row_number", "household_id", "column", "check"]]
        row_number household_id    column    check
     0           3   HH00000004  head_age  missing
-    >>> store.close()
     """
     return _read_parts(_parts(output_dir, "quarantine"), None, QUARANTINE_COLUMNS)
 

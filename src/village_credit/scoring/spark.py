@@ -183,7 +183,8 @@ def score_file_spark(
     >>> import tempfile
     >>> from village_credit.scoring import score_file_spark
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     score_file_spark("models:/village-credit@champion", f"{tmp}/households.parquet", f"{tmp}/scores")
+    ...     score_file_spark("models:/village-credit@champion", f"{tmp}/households.parquet",
+    ...                      f"{tmp}/scores")
     Traceback (most recent call last):
     ...
     village_credit.errors.DataReadError: /...households.parquet: file not found

@@ -11,12 +11,21 @@ calibrator's workflow is ``validation.kit`` and ``validation.recalibration``.
 """
 
 from village_credit.validation._checks import ValidationInputError
-from village_credit.validation.calibration import (HL_DDOF_INDEPENDENT, HL_GROUPS, brier,
-                                                   expected_calibration_error, hosmer_lemeshow)
+from village_credit.validation.calibration import (
+    HL_DDOF_INDEPENDENT,
+    HL_GROUPS,
+    brier,
+    expected_calibration_error,
+    hosmer_lemeshow,
+)
 from village_credit.validation.discrimination import auc_delong, ks_statistic, roc_points
-from village_credit.validation.report import ValidationConfig, validation_report, write_validation_report
+from village_credit.validation.report import (
+    ValidationConfig,
+    validation_report,
+    write_validation_report,
+)
 from village_credit.validation.stability import psi, reference_profile
 
-__all__ = ["HL_DDOF_INDEPENDENT", "HL_GROUPS", "ValidationConfig", "ValidationInputError", "auc_delong",
-           "brier", "expected_calibration_error", "hosmer_lemeshow", "ks_statistic", "psi",
-           "reference_profile", "roc_points", "validation_report", "write_validation_report"]
+__all__ = ["HL_DDOF_INDEPENDENT", "HL_GROUPS", "ValidationConfig", "ValidationInputError",
+           "auc_delong", "brier", "expected_calibration_error", "hosmer_lemeshow", "ks_statistic",
+           "psi", "reference_profile", "roc_points", "validation_report", "write_validation_report"]

@@ -267,7 +267,8 @@ def validation_report(
     >>> grades = np.where(pd_pred < 0.15, "A", np.where(pd_pred < 0.3, "B", "C"))
     >>> points = 600 - 100 * pd_pred  # higher points = safer
     >>> report = validation_report(y, pd_pred, points, grades, ["A", "B", "C"])
-    >>> report["sample"]["n"], round(report["discrimination"]["auc"], 3), round(report["calibration"]["brier"], 3)
+    >>> discrimination, calibration = report["discrimination"], report["calibration"]
+    >>> report["sample"]["n"], round(discrimination["auc"], 3), round(calibration["brier"], 3)
     (400, 0.707, 0.156)
     >>> report["verdict"]["verdict"], report["verdict"]["failing"]
     ('pass', [])
