@@ -30,6 +30,10 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from village_credit.data.generator import GeneratorConfig, generate_households
+from village_credit.models.blend import fit_blend
+from village_credit.registry.promotion import promote
+from village_credit.registry.pyfunc_model import log_decision_model
 from village_credit.registry.store import configure
 
 _DB = "mlflow.db"
@@ -57,9 +61,6 @@ def _empty_store() -> Path:
 @functools.cache
 def tiny_model() -> tuple[Path, pd.DataFrame]:
     """A small saved ``DecisionModel`` and an input example of 5 households."""
-    from village_credit.data.generator import GeneratorConfig, generate_households
-    from village_credit.models.blend import fit_blend
-
     df = generate_households(GeneratorConfig(n_households=300, seed=3))
     tr, ca = df.iloc[:200], df.iloc[200:]
     dm = fit_blend(tr, tr["default_12m"], ca, ca["default_12m"], policy="jinxiang_2022",
@@ -125,8 +126,6 @@ class ExampleStore:
 
     def register(self, name: str = "demo") -> str:
         """Log the tiny model as a new, ungated version of ``name``; returns the version."""
-        from village_credit.registry.pyfunc_model import log_decision_model
-
         model_dir, example = tiny_model()
         with mlflow.start_run():
             info = log_decision_model(model_dir, input_example=example, registered_model_name=name)
@@ -135,8 +134,6 @@ class ExampleStore:
     def champion(self, name: str = "demo") -> str:
         """Register the tiny model and make it ``@champion`` (by override: its gates are
         the subject of ``promote``'s example, not of the examples that load it)."""
-        from village_credit.registry.promotion import promote
-
         version = self.register(name)
         promote(name, version, {}, override_reason="example: the gates are shown in promote",
                 client=self.client)
