@@ -71,8 +71,9 @@ from village_credit.models.blend import STRATEGIES, fit_blend  # noqa: E402
 from village_credit.models.features import HouseholdFeatures  # noqa: E402
 from village_credit.models.splits import split_by_village  # noqa: E402
 from village_credit.rules import load_policy, score_rules  # noqa: E402
-from village_credit.validation import (auc_delong, brier, delong_test, expected_calibration_error,  # noqa: E402
+from village_credit.validation import (auc_delong, brier, expected_calibration_error,  # noqa: E402
                                        ks_statistic)
+from village_credit.validation.discrimination import delong_test  # noqa: E402
 
 REFERENCE_STRATEGY = "additive_points"
 

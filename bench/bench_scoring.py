@@ -106,7 +106,8 @@ def throughput(workdir: Path, rows: int, chunk_rows: int, any_rows: int) -> dict
 
     from village_credit.data.io import iter_batches
     from village_credit.data.schema import TRUTH_COLUMNS
-    from village_credit.scoring import load_scoring_model, score_file
+    from village_credit.scoring import score_file
+    from village_credit.scoring.batch import load_scoring_model
 
     path = _data(workdir, rows)
     model, _ = load_scoring_model("models:/bench@champion")
@@ -211,7 +212,8 @@ def spark_scaling(workdir: Path, rows: int, chunk_rows: int) -> dict:
 
     import pyarrow.parquet as pq
 
-    from village_credit.scoring import load_scoring_model, score_file
+    from village_credit.scoring import score_file
+    from village_credit.scoring.batch import load_scoring_model
     from village_credit.scoring.spark import score_file_spark, spark_session, task_chunk_rows
 
     path = workdir / f"spark_{rows}_one_group.parquet"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from village_credit.binning import bin_index
 from village_credit.reporting import displays as D
-from village_credit.validation import reliability_table
+from village_credit.validation.calibration import reliability_table
 
 
 def _rule_like(n: int = 3000, seed: int = 0):

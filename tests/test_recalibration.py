@@ -29,7 +29,7 @@ from village_credit.models.decision import DecisionModel
 from village_credit.models.scaling import sigmoid
 from village_credit.registry import promote
 from village_credit.registry.tracking import data_fingerprint
-from village_credit.validation import psi_from_profile
+from village_credit.validation.stability import psi_from_profile
 from village_credit.validation.kit import validate_model
 from village_credit.validation.recalibration import (
     DECISION_CLASS,

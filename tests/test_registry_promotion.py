@@ -25,9 +25,6 @@ from typer.testing import CliRunner
 
 from village_credit.commands.registry import register as register_commands
 from village_credit.registry import (
-    CHALLENGER,
-    CHAMPION,
-    PREVIOUS,
     RegistryError,
     champion_version,
     configure,
@@ -38,6 +35,7 @@ from village_credit.registry import (
     recorded_evidence,
     rollback,
 )
+from village_credit.registry.promotion import CHALLENGER, CHAMPION, PREVIOUS, model_thresholds
 
 _names = itertools.count()
 
@@ -283,8 +281,6 @@ def test_champion_loads_in_fresh_process(store: dict, name: str) -> None:
 def test_thresholds_recorded_for_the_model_judge_every_later_version(store: dict, name: str) -> None:
     """The CLI default is not a second set of thresholds: without --thresholds a version
     is judged by those recorded for the registered model; the backstop says so."""
-    from village_credit.registry import model_thresholds
-
     v1, v2, v3 = (new_version(store, name) for _ in range(3))
     th, source = model_thresholds(name)
     assert th["approval_gap_max"] == 0.05 and "backstop" in source

@@ -16,7 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from village_credit.cli import app
-from village_credit.scoring import read_decisions, read_model_metadata, read_quarantine, score_file
+from village_credit.scoring import read_decisions, read_quarantine, score_file
+from village_credit.scoring.batch import read_model_metadata
 
 if TYPE_CHECKING:
     from conftest import ScoringEnv

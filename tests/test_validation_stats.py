@@ -14,32 +14,32 @@ from village_credit.errors import VillageCreditError
 from village_credit.validation import (
     ValidationConfig,
     ValidationInputError,
-    alert_level,
     auc_delong,
     brier,
-    cap_points,
-    csi_table,
-    delong_test,
-    drift_report,
     expected_calibration_error,
-    gini,
-    grade_calibration,
     hosmer_lemeshow,
-    jeffreys_p_value,
     ks_statistic,
+    psi,
+    reference_profile,
+    roc_points,
+    validation_report,
+    write_validation_report,
+)
+from village_credit.validation.calibration import (
+    grade_calibration,
+    jeffreys_p_value,
+    reliability_table,
+    spiegelhalter,
+)
+from village_credit.validation.discrimination import cap_points, delong_test, gini, rank_ordering
+from village_credit.validation.report import drift_report, write_drift_report
+from village_credit.validation.stability import (
+    alert_level,
+    csi_table,
     migration_matrix,
     migration_summary,
-    psi,
     psi_from_profile,
     psi_table,
-    rank_ordering,
-    reference_profile,
-    reliability_table,
-    roc_points,
-    spiegelhalter,
-    validation_report,
-    write_drift_report,
-    write_validation_report,
 )
 
 GRADES = ["A1", "A2", "B1", "B2", "C1", "C2", "D1", "D2", "E1", "E2"]

@@ -6,7 +6,19 @@ from village_credit.errors import DataReadError, SchemaError, VillageCreditError
 
 
 class PrivacyError(VillageCreditError):
-    """Base class of the anonymiser's and scanner's errors."""
+    """Base class of the anonymiser's and scanner's errors.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from village_credit.privacy import PrivacyError, load_privacy_config
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = Path(tmp, "privacy.yaml").write_text("k: 10\\nkk: 1\\n")
+    ...     try:
+    ...         load_privacy_config(Path(tmp, "privacy.yaml"))
+    ...     except PrivacyError as exc:
+    ...         print(type(exc).__name__, str(exc).split(": ", 1)[1])
+    PrivacyConfigError kk: unknown setting (allowed: attackers, hierarchies, k, ...)
+    """
 
 
 class PseudonymKeyError(PrivacyError):

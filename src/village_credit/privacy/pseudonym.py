@@ -44,6 +44,18 @@ def generate_key(path: str | Path, *, overwrite: bool = False) -> Path:
 
     Refuses to overwrite an existing key: losing the old key breaks every link
     between pseudonyms already released and new files.
+
+    >>> import tempfile
+    >>> from village_credit.privacy import PrivacyError, generate_key
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     key = generate_key(f"{tmp}/secret.key")
+    ...     print(oct(key.stat().st_mode & 0o777), len(key.read_text().strip()))
+    ...     try:
+    ...         generate_key(key)
+    ...     except PrivacyError:
+    ...         print("refused: the key exists")
+    0o600 64
+    refused: the key exists
     """
     path = Path(path)
     if path.exists() and not overwrite:

@@ -262,6 +262,12 @@ def generate_raw_records(config: Any, **kwargs: Any) -> pd.DataFrame:
 
     Keyword arguments go to :func:`add_fake_pii` (``invalid_id_rate``, ``old_id_rate``,
     ``chinese_headers``). Deterministic for a given ``config.seed``.
+
+    >>> from village_credit.data.generator import GeneratorConfig
+    >>> from village_credit.privacy import generate_raw_records
+    >>> raw = generate_raw_records(GeneratorConfig(n_households=50, seed=0))
+    >>> len(raw), list(raw.columns[:5])  # fake personal data first, then the household table
+    (50, ['name', 'resident_id', 'phone', 'address', 'family_relations'])
     """
     from village_credit.data.generator import generate_households
 

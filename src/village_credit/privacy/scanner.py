@@ -355,7 +355,16 @@ def scan_qi_classes(path: Path, quasi_identifiers: Sequence[str], k: int) -> lis
 
 
 def load_names(path: str | os.PathLike[str]) -> list[str]:
-    """Names to look for: one per line (UTF-8 or GBK), or a CSV whose first column is the name."""
+    """Names to look for: one per line (UTF-8 or GBK), or a CSV whose first column is the name.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from village_credit.privacy import load_names
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = Path(tmp, "names.txt").write_text("张三\\n李四\\n", encoding="utf-8")
+    ...     print(load_names(Path(tmp, "names.txt")))
+    ['张三', '李四']
+    """
     text = _decode(Path(path).read_bytes()).lstrip("\ufeff")
     names = []
     for line in text.splitlines():
@@ -374,6 +383,16 @@ def scan_pii(path: str | os.PathLike[str], names: Iterable[str] | None = None, *
     ``quasi_identifiers`` / ``k``: default the declared threat model's
     (:data:`~village_credit.privacy.threat_model.DEFAULT_PRIVACY_CONFIG`); pass ``()``
     to skip the class check.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from village_credit.privacy import scan_pii
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = Path(tmp, "note.txt").write_text("call 张三 on 13812345678\\n", encoding="utf-8")
+    ...     for finding in scan_pii(Path(tmp, "note.txt"), names=["张三"], quasi_identifiers=()):
+    ...         print(finding.location, finding.kind, finding.snippet_masked)
+    line 1 name 张*
+    line 1 phone 138******78
     """
     p = Path(path)
     if not p.exists():

@@ -235,7 +235,17 @@ def privacy_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") ->
 
 
 def load_privacy_config(path: str | os.PathLike[str]) -> PrivacyConfig:
-    """Read a privacy YAML file (see docs/privacy.md for every key)."""
+    """Read a privacy YAML file (see docs/privacy.md for every key).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from village_credit.privacy import load_privacy_config
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = Path(tmp, "privacy.yaml").write_text("k: 10\\n")
+    ...     config = load_privacy_config(Path(tmp, "privacy.yaml"))
+    >>> config.k, [a.name for a in config.attackers]  # the declared attackers are kept
+    (10, ['village_insider', 'outside_party'])
+    """
     import yaml
 
     p = Path(path)

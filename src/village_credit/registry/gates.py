@@ -244,6 +244,23 @@ def evaluate_gates(
 
     ``thresholds`` override ``DEFAULT_THRESHOLDS`` key by key. Never raises on bad
     evidence: every problem becomes a failed gate with a detail saying why.
+
+    >>> from village_credit.registry import evaluate_gates
+    >>> evidence = {
+    ...     "discrimination": {"auc": 0.80, "ks": 0.45},
+    ...     "calibration": {"ece": 0.01, "hosmer_lemeshow_p": 0.40},
+    ...     "stability": {"score_psi": 0.02, "max_feature_psi": 0.05},
+    ...     "fairness": {"equal_risk": {"max_gap_approval": 0.01, "max_gap_line": 0.02,
+    ...                                 "rules": {"max_gap_approval": 0.40}},
+    ...                  "demographic_parity": {"min_ratio": 0.92}},
+    ...     "schema": [{"name": "head_age", "type": "long"}],
+    ... }
+    >>> evaluate_gates(evidence).passed
+    True
+    >>> evidence["calibration"]["ece"] = 0.05  # predicted and observed rates 5 points apart
+    >>> report = evaluate_gates(evidence)
+    >>> report.passed, [(g.name, g.value, g.threshold) for g in report.failed]
+    (False, [('ece_max', 0.05, 0.03)])
     """
     ev: Mapping[str, Any] = evidence if isinstance(evidence, Mapping) else {}
     th: dict[str, Any] = {**DEFAULT_THRESHOLDS, **dict(thresholds or {})}

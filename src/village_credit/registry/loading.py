@@ -56,11 +56,36 @@ _DEFAULT_DECISION_CLASS = "village_credit.models.decision:DecisionModel"
 
 
 class ModelLoadError(VillageCreditError):
-    """The model URI cannot be resolved, downloaded or loaded as a decision model."""
+    """The model URI cannot be resolved, downloaded or loaded as a decision model.
+
+    >>> from village_credit.registry import ModelLoadError, load_model
+    >>> from village_credit.registry._examples import ExampleStore
+    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    >>> try:
+    ...     load_model("models:/no-such-model/1")
+    ... except ModelLoadError as exc:
+    ...     print(exc)
+    cannot resolve model 'models:/no-such-model/1' in the registry at sqlite:///...: ...
+    >>> store.close()
+    """
 
 
 class UngatedModelError(ModelLoadError):
-    """The model has no valid promotion record (never gated, rejected, or altered)."""
+    """The model has no valid promotion record (never gated, rejected, or altered).
+
+    >>> from village_credit.registry import UngatedModelError, load_model
+    >>> from village_credit.registry._examples import ExampleStore
+    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    >>> version = store.register("demo")  # logged, never promoted
+    >>> try:
+    ...     load_model(f"models:/demo/{version}")
+    ... except UngatedModelError as exc:
+    ...     print(exc)
+    refusing models:/demo/1: model demo v1 has no promotion record: ... --allow-ungated ...
+    >>> load_model(f"models:/demo/{version}", allow_ungated=True).gate.loaded_ungated
+    True
+    >>> store.close()
+    """
 
 
 @dataclass
@@ -416,6 +441,16 @@ def load_model(uri: str, dst_dir: str | Path | None = None, *, require_gate: boo
     ``gate.loaded_ungated``. ``require_gate=False`` is for the calibrator's own
     commands (validate, recalibrate, monitor), which judge a model before promotion;
     the gate status is still reported.
+
+    >>> from village_credit.registry import load_model
+    >>> from village_credit.registry._examples import ExampleStore
+    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    >>> store.champion("demo")  # a tiny model, registered and promoted
+    '1'
+    >>> loaded = load_model("models:/demo@champion", store.root / "download")
+    >>> loaded.version, loaded.gate.gated, loaded.artifact_sha256[:7]
+    ('1', True, 'sha256:')
+    >>> store.close()
     """
     import mlflow
 
@@ -454,5 +489,21 @@ def load_model(uri: str, dst_dir: str | Path | None = None, *, require_gate: boo
 
 
 def load_decision_model(uri: str, *, allow_ungated: bool = False, client: Any = None) -> Any:
-    """The verified ``DecisionModel`` behind ``uri`` (for notebooks and the Python API)."""
+    """The verified ``DecisionModel`` behind ``uri`` (for notebooks and the Python API).
+
+    >>> from village_credit.data.generator import GeneratorConfig, generate_households
+    >>> from village_credit.registry import load_decision_model
+    >>> from village_credit.registry._examples import ExampleStore
+    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    >>> store.champion("demo")  # a tiny model, registered and promoted
+    '1'
+    >>> model = load_decision_model("models:/demo@champion")
+    >>> decisions = model.decide(generate_households(GeneratorConfig(n_households=3, seed=1)))
+    >>> decisions[["household_id", "status"]]
+      household_id  status
+    0   HH00000001  scored
+    1   HH00000002  scored
+    2   HH00000003  scored
+    >>> store.close()
+    """
     return load_model(uri, allow_ungated=allow_ungated, client=client).decision_model

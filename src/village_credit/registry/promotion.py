@@ -66,7 +66,18 @@ GATES_DIR = "gates"
 
 
 class RegistryError(VillageCreditError):
-    """A registry operation could not be done (unknown model/version, no @previous, ...)."""
+    """A registry operation could not be done (unknown model/version, no @previous, ...).
+
+    >>> from village_credit.registry import RegistryError, rollback
+    >>> from village_credit.registry._examples import ExampleStore
+    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    >>> try:
+    ...     rollback("demo")
+    ... except RegistryError as exc:
+    ...     print(exc)
+    model 'demo' has no @previous version to roll back to
+    >>> store.close()
+    """
 
 
 @dataclass
@@ -135,7 +146,19 @@ def _version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersi
 
 def champion_version(model_name: str = DEFAULT_MODEL_NAME, *,
                      client: MlflowClient | None = None) -> str | None:
-    """Version number behind ``@champion``, or ``None`` when there is no champion."""
+    """Version number behind ``@champion``, or ``None`` when there is no champion.
+
+    >>> from village_credit.registry import champion_version, promote
+    >>> from village_credit.registry._examples import ExampleStore
+    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    >>> version = store.register("demo")
+    >>> print(champion_version("demo"))
+    None
+    >>> _ = promote("demo", version, {}, override_reason="example")
+    >>> champion_version("demo")
+    '1'
+    >>> store.close()
+    """
     mv = _version_by_alias(_client(client), model_name, CHAMPION)
     return None if mv is None else str(mv.version)
 
@@ -159,6 +182,17 @@ def log_evidence(evidence: Mapping[str, Any], run_id: str, *,
 
     The pipeline calls this after validation and the fairness audit, so that
     ``village-credit promote --version N`` finds the evidence without extra files.
+
+    >>> from village_credit.registry import log_evidence, promote
+    >>> from village_credit.registry._examples import ExampleStore
+    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    >>> version = store.register("demo")
+    >>> run_id = store.client.get_model_version("demo", version).run_id  # its training run
+    >>> log_evidence({"discrimination": {"auc": 0.8, "ks": 0.45}}, run_id)
+    >>> result = promote("demo", version, None, override_reason="example")
+    >>> result.evidence_source
+    '...evidence/evidence.json...'
+    >>> store.close()
     """
     _client(client).log_text(run_id, json.dumps(dict(evidence), indent=2, default=str,
                                                 ensure_ascii=False), EVIDENCE_ARTIFACT)
@@ -314,7 +348,20 @@ def _signature_schema(client: MlflowClient, name: str, version: str) -> list[dic
 
 def recorded_evidence(model_name: str, version: str, *,
                       client: MlflowClient | None = None) -> dict[str, Any] | None:
-    """The evidence a version was promoted with (its promotion record), or ``None``."""
+    """The evidence a version was promoted with (its promotion record), or ``None``.
+
+    >>> from village_credit.registry import promote, recorded_evidence
+    >>> from village_credit.registry._examples import ExampleStore
+    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    >>> version = store.register("demo")
+    >>> print(recorded_evidence("demo", version))  # never promoted: no record
+    None
+    >>> _ = promote("demo", version, {"discrimination": {"auc": 0.8, "ks": 0.45}},
+    ...             override_reason="example")
+    >>> recorded_evidence("demo", version)["discrimination"]
+    {'auc': 0.8, 'ks': 0.45}
+    >>> store.close()
+    """
     c = _client(client)
     mv = _get_version(c, model_name, str(version))
     path, run_id = mv.tags.get(TAG_RECORD), mv.tags.get(TAG_RECORD_RUN)
@@ -421,6 +468,19 @@ def promote(
     toolkit backstop (:func:`model_thresholds`). The promotion record binds gate
     results, thresholds, evidence and the digest of the version's artifacts, which
     the loader (:mod:`village_credit.registry.loading`) checks before any decision.
+
+    >>> from village_credit.registry import champion_version, promote
+    >>> from village_credit.registry._examples import ExampleStore, passing_evidence
+    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    >>> version = store.register("demo")  # a tiny model, logged but not yet gated
+    >>> result = promote("demo", version, {})  # no evidence: the gates fail
+    >>> result.promoted, champion_version("demo")
+    (False, None)
+    >>> evidence = passing_evidence()  # figures within every gate, see evaluate_gates
+    >>> result = promote("demo", version, evidence)  # the schema comes from the model itself
+    >>> result.promoted, result.report.passed, champion_version("demo")
+    (True, True, '1')
+    >>> store.close()
     """
     c = _client(client)
     version = str(version)
@@ -546,6 +606,19 @@ def rollback(model_name: str = DEFAULT_MODEL_NAME, *, client: MlflowClient | Non
 
     ``@previous`` is then removed, so a second rollback fails loudly instead of
     flipping back to the version just demoted.
+
+    >>> from village_credit.registry import champion_version, promote, rollback
+    >>> from village_credit.registry._examples import ExampleStore
+    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    >>> for _ in range(2):
+    ...     _ = promote("demo", store.register("demo"), {}, override_reason="example")
+    >>> champion_version("demo")
+    '2'
+    >>> rollback("demo", reason="example")
+    RollbackResult(model_name='demo', champion='1', demoted='2')
+    >>> champion_version("demo")
+    '1'
+    >>> store.close()
     """
     c = _client(client)
     prev = _version_by_alias(c, model_name, PREVIOUS)
@@ -568,7 +641,17 @@ def rollback(model_name: str = DEFAULT_MODEL_NAME, *, client: MlflowClient | Non
 
 def list_versions(model_name: str = DEFAULT_MODEL_NAME, *,
                   client: MlflowClient | None = None) -> list[dict[str, Any]]:
-    """Every version with its aliases and recorded gate outcome, newest first."""
+    """Every version with its aliases and recorded gate outcome, newest first.
+
+    >>> from village_credit.registry import list_versions, promote
+    >>> from village_credit.registry._examples import ExampleStore
+    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    >>> first, second = store.register("demo"), store.register("demo")
+    >>> _ = promote("demo", first, {}, override_reason="example")
+    >>> [(v["version"], v["aliases"], v["gates_passed"]) for v in list_versions("demo")]
+    [('2', [], 'not evaluated'), ('1', ['champion'], 'false')]
+    >>> store.close()
+    """
     c = _client(client)
     try:
         versions = c.search_model_versions(f"name = '{model_name}'")

@@ -71,6 +71,14 @@ def configure(
 
     Returns the experiment id. The experiment is also made the active one, so that
     ``mlflow.start_run()`` logs into it.
+
+    >>> import tempfile
+    >>> from village_credit.registry import configure, get_client
+    >>> from village_credit.registry._examples import mlflow_state_restored
+    >>> with tempfile.TemporaryDirectory() as tmp, mlflow_state_restored():
+    ...     experiment_id = configure(f"sqlite:///{tmp}/mlflow.db")  # creates the store
+    ...     print(get_client().get_experiment(experiment_id).name)
+    village-credit
     """
     from village_credit.registry.preflight import check_tracking_uri
 
@@ -123,7 +131,16 @@ def mark_classical_ml(client: MlflowClient, experiment_id: str) -> None:
 
 
 def get_client(tracking_uri: str | None = None) -> MlflowClient:
-    """A client on ``tracking_uri`` (or the configured/default store) for tracking and registry."""
+    """A client on ``tracking_uri`` (or the configured/default store) for tracking and registry.
+
+    >>> from village_credit.registry import get_client
+    >>> from village_credit.registry._examples import ExampleStore
+    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    >>> client = get_client(store.uri)
+    >>> sorted(e.name for e in client.search_experiments())
+    ['Default', 'village-credit']
+    >>> store.close()
+    """
     uri = tracking_uri or mlflow.get_tracking_uri()
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 

@@ -1,17 +1,18 @@
-"""Batch scoring for the credit center: one machine (chunked, resumable) or Spark."""
+"""Batch scoring for the credit center: one machine (chunked, resumable) or Spark.
 
-from village_credit.scoring.batch import (NoRowsScored, ModelRef, PyfuncScorer, ScoreSummary, ScoringError,
-                                          load_scoring_model, read_decisions, read_model_metadata,
-                                          read_quarantine, read_quarantine_rows, resolve_model, score_chunk,
-                                          score_file)
+``scoring.spark`` imports pyspark only when a session is started. Chunk planning,
+the pyfunc scorer and the output guards are reached through their modules
+(``scoring.batch``, ``scoring.guards``, ``scoring.spark``).
+"""
 
-__all__ = ["ModelRef", "NoRowsScored", "PyfuncScorer", "ScoreSummary", "ScoringError", "load_scoring_model",
-           "read_decisions", "read_model_metadata", "read_quarantine", "read_quarantine_rows",
-           "resolve_model", "score_chunk", "score_file", "score_file_spark"]
+from village_credit.scoring.batch import (
+    NoRowsScored,
+    ScoringError,
+    read_decisions,
+    read_quarantine,
+    score_file,
+)
+from village_credit.scoring.spark import score_file_spark
 
-
-def score_file_spark(*args, **kwargs):  # noqa: ANN002, ANN003 - thin lazy re-export
-    """Score on Spark (imports pyspark only when used); see scoring.spark."""
-    from village_credit.scoring.spark import score_file_spark as _impl
-
-    return _impl(*args, **kwargs)
+__all__ = ["NoRowsScored", "ScoringError", "read_decisions", "read_quarantine", "score_file",
+           "score_file_spark"]

@@ -63,11 +63,44 @@ PASSTHROUGH = ("village_code", "township_code")
 
 
 class ScoringError(VillageCreditError):
-    """Scoring could not start or could not score anything."""
+    """Scoring could not start or could not score anything.
+
+    >>> import pandas as pd
+    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.scoring import ScoringError, score_file
+    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    >>> store.champion("demo")  # a tiny model, registered and promoted
+    '1'
+    >>> pd.DataFrame({"household_id": ["H1"]}).to_parquet(store.root / "thin.parquet")
+    >>> try:
+    ...     score_file("models:/demo@champion", store.root / "thin.parquet", store.root / "out",
+    ...                progress=False)
+    ... except ScoringError as exc:
+    ...     print(exc)
+    /...thin.parquet: missing ... column(s) the model needs: township_code, village_code, ...
+    >>> store.close()
+    """
 
 
 class NoRowsScored(ScoringError):
-    """Every input row was quarantined (the outputs and summary.json are still written)."""
+    """Every input row was quarantined (the outputs and summary.json are still written).
+
+    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.scoring import NoRowsScored, read_quarantine, score_file
+    >>> from village_credit.scoring._examples import households_file
+    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    >>> store.champion("demo")  # a tiny model, registered and promoted
+    '1'
+    >>> households = households_file(store.root, n=3, bad_rows=(0, 1, 2))
+    >>> try:
+    ...     score_file("models:/demo@champion", households, store.root / "scores", progress=False)
+    ... except NoRowsScored as exc:
+    ...     print(exc)
+    no row of /...households.parquet could be scored (3 quarantined); see /...scores/quarantine
+    >>> len(read_quarantine(store.root / "scores"))  # the outputs are still written
+    3
+    >>> store.close()
+    """
 
 
 @dataclass
@@ -643,6 +676,19 @@ def score_file(
     can be scored: the output directory cannot be written or is another run's, the
     model cannot be loaded, the input cannot be read or lacks the model's columns, or
     no row at all passed validation.
+
+    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.scoring import score_file
+    >>> from village_credit.scoring._examples import households_file
+    >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    >>> store.champion("demo")  # a tiny model, registered and promoted
+    '1'
+    >>> households = households_file(store.root, n=20, bad_rows=(3,))  # row 3 lacks head_age
+    >>> summary = score_file("models:/demo@champion", households, store.root / "scores",
+    ...                      progress=False)
+    >>> summary.rows_read, summary.scored, summary.quarantined, summary.reconciled
+    (20, 19, 1, True)
+    >>> store.close()
     """
     check_output(output_dir)  # before reading the input or loading any model
     with OutputLock(output_dir, input_path):
@@ -748,12 +794,28 @@ def _read_parts(parts: list[Path], columns: list[str] | None, empty_cols: list[s
 
 
 def read_decisions(output_dir: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """All decisions of a scoring run (either engine), in input row order."""
+    """All decisions of a scoring run (either engine), in input row order.
+
+    >>> from village_credit.scoring import read_decisions
+    >>> from village_credit.scoring._examples import scored_example
+    >>> output = scored_example()  # score_file's example: 20 households, row 3 quarantined
+    >>> decisions = read_decisions(output)
+    >>> len(decisions), decisions["row_number"].tolist()[:5]  # in input order
+    (19, [0, 1, 2, 4, 5])
+    """
     return _read_parts(_parts(output_dir, "decisions"), columns, ["row_number"])
 
 
 def read_quarantine(output_dir: str | Path) -> pd.DataFrame:
-    """One row per problem (row_number, household_id, column, value, reason, check)."""
+    """One row per problem (row_number, household_id, column, value, reason, check).
+
+    >>> from village_credit.scoring import read_quarantine
+    >>> from village_credit.scoring._examples import scored_example
+    >>> output = scored_example()  # score_file's example: 20 households, row 3 quarantined
+    >>> read_quarantine(output)[["row_number", "household_id", "column", "check"]]
+       row_number household_id    column    check
+    0           3   HH00000004  head_age  missing
+    """
     return _read_parts(_parts(output_dir, "quarantine"), None, QUARANTINE_COLUMNS)
 
 

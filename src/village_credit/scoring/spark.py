@@ -175,6 +175,19 @@ def score_file_spark(
     time writes ``output_dir`` (the same lock as the local engine). The model comes
     from the one loader (promotion record checked; ``allow_ungated`` scores an ungated
     version anyway and records it); the tasks run the very copy whose digest was checked.
+
+    Scoring itself starts a Spark session (``master="local[*]"`` by default; seconds, so
+    ``tests/test_scoring_spark.py`` runs it, against ``score_file`` row for row). What is
+    checked before any model is loaded or any Spark work starts:
+
+    >>> import tempfile
+    >>> from village_credit.scoring import score_file_spark
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     score_file_spark("models:/village-credit@champion", f"{tmp}/households.parquet",
+    ...                      f"{tmp}/scores")
+    Traceback (most recent call last):
+    ...
+    village_credit.errors.DataReadError: /...households.parquet: file not found
     """
     check_output(output_dir)  # before reading the input or loading any model
     with OutputLock(output_dir, input_path):

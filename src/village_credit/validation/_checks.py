@@ -12,7 +12,15 @@ from village_credit.errors import VillageCreditError
 
 
 class ValidationInputError(VillageCreditError, ValueError):
-    """Arrays handed to a validation statistic are unusable (names the argument)."""
+    """Arrays handed to a validation statistic are unusable (names the argument).
+
+    >>> from village_credit.validation import ValidationInputError, brier
+    >>> try:
+    ...     brier([0, 1], [0.5])
+    ... except ValidationInputError as exc:
+    ...     print(exc)
+    p: length 1 does not match y length 2
+    """
 
 
 def as_binary(y: Any, name: str = "y") -> np.ndarray:

@@ -53,7 +53,12 @@ def _yp(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def brier(y: Any, p: Any) -> float:
-    """Brier score: mean squared error of the PD (lower is better)."""
+    """Brier score: mean squared error of the PD (lower is better).
+
+    >>> from village_credit.validation import brier
+    >>> round(brier([0, 1, 1, 0], [0.1, 0.8, 0.6, 0.3]), 4)
+    0.075
+    """
     yb, pp = _yp(y, p)
     return float(brier_score_loss(yb, pp))
 
@@ -94,7 +99,16 @@ def reliability_table(y: Any, p: Any, n_bins: int = 10,
 
 def expected_calibration_error(y: Any, p: Any, n_bins: int = 10,
                                strategy: Literal["quantile", "uniform"] = "quantile") -> float:
-    """ECE = sum over bins of (share of rows) * |observed rate - mean predicted PD|."""
+    """ECE = sum over bins of (share of rows) * |observed rate - mean predicted PD|.
+
+    >>> import numpy as np
+    >>> from village_credit.validation import expected_calibration_error
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.02, 0.4, 400)
+    >>> y = (rng.random(400) < p).astype(int)  # outcomes drawn from the PDs: well calibrated
+    >>> round(expected_calibration_error(y, p, n_bins=5), 3)
+    0.028
+    """
     tab = reliability_table(y, p, n_bins=n_bins, strategy=strategy)
     w = tab["n"].to_numpy(dtype=float)
     return float(np.sum(w * tab["gap"].abs().to_numpy()) / w.sum())
@@ -140,6 +154,15 @@ def hosmer_lemeshow(y: Any, p: Any, groups: int = 10, ddof: int = 2) -> tuple[fl
     textbook value for a model fitted on the same data; for a model validated
     on an independent sample, Hosmer & Lemeshow suggest ``ddof=0``. Returns
     ``(stat, dof, p_value)``; a small p-value means miscalibration.
+
+    >>> import numpy as np
+    >>> from village_credit.validation import hosmer_lemeshow
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.02, 0.4, 400)
+    >>> y = (rng.random(400) < p).astype(int)
+    >>> stat, dof, p_value = hosmer_lemeshow(y, p, groups=10, ddof=0)
+    >>> round(stat, 2), dof, round(p_value, 2)
+    (3.87, 10, 0.95)
     """
     yb, pp = _yp(y, p)
     b = _bin_index(pp, groups, "quantile")

@@ -82,6 +82,15 @@ def auc_delong(y: Any, score: Any, alpha: float = 0.05) -> tuple[float, float, f
     """AUC with DeLong standard error and a normal ``1 - alpha`` CI clipped to [0, 1].
 
     A single default or non-default gives ``(auc, nan, nan, nan)``: no standard error.
+
+    >>> import numpy as np
+    >>> from village_credit.validation import auc_delong
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0.02, 0.4, 400)
+    >>> y = (rng.random(400) < p).astype(int)
+    >>> auc, se, lo, hi = auc_delong(y, p)
+    >>> round(auc, 3), round(se, 3), (round(lo, 3), round(hi, 3))
+    (0.707, 0.029, (0.651, 0.764))
     """
     yb = as_binary(y)
     sc = as_float(score, yb.size, "score")
@@ -143,6 +152,10 @@ def ks_statistic(y: Any, score: Any) -> tuple[float, float]:
     Returns ``(ks, threshold)``: the largest gap between the two empirical CDFs
     and the score at which it occurs (households with ``score <= threshold`` on
     one side). Equals ``scipy.stats.ks_2samp(score[y==1], score[y==0]).statistic``.
+
+    >>> from village_credit.validation import ks_statistic
+    >>> ks_statistic([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    (0.5, 0.1)
     """
     yb = as_binary(y)
     both_classes(yb)
@@ -167,6 +180,15 @@ def roc_points(y: Any, score: Any, max_points: int | None = 1000) -> pd.DataFram
     A household is flagged when ``score >= threshold``; tied scores move
     together (one step per distinct score). ``max_points`` thins the curve for
     plots and JSON without changing its ends.
+
+    >>> from village_credit.validation import roc_points
+    >>> roc_points([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+       threshold  fpr  tpr
+    0        inf  0.0  0.0
+    1       0.80  0.0  0.5
+    2       0.40  0.5  0.5
+    3       0.35  0.5  1.0
+    4       0.10  1.0  1.0
     """
     yb = as_binary(y)
     both_classes(yb)

@@ -67,6 +67,11 @@ class ValidationConfig:
     toolkit's one Hosmer-Lemeshow convention (``calibration.HL_DDOF_INDEPENDENT``,
     dof = groups, for PDs judged on households they were not fitted on), the same
     in ``pipeline.evaluate``; 2 only for PDs fitted on the sample tested.
+
+    >>> from village_credit.validation import ValidationConfig
+    >>> cfg = ValidationConfig(hl_groups=5, psi_thresholds=(0.1, 0.2))
+    >>> cfg.hl_groups, cfg.hl_ddof, cfg.score_higher_is_safer
+    (5, 0, True)
     """
 
     alpha: float = 0.05
@@ -253,6 +258,20 @@ def validation_report(
     through. ``policy_graded`` (bool per household, e.g. ``vetoed``) marks grades set
     by the policy rather than the PD; the per-grade back-test leaves them out and shows
     them on a row of their own. Returns a dict of plain values and DataFrames.
+
+    >>> import numpy as np
+    >>> from village_credit.validation import validation_report
+    >>> rng = np.random.default_rng(0)
+    >>> pd_pred = rng.uniform(0.02, 0.4, 400)
+    >>> y = (rng.random(400) < pd_pred).astype(int)
+    >>> grades = np.where(pd_pred < 0.15, "A", np.where(pd_pred < 0.3, "B", "C"))
+    >>> points = 600 - 100 * pd_pred  # higher points = safer
+    >>> report = validation_report(y, pd_pred, points, grades, ["A", "B", "C"])
+    >>> discrimination, calibration = report["discrimination"], report["calibration"]
+    >>> report["sample"]["n"], round(discrimination["auc"], 3), round(calibration["brier"], 3)
+    (400, 0.707, 0.156)
+    >>> report["verdict"]["verdict"], report["verdict"]["failing"]
+    ('pass', [])
     """
     yb = as_binary(y)
     p = as_float(pd_pred, yb.size, "pd", prob=True)
@@ -383,7 +402,21 @@ def _fmt(v: Any) -> str:
 def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
                             stem: str = "validation_report",
                             title: str = "Model validation report") -> tuple[Path, Path]:
-    """Write ``<stem>.html`` (charts embedded) and ``<stem>.json`` (every figure)."""
+    """Write ``<stem>.html`` (charts embedded) and ``<stem>.json`` (every figure).
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from village_credit.validation import validation_report, write_validation_report
+    >>> rng = np.random.default_rng(0)
+    >>> pd_pred = rng.uniform(0.02, 0.4, 300)
+    >>> y = (rng.random(300) < pd_pred).astype(int)
+    >>> grades = np.where(pd_pred < 0.2, "A", "B")
+    >>> report = validation_report(y, pd_pred, None, grades, ["A", "B"])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     html, js = write_validation_report(report, tmp)
+    ...     print(html.name, js.name, html.stat().st_size > 0)
+    validation_report.html validation_report.json True
+    """
     disc, cal = result["discrimination"], result["calibration"]
     sample = result["sample"]
     rep = HtmlReport(title, subtitle=(f"{sample['n']} households, {sample['defaults']} defaults "
