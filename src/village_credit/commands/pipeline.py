@@ -134,8 +134,8 @@ def print_table_summary(result, console: Console) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("train", rich_help_panel=TRAIN)
     def train(
-        experiment: Path = typer.Argument(DEFAULT_EXPERIMENT, help="Experiment YAML."),
-        n_households: Optional[int] = typer.Option(None, help="Override data.n_households."),
+        experiment: Path = typer.Option(DEFAULT_EXPERIMENT, "--config", "-c", help="Experiment YAML."),
+        n_households: Optional[int] = typer.Option(None, "--n-households", "-n", help="Override data.n_households."),
         trials: Optional[int] = typer.Option(None, help="Override model.tuning.n_trials."),
         promote: bool = typer.Option(True, help="Run the promotion gates."),
         score: bool = typer.Option(True, help="Batch-score the population with @champion."),

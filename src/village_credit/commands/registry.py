@@ -96,7 +96,8 @@ def register(app: typer.Typer) -> None:
     def rollback_cmd(
         model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
         reason: str = typer.Option(None, "--reason", help="Why (recorded on the demoted version)."),
-        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI"),
+        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                         help="MLflow store (default: sqlite under mlruns/)."),
     ) -> None:
         """Restore @previous as @champion; the demoted version becomes @challenger."""
         from village_credit.errors import VillageCreditError
@@ -118,7 +119,8 @@ def register(app: typer.Typer) -> None:
     def models_cmd(
         model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI"),
+        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                         help="MLflow store (default: sqlite under mlruns/)."),
     ) -> None:
         """List registered versions with their aliases and gate results."""
         from village_credit.errors import VillageCreditError

@@ -34,10 +34,10 @@ class Lang(str, Enum):
 def register(app: typer.Typer) -> None:
     @app.command("rules", rich_help_panel=RULES)
     def rules_cmd(
-        input: Path = typer.Argument(..., help="Household file (Parquet or CSV)."),
+        input: Path = typer.Option(..., "--input", "-i", help="Household file (Parquet or CSV)."),
         policy: str = typer.Option("jinxiang_2022", "--policy", "-p",
                                    help="Shipped policy name (see `village-credit policies`) or a YAML path."),
-        out: Path = typer.Option(..., "--out", "-o", help="Output Parquet: ids, decisions, item points."),
+        out: Path = typer.Option(..., "--output", "-o", help="Output Parquet: ids, decisions, item points."),
         eval_date: Optional[str] = typer.Option(None, "--eval-date",
                                                 help="Evaluation date YYYY-MM-DD (default: each row's snapshot_date)."),
         lang: Lang = typer.Option(Lang.en, "--lang", help="Label language for the summary."),
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         """Score households with a rule-based points policy.
 
         Rows are checked against the schema first (the same checks as ``check-data``
-        and ``score``): a bad row is set aside in ``<out>.quarantine.parquet`` with
+        and ``score``): a bad row is set aside in ``<output>.quarantine.parquet`` with
         row, column, value and reason; the others are scored. Exit 2 when the input
         or policy cannot be used or no row is valid.
         """
@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
         q_path = out.with_name(out.stem + ".quarantine.parquet")
         try:
             pol = load_policy(policy)
-            check_output_file(out, "--out")
+            check_output_file(out, "--output")
             if eval_date is not None:
                 eval_date = parse_date_option(eval_date, "--eval-date").strftime("%Y-%m-%d")
             have = read_header(input, encoding=encoding, delimiter=delimiter)
