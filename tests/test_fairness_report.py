@@ -77,7 +77,7 @@ def test_cli_fairness_on_decision_files(tmp_path: Path) -> None:
         dec.to_parquet(p)
         paths.append(f"{s.name}={p}")
     out = tmp_path / "rep"
-    args = ["fairness", "--households", str(hh_path), "--report", str(out), "--n-boot", "20"]
+    args = ["fairness", "--input", str(hh_path), "--output", str(out), "--n-boot", "20"]
     for p in paths:
         args += ["--scores", p]
     res = CliRunner().invoke(app, args)

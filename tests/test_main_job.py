@@ -45,7 +45,7 @@ def main_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, objec
     mp.chdir(tmp)
     exp = tmp / "e2e.yaml"
     exp.write_text(SMALL.format(out=tmp / "out"), encoding="utf-8")
-    result = CliRunner().invoke(app, ["train", str(exp)])
+    result = CliRunner().invoke(app, ["train", "--config", str(exp)])
     mp.undo()
     return tmp, uri, result
 

@@ -188,16 +188,16 @@ def test_cli_validate_and_errors(store: dict, tmp_path: Path) -> None:
     app = typer.Typer()
     register_commands(app)
     runner = CliRunner()
-    res = runner.invoke(app, ["validate", "--model", store["v1"], "--data", str(store["path"]),
-                              "--report", str(tmp_path / "cli"), "--no-mlflow",
+    res = runner.invoke(app, ["validate", "--model", store["v1"], "--input", str(store["path"]),
+                              "--output", str(tmp_path / "cli"), "--no-mlflow",
                               "--tracking-uri", store["uri"]])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout[res.stdout.index("{"):])
     assert out["version"] == "1" and (tmp_path / "cli" / "validation_report.html").is_file()
     no_label = tmp_path / "nolabel.parquet"
     store["sample"].drop(columns=["default_12m"]).to_parquet(no_label)
-    res = runner.invoke(app, ["validate", "--model", store["v1"], "--data", str(no_label),
-                              "--report", str(tmp_path / "x"), "--tracking-uri", store["uri"]])
+    res = runner.invoke(app, ["validate", "--model", store["v1"], "--input", str(no_label),
+                              "--output", str(tmp_path / "x"), "--tracking-uri", store["uri"]])
     assert res.exit_code == 2 and "default_12m" in res.output
 
 
