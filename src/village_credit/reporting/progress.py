@@ -7,8 +7,10 @@ draw anything themselves, so notebooks and tests stay quiet; the commands pass
 :func:`step_bar`'s callback, a Rich bar on stderr (stdout carries the summary JSON).
 Row-streaming jobs (scoring, reason codes) advance a :func:`row_bar` by rows instead.
 
-Like every Rich live display, the bars draw only at a terminal: redirected to a file
-or a pipe, stderr receives no bar frames.
+The bars are transient: they draw only while the work runs, at a terminal, and leave
+nothing behind (redirected to a file or a pipe, stderr receives nothing). A bar's own
+rate and times would otherwise stay on screen beside the command's summary, a second
+source for the same figures.
 """
 
 from __future__ import annotations
@@ -80,14 +82,14 @@ class _RowsPerSecond(ProgressColumn):
 class RowBar:
     """A Rich bar counting rows, with rows/s, on stderr.
 
-    It prints no figure of its own when it closes: the command prints the run's
-    summary, the one source of its figures.
+    It leaves no figure of its own when it closes (transient): the command prints the
+    run's summary, the one source of its figures.
     """
 
     def __init__(self, total: int | None, label: str, console: Console | None = None) -> None:
         self._p = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), _RowsPerSecond(),
                            TimeElapsedColumn(), TimeRemainingColumn(),
-                           console=console or Console(stderr=True))
+                           console=console or Console(stderr=True), transient=True)
         self._p.start()
         self._task = self._p.add_task(label, total=total)
 
@@ -121,7 +123,8 @@ def step_bar(label: str, enabled: bool = True,
         yield None
         return
     bar = Progress(TextColumn(f"{label}:"), TextColumn("[bold]{task.description}"), BarColumn(),
-                   MofNCompleteColumn(), TimeElapsedColumn(), console=console or Console(stderr=True))
+                   MofNCompleteColumn(), TimeElapsedColumn(), console=console or Console(stderr=True),
+                   transient=True)
     task = bar.add_task("starting", total=None)
 
     def callback(step: str, done: int, total: int) -> None:
