@@ -66,7 +66,10 @@ def test_raw_columns_flag_drifted_townships(vintages: dict, tmp_path: Path) -> N
 
 
 def test_raw_columns_quiet_on_resample(vintages: dict) -> None:
-    res = monitor(None, vintages["v1"], vintages["resample"], None)
+    steps: list[tuple[str, int, int]] = []
+    res = monitor(None, vintages["v1"], vintages["resample"], None, progress=lambda *a: steps.append(a))
+    assert [d for _, d, _ in steps] == list(range(len(steps))) and steps[-1][0] == "done"
+    assert len({t for _, _, t in steps}) == 1 and steps[-1][1] == steps[-1][2] >= 3
     assert res["alert"] == "green" and res["counts"]["amber"] == 0
     assert float(res["csi"]["csi"].max()) < 0.05
 

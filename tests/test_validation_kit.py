@@ -58,8 +58,16 @@ def store(validation_kit, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture(scope="module")
 def validated(store: dict) -> dict:
     out = store["root"] / "report"
-    res, html, js = validate_model(store["v1"], store["path"], out, challenger_uri=store["v2"])
-    return {"res": res, "html": html, "json": js, "out": out}
+    steps: list[tuple[str, int, int]] = []
+    res, html, js = validate_model(store["v1"], store["path"], out, challenger_uri=store["v2"],
+                                   progress=lambda *a: steps.append(a))
+    return {"res": res, "html": html, "json": js, "out": out, "steps": steps}
+
+
+def test_progress_is_reported_step_by_step(validated: dict) -> None:
+    done = [d for _, d, _ in validated["steps"]]
+    assert done == sorted(done) and done[0] == 0 and len(set(done)) == len(done) >= 4
+    assert validated["steps"][-1] == ("done", done[-1], done[-1])
 
 
 def test_report_has_every_section_and_embedded_charts(validated: dict) -> None:
