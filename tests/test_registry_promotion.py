@@ -268,9 +268,9 @@ def test_cli_tables_fit_80_columns(store: dict, name: str, tmp_path: Path) -> No
     runner, app = CliRunner(), cli_app()
     uri = ["--tracking-uri", store["uri"], "--model-name", name]
     v1 = new_version(store, name)
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(evidence(auc=0.70, data_fingerprint="vc-fp-1:" + "f" * 60)))
-    outputs = [runner.invoke(app, ["promote", "--version", v1, "--evidence", str(bad), "--override-reason",
+    ev = tmp_path / "evidence.json"  # long gate names and details, a long override reason
+    ev.write_text(json.dumps(evidence(auc=0.70, data_fingerprint="vc-fp-1:" + "f" * 60)))
+    outputs = [runner.invoke(app, ["promote", "--version", v1, "--evidence", str(ev), "--override-reason",
                                    "regulator waiver 2025-07: pilot county, reviewed by the risk committee",
                                    *uri], env={"COLUMNS": "80"}),
                runner.invoke(app, ["models", *uri], env={"COLUMNS": "80"})]
