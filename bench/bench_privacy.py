@@ -2,7 +2,7 @@
 
 Usage: ``python bench/bench_privacy.py [--n 20000] [--seed 3] [--json out/privacy_bench.json]``.
 
-Generates raw village records (as ``village-credit generate-raw --n N --seed S``),
+Generates raw village records (as ``village-credit generate-raw --n-households N --seed S``),
 anonymises them with the default threat model (k = 5 over the village insider's and the
 outside party's quasi-identifiers), and prints, each with its target:
 

@@ -343,7 +343,7 @@ def _build_scoring_env(base: Path) -> ScoringEnv:
 def _assert_every_row_once(out_dir: Path, n_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each input row number appears exactly once across decisions + quarantined rows."""
     from village_credit.scoring import read_decisions
-    from village_credit.scoring.batch import read_quarantine_rows
+    from village_credit.scoring.outputs import read_quarantine_rows
 
     dec = read_decisions(out_dir)
     bad = read_quarantine_rows(out_dir)

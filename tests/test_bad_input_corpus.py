@@ -242,7 +242,7 @@ def _check_data(tmp: Path, src: Path) -> tuple[Result, int, dict[int, set[str]]]
 
 def _rules(tmp: Path, src: Path) -> tuple[Result, int, dict[int, set[str]]]:
     out = tmp / "rules.parquet"
-    res = _run(["rules", str(src), "--out", str(out)])
+    res = _run(["rules", "--input", str(src), "--output", str(out)])
     if res.exit_code == 2:
         return res, 0, {}
     scored = len(pd.read_parquet(out))
@@ -465,7 +465,7 @@ def test_experiment_errors_before_any_work(key: str, value: object, says: str, t
     exp = tmp_path / "exp.yaml"
     exp.write_text(yaml.safe_dump(raw), encoding="utf-8")
     db = tmp_path / "mlruns" / "mlflow.db"
-    res = _run(["train", str(exp)], {"MLFLOW_TRACKING_URI": f"sqlite:///{db}"})
+    res = _run(["train", "--config", str(exp)], {"MLFLOW_TRACKING_URI": f"sqlite:///{db}"})
     _no_traceback(res)
     assert res.exit_code == 2
     assert _squash(f"{exp}: {says.format(dir=tmp_path)}") in _squash(res.output), res.output
@@ -481,7 +481,7 @@ def test_anonymise_eval_date_is_checked(tmp_path: Path) -> None:
 
 def test_rules_eval_date_is_checked(base: pd.DataFrame, tmp_path: Path) -> None:
     src = write_parquet(base, tmp_path / "in.parquet")
-    res = _run(["rules", str(src), "--out", str(tmp_path / "o.parquet"), "--eval-date", "2999-01-01"])
+    res = _run(["rules", "--input", str(src), "--output", str(tmp_path / "o.parquet"), "--eval-date", "2999-01-01"])
     _no_traceback(res)
     assert res.exit_code == 2 and "dateoutofrange" in _squash(res.output)
 
@@ -489,7 +489,7 @@ def test_rules_eval_date_is_checked(base: pd.DataFrame, tmp_path: Path) -> None:
 def test_monitor_names_an_empty_file(base: pd.DataFrame, tmp_path: Path) -> None:
     ref = write_parquet(base, tmp_path / "ref.parquet")
     cur = write_parquet(base.iloc[:0], tmp_path / "empty_current.parquet")
-    res = _run(["monitor", "--reference", str(ref), "--current", str(cur), "--report", str(tmp_path / "r")])
+    res = _run(["monitor", "--reference", str(ref), "--current", str(cur), "--output", str(tmp_path / "r")])
     _no_traceback(res)
     assert res.exit_code == 2 and _squash(f"{cur} has no rows") in _squash(res.output)
 

@@ -313,8 +313,10 @@ def test_cli_train_then_score_new_rows(byod, tmp_path: Path, monkeypatch: pytest
     raw["output_dir"] = str(tmp_path / "out")
     exp = tmp_path / "byod.yaml"
     exp.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    result = CliRunner().invoke(app, ["train", str(exp), "--no-promote"])
+    result = CliRunner().invoke(app, ["train", "--config", str(exp), "--no-promote"], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
+    table = [line for line in result.output.splitlines() if line[:1] in "┏┃┡│└"]
+    assert table and all(len(line) <= 80 for line in table) and "…" not in result.output
     assert "telephone" in result.output and "looks like personal data" in result.output
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
     assert summary["kind"] == "table" and summary["quarantined_rows"] == N_MISSING_TARGET

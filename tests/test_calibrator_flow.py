@@ -73,7 +73,7 @@ def test_calibrator_follows_the_printed_hints(tmp_path: Path, monkeypatch: pytes
 
     exp = tmp_path / "flow.yaml"
     exp.write_text(EXPERIMENT.format(out=tmp_path / "out"), encoding="utf-8")
-    cli("train", str(exp))
+    cli("train", "--config", str(exp))
 
     # the calibrator's own labelled samples (same population, other households)
     first, second = tmp_path / "sample1.parquet", tmp_path / "sample2.parquet"
@@ -86,17 +86,17 @@ def test_calibrator_follows_the_printed_hints(tmp_path: Path, monkeypatch: pytes
         columns=["default_12m", "true_pd"]).to_parquet(scoring_input)
 
     # v1 was promoted by the training run: thresholds recorded for the model from there
-    res = cli("validate", "--model", "models:/vc-flow@champion", "--data", str(first),
-              "--report", str(tmp_path / "val1"))
+    res = cli("validate", "--model", "models:/vc-flow@champion", "--input", str(first),
+              "--output", str(tmp_path / "val1"))
     assert json.loads(res.stdout)["verdict"] in ("pass", "conditional", "fail")
     assert "already promoted" in res.stderr
 
     res = cli(*_printed_command(res.stderr, "recalibrate", first),
-              "--report", str(tmp_path / "recal"))
+              "--output", str(tmp_path / "recal"))
     new_version = json.loads(res.stdout)["version"]
     assert new_version == "2"
 
-    res = cli(*_printed_command(res.stderr, "validate", second), "--report", str(tmp_path / "val2"))
+    res = cli(*_printed_command(res.stderr, "validate", second), "--output", str(tmp_path / "val2"))
     assert json.loads(res.stdout)["version"] == "2"
 
     res = cli(*_printed_command(res.stderr, "promote", second))

@@ -14,7 +14,7 @@ from village_credit.cli import app
 def test_generate_then_check_data(tmp_path: Path) -> None:
     out = tmp_path / "h.parquet"
     runner = CliRunner()
-    res = runner.invoke(app, ["generate", "--output", str(out), "--n", "800", "--seed", "3",
+    res = runner.invoke(app, ["generate", "--output", str(out), "--n-households", "800", "--seed", "3",
                               "--chunk-rows", "300"])
     assert res.exit_code == 0, res.output
     df = pd.read_parquet(out)

@@ -77,11 +77,12 @@ def test_cli_fairness_on_decision_files(tmp_path: Path) -> None:
         dec.to_parquet(p)
         paths.append(f"{s.name}={p}")
     out = tmp_path / "rep"
-    args = ["fairness", "--households", str(hh_path), "--report", str(out), "--n-boot", "20"]
+    args = ["fairness", "--input", str(hh_path), "--output", str(out), "--n-boot", "20"]
     for p in paths:
         args += ["--scores", p]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
+    assert "fairness:" not in res.stderr  # the bar is transient: nothing left when not at a terminal
     data = json.loads((out / "fairness.json").read_text())
     # decisions were shuffled: alignment by household_id must recover the blend's approval rate
     blend_rate = [r for r in data["audit"] if r["system"] == "blend" and r["feature"] == "elderly"
@@ -127,3 +128,17 @@ def test_report_opens_with_verdict_identity_thresholds_and_human_labels(tmp_path
     assert html.count("Per-group metrics: ") == len(audit.systems)
     assert not re.search(r">\d\.\d+e[+-]\d+<", html)  # no scientific notation in cells
     assert re.search(r"<td>\d{1,3},\d{3}</td>", html)  # mean line in yuan, thousands separator
+
+
+def test_run_fairness_reports_progress_step_by_step(tmp_path: Path) -> None:
+    from village_credit.fairness.report import run_fairness
+
+    hh, _, systems = _inputs(400)
+    decisions = {s.name: pd.DataFrame({"household_id": hh.household_id, "approved": s.approved,
+                                       "credit_line": s.credit_line, "pd": s.pd}) for s in systems}
+    steps: list[tuple[str, int, int]] = []
+    res = run_fairness(hh, decisions, out_dir=tmp_path, n_boot=5, progress=lambda *a: steps.append(a))
+    assert res["json"].is_file()
+    assert [d for _, d, _ in steps] == list(range(len(steps)))  # one step at a time, in order
+    assert steps[-1] == ("done", len(steps) - 1, len(steps) - 1) and len(steps) >= 4
+    assert "audit (bootstrap)" in [name for name, _, _ in steps]

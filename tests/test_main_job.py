@@ -45,7 +45,7 @@ def main_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, objec
     mp.chdir(tmp)
     exp = tmp / "e2e.yaml"
     exp.write_text(SMALL.format(out=tmp / "out"), encoding="utf-8")
-    result = CliRunner().invoke(app, ["train", str(exp)])
+    result = CliRunner().invoke(app, ["train", "--config", str(exp)], env={"COLUMNS": "80"})
     mp.undo()
     return tmp, uri, result
 
@@ -57,6 +57,9 @@ def test_main_job_exits_cleanly_and_prints_summary(main_job) -> None:
     assert "mlflow ui --backend-store-uri sqlite:///" in result.output
     assert "approval rate by group" in result.output
     assert "credit villages" in result.output
+    # the summary tables fit 80 columns: folded, never cut to "…"
+    table = [line for line in result.output.splitlines() if line[:1] in "┏┃┡│└"]
+    assert table and all(len(line) <= 80 for line in table) and "…" not in result.output
 
 
 def test_champion_exists_and_scores_cover_every_household(main_job) -> None:

@@ -66,7 +66,10 @@ def test_raw_columns_flag_drifted_townships(vintages: dict, tmp_path: Path) -> N
 
 
 def test_raw_columns_quiet_on_resample(vintages: dict) -> None:
-    res = monitor(None, vintages["v1"], vintages["resample"], None)
+    steps: list[tuple[str, int, int]] = []
+    res = monitor(None, vintages["v1"], vintages["resample"], None, progress=lambda *a: steps.append(a))
+    assert [d for _, d, _ in steps] == list(range(len(steps))) and steps[-1][0] == "done"
+    assert len({t for _, _, t in steps}) == 1 and steps[-1][1] == steps[-1][2] >= 3
     assert res["alert"] == "green" and res["counts"]["amber"] == 0
     assert float(res["csi"]["csi"].max()) < 0.05
 
@@ -100,15 +103,15 @@ def test_cli_monitor(vintages: dict, tmp_path: Path) -> None:
     runner = CliRunner()
     p = vintages["paths"]
     res = runner.invoke(app, ["monitor", "--reference", str(p["hit1"]), "--current", str(p["hit2"]),
-                              "--report", str(tmp_path / "r"), "--fail-on", "red"])
+                              "--output", str(tmp_path / "r"), "--fail-on", "red"])
     assert res.exit_code == 1, res.output
     out = json.loads(res.stdout[res.stdout.index("{"):])
     assert out["alert"] == "red" and Path(out["html"]).is_file()
     res = runner.invoke(app, ["monitor", "--reference", str(p["v1"]), "--current",
-                              str(p["resample"]), "--report", str(tmp_path / "q")])
+                              str(p["resample"]), "--output", str(tmp_path / "q")])
     assert res.exit_code == 0 and json.loads(res.stdout[res.stdout.index("{"):])["alert"] == "green"
     res = runner.invoke(app, ["monitor", "--reference", str(tmp_path / "nope.parquet"),
-                              "--current", str(p["v1"]), "--report", str(tmp_path / "e")])
+                              "--current", str(p["v1"]), "--output", str(tmp_path / "e")])
     assert res.exit_code == 2 and "not found" in res.output
 
 

@@ -165,8 +165,8 @@ def test_cli_anonymise_writes_quarantine_next_to_input(tmp_path) -> None:
 
     runner = CliRunner()
     raw_csv, key = tmp_path / "raw.csv", tmp_path / "secret.key"
-    assert runner.invoke(app, ["make-key", str(key)]).exit_code == 0
-    r = runner.invoke(app, ["generate-raw", "--n", "300", "--seed", "2", "--output", str(raw_csv),
+    assert runner.invoke(app, ["make-key", "--output", str(key)]).exit_code == 0
+    r = runner.invoke(app, ["generate-raw", "--n-households", "300", "--seed", "2", "--output", str(raw_csv),
                             "--invalid-id-rate", "0.05"])
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["anonymise", "--input", str(raw_csv), "--output", str(tmp_path / "hh.parquet"),

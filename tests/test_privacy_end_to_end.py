@@ -55,7 +55,7 @@ def test_main_job_on_anonymised_raw_records_leaves_no_personal_data(tmp_path: Pa
 
     runner = CliRunner()
     key = raw_dir / "secret.key"
-    assert runner.invoke(app, ["make-key", str(key)]).exit_code == 0
+    assert runner.invoke(app, ["make-key", "--output", str(key)]).exit_code == 0
     households = work / "households.parquet"
     res = runner.invoke(app, ["anonymise", "--input", str(raw_csv), "--output", str(households),
                               "--key-file", str(key), "--quarantine", str(raw_dir / "quarantine.csv")])
@@ -69,7 +69,7 @@ def test_main_job_on_anonymised_raw_records_leaves_no_personal_data(tmp_path: Pa
     monkeypatch.chdir(work)
     exp = work / "experiment.yaml"
     exp.write_text(EXPERIMENT.format(out=work / "out", data=households), encoding="utf-8")
-    res = runner.invoke(app, ["train", str(exp)])
+    res = runner.invoke(app, ["train", "--config", str(exp)])
     (work / "run.log").write_text(res.output, encoding="utf-8")
     assert res.exit_code == 0, res.output
     assert (work / "out" / "scores" / "summary.json").exists()

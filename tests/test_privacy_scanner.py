@@ -112,11 +112,11 @@ def test_cli_exit_codes(tmp_path) -> None:
     clean = tmp_path / "clean"
     clean.mkdir()
     (clean / "a.txt").write_text("nothing here 12345")
-    assert runner.invoke(app, ["scan-pii", str(clean)]).exit_code == 0
+    assert runner.invoke(app, ["scan-pii", "--input", str(clean)]).exit_code == 0
     (clean / "b.txt").write_text(f"{NAME} {PHONE}")
     names = tmp_path / "names.txt"
     names.write_text(NAME + "\n", encoding="utf-8")
-    r = runner.invoke(app, ["scan-pii", str(clean), "--names-file", str(names)])
+    r = runner.invoke(app, ["scan-pii", "--input", str(clean), "--names-file", str(names)])
     assert r.exit_code == 1
     assert PHONE not in r.output and NAME not in r.output
 

@@ -173,9 +173,9 @@ def test_cli_scan_pii_reports_small_classes(tmp_path, households) -> None:
     from village_credit.cli import app
 
     households[["village_code", "head_age", "land_mu"]].to_csv(tmp_path / "t.csv", index=False)
-    r = CliRunner().invoke(app, ["scan-pii", str(tmp_path)])
+    r = CliRunner().invoke(app, ["scan-pii", "--input", str(tmp_path)])
     assert r.exit_code == 1 and "small_qi_class" in r.output
-    r = CliRunner().invoke(app, ["scan-pii", str(tmp_path), "--no-qi-check"])
+    r = CliRunner().invoke(app, ["scan-pii", "--input", str(tmp_path), "--no-qi-check"])
     assert r.exit_code == 0, r.output
 
 
@@ -186,8 +186,8 @@ def test_cli_anonymise_reads_the_privacy_config(tmp_path) -> None:
 
     runner = CliRunner()
     raw_csv, key = tmp_path / "raw.csv", tmp_path / "secret.key"
-    assert runner.invoke(app, ["make-key", str(key)]).exit_code == 0
-    assert runner.invoke(app, ["generate-raw", "--n", "300", "--seed", "2", "--output", str(raw_csv)]).exit_code == 0
+    assert runner.invoke(app, ["make-key", "--output", str(key)]).exit_code == 0
+    assert runner.invoke(app, ["generate-raw", "--n-households", "300", "--seed", "2", "--output", str(raw_csv)]).exit_code == 0
     conf = tmp_path / "privacy.yaml"
     conf.write_text("k: 3\nquasi_identifiers: [village_code, township_code, head_age, head_gender, land_mu]\n",
                     encoding="utf-8")

@@ -189,14 +189,14 @@ def test_cli_recalibrate_without_registering(validation_kit, store: dict, tmp_pa
     app = typer.Typer()
     register_commands(app)
     runner = CliRunner()
-    res = runner.invoke(app, ["recalibrate", "--model", store["v1"], "--data", str(path),
-                              "--method", "platt", "--no-register", "--report", str(tmp_path / "o"),
+    res = runner.invoke(app, ["recalibrate", "--model", store["v1"], "--input", str(path),
+                              "--method", "platt", "--no-register", "--output", str(tmp_path / "o"),
                               "--tracking-uri", store["uri"]])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout[res.stdout.index("{"):])
     assert out["method"] == "platt" and out["version"] is None
     assert (tmp_path / "o" / "decision_model" / "recalibration.json").is_file()
-    res = runner.invoke(app, ["recalibrate", "--model", store["v1"], "--data", str(path),
+    res = runner.invoke(app, ["recalibrate", "--model", store["v1"], "--input", str(path),
                               "--method", "spline", "--tracking-uri", store["uri"]])
     assert res.exit_code == 2
 

@@ -20,7 +20,7 @@ from village_credit.cli import app
 from village_credit.registry import UngatedModelError, configure, load_model, promote
 from village_credit.registry.loading import resolve_uri
 from village_credit.registry.pyfunc_model import log_decision_model
-from village_credit.scoring.batch import read_model_metadata
+from village_credit.scoring.outputs import read_model_metadata
 
 if TYPE_CHECKING:
     from conftest import ScoringEnv

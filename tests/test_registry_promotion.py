@@ -261,6 +261,24 @@ def test_cli_promote_models_rollback(store: dict, name: str, tmp_path: Path) -> 
     assert r.exit_code == 0 and "@champion" in r.stdout
 
 
+def test_cli_tables_fit_80_columns(store: dict, name: str, tmp_path: Path) -> None:
+    """Gate table (long details, an override reason) and version list: folded, never cut to "…"."""
+    runner, app = CliRunner(), cli_app()
+    uri = ["--tracking-uri", store["uri"], "--model-name", name]
+    v1 = new_version(store, name)
+    ev = tmp_path / "evidence.json"  # long gate names and details, a long override reason
+    ev.write_text(json.dumps(evidence(auc=0.70, data_fingerprint="vc-fp-1:" + "f" * 60)))
+    outputs = [runner.invoke(app, ["promote", "--version", v1, "--evidence", str(ev), "--override-reason",
+                                   "regulator waiver 2025-07: pilot county, reviewed by the risk committee",
+                                   *uri], env={"COLUMNS": "80"}),
+               runner.invoke(app, ["models", *uri], env={"COLUMNS": "80"})]
+    for r in outputs:
+        assert r.exit_code == 0, r.output
+        table = [line for line in r.output.splitlines() if line[:1] in "┏┃┡│└"]
+        assert table and all(len(line) <= 80 for line in table), r.output
+        assert "…" not in r.output, r.output
+
+
 def test_champion_loads_in_fresh_process(store: dict, name: str) -> None:
     v1 = new_version(store, name)
     promote(name, v1, evidence())

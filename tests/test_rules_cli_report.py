@@ -27,7 +27,7 @@ def test_rules_command_writes_decisions_and_items(rule_households, tmp_path):
     src = tmp_path / "hh.parquet"
     h.to_parquet(src, index=False)
     out = tmp_path / "out.parquet"
-    r = CliRunner().invoke(_app(), ["rules", str(src), "--policy", "jinxiang_2022", "--out", str(out)])
+    r = CliRunner().invoke(_app(), ["rules", "--input", str(src), "--policy", "jinxiang_2022", "--output", str(out)])
     assert r.exit_code == 0, r.output
     assert "approved" in r.output
     got = pd.read_parquet(out)
@@ -41,9 +41,9 @@ def test_rules_command_writes_decisions_and_items(rule_households, tmp_path):
 def test_rules_command_reports_missing_columns_and_bad_policy(rule_households, tmp_path):
     src = tmp_path / "hh.parquet"
     rule_households(2).drop(columns=["head_age", "hon_talent"]).to_parquet(src, index=False)
-    r = CliRunner().invoke(_app(), ["rules", str(src), "--out", str(tmp_path / "o.parquet")])
+    r = CliRunner().invoke(_app(), ["rules", "--input", str(src), "--output", str(tmp_path / "o.parquet")])
     assert r.exit_code == 2 and "head_age" in r.output and "hon_talent" in r.output
-    r = CliRunner().invoke(_app(), ["rules", str(src), "-p", "nope", "--out", str(tmp_path / "o.parquet")])
+    r = CliRunner().invoke(_app(), ["rules", "--input", str(src), "-p", "nope", "--output", str(tmp_path / "o.parquet")])
     assert r.exit_code == 2 and "nope" in r.output
 
 
@@ -167,10 +167,10 @@ def test_unknown_lang_is_refused_before_any_work(rule_households, tmp_path):
     src = tmp_path / "hh.parquet"
     rule_households(2).to_parquet(src, index=False)
     out = tmp_path / "o.parquet"
-    r = CliRunner().invoke(_app(), ["rules", str(src), "--out", str(out), "--lang", "fr"])
+    r = CliRunner().invoke(_app(), ["rules", "--input", str(src), "--output", str(out), "--lang", "fr"])
     assert r.exit_code == 2 and "--lang" in r.output and "fr" in r.output
     assert not out.exists() and not list(tmp_path.glob("o*"))
-    r = CliRunner().invoke(_app(), ["rules", str(src), "--out", str(out), "--lang", "zh"])
+    r = CliRunner().invoke(_app(), ["rules", "--input", str(src), "--output", str(out), "--lang", "zh"])
     assert r.exit_code == 0, r.output
     assert out.exists() and "金乡" in r.output
 

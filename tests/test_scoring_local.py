@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from village_credit.cli import app
 from village_credit.scoring import read_decisions, read_quarantine, score_file
-from village_credit.scoring.batch import read_model_metadata
+from village_credit.scoring.outputs import read_model_metadata
 
 if TYPE_CHECKING:
     from conftest import ScoringEnv

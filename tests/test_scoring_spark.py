@@ -39,7 +39,7 @@ def test_spark_matches_single_machine_row_for_row(assert_every_row_once, env: Sc
     import pyarrow.parquet as pq
 
     from village_credit.scoring import read_decisions, read_quarantine, score_file, score_file_spark
-    from village_credit.scoring.batch import read_model_metadata
+    from village_credit.scoring.outputs import read_model_metadata
 
     # ONE row group: Spark must still split the work by rows (2 tasks per core on local[2]),
     # and with the same chunk size the outputs are the local engine's, part for part

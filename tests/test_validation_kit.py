@@ -58,8 +58,16 @@ def store(validation_kit, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture(scope="module")
 def validated(store: dict) -> dict:
     out = store["root"] / "report"
-    res, html, js = validate_model(store["v1"], store["path"], out, challenger_uri=store["v2"])
-    return {"res": res, "html": html, "json": js, "out": out}
+    steps: list[tuple[str, int, int]] = []
+    res, html, js = validate_model(store["v1"], store["path"], out, challenger_uri=store["v2"],
+                                   progress=lambda *a: steps.append(a))
+    return {"res": res, "html": html, "json": js, "out": out, "steps": steps}
+
+
+def test_progress_is_reported_step_by_step(validated: dict) -> None:
+    done = [d for _, d, _ in validated["steps"]]
+    assert done == sorted(done) and done[0] == 0 and len(set(done)) == len(done) >= 4
+    assert validated["steps"][-1] == ("done", done[-1], done[-1])
 
 
 def test_report_has_every_section_and_embedded_charts(validated: dict) -> None:
@@ -188,16 +196,16 @@ def test_cli_validate_and_errors(store: dict, tmp_path: Path) -> None:
     app = typer.Typer()
     register_commands(app)
     runner = CliRunner()
-    res = runner.invoke(app, ["validate", "--model", store["v1"], "--data", str(store["path"]),
-                              "--report", str(tmp_path / "cli"), "--no-mlflow",
+    res = runner.invoke(app, ["validate", "--model", store["v1"], "--input", str(store["path"]),
+                              "--output", str(tmp_path / "cli"), "--no-mlflow",
                               "--tracking-uri", store["uri"]])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout[res.stdout.index("{"):])
     assert out["version"] == "1" and (tmp_path / "cli" / "validation_report.html").is_file()
     no_label = tmp_path / "nolabel.parquet"
     store["sample"].drop(columns=["default_12m"]).to_parquet(no_label)
-    res = runner.invoke(app, ["validate", "--model", store["v1"], "--data", str(no_label),
-                              "--report", str(tmp_path / "x"), "--tracking-uri", store["uri"]])
+    res = runner.invoke(app, ["validate", "--model", store["v1"], "--input", str(no_label),
+                              "--output", str(tmp_path / "x"), "--tracking-uri", store["uri"]])
     assert res.exit_code == 2 and "default_12m" in res.output
 
 

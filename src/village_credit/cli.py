@@ -22,8 +22,9 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-# workflow order first (the help panels follow it), then any module not yet listed
-_found = sorted(m.name for m in pkgutil.iter_modules(_commands.__path__))
+# workflow order first (the help panels follow it), then any module not yet listed;
+# private modules (``_tables``) are helpers, not commands
+_found = sorted(m.name for m in pkgutil.iter_modules(_commands.__path__) if not m.name.startswith("_"))
 for _name in [*(m for m in _commands.MODULE_ORDER if m in _found),
               *(m for m in _found if m not in _commands.MODULE_ORDER)]:
     importlib.import_module(f"village_credit.commands.{_name}").register(app)

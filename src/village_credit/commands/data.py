@@ -15,9 +15,10 @@ def register(app: typer.Typer) -> None:
     @app.command("generate", rich_help_panel=DATA)
     def generate(
         output: Path = typer.Option(..., "--output", "-o", help="Parquet file to write."),
-        n: int = typer.Option(20_000, "--n", help="Number of households."),
+        n: int = typer.Option(20_000, "--n-households", "-n", min=1, help="Number of households."),
         seed: int = typer.Option(42, help="Random seed (same seed, identical bytes)."),
-        vintage: int = typer.Option(1, help="1 = first review; 2 = the later snapshot with drift."),
+        vintage: int = typer.Option(1, min=1, max=2,
+                                    help="1 = first review; 2 = the later snapshot with drift."),
         default_rate: float = typer.Option(0.04, help="Target mean true PD."),
         chunk_rows: int = typer.Option(200_000, help="Rows per chunk (memory stays flat)."),
     ) -> None:

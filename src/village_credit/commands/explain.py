@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import time
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -21,25 +22,11 @@ from rich.console import Console
 from village_credit.commands import EXPLAIN_AUDIT
 
 
-def _progress(total: int | None, enabled: bool, console: Console):  # type: ignore[no-untyped-def]
-    """A Rich progress bar with rows/s (disabled: a no-op context)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
+class Form(str, Enum):
+    """Shapes of the reason-code file (``explain.api.explain``'s ``form``)."""
 
-    class RowsPerSecond(ProgressColumn):
-        def render(self, task):  # type: ignore[no-untyped-def,override]
-            return Text(f"{task.speed or 0:,.0f} rows/s")
-
-    return Progress(TextColumn("explaining"), BarColumn(), MofNCompleteColumn(), RowsPerSecond(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled)
+    long = "long"
+    wide = "wide"
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +37,7 @@ def register(app: typer.Typer) -> None:
         input: Path = typer.Option(..., "--input", "-i", help="Households as Parquet or CSV."),
         output: Path = typer.Option(..., "--output", "-o", help="Reason codes Parquet file to write."),
         top_k: int = typer.Option(3, "--top-k", min=1, help="Factors per direction (down / up)."),
-        form: str = typer.Option("long", "--form", help="long (one row per reason) or wide (one row per household)."),
+        form: Form = typer.Option(Form.long, "--form", help="long (one row per reason) or wide (one row per household)."),
         chunk_rows: int = typer.Option(50_000, "--chunk-rows", min=1, help="Rows per chunk."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     ) -> None:
@@ -61,8 +48,6 @@ def register(app: typer.Typer) -> None:
         from village_credit.errors import VillageCreditError
 
         console = Console(stderr=True)
-        if form not in ("long", "wide"):
-            raise typer.BadParameter("must be 'long' or 'wide'", param_hint="--form")
         try:
             from village_credit.data.io import count_rows, iter_batches
             from village_credit.explain.api import (
@@ -70,6 +55,7 @@ def register(app: typer.Typer) -> None:
                 load_decision_model,
                 reasons_arrow_schema,
             )
+            from village_credit.reporting.progress import row_bar
 
             if "://" in model or model.startswith(("models:/", "runs:/")):
                 from village_credit.registry.store import configure
@@ -77,32 +63,32 @@ def register(app: typer.Typer) -> None:
                 configure()  # the project's tracking URI, as `village-credit score` uses
             dm = load_decision_model(model)
             total = count_rows(input)
-            schema = reasons_arrow_schema(form, top_k)  # type: ignore[arg-type]
+            schema = reasons_arrow_schema(form.value, top_k)
             output.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
             os.close(fd)
             n_in = n_out = n_households = 0
             start = time.perf_counter()
+            bar = row_bar(total, progress, "explaining", console)
             try:
-                with pq.ParquetWriter(tmp, schema, compression="zstd") as writer, \
-                        _progress(total, progress, console) as bar:
-                    task = bar.add_task("explain", total=total)
+                with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
                     for chunk in iter_batches(input, batch_rows=chunk_rows):
                         first = int(chunk.index[0]) if len(chunk) else n_in
-                        res = explain(dm, chunk, top_k=top_k, form=form)  # type: ignore[arg-type]
+                        res = explain(dm, chunk, top_k=top_k, form=form.value)
                         res = res.assign(row=res["row"].to_numpy() + first)
                         table = pa.Table.from_pandas(res, schema=schema, preserve_index=False)
                         writer.write_table(table)
                         n_in += len(chunk)
                         n_out += len(res)
-                        if form == "long":
+                        if form is Form.long:
                             n_households += int(res["row"].nunique())
                         else:
                             n_households += int(((res["n_decisive"] > 0) | (res["down_1_code"] != "")
                                                  | (res["up_1_code"] != "")).sum())
-                        bar.advance(task, len(chunk))
+                        bar.advance(len(chunk))
                 os.replace(tmp, output)  # readers never see half a file
             finally:
+                bar.close()
                 if os.path.exists(tmp):
                     os.unlink(tmp)
         except VillageCreditError as exc:
@@ -110,7 +96,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=2) from exc
         seconds = time.perf_counter() - start
         typer.echo(json.dumps({
-            "input": str(input), "output": str(output), "form": form, "top_k": top_k,
+            "input": str(input), "output": str(output), "form": form.value, "top_k": top_k,
             "rows_in": n_in, "rows_out": n_out, "households_with_reasons": n_households,
             "seconds": round(seconds, 3), "rows_per_second": round(n_in / seconds, 1) if seconds > 0 else None,
         }, indent=2))

@@ -24,13 +24,14 @@ def _parse_scores(items: list[str]) -> dict[str, Path]:
 def register(app: typer.Typer) -> None:
     @app.command("fairness", rich_help_panel=EXPLAIN_AUDIT)
     def fairness(
-        households: Path = typer.Option(..., "--households", help="Households (Parquet/CSV) with head_age, "
+        households: Path = typer.Option(..., "--input", "-i", help="Households (Parquet/CSV) with head_age, "
                                         "formerly_poor, default_12m; true_pd enables the equal-risk check."),
         scores: list[str] = typer.Option([], "--scores", help="Decisions file, NAME=PATH or PATH; repeatable. "
                                          "Columns: approved, optional credit_line, rate, pd, points; household_id."),
-        policy: list[str] = typer.Option([], "--policy", help="Also audit the rules engine under this policy; "
+        policy: list[str] = typer.Option([], "--policy", "-p", help="Also audit the rules engine under this policy; "
                                          "repeatable (e.g. jinxiang_2022, jinxiang_2022_no_age_cutoff)."),
-        report: Path = typer.Option(Path("reports/fairness"), "--report", help="Output directory (HTML + JSON)."),
+        report: Path = typer.Option(Path("reports/fairness"), "--output", "-o",
+                                    help="Output directory (HTML + JSON)."),
         policy_age_max: int | None = typer.Option(
             None, help="The policy's age ceiling for the policy_age groups [default: the elderly age, data.groups.ELDERLY_AGE]."),
         primary: str = typer.Option(None, help="System whose numbers are the headline gate keys (default: last)."),
@@ -38,20 +39,23 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Bootstrap seed."),
         min_group: int = typer.Option(30, help="Smallest group compared in disparity ratios."),
         min_count: int = typer.Option(50, help="Households per group needed to check an equal-risk decile."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
     ) -> None:
         """Fairness audit, equal-risk gaps and trade-off table; writes fairness.html and fairness.json."""
         from village_credit.data.io import read_table
         from village_credit.errors import VillageCreditError
         from village_credit.fairness.report import run_fairness
+        from village_credit.reporting.progress import step_bar
 
         console = Console(stderr=True)
         try:
             hh = read_table(households)
             frames = {name: read_table(p) for name, p in _parse_scores(scores).items()}
             age_kw = {} if policy_age_max is None else {"policy_age_max": policy_age_max}
-            res = run_fairness(hh, frames, policies=tuple(policy), **age_kw,
-                               out_dir=report, n_boot=n_boot, seed=seed, min_group=min_group,
-                               min_count=min_count, primary_system=primary)
+            with step_bar("fairness", progress, console) as bar:
+                res = run_fairness(hh, frames, policies=tuple(policy), **age_kw,
+                                   out_dir=report, n_boot=n_boot, seed=seed, min_group=min_group,
+                                   min_count=min_count, primary_system=primary, progress=bar)
         except VillageCreditError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(code=2) from exc

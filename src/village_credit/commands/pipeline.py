@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from village_credit.commands import TRAIN
+from village_credit.commands._tables import fitting_table
 
 DEFAULT_EXPERIMENT = Path("experiments/default.yaml")
 
@@ -23,9 +23,9 @@ def _print_outcome_support(sup: dict, console: Console) -> None:
                    f"{sup.get('min_observed')} observed outcomes in training): {', '.join(ext)}")
                   if ext else "outcome support: every protected group has observed outcomes")
     console.print(f"remedies applied: {'; '.join(sup.get('remedies') or []) or 'none'}")
-    h = Table(title="predicted PD both ways (hold-out)")
-    for c in ("group", "observed", "pred / true", "pred / observed", "worst line gap"):
-        h.add_column(c, justify="right" if c != "group" else "left")
+    h = fitting_table("group", *((c, "right") for c in ("observed", "pred / true", "pred / observed",
+                                                        "worst line gap")),
+                      title="predicted PD both ways (hold-out)")
     def fmt(v, f: str) -> str:
         return "n/a" if v is None else format(v, f)
 
@@ -46,7 +46,8 @@ def print_summary(result, console: Console) -> None:
         return
 
     m = result.metrics
-    t = Table(title=f"village-credit: experiment '{result.config.name}'", show_header=False)
+    t = fitting_table("measure", "value", title=f"village-credit: experiment '{result.config.name}'",
+                      show_header=False)
     t.add_row("hold-out households", f"{int(m.get('holdout_households', 0)):,}")
     t.add_row("default rate (hold-out)", f"{m.get('holdout_default_rate', float('nan')):.2%}")
     t.add_row("AUC blend / GBM / rules / oracle",
@@ -68,11 +69,9 @@ def print_summary(result, console: Console) -> None:
         t.add_row("credit townships (> 75 % villages)", f"{p['credit_townships']} of {p['townships']}")
     console.print(t)
     if result.approval_by_group is not None:
-        g = Table(title="approval rate by group (hold-out)")
-        g.add_column("group")
         cols = list(result.approval_by_group.columns)
-        for c in cols:
-            g.add_column(c, justify="right")
+        g = fitting_table("group", *((str(c), "right") for c in cols),
+                          title="approval rate by group (hold-out)")
         for grp, row in result.approval_by_group.iterrows():
             g.add_row(str(grp), *[f"{row[c]:.1%}" for c in cols])
         console.print(g)
@@ -95,7 +94,8 @@ def print_table_summary(result, console: Console) -> None:
         console.print("Columns left out of the features:")
         for col, why in result.dropped_columns.items():
             print(f"  {col:<40} {why}")  # plain: every dropped column, with its reason
-    t = Table(title=f"village-credit (table of one's own): '{result.config.name}'", show_header=False)
+    t = fitting_table("measure", "value", title=f"village-credit (table of one's own): '{result.config.name}'",
+                      show_header=False)
     t.add_row("rows read = used + quarantined (no target)",
               f"{int(m.get('rows_read', 0)):,} = {int(m.get('rows_read', 0)) - result.quarantined_rows:,}"
               f" + {result.quarantined_rows:,}")
@@ -134,8 +134,8 @@ def print_table_summary(result, console: Console) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("train", rich_help_panel=TRAIN)
     def train(
-        experiment: Path = typer.Argument(DEFAULT_EXPERIMENT, help="Experiment YAML."),
-        n_households: Optional[int] = typer.Option(None, help="Override data.n_households."),
+        experiment: Path = typer.Option(DEFAULT_EXPERIMENT, "--config", "-c", help="Experiment YAML."),
+        n_households: Optional[int] = typer.Option(None, "--n-households", "-n", help="Override data.n_households."),
         trials: Optional[int] = typer.Option(None, help="Override model.tuning.n_trials."),
         promote: bool = typer.Option(True, help="Run the promotion gates."),
         score: bool = typer.Option(True, help="Batch-score the population with @champion."),

@@ -6,6 +6,7 @@ errors name files, rows and columns only.
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,13 @@ import typer
 
 from village_credit.commands import DATA
 from village_credit.errors import VillageCreditError
+
+
+class RawEncoding(str, Enum):
+    """Encodings ``generate-raw`` writes CSV in (what village offices export)."""
+
+    utf8 = "utf-8"
+    gbk = "gbk"
 
 
 def _fail(exc: VillageCreditError) -> None:
@@ -67,7 +75,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("scan-pii", rich_help_panel=DATA)
     def scan_pii_cmd(
-        path: Annotated[Path, typer.Argument(help="File or directory to scan (e.g. mlruns/, reports/).")],
+        path: Annotated[Path, typer.Option("--input", "-i", help="File or directory to scan (e.g. mlruns/, reports/).")],
         names_file: Annotated[Path | None, typer.Option(help="Names to look for, one per line.")] = None,
         show: Annotated[int, typer.Option(help="Print at most this many findings.")] = 50,
         k: Annotated[int | None, typer.Option("--k", help="Smallest allowed quasi-identifier class in tables (default: the privacy config's, 5).")] = None,
@@ -99,11 +107,11 @@ def register(app: typer.Typer) -> None:
     @app.command("generate-raw", rich_help_panel=DATA)
     def generate_raw_cmd(
         output: Annotated[Path, typer.Option("--output", "-o", help="Raw file to write (.csv or .parquet).")],
-        n: Annotated[int, typer.Option("--n", help="Households.")] = 1000,
+        n: Annotated[int, typer.Option("--n-households", "-n", min=1, help="Households.")] = 1000,
         seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
         invalid_id_rate: Annotated[float, typer.Option(help="Share of ID numbers with a wrong digit.")] = 0.0,
         old_id_rate: Annotated[float, typer.Option(help="Share of ID numbers in the old 15-digit form.")] = 0.0,
-        encoding: Annotated[str, typer.Option(help="CSV encoding (utf-8 or gbk).")] = "utf-8",
+        encoding: Annotated[RawEncoding, typer.Option(help="CSV encoding.")] = RawEncoding.utf8,
         chinese_headers: Annotated[bool, typer.Option(help="Use Chinese column headers for personal data.")] = False,
     ) -> None:
         """Write fake raw village records (fake names, IDs, phones, addresses) for testing."""
@@ -117,12 +125,12 @@ def register(app: typer.Typer) -> None:
         if output.suffix.lower() in (".parquet", ".pq"):
             raw.to_parquet(output, index=False)
         else:
-            raw.to_csv(output, index=False, encoding=encoding, date_format="%Y-%m-%d")
+            raw.to_csv(output, index=False, encoding=encoding.value, date_format="%Y-%m-%d")
         typer.echo(f"wrote {len(raw)} fake raw records to {output}")
 
     @app.command("make-key", rich_help_panel=DATA)
     def make_key_cmd(
-        path: Annotated[Path, typer.Argument(help="Key file to create (owner-only permissions).")],
+        path: Annotated[Path, typer.Option("--output", "-o", help="Key file to create (owner-only permissions).")],
     ) -> None:
         """Create a new secret pseudonymisation key; keep it apart from data and outputs."""
         from village_credit.privacy.pseudonym import generate_key

@@ -8,9 +8,9 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from village_credit.commands import REGISTRY
+from village_credit.commands._tables import fitting_table
 
 _MODEL_NAME_HELP = "Registered model name (default: village-credit)."
 
@@ -69,9 +69,8 @@ def register(app: typer.Typer) -> None:
         except VillageCreditError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(code=2) from exc
-        table = Table(title=f"{model_name} v{version}: gates")
-        for col in ("gate", "value", "threshold", "result", "detail"):
-            table.add_column(col)
+        table = fitting_table("gate", "value", "threshold", "result", "detail",
+                              title=f"{model_name} v{version}: gates")
         for g in res.report.gates:
             table.add_row(g.name, "" if g.value is None else f"{g.value:.4g}",
                           f"{g.comparator} {'' if g.threshold is None else f'{g.threshold:.4g}'}",
@@ -96,7 +95,8 @@ def register(app: typer.Typer) -> None:
     def rollback_cmd(
         model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
         reason: str = typer.Option(None, "--reason", help="Why (recorded on the demoted version)."),
-        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI"),
+        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                         help="MLflow store (default: sqlite under mlruns/)."),
     ) -> None:
         """Restore @previous as @champion; the demoted version becomes @challenger."""
         from village_credit.errors import VillageCreditError
@@ -118,7 +118,8 @@ def register(app: typer.Typer) -> None:
     def models_cmd(
         model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI"),
+        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                         help="MLflow store (default: sqlite under mlruns/)."),
     ) -> None:
         """List registered versions with their aliases and gate results."""
         from village_credit.errors import VillageCreditError
@@ -134,9 +135,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
             return
-        table = Table(title=model_name)
-        for col in ("version", "aliases", "gates", "failed", "override", "created"):
-            table.add_column(col)
+        table = fitting_table("version", "aliases", "gates", "failed", "override", "created",
+                              title=model_name)
         for r in rows:
             table.add_row(r["version"], ", ".join("@" + a for a in r["aliases"]),
                           r["gates_passed"], r["failed_gates"], r["override_reason"], r["created"])

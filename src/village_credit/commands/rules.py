@@ -14,9 +14,9 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from village_credit.commands import RULES
+from village_credit.commands._tables import fitting_table
 
 ID_OUT = ["household_id", "township_code", "village_code"]
 
@@ -34,10 +34,10 @@ class Lang(str, Enum):
 def register(app: typer.Typer) -> None:
     @app.command("rules", rich_help_panel=RULES)
     def rules_cmd(
-        input: Path = typer.Argument(..., help="Household file (Parquet or CSV)."),
+        input: Path = typer.Option(..., "--input", "-i", help="Household file (Parquet or CSV)."),
         policy: str = typer.Option("jinxiang_2022", "--policy", "-p",
                                    help="Shipped policy name (see `village-credit policies`) or a YAML path."),
-        out: Path = typer.Option(..., "--out", "-o", help="Output Parquet: ids, decisions, item points."),
+        out: Path = typer.Option(..., "--output", "-o", help="Output Parquet: ids, decisions, item points."),
         eval_date: Optional[str] = typer.Option(None, "--eval-date",
                                                 help="Evaluation date YYYY-MM-DD (default: each row's snapshot_date)."),
         lang: Lang = typer.Option(Lang.en, "--lang", help="Label language for the summary."),
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         """Score households with a rule-based points policy.
 
         Rows are checked against the schema first (the same checks as ``check-data``
-        and ``score``): a bad row is set aside in ``<out>.quarantine.parquet`` with
+        and ``score``): a bad row is set aside in ``<output>.quarantine.parquet`` with
         row, column, value and reason; the others are scored. Exit 2 when the input
         or policy cannot be used or no row is valid.
         """
@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
         q_path = out.with_name(out.stem + ".quarantine.parquet")
         try:
             pol = load_policy(policy)
-            check_output_file(out, "--out")
+            check_output_file(out, "--output")
             if eval_date is not None:
                 eval_date = parse_date_option(eval_date, "--eval-date").strftime("%Y-%m-%d")
             have = read_header(input, encoding=encoding, delimiter=delimiter)
@@ -100,9 +100,8 @@ def register(app: typer.Typer) -> None:
 
         d = res.decisions
         n = len(d)
-        s = Table(title=f"{pol.title.get(Lang(lang).value, pol.name)} ({pol.name})")
-        s.add_column("measure")
-        s.add_column("value", justify="right")
+        s = fitting_table("measure", ("value", "right"),
+                          title=f"{pol.title.get(Lang(lang).value, pol.name)} ({pol.name})")
         s.add_row("households", f"{n:,}")
         s.add_row("eligible", f"{int(d['eligible'].sum()):,}")
         s.add_row("vetoed", f"{int(d['vetoed'].sum()):,}")
@@ -133,18 +132,17 @@ def register(app: typer.Typer) -> None:
                 Console(stderr=True).print(f"[red]error:[/red] {exc}")
                 raise typer.Exit(code=2) from exc
             return
-        t = Table(title="points policies (--show NAME for the YAML)")
-        t.add_column("name", no_wrap=True)
-        t.add_column("yuan/pt", justify="right", no_wrap=True)
-        t.add_column("cap", justify="right", no_wrap=True)
-        t.add_column("rate", no_wrap=True)
-        t.add_column("gates")
-        titles = []
+        # the titles and ineligibility gates (long) go below the table, one policy a line,
+        # so that the table fits 80 columns
+        t = fitting_table("name", ("yuan/pt", "right"), ("cap", "right"), "rate",
+                          title="points policies (--show NAME for the YAML)")
+        notes = []
         for name in list_policies():
             p = load_policy(name)
-            titles.append(f"{name}: {p.title['en']} / {p.title['zh']}")
+            gates = ", ".join(p.ineligible_codes)
+            notes.append(f"{name}: {p.title['en']} / {p.title['zh']}"
+                         + (f"; ineligible: {gates}" if gates else ""))
             caps = [f"{p.cap:,.0f}"] + [f"{x.cap:,.0f}*" for x in p.line_tiers]
-            t.add_row(name, f"{p.yuan_per_point:,.0f}", " / ".join(caps),
-                      f"{p.max_rate:.1%}-{p.lpr:.1%}", ", ".join(p.ineligible_codes) or "-")
+            t.add_row(name, f"{p.yuan_per_point:,.0f}", " / ".join(caps), f"{p.max_rate:.1%}-{p.lpr:.1%}")
         console.print(t)
-        console.print("* strong-borrower tier\n" + "\n".join(titles))
+        console.print("* strong-borrower tier\n" + "\n".join(notes))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -11,20 +12,28 @@ from rich.console import Console
 from village_credit.commands import SCORE
 
 
+class Engine(str, Enum):
+    """Where ``score`` runs: one machine (chunked, resumable) or Spark."""
+
+    local = "local"
+    spark = "spark"
+
+
 def register(app: typer.Typer) -> None:
     @app.command("score", rich_help_panel=SCORE)
     def score(
         input: Path = typer.Option(..., "--input", "-i", help="Households as Parquet or CSV."),
         output: Path = typer.Option(..., "--output", "-o", help="Output directory (resumable)."),
         model: str = typer.Option("models:/village-credit@champion", "--model", "-m", help="Model URI."),
-        engine: str = typer.Option("local", help="local (chunked, resumable) or spark."),
+        engine: Engine = typer.Option(Engine.local, help="local (chunked, resumable) or spark."),
         master: str = typer.Option("local[*]", help="Spark master for --engine spark."),
         chunk_rows: int = typer.Option(50_000, help="Rows per chunk (local engine); the most rows per "
                                        "task on Spark."),
         tasks_per_core: int = typer.Option(2, help="Spark: at least this many row-range tasks per core."),
         overwrite: bool = typer.Option(False, help="Start afresh in OUTPUT, discarding an earlier run there."),
         progress: bool = typer.Option(True, help="Show a progress bar (rows/s) on stderr."),
-        report: bool = typer.Option(True, help="Write the credit village / township report."),
+        report: bool = typer.Option(True, "--programme-report/--no-programme-report",
+                                    help="Write the credit village / township report."),
         tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
                                          help="MLflow store holding the model registry."),
         allow_ungated: bool = typer.Option(
@@ -42,14 +51,12 @@ def register(app: typer.Typer) -> None:
         from village_credit.registry.store import configure
 
         console = Console(stderr=True)
-        if engine not in ("local", "spark"):
-            raise typer.BadParameter("engine must be 'local' or 'spark'", param_hint="--engine")
         try:
             from village_credit.data.io import check_output_dir
 
             check_output_dir(output, "--output")  # before the model store is even opened
             configure(tracking_uri)
-            if engine == "spark":
+            if engine is Engine.spark:
                 from village_credit.scoring import score_file_spark
 
                 summary = score_file_spark(model, input, output, master=master, overwrite=overwrite,
@@ -70,9 +77,15 @@ def register(app: typer.Typer) -> None:
         typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))
         if summary.model.get("gated") is False:
             console.print(f"[yellow]warning:[/yellow] {summary.model.get('gate')}")
-        console.print(f"{summary.rows_read:,} rows read = {summary.scored:,} scored + "
-                      f"{summary.quarantined:,} quarantined"
-                      + ("" if summary.reconciled else " [red](NOT reconciled)[/red]"))
+        console.print(summary_line(summary.to_dict()))
+
+
+def summary_line(summary: dict) -> str:  # type: ignore[type-arg]
+    """The line printed under the JSON: every figure read from the summary it printed."""
+    return (f"{summary['rows_read']:,} rows read = {summary['scored']:,} scored + "
+            f"{summary['quarantined']:,} quarantined"
+            + ("" if summary["reconciled"] else " [red](NOT reconciled)[/red]")
+            + f"; {summary['rows_per_second']:,.0f} rows/s; {summary['seconds']:,.1f} s in all")
 
 
 def _no_rows_error() -> type:

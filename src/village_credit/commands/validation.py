@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,23 @@ from rich.console import Console
 from village_credit.commands import VALIDATE
 
 _TRACKING_HELP = "MLflow store (default: MLFLOW_TRACKING_URI, else sqlite under mlruns/)."
+_PROGRESS_HELP = "Show a progress bar on stderr."
+
+
+class Method(str, Enum):
+    """Calibration maps ``recalibrate`` can fit (``validation.recalibration.recalibrate``)."""
+
+    auto = "auto"
+    platt = "platt"
+    isotonic = "isotonic"
+
+
+class FailOn(str, Enum):
+    """Alert level from which ``monitor`` exits 1."""
+
+    none = "none"
+    amber = "amber"
+    red = "red"
 
 
 def _fail(console: Console, exc: Exception) -> None:
@@ -39,10 +57,10 @@ def _quiet_downloads() -> None:
 def register(app: typer.Typer) -> None:
     @app.command("validate", rich_help_panel=VALIDATE)
     def validate_cmd(
-        model: str = typer.Option(..., "--model", help="Model URI, e.g. models:/village-credit@champion."),
-        data: Path = typer.Option(..., "--data", help="Labelled sample (Parquet/CSV) with default_12m; "
+        model: str = typer.Option(..., "--model", "-m", help="Model URI, e.g. models:/village-credit@champion."),
+        data: Path = typer.Option(..., "--input", "-i", help="Labelled sample (Parquet/CSV) with default_12m; "
                                   "optional previous_grade, head_age, formerly_poor."),
-        report: Path = typer.Option(Path("reports/validation"), "--report", help="Output directory."),
+        report: Path = typer.Option(Path("reports/validation"), "--output", "-o", help="Output directory."),
         challenger: str = typer.Option(None, "--challenger", help="Second model URI to compare on the sample."),
         no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log the report to MLflow."),
         hl_ddof: int = typer.Option(0, "--hl-ddof", help="Hosmer-Lemeshow dof = groups - ddof "
@@ -55,9 +73,11 @@ def register(app: typer.Typer) -> None:
         allow_ungated: bool = typer.Option(
             False, "--allow-ungated",
             help="Compare with a --challenger ...@champion that has no valid promotion record."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help=_PROGRESS_HELP),
     ) -> None:
         """Third-party validation report (HTML + JSON + gate evidence) of a registered model."""
         from village_credit.registry import configure
+        from village_credit.reporting.progress import step_bar
         from village_credit.validation.kit import DEFAULT_CONFIG, validate_model
 
         console = Console(stderr=True)
@@ -65,9 +85,10 @@ def register(app: typer.Typer) -> None:
         try:
             configure(tracking_uri)
             cfg = dataclasses.replace(DEFAULT_CONFIG, hl_ddof=hl_ddof, green_p=green_p, red_p=red_p)
-            res, html, js = validate_model(model, data, report, challenger_uri=challenger,
-                                           log_to_mlflow=not no_mlflow, config=cfg,
-                                           allow_ungated=allow_ungated)
+            with step_bar("validating", progress, console) as bar:
+                res, html, js = validate_model(model, data, report, challenger_uri=challenger,
+                                               log_to_mlflow=not no_mlflow, config=cfg,
+                                               allow_ungated=allow_ungated, progress=bar)
         except _errors() as exc:
             _fail(console, exc)
             return
@@ -98,19 +119,19 @@ def register(app: typer.Typer) -> None:
             if rep.get("model_gated"):
                 console.print(f"{where}; v{version} is already promoted. To recalibrate it: "
                               f"`village-credit recalibrate --model models:/{name}/{version} "
-                              "--data <labelled sample>`")
+                              "--input <labelled sample>`")
             else:
                 console.print(f"{where}; next: `village-credit promote --model-name {name} "
                               f"--version {version}`")
 
     @app.command("recalibrate", rich_help_panel=VALIDATE)
     def recalibrate_cmd(
-        model: str = typer.Option(..., "--model", help="Model URI to recalibrate."),
-        data: Path = typer.Option(..., "--data", help="The calibrator's labelled sample (default_12m)."),
-        method: str = typer.Option("auto", "--method", help="auto (by cross-validated log-loss), "
-                                   "platt or isotonic."),
+        model: str = typer.Option(..., "--model", "-m", help="Model URI to recalibrate."),
+        data: Path = typer.Option(..., "--input", "-i", help="The calibrator's labelled sample (default_12m)."),
+        method: Method = typer.Option(Method.auto, "--method", help="auto (by cross-validated log-loss), "
+                                      "platt or isotonic."),
         seed: int = typer.Option(0, "--seed", help="Cross-validation seed."),
-        report: Path = typer.Option(Path("reports/recalibration"), "--report",
+        report: Path = typer.Option(Path("reports/recalibration"), "--output", "-o",
                                     help="Output directory (model folder + before/after report)."),
         no_register: bool = typer.Option(False, "--no-register", help="Only write the model folder."),
         model_name: str = typer.Option(None, "--model-name",
@@ -124,11 +145,9 @@ def register(app: typer.Typer) -> None:
 
         console = Console(stderr=True)
         _quiet_downloads()
-        if method not in ("auto", "platt", "isotonic"):
-            _fail(console, ValueError(f"--method must be auto, platt or isotonic, got {method!r}"))
         try:
             configure(tracking_uri)
-            res = recalibrate(model, data, method=method, seed=seed,  # type: ignore[arg-type]
+            res = recalibrate(model, data, method=method.value, seed=seed,  # type: ignore[arg-type]
                               register=not no_register, out_dir=report,
                               registered_model_name=model_name)
         except _errors() as exc:
@@ -141,37 +160,38 @@ def register(app: typer.Typer) -> None:
             console.print(
                 f"registered {res.model_name} v{res.version} (not promoted); next: "
                 f"`village-credit validate --model models:/{res.model_name}/{res.version} "
-                f"--data <labelled sample>` then `village-credit promote --model-name "
+                f"--input <labelled sample>` then `village-credit promote --model-name "
                 f"{res.model_name} --version {res.version}`")
 
     @app.command("monitor", rich_help_panel=VALIDATE)
     def monitor_cmd(
         reference: Path = typer.Option(..., "--reference", help="Reference table (e.g. vintage 1)."),
         current: Path = typer.Option(..., "--current", help="Current table (e.g. vintage 2)."),
-        model: str = typer.Option(None, "--model", help="Model URI: drift of its features and score "
+        model: str = typer.Option(None, "--model", "-m", help="Model URI: drift of its features and score "
                                   "(default: raw numeric columns)."),
-        report: Path = typer.Option(Path("reports/monitor"), "--report", help="Output directory."),
+        report: Path = typer.Option(Path("reports/monitor"), "--output", "-o", help="Output directory."),
         amber: float = typer.Option(0.1, "--amber", help="PSI/CSI from which a column is amber."),
         red: float = typer.Option(0.25, "--red", help="PSI/CSI from which a column is red."),
         bins: int = typer.Option(10, "--bins", help="Quantile bins of the reference."),
-        fail_on: str = typer.Option("none", "--fail-on", help="Exit 1 when the overall alert "
-                                    "reaches this level: none, amber or red."),
+        fail_on: FailOn = typer.Option(FailOn.none, "--fail-on", help="Exit 1 when the overall alert "
+                                       "reaches this level."),
         tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
                                          help=_TRACKING_HELP),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help=_PROGRESS_HELP),
     ) -> None:
         """PSI/CSI drift report between two vintages, with green/amber/red alerts."""
+        from village_credit.reporting.progress import step_bar
         from village_credit.validation.kit import monitor
 
         console = Console(stderr=True)
         _quiet_downloads()
-        if fail_on not in ("none", "amber", "red"):
-            _fail(console, ValueError(f"--fail-on must be none, amber or red, got {fail_on!r}"))
         try:
             if model:
                 from village_credit.registry import configure
 
                 configure(tracking_uri)
-            res = monitor(model, reference, current, report, (amber, red), bins=bins)
+            with step_bar("monitoring", progress, console) as bar:
+                res = monitor(model, reference, current, report, (amber, red), bins=bins, progress=bar)
         except _errors() as exc:
             _fail(console, exc)
             return
@@ -181,5 +201,5 @@ def register(app: typer.Typer) -> None:
                    "html": str(res.get("html")), "json": str(res.get("json"))}
         typer.echo(json.dumps(summary, indent=2, default=str))
         rank = {"green": 0, "amber": 1, "red": 2}
-        if fail_on != "none" and rank.get(res["alert"], -1) >= rank[fail_on]:
+        if fail_on is not FailOn.none and rank.get(res["alert"], -1) >= rank[fail_on.value]:
             raise typer.Exit(code=1)

@@ -50,6 +50,7 @@ from village_credit.reporting.displays import (
     legend_outside,
 )
 from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
+from village_credit.reporting.progress import ProgressCallback, Steps
 
 SCHEMA_VERSION = "village-credit/fairness/1"
 CHART_FEATURES: tuple[str, ...] = ("age_band", "policy_age", "formerly_poor", "age_band_x_formerly_poor")
@@ -477,12 +478,14 @@ def run_fairness(
     primary_system: str | None = None,
     identity: Mapping[str, Any] | None = None,
     limits: Mapping[str, float] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Audit, equal-risk check, trade-off table and report for decision frames and/or policies.
 
     ``households`` must carry ``head_age``, ``formerly_poor`` and ``default_12m``;
     ``true_pd`` enables the equal-risk check. Returns ``{"audit", "gaps", "tradeoff",
-    "html", "json"}`` (paths None when ``out_dir`` is None).
+    "html", "json"}`` (paths None when ``out_dir`` is None). ``progress``: called
+    ``(step, done, total)`` before each step (:mod:`village_credit.reporting.progress`).
     """
     from village_credit.fairness.audit import DecisionSystem, fairness_audit
     from village_credit.fairness.equal_risk import equal_risk_gaps
@@ -492,6 +495,8 @@ def run_fairness(
     hh = households.reset_index(drop=True)
     if "default_12m" not in hh.columns:
         raise FairnessInputError("households lack 'default_12m' (the observed outcome) needed by the audit")
+    steps = Steps(progress, total=5)
+    steps("decision systems")
     sens = sensitive_frame(hh, policy_age_max)
     systems = list(policy_change_systems(hh, policies)) if policies else []
     for name, frame in (decisions or {}).items():
@@ -499,13 +504,18 @@ def run_fairness(
     if not systems:
         raise FairnessInputError("nothing to audit: give decision frames or policies")
     tp = hh["true_pd"] if "true_pd" in hh.columns else None
+    steps("audit (bootstrap)")
     audit = fairness_audit(systems, sens, hh["default_12m"], true_pd=tp, n_boot=n_boot, seed=seed,
                            min_group=min_group)
+    steps("equal-risk gaps")
     gaps = equal_risk_gaps(systems, sens, tp, min_count=min_count) if tp is not None else None
+    steps("trade-off table")
     trade = tradeoff_table(systems, sens, hh["default_12m"], true_pd=tp, min_count=min_count)
     html_path = json_path = None
+    steps("report")
     if out_dir is not None:
         html_path, json_path = write_fairness_report(audit, gaps, trade, None, out_dir,
                                                      primary_system=primary_system, identity=identity,
                                                      limits=limits)
+    steps.finish()
     return {"audit": audit, "gaps": gaps, "tradeoff": trade, "html": html_path, "json": json_path}

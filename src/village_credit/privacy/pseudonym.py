@@ -82,7 +82,7 @@ def load_key(path: str | Path) -> bytes:
     path = Path(path)
     if not path.is_file():
         raise PseudonymKeyError(
-            f"{path}: key file not found; create one with `village-credit make-key {path}` "
+            f"{path}: key file not found; create one with `village-credit make-key --output {path}` "
             "and keep it apart from the data"
         )
     try:

@@ -351,10 +351,10 @@ def version_digest(name: str, version: str, client: Any = None) -> str:
 
 def _promote_hint(ident: ModelIdentity) -> str:
     if not ident.registered:
-        return ("register it (village-credit run, or mlflow.register_model), validate and "
+        return ("register it (village-credit train, or mlflow.register_model), validate and "
                 "promote it, then load it as models:/<name>@champion")
     return (f"validate and promote it: `village-credit validate --model {ident.version_uri} "
-            f"--data <labelled sample>` then `village-credit promote --model-name {ident.name} "
+            f"--input <labelled sample>` then `village-credit promote --model-name {ident.name} "
             f"--version {ident.version}`")
 
 

@@ -251,7 +251,7 @@ def find_evidence(model_name: str, version: str | int, *, client: MlflowClient |
             return data, f"training run {mv.run_id} ({EVIDENCE_ARTIFACT})"
     return {}, (f"none: no validation run of {model_name} v{version} and no "
                 f"{EVIDENCE_ARTIFACT} on its run; run `village-credit validate --model "
-                f"models:/{model_name}/{version} --data <labelled sample>`")
+                f"models:/{model_name}/{version} --input <labelled sample>`")
 
 
 def _with_training_support(c: MlflowClient, model_name: str, version: str, evidence: dict[str, Any],

@@ -38,12 +38,12 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import queue
 import shutil
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,8 +55,14 @@ import pyarrow.parquet as pq
 
 from village_credit.data.io import count_rows, iter_batches, read_header, table_to_frame
 from village_credit.errors import DataReadError, VillageCreditError
+from village_credit.registry.loading import ModelLoadError, load_model, resolve_uri
+from village_credit.registry.pyfunc_model import input_columns_of
+from village_credit.reporting.progress import row_bar
 from village_credit.scoring.guards import (LOCK_NAME, OutputLock, check_delimiter, check_output,
                                            duplicate_ids, input_digest, quarantine_duplicates)
+from village_credit.scoring.outputs import (QUARANTINE_COLUMNS, atomic_write_json, atomic_write_table,
+                                            table_with_meta)
+from village_credit.scoring.programme import write_programme_report
 
 PASSTHROUGH = ("village_code", "township_code")
 """Input columns copied onto each decision so programme reports need no join."""
@@ -163,8 +169,6 @@ class ScoreSummary:
 
 def resolve_model(model_uri: str) -> ModelRef:
     """The registered version behind any model URI (no download, no gate check)."""
-    from village_credit.registry.loading import ModelLoadError, resolve_uri
-
     try:
         i = resolve_uri(model_uri)
     except ModelLoadError as exc:
@@ -178,16 +182,12 @@ def load_scoring_model(model_uri: str, *, allow_ungated: bool = False) -> tuple[
     Refuses (``UngatedModelError``, exit 2 on the CLI) a version without a valid
     promotion record unless ``allow_ungated``.
     """
-    from village_credit.registry.loading import load_model
-
     loaded = load_model(model_uri, allow_ungated=allow_ungated)
     return loaded.pyfunc, ModelRef.from_loaded(loaded)
 
 
 def model_input_columns(model: Any) -> tuple[list[str], list[str]]:
     """(required, optional) input column names: the signature's, else the metadata contract."""
-    from village_credit.registry.pyfunc_model import input_columns_of
-
     cols = input_columns_of(getattr(model, "metadata", None)) or []
     req = [c["name"] for c in cols if c.get("required", True)]
     opt = [c["name"] for c in cols if not c.get("required", True)]
@@ -245,24 +245,6 @@ class PyfuncScorer:
         return out if isinstance(out, pd.DataFrame) else pd.DataFrame(out)
 
 
-def _atomic_write_table(table: pa.Table, path: Path) -> None:
-    """Write to ``<name>.tmp``, fsync, rename: readers and resumes never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_write_json(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _run_identity(input_path: Path, chunk_rows: int | None, ref: ModelRef, engine: str) -> dict[str, Any]:
     st = input_path.stat()
     return {
@@ -312,7 +294,7 @@ def _prepare_output(output_dir: Path, identity: dict[str, Any], overwrite: bool)
         (output_dir / sub).mkdir(parents=True, exist_ok=True)
         for tmp in (output_dir / sub).glob("*.tmp"):  # left by a killed run
             tmp.unlink()
-    _atomic_write_json(identity, run_file)
+    atomic_write_json(identity, run_file)
 
 
 # Reason texts of ``validate_households`` -> its short check codes (the model's own
@@ -360,9 +342,6 @@ def split_reasons(row_numbers: Any, household_ids: Any, reasons: Any) -> pd.Data
                          "household_id": pd.Series(hid, dtype=object),
                          "column": pd.Series(cols, dtype=object),
                          "reason": pd.Series(why, dtype=object)})
-
-
-QUARANTINE_COLUMNS = ["row_number", "household_id", "column", "value", "reason", "check"]
 
 
 def score_chunk(model: Any, chunk: pd.DataFrame, first_row: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -578,8 +557,6 @@ class WriteBehind:
     """
 
     def __init__(self, enabled: bool) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="village-credit-writer") if enabled else None
         self._pending: Any = None
 
@@ -605,12 +582,12 @@ def write_chunk(output_dir: Path, k: int, first: int, rows: int, decisions: pd.D
                 problems: pd.DataFrame, bad_rows: pd.DataFrame, meta: dict[str, str]) -> dict[str, int]:
     """Write one chunk's three parts atomically, then its done-marker (last); its counts."""
     name = f"part-{k:05d}.parquet"
-    _atomic_write_table(_with_meta(decisions, meta), output_dir / "decisions" / name)
-    _atomic_write_table(_with_meta(problems, meta), output_dir / "quarantine" / name)
-    _atomic_write_table(_with_meta(bad_rows, meta), output_dir / "quarantine_rows" / name)
+    atomic_write_table(table_with_meta(decisions, meta), output_dir / "decisions" / name)
+    atomic_write_table(table_with_meta(problems, meta), output_dir / "quarantine" / name)
+    atomic_write_table(table_with_meta(bad_rows, meta), output_dir / "quarantine_rows" / name)
     counts = {"chunk": k, "first_row": first, "rows": rows, "scored": len(decisions),
               "quarantined": len(bad_rows), "problems": len(problems)}
-    _atomic_write_json(counts, output_dir / "_chunks" / f"{k:05d}.json")  # last: the chunk is done
+    atomic_write_json(counts, output_dir / "_chunks" / f"{k:05d}.json")  # last: the chunk is done
     return counts
 
 
@@ -632,8 +609,8 @@ def finish_summary(summary: ScoreSummary, output_dir: Path, total: int, started:
     summary.rows_per_second = round(work_rows / work_seconds, 1) if work_seconds > 0 else 0.0
     summary.reconciled = summary.rows_read == summary.scored + summary.quarantined == total
     if summary.scored and report:
-        summary.programme = _write_programme_report(output_dir)
-    _atomic_write_json(summary.to_dict(), output_dir / "summary.json")
+        summary.programme = write_programme_report(output_dir)
+    atomic_write_json(summary.to_dict(), output_dir / "summary.json")
     if summary.scored == 0 and summary.rows_read > 0:
         raise NoRowsScored(f"no row of {summary.input} could be scored ({summary.quarantined} quarantined); "
                            f"see {output_dir / 'quarantine'}")
@@ -726,12 +703,12 @@ def _score_file(
     identity = _run_identity(input_path, chunk_rows, ref, "local")
     _prepare_output(output_dir, identity, overwrite)
     meta = {**ref.as_metadata(), "village_credit.input": input_path.name}
-    _atomic_write_json(asdict(ref), output_dir / "_model.json")
+    atomic_write_json(asdict(ref), output_dir / "_model.json")
 
     summary = ScoreSummary(input=str(input_path), output_dir=str(output_dir), model=asdict(ref))
     columns = read_columns(input_path, scorer)
     dups = duplicate_ids(input_path)  # across chunks, from the id column only
-    bar = _progress(total, progress)
+    bar = row_bar(total, progress, "scoring")
     work_rows, t_loop = 0, time.perf_counter()
     writer = WriteBehind(enabled=read_ahead > 0)
 
@@ -770,175 +747,3 @@ def _read_marker(marker: Path, k: int, first: int, rows: int) -> dict[str, Any] 
     if counts.get("chunk") != k or counts.get("first_row") != first or counts.get("rows") != rows:
         return None
     return counts
-
-
-def _with_meta(df: pd.DataFrame, meta: dict[str, str]) -> pa.Table:
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    merged = {**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in meta.items()}}
-    return table.replace_schema_metadata(merged)
-
-
-def _parts(output_dir: str | Path, sub: str) -> list[Path]:
-    return sorted((Path(output_dir) / sub).glob("part-*.parquet"))
-
-
-def _read_parts(parts: list[Path], columns: list[str] | None, empty_cols: list[str]) -> pd.DataFrame:
-    frames = [pq.read_table(p, columns=columns).to_pandas() for p in parts]
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return pd.DataFrame(columns=columns or empty_cols)
-    out = pd.concat(frames, ignore_index=True)
-    if "row_number" in out.columns:  # Spark writes sorted ranges, not necessarily in part order
-        out = out.sort_values("row_number", kind="stable", ignore_index=True)
-    return out
-
-
-def read_decisions(output_dir: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """All decisions of a scoring run (either engine), in input row order.
-
-    >>> from village_credit.scoring import read_decisions
-    >>> from village_credit.scoring._examples import scored_example
-    >>> output = scored_example()  # score_file's example: 20 households, row 3 quarantined
-    >>> decisions = read_decisions(output)
-    >>> len(decisions), decisions["row_number"].tolist()[:5]  # in input order
-    (19, [0, 1, 2, 4, 5])
-    """
-    return _read_parts(_parts(output_dir, "decisions"), columns, ["row_number"])
-
-
-def read_quarantine(output_dir: str | Path) -> pd.DataFrame:
-    """One row per problem (row_number, household_id, column, value, reason, check).
-
-    >>> from village_credit.scoring import read_quarantine
-    >>> from village_credit.scoring._examples import scored_example
-    >>> output = scored_example()  # score_file's example: 20 households, row 3 quarantined
-    >>> read_quarantine(output)[["row_number", "household_id", "column", "check"]]
-       row_number household_id    column    check
-    0           3   HH00000004  head_age  missing
-    """
-    return _read_parts(_parts(output_dir, "quarantine"), None, QUARANTINE_COLUMNS)
-
-
-def read_quarantine_rows(output_dir: str | Path) -> pd.DataFrame:
-    """The quarantined input rows (as text), with their row_number."""
-    return _read_parts(_parts(output_dir, "quarantine_rows"), None, ["row_number"])
-
-
-def read_model_metadata(output_dir: str | Path) -> dict[str, str]:
-    """``village_credit.model_*`` key-value metadata of the first decisions part file."""
-    parts = _parts(output_dir, "decisions")
-    if not parts:
-        return {}
-    meta = pq.read_schema(parts[0]).metadata or {}
-    out = {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"village_credit.")}
-    spark_meta = meta.get(b"org.apache.spark.sql.parquet.row.metadata")
-    if spark_meta:  # Spark keeps column metadata there; the model is on household_id
-        for f in json.loads(spark_meta).get("fields", []):
-            out.update({k: str(v) for k, v in (f.get("metadata") or {}).items()
-                        if k.startswith("village_credit.")})
-    return out
-
-
-def _read_for_report(parts: list[Path], columns: list[str]) -> pd.DataFrame:
-    """Only the report columns; codes and grades as categoricals (small per row)."""
-    frames = []
-    for p in parts:
-        have = pq.read_schema(p).names
-        cols = [c for c in columns if c in have]
-        if not cols:
-            continue
-        t = pq.read_table(p, columns=cols, read_dictionary=[c for c in cols if c in (
-            "village_code", "township_code", "grade")])
-        if t.num_rows:
-            frames.append(t.to_pandas())
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-
-
-def _write_programme_report(output_dir: Path) -> dict[str, Any]:
-    """Credit village / credit township tables for the scored population.
-
-    Every input household with a village counts: scored households are "on file"
-    (their points put them on file), quarantined ones are in the village but have no
-    file (they count against the 952 coverage test). Part by part, as additive
-    per-village sums, so memory stays that of one chunk however large the input.
-    """
-    from village_credit.rules import add_village_sums, report_from_village_sums, village_sums
-
-    keys = ["village_code", "township_code"]
-    sums = []
-    for name in sorted(p.name for p in _parts(output_dir, "decisions")):
-        dec = _read_for_report([output_dir / "decisions" / name],
-                               [*keys, "points", "eligible", "grade", "approved", "credit_line"])
-        bad_part = output_dir / "quarantine_rows" / name
-        bad = _read_for_report([bad_part], keys) if bad_part.exists() else pd.DataFrame()
-        if len(bad) and set(keys) <= set(bad.columns):
-            bad = bad.dropna(subset=keys).assign(points=np.nan, eligible=False, grade=None, approved=False,
-                                                 credit_line=np.nan)
-            dec = pd.concat([dec.astype({k: "object" for k in keys}) if len(dec) else dec,
-                             bad.astype({k: "object" for k in keys})], ignore_index=True)
-        if dec.empty or not set(keys) <= set(dec.columns):
-            continue
-        sums.append(village_sums(dec[keys], dec, points_column="points"))
-    if not sums:
-        return {}
-    report = report_from_village_sums(add_village_sums(sums))
-    villages = output_dir / "programme_villages.parquet"
-    townships = output_dir / "programme_townships.parquet"
-    _atomic_write_table(pa.Table.from_pandas(_plain(report.villages), preserve_index=False), villages)
-    _atomic_write_table(pa.Table.from_pandas(_plain(report.townships), preserve_index=False), townships)
-    cv = report.villages["is_credit_village"]
-    ct = report.townships["is_credit_township"]
-    return {"villages": int(len(report.villages)), "credit_villages": int((cv == True).sum()),  # noqa: E712
-            "villages_unknown": int(cv.isna().sum()), "townships": int(len(report.townships)),
-            "credit_townships": int((ct == True).sum()),  # noqa: E712
-            "villages_file": villages.name, "townships_file": townships.name}
-
-
-def _plain(df: pd.DataFrame) -> pd.DataFrame:
-    """Categoricals back to plain strings for the report files."""
-    fixes = {c: df[c].astype(str) for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype)}
-    return df.assign(**fixes) if fixes else df
-
-
-class _NoBar:
-    def advance(self, n: int) -> None:  # noqa: D401 - trivial
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _RichBar:
-    """Rich progress bar with rows/s, for humans at a terminal."""
-
-    def __init__(self, total: int) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
-                                   TextColumn, TimeRemainingColumn)
-        from rich.text import Text
-
-        class RowsPerSecond(ProgressColumn):
-            def render(self, task):  # type: ignore[override]
-                return Text(f"{task.speed or 0:,.0f} rows/s")
-
-        from rich.console import Console
-
-        # stderr: stdout carries the summary JSON
-        self._p = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(),
-                           RowsPerSecond(), TimeRemainingColumn(), console=Console(stderr=True))
-        self._rows = 0
-        self._t0 = time.perf_counter()
-        self._p.start()
-        self._t = self._p.add_task("scoring", total=total)
-
-    def advance(self, n: int) -> None:
-        self._p.advance(self._t, n)
-        self._rows += n
-
-    def close(self) -> None:
-        self._p.stop()
-        dt = time.perf_counter() - self._t0
-        self._p.console.print(f"scored {self._rows:,} rows in {dt:,.1f} s ({self._rows / max(dt, 1e-9):,.0f} rows/s)")
-
-
-def _progress(total: int, enabled: bool) -> _NoBar | _RichBar:
-    return _RichBar(total) if enabled else _NoBar()

@@ -51,7 +51,6 @@ from village_credit.scoring.batch import (
     PyfuncScorer,
     ScoreSummary,
     ScoringError,
-    _atomic_write_json,
     _prepare_output,
     _read_marker,
     _run_identity,
@@ -66,6 +65,7 @@ from village_credit.scoring.batch import (
     write_chunk,
 )
 from village_credit.scoring.guards import OutputLock, check_output, duplicate_ids, quarantine_duplicates
+from village_credit.scoring.outputs import atomic_write_json
 
 ROW_NUMBER = "row_number"
 COUNTS_DDL = "chunk long, first_row long, rows long, scored long, quarantined long, problems long, seconds double"
@@ -223,7 +223,7 @@ def _score_file_spark(model_uri: str, input_path: str | Path, output_dir: str | 
             scorer.check_columns(input_columns(input_path), str(input_path))
             identity = _run_identity(input_path, rows_per_task, ref, "spark")
             _prepare_output(output_dir, identity, overwrite)
-            _atomic_write_json(asdict(ref), output_dir / "_model.json")
+            atomic_write_json(asdict(ref), output_dir / "_model.json")
             meta = {**ref.as_metadata(), "village_credit.input": input_path.name}
 
             plan = plan_chunks(total, rows_per_task)
@@ -264,7 +264,7 @@ def _score_file_spark(model_uri: str, input_path: str | Path, output_dir: str | 
 
 def read_spark_decisions(output_dir: str | Path) -> pd.DataFrame:
     """Decisions written by Spark, in input row order (for comparisons and reports)."""
-    from village_credit.scoring.batch import read_decisions
+    from village_credit.scoring.outputs import read_decisions
 
     return read_decisions(output_dir)
 

@@ -35,6 +35,7 @@ import pandas as pd
 
 from village_credit.data.schema import TRUTH_COLUMNS
 from village_credit.errors import VillageCreditError
+from village_credit.reporting.progress import ProgressCallback, Steps
 from village_credit.rules.grades import grade_order, policy_age_ceiling
 from village_credit.validation.report import (
     ValidationConfig,
@@ -286,6 +287,7 @@ def validate_model(
     fairness_boot: int = 100,
     seed: int = 0,
     allow_ungated: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> tuple[dict[str, Any], Path, Path]:
     """Validate a registered model on the calibrator's labelled sample.
 
@@ -298,7 +300,8 @@ def validate_model(
     and the URI names a registered version, the three files are logged to a new run
     (tagged ``validated_model_name`` / ``validated_model_version``) and the model
     version gets ``validation.<date>.<figure>`` tags plus ``last_validation``.
-    Returns ``(result, html_path, json_path)``.
+    Returns ``(result, html_path, json_path)``. ``progress``: called ``(step, done,
+    total)`` before each step (:mod:`village_credit.reporting.progress`).
     """
     cfg = config or DEFAULT_CONFIG
     sample = read_sample(data)
@@ -312,18 +315,22 @@ def validate_model(
     work = Path(tempfile.mkdtemp(prefix="vc-validate-"))
     try:
         return _validate(model_uri, sample, Path(report_dir), challenger_uri, log_to_mlflow, cfg,
-                         fairness_boot, seed, work, allow_ungated)
+                         fairness_boot, seed, work, allow_ungated, Steps(progress, total=5))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: str | None,
               log_to_mlflow: bool, cfg: ValidationConfig, fairness_boot: int, seed: int,
-              work: Path, allow_ungated: bool = False) -> tuple[dict[str, Any], Path, Path]:
+              work: Path, allow_ungated: bool = False,
+              steps: Steps | None = None) -> tuple[dict[str, Any], Path, Path]:
+    steps = steps or Steps(None, total=5)
+    steps("loading the model")
     champ = load_model_source(model_uri, work / "champion")
     dec = decide_sample(champ, sample)
     ok = (dec["status"] == "scored").to_numpy().copy()
     chal = cdec = None
+    steps("deciding the sample")
     if challenger_uri is not None:
         # a comparison against @champion must be against a promoted version: an alias
         # moved by hand onto an ungated version is refused here as in scoring
@@ -355,6 +362,7 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
 
         decisions["rules"] = score_rules(rows, policy).decisions.reset_index(drop=True)
     fairness_summary = fair_ev = None
+    steps("fairness")
     if {"head_age", "formerly_poor"} <= set(rows.columns):
         age_max = policy_age_ceiling(getattr(champ.decision_model, "policy", None))
         fairness_summary, fair_ev = _fairness(rows, decisions, y, age_max, fairness_boot, seed)
@@ -374,6 +382,7 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
     if chal is not None:
         repro.update({f"challenger_{k.removeprefix('model_')}": v for k, v in chal.identity_dict().items()
                       if k != "decision_class"})
+    steps("statistics")
     result = validation_report(
         y, d["pd"].to_numpy(float), d["points"].to_numpy(float), d["grade"].to_numpy(object),
         GRADE_ORDER, features_df=features, reference_profile=champ.reference_profile,
@@ -382,6 +391,7 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
     result["evidence"] = gate_evidence(result, fair_ev, fingerprint)
 
     title = f"Model validation report: {champ.label}"
+    steps("report and MLflow")
     run_ctx = _start_validation_run(champ) if log_to_mlflow else None
     if log_to_mlflow and run_ctx is None:
         result["mlflow"] = {"skipped": f"{champ.uri} is not a registered model version"}
@@ -400,6 +410,7 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
             import mlflow
 
             mlflow.end_run()
+    steps.finish()
     return result, html, js
 
 
@@ -488,6 +499,7 @@ def monitor(
     columns: Sequence[str] | None = None,
     segment_alpha: float = 0.01,
     segment_min_count: int = 30,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """PSI/CSI drift of ``current`` against ``reference`` (e.g. vintage 2 vs vintage 1).
 
@@ -502,7 +514,11 @@ def monitor(
     model: the raw numeric and boolean columns (identifiers, ``vintage`` and ground
     truth left out). Alerts: green below ``thresholds[0]``, amber below
     ``thresholds[1]``, red above. Writes ``drift_report.html/.json`` when ``out_dir``.
+    ``progress``: called ``(step, done, total)`` before each step
+    (:mod:`village_credit.reporting.progress`).
     """
+    steps = Steps(progress, total=4)
+    steps("reading the tables")
     ref = read_sample(reference, "reference")
     cur = read_sample(current, "current")
     th = tuple(float(t) for t in thresholds)
@@ -511,6 +527,7 @@ def monitor(
     src = None
     work = Path(tempfile.mkdtemp(prefix="vc-monitor-"))
     ok_r, ok_c = np.ones(len(ref), bool), np.ones(len(cur), bool)
+    steps("model features" if model_uri else "columns")
     try:
         if model_uri:
             src = load_model_source(model_uri, work)
@@ -526,6 +543,7 @@ def monitor(
     if missing:
         raise ValidationKitError(f"monitor: columns {missing[:10]} are missing from the "
                                  "reference or the current table")
+    steps("drift by column")
     result = drift_report(ref_f[cols], cur_f, cols, bins=bins, thresholds=th)
     result["n_reference"] = int(len(ref_f))
     result["mode"] = "model features and score" if src is not None else "raw columns"
@@ -536,6 +554,7 @@ def monitor(
     result["red_columns"] = table.loc[table["alert"] == "red", "column"].tolist()
     from village_credit.validation.segments import segment_drift
 
+    steps("drift by segment")
     seg = segment_drift(
         ref.loc[ok_r].reset_index(drop=True), cur.loc[ok_c].reset_index(drop=True),
         ref_score=ref_f[SCORE_NAME].to_numpy(float) if src is not None else None,
@@ -555,4 +574,5 @@ def monitor(
         html, js = write_drift_report(result, out_dir, title=(
             "Population drift report" + (f": {src.label}" if src is not None else "")))
         result["html"], result["json"] = html, js
+    steps.finish()
     return result
