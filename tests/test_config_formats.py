@@ -314,7 +314,7 @@ def test_schemas_command_writes_every_schema_and_prints_the_paths(tmp_path: Path
 def test_schemas_command_refuses_a_file_as_folder(tmp_path: Path) -> None:
     f = tmp_path / "file"
     f.write_text("x", encoding="utf-8")
-    res = CliRunner().invoke(app, ["schemas", "--out", str(f)])
+    res = CliRunner().invoke(app, ["schemas", "--output", str(f)])
     assert res.exit_code == 2 and "Traceback" not in res.output
 
 

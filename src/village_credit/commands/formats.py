@@ -19,7 +19,7 @@ DEFAULT_SCHEMA_DIR = Path("schemas")
 def register(app: typer.Typer) -> None:
     @app.command("schemas", rich_help_panel=TRAIN)
     def schemas_cmd(
-        out: Path = typer.Option(DEFAULT_SCHEMA_DIR, "--out", "-o", file_okay=False,
+        out: Path = typer.Option(DEFAULT_SCHEMA_DIR, "--output", "-o", file_okay=False,
                                  help="Folder for the <format>.schema.json files."),
     ) -> None:
         """Write the JSON Schema of each hand-written file format (for editors); print the paths."""
