@@ -7,21 +7,79 @@ of its layer; nothing here computes what a layer already offers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
+from lightgbm import LGBMClassifier
 
-from village_credit.config import ExperimentConfig
-from village_credit.data import (GeneratorConfig, generate_households, generate_vintage, read_table,
-                                 validate_households, write_parquet)
+from village_credit.config import ExperimentConfig, ModelConfig, RegistryConfig
+from village_credit.data import (
+    GeneratorConfig,
+    generate_households,
+    generate_vintage,
+    read_table,
+    validate_households,
+    write_parquet,
+)
 from village_credit.data.groups import age_band
 from village_credit.errors import ConfigError
+from village_credit.explain.shap_global import (
+    global_shap,
+    plot_bar,
+    plot_beeswarm,
+    plot_dependence,
+    write_global_explanations,
+)
+from village_credit.fairness.audit import DecisionSystem, fairness_audit
+from village_credit.fairness.equal_risk import equal_risk_gaps
+from village_credit.fairness.groups import sensitive_frame
+from village_credit.fairness.reject_inference import REMEDIES, infer_rejects
+from village_credit.fairness.report import fairness_json, write_fairness_report
+from village_credit.fairness.support import (
+    EXPLORATION_LINE,
+    expected_loss,
+    headline,
+    support_diagnostics,
+)
+from village_credit.models.blend import logistic_fit
+from village_credit.models.estimator import CreditScoreClassifier
+from village_credit.models.features import HouseholdFeatures
+from village_credit.models.scaling import PointsScaling
+from village_credit.models.splits import split_by_village
+from village_credit.models.support import NEUTRALISED_KEY, neutral_items_for
+from village_credit.models.tuning import tune
+from village_credit.registry.promotion import log_evidence, promote
+from village_credit.registry.pyfunc_model import log_decision_model
+from village_credit.registry.store import configure
+from village_credit.registry.tracking import data_fingerprint, log_run_context
+from village_credit.rules.engine import score_rules
 from village_credit.rules.grades import grade_order, policy_age_ceiling
+from village_credit.rules.policy import load_policy
+from village_credit.rules.report import programme_report
+from village_credit.scoring import read_decisions, score_file
+from village_credit.sources import data_source, load_table, split_table
 from village_credit.stages import Stage, StageTimer
+from village_credit.validation.calibration import (
+    HL_DDOF_INDEPENDENT,
+    HL_GROUPS,
+    brier,
+    expected_calibration_error,
+    hosmer_lemeshow,
+)
+from village_credit.validation.discrimination import auc_delong, ks_statistic
+from village_credit.validation.recalibration import (
+    DECISION_CLASS,
+    RecalibratedDecisionModel,
+    group_recalibrate,
+)
+from village_credit.validation.report import validation_report, write_validation_report
+from village_credit.validation.stability import psi, reference_profile
 
 
 @dataclass
@@ -106,10 +164,6 @@ def _reject_inference_sample(model: Any, train: pd.DataFrame, observed: np.ndarr
     features predicting ``outcome_observed``. Unobserved rows the model quarantines
     (no PD) cannot be given an inferred outcome and are left out.
     """
-    from lightgbm import LGBMClassifier
-
-    from village_credit.fairness.reject_inference import infer_rejects
-
     base = model.predict_pd(train, eval_date=eval_date).to_numpy(dtype=float)
     usable = np.flatnonzero(observed | np.isfinite(base))
     obs_u = observed[usable]
@@ -143,10 +197,6 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     in group offsets; whenever a remedy applies, ``blend_unremedied`` (same rows, no
     remedy) is fitted too so that the hold-out shows what the remedies cost.
     """
-    from village_credit.fairness.reject_inference import REMEDIES
-    from village_credit.models.estimator import CreditScoreClassifier
-    from village_credit.models.scaling import PointsScaling
-
     m = cfg.model
     method = cfg.split.reject_inference
     if method not in REMEDIES:  # config.py does not check this option; fail before any fitting
@@ -167,8 +217,6 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
                                     points_scaling=scaling, include_protected=m.include_protected,
                                     eval_date=cfg.eval_date, seed=cfg.seed, neutralise_rule_items=neutral)
         return est.fit(rows, y, sample_weight=w, calibration_data=(ca, y_ca), metadata=metadata).model_
-
-    from village_credit.models.support import neutral_items_for
 
     neutral: dict[str, Any] | bool = False  # outcome-support remedy (docs/fairness.md)
     if m.neutralise_constant_items and m.strategy != "gbm_only":
@@ -197,14 +245,10 @@ def _outcome_support_remedies(models: dict[str, Any], fit_tr: pd.DataFrame, y_tr
     so the hold-out shows what the outcome-support remedies cost in AUC and expected loss.
     ``fit``: the runner's one way to fit a model (the estimator on the calibration split).
     """
-    from village_credit.models.support import NEUTRALISED_KEY
-
     f = cfg.fairness
     blend = models["blend"]
     remedied = bool(blend.metadata.get(NEUTRALISED_KEY)) or f.group_recalibration != "none"
     if f.group_recalibration != "none":
-        from village_credit.validation.recalibration import group_recalibrate
-
         # the map always on the calibration split (rows the trees never saw); the group
         # offsets on it, or ("observed") on every observed row for more outcomes per group
         sample = ca if f.group_recalibration == "calibration" else pd.concat([tr, ca], ignore_index=True)
@@ -218,9 +262,6 @@ def _outcome_support_remedies(models: dict[str, Any], fit_tr: pd.DataFrame, y_tr
 
 def tune_params(train: pd.DataFrame, cfg: ExperimentConfig, log_to_mlflow: bool) -> dict[str, Any]:
     """Optuna search over LightGBM parameters with village-grouped CV (budget from config)."""
-    from village_credit.models.features import HouseholdFeatures
-    from village_credit.models.tuning import tune
-
     t = cfg.model.tuning
     if not t.n_trials:  # 0 trials: no tuning (a timeout alone does not start a search)
         return {}
@@ -240,12 +281,6 @@ def tune_params(train: pd.DataFrame, cfg: ExperimentConfig, log_to_mlflow: bool)
 # --------------------------------------------------------------------------- evaluation
 def evaluate(models: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentConfig) -> dict[str, Any]:
     """Hold-out metrics for rules, GBM and blend; decisions for the fairness audit."""
-    from village_credit.rules import load_policy, score_rules
-    from village_credit.validation import (HL_DDOF_INDEPENDENT, HL_GROUPS, auc_delong, brier,
-                                           expected_calibration_error, hosmer_lemeshow,
-                                           ks_statistic)
-    from village_credit.models.blend import logistic_fit
-
     y = holdout["default_12m"].to_numpy()
     policy = load_policy(cfg.policy)
     rules = score_rules(holdout, policy, cfg.eval_date).decisions
@@ -284,8 +319,6 @@ def out_of_time(model: Any, holdout: pd.DataFrame, holdout_points: pd.Series, la
 
     Same villages as the hold-out, so neither the model nor its calibration saw them.
     """
-    from village_credit.validation import auc_delong, expected_calibration_error, psi
-
     oot = later.loc[later["village_code"].isin(set(holdout["village_code"]))]
     if oot.empty:
         return {}
@@ -305,8 +338,6 @@ def out_of_time(model: Any, holdout: pd.DataFrame, holdout_points: pd.Series, la
 
 
 def decision_systems(ev: dict[str, Any]) -> list[Any]:
-    from village_credit.fairness import DecisionSystem
-
     r = ev["rules"]
     systems = [DecisionSystem(name="rules", approved=r["approved"].to_numpy(bool),
                               credit_line=r["credit_line"].to_numpy(float), rate=r["rate"].to_numpy(float),
@@ -324,10 +355,6 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
                    train: pd.DataFrame | None = None, models: dict[str, Any] | None = None,
                    population: pd.DataFrame | None = None,
                    ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, str]]:
-    from village_credit.fairness import (equal_risk_gaps, fairness_audit, fairness_json, sensitive_frame,
-                                         write_fairness_report)
-    from village_credit.rules import load_policy
-
     policy = load_policy(cfg.policy)
     sens = sensitive_frame(holdout, policy_age_max=policy_age_ceiling(policy))
     systems = decision_systems(ev)
@@ -347,10 +374,6 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
 
 def _report_identity(cfg: ExperimentConfig, households: pd.DataFrame) -> dict[str, Any]:
     """Who the report is about: model name, MLflow run, fingerprint of the audited households."""
-    import mlflow
-
-    from village_credit.registry import data_fingerprint
-
     run = mlflow.active_run()
     return {"model": cfg.registry.model_name, "run_id": run.info.run_id if run else "no MLflow run",
             "data_fingerprint": data_fingerprint(households), "experiment": cfg.name,
@@ -360,8 +383,6 @@ def _report_identity(cfg: ExperimentConfig, households: pd.DataFrame) -> dict[st
 def _validation_identity(model_name: str, run_id: str | None, holdout: pd.DataFrame) -> dict[str, Any]:
     """The main job's validation report: which model (its run; the version is registered
     after the report is written) and which hold-out it was judged on."""
-    from village_credit.registry import data_fingerprint
-
     return {"model_name": model_name, "model_run_id": run_id or "no MLflow run",
             "model_uri": f"runs:/{run_id}/model" if run_id else None,
             "data_fingerprint": data_fingerprint(holdout)}
@@ -381,15 +402,6 @@ def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, 
     Support per protected group on the training split (observed or not), the headline
     both ways on the hold-out, the remedies applied and their cost beside them.
     """
-    from village_credit.fairness.support import (
-        EXPLORATION_LINE,
-        expected_loss,
-        headline,
-        support_diagnostics,
-    )
-    from village_credit.models.support import NEUTRALISED_KEY
-    from village_credit.rules import load_policy, score_rules
-
     blend = models["blend"]
     observed = _outcome_mask(train, cfg)
     items = score_rules(train, load_policy(cfg.policy), cfg.eval_date).items.reset_index(drop=True)
@@ -456,8 +468,6 @@ def approval_by_group(systems: list[Any], households: pd.DataFrame) -> pd.DataFr
 # --------------------------------------------------------------------------- tables
 def train_table(table: Any, train_idx: np.ndarray, cfg: ExperimentConfig, log_to_mlflow: bool) -> Any:
     """The estimator on a table of one's own: spec features, cross-fitted calibration, base-rate points."""
-    from village_credit.models.estimator import CreditScoreClassifier
-
     d, t = cfg.data, cfg.model.tuning
     est = CreditScoreClassifier(
         strategy="gbm_only", features=table.spec or None, calibration_folds=max(2, int(t.cv_folds)),
@@ -474,15 +484,11 @@ def train_table(table: Any, train_idx: np.ndarray, cfg: ExperimentConfig, log_to
 
 def _table_gbm(cfg: ExperimentConfig) -> dict[str, Any] | None:
     """LightGBM parameters the experiment set; ``None`` keeps the estimator's size-aware defaults."""
-    from village_credit.config import ModelConfig
-
     return None if cfg.model.gbm == ModelConfig().gbm else dict(cfg.model.gbm)
 
 
 def _table_scaling(cfg: ExperimentConfig) -> Any:
     """Base-rate anchored points unless the experiment sets its own anchor (pdo/base_points/base_odds)."""
-    from village_credit.config import ModelConfig
-
     m, dflt = cfg.model, ModelConfig()
     if (m.base_odds, m.base_points, m.pdo) == (dflt.base_odds, dflt.base_points, dflt.pdo):
         return "base_rate"
@@ -492,9 +498,6 @@ def _table_scaling(cfg: ExperimentConfig) -> Any:
 def evaluate_table(model: Any, frame: pd.DataFrame, y: np.ndarray, oof_pd: np.ndarray, y_train: np.ndarray
                    ) -> tuple[dict[str, float], pd.DataFrame]:
     """Hold-out metrics of a table model (PD after calibration), plus cross-fitted ones on training rows."""
-    from village_credit.validation import (auc_delong, brier, expected_calibration_error, hosmer_lemeshow,
-                                           ks_statistic)
-
     dec = model.decide(frame, top_k=0)
     ok = (dec["status"] == "scored").to_numpy()
     p, yy = dec["pd"].to_numpy(float)[ok], y[ok]
@@ -514,8 +517,6 @@ def evaluate_table(model: Any, frame: pd.DataFrame, y: np.ndarray, oof_pd: np.nd
 
 def table_explanations(model: Any, X: pd.DataFrame, out: Path, seed: int) -> dict[str, Path]:
     """Global SHAP of a table model: beeswarm, bar, dependence of the top 2 features, JSON (spec labels)."""
-    from village_credit.explain.shap_global import global_shap, plot_bar, plot_beeswarm, plot_dependence
-
     out.mkdir(parents=True, exist_ok=True)
     gs = global_shap(model, X, sample=2000, seed=seed)
     lab = {n: model.labels.get(f"model:{n}", {}) for n in gs.feature_names}
@@ -544,8 +545,6 @@ def table_explanations(model: Any, X: pd.DataFrame, out: Path, seed: int) -> dic
 
 def table_model_name(cfg: ExperimentConfig) -> str:
     """Registered name of a table model: ``registry.model_name``, kept apart from the household default."""
-    from village_credit.config import RegistryConfig
-
     name = cfg.registry.model_name
     return f"{name}-table" if name == RegistryConfig().model_name else name
 
@@ -561,15 +560,6 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
     registration, gates and scoring are the same. ``cfg.stages`` skips SHAP, reports or
     MLflow for fast research loops (without MLflow: no registration, gates or scoring).
     """
-    import contextlib
-
-    import mlflow
-
-    from village_credit.registry import configure, log_evidence, log_run_context, promote
-    from village_credit.registry.pyfunc_model import log_decision_model
-    from village_credit.sources import data_source
-    from village_credit.validation import reference_profile, validation_report, write_validation_report
-
     source = data_source(cfg)
     result = ExperimentResult(config=cfg, kind=source.kind)
     out_dir = Path(cfg.output_dir)
@@ -591,8 +581,6 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
             population_path = out_dir / "households.parquet"
             write_parquet(households, population_path)
             result.paths["households"] = str(population_path)
-            from village_credit.models.splits import split_by_village
-
             s = cfg.split
             split = split_by_village(valid, (1 - s.calibration_share - s.holdout_share, s.calibration_share,
                                              s.holdout_share), seed=cfg.seed)
@@ -600,8 +588,6 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
             fingerprint_rows = train
             model_name = cfg.registry.model_name
         else:
-            from village_credit.sources import load_table, split_table
-
             table = stages.run("read table", load_table, cfg, out_dir)
             result.quarantined_rows = table.quarantined
             result.paths["quarantine"] = str(table.quarantine_path)
@@ -662,8 +648,6 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
 
             if st.shap:
                 if source.has_rules:
-                    from village_credit.explain import write_global_explanations
-
                     expl = stages.run("explain (SHAP)", write_global_explanations, blend, hold_X, holdout,
                                       out_dir / "explain")
                 else:
@@ -717,8 +701,6 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
             result.promoted = bool(promo.promoted)
             result.gates = promo.to_dict()
         if use_mlflow and score_population and result.promoted:
-            from village_credit.scoring import score_file
-
             summary = stages.run("batch-score population", score_file, f"models:/{model_name}@champion",
                                  population_path, out_dir / "scores", chunk_rows=cfg.scoring_chunk_rows,
                                  overwrite=True, progress=False)
@@ -737,8 +719,6 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
 
 def _decision_class(model: Any) -> dict[str, str]:
     """A group-recalibrated blend loads through its own class (``recalibration.json``)."""
-    from village_credit.validation.recalibration import DECISION_CLASS, RecalibratedDecisionModel
-
     return {"decision_class": DECISION_CLASS} if isinstance(model, RecalibratedDecisionModel) else {}
 
 
@@ -768,9 +748,6 @@ def _validation_support_flag(sup: dict[str, Any] | None) -> dict[str, Any] | Non
 
 def programme_stage(households: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
     """Credit village / credit township report for the scored population (NPL from the truth)."""
-    from village_credit.rules import programme_report
-    from village_credit.scoring import read_decisions
-
     decisions = read_decisions(out_dir / "scores")
     outcome = households.set_index("household_id")["default_12m"]
     merged = decisions.assign(default_12m=decisions["household_id"].map(outcome).to_numpy())
@@ -787,8 +764,6 @@ def _evidence(m: dict[str, float], val: dict[str, Any], fairness: dict[str, Any]
     A table model has no fairness audit (no household groups): its fairness evidence is
     empty and the fairness gates fail with "evidence missing", never a silent pass.
     """
-    from village_credit.registry import data_fingerprint
-
     stab = val.get("stability") or {}
     csi = stab.get("csi")
     max_csi = float(csi["csi"].max()) if csi is not None and len(csi) else None

@@ -65,6 +65,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from rich.progress import Progress
 
 from village_credit.data.io import PARQUET_COMPRESSION, arrow_schema, table_to_frame
 from village_credit.data.schema import (
@@ -728,8 +729,6 @@ def write_synthetic(config: GeneratorConfig, path: str | Path, chunk_rows: int =
     tmp = p.with_name(f".{p.name}.tmp")
     bar = None
     if progress:
-        from rich.progress import Progress  # optional nicety, imported lazily
-
         bar = Progress(transient=True)
         bar.start()
         task = bar.add_task("generating households", total=config.n_households)

@@ -30,12 +30,16 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from fairlearn.postprocessing import ThresholdOptimizer
+from fairlearn.reductions import DemographicParity, EqualizedOdds, ExponentiatedGradient
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import roc_auc_score
 
 from village_credit.fairness.audit import DecisionSystem, _arr
 from village_credit.fairness.equal_risk import equal_risk_gaps
 from village_credit.fairness.groups import FairnessInputError, check_sensitive
+from village_credit.rules.engine import score_rules
+from village_credit.rules.policy import load_policy
 
 Constraint = Literal["demographic_parity", "equalized_odds", "true_positive_rate_parity",
                      "false_positive_rate_parity", "selection_rate_parity"]
@@ -79,8 +83,6 @@ def policy_change_systems(
     eval_date: Any = None,
 ) -> list[DecisionSystem]:
     """Decisions of the rules engine under each policy, as decision systems named by policy."""
-    from village_credit.rules import load_policy, score_rules  # rules sit below fairness
-
     out = []
     for name in policies:
         dec = score_rules(households, load_policy(name), eval_date).decisions
@@ -111,8 +113,6 @@ def threshold_optimizer_system(
     household gets if approved; rejected households get 0. The default objective is
     balanced accuracy: with defaults near 8 %, plain accuracy would approve everyone.
     """
-    from fairlearn.postprocessing import ThresholdOptimizer
-
     sf = np.asarray(sensitive_features.to_numpy() if isinstance(sensitive_features, pd.Series)
                     else sensitive_features).astype(str)
     n = len(sf)
@@ -163,8 +163,6 @@ def reduction_system(
     give a cost-sensitive estimator (e.g. ``class_weight="balanced"``): the reduction
     minimises error, and an unweighted learner simply approves everyone.
     """
-    from fairlearn.reductions import DemographicParity, EqualizedOdds, ExponentiatedGradient
-
     sf = np.asarray(sensitive_features.to_numpy() if isinstance(sensitive_features, pd.Series)
                     else sensitive_features).astype(str)
     n = len(sf)

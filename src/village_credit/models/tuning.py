@@ -9,7 +9,7 @@ validation fold (log-loss); the tuned ``n_estimators`` is the mean best iteratio
 That makes the CV AUC slightly optimistic; the out-of-time AUC (second vintage,
 fit on all data with the best parameters) is the honest check.
 
-MLflow is optional and imported lazily (``log_to_mlflow=True``): every trial is a
+MLflow logging is optional (``log_to_mlflow=True``): every trial is a
 nested run (params, fold AUCs, cv AUC, state) and the parent run gets the best
 params and scores. Optuna's MLflowCallback is deprecated, so this is done here.
 """
@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import mlflow
 import numpy as np
 import optuna
 import pandas as pd
@@ -168,13 +169,7 @@ def tune(
     sampler = optuna.samplers.TPESampler(seed=seed)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=pruner_startup_trials, n_warmup_steps=0)
 
-    mlflow = None
-    callbacks: list[Any] = []
-    if log_to_mlflow:
-        import mlflow as _mlflow  # lazy: models must not need mlflow at import time
-
-        mlflow = _mlflow
-        callbacks.append(_mlflow_trial_logger(mlflow))
+    callbacks: list[Any] = [_mlflow_trial_logger(mlflow)] if log_to_mlflow else []
 
     t0 = time.perf_counter()
     verbosity = optuna.logging.get_verbosity()
@@ -182,7 +177,7 @@ def tune(
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
     parent = None
     try:
-        if mlflow is not None:
+        if log_to_mlflow:
             parent = mlflow.start_run(run_name=mlflow_run_name, nested=mlflow.active_run() is not None)
             mlflow.log_params({"tuning_seed": seed, "tuning_cv_folds": cv_folds, "tuning_n_trials": n_trials,
                                "tuning_timeout_s": timeout, "tuning_n_rows": len(Xf),
@@ -208,7 +203,7 @@ def tune(
                 io = oot[2] if len(oot) > 2 else None
                 result.oot_auc = float(roc_auc_score(yo, model.decision_function(Xo, io)))
         result.elapsed_s = time.perf_counter() - t0
-        if mlflow is not None:
+        if log_to_mlflow:
             mlflow.log_params({f"best_{k}": _param_str(v) for k, v in best.params.items()})
             mlflow.log_param("best_n_estimators", best_params["n_estimators"])
             metrics = {"best_cv_auc": result.best_value, "n_trials_done": len(study.trials),
@@ -221,7 +216,7 @@ def tune(
     finally:
         optuna.logging.set_verbosity(verbosity)
         if parent is not None:
-            mlflow.end_run()  # type: ignore[union-attr]
+            mlflow.end_run()
 
 
 def _param_str(v: Any) -> Any:

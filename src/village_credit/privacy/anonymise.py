@@ -57,14 +57,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from village_credit.data.groups import age_band
+from village_credit.data.io import guess_delimiter, refuse_duplicate_names, write_parquet
 from village_credit.data.schema import SCHEMA, HouseholdSchema, months_in
+from village_credit.data.validation import validate_households
 from village_credit.errors import DataReadError
 from village_credit.privacy.errors import KAnonymityError, RawEncodingError, RawSchemaError
-from village_credit.privacy.kanon import diversity_table
+from village_credit.privacy.kanon import diversity_table, k_anonymity
 from village_credit.privacy.pseudonym import key_fingerprint, load_key, pseudonymise
 from village_credit.privacy.raw_records import DERIVED_COLUMNS, RAW_HEADER_ALIASES, RAW_PII_COLUMNS
 from village_credit.privacy.recoding import BandHierarchy, LocationHierarchy, local_recode
 from village_credit.privacy.resident_id import parse_resident_ids
+from village_credit.privacy.risk import anonymeter_available, attack_risk, syntactic_risk
 from village_credit.privacy.threat_model import DEFAULT_PRIVACY_CONFIG, PrivacyConfig
 
 DEFAULT_QUASI_IDENTIFIERS: tuple[str, ...] = DEFAULT_PRIVACY_CONFIG.qis
@@ -130,8 +134,6 @@ def read_raw(path: str | os.PathLike[str], encoding: str | None = None) -> tuple
         raise RawEncodingError(f"{p}: Excel files are not read directly; save the sheet as CSV "
                                "(keep the ID number column as text)")
     text, used = decode_bytes(p.read_bytes(), str(p), encoding)
-    from village_credit.data.io import guess_delimiter, refuse_duplicate_names
-
     first_line = text.split("\n", 1)[0].lstrip("\ufeff").rstrip("\r")
     sep = "\t" if suffix == ".tsv" else guess_delimiter(first_line)
     try:  # the data layer's rules: delimiter as sniffed, a header name given twice is refused
@@ -276,8 +278,6 @@ def _validate(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     Returns the valid rows (typed, index kept) and, per bad row's index label, its
     problems as ``'column: reason; ...'`` (the validation's ``value`` is not copied).
     """
-    from village_credit.data.validation import validate_households
-
     res = validate_households(df)
     if res.n_quarantined == 0:
         return res.valid, pd.Series([], dtype="string")
@@ -294,8 +294,6 @@ def suppression_by_group(households: pd.DataFrame, suppressed: pd.Series) -> dic
     The groups are the fairness audit's own (fairness/groups.py), so "who loses records to
     anonymisation" is measured on the groups the audit reports on.
     """
-    from village_credit.data.groups import age_band
-
     out: dict[str, dict[str, dict[str, float]]] = {}
     if not len(households):
         return {"age_band": {}, "formerly_poor": {}}
@@ -339,8 +337,6 @@ def measure_attack_risk(households: pd.DataFrame, qis: Sequence[str], k: int,
     released, to tell what the release leaks about its own households from what it says
     about anyone.
     """
-    from village_credit.privacy.risk import anonymeter_available, attack_risk
-
     if not anonymeter_available():
         return attack_risk(households, households, households, qis, secret)
     if len(households) < 4 * k:
@@ -471,8 +467,6 @@ def anonymise(
                 released["dependents"].dtype)
             notes.append(f"dependents capped at the released household size for {int(over.sum())} household(s)")
     suppressed_idx = rec.suppressed[rec.suppressed].index
-    from village_credit.privacy.kanon import k_anonymity
-
     k_achieved = k_anonymity(released, qis)
     l_value = n_l1 = None
     n_classes = 0
@@ -492,8 +486,6 @@ def anonymise(
                      f"more than max_suppression {max_suppression:.0%}: cells of exact quasi-identifier "
                      f"values smaller than k={k}")
     sens = [sensitive] if sensitive else []
-    from village_credit.privacy.risk import syntactic_risk
-
     attackers = {a.name: a.knows for a in cfg.attackers}
     risk: dict[str, Any] = {"syntactic": syntactic_risk(released, qis, sens, attackers)}
     do_attacks = cfg.risk.enabled if measure_risk is None else measure_risk
@@ -563,8 +555,6 @@ def anonymise_file(
     """Read a raw file, anonymise it, write the Parquet household table, the report JSON
     (default ``<output>.anonymisation.json``) and, if any rows were quarantined, the
     quarantine CSV (default next to the input). ``kwargs`` go to :func:`anonymise`."""
-    from village_credit.data.io import write_parquet
-
     key = load_key(key_file)
     src = Path(input_path)
     raw, used = read_raw(src, encoding)

@@ -16,6 +16,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from village_credit.errors import ConfigError
+from village_credit.registry.preflight import check_tracking_uri
 
 DEFAULT_EXPERIMENT = "village-credit"
 DEFAULT_MODEL_NAME = "village-credit"
@@ -72,8 +73,6 @@ def configure(
     Returns the experiment id. The experiment is also made the active one, so that
     ``mlflow.start_run()`` logs into it.
     """
-    from village_credit.registry.preflight import check_tracking_uri
-
     uri = check_tracking_uri(tracking_uri or default_tracking_uri())
     db = _sqlite_path(uri)
     if db is not None:

@@ -4,14 +4,8 @@ from village_credit.scoring.batch import (NoRowsScored, ModelRef, PyfuncScorer, 
                                           load_scoring_model, read_decisions, read_model_metadata,
                                           read_quarantine, read_quarantine_rows, resolve_model, score_chunk,
                                           score_file)
+from village_credit.scoring.spark import score_file_spark  # imports pyspark only when called
 
 __all__ = ["ModelRef", "NoRowsScored", "PyfuncScorer", "ScoreSummary", "ScoringError", "load_scoring_model",
            "read_decisions", "read_model_metadata", "read_quarantine", "read_quarantine_rows",
            "resolve_model", "score_chunk", "score_file", "score_file_spark"]
-
-
-def score_file_spark(*args, **kwargs):  # noqa: ANN002, ANN003 - thin lazy re-export
-    """Score on Spark (imports pyspark only when used); see scoring.spark."""
-    from village_credit.scoring.spark import score_file_spark as _impl
-
-    return _impl(*args, **kwargs)
