@@ -9,7 +9,7 @@ validation fold (log-loss); the tuned ``n_estimators`` is the mean best iteratio
 That makes the CV AUC slightly optimistic; the out-of-time AUC (second vintage,
 fit on all data with the best parameters) is the honest check.
 
-MLflow logging is optional (``log_to_mlflow=True``): every trial is a
+MLflow is optional and imported lazily (``log_to_mlflow=True``): every trial is a
 nested run (params, fold AUCs, cv AUC, state) and the parent run gets the best
 params and scores. Optuna's MLflowCallback is deprecated, so this is done here.
 """
@@ -22,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import mlflow
 import numpy as np
 import optuna
 import pandas as pd
@@ -169,7 +168,13 @@ def tune(
     sampler = optuna.samplers.TPESampler(seed=seed)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=pruner_startup_trials, n_warmup_steps=0)
 
-    callbacks: list[Any] = [_mlflow_trial_logger(mlflow)] if log_to_mlflow else []
+    mlflow = None
+    callbacks: list[Any] = []
+    if log_to_mlflow:
+        import mlflow as _mlflow  # lazy: models must not need mlflow at import time (test_tuning)
+
+        mlflow = _mlflow
+        callbacks.append(_mlflow_trial_logger(mlflow))
 
     t0 = time.perf_counter()
     verbosity = optuna.logging.get_verbosity()
@@ -177,7 +182,7 @@ def tune(
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
     parent = None
     try:
-        if log_to_mlflow:
+        if mlflow is not None:
             parent = mlflow.start_run(run_name=mlflow_run_name, nested=mlflow.active_run() is not None)
             mlflow.log_params({"tuning_seed": seed, "tuning_cv_folds": cv_folds, "tuning_n_trials": n_trials,
                                "tuning_timeout_s": timeout, "tuning_n_rows": len(Xf),
@@ -203,7 +208,7 @@ def tune(
                 io = oot[2] if len(oot) > 2 else None
                 result.oot_auc = float(roc_auc_score(yo, model.decision_function(Xo, io)))
         result.elapsed_s = time.perf_counter() - t0
-        if log_to_mlflow:
+        if mlflow is not None:
             mlflow.log_params({f"best_{k}": _param_str(v) for k, v in best.params.items()})
             mlflow.log_param("best_n_estimators", best_params["n_estimators"])
             metrics = {"best_cv_auc": result.best_value, "n_trials_done": len(study.trials),
@@ -216,7 +221,7 @@ def tune(
     finally:
         optuna.logging.set_verbosity(verbosity)
         if parent is not None:
-            mlflow.end_run()
+            mlflow.end_run()  # type: ignore[union-attr]
 
 
 def _param_str(v: Any) -> Any:
