@@ -7,21 +7,81 @@ of its layer; nothing here computes what a layer already offers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
+from lightgbm import LGBMClassifier
 
-from village_credit.config import ExperimentConfig
-from village_credit.data import (GeneratorConfig, generate_households, generate_vintage, read_table,
-                                 validate_households, write_parquet)
+from village_credit.config import ExperimentConfig, ModelConfig, RegistryConfig
+from village_credit.data import (
+    GeneratorConfig,
+    generate_households,
+    generate_vintage,
+    read_table,
+    validate_households,
+    write_parquet,
+)
 from village_credit.data.groups import age_band
 from village_credit.errors import ConfigError
+from village_credit.explain.shap_global import (
+    global_shap,
+    plot_bar,
+    plot_beeswarm,
+    plot_dependence,
+    write_global_explanations,
+)
+from village_credit.fairness.audit import DecisionSystem, fairness_audit
+from village_credit.fairness.equal_risk import equal_risk_gaps
+from village_credit.fairness.groups import sensitive_frame
+from village_credit.fairness.reject_inference import REMEDIES, infer_rejects
+from village_credit.fairness.report import fairness_json, write_fairness_report
+from village_credit.fairness.support import (
+    EXPLORATION_LINE,
+    expected_loss,
+    headline,
+    support_diagnostics,
+)
+from village_credit.models.blend import logistic_fit
+from village_credit.models.estimator import CreditScoreClassifier
+from village_credit.models.features import HouseholdFeatures
+from village_credit.models.scaling import PointsScaling
+from village_credit.models.splits import split_by_village
+from village_credit.models.support import NEUTRALISED_KEY, neutral_items_for
+from village_credit.models.tuning import tune
+from village_credit.registry.promotion import log_evidence, promote
+from village_credit.registry.pyfunc_model import log_decision_model
+from village_credit.registry.store import configure
+from village_credit.registry.tracking import data_fingerprint, log_run_context
+from village_credit.rules.engine import score_rules
 from village_credit.rules.grades import grade_order, policy_age_ceiling
+from village_credit.rules.policy import load_policy
+from village_credit.rules.report import programme_report
+from village_credit.scoring import read_decisions, score_file
+from village_credit.sources import DataSource, data_source, load_table, split_table
 from village_credit.stages import Stage, StageTimer
+from village_credit.validation.calibration import (
+    HL_DDOF_INDEPENDENT,
+    HL_GROUPS,
+    brier,
+    expected_calibration_error,
+    hosmer_lemeshow,
+)
+from village_credit.validation.discrimination import auc_delong, ks_statistic
+from village_credit.validation.recalibration import (
+    DECISION_CLASS,
+    RecalibratedDecisionModel,
+    group_recalibrate,
+)
+from village_credit.validation.report import validation_report, write_validation_report
+from village_credit.validation.stability import psi, reference_profile
+
+__all__ = ["ExperimentResult", "evaluate", "fit_models", "load_households", "run_experiment"]
 
 
 @dataclass
@@ -106,10 +166,6 @@ def _reject_inference_sample(model: Any, train: pd.DataFrame, observed: np.ndarr
     features predicting ``outcome_observed``. Unobserved rows the model quarantines
     (no PD) cannot be given an inferred outcome and are left out.
     """
-    from lightgbm import LGBMClassifier
-
-    from village_credit.fairness.reject_inference import infer_rejects
-
     base = model.predict_pd(train, eval_date=eval_date).to_numpy(dtype=float)
     usable = np.flatnonzero(observed | np.isfinite(base))
     obs_u = observed[usable]
@@ -143,10 +199,6 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     in group offsets; whenever a remedy applies, ``blend_unremedied`` (same rows, no
     remedy) is fitted too so that the hold-out shows what the remedies cost.
     """
-    from village_credit.fairness.reject_inference import REMEDIES
-    from village_credit.models.estimator import CreditScoreClassifier
-    from village_credit.models.scaling import PointsScaling
-
     m = cfg.model
     method = cfg.split.reject_inference
     if method not in REMEDIES:  # config.py does not check this option; fail before any fitting
@@ -167,8 +219,6 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
                                     points_scaling=scaling, include_protected=m.include_protected,
                                     eval_date=cfg.eval_date, seed=cfg.seed, neutralise_rule_items=neutral)
         return est.fit(rows, y, sample_weight=w, calibration_data=(ca, y_ca), metadata=metadata).model_
-
-    from village_credit.models.support import neutral_items_for
 
     neutral: dict[str, Any] | bool = False  # outcome-support remedy (docs/fairness.md)
     if m.neutralise_constant_items and m.strategy != "gbm_only":
@@ -197,14 +247,10 @@ def _outcome_support_remedies(models: dict[str, Any], fit_tr: pd.DataFrame, y_tr
     so the hold-out shows what the outcome-support remedies cost in AUC and expected loss.
     ``fit``: the runner's one way to fit a model (the estimator on the calibration split).
     """
-    from village_credit.models.support import NEUTRALISED_KEY
-
     f = cfg.fairness
     blend = models["blend"]
     remedied = bool(blend.metadata.get(NEUTRALISED_KEY)) or f.group_recalibration != "none"
     if f.group_recalibration != "none":
-        from village_credit.validation.recalibration import group_recalibrate
-
         # the map always on the calibration split (rows the trees never saw); the group
         # offsets on it, or ("observed") on every observed row for more outcomes per group
         sample = ca if f.group_recalibration == "calibration" else pd.concat([tr, ca], ignore_index=True)
@@ -218,9 +264,6 @@ def _outcome_support_remedies(models: dict[str, Any], fit_tr: pd.DataFrame, y_tr
 
 def tune_params(train: pd.DataFrame, cfg: ExperimentConfig, log_to_mlflow: bool) -> dict[str, Any]:
     """Optuna search over LightGBM parameters with village-grouped CV (budget from config)."""
-    from village_credit.models.features import HouseholdFeatures
-    from village_credit.models.tuning import tune
-
     t = cfg.model.tuning
     if not t.n_trials:  # 0 trials: no tuning (a timeout alone does not start a search)
         return {}
@@ -240,12 +283,6 @@ def tune_params(train: pd.DataFrame, cfg: ExperimentConfig, log_to_mlflow: bool)
 # --------------------------------------------------------------------------- evaluation
 def evaluate(models: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentConfig) -> dict[str, Any]:
     """Hold-out metrics for rules, GBM and blend; decisions for the fairness audit."""
-    from village_credit.rules import load_policy, score_rules
-    from village_credit.validation import (HL_DDOF_INDEPENDENT, HL_GROUPS, auc_delong, brier,
-                                           expected_calibration_error, hosmer_lemeshow,
-                                           ks_statistic)
-    from village_credit.models.blend import logistic_fit
-
     y = holdout["default_12m"].to_numpy()
     policy = load_policy(cfg.policy)
     rules = score_rules(holdout, policy, cfg.eval_date).decisions
@@ -284,8 +321,6 @@ def out_of_time(model: Any, holdout: pd.DataFrame, holdout_points: pd.Series, la
 
     Same villages as the hold-out, so neither the model nor its calibration saw them.
     """
-    from village_credit.validation import auc_delong, expected_calibration_error, psi
-
     oot = later.loc[later["village_code"].isin(set(holdout["village_code"]))]
     if oot.empty:
         return {}
@@ -305,8 +340,6 @@ def out_of_time(model: Any, holdout: pd.DataFrame, holdout_points: pd.Series, la
 
 
 def decision_systems(ev: dict[str, Any]) -> list[Any]:
-    from village_credit.fairness import DecisionSystem
-
     r = ev["rules"]
     systems = [DecisionSystem(name="rules", approved=r["approved"].to_numpy(bool),
                               credit_line=r["credit_line"].to_numpy(float), rate=r["rate"].to_numpy(float),
@@ -324,10 +357,6 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
                    train: pd.DataFrame | None = None, models: dict[str, Any] | None = None,
                    population: pd.DataFrame | None = None,
                    ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, str]]:
-    from village_credit.fairness import (equal_risk_gaps, fairness_audit, fairness_json, sensitive_frame,
-                                         write_fairness_report)
-    from village_credit.rules import load_policy
-
     policy = load_policy(cfg.policy)
     sens = sensitive_frame(holdout, policy_age_max=policy_age_ceiling(policy))
     systems = decision_systems(ev)
@@ -347,10 +376,6 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
 
 def _report_identity(cfg: ExperimentConfig, households: pd.DataFrame) -> dict[str, Any]:
     """Who the report is about: model name, MLflow run, fingerprint of the audited households."""
-    import mlflow
-
-    from village_credit.registry import data_fingerprint
-
     run = mlflow.active_run()
     return {"model": cfg.registry.model_name, "run_id": run.info.run_id if run else "no MLflow run",
             "data_fingerprint": data_fingerprint(households), "experiment": cfg.name,
@@ -360,8 +385,6 @@ def _report_identity(cfg: ExperimentConfig, households: pd.DataFrame) -> dict[st
 def _validation_identity(model_name: str, run_id: str | None, holdout: pd.DataFrame) -> dict[str, Any]:
     """The main job's validation report: which model (its run; the version is registered
     after the report is written) and which hold-out it was judged on."""
-    from village_credit.registry import data_fingerprint
-
     return {"model_name": model_name, "model_run_id": run_id or "no MLflow run",
             "model_uri": f"runs:/{run_id}/model" if run_id else None,
             "data_fingerprint": data_fingerprint(holdout)}
@@ -381,15 +404,6 @@ def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, 
     Support per protected group on the training split (observed or not), the headline
     both ways on the hold-out, the remedies applied and their cost beside them.
     """
-    from village_credit.fairness.support import (
-        EXPLORATION_LINE,
-        expected_loss,
-        headline,
-        support_diagnostics,
-    )
-    from village_credit.models.support import NEUTRALISED_KEY
-    from village_credit.rules import load_policy, score_rules
-
     blend = models["blend"]
     observed = _outcome_mask(train, cfg)
     items = score_rules(train, load_policy(cfg.policy), cfg.eval_date).items.reset_index(drop=True)
@@ -456,8 +470,6 @@ def approval_by_group(systems: list[Any], households: pd.DataFrame) -> pd.DataFr
 # --------------------------------------------------------------------------- tables
 def train_table(table: Any, train_idx: np.ndarray, cfg: ExperimentConfig, log_to_mlflow: bool) -> Any:
     """The estimator on a table of one's own: spec features, cross-fitted calibration, base-rate points."""
-    from village_credit.models.estimator import CreditScoreClassifier
-
     d, t = cfg.data, cfg.model.tuning
     est = CreditScoreClassifier(
         strategy="gbm_only", features=table.spec or None, calibration_folds=max(2, int(t.cv_folds)),
@@ -474,15 +486,11 @@ def train_table(table: Any, train_idx: np.ndarray, cfg: ExperimentConfig, log_to
 
 def _table_gbm(cfg: ExperimentConfig) -> dict[str, Any] | None:
     """LightGBM parameters the experiment set; ``None`` keeps the estimator's size-aware defaults."""
-    from village_credit.config import ModelConfig
-
     return None if cfg.model.gbm == ModelConfig().gbm else dict(cfg.model.gbm)
 
 
 def _table_scaling(cfg: ExperimentConfig) -> Any:
     """Base-rate anchored points unless the experiment sets its own anchor (pdo/base_points/base_odds)."""
-    from village_credit.config import ModelConfig
-
     m, dflt = cfg.model, ModelConfig()
     if (m.base_odds, m.base_points, m.pdo) == (dflt.base_odds, dflt.base_points, dflt.pdo):
         return "base_rate"
@@ -492,9 +500,6 @@ def _table_scaling(cfg: ExperimentConfig) -> Any:
 def evaluate_table(model: Any, frame: pd.DataFrame, y: np.ndarray, oof_pd: np.ndarray, y_train: np.ndarray
                    ) -> tuple[dict[str, float], pd.DataFrame]:
     """Hold-out metrics of a table model (PD after calibration), plus cross-fitted ones on training rows."""
-    from village_credit.validation import (auc_delong, brier, expected_calibration_error, hosmer_lemeshow,
-                                           ks_statistic)
-
     dec = model.decide(frame, top_k=0)
     ok = (dec["status"] == "scored").to_numpy()
     p, yy = dec["pd"].to_numpy(float)[ok], y[ok]
@@ -514,8 +519,6 @@ def evaluate_table(model: Any, frame: pd.DataFrame, y: np.ndarray, oof_pd: np.nd
 
 def table_explanations(model: Any, X: pd.DataFrame, out: Path, seed: int) -> dict[str, Path]:
     """Global SHAP of a table model: beeswarm, bar, dependence of the top 2 features, JSON (spec labels)."""
-    from village_credit.explain.shap_global import global_shap, plot_bar, plot_beeswarm, plot_dependence
-
     out.mkdir(parents=True, exist_ok=True)
     gs = global_shap(model, X, sample=2000, seed=seed)
     lab = {n: model.labels.get(f"model:{n}", {}) for n in gs.feature_names}
@@ -544,13 +547,62 @@ def table_explanations(model: Any, X: pd.DataFrame, out: Path, seed: int) -> dic
 
 def table_model_name(cfg: ExperimentConfig) -> str:
     """Registered name of a table model: ``registry.model_name``, kept apart from the household default."""
-    from village_credit.config import RegistryConfig
-
     name = cfg.registry.model_name
     return f"{name}-table" if name == RegistryConfig().model_name else name
 
 
 # --------------------------------------------------------------------------- main
+@dataclass
+class _Job:
+    """What every stage of one run shares: the configuration, where outputs go, the timer."""
+
+    cfg: ExperimentConfig
+    source: DataSource  # which stages apply
+    result: ExperimentResult
+    stages: StageTimer
+    out_dir: Path
+
+
+@dataclass
+class _Data:
+    """The data stage's products (household data: the splits; a table of one's own: the table)."""
+
+    population_path: Path
+    fingerprint_rows: pd.DataFrame  # the training rows, fingerprinted in the run
+    model_name: str
+    households: pd.DataFrame | None = None
+    later: pd.DataFrame | None = None  # the second vintage (out-of-time check), if generated
+    valid: pd.DataFrame | None = None
+    train: pd.DataFrame | None = None
+    calib: pd.DataFrame | None = None
+    holdout: pd.DataFrame | None = None
+    table: Any = None
+    train_idx: np.ndarray | None = None
+    holdout_idx: np.ndarray | None = None
+
+
+@dataclass
+class _Trained:
+    """The training stage's products, with the hold-out decisions the reports read."""
+
+    model: Any
+    reference: dict[str, Any]  # PSI/CSI reference profile of the training rows
+    holdout: pd.DataFrame
+    hold_X: pd.DataFrame
+    y_hold: np.ndarray
+    decisions: pd.DataFrame
+    grades: list[str]
+    policy_graded: np.ndarray | None = None
+    ev: dict[str, Any] | None = None  # household data: evaluate()'s output
+    models: dict[str, Any] | None = None
+
+    @property
+    def keep(self) -> np.ndarray:
+        """Hold-out rows the model scored (a table model may quarantine some)."""
+        dec = self.decisions
+        return (dec["status"] == "scored").to_numpy() if "status" in dec else np.ones(len(dec), bool)
+
+
 def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_model: bool = True,
                    score_population: bool = True) -> ExperimentResult:
     """Run one experiment end to end and return what it produced.
@@ -560,185 +612,240 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
     are skipped; training, evaluation, SHAP, the validation report, the model format,
     registration, gates and scoring are the same. ``cfg.stages`` skips SHAP, reports or
     MLflow for fast research loops (without MLflow: no registration, gates or scoring).
+
+    A table of one's own (400 loans, two features) with no tuning, SHAP, reports or MLflow:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from village_credit.config import load_config
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(400, 2))
+    >>> loans = pd.DataFrame({"income": x[:, 0], "debt": x[:, 1], "village_code": rng.integers(0, 20, 400),
+    ...                       "default_12m": (x[:, 1] - x[:, 0] + rng.normal(size=400) > 1.5).astype(int)})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     loans.to_csv(Path(tmp) / "loans.csv", index=False)
+    ...     cfg = load_config(None, {"data.source": str(Path(tmp) / "loans.csv"),
+    ...                              "output_dir": str(Path(tmp) / "out"),
+    ...                              "model.tuning.n_trials": 0, "model.tuning.timeout_s": None,
+    ...                              "model.gbm": {"n_estimators": 20, "num_leaves": 7},
+    ...                              "stages.shap": False, "stages.reports": False, "stages.mlflow": False})
+    ...     result = run_experiment(cfg)
+    >>> result.kind, [s.name for s in result.stages]
+    ('table', ['read table', 'train (estimator)', 'evaluate hold-out'])
+    >>> result.features, int(result.metrics["holdout_households"]), result.metrics["auc"] > 0.6
+    (['income', 'debt'], 74, True)
     """
-    import contextlib
-
-    import mlflow
-
-    from village_credit.registry import configure, log_evidence, log_run_context, promote
-    from village_credit.registry.pyfunc_model import log_decision_model
-    from village_credit.sources import data_source
-    from village_credit.validation import reference_profile, validation_report, write_validation_report
-
     source = data_source(cfg)
     result = ExperimentResult(config=cfg, kind=source.kind)
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    st = cfg.stages
-    stages = StageTimer(result.stages, progress, total=11 if source.has_rules else 9)
+    job = _Job(cfg, source, result, StageTimer(result.stages, progress, total=11 if source.has_rules else 9),
+               out_dir)
+    use_mlflow = bool(cfg.stages.mlflow)
     try:
-        if source.has_rules:
-            households, v2 = stages.run("load households" if cfg.data.source != "generate"
-                                        else "generate households", load_households, cfg)
-            checked = stages.run("validate", validate_households, households, require_truth=True)
-            result.quarantined_rows = checked.n_quarantined
-            if checked.n_quarantined:  # kept, not dropped: one row per problem (row, column, reason)
-                q_path = write_parquet(checked.quarantine, out_dir / "quarantine.parquet")
-                result.paths["quarantine"] = str(q_path)
-            valid = checked.valid.reset_index(drop=True)
-            if len(valid) < 500:
-                raise ConfigError(f"only {len(valid)} valid households; need at least 500")
-            population_path = out_dir / "households.parquet"
-            write_parquet(households, population_path)
-            result.paths["households"] = str(population_path)
-            from village_credit.models.splits import split_by_village
-
-            s = cfg.split
-            split = split_by_village(valid, (1 - s.calibration_share - s.holdout_share, s.calibration_share,
-                                             s.holdout_share), seed=cfg.seed)
-            train, calib, holdout = split.frames(valid)
-            fingerprint_rows = train
-            model_name = cfg.registry.model_name
-        else:
-            from village_credit.sources import load_table, split_table
-
-            table = stages.run("read table", load_table, cfg, out_dir)
-            result.quarantined_rows = table.quarantined
-            result.paths["quarantine"] = str(table.quarantine_path)
-            population_path = Path(str(cfg.data.source))
-            tr_idx, ho_idx, method = split_table(table.y, table.groups, cfg.split.holdout_share, cfg.seed)
-            result.split_method = method
-            fingerprint_rows = table.frame.iloc[tr_idx]
-            model_name = table_model_name(cfg)
-
-        use_mlflow = bool(st.mlflow)
+        data = _prepare_households(job) if source.has_rules else _prepare_table(job)
         if use_mlflow:
             configure(experiment_name=cfg.registry.experiment)
             result.tracking_uri = mlflow.get_tracking_uri()
-        ctx = mlflow.start_run(run_name=cfg.name) if use_mlflow else contextlib.nullcontext()
-        with ctx as run:
+        evidence: dict[str, Any] = {}
+        with (mlflow.start_run(run_name=cfg.name) if use_mlflow else contextlib.nullcontext()) as run:
             if run is not None:
                 result.run_id = run.info.run_id
-                log_run_context(cfg.to_dict(), cfg.seed, fingerprint_rows)
+                log_run_context(cfg.to_dict(), cfg.seed, data.fingerprint_rows)
                 mlflow.set_tag("data_source", source.kind)
-            if source.has_rules:
-                tuned = stages.run("tune (Optuna)", tune_params, train, cfg, use_mlflow)
-                models = stages.run("train blend + GBM", fit_models, train, calib, cfg, tuned)
-                blend = models["blend"]
-                feats = blend.features
-                train_points = blend.decide(train, top_k=1, eval_date=cfg.eval_date)["points"].to_numpy(float)
-                reference = reference_profile(feats.transform(train), score=train_points)
-                ev = stages.run("evaluate hold-out", evaluate, models, holdout, cfg)
-                if v2 is not None:
-                    ev["metrics"].update(out_of_time(blend, holdout, ev["decisions"]["blend"]["points"], v2, cfg))
-                result.metrics = {k: float(v) for k, v in ev["metrics"].items()}
-                hold_X = feats.transform(holdout)
-                dec = ev["decisions"]["blend"]
-                y_hold, grades = holdout["default_12m"].to_numpy(), grade_order()
-                policy_graded = dec["vetoed"].to_numpy(bool)
-            else:
-                est = stages.run("train (estimator)", train_table, table, tr_idx, cfg, use_mlflow)
-                blend = est.model_
-                result.dropped_columns = dict(est.dropped_columns_)
-                result.features = list(blend.feature_names)
-                train_frame = table.frame.iloc[tr_idx].reset_index(drop=True)
-                holdout = table.frame.iloc[ho_idx].reset_index(drop=True)
-                y_hold = table.y[ho_idx]
-                train_X = blend.features.transform(train_frame)
-                reference = reference_profile(train_X, score=blend.scaling.points_from_pd(est.oof_pd_))
-                result.metrics, dec = stages.run("evaluate hold-out", evaluate_table, blend, holdout, y_hold,
-                                                 est.oof_pd_, table.y[tr_idx])
-                result.metrics.update({"rows_read": float(table.n_read), "rows_quarantined": float(table.quarantined),
-                                       "train_rows": float(len(tr_idx)), "n_features": float(len(blend.feature_names)),
-                                       "base_rate": float(est.base_rate_)})
-                if est.tuning_best_cv_auc_ is not None:
-                    result.metrics["tuning_best_cv_auc"] = est.tuning_best_cv_auc_
-                hold_X = blend.features.transform(holdout)
-                ev = None
-                grades = [f"G{i + 1:02d}" for i in range(len(blend.metadata.get("grade_edges_pd", [])) + 1)]
-                policy_graded = None
-            blend.metadata["reference_profile"] = reference  # stored with the model for PSI/CSI later
-            keep = (dec["status"] == "scored").to_numpy() if "status" in dec else np.ones(len(dec), bool)
-
-            if st.shap:
-                if source.has_rules:
-                    from village_credit.explain import write_global_explanations
-
-                    expl = stages.run("explain (SHAP)", write_global_explanations, blend, hold_X, holdout,
-                                      out_dir / "explain")
-                else:
-                    expl = stages.run("explain (SHAP)", table_explanations, blend, hold_X, out_dir / "explain",
-                                      cfg.seed)
-                result.paths.update({f"explain_{k}" if not source.has_rules else k: str(v)
-                                     for k, v in expl.items()})
-            fair: dict[str, Any] = {}
-            if source.has_truth:
-                fair, approval, fair_paths = stages.run("fairness audit", fairness_stage, ev, holdout, cfg,
-                                                        out_dir / "fairness", train, models, valid)
-                result.outcome_support = _support_summary(fair.get("outcome_support"))
-                result.approval_by_group = approval
-                result.paths.update(fair_paths)
-            val = validation_report(
-                np.asarray(y_hold)[keep], dec["pd"].to_numpy(float)[keep], dec["points"].to_numpy(float)[keep],
-                dec["grade"].to_numpy()[keep], grades, features_df=hold_X.loc[keep] if source.has_rules
-                else hold_X.iloc[np.flatnonzero(keep)], reference_profile=reference,
-                **({"policy_graded": policy_graded[keep]} if policy_graded is not None else {}),
-                fairness_summary=_validation_support_flag(fair.get("outcome_support")),
-                repro=_validation_identity(model_name, result.run_id, holdout),
-            )
-            if st.reports:
-                val_html, val_json = write_validation_report(
-                    val, out_dir / "validation",
-                    **({} if source.has_rules else {"title": "Model validation report (table of one's own)"}))
-                result.paths.update({"validation_html": str(val_html), "validation_json": str(val_json)})
-            model_dir = blend.save(out_dir / "model")
+            train = _train_households if source.has_rules else _train_table
+            trained = train(job, data, use_mlflow)
+            if cfg.stages.shap:
+                _explain(job, trained)
+            fair = _fairness(job, data, trained) if source.has_truth else {}
+            val = _validate(job, data, trained, fair)
+            model_dir = trained.model.save(out_dir / "model")
             result.paths["model_dir"] = str(model_dir)
             if run is not None:
-                mlflow.log_metrics(result.metrics)
-                for sub in ("fairness", "validation", "explain"):
-                    if (out_dir / sub).is_dir():
-                        mlflow.log_artifacts(str(out_dir / sub), sub)
-                if result.approval_by_group is not None:
-                    mlflow.log_text(result.approval_by_group.to_csv(), "fairness/approval_by_group.csv")
-                if result.dropped_columns:
-                    mlflow.log_dict(result.dropped_columns, "data/dropped_columns.json")
-                info = stages.run("log + register model", log_decision_model, model_dir,
-                                  input_example=blend.input_example(5), registered_model_name=model_name,
-                                  top_k=cfg.top_k, **_decision_class(blend))
-                result.model_uri = info.model_uri
-                result.run_model_uri = f"runs:/{run.info.run_id}/model"
-                result.registered_model_name = model_name
-                result.model_version = str(info.registered_model_version)
-                evidence = _evidence(result.metrics, val, fair, fingerprint_rows)
-                log_evidence(evidence, run.info.run_id)
+                evidence = _log_and_register(job, data, trained, model_dir, val, fair, run.info.run_id)
         if use_mlflow and promote_model:
-            thresholds = {k: v for k, v in vars(cfg.registry.gates).items()}
-            promo = stages.run("promotion gates", promote, model_name, result.model_version, evidence, thresholds)
-            result.promoted = bool(promo.promoted)
-            result.gates = promo.to_dict()
+            _promote(job, data.model_name, evidence)
         if use_mlflow and score_population and result.promoted:
-            from village_credit.scoring import score_file
-
-            summary = stages.run("batch-score population", score_file, f"models:/{model_name}@champion",
-                                 population_path, out_dir / "scores", chunk_rows=cfg.scoring_chunk_rows,
-                                 overwrite=True, progress=False)
-            result.scoring = summary.to_dict()
-            result.paths["scores"] = str(out_dir / "scores")
-            if source.has_programme:
-                result.programme = programme_stage(households, out_dir)
-                result.paths["programme_villages"] = str(out_dir / "programme_villages.parquet")
+            _score_population(job, data)
     finally:
-        stages.close()
+        job.stages.close()
     (out_dir / "summary.json").write_text(json.dumps(result.summary_dict(), indent=2, default=str),
                                           encoding="utf-8")
     result.paths["summary"] = str(out_dir / "summary.json")
     return result
 
 
+def _prepare_households(job: _Job) -> _Data:
+    """Generate or load households, validate them (quarantine kept), split by village."""
+    cfg, result, out_dir = job.cfg, job.result, job.out_dir
+    households, later = job.stages.run("load households" if cfg.data.source != "generate"
+                                       else "generate households", load_households, cfg)
+    checked = job.stages.run("validate", validate_households, households, require_truth=True)
+    result.quarantined_rows = checked.n_quarantined
+    if checked.n_quarantined:  # kept, not dropped: one row per problem (row, column, reason)
+        q_path = write_parquet(checked.quarantine, out_dir / "quarantine.parquet")
+        result.paths["quarantine"] = str(q_path)
+    valid = checked.valid.reset_index(drop=True)
+    if len(valid) < 500:
+        raise ConfigError(f"only {len(valid)} valid households; need at least 500")
+    population_path = out_dir / "households.parquet"
+    write_parquet(households, population_path)
+    result.paths["households"] = str(population_path)
+    s = cfg.split
+    split = split_by_village(valid, (1 - s.calibration_share - s.holdout_share, s.calibration_share,
+                                     s.holdout_share), seed=cfg.seed)
+    train, calib, holdout = split.frames(valid)
+    return _Data(population_path, train, cfg.registry.model_name, households=households, later=later,
+                 valid=valid, train=train, calib=calib, holdout=holdout)
+
+
+def _prepare_table(job: _Job) -> _Data:
+    """Read a table of one's own (bad rows quarantined) and split it."""
+    cfg, result = job.cfg, job.result
+    table = job.stages.run("read table", load_table, cfg, job.out_dir)
+    result.quarantined_rows = table.quarantined
+    result.paths["quarantine"] = str(table.quarantine_path)
+    tr_idx, ho_idx, method = split_table(table.y, table.groups, cfg.split.holdout_share, cfg.seed)
+    result.split_method = method
+    return _Data(Path(str(cfg.data.source)), table.frame.iloc[tr_idx], table_model_name(cfg), table=table,
+                 train_idx=tr_idx, holdout_idx=ho_idx)
+
+
+def _train_households(job: _Job, data: _Data, use_mlflow: bool) -> _Trained:
+    """Tune, fit the blend and the baselines, evaluate them on the hold-out (and vintage 2)."""
+    cfg, train, holdout = job.cfg, data.train, data.holdout
+    tuned = job.stages.run("tune (Optuna)", tune_params, train, cfg, use_mlflow)
+    models = job.stages.run("train blend + GBM", fit_models, train, data.calib, cfg, tuned)
+    blend = models["blend"]
+    feats = blend.features
+    train_points = blend.decide(train, top_k=1, eval_date=cfg.eval_date)["points"].to_numpy(float)
+    reference = reference_profile(feats.transform(train), score=train_points)
+    ev = job.stages.run("evaluate hold-out", evaluate, models, holdout, cfg)
+    if data.later is not None:
+        ev["metrics"].update(out_of_time(blend, holdout, ev["decisions"]["blend"]["points"], data.later, cfg))
+    job.result.metrics = {k: float(v) for k, v in ev["metrics"].items()}
+    dec = ev["decisions"]["blend"]
+    blend.metadata["reference_profile"] = reference  # stored with the model for PSI/CSI later
+    return _Trained(blend, reference, holdout, feats.transform(holdout), holdout["default_12m"].to_numpy(), dec,
+                    grade_order(), policy_graded=dec["vetoed"].to_numpy(bool), ev=ev, models=models)
+
+
+def _train_table(job: _Job, data: _Data, use_mlflow: bool) -> _Trained:
+    """Fit the estimator on a table of one's own and evaluate it on the hold-out."""
+    table, tr_idx, result = data.table, data.train_idx, job.result
+    est = job.stages.run("train (estimator)", train_table, table, tr_idx, job.cfg, use_mlflow)
+    model = est.model_
+    result.dropped_columns = dict(est.dropped_columns_)
+    result.features = list(model.feature_names)
+    train_frame = table.frame.iloc[tr_idx].reset_index(drop=True)
+    holdout = table.frame.iloc[data.holdout_idx].reset_index(drop=True)
+    y_hold = table.y[data.holdout_idx]
+    train_X = model.features.transform(train_frame)
+    reference = reference_profile(train_X, score=model.scaling.points_from_pd(est.oof_pd_))
+    result.metrics, dec = job.stages.run("evaluate hold-out", evaluate_table, model, holdout, y_hold,
+                                         est.oof_pd_, table.y[tr_idx])
+    result.metrics.update({"rows_read": float(table.n_read), "rows_quarantined": float(table.quarantined),
+                           "train_rows": float(len(tr_idx)), "n_features": float(len(model.feature_names)),
+                           "base_rate": float(est.base_rate_)})
+    if est.tuning_best_cv_auc_ is not None:
+        result.metrics["tuning_best_cv_auc"] = est.tuning_best_cv_auc_
+    grades = [f"G{i + 1:02d}" for i in range(len(model.metadata.get("grade_edges_pd", [])) + 1)]
+    model.metadata["reference_profile"] = reference  # stored with the model for PSI/CSI later
+    return _Trained(model, reference, holdout, model.features.transform(holdout), y_hold, dec, grades)
+
+
+def _explain(job: _Job, trained: _Trained) -> None:
+    """Global SHAP explanations of the hold-out (plots and tables under ``explain/``)."""
+    out = job.out_dir / "explain"
+    if job.source.has_rules:
+        expl = job.stages.run("explain (SHAP)", write_global_explanations, trained.model, trained.hold_X,
+                              trained.holdout, out)
+    else:
+        expl = job.stages.run("explain (SHAP)", table_explanations, trained.model, trained.hold_X, out,
+                              job.cfg.seed)
+    job.result.paths.update({f"explain_{k}" if not job.source.has_rules else k: str(v) for k, v in expl.items()})
+
+
+def _fairness(job: _Job, data: _Data, trained: _Trained) -> dict[str, Any]:
+    """The fairness audit of the hold-out decisions (needs the ground truth)."""
+    fair, approval, fair_paths = job.stages.run("fairness audit", fairness_stage, trained.ev, trained.holdout,
+                                                job.cfg, job.out_dir / "fairness", data.train, trained.models,
+                                                data.valid)
+    job.result.outcome_support = _support_summary(fair.get("outcome_support"))
+    job.result.approval_by_group = approval
+    job.result.paths.update(fair_paths)
+    return fair
+
+
+def _validate(job: _Job, data: _Data, trained: _Trained, fair: dict[str, Any]) -> dict[str, Any]:
+    """The validation report's figures on the scored hold-out rows (and its files, if reports are on)."""
+    keep, dec, has_rules = trained.keep, trained.decisions, job.source.has_rules
+    val = validation_report(
+        np.asarray(trained.y_hold)[keep], dec["pd"].to_numpy(float)[keep], dec["points"].to_numpy(float)[keep],
+        dec["grade"].to_numpy()[keep], trained.grades, features_df=trained.hold_X.loc[keep] if has_rules
+        else trained.hold_X.iloc[np.flatnonzero(keep)], reference_profile=trained.reference,
+        **({"policy_graded": trained.policy_graded[keep]} if trained.policy_graded is not None else {}),
+        fairness_summary=_validation_support_flag(fair.get("outcome_support")),
+        repro=_validation_identity(data.model_name, job.result.run_id, trained.holdout),
+    )
+    if job.cfg.stages.reports:
+        val_html, val_json = write_validation_report(
+            val, job.out_dir / "validation",
+            **({} if has_rules else {"title": "Model validation report (table of one's own)"}))
+        job.result.paths.update({"validation_html": str(val_html), "validation_json": str(val_json)})
+    return val
+
+
+def _log_and_register(job: _Job, data: _Data, trained: _Trained, model_dir: Path, val: dict[str, Any],
+                      fair: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """Log metrics and reports to the run, log and register the model; returns the gates' evidence."""
+    result, out_dir, model = job.result, job.out_dir, trained.model
+    mlflow.log_metrics(result.metrics)
+    for sub in ("fairness", "validation", "explain"):
+        if (out_dir / sub).is_dir():
+            mlflow.log_artifacts(str(out_dir / sub), sub)
+    if result.approval_by_group is not None:
+        mlflow.log_text(result.approval_by_group.to_csv(), "fairness/approval_by_group.csv")
+    if result.dropped_columns:
+        mlflow.log_dict(result.dropped_columns, "data/dropped_columns.json")
+    info = job.stages.run("log + register model", log_decision_model, model_dir,
+                          input_example=model.input_example(5), registered_model_name=data.model_name,
+                          top_k=job.cfg.top_k, **_decision_class(model))
+    result.model_uri = info.model_uri
+    result.run_model_uri = f"runs:/{run_id}/model"
+    result.registered_model_name = data.model_name
+    result.model_version = str(info.registered_model_version)
+    evidence = _evidence(result.metrics, val, fair, data.fingerprint_rows)
+    log_evidence(evidence, run_id)
+    return evidence
+
+
+def _promote(job: _Job, model_name: str, evidence: dict[str, Any]) -> None:
+    """The promotion gates on the registered version (champion if every gate passes)."""
+    thresholds = {k: v for k, v in vars(job.cfg.registry.gates).items()}
+    promo = job.stages.run("promotion gates", promote, model_name, job.result.model_version, evidence,
+                           thresholds)
+    job.result.promoted = bool(promo.promoted)
+    job.result.gates = promo.to_dict()
+
+
+def _score_population(job: _Job, data: _Data) -> None:
+    """Batch-score the population with the champion (and the programme report, if it has one)."""
+    result, out_dir = job.result, job.out_dir
+    summary = job.stages.run("batch-score population", score_file, f"models:/{data.model_name}@champion",
+                             data.population_path, out_dir / "scores", chunk_rows=job.cfg.scoring_chunk_rows,
+                             overwrite=True, progress=False)
+    result.scoring = summary.to_dict()
+    result.paths["scores"] = str(out_dir / "scores")
+    if job.source.has_programme:
+        result.programme = programme_stage(data.households, out_dir)
+        result.paths["programme_villages"] = str(out_dir / "programme_villages.parquet")
+
+
 def _decision_class(model: Any) -> dict[str, str]:
     """A group-recalibrated blend loads through its own class (``recalibration.json``)."""
-    from village_credit.validation.recalibration import DECISION_CLASS, RecalibratedDecisionModel
-
     return {"decision_class": DECISION_CLASS} if isinstance(model, RecalibratedDecisionModel) else {}
 
 
@@ -768,9 +875,6 @@ def _validation_support_flag(sup: dict[str, Any] | None) -> dict[str, Any] | Non
 
 def programme_stage(households: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
     """Credit village / credit township report for the scored population (NPL from the truth)."""
-    from village_credit.rules import programme_report
-    from village_credit.scoring import read_decisions
-
     decisions = read_decisions(out_dir / "scores")
     outcome = households.set_index("household_id")["default_12m"]
     merged = decisions.assign(default_12m=decisions["household_id"].map(outcome).to_numpy())
@@ -787,8 +891,6 @@ def _evidence(m: dict[str, float], val: dict[str, Any], fairness: dict[str, Any]
     A table model has no fairness audit (no household groups): its fairness evidence is
     empty and the fairness gates fail with "evidence missing", never a silent pass.
     """
-    from village_credit.registry import data_fingerprint
-
     stab = val.get("stability") or {}
     csi = stab.get("csi")
     max_csi = float(csi["csi"].max()) if csi is not None and len(csi) else None

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
 
 @dataclass
 class Stage:
@@ -26,8 +28,6 @@ class StageTimer:
         self.stages = stages
         self.progress = None
         if show:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
             self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
             self.progress.start()

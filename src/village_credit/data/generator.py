@@ -778,7 +778,8 @@ def write_synthetic(config: GeneratorConfig, path: str | Path, chunk_rows: int =
     tmp = p.with_name(f".{p.name}.tmp")
     bar = None
     if progress:
-        from rich.progress import Progress  # optional nicety, imported lazily
+        # lazy: rich is not a scoring requirement, and the logged model imports data/
+        from rich.progress import Progress
 
         bar = Progress(transient=True)
         bar.start()

@@ -45,8 +45,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
+import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from village_credit.errors import ConfigError, SchemaError
 from village_credit.models.decision import FORMAT, DecisionModel
@@ -126,8 +128,6 @@ def load_decision_model(model: Any) -> Any:
                           f"got {type(model).__name__}")
     text = str(model)
     if isinstance(model, str) and _URI.match(text) and not text.startswith("file:"):
-        import mlflow
-
         with tempfile.TemporaryDirectory(prefix="vc-explain-") as tmp:
             try:
                 local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=tmp))
@@ -161,8 +161,6 @@ def reasons_arrow_schema(form: Form = "long", top_k: int = 3) -> Any:
     >>> reasons_arrow_schema("wide", top_k=1).names[-4:]
     ['up_1_code', 'up_1_label_en', 'up_1_label_zh', 'up_1_points']
     """
-    import pyarrow as pa
-
     if form == "long":
         return pa.schema([("household_id", pa.string()), ("row", pa.int64()), ("rank", pa.int64()),
                           ("direction", pa.string()), ("kind", pa.string()), ("code", pa.string()),

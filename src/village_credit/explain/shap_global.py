@@ -32,12 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
+import matplotlib.pyplot as plt
+import mlflow
 import numpy as np
 import pandas as pd
+import shap
 from numpy.typing import NDArray
 
 from village_credit.data.groups import ELDERLY_AGE, PROTECTED_ATTRIBUTES
 from village_credit.errors import ConfigError, SchemaError, VillageCreditError
+from village_credit.models.features import spec_for
 from village_credit.reporting.displays import (
     CJK_FONT_HINT,
     GroupImportanceDisplay,
@@ -77,8 +82,6 @@ def feature_labels(names: Sequence[str], lang: str = "en") -> dict[str, str]:
     >>> feature_labels(["land_mu", "my_own_column"])
     {'land_mu': 'Land', 'my_own_column': 'my_own_column'}
     """
-    from village_credit.models.features import spec_for
-
     out: dict[str, str] = {}
     for n in names:
         try:
@@ -133,8 +136,6 @@ class GlobalShap:
 
     def labelled(self, labels: Mapping[str, str] | None = None) -> Any:
         """A copy of the explanation whose feature names are human labels (for plots)."""
-        import shap
-
         lab = dict(labels) if labels is not None else feature_labels(self.feature_names)
         e = self.explanation
         return shap.Explanation(values=e.values, base_values=e.base_values, data=e.data,
@@ -143,8 +144,6 @@ class GlobalShap:
 
 def _booster(model: Any) -> Any:
     """The LightGBM booster of a Booster, an LGBMDefaultModel/LGBMClassifier or a DecisionModel."""
-    import lightgbm as lgb
-
     if isinstance(model, lgb.Booster):
         return model
     for attr in ("booster_", "booster"):
@@ -180,8 +179,6 @@ def global_shap(booster_or_model: Any, X: pd.DataFrame, sample: int | None = 500
     >>> len(shap_values.used_features()) > 0  # features the trees split on
     True
     """
-    import shap
-
     booster = _booster(booster_or_model)
     if not isinstance(X, pd.DataFrame):
         raise SchemaError(f"global_shap expects the feature frame as a DataFrame, got {type(X).__name__}")
@@ -336,8 +333,6 @@ def features_tied_to(X: pd.DataFrame, households: pd.DataFrame, attribute: str,
 
 # ----------------------------------------------------------------------------- plots
 def _new_pyplot_figure(width: float, height: float) -> tuple[Any, Any]:
-    import matplotlib.pyplot as plt
-
     fig = plt.figure(figsize=(width, height))
     ax = fig.add_subplot(1, 1, 1)
     return fig, ax
@@ -349,8 +344,6 @@ def _finish(fig: Any, path: str | Path | None, dpi: int = 110, notice: str | Non
     Chinese text is drawn with the installed CJK font; ``notice`` (the English fallback
     hint) is printed under the chart.
     """
-    import matplotlib.pyplot as plt
-
     use_cjk_font(fig)
     if notice:
         fig.text(0.01, 0.005, notice, fontsize=7, color="#8a1010")
@@ -405,8 +398,6 @@ def plot_beeswarm(shap_values: Any, max_display: int = 15, path: str | Path | No
     >>> type(fig).__name__
     'Figure'
     """
-    import shap
-
     gs = _as_global(shap_values)
     labels, notice = _drawable_labels(gs, labels)
     fig, ax = _new_pyplot_figure(9, 0.4 * min(max_display, len(gs.feature_names)) + 2)
@@ -436,8 +427,6 @@ def plot_bar(shap_values: Any, max_display: int = 15, path: str | Path | None = 
     >>> type(fig).__name__
     'Figure'
     """
-    import shap
-
     gs = _as_global(shap_values)
     labels, notice = _drawable_labels(gs, labels)
     fig, ax = _new_pyplot_figure(9, 0.4 * min(max_display, len(gs.feature_names)) + 2)
@@ -467,8 +456,6 @@ def plot_dependence(shap_values: Any, feature: str, path: str | Path | None = No
     >>> type(fig).__name__
     'Figure'
     """
-    import shap
-
     gs = _as_global(shap_values)
     if feature not in gs.feature_names:
         raise SchemaError(f"feature {feature!r} is not in the SHAP values ({len(gs.feature_names)} features)")
@@ -640,8 +627,6 @@ def log_to_mlflow(paths: Mapping[str, Path] | Sequence[Path], artifact_path: str
     silently starting an orphan run. mlflow is imported here so the explain layer does
     not depend on it.
     """
-    import mlflow
-
     files = list(paths.values()) if isinstance(paths, Mapping) else list(paths)
     if run_id is None:
         run = mlflow.active_run()

@@ -34,6 +34,7 @@ with wide intervals.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -273,8 +274,6 @@ def _boot_group_stats(
 
 def _pct_ci(reps: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(all="ignore"):
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             lo = np.nanquantile(reps, alpha / 2, axis=0)
@@ -284,8 +283,6 @@ def _pct_ci(reps: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _range_ratio(rates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per replicate: min/max ratio and max-min difference over the group axis."""
-    import warnings
-
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         mx = np.nanmax(rates, axis=-1)
@@ -443,8 +440,6 @@ def fairness_audit(
                 continue
             mask = np.isin(groups, kept)
             sf = groups[mask]
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 dpr = float(demographic_parity_ratio(y_good[mask], y_pred[mask], sensitive_features=sf))

@@ -30,12 +30,16 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from fairlearn.postprocessing import ThresholdOptimizer
+from fairlearn.reductions import DemographicParity, EqualizedOdds, ExponentiatedGradient
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import roc_auc_score
 
 from village_credit.fairness.audit import DecisionSystem, _arr
 from village_credit.fairness.equal_risk import equal_risk_gaps
 from village_credit.fairness.groups import FairnessInputError, check_sensitive
+from village_credit.rules.engine import score_rules
+from village_credit.rules.policy import load_policy
 
 Constraint = Literal["demographic_parity", "equalized_odds", "true_positive_rate_parity",
                      "false_positive_rate_parity", "selection_rate_parity"]
@@ -100,8 +104,6 @@ def policy_change_systems(
     >>> without_cut.name, f"{without_cut.approved.mean():.3f}"  # elderly households approved too
     ('policy:jinxiang_2022_no_age_cutoff', '0.855')
     """
-    from village_credit.rules import load_policy, score_rules  # rules sit below fairness
-
     out = []
     for name in policies:
         dec = score_rules(households, load_policy(name), eval_date).decisions
@@ -145,8 +147,6 @@ def threshold_optimizer_system(
     >>> bool(abs(rates["60+"] - rates["<60"]) < 0.05)  # demographic parity: equal approval rates
     True
     """
-    from fairlearn.postprocessing import ThresholdOptimizer
-
     sf = np.asarray(sensitive_features.to_numpy() if isinstance(sensitive_features, pd.Series)
                     else sensitive_features).astype(str)
     n = len(sf)
@@ -197,8 +197,6 @@ def reduction_system(
     give a cost-sensitive estimator (e.g. ``class_weight="balanced"``): the reduction
     minimises error, and an unweighted learner simply approves everyone.
     """
-    from fairlearn.reductions import DemographicParity, EqualizedOdds, ExponentiatedGradient
-
     sf = np.asarray(sensitive_features.to_numpy() if isinstance(sensitive_features, pd.Series)
                     else sensitive_features).astype(str)
     n = len(sf)

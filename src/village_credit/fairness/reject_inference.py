@@ -45,6 +45,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from lightgbm import LGBMClassifier
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
@@ -59,8 +60,6 @@ _EPS = 1e-6
 
 def default_model_factory(seed: int = 0) -> Callable[[], Any]:
     """A small, single-threaded LightGBM classifier (the machine is shared)."""
-    from lightgbm import LGBMClassifier
-
     def make() -> Any:
         return LGBMClassifier(n_estimators=150, learning_rate=0.05, num_leaves=15,
                               min_child_samples=40, subsample=0.8, subsample_freq=1,

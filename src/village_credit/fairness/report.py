@@ -41,8 +41,16 @@ import numpy as np
 import pandas as pd
 
 from village_credit.data.groups import AGE_BANDS, ELDERLY_AGE
-from village_credit.fairness.audit import ALL_GROUP, AuditResult, records
-from village_credit.fairness.equal_risk import TARGET_GAP, EqualRiskResult
+from village_credit.fairness.audit import (
+    ALL_GROUP,
+    AuditResult,
+    DecisionSystem,
+    fairness_audit,
+    records,
+)
+from village_credit.fairness.equal_risk import TARGET_GAP, EqualRiskResult, equal_risk_gaps
+from village_credit.fairness.groups import FairnessInputError, sensitive_frame
+from village_credit.fairness.mitigation import policy_change_systems, tradeoff_table
 from village_credit.reporting.displays import (
     ApprovalByGroupDisplay,
     EqualRiskDisplay,
@@ -449,8 +457,6 @@ def write_fairness_report(
 
 def align_decisions(households: pd.DataFrame, decisions: pd.DataFrame, name: str) -> pd.DataFrame:
     """Put a decisions frame in the households' row order (by ``household_id`` when both have it)."""
-    from village_credit.fairness.groups import FairnessInputError
-
     if "household_id" in decisions.columns and "household_id" in households.columns:
         d = decisions.drop_duplicates("household_id").set_index("household_id")
         missing = ~households["household_id"].isin(d.index)
@@ -487,11 +493,6 @@ def run_fairness(
     "html", "json"}`` (paths None when ``out_dir`` is None). ``progress``: called
     ``(step, done, total)`` before each step (:mod:`village_credit.reporting.progress`).
     """
-    from village_credit.fairness.audit import DecisionSystem, fairness_audit
-    from village_credit.fairness.equal_risk import equal_risk_gaps
-    from village_credit.fairness.groups import FairnessInputError, sensitive_frame
-    from village_credit.fairness.mitigation import policy_change_systems, tradeoff_table
-
     hh = households.reset_index(drop=True)
     if "default_12m" not in hh.columns:
         raise FairnessInputError("households lack 'default_12m' (the observed outcome) needed by the audit")

@@ -39,15 +39,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from village_credit.errors import ConfigError, SchemaError
 from village_credit.models.coefficients import STRATEGIES, BlendCoefficients
 from village_credit.models.decision import DecisionModel
+from village_credit.models.features import HouseholdFeatures
+from village_credit.models.gbm import LGBMDefaultModel
 from village_credit.models.scaling import PointsScaling
 from village_credit.models.support import NEUTRALISED_KEY, constant_items, neutralise_items
+from village_credit.rules.engine import score_rules
+from village_credit.rules.policy import load_policy
 
 DEFAULT_GBM_PARAMS: dict[str, Any] = {
     "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 8, "min_child_samples": 40,
@@ -123,8 +129,6 @@ def logistic_fit(Z: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = N
 
 
 def _gbm_for(strategy: str, gbm_params: dict[str, Any] | None, features: Any, seed: int) -> Any:
-    from village_credit.models.gbm import LGBMDefaultModel
-
     params = {**DEFAULT_GBM_PARAMS, **(gbm_params or {})}
     params.setdefault("random_state", seed)
     if "monotone_constraints" not in params and hasattr(features, "monotone_constraints"):
@@ -142,8 +146,6 @@ def _gbm_for(strategy: str, gbm_params: dict[str, Any] | None, features: Any, se
 
 def _rule_points(households: pd.DataFrame, policy: Any, eval_date: Any,
                  neutral: dict[str, dict[str, Any]] | None = None) -> NDArray[np.float64]:
-    from village_credit.rules.engine import score_rules
-
     rs = score_rules(households, policy, eval_date)
     return neutralise_items(rs.items, neutral).to_numpy(dtype=np.float64).sum(axis=1)
 
@@ -156,12 +158,8 @@ def _policy_and_features(strategy: str, policy: Any, features: Any) -> tuple[Any
         raise ConfigError(f"blend strategy {strategy!r} needs a policy (use 'gbm_only' without rules)")
     pol = None
     if policy is not None:
-        from village_credit.rules.policy import load_policy
-
         pol = load_policy(policy)
     if features is None:
-        from village_credit.models.features import HouseholdFeatures
-
         features = HouseholdFeatures()
     return pol, features
 
@@ -284,8 +282,6 @@ def fit_blend(
     item_means: dict[str, float] | None = None
     R_tr = R_ca = None
     if strategy != "gbm_only":
-        from village_credit.rules.engine import score_rules
-
         items_tr = score_rules(households_train, pol, eval_date).items
         neutral = _neutral_spec(neutralise_constant_items, items_tr, households_train)
         items_tr = neutralise_items(items_tr, neutral)
@@ -297,8 +293,6 @@ def fit_blend(
     init = None if strategy in ("gbm_only", "stacking") else a + b * R_tr
     gbm.fit(X_tr, y_tr, init_score=init, sample_weight=sample_weight_train)
     coef = blend_coefficients(strategy, a, b, detail, R_ca, gbm.raw_score(X_ca), y_ca, sample_weight_calib)
-
-    import lightgbm as lgb
 
     booster = lgb.Booster(model_str=gbm.booster_.model_to_string(num_iteration=gbm.best_iteration_))
     meta = dict(metadata or {})
@@ -323,8 +317,6 @@ def fit_blend(
 
 def cv_folds(y: NDArray[np.float64], n_splits: int, seed: int, groups: Any = None) -> list[tuple[Any, Any]]:
     """Stratified (and, with ``groups``, group-disjoint) folds; fewer when a class is rare."""
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
     n_min = int(min(np.sum(y == 0), np.sum(y == 1)))
     k = int(min(n_splits, n_min))
     if k < 2:
@@ -368,8 +360,6 @@ def fit_blend_cv(
     item_means: dict[str, float] | None = None
     R = None
     if strategy != "gbm_only":
-        from village_credit.rules.engine import score_rules
-
         items = score_rules(households, pol, eval_date).items
         neutral = _neutral_spec(neutralise_constant_items, items, households)
         items = neutralise_items(items, neutral)
@@ -388,8 +378,6 @@ def fit_blend_cv(
     gbm = _gbm_for(strategy, gbm_params, features, seed)
     gbm.fit(X, yv, init_score=init, sample_weight=w)
     oof_logit = coef.logit(np.zeros(len(yv)) if R is None else R, oof)
-
-    import lightgbm as lgb
 
     booster = lgb.Booster(model_str=gbm.booster_.model_to_string(num_iteration=gbm.best_iteration_))
     meta = dict(metadata or {})

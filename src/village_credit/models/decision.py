@@ -23,15 +23,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from village_credit.data.generator import GeneratorConfig, generate_households
+from village_credit.data.schema import SCHEMA, TRUTH_COLUMNS
+from village_credit.data.validation import validate_households
 from village_credit.errors import ConfigError, SchemaError
 from village_credit.models.additive import TreeContributions
 from village_credit.models.coefficients import BlendCoefficients
+from village_credit.models.features import FeatureSpec, HouseholdFeatures, spec_for
 from village_credit.models.reasons import compact_strings, reasons_long, top_reasons
 from village_credit.models.scaling import PointsScaling, sigmoid
+from village_credit.models.support import NEUTRALISED_KEY, neutralise_items
+from village_credit.rules.engine import score_rules
+from village_credit.rules.policy import Policy
 
 FORMAT = "village-credit/decision-model/1"
 RULE_PREFIX = "rule:"
@@ -85,8 +93,6 @@ def _feature_from_config(cfg: dict[str, Any]) -> Any:
     cls = _import(cfg["class"])
     params = dict(cfg.get("params", {}))
     if params.get("specs") is not None:
-        from village_credit.models.features import FeatureSpec
-
         params["specs"] = [FeatureSpec(**{**d, "categories": tuple(d.get("categories", ()))})
                            for d in params["specs"]]
         obj = cls(**params)
@@ -150,8 +156,6 @@ class DecisionModel:
         means = item_means or {}
         self.item_means = {c: float(means.get(c, 0.0)) for c in self.item_codes}
         self.labels = labels if labels is not None else self._build_labels()
-        from village_credit.models.features import HouseholdFeatures
-
         self.validate = isinstance(features, HouseholdFeatures) if validate is None else bool(validate)
         self._explainer: TreeContributions | None = None
 
@@ -176,8 +180,6 @@ class DecisionModel:
             try:
                 s = self.features.spec_for(f)
             except Exception:  # unfitted transformer or unknown name: the shared specs
-                from village_credit.models.features import spec_for
-
                 try:
                     s = spec_for(f)
                 except KeyError:
@@ -195,8 +197,6 @@ class DecisionModel:
     @property
     def input_columns(self) -> list[str]:
         """Columns a scoring input must have (schema input columns; ground truth excluded)."""
-        from village_credit.data.schema import SCHEMA
-
         if self.validate:
             return list(SCHEMA.input_columns)
         return list(self.metadata.get("input_columns", self.feature_names))
@@ -211,9 +211,6 @@ class DecisionModel:
         if not self.validate and self.metadata.get("input_example"):
             ex = pd.DataFrame(self.metadata["input_example"])
             return pd.concat([ex] * (int(n) // len(ex) + 1), ignore_index=True).head(int(n))
-        from village_credit.data.generator import GeneratorConfig, generate_households
-        from village_credit.data.schema import TRUTH_COLUMNS
-
         df = generate_households(GeneratorConfig(n_households=max(int(n), 200), seed=INPUT_EXAMPLE_SEED))
         df = df.drop(columns=[c for c in TRUTH_COLUMNS if c in df.columns]).head(int(n))
         return df.reset_index(drop=True)
@@ -249,8 +246,6 @@ class DecisionModel:
                 return df, reasons
             reasons = np.asarray(problems(df), dtype=object)
             return df.loc[reasons == ""], reasons
-        from village_credit.data.validation import validate_households
-
         res = validate_households(df)
         valid = res.valid
         bad = np.setdiff1d(np.arange(len(df)), valid.index.to_numpy(dtype=np.int64))
@@ -299,12 +294,8 @@ class DecisionModel:
         veto_codes = np.full(nv, "", dtype=object)
         inel_codes = np.full(nv, "", dtype=object)
         if self.policy is not None and nv:
-            from village_credit.rules.engine import score_rules
-
             rs = score_rules(valid, self.policy, eval_date)
             if n_items:
-                from village_credit.models.support import NEUTRALISED_KEY, neutralise_items
-
                 items = neutralise_items(rs.items[self.item_codes], self.metadata.get(NEUTRALISED_KEY)
                                          ).to_numpy(dtype=np.float64)
                 means = np.array([self.item_means[c] for c in self.item_codes])
@@ -531,8 +522,6 @@ class DecisionModel:
     @classmethod
     def load(cls, path: str | Path) -> DecisionModel:
         """Read a directory written by :meth:`save` (plain files; no pickles)."""
-        import lightgbm as lgb
-
         d = Path(path)
         try:
             spec = json.loads((d / "model.json").read_text(encoding="utf-8"))
@@ -547,8 +536,6 @@ class DecisionModel:
                               "village_credit.validation.recalibration.RecalibratedDecisionModel")
         policy = None
         if spec.get("has_policy"):
-            from village_credit.rules.policy import Policy
-
             policy = Policy.from_yaml_text((d / "policy.yaml").read_text(encoding="utf-8"),
                                            source=str(d / "policy.yaml"))
         model = cls(

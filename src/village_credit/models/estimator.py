@@ -46,8 +46,18 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from village_credit.data.schema import months_in, personal_columns
 from village_credit.errors import ConfigError
+from village_credit.models.blend import fit_blend, fit_blend_cv
+from village_credit.models.features import (
+    GenericFeatures,
+    HouseholdFeatures,
+    category_keys,
+    load_feature_specs,
+    specs_from_frame,
+)
 from village_credit.models.scaling import PointsScaling, logit, sigmoid
+from village_credit.models.tuning import tune
 
 __all__ = ["EXPECTED_FAILED_CHECKS", "MAX_CATEGORY_SHARE", "CreditScoreClassifier"]
 
@@ -85,8 +95,6 @@ def _default_gbm(n: int) -> dict[str, Any]:
 
 def _spec_mapping(features: Any) -> dict[str, Any]:
     """A feature spec given as a path, a mapping or a list of feature entries -> the mapping."""
-    from village_credit.models.features import load_feature_specs
-
     if isinstance(features, (str, Path)):
         return load_feature_specs(features)
     if isinstance(features, Mapping):
@@ -231,15 +239,10 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
             return False
         if self.policy is not None:
             return True
-        from village_credit.data.schema import months_in
-
         return months_in([str(c) for c in X.columns]) > 0 and "education" in X.columns
 
     def _table_transformer(self, X: pd.DataFrame) -> Any:
         """Spec-driven features; every column left out is recorded in ``dropped_columns_`` with why."""
-        from village_credit.data.schema import personal_columns
-        from village_credit.models.features import GenericFeatures, specs_from_frame
-
         spec = {} if self.features is None else _spec_mapping(self.features)
         listed = {str(f["name"]) for f in spec.get("features", []) or []}
         protected = [str(c) for c in spec.get("protected", []) or []]
@@ -309,9 +312,6 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
         of cross-fitting (the household runner's village-grouped calibration split; the
         trees then see only ``X``). ``metadata`` is stored with the model as given.
         """
-        from village_credit.models.blend import fit_blend, fit_blend_cv
-        from village_credit.models.features import HouseholdFeatures
-
         frame = self._frame(X, reset=True)
         yv = self._labels(y)
         if len(yv) != len(frame):
@@ -381,8 +381,6 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
 
     def _tune(self, transformer: Any, frame: pd.DataFrame, y: np.ndarray, groups: Any,
               params: dict[str, Any]) -> dict[str, Any]:
-        from village_credit.models.tuning import tune
-
         t = clone(transformer)
         Xf = t.fit_transform(frame)
         base = {k: v for k, v in params.items() if k not in ("n_estimators",)}
@@ -406,8 +404,6 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
             col = frame[s.name]
             if s.kind == "categorical":
                 row[s.name] = [s.categories[0] if s.categories else None]
-                from village_credit.models.features import category_keys
-
                 counts = category_keys(col).value_counts()
                 if len(counts):
                     row[s.name] = [str(counts.index[0])]

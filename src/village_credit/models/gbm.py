@@ -30,6 +30,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from village_credit.errors import ConfigError
+from village_credit.models.features import spec_for
 
 MonotoneArg = Sequence[int] | Mapping[str, int] | str | None
 
@@ -120,8 +121,6 @@ class LGBMDefaultModel(ClassifierMixin, BaseEstimator):
         if isinstance(mc, str):
             if mc != "spec":
                 raise ConfigError(f"monotone_constraints: expected 'spec', a list or a mapping, got {mc!r}")
-            from village_credit.models.features import spec_for
-
             out = []
             for n in names:
                 try:

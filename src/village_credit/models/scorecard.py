@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from optbinning import BinningProcess, Scorecard
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
@@ -112,8 +113,6 @@ class ScorecardModel(ClassifierMixin, BaseEstimator):
             return "auto"
 
     def fit(self, X: pd.DataFrame, y: Any) -> ScorecardModel:
-        from optbinning import BinningProcess, Scorecard
-
         if not isinstance(X, pd.DataFrame):
             raise SchemaError("ScorecardModel.fit: X must be a pandas DataFrame with named feature columns")
         if self.pdo <= 0 or self.base_odds <= 0:

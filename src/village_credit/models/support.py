@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from village_credit.rules.engine import score_rules
+from village_credit.rules.policy import load_policy
+
 __all__ = ["NEUTRALISED_KEY", "constant_items", "neutral_items_for", "neutralise_items"]
 
 NEUTRALISED_KEY = "neutralised_items"
@@ -64,9 +67,6 @@ def constant_items(items: pd.DataFrame, observed: Any = None, min_varied: int = 
 def neutral_items_for(households: pd.DataFrame, policy: Any, observed: Any, eval_date: Any = None,
                       min_varied: int = 1, max_observed_share: float = 0.1) -> dict[str, dict[str, Any]]:
     """:func:`constant_items` of ``policy``'s rule items over ``households`` (observed or not)."""
-    from village_credit.rules.engine import score_rules
-    from village_credit.rules.policy import load_policy
-
     items = score_rules(households, load_policy(policy), eval_date).items
     return constant_items(items, observed, min_varied=min_varied, max_observed_share=max_observed_share)
 

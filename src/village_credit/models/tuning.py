@@ -184,7 +184,7 @@ def tune(
     mlflow = None
     callbacks: list[Any] = []
     if log_to_mlflow:
-        import mlflow as _mlflow  # lazy: models must not need mlflow at import time
+        import mlflow as _mlflow  # lazy: models must not need mlflow at import time (test_tuning)
 
         mlflow = _mlflow
         callbacks.append(_mlflow_trial_logger(mlflow))

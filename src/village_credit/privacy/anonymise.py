@@ -57,14 +57,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from village_credit.data.groups import age_band
+from village_credit.data.io import guess_delimiter, refuse_duplicate_names, write_parquet
 from village_credit.data.schema import SCHEMA, HouseholdSchema, months_in
+from village_credit.data.validation import validate_households
 from village_credit.errors import DataReadError
 from village_credit.privacy.errors import KAnonymityError, RawEncodingError, RawSchemaError
-from village_credit.privacy.kanon import diversity_table
+from village_credit.privacy.kanon import diversity_table, k_anonymity
 from village_credit.privacy.pseudonym import key_fingerprint, load_key, pseudonymise
 from village_credit.privacy.raw_records import DERIVED_COLUMNS, RAW_HEADER_ALIASES, RAW_PII_COLUMNS
 from village_credit.privacy.recoding import BandHierarchy, LocationHierarchy, local_recode
 from village_credit.privacy.resident_id import parse_resident_ids
+from village_credit.privacy.risk import anonymeter_available, attack_risk, syntactic_risk
 from village_credit.privacy.threat_model import DEFAULT_PRIVACY_CONFIG, PrivacyConfig
 
 DEFAULT_QUASI_IDENTIFIERS: tuple[str, ...] = DEFAULT_PRIVACY_CONFIG.qis
@@ -130,8 +134,6 @@ def read_raw(path: str | os.PathLike[str], encoding: str | None = None) -> tuple
         raise RawEncodingError(f"{p}: Excel files are not read directly; save the sheet as CSV "
                                "(keep the ID number column as text)")
     text, used = decode_bytes(p.read_bytes(), str(p), encoding)
-    from village_credit.data.io import guess_delimiter, refuse_duplicate_names
-
     first_line = text.split("\n", 1)[0].lstrip("\ufeff").rstrip("\r")
     sep = "\t" if suffix == ".tsv" else guess_delimiter(first_line)
     try:  # the data layer's rules: delimiter as sniffed, a header name given twice is refused
@@ -276,8 +278,6 @@ def _validate(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     Returns the valid rows (typed, index kept) and, per bad row's index label, its
     problems as ``'column: reason; ...'`` (the validation's ``value`` is not copied).
     """
-    from village_credit.data.validation import validate_households
-
     res = validate_households(df)
     if res.n_quarantined == 0:
         return res.valid, pd.Series([], dtype="string")
@@ -294,8 +294,6 @@ def suppression_by_group(households: pd.DataFrame, suppressed: pd.Series) -> dic
     The groups are the fairness audit's own (fairness/groups.py), so "who loses records to
     anonymisation" is measured on the groups the audit reports on.
     """
-    from village_credit.data.groups import age_band
-
     out: dict[str, dict[str, dict[str, float]]] = {}
     if not len(households):
         return {"age_band": {}, "formerly_poor": {}}
@@ -339,8 +337,6 @@ def measure_attack_risk(households: pd.DataFrame, qis: Sequence[str], k: int,
     released, to tell what the release leaks about its own households from what it says
     about anyone.
     """
-    from village_credit.privacy.risk import anonymeter_available, attack_risk
-
     if not anonymeter_available():
         return attack_risk(households, households, households, qis, secret)
     if len(households) < 4 * k:
@@ -407,6 +403,69 @@ def anonymise(
     hier = {**cfg.hierarchies, **(hierarchies or {})}
     if not 0 <= max_suppression <= 1:
         raise KAnonymityError(f"max_suppression must be within 0..1, got {max_suppression}")
+    raw, original_names, schema, notes = _raw_columns(raw, source, eval_date)
+    qis = list(quasi_identifiers)
+    unknown_qi = [q for q in qis if q not in schema.names]
+    if unknown_qi:
+        raise RawSchemaError(f"{source}: quasi-identifier(s) not in the household schema: {unknown_qi}")
+    n_in = len(raw)
+    keep_cols = [c for c in schema.names if c in raw.columns and c not in DERIVED_COLUMNS]
+    dropped = [c for c in raw.columns if c not in keep_cols]  # includes replaced derived columns
+
+    hh, parsed, reasons = _households_from_ids(raw, key, eval_date, keep_cols, schema, source)  # 1.
+    ok = reasons.isna()  # before validation: the rows whose resident ID was usable
+    hh, rounded = _validate_and_round(hh, reasons, amount_rounding, schema)  # 2.
+    rec, released = _recode(hh, qis, k, hier, notes)  # 3.
+    suppressed_idx = rec.suppressed[rec.suppressed].index
+    l_value, n_l1, n_classes = _class_counts(released, qis, sensitive)
+    by_group = suppression_by_group(hh, rec.suppressed)
+    if len(hh) and len(suppressed_idx) > max_suppression * len(hh):
+        notes.append(f"{len(suppressed_idx)} households suppressed ({len(suppressed_idx) / len(hh):.1%}), "
+                     f"more than max_suppression {max_suppression:.0%}: cells of exact quasi-identifier "
+                     f"values smaller than k={k}")
+    sens = [sensitive] if sensitive else []
+    attackers = {a.name: a.knows for a in cfg.attackers}
+    risk: dict[str, Any] = {"syntactic": syntactic_risk(released, qis, sens, attackers)}
+    do_attacks = cfg.risk.enabled if measure_risk is None else measure_risk
+    risk["attacks"] = (measure_attack_risk(hh, qis, k, hier, sensitive, cfg) if do_attacks
+                       else {"status": "not measured (disabled)"})
+
+    q_reasons = reasons.dropna()
+    quarantine = _quarantine_frame(raw, q_reasons).rename(columns=original_names)
+    reason_counts = (q_reasons.str.replace(r"duplicate of row \d+", "duplicate of an earlier row", regex=True)
+                     .value_counts())
+    report = AnonymisationReport(
+        source=source, encoding=encoding,
+        eval_date=None if eval_date is None else pd.Timestamp(eval_date).strftime("%Y-%m-%d"),
+        n_in=n_in, n_released=len(released), n_suppressed=len(suppressed_idx), n_quarantined=len(quarantine),
+        k_required=k, k_achieved=k_anonymity(released, qis), quasi_identifiers=qis,
+        generalisation=describe_generalisation(rec, hier, qis), n_generalised=rec.n_generalised,
+        sensitive=sensitive if sensitive and sensitive in released.columns else None,
+        l_diversity=l_value, n_classes=n_classes, n_classes_l1=n_l1,
+        amount_rounding=rounded,
+        n_converted_15=int((parsed.converted_15 & ok).sum()),
+        quarantine_reasons={str(r): int(c) for r, c in reason_counts.items()},
+        suppressed_by_age_band={b: v["n_suppressed"] for b, v in by_group["age_band"].items()
+                                if v["n_suppressed"]},
+        dropped_columns=dropped, key_fingerprint=key_fingerprint(key),
+        max_suppression=max_suppression, notes=notes,
+        suppressed_by_group=by_group, location_levels=rec.location_levels,
+        age_rule_moved=_age_rule_moved(rec, hh, qis),
+        threat_model={"source": cfg.source,
+                      "attackers": {a.name: {"description": a.description, "knows": list(a.knows)}
+                                    for a in cfg.attackers}},
+        risk=risk,
+    )
+    return AnonymisationResult(
+        households=released, quarantine=quarantine, report=report,
+        suppressed_row_numbers=pd.Series(np.sort(suppressed_idx.to_numpy() + 1), dtype="int64"),
+    )
+
+
+def _raw_columns(raw: pd.DataFrame, source: str, eval_date: str | pd.Timestamp | None
+                 ) -> tuple[pd.DataFrame, dict[str, Any], Any, list[str]]:
+    """Raw columns under the schema's names (Chinese headers mapped), each once, the required
+    ones present; ``(raw, schema name -> original name, schema, notes)``."""
     original_names = {RAW_HEADER_ALIASES.get(str(c).strip(), str(c).strip()): c for c in raw.columns}
     raw = raw.rename(columns=lambda c: RAW_HEADER_ALIASES.get(str(c).strip(), str(c).strip()))
     dup = raw.columns[raw.columns.duplicated()].tolist()
@@ -425,18 +484,17 @@ def anonymise(
     missing = [c for c in needed if c not in raw.columns]
     if missing:
         raise RawSchemaError(f"{source}: missing {len(missing)} required column(s): {', '.join(missing)}")
-    qis = list(quasi_identifiers)
-    unknown_qi = [q for q in qis if q not in schema.names]
-    if unknown_qi:
-        raise RawSchemaError(f"{source}: quasi-identifier(s) not in the household schema: {unknown_qi}")
-    n_in = len(raw)
-    keep_cols = [c for c in schema.names if c in raw.columns and c not in DERIVED_COLUMNS]
-    dropped = [c for c in raw.columns if c not in keep_cols]  # includes replaced derived columns
+    return raw, original_names, schema, notes
 
-    # 1. resident ID numbers -> age, gender, pseudonym
+
+def _households_from_ids(raw: pd.DataFrame, key: bytes, eval_date: str | pd.Timestamp | None,
+                         keep_cols: list[str], schema: Any, source: str) -> tuple[pd.DataFrame, Any, pd.Series]:
+    """Step 1: resident ID numbers -> age, gender, pseudonym. ``(households, parsed IDs,
+    reason per raw row, <NA> where the row is usable)``."""
     if pd.api.types.is_float_dtype(raw["resident_id"]):
         raise RawSchemaError(f"{source}: column resident_id holds floating-point numbers, so digits "
                              "of 18-digit ID numbers are already lost; export that column as text")
+    n_in = len(raw)
     ids = raw["resident_id"].astype("string")
     reasons = pd.Series(pd.NA, index=raw.index, dtype="string")
     if eval_date is not None:
@@ -462,9 +520,14 @@ def anonymise(
         "head_gender": parsed.gender[ok].astype("str"),
     }, index=base.index)
     hh = pd.concat([base, derived], axis=1)
-    hh = hh[[c for c in schema.names if c in hh.columns]]
+    return hh[[c for c in schema.names if c in hh.columns]], parsed, reasons
 
-    # 2. the data layer's validation: schema types, ranges, categories, consistency
+
+def _validate_and_round(hh: pd.DataFrame, reasons: pd.Series, amount_rounding: Mapping[str, float] | None,
+                        schema: Any) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Step 2: the data layer's validation (schema types, ranges, categories, consistency;
+    rejected rows get their reason in ``reasons``), then amounts rounded.
+    ``(households, step per rounded column)``."""
     if len(hh):
         hh, bad = _validate(hh)
         if len(bad):
@@ -473,9 +536,14 @@ def anonymise(
     rnd = {c: (hh[c] / step).round() * step for c, step in rounding.items()
            if c in hh.columns and pd.api.types.is_float_dtype(hh[c])}
     hh = hh.drop(columns=list(rnd)).join(pd.DataFrame(rnd, index=hh.index)) if rnd else hh
-    hh = hh[[c for c in schema.names if c in hh.columns]].copy()
+    return hh[[c for c in schema.names if c in hh.columns]].copy(), {c: float(s) for c, s in rounding.items()
+                                                                    if c in rnd}
 
-    # 3. k-anonymity by local recoding over the declared quasi-identifiers
+
+def _recode(hh: pd.DataFrame, qis: list[str], k: int, hier: Mapping[str, Any], notes: list[str]
+            ) -> tuple[Any, pd.DataFrame]:
+    """Step 3: k-anonymity by local recoding over the declared quasi-identifiers;
+    ``(recoding, released table in household_id order)``."""
     rec = local_recode(hh, qis, k, hier, LocationHierarchy())
     released = rec.data.sort_values("household_id", kind="stable").reset_index(drop=True)
     if {"dependents", "household_size"} <= set(released.columns) and "household_size" in qis:
@@ -485,65 +553,26 @@ def anonymise(
             released.loc[over, "dependents"] = released.loc[over, "household_size"].astype(
                 released["dependents"].dtype)
             notes.append(f"dependents capped at the released household size for {int(over.sum())} household(s)")
-    suppressed_idx = rec.suppressed[rec.suppressed].index
-    from village_credit.privacy.kanon import k_anonymity
+    return rec, released
 
-    k_achieved = k_anonymity(released, qis)
-    l_value = n_l1 = None
-    n_classes = 0
-    if len(released):
-        if sensitive and sensitive in released.columns:
-            table = diversity_table(released, qis, sensitive)
-            l_value, n_l1, n_classes = int(table["distinct"].min()), int((table["distinct"] < 2).sum()), len(table)
-        else:
-            n_classes = int(released.groupby(qis, dropna=False, observed=True).ngroups)
-    by_group = suppression_by_group(hh, rec.suppressed)
-    moved: dict[str, int] = {}
-    if "head_age" in qis and len(rec.data):
-        a_rel, a_raw = rec.data["head_age"], hh.loc[rec.data.index, "head_age"]
-        moved = {f"18-{cut}": int(((a_rel <= cut) != (a_raw <= cut)).sum()) for cut in (60, 65)}
-    if len(hh) and len(suppressed_idx) > max_suppression * len(hh):
-        notes.append(f"{len(suppressed_idx)} households suppressed ({len(suppressed_idx) / len(hh):.1%}), "
-                     f"more than max_suppression {max_suppression:.0%}: cells of exact quasi-identifier "
-                     f"values smaller than k={k}")
-    sens = [sensitive] if sensitive else []
-    from village_credit.privacy.risk import syntactic_risk
 
-    attackers = {a.name: a.knows for a in cfg.attackers}
-    risk: dict[str, Any] = {"syntactic": syntactic_risk(released, qis, sens, attackers)}
-    do_attacks = cfg.risk.enabled if measure_risk is None else measure_risk
-    risk["attacks"] = (measure_attack_risk(hh, qis, k, hier, sensitive, cfg) if do_attacks
-                       else {"status": "not measured (disabled)"})
+def _class_counts(released: pd.DataFrame, qis: list[str], sensitive: str | None
+                  ) -> tuple[int | None, int | None, int]:
+    """``(l, classes with l = 1, classes)`` of the release (l only with the sensitive column)."""
+    if not len(released):
+        return None, None, 0
+    if sensitive and sensitive in released.columns:
+        table = diversity_table(released, qis, sensitive)
+        return int(table["distinct"].min()), int((table["distinct"] < 2).sum()), len(table)
+    return None, None, int(released.groupby(qis, dropna=False, observed=True).ngroups)
 
-    q_reasons = reasons.dropna()
-    quarantine = _quarantine_frame(raw, q_reasons).rename(columns=original_names)
-    reason_counts = (q_reasons.str.replace(r"duplicate of row \d+", "duplicate of an earlier row", regex=True)
-                     .value_counts())
-    report = AnonymisationReport(
-        source=source, encoding=encoding,
-        eval_date=None if eval_date is None else pd.Timestamp(eval_date).strftime("%Y-%m-%d"),
-        n_in=n_in, n_released=len(released), n_suppressed=len(suppressed_idx), n_quarantined=len(quarantine),
-        k_required=k, k_achieved=k_achieved, quasi_identifiers=qis,
-        generalisation=describe_generalisation(rec, hier, qis), n_generalised=rec.n_generalised,
-        sensitive=sensitive if sensitive and sensitive in released.columns else None,
-        l_diversity=l_value, n_classes=n_classes, n_classes_l1=n_l1,
-        amount_rounding={c: float(s) for c, s in rounding.items() if c in rnd},
-        n_converted_15=int((parsed.converted_15 & ok).sum()),
-        quarantine_reasons={str(r): int(c) for r, c in reason_counts.items()},
-        suppressed_by_age_band={b: v["n_suppressed"] for b, v in by_group["age_band"].items()
-                                if v["n_suppressed"]},
-        dropped_columns=dropped, key_fingerprint=key_fingerprint(key),
-        max_suppression=max_suppression, notes=notes,
-        suppressed_by_group=by_group, location_levels=rec.location_levels, age_rule_moved=moved,
-        threat_model={"source": cfg.source,
-                      "attackers": {a.name: {"description": a.description, "knows": list(a.knows)}
-                                    for a in cfg.attackers}},
-        risk=risk,
-    )
-    return AnonymisationResult(
-        households=released, quarantine=quarantine, report=report,
-        suppressed_row_numbers=pd.Series(np.sort(suppressed_idx.to_numpy() + 1), dtype="int64"),
-    )
+
+def _age_rule_moved(rec: Any, hh: pd.DataFrame, qis: list[str]) -> dict[str, int]:
+    """Households whose released age band puts them on the other side of an age rule (60, 65)."""
+    if "head_age" not in qis or not len(rec.data):
+        return {}
+    a_rel, a_raw = rec.data["head_age"], hh.loc[rec.data.index, "head_age"]
+    return {f"18-{cut}": int(((a_rel <= cut) != (a_raw <= cut)).sum()) for cut in (60, 65)}
 
 
 # --- files ---------------------------------------------------------------------
@@ -594,8 +623,6 @@ def anonymise_file(
     AnonymisationResult(households=194 rows, quarantine=0 rows, k=5)
     ['households.anonymisation.json', 'households.parquet', 'raw.csv', 'secret.key']
     """
-    from village_credit.data.io import write_parquet
-
     key = load_key(key_file)
     src = Path(input_path)
     raw, used = read_raw(src, encoding)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from village_credit.data.generator import generate_households
 from village_credit.privacy.resident_id import convert_15_to_18, make_resident_ids
 
 RAW_PII_COLUMNS: tuple[str, ...] = ("name", "resident_id", "phone", "address", "family_relations")
@@ -269,8 +270,6 @@ def generate_raw_records(config: Any, **kwargs: Any) -> pd.DataFrame:
     >>> len(raw), list(raw.columns[:5])  # fake personal data first, then the household table
     (50, ['name', 'resident_id', 'phone', 'address', 'family_relations'])
     """
-    from village_credit.data.generator import generate_households
-
     return add_fake_pii(generate_households(config), int(config.seed), **kwargs)
 
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pycanon import anonymity
 
 from village_credit.privacy.errors import KAnonymityError
 
@@ -47,8 +49,6 @@ def syntactic_risk(released: pd.DataFrame, quasi_identifiers: Sequence[str], sen
 
     An empty table or no QIs gives ``None`` values (never a number that looks fine).
     """
-    from pycanon import anonymity
-
     qis = [q for q in quasi_identifiers if q in released.columns]
     sens = [s for s in sensitive if s in released.columns]
     out: dict[str, Any] = {"tool": _version("pycanon"), "quasi_identifiers": qis, "sensitive": sens,
@@ -71,8 +71,6 @@ def syntactic_risk(released: pd.DataFrame, quasi_identifiers: Sequence[str], sen
 
 
 def _version(pkg: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return f"{pkg} {version(pkg)}"
     except PackageNotFoundError:
@@ -118,6 +116,7 @@ def attack_risk(
     """
     if not anonymeter_available():
         return {"status": "not measured: anonymeter is not installed (optional; see docs/privacy.md)"}
+    # lazy: optional, not a dependency (anonymeter_available() checks it is installed)
     from anonymeter.evaluators import InferenceEvaluator, LinkabilityEvaluator, SinglingOutEvaluator
 
     qis = [q for q in quasi_identifiers if q in released.columns]

@@ -24,7 +24,6 @@ Findings never hold the full value: the middle is masked (``110***********002X``
 from __future__ import annotations
 
 import functools
-
 import os
 import re
 import sqlite3
@@ -34,8 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from village_credit.privacy.errors import PrivacyError
 from village_credit.privacy.resident_id import PROVINCE_CODES, check_char
+from village_credit.privacy.threat_model import DEFAULT_PRIVACY_CONFIG
 
 _ASCII_EDGE_L = r"(?<![0-9A-Za-z_.])"
 _ASCII_EDGE_R = r"(?![0-9A-Za-z_]|\.[0-9])"
@@ -197,9 +201,6 @@ def _scan_values(values: Sequence[object], matcher: PiiMatcher, file: str,
 
 
 def _scan_parquet(path: Path, matcher: PiiMatcher) -> Iterator[Finding]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     pf = pq.ParquetFile(path)
     names = pf.schema_arrow.names
     for f in _scan_values(names, matcher, str(path), "column names"):
@@ -306,12 +307,8 @@ LOCATION_QIS = frozenset({"village_code", "township_code"})
 
 def _qi_table(path: Path, qis: Sequence[str]) -> tuple[list[str], Any] | None:
     """The declared QI columns a Parquet/CSV table carries, and those columns (else None)."""
-    import pandas as pd
-
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
-        import pyarrow.parquet as pq
-
         names = pq.ParquetFile(path).schema_arrow.names
         cols = [q for q in qis if q in names]
         if not cols or not set(cols) - LOCATION_QIS:
@@ -396,12 +393,8 @@ def scan_pii(path: str | os.PathLike[str], names: Iterable[str] | None = None, *
     """
     p = Path(path)
     if not p.exists():
-        from village_credit.privacy.errors import PrivacyError
-
         raise PrivacyError(f"{p}: nothing to scan (path not found)")
     if quasi_identifiers is None or k is None:
-        from village_credit.privacy.threat_model import DEFAULT_PRIVACY_CONFIG
-
         quasi_identifiers = DEFAULT_PRIVACY_CONFIG.qis if quasi_identifiers is None else quasi_identifiers
         k = DEFAULT_PRIVACY_CONFIG.k if k is None else k
     matcher = PiiMatcher(names, old_ids=old_ids)

@@ -25,7 +25,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from village_credit.data.groups import AGE_BAND_EDGES
+from village_credit.data.schema import EDUCATION, SCHEMA
 from village_credit.privacy.errors import PrivacyError
 from village_credit.privacy.recoding import BandHierarchy
 
@@ -66,8 +69,6 @@ OUTSIDER = Attacker(
 
 def default_hierarchies() -> dict[str, BandHierarchy]:
     """Finest bands of each quasi-identifier (classes are coarsened by merging adjacent bands)."""
-    from village_credit.data.schema import EDUCATION
-
     return {
         # five-year bands; 60 and 65 are never crossed, 61 and 66 kept whenever k allows
         "head_age": BandHierarchy("head_age", (18, 21, 26, 31, 36, 41, 46, 51, 56, 60, 61, 65, 66, 71, 76,
@@ -137,8 +138,6 @@ def _str_list(src: str, key: str, v: Any) -> tuple[str, ...]:
 
 
 def _columns(src: str, key: str, cols: tuple[str, ...]) -> None:
-    from village_credit.data.schema import SCHEMA
-
     unknown = [c for c in cols if c not in SCHEMA.names]
     if unknown:
         raise _err(src, key, f"not household-table column(s): {', '.join(unknown)}")
@@ -186,8 +185,6 @@ def privacy_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") ->
         for col, spec in hs.items():
             key = f"hierarchies.{col}"
             _columns(source, key, (str(col),))
-            from village_credit.data.schema import SCHEMA
-
             if SCHEMA[str(col)].dtype not in ("int", "float"):
                 raise _err(source, key, f"bands need a numeric column; {col} is {SCHEMA[str(col)].dtype} "
                                         "(education keeps its built-in ordered bands)")
@@ -246,8 +243,6 @@ def load_privacy_config(path: str | os.PathLike[str]) -> PrivacyConfig:
     >>> config.k, [a.name for a in config.attackers]  # the declared attackers are kept
     (10, ['village_insider', 'outside_party'])
     """
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise PrivacyConfigError(f"{p}: privacy config file not found")

@@ -18,14 +18,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from village_credit.config import ExperimentConfig
+from village_credit.fairness.audit import DecisionSystem, fairness_audit
+from village_credit.fairness.groups import sensitive_frame
+from village_credit.models.blend import fit_blend
+from village_credit.models.scaling import PointsScaling
+from village_credit.models.splits import split_by_village
 from village_credit.privacy.errors import PrivacyError
+from village_credit.validation.discrimination import auc_delong
 
 
 def _fit_and_decide(train: pd.DataFrame, calib: pd.DataFrame, holdouts: dict[str, pd.DataFrame],
                     cfg: Any) -> dict[str, pd.DataFrame]:
-    from village_credit.models.blend import fit_blend
-    from village_credit.models.scaling import PointsScaling
-
     m = cfg.model
     model = fit_blend(train, train["default_12m"].to_numpy(), calib, calib["default_12m"].to_numpy(),
                       policy=cfg.policy, strategy=m.strategy, gbm_params=dict(m.gbm), seed=cfg.seed,
@@ -43,11 +47,6 @@ def utility_comparison(raw: pd.DataFrame, anonymised: pd.DataFrame, *, seed: int
     the raw hold-out), ``auc_difference`` (anonymised - raw, like for like), approval
     rates by group and the fairness disparities of both models with their differences.
     """
-    from village_credit.config import ExperimentConfig
-    from village_credit.fairness import DecisionSystem, fairness_audit, sensitive_frame
-    from village_credit.models.splits import split_by_village
-    from village_credit.validation import auc_delong
-
     if "household_id" not in raw.columns or "household_id" not in anonymised.columns:
         raise PrivacyError("utility_comparison: both tables need household_id to match households")
     raw_ids = pd.Index(raw["household_id"])

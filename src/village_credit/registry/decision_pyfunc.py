@@ -18,6 +18,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.protos.databricks_pb2 import BAD_REQUEST
 from mlflow.pyfunc import PythonModel
 
 DEFAULT_DECISION_CLASS = "village_credit.models.decision:DecisionModel"
@@ -94,8 +95,6 @@ class MissingInputsError(mlflow.exceptions.MlflowException):
         self.cause = (f"Model is missing inputs {missing[:20]}: the request lacks "
                       f"{len(missing)} column(s) the model needs: {shown}")
         self._context = ""
-        from mlflow.protos.databricks_pb2 import BAD_REQUEST
-
         super().__init__(self.cause, error_code=BAD_REQUEST)
 
     @property

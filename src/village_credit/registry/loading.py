@@ -36,7 +36,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mlflow
+import yaml
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
 from village_credit.errors import VillageCreditError
+from village_credit.registry.decision_pyfunc import _import_class
 
 __all__ = [
     "GateStatus", "LoadedModel", "ModelIdentity", "ModelLoadError", "UngatedModelError",
@@ -203,9 +209,6 @@ def parse_models_uri(uri: str) -> tuple[str | None, str | None, str | None]:
 def _client(client: Any = None) -> Any:
     if client is not None:
         return client
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
     uri = mlflow.get_tracking_uri()
     return MlflowClient(tracking_uri=uri, registry_uri=mlflow.get_registry_uri() or uri)
 
@@ -238,8 +241,6 @@ def _pick(versions: list[Any], uri: str) -> Any | None:
 
 def resolve_uri(uri: str, client: Any = None) -> ModelIdentity:
     """The registered version (if any) behind any MLflow model URI or local folder."""
-    from mlflow.exceptions import MlflowException
-
     uri = str(uri)
     ident = ModelIdentity(uri=uri)
     name, version, alias = parse_models_uri(uri)
@@ -326,9 +327,6 @@ def _download(ident: ModelIdentity, dst: Path, client: Any = None) -> Path:
     """A local copy of the model's files (by version when registered)."""
     if ident.local_path is not None:
         return Path(ident.local_path)
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
     c = _client(client)
     try:
         local = mlflow.artifacts.download_artifacts(
@@ -363,8 +361,6 @@ def gate_status(ident: ModelIdentity, digest: str, client: Any = None) -> GateSt
     if not ident.registered:
         return GateStatus(False, f"{ident.uri} is not a registered model version, so it has "
                                  "no promotion record")
-    from mlflow.exceptions import MlflowException
-
     c = _client(client)
     try:
         tags = dict(c.get_model_version(ident.name, ident.version).tags or {})
@@ -409,8 +405,6 @@ def gate_status(ident: ModelIdentity, digest: str, client: Any = None) -> GateSt
 
 def _find_decision_dir(local: Path) -> tuple[Path, str]:
     """The ``decision_model`` artifact folder and ``decision_class`` of a pyfunc folder."""
-    import yaml
-
     mlmodel = local / "MLmodel"
     if not mlmodel.is_file():
         raise ModelLoadError(f"{local}: no MLmodel file: not an MLflow model")
@@ -452,8 +446,6 @@ def load_model(uri: str, dst_dir: str | Path | None = None, *, require_gate: boo
     ('1', True, 'sha256:')
     >>> store.close()
     """
-    import mlflow
-
     ident = resolve_uri(uri, client)
     dst = Path(dst_dir) if dst_dir is not None else Path(tempfile.mkdtemp(prefix="vc-model-"))
     dst.mkdir(parents=True, exist_ok=True)
@@ -480,8 +472,6 @@ def load_model(uri: str, dst_dir: str | Path | None = None, *, require_gate: boo
     except Exception:  # noqa: BLE001 - not a python_model pyfunc: fall back to the artifact
         dm = None
     if dm is None:
-        from village_credit.registry.decision_pyfunc import _import_class
-
         dm = _import_class(decision_class).load(str(decision_dir))
     return LoadedModel(identity=ident, local_dir=local, decision_dir=decision_dir,
                        decision_class=decision_class, pyfunc=pyfunc, decision_model=dm,

@@ -494,41 +494,22 @@ def promote(
 
     digest = version_digest(model_name, version, client=c)
     if evidence is None:
-        found, ev_source = find_evidence(model_name, version, client=c, artifact_digest=digest)
-        evidence = found
+        evidence, ev_source = find_evidence(model_name, version, client=c, artifact_digest=digest)
     else:
         ev_source = evidence_source or "given by the caller"
-    if thresholds is not None:
-        th_full = record_thresholds(model_name, thresholds,
-                                    thresholds_reason or "thresholds passed to promote()", client=c)
-        th_source = (f"given, now recorded for registered model {model_name!r}"
-                     + (f" ({thresholds_reason})" if thresholds_reason else ""))
-    else:
-        th_full, th_source = model_thresholds(model_name, client=c)
-    thresholds = th_full
-
-    ev: dict[str, Any] = dict(evidence or {})
-    if "schema" not in ev:
-        schema = _signature_schema(c, model_name, version)
-        if schema is not None:
-            ev["schema"] = schema
+    thresholds, th_source = _thresholds_for(c, model_name, thresholds, thresholds_reason)
+    ev = _with_schema(c, model_name, version, evidence or {})
     champ_ev: dict[str, Any] | None = None
     if champ_v is not None:
-        champ_ev = dict(champion_evidence) if champion_evidence is not None else (
-            recorded_evidence(model_name, champ_v, client=c) or {}
-        )
-        if "schema" not in champ_ev:
-            schema = _signature_schema(c, model_name, champ_v)
-            if schema is not None:
-                champ_ev["schema"] = schema
+        champ_ev = _with_schema(c, model_name, champ_v, champion_evidence if champion_evidence is not None
+                                else recorded_evidence(model_name, champ_v, client=c) or {})
 
     report = evaluate_gates(ev, thresholds, champ_ev)
     report.champion_version = champ_v
     will_promote = report.passed or reason is not None
 
     now = datetime.now(timezone.utc)
-    stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
-    record_path = f"promotion/v{version}/{stamp}.json"
+    record_path = f"promotion/v{version}/{now.strftime('%Y%m%dT%H%M%S%fZ')}.json"
     record = {
         "model_name": model_name,
         "version": version,
@@ -548,26 +529,7 @@ def promote(
     run_id = _record_run(c, mv, model_name)
     c.log_text(run_id, json.dumps(record, indent=2, default=str, ensure_ascii=False),
                record_path)
-
-    tags: dict[str, str] = {TAG_GATE_TABLE: log_gate_results(c, run_id, report, version)}
-    tags[TAG_GATES_PASSED] = str(report.passed).lower()
-    tags["gates.failed"] = ",".join(g.name for g in report.failed)
-    tags["data_fingerprint"] = str(ev.get("data_fingerprint") or _run_tag(c, mv, "data_fingerprint")
-                                   or "unknown")
-    tags["code_version"] = record["code_version"]
-    tags["promotion.time"] = now.isoformat()
-    tags["promotion.champion_at_evaluation"] = champ_v or "none"
-    tags[TAG_RECORD] = record_path
-    tags[TAG_RECORD_RUN] = run_id
-    tags[TAG_DIGEST] = digest
-    tags[TAG_DECISION] = record["decision"]
-    if reason is not None:
-        tags[TAG_OVERRIDE_REASON] = reason
-        tags[TAG_BY_OVERRIDE] = str(not report.passed).lower()
-    for k, v in tags.items():
-        c.set_model_version_tag(model_name, version, k, v)
-    describe_version(c, model_name, version, report, reason, run_id=mv.run_id,
-                     fingerprint=tags["data_fingerprint"], gate_table=tags[TAG_GATE_TABLE])
+    tags = _tag_version(c, mv, report, record, record_path, run_id, reason)
 
     result = PromotionResult(model_name, version, False, report,
                              by_override=reason is not None and not report.passed,
@@ -579,16 +541,69 @@ def promote(
         if set_challenger:
             c.set_registered_model_alias(model_name, CHALLENGER, version)
         return result
+    _make_champion(c, model_name, version, champ_v)
+    result.promoted = True
+    return result
 
+
+def _thresholds_for(c: MlflowClient, model_name: str, thresholds: Mapping[str, Any] | None,
+                    thresholds_reason: str | None) -> tuple[dict[str, Any], str]:
+    """Thresholds given (then recorded for the registered model) or the model's recorded
+    ones; ``(thresholds, where they come from)``."""
+    if thresholds is None:
+        return model_thresholds(model_name, client=c)
+    th_full = record_thresholds(model_name, thresholds,
+                                thresholds_reason or "thresholds passed to promote()", client=c)
+    return th_full, (f"given, now recorded for registered model {model_name!r}"
+                     + (f" ({thresholds_reason})" if thresholds_reason else ""))
+
+
+def _with_schema(c: MlflowClient, model_name: str, version: str, evidence: Mapping[str, Any]
+                 ) -> dict[str, Any]:
+    """A copy of ``evidence`` with the version's signature schema when it carries none."""
+    ev = dict(evidence)
+    if "schema" not in ev:
+        schema = _signature_schema(c, model_name, version)
+        if schema is not None:
+            ev["schema"] = schema
+    return ev
+
+
+def _tag_version(c: MlflowClient, mv: ModelVersion, report: GateReport, record: Mapping[str, Any],
+                 record_path: str, run_id: str, reason: str | None) -> dict[str, str]:
+    """Set the gate results, the record's location and the decision as version tags; returns them."""
+    model_name, version, ev = record["model_name"], record["version"], record["evidence"]
+    tags: dict[str, str] = {TAG_GATE_TABLE: log_gate_results(c, run_id, report, version)}
+    tags[TAG_GATES_PASSED] = str(report.passed).lower()
+    tags["gates.failed"] = ",".join(g.name for g in report.failed)
+    tags["data_fingerprint"] = str(ev.get("data_fingerprint") or _run_tag(c, mv, "data_fingerprint")
+                                   or "unknown")
+    tags["code_version"] = record["code_version"]
+    tags["promotion.time"] = record["time"]
+    tags["promotion.champion_at_evaluation"] = record["champion_version_at_evaluation"] or "none"
+    tags[TAG_RECORD] = record_path
+    tags[TAG_RECORD_RUN] = run_id
+    tags[TAG_DIGEST] = record["artifact_digest"]
+    tags[TAG_DECISION] = record["decision"]
+    if reason is not None:
+        tags[TAG_OVERRIDE_REASON] = reason
+        tags[TAG_BY_OVERRIDE] = str(not report.passed).lower()
+    for k, v in tags.items():
+        c.set_model_version_tag(model_name, version, k, v)
+    describe_version(c, model_name, version, report, reason, run_id=mv.run_id,
+                     fingerprint=tags["data_fingerprint"], gate_table=tags[TAG_GATE_TABLE])
+    return tags
+
+
+def _make_champion(c: MlflowClient, model_name: str, version: str, champ_v: str | None) -> None:
+    """The old champion becomes @previous, ``version`` @champion (the one atomic switch)."""
     if champ_v is not None:
         c.set_registered_model_alias(model_name, PREVIOUS, champ_v)
     c.set_registered_model_alias(model_name, CHAMPION, version)  # the one atomic switch
-    result.promoted = True
     # Housekeeping after the switch: failures here cannot un-gate the champion.
     challenger = _version_by_alias(c, model_name, CHALLENGER)
     if challenger is not None and str(challenger.version) == version:
         c.delete_registered_model_alias(model_name, CHALLENGER)
-    return result
 
 
 def _run_tag(client: MlflowClient, mv: ModelVersion, key: str) -> str | None:

@@ -16,6 +16,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from village_credit.errors import ConfigError
+from village_credit.registry.preflight import check_tracking_uri
 
 DEFAULT_EXPERIMENT = "village-credit"
 DEFAULT_MODEL_NAME = "village-credit"
@@ -80,8 +81,6 @@ def configure(
     ...     print(get_client().get_experiment(experiment_id).name)
     village-credit
     """
-    from village_credit.registry.preflight import check_tracking_uri
-
     uri = check_tracking_uri(tracking_uri or default_tracking_uri())
     db = _sqlite_path(uri)
     if db is not None:

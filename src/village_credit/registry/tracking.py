@@ -19,6 +19,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import yaml
+from mlflow.entities import Param, RunTag
 from pandas.util import hash_pandas_object
 
 from village_credit.data.schema import PERSONAL_COLUMN_PATTERN, personal_columns  # noqa: F401 (re-exported)
@@ -194,8 +195,6 @@ def log_run_context(
         n_personal = len(personal_columns(df.columns))
         if n_personal:
             tags["data_personal_columns"] = str(n_personal)
-
-    from mlflow.entities import Param, RunTag
 
     existing = client.get_run(run_id).data.params
     # Params are immutable in MLflow: skip keys already logged with the same value.

@@ -40,9 +40,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import font_manager
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.text import Text
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 from village_credit.binning import bin_index
 from village_credit.errors import ConfigError
+from village_credit.reporting.html import format_number
 
 __all__ = [
     "CJK_FONT_HINT",
@@ -86,8 +92,6 @@ def fmt_rate(value: Any, decimals: int = 3) -> str:
 def fmt_number(value: Any) -> str:
     """Any number as people read it (``0.780``, ``0.0008``, ``53,800``); for pandas' display
     option: ``pd.set_option("display.float_format", fmt_number)``. NaN -> ``NaN``."""
-    from village_credit.reporting.html import format_number
-
     v = float(value)
     return "NaN" if math.isnan(v) else format_number(v)
 
@@ -103,8 +107,6 @@ def fmt_yuan(value: Any) -> str:
 @lru_cache(maxsize=1)
 def cjk_font() -> str | None:
     """Family name of an installed font that draws Chinese, or None."""
-    from matplotlib import font_manager
-
     names = {f.name for f in font_manager.fontManager.ttflist}
     for fam in _CJK_FAMILIES:
         if fam in names:
@@ -133,8 +135,6 @@ def use_cjk_font(fig: Any) -> int:
     Set on the text objects themselves (not an rc context), because notebooks render
     a figure after the plotting call has returned. Returns how many texts changed.
     """
-    from matplotlib.text import Text
-
     fam = cjk_font()
     if fam is None:
         return 0
@@ -164,9 +164,6 @@ def predicted_pd(estimator: Any, X: Any) -> np.ndarray:
 
 
 def _new_axes(width: float, height: float, ncols: int = 1) -> tuple[Any, list[Any]]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
@@ -183,8 +180,6 @@ AXIS_LABELS: dict[str, str] = {
 
 
 def _percent_axis(axis: Any, decimals: int | None = 0) -> None:
-    from matplotlib.ticker import PercentFormatter
-
     axis.set_major_formatter(PercentFormatter(1.0, decimals=decimals))
 
 
@@ -657,8 +652,6 @@ class TradeoffDisplay(_Display):
             legend_outside(ax)
         ax.set_xlabel(self.xlabel or AXIS_LABELS.get(self.x, self.x.replace("_", " ")))
         ax.set_ylabel(self.ylabel or AXIS_LABELS.get(self.y, self.y.replace("_", " ")))
-        from matplotlib.ticker import MaxNLocator
-
         ax.yaxis.set_major_locator(MaxNLocator(5))
         _percent_axis(ax.xaxis, None)
         _percent_axis(ax.yaxis, None)

@@ -45,6 +45,7 @@ import html
 import io
 import json
 import math
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -124,10 +125,12 @@ def figure_to_data_uri(fig: Any, dpi: int = 100) -> str:
     if getattr(fig, "canvas", None) is None or not hasattr(fig.canvas, "print_figure"):
         FigureCanvasAgg(fig)
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    try:  # free pyplot-managed figures too; plain Figures are just garbage
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
+    # free pyplot-managed figures too (they exist only if pyplot was imported); plain
+    # Figures are just garbage
+    plt = sys.modules.get("matplotlib.pyplot")
+    try:
+        if plt is not None:
+            plt.close(fig)
     except Exception:  # noqa: BLE001 - closing is best effort
         pass
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

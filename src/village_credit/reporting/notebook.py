@@ -11,6 +11,9 @@ import os
 import tempfile
 import warnings
 
+import matplotlib.pyplot as plt
+import pandas as pd
+
 from village_credit.reporting.displays import fmt_number
 
 __all__ = ["notebook_setup", "scratch_mlflow_store"]
@@ -24,9 +27,6 @@ def notebook_setup(default_households: int = 4000, default_seed: int = 42) -> tu
     53,800; never 7.800e-01). Only FutureWarnings and Jupyter's IProgress notice are
     silenced; every other warning stays visible.
     """
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message="IProgress not found")
     pd.set_option("display.width", 140)

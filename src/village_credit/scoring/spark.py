@@ -42,10 +42,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator
 
+import mlflow.pyfunc
 import pandas as pd
 
 from village_credit.data.io import count_rows
 from village_credit.errors import VillageCreditError
+from village_credit.registry.loading import load_model
 from village_credit.scoring.batch import (
     ModelRef,
     PyfuncScorer,
@@ -65,7 +67,7 @@ from village_credit.scoring.batch import (
     write_chunk,
 )
 from village_credit.scoring.guards import OutputLock, check_output, duplicate_ids, quarantine_duplicates
-from village_credit.scoring.outputs import atomic_write_json
+from village_credit.scoring.outputs import atomic_write_json, read_decisions
 
 ROW_NUMBER = "row_number"
 COUNTS_DDL = "chunk long, first_row long, rows long, scored long, quarantined long, problems long, seconds double"
@@ -81,7 +83,7 @@ def spark_session(master: str | None = "local[*]", app_name: str = "village-cred
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     try:
-        from pyspark.sql import SparkSession
+        from pyspark.sql import SparkSession  # lazy: optional extra [spark]
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ScoringError("the Spark engine needs pyspark: pip install 'village-credit[spark]'") from exc
     builder = SparkSession.builder.appName(app_name)
@@ -112,8 +114,7 @@ _MODELS: dict[str, PyfuncScorer] = {}
 def _executor_scorer(model_dir_name: str, model_subdir: str) -> PyfuncScorer:
     """The pyfunc shipped by ``addFile``, loaded once per Python worker."""
     if model_dir_name not in _MODELS:
-        import mlflow.pyfunc
-        from pyspark import SparkFiles
+        from pyspark import SparkFiles  # lazy: optional extra [spark]
 
         path = Path(SparkFiles.get(model_dir_name)) / model_subdir
         _MODELS[model_dir_name] = PyfuncScorer(mlflow.pyfunc.load_model(str(path)))
@@ -199,8 +200,6 @@ def score_file_spark(
 def _score_file_spark(model_uri: str, input_path: str | Path, output_dir: str | Path, *,
                       master: str | None, spark: Any, overwrite: bool, report: bool,
                       chunk_rows: int | None, tasks_per_core: int, allow_ungated: bool) -> ScoreSummary:
-    from village_credit.registry.loading import load_model
-
     started = time.perf_counter()
     input_path, output_dir = Path(input_path), Path(output_dir)
     total = count_rows(input_path)  # DataReadError naming the file, before loading any model
@@ -264,8 +263,6 @@ def _score_file_spark(model_uri: str, input_path: str | Path, output_dir: str | 
 
 def read_spark_decisions(output_dir: str | Path) -> pd.DataFrame:
     """Decisions written by Spark, in input row order (for comparisons and reports)."""
-    from village_credit.scoring.outputs import read_decisions
-
     return read_decisions(output_dir)
 
 

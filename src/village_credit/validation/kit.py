@@ -30,11 +30,30 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.tracking import MlflowClient
 
+import village_credit
+from village_credit.data.io import read_table
 from village_credit.data.schema import TRUTH_COLUMNS
 from village_credit.errors import VillageCreditError
+from village_credit.fairness.audit import DecisionSystem, fairness_audit
+from village_credit.fairness.equal_risk import equal_risk_gaps
+from village_credit.fairness.groups import sensitive_frame
+from village_credit.fairness.report import fairness_json
+from village_credit.registry.loading import (
+    LoadedModel,
+    ModelLoadError,
+    UngatedModelError,
+    artifact_digest,
+    load_model,
+    parse_models_uri,
+)
+from village_credit.registry.tracking import data_fingerprint, library_versions
+from village_credit.reporting.html import write_json
+from village_credit.rules.engine import score_rules
 from village_credit.reporting.progress import ProgressCallback, Steps
 from village_credit.rules.grades import grade_order, policy_age_ceiling
 from village_credit.validation.report import (
@@ -44,6 +63,7 @@ from village_credit.validation.report import (
     write_drift_report,
     write_validation_report,
 )
+from village_credit.validation.segments import segment_drift
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -86,8 +106,6 @@ def read_sample(data: pd.DataFrame | str | Path, what: str = "sample") -> pd.Dat
     """A DataFrame as is, or a Parquet/CSV file read with ``data.io.read_table``."""
     if isinstance(data, pd.DataFrame):
         return data.reset_index(drop=True)
-    from village_credit.data.io import read_table
-
     path = Path(data)
     if not path.exists():
         raise ValidationKitError(f"{what} file not found: {path}")
@@ -99,22 +117,16 @@ def read_sample(data: pd.DataFrame | str | Path, what: str = "sample") -> pd.Dat
 
 def parse_model_uri(uri: str) -> tuple[str | None, str | None, str | None]:
     """``(name, version, alias)`` of a ``models:/`` URI (the one loader's parser)."""
-    from village_credit.registry.loading import parse_models_uri
-
     return parse_models_uri(uri)
 
 
 def artifact_hash(directory: str | Path) -> str:
     """``sha256:<hex>`` over every file of ``directory`` (the one loader's digest)."""
-    from village_credit.registry.loading import artifact_digest
-
     return artifact_digest(directory)
 
 
 def __getattr__(name: str) -> Any:  # ModelSource: the loader's LoadedModel, imported lazily
     if name == "ModelSource":
-        from village_credit.registry.loading import LoadedModel
-
         return LoadedModel
     raise AttributeError(name)
 
@@ -128,8 +140,6 @@ def load_model_source(uri: str, dst_dir: str | Path | None = None, *,
     judges models before promotion, so the promotion record is reported, not required,
     unless ``require_gate``. Errors are :class:`ValidationKitError`.
     """
-    from village_credit.registry.loading import ModelLoadError, UngatedModelError, load_model
-
     try:
         return load_model(uri, dst_dir, require_gate=require_gate, allow_ungated=allow_ungated)
     except UngatedModelError:
@@ -189,14 +199,6 @@ def model_features(source: Any, rows: pd.DataFrame) -> pd.DataFrame | None:
 def _fairness(rows: pd.DataFrame, decisions: Mapping[str, pd.DataFrame], y: np.ndarray,
               age_max: int, n_boot: int, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """(summary for the report, fairness keys for gate evidence)."""
-    from village_credit.fairness import (
-        DecisionSystem,
-        equal_risk_gaps,
-        fairness_audit,
-        fairness_json,
-        sensitive_frame,
-    )
-
     sens = sensitive_frame(rows, age_max)
     systems = [DecisionSystem.from_decisions(name, d.reset_index(drop=True))
                for name, d in decisions.items()]
@@ -250,26 +252,14 @@ def gate_evidence(result: Mapping[str, Any], fairness: Mapping[str, Any] | None 
 
 
 def _fingerprint(df: pd.DataFrame) -> str | None:
-    try:
-        from village_credit.registry.tracking import data_fingerprint
-    except ImportError:
-        return None
     return data_fingerprint(df)
 
 
 def _toolkit_version() -> str:
-    import village_credit
-
     return str(village_credit.__version__)
 
 
 def _library_versions() -> dict[str, str]:
-    try:
-        from village_credit.registry.tracking import library_versions
-    except ImportError:
-        import platform
-
-        return {"python": platform.python_version()}
     return library_versions()
 
 
@@ -358,8 +348,6 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
     if policy is not None:
         # The points standard the model replaces, on the same households: the baseline
         # for the gate "no less fair than the rules" (the policy ships with the model).
-        from village_credit.rules import score_rules
-
         decisions["rules"] = score_rules(rows, policy).decisions.reset_index(drop=True)
     fairness_summary = fair_ev = None
     steps("fairness")
@@ -400,15 +388,11 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
     try:
         html, js = write_validation_report(result, out, title=title)
         ev_path = out / "evidence.json"
-        from village_credit.reporting.html import write_json
-
         write_json(result["evidence"], ev_path)
         if run_ctx is not None:
             result["mlflow"] = _log_validation(run_ctx, champ, result, [html, js, ev_path])
     finally:
         if run_ctx is not None:
-            import mlflow
-
             mlflow.end_run()
     steps.finish()
     return result, html, js
@@ -418,8 +402,6 @@ def _start_validation_run(src: Any) -> Any:
     """A new run for the validation when the model is a registered version; else ``None``."""
     if not src.registered:
         return None
-    import mlflow
-
     nested = mlflow.active_run() is not None
     return mlflow.start_run(run_name=f"validate-{src.name}-v{src.version}", nested=nested, tags={
         "validated_model_name": str(src.name), "validated_model_version": str(src.version),
@@ -429,9 +411,6 @@ def _start_validation_run(src: Any) -> Any:
 
 def _log_validation(run: Any, src: Any, result: Mapping[str, Any],
                     files: Sequence[Path]) -> dict[str, Any]:
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
     run_id = run.info.run_id
     for f in files:
         mlflow.log_artifact(str(f), "validation")
@@ -552,8 +531,6 @@ def monitor(
     result["score_psi"] = float(score_row["csi"].iloc[0]) if len(score_row) else None
     result["score_alert"] = str(score_row["alert"].iloc[0]) if len(score_row) else "n/a"
     result["red_columns"] = table.loc[table["alert"] == "red", "column"].tolist()
-    from village_credit.validation.segments import segment_drift
-
     steps("drift by segment")
     seg = segment_drift(
         ref.loc[ok_r].reset_index(drop=True), cur.loc[ok_c].reset_index(drop=True),

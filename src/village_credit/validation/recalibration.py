@@ -42,12 +42,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.tracking import MlflowClient
 
+from village_credit.data.groups import SUPPORT_GROUPS
 from village_credit.errors import ConfigError
+from village_credit.fairness.groups import support_groups
 from village_credit.models.calibration import Calibrator, fit_calibrator
 from village_credit.models.decision import DecisionModel
+from village_credit.registry.pyfunc_model import log_decision_model
+from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
+from village_credit.rules.grades import grade_order
 from village_credit.validation.calibration import (
     HL_DDOF_FITTED,
     HL_DDOF_INDEPENDENT,
@@ -57,6 +64,15 @@ from village_credit.validation.calibration import (
     hosmer_lemeshow,
     reliability_table,
     spiegelhalter,
+)
+from village_credit.validation.kit import (
+    OUTCOME,
+    ValidationKitError,
+    _fingerprint,
+    _model_inputs,
+    decide_sample,
+    load_model_source,
+    read_sample,
 )
 
 __all__ = [
@@ -211,8 +227,6 @@ class RecalibratedDecisionModel(DecisionModel):
 
 def _group_design(households: pd.DataFrame, groups: list[str]) -> np.ndarray:
     """0/1 membership matrix (rows x ``groups``) from ``fairness.groups.support_groups``."""
-    from village_credit.fairness.groups import support_groups
-
     member = support_groups(households)
     unknown = [g for g in groups if g not in member.columns]
     if unknown:
@@ -267,8 +281,6 @@ def group_recalibrate(model: DecisionModel, sample: pd.DataFrame, *, method: str
     map on these rows instead (e.g. rows the model's trees never saw) and the offsets
     on ``sample`` (e.g. every observed row, for more outcomes per group).
     """
-    from village_credit.data.groups import SUPPORT_GROUPS
-
     def scored(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         if "default_12m" not in frame.columns or frame["default_12m"].isna().any():
             raise ConfigError("group recalibration needs a sample with a complete 'default_12m' column")
@@ -345,8 +357,6 @@ class RecalibrationResult:
     report_html: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        from village_credit.reporting.html import to_jsonable
-
         return to_jsonable({k: getattr(self, k) for k in (
             "parent", "method", "calibrator", "before", "after", "sample_fingerprint", "n_sample",
             "model_dir", "model_name", "version", "model_uri", "run_id", "tags", "report_json",
@@ -368,8 +378,6 @@ class RecalibrationResult:
 
 
 def _write_report(res: RecalibrationResult, out: Path) -> tuple[Path, Path]:
-    from village_credit.reporting.html import HtmlReport, new_figure, write_report
-
     rep = HtmlReport("Recalibration report", subtitle=(
         f"{res.parent.get('model_uri')} -> {res.method}; {res.n_sample} households "
         "(the calibrator's sample; 'after' is in-sample, see cross-validated scores)"))
@@ -444,16 +452,6 @@ def recalibrate(
     e.g. an exploration sample of households the old rules refused; the offsets are
     stored in ``recalibration.json`` and the lineage.
     """
-    from village_credit.rules.grades import grade_order
-    from village_credit.validation.kit import (
-        OUTCOME,
-        ValidationKitError,
-        _fingerprint,
-        decide_sample,
-        load_model_source,
-        read_sample,
-    )
-
     order = grade_order()
     data = read_sample(sample)
     if OUTCOME not in data.columns:
@@ -490,8 +488,6 @@ def recalibrate(
         }
         model = RecalibratedDecisionModel.wrap(parent, cal, lineage)
         if group_aware:
-            from village_credit.data.groups import SUPPORT_GROUPS
-
             delta = fit_group_offsets(cal.transform_logit(z), y, _group_design(rows, list(SUPPORT_GROUPS)),
                                       prior_sd=group_prior_sd)
             model.group_offsets = {**model.group_offsets, **dict(zip(SUPPORT_GROUPS, map(float, delta)))}
@@ -521,19 +517,11 @@ def recalibrate(
 
 
 def _inputs(rows: pd.DataFrame) -> pd.DataFrame:
-    from village_credit.validation.kit import _model_inputs
-
     return _model_inputs(rows)
 
 
 def _register(res: RecalibrationResult, model: RecalibratedDecisionModel, model_dir: Path,
               src: Any, registered_model_name: str | None, lineage: dict[str, Any]) -> None:
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    from village_credit.registry.pyfunc_model import log_decision_model
-    from village_credit.validation.kit import ValidationKitError
-
     name = registered_model_name or src.name
     if not name:
         raise ValidationKitError(f"{src.uri!r} is not a registered model version: pass "

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+import village_credit
 from village_credit.reporting.displays import GradeBackTestDisplay, ReliabilityDisplay
 from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
 from village_credit.rules.grades import POLICY_GRADED, model_graded
@@ -47,6 +49,7 @@ from village_credit.validation.stability import (
     migration_summary,
     psi_table_from_profile,
 )
+from village_credit.validation.stability import reference_profile as _profile
 
 __all__ = [
     "ValidationConfig",
@@ -150,10 +153,6 @@ def _calibration(y: np.ndarray, p: np.ndarray, grades: Any, grade_order: Sequenc
 
 def _identity(repro: Mapping[str, Any] | None) -> dict[str, Any]:
     """Who and what was validated: the block a validator signs under."""
-    from datetime import datetime, timezone
-
-    import village_credit
-
     r = dict(repro or {})
     return {
         "model_name": r.get("model_name"), "model_version": r.get("model_version"),
@@ -551,8 +550,6 @@ def drift_report(reference: pd.DataFrame | Mapping[str, Any], current: pd.DataFr
     ``stability.reference_profile`` (what a registered model carries). The
     overall alert is the worst column's alert.
     """
-    from village_credit.validation.stability import reference_profile as _profile
-
     if isinstance(reference, pd.DataFrame):
         cols = list(reference.columns if columns is None else columns)
         absent = [c for c in cols if c not in current.columns]

@@ -25,7 +25,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from village_credit.data.groups import FORMERLY_POOR, OTHER, age_band
 from village_credit.validation._checks import ValidationInputError
+from village_credit.validation.stability import psi
 
 __all__ = ["SEGMENT_COLUMNS", "holm", "segment_drift", "segment_labels"]
 
@@ -52,8 +54,6 @@ def segment_labels(df: pd.DataFrame, columns: Sequence[str] = SEGMENT_COLUMNS) -
     ``age_band`` comes from ``head_age`` and ``formerly_poor`` is labelled, both with
     the fairness module's group definitions (one definition for every report).
     """
-    from village_credit.data.groups import FORMERLY_POOR, OTHER, age_band
-
     out = {}
     for col in columns:
         if col == "age_band" and "head_age" in df.columns:
@@ -103,8 +103,6 @@ def segment_drift(
     ``ref_score`` / ``cur_score`` / ``cur_pd``: arrays aligned with the rows of
     ``reference`` / ``current`` (the model's points and PD), or ``None``.
     """
-    from village_credit.validation.stability import psi
-
     if not 0 < alpha < 1:
         raise ValidationInputError(f"segment_drift: alpha must be in (0, 1), got {alpha}")
     lab_r, lab_c = segment_labels(reference, columns), segment_labels(current, columns)
