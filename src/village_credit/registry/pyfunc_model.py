@@ -56,8 +56,10 @@ def _pin(dist: str) -> str:
         return dist
 
 
-SCORING_REQUIREMENTS = ("mlflow", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "lightgbm", "pyyaml")
-"""What loading and running the decision model imports; training-only libraries
+SCORING_REQUIREMENTS = ("mlflow", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "lightgbm", "pyyaml",
+                        "pydantic")
+"""What loading and running the decision model imports (pydantic: the policy file's declared
+format, checked when the model's policy loads); training-only libraries
 (optuna, shap, fairlearn, optbinning, statsmodels, matplotlib) are not needed to score."""
 
 
