@@ -108,12 +108,8 @@ def load_decision_model(model: Any) -> Any:
 
     Examples
     --------
-    >>> from village_credit.data import GeneratorConfig, generate_households
-    >>> from village_credit.models import fit_blend, split_by_village
-    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
-    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
-    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
-    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.models._examples import example_model
+    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
     >>> import tempfile
     >>> from village_credit.explain import load_decision_model
     >>> with tempfile.TemporaryDirectory() as tmp:
@@ -235,12 +231,8 @@ def explain(model: Any, households: pd.DataFrame, top_k: int = 3, form: Form = "
 
     Examples
     --------
-    >>> from village_credit.data import GeneratorConfig, generate_households
-    >>> from village_credit.models import fit_blend, split_by_village
-    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
-    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
-    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
-    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.models._examples import example_model
+    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
     >>> from village_credit.explain import explain
     >>> reasons = explain(model, holdout.head(2), top_k=2)  # long form: one row per reason
     >>> list(reasons.columns)

@@ -165,12 +165,8 @@ def global_shap(booster_or_model: Any, X: pd.DataFrame, sample: int | None = 500
 
     Examples
     --------
-    >>> from village_credit.data import GeneratorConfig, generate_households
-    >>> from village_credit.models import fit_blend, split_by_village
-    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
-    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
-    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
-    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.models._examples import example_model
+    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
     >>> from village_credit.explain import global_shap
     >>> X = model.features.transform(holdout)
     >>> shap_values = global_shap(model, X, sample=None)
@@ -258,12 +254,8 @@ def mean_abs_shap_by_group(shap_values: Any, groups: Mapping[str, Any],
 
     Examples
     --------
-    >>> from village_credit.data import GeneratorConfig, generate_households
-    >>> from village_credit.models import fit_blend, split_by_village
-    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
-    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
-    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
-    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.models._examples import example_model
+    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
     >>> from village_credit.explain import global_shap
     >>> X = model.features.transform(holdout)
     >>> shap_values = global_shap(model, X, sample=None)
@@ -384,12 +376,8 @@ def plot_beeswarm(shap_values: Any, max_display: int = 15, path: str | Path | No
 
     Examples
     --------
-    >>> from village_credit.data import GeneratorConfig, generate_households
-    >>> from village_credit.models import fit_blend, split_by_village
-    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
-    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
-    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
-    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.models._examples import example_model
+    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
     >>> from village_credit.explain import global_shap
     >>> X = model.features.transform(holdout)
     >>> shap_values = global_shap(model, X, sample=None)
@@ -413,12 +401,8 @@ def plot_bar(shap_values: Any, max_display: int = 15, path: str | Path | None = 
 
     Examples
     --------
-    >>> from village_credit.data import GeneratorConfig, generate_households
-    >>> from village_credit.models import fit_blend, split_by_village
-    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
-    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
-    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
-    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.models._examples import example_model
+    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
     >>> from village_credit.explain import global_shap
     >>> X = model.features.transform(holdout)
     >>> shap_values = global_shap(model, X, sample=None)
@@ -442,12 +426,8 @@ def plot_dependence(shap_values: Any, feature: str, path: str | Path | None = No
 
     Examples
     --------
-    >>> from village_credit.data import GeneratorConfig, generate_households
-    >>> from village_credit.models import fit_blend, split_by_village
-    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
-    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
-    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
-    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.models._examples import example_model
+    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
     >>> from village_credit.explain import global_shap
     >>> X = model.features.transform(holdout)
     >>> shap_values = global_shap(model, X, sample=None)
@@ -481,12 +461,8 @@ def plot_group_importance(by_group: pd.DataFrame, top_n: int = 10, path: str | P
 
     Examples
     --------
-    >>> from village_credit.data import GeneratorConfig, generate_households
-    >>> from village_credit.models import fit_blend, split_by_village
-    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
-    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
-    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
-    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.models._examples import example_model
+    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
     >>> from village_credit.explain import global_shap
     >>> X = model.features.transform(holdout)
     >>> shap_values = global_shap(model, X, sample=None)
@@ -538,12 +514,8 @@ def write_global_explanations(model: Any, X: pd.DataFrame | None, households: pd
 
     Examples
     --------
-    >>> from village_credit.data import GeneratorConfig, generate_households
-    >>> from village_credit.models import fit_blend, split_by_village
-    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
-    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
-    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
-    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.models._examples import example_model
+    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
     >>> import tempfile
     >>> from village_credit.explain import write_global_explanations
     >>> with tempfile.TemporaryDirectory() as tmp:

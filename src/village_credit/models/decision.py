@@ -122,12 +122,8 @@ class DecisionModel:
 
     Examples
     --------
-    >>> from village_credit.data import GeneratorConfig, generate_households
-    >>> from village_credit.models import fit_blend, split_by_village
-    >>> hh = generate_households(GeneratorConfig(n_households=300, seed=7))
-    >>> train, calib, holdout = split_by_village(hh, seed=0).frames(hh)
-    >>> model = fit_blend(train, train["default_12m"], calib, calib["default_12m"], policy="jinxiang_2022",
-    ...                   strategy="additive_points", gbm_params={"n_estimators": 20}, seed=0)
+    >>> from village_credit.models._examples import example_model
+    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
     >>> import tempfile
     >>> from village_credit.models import DecisionModel
     >>> type(model).__name__, model.strategy
