@@ -165,11 +165,8 @@ def global_shap(booster_or_model: Any, X: pd.DataFrame, sample: int | None = 500
 
     Examples
     --------
-    >>> from village_credit.models._examples import example_model
-    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
-    >>> from village_credit.explain import global_shap
-    >>> X = model.features.transform(holdout)
-    >>> shap_values = global_shap(model, X, sample=None)
+    >>> from village_credit.explain._examples import example_shap
+    >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> type(shap_values).__name__, shap_values.values.shape == X.shape
     ('GlobalShap', True)
     >>> len(shap_values.used_features()) > 0  # features the trees split on
@@ -254,11 +251,8 @@ def mean_abs_shap_by_group(shap_values: Any, groups: Mapping[str, Any],
 
     Examples
     --------
-    >>> from village_credit.models._examples import example_model
-    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
-    >>> from village_credit.explain import global_shap
-    >>> X = model.features.transform(holdout)
-    >>> shap_values = global_shap(model, X, sample=None)
+    >>> from village_credit.explain._examples import example_shap
+    >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> from village_credit.explain import default_groups, mean_abs_shap_by_group
     >>> by_group = mean_abs_shap_by_group(shap_values, default_groups(holdout, shap_values.index))
     >>> list(by_group.columns)
@@ -376,11 +370,8 @@ def plot_beeswarm(shap_values: Any, max_display: int = 15, path: str | Path | No
 
     Examples
     --------
-    >>> from village_credit.models._examples import example_model
-    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
-    >>> from village_credit.explain import global_shap
-    >>> X = model.features.transform(holdout)
-    >>> shap_values = global_shap(model, X, sample=None)
+    >>> from village_credit.explain._examples import example_shap
+    >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> from village_credit.explain import plot_beeswarm
     >>> fig = plot_beeswarm(shap_values, max_display=5)  # path="beeswarm.png" also writes it
     >>> type(fig).__name__
@@ -401,11 +392,8 @@ def plot_bar(shap_values: Any, max_display: int = 15, path: str | Path | None = 
 
     Examples
     --------
-    >>> from village_credit.models._examples import example_model
-    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
-    >>> from village_credit.explain import global_shap
-    >>> X = model.features.transform(holdout)
-    >>> shap_values = global_shap(model, X, sample=None)
+    >>> from village_credit.explain._examples import example_shap
+    >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> from village_credit.explain import feature_labels, plot_bar
     >>> fig = plot_bar(shap_values, max_display=5, labels=feature_labels(X.columns, lang="en"))
     >>> type(fig).__name__
@@ -426,11 +414,8 @@ def plot_dependence(shap_values: Any, feature: str, path: str | Path | None = No
 
     Examples
     --------
-    >>> from village_credit.models._examples import example_model
-    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
-    >>> from village_credit.explain import global_shap
-    >>> X = model.features.transform(holdout)
-    >>> shap_values = global_shap(model, X, sample=None)
+    >>> from village_credit.explain._examples import example_shap
+    >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> from village_credit.explain import plot_dependence
     >>> fig = plot_dependence(shap_values, shap_values.used_features()[0])  # an unused feature is refused
     >>> type(fig).__name__
@@ -461,11 +446,8 @@ def plot_group_importance(by_group: pd.DataFrame, top_n: int = 10, path: str | P
 
     Examples
     --------
-    >>> from village_credit.models._examples import example_model
-    >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
-    >>> from village_credit.explain import global_shap
-    >>> X = model.features.transform(holdout)
-    >>> shap_values = global_shap(model, X, sample=None)
+    >>> from village_credit.explain._examples import example_shap
+    >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> from village_credit.explain import default_groups, mean_abs_shap_by_group, plot_group_importance
     >>> by_group = mean_abs_shap_by_group(shap_values, default_groups(holdout, shap_values.index))
     >>> fig = plot_group_importance(by_group, top_n=5)
