@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -132,3 +133,12 @@ def test_names_inside_the_toolkits_own_labels_are_not_findings(tmp_path) -> None
     person = tmp_path / "person.txt"
     person.write_text("户主 高利 的贷款\n", encoding="utf-8")
     assert [f.kind for f in scan_pii(person, names=["高利"])] == ["name"]
+
+
+def test_the_package_source_holds_no_personal_data() -> None:
+    """Logged models ship the package's code: its docstring examples must carry no
+    resident ID or phone number either (the end-to-end PII test would find it later)."""
+    import village_credit
+    from village_credit.privacy import scan_pii
+
+    assert scan_pii(Path(village_credit.__file__).parent, quasi_identifiers=()) == []

@@ -177,7 +177,7 @@ class SplitConfig(_Section):
 class TuningConfig(_Section):
     """Optuna search of the LightGBM parameters."""
 
-    n_trials: int = Field(8, ge=0, description="Optuna trials; 0 (and timeout_s null): no tuning.")
+    n_trials: int = Field(8, ge=0, description="Optuna trials; 0: no tuning (timeout_s only caps a search).")
     timeout_s: float | None = Field(120.0, gt=0.0, description=(
         "Wall-clock budget of the search in seconds; null: only n_trials limits it."))
     cv_folds: int = Field(3, ge=2, description=(

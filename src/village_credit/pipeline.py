@@ -473,7 +473,7 @@ def train_table(table: Any, train_idx: np.ndarray, cfg: ExperimentConfig, log_to
     d, t = cfg.data, cfg.model.tuning
     est = CreditScoreClassifier(
         strategy="gbm_only", features=table.spec or None, calibration_folds=max(2, int(t.cv_folds)),
-        tuning_trials=int(t.n_trials or 0), tuning_timeout_s=t.timeout_s if t.n_trials or t.timeout_s else None,
+        tuning_trials=int(t.n_trials or 0), tuning_timeout_s=t.timeout_s if t.n_trials else None,
         gbm_params=_table_gbm(cfg), points_scaling=_table_scaling(cfg), id_column=d.id_column,
         group_column=d.group_column, include_protected=cfg.model.include_protected, top_k=cfg.top_k,
         seed=cfg.seed)
