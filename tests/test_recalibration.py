@@ -214,7 +214,7 @@ def test_goes_through_the_promotion_gates(validation_kit, recalibrated: dict, fr
 
 def test_group_aware_recalibration_moves_only_group_members(validation_kit, store: dict, tmp_path: Path) -> None:
     from village_credit.data.groups import SUPPORT_GROUPS
-    from village_credit.fairness.groups import support_groups
+    from village_credit.data.groups import support_groups
 
     sample = validation_kit.population(2000, seed=606, rate=validation_kit.RISKY_RATE)
     plain = recalibrate(store["v1"], sample, method="platt", register=False, out_dir=tmp_path / "p", seed=0)

@@ -41,6 +41,7 @@ x = pd.read_parquet(sys.argv[1])
 out = m.predict(x)
 print(json.dumps({"n": len(out), "status": out["status"].tolist(),
                   "reasons": out["quarantine_reason"].tolist(),
+                  "pd": out["pd"].astype(float).round(10).fillna(-1.0).tolist(),
                   "columns": list(out.columns)}))
 """
 
@@ -159,6 +160,30 @@ def test_loads_in_fresh_virtualenv_with_only_model_requirements(logged: dict, tm
     assert out.returncode == 0, out.stderr[-3000:]
     data = json.loads(out.stdout.strip().splitlines()[-1])
     assert data["n"] == 6 and data["status"].count("quarantined") == 1
+
+    # a group-recalibrated version loads in the same bare environment (its class lives in
+    # models/, not in the validation kit that fitted it: no matplotlib, no fairlearn there)
+    from village_credit.models.calibration import Calibrator
+    from village_credit.models.recalibrated import RecalibratedDecisionModel
+    from village_credit.validation.recalibration import DECISION_CLASS
+
+    recal = RecalibratedDecisionModel.wrap(logged["dm"], Calibrator(method="platt", kind="logit", a=0.9, b=0.2))
+    recal.group_offsets = {"70+": 0.3, "formerly_poor": -0.1}
+    recal.save(tmp_path / "recalibrated")
+    with mlflow.start_run():
+        info = log_decision_model(tmp_path / "recalibrated", input_example=logged["dm"].input_example(5),
+                                  decision_class=DECISION_CLASS)
+    local = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "recal")))
+    assert set((local / "requirements.txt").read_text().split()) <= set(
+        Path(tmp_path / "model" / "requirements.txt").read_text().split())
+    out = subprocess.run([str(py), "-c", LOAD_AND_SCORE.replace('"models:/village-credit@champion"',
+                                                                  repr(str(local))), str(logged["batch"])],
+                         cwd=tmp_path, capture_output=True, text=True, check=False,
+                         env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    recal_data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert recal_data["n"] == 6 and recal_data["status"] == data["status"]
+    assert recal_data["pd"] != data["pd"]  # the maps and offsets were applied
 
 
 def test_mlflow_models_predict_from_the_shell(logged: dict) -> None:

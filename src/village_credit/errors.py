@@ -25,3 +25,11 @@ class ConfigError(VillageCreditError):
 
 class GateFailure(VillageCreditError):
     """A model failed a promotion gate and was not promoted."""
+
+
+class FairnessInputError(SchemaError):
+    """Inputs to a fairness step are unusable: missing columns or values, misaligned arrays.
+
+    Defined here, beside the other errors, because the protected groups are formed in
+    ``data.groups`` (below the fairness layer) and raise it there too.
+    """

@@ -13,9 +13,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from village_credit.errors import FairnessInputError
+
 __all__ = [
     "AGE_BANDS", "AGE_BAND_EDGES", "ELDERLY_AGE", "FORMERLY_POOR", "OTHER",
-    "PROTECTED_ATTRIBUTES", "SUPPORT_AGE_BANDS", "SUPPORT_GROUPS", "age_band",
+    "PROTECTED_ATTRIBUTES", "SUPPORT_AGE_BANDS", "SUPPORT_GROUPS", "age_band", "bool_column",
+    "require_column", "support_groups",
 ]
 
 ELDERLY_AGE = 60
@@ -51,3 +54,48 @@ def age_band(age: np.ndarray | pd.Series) -> np.ndarray:
     a = np.asarray(age, dtype=float)
     return np.select([a < AGE_BAND_EDGES[0], a < AGE_BAND_EDGES[1]], list(AGE_BANDS[:2]),
                      default=AGE_BANDS[2]).astype(object)
+
+
+def require_column(households: pd.DataFrame, column: str) -> pd.Series:
+    """The column, refusing a missing column or missing values (groups are never guessed)."""
+    if column not in households.columns:
+        raise FairnessInputError(f"sensitive column {column!r} is missing from the household table")
+    col = households[column]
+    n_missing = int(col.isna().sum())
+    if n_missing:
+        raise FairnessInputError(
+            f"sensitive column {column!r} has {n_missing} missing value(s) of {len(col)}; "
+            "fairness groups cannot be formed (refusing to drop households silently)"
+        )
+    return col
+
+
+def bool_column(col: pd.Series, column: str) -> np.ndarray:
+    """Formerly-poor flags may arrive as bool, 0/1, or 'true'/'false' strings (CSV)."""
+    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+        vals = col.to_numpy()
+        if pd.api.types.is_numeric_dtype(col) and not np.isin(vals.astype(float), (0.0, 1.0)).all():
+            raise FairnessInputError(f"sensitive column {column!r} must be boolean (0/1), got other numbers")
+        return vals.astype(bool)
+    s = col.astype(str).str.strip().str.lower()
+    mapping = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    bad = ~s.isin(list(mapping))
+    if bad.any():
+        raise FairnessInputError(
+            f"sensitive column {column!r} has {int(bad.sum())} value(s) that are not boolean, "
+            f"e.g. {col[bad].iloc[0]!r}"
+        )
+    return s.map(mapping).to_numpy(dtype=bool)
+
+
+def support_groups(households: pd.DataFrame) -> pd.DataFrame:
+    """Boolean membership (one column per :data:`SUPPORT_GROUPS`), index aligned to the input.
+
+    The groups overlap (a 70+ household may be formerly poor): the columns are
+    indicators, not one label per household.
+    """
+    age = require_column(households, "head_age").to_numpy(dtype=float)
+    poor = bool_column(require_column(households, "formerly_poor"), "formerly_poor")
+    cols = {name: (age >= lo) & (age < hi) for name, lo, hi in SUPPORT_AGE_BANDS}
+    cols[FORMERLY_POOR] = poor
+    return pd.DataFrame(cols, index=households.index)

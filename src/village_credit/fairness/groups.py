@@ -27,51 +27,17 @@ from village_credit.data.groups import (
     ELDERLY_AGE,
     FORMERLY_POOR,
     OTHER,
-    SUPPORT_AGE_BANDS,
     age_band,
+    bool_column,
+    require_column,
 )
-from village_credit.errors import SchemaError
+from village_credit.errors import FairnessInputError
 
 FEATURES: tuple[str, ...] = (
     "age_band", "elderly", "policy_age", "formerly_poor", "age_band_x_formerly_poor",
 )
 """Sensitive features produced by :func:`sensitive_frame`, in report order."""
 
-
-
-class FairnessInputError(SchemaError):
-    """Inputs to a fairness step are unusable: missing columns or values, misaligned arrays."""
-
-
-def _require(households: pd.DataFrame, column: str) -> pd.Series:
-    if column not in households.columns:
-        raise FairnessInputError(f"sensitive column {column!r} is missing from the household table")
-    col = households[column]
-    n_missing = int(col.isna().sum())
-    if n_missing:
-        raise FairnessInputError(
-            f"sensitive column {column!r} has {n_missing} missing value(s) of {len(col)}; "
-            "fairness groups cannot be formed (refusing to drop households silently)"
-        )
-    return col
-
-
-def _as_bool(col: pd.Series, column: str) -> np.ndarray:
-    """Formerly-poor flags may arrive as bool, 0/1, or 'true'/'false' strings (CSV)."""
-    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
-        vals = col.to_numpy()
-        if pd.api.types.is_numeric_dtype(col) and not np.isin(vals.astype(float), (0.0, 1.0)).all():
-            raise FairnessInputError(f"sensitive column {column!r} must be boolean (0/1), got other numbers")
-        return vals.astype(bool)
-    s = col.astype(str).str.strip().str.lower()
-    mapping = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-    bad = ~s.isin(list(mapping))
-    if bad.any():
-        raise FairnessInputError(
-            f"sensitive column {column!r} has {int(bad.sum())} value(s) that are not boolean, "
-            f"e.g. {col[bad].iloc[0]!r}"
-        )
-    return s.map(mapping).to_numpy(dtype=bool)
 
 
 def sensitive_frame(households: pd.DataFrame, policy_age_max: int = ELDERLY_AGE) -> pd.DataFrame:
@@ -91,8 +57,8 @@ def sensitive_frame(households: pd.DataFrame, policy_age_max: int = ELDERLY_AGE)
     1    60-64     60+        >60          other              60-64|other
     2      65+     60+        >60  formerly_poor        65+|formerly_poor
     """
-    age = _require(households, "head_age").to_numpy(dtype=float)
-    poor = _as_bool(_require(households, "formerly_poor"), "formerly_poor")
+    age = require_column(households, "head_age").to_numpy(dtype=float)
+    poor = bool_column(require_column(households, "formerly_poor"), "formerly_poor")
     band = age_band(age)
     poor_lbl = np.where(poor, FORMERLY_POOR, OTHER).astype(object)
     return pd.DataFrame(
@@ -105,19 +71,6 @@ def sensitive_frame(households: pd.DataFrame, policy_age_max: int = ELDERLY_AGE)
         },
         index=households.index,
     )
-
-
-def support_groups(households: pd.DataFrame) -> pd.DataFrame:
-    """Boolean membership (one column per :data:`SUPPORT_GROUPS`), index aligned to the input.
-
-    The groups overlap (a 70+ household may be formerly poor): the columns are
-    indicators, not one label per household.
-    """
-    age = _require(households, "head_age").to_numpy(dtype=float)
-    poor = _as_bool(_require(households, "formerly_poor"), "formerly_poor")
-    cols = {name: (age >= lo) & (age < hi) for name, lo, hi in SUPPORT_AGE_BANDS}
-    cols[FORMERLY_POOR] = poor
-    return pd.DataFrame(cols, index=households.index)
 
 
 def check_sensitive(sensitive: pd.DataFrame, n: int | None = None) -> pd.DataFrame:

@@ -51,7 +51,8 @@ from sklearn.metrics import roc_auc_score
 
 from village_credit.data.groups import ELDERLY_AGE
 from village_credit.fairness.audit import _arr
-from village_credit.fairness.groups import FairnessInputError, _as_bool, _require
+from village_credit.data.groups import bool_column, require_column
+from village_credit.errors import FairnessInputError
 
 REMEDIES: tuple[str, ...] = ("none", "reweighting", "fuzzy_augmentation", "parcelling")
 KNOWN_REMEDIES: tuple[str, ...] = (*REMEDIES, "oracle")
@@ -71,8 +72,8 @@ def default_model_factory(seed: int = 0) -> Callable[[], Any]:
 
 def default_groups(households: pd.DataFrame, observed_mask: np.ndarray) -> dict[str, np.ndarray]:
     """Groups the historical rules left out, plus ``all`` and ``granted`` for reference."""
-    age = _require(households, "head_age").to_numpy(dtype=float)
-    poor = _as_bool(_require(households, "formerly_poor"), "formerly_poor")
+    age = require_column(households, "head_age").to_numpy(dtype=float)
+    poor = bool_column(require_column(households, "formerly_poor"), "formerly_poor")
     return {
         "all": np.ones(len(households), bool),
         "granted": observed_mask,

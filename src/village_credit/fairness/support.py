@@ -38,7 +38,8 @@ import pandas as pd
 from scipy.stats import norm
 
 from village_credit.data.groups import FORMERLY_POOR, SUPPORT_AGE_BANDS
-from village_credit.fairness.groups import FairnessInputError, support_groups
+from village_credit.data.groups import support_groups
+from village_credit.errors import FairnessInputError
 from village_credit.reporting.html import to_jsonable
 
 __all__ = [

@@ -529,7 +529,7 @@ class DecisionModel:
         if cls is DecisionModel and (d / "recalibration.json").exists():
             # Loading the parent alone would silently score without the calibrator's map.
             raise ConfigError(f"{d} holds a recalibrated model; load it with "
-                              "village_credit.validation.recalibration.RecalibratedDecisionModel")
+                              "village_credit.models.recalibrated.RecalibratedDecisionModel")
         policy = None
         if spec.get("has_policy"):
             policy = Policy.from_yaml_text((d / "policy.yaml").read_text(encoding="utf-8"),
