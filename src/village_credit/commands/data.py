@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from village_credit.commands import DATA
+from village_credit.commands._errors import user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -40,19 +41,15 @@ def register(app: typer.Typer) -> None:
         """Validate a household table against the schema; bad rows are listed, never dropped."""
         from village_credit.data import read_table, validate_households
         from village_credit.data.io import check_output_file, write_parquet
-        from village_credit.errors import VillageCreditError
 
         console = Console(stderr=True)
-        try:
+        with user_errors(console):
             if quarantine is not None:
                 check_output_file(quarantine, "--quarantine")
             result = validate_households(read_table(input, encoding=encoding, delimiter=delimiter),
                                          source=str(input))
             if quarantine is not None:
                 write_parquet(result.quarantine, quarantine)
-        except VillageCreditError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(code=2) from exc
         summary = {"rows": result.n_in, "valid": result.n_valid, "quarantined": result.n_quarantined,
                    "problems": result.summary().to_dict(orient="records")}
         typer.echo(json.dumps(summary, indent=2, default=str))

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from village_credit.commands import EXPLAIN_AUDIT
+from village_credit.commands._errors import user_errors
 
 
 class Form(str, Enum):
@@ -45,10 +46,9 @@ def register(app: typer.Typer) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from village_credit.errors import VillageCreditError
 
         console = Console(stderr=True)
-        try:
+        with user_errors(console):
             from village_credit.data.io import count_rows, iter_batches
             from village_credit.explain.api import (
                 explain,
@@ -91,9 +91,6 @@ def register(app: typer.Typer) -> None:
                 bar.close()
                 if os.path.exists(tmp):
                     os.unlink(tmp)
-        except VillageCreditError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(code=2) from exc
         seconds = time.perf_counter() - start
         typer.echo(json.dumps({
             "input": str(input), "output": str(output), "form": form.value, "top_k": top_k,

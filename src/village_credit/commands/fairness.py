@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from village_credit.commands import EXPLAIN_AUDIT
+from village_credit.commands._errors import user_errors
 
 
 def _parse_scores(items: list[str]) -> dict[str, Path]:
@@ -43,12 +44,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fairness audit, equal-risk gaps and trade-off table; writes fairness.html and fairness.json."""
         from village_credit.data.io import read_table
-        from village_credit.errors import VillageCreditError
         from village_credit.fairness.report import run_fairness
         from village_credit.reporting.progress import step_bar
 
         console = Console(stderr=True)
-        try:
+        with user_errors(console):
             hh = read_table(households)
             frames = {name: read_table(p) for name, p in _parse_scores(scores).items()}
             age_kw = {} if policy_age_max is None else {"policy_age_max": policy_age_max}
@@ -56,9 +56,6 @@ def register(app: typer.Typer) -> None:
                 res = run_fairness(hh, frames, policies=tuple(policy), **age_kw,
                                    out_dir=report, n_boot=n_boot, seed=seed, min_group=min_group,
                                    min_count=min_count, primary_system=primary, progress=bar)
-        except VillageCreditError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(code=2) from exc
         summary = {
             "html": str(res["html"]), "json": str(res["json"]),
             "equal_risk": {k: {m: v[m] for m in ("max_gap_approval", "max_gap_line", "passes_5pct")}

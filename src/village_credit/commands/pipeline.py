@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from village_credit.commands import TRAIN
+from village_credit.commands._errors import user_errors
 from village_credit.commands._tables import fitting_table
 
 DEFAULT_EXPERIMENT = Path("experiments/default.yaml")
@@ -142,7 +143,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run an experiment: train, explain, audit, log to MLflow, gate, score."""
         from village_credit.config import load_config
-        from village_credit.errors import VillageCreditError
         from village_credit.pipeline import run_experiment
 
         console = Console()
@@ -151,12 +151,9 @@ def register(app: typer.Typer) -> None:
             overrides["data.n_households"] = n_households
         if trials is not None:
             overrides["model.tuning.n_trials"] = trials
-        try:
+        with user_errors(console):
             cfg = load_config(experiment, overrides)
             result = run_experiment(cfg, progress=True, promote_model=promote, score_population=score)
-        except VillageCreditError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(code=2) from exc
         print_summary(result, console)
 
     @app.command("demo", rich_help_panel=TRAIN)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from village_credit.commands import REGISTRY
+from village_credit.commands._errors import user_errors
 from village_credit.commands._tables import fitting_table
 
 _MODEL_NAME_HELP = "Registered model name (default: village-credit)."
@@ -54,11 +55,10 @@ def register(app: typer.Typer) -> None:
                                          help="MLflow store (default: sqlite under mlruns/)."),
     ) -> None:
         """Run the promotion gates; move @champion only if all pass (or with an override)."""
-        from village_credit.errors import VillageCreditError
         from village_credit.registry import configure, get_client, promote
 
         console = Console(stderr=True)
-        try:
+        with user_errors(console):
             configure(tracking_uri)
             client = get_client()
             ev = _read_mapping(evidence, "evidence")
@@ -66,9 +66,6 @@ def register(app: typer.Typer) -> None:
             res = promote(model_name, version, ev, th, override_reason=override_reason,
                           client=client, thresholds_reason=thresholds_reason,
                           evidence_source=None if evidence is None else str(evidence))
-        except VillageCreditError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(code=2) from exc
         table = fitting_table("gate", "value", "threshold", "result", "detail",
                               title=f"{model_name} v{version}: gates")
         for g in res.report.gates:
@@ -99,16 +96,12 @@ def register(app: typer.Typer) -> None:
                                          help="MLflow store (default: sqlite under mlruns/)."),
     ) -> None:
         """Restore @previous as @champion; the demoted version becomes @challenger."""
-        from village_credit.errors import VillageCreditError
         from village_credit.registry import configure, get_client, rollback
 
         console = Console(stderr=True)
-        try:
+        with user_errors(console):
             configure(tracking_uri)
             res = rollback(model_name, client=get_client(), reason=reason)
-        except VillageCreditError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(code=2) from exc
         typer.echo(json.dumps({"model_name": res.model_name, "champion": res.champion,
                                "demoted": res.demoted}))
         console.print(f"v{res.champion} is @champion again"
@@ -122,16 +115,12 @@ def register(app: typer.Typer) -> None:
                                          help="MLflow store (default: sqlite under mlruns/)."),
     ) -> None:
         """List registered versions with their aliases and gate results."""
-        from village_credit.errors import VillageCreditError
         from village_credit.registry import configure, get_client, list_versions
 
         console = Console()
-        try:
+        with user_errors():
             configure(tracking_uri)
             rows = list_versions(model_name, client=get_client())
-        except VillageCreditError as exc:
-            Console(stderr=True).print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(code=2) from exc
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
             return

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from village_credit.commands import RULES
+from village_credit.commands._errors import user_errors
 from village_credit.commands._tables import fitting_table
 
 ID_OUT = ["household_id", "township_code", "village_code"]
@@ -61,7 +62,7 @@ def register(app: typer.Typer) -> None:
         console = Console()
         err = Console(stderr=True)
         q_path = out.with_name(out.stem + ".quarantine.parquet")
-        try:
+        with user_errors(err):
             pol = load_policy(policy)
             check_output_file(out, "--output")
             if eval_date is not None:
@@ -89,9 +90,6 @@ def register(app: typer.Typer) -> None:
             write_parquet(table, out, metadata={"village_credit.policy": pol.name,
                                                 "village_credit.policy_yaml": pol.to_yaml_text(),
                                                 "village_credit.eval_date": eval_date or "snapshot_date"})
-        except VillageCreditError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(code=2) from exc
         if checked_rows.n_quarantined:
             err.print(f"{checked_rows.n_in:,} rows read = {checked_rows.n_valid:,} scored + "
                       f"{checked_rows.n_quarantined:,} quarantined (one row per problem in {q_path})")
@@ -121,16 +119,12 @@ def register(app: typer.Typer) -> None:
         show: Optional[str] = typer.Option(None, "--show", help="Print one policy's resolved YAML."),
     ) -> None:
         """List the shipped points policies (or show one)."""
-        from village_credit.errors import VillageCreditError
         from village_credit.rules import list_policies, load_policy
 
         console = Console()
         if show:
-            try:
+            with user_errors():
                 typer.echo(load_policy(show).to_yaml_text())
-            except VillageCreditError as exc:
-                Console(stderr=True).print(f"[red]error:[/red] {exc}")
-                raise typer.Exit(code=2) from exc
             return
         # the titles and ineligibility gates (long) go below the table, one policy a line,
         # so that the table fits 80 columns
