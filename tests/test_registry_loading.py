@@ -126,3 +126,23 @@ def test_version_that_failed_its_gates_is_refused(env: ScoringEnv, tmp_path: Pat
     _client(env).set_registered_model_alias(name, "champion", v)
     with pytest.raises(UngatedModelError, match="failed its promotion gates"):
         load_model(f"models:/{name}@champion", tmp_path)
+
+
+def test_a_download_of_its_own_is_removed_when_the_process_ends(env: ScoringEnv, tmp_path: Path) -> None:
+    """Without a destination folder the loader downloads to a temporary one and removes it
+    (each `score` run used to leave a vc-model-* copy of the model in the temp folder)."""
+    import subprocess
+    import sys
+
+    name = "vc-own-download"
+    info = _register(env, name)
+    promote(name, str(info.registered_model_version), {}, override_reason="loader test",
+            client=_client(env))
+    script = ("import sys; from village_credit.registry import configure, load_model\n"
+              "configure(sys.argv[1]); loaded = load_model(sys.argv[2])\n"
+              "print(loaded.local_dir, loaded.local_dir.is_dir())\n")
+    out = subprocess.run([sys.executable, "-c", script, env.tracking_uri, f"models:/{name}@champion"],
+                         capture_output=True, text=True, check=True, cwd=tmp_path)
+    local, existed = out.stdout.strip().splitlines()[-1].rsplit(" ", 1)
+    assert existed == "True" and Path(local).name.startswith("vc-model-")
+    assert not Path(local).exists()

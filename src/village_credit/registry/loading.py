@@ -30,7 +30,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import tempfile
+import weakref
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -434,7 +436,9 @@ def load_model(uri: str, dst_dir: str | Path | None = None, *, require_gate: boo
     (:class:`UngatedModelError`) unless ``allow_ungated``, which loads it and marks
     ``gate.loaded_ungated``. ``require_gate=False`` is for the calibrator's own
     commands (validate, recalibrate, monitor), which judge a model before promotion;
-    the gate status is still reported.
+    the gate status is still reported. Without ``dst_dir`` the download goes to a
+    temporary folder, removed when the loaded decision model is garbage-collected or at
+    the latest when the process exits (MLflow keeps a models-from-code model alive).
 
     >>> from village_credit.registry import load_model
     >>> from village_credit.registry._examples import ExampleStore
@@ -447,8 +451,24 @@ def load_model(uri: str, dst_dir: str | Path | None = None, *, require_gate: boo
     >>> store.close()
     """
     ident = resolve_uri(uri, client)
-    dst = Path(dst_dir) if dst_dir is not None else Path(tempfile.mkdtemp(prefix="vc-model-"))
-    dst.mkdir(parents=True, exist_ok=True)
+    if dst_dir is not None:
+        dst = Path(dst_dir)
+        dst.mkdir(parents=True, exist_ok=True)
+        return _load_into(uri, ident, dst, require_gate, allow_ungated, client)
+    # a download of our own: removed with the model it loaded (no vc-model-* folders pile up)
+    dst = Path(tempfile.mkdtemp(prefix="vc-model-"))
+    try:
+        loaded = _load_into(uri, ident, dst, require_gate, allow_ungated, client)
+    except BaseException:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise
+    weakref.finalize(loaded.decision_model, shutil.rmtree, dst, ignore_errors=True)
+    return loaded
+
+
+def _load_into(uri: str, ident: ModelIdentity, dst: Path, require_gate: bool, allow_ungated: bool,
+               client: Any) -> LoadedModel:
+    """Download into ``dst``, hash, check the promotion record and load (``load_model``'s body)."""
     local = _download(ident, dst, client)
     digest = artifact_digest(local)
     gate = gate_status(ident, digest, client)
