@@ -383,3 +383,14 @@ def test_shipped_german_credit_example_runs(tmp_path: Path, monkeypatch: pytest.
     assert res.metrics["base_rate"] == pytest.approx(0.30, abs=0.01)
     assert res.metrics["auc"] > 0.72 and res.metrics["cv_auc"] > 0.72
     assert set(res.dropped_columns) == {"telephone", "personal_status_and_sex", "age_in_years"}
+
+
+def test_zero_trials_means_no_tuning_on_the_table_path_too() -> None:
+    """``n_trials: 0`` with the default 120 s timeout used to tune for 120 s on a table."""
+    from village_credit.config import load_config
+    from village_credit.pipeline import table_estimator
+
+    off = table_estimator(load_config(None, {"model.tuning.n_trials": 0, "model.tuning.timeout_s": 120}), {})
+    assert (off.tuning_trials, off.tuning_timeout_s) == (0, None)
+    cfg = load_config(None, {"model.tuning.n_trials": 3, "model.tuning.timeout_s": 60})
+    assert (table_estimator(cfg, {}).tuning_trials, table_estimator(cfg, {}).tuning_timeout_s) == (3, 60)

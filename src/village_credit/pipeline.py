@@ -468,15 +468,24 @@ def approval_by_group(systems: list[Any], households: pd.DataFrame) -> pd.DataFr
 
 
 # --------------------------------------------------------------------------- tables
-def train_table(table: Any, train_idx: np.ndarray, cfg: ExperimentConfig, log_to_mlflow: bool) -> Any:
-    """The estimator on a table of one's own: spec features, cross-fitted calibration, base-rate points."""
+def table_estimator(cfg: ExperimentConfig, spec: dict[str, Any] | None) -> CreditScoreClassifier:
+    """The unfitted estimator an experiment on a table of one's own trains.
+
+    ``model.tuning.n_trials: 0`` means no tuning, as on the household path: the timeout
+    only caps a search, it never starts one.
+    """
     d, t = cfg.data, cfg.model.tuning
-    est = CreditScoreClassifier(
-        strategy="gbm_only", features=table.spec or None, calibration_folds=max(2, int(t.cv_folds)),
+    return CreditScoreClassifier(
+        strategy="gbm_only", features=spec or None, calibration_folds=max(2, int(t.cv_folds)),
         tuning_trials=int(t.n_trials or 0), tuning_timeout_s=t.timeout_s if t.n_trials else None,
         gbm_params=_table_gbm(cfg), points_scaling=_table_scaling(cfg), id_column=d.id_column,
         group_column=d.group_column, include_protected=cfg.model.include_protected, top_k=cfg.top_k,
         seed=cfg.seed)
+
+
+def train_table(table: Any, train_idx: np.ndarray, cfg: ExperimentConfig, log_to_mlflow: bool) -> Any:
+    """The estimator on a table of one's own: spec features, cross-fitted calibration, base-rate points."""
+    est = table_estimator(cfg, table.spec)
     frame = table.frame.iloc[train_idx].reset_index(drop=True)
     est.fit(frame, table.y[train_idx])
     est.model_.metadata.update({"experiment": cfg.name, "target": table.target,
