@@ -29,71 +29,73 @@ class Form(str, Enum):
     long = "long"
     wide = "wide"
 
+def explain_cmd(
+    model: str = typer.Option(..., "--model", "-m",
+                              help="Saved DecisionModel directory or MLflow URI (models:/name@alias, runs:/id/model)."),
+    input: Path = typer.Option(..., "--input", "-i", help="Households as Parquet or CSV."),
+    output: Path = typer.Option(..., "--output", "-o", help="Reason codes Parquet file to write."),
+    top_k: int = typer.Option(3, "--top-k", min=1, help="Factors per direction (down / up)."),
+    form: Form = typer.Option(Form.long, "--form", help="long (one row per reason) or wide (one row per household)."),
+    chunk_rows: int = typer.Option(50_000, "--chunk-rows", min=1, help="Rows per chunk."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Write the top-k reason codes (Chinese and English labels, points) for every household."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+
+    console = Console(stderr=True)
+    with user_errors(console):
+        from village_credit.data.io import count_rows, iter_batches
+        from village_credit.explain.api import (
+            explain,
+            load_decision_model,
+            reasons_arrow_schema,
+        )
+        from village_credit.reporting.progress import row_bar
+
+        if "://" in model or model.startswith(("models:/", "runs:/")):
+            from village_credit.registry.store import configure
+
+            configure()  # the project's tracking URI, as `village-credit score` uses
+        dm = load_decision_model(model)
+        total = count_rows(input)
+        schema = reasons_arrow_schema(form.value, top_k)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+        os.close(fd)
+        n_in = n_out = n_households = 0
+        start = time.perf_counter()
+        bar = row_bar(total, progress, "explaining", console)
+        try:
+            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+                for chunk in iter_batches(input, batch_rows=chunk_rows):
+                    first = int(chunk.index[0]) if len(chunk) else n_in
+                    res = explain(dm, chunk, top_k=top_k, form=form.value)
+                    res = res.assign(row=res["row"].to_numpy() + first)
+                    table = pa.Table.from_pandas(res, schema=schema, preserve_index=False)
+                    writer.write_table(table)
+                    n_in += len(chunk)
+                    n_out += len(res)
+                    if form is Form.long:
+                        n_households += int(res["row"].nunique())
+                    else:
+                        n_households += int(((res["n_decisive"] > 0) | (res["down_1_code"] != "")
+                                             | (res["up_1_code"] != "")).sum())
+                    bar.advance(len(chunk))
+            os.replace(tmp, output)  # readers never see half a file
+        finally:
+            bar.close()
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    seconds = time.perf_counter() - start
+    typer.echo(json.dumps({
+        "input": str(input), "output": str(output), "form": form.value, "top_k": top_k,
+        "rows_in": n_in, "rows_out": n_out, "households_with_reasons": n_households,
+        "seconds": round(seconds, 3), "rows_per_second": round(n_in / seconds, 1) if seconds > 0 else None,
+    }, indent=2))
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("explain", rich_help_panel=EXPLAIN_AUDIT)
-    def explain_cmd(
-        model: str = typer.Option(..., "--model", "-m",
-                                  help="Saved DecisionModel directory or MLflow URI (models:/name@alias, runs:/id/model)."),
-        input: Path = typer.Option(..., "--input", "-i", help="Households as Parquet or CSV."),
-        output: Path = typer.Option(..., "--output", "-o", help="Reason codes Parquet file to write."),
-        top_k: int = typer.Option(3, "--top-k", min=1, help="Factors per direction (down / up)."),
-        form: Form = typer.Option(Form.long, "--form", help="long (one row per reason) or wide (one row per household)."),
-        chunk_rows: int = typer.Option(50_000, "--chunk-rows", min=1, help="Rows per chunk."),
-        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    ) -> None:
-        """Write the top-k reason codes (Chinese and English labels, points) for every household."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-
-        console = Console(stderr=True)
-        with user_errors(console):
-            from village_credit.data.io import count_rows, iter_batches
-            from village_credit.explain.api import (
-                explain,
-                load_decision_model,
-                reasons_arrow_schema,
-            )
-            from village_credit.reporting.progress import row_bar
-
-            if "://" in model or model.startswith(("models:/", "runs:/")):
-                from village_credit.registry.store import configure
-
-                configure()  # the project's tracking URI, as `village-credit score` uses
-            dm = load_decision_model(model)
-            total = count_rows(input)
-            schema = reasons_arrow_schema(form.value, top_k)
-            output.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-            os.close(fd)
-            n_in = n_out = n_households = 0
-            start = time.perf_counter()
-            bar = row_bar(total, progress, "explaining", console)
-            try:
-                with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-                    for chunk in iter_batches(input, batch_rows=chunk_rows):
-                        first = int(chunk.index[0]) if len(chunk) else n_in
-                        res = explain(dm, chunk, top_k=top_k, form=form.value)
-                        res = res.assign(row=res["row"].to_numpy() + first)
-                        table = pa.Table.from_pandas(res, schema=schema, preserve_index=False)
-                        writer.write_table(table)
-                        n_in += len(chunk)
-                        n_out += len(res)
-                        if form is Form.long:
-                            n_households += int(res["row"].nunique())
-                        else:
-                            n_households += int(((res["n_decisive"] > 0) | (res["down_1_code"] != "")
-                                                 | (res["up_1_code"] != "")).sum())
-                        bar.advance(len(chunk))
-                os.replace(tmp, output)  # readers never see half a file
-            finally:
-                bar.close()
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-        seconds = time.perf_counter() - start
-        typer.echo(json.dumps({
-            "input": str(input), "output": str(output), "form": form.value, "top_k": top_k,
-            "rows_in": n_in, "rows_out": n_out, "households_with_reasons": n_households,
-            "seconds": round(seconds, 3), "rows_per_second": round(n_in / seconds, 1) if seconds > 0 else None,
-        }, indent=2))
+    """Add this module's commands to the CLI, in their workflow panel."""
+    app.command("explain", rich_help_panel=EXPLAIN_AUDIT)(explain_cmd)

@@ -15,21 +15,23 @@ from village_credit.commands import TRAIN
 
 DEFAULT_SCHEMA_DIR = Path("schemas")
 
+def schemas_cmd(
+    out: Path = typer.Option(DEFAULT_SCHEMA_DIR, "--output", "-o", file_okay=False,
+                             help="Folder for the <format>.schema.json files."),
+) -> None:
+    """Write the JSON Schema of each hand-written file format (for editors); print the paths."""
+    # imported here: the schemas import the models, and `village-credit --help` stays fast
+    from village_credit.schemas import write_schemas
+
+    try:
+        paths = write_schemas(out)
+    except OSError as exc:
+        typer.echo(f"cannot write schemas to {out}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    for p in paths:
+        typer.echo(str(p))
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("schemas", rich_help_panel=TRAIN)
-    def schemas_cmd(
-        out: Path = typer.Option(DEFAULT_SCHEMA_DIR, "--output", "-o", file_okay=False,
-                                 help="Folder for the <format>.schema.json files."),
-    ) -> None:
-        """Write the JSON Schema of each hand-written file format (for editors); print the paths."""
-        # imported here: the schemas import the models, and `village-credit --help` stays fast
-        from village_credit.schemas import write_schemas
-
-        try:
-            paths = write_schemas(out)
-        except OSError as exc:
-            typer.echo(f"cannot write schemas to {out}: {exc.strerror or exc}", err=True)
-            raise typer.Exit(2) from None
-        for p in paths:
-            typer.echo(str(p))
+    """Add this module's commands to the CLI, in their workflow panel."""
+    app.command("schemas", rich_help_panel=TRAIN)(schemas_cmd)

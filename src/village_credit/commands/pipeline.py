@@ -131,32 +131,35 @@ def print_table_summary(result, console: Console) -> None:
                   "--input <file> --output <folder>")
         print(f".venv/bin/mlflow ui --backend-store-uri {result.tracking_uri}")
 
+def train(
+    experiment: Path = typer.Option(DEFAULT_EXPERIMENT, "--config", "-c", help="Experiment YAML."),
+    n_households: Optional[int] = typer.Option(None, "--n-households", "-n", help="Override data.n_households."),
+    trials: Optional[int] = typer.Option(None, help="Override model.tuning.n_trials."),
+    promote: bool = typer.Option(True, help="Run the promotion gates."),
+    score: bool = typer.Option(True, help="Batch-score the population with @champion."),
+) -> None:
+    """Run an experiment: train, explain, audit, log to MLflow, gate, score."""
+    from village_credit.config import load_config
+    from village_credit.pipeline import run_experiment
+
+    console = Console()
+    overrides = {}
+    if n_households is not None:
+        overrides["data.n_households"] = n_households
+    if trials is not None:
+        overrides["model.tuning.n_trials"] = trials
+    with user_errors(console):
+        cfg = load_config(experiment, overrides)
+        result = run_experiment(cfg, progress=True, promote_model=promote, score_population=score)
+    print_summary(result, console)
+
+
+def demo() -> None:
+    """The main job on the embedded default (experiments/default.yaml, generated data)."""
+    train(DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT.exists() else None, None, None, True, True)
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("train", rich_help_panel=TRAIN)
-    def train(
-        experiment: Path = typer.Option(DEFAULT_EXPERIMENT, "--config", "-c", help="Experiment YAML."),
-        n_households: Optional[int] = typer.Option(None, "--n-households", "-n", help="Override data.n_households."),
-        trials: Optional[int] = typer.Option(None, help="Override model.tuning.n_trials."),
-        promote: bool = typer.Option(True, help="Run the promotion gates."),
-        score: bool = typer.Option(True, help="Batch-score the population with @champion."),
-    ) -> None:
-        """Run an experiment: train, explain, audit, log to MLflow, gate, score."""
-        from village_credit.config import load_config
-        from village_credit.pipeline import run_experiment
-
-        console = Console()
-        overrides = {}
-        if n_households is not None:
-            overrides["data.n_households"] = n_households
-        if trials is not None:
-            overrides["model.tuning.n_trials"] = trials
-        with user_errors(console):
-            cfg = load_config(experiment, overrides)
-            result = run_experiment(cfg, progress=True, promote_model=promote, score_population=score)
-        print_summary(result, console)
-
-    @app.command("demo", rich_help_panel=TRAIN)
-    def demo() -> None:
-        """The main job on the embedded default (experiments/default.yaml, generated data)."""
-        train(DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT.exists() else None, None, None, True, True)
+    """Add this module's commands to the CLI, in their workflow panel."""
+    app.command("train", rich_help_panel=TRAIN)(train)
+    app.command("demo", rich_help_panel=TRAIN)(demo)

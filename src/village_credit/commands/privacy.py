@@ -82,8 +82,11 @@ def register(app: typer.Typer) -> None:
         privacy_config: Annotated[Path | None, typer.Option("--privacy-config", help="Threat model YAML whose quasi-identifiers and k tables are checked against.")] = None,
         qi_check: Annotated[bool, typer.Option("--qi-check/--no-qi-check", help="Check tables for quasi-identifier classes smaller than k.")] = True,
     ) -> None:
-        """Find resident ID numbers, mobile numbers, listed names and tables whose quasi-identifier
-        classes are smaller than k; exit 1 if any are found."""
+        """Find resident IDs, mobile numbers, listed names and small quasi-identifier classes.
+
+        Tables whose quasi-identifier classes are smaller than k count as findings too;
+        exit 1 if anything is found.
+        """
         from village_credit.privacy.scanner import load_names, scan_pii
         from village_credit.privacy.threat_model import DEFAULT_PRIVACY_CONFIG, load_privacy_config
 

@@ -33,100 +33,104 @@ def _read_mapping(path: Path | None, what: str) -> dict[str, Any] | None:
         raise ConfigError(f"{what} file {path} must hold a mapping, got {type(data).__name__}")
     return data
 
+def promote_cmd(
+    version: str = typer.Option(..., "--version", "-v", help="Model version to promote."),
+    override_reason: str = typer.Option(
+        None, "--override-reason",
+        help="Promote despite failed gates; the reason is recorded on the version."),
+    model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
+    evidence: Path = typer.Option(
+        None, "--evidence",
+        help="Evidence JSON/YAML; default: evidence/evidence.json on the version's run."),
+    thresholds: Path = typer.Option(
+        None, "--thresholds",
+        help="Gate thresholds (JSON/YAML); recorded for the registered model and used for "
+             "every later version. Default: the thresholds recorded for the model."),
+    thresholds_reason: str = typer.Option(
+        None, "--thresholds-reason", help="Why these thresholds (recorded with them)."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                     help="MLflow store (default: sqlite under mlruns/)."),
+) -> None:
+    """Run the promotion gates; move @champion only if all pass (or with an override)."""
+    from village_credit.registry import configure, get_client, promote
+
+    console = Console(stderr=True)
+    with user_errors(console):
+        configure(tracking_uri)
+        client = get_client()
+        ev = _read_mapping(evidence, "evidence")
+        th = _read_mapping(thresholds, "thresholds")
+        res = promote(model_name, version, ev, th, override_reason=override_reason,
+                      client=client, thresholds_reason=thresholds_reason,
+                      evidence_source=None if evidence is None else str(evidence))
+    table = fitting_table("gate", "value", "threshold", "result", "detail",
+                          title=f"{model_name} v{version}: gates")
+    for g in res.report.gates:
+        table.add_row(g.name, "" if g.value is None else f"{g.value:.4g}",
+                      f"{g.comparator} {'' if g.threshold is None else f'{g.threshold:.4g}'}",
+                      "pass" if g.passed else "FAIL", g.detail)
+    console.print(table)
+    console.print(f"thresholds: {res.thresholds_source}")
+    console.print(f"evidence: {res.evidence_source}")
+    typer.echo(json.dumps(res.to_dict(), indent=2, default=str))
+    if not res.promoted:
+        console.print(f"[red]not promoted:[/red] failed gates: "
+                      f"{', '.join(g.name for g in res.report.failed)}")
+        raise typer.Exit(code=1)
+    how = f" by override ({res.override_reason})" if res.by_override else ""
+    console.print(f"[green]v{version} is now @champion{how}[/green]"
+                  + (f"; v{res.previous_champion} is @previous" if res.previous_champion else ""))
+    console.print(f"score with: `village-credit score --model models:/{model_name}@champion "
+                  "--input <households file> --output <output folder>`"
+                  + (f"; undo with: `village-credit rollback --model-name {model_name}`"
+                     if res.previous_champion else ""))
+
+
+def rollback_cmd(
+    model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
+    reason: str = typer.Option(None, "--reason", help="Why (recorded on the demoted version)."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                     help="MLflow store (default: sqlite under mlruns/)."),
+) -> None:
+    """Restore @previous as @champion; the demoted version becomes @challenger."""
+    from village_credit.registry import configure, get_client, rollback
+
+    console = Console(stderr=True)
+    with user_errors(console):
+        configure(tracking_uri)
+        res = rollback(model_name, client=get_client(), reason=reason)
+    typer.echo(json.dumps({"model_name": res.model_name, "champion": res.champion,
+                           "demoted": res.demoted}))
+    console.print(f"v{res.champion} is @champion again"
+                  + (f"; v{res.demoted} is @challenger" if res.demoted else ""))
+
+
+def models_cmd(
+    model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                     help="MLflow store (default: sqlite under mlruns/)."),
+) -> None:
+    """List registered versions with their aliases and gate results."""
+    from village_credit.registry import configure, get_client, list_versions
+
+    console = Console()
+    with user_errors():
+        configure(tracking_uri)
+        rows = list_versions(model_name, client=get_client())
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = fitting_table("version", "aliases", "gates", "failed", "override", "created",
+                          title=model_name)
+    for r in rows:
+        table.add_row(r["version"], ", ".join("@" + a for a in r["aliases"]),
+                      r["gates_passed"], r["failed_gates"], r["override_reason"], r["created"])
+    console.print(table)
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("promote", rich_help_panel=REGISTRY)
-    def promote_cmd(
-        version: str = typer.Option(..., "--version", "-v", help="Model version to promote."),
-        override_reason: str = typer.Option(
-            None, "--override-reason",
-            help="Promote despite failed gates; the reason is recorded on the version."),
-        model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
-        evidence: Path = typer.Option(
-            None, "--evidence",
-            help="Evidence JSON/YAML; default: evidence/evidence.json on the version's run."),
-        thresholds: Path = typer.Option(
-            None, "--thresholds",
-            help="Gate thresholds (JSON/YAML); recorded for the registered model and used for "
-                 "every later version. Default: the thresholds recorded for the model."),
-        thresholds_reason: str = typer.Option(
-            None, "--thresholds-reason", help="Why these thresholds (recorded with them)."),
-        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                         help="MLflow store (default: sqlite under mlruns/)."),
-    ) -> None:
-        """Run the promotion gates; move @champion only if all pass (or with an override)."""
-        from village_credit.registry import configure, get_client, promote
-
-        console = Console(stderr=True)
-        with user_errors(console):
-            configure(tracking_uri)
-            client = get_client()
-            ev = _read_mapping(evidence, "evidence")
-            th = _read_mapping(thresholds, "thresholds")
-            res = promote(model_name, version, ev, th, override_reason=override_reason,
-                          client=client, thresholds_reason=thresholds_reason,
-                          evidence_source=None if evidence is None else str(evidence))
-        table = fitting_table("gate", "value", "threshold", "result", "detail",
-                              title=f"{model_name} v{version}: gates")
-        for g in res.report.gates:
-            table.add_row(g.name, "" if g.value is None else f"{g.value:.4g}",
-                          f"{g.comparator} {'' if g.threshold is None else f'{g.threshold:.4g}'}",
-                          "pass" if g.passed else "FAIL", g.detail)
-        console.print(table)
-        console.print(f"thresholds: {res.thresholds_source}")
-        console.print(f"evidence: {res.evidence_source}")
-        typer.echo(json.dumps(res.to_dict(), indent=2, default=str))
-        if not res.promoted:
-            console.print(f"[red]not promoted:[/red] failed gates: "
-                          f"{', '.join(g.name for g in res.report.failed)}")
-            raise typer.Exit(code=1)
-        how = f" by override ({res.override_reason})" if res.by_override else ""
-        console.print(f"[green]v{version} is now @champion{how}[/green]"
-                      + (f"; v{res.previous_champion} is @previous" if res.previous_champion else ""))
-        console.print(f"score with: `village-credit score --model models:/{model_name}@champion "
-                      "--input <households file> --output <output folder>`"
-                      + (f"; undo with: `village-credit rollback --model-name {model_name}`"
-                         if res.previous_champion else ""))
-
-    @app.command("rollback", rich_help_panel=REGISTRY)
-    def rollback_cmd(
-        model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
-        reason: str = typer.Option(None, "--reason", help="Why (recorded on the demoted version)."),
-        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                         help="MLflow store (default: sqlite under mlruns/)."),
-    ) -> None:
-        """Restore @previous as @champion; the demoted version becomes @challenger."""
-        from village_credit.registry import configure, get_client, rollback
-
-        console = Console(stderr=True)
-        with user_errors(console):
-            configure(tracking_uri)
-            res = rollback(model_name, client=get_client(), reason=reason)
-        typer.echo(json.dumps({"model_name": res.model_name, "champion": res.champion,
-                               "demoted": res.demoted}))
-        console.print(f"v{res.champion} is @champion again"
-                      + (f"; v{res.demoted} is @challenger" if res.demoted else ""))
-
-    @app.command("models", rich_help_panel=REGISTRY)
-    def models_cmd(
-        model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                         help="MLflow store (default: sqlite under mlruns/)."),
-    ) -> None:
-        """List registered versions with their aliases and gate results."""
-        from village_credit.registry import configure, get_client, list_versions
-
-        console = Console()
-        with user_errors():
-            configure(tracking_uri)
-            rows = list_versions(model_name, client=get_client())
-        if as_json:
-            typer.echo(json.dumps(rows, indent=2))
-            return
-        table = fitting_table("version", "aliases", "gates", "failed", "override", "created",
-                              title=model_name)
-        for r in rows:
-            table.add_row(r["version"], ", ".join("@" + a for a in r["aliases"]),
-                          r["gates_passed"], r["failed_gates"], r["override_reason"], r["created"])
-        console.print(table)
+    """Add this module's commands to the CLI, in their workflow panel."""
+    app.command("promote", rich_help_panel=REGISTRY)(promote_cmd)
+    app.command("rollback", rich_help_panel=REGISTRY)(rollback_cmd)
+    app.command("models", rich_help_panel=REGISTRY)(models_cmd)

@@ -18,66 +18,68 @@ class Engine(str, Enum):
     local = "local"
     spark = "spark"
 
+def score(
+    input: Path = typer.Option(..., "--input", "-i", help="Households as Parquet or CSV."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output directory (resumable)."),
+    model: str = typer.Option("models:/village-credit@champion", "--model", "-m", help="Model URI."),
+    engine: Engine = typer.Option(Engine.local, help="local (chunked, resumable) or spark."),
+    master: str = typer.Option("local[*]", help="Spark master for --engine spark."),
+    chunk_rows: int = typer.Option(50_000, help="Rows per chunk (local engine); the most rows per "
+                                   "task on Spark."),
+    tasks_per_core: int = typer.Option(2, help="Spark: at least this many row-range tasks per core."),
+    overwrite: bool = typer.Option(False, help="Start afresh in OUTPUT, discarding an earlier run there."),
+    progress: bool = typer.Option(True, help="Show a progress bar (rows/s) on stderr."),
+    report: bool = typer.Option(True, "--programme-report/--no-programme-report",
+                                help="Write the credit village / township report."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                     help="MLflow store holding the model registry."),
+    allow_ungated: bool = typer.Option(
+        False, "--allow-ungated",
+        help="Score with a version that has no valid promotion record (recorded in the "
+             "output metadata and summary.json)."),
+) -> None:
+    """Score every household; invalid rows go to quarantine; rows read = scored + quarantined.
+
+    Prints the summary JSON. Exit code 2 only when nothing could be scored
+    (unreadable input, unloadable model, a model without a valid promotion record
+    and no --allow-ungated, output directory of another run, no valid row).
+    """
+    from village_credit.errors import VillageCreditError
+    from village_credit.registry.store import configure
+
+    console = Console(stderr=True)
+    try:
+        from village_credit.data.io import check_output_dir
+
+        check_output_dir(output, "--output")  # before the model store is even opened
+        configure(tracking_uri)
+        if engine is Engine.spark:
+            from village_credit.scoring import score_file_spark
+
+            summary = score_file_spark(model, input, output, master=master, overwrite=overwrite,
+                                       report=report, allow_ungated=allow_ungated,
+                                       chunk_rows=chunk_rows, tasks_per_core=tasks_per_core)
+        else:
+            from village_credit.scoring import score_file
+
+            summary = score_file(model, input, output, chunk_rows=chunk_rows,
+                                 overwrite=overwrite, progress=progress, report=report,
+                                 allow_ungated=allow_ungated)
+    except VillageCreditError as exc:
+        summary_file = output / "summary.json"
+        if summary_file.exists() and isinstance(exc, _no_rows_error()):
+            typer.echo(summary_file.read_text(encoding="utf-8"))
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+    typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))
+    if summary.model.get("gated") is False:
+        console.print(f"[yellow]warning:[/yellow] {summary.model.get('gate')}")
+    console.print(summary_line(summary.to_dict()))
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("score", rich_help_panel=SCORE)
-    def score(
-        input: Path = typer.Option(..., "--input", "-i", help="Households as Parquet or CSV."),
-        output: Path = typer.Option(..., "--output", "-o", help="Output directory (resumable)."),
-        model: str = typer.Option("models:/village-credit@champion", "--model", "-m", help="Model URI."),
-        engine: Engine = typer.Option(Engine.local, help="local (chunked, resumable) or spark."),
-        master: str = typer.Option("local[*]", help="Spark master for --engine spark."),
-        chunk_rows: int = typer.Option(50_000, help="Rows per chunk (local engine); the most rows per "
-                                       "task on Spark."),
-        tasks_per_core: int = typer.Option(2, help="Spark: at least this many row-range tasks per core."),
-        overwrite: bool = typer.Option(False, help="Start afresh in OUTPUT, discarding an earlier run there."),
-        progress: bool = typer.Option(True, help="Show a progress bar (rows/s) on stderr."),
-        report: bool = typer.Option(True, "--programme-report/--no-programme-report",
-                                    help="Write the credit village / township report."),
-        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                         help="MLflow store holding the model registry."),
-        allow_ungated: bool = typer.Option(
-            False, "--allow-ungated",
-            help="Score with a version that has no valid promotion record (recorded in the "
-                 "output metadata and summary.json)."),
-    ) -> None:
-        """Score every household; invalid rows go to quarantine; rows read = scored + quarantined.
-
-        Prints the summary JSON. Exit code 2 only when nothing could be scored
-        (unreadable input, unloadable model, a model without a valid promotion record
-        and no --allow-ungated, output directory of another run, no valid row).
-        """
-        from village_credit.errors import VillageCreditError
-        from village_credit.registry.store import configure
-
-        console = Console(stderr=True)
-        try:
-            from village_credit.data.io import check_output_dir
-
-            check_output_dir(output, "--output")  # before the model store is even opened
-            configure(tracking_uri)
-            if engine is Engine.spark:
-                from village_credit.scoring import score_file_spark
-
-                summary = score_file_spark(model, input, output, master=master, overwrite=overwrite,
-                                           report=report, allow_ungated=allow_ungated,
-                                           chunk_rows=chunk_rows, tasks_per_core=tasks_per_core)
-            else:
-                from village_credit.scoring import score_file
-
-                summary = score_file(model, input, output, chunk_rows=chunk_rows,
-                                     overwrite=overwrite, progress=progress, report=report,
-                                     allow_ungated=allow_ungated)
-        except VillageCreditError as exc:
-            summary_file = output / "summary.json"
-            if summary_file.exists() and isinstance(exc, _no_rows_error()):
-                typer.echo(summary_file.read_text(encoding="utf-8"))
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(code=2) from exc
-        typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))
-        if summary.model.get("gated") is False:
-            console.print(f"[yellow]warning:[/yellow] {summary.model.get('gate')}")
-        console.print(summary_line(summary.to_dict()))
+    """Add this module's commands to the CLI, in their workflow panel."""
+    app.command("score", rich_help_panel=SCORE)(score)
 
 
 def summary_line(summary: dict) -> str:  # type: ignore[type-arg]

@@ -53,153 +53,157 @@ def _quiet_downloads() -> None:
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+def validate_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="Model URI, e.g. models:/village-credit@champion."),
+    data: Path = typer.Option(..., "--input", "-i", help="Labelled sample (Parquet/CSV) with default_12m; "
+                              "optional previous_grade, head_age, formerly_poor."),
+    report: Path = typer.Option(Path("reports/validation"), "--output", "-o", help="Output directory."),
+    challenger: str = typer.Option(None, "--challenger", help="Second model URI to compare on the sample."),
+    no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log the report to MLflow."),
+    hl_ddof: int = typer.Option(0, "--hl-ddof", help="Hosmer-Lemeshow dof = groups - ddof "
+                                "(the toolkit's convention: 0, the sample is independent "
+                                "of the model's fit)."),
+    green_p: float = typer.Option(0.05, "--green-p", help="Grade light green when p >= this."),
+    red_p: float = typer.Option(0.01, "--red-p", help="Grade light red when p < this."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                     help=_TRACKING_HELP),
+    allow_ungated: bool = typer.Option(
+        False, "--allow-ungated",
+        help="Compare with a --challenger ...@champion that has no valid promotion record."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help=_PROGRESS_HELP),
+) -> None:
+    """Third-party validation report (HTML + JSON + gate evidence) of a registered model."""
+    from village_credit.registry import configure
+    from village_credit.reporting.progress import step_bar
+    from village_credit.validation.kit import DEFAULT_CONFIG, validate_model
+
+    console = Console(stderr=True)
+    _quiet_downloads()
+    try:
+        configure(tracking_uri)
+        cfg = dataclasses.replace(DEFAULT_CONFIG, hl_ddof=hl_ddof, green_p=green_p, red_p=red_p)
+        with step_bar("validating", progress, console) as bar:
+            res, html, js = validate_model(model, data, report, challenger_uri=challenger,
+                                           log_to_mlflow=not no_mlflow, config=cfg,
+                                           allow_ungated=allow_ungated, progress=bar)
+    except _errors() as exc:
+        _fail(console, exc)
+        return
+    disc, cal = res["discrimination"], res["calibration"]
+    stab = res.get("stability") or {}
+    summary: dict[str, Any] = {
+        "html": str(html), "json": str(js), "evidence": str(Path(report) / "evidence.json"),
+        "model": res["reproducibility"].get("model_uri"),
+        "version": res["reproducibility"].get("model_version"),
+        "auc": disc["auc"], "auc_ci": disc["auc_ci"], "ks": disc["ks"], "ece": cal["ece"],
+        "hosmer_lemeshow_p": cal["hosmer_lemeshow"]["p_value"], "grade_lights": cal["lights"],
+        "score_psi": stab.get("score_psi"), "mlflow_run": (res.get("mlflow") or {}).get("run_id"),
+    }
+    verdict = res.get("verdict") or {}
+    summary["verdict"] = verdict.get("verdict")
+    summary["verdict_reasons"] = verdict.get("reasons")
+    if res.get("challenger"):
+        ch = res["challenger"]
+        summary["challenger"] = {"auc_diff": ch["auc_diff"], "p_value": ch["p_value"]}
+    typer.echo(json.dumps(summary, indent=2, default=str))
+    console.print(f"verdict: {str(verdict.get('verdict')).upper()}"
+                  + "".join(f"\n  - {r}" for r in verdict.get("reasons") or []))
+    rep = res["reproducibility"]
+    name, version = rep.get("model_name"), rep.get("model_version")
+    if name and version and summary["mlflow_run"]:
+        where = (f"evidence recorded with {name} v{version} (validation run "
+                 f"{summary['mlflow_run']})")
+        if rep.get("model_gated"):
+            console.print(f"{where}; v{version} is already promoted. To recalibrate it: "
+                          f"`village-credit recalibrate --model models:/{name}/{version} "
+                          "--input <labelled sample>`")
+        else:
+            console.print(f"{where}; next: `village-credit promote --model-name {name} "
+                          f"--version {version}`")
+
+
+def recalibrate_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="Model URI to recalibrate."),
+    data: Path = typer.Option(..., "--input", "-i", help="The calibrator's labelled sample (default_12m)."),
+    method: Method = typer.Option(Method.auto, "--method", help="auto (by cross-validated log-loss), "
+                                  "platt or isotonic."),
+    seed: int = typer.Option(0, "--seed", help="Cross-validation seed."),
+    report: Path = typer.Option(Path("reports/recalibration"), "--output", "-o",
+                                help="Output directory (model folder + before/after report)."),
+    no_register: bool = typer.Option(False, "--no-register", help="Only write the model folder."),
+    model_name: str = typer.Option(None, "--model-name",
+                                   help="Register under this name (default: the parent's)."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                     help=_TRACKING_HELP),
+) -> None:
+    """Fit a calibration map and register a new (unpromoted) version wrapping the model."""
+    from village_credit.registry import configure
+    from village_credit.validation.recalibration import recalibrate
+
+    console = Console(stderr=True)
+    _quiet_downloads()
+    try:
+        configure(tracking_uri)
+        res = recalibrate(model, data, method=method.value, seed=seed,  # type: ignore[arg-type]
+                          register=not no_register, out_dir=report,
+                          registered_model_name=model_name)
+    except _errors() as exc:
+        _fail(console, exc)
+        return
+    summary = res.summary()
+    summary.update(model_dir=str(res.model_dir), report=str(res.report_html))
+    typer.echo(json.dumps(summary, indent=2, default=str))
+    if res.version:
+        console.print(
+            f"registered {res.model_name} v{res.version} (not promoted); next: "
+            f"`village-credit validate --model models:/{res.model_name}/{res.version} "
+            f"--input <labelled sample>` then `village-credit promote --model-name "
+            f"{res.model_name} --version {res.version}`")
+
+
+def monitor_cmd(
+    reference: Path = typer.Option(..., "--reference", help="Reference table (e.g. vintage 1)."),
+    current: Path = typer.Option(..., "--current", help="Current table (e.g. vintage 2)."),
+    model: str = typer.Option(None, "--model", "-m", help="Model URI: drift of its features and score "
+                              "(default: raw numeric columns)."),
+    report: Path = typer.Option(Path("reports/monitor"), "--output", "-o", help="Output directory."),
+    amber: float = typer.Option(0.1, "--amber", help="PSI/CSI from which a column is amber."),
+    red: float = typer.Option(0.25, "--red", help="PSI/CSI from which a column is red."),
+    bins: int = typer.Option(10, "--bins", help="Quantile bins of the reference."),
+    fail_on: FailOn = typer.Option(FailOn.none, "--fail-on", help="Exit 1 when the overall alert "
+                                   "reaches this level."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+                                     help=_TRACKING_HELP),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help=_PROGRESS_HELP),
+) -> None:
+    """PSI/CSI drift report between two vintages, with green/amber/red alerts."""
+    from village_credit.reporting.progress import step_bar
+    from village_credit.validation.kit import monitor
+
+    console = Console(stderr=True)
+    _quiet_downloads()
+    try:
+        if model:
+            from village_credit.registry import configure
+
+            configure(tracking_uri)
+        with step_bar("monitoring", progress, console) as bar:
+            res = monitor(model, reference, current, report, (amber, red), bins=bins, progress=bar)
+    except _errors() as exc:
+        _fail(console, exc)
+        return
+    summary = {"alert": res["alert"], "counts": res["counts"], "score_psi": res.get("score_psi"),
+               "score_alert": res.get("score_alert"), "red_columns": res["red_columns"],
+               "flagged_segments": res.get("flagged_segments", []),
+               "html": str(res.get("html")), "json": str(res.get("json"))}
+    typer.echo(json.dumps(summary, indent=2, default=str))
+    rank = {"green": 0, "amber": 1, "red": 2}
+    if fail_on is not FailOn.none and rank.get(res["alert"], -1) >= rank[fail_on.value]:
+        raise typer.Exit(code=1)
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("validate", rich_help_panel=VALIDATE)
-    def validate_cmd(
-        model: str = typer.Option(..., "--model", "-m", help="Model URI, e.g. models:/village-credit@champion."),
-        data: Path = typer.Option(..., "--input", "-i", help="Labelled sample (Parquet/CSV) with default_12m; "
-                                  "optional previous_grade, head_age, formerly_poor."),
-        report: Path = typer.Option(Path("reports/validation"), "--output", "-o", help="Output directory."),
-        challenger: str = typer.Option(None, "--challenger", help="Second model URI to compare on the sample."),
-        no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log the report to MLflow."),
-        hl_ddof: int = typer.Option(0, "--hl-ddof", help="Hosmer-Lemeshow dof = groups - ddof "
-                                    "(the toolkit's convention: 0, the sample is independent "
-                                    "of the model's fit)."),
-        green_p: float = typer.Option(0.05, "--green-p", help="Grade light green when p >= this."),
-        red_p: float = typer.Option(0.01, "--red-p", help="Grade light red when p < this."),
-        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                         help=_TRACKING_HELP),
-        allow_ungated: bool = typer.Option(
-            False, "--allow-ungated",
-            help="Compare with a --challenger ...@champion that has no valid promotion record."),
-        progress: bool = typer.Option(True, "--progress/--no-progress", help=_PROGRESS_HELP),
-    ) -> None:
-        """Third-party validation report (HTML + JSON + gate evidence) of a registered model."""
-        from village_credit.registry import configure
-        from village_credit.reporting.progress import step_bar
-        from village_credit.validation.kit import DEFAULT_CONFIG, validate_model
-
-        console = Console(stderr=True)
-        _quiet_downloads()
-        try:
-            configure(tracking_uri)
-            cfg = dataclasses.replace(DEFAULT_CONFIG, hl_ddof=hl_ddof, green_p=green_p, red_p=red_p)
-            with step_bar("validating", progress, console) as bar:
-                res, html, js = validate_model(model, data, report, challenger_uri=challenger,
-                                               log_to_mlflow=not no_mlflow, config=cfg,
-                                               allow_ungated=allow_ungated, progress=bar)
-        except _errors() as exc:
-            _fail(console, exc)
-            return
-        disc, cal = res["discrimination"], res["calibration"]
-        stab = res.get("stability") or {}
-        summary: dict[str, Any] = {
-            "html": str(html), "json": str(js), "evidence": str(Path(report) / "evidence.json"),
-            "model": res["reproducibility"].get("model_uri"),
-            "version": res["reproducibility"].get("model_version"),
-            "auc": disc["auc"], "auc_ci": disc["auc_ci"], "ks": disc["ks"], "ece": cal["ece"],
-            "hosmer_lemeshow_p": cal["hosmer_lemeshow"]["p_value"], "grade_lights": cal["lights"],
-            "score_psi": stab.get("score_psi"), "mlflow_run": (res.get("mlflow") or {}).get("run_id"),
-        }
-        verdict = res.get("verdict") or {}
-        summary["verdict"] = verdict.get("verdict")
-        summary["verdict_reasons"] = verdict.get("reasons")
-        if res.get("challenger"):
-            ch = res["challenger"]
-            summary["challenger"] = {"auc_diff": ch["auc_diff"], "p_value": ch["p_value"]}
-        typer.echo(json.dumps(summary, indent=2, default=str))
-        console.print(f"verdict: {str(verdict.get('verdict')).upper()}"
-                      + "".join(f"\n  - {r}" for r in verdict.get("reasons") or []))
-        rep = res["reproducibility"]
-        name, version = rep.get("model_name"), rep.get("model_version")
-        if name and version and summary["mlflow_run"]:
-            where = (f"evidence recorded with {name} v{version} (validation run "
-                     f"{summary['mlflow_run']})")
-            if rep.get("model_gated"):
-                console.print(f"{where}; v{version} is already promoted. To recalibrate it: "
-                              f"`village-credit recalibrate --model models:/{name}/{version} "
-                              "--input <labelled sample>`")
-            else:
-                console.print(f"{where}; next: `village-credit promote --model-name {name} "
-                              f"--version {version}`")
-
-    @app.command("recalibrate", rich_help_panel=VALIDATE)
-    def recalibrate_cmd(
-        model: str = typer.Option(..., "--model", "-m", help="Model URI to recalibrate."),
-        data: Path = typer.Option(..., "--input", "-i", help="The calibrator's labelled sample (default_12m)."),
-        method: Method = typer.Option(Method.auto, "--method", help="auto (by cross-validated log-loss), "
-                                      "platt or isotonic."),
-        seed: int = typer.Option(0, "--seed", help="Cross-validation seed."),
-        report: Path = typer.Option(Path("reports/recalibration"), "--output", "-o",
-                                    help="Output directory (model folder + before/after report)."),
-        no_register: bool = typer.Option(False, "--no-register", help="Only write the model folder."),
-        model_name: str = typer.Option(None, "--model-name",
-                                       help="Register under this name (default: the parent's)."),
-        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                         help=_TRACKING_HELP),
-    ) -> None:
-        """Fit a calibration map and register a new (unpromoted) version wrapping the model."""
-        from village_credit.registry import configure
-        from village_credit.validation.recalibration import recalibrate
-
-        console = Console(stderr=True)
-        _quiet_downloads()
-        try:
-            configure(tracking_uri)
-            res = recalibrate(model, data, method=method.value, seed=seed,  # type: ignore[arg-type]
-                              register=not no_register, out_dir=report,
-                              registered_model_name=model_name)
-        except _errors() as exc:
-            _fail(console, exc)
-            return
-        summary = res.summary()
-        summary.update(model_dir=str(res.model_dir), report=str(res.report_html))
-        typer.echo(json.dumps(summary, indent=2, default=str))
-        if res.version:
-            console.print(
-                f"registered {res.model_name} v{res.version} (not promoted); next: "
-                f"`village-credit validate --model models:/{res.model_name}/{res.version} "
-                f"--input <labelled sample>` then `village-credit promote --model-name "
-                f"{res.model_name} --version {res.version}`")
-
-    @app.command("monitor", rich_help_panel=VALIDATE)
-    def monitor_cmd(
-        reference: Path = typer.Option(..., "--reference", help="Reference table (e.g. vintage 1)."),
-        current: Path = typer.Option(..., "--current", help="Current table (e.g. vintage 2)."),
-        model: str = typer.Option(None, "--model", "-m", help="Model URI: drift of its features and score "
-                                  "(default: raw numeric columns)."),
-        report: Path = typer.Option(Path("reports/monitor"), "--output", "-o", help="Output directory."),
-        amber: float = typer.Option(0.1, "--amber", help="PSI/CSI from which a column is amber."),
-        red: float = typer.Option(0.25, "--red", help="PSI/CSI from which a column is red."),
-        bins: int = typer.Option(10, "--bins", help="Quantile bins of the reference."),
-        fail_on: FailOn = typer.Option(FailOn.none, "--fail-on", help="Exit 1 when the overall alert "
-                                       "reaches this level."),
-        tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                         help=_TRACKING_HELP),
-        progress: bool = typer.Option(True, "--progress/--no-progress", help=_PROGRESS_HELP),
-    ) -> None:
-        """PSI/CSI drift report between two vintages, with green/amber/red alerts."""
-        from village_credit.reporting.progress import step_bar
-        from village_credit.validation.kit import monitor
-
-        console = Console(stderr=True)
-        _quiet_downloads()
-        try:
-            if model:
-                from village_credit.registry import configure
-
-                configure(tracking_uri)
-            with step_bar("monitoring", progress, console) as bar:
-                res = monitor(model, reference, current, report, (amber, red), bins=bins, progress=bar)
-        except _errors() as exc:
-            _fail(console, exc)
-            return
-        summary = {"alert": res["alert"], "counts": res["counts"], "score_psi": res.get("score_psi"),
-                   "score_alert": res.get("score_alert"), "red_columns": res["red_columns"],
-                   "flagged_segments": res.get("flagged_segments", []),
-                   "html": str(res.get("html")), "json": str(res.get("json"))}
-        typer.echo(json.dumps(summary, indent=2, default=str))
-        rank = {"green": 0, "amber": 1, "red": 2}
-        if fail_on is not FailOn.none and rank.get(res["alert"], -1) >= rank[fail_on.value]:
-            raise typer.Exit(code=1)
+    """Add this module's commands to the CLI, in their workflow panel."""
+    app.command("validate", rich_help_panel=VALIDATE)(validate_cmd)
+    app.command("recalibrate", rich_help_panel=VALIDATE)(recalibrate_cmd)
+    app.command("monitor", rich_help_panel=VALIDATE)(monitor_cmd)
