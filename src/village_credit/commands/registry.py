@@ -11,6 +11,7 @@ from rich.console import Console
 
 from village_credit.commands import REGISTRY
 from village_credit.commands._errors import user_errors
+from village_credit.commands._options import tracking_uri_option
 from village_credit.commands._tables import fitting_table
 
 _MODEL_NAME_HELP = "Registered model name (default: village-credit)."
@@ -48,8 +49,7 @@ def promote_cmd(
              "every later version. Default: the thresholds recorded for the model."),
     thresholds_reason: str = typer.Option(
         None, "--thresholds-reason", help="Why these thresholds (recorded with them)."),
-    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                     help="MLflow store (default: sqlite under mlruns/)."),
+    tracking_uri: str = tracking_uri_option(),
 ) -> None:
     """Run the promotion gates; move @champion only if all pass (or with an override)."""
     from village_credit.registry import configure, get_client, promote
@@ -89,8 +89,7 @@ def promote_cmd(
 def rollback_cmd(
     model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
     reason: str = typer.Option(None, "--reason", help="Why (recorded on the demoted version)."),
-    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                     help="MLflow store (default: sqlite under mlruns/)."),
+    tracking_uri: str = tracking_uri_option(),
 ) -> None:
     """Restore @previous as @champion; the demoted version becomes @challenger."""
     from village_credit.registry import configure, get_client, rollback
@@ -108,8 +107,7 @@ def rollback_cmd(
 def models_cmd(
     model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                     help="MLflow store (default: sqlite under mlruns/)."),
+    tracking_uri: str = tracking_uri_option(),
 ) -> None:
     """List registered versions with their aliases and gate results."""
     from village_credit.registry import configure, get_client, list_versions

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from village_credit.commands import SCORE
+from village_credit.commands._options import tracking_uri_option
 
 
 class Engine(str, Enum):
@@ -31,8 +32,7 @@ def score(
     progress: bool = typer.Option(True, help="Show a progress bar (rows/s) on stderr."),
     report: bool = typer.Option(True, "--programme-report/--no-programme-report",
                                 help="Write the credit village / township report."),
-    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                     help="MLflow store holding the model registry."),
+    tracking_uri: str = tracking_uri_option(),
     allow_ungated: bool = typer.Option(
         False, "--allow-ungated",
         help="Score with a version that has no valid promotion record (recorded in the "

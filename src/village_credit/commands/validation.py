@@ -16,8 +16,8 @@ import typer
 from rich.console import Console
 
 from village_credit.commands import VALIDATE
+from village_credit.commands._options import tracking_uri_option
 
-_TRACKING_HELP = "MLflow store (default: MLFLOW_TRACKING_URI, else sqlite under mlruns/)."
 _PROGRESS_HELP = "Show a progress bar on stderr."
 
 
@@ -65,8 +65,7 @@ def validate_cmd(
                                 "of the model's fit)."),
     green_p: float = typer.Option(0.05, "--green-p", help="Grade light green when p >= this."),
     red_p: float = typer.Option(0.01, "--red-p", help="Grade light red when p < this."),
-    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                     help=_TRACKING_HELP),
+    tracking_uri: str = tracking_uri_option(),
     allow_ungated: bool = typer.Option(
         False, "--allow-ungated",
         help="Compare with a --challenger ...@champion that has no valid promotion record."),
@@ -133,8 +132,7 @@ def recalibrate_cmd(
     no_register: bool = typer.Option(False, "--no-register", help="Only write the model folder."),
     model_name: str = typer.Option(None, "--model-name",
                                    help="Register under this name (default: the parent's)."),
-    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                     help=_TRACKING_HELP),
+    tracking_uri: str = tracking_uri_option(),
 ) -> None:
     """Fit a calibration map and register a new (unpromoted) version wrapping the model."""
     from village_credit.registry import configure
@@ -172,8 +170,7 @@ def monitor_cmd(
     bins: int = typer.Option(10, "--bins", help="Quantile bins of the reference."),
     fail_on: FailOn = typer.Option(FailOn.none, "--fail-on", help="Exit 1 when the overall alert "
                                    "reaches this level."),
-    tracking_uri: str = typer.Option(None, "--tracking-uri", envvar="MLFLOW_TRACKING_URI",
-                                     help=_TRACKING_HELP),
+    tracking_uri: str = tracking_uri_option(),
     progress: bool = typer.Option(True, "--progress/--no-progress", help=_PROGRESS_HELP),
 ) -> None:
     """PSI/CSI drift report between two vintages, with green/amber/red alerts."""
