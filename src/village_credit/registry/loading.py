@@ -45,6 +45,7 @@ from mlflow.tracking import MlflowClient
 
 from village_credit.errors import VillageCreditError
 from village_credit.registry.decision_pyfunc import _import_class
+from village_credit.registry.store import get_client, require_existing_store, resolve_store
 
 __all__ = [
     "GateStatus", "LoadedModel", "ModelIdentity", "ModelLoadError", "UngatedModelError",
@@ -211,8 +212,9 @@ def parse_models_uri(uri: str) -> tuple[str | None, str | None, str | None]:
 def _client(client: Any = None) -> Any:
     if client is not None:
         return client
-    uri = mlflow.get_tracking_uri()
-    return MlflowClient(tracking_uri=uri, registry_uri=mlflow.get_registry_uri() or uri)
+    # reading never creates a store: a missing sqlite file is named, not made empty
+    require_existing_store(resolve_store())
+    return get_client()
 
 
 def _versions_of_run(client: Any, run_id: str) -> list[Any]:

@@ -47,7 +47,7 @@ from village_credit.registry.loading import (
     version_digest,
 )
 from village_credit.registry.pyfunc_model import input_columns_of
-from village_credit.registry.store import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME
+from village_credit.registry.store import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, get_client
 from village_credit.registry.tracking import code_version
 
 CHAMPION = "champion"
@@ -125,8 +125,7 @@ class RollbackResult:
 def _client(client: MlflowClient | None) -> MlflowClient:
     if client is not None:
         return client
-    uri = mlflow.get_tracking_uri()
-    return MlflowClient(tracking_uri=uri, registry_uri=mlflow.get_registry_uri() or uri)
+    return get_client()
 
 
 def _is_not_found(exc: MlflowException) -> bool:

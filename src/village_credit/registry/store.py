@@ -45,6 +45,46 @@ def default_tracking_uri(root: str | Path | None = None) -> str:
     return f"sqlite:///{(base / 'mlruns' / _DB_NAME).as_posix()}"
 
 
+def resolve_store() -> str:
+    """The store every entry point works on: the one the user chose, else the project's.
+
+    The user's choice is ``mlflow.set_tracking_uri`` or ``MLFLOW_TRACKING_URI``. Without
+    one, MLflow 3 falls back to ``sqlite:///mlflow.db`` in the current directory: a
+    second, empty store beside the project's. So MLflow is pointed at the store the CLI
+    and the demo use (``default_tracking_uri``) before anything touches it; the CLI,
+    the root API (``load_model``, ``score_file``, ``promote``, ``validation_report``),
+    the notebooks and the Spark job all call this, so they agree without a set-up line.
+
+    >>> import os, tempfile, mlflow
+    >>> from village_credit.registry.store import resolve_store
+    >>> from village_credit.registry._examples import mlflow_state_restored
+    >>> with tempfile.TemporaryDirectory() as tmp, mlflow_state_restored():
+    ...     mlflow.set_tracking_uri(f"sqlite:///{tmp}/mine.db")   # the user's choice wins
+    ...     resolve_store().endswith("mine.db")
+    True
+    """
+    if not mlflow.is_tracking_uri_set():
+        uri = default_tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+    return mlflow.get_tracking_uri()
+
+
+def require_existing_store(uri: str) -> str:
+    """``uri``, or a clear error when it names a sqlite store that does not exist.
+
+    Reading from a store that is not there would make sqlite create an empty one (a
+    stray ``mlflow.db``) and then fail with "Registered Model ... not found"; the
+    real cause is that nothing was ever trained into this store.
+    """
+    db = _sqlite_path(uri)
+    if db is not None and not db.exists():
+        raise ConfigError(f"no MLflow store at {db}: train a model first (`make demo` or "
+                          "`village-credit train`), or point MLFLOW_TRACKING_URI (or "
+                          "--tracking-uri) at the store that holds it")
+    return uri
+
+
 def _sqlite_path(uri: str) -> Path | None:
     if not uri.startswith("sqlite:///"):
         return None
@@ -81,7 +121,7 @@ def configure(
     ...     print(get_client().get_experiment(experiment_id).name)
     village-credit
     """
-    uri = check_tracking_uri(tracking_uri or default_tracking_uri())
+    uri = check_tracking_uri(tracking_uri or resolve_store())
     db = _sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +170,7 @@ def mark_classical_ml(client: MlflowClient, experiment_id: str) -> None:
 
 
 def get_client(tracking_uri: str | None = None) -> MlflowClient:
-    """A client on ``tracking_uri`` (or the configured/default store) for tracking and registry.
+    """A client on ``tracking_uri`` (else the store ``resolve_store`` names), tracking and registry.
 
     >>> from village_credit.registry import get_client
     >>> from village_credit.registry._examples import ExampleStore
@@ -140,8 +180,10 @@ def get_client(tracking_uri: str | None = None) -> MlflowClient:
     ['Default', 'village-credit']
     >>> store.close()
     """
-    uri = tracking_uri or mlflow.get_tracking_uri()
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if tracking_uri:
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    uri = resolve_store()
+    return MlflowClient(tracking_uri=uri, registry_uri=mlflow.get_registry_uri() or uri)
 
 
 def model_name_from_config(config: dict | None = None) -> str:

@@ -146,14 +146,17 @@ def calibration_in_the_large(y: Any, p: Any) -> dict[str, float]:
             "z": float(z), "p_value": pv}
 
 
-def hosmer_lemeshow(y: Any, p: Any, groups: int = 10, ddof: int = 2) -> tuple[float, int, float]:
+def hosmer_lemeshow(y: Any, p: Any, groups: int = HL_GROUPS,
+                    ddof: int = HL_DDOF_INDEPENDENT) -> tuple[float, int, float]:
     """Hosmer-Lemeshow goodness-of-fit over ``groups`` quantile groups of PD.
 
     ``stat = sum_g (O_g - E_g)^2 / (E_g (1 - E_g / n_g))`` with ``dof = G - ddof``
-    (G = non-empty groups; tied PDs stay in one group). ``ddof=2`` is the
-    textbook value for a model fitted on the same data; for a model validated
-    on an independent sample, Hosmer & Lemeshow suggest ``ddof=0``. Returns
-    ``(stat, dof, p_value)``; a small p-value means miscalibration.
+    (G = non-empty groups; tied PDs stay in one group). The default ``ddof=0``
+    (``HL_DDOF_INDEPENDENT``) is the toolkit's convention and what every report
+    uses: the PDs are validated on a sample they were not fitted on, for which
+    Hosmer & Lemeshow (2013, sec. 5.2.2) give ``G`` degrees of freedom. Pass
+    ``ddof=HL_DDOF_FITTED`` (2) for the in-sample test of a model fitted on the
+    same data. Returns ``(stat, dof, p_value)``; a small p-value means miscalibration.
 
     >>> import numpy as np
     >>> from village_credit.validation import hosmer_lemeshow
@@ -212,10 +215,13 @@ def jeffreys_p_value(defaults: Any, n: Any, pd_pred: Any,
     d = np.asarray(defaults, dtype=float)
     nn = np.asarray(n, dtype=float)
     cdf = stats.beta.cdf(np.asarray(pd_pred, dtype=float), d + 0.5, nn - d + 0.5)
-    # The Jeffreys interval's boundary convention (Brown, Cai & DasGupta 2001, as in
-    # statsmodels' proportion_confint): with no default the lower bound is 0, with all
-    # defaulted the upper bound is 1. So no default is never evidence that the PD is
-    # *too low*, and all defaulted never evidence that it is *too high*.
+    # The Jeffreys interval's boundary modification of Brown, Cai & DasGupta (2001,
+    # Statistical Science 16:101-133, sec. 4.1.2): with no default the lower bound is
+    # 0, with all defaulted the upper bound is 1. So no default is never evidence that
+    # the PD is *too low*, and all defaulted never evidence that it is *too high*.
+    # statsmodels' proportion_confint(method="jeffreys") does NOT apply it (0.15: the
+    # 99 % lower bound at 0 of 100 is 7.8e-7); tests/test_validation_stats.py checks
+    # both facts, so this comment cannot drift from what the references do.
     lower_tail = np.where(d <= 0, 1.0, cdf)         # P(PD <= predicted), pinned at d = 0
     upper_tail = np.where(d >= nn, 1.0, 1.0 - cdf)  # P(PD >= predicted), pinned at d = n
     if alternative == "greater":

@@ -51,6 +51,7 @@ from village_credit.registry.loading import (
     load_model,
     parse_models_uri,
 )
+from village_credit.registry.store import get_client
 from village_credit.registry.tracking import data_fingerprint, library_versions
 from village_credit.reporting.html import write_json
 from village_credit.rules.engine import score_rules
@@ -426,8 +427,7 @@ def _log_validation(run: Any, src: Any, result: Mapping[str, Any],
     metrics = {k: float(v) for k, v in figures.items()
                if v is not None and np.isfinite(float(v))}
     mlflow.log_metrics(metrics)
-    client = MlflowClient(tracking_uri=mlflow.get_tracking_uri(),
-                          registry_uri=mlflow.get_registry_uri())
+    client = get_client()
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     # keyed by the validation run: a second validation (even the same day) adds its own
     # tags and never overwrites an earlier one

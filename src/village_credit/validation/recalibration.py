@@ -57,6 +57,7 @@ from village_credit.models.recalibrated import (
     apply_maps,
 )
 from village_credit.registry.pyfunc_model import log_decision_model
+from village_credit.registry.store import get_client
 from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
 from village_credit.rules.grades import grade_order
 from village_credit.validation.calibration import (
@@ -413,8 +414,7 @@ def _register(res: RecalibrationResult, model: RecalibratedDecisionModel, model_
                                   registered_model_name=name, decision_class=DECISION_CLASS)
         run_id = run.info.run_id
     version = str(info.registered_model_version)
-    client = MlflowClient(tracking_uri=mlflow.get_tracking_uri(),
-                          registry_uri=mlflow.get_registry_uri())
+    client = get_client()
     tags["recalibration_run_id"] = run_id
     tags["recalibration_report"] = "recalibration/recalibration_report.json"
     for k, v in tags.items():
