@@ -1,7 +1,7 @@
 """The search: Optuna's NSGA-II over a policy's declared parameters, logged to MLflow.
 
 Why generations: trials are asked one generation (``population_size`` trials) at a
-time, in order, from a sampler seeded with ``seed + generation``; the generation is
+time, in order, each from a sampler seeded with ``seed`` and the trial number; the generation is
 then decided in parallel (``n_jobs`` threads, the decisions are numpy) and told back
 in order. So a seeded search gives the same trials however many threads decide them,
 and a study resumed from its storage (``<out_dir>/study.log``, Optuna's journal file,
@@ -38,6 +38,9 @@ from village_credit.policy_lab.parameters import apply_parameters, current_value
 from village_credit.rules.policy import Policy, load_policy
 
 LOSS_CONSTRAINT = "expected_loss_above_today"
+UNMEASURED_CONSTRAINT = "gaps_not_measured"
+UNMEASURED = 1.0e12
+"""The sampler's value of an objective the trial could not measure (the figure stays NaN)."""
 STUDY_FILE = "study.log"
 
 
@@ -68,6 +71,7 @@ class LabResult:
     supported: dict[str, bool]
     study_name: str
     parent_run_id: str | None = None
+    tracking_uri: str | None = None
     out_dir: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -229,16 +233,24 @@ def run_policy_lab(households: pd.DataFrame, policy: str | Path | Policy, *, mod
     with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
         _resume_running(study, lab, pool, today, objs, logger)
         while (done := len(study.get_trials(deepcopy=False))) < n_trials:
-            gen = done // population_size
-            study.sampler = optuna.samplers.NSGAIISampler(population_size=population_size, seed=seed + gen)
-            batch = [study.ask() for _ in range(min(population_size - done % population_size, n_trials - done))]
-            values = [suggest(t, space) for t in batch]
+            batch, values = [], []
+            for number in range(done, min(done + population_size - done % population_size, n_trials)):
+                # a sampler seeded by trial number: a resumed study draws what an uninterrupted one would
+                study.sampler = optuna.samplers.NSGAIISampler(population_size=population_size,
+                                                              seed=seed * 1_000_003 + number)
+                batch.append(study.ask())
+                values.append(suggest(batch[-1], space))
+                # the enqueued trial (today) skips NSGA-II's sampling: record its generation too,
+                # so every generation holds exactly population_size trials however a run was cut
+                sampler = study.sampler
+                sampler.get_trial_generation(study, study.get_trials(deepcopy=False)[batch[-1].number])
             _tell(study, batch, values, list(pool.map(lambda v: _evaluate(lab, v), values)), today, objs, logger)
     if logger is not None:
         logger.close({f"today_{k}": v for k, v in today.items() if not math.isnan(v)})
     trials = _trial_table(study, list(space), today_values)
     return LabResult(pol, trials, list(space), objs, lab.basis, lab.support, lab.supported, name,
-                     logger.parent if logger is not None else None, out,
+                     logger.parent if logger is not None else None,
+                     logger.client.tracking_uri if logger is not None else None, out,
                      {"setup_s": t_setup, "search_s": (pd.Timestamp.now() - t0).total_seconds() - t_setup})
 
 
@@ -261,10 +273,12 @@ def _tell(study: optuna.Study, batch: list[Any], values: list[dict[str, float]],
         trial.set_user_attr("values", vals)
         trial.set_constraint(LOSS_CONSTRAINT, fig["expected_loss_yuan"] - today["expected_loss_yuan"])
         obj = [abs(fig[o]) if o.endswith("_gap") else fig[o] for o, _ in objs]
-        if any(math.isnan(v) for v in obj):
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            study.tell(trial, obj)
+        # a gap no cell could measure is NaN in the figures; for the sampler it is the worst
+        # value and the trial is infeasible, so it never enters the Pareto set, and no trial
+        # fails (a failed trial would shift NSGA-II's generations with the timing of a run)
+        unmeasured = sum(math.isnan(v) for v in obj)
+        trial.set_constraint(UNMEASURED_CONSTRAINT, float(unmeasured))
+        study.tell(trial, [UNMEASURED if math.isnan(v) else v for v in obj])
         if logger is not None:
             logger.trial(trial.number, vals, fig)
 
