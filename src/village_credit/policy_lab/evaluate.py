@@ -121,7 +121,9 @@ class PolicyEvaluator:
         self.members = {c: self.sensitive[col].to_numpy() == lbl for c, (col, lbl) in COMPARISONS.items()}
         self.support = (support_diagnostics(hh, self.observed, min_observed=min_observed)
                         if "default_12m" in hh else None)
-        self.supported = {c: bool(int((m & self.observed).sum()) >= min_observed) for c, m in self.members.items()}
+        # on truth every group's gaps are measured; on observed outcomes only a group with enough
+        self.supported = {c: self.basis == "truth" or bool(int((m & self.observed).sum()) >= min_observed)
+                          for c, m in self.members.items()}
         self._draw = np.random.default_rng(seed).random(n)  # exploration: one draw, every trial
         self._dates = eval_dates(hh, eval_date)
         self._ctx_cache: dict[str, Any] = {"_dates": {}, "_cutoffs": {}}
