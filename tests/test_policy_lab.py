@@ -14,10 +14,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
-from typer.testing import CliRunner
 
 from village_credit.errors import PolicyError
-from village_credit.policy_lab import PolicyEvaluator, apply_parameters, current_values, run_policy_lab
+from village_credit.policy_lab import (
+    PolicyEvaluator,
+    apply_parameters,
+    current_values,
+    run_policy_lab,
+)
 from village_credit.policy_lab.search import objectives
 from village_credit.reporting.displays import PolicyFrontierDisplay
 from village_credit.rules import list_policies, load_policy, score_rules
@@ -158,7 +162,7 @@ def test_an_exported_policy_loads_and_reproduces_its_trials_figures_exactly(lab_
 
 
 def test_a_resumed_study_makes_the_same_trials(households, tmp_path):
-    kw = dict(population_size=6, seed=11, min_count=20, log_to_mlflow=False)
+    kw = {"population_size": 6, "seed": 11, "min_count": 20, "log_to_mlflow": False}
     whole = run_policy_lab(households, "jinxiang_2022", n_trials=18, out_dir=tmp_path / "whole", **kw)
     run_policy_lab(households, "jinxiang_2022", n_trials=9, out_dir=tmp_path / "parts", **kw)
     resumed = run_policy_lab(households, "jinxiang_2022", n_trials=18, out_dir=tmp_path / "parts", n_jobs=2, **kw)

@@ -9,7 +9,6 @@ frontier chart, print counts only -- never household data.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -27,10 +26,10 @@ def policy_lab(
     trials: int = typer.Option(200, "--trials", help="Trials in all (a resumed study runs only the missing ones)."),
     population: int = typer.Option(20, "--population", help="NSGA-II population (trials per generation)."),
     jobs: int = typer.Option(2, "--jobs", help="Threads deciding one generation's trials."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Search seed (default: the config's seed)."),
-    model: Optional[str] = typer.Option(None, "--model",
+    seed: int | None = typer.Option(None, "--seed", help="Search seed (default: the config's seed)."),
+    model: str | None = typer.Option(None, "--model",
                                         help="MLflow model URI: search the blend's decisions (default: the rules)."),
-    tracking_uri: Optional[str] = tracking_uri_option(),
+    tracking_uri: str | None = tracking_uri_option(),
 ) -> None:
     """Search a policy's parameters; write trials.csv, pareto.csv, frontier.png."""
     from village_credit.config import load_config

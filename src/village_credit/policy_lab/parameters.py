@@ -78,7 +78,7 @@ def _age_conditions(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _clean(name: str, value: float) -> float | int:
     if name.startswith(VETO_PREFIX) or name in INTEGER_PARAMETERS:
-        return int(round(value))
+        return round(value)
     return float(round(value, 9))
 
 

@@ -34,7 +34,12 @@ from mlflow.tracking import MlflowClient
 from village_credit.errors import ConfigError
 from village_credit.models.decision import DecisionModel
 from village_credit.policy_lab.evaluate import BASIS_TEXT, COMPARISONS, PolicyEvaluator
-from village_credit.policy_lab.parameters import apply_parameters, current_values, parameter_space, suggest
+from village_credit.policy_lab.parameters import (
+    apply_parameters,
+    current_values,
+    parameter_space,
+    suggest,
+)
 from village_credit.rules.policy import Policy, load_policy
 
 LOSS_CONSTRAINT = "expected_loss_above_today"
@@ -116,9 +121,9 @@ class LabResult:
         row = self.trials[self.trials["trial"] == trial].iloc[0]
         data = pol.to_dict()
         data["notes"] = list(pol.notes) + [
-            f"Chosen in the policy lab (study {self.study_name}, trial {trial}) from {self.policy.name}; "
+            (f"Chosen in the policy lab (study {self.study_name}, trial {trial}) from {self.policy.name}; "
             f"figures {BASIS_TEXT[self.basis]}: approval {row['approval_rate']:.3f}, "
-            f"expected loss {row['expected_loss_yuan']:,.0f} yuan."]
+            f"expected loss {row['expected_loss_yuan']:,.0f} yuan.")]
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         text = Policy(data, str(p)).to_yaml_text().split("\n", 1)[1]
