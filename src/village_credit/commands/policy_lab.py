@@ -27,7 +27,7 @@ def policy_lab(
     population: int = typer.Option(20, "--population", help="NSGA-II population (trials per generation)."),
     jobs: int = typer.Option(2, "--jobs", help="Threads deciding one generation's trials."),
     seed: int | None = typer.Option(None, "--seed", help="Search seed (default: the config's seed)."),
-    model: str | None = typer.Option(None, "--model",
+    model: str | None = typer.Option(None, "--model", "-m",
                                         help="MLflow model URI: search the blend's decisions (default: the rules)."),
     tracking_uri: str | None = tracking_uri_option(),
 ) -> None:

@@ -155,7 +155,7 @@ def _evaluate(lab: PolicyEvaluator, values: dict[str, float]) -> dict[str, float
 
 
 class _Logger:
-    """Trials as MLflow child runs of one parent (one ``log_batch`` per trial)."""
+    """Trials as MLflow child runs of one parent (one ``log_batch`` per trial, written in the background)."""
 
     def __init__(self, tracking_uri: str | None, experiment: str, parent: str | None,
                  params: dict[str, Any]) -> None:
@@ -169,7 +169,15 @@ class _Logger:
             self.client.log_batch(parent, params=[Param(k, str(v)) for k, v in params.items()])
         self.parent = parent
 
+        # trials are written by one background thread while the next generation is decided,
+        # so the store's round trips (three per trial) overlap the search instead of adding to it
+        self._writer = ThreadPoolExecutor(max_workers=1)
+        self._pending: list[Any] = []
+
     def trial(self, number: int, values: dict[str, float], figures: dict[str, float]) -> None:
+        self._pending.append(self._writer.submit(self._write_trial, number, dict(values), dict(figures)))
+
+    def _write_trial(self, number: int, values: dict[str, float], figures: dict[str, float]) -> None:
         run = self.client.create_run(self.experiment_id, run_name=f"trial-{number}", tags={
             "mlflow.parentRunId": self.parent, "village_credit.trial": str(number)})
         now = int(pd.Timestamp.now().timestamp() * 1000)
@@ -179,6 +187,9 @@ class _Logger:
         self.client.set_terminated(run.info.run_id)
 
     def close(self, figures: dict[str, float]) -> None:
+        self._writer.shutdown(wait=True)
+        for done in self._pending:
+            done.result()  # a failed write raises here, not silently
         now = int(pd.Timestamp.now().timestamp() * 1000)
         self.client.log_batch(self.parent, metrics=[Metric(k, float(v), now, 0) for k, v in figures.items()])
         self.client.set_terminated(self.parent)
