@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
 
 from village_credit.errors import PolicyError
 from village_credit.policy_lab import (
@@ -207,3 +208,25 @@ def test_truth_figures_say_they_are_synthetic_and_the_display_marks_today(lab_re
     table = lab_result.by_group()
     assert {"approval_elderly", "approval_formerly_poor", "approval_others", "mean_line_elderly"} <= set(table)
     assert list(table["number"]) == list(range(1, len(table) + 1))
+
+
+def test_the_command_writes_the_tables_and_the_chart(tmp_path):
+    from village_credit.cli import app
+
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text("name: small\nseed: 3\npolicy: jinxiang_2022\noutput_dir: out/small\n"
+                   "data: {source: generate, n_households: 800, second_vintage: false}\n", encoding="utf-8")
+    out = tmp_path / "lab"
+    args = ["policy-lab", "-p", "jinxiang_2022", "-c", str(cfg), "-o", str(out), "--trials", "6",
+            "--population", "3", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "ground truth of generated households" in " ".join(result.output.split())
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 6 and trials["today"].sum() == 1
+    assert (out / "frontier.png").stat().st_size > 0 and (out / "study.log").exists()
+    pareto = pd.read_csv(out / "pareto.csv")
+    assert len(pareto) == int(trials["pareto"].sum())
+    again = CliRunner().invoke(app, [*args[:-4], "--trials", "9", *args[-4:]])  # resumes: 3 more trials
+    assert again.exit_code == 0, again.output
+    assert len(pd.read_csv(out / "trials.csv")) == 9
