@@ -230,3 +230,24 @@ def test_the_command_writes_the_tables_and_the_chart(tmp_path):
     again = CliRunner().invoke(app, [*args[:-4], "--trials", "9", *args[-4:]])  # resumes: 3 more trials
     assert again.exit_code == 0, again.output
     assert len(pd.read_csv(out / "trials.csv")) == 9
+
+
+def test_the_command_on_a_labelled_file_uses_outcomes_and_quarantines_bad_rows(households, tmp_path):
+    from village_credit.cli import app
+    from village_credit.data.io import write_parquet
+
+    sample = households.drop(columns=["true_pd"]).head(800).copy()
+    sample.loc[sample.index[3], "head_age"] = -5  # one bad row: quarantined with its reason
+    write_parquet(sample, tmp_path / "sample.parquet")
+    cfg = tmp_path / "real.yaml"
+    cfg.write_text(f"name: real\nseed: 3\npolicy: jinxiang_2022\noutput_dir: out/real\n"
+                   f"data: {{source: {tmp_path / 'sample.parquet'}}}\n", encoding="utf-8")
+    out = tmp_path / "lab"
+    result = CliRunner().invoke(app, ["policy-lab", "-c", str(cfg), "-o", str(out), "--trials", "4",
+                                      "--population", "2", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "observed outcomes only" in text and "No outcome support" in text
+    assert "1 household rows quarantined, 799 decided" in text
+    quarantine = pd.read_parquet(out / "households.quarantine.parquet")
+    assert list(quarantine["column"]) == ["head_age"]

@@ -31,9 +31,14 @@ def policy_lab(
                                         help="MLflow model URI: search the blend's decisions (default: the rules)."),
     tracking_uri: str | None = tracking_uri_option(),
 ) -> None:
-    """Search a policy's parameters; write trials.csv, pareto.csv, frontier.png."""
+    """Search a policy's parameters; write trials.csv, pareto.csv, frontier.png.
+
+    Generated households: figures on their ground truth. A labelled file without
+    true_pd: observed outcomes only, groups without outcome support marked. Invalid
+    rows go to households.quarantine.parquet with row, column and reason.
+    """
     from village_credit.config import load_config
-    from village_credit.data.io import check_output_dir
+    from village_credit.data.io import check_output_dir, write_parquet
     from village_credit.data.validation import validate_households
     from village_credit.pipeline import load_households
     from village_credit.policy_lab import run_policy_lab
@@ -43,9 +48,11 @@ def policy_lab(
     console = Console()
     with user_errors(console):
         cfg = load_config(experiment)
-        check_output_dir(out, "--output")
+        check_output_dir(out, "--output").mkdir(parents=True, exist_ok=True)
         households, _ = load_households(cfg)
         checked = validate_households(households, require_truth=False)
+        if checked.n_quarantined:  # set aside with row, column and reason, never dropped silently
+            write_parquet(checked.quarantine, out / "households.quarantine.parquet")
         configure(tracking_uri, experiment_name="policy-lab")
         decision_model = load_model(model).decision_model if model is not None else None
         result = run_policy_lab(checked.valid, policy, model=decision_model, n_trials=trials,

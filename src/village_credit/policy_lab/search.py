@@ -101,7 +101,7 @@ class LabResult:
 
     def by_group(self) -> pd.DataFrame:
         """The Pareto policies with their parameters and approval, mean line and gaps per group."""
-        cols = (["number", "trial", "today"] + self.parameters + ["approval_rate", "expected_loss_yuan"]
+        cols = (["number", "trial", "today", "basis"] + self.parameters + ["approval_rate", "expected_loss_yuan"]
                 + [c for c in self.trials.columns if c.startswith(("approval_", "mean_line_"))
                    and c != "approval_rate"]
                 + [c for c in self.trials.columns if c.endswith(("_approval_gap", "_line_gap"))])
@@ -168,6 +168,7 @@ class _Logger:
             parent = run.info.run_id
             self.client.log_batch(parent, params=[Param(k, str(v)) for k, v in params.items()])
         self.parent = parent
+        self.basis = str(params["basis"])
 
         # trials are written by one background thread while the next generation is decided,
         # so the store's round trips (three per trial) overlap the search instead of adding to it
@@ -179,7 +180,8 @@ class _Logger:
 
     def _write_trial(self, number: int, values: dict[str, float], figures: dict[str, float]) -> None:
         run = self.client.create_run(self.experiment_id, run_name=f"trial-{number}", tags={
-            "mlflow.parentRunId": self.parent, "village_credit.trial": str(number)})
+            "mlflow.parentRunId": self.parent, "village_credit.trial": str(number),
+            "village_credit.basis": self.basis})
         now = int(pd.Timestamp.now().timestamp() * 1000)
         metrics = [Metric(k, float(v), now, 0) for k, v in figures.items() if not math.isnan(v)]
         self.client.log_batch(run.info.run_id, metrics=metrics,
@@ -264,6 +266,7 @@ def run_policy_lab(households: pd.DataFrame, policy: str | Path | Policy, *, mod
     if logger is not None:
         logger.close({f"today_{k}": v for k, v in today.items() if not math.isnan(v)})
     trials = _trial_table(study, list(space), today_values)
+    trials["basis"] = lab.basis  # every row says what its figures rest on (BASIS_TEXT)
     return LabResult(pol, trials, list(space), objs, lab.basis, lab.support, lab.supported, name,
                      logger.parent if logger is not None else None,
                      logger.client.tracking_uri if logger is not None else None, out,
