@@ -29,6 +29,7 @@ import numpy as np
 import optuna
 import pandas as pd
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from village_credit.errors import ConfigError
@@ -131,9 +132,10 @@ class LabResult:
         return p
 
 
-def _fingerprint(lab: PolicyEvaluator, seed: int) -> str:
+def _fingerprint(lab: PolicyEvaluator, seed: int, population_size: int) -> str:
+    """What a resumed study must share with the stored one: policy, households, model, seed, population."""
     h = hashlib.sha256(lab.policy.to_yaml_text().encode())
-    h.update(str((len(lab.households), lab.basis, seed, lab.model is not None)).encode())
+    h.update(str((len(lab.households), lab.basis, seed, population_size, lab.model is not None)).encode())
     ids = lab.households["household_id"] if "household_id" in lab.households else lab.households.index.to_series()
     h.update(pd.util.hash_pandas_object(ids, index=False).to_numpy().tobytes())
     if lab.model is not None and lab._contrib is not None:
@@ -162,6 +164,11 @@ class _Logger:
         self.client = MlflowClient(tracking_uri)
         exp = self.client.get_experiment_by_name(experiment)
         self.experiment_id = exp.experiment_id if exp is not None else self.client.create_experiment(experiment)
+        if parent is not None:
+            try:
+                self.client.get_run(parent)
+            except MlflowException:  # the study was started against another store: a new parent here
+                parent = None
         if parent is None:
             run = self.client.create_run(self.experiment_id, run_name=f"policy-lab {params['policy']}",
                                          tags={"village_credit.kind": "policy-lab"})
@@ -232,7 +239,7 @@ def run_policy_lab(households: pd.DataFrame, policy: str | Path | Policy, *, mod
     out = Path(out_dir) if out_dir is not None else None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = _storage(out)
-    name = f"{pol.name}-{_fingerprint(lab, seed)}"
+    name = f"{pol.name}-{_fingerprint(lab, seed, population_size)}"
     study = optuna.create_study(study_name=name, storage=storage, directions=[d for _, d in objs],
                                 load_if_exists=True)
     if not study.trials:
@@ -314,6 +321,10 @@ def _trial_table(study: optuna.Study, params: list[str], today_values: dict[str,
         cons = t.constraints
         row["feasible"] = all(c <= 0 for c in (cons.values() if isinstance(cons, dict) else cons))
         row["pareto"] = t.number in pareto
-        row["today"] = all(abs(vals[p] - today_values[p]) < 1e-9 for p in params)
+        # trial 0 is today's standard (enqueued); a later trial that happens to draw the same
+        # values is kept as it is, a separate point
+        row["today"] = t.number == 0
+        if t.number == 0 and any(abs(vals[p] - today_values[p]) >= 1e-9 for p in params):
+            raise ConfigError(f"policy lab: trial 0 of study {study.study_name} is not today's standard")
         rows.append(row)
     return pd.DataFrame(rows)
