@@ -38,6 +38,8 @@ LAYERS: dict[str, int] = {
     "fairness": 4,
     "validation": 4,
     "registry": 5,
+    # the policy lab decides with rules or a blend and measures with fairness (MLflow directly)
+    "policy_lab": 5,
     # the third-party kit works from the registered model alone (docs/architecture.md)
     "validation.kit": 6,
     "validation.recalibration": 6,

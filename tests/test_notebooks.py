@@ -28,6 +28,7 @@ EXPECTED = [
     "04_fairness_elderly_formerly_poor.ipynb",
     "05_validate_and_promote.ipynb",
     "06_batch_scoring.ipynb",
+    "07_policy_lab.ipynb",
 ]
 TEST_HOUSEHOLDS = 3000
 CELL_TIMEOUT_S = 300

@@ -15,7 +15,7 @@ import pytest
 import village_credit
 
 SUBPACKAGES = ["data", "rules", "models", "explain", "fairness", "validation", "registry",
-               "scoring", "privacy", "reporting"]
+               "scoring", "privacy", "reporting", "policy_lab"]
 
 # what an analyst needs first, at the root (issue 18)
 ROOT_REQUIRED = {"CreditScoreClassifier", "run_experiment", "load_policy", "score_rules",

@@ -16,6 +16,6 @@ SCORE = "Score"
 PANELS: tuple[str, ...] = (DATA, RULES, TRAIN, EXPLAIN_AUDIT, VALIDATE, REGISTRY, SCORE)
 
 MODULE_ORDER: tuple[str, ...] = (
-    "data", "privacy", "rules", "pipeline", "formats", "explain", "fairness", "validation", "registry", "scoring",
+    "data", "privacy", "rules", "policy_lab", "pipeline", "formats", "explain", "fairness", "validation", "registry", "scoring",
 )
 """Command modules in workflow order (Typer lists panels in the order commands are added)."""

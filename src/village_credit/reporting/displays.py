@@ -33,6 +33,7 @@ objects on the Agg canvas unless an ``ax`` is given (notebooks pass pyplot axes)
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -59,6 +60,7 @@ __all__ = [
     "GroupImportanceDisplay",
     "ReliabilityDisplay",
     "ScoreDistributionDisplay",
+    "PolicyFrontierDisplay",
     "TradeoffDisplay",
     "cjk_font",
     "fmt_number",
@@ -668,3 +670,93 @@ class TradeoffDisplay(_Display):
         bx.set_xlabel("approval rate (share of households approved)")
         bx.set_title("What each option keeps: access", fontsize=10)
         return self
+
+
+# --------------------------------------------------------------------------- policy lab
+_SHORT = {"age_limit": "age", "grade_shift": "grades", "line_per_point": "yuan/pt",
+          "exploration_share": "explore", "approval_min_points": "min pts"}
+
+
+def _param_label(name: str, value: float, today: float) -> str:
+    short = _SHORT.get(name, name.replace("veto_window.", "veto ").replace("_", " "))
+    text = f"{value:.0%}" if name == "exploration_share" else f"{value:g}"
+    return f"{short} {text}" + ("" if abs(value - today) < 1e-9 else "*")
+
+
+@dataclass
+class PolicyFrontierDisplay(_Display):
+    """The policy lab's frontier: approval rate against expected loss, Pareto policies numbered.
+
+    ``table``: one row per trial with ``approval_rate``, ``expected_loss_yuan``, ``pareto``,
+    ``today``, ``feasible``, a gap column and the parameters. Every trial is a grey dot,
+    the Pareto set is numbered (colour: the chosen gap's size), today's standard is a
+    star; the right panel lists each number's parameters (``*``: changed from today), so
+    the chart reads without hovering. ``notice`` (what the figures rest on) is the title.
+
+    >>> t = pd.DataFrame({"trial": [0, 1, 2], "approval_rate": [0.7, 0.8, 0.6],
+    ...                   "expected_loss_yuan": [1e6, 9e5, 1.2e6], "pareto": [False, True, False],
+    ...                   "today": [True, False, False], "feasible": [True, True, False],
+    ...                   "elderly_approval_gap": [-0.3, -0.1, 0.0], "age_limit": [60.0, 70.0, 55.0]})
+    >>> d = PolicyFrontierDisplay.from_table(t, parameters=["age_limit"], notice="synthetic")
+    >>> d.labels_
+    ['1: age 70*', 'today: age 60']
+    """
+
+    parameters: Sequence[str] = ()
+    gap: str = "elderly_approval_gap"
+    notice: str = ""
+
+    @classmethod
+    def from_result(cls, result: Any, *, gap: str = "elderly_approval_gap", fig: Any = None) -> PolicyFrontierDisplay:
+        """From a ``policy_lab`` ``LabResult`` (its trials, parameters and notice)."""
+        return cls.from_table(result.trials, parameters=result.parameters, gap=gap, notice=result.notice, fig=fig)
+
+    @classmethod
+    def from_table(cls, trials: pd.DataFrame, *, parameters: Sequence[str], gap: str = "elderly_approval_gap",
+                   notice: str = "", fig: Any = None) -> PolicyFrontierDisplay:
+        need = {"approval_rate", "expected_loss_yuan", "pareto", "today", gap, *parameters}
+        if need - set(trials.columns):
+            raise ConfigError(f"frontier table lacks columns {sorted(need - set(trials.columns))}")
+        return cls(trials, parameters=list(parameters), gap=gap, notice=notice).plot(fig=fig)
+
+    def plot(self, fig: Any = None) -> PolicyFrontierDisplay:
+        t = self.table.reset_index(drop=True)
+        if fig is None:
+            fig = Figure(figsize=(14.0, 6.5), layout="constrained")
+            FigureCanvasAgg(fig)
+        grid = fig.add_gridspec(1, 2, width_ratios=[1.2, 1.0])
+        axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])]
+        self.figure_, self.ax_ = fig, axes
+        ax, tx = axes
+        ax.scatter(t["expected_loss_yuan"], t["approval_rate"], s=12, c="0.75", label="trial")
+        front = t[t["pareto"]].sort_values(["approval_rate", "expected_loss_yuan"]).reset_index(drop=True)
+        gaps = front[self.gap].abs().to_numpy(float)
+        sc = ax.scatter(front["expected_loss_yuan"], front["approval_rate"], s=90, c=gaps, cmap="viridis_r",
+                        edgecolors="k", linewidths=0.5, label="Pareto policy", zorder=3)
+        fig.colorbar(sc, ax=ax, label=f"|{self.gap.replace('_', ' ')}|")
+        today = t[t["today"]].iloc[0]
+        ax.scatter([today["expected_loss_yuan"]], [today["approval_rate"]], marker="*", s=320, c=PROTECTED_COLOR,
+                   edgecolors="k", zorder=4, label="today's standard")
+        for i, r in enumerate(front.itertuples(index=False), start=1):
+            ax.annotate(str(i), (r.expected_loss_yuan, r.approval_rate), xytext=(5, 4),
+                        textcoords="offset points", fontsize=8, fontweight="bold")
+        ax.set_xlabel("expected loss (million yuan)")
+        ax.set_ylabel("approval rate")
+        _percent_axis(ax.yaxis)
+        ax.xaxis.set_major_formatter(lambda v, _pos: f"{v / 1e6:.1f}")
+        legend_outside(ax, ncols=3)
+        ax.set_title("Approval vs expected loss; lower gap = lighter", fontsize=10)
+        lines = []
+        for i, r in enumerate(front.to_dict("records"), start=1):
+            lines.append(f"{i}: " + ", ".join(_param_label(p, r[p], today[p]) for p in self.parameters
+                                               if abs(r[p] - today[p]) >= 1e-9 or p == self.parameters[0]))
+        lines.append("today: " + ", ".join(_param_label(p, today[p], today[p]) for p in self.parameters[:1]))
+        self.labels_ = lines
+        tx.axis("off")
+        wrapped = [textwrap.fill(line, 78, subsequent_indent="    ") for line in lines]
+        tx.text(0.0, 1.0, "\n".join(wrapped), va="top", ha="left", fontsize=6.5, family="monospace",
+                transform=tx.transAxes)
+        tx.set_title("Pareto policies (* = changed from today)", fontsize=10)
+        fig.suptitle(self.notice, fontsize=9)
+        return self
+

@@ -12,7 +12,7 @@ A policy file has these top-level keys (see ``policies/jinxiang_2022.yaml``)::
 
     name, title, reference, notes, extends, validity_years,
     base, bonuses, deductions, vetoes, eligibility,
-    credit_line, rate, grades, approval
+    credit_line, rate, grades, approval, parameters
 
 *Conditions* are one small grammar used by base conditions, bonus components,
 deductions, vetoes, eligibility gates and line tiers:
@@ -255,6 +255,7 @@ class Policy:
         self.vetoed_grade: str | None = spec.grades.vetoed_grade
         self.a_or_above: tuple[str, ...] = tuple(spec.grades.a_or_above)
         self.min_points = spec.approval.min_points if spec.approval is not None else 0.0
+        self.parameters = spec.parameters  # what the policy lab may vary (None: nothing declared)
         self.labels.setdefault("grade", {"en": "grade", "zh": "等级"})
 
     # ----------------------------------------------------------------- construction

@@ -39,7 +39,8 @@ from village_credit.data.schema import SCHEMA
 from village_credit.errors import PolicyError
 from village_credit.file_formats import FileFormat, json_schema, validate_document
 
-__all__ = ["GRADE_BANDS", "LABEL_LANGUAGES", "PolicyFile", "policy_json_schema", "validate_policy"]
+__all__ = ["GRADE_BANDS", "LABEL_LANGUAGES", "ParametersSpec", "PolicyFile", "RangeSpec", "policy_json_schema",
+           "validate_policy"]
 
 Grade = Literal["A1", "A2", "B1", "B2", "C1", "C2", "D1", "D2", "E1", "E2"]
 GRADE_BANDS: tuple[str, ...] = get_args(Grade)
@@ -393,6 +394,89 @@ class ApprovalSpec(_Section):
     min_points: Number = Field(0, description="Fewest points that can be approved.")
 
 
+# --------------------------------------------------------------------------- designer's parameters
+
+
+class RangeSpec(_Section):
+    """Values a designer may try: ``low``/``high`` (with an optional grid ``step``) or ``choices``."""
+
+    model_config = _Section.model_config | {"json_schema_extra": {
+        "oneOf": [{"required": ["low", "high"]}, {"required": ["choices"]}]}}
+    low: Number | None = Field(None, description="Smallest value tried (inclusive).")
+    high: Number | None = Field(None, description="Largest value tried (inclusive).")
+    step: Annotated[Number, Field(gt=0)] | None = Field(
+        None, description="Grid step from low (high - low must be a whole number of steps).")
+    choices: Annotated[list[Number], Field(min_length=1)] | None = Field(
+        None, description="The values tried, instead of low/high.")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> RangeSpec:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or self.step is not None:
+                raise _error((), "give either choices or low/high(/step), not both")
+            return self
+        if self.low is None or self.high is None:
+            raise _error(("low" if self.low is None else "high",), "required key is missing (or give choices)")
+        if self.low > self.high:
+            raise _error(("low",), f"low {self.low:g} is above high {self.high:g}")
+        if self.step is not None and not _on_grid(self.high, self.low, self.step):
+            raise _error(("step",), f"high - low = {self.high - self.low:g} is not a whole number of steps")
+        return self
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` is one of the values this range tries."""
+        if self.choices is not None:
+            return any(abs(value - c) <= 1e-9 * max(1.0, abs(c)) for c in self.choices)
+        assert self.low is not None and self.high is not None
+        inside = self.low - 1e-9 <= value <= self.high + 1e-9
+        return inside and (self.step is None or _on_grid(value, self.low, self.step))
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            return f"choices {[float(c) for c in self.choices]}"
+        return f"[{self.low:g}, {self.high:g}]" + (f" step {self.step:g}" if self.step is not None else "")
+
+
+def _on_grid(value: float, low: float, step: float) -> bool:
+    k = (value - low) / step
+    return abs(k - round(k)) <= 1e-9 * max(1.0, abs(k))
+
+
+class ShareSpec(RangeSpec):
+    """A share the policy text does not hold (exploration): its range and its current value."""
+
+    current: Annotated[Number, Field(ge=0, le=1)] = Field(0.0, description="The value the standard uses today.")
+
+    @model_validator(mode="after")
+    def _share(self) -> ShareSpec:
+        top = max(self.choices) if self.choices is not None else self.high
+        bottom = min(self.choices) if self.choices is not None else self.low
+        if bottom is not None and bottom < 0 or top is not None and top > 1:
+            raise _error((), "a share lies between 0 and 1")
+        return self
+
+
+class ParametersSpec(_Section):
+    """What a programme designer may vary in the policy lab, each with its range.
+
+    Every current value (read from the policy itself) must be one of the values tried,
+    so today's standard is always a point of the search.
+    """
+
+    age_limit: RangeSpec | None = Field(None, description=(
+        "Upper age of the head (the max of every base condition and eligibility gate on head_age)."))
+    grade_shift: RangeSpec | None = Field(None, description=(
+        "Points added to every grade cut-off (0 = today's cut-offs)."))
+    line_per_point: RangeSpec | None = Field(None, description=(
+        "Yuan of credit line per point (credit_line.yuan_per_step / points_per_step)."))
+    veto_windows: dict[str, RangeSpec] | None = Field(None, description=(
+        "Repair window in whole years of each dated veto, by veto name."))
+    exploration_share: ShareSpec | None = Field(None, description=(
+        "Share of refused, non-vetoed households given a trial loan (randomised, seeded)."))
+    approval_min_points: RangeSpec | None = Field(None, description=(
+        "Fewest points approved (approval.min_points): the blend's approval cut-off."))
+
+
 class PolicyFile(_Section):
     """A programme's points standard: items, vetoes, eligibility, line, rate, grades.
 
@@ -418,10 +502,71 @@ class PolicyFile(_Section):
     rate: RateSpec = Field(description="How points become an annual rate.")
     grades: GradesSpec = Field(description="How points become a grade A1..E2.")
     approval: ApprovalSpec | None = Field(None, description="Approval threshold.")
+    parameters: ParametersSpec | None = Field(None, description=(
+        "Values a designer may vary in the policy lab (`village-credit policy-lab`), each with its range."))
+
+    @model_validator(mode="after")
+    def _parameters_fit(self) -> PolicyFile:
+        """Each declared parameter names a part of this policy, and today's value is in its range."""
+        par = self.parameters
+        if par is None:
+            return self
+        for key, spec, value in _current_values(self):
+            if value is None:
+                raise _error(("parameters", *key), _MISSING[key[0]])
+            if not spec.contains(value):
+                raise _error(("parameters", *key), f"today's value {value:g} is not among the values tried "
+                                                   f"({spec.describe()})")
+        for name, spec in (par.veto_windows or {}).items():
+            tried = spec.choices if spec.choices is not None else [spec.low, spec.high]
+            if any(t is None or t != int(t) or not 1 <= t <= 10 for t in tried):
+                raise _error(("parameters", "veto_windows", name), "windows are whole years from 1 to 10")
+        return self
 
     @property
     def note_list(self) -> list[str]:
         return [self.notes] if isinstance(self.notes, str) else list(self.notes)
+
+
+_MISSING = {
+    "age_limit": "the policy has no base condition or eligibility gate on head_age with a max",
+    "grade_shift": "",
+    "line_per_point": "",
+    "veto_windows": "no dated veto of that name (vetoes with event and window_years)",
+    "exploration_share": "",
+    "approval_min_points": "",
+}
+
+
+def age_limits(spec: PolicyFile) -> list[float]:
+    """The max of every base condition and eligibility gate on ``head_age`` (the age limit)."""
+    conds = list((spec.base.conditions or {}).values()) + list((spec.eligibility or {}).values())
+    return [c.max for c in conds if c.column == "head_age" and c.max is not None]
+
+
+def _current_values(spec: PolicyFile) -> list[tuple[tuple[str, ...], RangeSpec, float | None]]:
+    """(key below ``parameters``, its range, today's value or None when the policy lacks it)."""
+    par = spec.parameters
+    assert par is not None
+    out: list[tuple[tuple[str, ...], RangeSpec, float | None]] = []
+    if par.age_limit is not None:
+        ages = age_limits(spec)
+        out.append((("age_limit",), par.age_limit, ages[0] if ages else None))
+    if par.grade_shift is not None:
+        out.append((("grade_shift",), par.grade_shift, 0.0))
+    if par.line_per_point is not None:
+        cl = spec.credit_line
+        out.append((("line_per_point",), par.line_per_point, cl.yuan_per_step / cl.points_per_step))
+    for name, rng in (par.veto_windows or {}).items():
+        veto = (spec.vetoes or {}).get(name)
+        window = veto.window_years if veto is not None and veto.event is not None else None
+        out.append((("veto_windows", name), rng, None if window is None else float(window)))
+    if par.exploration_share is not None:
+        out.append((("exploration_share",), par.exploration_share, par.exploration_share.current))
+    if par.approval_min_points is not None:
+        out.append((("approval_min_points",), par.approval_min_points,
+                    spec.approval.min_points if spec.approval is not None else 0.0))
+    return out
 
 
 def validate_policy(data: Any, source: str) -> PolicyFile:
