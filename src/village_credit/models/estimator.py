@@ -88,15 +88,20 @@ def _default_gbm(n: int) -> dict[str, Any]:
     """Size-aware LightGBM defaults (any ``gbm_params`` given override them key by key).
 
     Leaf size scales with the data (``n // 50``, 5 to 40 rows). Small tables (fewer than
-    ``SMALL_TABLE_ROWS`` rows, e.g. 1,000 loans) get 4-leaf trees, learning rate 0.02 x
-    600 trees and 0.8 row / column subsampling: on the German credit data (first 10 of
-    the 25 folds of ``bench/bench_real_data.py``) these beat the household defaults
-    (8 leaves, 0.05 x 300) by about 0.01 AUC; see ``docs/benchmarks.md``. Larger tables
-    keep the household defaults (``blend.DEFAULT_GBM_PARAMS``).
+    ``SMALL_TABLE_ROWS`` rows, e.g. 1,000 loans) get 4-leaf trees, learning rate 0.1 x
+    100 trees, 0.8 row / column subsampling and 63 histogram bins. Why: a fit is
+    ``calibration_folds + 1`` boosters, and on a small table a LightGBM round costs about
+    the same whatever the rows, so the tree count sets the fit time. On the 25 German
+    credit folds of ``bench/bench_real_data.py`` 0.1 x 100 scores AUC 0.792 against 0.794
+    for 0.02 x 600 at a quarter of the time (within 3x a plain ``LGBMClassifier`` fit),
+    and both beat the household defaults (8 leaves, 0.05 x 300) by about 0.01; see
+    ``docs/benchmarks.md``. Larger tables keep the household defaults
+    (``blend.DEFAULT_GBM_PARAMS``).
     """
     params: dict[str, Any] = {"min_child_samples": int(np.clip(n // 50, 5, 40))}
     if n < SMALL_TABLE_ROWS:
-        params.update(n_estimators=600, learning_rate=0.02, num_leaves=4, subsample=0.8, colsample_bytree=0.8)
+        params.update(n_estimators=100, learning_rate=0.1, num_leaves=4, subsample=0.8, colsample_bytree=0.8,
+                      max_bin=63)
     return params
 
 
