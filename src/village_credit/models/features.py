@@ -698,8 +698,11 @@ class GenericFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
             return col.astype("float64")
         if pd.api.types.is_numeric_dtype(col):
             return pd.to_numeric(col, errors="coerce").astype("float64")
-        text = col.astype("string").str.strip()
-        return pd.to_numeric(text.mask(text == ""), errors="coerce").astype("float64")
+        codes, uniq = pd.factorize(col, use_na_sentinel=True)  # read each distinct text once
+        text = pd.Series(np.asarray(uniq, dtype=object), dtype="string").str.strip()
+        vals = pd.to_numeric(text.mask(text == ""), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        out = np.where(codes < 0, np.nan, vals[np.maximum(codes, 0)] if len(vals) else np.nan)
+        return pd.Series(out, index=col.index, dtype="float64")
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "specs_")
