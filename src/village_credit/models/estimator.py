@@ -23,9 +23,17 @@ training base rate (:meth:`PointsScaling.from_base_rate`), so a table with a 30 
 rate does not give most applicants negative points.
 
 scikit-learn tags set (see ``__sklearn_tags__``): ``allow_nan`` (LightGBM routes missing
-values), ``string`` and ``categorical`` inputs (spec categories), ``multi_class=False``
-(default / no default only). :data:`EXPECTED_FAILED_CHECKS` lists the ``check_estimator``
-checks that do not apply, with why.
+values), ``string`` and ``categorical`` inputs (spec categories; a numpy object or string
+array reads as the same DataFrame would), ``sparse`` (densified, up to
+:data:`MAX_DENSE_CELLS`), ``multi_class=False`` (default / no default only).
+:data:`EXPECTED_FAILED_CHECKS` lists the ``check_estimator`` checks that do not apply, with why.
+
+As scikit-learn users expect: a category never seen in training is a missing value (as
+in LightGBM and ``OneHotEncoder(handle_unknown=...)``), counted in one ``UserWarning`` per
+call, never a NaN probability; a row the model cannot read (text in a number column)
+makes ``predict``/``predict_proba`` raise a ``ValueError`` naming row, column and reason
+(``decide`` keeps it as ``quarantined``); text labels without ``target_positive`` warn
+which label is modelled as default.
 """
 
 from __future__ import annotations
