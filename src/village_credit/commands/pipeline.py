@@ -59,6 +59,7 @@ def print_summary(result, console: Console) -> None:
     t = fitting_table("measure", "value", title=f"village-credit: experiment '{result.config.name}'",
                       show_header=False)
     t.add_row("hold-out households", f"{int(m.get('holdout_households', 0)):,}")
+    t.add_row("households quarantined on validation", f"{result.quarantined_rows:,}")
     t.add_row("default rate (hold-out)", f"{m.get('holdout_default_rate', float('nan')):.2%}")
     t.add_row("AUC blend / GBM / rules / oracle",
               " / ".join(f"{m.get(k, float('nan')):.3f}" for k in ("blend_auc", "gbm_auc", "rules_auc", "oracle_auc")))
