@@ -59,7 +59,7 @@ from sklearn.utils.validation import (
 
 from village_credit.data.schema import months_in, personal_columns
 from village_credit.errors import ConfigError
-from village_credit.models.blend import fit_blend, fit_blend_cv
+from village_credit.models.blend import DEFAULT_GBM_PARAMS, fit_blend, fit_blend_cv
 from village_credit.models.features import (
     GenericFeatures,
     HouseholdFeatures,
@@ -465,7 +465,9 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
                    cv_folds=int(self.calibration_folds), base_params=base, n_jobs=int(self.n_jobs),
                    search_space=small_table_space(len(y)) if small else None,
                    early_stopping_rounds=None if small else 30,
-                   baseline={k: v for k, v in params.items() if k != "monotone_constraints"})
+                   # the untuned fit's parameters, as _gbm_for completes them
+                   baseline={k: v for k, v in {**DEFAULT_GBM_PARAMS, **params}.items()
+                             if k != "monotone_constraints"})
         self.tuning_best_cv_auc_ = float(res.best_value)
         self.tuning_selected_ = res.selected
         self.tuning_baseline_cv_auc_ = res.baseline_value
