@@ -15,7 +15,17 @@ Models:
 Per fold: AUC, Brier, ECE (10 equal-frequency bins) and fit + predict seconds; printed
 as mean +- sd with the estimator's AUC difference to each peer (same folds, paired sd).
 
+Fit-time ratios (``--timing N``, measured in the same run, fits interleaved, median of N):
+CPU seconds (every model runs on one thread, so CPU time is what a loaded box distorts
+least; wall seconds are printed beside) of
+
+* ``CreditScoreClassifier()`` against a plain ``LGBMClassifier`` on the same 800 rows;
+* ``village-credit train`` on ``experiments/german_credit.yaml`` (tuning and SHAP off;
+  reports on; MLflow off, then once on) against the estimator it trains, fitted alone on
+  the same training rows.
+
     PYTHONPATH=src python bench/bench_real_data.py --repeats 5 --folds 5 --trials 15
+    PYTHONPATH=src python bench/bench_real_data.py --repeats 0 --timing 7
 """
 
 from __future__ import annotations
@@ -123,6 +133,98 @@ def report(res: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "german_credit.yaml"
+
+
+def _clock(fn: Callable[[], Any]) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of one call."""
+    c0, w0 = time.process_time(), time.perf_counter()
+    fn()
+    return time.process_time() - c0, time.perf_counter() - w0
+
+
+def fit_times(repeats: int, out: Path) -> pd.DataFrame:
+    """One row per timed call: the estimator and a plain LightGBM, then ``train`` and its estimator."""
+    import warnings
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from village_credit.cli import app
+    from village_credit.config import load_config
+    from village_credit.pipeline import table_estimator
+    from village_credit.sources import load_table, split_table
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    X, y = load()
+    tr = np.random.default_rng(0).permutation(len(y))[:800]
+    Xt, yt = X.iloc[tr].reset_index(drop=True), y[tr]
+    # the train command's own configuration and training rows
+    raw = yaml.safe_load(EXPERIMENT.read_text(encoding="utf-8"))
+    raw["data"]["source"] = str(DATA)
+    raw["data"]["feature_spec"] = str(EXPERIMENT.parent / raw["data"]["feature_spec"])
+    raw["model"]["tuning"] = {**raw["model"]["tuning"], "n_trials": 0, "timeout_s": None}
+    raw["stages"] = {"shap": False, "reports": True, "mlflow": False}
+    raw["output_dir"] = str(out / "train")
+    exp = out / "german_credit.yaml"
+    exp.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    cfg = load_config(exp)
+    table = load_table(cfg, out / "read")
+    t_idx, _, _ = split_table(table.y, table.groups, cfg.split.holdout_share, cfg.seed)
+    frame, ty = table.frame.iloc[t_idx].reset_index(drop=True), table.y[t_idx]
+
+    def train(args: list[str]) -> None:
+        r = CliRunner().invoke(app, ["train", "--config", str(exp), *args])
+        if r.exit_code != 0:
+            raise RuntimeError(r.output)
+
+    quiet = out / "german_credit_no_reports.yaml"
+    quiet.write_text(yaml.safe_dump({**raw, "stages": {**raw["stages"], "reports": False},
+                                     "output_dir": str(out / "train_quiet")}), encoding="utf-8")
+
+    def train_without_reports() -> None:
+        r = CliRunner().invoke(app, ["train", "--config", str(quiet), "--no-promote", "--no-score"])
+        if r.exit_code != 0:
+            raise RuntimeError(r.output)
+
+    calls: dict[str, Callable[[], Any]] = {
+        "LGBMClassifier (800 rows)": lambda: lgbm(Xt, yt),
+        "CreditScoreClassifier() (800 rows)": lambda: estimator(0)(Xt, yt),
+        "estimator as train builds it (800 rows, spec)": lambda: table_estimator(cfg, table.spec).fit(frame, ty),
+        "train, MLflow off": lambda: train(["--no-promote", "--no-score"]),
+        "train, MLflow and reports off": lambda: train_without_reports(),
+    }
+    rows = []
+    for r in range(repeats):
+        for name, fn in calls.items():
+            cpu, wall = _clock(fn)
+            rows.append({"repeat": r, "what": name, "cpu_s": cpu, "wall_s": wall})
+    uri = f"sqlite:///{out / 'mlflow.db'}"  # once, with logging and registration (the shipped default)
+    raw["stages"]["mlflow"] = True
+    exp.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    import os
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    for r in range(2):  # the first run creates the store's tables: report the second
+        cpu, wall = _clock(lambda: train(["--no-promote", "--no-score"]))
+    rows.append({"repeat": 0, "what": "train, MLflow on (log + register)", "cpu_s": cpu, "wall_s": wall})
+    summary = json.loads((out / "train" / "summary.json").read_text(encoding="utf-8"))
+    print("train stage timings (s), last run:", summary["stages"])
+    return pd.DataFrame(rows)
+
+
+def timing_report(t: pd.DataFrame) -> str:
+    med = t.groupby("what", sort=False)[["cpu_s", "wall_s"]].median()
+    lines = ["| what | CPU s (median) | wall s (median) |", "|---|---|---|"]
+    lines += [f"| {k} | {v.cpu_s:.3f} | {v.wall_s:.3f} |" for k, v in med.iterrows()]
+    est, lgb_ = med.loc["CreditScoreClassifier() (800 rows)"], med.loc["LGBMClassifier (800 rows)"]
+    own = med.loc["estimator as train builds it (800 rows, spec)"]
+    lines.append(f"\nestimator / LGBMClassifier: {est.cpu_s / lgb_.cpu_s:.2f}x CPU ({est.wall_s / lgb_.wall_s:.2f}x wall)")
+    for k in ("train, MLflow and reports off", "train, MLflow off", "train, MLflow on (log + register)"):
+        lines.append(f"{k} / its estimator's fit: {med.loc[k].cpu_s / own.cpu_s:.2f}x CPU "
+                     f"({med.loc[k].wall_s / own.wall_s:.2f}x wall)")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
@@ -131,11 +233,19 @@ def main() -> None:
     ap.add_argument("--models", default="estimator,optbinning,LGBM",
                     help="comma-separated name prefixes (estimator, optbinning, LGBM)")
     ap.add_argument("--json", type=Path, default=None, help="write the per-fold results here")
+    ap.add_argument("--timing", type=int, default=0,
+                    help="repeats of the fit-time ratios (estimator vs LGBMClassifier, train vs estimator); 0: off")
     a = ap.parse_args()
-    res = run(a.repeats, a.folds, a.trials, a.models.split(","))
-    if a.json:
-        a.json.write_text(json.dumps(res.to_dict(orient="records"), indent=1))
-    print(report(res))
+    if a.repeats > 0:
+        res = run(a.repeats, a.folds, a.trials, a.models.split(","))
+        if a.json:
+            a.json.write_text(json.dumps(res.to_dict(orient="records"), indent=1))
+        print(report(res))
+    if a.timing > 0:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            print(timing_report(fit_times(a.timing, Path(tmp))))
 
 
 if __name__ == "__main__":

@@ -321,7 +321,12 @@ def test_cli_train_then_score_new_rows(byod, tmp_path: Path, monkeypatch: pytest
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
     assert summary["kind"] == "table" and summary["quarantined_rows"] == N_MISSING_TARGET
     assert summary["gates"] == {}  # --no-promote honoured
-    # new rows, as text, two of them bad: quarantined with a reason, the rest scored
+    assert "Stage timings (s): read table" in result.output and "train (estimator)" in result.output
+    rows = summary["rows"]  # every row accounted for, quarantined ones included
+    assert rows["read"] == rows["quarantined_no_target"] + rows["train"] + rows["holdout"] == N_ROWS
+    assert rows["holdout"] == rows["evaluated"] + rows["evaluated_quarantined"]
+    # new rows, as text: an unreadable number is quarantined with a reason; a sector never
+    # seen in training is read as missing, as in training and as LightGBM does
     new = byod["df"].drop(columns=["target"]).head(30).astype(object)
     new.loc[4, "x_arrears"] = "many"
     new.loc[9, "sector"] = "mining"
@@ -341,8 +346,13 @@ def test_cli_train_then_score_new_rows(byod, tmp_path: Path, monkeypatch: pytest
 
         dec = read_decisions(tmp_path / f"s{k}")
         q = read_quarantine(tmp_path / f"s{k}")
-        assert len(dec) == 28 and sorted(q["row_number"].tolist()) == [4, 9], model
-        assert set(q["column"]) == {"x_arrears", "sector"}
+        assert len(dec) == 29 and q["row_number"].tolist() == [4], model
+        assert set(q["column"]) == {"x_arrears"}
+    scored = read_decisions(tmp_path / "s0").set_index("row_number")
+    from village_credit.models.decision import DecisionModel
+
+    as_missing = DecisionModel.load(summary["paths"]["model_dir"]).predict_pd(new.assign(sector=None).drop(index=[4]))
+    assert scored.loc[9, "pd"] == pytest.approx(float(as_missing.loc[9]), rel=1e-12)
 
 
 def test_spark_scores_a_table_model_like_the_local_engine(byod, tmp_path: Path, monkeypatch) -> None:
@@ -394,3 +404,37 @@ def test_zero_trials_means_no_tuning_on_the_table_path_too() -> None:
     assert (off.tuning_trials, off.tuning_timeout_s) == (0, None)
     cfg = load_config(None, {"model.tuning.n_trials": 3, "model.tuning.timeout_s": 60})
     assert (table_estimator(cfg, {}).tuning_trials, table_estimator(cfg, {}).tuning_timeout_s) == (3, 60)
+
+
+def test_no_holdout_evidence_is_cross_fitted_and_unlisted_codes_are_missing(byod, tmp_path: Path) -> None:
+    """holdout_share: 0 trains on every row and judges out-of-fold PDs, said so; a code the spec's
+    list omits (tier 3 of [1, 2]) is missing in training, counted, and missing at scoring too."""
+    from village_credit.models.decision import DecisionModel
+
+    spec = {**SPEC, "features": [dict(f, categories=[1, 2]) if f["name"] == "tier" else f
+                                 for f in SPEC["features"]]}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    raw = _config(tmp_path, byod["csv"], "cf", stages={"shap": False, "reports": False, "mlflow": False})
+    raw["split"] = {"holdout_share": 0}
+    res = run_experiment(_load(tmp_path, raw))
+    labelled, y = _labelled(byod["df"])
+    assert res.evidence.startswith("cross-fitted") and res.split_method.startswith("none (holdout_share: 0)")
+    assert res.rows == {"read": N_ROWS, "quarantined_no_target": N_MISSING_TARGET, "train": len(y), "holdout": 0,
+                        "evaluated": len(y), "evaluated_quarantined": 0}
+    assert res.metrics["auc"] == pytest.approx(res.metrics["cv_auc"]) and res.metrics["auc"] > 0.7
+    n_tier3 = int((labelled["tier"] == 3).sum())
+    assert res.categories_read_as_missing["train"] == {"tier": {"3": n_tier3}}
+    summary = json.loads(Path(res.paths["summary"]).read_text(encoding="utf-8"))
+    assert summary["evidence"] == res.evidence and "evaluate (cross-fitted, no hold-out)" in summary["stages"]
+    model = DecisionModel.load(res.paths["model_dir"])
+    rows = labelled[labelled["tier"] == 3].head(20)
+    dec = model.decide(rows, top_k=0)
+    assert (dec["status"] == "scored").all()  # as in training: missing, never "unknown category"
+    np.testing.assert_allclose(dec["pd"].to_numpy(), model.predict_pd(rows.assign(tier=None)).to_numpy(),
+                               rtol=1e-12)
+
+
+def test_household_data_needs_a_holdout(tmp_path: Path) -> None:
+    cfg = load_config(None, {"split.holdout_share": 0, "output_dir": str(tmp_path / "out")})
+    with pytest.raises(ConfigError, match="holdout_share: 0 .* is for a table of one's own"):
+        run_experiment(cfg)

@@ -84,3 +84,23 @@ def test_tune_logs_trials_to_mlflow(tmp_path):
         assert "params.best_learning_rate" in runs.columns
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_a_search_replaces_the_baseline_only_when_it_clearly_wins():
+    """The baseline is scored on the same folds; a trial must beat it by one SE of the paired fold gaps."""
+    from village_credit.models.tuning import _wins
+
+    X, y, g = _data(900)
+    kw = dict(n_trials=2, seed=3, cv_folds=3, early_stopping_rounds=None, base_params={"n_estimators": 40})
+    # every trial is a single stump: the 40-tree baseline is better, so it is kept
+    worse = tune(X, y, g, search_space={"num_leaves": ("categorical", [2]), "n_estimators": ("categorical", [1])},
+                 baseline={"learning_rate": 0.1, "num_leaves": 4}, **kw)
+    assert worse.selected == "baseline" and worse.best_value == worse.baseline_value
+    assert (worse.best_params["num_leaves"], worse.best_params["n_estimators"]) == (4, 40)
+    # a one-stump baseline against 40-tree trials: the search wins and is kept
+    better = tune(X, y, g, search_space={"learning_rate": ("float", 0.05, 0.2)},
+                  baseline={"n_estimators": 1, "num_leaves": 2}, **kw)
+    assert better.selected == "tuned" and better.best_value > better.baseline_value
+    assert better.best_params["n_estimators"] == 40  # no early stopping: the trees asked for
+    assert _wins(np.array([0.80, 0.81, 0.79]), np.array([0.70, 0.71, 0.69]))
+    assert not _wins(np.array([0.80, 0.70, 0.75]), np.array([0.74, 0.76, 0.74]))  # ahead on average, by noise

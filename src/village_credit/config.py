@@ -154,9 +154,11 @@ class SplitConfig(_Section):
 
     calibration_share: float = Field(0.2, gt=0.0, lt=1.0, description=(
         "Share (0-1) of villages held for calibration."))
-    holdout_share: float = Field(0.2, gt=0.0, lt=1.0, description=(
+    holdout_share: float = Field(0.2, ge=0.0, lt=1.0, description=(
         f"Share (0-1) of villages held out for evaluation; with calibration_share below "
-        f"{1 - MIN_TRAIN_SHARE:g}, so more than {MIN_TRAIN_SHARE:.0%} are left for training."))
+        f"{1 - MIN_TRAIN_SHARE:g}, so more than {MIN_TRAIN_SHARE:.0%} are left for training. "
+        "0 (a table of one's own only): no hold-out; every row trains and the evidence is "
+        "cross-fitted (out-of-fold) on the training rows."))
     train_outcomes: Literal["observed", "all"] = Field("observed", description=(
         "observed: learn only from households the old rules lent to (the real-world case); "
         "all: use the synthetic truth for everyone (an upper bound)."))

@@ -109,6 +109,12 @@ class ExperimentResult:
     features: list[str] = field(default_factory=list)
     dropped_columns: dict[str, str] = field(default_factory=dict)
     outcome_support: dict[str, Any] = field(default_factory=dict)
+    evidence: str = "hold-out"
+    """What the metrics and gates judge: the hold-out, or (table, ``holdout_share: 0``) out-of-fold PDs."""
+    rows: dict[str, int] = field(default_factory=dict)
+    """Table runs: read = quarantined (no target) + train + hold-out; evaluated + its quarantined = hold-out."""
+    categories_read_as_missing: dict[str, Any] = field(default_factory=dict)
+    """Table runs: cells whose category is outside the spec's list (read as missing), train and hold-out."""
 
     def summary_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +135,9 @@ class ExperimentResult:
             "quarantined_rows": self.quarantined_rows,
             "programme": self.programme,
             "outcome_support": self.outcome_support,
+            "evidence": self.evidence,
+            "rows": self.rows,
+            "categories_read_as_missing": self.categories_read_as_missing,
             "stages": {s.name: round(s.seconds, 2) for s in self.stages},
         }
 
@@ -468,6 +477,9 @@ def approval_by_group(systems: list[Any], households: pd.DataFrame) -> pd.DataFr
 
 
 # --------------------------------------------------------------------------- tables
+CROSS_FITTED_EVIDENCE = ("cross-fitted (split.holdout_share: 0): every row trained the model; metrics, "
+                         "validation and gates read each row's out-of-fold PD (trees that never saw it); "
+                         "no hold-out, so no stability evidence")
 def table_estimator(cfg: ExperimentConfig, spec: dict[str, Any] | None) -> CreditScoreClassifier:
     """The unfitted estimator an experiment on a table of one's own trains.
 
@@ -510,6 +522,28 @@ def evaluate_table(model: Any, frame: pd.DataFrame, y: np.ndarray, oof_pd: np.nd
                    ) -> tuple[dict[str, float], pd.DataFrame]:
     """Hold-out metrics of a table model (PD after calibration), plus cross-fitted ones on training rows."""
     dec = model.decide(frame, top_k=0)
+    return _table_metrics(dec, y, oof_pd, y_train), dec
+
+
+def evaluate_cross_fitted(model: Any, frame: pd.DataFrame, y: np.ndarray, oof_pd: np.ndarray
+                          ) -> tuple[dict[str, float], pd.DataFrame]:
+    """Metrics and decisions of a table model without a hold-out (``split.holdout_share: 0``).
+
+    Every row trained the final trees, so no row has an honest final-model score; the
+    evidence is each row's out-of-fold PD (trees that never saw it, then the cross-fitted
+    calibration). Rows the model cannot read (``row_problems``) are quarantined, as at scoring.
+    """
+    problems = np.asarray(model.features.row_problems(frame), dtype=object)
+    ok = problems == ""
+    p = np.where(ok, np.asarray(oof_pd, dtype=np.float64), np.nan)
+    points = model.scaling.points_from_pd(p)
+    dec = pd.DataFrame({"status": np.where(ok, "scored", "quarantined"), "quarantine_reason": problems,
+                        "pd": p, "points": points, "grade": model.pd_grades(p)})
+    return _table_metrics(dec, y, oof_pd, y), dec
+
+
+def _table_metrics(dec: pd.DataFrame, y: np.ndarray, oof_pd: np.ndarray, y_train: np.ndarray) -> dict[str, float]:
+    """Discrimination and calibration of the scored rows of ``dec``; quarantined rows counted."""
     ok = (dec["status"] == "scored").to_numpy()
     p, yy = dec["pd"].to_numpy(float)[ok], y[ok]
     auc, _, lo, hi = auc_delong(yy, p)
@@ -523,7 +557,7 @@ def evaluate_table(model: Any, frame: pd.DataFrame, y: np.ndarray, oof_pd: np.nd
     # the household summary's names, so one summary and one set of gates read both
     m.update({"blend_auc": auc, "blend_ks": ks, "blend_ece": m["ece"], "blend_brier": m["brier"],
               "blend_hosmer_lemeshow_p": hl_p, "gbm_auc": auc})
-    return {k: float(v) for k, v in m.items()}, dec
+    return {k: float(v) for k, v in m.items()}
 
 
 def table_explanations(model: Any, X: pd.DataFrame, out: Path, seed: int) -> dict[str, Path]:
@@ -642,7 +676,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
     ...                              "stages.shap": False, "stages.reports": False, "stages.mlflow": False})
     ...     result = run_experiment(cfg)
     >>> result.kind, [s.name for s in result.stages]
-    ('table', ['read table', 'train (estimator)', 'evaluate hold-out'])
+    ('table', ['read table', 'train (estimator)', 'evaluate hold-out', 'validation report', 'save model'])
     >>> result.features, int(result.metrics["holdout_households"]), result.metrics["auc"] > 0.6
     (['income', 'debt'], 74, True)
     """
@@ -670,7 +704,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
                 _explain(job, trained)
             fair = _fairness(job, data, trained) if source.has_truth else {}
             val = _validate(job, data, trained, fair)
-            model_dir = trained.model.save(out_dir / "model")
+            model_dir = job.stages.run("save model", trained.model.save, out_dir / "model")
             result.paths["model_dir"] = str(model_dir)
             if run is not None:
                 evidence = _log_and_register(job, data, trained, model_dir, val, fair, run.info.run_id)
@@ -689,6 +723,10 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
 def _prepare_households(job: _Job) -> _Data:
     """Generate or load households, validate them (quarantine kept), split by village."""
     cfg, result, out_dir = job.cfg, job.result, job.out_dir
+    if cfg.split.holdout_share <= 0:
+        raise ConfigError("split.holdout_share: 0 (no hold-out, cross-fitted evidence) is for a table of "
+                          "one's own; household data is calibrated and judged on held-out villages: "
+                          "set a share above 0")
     households, later = job.stages.run("load households" if cfg.data.source != "generate"
                                        else "generate households", load_households, cfg)
     checked = job.stages.run("validate", validate_households, households, require_truth=True)
@@ -749,20 +787,33 @@ def _train_table(job: _Job, data: _Data, use_mlflow: bool) -> _Trained:
     result.dropped_columns = dict(est.dropped_columns_)
     result.features = list(model.feature_names)
     train_frame = table.frame.iloc[tr_idx].reset_index(drop=True)
-    holdout = table.frame.iloc[data.holdout_idx].reset_index(drop=True)
-    y_hold = table.y[data.holdout_idx]
     train_X = model.features.transform(train_frame)
     reference = reference_profile(train_X, score=model.scaling.points_from_pd(est.oof_pd_))
-    result.metrics, dec = job.stages.run("evaluate hold-out", evaluate_table, model, holdout, y_hold,
-                                         est.oof_pd_, table.y[tr_idx])
+    if len(data.holdout_idx):
+        holdout, y_hold = table.frame.iloc[data.holdout_idx].reset_index(drop=True), table.y[data.holdout_idx]
+        result.metrics, dec = job.stages.run("evaluate hold-out", evaluate_table, model, holdout, y_hold,
+                                             est.oof_pd_, table.y[tr_idx])
+        hold_X = model.features.transform(holdout)
+        unseen = model.features.unseen_categories(holdout)
+    else:  # split.holdout_share: 0 -- the evidence is the out-of-fold PD of the training rows
+        holdout, y_hold, hold_X = train_frame, table.y[tr_idx], train_X
+        result.metrics, dec = job.stages.run("evaluate (cross-fitted, no hold-out)", evaluate_cross_fitted,
+                                             model, train_frame, y_hold, est.oof_pd_)
+        result.evidence = CROSS_FITTED_EVIDENCE
+        unseen = {}
     result.metrics.update({"rows_read": float(table.n_read), "rows_quarantined": float(table.quarantined),
                            "train_rows": float(len(tr_idx)), "n_features": float(len(model.feature_names)),
                            "base_rate": float(est.base_rate_)})
+    result.rows = {"read": int(table.n_read), "quarantined_no_target": int(table.quarantined),
+                   "train": int(len(tr_idx)), "holdout": int(len(data.holdout_idx)),
+                   "evaluated": int(result.metrics["holdout_households"]),
+                   "evaluated_quarantined": int(result.metrics["holdout_quarantined"])}
+    result.categories_read_as_missing = {"train": dict(est.unseen_categories_in_fit_), "holdout": unseen}
     if est.tuning_best_cv_auc_ is not None:
         result.metrics["tuning_best_cv_auc"] = est.tuning_best_cv_auc_
     grades = [f"G{i + 1:02d}" for i in range(len(model.metadata.get("grade_edges_pd", [])) + 1)]
     model.metadata["reference_profile"] = reference  # stored with the model for PSI/CSI later
-    return _Trained(model, reference, holdout, model.features.transform(holdout), y_hold, dec, grades)
+    return _Trained(model, reference, holdout, hold_X, y_hold, dec, grades)
 
 
 def _explain(job: _Job, trained: _Trained) -> None:
@@ -791,18 +842,22 @@ def _fairness(job: _Job, data: _Data, trained: _Trained) -> dict[str, Any]:
 def _validate(job: _Job, data: _Data, trained: _Trained, fair: dict[str, Any]) -> dict[str, Any]:
     """The validation report's figures on the scored hold-out rows (and its files, if reports are on)."""
     keep, dec, has_rules = trained.keep, trained.decisions, job.source.has_rules
-    val = validation_report(
+    cross_fitted = job.result.evidence == CROSS_FITTED_EVIDENCE
+    val = job.stages.run(
+        "validation report", validation_report,
         np.asarray(trained.y_hold)[keep], dec["pd"].to_numpy(float)[keep], dec["points"].to_numpy(float)[keep],
         dec["grade"].to_numpy()[keep], trained.grades, features_df=trained.hold_X.loc[keep] if has_rules
-        else trained.hold_X.iloc[np.flatnonzero(keep)], reference_profile=trained.reference,
+        else trained.hold_X.iloc[np.flatnonzero(keep)],
+        reference_profile=None if cross_fitted else trained.reference,  # no hold-out: nothing to compare
         **({"policy_graded": trained.policy_graded[keep]} if trained.policy_graded is not None else {}),
         fairness_summary=_validation_support_flag(fair.get("outcome_support")),
         repro=_validation_identity(data.model_name, job.result.run_id, trained.holdout),
     )
     if job.cfg.stages.reports:
-        val_html, val_json = write_validation_report(
-            val, job.out_dir / "validation",
-            **({} if has_rules else {"title": "Model validation report (table of one's own)"}))
+        val_html, val_json = job.stages.run(
+            "write validation report", write_validation_report, val, job.out_dir / "validation",
+            **({} if has_rules else {"title": "Model validation report (table of one's own"
+                                     + ("; cross-fitted evidence, no hold-out)" if cross_fitted else ")")}))
         job.result.paths.update({"validation_html": str(val_html), "validation_json": str(val_json)})
     return val
 
@@ -827,6 +882,9 @@ def _log_and_register(job: _Job, data: _Data, trained: _Trained, model_dir: Path
     result.registered_model_name = data.model_name
     result.model_version = str(info.registered_model_version)
     evidence = _evidence(result.metrics, val, fair, data.fingerprint_rows)
+    if result.evidence == CROSS_FITTED_EVIDENCE:  # no hold-out: stability cannot be judged, never a PSI of 0
+        evidence["stability"] = {"score_psi": None, "max_feature_psi": None}
+        evidence["basis"] = result.evidence
     log_evidence(evidence, run_id)
     return evidence
 

@@ -217,7 +217,13 @@ def load_table(cfg: ExperimentConfig, out_dir: Path) -> TableData:
 
 def split_table(y: np.ndarray, groups: np.ndarray | None, holdout_share: float, seed: int
                 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """Training and hold-out positions (whole groups when there are enough), and how."""
+    """Training and hold-out positions (whole groups when there are enough), and how.
+
+    ``holdout_share`` 0: every row trains, none is held out (the runner then judges the
+    model on out-of-fold PDs).
+    """
+    if holdout_share <= 0:
+        return np.arange(len(y)), np.arange(0), "none (holdout_share: 0): evidence cross-fitted on every row"
     if groups is not None:
         n_groups = len(pd.unique(groups))
         if n_groups >= MIN_GROUPS_FOR_GROUP_SPLIT:

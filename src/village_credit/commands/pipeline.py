@@ -38,6 +38,15 @@ def _print_outcome_support(sup: dict, console: Console) -> None:
     console.print(h)
 
 
+def _print_stages(result, console: Console) -> None:
+    """Seconds per stage, so a user sees where a run's time went."""
+    stages = getattr(result, "stages", None) or []
+    if not stages:
+        return
+    total = sum(s.seconds for s in stages)
+    print("Stage timings (s): " + ", ".join(f"{s.name} {s.seconds:.2f}" for s in stages) + f"; total {total:.2f}")
+
+
 def print_summary(result, console: Console) -> None:
     """The short summary a user reads after the main job."""
     from village_credit.registry.store import default_tracking_uri
@@ -50,6 +59,7 @@ def print_summary(result, console: Console) -> None:
     t = fitting_table("measure", "value", title=f"village-credit: experiment '{result.config.name}'",
                       show_header=False)
     t.add_row("hold-out households", f"{int(m.get('holdout_households', 0)):,}")
+    t.add_row("households quarantined on validation", f"{result.quarantined_rows:,}")
     t.add_row("default rate (hold-out)", f"{m.get('holdout_default_rate', float('nan')):.2%}")
     t.add_row("AUC blend / GBM / rules / oracle",
               " / ".join(f"{m.get(k, float('nan')):.3f}" for k in ("blend_auc", "gbm_auc", "rules_auc", "oracle_auc")))
@@ -69,6 +79,7 @@ def print_summary(result, console: Console) -> None:
         t.add_row("credit villages (> 55 % A, 952)", f"{p['credit_villages']} of {p['villages']}")
         t.add_row("credit townships (> 75 % villages)", f"{p['credit_townships']} of {p['townships']}")
     console.print(t)
+    _print_stages(result, console)
     if result.approval_by_group is not None:
         cols = list(result.approval_by_group.columns)
         g = fitting_table("group", *((str(c), "right") for c in cols),
@@ -102,13 +113,23 @@ def print_table_summary(result, console: Console) -> None:
               f" + {result.quarantined_rows:,}")
     t.add_row("split", f"{result.split_method}; calibration cross-fitted on the training rows")
     t.add_row("features", f"{len(result.features)}: " + ", ".join(result.features)[:200])
-    t.add_row("hold-out rows / default rate",
-              f"{int(m.get('holdout_households', 0)):,} / {m.get('holdout_default_rate', nan):.2%}")
-    t.add_row("AUC hold-out (95 % DeLong CI) / cross-fitted",
+    cross_fitted = getattr(result, "evidence", "hold-out") != "hold-out"
+    where = "rows judged out-of-fold (no hold-out)" if cross_fitted else "hold-out rows"
+    t.add_row(f"{where} = scored + quarantined; default rate",
+              f"{int(m.get('holdout_households', 0) + m.get('holdout_quarantined', 0)):,} = "
+              f"{int(m.get('holdout_households', 0)):,} + {int(m.get('holdout_quarantined', 0)):,}"
+              f"; {m.get('holdout_default_rate', nan):.2%}")
+    for part, cells in (getattr(result, "categories_read_as_missing", None) or {}).items():
+        if cells:
+            t.add_row(f"unlisted categories read as missing ({part})",
+                      "; ".join(f"{c}: {sum(v.values()):,}" for c, v in cells.items()))
+    t.add_row("AUC out-of-fold (95 % DeLong CI) / cross-fitted" if cross_fitted else
+              "AUC hold-out (95 % DeLong CI) / cross-fitted",
               f"{m.get('auc', nan):.3f} [{m.get('auc_ci_low', nan):.3f}, {m.get('auc_ci_high', nan):.3f}]"
               f" / {m.get('cv_auc', nan):.3f}")
     t.add_row("KS / Hosmer-Lemeshow p", f"{m.get('ks', nan):.3f} / {m.get('hosmer_lemeshow_p', nan):.3f}")
-    t.add_row("ECE / Brier (hold-out)", f"{m.get('ece', nan):.4f} / {m.get('brier', nan):.4f}")
+    t.add_row("ECE / Brier (out-of-fold)" if cross_fitted else "ECE / Brier (hold-out)",
+              f"{m.get('ece', nan):.4f} / {m.get('brier', nan):.4f}")
     if result.model_version:
         t.add_row("registered version", f"{result.registered_model_name} v{result.model_version}")
         t.add_row("promoted to @champion", "yes" if result.promoted else
@@ -119,6 +140,9 @@ def print_table_summary(result, console: Console) -> None:
         s = result.scoring
         t.add_row("batch scoring", f"{s['rows_read']:,} read = {s['scored']:,} scored + {s['quarantined']:,} quarantined")
     console.print(t)
+    if cross_fitted:
+        print(f"Evidence: {result.evidence}")
+    _print_stages(result, console)
     for k, v in sorted(result.paths.items()):
         print(f"  {k:<40} {v}")
     if result.run_model_uri:

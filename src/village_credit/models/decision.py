@@ -398,7 +398,8 @@ class DecisionModel:
         then the top-k factors that took points away (``code:-x.x``), then those that
         added points (``code:+x.x``).
         """
-        s, qreasons, n = self._score(households, eval_date)
+        # without reasons only each row's total is needed: no TreeSHAP (the totals are the same)
+        s, qreasons, n = self._score(households, eval_date, contributions=top_k > 0)
         pc = self._points_contrib(s)
         points_v = pc.sum(axis=1)
         pd_v = self.scaling.pd(points_v)

@@ -21,6 +21,7 @@ independent of any policy. "Bring your own data": :class:`GenericFeatures` with
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -79,15 +80,42 @@ def category_key(value: Any) -> str:
 
 
 def category_keys(col: pd.Series) -> pd.Series:
-    """:func:`category_key` of every non-missing cell (missing stays missing)."""
-    out = pd.Series(pd.NA, index=col.index, dtype="object")
-    ok = col.notna().to_numpy()
-    if ok.any():
-        vals = col.to_numpy(dtype=object)[ok]
-        uniq = pd.unique(vals)
-        keys = {v: category_key(v) for v in uniq}
-        out.iloc[np.flatnonzero(ok)] = [keys[v] for v in vals]
-    return out
+    """:func:`category_key` of every non-missing cell (missing stays missing).
+
+    Each distinct value is keyed once (``pd.factorize``), so a column costs its distinct values.
+    """
+    codes, uniq = pd.factorize(col, use_na_sentinel=True)
+    keys = np.empty(len(uniq) + 1, dtype=object)
+    keys[:-1] = [category_key(v) for v in np.asarray(uniq, dtype=object)]
+    keys[-1] = pd.NA  # code -1: a missing cell
+    return pd.Series(keys[codes], index=col.index, dtype="object")
+
+
+def category_codes(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, keys)``: per row the position of its :func:`category_key` in ``keys`` (-1: missing).
+
+    Each distinct cell is keyed once; cells with one key (``1``, ``"1"``) share a code.
+
+    >>> codes, keys = category_codes(pd.Series([1, "1", None, "b", 1.0]))
+    >>> codes.tolist(), keys.tolist()
+    ([0, 0, -1, 1, 0], ['1', 'b'])
+    """
+    codes, uniq = pd.factorize(col, use_na_sentinel=True)
+    key_of = [category_key(v) for v in np.asarray(uniq, dtype=object)]
+    kcodes, keys = pd.factorize(np.asarray(key_of, dtype=object))
+    return (np.where(codes < 0, -1, kcodes[np.maximum(codes, 0)]) if len(kcodes) else codes), \
+        np.asarray(keys, dtype=object)
+
+
+def category_positions(col: pd.Series, categories: Sequence[str]) -> np.ndarray:
+    """Per row the position of its category in ``categories`` (``-1``: missing or not listed).
+
+    >>> category_positions(pd.Series(["b", 2, None, "zz"]), ["a", "b", "2"]).tolist()
+    [1, 2, -1, -1]
+    """
+    codes, keys = category_codes(col)
+    pos = pd.Index(list(categories), dtype=object).get_indexer(keys) if len(keys) else np.empty(0, np.int64)
+    return np.where(codes < 0, -1, pos[np.maximum(codes, 0)] if len(pos) else -1)
 
 
 @dataclass(frozen=True)
@@ -445,9 +473,18 @@ def _numeric_like(s: pd.Series) -> bool:
         return True
     if pd.api.types.is_datetime64_any_dtype(s):
         return False
-    text = s.dropna().astype("string").str.strip()
-    text = text[text != ""]
-    return bool(len(text)) and bool(pd.to_numeric(text, errors="coerce").notna().all())
+    seen = False
+    for v in pd.unique(s.dropna().to_numpy(dtype=object)):  # each distinct value once
+        text = str(v).strip()
+        if not text:
+            continue
+        try:
+            if math.isnan(float(text)):
+                return False
+        except ValueError:
+            return False
+        seen = True
+    return seen
 
 
 def specs_from_frame(
@@ -596,16 +633,17 @@ def _category_order(col: pd.Series, y: Any) -> tuple[str, ...]:
     Why: trees split ordinal codes by thresholds; in default-rate order one split can
     separate risky from safe categories, which an alphabetical order rarely allows.
     """
-    keys = category_keys(col)
-    seen = sorted(set(keys.dropna()))
+    codes, uniq = category_codes(col)
+    seen = sorted(str(u) for u in uniq)
     if y is None or len(seen) < 3:
         return tuple(seen)
-    yv = pd.Series(np.asarray(y, dtype=np.float64), index=keys.index)
-    ok = keys.notna() & yv.notna()
-    prior = float(yv[ok].mean())
-    g = yv[ok].groupby(keys[ok].astype(str))
-    rate = (g.sum() + CATEGORY_PRIOR_ROWS * prior) / (g.count() + CATEGORY_PRIOR_ROWS)
-    return tuple(sorted(seen, key=lambda c: (float(rate.get(c, prior)), c)))
+    yv = np.asarray(y, dtype=np.float64)
+    ok = (codes >= 0) & ~np.isnan(yv)
+    prior = float(yv[ok].mean()) if ok.any() else float("nan")
+    n = np.bincount(codes[ok], minlength=len(uniq))
+    bad = np.bincount(codes[ok], weights=yv[ok], minlength=len(uniq))
+    rate = dict(zip(map(str, uniq), (bad + CATEGORY_PRIOR_ROWS * prior) / (n + CATEGORY_PRIOR_ROWS)))
+    return tuple(sorted(seen, key=lambda c: (float(rate[c]), c)))
 
 
 class GenericFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
@@ -618,6 +656,12 @@ class GenericFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
     column's ``kind`` and categories in ``specs_``; a model saves them, and specs that
     already carry a kind (a reloaded model) are used as they are, never re-guessed from
     the scoring file. :meth:`row_problems` names the cells ``transform`` could not read.
+
+    A category outside ``categories`` (unseen in training, or a code the spec's list
+    omits) is *missing*, in training and in scoring alike, as LightGBM and
+    ``OneHotEncoder(handle_unknown="ignore")`` treat it: the trees route it with the
+    missing values. :meth:`unseen_categories` counts such cells; ``fit`` keeps the
+    training counts in ``unseen_in_fit_``.
     """
 
     def __init__(self, specs: Sequence[FeatureSpec] | None = None, columns: Sequence[str] | None = None):
@@ -644,6 +688,9 @@ class GenericFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
             fitted.append(s)
         self.specs_ = fitted
         self.feature_names_out_ = [s.name for s in self.specs_]
+        # only a spec's own category list can omit a value that occurs; orders read from X cannot
+        declared = [s.name for s in (self.specs or []) if s.categories and s.name in X.columns]
+        self.unseen_in_fit_ = self.unseen_categories(X[declared]) if len(X) and declared else {}
         return self
 
     def _numbers(self, col: pd.Series) -> pd.Series:
@@ -651,8 +698,11 @@ class GenericFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
             return col.astype("float64")
         if pd.api.types.is_numeric_dtype(col):
             return pd.to_numeric(col, errors="coerce").astype("float64")
-        text = col.astype("string").str.strip()
-        return pd.to_numeric(text.mask(text == ""), errors="coerce").astype("float64")
+        codes, uniq = pd.factorize(col, use_na_sentinel=True)  # read each distinct text once
+        text = pd.Series(np.asarray(uniq, dtype=object), dtype="string").str.strip()
+        vals = pd.to_numeric(text.mask(text == ""), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        out = np.where(codes < 0, np.nan, vals[np.maximum(codes, 0)] if len(vals) else np.nan)
+        return pd.Series(out, index=col.index, dtype="float64")
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "specs_")
@@ -661,7 +711,8 @@ class GenericFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
         for s in self.specs_:  # loop over columns, not rows
             col = X[s.name]
             if s.kind == "categorical":
-                codes = pd.Categorical(category_keys(col), categories=list(s.categories)).codes
+                # position in the spec's order; unseen categories and missing cells -> -1 -> NaN
+                codes = category_positions(col, s.categories)
                 cols[s.name] = np.where(codes < 0, np.nan, codes.astype(np.float64))
             else:
                 cols[s.name] = self._numbers(col).to_numpy(dtype=np.float64, na_value=np.nan)
@@ -670,27 +721,50 @@ class GenericFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
     def row_problems(self, X: pd.DataFrame) -> np.ndarray:
         """Per input row: ``"column: reason; ..."`` for cells that cannot be read, else ``""``.
 
-        A numeric cell that is not a number, and a category the model never saw, are
-        problems (the row is quarantined, never scored as if the value were missing).
+        A numeric cell that is not a number is a problem (the row is quarantined, never
+        scored as if the value were missing). A category outside the spec's list is not:
+        it is missing, as in training (:meth:`unseen_categories` counts those).
         """
         check_is_fitted(self, "specs_")
         _check_columns(X, self.feature_names_out_, "generic features")
         out = pd.Series("", index=range(len(X)), dtype=object)
         for s in self.specs_:
+            if s.kind == "categorical":
+                continue
             col = X[s.name].reset_index(drop=True)
             present = col.notna() & (col.astype("string").str.strip() != "")
-            if s.kind == "categorical":
-                keys = category_keys(col)
-                bad = present & ~keys.isin(set(s.categories))
-                why = s.name + ": unknown category " + keys.astype("string").str.slice(0, 30)
-            else:
-                bad = present & self._numbers(col).isna()
-                why = pd.Series(f"{s.name}: not a number", index=col.index)
+            bad = present & self._numbers(col).isna()
+            why = pd.Series(f"{s.name}: not a number", index=col.index)
             if bool(bad.any()):
                 add = why[bad].astype(str)
                 cur = out[bad]
                 out[bad] = np.where(cur == "", add, cur + "; " + add)
         return out.to_numpy(dtype=object)
+
+    def unseen_categories(self, X: pd.DataFrame) -> dict[str, dict[str, int]]:
+        """Per categorical column: ``{value: cells}`` of values outside its categories (read as missing).
+
+        Values are shown as their :func:`category_key`, cut to 30 characters.
+
+        >>> spec = FeatureSpec("tier", "Tier", "等级", categories=(1, 2, 3), kind="categorical")
+        >>> t = GenericFeatures([spec]).fit(pd.DataFrame())
+        >>> t.unseen_categories(pd.DataFrame({"tier": [1, 0, "0", 2.0, None, 9]}))
+        {'tier': {'0': 2, '9': 1}}
+        """
+        check_is_fitted(self, "specs_")
+        out: dict[str, dict[str, int]] = {}
+        for s in self.specs_:
+            if s.kind != "categorical" or s.name not in X.columns:
+                continue
+            codes, keys = category_codes(X[s.name])
+            n = np.bincount(codes[codes >= 0], minlength=len(keys))
+            unseen: dict[str, int] = {}
+            for k, c in zip(keys, n):
+                if c and str(k).strip() and str(k) not in set(s.categories):
+                    unseen[str(k)[:30]] = unseen.get(str(k)[:30], 0) + int(c)
+            if unseen:
+                out[s.name] = dict(sorted(unseen.items()))
+        return out
 
     def set_output(self, *, transform: Any = None) -> GenericFeatures:
         return self

@@ -42,6 +42,30 @@ DEFAULT_SEARCH_SPACE: dict[str, dict[str, Any]] = {
 """Default search space; ``n_estimators`` comes from early stopping (up to ``max_estimators``)."""
 
 
+def small_table_space(n_rows: int) -> dict[str, dict[str, Any]]:
+    """A search space that fits a small table (hundreds to a few thousand rows).
+
+    Why not :data:`DEFAULT_SEARCH_SPACE`: on 800 rows its 64-leaf trees and leaves of up
+    to 400 rows are models the data cannot support, and early stopping on a 160-row
+    validation fold picks a noisy tree count. Here trees are shallow (2-12 leaves),
+    leaves hold at most a twentieth of the rows, and ``n_estimators`` is searched with
+    the learning rate (no early stopping: tune with ``early_stopping_rounds=None``).
+
+    >>> space = small_table_space(800)
+    >>> space["num_leaves"]["high"], space["min_child_samples"]["high"], "n_estimators" in space
+    (12, 40, True)
+    """
+    return {
+        "learning_rate": {"type": "float", "low": 0.02, "high": 0.15, "log": True},
+        "n_estimators": {"type": "int", "low": 50, "high": 400, "log": True},
+        "num_leaves": {"type": "int", "low": 2, "high": 12, "log": True},
+        "min_child_samples": {"type": "int", "low": 5, "high": max(10, int(n_rows) // 20), "log": True},
+        "reg_lambda": {"type": "float", "low": 1e-3, "high": 30.0, "log": True},
+        "subsample": {"type": "float", "low": 0.5, "high": 1.0},
+        "colsample_bytree": {"type": "float", "low": 0.4, "high": 1.0},
+    }
+
+
 @dataclass
 class TuningResult:
     """What a study found. ``best_params`` are ready for ``LGBMDefaultModel(**best_params)``."""
@@ -51,6 +75,10 @@ class TuningResult:
     study: optuna.Study
     trials_df: pd.DataFrame
     oot_auc: float | None = None
+    baseline_value: float | None = None
+    """CV AUC of ``baseline`` on the same folds (``None`` without a baseline)."""
+    selected: str = "tuned"
+    """``"tuned"`` or ``"baseline"``: which parameters ``best_params`` holds (see ``tune``)."""
     model: LGBMDefaultModel | None = None
     """Fitted on all of ``X`` with ``best_params`` when ``oot`` or ``refit`` was asked for."""
     elapsed_s: float = 0.0
@@ -117,11 +145,12 @@ def tune(
     search_space: Mapping[str, Any] | None = None,
     base_params: Mapping[str, Any] | None = None,
     max_estimators: int = 1000,
-    early_stopping_rounds: int = 30,
+    early_stopping_rounds: int | None = 30,
     n_jobs: int = 1,
     refit: bool = False,
     pruner_startup_trials: int = 5,
     mlflow_run_name: str = "optuna-tuning",
+    baseline: Mapping[str, Any] | None = None,
 ) -> TuningResult:
     """Tune LightGBM by village-grouped CV AUC; budget is ``n_trials`` and/or ``timeout`` seconds.
 
@@ -131,6 +160,14 @@ def tune(
     ``oot=(X2, y2)`` or ``(X2, y2, init_score2)``: after the study, fit on all of
     ``X`` with the best parameters and report the AUC on it (``oot_auc``).
     Same inputs and ``seed`` with a trial budget (not a timeout) -> same trials.
+
+    ``early_stopping_rounds=None``: no early stopping; each trial fits ``n_estimators``
+    trees (from ``search_space`` or ``base_params``). ``baseline`` (parameters over
+    ``base_params``, e.g. the untuned defaults) is scored on the same folds first, and
+    the best trial replaces it only when it wins by more than one standard error of the
+    paired fold differences: on small tables the best of many noisy CV scores is mostly
+    luck, and a search must not lose to the defaults it started from
+    (``selected`` says which won).
 
     Examples
     --------
@@ -160,17 +197,26 @@ def tune(
     _normalise_space({k: ("categorical", [v]) for k, v in base.items()})  # names must be model params
     folds = village_group_kfold(yy, g, n_splits=cv_folds, seed=seed)
 
+    def fold_fit(params: dict[str, Any], tr: np.ndarray, va: np.ndarray) -> tuple[float, int]:
+        i_tr = None if init is None else init[tr]
+        i_va = None if init is None else init[va]
+        m = LGBMDefaultModel(**{**params, "early_stopping_rounds": early_stopping_rounds or None})
+        m.fit(Xf.iloc[tr], yy[tr], init_score=i_tr,
+              eval_set=[(Xf.iloc[va], yy[va], i_va)] if early_stopping_rounds else None)
+        return float(roc_auc_score(yy[va], m.decision_function(Xf.iloc[va], i_va))), int(m.best_iteration_)
+
+    base_fold_auc = None
+    if baseline is not None:
+        base_fold_auc = np.array([fold_fit({**base, **dict(baseline)}, tr, va)[0] for tr, va in folds])
+
     def objective(trial: optuna.Trial) -> float:
-        params = {**base, **_suggest(trial, space), "early_stopping_rounds": early_stopping_rounds}
+        params = {**base, **_suggest(trial, space)}
         aucs: list[float] = []
         iters: list[int] = []
         for k, (tr, va) in enumerate(folds):
-            i_tr = None if init is None else init[tr]
-            i_va = None if init is None else init[va]
-            m = LGBMDefaultModel(**params).fit(Xf.iloc[tr], yy[tr], init_score=i_tr,
-                                               eval_set=[(Xf.iloc[va], yy[va], i_va)])
-            aucs.append(float(roc_auc_score(yy[va], m.decision_function(Xf.iloc[va], i_va))))
-            iters.append(int(m.best_iteration_))
+            auc, it = fold_fit(params, tr, va)
+            aucs.append(auc)
+            iters.append(it)
             trial.set_user_attr("fold_auc", list(aucs))
             trial.set_user_attr("best_iterations", list(iters))
             trial.report(float(np.mean(aucs)), k)
@@ -208,10 +254,15 @@ def tune(
         best_params = {**base, **best.params}
         best_params["n_estimators"] = max(1, int(round(float(np.mean(best.user_attrs["best_iterations"])))))
         best_params.pop("early_stopping_rounds", None)
+        best_value, selected = float(best.value), "tuned"
+        if base_fold_auc is not None and not _wins(np.asarray(best.user_attrs["fold_auc"]), base_fold_auc):
+            best_params = {k: v for k, v in {**base, **dict(baseline or {})}.items() if k != "early_stopping_rounds"}
+            best_value, selected = float(base_fold_auc.mean()), "baseline"
         result = TuningResult(
-            best_params=best_params, best_value=float(best.value), study=study,
+            best_params=best_params, best_value=best_value, study=study,
             trials_df=study.trials_dataframe(), elapsed_s=0.0,
             n_pruned=sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
+            baseline_value=None if base_fold_auc is None else float(base_fold_auc.mean()), selected=selected,
         )
         if oot is not None or refit:
             model = LGBMDefaultModel(**best_params).fit(Xf, yy, init_score=init)
@@ -235,6 +286,14 @@ def tune(
         optuna.logging.set_verbosity(verbosity)
         if parent is not None:
             mlflow.end_run()  # type: ignore[union-attr]
+
+
+def _wins(trial_auc: np.ndarray, baseline_auc: np.ndarray) -> bool:
+    """Does a trial beat the baseline by more than one standard error of the paired fold differences?"""
+    d = np.asarray(trial_auc, dtype=np.float64) - np.asarray(baseline_auc, dtype=np.float64)
+    if len(d) < 2:
+        return bool(d.mean() > 0)
+    return bool(d.mean() > d.std(ddof=1) / np.sqrt(len(d)))
 
 
 def _param_str(v: Any) -> Any:
