@@ -32,7 +32,7 @@ from village_credit.validation.calibration import (
     spiegelhalter,
 )
 from village_credit.validation.discrimination import cap_points, delong_test, gini, rank_ordering
-from village_credit.validation.report import drift_report, write_drift_report
+from village_credit.validation.drift import drift_report, write_drift_report
 from village_credit.validation.stability import (
     alert_level,
     csi_table,
