@@ -170,8 +170,12 @@ def monitor_cmd(
     bins: int = typer.Option(10, "--bins", help="Quantile bins of the reference."),
     fail_on: FailOn = typer.Option(FailOn.none, "--fail-on", help="Exit 1 when the overall alert "
                                    "(worst of columns and segments) reaches this level."),
-    alpha: float = typer.Option(0.01, "--alpha", help="A shift alerts only when significant "
-                                "at this level after Holm (columns; segments within a dimension)."),
+    alpha: float = typer.Option(0.01, "--alpha", help="A column's shift alerts only when "
+                                "significant at this level after Holm over the columns."),
+    segment_alpha: float = typer.Option(0.03, "--segment-alpha", help="A segment alerts only "
+                                        "when significant at this level after Holm over every "
+                                        "segment and test (with --alpha: at most 5 %% false "
+                                        "alarms)."),
     min_count: int = typer.Option(30, "--segment-min-count", help="Segments with fewer "
                                   "households in a vintage are 'too small to judge'."),
     tracking_uri: str = tracking_uri_option(),
@@ -190,7 +194,7 @@ def monitor_cmd(
             configure(tracking_uri)
         with step_bar("monitoring", progress, console) as bar:
             res = monitor(model, reference, current, report, (amber, red), bins=bins, alpha=alpha,
-                          segment_alpha=alpha, segment_min_count=min_count, progress=bar)
+                          segment_alpha=segment_alpha, segment_min_count=min_count, progress=bar)
     except _errors() as exc:
         _fail(console, exc)
         return

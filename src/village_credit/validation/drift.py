@@ -20,7 +20,9 @@ from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, w
 from village_credit.validation._checks import ValidationInputError
 from village_credit.validation.segments import TOO_SMALL, worst_alert
 from village_credit.validation.stability import (
+    CHI2_MIN_EXPECTED,
     MIN_EXPECTED_PER_BIN,
+    N_PERMUTATIONS,
     reference_profile,
     stability_table,
     zero_share_table,
@@ -96,7 +98,8 @@ def _method_note(result: Mapping[str, Any]) -> str:
             f"each expects at least {result.get('min_expected_per_bin', MIN_EXPECTED_PER_BIN):g} "
             "rows of the smaller sample; the p-value of a PSI is its chi-square approximation "
             "under no change, (1/n_ref + 1/n_cur) chi2(bins - 1) (Yurdakul and Naranjo, 2020), "
-            "or a permutation p where bins expect fewer than 10 rows.")
+            f"or a permutation p ({N_PERMUTATIONS} draws) where bins expect fewer than "
+            f"{CHI2_MIN_EXPECTED} rows (an empty bin makes the PSI's tail far heavier).")
 
 
 def write_drift_report(result: Mapping[str, Any], out_dir: str | Path,
@@ -138,7 +141,7 @@ def write_drift_report(result: Mapping[str, Any], out_dir: str | Path,
         rep.add_text(
             f"Segment alert: {result.get('segment_alert', 'n/a')}. Fisher's exact test of default "
             "rates, the two-sided test of realised vs predicted defaults and the segment's score "
-            "PSI with its p-value, each Holm-adjusted within a dimension. "
+            "PSI with its p-value, Holm-adjusted together over every segment and test. "
             f"{small} segment(s) with fewer than {result.get('segment_min_count', 30)} "
             f"households in a vintage: {TOO_SMALL}.")
         if len(flagged):

@@ -476,7 +476,7 @@ def monitor(
     bins: int = 10,
     columns: Sequence[str] | None = None,
     alpha: float = 0.01,
-    segment_alpha: float = 0.01,
+    segment_alpha: float = 0.03,
     segment_min_count: int = 30,
     seed: int = 0,
     progress: ProgressCallback | None = None,
@@ -489,10 +489,12 @@ def monitor(
     By segment (township, village, age band, formerly-poor status;
     :func:`village_credit.validation.segments.segment_drift`): realised default rates
     reference vs current and, with a model, realised vs predicted and the segment's
-    score PSI with its p-value, Holm-adjusted at ``segment_alpha``; segments below
-    ``segment_min_count`` households are "too small to judge". ``alert`` is the worst
-    of the column alert (``column_alert``) and the segment alert (``segment_alert``);
-    ``flagged_segments`` says why each segment moved.
+    score PSI with its p-value, Holm-adjusted together at ``segment_alpha``; segments
+    below ``segment_min_count`` households are "too small to judge". ``alert`` is the
+    worst of the column alert (``column_alert``, columns and zero shares) and the segment
+    alert (``segment_alert``); ``flagged_segments`` says why each segment moved. With no
+    change, the three families (columns, zero shares, segments) raise a false alarm with
+    probability at most ``2 * alpha + segment_alpha`` (0.05 by default).
 
     ``model_uri``: a model URI (the one loader, :func:`load_model_source`), an already
     loaded model (``LoadedModel``), or ``None``. With a model: drift of the model's
@@ -552,6 +554,7 @@ def monitor(
         ref_score=ref_f[SCORE_NAME].to_numpy(float) if src is not None else None,
         cur_score=cur_f[SCORE_NAME].to_numpy(float) if src is not None else None,
         cur_pd=cur_f["pd"].to_numpy(float) if src is not None else None,
+        ref_pd=ref_f["pd"].to_numpy(float) if src is not None else None,
         alpha=segment_alpha, min_count=segment_min_count, psi_thresholds=th, bins=bins,
         seed=seed)
     result["segments"] = seg
