@@ -403,8 +403,8 @@ def psi_test(expected: Any, actual: Any, bins: int = 10, **kwargs: Any) -> dict[
     >>> from village_credit.validation.stability import psi_test
     >>> rng = np.random.default_rng(0)
     >>> same = psi_test(rng.normal(0, 1, 100), rng.normal(0, 1, 100))
-    >>> same["bins"], same["method"], same["p_value"] > 0.05   # 100 rows: noise only
-    (10, 'chi2', True)
+    >>> same["bins"], same["method"], same["p_value"] > 0.05   # 10 rows a bin: permutation p
+    (10, 'permutation', True)
     >>> moved = psi_test(rng.normal(0, 1, 100), rng.normal(1, 1, 100))
     >>> round(moved["psi"], 1) >= 0.25, moved["p_value"] < 0.001
     (True, True)
