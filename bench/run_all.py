@@ -21,6 +21,7 @@ QUICK = {
     "bench_tuning.py": ["--n", "20000", "--trials", "5"],
     "bench_blend_strategies.py": ["--n", "10000", "--repeat", "1"],
     "bench_policy_lab.py": ["--n", "5000", "--trials", "40", "--repeat", "1"],
+    "bench_monitor_noise.py": ["--households", "6000", "--splits", "2"],
 }
 
 

@@ -162,3 +162,55 @@ def test_global_explanations_of_a_decision_model(decision_model, households: pd.
     assert paths["beeswarm"].stat().st_size > 5000 and paths["group_importance"].is_file()
     summary = json.loads(paths["summary_json"].read_text(encoding="utf-8"))
     assert {r["feature"] for r in summary["overall"]} == set(decision_model.feature_names)
+
+
+def test_cli_explains_a_recalibrated_champion(decision_model, scoring_input: pd.DataFrame,  # type: ignore[no-untyped-def]
+                                              tmp_path: Path) -> None:
+    """The production model is explainable: a group-recalibrated version behind @champion
+    loads through the one loader, and its group offsets appear as reasons of members."""
+    import mlflow
+
+    from village_credit.cli import app
+    from village_credit.data.groups import support_groups
+    from village_credit.data.io import write_parquet
+    from village_credit.models.calibration import Calibrator
+    from village_credit.models.recalibrated import RecalibratedDecisionModel
+    from village_credit.registry import promote
+    from village_credit.registry._examples import ExampleStore
+    from village_credit.registry.pyfunc_model import log_decision_model
+    from village_credit.validation.recalibration import DECISION_CLASS
+
+    recal = RecalibratedDecisionModel.wrap(decision_model, Calibrator(method="platt", kind="logit",
+                                                                      a=0.9, b=0.2))
+    recal.group_offsets = {"70+": 0.6, "formerly_poor": -0.5}
+    store = ExampleStore()
+    try:
+        with mlflow.start_run():
+            info = log_decision_model(recal.save(tmp_path / "recalibrated"),
+                                      input_example=decision_model.input_example(5),
+                                      registered_model_name="vc-explain", decision_class=DECISION_CLASS)
+        promote("vc-explain", str(info.registered_model_version), {},
+                override_reason="test: the gates are not the subject here", client=store.client)
+        inp, out = tmp_path / "households.parquet", tmp_path / "reasons.parquet"
+        write_parquet(scoring_input, inp)
+        res = CliRunner().invoke(app, ["explain", "--model", "models:/vc-explain@champion",
+                                       "--input", str(inp), "--output", str(out), "--no-progress",
+                                       "--tracking-uri", store.uri])
+    finally:
+        store.close()
+    assert res.exit_code == 0, res.output
+    got = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(got, explain(recal, scoring_input, top_k=TOP_K), check_dtype=False)
+    offsets = got[got["kind"] == "recalibration"]
+    assert set(offsets["code"]) == {"recalibration:70+", "recalibration:formerly_poor"}
+    member = support_groups(scoring_input)
+    for code, group, direction in (("recalibration:70+", "70+", "down"),
+                                   ("recalibration:formerly_poor", "formerly_poor", "up")):
+        rows = offsets.loc[offsets["code"] == code, "row"].to_numpy()
+        assert member[group].to_numpy(bool)[rows].all()  # only members carry the reason
+        assert (offsets.loc[offsets["code"] == code, "direction"] == direction).all()
+    # the offsets are contributions: every household's points are still their sum
+    contrib = recal.contributions(scoring_input).dropna()
+    points = recal.decide(scoring_input)["points"].dropna()
+    np.testing.assert_allclose(contrib.sum(axis=1).to_numpy(), points.to_numpy(), rtol=1e-10)
+    assert {"recalibration:70+", "recalibration:formerly_poor"} <= set(contrib.columns)

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
@@ -32,7 +34,7 @@ from village_credit.validation.calibration import (
     spiegelhalter,
 )
 from village_credit.validation.discrimination import cap_points, delong_test, gini, rank_ordering
-from village_credit.validation.report import drift_report, write_drift_report
+from village_credit.validation.drift import drift_report, write_drift_report
 from village_credit.validation.stability import (
     alert_level,
     csi_table,
@@ -519,3 +521,60 @@ def test_one_hosmer_lemeshow_convention() -> None:
     stat, dof, pv = hosmer_lemeshow(y, p, HL_GROUPS, HL_DDOF_INDEPENDENT)
     assert (hl["dof"], hl["p_value"]) == (dof, pv) and dof == HL_GROUPS
     assert ValidationConfig().hl_ddof == HL_DDOF_INDEPENDENT == 0
+
+
+# ----------------------------------------------------------------- stability with its noise
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.floats(0.0, 1.0), st.just(float("nan"))), min_size=1, max_size=40))
+def test_holm_equals_statsmodels(p: list[float]) -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    from village_credit.validation.stability import holm
+
+    arr = np.asarray(p, dtype=float)
+    got = holm(arr)
+    ok = np.isfinite(arr)
+    assert np.isnan(got[~ok]).all()
+    if ok.any():
+        np.testing.assert_allclose(got[ok], multipletests(arr[ok], method="holm")[1], rtol=1e-12)
+
+
+def test_psi_p_value_holds_its_level_under_no_change() -> None:
+    """Two draws of one population: p < 0.05 in about 5 % of pairs, at 100 rows (chi2) and
+    at 40 rows (merged bins, permutation), while the PSI itself often passes 0.1."""
+    from village_credit.validation.stability import psi_test
+
+    rng = np.random.default_rng(30)
+    for n, method in ((100, "permutation"), (400, "chi2")):
+        res = [psi_test(rng.normal(size=n), rng.normal(size=n), seed=i) for i in range(200)]
+        assert {r["method"] for r in res} == {method}
+        rate = np.mean([r["p_value"] < 0.05 for r in res])
+        assert 0.01 <= rate <= 0.10, (n, rate)
+    small = psi_test(rng.normal(size=30), rng.normal(size=200))
+    assert small["bins"] == 5 and small["min_expected"] >= 5  # deciles of 3 rows, merged in pairs
+    assert np.mean([psi_test(rng.normal(size=100), rng.normal(size=100))["psi"] > 0.1
+                    for _ in range(50)]) > 0.3  # the fixed cut-off alone would cry wolf
+    moved = psi_test(rng.normal(size=100), rng.normal(0.8, 1, size=100))
+    assert moved["p_value"] < 0.001
+    one = psi_test(np.zeros(50), np.zeros(50))
+    assert one["method"] == "one bin" and np.isnan(one["psi"]) and np.isnan(one["p_value"])
+
+
+def test_zero_share_moves_when_the_non_zero_share_doubles() -> None:
+    from village_credit.validation.stability import reference_profile, zero_share_table
+
+    rng = np.random.default_rng(31)
+    ref = pd.DataFrame({"dpd": (rng.random(5000) < 0.016) * rng.integers(1, 90, 5000),
+                        "age": rng.integers(18, 80, 5000)})
+    doubled = ref.assign(dpd=(rng.random(5000) < 0.036) * rng.integers(1, 90, 5000))
+    same = ref.assign(dpd=(rng.random(5000) < 0.016) * rng.integers(1, 90, 5000))
+    t = zero_share_table(ref, doubled, ["dpd", "age"]).set_index("column")
+    assert list(t.index) == ["dpd"]  # age is not zero-inflated
+    assert t.loc["dpd", "ratio"] > 1.5 and t.loc["dpd", "alert"] in ("amber", "red")
+    assert t.loc["dpd", "p_holm"] < 0.01
+    assert zero_share_table(ref, same, ["dpd"])["alert"].tolist() == ["green"]
+    # from a stored profile (what a registered model carries), the same answer
+    prof = json.loads(json.dumps(reference_profile(ref)))
+    from_prof = zero_share_table(None, doubled, ["dpd"], profile=prof)
+    assert from_prof["alert"].tolist() == [t.loc["dpd", "alert"]]
+    assert from_prof["p_value"].iloc[0] == pytest.approx(t.loc["dpd", "p_value"])

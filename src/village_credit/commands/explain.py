@@ -1,6 +1,7 @@
 """``village-credit explain``: reason codes for every household of a file, streamed.
 
-Thin: load the model once (directory or MLflow URI), stream the input in chunks
+Thin: load the model once (a saved folder, or an MLflow URI through the one loader,
+``registry.load_decision_model``, which reads plain and recalibrated versions), stream the input in chunks
 (``data.io.iter_batches``, bounded memory), call the public
 :func:`village_credit.explain.explain` per chunk, append to one Parquet file with a
 fixed schema. ``row`` in the output is the household's position in the whole file.
@@ -21,6 +22,7 @@ from rich.console import Console
 
 from village_credit.commands import EXPLAIN_AUDIT
 from village_credit.commands._errors import user_errors
+from village_credit.commands._options import tracking_uri_option
 
 
 class Form(str, Enum):
@@ -38,6 +40,10 @@ def explain_cmd(
     form: Form = typer.Option(Form.long, "--form", help="long (one row per reason) or wide (one row per household)."),
     chunk_rows: int = typer.Option(50_000, "--chunk-rows", min=1, help="Rows per chunk."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    allow_ungated: bool = typer.Option(
+        False, "--allow-ungated",
+        help="Explain a registered version without a valid promotion record (as `score`)."),
+    tracking_uri: str = tracking_uri_option(),
 ) -> None:
     """Write the top-k reason codes (Chinese and English labels, points) for every household."""
     import pyarrow as pa
@@ -55,10 +61,15 @@ def explain_cmd(
         from village_credit.reporting.progress import row_bar
 
         if "://" in model or model.startswith(("models:/", "runs:/")):
-            from village_credit.registry.store import configure
+            from village_credit.registry import configure
+            from village_credit.registry import load_decision_model as load_registered
 
-            configure()  # the project's tracking URI, as `village-credit score` uses
-        dm = load_decision_model(model)
+            configure(tracking_uri)  # default: the project's store, as `village-credit score`
+            # the one loader of every command: plain and recalibrated versions, checked
+            # against their promotion record
+            dm = load_registered(model, allow_ungated=allow_ungated)
+        else:
+            dm = load_decision_model(model)  # a folder written by DecisionModel.save
         total = count_rows(input)
         schema = reasons_arrow_schema(form.value, top_k)
         output.parent.mkdir(parents=True, exist_ok=True)

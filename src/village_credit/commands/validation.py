@@ -169,11 +169,19 @@ def monitor_cmd(
     red: float = typer.Option(0.25, "--red", help="PSI/CSI from which a column is red."),
     bins: int = typer.Option(10, "--bins", help="Quantile bins of the reference."),
     fail_on: FailOn = typer.Option(FailOn.none, "--fail-on", help="Exit 1 when the overall alert "
-                                   "reaches this level."),
+                                   "(worst of columns and segments) reaches this level."),
+    alpha: float = typer.Option(0.01, "--alpha", help="A column's shift alerts only when "
+                                "significant at this level after Holm over the columns."),
+    segment_alpha: float = typer.Option(0.03, "--segment-alpha", help="A segment alerts only "
+                                        "when significant at this level after Holm over every "
+                                        "segment and test (with --alpha: at most 5 %% false "
+                                        "alarms)."),
+    min_count: int = typer.Option(30, "--segment-min-count", help="Segments with fewer "
+                                  "households in a vintage are 'too small to judge'."),
     tracking_uri: str = tracking_uri_option(),
     progress: bool = typer.Option(True, "--progress/--no-progress", help=_PROGRESS_HELP),
 ) -> None:
-    """PSI/CSI drift report between two vintages, with green/amber/red alerts."""
+    """Drift report between two vintages: alerts only for material, significant shifts."""
     from village_credit.reporting.progress import step_bar
     from village_credit.validation.kit import monitor
 
@@ -185,12 +193,16 @@ def monitor_cmd(
 
             configure(tracking_uri)
         with step_bar("monitoring", progress, console) as bar:
-            res = monitor(model, reference, current, report, (amber, red), bins=bins, progress=bar)
+            res = monitor(model, reference, current, report, (amber, red), bins=bins, alpha=alpha,
+                          segment_alpha=segment_alpha, segment_min_count=min_count, progress=bar)
     except _errors() as exc:
         _fail(console, exc)
         return
-    summary = {"alert": res["alert"], "counts": res["counts"], "score_psi": res.get("score_psi"),
+    summary = {"alert": res["alert"], "column_alert": res["column_alert"],
+               "segment_alert": res["segment_alert"], "counts": res["counts"],
+               "score_psi": res.get("score_psi"), "score_p_value": res.get("score_p_value"),
                "score_alert": res.get("score_alert"), "red_columns": res["red_columns"],
+               "zero_share_alerts": res["zero_share_alerts"],
                "flagged_segments": res.get("flagged_segments", []),
                "html": str(res.get("html")), "json": str(res.get("json"))}
     typer.echo(json.dumps(summary, indent=2, default=str))

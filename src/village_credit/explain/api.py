@@ -52,6 +52,7 @@ import pyarrow as pa
 
 from village_credit.errors import ConfigError, SchemaError
 from village_credit.models.decision import FORMAT, DecisionModel
+from village_credit.models.recalibrated import load_saved_model
 
 Form = Literal["long", "wide"]
 
@@ -98,13 +99,15 @@ def _find_decision_dir(root: Path) -> Path:
 
 
 def load_decision_model(model: Any) -> Any:
-    """A ``DecisionModel`` from an instance, a saved directory, or an MLflow URI.
+    """A ``DecisionModel`` from an instance, a saved directory, or an artifact URI.
 
-    URIs (``models:/name@alias``, ``models:/name/3``, ``runs:/<id>/model``, or any
-    artifact URI mlflow understands) are downloaded with
-    ``mlflow.artifacts.download_artifacts`` against the current tracking URI, and the
-    model is read from the pyfunc's ``decision_model`` artifact directory. Only plain
-    files are read (no pickles, no pyfunc code is executed).
+    A folder holding a recalibrated model loads as one (``models.recalibrated.
+    load_saved_model``). Artifact URIs (``runs:/<id>/model`` or any URI mlflow
+    understands) are downloaded with ``mlflow.artifacts.download_artifacts`` and read
+    from the ``decision_model`` artifact directory; plain files only (no pickles, no
+    pyfunc code). A registered version is loaded, with its promotion record checked, by
+    the one loader, ``village_credit.registry.load_decision_model`` (what the
+    ``explain`` command uses for ``models:/`` and ``runs:/`` URIs).
 
     Examples
     --------
@@ -129,11 +132,11 @@ def load_decision_model(model: Any) -> Any:
                 local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=tmp))
             except Exception as exc:  # MlflowException and friends carry the useful message
                 raise ConfigError(f"cannot download model {text}: {exc}") from exc
-            return DecisionModel.load(_find_decision_dir(local))
+            return load_saved_model(_find_decision_dir(local))
     path = Path(text.removeprefix("file://"))
     if not path.is_dir():
         raise ConfigError(f"decision model directory not found: {path}")
-    return DecisionModel.load(_find_decision_dir(path))
+    return load_saved_model(_find_decision_dir(path))
 
 
 # ----------------------------------------------------------------------------- shapes

@@ -459,7 +459,7 @@ class DecisionModel:
         s, _, _ = self._score(households, eval_date)
         pc = self._points_contrib(s)
         codes = self.codes[1:]
-        kinds = ["rule"] * len(self.item_codes) + ["model"] * len(self.feature_names)
+        kinds = [c.partition(":")[0] for c in codes]  # rule, model (recalibration: a subclass's)
         top = top_reasons(pc[:, 1:], top_k)
         ids = (s.valid[self.id_column].to_numpy(dtype=object) if self.id_column in s.valid.columns
                else s.positions.astype(str).astype(object))

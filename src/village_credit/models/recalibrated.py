@@ -23,11 +23,15 @@ from village_credit.errors import ConfigError
 from village_credit.models.calibration import Calibrator
 from village_credit.models.decision import DecisionModel
 
-__all__ = ["RECALIBRATION_FILE", "RECALIBRATION_FORMAT", "RecalibratedDecisionModel", "apply_maps"]
+__all__ = ["GROUP_OFFSET_PREFIX", "RECALIBRATION_FILE", "RECALIBRATION_FORMAT",
+           "RecalibratedDecisionModel", "apply_maps", "load_saved_model"]
 
 RECALIBRATION_FILE = "recalibration.json"
 RECALIBRATION_FORMAT = "village-credit/recalibration/1"
 SCORE_NAME = "score"
+#: Contribution code of a group recalibration offset (``recalibration:<group>``): its own
+#: column, so that it appears as a reason where it moves a household's points.
+GROUP_OFFSET_PREFIX = "recalibration:"
 
 
 def apply_maps(maps: list[Calibrator], logit_contrib: np.ndarray) -> np.ndarray:
@@ -84,8 +88,27 @@ class RecalibratedDecisionModel(DecisionModel):
         super().__init__(**kwargs)
         self.calibrators: list[Calibrator] = list(calibrators or [])
         self.lineage: list[dict[str, Any]] = [dict(x) for x in (lineage or [])]
-        # group-aware recalibration: log-odds added to the base of each member household
-        self.group_offsets: dict[str, float] = {str(k): float(v) for k, v in (group_offsets or {}).items()}
+        # group-aware recalibration: log-odds added to each member household
+        self.group_offsets = group_offsets or {}
+
+    @property
+    def group_offsets(self) -> dict[str, float]:
+        """Log-odds added per support group (``data.groups.support_groups``) to its members."""
+        return self._group_offsets
+
+    @group_offsets.setter
+    def group_offsets(self, offsets: dict[str, float]) -> None:
+        self._group_offsets = {str(k): float(v) for k, v in (offsets or {}).items()}
+        new = {GROUP_OFFSET_PREFIX + g: {"en": f"Group recalibration ({g})",
+                                         "zh": f"分组校准（{g}）"}
+               for g in self._group_offsets if GROUP_OFFSET_PREFIX + g not in self.labels}
+        if new:  # a reason needs a label in both languages; never edit a parent's dict
+            self.labels = {**self.labels, **new}
+
+    @property
+    def codes(self) -> list[str]:
+        """The parent's contribution columns, then one per group offset."""
+        return super().codes + [GROUP_OFFSET_PREFIX + g for g in self.group_offsets]
 
     @property
     def is_additive(self) -> bool:
@@ -117,8 +140,11 @@ class RecalibratedDecisionModel(DecisionModel):
     def _score(self, households: pd.DataFrame, eval_date: Any = None, **kwargs: Any) -> Any:
         s, reasons, n = super()._score(households, eval_date, **kwargs)  # maps use row totals only
         c = apply_maps(self.calibrators, s.logit_contrib)
-        if self.group_offsets and len(c):
-            c[:, 0] += _group_design(s.valid, list(self.group_offsets)) @ np.array(list(self.group_offsets.values()))
+        if self.group_offsets:  # one column per group: a reason where it moves the points
+            off = np.array(list(self.group_offsets.values()))
+            design = (_group_design(s.valid, list(self.group_offsets)) if len(c)
+                      else np.zeros((0, off.size)))
+            c = np.hstack([c, design * off])
         s = dataclasses.replace(s, logit_contrib=c)
         return s, reasons, n
 
@@ -159,6 +185,21 @@ class RecalibratedDecisionModel(DecisionModel):
         return model
 
 
+
+def load_saved_model(path: str | Path) -> DecisionModel:
+    """The model a saved folder holds: recalibrated (``recalibration.json``) or plain.
+
+    >>> import tempfile
+    >>> from village_credit.models._examples import example_model
+    >>> from village_credit.models.recalibrated import load_saved_model
+    >>> model, holdout = example_model()
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print(type(load_saved_model(model.save(f"{tmp}/m"))).__name__)
+    DecisionModel
+    """
+    d = Path(path)
+    cls = RecalibratedDecisionModel if (d / RECALIBRATION_FILE).exists() else DecisionModel
+    return cls.load(d)
 
 
 def _group_design(households: pd.DataFrame, groups: list[str]) -> np.ndarray:

@@ -57,11 +57,10 @@ from village_credit.reporting.html import write_json
 from village_credit.rules.engine import score_rules
 from village_credit.reporting.progress import ProgressCallback, Steps
 from village_credit.rules.grades import grade_order, policy_age_ceiling
+from village_credit.validation.drift import drift_report, overall_alert, write_drift_report
 from village_credit.validation.report import (
     ValidationConfig,
-    drift_report,
     validation_report,
-    write_drift_report,
     write_validation_report,
 )
 from village_credit.validation.segments import segment_drift
@@ -468,7 +467,7 @@ def _model_frame(src: Any, table: pd.DataFrame, what: str) -> tuple[pd.DataFrame
 
 
 def monitor(
-    model_uri: str | None,
+    model_uri: str | LoadedModel | None,
     reference: pd.DataFrame | str | Path,
     current: pd.DataFrame | str | Path,
     out_dir: str | Path | None,
@@ -476,25 +475,35 @@ def monitor(
     *,
     bins: int = 10,
     columns: Sequence[str] | None = None,
-    segment_alpha: float = 0.01,
+    alpha: float = 0.01,
+    segment_alpha: float = 0.03,
     segment_min_count: int = 30,
+    seed: int = 0,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """PSI/CSI drift of ``current`` against ``reference`` (e.g. vintage 2 vs vintage 1).
 
-    Also by segment (township, village, age band, formerly-poor status;
-    :func:`village_credit.validation.segments.segment_drift`): realised default
-    rates reference vs current and, with a model, realised vs predicted and the
-    segment's score PSI, Holm-adjusted; ``flagged_segments`` names those that moved.
+    Every figure carries its sampling noise (:mod:`village_credit.validation.drift`): a
+    column alerts when its CSI is material (``thresholds``) and significant after Holm
+    at ``alpha``; zero-inflated counts (days past due) also by their non-zero share.
+    By segment (township, village, age band, formerly-poor status;
+    :func:`village_credit.validation.segments.segment_drift`): realised default rates
+    reference vs current and, with a model, realised vs predicted and the segment's
+    score PSI with its p-value, Holm-adjusted together at ``segment_alpha``; segments
+    below ``segment_min_count`` households are "too small to judge". ``alert`` is the
+    worst of the column alert (``column_alert``, columns and zero shares) and the segment
+    alert (``segment_alert``); ``flagged_segments`` says why each segment moved. With no
+    change, the three families (columns, zero shares, segments) raise a false alarm with
+    probability at most ``2 * alpha + segment_alpha`` (0.05 by default).
 
-    With a model: drift of the model's features (its own transformer) and of its
-    score (``score`` = points, and ``pd``); the model's stored training profile, when
-    present, is also compared with the current features (``vs_training``). Without a
-    model: the raw numeric and boolean columns (identifiers, ``vintage`` and ground
-    truth left out). Alerts: green below ``thresholds[0]``, amber below
-    ``thresholds[1]``, red above. Writes ``drift_report.html/.json`` when ``out_dir``.
-    ``progress``: called ``(step, done, total)`` before each step
-    (:mod:`village_credit.reporting.progress`).
+    ``model_uri``: a model URI (the one loader, :func:`load_model_source`), an already
+    loaded model (``LoadedModel``), or ``None``. With a model: drift of the model's
+    features (its own transformer) and of its score (``score`` = points, and ``pd``);
+    the model's stored training profile, when present, is also compared with the
+    current features (``vs_training``). Without a model: the raw numeric and boolean
+    columns (identifiers, ``vintage`` and ground truth left out). Writes
+    ``drift_report.html/.json`` when ``out_dir``. ``progress``: called ``(step, done,
+    total)`` before each step (:mod:`village_credit.reporting.progress`).
     """
     steps = Steps(progress, total=4)
     steps("reading the tables")
@@ -506,10 +515,11 @@ def monitor(
     src = None
     work = Path(tempfile.mkdtemp(prefix="vc-monitor-"))
     ok_r, ok_c = np.ones(len(ref), bool), np.ones(len(cur), bool)
-    steps("model features" if model_uri else "columns")
+    steps("model features" if model_uri is not None else "columns")
     try:
-        if model_uri:
-            src = load_model_source(model_uri, work)
+        if model_uri is not None:
+            src = (model_uri if isinstance(model_uri, LoadedModel)
+                   else load_model_source(model_uri, work))
             (ref_f, ok_r), (cur_f, ok_c) = (_model_frame(src, ref, "reference"),
                                             _model_frame(src, cur, "current"))
         else:
@@ -523,30 +533,45 @@ def monitor(
         raise ValidationKitError(f"monitor: columns {missing[:10]} are missing from the "
                                  "reference or the current table")
     steps("drift by column")
-    result = drift_report(ref_f[cols], cur_f, cols, bins=bins, thresholds=th)
+    result = drift_report(ref_f[cols], cur_f, cols, bins=bins, thresholds=th, alpha=alpha,
+                          seed=seed)
     result["n_reference"] = int(len(ref_f))
     result["mode"] = "model features and score" if src is not None else "raw columns"
     table = result["csi"]
     score_row = table[table["column"] == SCORE_NAME]
     result["score_psi"] = float(score_row["csi"].iloc[0]) if len(score_row) else None
+    result["score_p_value"] = float(score_row["p_value"].iloc[0]) if len(score_row) else None
     result["score_alert"] = str(score_row["alert"].iloc[0]) if len(score_row) else "n/a"
     result["red_columns"] = table.loc[table["alert"] == "red", "column"].tolist()
+    zero = result["zero_share"]
+    result["zero_share_alerts"] = [
+        f"{r.column}: non-zero share {r.nonzero_reference:.1%} -> {r.nonzero_current:.1%} "
+        f"(Holm p {r.p_holm:.2g}; {r.n_reference} -> {r.n_current} rows)"
+        for r in zero[zero["alert"].isin(["amber", "red"])].itertuples(index=False)]
     steps("drift by segment")
     seg = segment_drift(
         ref.loc[ok_r].reset_index(drop=True), cur.loc[ok_c].reset_index(drop=True),
         ref_score=ref_f[SCORE_NAME].to_numpy(float) if src is not None else None,
         cur_score=cur_f[SCORE_NAME].to_numpy(float) if src is not None else None,
         cur_pd=cur_f["pd"].to_numpy(float) if src is not None else None,
-        alpha=segment_alpha, min_count=segment_min_count, psi_thresholds=th, bins=bins)
+        ref_pd=ref_f["pd"].to_numpy(float) if src is not None else None,
+        alpha=segment_alpha, min_count=segment_min_count, psi_thresholds=th, bins=bins,
+        seed=seed)
     result["segments"] = seg
-    result["flagged_segments"] = [f"{r.segment}={r.value}: {r.why}"
+    result["segment_min_count"] = int(segment_min_count)
+    result["column_alert"] = result["alert"]
+    result["segment_alert"] = overall_alert("n/a", seg)
+    result["alert"] = overall_alert(result["column_alert"], seg)
+    result["flagged_segments"] = [f"{r.segment}={r.value} ({r.alert}): {r.why}"
                                   for r in seg[seg["flagged"]].itertuples(index=False)]
     if src is not None:
         result["model"] = src.identity_dict()
         if src.reference_profile:
             prof_cols = [c for c in src.reference_profile["columns"] if c in cur_f.columns]
-            vt = drift_report(src.reference_profile, cur_f, prof_cols, thresholds=th)
-            result["vs_training"] = {"alert": vt["alert"], "counts": vt["counts"], "csi": vt["csi"]}
+            vt = drift_report(src.reference_profile, cur_f, prof_cols, thresholds=th,
+                              alpha=alpha, seed=seed)
+            result["vs_training"] = {"alert": vt["alert"], "counts": vt["counts"], "csi": vt["csi"],
+                                     "zero_share": vt["zero_share"]}
     if out_dir is not None:
         html, js = write_drift_report(result, out_dir, title=(
             "Population drift report" + (f": {src.label}" if src is not None else "")))

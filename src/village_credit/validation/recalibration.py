@@ -141,8 +141,9 @@ def group_recalibrate(model: DecisionModel, sample: pd.DataFrame, *, method: str
     First one calibration map of the whole log-odds (``method``: platt / isotonic /
     auto, as :func:`recalibrate`), then a shrunk log-odds offset per protected group
     (:data:`village_credit.data.groups.SUPPORT_GROUPS` unless ``groups``) fitted on
-    the mapped log-odds (:func:`fit_group_offsets`). Offsets go into the base value, so
-    Platt-recalibrated contributions stay exactly additive. ``sample`` needs
+    the mapped log-odds (:func:`fit_group_offsets`). Each offset is its own contribution
+    (``recalibration:<group>``): a reason code where it moves a household's points, and
+    contributions stay exactly additive. ``sample`` needs
     ``default_12m``; rows the model quarantines are left out. ``map_sample``: fit the
     map on these rows instead (e.g. rows the model's trees never saw) and the offsets
     on ``sample`` (e.g. every observed row, for more outcomes per group).

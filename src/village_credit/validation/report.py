@@ -49,14 +49,11 @@ from village_credit.validation.stability import (
     migration_summary,
     psi_table_from_profile,
 )
-from village_credit.validation.stability import reference_profile as _profile
 
 __all__ = [
     "ValidationConfig",
-    "drift_report",
     "overall_verdict",
     "validation_report",
-    "write_drift_report",
     "write_validation_report",
 ]
 
@@ -534,66 +531,4 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
         rep.add_section("Reproducibility")
         rep.add_key_values(result["reproducibility"])
 
-    return write_report(rep, to_jsonable(result), out_dir, stem)
-
-
-# ---------------------------------------------------------------- monitoring
-
-
-def drift_report(reference: pd.DataFrame | Mapping[str, Any], current: pd.DataFrame,
-                 columns: Sequence[str] | None = None, bins: int = 10,
-                 thresholds: Sequence[float] = (0.1, 0.25), eps: float = 1e-4,
-                 ) -> dict[str, Any]:
-    """PSI/CSI drift between a reference (table or stored profile) and a current table.
-
-    ``reference`` may be a DataFrame (e.g. vintage 1) or a profile from
-    ``stability.reference_profile`` (what a registered model carries). The
-    overall alert is the worst column's alert.
-    """
-    if isinstance(reference, pd.DataFrame):
-        cols = list(reference.columns if columns is None else columns)
-        absent = [c for c in cols if c not in current.columns]
-        if absent:
-            raise ValidationInputError(f"drift_report: columns {absent} not in the current table")
-        profile: Mapping[str, Any] = _profile(reference, cols, bins)
-    else:
-        profile, cols = reference, (None if columns is None else list(columns))
-    table = csi_from_profile(profile, current, cols, thresholds, eps)
-    rank = {"green": 0, "amber": 1, "red": 2}
-    worst = max(table["alert"], key=lambda a: rank.get(a, -1), default="n/a")
-    return {"n_current": int(len(current)), "thresholds": list(thresholds),
-            "alert": worst, "counts": {k: int((table["alert"] == k).sum()) for k in rank},
-            "csi": table}
-
-
-def write_drift_report(result: Mapping[str, Any], out_dir: str | Path,
-                       stem: str = "drift_report",
-                       title: str = "Population drift report") -> tuple[Path, Path]:
-    """Write the drift table as HTML (with a bar chart) and JSON."""
-    table: pd.DataFrame = result["csi"]
-    rep = HtmlReport(title, subtitle=(f"{result['n_current']} current rows; overall alert "
-                                      f"{result['alert']}; thresholds {result['thresholds']}"))
-    rep.add_section("Stability index per column")
-    rep.add_table(table)
-    if len(table):
-        fig = new_figure(6.5, max(2.5, 0.3 * len(table) + 1))
-        ax = fig.add_subplot()
-        colours = {"green": "#4caf50", "amber": "#ffb300", "red": "#e53935"}
-        ax.barh(table["column"].astype(str)[::-1], table["csi"][::-1],
-                color=[colours.get(a, "#bdbdbd") for a in table["alert"][::-1]])
-        for t in result["thresholds"]:
-            ax.axvline(float(t), color="grey", linestyle="--", linewidth=0.8)
-        ax.set(xlabel="PSI / CSI", title="Drift by column")
-        rep.add_figure(fig, "CSI by column with alert thresholds")
-    seg = result.get("segments")
-    if isinstance(seg, pd.DataFrame) and len(seg):
-        rep.add_section("By segment (township, village, age band, formerly poor)")
-        flagged = result.get("flagged_segments") or []
-        rep.add_text("Segments that moved: " + ("; ".join(flagged) if flagged else "none")
-                     + ". Fisher's exact test of default rates and the two-sided test of "
-                     "realised vs predicted defaults, Holm-adjusted within each dimension.")
-        rep.add_table(seg[seg["flagged"]] if len(flagged) else seg.head(0),
-                      caption="Flagged segments")
-        rep.add_table(seg[seg["segment"] != "village_code"],
-                      caption="Townships and groups (villages: see the JSON)")
     return write_report(rep, to_jsonable(result), out_dir, stem)

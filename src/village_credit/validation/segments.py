@@ -5,15 +5,32 @@ A population-wide PSI averages a local shock away (one township of eight going f
 the monitor also compares each segment with itself:
 
 * **realised default rate** reference vs current: Fisher's exact test (two-sided);
-* with a model, **realised vs predicted** in the current vintage: the two-sided
-  calibration-in-the-large test of the segment (defaults vs sum of PDs);
-* with a model, the segment's own **score PSI**.
+* with a model, **realised vs predicted**: the calibration-in-the-large test of the
+  segment in the current vintage (``calibration_p``, shown), and whether the gap between
+  realised and predicted defaults *moved* between the vintages (``calibration_change_p``,
+  a two-sided z-test of the difference of the two gaps per household, each with
+  variance ``sum p (1 - p)``). Only the change raises an alert: a model that misjudges a
+  group by the same amount in both vintages is a validation finding, not drift, and
+  would otherwise turn every random split of one population red;
+* with a model, the segment's own **score PSI** with its sampling noise
+  (:func:`~village_credit.validation.stability.psi_test_from_profile`): the segment's
+  bins follow its reference quantiles, merged so that each expects at least
+  ``min_expected`` households; the p-value is the chi-square approximation of PSI under
+  no change, or a permutation p where bins expect few rows. A village of 100
+  households shows a PSI near 0.18 between two random halves of one population: the
+  cut-off alone would call that drift.
 
-p-values are Holm-adjusted within each segment dimension (a county has ~100
-villages: without it, some village would always look significant). A segment is
-flagged when an adjusted p-value is below ``alpha`` or its score PSI is red;
-segments with fewer than ``min_count`` households in either vintage are reported
-but never tested (NaN).
+p-values are Holm-adjusted as one family: every test that can raise an alert, over every
+segment of every dimension (a county has ~100 villages and four dimensions: without it,
+some village would always look significant, and the false-alarm rate of the segment
+alert is at most ``alpha``). A segment is
+flagged when an adjusted p-value is below ``alpha``; for the score PSI, only when the
+PSI is also material (at least the amber cut-off). Its ``alert``: ``red`` when the gap
+between realised and predicted defaults moved (the model went wrong there) or the score
+PSI is red,
+``amber`` when only the default rate moved or the PSI is amber. Segments with fewer than
+``min_count`` households in either vintage are reported as ``too small to judge`` and
+never tested (NaN).
 """
 
 from __future__ import annotations
@@ -27,25 +44,30 @@ from scipy import stats
 
 from village_credit.data.groups import FORMERLY_POOR, OTHER, age_band
 from village_credit.validation._checks import ValidationInputError
-from village_credit.validation.stability import psi
+from village_credit.validation.stability import (
+    MIN_EXPECTED_PER_BIN,
+    alert_level,
+    holm,
+    profile_column,
+    psi_test_from_profile,
+)
 
-__all__ = ["SEGMENT_COLUMNS", "holm", "segment_drift", "segment_labels"]
+__all__ = ["SEGMENT_COLUMNS", "TOO_SMALL", "segment_drift", "segment_labels", "worst_alert"]
 
 SEGMENT_COLUMNS = ("township_code", "village_code", "age_band", "formerly_poor")
+TOO_SMALL = "too small to judge"
+_RANK = {"green": 0, "amber": 1, "red": 2}
 
 
-def holm(p: Sequence[float]) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (NaN stays NaN and is not counted)."""
-    pv = np.asarray(p, dtype=float)
-    out = np.full(pv.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(pv))
-    if ok.size == 0:
-        return out
-    order = ok[np.argsort(pv[ok], kind="stable")]
-    m = order.size
-    adj = np.maximum.accumulate((m - np.arange(m)) * pv[order])
-    out[order] = np.minimum(adj, 1.0)
-    return out
+def worst_alert(alerts: Sequence[str]) -> str:
+    """The worst of ``green`` / ``amber`` / ``red`` (other labels ignored; none: ``n/a``).
+
+    >>> from village_credit.validation.segments import worst_alert
+    >>> worst_alert(["green", "too small to judge", "amber"]), worst_alert([])
+    ('amber', 'n/a')
+    """
+    known = [a for a in alerts if a in _RANK]
+    return max(known, key=_RANK.__getitem__) if known else "n/a"
 
 
 def segment_labels(df: pd.DataFrame, columns: Sequence[str] = SEGMENT_COLUMNS) -> pd.DataFrame:
@@ -76,6 +98,15 @@ def _fisher(d1: int, n1: int, d2: int, n2: int) -> float:
     return float(stats.fisher_exact([[d1, n1 - d1], [d2, n2 - d2]])[1])
 
 
+def _calibration_change(yr: np.ndarray, pr: np.ndarray, yc: np.ndarray, pc: np.ndarray) -> float:
+    """Two-sided p of "the per-household gap realised - predicted is the same in both"."""
+    var = float(np.sum(pr * (1 - pr))) / pr.size ** 2 + float(np.sum(pc * (1 - pc))) / pc.size ** 2
+    if var <= 0:
+        return float("nan")
+    gap = (yc.sum() - pc.sum()) / pc.size - (yr.sum() - pr.sum()) / pr.size
+    return float(2.0 * stats.norm.sf(abs(gap) / np.sqrt(var)))
+
+
 def _in_the_large(y: np.ndarray, p: np.ndarray) -> float:
     var = float(np.sum(p * (1.0 - p)))
     if var <= 0:
@@ -92,16 +123,33 @@ def segment_drift(
     ref_score: Any = None,
     cur_score: Any = None,
     cur_pd: Any = None,
+    ref_pd: Any = None,
     columns: Sequence[str] = SEGMENT_COLUMNS,
     alpha: float = 0.01,
     min_count: int = 30,
     psi_thresholds: Sequence[float] = (0.1, 0.25),
     bins: int = 10,
+    min_expected: float = MIN_EXPECTED_PER_BIN,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Per segment: sizes, default rates (reference, current), tests, score PSI, flag.
+    """Per segment: sizes, default rates, tests, score PSI with its p-value, alert, flag.
 
-    ``ref_score`` / ``cur_score`` / ``cur_pd``: arrays aligned with the rows of
-    ``reference`` / ``current`` (the model's points and PD), or ``None``.
+    ``ref_score`` / ``cur_score`` / ``cur_pd`` / ``ref_pd``: arrays aligned with the rows
+    of ``reference`` / ``current`` (the model's points and PD), or ``None``. ``why`` states
+    each reason with its Holm p-value and the households it rests on.
+
+    >>> import numpy as np, pandas as pd
+    >>> from village_credit.validation.segments import segment_drift
+    >>> rng = np.random.default_rng(0)
+    >>> town = rng.choice(["T01", "T02"], 800)
+    >>> ref = pd.DataFrame({"township_code": town, "default_12m": rng.random(800) < 0.05})
+    >>> shocked = rng.random(800) < 0.05 + 0.20 * (town == "T02")  # T02: 5 % -> 25 %
+    >>> cur = pd.DataFrame({"township_code": town, "default_12m": shocked})
+    >>> seg = segment_drift(ref, cur, columns=["township_code"])
+    >>> seg[["value", "alert", "flagged"]]
+      value  alert  flagged
+    0   T01  green    False
+    1   T02  amber     True
     """
     if not 0 < alpha < 1:
         raise ValidationInputError(f"segment_drift: alpha must be in (0, 1), got {alpha}")
@@ -112,19 +160,22 @@ def segment_drift(
     sr = None if ref_score is None else np.asarray(ref_score, dtype=float)
     sc = None if cur_score is None else np.asarray(cur_score, dtype=float)
     pc = None if cur_pd is None else np.asarray(cur_pd, dtype=float)
+    pr = None if ref_pd is None else np.asarray(ref_pd, dtype=float)
     rows: list[dict[str, Any]] = []
     for dim in [c for c in columns if c in lab_r.columns and c in lab_c.columns]:
         r_lab, c_lab = lab_r[dim].to_numpy(), lab_c[dim].to_numpy()
-        start = len(rows)
         for value in sorted(set(r_lab) | set(c_lab), key=str):
             mr, mc = r_lab == value, c_lab == value
             nr, nc = int(mr.sum()), int(mc.sum())
             row: dict[str, Any] = {"segment": dim, "value": str(value), "n_reference": nr,
                                    "n_current": nc, "default_rate_reference": np.nan,
                                    "default_rate_current": np.nan, "rate_p": np.nan,
+                                   "predicted_pd_reference": np.nan,
                                    "predicted_pd_current": np.nan, "calibration_p": np.nan,
-                                   "score_psi": np.nan}
-            testable = nr >= min_count and nc >= min_count
+                                   "calibration_change_p": np.nan,
+                                   "score_psi": np.nan, "psi_bins": np.nan, "psi_p": np.nan,
+                                   "psi_method": "", "testable": nr >= min_count and nc >= min_count}
+            testable = row["testable"]
             if has_y and nr and nc:
                 dr, dc = int(np.nansum(yr[mr])), int(np.nansum(yc[mc]))
                 row["default_rate_reference"] = dr / nr
@@ -135,33 +186,68 @@ def segment_drift(
                 row["predicted_pd_current"] = float(pc[mc].mean())
                 if has_y and testable:
                     row["calibration_p"] = _in_the_large(yc[mc], pc[mc])
+            if pr is not None and nr:
+                row["predicted_pd_reference"] = float(pr[mr].mean())
+                if pc is not None and has_y and testable:
+                    row["calibration_change_p"] = _calibration_change(yr[mr], pr[mr], yc[mc], pc[mc])
             if sr is not None and sc is not None and testable:
-                row["score_psi"] = psi(sr[mr], sc[mc], bins=bins)
+                t = psi_test_from_profile(profile_column(sr[mr], bins, "numeric"), sc[mc],
+                                          min_expected=min_expected, seed=seed + len(rows))
+                row.update(score_psi=t["psi"], psi_bins=t["bins"], psi_p=t["p_value"],
+                           psi_method=t["method"])
             rows.append(row)
-        block = rows[start:]
-        for key in ("rate_p", "calibration_p"):
-            adj = holm([r[key] for r in block])
-            for r, a in zip(block, adj, strict=True):
-                r[key + "_holm"] = float(a)
+    # one Holm family for every test that can raise an alert, over all dimensions (a
+    # county has ~100 villages, and four dimensions): the segment alert's false-alarm
+    # rate stays below alpha; the shown in-the-large test is adjusted on its own
+    keys = ("rate_p", "calibration_change_p", "psi_p")
+    adj = holm([r[k] for k in keys for r in rows]).reshape(len(keys), len(rows))
+    for j, k in enumerate(keys):
+        for r, a in zip(rows, adj[j], strict=True):
+            r[k + "_holm"] = float(a)
+    for r, a in zip(rows, holm([r["calibration_p"] for r in rows]), strict=True):
+        r["calibration_p_holm"] = float(a)
     table = pd.DataFrame(rows, columns=[
-        "segment", "value", "n_reference", "n_current", "default_rate_reference",
-        "default_rate_current", "rate_p", "rate_p_holm", "predicted_pd_current",
-        "calibration_p", "calibration_p_holm", "score_psi"])
+        "segment", "value", "n_reference", "n_current", "testable", "default_rate_reference",
+        "default_rate_current", "rate_p", "rate_p_holm", "predicted_pd_reference",
+        "predicted_pd_current", "calibration_p", "calibration_p_holm", "calibration_change_p",
+        "calibration_change_p_holm", "score_psi", "psi_bins", "psi_method", "psi_p",
+        "psi_p_holm"])
     if table.empty:
-        return table.assign(flagged=pd.Series(dtype=bool), why=pd.Series(dtype=object))
-    red = float(psi_thresholds[1])
-    why = []
+        return table.assign(alert=pd.Series(dtype=object), flagged=pd.Series(dtype=bool),
+                            why=pd.Series(dtype=object))
+    alerts, why = [], []
     for r in table.itertuples(index=False):
-        reasons = []
-        if np.isfinite(r.rate_p_holm) and r.rate_p_holm < alpha:
-            reasons.append(f"default rate {r.default_rate_reference:.1%} -> "
-                           f"{r.default_rate_current:.1%} (Holm p {r.rate_p_holm:.2g})")
-        if np.isfinite(r.calibration_p_holm) and r.calibration_p_holm < alpha:
-            reasons.append(f"realised {r.default_rate_current:.1%} vs predicted "
-                           f"{r.predicted_pd_current:.1%} (Holm p {r.calibration_p_holm:.2g})")
-        if np.isfinite(r.score_psi) and r.score_psi >= red:
-            reasons.append(f"score PSI {r.score_psi:.3f}")
+        alert, reasons = _judge(r, alpha, psi_thresholds, min_count)
+        alerts.append(alert)
         why.append("; ".join(reasons))
+    table["alert"] = alerts
     table["why"] = why
-    table["flagged"] = table["why"] != ""
-    return table
+    table["flagged"] = table["alert"].isin(["amber", "red"])
+    return table.drop(columns="testable")
+
+
+def _judge(r: Any, alpha: float, psi_thresholds: Sequence[float], min_count: int
+           ) -> tuple[str, list[str]]:
+    """(alert, reasons) of one segment row: each reason with its Holm p and its rows."""
+    if not r.testable:
+        return TOO_SMALL, [(f"fewer than {min_count} households in a vintage "
+                            f"({r.n_reference} -> {r.n_current})")]
+    rows = f"{r.n_reference} -> {r.n_current} households"
+    alerts, reasons = ["green"], []
+    if np.isfinite(r.rate_p_holm) and r.rate_p_holm < alpha:
+        alerts.append("amber")
+        reasons.append(f"default rate {r.default_rate_reference:.1%} -> "
+                       f"{r.default_rate_current:.1%} (Fisher, Holm p {r.rate_p_holm:.2g}; {rows})")
+    if np.isfinite(r.calibration_change_p_holm) and r.calibration_change_p_holm < alpha:
+        alerts.append("red")
+        reasons.append(f"realised vs predicted moved: {r.default_rate_reference:.1%} vs "
+                       f"{r.predicted_pd_reference:.1%} -> {r.default_rate_current:.1%} vs "
+                       f"{r.predicted_pd_current:.1%} (Holm p {r.calibration_change_p_holm:.2g}; "
+                       f"{rows})")
+    material = alert_level(r.score_psi, psi_thresholds)
+    if material in ("amber", "red") and np.isfinite(r.psi_p_holm) and r.psi_p_holm < alpha:
+        alerts.append(material)
+        reasons.append(f"score PSI {r.score_psi:.3f} >= {material} cut-off "
+                       f"{psi_thresholds[0 if material == 'amber' else 1]:g} ({r.psi_method} "
+                       f"Holm p {r.psi_p_holm:.2g}; {int(r.psi_bins)} bins; {rows})")
+    return worst_alert(alerts), reasons
