@@ -160,27 +160,47 @@ def _threshold_gate(name: str, raw: Any, comparator: str, threshold_raw: Any,
                 f"{what} = {value:.6g} {'meets' if ok else 'fails'} {comparator} {threshold:.6g}")
 
 
-def _relative_gate(name: str, metric: str, section: str, evidence: Mapping[str, Any],
-                   champion: Mapping[str, Any] | None, tolerance_raw: Any) -> Gate:
-    """Candidate minus champion must be >= -tolerance (no worse beyond tolerance)."""
+def _paired_gate(name: str, metric: str, evidence: Mapping[str, Any], has_champion: bool,
+                 champion_version: str | None, tolerance_raw: Any) -> Gate:
+    """Candidate minus champion, **scored on one sample**, must be >= -tolerance.
+
+    Reads ``discrimination.vs_champion`` (written by ``validate --challenger
+    models:/NAME@champion``): ``{metric}_diff`` (candidate - champion on the same rows),
+    for the AUC the paired DeLong CI (``auc_diff_ci``) and p-value, and the
+    ``champion_version`` it was compared with, which must be the current champion. Two
+    numbers from two samples are never compared.
+    """
     tol = _number(tolerance_raw)
-    cand = _number(_lookup(evidence, f"{section}.{metric}"))
+    cand = _number(_lookup(evidence, f"discrimination.{metric}"))
     if tol is None:
         return Gate(name, None, None, ">=", False, f"tolerance for {name} missing: {tolerance_raw!r}")
     if cand is None:
-        return Gate(name, None, -tol, ">=", False, f"evidence {section}.{metric} missing")
-    if champion is None:
+        return Gate(name, None, -tol, ">=", False, f"evidence discrimination.{metric} missing")
+    if not has_champion:
         return Gate(name, 0.0, -tol, ">=", True,
                     f"no current champion: first model, {metric} = {cand:.6g}")
-    champ = _number(_lookup(champion, f"{section}.{metric}"))
-    if champ is None:
+    paired = _lookup(evidence, "discrimination.vs_champion")
+    hint = "validate it with `--challenger models:/<name>@champion` (both scored on one sample)"
+    if not isinstance(paired, Mapping):
         return Gate(name, None, -tol, ">=", False,
-                    f"champion's recorded {section}.{metric} missing: cannot compare")
-    diff = cand - champ
+                    f"no paired comparison with the champion on one sample: {hint}")
+    against = paired.get("champion_version")
+    if champion_version is not None and str(against) != str(champion_version):
+        return Gate(name, None, -tol, ">=", False,
+                    f"compared with v{against}, but the champion is v{champion_version}: {hint}")
+    diff = _number(paired.get(f"{metric}_diff"))
+    if diff is None:
+        return Gate(name, None, -tol, ">=", False,
+                    f"evidence discrimination.vs_champion.{metric}_diff missing")
     ok = diff >= -tol
-    return Gate(name, diff, -tol, ">=", ok,
-                f"{metric} {cand:.6g} vs champion {champ:.6g} (difference {diff:+.6g}, "
-                f"tolerance {tol:.6g})")
+    detail = (f"{metric} {cand:.6g} vs champion v{against} {cand - diff:.6g} on the same "
+              f"{paired.get('n', '?')} rows: difference {diff:+.6g}, tolerance {tol:.6g}")
+    ci = paired.get("auc_diff_ci") if metric == "auc" else None
+    if isinstance(ci, (list, tuple)) and len(ci) == 2:
+        lo, hi = _number(ci[0]), _number(ci[1])
+        if lo is not None and hi is not None:
+            detail += f"; paired DeLong 95% CI [{lo:+.4g}, {hi:+.4g}], p = {paired.get('auc_p_value')}"
+    return Gate(name, diff, -tol, ">=", ok, detail)
 
 
 def _max_feature_psi(stability: Any) -> Any:
@@ -239,8 +259,15 @@ def evaluate_gates(
     evidence: Mapping[str, Any] | None,
     thresholds: Mapping[str, Any] | None = None,
     champion_evidence: Mapping[str, Any] | None = None,
+    champion_version: str | None = None,
 ) -> GateReport:
     """Evaluate all gates for a candidate; ``champion_evidence=None`` means no champion yet.
+
+    The comparisons with a champion (``auc_vs_champion``, ``ks_vs_champion``) read the
+    paired comparison on one sample (``discrimination.vs_champion``), made against
+    ``champion_version`` when given. ``thresholds["not_applicable"]`` (``{gate: why}``,
+    declared per experiment and recorded with the model) names gates that cannot apply
+    to this model: each is reported "not applicable: <why>" and does not block.
 
     ``thresholds`` override ``DEFAULT_THRESHOLDS`` key by key. Never raises on bad
     evidence: every problem becomes a failed gate with a detail saying why.
@@ -270,10 +297,10 @@ def evaluate_gates(
     g: list[Gate] = [
         _threshold_gate("auc_min", _lookup(ev, "discrimination.auc"), ">=", th.get("auc_min"),
                         "discrimination.auc"),
-        _relative_gate("auc_vs_champion", "auc", "discrimination", ev, champ,
-                       th.get("auc_tolerance")),
-        _relative_gate("ks_vs_champion", "ks", "discrimination", ev, champ,
-                       th.get("ks_tolerance")),
+        _paired_gate("auc_vs_champion", "auc", ev, champ is not None, champion_version,
+                     th.get("auc_tolerance")),
+        _paired_gate("ks_vs_champion", "ks", ev, champ is not None, champion_version,
+                     th.get("ks_tolerance")),
         _threshold_gate("ece_max", _lookup(ev, "calibration.ece"), "<=", th.get("ece_max"),
                         "calibration.ece"),
         _threshold_gate("hosmer_lemeshow_p_min", _lookup(ev, "calibration.hosmer_lemeshow_p"),
@@ -295,7 +322,14 @@ def evaluate_gates(
         _schema_gate(ev, champ, str(th.get("schema_mode", "exact"))),
         _outcome_support_gate(ev.get("fairness", {}), bool(th.get("outcome_support_required", False))),
     ]
-    return GateReport(gates=g)
+    return GateReport(gates=_not_applicable(g, th.get("not_applicable")))
+
+
+def _not_applicable(gates: list[Gate], declared: Any) -> list[Gate]:
+    """Gates declared not applicable to this model, said so by name (they do not block)."""
+    na = {str(k): str(v) for k, v in dict(declared or {}).items()} if isinstance(declared, Mapping) else {}
+    return [Gate(g.name, None, None, "n/a", True, f"not applicable: {na[g.name]}") if g.name in na else g
+            for g in gates]
 
 
 def _gap_vs_baseline_gate(fairness: Any, fkeys: Mapping[str, str], max_ratio: Any) -> Gate:

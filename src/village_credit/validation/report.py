@@ -37,7 +37,7 @@ from village_credit.validation.calibration import (
 from village_credit.validation.discrimination import (
     auc_delong,
     cap_points,
-    delong_test,
+    delong_paired,
     ks_statistic,
     rank_ordering,
     roc_points,
@@ -321,12 +321,14 @@ def validation_report(
         if "pd" not in challenger:
             raise ValidationInputError("challenger: needs a 'pd' array")
         cp = as_float(challenger["pd"], yb.size, "challenger pd", prob=True)
-        a_auc, b_auc, diff, z, pv = delong_test(yb, p, cp)
+        paired = delong_paired(yb, p, cp, config.alpha)
         cgrades = challenger.get("grades", grades)
         result["challenger"] = {
             "name": str(challenger.get("name", "challenger")),
-            "auc_champion": a_auc, "auc_challenger": b_auc,
-            "auc_diff": diff, "z": z, "p_value": pv,
+            "auc_champion": paired["auc_a"], "auc_challenger": paired["auc_b"],
+            "auc_diff": paired["diff"], "z": paired["z"], "p_value": paired["p_value"],
+            "auc_diff_ci": [paired["ci_low"], paired["ci_high"]], "auc_diff_se": paired["se"],
+            "ks_champion": ks_statistic(yb, p)[0], "ks_challenger": ks_statistic(yb, cp)[0],
             "champion_ci": list(auc_delong(yb, p, config.alpha)[2:]),
             "challenger_ci": list(auc_delong(yb, cp, config.alpha)[2:]),
             "calibration": _calibration(yb, cp, cgrades, grade_order, config),
@@ -515,7 +517,8 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
             {"figure": f"AUC {ch['name']} (PD)", "value": ch["auc_challenger"],
              "note": "CI [{:.4f}, {:.4f}]".format(*ch["challenger_ci"])},
             {"figure": "AUC difference (champion - challenger)", "value": ch["auc_diff"],
-             "note": f"DeLong z = {ch['z']:.3f}, p = {ch['p_value']:.4g}"},
+             "note": "paired DeLong on this one sample: CI [{:.4f}, {:.4f}], z = {:.3f}, p = {:.4g}"
+             .format(*ch.get("auc_diff_ci", [float("nan")] * 2), ch["z"], ch["p_value"])},
         ]))
         cc = ch["calibration"]
         rep.add_table(pd.DataFrame({
