@@ -58,6 +58,7 @@ from village_credit.registry.verdict import (
     Override,
     find_validation_record,
     overridable,
+    training_fingerprint,
     verdict_gate,
 )
 
@@ -545,7 +546,7 @@ def promote(
         champ_ev = _with_schema(c, model_name, champ_v, champion_evidence if champion_evidence is not None
                                 else recorded_evidence(model_name, champ_v, client=c) or {})
 
-    training_fp = _run_tag(c, mv, "data_fingerprint")
+    training_fp = training_fingerprint(c, mv.run_id)
     record_v = find_validation_record(c, model_name, version, artifact_digest=digest)
     vgate = verdict_gate(record_v, override, model_name=model_name, version=version,
                          training_fingerprint=training_fp)

@@ -245,3 +245,15 @@ def overridable(gate: Gate) -> bool:
     with the version.
     """
     return gate.value is None or gate.value == 1.0
+
+
+def training_fingerprint(client: Any, run_id: str | None) -> str | None:
+    """The fingerprint of the data a version was fitted on, from its run: the training
+    rows (``data_fingerprint``) or, for a recalibrated version, the recalibration sample."""
+    if not run_id:
+        return None
+    try:
+        tags = client.get_run(run_id).data.tags
+    except MlflowException:
+        return None
+    return tags.get("data_fingerprint") or tags.get("sample_fingerprint") or None

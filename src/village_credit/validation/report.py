@@ -158,7 +158,13 @@ def _identity(repro: Mapping[str, Any] | None) -> dict[str, Any]:
         "model_name": r.get("model_name"), "model_version": r.get("model_version"),
         "model_uri": r.get("model_uri"), "model_run_id": r.get("model_run_id"),
         "model_artifact_sha256": r.get("model_artifact_sha256"),
-        "data_fingerprint": r.get("sample_fingerprint") or r.get("data_fingerprint"),
+        "validator": r.get("validator"),
+        # each fingerprint labelled by the data it is of (the same strings as on the
+        # model's run and the registry): training rows, and the sample judged here
+        "training_data_fingerprint": r.get("training_data_fingerprint"),
+        "validation_sample_fingerprint": (r.get("validation_sample_fingerprint")
+                                          or r.get("sample_fingerprint") or r.get("data_fingerprint")),
+        "override": r.get("override"),
         "date": r.get("validated_at")
         or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "toolkit_version": r.get("toolkit_version") or village_credit.__version__,
@@ -430,7 +436,10 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
                   if ident.get("model_version") else (ident.get("model_uri") or "n/a")),
         "model run": ident.get("model_run_id") or "n/a",
         "model artifacts (sha256)": ident.get("model_artifact_sha256") or "n/a",
-        "data fingerprint": ident.get("data_fingerprint") or "n/a",
+        "validator": ident.get("validator") or "n/a",
+        "training data fingerprint": ident.get("training_data_fingerprint") or "n/a",
+        "validation sample fingerprint": ident.get("validation_sample_fingerprint") or "n/a",
+        **({"override": ident["override"]} if ident.get("override") else {}),
         "date": ident.get("date"), "toolkit version": ident.get("toolkit_version")})
     if verdict is not None:
         rep.add_text(f"Overall verdict: {verdict['verdict'].upper()}")
