@@ -455,8 +455,8 @@ def describe_version(client: MlflowClient, model_name: str, version: str, report
     else:
         verdict = f"promotion gates FAILED: {', '.join(g.name for g in report.failed)}"
     verdict += ("; promoted to @champion" if promoted else "; not promoted")
-    if override is not None and promoted and not report.passed:
-        verdict += f" by {override.text()}"
+    if override is not None:
+        verdict += f" ({override.text()})"
     val = dict(validation or {})
     val_line = (f"Validator's verdict: {str(val.get('verdict')).upper()} by {val.get('validator') or 'unknown'} "
                 f"(validation run {val.get('run_id')})" if val else "Validator's verdict: no validation record")
@@ -557,6 +557,8 @@ def promote(
     if not vgate.passed and not overridable(vgate):
         refused = f"the validator's verdict refuses promotion: {vgate.detail}"
     will_promote = not refused and (report.passed or override is not None)
+    # promoted on the strength of the override: past a failed gate or a conditional verdict
+    by_override = will_promote and override is not None and (not report.passed or vgate.value == 1.0)
     validation = None if record_v is None else record_v.to_dict()
 
     now = datetime.now(timezone.utc)
@@ -579,6 +581,7 @@ def promote(
         "validation": validation,
         "training_data_fingerprint": training_fp,
         "decision": "promote" if will_promote else "reject",
+        "by_override": by_override,
         "refused": refused,
     }
     run_id = _record_run(c, mv, model_name)
@@ -587,7 +590,7 @@ def promote(
     tags = _tag_version(c, mv, report, record, record_path, run_id, override, will_promote)
 
     result = PromotionResult(model_name, version, False, report,
-                             by_override=will_promote and not report.passed,
+                             by_override=by_override,
                              override_reason=reason, previous_champion=champ_v,
                              record_artifact=f"runs:/{run_id}/{record_path}", tags=tags,
                              thresholds=dict(thresholds), thresholds_source=th_source,
@@ -652,7 +655,7 @@ def _tag_version(c: MlflowClient, mv: ModelVersion, report: GateReport, record: 
         tags[TAG_OVERRIDE_REASON] = override.reason
         tags[TAG_OVERRIDE_BY] = override.by
         tags[TAG_OVERRIDE_UNTIL] = override.until
-        tags[TAG_BY_OVERRIDE] = str(will_promote and not report.passed).lower()
+        tags[TAG_BY_OVERRIDE] = str(bool(record["by_override"])).lower()
     for k, v in tags.items():
         c.set_model_version_tag(model_name, version, k, v)
     describe_version(c, model_name, version, report, override, run_id=mv.run_id,
