@@ -389,13 +389,13 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
     steps = steps or Steps(None, total=5)
     steps("loading the model")
     champ = load_model_source(model_uri, work / "champion")
+    spec = model_spec(champ)
+    y_all = outcome_labels(sample, champ)
     if log_to_mlflow and champ.registered and not validator:
         raise ValidationKitError(
             f"{champ.label}: a validation recorded for a registered version can promote it, so it "
             "must be signed: give the validator's identity (--validator NAME, or "
             "registry.validator in the experiment config), or --no-mlflow for a report only")
-    spec = model_spec(champ)
-    y_all = outcome_labels(sample, champ)
     dec = decide_sample(champ, sample)
     ok = (dec["status"] == "scored").to_numpy().copy()
     chal = cdec = None
