@@ -241,6 +241,9 @@ class GateConfig(_Section):
     outcome_support_required: bool = Field(True, description=(
         "fairness.json must carry the outcome-support section; no protected group may be "
         "extrapolated unless a remedy is applied."))
+    outcome_support_calibration_max: UnitInterval = Field(0.05, description=(
+        "An extrapolated group's explored households: the largest calibration gap (mean PD - "
+        "observed default rate) whose CI must still reach; beyond it the remedy did not work."))
     not_applicable: dict[str, str] = Field(default_factory=dict, description=(
         "Gates that cannot apply to this model, each with why (e.g. fairness_parity_ratio_min: "
         "no protected attribute declared); recorded with the model, reported by name, never "

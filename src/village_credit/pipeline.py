@@ -44,6 +44,7 @@ from village_credit.fairness.report import fairness_json, write_fairness_report
 from village_credit.fairness.support import (
     EXPLORATION_LINE,
     expected_loss,
+    explored_calibration,
     headline,
     support_diagnostics,
 )
@@ -460,6 +461,12 @@ def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, 
                       "holdout_auc": None, "auc_cost": None,
                       "expected_loss_yuan": float(np.sum(p_ex) * EXPLORATION_LINE * lgd),
                       "loss_basis": "true PD" if "true_pd" in pop.columns else "observed defaults"})
+    # did the remedy work: the explored households of the hold-out (never trained on)
+    hold_explored = (holdout["outcome_observed"].to_numpy(bool) & ~holdout["granted_hist"].to_numpy(bool)
+                     if {"outcome_observed", "granted_hist"} <= set(holdout.columns)
+                     else np.zeros(len(holdout), bool))
+    sup["explored_calibration"] = explored_calibration(
+        holdout.reset_index(drop=True), hold_explored, ev["decisions"]["blend"]["pd"].to_numpy(float))
     sup.update(remedies=remedies, neutralised_items=neutral, group_offsets=offsets,
                headline=headline(holdout, ev["decisions"]["blend"]["pd"].to_numpy(float),
                                  equal_risk_table=gaps.table, system="blend"),

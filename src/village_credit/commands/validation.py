@@ -117,6 +117,15 @@ def validate_cmd(
     _print_next_step(console, res, summary["mlflow_run"], challenger)
 
 
+def _champion_of(name: str) -> str | None:
+    from village_credit.registry import champion_version
+
+    try:
+        return champion_version(name)
+    except Exception:  # noqa: BLE001 - a hint only: no champion known
+        return None
+
+
 def _print_next_step(console: Console, res: dict[str, Any], run_id: str | None,
                      challenger: str | None) -> None:
     """The hint after a validation follows its verdict: never a promote hint after a FAIL."""
@@ -132,23 +141,26 @@ def _print_next_step(console: Console, res: dict[str, Any], run_id: str | None,
                       "promote anything")
         return
     where = f"validation record of {name} v{version} (run {run_id}, verdict {verdict.upper()})"
+    champion = _champion_of(name)
+    paired = ((res.get("evidence") or {}).get("discrimination") or {}).get("vs_champion") or {}
     if verdict == "fail":
         console.print(f"{where}; promotion of v{version} is refused: a FAIL verdict is never "
                       f"overridden. Instead: {recal}")
-    elif rep.get("model_gated"):
+    elif rep.get("model_gated") or champion == str(version):
         console.print(f"{where}; v{version} is already promoted."
                       + (f" To recalibrate it: {recal}" if verdict != "pass" else ""))
+    elif champion is not None and str(paired.get("champion_version")) != champion:
+        console.print(f"{where}; the champion gates compare v{version} with the champion v{champion} "
+                      f"on one sample: `village-credit validate --model models:/{name}/{version} "
+                      f"--input <labelled sample> --validator <who> --challenger models:/{name}@champion`")
     elif verdict == "conditional":
         console.print(f"{where}; a CONDITIONAL verdict promotes only with a recorded override: "
                       f"`village-credit promote --model-name {name} --version {version} "
                       "--override-by <who> --override-reason <why> --override-until <YYYY-MM-DD>`"
                       f"; or remove the conditions: {recal}")
     else:
-        paired = "" if challenger else (" (if there is a champion, validate with `--challenger "
-                                        f"models:/{name}@champion` first: the champion gates "
-                                        "compare both models on one sample)")
         console.print(f"{where}; next: `village-credit promote --model-name {name} "
-                      f"--version {version}`{paired}")
+                      f"--version {version}`")
 
 
 def recalibrate_cmd(
@@ -186,8 +198,9 @@ def recalibrate_cmd(
         console.print(
             f"registered {res.model_name} v{res.version} (not promoted); next: "
             f"`village-credit validate --model models:/{res.model_name}/{res.version} "
-            f"--input <another labelled sample> --validator <who> --challenger "
-            f"models:/{res.model_name}@champion`; promote it only if that verdict allows")
+            f"--input <another labelled sample> --validator <who>"
+            + (f" --challenger models:/{res.model_name}@champion" if _champion_of(res.model_name) else "")
+            + "`; promote it only if that verdict allows")
 
 
 def monitor_cmd(

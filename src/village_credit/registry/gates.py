@@ -60,6 +60,10 @@ DEFAULT_THRESHOLDS: dict[str, Any] = {
     # section fails; when False such (older) fairness evidence passes with a note. A
     # present section is always checked; no fairness evidence at all always fails.
     "outcome_support_required": False,
+    # did the remedy work: an extrapolated group's explored households (lent to only by
+    # the exploration grant) must not show a calibration gap (mean PD - observed default
+    # rate) beyond this limit, i.e. the gap's CI must reach into [-limit, +limit]
+    "outcome_support_calibration_max": 0.05,
 }
 
 FAIRNESS_KEYS: dict[str, str] = {
@@ -320,7 +324,8 @@ def evaluate_gates(
                         th.get("parity_ratio_min"), f"fairness.{fkeys['parity_ratio']}"),
         _gap_vs_baseline_gate(ev.get("fairness", {}), fkeys, th.get("gap_vs_rules_max_ratio")),
         _schema_gate(ev, champ, str(th.get("schema_mode", "exact"))),
-        _outcome_support_gate(ev.get("fairness", {}), bool(th.get("outcome_support_required", False))),
+        _outcome_support_gate(ev.get("fairness", {}), bool(th.get("outcome_support_required", False)),
+                              th.get("outcome_support_calibration_max")),
     ]
     return GateReport(gates=_not_applicable(g, th.get("not_applicable")))
 
@@ -353,13 +358,18 @@ def _gap_vs_baseline_gate(fairness: Any, fkeys: Mapping[str, str], max_ratio: An
                 f"approval gap {float(cand):.4g} is {ratio:.2f} x the rule standard's {float(base):.4g}")
 
 
-def _outcome_support_gate(fairness: Any, required: bool) -> Gate:
-    """No protected group may be decided by extrapolation alone unless a remedy is applied.
+def _outcome_support_gate(fairness: Any, required: bool, limit_raw: Any = 0.05) -> Gate:
+    """No protected group may be decided by extrapolation alone unless a remedy **worked**.
 
     Reads ``fairness.outcome_support`` (:func:`village_credit.fairness.support.support_diagnostics`
-    plus ``remedies``): value = number of extrapolated groups (fewer observed outcomes
-    than ``min_observed``) when no remedy was applied, else 0. An override with its
-    reason (``promote(..., override_reason=...)``) is the other way past it.
+    plus ``remedies`` and ``explored_calibration``, see
+    :func:`village_credit.fairness.support.explored_calibration`). Extrapolated groups
+    (fewer observed outcomes than ``min_observed``) without a remedy fail (value: their
+    number). With a remedy, each extrapolated group's explored households are the
+    measure: value = the largest distance of a group's calibration-gap CI from the band
+    ``[-limit, +limit]`` (0 when the CI reaches into it), which must be 0; a group with
+    no explored household is not measured and fails. An override (who, why, until) is
+    the other way past it.
     """
     name = "outcome_support"
     sup = _lookup(fairness if isinstance(fairness, Mapping) else {}, "outcome_support")
@@ -376,8 +386,40 @@ def _outcome_support_gate(fairness: Any, required: bool) -> Gate:
     if not ext:
         return Gate(name, 0.0, 0.0, "<=", True, "every protected group has enough observed outcomes")
     if remedies:
-        return Gate(name, 0.0, 0.0, "<=", True,
-                    f"extrapolated: {', '.join(map(str, ext))}; remedies applied: {', '.join(remedies)}")
+        return _remedy_worked_gate(name, [str(e) for e in ext], remedies, sup.get("explored_calibration"),
+                                   limit_raw)
     return Gate(name, float(len(ext)), 0.0, "<=", False,
                 f"extrapolated without remedy (fewer than {sup.get('min_observed')} observed outcomes): "
                 f"{', '.join(map(str, ext))}")
+
+
+def _remedy_worked_gate(name: str, ext: list[str], remedies: list[str], cal: Any, limit_raw: Any) -> Gate:
+    """The remedy measured: calibration of each extrapolated group's explored households."""
+    limit = _number(limit_raw)
+    head = f"extrapolated: {', '.join(ext)}; remedies applied: {', '.join(remedies)}"
+    if limit is None:
+        return Gate(name, None, None, "<=", False, f"{head}; no outcome_support_calibration_max given")
+    if not isinstance(cal, Mapping):
+        return Gate(name, None, 0.0, "<=", False,
+                    f"{head}; not measured: no calibration of the explored households "
+                    "(fairness.outcome_support.explored_calibration missing)")
+    worst, parts, unmeasured = 0.0, [], []
+    for group in ext:
+        row = cal.get(group) if isinstance(cal.get(group), Mapping) else {}
+        ci = row.get("gap_ci")
+        lo, hi = (_number(ci[0]), _number(ci[1])) if isinstance(ci, (list, tuple)) and len(ci) == 2 else (None, None)
+        if not row.get("n_explored") or lo is None or hi is None:
+            unmeasured.append(group)
+            continue
+        beyond = max(lo - limit, -limit - hi, 0.0)
+        worst = max(worst, beyond)
+        parts.append(f"{group}: predicted {float(row['mean_pd']):.3f} vs observed {float(row['observed_rate']):.3f} "
+                     f"on {int(row['n_explored'])} explored (gap CI [{lo:+.3f}, {hi:+.3f}])")
+    if unmeasured:
+        return Gate(name, None, 0.0, "<=", False,
+                    f"{head}; not measured for {', '.join(unmeasured)}: no explored household with an "
+                    "observed outcome" + (f"; {'; '.join(parts)}" if parts else ""))
+    ok = worst <= 0.0
+    return Gate(name, worst, 0.0, "<=", ok,
+                f"{head}; limit +-{limit:g}: " + "; ".join(parts)
+                + ("" if ok else f"; the remedy did not work: a gap CI lies {worst:.3f} beyond the limit"))
