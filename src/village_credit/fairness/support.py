@@ -36,6 +36,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
+from statsmodels.stats.proportion import proportion_confint
 
 from village_credit.data.groups import FORMERLY_POOR, SUPPORT_AGE_BANDS
 from village_credit.data.groups import support_groups
@@ -91,8 +92,6 @@ def explored_calibration(households: pd.DataFrame, explored: Any, pd_pred: Any, 
     >>> out["60-64"]["n_explored"], out["60-64"]["gap"]
     (0, None)
     """
-    from statsmodels.stats.proportion import proportion_confint
-
     mask = np.asarray(explored, dtype=bool)
     p = np.asarray(pd_pred, dtype=float)
     if mask.shape[0] != len(households) or p.shape[0] != len(households):

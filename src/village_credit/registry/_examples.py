@@ -32,9 +32,11 @@ from mlflow.tracking import MlflowClient
 
 from village_credit.data.generator import GeneratorConfig, generate_households
 from village_credit.models.blend import fit_blend
+from village_credit.registry.loading import version_digest
 from village_credit.registry.promotion import promote
 from village_credit.registry.pyfunc_model import log_decision_model
 from village_credit.registry.store import configure
+from village_credit.registry.verdict import record_validation, run_tags
 
 _DB = "mlflow.db"
 _ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
@@ -142,9 +144,6 @@ class ExampleStore:
     def validate(self, name: str, version: str, verdict: str, validator: str = "A. Validator") -> None:
         """Record a validator's verdict on ``version`` (what ``validate`` writes after its
         statistics; the statistics are the subject of ``validation.kit``'s examples)."""
-        from village_credit.registry.loading import version_digest
-        from village_credit.registry.verdict import record_validation, run_tags
-
         run = self.client.create_run("0", tags=run_tags(
             name, version, model_uri=f"models:/{name}/{version}",
             artifact_sha256=version_digest(name, version, client=self.client), validator=validator,

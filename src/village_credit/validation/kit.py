@@ -52,6 +52,7 @@ from village_credit.registry.loading import (
     parse_models_uri,
 )
 from village_credit.registry.tracking import data_fingerprint, library_versions
+from village_credit.registry.verdict import record_validation, run_tags, training_fingerprint
 from village_credit.reporting.html import write_json
 from village_credit.rules.engine import score_rules
 from village_credit.reporting.progress import ProgressCallback, Steps
@@ -483,16 +484,12 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
 
 def _training_fingerprint(src: Any) -> str | None:
     """The training data's fingerprint from the model's run (what the registry shows)."""
-    from village_credit.registry.verdict import training_fingerprint
-
     return training_fingerprint(MlflowClient(tracking_uri=mlflow.get_tracking_uri(),
                                              registry_uri=mlflow.get_registry_uri()), src.run_id)
 
 
 def _start_validation_run(src: Any, repro: Mapping[str, Any]) -> Any:
     """A new run for the validation when the model is a registered version; else ``None``."""
-    from village_credit.registry.verdict import run_tags
-
     if not src.registered:
         return None
     nested = mlflow.active_run() is not None
@@ -535,8 +532,6 @@ def _log_validation(run: Any, src: Any, result: Mapping[str, Any],
     tags["last_validation_run_id"] = run_id
     for k, v in tags.items():
         client.set_model_version_tag(str(src.name), str(src.version), k, v)
-    from village_credit.registry.verdict import record_validation
-
     tags.update(record_validation(client, run_id, str(src.name), str(src.version),
                                   result.get("verdict") or {}, validator=validator))
     return {"run_id": run_id, "model_version_tags": tags}
