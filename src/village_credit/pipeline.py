@@ -882,11 +882,19 @@ def _record_holdout_validation(job: _Job, data: _Data, val: dict[str, Any], run_
         return
     name, version = data.model_name, str(result.model_version)
     client = get_client()
-    ident = val.get("identity") or {}
+    sha = version_digest(name, version, client=client)
+    # the report names what it judged: the registered version, its bytes, its signer
+    ident = val.setdefault("identity", {})
+    ident.update(model_version=version, model_uri=f"models:/{name}/{version}", model_artifact_sha256=sha,
+                 validator=validator)
+    if job.cfg.stages.reports:
+        write_validation_report(val, job.out_dir / "validation", **(
+            {} if job.source.has_rules else {"title": "Model validation report (table of one's own)"}))
+        mlflow.log_artifacts(str(job.out_dir / "validation"), "validation")
     rec = client.create_run(mlflow.get_run(run_id).info.experiment_id, tags={
         "mlflow.runName": f"validate-{name}-v{version}", **run_tags(
             name, version, model_uri=f"models:/{name}/{version}",
-            artifact_sha256=version_digest(name, version, client=client), validator=validator,
+            artifact_sha256=sha, validator=validator,
             sample_fingerprint=ident.get("validation_sample_fingerprint"),
             training_fingerprint=ident.get("training_data_fingerprint"),
             purpose=f"hold-out validation of the training run {run_id} ({result.split_method})")})
