@@ -103,3 +103,11 @@ def test_german_credit_walk_train_validate_promote_score(tmp_path: Path, monkeyp
     assert ident["model_name"] == NAME and ident["model_version"] == "1"
     assert mv.tags["validation.last_verdict"] == verdict
     assert "Validator's verdict: " + verdict.upper() + " by A. Validator" in mv.description
+
+    if rows["1"]["gate_state"] == "promoted by override":
+        # the override shows in every report written after it: validate the champion again
+        res = cli("validate", "--model", f"models:/{NAME}@champion", "--input", "german_validation.csv",
+                  "--no-mlflow", "--output", "val_again", "--no-progress")
+        again = json.loads(Path("val_again/validation_report.json").read_text(encoding="utf-8"))
+        assert again["identity"]["override"].startswith("promoted by override: R. Officer until 2099-12-31")
+        assert "R. Officer until 2099-12-31" in Path("val_again/validation_report.html").read_text(encoding="utf-8")

@@ -439,6 +439,7 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
         **champ.identity_dict(),
         "validator": validator or "not given (report only, no validation record)",
         "training_data_fingerprint": _training_fingerprint(champ),
+        "override": _override_of(champ),
         "validation_sample_fingerprint": fingerprint,
         "sample_fingerprint": fingerprint,
         "target": spec["target"],
@@ -486,6 +487,22 @@ def _training_fingerprint(src: Any) -> str | None:
     """The training data's fingerprint from the model's run (what the registry shows)."""
     return training_fingerprint(MlflowClient(tracking_uri=mlflow.get_tracking_uri(),
                                              registry_uri=mlflow.get_registry_uri()), src.run_id)
+
+
+def _override_of(src: Any) -> str | None:
+    """The override a registered version was promoted with (who, until, why), if any."""
+    if not src.registered:
+        return None
+    try:
+        tags = MlflowClient(tracking_uri=mlflow.get_tracking_uri(),
+                            registry_uri=mlflow.get_registry_uri()).get_model_version(
+            str(src.name), str(src.version)).tags
+    except Exception:  # noqa: BLE001 - the identity block shows what the registry says, or nothing
+        return None
+    if tags.get("promoted_by_override") != "true":
+        return None
+    return (f"promoted by override: {tags.get('override.by', 'unknown')} until "
+            f"{tags.get('override.until', 'unknown')}: {tags.get('override_reason', '')}")
 
 
 def _start_validation_run(src: Any, repro: Mapping[str, Any]) -> Any:
