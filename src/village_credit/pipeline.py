@@ -919,11 +919,20 @@ def gates_not_applicable(cfg: ExperimentConfig, source: DataSource, protected: l
     declares protected attributes keeps its fairness gates: without fairness evidence
     they fail, as they should.
 
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import pandas as pd
     >>> from village_credit.config import load_config
     >>> from village_credit.sources import data_source
-    >>> cfg = load_config(None, {"data.source": "loans.csv"})
-    >>> sorted(gates_not_applicable(cfg, data_source(cfg), [], {}))[:2]
-    ['fairness_approval_gap_max', 'fairness_gap_vs_rules']
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     pd.DataFrame({"income": [1.0, 2.0], "default_12m": [0, 1]}).to_csv(Path(tmp) / "loans.csv", index=False)
+    ...     cfg = load_config(None, {"data.source": str(Path(tmp) / "loans.csv")})
+    ...     source = data_source(cfg)
+    >>> na = gates_not_applicable(cfg, source, [], {})  # a table, no protected attribute declared
+    >>> na["fairness_gap_vs_rules"], na["fairness_parity_ratio_min"]
+    ("no rule standard to compare with (a table of one's own has no points policy)", 'no protected attribute declared in the feature spec')
+    >>> "fairness_parity_ratio_min" in gates_not_applicable(cfg, source, ["age"], {})  # declared: it applies
+    False
     """
     na = dict(cfg.registry.gates.not_applicable or {})
     if not source.has_rules:
