@@ -122,7 +122,8 @@ validator_sample = generate_households(GeneratorConfig(n_households=N_HOUSEHOLDS
 model_uri = f"models:/{MODEL}/{result.model_version}"
 validation, html_path, json_path = validate_model(model_uri, validator_sample,
                                                   os.path.join(WORK_DIR, "third_party"),
-                                                  fairness_boot=50, seed=SEED)
+                                                  fairness_boot=50, seed=SEED,
+                                                  validator="notebook 05 (third-party sample)")
 print("report:", html_path, "|", json_path)
 disc, cal = validation["discrimination"], validation["calibration"]
 stab = validation.get("stability") or {}
@@ -289,7 +290,8 @@ if failed and not decided_against:
     reason = (f"gates {', '.join(undecided)} could not be measured on the {N_HOUSEHOLDS:,}-household "
               "hold-out (equal-risk cells below fairness.min_count) and the third party's "
               "whole-population check passes them")
-    promotion = promote(MODEL, result.model_version, main_evidence, thresholds, override_reason=reason)
+    promotion = promote(MODEL, result.model_version, main_evidence, thresholds, override_reason=reason,
+                        override_by="notebook 05 analyst", override_until="2099-12-31")
     print("promoted by override; reason recorded on the version:", reason)
 else:
     print("no override: the evidence decides these gates against the model:", ", ".join(decided_against))

@@ -72,13 +72,18 @@ if champion_version(MODEL) is None:
     trained = run_experiment(cfg, score_population=False)
     if not trained.promoted:
         failed = ", ".join(trained.gates["gates"]["failed"])
-        promote(MODEL, trained.model_version, recorded_evidence(MODEL, trained.model_version),
-                vars(cfg.registry.gates),
-                override_reason=(f"demonstration of batch scoring in a throw-away store; gates failed "
-                                 f"({failed}); not for lending decisions"))
-        print("promoted by override for this demonstration; failed gates:", failed)
-CHAMPION_URI = f"models:/{MODEL}@champion"
-print(CHAMPION_URI, "-> version", champion_version(MODEL))
+        done = promote(MODEL, trained.model_version, recorded_evidence(MODEL, trained.model_version),
+                       override_reason=(f"demonstration of batch scoring in a throw-away store; gates "
+                                        f"failed ({failed}); not for lending decisions"),
+                       override_by="notebook 06 (demonstration)", override_until="2099-12-31")
+        # a FAIL verdict of its own validation is never promoted, not even by override
+        print("promoted by override for this demonstration" if done.promoted else done.refused,
+              "| failed gates:", failed)
+if champion_version(MODEL) is not None:
+    CHAMPION_URI, ALLOW_UNGATED = f"models:/{MODEL}@champion", False
+else:  # refused: scored as research, and every output file records that it was ungated
+    CHAMPION_URI, ALLOW_UNGATED = f"models:/{MODEL}/{trained.model_version}", True
+print(CHAMPION_URI, "-> version", champion_version(MODEL) or f"{trained.model_version} (ungated)")
 
 # %% [markdown]
 # ## The file to score
@@ -129,7 +134,8 @@ print(f"{count_rows(input_path):,} rows written to {os.path.basename(input_path)
 from village_credit.scoring import read_decisions, read_quarantine, score_file
 
 out_dir = os.path.join(WORK_DIR, "scores_2026")
-summary = score_file(CHAMPION_URI, input_path, out_dir, chunk_rows=1000, progress=False)
+summary = score_file(CHAMPION_URI, input_path, out_dir, chunk_rows=1000, progress=False,
+                     allow_ungated=ALLOW_UNGATED)
 s = summary.to_dict()
 pd.Series({k: s[k] for k in ("rows_read", "scored", "quarantined", "chunks", "chunks_resumed", "reconciled")}
           | {"model version": s["model"].get("version"), "alias": s["model"].get("alias")}).to_frame("summary")
@@ -155,7 +161,8 @@ quarantine[["row_number", "household_id", "column", "value", "reason"]]
 # After a crash, the same rerun would redo only the unfinished chunk.
 
 # %%
-again = score_file(CHAMPION_URI, input_path, out_dir, chunk_rows=1000, progress=False)
+again = score_file(CHAMPION_URI, input_path, out_dir, chunk_rows=1000, progress=False,
+                   allow_ungated=ALLOW_UNGATED)
 print(f"chunks: {again.chunks}, resumed (skipped): {again.chunks_resumed}, reconciled: {again.reconciled}")
 assert again.chunks_resumed == again.chunks and again.scored == summary.scored
 

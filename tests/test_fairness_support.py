@@ -210,7 +210,9 @@ def test_outcome_support_gate() -> None:
     ext = {"extrapolated_groups": ["65-69", "70+"], "min_observed": 300, "remedies": []}
     g = _gate(_ev(ext))
     assert not g.passed and g.value == 2.0 and "70+" in g.detail
-    assert _gate(_ev({**ext, "remedies": ["exploration grant"]})).passed
+    # a remedy listed is not a remedy shown to work: it is measured on the explored households
+    listed = _gate(_ev({**ext, "remedies": ["exploration grant"]}))
+    assert not listed.passed and "not measured" in listed.detail
     assert _gate(_ev({"extrapolated_groups": [], "remedies": []})).passed
     assert not _gate(_ev({"remedies": []})).passed  # malformed section fails
     assert not _gate(_ev(None), outcome_support_required=True).passed
@@ -230,3 +232,34 @@ def test_group_recalibration_map_from_its_own_sample(fitted: dict) -> None:
     assert rec.calibrators[-1].a == pytest.approx(ref.a) and rec.calibrators[-1].b == pytest.approx(ref.b)
     info = rec.lineage[-1]
     assert info["rows_used"] == len(everyone) and info["group_rows"]["formerly_poor"] > 0
+
+
+def test_outcome_support_gate_measures_whether_the_remedy_worked() -> None:
+    """Issue 25: calibration of each extrapolated group's explored households, with a CI,
+    against the stated limit (outcome_support_calibration_max)."""
+    from village_credit.fairness.support import explored_calibration
+
+    rng = np.random.default_rng(5)
+    n = 4000
+    hh = pd.DataFrame({"head_age": rng.choice([45, 62, 67, 74], n), "formerly_poor": rng.random(n) < 0.2})
+    true_pd = np.where(hh["head_age"] >= 65, 0.15, 0.05)
+    hh["default_12m"] = (rng.random(n) < true_pd).astype(int)
+    explored = rng.random(n) < 0.25
+    ext = {"extrapolated_groups": ["65-69", "70+"], "min_observed": 300, "remedies": ["exploration grant"]}
+    good = explored_calibration(hh, explored, true_pd)
+    assert good["70+"]["n_explored"] == int((explored & (hh["head_age"] >= 70)).sum())
+    g = _gate(_ev({**ext, "explored_calibration": good}))
+    assert g.passed and g.value == 0.0 and "70+: predicted 0.150" in g.detail
+    # a model that still predicts the under-60 risk for the elderly: the remedy did not work
+    bad = explored_calibration(hh, explored, np.full(n, 0.02))
+    g = _gate(_ev({**ext, "explored_calibration": bad}))
+    assert not g.passed and g.value > 0 and "did not work" in g.detail
+    lo, hi = bad["70+"]["gap_ci"]
+    assert hi < -0.05 and g.value == pytest.approx(max(-0.05 - hi, -0.05 - bad["65-69"]["gap_ci"][1]))
+    # the limit is stated and applied, not implied
+    assert _gate(_ev({**ext, "explored_calibration": bad}), outcome_support_calibration_max=0.2).passed
+    # a group without explored households was not measured: that is no pass
+    none = explored_calibration(hh, np.zeros(n, bool), true_pd)
+    assert none["70+"]["gap"] is None
+    g = _gate(_ev({**ext, "explored_calibration": none}))
+    assert not g.passed and "not measured for 65-69, 70+" in g.detail

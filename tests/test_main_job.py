@@ -32,6 +32,7 @@ fairness:
 registry:
   model_name: vc-e2e
   experiment: vc-e2e
+  validator: e2e test (hold-out villages)
   gates: {{approval_gap_max: 0.3, line_gap_max: 1.0, gap_vs_rules_max_ratio: 0.7}}
 """
 
@@ -56,14 +57,42 @@ def test_main_job_exits_cleanly_and_prints_summary(main_job) -> None:
     assert "AUC blend" in result.output
     assert "mlflow ui --backend-store-uri sqlite:///" in result.output
     assert "approval rate by group" in result.output
-    assert "credit villages" in result.output
+    promoted = json.loads((main_job[0] / "out" / "summary.json").read_text())["promoted"]
+    assert ("credit villages" in result.output) == promoted  # the programme report needs a champion
     # the summary tables fit 80 columns: folded, never cut to "…"
     table = [line for line in result.output.splitlines() if line[:1] in "┏┃┡│└"]
     assert table and all(len(line) <= 80 for line in table) and "…" not in result.output
 
 
+def test_the_hold_out_verdict_decides_and_the_summary_says_so(main_job) -> None:
+    """Issue 25: the demo claims promotion only when its own validation allows it."""
+    tmp, uri, result = main_job
+    summary = json.loads((tmp / "out" / "summary.json").read_text())
+    val = summary["validation"]
+    assert val["validator"] == "e2e test (hold-out villages)" and val["record_run_id"]
+    report = json.loads((tmp / "out" / "validation" / "validation_report.json").read_text())
+    assert report["verdict"]["verdict"] == val["verdict"]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mv = client.get_model_version("vc-e2e", "1")
+    # the pipeline's report names the registered version, its bytes and its signer
+    assert report["identity"]["model_version"] == "1" and report["identity"]["validator"] == val["validator"]
+    assert report["identity"]["model_artifact_sha256"] == mv.tags["promotion.artifact_digest"]
+    assert report["identity"]["training_data_fingerprint"] == mv.tags["training_data_fingerprint"] \
+        == client.get_run(mv.run_id).data.tags["data_fingerprint"]
+    assert "validator's verdict" in result.output and val["verdict"].upper() in result.output
+    if val["verdict"] == "fail":
+        assert summary["promoted"] is False and "refuses promotion" in summary["gates"]["refused"]
+        assert "Validator's verdict: FAIL" in mv.description and "not promoted" in mv.description
+        assert "champion" not in (client.get_registered_model("vc-e2e").aliases or {})
+        assert not (tmp / "out" / "scores").exists()  # nothing scored with a refused model
+    if summary["promoted"]:
+        assert val["verdict"] in ("pass", "conditional")
+
+
 def test_champion_exists_and_scores_cover_every_household(main_job) -> None:
     tmp, uri, _ = main_job
+    if not json.loads((tmp / "out" / "summary.json").read_text())["promoted"]:
+        return  # refused, and said why: test_the_hold_out_verdict_decides_and_the_summary_says_so
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     champion = client.get_model_version_by_alias("vc-e2e", "champion")
     assert str(champion.version) == "1"
@@ -97,13 +126,13 @@ def test_run_records_metrics_reports_and_context(main_job) -> None:
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"fairness", "validation", "explain"} <= artifacts
     summary = json.loads((tmp / "out" / "summary.json").read_text())
-    assert summary["promoted"] is True
     assert Path(summary["paths"]["fairness_html"]).exists()
-    # the programme report covers every village of the scored population
-    villages = pd.read_parquet(tmp / "out" / "programme_villages.parquet")
-    households = pd.read_parquet(tmp / "out" / "households.parquet")
-    assert set(villages["village_code"]) == set(households["village_code"])
-    assert summary["programme"]["villages"] == households["village_code"].nunique()
+    if summary["promoted"]:  # no champion, no programme report
+        # the programme report covers every village of the scored population
+        villages = pd.read_parquet(tmp / "out" / "programme_villages.parquet")
+        households = pd.read_parquet(tmp / "out" / "households.parquet")
+        assert set(villages["village_code"]) == set(households["village_code"])
+        assert summary["programme"]["villages"] == households["village_code"].nunique()
     # the promotion evidence is on the run, so `village-credit promote --version N` can find it
     local = client.download_artifacts(run.info.run_id, "evidence/evidence.json", str(tmp))
     evidence = json.loads(Path(local).read_text())

@@ -121,7 +121,7 @@ def test_scoring_account_reads_and_scores_but_cannot_move_aliases(
                                           input_example=dm.input_example(5),
                                           registered_model_name=NAME)
             versions.append(str(info.registered_model_version))
-        assert promote(NAME, versions[0], {}, override_reason="auth test: gates tested elsewhere"
+        assert promote(NAME, versions[0], {}, override_reason="auth test: gates tested elsewhere", override_by="test suite", override_until="2099-12-31"
                        ).promoted
 
         # the scoring account: reads and loads the gated champion ...

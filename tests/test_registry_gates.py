@@ -76,22 +76,62 @@ def test_each_threshold_can_fail(over: dict, gate: str) -> None:
     assert [g.name for g in rep.failed] == [gate]
 
 
-def test_relative_gates_against_champion_with_tolerance() -> None:
+def paired(champion_version: str = "1", auc_diff: float = -0.005, ks_diff: float = 0.0) -> dict:
+    """A paired comparison with the champion on one sample (what validate --challenger writes)."""
+    return {"champion_version": champion_version, "auc_diff": auc_diff,
+            "auc_diff_ci": [auc_diff - 0.01, auc_diff + 0.01], "auc_p_value": 0.4,
+            "ks_diff": ks_diff, "n": 2000}
+
+
+def test_champion_gates_read_the_paired_comparison_on_one_sample() -> None:
     champ = good_evidence()
-    within = good_evidence(discrimination__auc=0.80 - 0.005)
-    assert evaluate_gates(within, None, champ).passed
-    worse = good_evidence(discrimination__auc=0.77, discrimination__ks=0.40)
-    g = by_name(evaluate_gates(worse, None, champ))
+    within = good_evidence()
+    within["discrimination"]["vs_champion"] = paired(auc_diff=-0.005)
+    rep = evaluate_gates(within, None, champ, champion_version="1")
+    assert rep.passed, rep.to_json()
+    assert "same 2000 rows" in by_name(rep)["auc_vs_champion"].detail
+    assert "paired DeLong" in by_name(rep)["auc_vs_champion"].detail
+    worse = good_evidence()
+    worse["discrimination"]["vs_champion"] = paired(auc_diff=-0.03, ks_diff=-0.05)
+    g = by_name(evaluate_gates(worse, None, champ, champion_version="1"))
     assert not g["auc_vs_champion"].passed and not g["ks_vs_champion"].passed
     assert g["auc_vs_champion"].value == pytest.approx(-0.03)
     assert g["auc_vs_champion"].threshold == -DEFAULT_THRESHOLDS["auc_tolerance"]
-    assert evaluate_gates(worse, {"auc_tolerance": 0.05, "ks_tolerance": 0.1}, champ).passed
+    assert evaluate_gates(worse, {"auc_tolerance": 0.05, "ks_tolerance": 0.1}, champ,
+                          champion_version="1").passed
+
+
+def test_two_numbers_from_two_samples_are_never_compared() -> None:
+    """A candidate's AUC above the champion's recorded one is no comparison: it fails
+    until both were scored on one sample, and against the current champion."""
+    champ = good_evidence(discrimination__auc=0.70)
+    better_looking = good_evidence(discrimination__auc=0.90)
+    g = by_name(evaluate_gates(better_looking, None, champ, champion_version="3"))
+    assert not g["auc_vs_champion"].passed and "one sample" in g["auc_vs_champion"].detail
+    stale = good_evidence()
+    stale["discrimination"]["vs_champion"] = paired(champion_version="2", auc_diff=0.01)
+    g = by_name(evaluate_gates(stale, None, champ, champion_version="3"))
+    assert not g["auc_vs_champion"].passed and "champion is v3" in g["auc_vs_champion"].detail
 
 
 def test_champion_without_recorded_evidence_fails_relative_gates() -> None:
     g = by_name(evaluate_gates(good_evidence(), None, {}))
     assert not g["auc_vs_champion"].passed and "champion" in g["auc_vs_champion"].detail
     assert not g["schema_compatible"].passed
+
+
+def test_a_gate_that_cannot_apply_says_so_by_name_and_does_not_block() -> None:
+    ev = good_evidence()
+    del ev["fairness"]
+    assert not evaluate_gates(ev).passed  # no fairness evidence: the fairness gates fail ...
+    na = {g: "no protected attribute declared" for g in (
+        "fairness_approval_gap_max", "fairness_line_gap_max", "fairness_parity_ratio_min",
+        "fairness_gap_vs_rules", "outcome_support")}
+    rep = evaluate_gates(ev, {"not_applicable": na})  # ... unless declared not applicable
+    assert rep.passed, rep.to_json()
+    g = by_name(rep)["fairness_parity_ratio_min"]
+    assert g.comparator == "n/a" and g.detail == "not applicable: no protected attribute declared"
+    assert "missing" not in json.dumps([x.detail for x in rep.gates if x.comparator == "n/a"])
 
 
 def test_schema_compatibility() -> None:
@@ -103,6 +143,7 @@ def test_schema_compatibility() -> None:
     assert not g.passed and g.value == 2.0 and "age: long->double" in g.detail
     sup = good_evidence()
     sup["schema"] = SCHEMA + [{"name": "new", "type": "long"}]
+    sup["discrimination"]["vs_champion"] = paired(auc_diff=0.0)
     assert not evaluate_gates(sup, None, champ).passed
     assert evaluate_gates(sup, {"schema_mode": "superset"}, champ).passed
 

@@ -80,7 +80,7 @@ def test_promoted_version_loads_under_every_uri_form(env: ScoringEnv, tmp_path: 
     name = "vc-uri-forms"
     info = _register(env, name)
     v = str(info.registered_model_version)
-    promote(name, v, {}, override_reason="loader test: gates are tested elsewhere",
+    promote(name, v, {}, override_reason="loader test: gates are tested elsewhere", override_by="test suite", override_until="2099-12-31",
             client=_client(env))
     forms = [f"models:/{name}@champion", f"models:/{name}/{v}", f"models:/{name}/latest",
              info.model_uri, f"runs:/{info.run_id}/model"]
@@ -104,7 +104,7 @@ def test_artifacts_changed_after_promotion_are_refused(env: ScoringEnv, tmp_path
     name = "vc-tampered"
     info = _register(env, name)
     v = str(info.registered_model_version)
-    promote(name, v, {}, override_reason="loader test", client=_client(env))
+    promote(name, v, {}, override_reason="loader test", override_by="test suite", override_until="2099-12-31", client=_client(env))
     assert load_model(f"models:/{name}@champion", tmp_path / "ok").gate.gated
     # edit one byte of the stored policy, as someone with write access to the store could
     src = _client(env).get_model_version(name, v).source
@@ -136,7 +136,7 @@ def test_a_download_of_its_own_is_removed_when_the_process_ends(env: ScoringEnv,
 
     name = "vc-own-download"
     info = _register(env, name)
-    promote(name, str(info.registered_model_version), {}, override_reason="loader test",
+    promote(name, str(info.registered_model_version), {}, override_reason="loader test", override_by="test suite", override_until="2099-12-31",
             client=_client(env))
     script = ("import sys; from village_credit.registry import configure, load_model\n"
               "configure(sys.argv[1]); loaded = load_model(sys.argv[2])\n"

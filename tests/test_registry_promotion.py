@@ -35,7 +35,11 @@ from village_credit.registry import (
     recorded_evidence,
     rollback,
 )
+from village_credit.registry.loading import version_digest
 from village_credit.registry.promotion import CHALLENGER, CHAMPION, PREVIOUS, model_thresholds
+from village_credit.registry.verdict import OverrideError, record_validation, run_tags
+
+OVERRIDE = {"override_by": "R. Officer", "override_until": "2099-12-31"}
 
 _names = itertools.count()
 
@@ -70,9 +74,37 @@ def name(store: dict) -> str:
     return f"vc-test-{next(_names)}"
 
 
-def new_version(store: dict, name: str, which: str = "base") -> str:
+def new_version(store: dict, name: str, which: str = "base", verdict: str | None = "pass") -> str:
+    """Register a version and, unless ``verdict`` is None, record a validator's verdict on it."""
     mv = mlflow.register_model(store["uris"][which], name)
+    if verdict is not None:
+        validate(name, str(mv.version), verdict)
     return str(mv.version)
+
+
+def validate(name: str, version: str, verdict: str, *, sample_fp: str = "vc-fp-1:validation-sample",
+             reasons: tuple[str, ...] = (), digest: str | None = None) -> str:
+    """A validation record of ``version`` as ``validate`` writes it (run tags + verdict)."""
+    c = get_client()
+    run = c.create_run("0", tags=run_tags(
+        name, version, model_uri=f"models:/{name}/{version}",
+        artifact_sha256=digest or version_digest(name, version, client=c), validator="V. Alidator",
+        sample_fingerprint=sample_fp, training_fingerprint=None, purpose="test validation"))
+    record_validation(c, run.info.run_id, name, version, {"verdict": verdict, "reasons": list(reasons)},
+                      validator="V. Alidator")
+    c.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def vs(champion: str, auc_diff: float, ks_diff: float = 0.0) -> dict:
+    """Both models scored on one validation sample (``discrimination.vs_champion``)."""
+    return {"champion_version": champion, "auc_diff": auc_diff, "ks_diff": ks_diff,
+            "auc_diff_ci": [auc_diff - 0.02, auc_diff + 0.02], "auc_p_value": 0.3, "n": 1500}
+
+
+def with_vs(ev: dict, champion: str, auc_diff: float, ks_diff: float = 0.0) -> dict:
+    ev["discrimination"]["vs_champion"] = vs(champion, auc_diff, ks_diff)
+    return ev
 
 
 def evidence(auc: float = 0.80, ks: float = 0.45, **extra: object) -> dict:
@@ -125,7 +157,7 @@ def test_failing_version_is_never_champion_api(store: dict, name: str) -> None:
     v1 = new_version(store, name)
     v2 = new_version(store, name)
     assert promote(name, v1, evidence(auc=0.80)).promoted
-    res = promote(name, v2, evidence(auc=0.75))  # worse than champion beyond tolerance
+    res = promote(name, v2, with_vs(evidence(auc=0.75), v1, -0.05))  # worse on the same sample
     assert not res.promoted
     assert [g.name for g in res.report.failed] == ["auc_vs_champion"]
     assert aliases(name) == {CHAMPION: v1, CHALLENGER: v2}
@@ -134,17 +166,21 @@ def test_failing_version_is_never_champion_api(store: dict, name: str) -> None:
     other = f"{name}-b"
     v = new_version(store, other)
     assert not promote(other, v, {}).promoted and champion_version(other) is None
-    # a blank override reason is no override
-    assert not promote(name, v2, evidence(auc=0.75), override_reason="   ").promoted
+    # a blank override is no override
+    assert not promote(name, v2, with_vs(evidence(auc=0.75), v1, -0.05), override_reason="   ").promoted
     assert champion_version(name) == v1
 
 
 def test_override_with_reason_is_recorded(store: dict, name: str) -> None:
     v1 = new_version(store, name)
-    res = promote(name, v1, evidence(auc=0.5), override_reason="pilot county, board decision 12")
+    with pytest.raises(OverrideError, match="who and until are missing"):
+        promote(name, v1, evidence(auc=0.5), override_reason="pilot county, board decision 12")
+    res = promote(name, v1, evidence(auc=0.5), override_reason="pilot county, board decision 12",
+                  **OVERRIDE)
     assert res.promoted and res.by_override and not res.report.passed
     tags = get_client().get_model_version(name, v1).tags
     assert tags["override_reason"] == "pilot county, board decision 12"
+    assert tags["override.by"] == "R. Officer" and tags["override.until"] == "2099-12-31"
     assert tags["promoted_by_override"] == "true" and tags["gates.passed"] == "false"
     description = get_client().get_model_version(name, v1).description
     assert "FAILED: auc_min" in description and "pilot county, board decision 12" in description
@@ -154,7 +190,7 @@ def test_override_with_reason_is_recorded(store: dict, name: str) -> None:
 def test_promotion_moves_old_champion_to_previous_and_rollback(store: dict, name: str) -> None:
     v1, v2 = new_version(store, name), new_version(store, name)
     promote(name, v1, evidence(auc=0.80))
-    res = promote(name, v2, evidence(auc=0.81))
+    res = promote(name, v2, with_vs(evidence(auc=0.81), v1, 0.01))
     assert res.promoted and res.previous_champion == v1
     assert aliases(name) == {CHAMPION: v2, PREVIOUS: v1}
     with pytest.raises(RegistryError):
@@ -171,7 +207,7 @@ def test_promotion_moves_old_champion_to_previous_and_rollback(store: dict, name
 def test_relative_gates_use_champion_recorded_evidence(store: dict, name: str) -> None:
     v1, v2 = new_version(store, name), new_version(store, name)
     promote(name, v1, evidence(auc=0.90, ks=0.60))
-    res = promote(name, v2, evidence(auc=0.80, ks=0.45))  # absolute gates pass
+    res = promote(name, v2, with_vs(evidence(auc=0.80, ks=0.45), v1, -0.10, -0.15))  # absolute gates pass
     assert not res.promoted
     assert {g.name for g in res.report.failed} == {"auc_vs_champion", "ks_vs_champion"}
     assert res.report.champion_version == v1
@@ -181,7 +217,7 @@ def test_schema_change_fails_schema_gate(store: dict, name: str) -> None:
     v1 = new_version(store, name, "base")
     v2 = new_version(store, name, "wider")
     promote(name, v1, evidence())
-    res = promote(name, v2, evidence())
+    res = promote(name, v2, with_vs(evidence(), v1, 0.0))
     assert not res.promoted and [g.name for g in res.report.failed] == ["schema_compatible"]
     assert "land_mu" in res.report.failed[0].detail
 
@@ -238,7 +274,8 @@ def test_cli_promote_models_rollback(store: dict, name: str, tmp_path: Path) -> 
     assert champion_version(name) == v1 and aliases(name)[CHALLENGER] == v2
 
     r = runner.invoke(app, ["promote", "--version", v2, "--evidence", str(bad),
-                            "--override-reason", "regulator waiver 2025-07", *uri])
+                            "--override-reason", "regulator waiver 2025-07", "--override-by", "R. Officer",
+                            "--override-until", "2099-12-31", *uri])
     assert r.exit_code == 0, r.output
     assert champion_version(name) == v2
     assert get_client().get_model_version(name, v2).tags["override_reason"] == "regulator waiver 2025-07"
@@ -248,6 +285,8 @@ def test_cli_promote_models_rollback(store: dict, name: str, tmp_path: Path) -> 
     rows = {row["version"]: row for row in json.loads(r.stdout)}
     assert rows[v2]["aliases"] == [CHAMPION] and rows[v1]["aliases"] == [PREVIOUS]
     assert rows[v3]["gates_passed"] == "not evaluated"
+    assert rows[v2]["override_by"] == "R. Officer" and rows[v2]["gate_state"] == "promoted by override"
+    assert rows[v1]["verdict"] == "pass" and rows[v1]["gate_state"] == "promoted (no longer champion)"
 
     r = runner.invoke(app, ["rollback", *uri])
     assert r.exit_code == 0, r.output
@@ -270,6 +309,7 @@ def test_cli_tables_fit_80_columns(store: dict, name: str, tmp_path: Path) -> No
     ev.write_text(json.dumps(evidence(auc=0.70, data_fingerprint="vc-fp-1:" + "f" * 60)))
     outputs = [runner.invoke(app, ["promote", "--version", v1, "--evidence", str(ev), "--override-reason",
                                    "regulator waiver 2025-07: pilot county, reviewed by the risk committee",
+                                   "--override-by", "R. Officer", "--override-until", "2099-12-31",
                                    *uri], env={"COLUMNS": "80"}),
                runner.invoke(app, ["models", *uri], env={"COLUMNS": "80"})]
     for r in outputs:
@@ -308,7 +348,7 @@ def test_thresholds_recorded_for_the_model_judge_every_later_version(store: dict
     # a later version, no thresholds passed: the recorded ones, not the toolkit defaults
     gap = evidence()
     gap["fairness"]["equal_risk"]["max_gap_approval"] = 0.20  # fails 0.05, passes 0.25
-    res = promote(name, v2, gap)
+    res = promote(name, v2, with_vs(gap, v1, 0.0))
     assert res.promoted and res.thresholds["approval_gap_max"] == 0.25
     assert res.thresholds_source.startswith(f"recorded for registered model {name!r}")
     record = json.loads(mlflow.artifacts.load_text(res.record_artifact))
@@ -318,7 +358,7 @@ def test_thresholds_recorded_for_the_model_judge_every_later_version(store: dict
     cli = typer.Typer()
     register_commands(cli)
     ev_file = store["root"] / f"{name}-ev.json"
-    ev_file.write_text(json.dumps(gap))
+    ev_file.write_text(json.dumps(with_vs(gap, v2, 0.0)))
     out = runner.invoke(cli, ["promote", "--model-name", name, "--version", v3, "--evidence",
                               str(ev_file), "--tracking-uri", store["uri"]],
                         env={"COLUMNS": "300"})
@@ -334,6 +374,7 @@ def test_promote_finds_the_version_evidence_without_a_file(store: dict, name: st
                                        input_example=x.head(3),
                                        pip_requirements=["scikit-learn"]).model_uri
     v1 = str(mlflow.register_model(uri, name).version)
+    validate(name, v1, "pass")
     res = promote(name, v1, None)  # nothing logged anywhere: every gate fails, and says why
     assert not res.promoted and res.evidence_source.startswith("none")
     log_evidence(evidence(), run.info.run_id)
@@ -350,3 +391,82 @@ def test_experiment_opens_on_runs_in_the_mlflow_ui(store: dict) -> None:
     configure(store["uri"])
     assert client.get_experiment(exp.experiment_id).tags["mlflow.experimentKind"] == "genai_development"
     client.set_experiment_tag(exp.experiment_id, "mlflow.experimentKind", "custom_model_development")
+
+
+# ------------------------------------------------------------------ the validator's verdict
+
+
+def test_a_fail_verdict_is_refused_by_promote_even_with_an_override(store: dict, name: str,
+                                                                      tmp_path: Path) -> None:
+    """Issue 25: a version whose own validation says FAIL never becomes @champion."""
+    v1 = new_version(store, name, verdict="fail")
+    validate(name, v1, "fail", reasons=("calibration in the large p = 0.00585 < 0.01",))
+    res = promote(name, v1, evidence())  # every other gate passes
+    assert not res.promoted and champion_version(name) is None
+    assert [g.name for g in res.report.failed] == ["validation_verdict"]
+    assert "FAIL - calibration in the large p = 0.00585" in res.report.failed[0].detail
+    res = promote(name, v1, evidence(), override_reason="the board wants it", **OVERRIDE)
+    assert not res.promoted and champion_version(name) is None and "never overridden" in res.refused
+    tags = get_client().get_model_version(name, v1).tags
+    assert tags["gates.passed"] == "false" and tags["validation.last_verdict"] == "fail"
+    assert tags.get("promoted_by_override") == "false"
+    assert "not promoted" in get_client().get_model_version(name, v1).description
+    # the CLI says why, exits 1
+    ev = tmp_path / "ev.json"
+    ev.write_text(json.dumps(evidence()))
+    r = CliRunner().invoke(cli_app(), ["promote", "--version", v1, "--evidence", str(ev), "--override-reason",
+                                       "x", "--override-by", "y", "--override-until", "2099-01-01",
+                                       "--tracking-uri", store["uri"], "--model-name", name],
+                           env={"COLUMNS": "300"})
+    assert r.exit_code == 1 and "the validator's verdict refuses promotion" in r.stderr
+    assert champion_version(name) is None
+
+
+def test_a_conditional_verdict_needs_an_override_shown_in_models(store: dict, name: str) -> None:
+    v1 = new_version(store, name, verdict=None)
+    validate(name, v1, "conditional", reasons=("1 grade(s) amber in the per-grade back-test",))
+    res = promote(name, v1, evidence())
+    assert not res.promoted and [g.name for g in res.report.failed] == ["validation_verdict"]
+    assert "CONDITIONAL" in res.report.failed[0].detail and not res.refused
+    res = promote(name, v1, evidence(), override_reason="amber grade D1 reviewed by the committee",
+                  override_by="R. Officer", override_until="2099-06-30")
+    assert res.promoted and champion_version(name) == v1
+    gate = res.report.gates[0]
+    assert gate.name == "validation_verdict" and gate.passed
+    assert "override by R. Officer until 2099-06-30: amber grade D1 reviewed" in gate.detail
+    description = get_client().get_model_version(name, v1).description
+    assert "Validator's verdict: CONDITIONAL by V. Alidator" in description
+    assert "override by R. Officer until 2099-06-30" in description
+    record = json.loads(mlflow.artifacts.load_text(res.record_artifact))
+    assert record["override"] == {"by": "R. Officer", "reason": "amber grade D1 reviewed by the committee",
+                                  "until": "2099-06-30"}
+    r = CliRunner().invoke(cli_app(), ["models", "--tracking-uri", store["uri"], "--model-name", name],
+                           env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    row = next(line for line in r.stdout.splitlines() if "@champion" in line)
+    assert "conditional" in row and "promoted by override" in row
+    assert "R. Officer until 2099-06-30: amber grade D1 reviewed by the committee" in row
+    with pytest.raises(OverrideError, match="in the past"):
+        promote(name, new_version(store, name, verdict="conditional"), evidence(),
+                override_reason="late", override_by="R. Officer", override_until="2001-01-01")
+
+
+def test_the_verdict_must_be_of_these_artifacts_and_not_of_the_training_data(store: dict, name: str) -> None:
+    v1 = new_version(store, name, verdict=None)
+    validate(name, v1, "pass", digest="sha256:" + "0" * 64)  # a validation of other bytes
+    res = promote(name, v1, evidence())
+    assert not res.promoted and "no validation record of its own" in res.report.failed[0].detail
+    # a "validation" on the very rows the model was trained on is no verdict
+    run_id = get_client().get_model_version(name, v1).run_id
+    get_client().set_tag(run_id, "data_fingerprint", "vc-fp-1:training-rows")
+    validate(name, v1, "pass", sample_fp="vc-fp-1:training-rows")
+    res = promote(name, v1, evidence(), override_reason="x", **OVERRIDE)
+    assert not res.promoted and "its own training data" in res.refused
+    get_client().set_tag(run_id, "data_fingerprint", "vc-fp-1:other")  # the shared test run
+    validate(name, v1, "pass")
+    res = promote(name, v1, evidence())
+    assert res.promoted and res.validation["verdict"] == "pass" and res.validation["validator"] == "V. Alidator"
+    tags = get_client().get_model_version(name, v1).tags
+    # one fingerprint per data set, labelled: the training rows' is the run's
+    assert tags["training_data_fingerprint"] == tags["data_fingerprint"] == "vc-fp-1:other"
+    assert tags["validation_sample_fingerprint"] == "vc-fp-1:validation-sample"

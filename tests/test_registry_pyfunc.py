@@ -126,6 +126,17 @@ def test_pyfunc_predict_quarantines_a_text_cell_and_equals_decide(logged: dict) 
 
 
 def test_champion_loads_and_scores_in_fresh_process(logged: dict) -> None:
+    from village_credit.registry import get_client
+    from village_credit.registry.loading import version_digest
+    from village_credit.registry.verdict import record_validation, run_tags
+
+    client = get_client()  # the validator's PASS on a sample of its own (the first gate)
+    run = client.create_run("0", tags=run_tags(
+        NAME, "1", model_uri=f"models:/{NAME}/1", artifact_sha256=version_digest(NAME, "1", client=client),
+        validator="V. Alidator", sample_fingerprint="vc-fp-1:sample", training_fingerprint=None,
+        purpose="test validation"))
+    record_validation(client, run.info.run_id, NAME, "1", {"verdict": "pass", "reasons": []},
+                      validator="V. Alidator")
     res = promote(NAME, "1", {
         "discrimination": {"auc": 0.75, "ks": 0.4},
         "calibration": {"ece": 0.01, "hosmer_lemeshow_p": 0.5},
@@ -191,7 +202,7 @@ def test_mlflow_models_predict_from_the_shell(logged: dict) -> None:
     from village_credit.registry import champion_version
 
     if champion_version(NAME) is None:
-        promote(NAME, "1", {}, override_reason="shell test: gates covered elsewhere")
+        promote(NAME, "1", {}, override_reason="shell test: gates covered elsewhere", override_by="test suite", override_until="2099-12-31")
     local = Path(mlflow.artifacts.download_artifacts(
         logged["info"].model_uri, dst_path=str(logged["root"] / "serving")))
     local = local / "serving_input_example.json"

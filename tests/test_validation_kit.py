@@ -60,7 +60,7 @@ def validated(store: dict) -> dict:
     out = store["root"] / "report"
     steps: list[tuple[str, int, int]] = []
     res, html, js = validate_model(store["v1"], store["path"], out, challenger_uri=store["v2"],
-                                   progress=lambda *a: steps.append(a))
+                                   progress=lambda *a: steps.append(a), validator="V. Alidator")
     return {"res": res, "html": html, "json": js, "out": out, "steps": steps}
 
 
@@ -87,7 +87,8 @@ def test_report_has_every_section_and_embedded_charts(validated: dict) -> None:
     # the report opens with who/what was validated and one verdict with reasons
     ident, verdict = data["identity"], data["verdict"]
     assert ident["model_name"] == "vc-kit" and ident["model_version"] == "1"
-    assert ident["data_fingerprint"] and ident["toolkit_version"] and ident["model_run_id"]
+    assert ident["validation_sample_fingerprint"] and ident["toolkit_version"] and ident["model_run_id"]
+    assert ident["validator"] == "V. Alidator"
     assert verdict["verdict"] in ("pass", "conditional", "fail") and verdict["rules"]
     assert html.index("Model identity and verdict") < html.index("Discrimination")
     assert {"brier", "ece", "hosmer_lemeshow", "spiegelhalter", "grades", "reliability"} <= set(cal)
@@ -104,7 +105,7 @@ def test_report_has_every_section_and_embedded_charts(validated: dict) -> None:
     assert ch["auc_diff"] == pytest.approx(0.0, abs=1e-12)
     assert ch["calibration"]["brier"] == pytest.approx(cal["brier"])
     ev = json.loads((validated["out"] / "evidence.json").read_text())
-    assert {"discrimination", "calibration", "stability", "fairness", "data_fingerprint"} <= set(ev)
+    assert {"discrimination", "calibration", "stability", "fairness", "validation_sample_fingerprint"} <= set(ev)
     assert "max_gap_approval" in ev["fairness"]["equal_risk"]
 
 
@@ -161,6 +162,50 @@ def test_logged_to_mlflow_with_version_tags(validation_kit, store: dict, validat
     assert any(k.startswith("validation.") and k.endswith(".auc") for k in tags)
     last = json.loads(tags["last_validation"])
     assert last["run_id"] == info["run_id"] and last["report_json"].endswith(".json")
+
+
+def test_the_validation_record_is_signed_and_names_the_same_bytes_and_data(validation_kit, store: dict,
+                                                                          validated: dict) -> None:
+    """Issue 25 item 7: validator, model name/version/artifact SHA-256 and the labelled
+    sample fingerprint are the same on the run, the version's tags, the report and the evidence."""
+    res, client = validated["res"], MlflowClient()
+    run = client.get_run(res["mlflow"]["run_id"])
+    report = json.loads(validated["json"].read_text(encoding="utf-8"))["identity"]
+    ev = json.loads((validated["out"] / "evidence.json").read_text())
+    sample_fp = data_fingerprint(store["sample"])
+    assert run.data.tags["validation.validator"] == report["validator"] == "V. Alidator"
+    assert run.data.tags["model_artifact_sha256"] == report["model_artifact_sha256"] \
+        == res["reproducibility"]["model_artifact_sha256"]
+    assert run.data.tags["validation_sample_fingerprint"] == report["validation_sample_fingerprint"] \
+        == ev["validation_sample_fingerprint"] == sample_fp
+    tags = client.get_model_version(validation_kit.NAME, "1").tags
+    assert tags["validation.last_verdict"] == run.data.tags["validation.verdict"] == res["verdict"]["verdict"]
+    assert tags["validation.last_validator"] == "V. Alidator" and tags["validation.last_run"] == run.info.run_id
+
+
+def test_an_unsigned_validation_cannot_be_recorded(store: dict, tmp_path: Path) -> None:
+    with pytest.raises(ValidationKitError, match="must be signed"):
+        validate_model(store["v1"], store["sample"].head(300), tmp_path / "u", validator="  ")
+    res, _, _ = validate_model(store["v1"], store["sample"].head(300), tmp_path / "r", log_to_mlflow=False,
+                               fairness_boot=5)
+    assert res["identity"]["validator"].startswith("not given")  # a report only: no record
+
+
+def test_the_comparison_is_paired_on_one_sample_and_feeds_the_champion_gate(validated: dict) -> None:
+    """validate --challenger scores both versions on the same rows: the evidence carries the
+    paired DeLong difference with its CI, which the auc_vs_champion gate reads."""
+    from village_credit.registry.gates import evaluate_gates
+
+    res = validated["res"]
+    ev = res["evidence"]
+    vs = ev["discrimination"]["vs_champion"]
+    assert vs["champion_version"] == "2" and vs["n"] == res["sample"]["n"]
+    assert vs["auc_diff"] == pytest.approx(res["challenger"]["auc_champion"] - res["challenger"]["auc_challenger"])
+    assert vs["auc_diff"] == pytest.approx(0.0, abs=1e-12) and vs["auc_diff_ci"] == [0.0, 0.0]  # same model
+    gates = {g.name: g for g in evaluate_gates(ev, None, {"schema": []}, champion_version="2").gates}
+    assert gates["auc_vs_champion"].passed and f"same {res['sample']['n']} rows" in gates["auc_vs_champion"].detail
+    gates = {g.name: g for g in evaluate_gates(ev, None, {"schema": []}, champion_version="5").gates}
+    assert not gates["auc_vs_champion"].passed and "champion is v5" in gates["auc_vs_champion"].detail
 
 
 def test_missing_outcome_is_a_clear_error(store: dict, tmp_path: Path) -> None:

@@ -33,7 +33,13 @@ from village_credit.validation.calibration import (
     reliability_table,
     spiegelhalter,
 )
-from village_credit.validation.discrimination import cap_points, delong_test, gini, rank_ordering
+from village_credit.validation.discrimination import (
+    cap_points,
+    delong_paired,
+    delong_test,
+    gini,
+    rank_ordering,
+)
 from village_credit.validation.drift import drift_report, write_drift_report
 from village_credit.validation.stability import (
     alert_level,
@@ -117,6 +123,37 @@ def test_delong_test_matches_naive_and_behaves() -> None:
     y, p, _ = _sim(4000, seed=4)
     noise = np.random.default_rng(4).random(y.size)
     assert delong_test(y, p, noise)[4] < 1e-6
+
+
+def test_paired_delong_ci_matches_an_independent_computation() -> None:
+    """The champion/challenger comparison on one sample: difference, SE and CI from the
+    O(m*n) kernel (not the midrank algorithm), and a paired bootstrap of the same rows."""
+    y, p, s = _sim(500, seed=5, ties=True)
+    out = delong_paired(y, s, p, alpha=0.10)
+    aucs, cov = _naive_delong(y, np.vstack([s, p]))
+    se = np.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    assert out["diff"] == pytest.approx(roc_auc_score(y, s) - roc_auc_score(y, p), abs=1e-12)
+    assert out["se"] == pytest.approx(se, rel=1e-9)
+    z = stats.norm.ppf(0.95)
+    assert (out["ci_low"], out["ci_high"]) == pytest.approx((out["diff"] - z * se, out["diff"] + z * se))
+    assert out["n"] == 500 and out["alpha"] == 0.10
+    # the pairing matters: the paired SE is well below the SE of two independent AUCs
+    unpaired = np.sqrt(cov[0, 0] + cov[1, 1])
+    assert se < 0.8 * unpaired
+    rng = np.random.default_rng(3)
+    idx = rng.integers(0, y.size, size=(400, y.size))
+    boots = [roc_auc_score(y[i], s[i]) - roc_auc_score(y[i], p[i]) for i in idx]
+    assert out["se"] == pytest.approx(np.std(boots, ddof=1), rel=0.2)
+
+
+def test_paired_delong_edge_cases_are_nan_or_exact_never_plausible() -> None:
+    y, p, _ = _sim(300, seed=6)
+    same = delong_paired(y, p, p)
+    assert (same["diff"], same["se"], same["ci_low"], same["ci_high"], same["p_value"]) == (0, 0, 0, 0, 1)
+    one_default = np.zeros(50, dtype=int)
+    one_default[3] = 1
+    out = delong_paired(one_default, np.linspace(0, 1, 50), np.linspace(1, 0, 50))
+    assert all(np.isnan(out[k]) for k in ("se", "ci_low", "ci_high", "z", "p_value"))
 
 
 def test_delong_p_values_roughly_uniform_under_null() -> None:

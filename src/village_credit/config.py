@@ -243,6 +243,14 @@ class GateConfig(_Section):
     outcome_support_required: bool = Field(True, description=(
         "fairness.json must carry the outcome-support section; no protected group may be "
         "extrapolated unless a remedy is applied."))
+    outcome_support_calibration_max: UnitInterval = Field(0.05, description=(
+        "An extrapolated group's explored households: the largest calibration gap (mean PD - "
+        "observed default rate) whose CI must still reach; beyond it the remedy did not work."))
+    not_applicable: dict[str, str] = Field(default_factory=dict, description=(
+        "Gates that cannot apply to this model, each with why (e.g. fairness_parity_ratio_min: "
+        "no protected attribute declared); recorded with the model, reported by name, never "
+        "failed as 'evidence missing'. A table of one's own fills in its rule-standard and "
+        "missing-fairness gates itself."))
 
 
 class RegistryConfig(_Section):
@@ -253,6 +261,10 @@ class RegistryConfig(_Section):
     model_name: NonBlank = Field("village-credit", description="Registered model name.")
     experiment: NonBlank = Field("village-credit", description="MLflow experiment name.")
     gates: GateConfig = Field(default_factory=GateConfig, description="Promotion thresholds.")
+    validator: str | None = Field(None, description=(
+        "Who signs the training run's hold-out validation (the version's validation record, "
+        "whose verdict gates promotion); none: no record is written and promotion is refused "
+        "until `village-credit validate --validator NAME` records one."))
 
 
 class FairnessConfig(_Section):

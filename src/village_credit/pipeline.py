@@ -44,6 +44,7 @@ from village_credit.fairness.report import fairness_json, write_fairness_report
 from village_credit.fairness.support import (
     EXPLORATION_LINE,
     expected_loss,
+    explored_calibration,
     headline,
     support_diagnostics,
 )
@@ -54,10 +55,12 @@ from village_credit.models.scaling import PointsScaling
 from village_credit.models.splits import split_by_village
 from village_credit.models.support import NEUTRALISED_KEY, neutral_items_for
 from village_credit.models.tuning import tune
-from village_credit.registry.promotion import log_evidence, promote
+from village_credit.registry.loading import version_digest
+from village_credit.registry.promotion import log_evidence, promote, record_thresholds
 from village_credit.registry.pyfunc_model import log_decision_model
-from village_credit.registry.store import configure
+from village_credit.registry.store import configure, get_client
 from village_credit.registry.tracking import data_fingerprint, log_run_context
+from village_credit.registry.verdict import record_validation, run_tags
 from village_credit.rules.engine import score_rules
 from village_credit.rules.grades import grade_order, policy_age_ceiling
 from village_credit.rules.policy import load_policy
@@ -115,6 +118,7 @@ class ExperimentResult:
     """Table runs: read = quarantined (no target) + train + hold-out; evaluated + its quarantined = hold-out."""
     categories_read_as_missing: dict[str, Any] = field(default_factory=dict)
     """Table runs: cells whose category is outside the spec's list (read as missing), train and hold-out."""
+    validation: dict[str, Any] = field(default_factory=dict)  # hold-out verdict and its record
 
     def summary_dict(self) -> dict[str, Any]:
         return {
@@ -138,6 +142,7 @@ class ExperimentResult:
             "evidence": self.evidence,
             "rows": self.rows,
             "categories_read_as_missing": self.categories_read_as_missing,
+            "validation": self.validation,
             "stages": {s.name: round(s.seconds, 2) for s in self.stages},
         }
 
@@ -383,11 +388,21 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
     return data, approval, {"fairness_html": str(html), "fairness_json": str(js)}
 
 
+def _run_fingerprint() -> str:
+    """The training data's fingerprint as logged on the active run (``data_fingerprint``)."""
+    run = mlflow.active_run()
+    if run is None:
+        return "no MLflow run"
+    return str(mlflow.get_run(run.info.run_id).data.tags.get("data_fingerprint") or "not logged")
+
+
 def _report_identity(cfg: ExperimentConfig, households: pd.DataFrame) -> dict[str, Any]:
-    """Who the report is about: model name, MLflow run, fingerprint of the audited households."""
+    """Who the report is about: model name, MLflow run and the two fingerprints, each
+    labelled by its data (the training rows' is the one on the run and the registry)."""
     run = mlflow.active_run()
     return {"model": cfg.registry.model_name, "run_id": run.info.run_id if run else "no MLflow run",
-            "data_fingerprint": data_fingerprint(households), "experiment": cfg.name,
+            "training_data_fingerprint": _run_fingerprint(),
+            "validation_sample_fingerprint": data_fingerprint(households), "experiment": cfg.name,
             "policy": cfg.policy}
 
 
@@ -396,7 +411,8 @@ def _validation_identity(model_name: str, run_id: str | None, holdout: pd.DataFr
     after the report is written) and which hold-out it was judged on."""
     return {"model_name": model_name, "model_run_id": run_id or "no MLflow run",
             "model_uri": f"runs:/{run_id}/model" if run_id else None,
-            "data_fingerprint": data_fingerprint(holdout)}
+            "training_data_fingerprint": _run_fingerprint(),
+            "validation_sample_fingerprint": data_fingerprint(holdout)}
 
 
 def _fairness_limits(cfg: ExperimentConfig) -> dict[str, float]:
@@ -454,6 +470,12 @@ def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, 
                       "holdout_auc": None, "auc_cost": None,
                       "expected_loss_yuan": float(np.sum(p_ex) * EXPLORATION_LINE * lgd),
                       "loss_basis": "true PD" if "true_pd" in pop.columns else "observed defaults"})
+    # did the remedy work: the explored households of the hold-out (never trained on)
+    hold_explored = (holdout["outcome_observed"].to_numpy(bool) & ~holdout["granted_hist"].to_numpy(bool)
+                     if {"outcome_observed", "granted_hist"} <= set(holdout.columns)
+                     else np.zeros(len(holdout), bool))
+    sup["explored_calibration"] = explored_calibration(
+        holdout.reset_index(drop=True), hold_explored, ev["decisions"]["blend"]["pd"].to_numpy(float))
     sup.update(remedies=remedies, neutralised_items=neutral, group_offsets=offsets,
                headline=headline(holdout, ev["decisions"]["blend"]["pd"].to_numpy(float),
                                  equal_risk_table=gaps.table, system="blend"),
@@ -604,6 +626,7 @@ class _Job:
     result: ExperimentResult
     stages: StageTimer
     out_dir: Path
+    protected: list[str] = field(default_factory=list)  # a table's declared protected attributes
 
 
 @dataclass
@@ -754,6 +777,7 @@ def _prepare_table(job: _Job) -> _Data:
     table = job.stages.run("read table", load_table, cfg, job.out_dir)
     result.quarantined_rows = table.quarantined
     result.paths["quarantine"] = str(table.quarantine_path)
+    job.protected = [str(c) for c in (table.spec or {}).get("protected", []) or []]
     tr_idx, ho_idx, method = split_table(table.y, table.groups, cfg.split.holdout_share, cfg.seed)
     result.split_method = method
     return _Data(Path(str(cfg.data.source)), table.frame.iloc[tr_idx], table_model_name(cfg), table=table,
@@ -812,6 +836,10 @@ def _train_table(job: _Job, data: _Data, use_mlflow: bool) -> _Trained:
     if est.tuning_best_cv_auc_ is not None:
         result.metrics["tuning_best_cv_auc"] = est.tuning_best_cv_auc_
     grades = [f"G{i + 1:02d}" for i in range(len(model.metadata.get("grade_edges_pd", [])) + 1)]
+    # the model's own spec: validate / recalibrate / promote read the target from here
+    model.metadata["target"] = str(table.target)
+    model.metadata["target_positive"] = job.cfg.data.target_positive
+    model.metadata["protected"] = list(job.protected)
     model.metadata["reference_profile"] = reference  # stored with the model for PSI/CSI later
     return _Trained(model, reference, holdout, hold_X, y_hold, dec, grades)
 
@@ -886,12 +914,105 @@ def _log_and_register(job: _Job, data: _Data, trained: _Trained, model_dir: Path
         evidence["stability"] = {"score_psi": None, "max_feature_psi": None}
         evidence["basis"] = result.evidence
     log_evidence(evidence, run_id)
+    # the gates and thresholds this experiment declares, recorded with the registered model
+    # now (not only at promotion), so that a later `promote` judges the version by them
+    record_thresholds(data.model_name, _gate_thresholds(job, evidence),
+                      f"experiment {job.cfg.name} (registry.gates)")
+    _record_holdout_validation(job, data, val, run_id)
     return evidence
+
+
+def _record_holdout_validation(job: _Job, data: _Data, val: dict[str, Any], run_id: str) -> None:
+    """The hold-out validation as the registered version's validation record.
+
+    The hold-out (whole villages, or a table's held-out rows) was never seen by the
+    training, so its verdict is the version's own (:mod:`village_credit.registry.verdict`):
+    it gates the promotion that follows. Signed by ``registry.validator``; without one no
+    record is written and the promotion is refused until someone validates.
+    """
+    result, validator = job.result, (job.cfg.registry.validator or "").strip()
+    verdict = dict(val.get("verdict") or {})
+    result.validation = {"verdict": verdict.get("verdict"), "reasons": verdict.get("reasons") or [],
+                         "validator": validator or None, "record_run_id": None}
+    if not validator:
+        result.validation["note"] = ("no registry.validator in the config: no validation record, "
+                                     "so the promotion is refused")
+        return
+    name, version = data.model_name, str(result.model_version)
+    client = get_client()
+    sha = version_digest(name, version, client=client)
+    # the report names what it judged: the registered version, its bytes, its signer
+    ident = val.setdefault("identity", {})
+    ident.update(model_version=version, model_uri=f"models:/{name}/{version}", model_artifact_sha256=sha,
+                 validator=validator)
+    if job.cfg.stages.reports:
+        write_validation_report(val, job.out_dir / "validation", **(
+            {} if job.source.has_rules else {"title": "Model validation report (table of one's own)"}))
+        mlflow.log_artifacts(str(job.out_dir / "validation"), "validation")
+    rec = client.create_run(mlflow.get_run(run_id).info.experiment_id, tags={
+        "mlflow.runName": f"validate-{name}-v{version}", **run_tags(
+            name, version, model_uri=f"models:/{name}/{version}",
+            artifact_sha256=sha, validator=validator,
+            sample_fingerprint=ident.get("validation_sample_fingerprint"),
+            training_fingerprint=ident.get("training_data_fingerprint"),
+            purpose=f"hold-out validation of the training run {run_id} ({result.split_method})")})
+    client.log_text(rec.info.run_id, json.dumps(verdict, indent=2, default=str), "validation/verdict.json")
+    record_validation(client, rec.info.run_id, name, version, verdict, validator=validator)
+    client.set_terminated(rec.info.run_id)
+    result.validation["record_run_id"] = rec.info.run_id
+
+
+#: the gates that judge fairness evidence (their keys and limits: registry.gates)
+_FAIRNESS_GATES = ("fairness_approval_gap_max", "fairness_line_gap_max", "fairness_parity_ratio_min",
+                   "outcome_support")
+
+
+def gates_not_applicable(cfg: ExperimentConfig, source: DataSource, protected: list[str],
+                         fairness: dict[str, Any]) -> dict[str, str]:
+    """The gates that cannot apply to this experiment's model, each with why.
+
+    Declared in ``registry.gates.not_applicable``, plus what the data source implies: a
+    table of one's own has no points standard to compare with, and one whose spec
+    declares no protected attribute has no group to judge fairness for. A table that
+    declares protected attributes keeps its fairness gates: without fairness evidence
+    they fail, as they should.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import pandas as pd
+    >>> from village_credit.config import load_config
+    >>> from village_credit.sources import data_source
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     pd.DataFrame({"income": [1.0, 2.0], "default_12m": [0, 1]}).to_csv(Path(tmp) / "loans.csv", index=False)
+    ...     cfg = load_config(None, {"data.source": str(Path(tmp) / "loans.csv")})
+    ...     source = data_source(cfg)
+    >>> na = gates_not_applicable(cfg, source, [], {})  # a table, no protected attribute declared
+    >>> na["fairness_gap_vs_rules"], na["fairness_parity_ratio_min"]
+    ("no rule standard to compare with (a table of one's own has no points policy)", 'no protected attribute declared in the feature spec')
+    >>> "fairness_parity_ratio_min" in gates_not_applicable(cfg, source, ["age"], {})  # declared: it applies
+    False
+    """
+    na = dict(cfg.registry.gates.not_applicable or {})
+    if not source.has_rules:
+        na.setdefault("fairness_gap_vs_rules", "no rule standard to compare with (a table of one's "
+                      "own has no points policy)")
+    if not source.has_truth and not fairness and not protected:
+        for gate in _FAIRNESS_GATES:
+            na.setdefault(gate, "no protected attribute declared in the feature spec")
+    return na
+
+
+def _gate_thresholds(job: _Job, evidence: dict[str, Any]) -> dict[str, Any]:
+    """The experiment's gate thresholds and the gates that do not apply to its model."""
+    thresholds = {k: v for k, v in vars(job.cfg.registry.gates).items()}
+    thresholds["not_applicable"] = gates_not_applicable(job.cfg, job.source, job.protected,
+                                                        evidence.get("fairness") or {})
+    return thresholds
 
 
 def _promote(job: _Job, model_name: str, evidence: dict[str, Any]) -> None:
     """The promotion gates on the registered version (champion if every gate passes)."""
-    thresholds = {k: v for k, v in vars(job.cfg.registry.gates).items()}
+    thresholds = _gate_thresholds(job, evidence)
     promo = job.stages.run("promotion gates", promote, model_name, job.result.model_version, evidence,
                            thresholds)
     job.result.promoted = bool(promo.promoted)

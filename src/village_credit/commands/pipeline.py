@@ -45,6 +45,23 @@ def _print_stages(result, console: Console) -> None:
         return
     total = sum(s.seconds for s in stages)
     print("Stage timings (s): " + ", ".join(f"{s.name} {s.seconds:.2f}" for s in stages) + f"; total {total:.2f}")
+def _verdict_line(result) -> str:
+    """The hold-out verdict, who signed it, and its first reasons."""
+    v = getattr(result, "validation", None) or {}
+    if not v.get("verdict"):
+        return "none"
+    who = f"signed by {v['validator']}" if v.get("validator") else "unsigned: no validation record"
+    why = "; ".join((v.get("reasons") or [])[:2])
+    return f"{str(v['verdict']).upper()} ({who})" + (f": {why}" if why else "")
+
+
+def _not_promoted(result) -> str:
+    """Why the version is not @champion, in the words of the gate that stopped it."""
+    gates = (result.gates or {}).get("gates") or {}
+    if (result.gates or {}).get("refused"):
+        return "NO: the validator's verdict refuses it (a FAIL is never overridden); see gates.json"
+    failed = gates.get("failed") or []
+    return f"NO (failed: {', '.join(failed) or 'a gate'}; see gates.json)"
 
 
 def print_summary(result, console: Console) -> None:
@@ -70,7 +87,8 @@ def print_summary(result, console: Console) -> None:
     t.add_row("approval rate blend / rules",
               f"{m.get('blend_approval_rate', float('nan')):.1%} / {m.get('rules_approval_rate', float('nan')):.1%}")
     t.add_row("registered version", f"{result.config.registry.model_name} v{result.model_version}")
-    t.add_row("promoted to @champion", "yes" if result.promoted else "NO (failed a gate; see gates.json)")
+    t.add_row("validator's verdict (hold-out)", _verdict_line(result))
+    t.add_row("promoted to @champion", "yes" if result.promoted else _not_promoted(result))
     if result.scoring:
         s = result.scoring
         t.add_row("batch scoring", f"{s['rows_read']:,} read = {s['scored']:,} scored + {s['quarantined']:,} quarantined")
@@ -132,8 +150,9 @@ def print_table_summary(result, console: Console) -> None:
               f"{m.get('ece', nan):.4f} / {m.get('brier', nan):.4f}")
     if result.model_version:
         t.add_row("registered version", f"{result.registered_model_name} v{result.model_version}")
+        t.add_row("validator's verdict (hold-out)", _verdict_line(result))
         t.add_row("promoted to @champion", "yes" if result.promoted else
-                  ("NO (failed a gate; see summary.json gates)" if result.gates else "gates not run"))
+                  (_not_promoted(result) if result.gates else "gates not run"))
     else:
         t.add_row("MLflow", "off (stages.mlflow: false): model saved locally only")
     if result.scoring:
@@ -150,6 +169,12 @@ def print_table_summary(result, console: Console) -> None:
             print(f"score new rows: village-credit score --model models:/{result.registered_model_name}@champion "
                   "--input <file> --output <folder>")
         else:  # the loader refuses an ungated model: say so, and how to use it for research anyway
+            name, version = result.registered_model_name, result.model_version
+            if version and (result.validation or {}).get("verdict") != "fail":
+                print(f"to promote it: validate it on a labelled sample the training never saw, "
+                      f"signed: village-credit validate --model models:/{name}/{version} "
+                      "--input <labelled file> --validator <who>, then village-credit promote "
+                      f"--model-name {name} --version {version}")
             print(f"score new rows (not promoted: research use only, recorded in the outputs): "
                   f"village-credit score --model {result.run_model_uri} --allow-ungated "
                   "--input <file> --output <folder>")
@@ -161,13 +186,26 @@ def train(
     trials: Optional[int] = typer.Option(None, help="Override model.tuning.n_trials."),
     promote: bool = typer.Option(True, help="Run the promotion gates."),
     score: bool = typer.Option(True, help="Batch-score the population with @champion."),
+    sets: Optional[list[str]] = typer.Option(
+        None, "--set", help="Override one config key, KEY=VALUE (value read as YAML; paths "
+                            "relative to the current folder), e.g. --set data.source=loans.csv."),
 ) -> None:
     """Run an experiment: train, explain, audit, log to MLflow, gate, score."""
+    import yaml
+
     from village_credit.config import load_config
     from village_credit.pipeline import run_experiment
 
     console = Console()
-    overrides = {}
+    overrides: dict = {}
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise typer.BadParameter(f"--set {item!r}: {exc}") from exc
     if n_households is not None:
         overrides["data.n_households"] = n_households
     if trials is not None:
@@ -180,7 +218,7 @@ def train(
 
 def demo() -> None:
     """The main job on the embedded default (experiments/default.yaml, generated data)."""
-    train(DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT.exists() else None, None, None, True, True)
+    train(DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT.exists() else None, None, None, True, True, None)
 
 
 def register(app: typer.Typer) -> None:

@@ -38,7 +38,11 @@ def promote_cmd(
     version: str = typer.Option(..., "--version", "-v", help="Model version to promote."),
     override_reason: str = typer.Option(
         None, "--override-reason",
-        help="Promote despite failed gates; the reason is recorded on the version."),
+        help="Why to promote despite failed gates (with --override-by and --override-until; "
+             "never past a FAIL verdict). Recorded on the version."),
+    override_by: str = typer.Option(None, "--override-by", help="Who takes the override."),
+    override_until: str = typer.Option(None, "--override-until",
+                                       help="Until when the override holds (YYYY-MM-DD)."),
     model_name: str = typer.Option("village-credit", "--model-name", help=_MODEL_NAME_HELP),
     evidence: Path = typer.Option(
         None, "--evidence",
@@ -61,7 +65,7 @@ def promote_cmd(
         ev = _read_mapping(evidence, "evidence")
         th = _read_mapping(thresholds, "thresholds")
         res = promote(model_name, version, ev, th, override_reason=override_reason,
-                      client=client, thresholds_reason=thresholds_reason,
+                      override_by=override_by, override_until=override_until, client=client, thresholds_reason=thresholds_reason,
                       evidence_source=None if evidence is None else str(evidence))
     table = fitting_table("gate", "value", "threshold", "result", "detail",
                           title=f"{model_name} v{version}: gates")
@@ -74,10 +78,13 @@ def promote_cmd(
     console.print(f"evidence: {res.evidence_source}")
     typer.echo(json.dumps(res.to_dict(), indent=2, default=str))
     if not res.promoted:
-        console.print(f"[red]not promoted:[/red] failed gates: "
-                      f"{', '.join(g.name for g in res.report.failed)}")
+        if res.refused:
+            console.print(f"[red]not promoted:[/red] {res.refused}")
+        else:
+            console.print(f"[red]not promoted:[/red] failed gates: "
+                          f"{', '.join(g.name for g in res.report.failed)}")
         raise typer.Exit(code=1)
-    how = f" by override ({res.override_reason})" if res.by_override else ""
+    how = f" by {res.override.text()}" if res.by_override and res.override else ""
     console.print(f"[green]v{version} is now @champion{how}[/green]"
                   + (f"; v{res.previous_champion} is @previous" if res.previous_champion else ""))
     console.print(f"score with: `village-credit score --model models:/{model_name}@champion "
@@ -119,11 +126,13 @@ def models_cmd(
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = fitting_table("version", "aliases", "gates", "failed", "override", "created",
-                          title=model_name)
+    table = fitting_table("version", "aliases", "verdict", "gate state", "failed", "override",
+                          "created", title=model_name)
     for r in rows:
-        table.add_row(r["version"], ", ".join("@" + a for a in r["aliases"]),
-                      r["gates_passed"], r["failed_gates"], r["override_reason"], r["created"])
+        override = (f"{r['override_by']} until {r['override_until']}: {r['override_reason']}"
+                    if r["override_reason"] else "")
+        table.add_row(r["version"], ", ".join("@" + a for a in r["aliases"]), r["verdict"],
+                      r["gate_state"], r["failed_gates"], override, r["created"])
     console.print(table)
 
 

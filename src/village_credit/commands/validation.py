@@ -55,10 +55,16 @@ def _quiet_downloads() -> None:
 
 def validate_cmd(
     model: str = typer.Option(..., "--model", "-m", help="Model URI, e.g. models:/village-credit@champion."),
-    data: Path = typer.Option(..., "--input", "-i", help="Labelled sample (Parquet/CSV) with default_12m; "
-                              "optional previous_grade, head_age, formerly_poor."),
+    data: Path = typer.Option(..., "--input", "-i", help="Labelled sample (Parquet/CSV) with the model's "
+                              "target column (default_12m for households); optional previous_grade, "
+                              "head_age, formerly_poor."),
+    validator: str = typer.Option(
+        None, "--validator", envvar="VILLAGE_CREDIT_VALIDATOR",
+        help="Who signs this validation (required when it is recorded with a registered "
+             "version: its verdict gates promotion)."),
     report: Path = typer.Option(Path("reports/validation"), "--output", "-o", help="Output directory."),
-    challenger: str = typer.Option(None, "--challenger", help="Second model URI to compare on the sample."),
+    challenger: str = typer.Option(None, "--challenger", help="Second model URI scored on the same sample "
+                                   "(models:/NAME@champion: the paired comparison the champion gates need)."),
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log the report to MLflow."),
     hl_ddof: int = typer.Option(0, "--hl-ddof", help="Hosmer-Lemeshow dof = groups - ddof "
                                 "(the toolkit's convention: 0, the sample is independent "
@@ -84,7 +90,8 @@ def validate_cmd(
         with step_bar("validating", progress, console) as bar:
             res, html, js = validate_model(model, data, report, challenger_uri=challenger,
                                            log_to_mlflow=not no_mlflow, config=cfg,
-                                           allow_ungated=allow_ungated, progress=bar)
+                                           allow_ungated=allow_ungated, progress=bar,
+                                           validator=validator)
     except _errors() as exc:
         _fail(console, exc)
         return
@@ -107,23 +114,59 @@ def validate_cmd(
     typer.echo(json.dumps(summary, indent=2, default=str))
     console.print(f"verdict: {str(verdict.get('verdict')).upper()}"
                   + "".join(f"\n  - {r}" for r in verdict.get("reasons") or []))
+    _print_next_step(console, res, summary["mlflow_run"], challenger)
+
+
+def _champion_of(name: str) -> str | None:
+    from village_credit.registry import champion_version
+
+    try:
+        return champion_version(name)
+    except Exception:  # noqa: BLE001 - a hint only: no champion known
+        return None
+
+
+def _print_next_step(console: Console, res: dict[str, Any], run_id: str | None,
+                     challenger: str | None) -> None:
+    """The hint after a validation follows its verdict: never a promote hint after a FAIL."""
     rep = res["reproducibility"]
     name, version = rep.get("model_name"), rep.get("model_version")
-    if name and version and summary["mlflow_run"]:
-        where = (f"evidence recorded with {name} v{version} (validation run "
-                 f"{summary['mlflow_run']})")
-        if rep.get("model_gated"):
-            console.print(f"{where}; v{version} is already promoted. To recalibrate it: "
-                          f"`village-credit recalibrate --model models:/{name}/{version} "
-                          "--input <labelled sample>`")
-        else:
-            console.print(f"{where}; next: `village-credit promote --model-name {name} "
-                          f"--version {version}`")
+    verdict = str((res.get("verdict") or {}).get("verdict"))
+    if not (name and version):
+        return
+    recal = (f"`village-credit recalibrate --model models:/{name}/{version} --input <labelled "
+             "sample>` (or retrain), then validate the new version on another sample")
+    if not run_id:
+        console.print("not recorded (--no-mlflow or an unregistered model): this report cannot "
+                      "promote anything")
+        return
+    where = f"validation record of {name} v{version} (run {run_id}, verdict {verdict.upper()})"
+    champion = _champion_of(name)
+    paired = ((res.get("evidence") or {}).get("discrimination") or {}).get("vs_champion") or {}
+    if verdict == "fail":
+        console.print(f"{where}; promotion of v{version} is refused: a FAIL verdict is never "
+                      f"overridden. Instead: {recal}")
+    elif rep.get("model_gated") or champion == str(version):
+        console.print(f"{where}; v{version} is already promoted."
+                      + (f" To recalibrate it: {recal}" if verdict != "pass" else ""))
+    elif champion is not None and str(paired.get("champion_version")) != champion:
+        console.print(f"{where}; the champion gates compare v{version} with the champion v{champion} "
+                      f"on one sample: `village-credit validate --model models:/{name}/{version} "
+                      f"--input <labelled sample> --validator <who> --challenger models:/{name}@champion`")
+    elif verdict == "conditional":
+        console.print(f"{where}; a CONDITIONAL verdict promotes only with a recorded override: "
+                      f"`village-credit promote --model-name {name} --version {version} "
+                      "--override-by <who> --override-reason <why> --override-until <YYYY-MM-DD>`"
+                      f"; or remove the conditions: {recal}")
+    else:
+        console.print(f"{where}; next: `village-credit promote --model-name {name} "
+                      f"--version {version}`")
 
 
 def recalibrate_cmd(
     model: str = typer.Option(..., "--model", "-m", help="Model URI to recalibrate."),
-    data: Path = typer.Option(..., "--input", "-i", help="The calibrator's labelled sample (default_12m)."),
+    data: Path = typer.Option(..., "--input", "-i", help="The calibrator's labelled sample (the model's "
+                              "target column)."),
     method: Method = typer.Option(Method.auto, "--method", help="auto (by cross-validated log-loss), "
                                   "platt or isotonic."),
     seed: int = typer.Option(0, "--seed", help="Cross-validation seed."),
@@ -155,8 +198,9 @@ def recalibrate_cmd(
         console.print(
             f"registered {res.model_name} v{res.version} (not promoted); next: "
             f"`village-credit validate --model models:/{res.model_name}/{res.version} "
-            f"--input <labelled sample>` then `village-credit promote --model-name "
-            f"{res.model_name} --version {res.version}`")
+            f"--input <another labelled sample> --validator <who>"
+            + (f" --challenger models:/{res.model_name}@champion" if _champion_of(res.model_name) else "")
+            + "`; promote it only if that verdict allows")
 
 
 def monitor_cmd(

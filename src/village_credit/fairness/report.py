@@ -310,7 +310,7 @@ def _identity_block(rep: HtmlReport, data: Mapping[str, Any], identity: Mapping[
     shown = {"model": ident.pop("model", "not given"),
              "version": ident.pop("version", "not registered yet (the report is written before registration)"),
              "run": ident.pop("run_id", "not given"),
-             "data fingerprint": ident.pop("data_fingerprint", "not given"),
+             **({"data fingerprint": ident.pop("data_fingerprint")} if "data_fingerprint" in ident else {}),
              "date (UTC)": ident.pop("date", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M")),
              "system judged": system,
              "override": override or "none",

@@ -36,6 +36,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
+from statsmodels.stats.proportion import proportion_confint
 
 from village_credit.data.groups import FORMERLY_POOR, SUPPORT_AGE_BANDS
 from village_credit.data.groups import support_groups
@@ -45,6 +46,7 @@ from village_credit.reporting.html import to_jsonable
 __all__ = [
     "DEFAULT_LGD",
     "EXPLORATION_LINE",
+    "explored_calibration",
     "exploration_design",
     "expected_loss",
     "headline",
@@ -65,6 +67,53 @@ def support_memberships(households: pd.DataFrame) -> pd.DataFrame:
         g[f"{name}|{FORMERLY_POOR}"] = g[name] & g[FORMERLY_POOR]
     g["<60|other"] = ~g[[b[0] for b in SUPPORT_AGE_BANDS]].any(axis=1) & ~g[FORMERLY_POOR]
     return g
+
+
+def explored_calibration(households: pd.DataFrame, explored: Any, pd_pred: Any, *,
+                         alpha: float = 0.05) -> dict[str, dict[str, Any]]:
+    """Did the remedy work? Calibration of the **explored** households of each support group.
+
+    ``explored``: bool mask of households lent to *only* by the exploration grant (an
+    observed outcome the old rules would not have produced); ``pd_pred``: the model's PD.
+    Per group (:func:`support_memberships`): ``n_explored``, ``observed_defaults``,
+    ``observed_rate``, ``mean_pd``, ``gap = mean_pd - observed_rate`` and its ``1 - alpha``
+    CI (the exact Clopper-Pearson interval of the observed rate, mean PD held fixed).
+    A group with no explored household has ``n_explored = 0`` and null figures: nothing
+    measured, never a plausible number.
+
+    >>> import numpy as np, pandas as pd
+    >>> from village_credit.fairness.support import explored_calibration
+    >>> hh = pd.DataFrame({"head_age": [72] * 40 + [45] * 40, "formerly_poor": [False] * 80,
+    ...                    "default_12m": [1] * 4 + [0] * 36 + [0] * 40})
+    >>> out = explored_calibration(hh, np.r_[np.ones(40, bool), np.zeros(40, bool)], np.full(80, 0.10))
+    >>> row = out["70+"]
+    >>> row["n_explored"], row["observed_rate"], round(row["gap"], 3), [round(v, 3) for v in row["gap_ci"]]
+    (40, 0.1, 0.0, [-0.137, 0.072])
+    >>> out["60-64"]["n_explored"], out["60-64"]["gap"]
+    (0, None)
+    """
+    mask = np.asarray(explored, dtype=bool)
+    p = np.asarray(pd_pred, dtype=float)
+    if mask.shape[0] != len(households) or p.shape[0] != len(households):
+        raise FairnessInputError(f"explored_calibration: {len(households)} households, {mask.shape[0]} "
+                                 f"explored flags and {p.shape[0]} PDs")
+    if "default_12m" not in households.columns:
+        raise FairnessInputError("explored_calibration: households need the observed outcome 'default_12m'")
+    y = households["default_12m"].to_numpy(dtype=float)
+    out: dict[str, dict[str, Any]] = {}
+    for group, member in support_memberships(households).items():
+        sel = member.to_numpy(bool) & mask & np.isfinite(p) & np.isfinite(y)
+        n, d = int(sel.sum()), int(y[sel].sum())
+        if n == 0:
+            out[str(group)] = {"n_explored": 0, "observed_defaults": 0, "observed_rate": None,
+                               "mean_pd": None, "gap": None, "gap_ci": None}
+            continue
+        lo, hi = proportion_confint(d, n, alpha=alpha, method="beta")
+        mean_pd = float(p[sel].mean())
+        out[str(group)] = {"n_explored": n, "observed_defaults": d, "observed_rate": d / n,
+                           "mean_pd": mean_pd, "gap": mean_pd - d / n,
+                           "gap_ci": [mean_pd - float(hi), mean_pd - float(lo)], "alpha": alpha}
+    return out
 
 
 def _support_counts(col: pd.Series, observed: np.ndarray) -> np.ndarray:

@@ -32,9 +32,11 @@ from mlflow.tracking import MlflowClient
 
 from village_credit.data.generator import GeneratorConfig, generate_households
 from village_credit.models.blend import fit_blend
+from village_credit.registry.loading import version_digest
 from village_credit.registry.promotion import promote
 from village_credit.registry.pyfunc_model import log_decision_model
 from village_credit.registry.store import configure
+from village_credit.registry.verdict import record_validation, run_tags
 
 _DB = "mlflow.db"
 _ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
@@ -136,8 +138,20 @@ class ExampleStore:
         the subject of ``promote``'s example, not of the examples that load it)."""
         version = self.register(name)
         promote(name, version, {}, override_reason="example: the gates are shown in promote",
-                client=self.client)
+                override_by="example", override_until="2099-12-31", client=self.client)
         return version
+
+    def validate(self, name: str, version: str, verdict: str, validator: str = "A. Validator") -> None:
+        """Record a validator's verdict on ``version`` (what ``validate`` writes after its
+        statistics; the statistics are the subject of ``validation.kit``'s examples)."""
+        run = self.client.create_run("0", tags=run_tags(
+            name, version, model_uri=f"models:/{name}/{version}",
+            artifact_sha256=version_digest(name, version, client=self.client), validator=validator,
+            sample_fingerprint="vc-fp-1:example-sample", training_fingerprint=None,
+            purpose="example validation"))
+        record_validation(self.client, run.info.run_id, name, version,
+                          {"verdict": verdict, "reasons": []}, validator=validator)
+        self.client.set_terminated(run.info.run_id)
 
     def close(self) -> None:
         """Restore the previous MLflow store and temporary folder; delete this store's folder."""

@@ -60,6 +60,10 @@ DEFAULT_THRESHOLDS: dict[str, Any] = {
     # section fails; when False such (older) fairness evidence passes with a note. A
     # present section is always checked; no fairness evidence at all always fails.
     "outcome_support_required": False,
+    # did the remedy work: an extrapolated group's explored households (lent to only by
+    # the exploration grant) must not show a calibration gap (mean PD - observed default
+    # rate) beyond this limit, i.e. the gap's CI must reach into [-limit, +limit]
+    "outcome_support_calibration_max": 0.05,
 }
 
 FAIRNESS_KEYS: dict[str, str] = {
@@ -160,27 +164,47 @@ def _threshold_gate(name: str, raw: Any, comparator: str, threshold_raw: Any,
                 f"{what} = {value:.6g} {'meets' if ok else 'fails'} {comparator} {threshold:.6g}")
 
 
-def _relative_gate(name: str, metric: str, section: str, evidence: Mapping[str, Any],
-                   champion: Mapping[str, Any] | None, tolerance_raw: Any) -> Gate:
-    """Candidate minus champion must be >= -tolerance (no worse beyond tolerance)."""
+def _paired_gate(name: str, metric: str, evidence: Mapping[str, Any], has_champion: bool,
+                 champion_version: str | None, tolerance_raw: Any) -> Gate:
+    """Candidate minus champion, **scored on one sample**, must be >= -tolerance.
+
+    Reads ``discrimination.vs_champion`` (written by ``validate --challenger
+    models:/NAME@champion``): ``{metric}_diff`` (candidate - champion on the same rows),
+    for the AUC the paired DeLong CI (``auc_diff_ci``) and p-value, and the
+    ``champion_version`` it was compared with, which must be the current champion. Two
+    numbers from two samples are never compared.
+    """
     tol = _number(tolerance_raw)
-    cand = _number(_lookup(evidence, f"{section}.{metric}"))
+    cand = _number(_lookup(evidence, f"discrimination.{metric}"))
     if tol is None:
         return Gate(name, None, None, ">=", False, f"tolerance for {name} missing: {tolerance_raw!r}")
     if cand is None:
-        return Gate(name, None, -tol, ">=", False, f"evidence {section}.{metric} missing")
-    if champion is None:
+        return Gate(name, None, -tol, ">=", False, f"evidence discrimination.{metric} missing")
+    if not has_champion:
         return Gate(name, 0.0, -tol, ">=", True,
                     f"no current champion: first model, {metric} = {cand:.6g}")
-    champ = _number(_lookup(champion, f"{section}.{metric}"))
-    if champ is None:
+    paired = _lookup(evidence, "discrimination.vs_champion")
+    hint = "validate it with `--challenger models:/<name>@champion` (both scored on one sample)"
+    if not isinstance(paired, Mapping):
         return Gate(name, None, -tol, ">=", False,
-                    f"champion's recorded {section}.{metric} missing: cannot compare")
-    diff = cand - champ
+                    f"no paired comparison with the champion on one sample: {hint}")
+    against = paired.get("champion_version")
+    if champion_version is not None and str(against) != str(champion_version):
+        return Gate(name, None, -tol, ">=", False,
+                    f"compared with v{against}, but the champion is v{champion_version}: {hint}")
+    diff = _number(paired.get(f"{metric}_diff"))
+    if diff is None:
+        return Gate(name, None, -tol, ">=", False,
+                    f"evidence discrimination.vs_champion.{metric}_diff missing")
     ok = diff >= -tol
-    return Gate(name, diff, -tol, ">=", ok,
-                f"{metric} {cand:.6g} vs champion {champ:.6g} (difference {diff:+.6g}, "
-                f"tolerance {tol:.6g})")
+    detail = (f"{metric} {cand:.6g} vs champion v{against} {cand - diff:.6g} on the same "
+              f"{paired.get('n', '?')} rows: difference {diff:+.6g}, tolerance {tol:.6g}")
+    ci = paired.get("auc_diff_ci") if metric == "auc" else None
+    if isinstance(ci, (list, tuple)) and len(ci) == 2:
+        lo, hi = _number(ci[0]), _number(ci[1])
+        if lo is not None and hi is not None:
+            detail += f"; paired DeLong 95% CI [{lo:+.4g}, {hi:+.4g}], p = {paired.get('auc_p_value')}"
+    return Gate(name, diff, -tol, ">=", ok, detail)
 
 
 def _max_feature_psi(stability: Any) -> Any:
@@ -239,8 +263,15 @@ def evaluate_gates(
     evidence: Mapping[str, Any] | None,
     thresholds: Mapping[str, Any] | None = None,
     champion_evidence: Mapping[str, Any] | None = None,
+    champion_version: str | None = None,
 ) -> GateReport:
     """Evaluate all gates for a candidate; ``champion_evidence=None`` means no champion yet.
+
+    The comparisons with a champion (``auc_vs_champion``, ``ks_vs_champion``) read the
+    paired comparison on one sample (``discrimination.vs_champion``), made against
+    ``champion_version`` when given. ``thresholds["not_applicable"]`` (``{gate: why}``,
+    declared per experiment and recorded with the model) names gates that cannot apply
+    to this model: each is reported "not applicable: <why>" and does not block.
 
     ``thresholds`` override ``DEFAULT_THRESHOLDS`` key by key. Never raises on bad
     evidence: every problem becomes a failed gate with a detail saying why.
@@ -270,10 +301,10 @@ def evaluate_gates(
     g: list[Gate] = [
         _threshold_gate("auc_min", _lookup(ev, "discrimination.auc"), ">=", th.get("auc_min"),
                         "discrimination.auc"),
-        _relative_gate("auc_vs_champion", "auc", "discrimination", ev, champ,
-                       th.get("auc_tolerance")),
-        _relative_gate("ks_vs_champion", "ks", "discrimination", ev, champ,
-                       th.get("ks_tolerance")),
+        _paired_gate("auc_vs_champion", "auc", ev, champ is not None, champion_version,
+                     th.get("auc_tolerance")),
+        _paired_gate("ks_vs_champion", "ks", ev, champ is not None, champion_version,
+                     th.get("ks_tolerance")),
         _threshold_gate("ece_max", _lookup(ev, "calibration.ece"), "<=", th.get("ece_max"),
                         "calibration.ece"),
         _threshold_gate("hosmer_lemeshow_p_min", _lookup(ev, "calibration.hosmer_lemeshow_p"),
@@ -293,9 +324,17 @@ def evaluate_gates(
                         th.get("parity_ratio_min"), f"fairness.{fkeys['parity_ratio']}"),
         _gap_vs_baseline_gate(ev.get("fairness", {}), fkeys, th.get("gap_vs_rules_max_ratio")),
         _schema_gate(ev, champ, str(th.get("schema_mode", "exact"))),
-        _outcome_support_gate(ev.get("fairness", {}), bool(th.get("outcome_support_required", False))),
+        _outcome_support_gate(ev.get("fairness", {}), bool(th.get("outcome_support_required", False)),
+                              th.get("outcome_support_calibration_max")),
     ]
-    return GateReport(gates=g)
+    return GateReport(gates=_not_applicable(g, th.get("not_applicable")))
+
+
+def _not_applicable(gates: list[Gate], declared: Any) -> list[Gate]:
+    """Gates declared not applicable to this model, said so by name (they do not block)."""
+    na = {str(k): str(v) for k, v in dict(declared or {}).items()} if isinstance(declared, Mapping) else {}
+    return [Gate(g.name, None, None, "n/a", True, f"not applicable: {na[g.name]}") if g.name in na else g
+            for g in gates]
 
 
 def _gap_vs_baseline_gate(fairness: Any, fkeys: Mapping[str, str], max_ratio: Any) -> Gate:
@@ -319,13 +358,18 @@ def _gap_vs_baseline_gate(fairness: Any, fkeys: Mapping[str, str], max_ratio: An
                 f"approval gap {float(cand):.4g} is {ratio:.2f} x the rule standard's {float(base):.4g}")
 
 
-def _outcome_support_gate(fairness: Any, required: bool) -> Gate:
-    """No protected group may be decided by extrapolation alone unless a remedy is applied.
+def _outcome_support_gate(fairness: Any, required: bool, limit_raw: Any = 0.05) -> Gate:
+    """No protected group may be decided by extrapolation alone unless a remedy **worked**.
 
     Reads ``fairness.outcome_support`` (:func:`village_credit.fairness.support.support_diagnostics`
-    plus ``remedies``): value = number of extrapolated groups (fewer observed outcomes
-    than ``min_observed``) when no remedy was applied, else 0. An override with its
-    reason (``promote(..., override_reason=...)``) is the other way past it.
+    plus ``remedies`` and ``explored_calibration``, see
+    :func:`village_credit.fairness.support.explored_calibration`). Extrapolated groups
+    (fewer observed outcomes than ``min_observed``) without a remedy fail (value: their
+    number). With a remedy, each extrapolated group's explored households are the
+    measure: value = the largest distance of a group's calibration-gap CI from the band
+    ``[-limit, +limit]`` (0 when the CI reaches into it), which must be 0; a group with
+    no explored household is not measured and fails. An override (who, why, until) is
+    the other way past it.
     """
     name = "outcome_support"
     sup = _lookup(fairness if isinstance(fairness, Mapping) else {}, "outcome_support")
@@ -342,8 +386,40 @@ def _outcome_support_gate(fairness: Any, required: bool) -> Gate:
     if not ext:
         return Gate(name, 0.0, 0.0, "<=", True, "every protected group has enough observed outcomes")
     if remedies:
-        return Gate(name, 0.0, 0.0, "<=", True,
-                    f"extrapolated: {', '.join(map(str, ext))}; remedies applied: {', '.join(remedies)}")
+        return _remedy_worked_gate(name, [str(e) for e in ext], remedies, sup.get("explored_calibration"),
+                                   limit_raw)
     return Gate(name, float(len(ext)), 0.0, "<=", False,
                 f"extrapolated without remedy (fewer than {sup.get('min_observed')} observed outcomes): "
                 f"{', '.join(map(str, ext))}")
+
+
+def _remedy_worked_gate(name: str, ext: list[str], remedies: list[str], cal: Any, limit_raw: Any) -> Gate:
+    """The remedy measured: calibration of each extrapolated group's explored households."""
+    limit = _number(limit_raw)
+    head = f"extrapolated: {', '.join(ext)}; remedies applied: {', '.join(remedies)}"
+    if limit is None:
+        return Gate(name, None, None, "<=", False, f"{head}; no outcome_support_calibration_max given")
+    if not isinstance(cal, Mapping):
+        return Gate(name, None, 0.0, "<=", False,
+                    f"{head}; not measured: no calibration of the explored households "
+                    "(fairness.outcome_support.explored_calibration missing)")
+    worst, parts, unmeasured = 0.0, [], []
+    for group in ext:
+        row = cal.get(group) if isinstance(cal.get(group), Mapping) else {}
+        ci = row.get("gap_ci")
+        lo, hi = (_number(ci[0]), _number(ci[1])) if isinstance(ci, (list, tuple)) and len(ci) == 2 else (None, None)
+        if not row.get("n_explored") or lo is None or hi is None:
+            unmeasured.append(group)
+            continue
+        beyond = max(lo - limit, -limit - hi, 0.0)
+        worst = max(worst, beyond)
+        parts.append(f"{group}: predicted {float(row['mean_pd']):.3f} vs observed {float(row['observed_rate']):.3f} "
+                     f"on {int(row['n_explored'])} explored (gap CI [{lo:+.3f}, {hi:+.3f}])")
+    if unmeasured:
+        return Gate(name, None, 0.0, "<=", False,
+                    f"{head}; not measured for {', '.join(unmeasured)}: no explored household with an "
+                    "observed outcome" + (f"; {'; '.join(parts)}" if parts else ""))
+    ok = worst <= 0.0
+    return Gate(name, worst, 0.0, "<=", ok,
+                f"{head}; limit +-{limit:g}: " + "; ".join(parts)
+                + ("" if ok else f"; the remedy did not work: a gap CI lies {worst:.3f} beyond the limit"))

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
@@ -49,6 +49,18 @@ from village_credit.registry.loading import (
 from village_credit.registry.pyfunc_model import input_columns_of
 from village_credit.registry.store import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, get_client
 from village_credit.registry.tracking import code_version
+from village_credit.registry.verdict import (
+    TAG_LAST_VERDICT,
+    TAG_OVERRIDE_BY,
+    TAG_OVERRIDE_UNTIL,
+    TAG_SAMPLE_FP,
+    TAG_TRAINING_FP,
+    Override,
+    find_validation_record,
+    overridable,
+    training_fingerprint,
+    verdict_gate,
+)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -97,14 +109,20 @@ class PromotionResult:
     thresholds_source: str = ""
     evidence_source: str = ""
     artifact_digest: str | None = None
+    override: Override | None = None
+    validation: dict[str, Any] | None = None
+    refused: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model_name": self.model_name,
             "version": self.version,
             "promoted": self.promoted,
+            "refused": self.refused,
             "by_override": self.by_override,
             "override_reason": self.override_reason,
+            "override": None if self.override is None else asdict(self.override),
+            "validation": self.validation,
             "previous_champion": self.previous_champion,
             "record_artifact": self.record_artifact,
             "artifact_digest": self.artifact_digest,
@@ -153,7 +171,8 @@ def champion_version(model_name: str = DEFAULT_MODEL_NAME, *,
     >>> version = store.register("demo")
     >>> print(champion_version("demo"))
     None
-    >>> _ = promote("demo", version, {}, override_reason="example")
+    >>> _ = promote("demo", version, {}, override_reason="example",
+    ...             override_by="A. Validator", override_until="2099-12-31")
     >>> champion_version("demo")
     '1'
     >>> store.close()
@@ -188,7 +207,8 @@ def log_evidence(evidence: Mapping[str, Any], run_id: str, *,
     >>> version = store.register("demo")
     >>> run_id = store.client.get_model_version("demo", version).run_id  # its training run
     >>> log_evidence({"discrimination": {"auc": 0.8, "ks": 0.45}}, run_id)
-    >>> result = promote("demo", version, None, override_reason="example")
+    >>> result = promote("demo", version, None, override_reason="example",
+    ...             override_by="A. Validator", override_until="2099-12-31")
     >>> result.evidence_source
     '...evidence/evidence.json...'
     >>> store.close()
@@ -356,7 +376,8 @@ def recorded_evidence(model_name: str, version: str, *,
     >>> print(recorded_evidence("demo", version))  # never promoted: no record
     None
     >>> _ = promote("demo", version, {"discrimination": {"auc": 0.8, "ks": 0.45}},
-    ...             override_reason="example")
+    ...             override_reason="example",
+    ...             override_by="A. Validator", override_until="2099-12-31")
     >>> recorded_evidence("demo", version)["discrimination"]
     {'auc': 0.8, 'ks': 0.45}
     >>> store.close()
@@ -423,19 +444,27 @@ def log_gate_results(client: MlflowClient, run_id: str, report: GateReport, vers
 
 
 def describe_version(client: MlflowClient, model_name: str, version: str, report: GateReport,
-                     override_reason: str | None, *, run_id: str | None, fingerprint: str,
-                     gate_table: str) -> str:
-    """Write the version's description: what it is and its gate verdict (shown on its UI page)."""
+                     override: Override | None, *, run_id: str | None, fingerprint: str,
+                     gate_table: str, promoted: bool = False, validation: Mapping[str, Any] | None = None,
+                     artifact_digest: str | None = None, sample_fingerprint: str | None = None) -> str:
+    """Write the version's description: what it is, the validator's verdict, its gate
+    verdict and any override (shown on its UI page)."""
     if report.passed:
         verdict = "all promotion gates passed"
     else:
         verdict = f"promotion gates FAILED: {', '.join(g.name for g in report.failed)}"
-        verdict += (f"; promoted by override, reason: {override_reason}" if override_reason
-                    else "; not promoted")
-    text = (f"{model_name} version {version}: credit decision model (rule points blended with a "
-            f"LightGBM default model; PD, points, grade, credit line and reason codes per household).\n\n"
-            f"Gate verdict: {verdict}.\n\n"
-            f"Training run: {run_id or 'none'}; data fingerprint: {fingerprint}.\n"
+    verdict += ("; promoted to @champion" if promoted else "; not promoted")
+    if override is not None:
+        verdict += f" ({override.text()})"
+    val = dict(validation or {})
+    val_line = (f"Validator's verdict: {str(val.get('verdict')).upper()} by {val.get('validator') or 'unknown'} "
+                f"(validation run {val.get('run_id')})" if val else "Validator's verdict: no validation record")
+    text = (f"{model_name} version {version}: credit decision model (PD, points, grade, credit line "
+            f"and reason codes per row).\n\n"
+            f"{val_line}.\nGate verdict: {verdict}.\n\n"
+            f"Training run: {run_id or 'none'}; model artifacts sha256: {artifact_digest or 'unknown'}; "
+            f"training data fingerprint: {fingerprint}; validation sample fingerprint: "
+            f"{sample_fingerprint or 'none'}.\n"
             f"Gate table: artifact {gate_table} of the run.")
     client.update_model_version(model_name, version, description=text)
     return text
@@ -448,6 +477,8 @@ def promote(
     thresholds: Mapping[str, Any] | None = None,
     *,
     override_reason: str | None = None,
+    override_by: str | None = None,
+    override_until: str | None = None,
     client: MlflowClient | None = None,
     champion_evidence: Mapping[str, Any] | None = None,
     set_challenger: bool = True,
@@ -456,9 +487,15 @@ def promote(
 ) -> PromotionResult:
     """Gate ``version`` and, only if every gate passes, make it ``@champion``.
 
-    ``override_reason`` (non-blank) promotes a failing version; the reason is
-    recorded on the version with ``promoted_by_override=true``. The relative gates
-    use ``champion_evidence`` if given, else the champion's own promotion record.
+    The first gate is the validator's verdict (:mod:`village_credit.registry.verdict`):
+    the newest validation record of this version's artifacts. ``pass`` lets the other
+    gates decide; ``conditional`` needs an override; ``fail`` is never promoted.
+
+    An override is who (``override_by``), why (``override_reason``) and until when
+    (``override_until``, YYYY-MM-DD), all three or none; it promotes past failed gates
+    except a FAIL verdict, and is recorded on the version (tags, description, gate
+    table, promotion record) with ``promoted_by_override=true``. The schema gate uses
+    ``champion_evidence`` if given, else the champion's own promotion record.
     A failing version gets ``@challenger`` (when ``set_challenger``), never ``@champion``.
 
     ``evidence=None``: found with the version (:func:`find_evidence`). ``thresholds``
@@ -476,6 +513,10 @@ def promote(
     >>> result.promoted, champion_version("demo")
     (False, None)
     >>> evidence = passing_evidence()  # figures within every gate, see evaluate_gates
+    >>> result = promote("demo", version, evidence)  # but nobody has validated it
+    >>> result.promoted, [g.name for g in result.report.failed]
+    (False, ['validation_verdict'])
+    >>> store.validate("demo", version, "pass")  # a validator's record of its own
     >>> result = promote("demo", version, evidence)  # the schema comes from the model itself
     >>> result.promoted, result.report.passed, champion_version("demo")
     (True, True, '1')
@@ -484,7 +525,8 @@ def promote(
     c = _client(client)
     version = str(version)
     mv = _get_version(c, model_name, version)
-    reason = (override_reason or "").strip() or None
+    override = Override.build(override_by, override_reason, override_until)
+    reason = None if override is None else override.reason
 
     champ_mv = _version_by_alias(c, model_name, CHAMPION)
     champ_v = None if champ_mv is None else str(champ_mv.version)
@@ -503,9 +545,20 @@ def promote(
         champ_ev = _with_schema(c, model_name, champ_v, champion_evidence if champion_evidence is not None
                                 else recorded_evidence(model_name, champ_v, client=c) or {})
 
-    report = evaluate_gates(ev, thresholds, champ_ev)
+    training_fp = training_fingerprint(c, mv.run_id)
+    record_v = find_validation_record(c, model_name, version, artifact_digest=digest)
+    vgate = verdict_gate(record_v, override, model_name=model_name, version=version,
+                         training_fingerprint=training_fp)
+    report = evaluate_gates(ev, thresholds, champ_ev, champion_version=champ_v)
+    report.gates.insert(0, vgate)
     report.champion_version = champ_v
-    will_promote = report.passed or reason is not None
+    refused = ""
+    if not vgate.passed and not overridable(vgate):
+        refused = f"the validator's verdict refuses promotion: {vgate.detail}"
+    will_promote = not refused and (report.passed or override is not None)
+    # promoted on the strength of the override: past a failed gate or a conditional verdict
+    by_override = will_promote and override is not None and (not report.passed or vgate.value == 1.0)
+    validation = None if record_v is None else record_v.to_dict()
 
     now = datetime.now(timezone.utc)
     record_path = f"promotion/v{version}/{now.strftime('%Y%m%dT%H%M%S%fZ')}.json"
@@ -523,19 +576,25 @@ def promote(
         "champion_evidence": champ_ev,
         "report": report.to_dict(),
         "override_reason": reason,
+        "override": None if override is None else asdict(override),
+        "validation": validation,
+        "training_data_fingerprint": training_fp,
         "decision": "promote" if will_promote else "reject",
+        "by_override": by_override,
+        "refused": refused,
     }
     run_id = _record_run(c, mv, model_name)
     c.log_text(run_id, json.dumps(record, indent=2, default=str, ensure_ascii=False),
                record_path)
-    tags = _tag_version(c, mv, report, record, record_path, run_id, reason)
+    tags = _tag_version(c, mv, report, record, record_path, run_id, override, will_promote)
 
     result = PromotionResult(model_name, version, False, report,
-                             by_override=reason is not None and not report.passed,
+                             by_override=by_override,
                              override_reason=reason, previous_champion=champ_v,
                              record_artifact=f"runs:/{run_id}/{record_path}", tags=tags,
                              thresholds=dict(thresholds), thresholds_source=th_source,
-                             evidence_source=ev_source, artifact_digest=digest)
+                             evidence_source=ev_source, artifact_digest=digest,
+                             override=override, validation=validation, refused=refused)
     if not will_promote:
         if set_challenger:
             c.set_registered_model_alias(model_name, CHALLENGER, version)
@@ -569,14 +628,21 @@ def _with_schema(c: MlflowClient, model_name: str, version: str, evidence: Mappi
 
 
 def _tag_version(c: MlflowClient, mv: ModelVersion, report: GateReport, record: Mapping[str, Any],
-                 record_path: str, run_id: str, reason: str | None) -> dict[str, str]:
+                 record_path: str, run_id: str, override: Override | None,
+                 will_promote: bool) -> dict[str, str]:
     """Set the gate results, the record's location and the decision as version tags; returns them."""
     model_name, version, ev = record["model_name"], record["version"], record["evidence"]
     tags: dict[str, str] = {TAG_GATE_TABLE: log_gate_results(c, run_id, report, version)}
     tags[TAG_GATES_PASSED] = str(report.passed).lower()
     tags["gates.failed"] = ",".join(g.name for g in report.failed)
-    tags["data_fingerprint"] = str(ev.get("data_fingerprint") or _run_tag(c, mv, "data_fingerprint")
+    # one fingerprint per data set, labelled, the same as on the run and in the reports
+    tags["data_fingerprint"] = str(record.get("training_data_fingerprint") or ev.get("data_fingerprint")
                                    or "unknown")
+    tags[TAG_TRAINING_FP] = tags["data_fingerprint"]
+    val = record.get("validation") or {}
+    if val:
+        tags[TAG_SAMPLE_FP] = str(val.get("sample_fingerprint") or "unknown")
+        tags[TAG_LAST_VERDICT] = str(val.get("verdict"))
     tags["code_version"] = record["code_version"]
     tags["promotion.time"] = record["time"]
     tags["promotion.champion_at_evaluation"] = record["champion_version_at_evaluation"] or "none"
@@ -584,13 +650,17 @@ def _tag_version(c: MlflowClient, mv: ModelVersion, report: GateReport, record: 
     tags[TAG_RECORD_RUN] = run_id
     tags[TAG_DIGEST] = record["artifact_digest"]
     tags[TAG_DECISION] = record["decision"]
-    if reason is not None:
-        tags[TAG_OVERRIDE_REASON] = reason
-        tags[TAG_BY_OVERRIDE] = str(not report.passed).lower()
+    if override is not None:
+        tags[TAG_OVERRIDE_REASON] = override.reason
+        tags[TAG_OVERRIDE_BY] = override.by
+        tags[TAG_OVERRIDE_UNTIL] = override.until
+        tags[TAG_BY_OVERRIDE] = str(bool(record["by_override"])).lower()
     for k, v in tags.items():
         c.set_model_version_tag(model_name, version, k, v)
-    describe_version(c, model_name, version, report, reason, run_id=mv.run_id,
-                     fingerprint=tags["data_fingerprint"], gate_table=tags[TAG_GATE_TABLE])
+    describe_version(c, model_name, version, report, override, run_id=mv.run_id,
+                     fingerprint=tags["data_fingerprint"], gate_table=tags[TAG_GATE_TABLE],
+                     promoted=will_promote, validation=val, artifact_digest=record["artifact_digest"],
+                     sample_fingerprint=tags.get(TAG_SAMPLE_FP))
     return tags
 
 
@@ -625,7 +695,8 @@ def rollback(model_name: str = DEFAULT_MODEL_NAME, *, client: MlflowClient | Non
     >>> from village_credit.registry._examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> for _ in range(2):
-    ...     _ = promote("demo", store.register("demo"), {}, override_reason="example")
+    ...     _ = promote("demo", store.register("demo"), {}, override_reason="example",
+    ...             override_by="A. Validator", override_until="2099-12-31")
     >>> champion_version("demo")
     '2'
     >>> rollback("demo", reason="example")
@@ -653,6 +724,16 @@ def rollback(model_name: str = DEFAULT_MODEL_NAME, *, client: MlflowClient | Non
     return RollbackResult(model_name, prev_v, cur_v if cur_v != prev_v else None)
 
 
+def _gate_state(tags: Mapping[str, str], aliases: list[str]) -> str:
+    """One phrase: where the version stands at the gates (what ``models`` shows)."""
+    if TAG_GATES_PASSED not in tags:
+        return "not evaluated"
+    if tags.get(TAG_DECISION) == "promote":
+        how = ("promoted by override" if tags.get(TAG_BY_OVERRIDE) == "true" else "promoted")
+        return how + ("" if CHAMPION in aliases else " (no longer champion)")
+    return "refused"
+
+
 def list_versions(model_name: str = DEFAULT_MODEL_NAME, *,
                   client: MlflowClient | None = None) -> list[dict[str, Any]]:
     """Every version with its aliases and recorded gate outcome, newest first.
@@ -661,7 +742,8 @@ def list_versions(model_name: str = DEFAULT_MODEL_NAME, *,
     >>> from village_credit.registry._examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> first, second = store.register("demo"), store.register("demo")
-    >>> _ = promote("demo", first, {}, override_reason="example")
+    >>> _ = promote("demo", first, {}, override_reason="example",
+    ...             override_by="A. Validator", override_until="2099-12-31")
     >>> [(v["version"], v["aliases"], v["gates_passed"]) for v in list_versions("demo")]
     [('2', [], 'not evaluated'), ('1', ['champion'], 'false')]
     >>> store.close()
@@ -685,7 +767,11 @@ def list_versions(model_name: str = DEFAULT_MODEL_NAME, *,
             "aliases": sorted(by_version.get(str(mv.version), [])),
             "gates_passed": tags.get(TAG_GATES_PASSED, "not evaluated"),
             "failed_gates": tags.get("gates.failed", ""),
+            "verdict": tags.get(TAG_LAST_VERDICT, "not validated"),
+            "gate_state": _gate_state(tags, by_version.get(str(mv.version), [])),
             "override_reason": tags.get(TAG_OVERRIDE_REASON, ""),
+            "override_by": tags.get(TAG_OVERRIDE_BY, ""),
+            "override_until": tags.get(TAG_OVERRIDE_UNTIL, ""),
             "data_fingerprint": tags.get("data_fingerprint", ""),
             "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc)
             .isoformat(timespec="seconds") if mv.creation_timestamp else "",

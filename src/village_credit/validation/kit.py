@@ -53,6 +53,7 @@ from village_credit.registry.loading import (
 )
 from village_credit.registry.store import get_client
 from village_credit.registry.tracking import data_fingerprint, library_versions
+from village_credit.registry.verdict import record_validation, run_tags, training_fingerprint
 from village_credit.reporting.html import write_json
 from village_credit.rules.engine import score_rules
 from village_credit.reporting.progress import ProgressCallback, Steps
@@ -67,6 +68,9 @@ from village_credit.validation.segments import segment_drift
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "model_spec",
+    "outcome_column",
+    "outcome_labels",
     "GRADE_ORDER",
     "ValidationKitError",
     "artifact_hash",
@@ -151,8 +155,59 @@ def load_model_source(uri: str, dst_dir: str | Path | None = None, *,
 # --------------------------------------------------------------------------- scoring
 
 
-def _model_inputs(sample: pd.DataFrame) -> pd.DataFrame:
-    return sample.drop(columns=[c for c in _NOT_INPUTS if c in sample.columns])
+def _model_inputs(sample: pd.DataFrame, source: Any = None) -> pd.DataFrame:
+    drop = {*_NOT_INPUTS, *([outcome_column(source)] if source is not None else [])}
+    return sample.drop(columns=[c for c in drop if c in sample.columns])
+
+
+def model_spec(source: Any) -> dict[str, Any]:
+    """What the model itself recorded about its table: target, its positive label, id
+    column and grades (the household constants only for a model that records none).
+
+    A table model (:mod:`village_credit.models.estimator`, trained by ``train``) stores
+    ``target``, ``target_positive``, ``id_column`` and ``grade_edges_pd`` in its
+    metadata; a household blend has a policy whose grades are the programme's.
+    """
+    dm = getattr(source, "decision_model", None)
+    meta = dict(getattr(dm, "metadata", None) or {})
+    edges = meta.get("grade_edges_pd")
+    if getattr(dm, "policy", None) is None and edges:
+        grades = [f"G{i + 1:02d}" for i in range(len(edges) + 1)]
+    else:
+        grades = list(GRADE_ORDER)
+    return {"target": str(meta.get("target") or OUTCOME),
+            "target_positive": meta.get("target_positive"),
+            "id_column": meta.get("id_column") or "household_id",
+            "grades": grades, "has_policy": getattr(dm, "policy", None) is not None}
+
+
+def outcome_column(source: Any) -> str:
+    """The name of the outcome column the model was trained on (``default_12m`` for households)."""
+    return model_spec(source)["target"]
+
+
+def outcome_labels(sample: pd.DataFrame, source: Any, what: str = "validation sample") -> np.ndarray:
+    """The sample's outcome as 0/1 by the model's own spec (text labels through
+    ``target_positive``); a clear error for a missing column, gaps or unknown labels."""
+    spec = model_spec(source)
+    target, positive = spec["target"], spec["target_positive"]
+    if target not in sample.columns:
+        raise ValidationKitError(
+            f"the {what} has no {target!r} column (the model's target: 1 / {positive!r} = "
+            "defaulted): a labelled sample is needed")
+    col = sample[target]
+    if col.isna().any():
+        raise ValidationKitError(f"the {what} has {int(col.isna().sum())} rows with a missing "
+                                 f"{target!r}: drop or label them first")
+    if positive is not None:
+        return (col.astype(str) == str(positive)).to_numpy(dtype=float)
+    vals = pd.to_numeric(col, errors="coerce")
+    bad = vals.isna() | ~vals.isin([0, 1])
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ValidationKitError(f"the {what}: column {target!r}, row {row}: {col.iloc[row]!r} is not "
+                                 "0 or 1 (and the model records no target_positive label)")
+    return vals.to_numpy(dtype=float)
 
 
 def _numbers_back(out: pd.DataFrame) -> pd.DataFrame:
@@ -172,7 +227,7 @@ def _numbers_back(out: pd.DataFrame) -> pd.DataFrame:
 
 def decide_sample(source: Any, sample: pd.DataFrame) -> pd.DataFrame:
     """The model's decisions on ``sample`` through the pyfunc (row order kept)."""
-    out = source.pyfunc.predict(_model_inputs(sample))
+    out = source.pyfunc.predict(_model_inputs(sample, source))
     if not isinstance(out, pd.DataFrame) or len(out) != len(sample):
         raise ValidationKitError(f"model {source.uri!r} returned {type(out).__name__} of "
                                  f"{len(out)} rows for {len(sample)} input rows")
@@ -232,7 +287,13 @@ def _fairness(rows: pd.DataFrame, decisions: Mapping[str, pd.DataFrame], y: np.n
 
 def gate_evidence(result: Mapping[str, Any], fairness: Mapping[str, Any] | None = None,
                   fingerprint: str | None = None) -> dict[str, Any]:
-    """Promotion-gate evidence (``registry.gates`` keys) from a validation result."""
+    """Promotion-gate evidence (``registry.gates`` keys) from a validation result.
+
+    ``fingerprint`` is the validation sample's (labelled so: the registry's
+    ``data_fingerprint`` is the training data's). A comparison with a registered
+    champion on the same sample becomes ``discrimination.vs_champion`` (the paired
+    gates' evidence).
+    """
     disc, cal = result["discrimination"], result["calibration"]
     stab = result.get("stability") or {}
     csi = stab.get("csi")
@@ -247,7 +308,16 @@ def gate_evidence(result: Mapping[str, Any], fairness: Mapping[str, Any] | None 
     if fairness is not None:
         ev["fairness"] = dict(fairness)
     if fingerprint is not None:
-        ev["data_fingerprint"] = fingerprint
+        ev["validation_sample_fingerprint"] = fingerprint
+    ch = result.get("challenger")
+    rep = result.get("reproducibility") or {}
+    if ch is not None and rep.get("challenger_version") and rep.get("challenger_name") == rep.get("model_name"):
+        ev["discrimination"]["vs_champion"] = {
+            "champion_version": str(rep["challenger_version"]),
+            "auc_diff": ch["auc_diff"], "auc_diff_ci": ch.get("auc_diff_ci"),
+            "auc_p_value": ch["p_value"], "ks_diff": ch["ks_champion"] - ch["ks_challenger"],
+            "n": int(result["sample"]["n"]), "sample_fingerprint": fingerprint,
+            "method": "paired DeLong on one sample (PD of both models)"}
     return ev
 
 
@@ -278,8 +348,17 @@ def validate_model(
     seed: int = 0,
     allow_ungated: bool = False,
     progress: ProgressCallback | None = None,
+    validator: str | None = None,
 ) -> tuple[dict[str, Any], Path, Path]:
     """Validate a registered model on the calibrator's labelled sample.
+
+    The target, its positive label, the id column and the grades come from the model's
+    own recorded spec (:func:`model_spec`). A validation logged for a registered
+    version is that version's **validation record** (its verdict gates promotion,
+    :mod:`village_credit.registry.verdict`): it needs a ``validator`` identity and is
+    refused without one. ``challenger_uri``: a model scored on the same sample; when it
+    is a registered version of the same model (``models:/NAME@champion``) the paired
+    DeLong comparison becomes the evidence of the champion gates.
 
     A ``challenger_uri`` naming ``@champion`` must be a promoted version (the loader
     checks its promotion record) unless ``allow_ungated``.
@@ -295,17 +374,11 @@ def validate_model(
     """
     cfg = config or DEFAULT_CONFIG
     sample = read_sample(data)
-    if OUTCOME not in sample.columns:
-        raise ValidationKitError(
-            f"the validation sample has no {OUTCOME!r} column (1 = defaulted within 12 "
-            "months): a labelled sample is needed to validate a model")
-    if sample[OUTCOME].isna().any():
-        raise ValidationKitError(f"the validation sample has {int(sample[OUTCOME].isna().sum())} "
-                                 f"rows with a missing {OUTCOME!r}: drop or label them first")
     work = Path(tempfile.mkdtemp(prefix="vc-validate-"))
     try:
         return _validate(model_uri, sample, Path(report_dir), challenger_uri, log_to_mlflow, cfg,
-                         fairness_boot, seed, work, allow_ungated, Steps(progress, total=5))
+                         fairness_boot, seed, work, allow_ungated, Steps(progress, total=5),
+                         (validator or "").strip())
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -313,10 +386,17 @@ def validate_model(
 def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: str | None,
               log_to_mlflow: bool, cfg: ValidationConfig, fairness_boot: int, seed: int,
               work: Path, allow_ungated: bool = False,
-              steps: Steps | None = None) -> tuple[dict[str, Any], Path, Path]:
+              steps: Steps | None = None, validator: str = "") -> tuple[dict[str, Any], Path, Path]:
     steps = steps or Steps(None, total=5)
     steps("loading the model")
     champ = load_model_source(model_uri, work / "champion")
+    spec = model_spec(champ)
+    y_all = outcome_labels(sample, champ)
+    if log_to_mlflow and champ.registered and not validator:
+        raise ValidationKitError(
+            f"{champ.label}: a validation recorded for a registered version can promote it, so it "
+            "must be signed: give the validator's identity (--validator NAME, or "
+            "registry.validator in the experiment config), or --no-mlflow for a report only")
     dec = decide_sample(champ, sample)
     ok = (dec["status"] == "scored").to_numpy().copy()
     chal = cdec = None
@@ -333,7 +413,7 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
         raise ValidationKitError("no row of the sample could be scored (all quarantined)")
     rows = sample.loc[ok].reset_index(drop=True)
     d = dec.loc[ok].reset_index(drop=True)
-    y = rows[OUTCOME].to_numpy(dtype=float)
+    y = y_all[ok]
 
     features = model_features(champ, rows)
     prev = rows[PREVIOUS_GRADE].to_numpy(dtype=object) if PREVIOUS_GRADE in rows.columns else None
@@ -357,7 +437,12 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
     fingerprint = _fingerprint(sample)
     repro: dict[str, Any] = {
         **champ.identity_dict(),
+        "validator": validator or "not given (report only, no validation record)",
+        "training_data_fingerprint": _training_fingerprint(champ),
+        "override": _override_of(champ),
+        "validation_sample_fingerprint": fingerprint,
         "sample_fingerprint": fingerprint,
+        "target": spec["target"],
         "sample_rows": int(len(sample)),
         "rows_scored": int(ok.sum()),
         "rows_quarantined": int((~ok).sum()),
@@ -373,14 +458,14 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
     steps("statistics")
     result = validation_report(
         y, d["pd"].to_numpy(float), d["points"].to_numpy(float), d["grade"].to_numpy(object),
-        GRADE_ORDER, features_df=features, reference_profile=champ.reference_profile,
+        spec["grades"], features_df=features, reference_profile=champ.reference_profile,
         prev_grades=prev, fairness_summary=fairness_summary, challenger=challenger, repro=repro,
         config=cfg, policy_graded=d["vetoed"].to_numpy(bool) if "vetoed" in d.columns else None)
     result["evidence"] = gate_evidence(result, fair_ev, fingerprint)
 
     title = f"Model validation report: {champ.label}"
     steps("report and MLflow")
-    run_ctx = _start_validation_run(champ) if log_to_mlflow else None
+    run_ctx = _start_validation_run(champ, repro) if log_to_mlflow else None
     if log_to_mlflow and run_ctx is None:
         result["mlflow"] = {"skipped": f"{champ.uri} is not a registered model version"}
     if run_ctx is not None:
@@ -390,7 +475,7 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
         ev_path = out / "evidence.json"
         write_json(result["evidence"], ev_path)
         if run_ctx is not None:
-            result["mlflow"] = _log_validation(run_ctx, champ, result, [html, js, ev_path])
+            result["mlflow"] = _log_validation(run_ctx, champ, result, [html, js, ev_path], validator)
     finally:
         if run_ctx is not None:
             mlflow.end_run()
@@ -398,19 +483,41 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
     return result, html, js
 
 
-def _start_validation_run(src: Any) -> Any:
+def _training_fingerprint(src: Any) -> str | None:
+    """The training data's fingerprint from the model's run (what the registry shows)."""
+    return training_fingerprint(MlflowClient(tracking_uri=mlflow.get_tracking_uri(),
+                                             registry_uri=mlflow.get_registry_uri()), src.run_id)
+
+
+def _override_of(src: Any) -> str | None:
+    """The override a registered version was promoted with (who, until, why), if any."""
+    if not src.registered:
+        return None
+    try:
+        tags = MlflowClient(tracking_uri=mlflow.get_tracking_uri(),
+                            registry_uri=mlflow.get_registry_uri()).get_model_version(
+            str(src.name), str(src.version)).tags
+    except Exception:  # noqa: BLE001 - the identity block shows what the registry says, or nothing
+        return None
+    if tags.get("promoted_by_override") != "true":
+        return None
+    return (f"promoted by override: {tags.get('override.by', 'unknown')} until "
+            f"{tags.get('override.until', 'unknown')}: {tags.get('override_reason', '')}")
+
+
+def _start_validation_run(src: Any, repro: Mapping[str, Any]) -> Any:
     """A new run for the validation when the model is a registered version; else ``None``."""
     if not src.registered:
         return None
     nested = mlflow.active_run() is not None
-    return mlflow.start_run(run_name=f"validate-{src.name}-v{src.version}", nested=nested, tags={
-        "validated_model_name": str(src.name), "validated_model_version": str(src.version),
-        "validated_model_uri": src.uri, "model_artifact_sha256": src.artifact_sha256,
-        "purpose": "third-party validation"})
+    return mlflow.start_run(run_name=f"validate-{src.name}-v{src.version}", nested=nested, tags=run_tags(
+        str(src.name), str(src.version), model_uri=src.uri, artifact_sha256=src.artifact_sha256,
+        validator=repro.get("validator"), sample_fingerprint=repro.get("validation_sample_fingerprint"),
+        training_fingerprint=repro.get("training_data_fingerprint"), purpose="third-party validation"))
 
 
 def _log_validation(run: Any, src: Any, result: Mapping[str, Any],
-                    files: Sequence[Path]) -> dict[str, Any]:
+                    files: Sequence[Path], validator: str) -> dict[str, Any]:
     run_id = run.info.run_id
     for f in files:
         mlflow.log_artifact(str(f), "validation")
@@ -441,6 +548,8 @@ def _log_validation(run: Any, src: Any, result: Mapping[str, Any],
     tags["last_validation_run_id"] = run_id
     for k, v in tags.items():
         client.set_model_version_tag(str(src.name), str(src.version), k, v)
+    tags.update(record_validation(client, run_id, str(src.name), str(src.version),
+                                  result.get("verdict") or {}, validator=validator))
     return {"run_id": run_id, "model_version_tags": tags}
 
 

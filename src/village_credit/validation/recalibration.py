@@ -59,7 +59,6 @@ from village_credit.models.recalibrated import (
 from village_credit.registry.pyfunc_model import log_decision_model
 from village_credit.registry.store import get_client
 from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
-from village_credit.rules.grades import grade_order
 from village_credit.validation.calibration import (
     HL_DDOF_FITTED,
     HL_DDOF_INDEPENDENT,
@@ -71,12 +70,13 @@ from village_credit.validation.calibration import (
     spiegelhalter,
 )
 from village_credit.validation.kit import (
-    OUTCOME,
     ValidationKitError,
     _fingerprint,
     _model_inputs,
     decide_sample,
     load_model_source,
+    model_spec,
+    outcome_labels,
     read_sample,
 )
 
@@ -319,25 +319,22 @@ def recalibrate(
     e.g. an exploration sample of households the old rules refused; the offsets are
     stored in ``recalibration.json`` and the lineage.
     """
-    order = grade_order()
     data = read_sample(sample)
-    if OUTCOME not in data.columns:
-        raise ValidationKitError(f"the recalibration sample has no {OUTCOME!r} column: a labelled "
-                                 "sample is needed to fit a calibration map")
-    if data[OUTCOME].isna().any():
-        raise ValidationKitError(f"the recalibration sample has missing {OUTCOME!r} values")
     if method not in ("auto", "platt", "isotonic"):
         raise ValidationKitError(f"method must be auto, platt or isotonic, got {method!r}")
     work = Path(tempfile.mkdtemp(prefix="vc-recalibrate-"))
     try:
         src = load_model_source(model_uri, work / "parent")
+        # the target, its label and the grades from the model's own spec
+        y_all = outcome_labels(data, src, "recalibration sample")
+        order = model_spec(src)["grades"]
         dec = decide_sample(src, data)
         ok = (dec["status"] == "scored").to_numpy()
         if not ok.any():
             raise ValidationKitError("no row of the recalibration sample could be scored")
         rows = data.loc[ok].reset_index(drop=True)
         d = dec.loc[ok].reset_index(drop=True)
-        y = rows[OUTCOME].to_numpy(dtype=float)
+        y = y_all[ok]
         parent = src.decision_model
         z = parent.scaling.logit(d["points"].to_numpy(float))
         try:

@@ -37,7 +37,7 @@ from village_credit.validation.calibration import (
 from village_credit.validation.discrimination import (
     auc_delong,
     cap_points,
-    delong_test,
+    delong_paired,
     ks_statistic,
     rank_ordering,
     roc_points,
@@ -155,7 +155,13 @@ def _identity(repro: Mapping[str, Any] | None) -> dict[str, Any]:
         "model_name": r.get("model_name"), "model_version": r.get("model_version"),
         "model_uri": r.get("model_uri"), "model_run_id": r.get("model_run_id"),
         "model_artifact_sha256": r.get("model_artifact_sha256"),
-        "data_fingerprint": r.get("sample_fingerprint") or r.get("data_fingerprint"),
+        "validator": r.get("validator"),
+        # each fingerprint labelled by the data it is of (the same strings as on the
+        # model's run and the registry): training rows, and the sample judged here
+        "training_data_fingerprint": r.get("training_data_fingerprint"),
+        "validation_sample_fingerprint": (r.get("validation_sample_fingerprint")
+                                          or r.get("sample_fingerprint") or r.get("data_fingerprint")),
+        "override": r.get("override"),
         "date": r.get("validated_at")
         or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "toolkit_version": r.get("toolkit_version") or village_credit.__version__,
@@ -318,12 +324,14 @@ def validation_report(
         if "pd" not in challenger:
             raise ValidationInputError("challenger: needs a 'pd' array")
         cp = as_float(challenger["pd"], yb.size, "challenger pd", prob=True)
-        a_auc, b_auc, diff, z, pv = delong_test(yb, p, cp)
+        paired = delong_paired(yb, p, cp, config.alpha)
         cgrades = challenger.get("grades", grades)
         result["challenger"] = {
             "name": str(challenger.get("name", "challenger")),
-            "auc_champion": a_auc, "auc_challenger": b_auc,
-            "auc_diff": diff, "z": z, "p_value": pv,
+            "auc_champion": paired["auc_a"], "auc_challenger": paired["auc_b"],
+            "auc_diff": paired["diff"], "z": paired["z"], "p_value": paired["p_value"],
+            "auc_diff_ci": [paired["ci_low"], paired["ci_high"]], "auc_diff_se": paired["se"],
+            "ks_champion": ks_statistic(yb, p)[0], "ks_challenger": ks_statistic(yb, cp)[0],
             "champion_ci": list(auc_delong(yb, p, config.alpha)[2:]),
             "challenger_ci": list(auc_delong(yb, cp, config.alpha)[2:]),
             "calibration": _calibration(yb, cp, cgrades, grade_order, config),
@@ -425,7 +433,10 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
                   if ident.get("model_version") else (ident.get("model_uri") or "n/a")),
         "model run": ident.get("model_run_id") or "n/a",
         "model artifacts (sha256)": ident.get("model_artifact_sha256") or "n/a",
-        "data fingerprint": ident.get("data_fingerprint") or "n/a",
+        "validator": ident.get("validator") or "n/a",
+        "training data fingerprint": ident.get("training_data_fingerprint") or "n/a",
+        "validation sample fingerprint": ident.get("validation_sample_fingerprint") or "n/a",
+        **({"override": ident["override"]} if ident.get("override") else {}),
         "date": ident.get("date"), "toolkit version": ident.get("toolkit_version")})
     if verdict is not None:
         rep.add_text(f"Overall verdict: {verdict['verdict'].upper()}")
@@ -512,7 +523,8 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
             {"figure": f"AUC {ch['name']} (PD)", "value": ch["auc_challenger"],
              "note": "CI [{:.4f}, {:.4f}]".format(*ch["challenger_ci"])},
             {"figure": "AUC difference (champion - challenger)", "value": ch["auc_diff"],
-             "note": f"DeLong z = {ch['z']:.3f}, p = {ch['p_value']:.4g}"},
+             "note": "paired DeLong on this one sample: CI [{:.4f}, {:.4f}], z = {:.3f}, p = {:.4g}"
+             .format(*ch.get("auc_diff_ci", [float("nan")] * 2), ch["z"], ch["p_value"])},
         ]))
         cc = ch["calibration"]
         rep.add_table(pd.DataFrame({
