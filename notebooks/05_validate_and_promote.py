@@ -286,9 +286,9 @@ Markdown(mlflow.artifacts.load_text(f"runs:/{mv.run_id}/{mv.tags['gates.table']}
 # An **override** (`promote(..., override_reason=...)`) exists for the case where
 # the evidence cannot decide a gate, for example equal-risk cells too small at
 # notebook scale. It is honest only when no other evidence decides the gate
-# against the model. The cell below applies that rule: a gate the main job could
-# not measure (missing value) may be overridden only if the third party could not
-# measure it either, or measured it and found it passing.
+# against the model. The cell below applies that rule: gates the main job could
+# not measure (missing value) may be overridden only if no gate fails on evidence
+# that was measured, the third party's included.
 
 # %%
 LEVERS = {
@@ -326,10 +326,12 @@ todo
 
 # %%
 undecided = [g for g in failed if pd.isna(main_gates.loc[g, "value"])]
-decided_against = [g for g in failed
-                   if not pd.isna(main_gates.loc[g, "value"])                        # measured and failed
-                   or (g in tp_gates.index and not pd.isna(tp_gates.loc[g, "value"])
-                       and not bool(tp_gates.loc[g, "passed"]))]                      # third party: fails
+# evidence against the model: a gate the main job measured and failed, or any gate the
+# third party measured and failed (its validation verdict binds too)
+decided_against = [g for g in failed if not pd.isna(main_gates.loc[g, "value"])]
+decided_against += [g for g in tp_gates.index
+                    if g != "schema_compatible" and g not in decided_against
+                    and not pd.isna(tp_gates.loc[g, "value"]) and not bool(tp_gates.loc[g, "passed"])]
 if failed and not decided_against:
     reason = (f"gates {', '.join(undecided)} could not be measured on the {N_HOUSEHOLDS:,}-household "
               "hold-out (equal-risk cells below fairness.min_count) and the third party's "
