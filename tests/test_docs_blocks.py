@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 import typer
-
 from doc_blocks import PYTHON, ROOT, SHELL, Block, blocks
 
 NOT_RUN_CATEGORIES = ("long", "installs software", "needs a cluster", "starts a server", "needs the server above")
@@ -54,7 +53,7 @@ def test_block_is_run_or_says_why_not(block: Block) -> None:
 # ----------------------------------------------------------------------------- static checks
 def _commands(code: str) -> list[list[str]]:
     """Shell commands as token lists: continuation lines joined, comments and heredoc bodies dropped."""
-    text = re.sub(r"<<'?(\w+)'?\n.*?\n\1\n", "\n", code.replace("\\\n", " "), flags=re.S)
+    text = re.sub(r"<<'?(\w+)'?\n.*?\n\1\n", "\n", code.replace("\\\n", " "), flags=re.DOTALL)
     out = []
     for line in text.splitlines():
         try:
@@ -104,14 +103,14 @@ def test_shell_block_names_real_commands_files_and_options(block: Block) -> None
                 assert (ROOT / w).is_file(), f"{block.where}: {w} does not exist"
         if words[:1] == ["make"]:
             for target in words[1:]:
-                assert re.search(rf"^{re.escape(target)}:", makefile, re.M), f"{block.where}: no make target {target}"
+                assert re.search(rf"^{re.escape(target)}:", makefile, re.MULTILINE), f"{block.where}: no make target {target}"
 
 
 @pytest.mark.parametrize("block", [b for b in CODE if b.lang in PYTHON], ids=[b.where for b in CODE if b.lang in PYTHON])
 def test_python_block_compiles_and_its_imports_exist(block: Block) -> None:
     compile(block.code, block.where, "exec")
     for module, grouped, line in re.findall(r"^from (village_credit[\w.]*) import (?:\(([^)]*)\)|([^\n(]+))",
-                                            block.code, re.M):
+                                            block.code, re.MULTILINE):
         names = (grouped or line).split("#")[0]
         mod = importlib.import_module(module)
         for name in (n.strip() for n in names.replace("\n", " ").split(",") if n.strip()):

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from doc_blocks import ROOT, section_blocks
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from typer.testing import CliRunner
 
-from doc_blocks import ROOT, section_blocks
 from village_credit.cli import app
 
 pytestmark = pytest.mark.slow
@@ -118,7 +118,6 @@ def _as(mp: pytest.MonkeyPatch, url: str, user: str, password: str) -> None:
 
 def test_scoring_account_reads_and_scores_but_cannot_move_aliases(
         server: str, scoring_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlflow.server import get_app_client
 
     from village_credit.models.decision import DecisionModel
     from village_credit.registry import configure, load_model, promote
@@ -179,7 +178,7 @@ def test_docs_auth_setup_as_written(server: str, scoring_env, tmp_path: Path,
     auth = get_app_client("basic-auth", tracking_uri=server)
     assert auth.get_user("scorer").username == "scorer"
     perm = auth.get_user_permission("calibrator", "registered_model", "village-credit")
-    assert "EDIT" in str(perm), perm
+    assert perm.permission == "EDIT", perm.to_json()
 
     _as(monkeypatch, server, SCORER, "not-the-password")
     res = CliRunner().invoke(app, ["score", "--model", "models:/village-credit@champion",

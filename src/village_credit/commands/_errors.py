@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 
 from village_credit.errors import VillageCreditError
 
+
 def auth_error(exc: BaseException) -> str | None:
     """The one-line message for an authentication/permission refusal, else None.
 
