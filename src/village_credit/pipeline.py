@@ -650,9 +650,11 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
     result = ExperimentResult(config=cfg, kind=source.kind)
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    job = _Job(cfg, source, result, StageTimer(result.stages, progress, total=11 if source.has_rules else 9),
-               out_dir)
     use_mlflow = bool(cfg.stages.mlflow)
+    # the stages this run will go through (the population is scored only if promoted)
+    planned = ((5 if source.has_rules else 3) + bool(cfg.stages.shap) + bool(source.has_truth)
+               + use_mlflow * (1 + promote_model + (promote_model and score_population)))
+    job = _Job(cfg, source, result, StageTimer(result.stages, progress, total=planned), out_dir)
     try:
         data = _prepare_households(job) if source.has_rules else _prepare_table(job)
         if use_mlflow:
