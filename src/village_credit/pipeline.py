@@ -624,6 +624,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
 
     A table of one's own (400 loans, two features) with no tuning, SHAP, reports or MLflow:
 
+    >>> from village_credit import run_experiment
     >>> import tempfile
     >>> from pathlib import Path
     >>> import numpy as np

@@ -166,7 +166,7 @@ def global_shap(booster_or_model: Any, X: pd.DataFrame, sample: int | None = 500
 
     Examples
     --------
-    >>> from village_credit.explain._examples import example_shap
+    >>> from village_credit.explain.examples import example_shap
     >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> type(shap_values).__name__, shap_values.values.shape == X.shape
     ('GlobalShap', True)
@@ -252,7 +252,7 @@ def mean_abs_shap_by_group(shap_values: Any, groups: Mapping[str, Any],
 
     Examples
     --------
-    >>> from village_credit.explain._examples import example_shap
+    >>> from village_credit.explain.examples import example_shap
     >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> from village_credit.explain import default_groups, mean_abs_shap_by_group
     >>> by_group = mean_abs_shap_by_group(shap_values, default_groups(holdout, shap_values.index))
@@ -371,7 +371,7 @@ def plot_beeswarm(shap_values: Any, max_display: int = 15, path: str | Path | No
 
     Examples
     --------
-    >>> from village_credit.explain._examples import example_shap
+    >>> from village_credit.explain.examples import example_shap
     >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> from village_credit.explain import plot_beeswarm
     >>> fig = plot_beeswarm(shap_values, max_display=5)  # path="beeswarm.png" also writes it
@@ -393,7 +393,7 @@ def plot_bar(shap_values: Any, max_display: int = 15, path: str | Path | None = 
 
     Examples
     --------
-    >>> from village_credit.explain._examples import example_shap
+    >>> from village_credit.explain.examples import example_shap
     >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> from village_credit.explain import feature_labels, plot_bar
     >>> fig = plot_bar(shap_values, max_display=5, labels=feature_labels(X.columns, lang="en"))
@@ -415,7 +415,7 @@ def plot_dependence(shap_values: Any, feature: str, path: str | Path | None = No
 
     Examples
     --------
-    >>> from village_credit.explain._examples import example_shap
+    >>> from village_credit.explain.examples import example_shap
     >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> from village_credit.explain import plot_dependence
     >>> fig = plot_dependence(shap_values, shap_values.used_features()[0])  # an unused feature is refused
@@ -470,7 +470,7 @@ def plot_group_importance(by_group: pd.DataFrame, top_n: int = 10, path: str | P
 
     Examples
     --------
-    >>> from village_credit.explain._examples import example_shap
+    >>> from village_credit.explain.examples import example_shap
     >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> from village_credit.explain import default_groups, mean_abs_shap_by_group, plot_group_importance
     >>> by_group = mean_abs_shap_by_group(shap_values, default_groups(holdout, shap_values.index))
@@ -520,7 +520,7 @@ def write_global_explanations(model: Any, X: pd.DataFrame | None, households: pd
 
     Examples
     --------
-    >>> from village_credit.models._examples import example_model
+    >>> from village_credit.models.examples import example_model
     >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
     >>> import tempfile
     >>> from village_credit.explain import write_global_explanations

@@ -69,7 +69,7 @@ class ModelLoadError(VillageCreditError):
     """The model URI cannot be resolved, downloaded or loaded as a decision model.
 
     >>> from village_credit.registry import ModelLoadError, load_model
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> try:
     ...     load_model("models:/no-such-model/1")
@@ -84,7 +84,7 @@ class UngatedModelError(ModelLoadError):
     """The model has no valid promotion record (never gated, rejected, or altered).
 
     >>> from village_credit.registry import UngatedModelError, load_model
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> version = store.register("demo")  # logged, never promoted
     >>> try:
@@ -462,7 +462,7 @@ def load_model(uri: str, dst_dir: str | Path | None = None, *, require_gate: boo
     the latest when the process exits (MLflow keeps a models-from-code model alive).
 
     >>> from village_credit.registry import load_model
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> store.champion("demo")  # a tiny model, registered and promoted
     '1'
@@ -524,7 +524,7 @@ def load_decision_model(uri: str, *, allow_ungated: bool = False, client: Any = 
 
     >>> from village_credit.data.generator import GeneratorConfig, generate_households
     >>> from village_credit.registry import load_decision_model
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> store.champion("demo")  # a tiny model, registered and promoted
     '1'

@@ -75,7 +75,7 @@ def configure(
 
     >>> import tempfile
     >>> from village_credit.registry import configure, get_client
-    >>> from village_credit.registry._examples import mlflow_state_restored
+    >>> from village_credit.registry.examples import mlflow_state_restored
     >>> with tempfile.TemporaryDirectory() as tmp, mlflow_state_restored():
     ...     experiment_id = configure(f"sqlite:///{tmp}/mlflow.db")  # creates the store
     ...     print(get_client().get_experiment(experiment_id).name)
@@ -133,7 +133,7 @@ def get_client(tracking_uri: str | None = None) -> MlflowClient:
     """A client on ``tracking_uri`` (or the configured/default store) for tracking and registry.
 
     >>> from village_credit.registry import get_client
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> client = get_client(store.uri)
     >>> sorted(e.name for e in client.search_experiments())
