@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -662,7 +663,9 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
             configure(experiment_name=cfg.registry.experiment)
             result.tracking_uri = mlflow.get_tracking_uri()
         evidence: dict[str, Any] = {}
-        with (mlflow.start_run(run_name=cfg.name) if use_mlflow else contextlib.nullcontext()) as run:
+        # one name per run (two runs of one experiment file were both called "default")
+        run_name = f"{cfg.name} {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
+        with (mlflow.start_run(run_name=run_name) if use_mlflow else contextlib.nullcontext()) as run:
             if run is not None:
                 result.run_id = run.info.run_id
                 log_run_context(cfg.to_dict(), cfg.seed, data.fingerprint_rows)
