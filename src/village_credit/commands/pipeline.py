@@ -60,13 +60,19 @@ def print_summary(result, console: Console) -> None:
     t.add_row("approval rate blend / rules",
               f"{m.get('blend_approval_rate', float('nan')):.1%} / {m.get('rules_approval_rate', float('nan')):.1%}")
     t.add_row("registered version", f"{result.config.registry.model_name} v{result.model_version}")
-    t.add_row("promoted to @champion", "yes" if result.promoted else "NO (failed a gate; see gates.json)")
+    failed = ", ".join(((result.gates or {}).get("gates") or {}).get("failed") or []) or "a gate"
+    summary_file = result.paths.get("summary", f"{result.config.output_dir}/summary.json")
+    t.add_row("promoted to @champion", "yes" if result.promoted else
+              "NO: not registered (stages.mlflow is off)" if result.model_version is None else
+              f"NO: failed {failed}; gate table: artifact gates/v{result.model_version}/gates.md of run "
+              f"{result.run_id} (and 'gates' in {summary_file})")
     if result.scoring:
         s = result.scoring
         t.add_row("batch scoring", f"{s['rows_read']:,} read = {s['scored']:,} scored + {s['quarantined']:,} quarantined")
     if result.programme:
         p = result.programme
-        t.add_row("credit villages (> 55 % A, 952)", f"{p['credit_villages']} of {p['villages']}")
+        t.add_row("credit villages (> 55 % of households rated A, and the \"952\" standard: 90 % on file, "
+                  "50 % granted, NPL <= 2 %)", f"{p['credit_villages']} of {p['villages']}")
         t.add_row("credit townships (> 75 % villages)", f"{p['credit_townships']} of {p['townships']}")
     console.print(t)
     if result.approval_by_group is not None:
