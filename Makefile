@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test notebooks bench clean venv report-screenshots schemas
+.PHONY: demo test notebooks bench clean venv report-screenshots schemas browser-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ bench: $(STAMP)
 # headless screenshots of the fairness report, to check it by eye (needs chromium)
 report-screenshots: $(STAMP)
 	$(PY) scripts/report_screenshots.py reports/screenshots
+
+# what people open, in a real headless Chromium: the MLflow UI over a test store, the
+# fairness and validation reports (tests/test_browser.py); screenshots to docs/screenshots/
+browser-check: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium fonts-noto-cjk)
+	$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install --quiet playwright
+	VC_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py -q -rs
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

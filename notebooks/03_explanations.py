@@ -181,16 +181,22 @@ def waterfall(row_label, top=10):
     rest = body.drop(shown.index).sum()
     parts = pd.concat([pd.Series({"base": c["base"]}), shown, pd.Series({"all other terms": rest})])
     start = parts.cumsum().shift(fill_value=0)
-    fig, ax = plt.subplots(figsize=(9, 0.35 * len(parts) + 1.5))
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(parts) + 1.8), layout="constrained")
     colors = ["#7f7f7f"] + ["#2ca02c" if v > 0 else "#d62728" for v in parts.iloc[1:]]
-    ax.barh(range(len(parts)), parts.to_numpy(), left=start.to_numpy(), color=colors)
+    bars = ax.barh(range(len(parts)), parts.to_numpy(), left=start.to_numpy(), color=colors)
     ax.set_yticks(range(len(parts)), [blend.labels.get(k, {}).get("en", k) for k in parts.index])
     ax.invert_yaxis()
     ax.axvline(c.sum(), color="k", ls="--", lw=1)
+    # every bar end and the total inside the axes, with a margin (nothing clipped)
+    ends = np.r_[start.to_numpy(), (start + parts).to_numpy(), c.sum()]
+    pad = 0.06 * (ends.max() - ends.min())
+    ax.set_xlim(ends.min() - pad, ends.max() + pad)
     d = decisions.loc[row_label]
-    ax.set_title(f"{d['household_id']}: {c.sum():.1f} points, PD {d['pd']:.2%}, grade {d['grade']}, "
-                 f"line {d['credit_line']:,.0f} yuan")
+    ax.set_title(f"{d['household_id']}: {c.sum():.1f} points, PD {d['pd']:.2%}\n"
+                 f"grade {d['grade']}, line {d['credit_line']:,.0f} yuan", fontsize=10)
     ax.set_xlabel("points")
+    lo, hi = ax.get_xlim()
+    assert all(lo < b.get_x() + w < hi for b in bars for w in (0, b.get_width())), "a bar is clipped"
     plt.show()
     return parts.rename("points").to_frame()
 

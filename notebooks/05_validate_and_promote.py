@@ -93,13 +93,15 @@ assert not gates_strict.loc["auc_min", "passed"]
 assert champion_version(MODEL) is None, "a version that failed its gates must not be champion"
 print("failed gates:", ", ".join(result.gates["gates"]["failed"]))
 print("champion:", champion_version(MODEL))
-pd.DataFrame(list_versions(MODEL))[["version", "aliases", "gates_passed", "failed_gates", "created"]]
+versions = pd.DataFrame(list_versions(MODEL))
+assert versions.set_index("version").loc[str(result.model_version), "aliases"] == ["challenger"]
+versions[["version", "aliases", "gates_passed", "failed_gates", "created"]]
 
 # %% [markdown]
 # The version exists in the registry but carries `@challenger`, not `@champion`;
-# nothing that scores `models:/village-credit@champion` can pick it up. Other
-# gates may fail too at notebook scale (typically the equal-risk fairness gates,
-# with *missing* evidence); we come back to them below.
+# nothing that scores `models:/village-credit@champion` can pick it up (both are
+# asserted above). Other gates may fail too at notebook scale (the list printed
+# above); we come back to them below.
 #
 # ## 2. The third-party validation
 #
@@ -153,13 +155,37 @@ grades
 # p-value: if the model underestimates risk where the old programme never lent,
 # this is where it shows.
 #
-# Grade E2 deserves a second look. The policy grades every **vetoed** household E2
-# whatever its PD, so E2 mixes the model's worst households with vetoed ones whose
-# model PD may be low. Vetoed households (an overdue loan at review, for example)
-# default far more often than the model predicts: the model never saw one in
-# training, because the old programme never granted them. Their decision is right
-# (the veto wins, no line), but a per-grade back-test of E2 will show red.
-#
+# The back-test keeps **vetoed** households (an overdue loan at review, for
+# example) on a row of their own: the policy grades them whatever their PD, so
+# they are not mixed into the model's grades. The model never saw a vetoed
+# household in training (the old programme never granted them), so their model PD
+# says little about them; their decision is right regardless (the veto wins, no
+# line). What this sample shows, computed from the table above:
+
+# %%
+from IPython.display import Markdown
+
+from village_credit.rules.grades import POLICY_GRADED
+
+by_grade = pd.DataFrame(grades).set_index("grade")
+empty = [g for g in by_grade.index if by_grade.loc[g, "n"] == 0]
+small = [f"{g} (n = {by_grade.loc[g, 'n']})" for g in by_grade.index if 0 < by_grade.loc[g, "n"] < 30]
+lines = []
+if POLICY_GRADED in by_grade.index and by_grade.loc[POLICY_GRADED, "n"] > 0:
+    vet = by_grade.loc[POLICY_GRADED]
+    lines.append(f"* vetoed households: {vet['n']:,} in the sample, {vet['defaults']:,} defaults: observed rate "
+                 f"{fmt_number(vet['observed_rate'])} against a mean model PD of {fmt_number(vet['predicted_pd'])} "
+                 f"({'higher' if vet['observed_rate'] > vet['predicted_pd'] else 'not higher'} than the model says).")
+lines.append("* grades with no household in this sample (no light, nothing to back-test): "
+             + (", ".join(empty) or "none") + ".")
+lines.append("* grades with fewer than 30 households (a light on so few is weak evidence either way): "
+             + (", ".join(small) or "none") + ".")
+lines.append(f"* Hosmer-Lemeshow p = {fmt_number(cal['hosmer_lemeshow']['p_value'])}"
+             + (" (below 0.01: the PDs do not match the observed rates across the sample's deciles)."
+                if cal["hosmer_lemeshow"]["p_value"] < 0.01 else " (no evidence against the PDs at 1 %)."))
+Markdown("\n".join(lines))
+
+# %% [markdown]
 # The reproducibility block ties the figures to the model's bytes, and the model
 # version now carries the validation's headline figures as tags:
 
@@ -175,15 +201,21 @@ pd.Series({k: v for k, v in tags.items() if k.startswith("validation.")}, name="
 # %% [markdown]
 # ## 3. The gates, with the declared thresholds
 #
-# The experiment file's thresholds (`registry.gates`) are the programme's promotion
-# policy. Evaluating them is a pure function of the evidence, so we can look at both
-# evidence sets before promoting: the main job's hold-out evidence and the third
+# The thresholds declared in the experiment file (`registry.gates` in
+# `experiments/default.yaml`, the file the demo runs) are the programme's promotion
+# policy; they differ from the code's defaults (`GateConfig()`), and the cell below
+# prints which. Evaluating them is a pure function of the evidence, so we can look at
+# both evidence sets before promoting: the main job's hold-out evidence and the third
 # party's.
 
 # %%
 from village_credit.registry import evaluate_gates, promote, recorded_evidence
 
-thresholds = vars(GateConfig())          # the declared thresholds (auc_min back to its default)
+DECLARED_IN = os.path.join("..", "experiments", "default.yaml")
+thresholds = vars(load_config(DECLARED_IN).registry.gates)   # the declared thresholds
+code_defaults = vars(GateConfig())
+print(f"thresholds declared in {DECLARED_IN}; where they differ from the code defaults:",
+      {k: f"{code_defaults[k]} -> {v}" for k, v in thresholds.items() if code_defaults.get(k) != v} or "nowhere")
 main_evidence = recorded_evidence(MODEL, result.model_version)
 third_party_evidence = validation["evidence"]
 both = pd.concat({
@@ -193,17 +225,31 @@ both = pd.concat({
 both.drop(index="schema_compatible")  # the schema comes from the model signature, filled in by promote()
 
 # %% [markdown]
-# Reading the two columns:
-#
-# * A `NaN` value is **missing** evidence, and missing evidence fails its gate: a
-#   model whose fairness could not be measured has not shown that it is fair. The
-#   main job's hold-out (a fifth of the villages) holds too few elderly and
-#   formerly poor households per true-risk decile (`fairness.min_count`) for the
-#   equal-risk gaps to be measured at all.
-# * The third party, scoring a whole population, can measure them, and finds the
-#   gaps of notebook 04: at the risky end the model approves protected households
-#   *more* often than others of the same true risk, because it learnt from granted
-#   households only.
+# Reading the two columns: a `NaN` value is **missing** evidence, and missing
+# evidence fails its gate: a model whose fairness could not be measured has not
+# shown that it is fair. The main job's hold-out is a fifth of the villages, so it
+# may hold too few elderly and formerly poor households per true-risk decile
+# (`fairness.min_count`) for the equal-risk gaps to be measured; the third party
+# scores a whole population. What the two evidence sets say here:
+
+# %%
+def missing_vs_measured(table):
+    main, tp = table["main job hold-out"], table["third party"]
+    out = []
+    for gate in table.index.drop("schema_compatible"):
+        m, t = main.loc[gate], tp.loc[gate]
+        if pd.isna(m["value"]) and not pd.isna(t["value"]):
+            out.append(f"* `{gate}`: not measurable on the hold-out; the third party measured "
+                       f"{fmt_number(t['value'])} ({'passes' if t['passed'] else 'fails'} "
+                       f"{fmt_number(t['threshold'])}).")
+        elif bool(m["passed"]) != bool(t["passed"]):
+            out.append(f"* `{gate}`: the evidence sets disagree: hold-out {fmt_number(m['value'])} "
+                       f"({'passes' if m['passed'] else 'fails'}), third party {fmt_number(t['value'])} "
+                       f"({'passes' if t['passed'] else 'fails'}).")
+    return "\n".join(out) or "The two evidence sets agree on every gate."
+
+
+Markdown(missing_vs_measured(both))
 
 # %% [markdown]
 # Now the promotion proper, on the main job's evidence with the declared
@@ -226,7 +272,6 @@ gate_table(promotion.report.to_dict())[["value", "comparator", "threshold", "pas
 
 # %%
 import mlflow
-from IPython.display import Markdown
 
 mv = get_client().get_model_version(MODEL, result.model_version)
 print(mv.description)
@@ -242,9 +287,9 @@ Markdown(mlflow.artifacts.load_text(f"runs:/{mv.run_id}/{mv.tags['gates.table']}
 # An **override** (`promote(..., override_reason=...)`) exists for the case where
 # the evidence cannot decide a gate, for example equal-risk cells too small at
 # notebook scale. It is honest only when no other evidence decides the gate
-# against the model. The cell below applies that rule: a gate the main job could
-# not measure (missing value) may be overridden only if the third party could not
-# measure it either, or measured it and found it passing.
+# against the model. The cell below applies that rule: gates the main job could
+# not measure (missing value) may be overridden only if no gate fails on evidence
+# that was measured, the third party's included.
 
 # %%
 LEVERS = {
@@ -282,10 +327,12 @@ todo
 
 # %%
 undecided = [g for g in failed if pd.isna(main_gates.loc[g, "value"])]
-decided_against = [g for g in failed
-                   if not pd.isna(main_gates.loc[g, "value"])                        # measured and failed
-                   or (g in tp_gates.index and not pd.isna(tp_gates.loc[g, "value"])
-                       and not bool(tp_gates.loc[g, "passed"]))]                      # third party: fails
+# evidence against the model: a gate the main job measured and failed, or any gate the
+# third party measured and failed (its validation verdict binds too)
+decided_against = [g for g in failed if not pd.isna(main_gates.loc[g, "value"])]
+decided_against += [g for g in tp_gates.index
+                    if g != "schema_compatible" and g not in decided_against
+                    and not pd.isna(tp_gates.loc[g, "value"]) and not bool(tp_gates.loc[g, "passed"])]
 if failed and not decided_against:
     reason = (f"gates {', '.join(undecided)} could not be measured on the {N_HOUSEHOLDS:,}-household "
               "hold-out (equal-risk cells below fairness.min_count) and the third party's "
@@ -302,16 +349,22 @@ print("champion:", champion_version(MODEL))
 # %%
 pd.DataFrame(list_versions(MODEL))[["version", "aliases", "gates_passed", "failed_gates", "override_reason"]]
 
+# %%
+champion_now = champion_version(MODEL)
+Markdown(f"**Outcome of this run:** version {result.model_version} is "
+         + ("`@champion` by override (reason recorded on the version)" if champion_now == str(result.model_version)
+            else f"not `@champion` (the registry's champion: {champion_now or 'none'}); "
+                 f"gates decided against it: {', '.join(decided_against) or 'none'}."))
+
 # %% [markdown]
 # ## Take-aways
 #
-# * A version that fails any gate is registered but never `@champion`: both
-#   attempts above (the impossible AUC, then the declared thresholds) left the
-#   registry without a champion, as they should.
+# * A version that fails any gate is registered but never `@champion`; the outcome
+#   of this run's attempts is printed just above.
 # * An override is for evidence that cannot decide a gate, not for evidence that
-#   decides it against the model. Here the third party's own sample measured the
-#   failing gates, so the honest outcome is "not promoted" plus the list of what
-#   would have to change.
+#   decides it against the model. Where the third party's own sample measured a
+#   failing gate, the honest outcome is "not promoted" plus the list of what would
+#   have to change.
 # * Every attempt, passed or refused, leaves a record: gate values, thresholds,
 #   evidence, code version and, for an override, the reason.
 # * The third-party validation needs only the model URI and a labelled sample;

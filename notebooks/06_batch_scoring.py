@@ -116,8 +116,11 @@ to_score.loc[broken[0], "head_age"] = 150
 to_score.loc[broken[1], "household_id"] = None
 to_score["education"] = to_score["education"].astype(object)
 to_score.loc[broken[2], "education"] = "phd"
-# the same household twice, a few rows apart (duplicates are checked within a chunk)
-to_score = pd.concat([to_score.iloc[:6], to_score.loc[[broken[3]]], to_score.iloc[6:]], ignore_index=True)
+# the same household twice, in different chunks: duplicates are found across the whole file
+DUP_AT = len(to_score) - 5
+to_score = pd.concat([to_score.iloc[:DUP_AT], to_score.loc[[broken[3]]], to_score.iloc[DUP_AT:]],
+                     ignore_index=True)
+dup_id = to_score.loc[DUP_AT, "household_id"]
 
 input_path = os.path.join(WORK_DIR, "households_2026.parquet")
 write_parquet(to_score, input_path)
@@ -146,14 +149,21 @@ decisions = read_decisions(out_dir)
 quarantine = read_quarantine(out_dir)
 print(f"{len(decisions):,} decisions, {summary.quarantined} quarantined rows, "
       f"{len(quarantine)} quarantine entries")
+# every copy of the duplicated household is quarantined (none is scored), and no other row
+dup_rows = quarantine.loc[quarantine["check"] == "duplicate", "row_number"]
+assert sorted(dup_rows) == sorted(to_score.index[to_score["household_id"] == dup_id]), dup_rows.tolist()
+assert not decisions["household_id"].eq(dup_id).any()
+assert set(quarantine["row_number"]) == {*broken[:3], *dup_rows}
+print(f"duplicated household: rows {sorted(dup_rows.tolist())} (chunks "
+      f"{sorted({r // 1000 for r in dup_rows})}), both quarantined")
 quarantine[["row_number", "household_id", "column", "value", "reason"]]
 
 # %% [markdown]
 # Every broken row is in the quarantine with the column and the reason, and nothing
-# else is: the second copy of the duplicated household is quarantined, so no
-# household is scored twice.
-# (Duplicates are detected within a chunk; a file whose duplicates may sit far
-# apart should be de-duplicated upstream, e.g. by the anonymiser.) The quarantined rows
+# else is (asserted above). Duplicated households are found across the whole file,
+# not only within a chunk (a first pass reads the id column), and **every** copy is
+# quarantined: which copy is the household's true record cannot be known from the
+# file, so neither is scored. The quarantined rows
 # themselves are kept, untouched, next to the decisions (`quarantine_rows/`) for the
 # village to correct and resubmit.
 #

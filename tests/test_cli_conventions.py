@@ -140,3 +140,18 @@ def test_score_prints_the_rows_per_second_of_its_summary(scoring_env, tmp_path: 
     assert shown[:3] == [written["rows_read"], written["scored"], written["quarantined"]]
     assert shown[3] == round(written["rows_per_second"]) == round(printed["rows_per_second"])
     assert printed["rows_per_second"] == written["rows_per_second"] > 0
+
+
+def test_stage_bar_is_on_stderr_and_ends_at_the_stages_that_ran():
+    """The demo's bar went to stdout (beside the summary) and froze at "10/11"."""
+    from village_credit.stages import StageTimer
+
+    timer = StageTimer([], show=True, total=3)  # planned: 3; one turns out not to apply
+    try:
+        assert timer.progress.console.stderr and timer.progress.live.transient
+        timer.run("one", lambda: None)
+        timer.run("two", lambda: None)
+    finally:
+        timer.close()
+    task = timer.progress.tasks[0]
+    assert (task.completed, task.total) == (2, 2) and timer.total == 2

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from matplotlib.text import Text
 
 from village_credit.binning import bin_index
 from village_credit.reporting import displays as D
@@ -169,8 +170,56 @@ def test_tradeoff_shows_the_approval_rate_of_every_option():
     names = [t.get_text() for t in disp.ax_[1].get_yticklabels()]
     assert any("ThresholdOptimizer" in n for n in names)
     assert "best" not in " ".join(ax.get_title() for ax in disp.ax_)
-    offsets = disp.ax_[0].collections[0].get_offsets()
-    np.testing.assert_allclose(np.asarray(offsets)[:, 0], _trade()["er_max_gap_approval"])
+    offsets = np.asarray(disp.ax_[0].collections[0].get_offsets())
+    np.testing.assert_allclose(sorted(offsets[:, 0]), sorted(_trade()["er_max_gap_approval"]))
+
+
+def _label_boxes(disp):
+    disp.figure_.canvas.draw()
+    return [Text.get_window_extent(a) for a in disp.labels_]  # the numbers, not their leader lines
+
+
+def test_tradeoff_axes_start_at_zero_and_coinciding_options_stay_readable():
+    """A 0.02-point risk difference must not fill the y-axis; options at the same spot
+    (4 and 5 in notebook 04) keep a readable number each, and small markers sit on top."""
+    t = _trade()
+    t.loc[4, ["true_pd_approved", "er_max_gap_approval"]] = [0.0361, 0.061]  # on top of "blend"
+    disp = D.TradeoffDisplay.from_table(t)
+    ax = disp.ax_[0]
+    assert ax.get_ylim()[0] == 0 and ax.get_xlim()[0] == 0
+    y_lo, y_hi = ax.get_ylim()
+    assert (t["true_pd_approved"].max() - t["true_pd_approved"].min()) / (y_hi - y_lo) < 0.3
+    boxes = _label_boxes(disp)
+    assert len(boxes) == len(t)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    sizes = disp.ax_[0].collections[0].get_sizes()
+    assert list(sizes) == sorted(sizes, reverse=True)  # drawn largest first
+
+
+def test_percent_tick_labels_say_the_tick_value():
+    """The NPL panel of notebook 06 labelled 2.5 % as "2%" and 12.5 % as "13%"."""
+    v = pd.DataFrame({"npl_ratio": [0.0, 0.02, 0.06, 0.125], "is_credit_village": pd.array([True, True, False, False],
+                                                                                       dtype="boolean")})
+    disp = D.CreditVillageDisplay.from_table(v, {"npl_ratio": ("<=", 0.02)})
+    ax = disp.ax_[0]
+    disp.figure_.canvas.draw()
+    lo, hi = ax.get_ylim()
+    for loc, label in zip(ax.get_yticks(), ax.get_yticklabels(), strict=True):
+        if lo <= loc <= hi:
+            assert float(label.get_text().replace("%", "").replace("\N{MINUS SIGN}", "-")) == pytest.approx(loc * 100)
+
+
+def test_grade_back_test_hatches_grades_with_few_households():
+    """Grade E1 with n = 1 drew a full-height green 100 % bar."""
+    g = pd.DataFrame({"grade": ["A1", "E1"], "n": [1341, 1], "predicted_pd": [0.015, 0.4],
+                      "observed_rate": [0.009, 1.0], "light": ["green", "green"]})
+    disp = D.GradeBackTestDisplay.from_table(g)
+    big, small = disp.bars_
+    assert disp.small_ == [False, True]
+    assert small.get_hatch() == "///" and small.get_facecolor()[3] == 0  # an outline, not a solid bar
+    assert big.get_hatch() is None and big.get_facecolor()[3] == 1
+    assert small.get_height() == pytest.approx(1.0)  # the data is still drawn
+    assert "fewer than 30 households" in disp.ax_.get_xlabel()
 
 
 def test_formats_fixed_decimals_and_yuan():
@@ -247,3 +296,17 @@ def test_reliability_curves_of_two_models_share_one_axes():
                       "challenger: observed default rate"]
     xmax = a.ax_.get_xlim()[1]
     assert all(line.get_xdata().max() <= xmax for line in a.ax_.get_lines()[1:])  # no curve cut off
+
+
+def test_validation_score_distribution_has_an_x_label_and_its_legend_off_the_bars():
+    from village_credit.validation.report import _plot_psi
+
+    tab = pd.DataFrame({"bin": [f"b{i}" for i in range(10)], "expected_share": [0.1] * 10,
+                        "actual_share": [0.05, 0.15, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]})
+    fig = _plot_psi(tab, "Score")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert ax.get_xlabel() == "score bin (edges from the reference)"
+    legend = ax.get_legend().get_window_extent()
+    assert not any(legend.overlaps(bar.get_window_extent()) for bar in ax.patches)
+    assert legend.x0 >= ax.get_window_extent().x1  # beside the plot area

@@ -176,7 +176,7 @@ def test_cli_explains_a_recalibrated_champion(decision_model, scoring_input: pd.
     from village_credit.models.calibration import Calibrator
     from village_credit.models.recalibrated import RecalibratedDecisionModel
     from village_credit.registry import promote
-    from village_credit.registry._examples import ExampleStore
+    from village_credit.registry.examples import ExampleStore
     from village_credit.registry.pyfunc_model import log_decision_model
     from village_credit.validation.recalibration import DECISION_CLASS
 

@@ -193,3 +193,33 @@ def test_log_to_mlflow(tmp_path) -> None:  # type: ignore[no-untyped-def]
     finally:
         mlflow.set_tracking_uri(previous)
         mlflow.set_registry_uri(previous)
+
+
+def test_dependence_shows_units_and_a_y_range_no_narrower_than_the_model_s_effects(
+        fitted: tuple[LGBMDefaultModel, pd.DataFrame]) -> None:
+    """``shap_dependence_assets_yuan.png`` read "1e6" with no unit; a feature moving the
+    log-odds by +-0.02 filled the plot as if it mattered."""
+    model, X = fitted
+    gs = sg.global_shap(model, X, sample=200, seed=1)
+    values = np.asarray(gs.explanation.values, dtype=float)
+    used = [gs.feature_names.index(f) for f in gs.used_features()]
+    typical = np.percentile(np.abs(values[:, used]), 99)
+    weakest = min(gs.used_features(), key=lambda f: np.abs(values[:, gs.feature_names.index(f)]).max())
+    fig = sg.plot_dependence(gs, weakest)
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    assert lo == pytest.approx(-hi) and hi >= typical  # the weak feature looks weak
+    assert hi >= np.abs(values[:, gs.feature_names.index(weakest)]).max()  # and nothing is cut off
+    yuan = next(f for f in gs.used_features() if f.endswith("_yuan"))
+    ax = sg.plot_dependence(gs, yuan).axes[0]
+    ax.figure.canvas.draw()
+    assert ax.get_xlabel().endswith("(yuan)")
+    assert ax.xaxis.get_offset_text().get_text() == ""  # no "1e6" multiplier
+    assert all("e" not in t.get_text() for t in ax.get_xticklabels())
+
+
+def test_beeswarm_title_counts_the_households_it_shows(fitted: tuple[LGBMDefaultModel, pd.DataFrame]) -> None:
+    model, X = fitted
+    gs = sg.global_shap(model, X, sample=200, seed=1)
+    title = sg.plot_beeswarm(gs).axes[0].get_title()
+    assert f"{len(gs.index):,} households" in title and "sample" not in title

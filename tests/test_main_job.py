@@ -117,7 +117,7 @@ def test_run_records_metrics_reports_and_context(main_job) -> None:
     tmp, uri, _ = main_job
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("vc-e2e")
-    runs = client.search_runs([exp.experiment_id], "attributes.run_name = 'e2e'")
+    runs = client.search_runs([exp.experiment_id], "attributes.run_name LIKE 'e2e %'")
     assert len(runs) == 1
     run = runs[0]
     for key in ("blend_auc", "rules_auc", "oracle_auc", "blend_ece", "gbm_auc", "blend_oot_auc", "score_psi_oot"):

@@ -72,6 +72,19 @@ def test_notebook_pair_is_in_sync(path: Path):
                     "run `jupytext --sync notebooks/*.ipynb`")
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_is_valid_nbformat_4_5(path: Path):
+    """Each notebook is valid for the format it declares (what nbconvert and JupyterLab's
+    contents API check): nbformat 4.5, every cell with a unique ``id``. Cell ids under a
+    4.4 declaration made Jupyter answer "Notebook validation failed"."""
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+    nbformat.validate(nb)  # raises ValidationError naming the offending cell
+    assert (nb.nbformat, nb.nbformat_minor) == (4, 5), f"{path.name} declares {nb.nbformat}.{nb.nbformat_minor}"
+    ids = [c.get("id") for c in nb.cells]
+    assert all(ids) and len(set(ids)) == len(ids), f"{path.name}: missing or repeated cell ids"
+
+
 def test_notebook_sources_pass_ruff():
     """The .py side is linted like the package (pyflakes, pycodestyle errors, imports, bugbear)."""
     pytest.importorskip("ruff")

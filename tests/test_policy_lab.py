@@ -99,7 +99,7 @@ def test_the_lab_decides_exactly_like_score_rules(households):
 
 
 def test_the_blend_decides_exactly_like_decision_model_decide():
-    from village_credit.models._examples import example_model
+    from village_credit.models.examples import example_model
     model, holdout = example_model()
     lab = PolicyEvaluator(holdout, model.policy, model=model, min_count=5)
     variant = apply_parameters(model.policy, {"veto_window.crime": 1, "approval_min_points": 15,

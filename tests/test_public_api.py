@@ -36,6 +36,18 @@ def test_root_exports_the_analysts_dozen() -> None:
     assert set(dir(village_credit)) >= names
 
 
+@pytest.mark.parametrize("package", ["", *SUBPACKAGES])
+def test_dir_shows_only_public_names(package: str) -> None:
+    """Tab completion in a notebook lists what may be used, not the ``__init__``'s helpers."""
+    mod = importlib.import_module(f"village_credit.{package}" if package else "village_credit")
+    shown = dir(mod)
+    assert set(mod.__all__) <= set(shown)
+    assert not {"annotations", "lazy_exports", "_EXPORTS", "importlib"} & set(shown), shown
+    if not package:  # the root shows exactly its face (and its public modules once imported)
+        extra = [n for n in shown if n not in mod.__all__ and not inspect.ismodule(getattr(mod, n))]
+        assert extra == [], extra
+
+
 def test_the_public_face_is_small() -> None:
     total = len(village_credit.__all__) + sum(
         len(importlib.import_module(f"village_credit.{p}").__all__) for p in SUBPACKAGES)

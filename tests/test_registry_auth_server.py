@@ -22,6 +22,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from doc_blocks import ROOT, section_blocks
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from typer.testing import CliRunner
@@ -41,30 +42,42 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+DOC = ROOT / "docs" / "registry.md"
+SECTION = "A credit center's tracking server (MLflow authentication)"
+
+
+def _doc_blocks() -> tuple[str, str]:
+    """The section's shell and Python blocks, exactly as docs/registry.md has them."""
+    found = section_blocks(DOC, SECTION)
+    shell = [b.code for b in found if b.lang == "bash"]
+    python = [b.code for b in found if b.lang == "python"]
+    assert len(shell) == 1 and len(python) == 1, f"{DOC.name}: expected one bash and one python block"
+    return shell[0], python[0]
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The server started by the docs' shell block, run by bash in a scratch folder.
+
+    What differs from a reader's paste, and why: the ``pip install`` line is checked
+    (the extra is installed) instead of run; the placeholders get test passwords; port
+    5000 becomes a free port, with one worker and no job workers (a busy CI machine).
+    """
+    pytest.importorskip("flask_wtf")  # what `pip install 'mlflow[auth]'` adds
+    shell, _ = _doc_blocks()
     root = tmp_path_factory.mktemp("auth-server")
-    ini = root / "basic_auth.ini"
-    ini.write_text(
-        "[mlflow]\ndefault_permission = READ\n"
-        f"database_uri = sqlite:///{(root / 'auth.db').as_posix()}\n"
-        f"admin_username = {ADMIN}\nadmin_password = {ADMIN_PW}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        # cache successful password checks (PBKDF2 per request is slow on a busy machine)
-        "auth_cache_ttl_seconds = 60\n",
-        encoding="utf-8")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(ini),
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-only-secret",
-           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no background job workers
+    install = "pip install 'mlflow[auth]'"
+    assert shell.startswith(install)
+    script = (shell.split("\n", 1)[1].replace("<a long secret>", ADMIN_PW)
+              .replace("--port 5000", f"--port {port} --workers 1"))
+    assert str(port) in script and "<" not in script.replace("<<'EOF'", ""), script
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     log = open(root / "server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
-         "--backend-store-uri", f"sqlite:///{(root / 'mlflow.db').as_posix()}",
-         "--artifacts-destination", str(root / "artifacts"),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=root, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 240  # bounded: a loaded CI machine starts it in ~1 min
         while True:
@@ -76,9 +89,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 log.flush()
-                pytest.fail("mlflow server did not start:\n"
+                pytest.fail("the docs' mlflow server did not start:\n"
                             + (root / "server.log").read_text(errors="replace")[-3000:])
             time.sleep(0.5)
+        _, python = _doc_blocks()
+        admin = {**os.environ, "MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": ADMIN_PW}
+        code = python.replace("http://127.0.0.1:5000", url).replace('"<password>"', repr(SCORER_PW))
+        setup = subprocess.run([sys.executable, "-c", code], env=admin, capture_output=True, text=True,
+                               timeout=120, check=False)
+        assert setup.returncode == 0, f"the docs' account setup failed:\n{setup.stderr[-3000:]}"
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -99,7 +118,6 @@ def _as(mp: pytest.MonkeyPatch, url: str, user: str, password: str) -> None:
 
 def test_scoring_account_reads_and_scores_but_cannot_move_aliases(
         server: str, scoring_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlflow.server import get_app_client
 
     from village_credit.models.decision import DecisionModel
     from village_credit.registry import configure, load_model, promote
@@ -111,7 +129,6 @@ def test_scoring_account_reads_and_scores_but_cannot_move_aliases(
     try:
         # the admin: create the scoring account, log + register two versions, promote v1
         _as(monkeypatch, server, ADMIN, ADMIN_PW)
-        get_app_client("basic-auth", tracking_uri=server).create_user(SCORER, SCORER_PW)
         configure(server)
         dm = DecisionModel.load(env.root / "decision_model")
         versions = []
@@ -149,3 +166,25 @@ def test_scoring_account_reads_and_scores_but_cannot_move_aliases(
     finally:
         mlflow.set_tracking_uri(old)
         mlflow.set_registry_uri(old)
+
+
+def test_docs_auth_setup_as_written(server: str, scoring_env, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/registry.md's two blocks, run as written (fixture ``server``), give the
+    accounts the page promises; a wrong password is one line and exit code 2."""
+    from mlflow.server import get_app_client
+
+    _as(monkeypatch, server, ADMIN, ADMIN_PW)
+    auth = get_app_client("basic-auth", tracking_uri=server)
+    assert auth.get_user("scorer").username == "scorer"
+    perm = auth.get_user_permission("calibrator", "registered_model", "village-credit")
+    assert perm.permission == "EDIT", perm.to_json()
+
+    _as(monkeypatch, server, SCORER, "not-the-password")
+    res = CliRunner().invoke(app, ["score", "--model", "models:/village-credit@champion",
+                                   "--input", str(scoring_env.parquet), "--output",
+                                   str(tmp_path / "scores"), "--no-progress"])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "HTTP 401" in lines[0] and "MLFLOW_TRACKING_PASSWORD" in lines[0], res.stderr
+    assert "not-the-password" not in res.output + res.stderr and "Traceback" not in res.stderr

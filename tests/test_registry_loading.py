@@ -146,3 +146,23 @@ def test_a_download_of_its_own_is_removed_when_the_process_ends(env: ScoringEnv,
     local, existed = out.stdout.strip().splitlines()[-1].rsplit(" ", 1)
     assert existed == "True" and Path(local).name.startswith("vc-model-")
     assert not Path(local).exists()
+
+
+def test_load_model_downloads_without_mlflow_progress_bars(env: ScoringEnv, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch, capfd) -> None:
+    """score_file/load_model in a script or notebook: no "Downloading artifacts" bar per
+    file, unless the user asks for MLflow's bars (then they are theirs)."""
+    import os
+
+    name = "vc-quiet-downloads"
+    info = _register(env, name)
+    promote(name, str(info.registered_model_version), {}, override_reason="loader test: gates tested elsewhere",
+            client=_client(env))
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    capfd.readouterr()
+    load_model(f"models:/{name}@champion", tmp_path / "quiet")
+    assert "Downloading artifacts" not in capfd.readouterr().err
+    assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ  # the caller's environment as it was
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")  # asked for: shown (the check can fail)
+    load_model(f"models:/{name}@champion", tmp_path / "loud")
+    assert "Downloading artifacts" in capfd.readouterr().err

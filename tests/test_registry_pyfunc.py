@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.models import Model
@@ -108,9 +109,12 @@ def test_in_process_predict_quarantines_bad_rows(logged: dict) -> None:
     assert (out.drop(index=2)["status"] == "scored").all()
 
 
-def test_pyfunc_predict_quarantines_a_text_cell_and_equals_decide(logged: dict) -> None:
+def test_pyfunc_predict_quarantines_a_text_cell_and_equals_decide(
+        logged: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """A non-numeric cell (as a CSV or JSON client sends it) quarantines its row only,
-    and MLflow's own predict gives exactly the model's decisions (nothing is converted)."""
+    and MLflow's own predict gives exactly the model's decisions (nothing is converted):
+    float columns stay float, NaN for the quarantined rows (``np.log(p["pd"])`` works)."""
+    monkeypatch.delenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", raising=False)
     model = mlflow.pyfunc.load_model(logged["info"].model_uri)
     batch = pd.read_parquet(logged["batch"])
     batch["head_age"] = batch["head_age"].astype(object)
@@ -118,11 +122,12 @@ def test_pyfunc_predict_quarantines_a_text_cell_and_equals_decide(logged: dict) 
     out = model.predict(batch, params={"top_k": 2})
     assert out["status"].tolist() == ["scored", "scored", "quarantined", "scored", "quarantined", "scored"]
     assert "head_age: not a number" in out.loc[4, "quarantine_reason"]
-    # exactly the model's decisions; missing numbers of quarantined rows as None (JSON null)
-    from village_credit.registry.decision_pyfunc import json_safe
-
-    pd.testing.assert_frame_equal(out, json_safe(logged["dm"].decide(batch, top_k=2)))
-    assert out.loc[4, "pd"] is None and out.loc[0, "pd"] == logged["dm"].decide(batch, top_k=2).loc[0, "pd"]
+    # exactly the model's decisions, dtypes included
+    pd.testing.assert_frame_equal(out, logged["dm"].decide(batch, top_k=2))
+    for col in ("pd", "points", "credit_line", "rate"):
+        assert pd.api.types.is_float_dtype(out[col].dtype), (col, out[col].dtype)
+        assert np.isnan(out.loc[4, col]) and np.isnan(out.loc[2, col])
+    assert np.isfinite(np.log(out["pd"].drop(index=[2, 4]))).all()
 
 
 def test_champion_loads_and_scores_in_fresh_process(logged: dict) -> None:
@@ -223,7 +228,8 @@ def _strict_json(text: str):
     return json.loads(text, parse_constant=_reject)
 
 
-def test_scoring_server_answers_valid_json_with_null_for_quarantined_numbers(logged: dict) -> None:
+def test_scoring_server_answers_valid_json_with_null_for_quarantined_numbers(
+        logged: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """MLflow's own scoring server (what ``mlflow models serve`` runs): a quarantined
     row's PD, points and line come back as ``null``, and the body parses strictly."""
     from fastapi.testclient import TestClient
@@ -232,6 +238,8 @@ def test_scoring_server_answers_valid_json_with_null_for_quarantined_numbers(log
     model = mlflow.pyfunc.load_model(logged["info"].model_uri)
     batch = pd.read_parquet(logged["batch"])
     body = {"dataframe_split": json.loads(batch.to_json(orient="split", date_format="iso"))}
+    # init() marks the process as a serving environment; monkeypatch undoes it afterwards
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")
     with TestClient(scoring_server.init(model)) as client:
         res = client.post("/invocations", json=body)
     assert res.status_code == 200, res.text[:2000]
@@ -239,8 +247,9 @@ def test_scoring_server_answers_valid_json_with_null_for_quarantined_numbers(log
     assert len(preds) == 6 and preds[2]["status"] == "quarantined"
     assert preds[2]["pd"] is None and preds[2]["points"] is None
     assert all(isinstance(p["pd"], float) for i, p in enumerate(preds) if i != 2)
-    # in-process callers still get floats (NaN), Spark casts the object column back
+    # the batch scorer (context None) and, outside the server, pyfunc.predict keep floats
     inner = model.unwrap_python_model()
+    monkeypatch.delenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT")
     assert pd.api.types.is_float_dtype(inner.predict(None, batch)["pd"].dtype)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 
@@ -31,6 +32,9 @@ def lazy_exports(package: str, exports: Mapping[str, str], namespace: dict[str, 
         return value
 
     def __dir__() -> list[str]:
-        return sorted(set(namespace) | set(exports))
+        # only the public face: ``__all__``, the lazy names and public subpackages, not
+        # the helpers an ``__init__`` imports (``annotations``, ``lazy_exports``, ``_EXPORTS``)
+        subpackages = {n for n, v in namespace.items() if isinstance(v, ModuleType) and not n.startswith("_")}
+        return sorted(set(namespace.get("__all__", ())) | set(exports) | subpackages)
 
     return __getattr__, __dir__

@@ -13,9 +13,11 @@ import typer
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import village_credit.commands as _commands
+from village_credit.commands._errors import CommandGroup
 
 app = typer.Typer(
     name="village-credit",
+    cls=CommandGroup,  # an MLflow auth refusal from any command: one line, exit 2
     help="Credit scoring for rural whole-village credit programmes.",
     no_args_is_help=True,
     add_completion=False,

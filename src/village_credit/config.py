@@ -325,6 +325,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     file are read from the file's folder. Every key is checked before any work; an
     error names the file and the dotted key.
 
+    >>> from village_credit import load_config
     >>> cfg = load_config(None, {"data.n_households": 2000, "model.tuning.n_trials": 0})
     >>> cfg.data.n_households, cfg.model.tuning.n_trials, cfg.split.holdout_share
     (2000, 0, 0.2)

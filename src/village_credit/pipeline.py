@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -681,6 +682,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
 
     A table of one's own (400 loans, two features) with no tuning, SHAP, reports or MLflow:
 
+    >>> from village_credit import run_experiment
     >>> import tempfile
     >>> from pathlib import Path
     >>> import numpy as np
@@ -707,16 +709,20 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
     result = ExperimentResult(config=cfg, kind=source.kind)
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    job = _Job(cfg, source, result, StageTimer(result.stages, progress, total=11 if source.has_rules else 9),
-               out_dir)
     use_mlflow = bool(cfg.stages.mlflow)
+    # the stages this run will go through (the population is scored only if promoted)
+    planned = ((5 if source.has_rules else 3) + bool(cfg.stages.shap) + bool(source.has_truth)
+               + use_mlflow * (1 + promote_model + (promote_model and score_population)))
+    job = _Job(cfg, source, result, StageTimer(result.stages, progress, total=planned), out_dir)
     try:
         data = _prepare_households(job) if source.has_rules else _prepare_table(job)
         if use_mlflow:
             configure(experiment_name=cfg.registry.experiment)
             result.tracking_uri = mlflow.get_tracking_uri()
         evidence: dict[str, Any] = {}
-        with (mlflow.start_run(run_name=cfg.name) if use_mlflow else contextlib.nullcontext()) as run:
+        # one name per run (two runs of one experiment file were both called "default")
+        run_name = f"{cfg.name} {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
+        with (mlflow.start_run(run_name=run_name) if use_mlflow else contextlib.nullcontext()) as run:
             if run is not None:
                 result.run_id = run.info.run_id
                 log_run_context(cfg.to_dict(), cfg.seed, data.fingerprint_rows)

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 
@@ -22,14 +23,28 @@ class Stage:
 
 
 class StageTimer:
-    """Runs stages, appends a :class:`Stage` to ``stages`` for each, shows progress if ``show``."""
+    """Runs stages, appends a :class:`Stage` to ``stages`` for each, shows progress if ``show``.
+
+    The bar goes to stderr (stdout carries a command's summary) and is transient, like
+    every bar of the toolkit. ``total`` is the number of stages planned; a stage that turns
+    out not to apply (the population is scored only when the model is promoted) is taken
+    off the count when the job ends, so the bar never stops short of its total.
+
+    >>> timer = StageTimer([], show=False, total=3)
+    >>> timer.run("one", lambda: 1), timer.run("two", lambda: 2)
+    (1, 2)
+    >>> timer.close(); [s.name for s in timer.stages], timer.total
+    (['one', 'two'], 2)
+    """
 
     def __init__(self, stages: list[Stage], show: bool, total: int) -> None:
         self.stages = stages
+        self.total = total
         self.progress = None
         if show:
             self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                     TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+                                     TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                                     console=Console(stderr=True), transient=True)
             self.progress.start()
             self.task = self.progress.add_task("starting", total=total)
 
@@ -44,5 +59,7 @@ class StageTimer:
         return out
 
     def close(self) -> None:
+        self.total = len(self.stages)
         if self.progress is not None:
+            self.progress.update(self.task, total=self.total, completed=self.total, description="done")
             self.progress.stop()

@@ -57,11 +57,16 @@ def _verdict_line(result) -> str:
 
 def _not_promoted(result) -> str:
     """Why the version is not @champion, in the words of the gate that stopped it."""
+    if result.model_version is None:
+        return "NO: not registered (stages.mlflow is off)"
     gates = (result.gates or {}).get("gates") or {}
+    summary_file = result.paths.get("summary", f"{result.config.output_dir}/summary.json")
+    where = (f"gate table: artifact gates/v{result.model_version}/gates.md of run {result.run_id} "
+             f"(and 'gates' in {summary_file})")
     if (result.gates or {}).get("refused"):
-        return "NO: the validator's verdict refuses it (a FAIL is never overridden); see gates.json"
-    failed = gates.get("failed") or []
-    return f"NO (failed: {', '.join(failed) or 'a gate'}; see gates.json)"
+        return f"NO: the validator's verdict refuses it (a FAIL is never overridden); {where}"
+    failed = ", ".join(gates.get("failed") or []) or "a gate"
+    return f"NO: failed {failed}; {where}"
 
 
 def print_summary(result, console: Console) -> None:
@@ -94,7 +99,8 @@ def print_summary(result, console: Console) -> None:
         t.add_row("batch scoring", f"{s['rows_read']:,} read = {s['scored']:,} scored + {s['quarantined']:,} quarantined")
     if result.programme:
         p = result.programme
-        t.add_row("credit villages (> 55 % A, 952)", f"{p['credit_villages']} of {p['villages']}")
+        t.add_row("credit villages (> 55 % of households rated A, and the \"952\" standard: 90 % on file, "
+                  "50 % granted, NPL <= 2 %)", f"{p['credit_villages']} of {p['villages']}")
         t.add_row("credit townships (> 75 % villages)", f"{p['credit_townships']} of {p['townships']}")
     console.print(t)
     _print_stages(result, console)

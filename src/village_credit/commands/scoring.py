@@ -58,7 +58,8 @@ def score(
 
             summary = score_file_spark(model, input, output, master=master, overwrite=overwrite,
                                        report=report, allow_ungated=allow_ungated,
-                                       chunk_rows=chunk_rows, tasks_per_core=tasks_per_core)
+                                       chunk_rows=chunk_rows, tasks_per_core=tasks_per_core,
+                                       progress=progress)
         else:
             from village_credit.scoring import score_file
 

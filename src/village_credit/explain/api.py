@@ -111,7 +111,7 @@ def load_decision_model(model: Any) -> Any:
 
     Examples
     --------
-    >>> from village_credit.models._examples import example_model
+    >>> from village_credit.models.examples import example_model
     >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
     >>> import tempfile
     >>> from village_credit.explain import load_decision_model
@@ -234,7 +234,7 @@ def explain(model: Any, households: pd.DataFrame, top_k: int = 3, form: Form = "
 
     Examples
     --------
-    >>> from village_credit.models._examples import example_model
+    >>> from village_credit.models.examples import example_model
     >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
     >>> from village_credit.explain import explain
     >>> reasons = explain(model, holdout.head(2), top_k=2)  # long form: one row per reason

@@ -38,6 +38,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import shap
+from matplotlib.ticker import FuncFormatter
 from numpy.typing import NDArray
 
 from village_credit.data.groups import ELDERLY_AGE, PROTECTED_ATTRIBUTES
@@ -165,7 +166,7 @@ def global_shap(booster_or_model: Any, X: pd.DataFrame, sample: int | None = 500
 
     Examples
     --------
-    >>> from village_credit.explain._examples import example_shap
+    >>> from village_credit.explain.examples import example_shap
     >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> type(shap_values).__name__, shap_values.values.shape == X.shape
     ('GlobalShap', True)
@@ -251,7 +252,7 @@ def mean_abs_shap_by_group(shap_values: Any, groups: Mapping[str, Any],
 
     Examples
     --------
-    >>> from village_credit.explain._examples import example_shap
+    >>> from village_credit.explain.examples import example_shap
     >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> from village_credit.explain import default_groups, mean_abs_shap_by_group
     >>> by_group = mean_abs_shap_by_group(shap_values, default_groups(holdout, shap_values.index))
@@ -370,7 +371,7 @@ def plot_beeswarm(shap_values: Any, max_display: int = 15, path: str | Path | No
 
     Examples
     --------
-    >>> from village_credit.explain._examples import example_shap
+    >>> from village_credit.explain.examples import example_shap
     >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> from village_credit.explain import plot_beeswarm
     >>> fig = plot_beeswarm(shap_values, max_display=5)  # path="beeswarm.png" also writes it
@@ -382,7 +383,7 @@ def plot_beeswarm(shap_values: Any, max_display: int = 15, path: str | Path | No
     fig, ax = _new_pyplot_figure(9, 0.4 * min(max_display, len(gs.feature_names)) + 2)
     shap.plots.beeswarm(gs.labelled(labels), max_display=max_display, ax=ax, show=False, plot_size=None)
     ax.set_xlabel("SHAP value (log-odds of default; > 0 = riskier)")
-    ax.set_title("What drives the default model (sample of households)")
+    ax.set_title(f"What drives the default model ({len(gs.index):,} households, one dot each)")
     return _finish(fig, path, notice=notice)
 
 
@@ -392,7 +393,7 @@ def plot_bar(shap_values: Any, max_display: int = 15, path: str | Path | None = 
 
     Examples
     --------
-    >>> from village_credit.explain._examples import example_shap
+    >>> from village_credit.explain.examples import example_shap
     >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> from village_credit.explain import feature_labels, plot_bar
     >>> fig = plot_bar(shap_values, max_display=5, labels=feature_labels(X.columns, lang="en"))
@@ -414,7 +415,7 @@ def plot_dependence(shap_values: Any, feature: str, path: str | Path | None = No
 
     Examples
     --------
-    >>> from village_credit.explain._examples import example_shap
+    >>> from village_credit.explain.examples import example_shap
     >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> from village_credit.explain import plot_dependence
     >>> fig = plot_dependence(shap_values, shap_values.used_features()[0])  # an unused feature is refused
@@ -432,9 +433,32 @@ def plot_dependence(shap_values: Any, feature: str, path: str | Path | None = No
     fig, ax = _new_pyplot_figure(7, 5)
     shap.plots.scatter(exp[:, gs.feature_names.index(feature)], ax=ax, show=False)
     ax.set_ylabel(f"SHAP value for {lab.get(feature, feature)}\n(log-odds of default)")
+    _dependence_axes(ax, gs, feature, lab.get(feature, feature))
     if title:
         ax.set_title(title)
     return _finish(fig, path)
+
+
+def _dependence_axes(ax: Any, gs: GlobalShap, feature: str, label: str) -> None:
+    """Units on the x-axis, no ``1e6`` offset, and a y-range no narrower than the model's
+    typical effect: a feature that moves the log-odds by +-0.02 must look small.
+
+    The y half-range is the larger of the feature's own largest |SHAP| and the 99th
+    percentile of |SHAP| over every feature the model uses (``ylim_`` on the axes).
+    """
+    try:
+        unit = spec_for(feature).unit
+    except KeyError:
+        unit = ""
+    ax.set_xlabel(f"{label} ({unit})" if unit else label)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if abs(v) >= 1000 else f"{v:g}"))
+    values = np.asarray(gs.explanation.values, dtype=float)
+    used = [gs.feature_names.index(f) for f in gs.used_features()]
+    own = float(np.nanmax(np.abs(values[:, gs.feature_names.index(feature)]))) if len(values) else 0.0
+    typical = float(np.nanpercentile(np.abs(values[:, used]), 99)) if used and len(values) else 0.0
+    half = max(own, typical, 1e-6) * 1.1
+    ax.set_ylim(-half, half)
+    ax.axhline(0, color="grey", lw=0.8, zorder=0)
 
 
 def plot_group_importance(by_group: pd.DataFrame, top_n: int = 10, path: str | Path | None = None,
@@ -446,7 +470,7 @@ def plot_group_importance(by_group: pd.DataFrame, top_n: int = 10, path: str | P
 
     Examples
     --------
-    >>> from village_credit.explain._examples import example_shap
+    >>> from village_credit.explain.examples import example_shap
     >>> model, holdout, X, shap_values = example_shap()  # global_shap's example: a small model
     >>> from village_credit.explain import default_groups, mean_abs_shap_by_group, plot_group_importance
     >>> by_group = mean_abs_shap_by_group(shap_values, default_groups(holdout, shap_values.index))
@@ -496,7 +520,7 @@ def write_global_explanations(model: Any, X: pd.DataFrame | None, households: pd
 
     Examples
     --------
-    >>> from village_credit.models._examples import example_model
+    >>> from village_credit.models.examples import example_model
     >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
     >>> import tempfile
     >>> from village_credit.explain import write_global_explanations

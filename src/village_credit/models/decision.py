@@ -122,7 +122,7 @@ class DecisionModel:
 
     Examples
     --------
-    >>> from village_credit.models._examples import example_model
+    >>> from village_credit.models.examples import example_model
     >>> model, holdout = example_model()  # fit_blend's example: 300 households, 20 trees
     >>> import tempfile
     >>> from village_credit.models import DecisionModel

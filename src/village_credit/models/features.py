@@ -253,6 +253,7 @@ def spec_for(name: str) -> FeatureSpec:
     Rule items are points (deductions negative), so more points never raise risk: -1.
     Unknown names raise ``KeyError`` naming the feature.
 
+    >>> from village_credit.models import spec_for
     >>> s = spec_for("ded_overdue")
     >>> s.label_en, s.monotone, s.group
     ('Deduction: overdue', -1, 'rules')
@@ -407,6 +408,7 @@ class HouseholdFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
     e.g. ``RuleScores.items.assign(rule_points=decisions.rule_points)``). The columns
     chosen at fit are required at transform: a missing one raises ``SchemaError``.
 
+    >>> from village_credit.models import HouseholdFeatures
     >>> from village_credit.data import GeneratorConfig, generate_households
     >>> hh = generate_households(GeneratorConfig(n_households=50, seed=1))
     >>> X = HouseholdFeatures().fit_transform(hh)
@@ -595,6 +597,8 @@ def load_feature_specs(path: str | Path) -> dict[str, Any]:
     labels or directions must be listed. Returns the keys the file sets; an error names
     the file and the key.
 
+    >>> from pathlib import Path
+    >>> from village_credit.models import load_feature_specs
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     p = Path(tmp) / "spec.yaml"

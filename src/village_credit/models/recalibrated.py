@@ -190,7 +190,7 @@ def load_saved_model(path: str | Path) -> DecisionModel:
     """The model a saved folder holds: recalibrated (``recalibration.json``) or plain.
 
     >>> import tempfile
-    >>> from village_credit.models._examples import example_model
+    >>> from village_credit.models.examples import example_model
     >>> from village_credit.models.recalibrated import load_saved_model
     >>> model, holdout = example_model()
     >>> with tempfile.TemporaryDirectory() as tmp:

@@ -14,6 +14,7 @@ layer stays above the models layer.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 import mlflow
@@ -22,6 +23,14 @@ from mlflow.protos.databricks_pb2 import BAD_REQUEST
 from mlflow.pyfunc import PythonModel
 
 DEFAULT_DECISION_CLASS = "village_credit.models.decision:DecisionModel"
+# set to "true" by MLflow's scoring server (``mlflow models serve``, ``scoring_server.init``)
+# in its own process: the only caller that writes the frame with ``json.dump``
+SERVING_ENV = "_MLFLOW_IS_IN_SERVING_ENVIRONMENT"
+
+
+def in_serving() -> bool:
+    """True inside MLflow's scoring server, whose JSON needs ``null`` for missing numbers."""
+    return os.environ.get(SERVING_ENV, "").strip().lower() in ("true", "1")
 
 
 def _import_class(path: str) -> Any:
@@ -70,7 +79,8 @@ def json_safe(out: pd.DataFrame) -> pd.DataFrame:
     MLflow's scoring server writes ``DataFrame.to_dict("records")`` with ``json.dump``:
     a float NaN (the PD, points and line of a quarantined row) becomes the bare token
     ``NaN``, which is not JSON (``JSON.parse`` fails). Only columns holding a missing
-    value change (to object, ``None`` for the missing cells); Spark's UDF casts them back.
+    value change (to object, ``None`` for the missing cells). Used only inside the
+    scoring server (:func:`in_serving`): everywhere else the float dtypes stay.
     """
     fixes = {}
     for col in out.columns:
@@ -131,10 +141,10 @@ class DecisionPyfunc(PythonModel):
         top_k = int((params or {}).get("top_k", self.top_k))
         model_input = coerce_serving_input(model_input, self.input_types)
         out = self.model.decide(model_input, top_k=top_k)
-        # context is None only for the in-process batch scorer (``PyfuncScorer``), which
-        # writes Parquet; every MLflow caller (serving, spark_udf, pyfunc.predict) gets
-        # JSON-safe missing values
-        return out if context is None else json_safe(out)
+        # ``pyfunc.predict``, ``spark_udf`` (Arrow turns NaN into null) and the batch
+        # scorer keep float columns with NaN for quarantined rows, so ``np.log(p["pd"])``
+        # works; only the scoring server's JSON needs None (``null``, not ``NaN``)
+        return json_safe(out) if in_serving() else out
 
 
 mlflow.models.set_model(DecisionPyfunc())

@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +70,7 @@ class ModelLoadError(VillageCreditError):
     """The model URI cannot be resolved, downloaded or loaded as a decision model.
 
     >>> from village_credit.registry import ModelLoadError, load_model
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> try:
     ...     load_model("models:/no-such-model/1")
@@ -83,7 +85,7 @@ class UngatedModelError(ModelLoadError):
     """The model has no valid promotion record (never gated, rejected, or altered).
 
     >>> from village_credit.registry import UngatedModelError, load_model
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> version = store.register("demo")  # logged, never promoted
     >>> try:
@@ -327,15 +329,34 @@ def artifact_digest(directory: str | Path) -> str:
     return f"sha256:{h.hexdigest()}"
 
 
+_PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+@contextmanager
+def quiet_downloads() -> Iterator[None]:
+    """MLflow's per-file "Downloading artifacts" bars off for the block, unless the user
+    set ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` themselves: a model is ~100 files, and
+    a script or notebook calling ``score_file``/``load_model`` would be flooded."""
+    if _PROGRESS_BAR_ENV in os.environ:
+        yield
+        return
+    os.environ[_PROGRESS_BAR_ENV] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(_PROGRESS_BAR_ENV, None)
+
+
 def _download(ident: ModelIdentity, dst: Path, client: Any = None) -> Path:
-    """A local copy of the model's files (by version when registered)."""
+    """A local copy of the model's files (by version when registered), without progress bars."""
     if ident.local_path is not None:
         return Path(ident.local_path)
     c = _client(client)
     try:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=ident.version_uri, dst_path=str(dst), tracking_uri=c.tracking_uri,
-            registry_uri=getattr(c, "_registry_uri", None) or c.tracking_uri)
+        with quiet_downloads():
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=ident.version_uri, dst_path=str(dst), tracking_uri=c.tracking_uri,
+                registry_uri=getattr(c, "_registry_uri", None) or c.tracking_uri)
     except (MlflowException, OSError) as exc:
         raise ModelLoadError(f"cannot download model {ident.uri!r}: {exc}") from exc
     return Path(local)
@@ -375,7 +396,7 @@ def gate_status(ident: ModelIdentity, digest: str, client: Any = None) -> GateSt
         return GateStatus(False, f"model {ident.label} has no promotion record: it never "
                                  "went through the promotion gates")
     try:
-        with tempfile.TemporaryDirectory(prefix="vc-record-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="vc-record-") as tmp, quiet_downloads():
             local = c.download_artifacts(run_id, path, tmp)
             record = json.loads(Path(local).read_text(encoding="utf-8"))
     except (MlflowException, OSError, ValueError) as exc:
@@ -443,7 +464,7 @@ def load_model(uri: str, dst_dir: str | Path | None = None, *, require_gate: boo
     the latest when the process exits (MLflow keeps a models-from-code model alive).
 
     >>> from village_credit.registry import load_model
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> store.champion("demo")  # a tiny model, registered and promoted
     '1'
@@ -505,7 +526,7 @@ def load_decision_model(uri: str, *, allow_ungated: bool = False, client: Any = 
 
     >>> from village_credit.data.generator import GeneratorConfig, generate_households
     >>> from village_credit.registry import load_decision_model
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> store.champion("demo")  # a tiny model, registered and promoted
     '1'

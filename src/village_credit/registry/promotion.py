@@ -81,7 +81,7 @@ class RegistryError(VillageCreditError):
     """A registry operation could not be done (unknown model/version, no @previous, ...).
 
     >>> from village_credit.registry import RegistryError, rollback
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> try:
     ...     rollback("demo")
@@ -166,7 +166,7 @@ def champion_version(model_name: str = DEFAULT_MODEL_NAME, *,
     """Version number behind ``@champion``, or ``None`` when there is no champion.
 
     >>> from village_credit.registry import champion_version, promote
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> version = store.register("demo")
     >>> print(champion_version("demo"))
@@ -202,7 +202,7 @@ def log_evidence(evidence: Mapping[str, Any], run_id: str, *,
     ``village-credit promote --version N`` finds the evidence without extra files.
 
     >>> from village_credit.registry import log_evidence, promote
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> version = store.register("demo")
     >>> run_id = store.client.get_model_version("demo", version).run_id  # its training run
@@ -370,7 +370,7 @@ def recorded_evidence(model_name: str, version: str, *,
     """The evidence a version was promoted with (its promotion record), or ``None``.
 
     >>> from village_credit.registry import promote, recorded_evidence
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> version = store.register("demo")
     >>> print(recorded_evidence("demo", version))  # never promoted: no record
@@ -506,7 +506,7 @@ def promote(
     the loader (:mod:`village_credit.registry.loading`) checks before any decision.
 
     >>> from village_credit.registry import champion_version, promote
-    >>> from village_credit.registry._examples import ExampleStore, passing_evidence
+    >>> from village_credit.registry.examples import ExampleStore, passing_evidence
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> version = store.register("demo")  # a tiny model, logged but not yet gated
     >>> result = promote("demo", version, {})  # no evidence: the gates fail
@@ -692,7 +692,7 @@ def rollback(model_name: str = DEFAULT_MODEL_NAME, *, client: MlflowClient | Non
     flipping back to the version just demoted.
 
     >>> from village_credit.registry import champion_version, promote, rollback
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> for _ in range(2):
     ...     _ = promote("demo", store.register("demo"), {}, override_reason="example",
@@ -739,7 +739,7 @@ def list_versions(model_name: str = DEFAULT_MODEL_NAME, *,
     """Every version with its aliases and recorded gate outcome, newest first.
 
     >>> from village_credit.registry import list_versions, promote
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> first, second = store.register("demo"), store.register("demo")
     >>> _ = promote("demo", first, {}, override_reason="example",

@@ -57,7 +57,7 @@ def resolve_store() -> str:
 
     >>> import os, tempfile, mlflow
     >>> from village_credit.registry.store import resolve_store
-    >>> from village_credit.registry._examples import mlflow_state_restored
+    >>> from village_credit.registry.examples import mlflow_state_restored
     >>> with tempfile.TemporaryDirectory() as tmp, mlflow_state_restored():
     ...     mlflow.set_tracking_uri(f"sqlite:///{tmp}/mine.db")   # the user's choice wins
     ...     resolve_store().endswith("mine.db")
@@ -115,7 +115,7 @@ def configure(
 
     >>> import tempfile
     >>> from village_credit.registry import configure, get_client
-    >>> from village_credit.registry._examples import mlflow_state_restored
+    >>> from village_credit.registry.examples import mlflow_state_restored
     >>> with tempfile.TemporaryDirectory() as tmp, mlflow_state_restored():
     ...     experiment_id = configure(f"sqlite:///{tmp}/mlflow.db")  # creates the store
     ...     print(get_client().get_experiment(experiment_id).name)
@@ -154,6 +154,14 @@ def configure(
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 """The experiment tag MLflow 3's UI reads to choose an experiment's default page."""
 CLASSICAL_ML_KIND = "custom_model_development"
+DESCRIPTION_TAG = "mlflow.note.content"
+EXPERIMENT_DESCRIPTION = (
+    "village-credit: one run per training of the credit decision model (Jinxiang rule points "
+    "blended with LightGBM), named after the experiment file and its start time. Each run "
+    "holds the hold-out evidence, the fairness and validation reports and the gate table "
+    "(gates/v1/gates.md for version 1); the registered versions say in their description whether the "
+    "promotion gates passed. Validation and recalibration runs are named validate-... and "
+    "recalibrate-...")
 
 
 def mark_classical_ml(client: MlflowClient, experiment_id: str) -> None:
@@ -167,13 +175,31 @@ def mark_classical_ml(client: MlflowClient, experiment_id: str) -> None:
     exp = client.get_experiment(experiment_id)
     if EXPERIMENT_KIND_TAG not in (exp.tags or {}):
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, CLASSICAL_ML_KIND)
+    if DESCRIPTION_TAG not in (exp.tags or {}):  # the UI's "Description"; a user's own is kept
+        client.set_experiment_tag(experiment_id, DESCRIPTION_TAG, EXPERIMENT_DESCRIPTION)
+
+
+UI_WORKFLOW = "workflowType=machine_learning"
+"""MLflow 3.17's UI picks an experiment's first page from its GenAI / Model training
+switch (top left), not from ``mlflow.experimentKind``, and starts on GenAI; this query
+opens the experiment on its runs (tests/test_browser.py checks it in Chromium)."""
+
+
+def ui_runs_url(server: str, experiment_id: str) -> str:
+    """The MLflow UI page of an experiment's runs (not the GenAI overview).
+
+    >>> from village_credit.registry.store import ui_runs_url
+    >>> ui_runs_url("http://127.0.0.1:5000/", "1")
+    'http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning'
+    """
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs?{UI_WORKFLOW}"
 
 
 def get_client(tracking_uri: str | None = None) -> MlflowClient:
     """A client on ``tracking_uri`` (else the store ``resolve_store`` names), tracking and registry.
 
     >>> from village_credit.registry import get_client
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> client = get_client(store.uri)
     >>> sorted(e.name for e in client.search_experiments())

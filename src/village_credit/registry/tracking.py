@@ -161,7 +161,7 @@ def log_run_context(
     >>> import mlflow
     >>> import pandas as pd
     >>> from village_credit.registry import log_run_context
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> df = pd.DataFrame({"village_code": ["V001", "V002"], "head_age": [45, 67]})
     >>> with mlflow.start_run():

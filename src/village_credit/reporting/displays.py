@@ -68,9 +68,9 @@ __all__ = [
     "fmt_yuan",
     "has_cjk",
     "label_language",
-    "use_cjk_font",
     "legend_outside",
     "predicted_pd",
+    "use_cjk_font",
 ]
 
 CJK_FONT_HINT = ("no CJK font installed: labels in English "
@@ -181,8 +181,30 @@ AXIS_LABELS: dict[str, str] = {
 }
 
 
+class ExactPercentFormatter(PercentFormatter):
+    """Percent tick labels that say the tick's value: as few decimals as the ticks need.
+
+    A fixed ``decimals=0`` printed a tick at 2.5 % as "2%" (and 12.5 % as "13%"), so a
+    2 % threshold line sat below its "2 %" label. Here every label equals its location
+    (``min_decimals`` to 3 decimals), one precision for the whole axis.
+    """
+
+    def __init__(self, min_decimals: int = 0) -> None:
+        super().__init__(1.0, decimals=min_decimals)
+        self.min_decimals = min_decimals
+
+    def format_ticks(self, values: Any) -> list[str]:
+        pct = np.asarray(values, dtype=float) * 100.0
+        finite = pct[np.isfinite(pct)]
+        self.decimals = next((d for d in range(self.min_decimals, 4)
+                              if np.allclose(np.round(finite, d), finite, rtol=0, atol=1e-9)), 3)
+        return super().format_ticks(values)
+
+
 def _percent_axis(axis: Any, decimals: int | None = 0) -> None:
-    axis.set_major_formatter(PercentFormatter(1.0, decimals=decimals))
+    """Percent labels; ``decimals`` is the least shown (None: matplotlib's choice by range)."""
+    axis.set_major_formatter(PercentFormatter(1.0, decimals=None) if decimals is None
+                             else ExactPercentFormatter(decimals))
 
 
 def legend_outside(ax: Any, title: str | None = None, ncols: int = 1) -> Any:
@@ -437,14 +459,17 @@ class GradeBackTestDisplay(_Display):
 
     Tick labels are short and carry the count; rows graded by policy (vetoed) keep a
     one-word label and are explained in a note under the chart, so no label overlaps.
+    Grades with fewer than ``min_n`` households are hatched outlines (``small_``).
     """
 
     title: str = "Predicted vs observed default rate by grade"
+    min_n: int = 30
 
     @classmethod
     def from_table(cls, grades: pd.DataFrame, *, title: str = "Predicted vs observed default rate by grade",
-                   ax: Any = None) -> GradeBackTestDisplay:
-        return cls(grades.reset_index(drop=True), title=title).plot(ax=ax)
+                   min_n: int = 30, ax: Any = None) -> GradeBackTestDisplay:
+        """``min_n``: grades with fewer households are drawn hatched (weak evidence)."""
+        return cls(grades.reset_index(drop=True), title=title, min_n=min_n).plot(ax=ax)
 
     def plot(self, ax: Any = None) -> GradeBackTestDisplay:
         g = self.table
@@ -453,6 +478,15 @@ class GradeBackTestDisplay(_Display):
         colors = [LIGHT_COLORS.get(str(c), "#bdbdbd") for c in g["light"]]
         self.bars_ = ax.bar(x, g["observed_rate"].fillna(0.0).to_numpy(float), color=colors,
                             label="observed default rate")
+        # a grade with a handful of households (n = 1: 0 % or 100 %) is weak evidence: an
+        # outline with hatching, not a solid bar that reads like a finding
+        n_col = g["n"] if "n" in g else pd.Series([np.nan] * len(g))
+        self.small_ = [bool(pd.notna(c) and 0 < c < self.min_n) for c in n_col]
+        for bar, small, color in zip(self.bars_, self.small_, colors, strict=True):
+            if small:
+                bar.set_facecolor("none")
+                bar.set_edgecolor(color)
+                bar.set_hatch("///")
         (self.predicted_,) = ax.plot(x, g["predicted_pd"].to_numpy(float), color="black", marker="_",
                                      markersize=18, mew=2, linestyle="none", label="predicted PD")
         n = g["n"] if "n" in g else pd.Series([np.nan] * len(g))
@@ -464,8 +498,10 @@ class GradeBackTestDisplay(_Display):
         ax.set_title(self.title, fontsize=10)
         long = [str(k) for k in g["grade"] if _tick_label(k) != str(k)]
         handles = [self.bars_, self.predicted_]
-        if long:
-            ax.set_xlabel("; ".join(long) + ": no traffic light", fontsize=8)
+        notes = [*(["; ".join(long) + ": no traffic light"] if long else []),
+                 *([f"hatched: fewer than {self.min_n} households (weak evidence)"] if any(self.small_) else [])]
+        if notes:
+            ax.set_xlabel("\n".join(notes), fontsize=8)
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=8,
                   frameon=False, title="bar colour = traffic light (Jeffreys test); grey = not tested",
                   title_fontsize=8)
@@ -526,10 +562,10 @@ class CreditVillageDisplay(_Display):
         rows = []
         for ax, (col, (op, thr)) in zip(axes, self.tests.items(), strict=True):
             ok = self.passes(self.table[col], op, thr)
-            n_fail, n_unknown = int((ok == False).sum()), int(ok.isna().sum())  # noqa: E712 (NA-safe)
+            n_fail, n_unknown = int((ok == False).sum()), int(ok.isna().sum())
             if op == "is":
                 kinds = ["pass", "fail", "unknown"]
-                counts = [int((ok == True).sum()), n_fail, n_unknown]  # noqa: E712
+                counts = [int((ok == True).sum()), n_fail, n_unknown]
                 ax.bar(kinds, counts, color=["#2ca02c", "#d62728", "grey"])
                 ax.set_ylabel("villages")
                 need = "needs yes"
@@ -543,7 +579,7 @@ class CreditVillageDisplay(_Display):
                 need = f"needs {op} {thr:.0%}"
             ax.set_title(f"{CREDIT_VILLAGE_TESTS.get(col, col)}\n{need}: "
                          f"{n_fail} fail" + (f", {n_unknown} unknown" if n_unknown else ""), fontsize=9)
-            rows.append({"test": col, "comparator": op, "threshold": thr, "pass": int((ok == True).sum()),  # noqa: E712
+            rows.append({"test": col, "comparator": op, "threshold": thr, "pass": int((ok == True).sum()),
                          "fail": n_fail, "unknown": n_unknown})
         self.results = pd.DataFrame(rows)
         fig.suptitle("Villages against each credit-village test (green = credit village, red = not, "
@@ -643,22 +679,28 @@ class TradeoffDisplay(_Display):
                                     "approval_rate": t["approval_rate"].to_numpy(float)})
         ax, bx = axes
         colors = [f"C{i % 10}" for i in range(len(t))]
-        ax.scatter(self.points["x"], self.points["y"], s=110 + 260 * self.points["approval_rate"],
-                   c=colors, alpha=0.75, edgecolors="k", linewidths=0.5)
-        self.labels_ = []
-        for r in self.points.itertuples(index=False):
-            self.labels_.append(ax.annotate(str(r.number), (r.x, r.y), ha="center", va="center",
-                                            fontsize=8, fontweight="bold", color="black"))
+        sizes = 110 + 260 * self.points["approval_rate"].fillna(0.0)
+        # largest first, so a small marker is never hidden under a large one; translucent,
+        # so two options at the same spot both show
+        order = np.argsort(-sizes.to_numpy(), kind="stable")
+        ax.scatter(self.points["x"].iloc[order], self.points["y"].iloc[order], s=sizes.iloc[order],
+                   c=[colors[i] for i in order], alpha=0.55, edgecolors="k", linewidths=0.6)
+        # both axes from zero: a gap or a risk is read against none, not against the
+        # smallest option (a 0.02-point difference must not fill the plot)
+        finite_x = self.points["x"][np.isfinite(self.points["x"])]
+        finite_y = self.points["y"][np.isfinite(self.points["y"])]
+        x_hi = max([*finite_x, self.target if self.target is not None and self.x.startswith("er_") else 0.0, 1e-9])
+        ax.set_xlim(0, x_hi * 1.18)
+        ax.set_ylim(0, max([*finite_y, 1e-9]) * 1.3)
         if self.target is not None and self.x.startswith("er_"):
             ax.axvline(self.target, color=TARGET_COLOR, ls="--", lw=0.9, label=f"target {self.target:.0%}")
             legend_outside(ax)
         ax.set_xlabel(self.xlabel or AXIS_LABELS.get(self.x, self.x.replace("_", " ")))
         ax.set_ylabel(self.ylabel or AXIS_LABELS.get(self.y, self.y.replace("_", " ")))
         ax.yaxis.set_major_locator(MaxNLocator(5))
-        _percent_axis(ax.xaxis, None)
-        _percent_axis(ax.yaxis, None)
+        _percent_axis(ax.xaxis)
+        _percent_axis(ax.yaxis)
         ax.set_title("Gap vs risk taken on (marker area = approval rate)", fontsize=10)
-        ax.margins(0.12)
         yy = np.arange(len(t))[::-1]
         bx.barh(yy, self.points["approval_rate"], color=colors, alpha=0.75)
         bx.set_yticks(yy, [f"{n}  {name}" for n, name in zip(self.points["number"], names, strict=True)],
@@ -669,6 +711,7 @@ class TradeoffDisplay(_Display):
         _percent_axis(bx.xaxis)
         bx.set_xlabel("approval rate (share of households approved)")
         bx.set_title("What each option keeps: access", fontsize=10)
+        self.labels_ = self._place_labels(ax)
         return self
 
 
@@ -760,3 +803,30 @@ class PolicyFrontierDisplay(_Display):
         fig.suptitle(self.notice, fontsize=9)
         return self
 
+    # label offsets tried in turn (points): on the marker, then around it with a leader line
+    _OFFSETS = ((0, 0), (16, 12), (-16, 12), (16, -12), (-16, -12), (26, 0), (-26, 0), (0, 22), (0, -22),
+                (30, 20), (-30, 20), (30, -20), (-30, -20), (40, 0), (-40, 0))
+
+    def _place_labels(self, ax: Any) -> list[Any]:
+        """Number every option; a number that would overprint another moves aside with a
+        leader line, so each option stays readable where markers coincide."""
+        fig = ax.figure
+        fig.canvas.draw()  # settle the layout first: overlaps are judged where the axes end up
+        renderer = fig.canvas.get_renderer()
+        placed: list[Any] = []
+        labels = []
+        for r in self.points.itertuples(index=False):
+            if not (np.isfinite(r.x) and np.isfinite(r.y)):
+                continue
+            for dx, dy in self._OFFSETS:
+                label = ax.annotate(str(r.number), (r.x, r.y), xytext=(dx, dy), textcoords="offset points",
+                                    ha="center", va="center", fontsize=8, fontweight="bold", color="black",
+                                    arrowprops=None if (dx, dy) == (0, 0) else
+                                    {"arrowstyle": "-", "lw": 0.6, "color": "0.3", "shrinkA": 0, "shrinkB": 0})
+                box = Text.get_window_extent(label, renderer).expanded(1.15, 1.15)  # the number, not its leader
+                if not any(box.overlaps(other) for other in placed) or (dx, dy) == self._OFFSETS[-1]:
+                    break
+                label.remove()
+            placed.append(box)
+            labels.append(label)
+        return labels

@@ -30,6 +30,7 @@ class RuleScores:
     ``decisions``: ``rule_points, eligible, vetoed, veto_codes, ineligible_codes,
     credit_line, rate, grade, approved``.
 
+    >>> from village_credit.rules import score_rules
     >>> from village_credit.data import GeneratorConfig, generate_households
     >>> scores = score_rules(generate_households(GeneratorConfig(n_households=3, seed=7)), "jinxiang_2022")
     >>> scores.items.sum(axis=1).equals(scores.points)
@@ -82,6 +83,7 @@ def score_rules(households: pd.DataFrame, policy: Policy | str, eval_date: Any =
     date (str, date, Timestamp) for all rows. Event windows are measured back from it.
     Raises ``SchemaError`` listing all missing columns.
 
+    >>> from village_credit import score_rules
     >>> from village_credit.data import GeneratorConfig, generate_households
     >>> households = generate_households(GeneratorConfig(n_households=3, seed=7))
     >>> scores = score_rules(households, "jinxiang_2022")

@@ -226,6 +226,7 @@ class Policy:
     :class:`~village_credit.rules.policy_format.PolicyFile` has validated; use
     :func:`load_policy` or :meth:`from_yaml_text` rather than the constructor.
 
+    >>> from village_credit.rules import load_policy
     >>> p = load_policy("jinxiang_2022")
     >>> p.name, p.base_points, len(p.deductions), len(p.veto_rules)
     ('jinxiang_2022', 30.0, 11, 6)
@@ -479,6 +480,7 @@ def _shipped_dir() -> Path:
 def list_policies() -> list[str]:
     """Names of the policies shipped with the package.
 
+    >>> from village_credit.rules import list_policies
     >>> list_policies()
     ['jinxiang_2022', 'jinxiang_2022_no_age_cutoff', 'rencheng_2025', 'tongxiang', 'xx_county']
     """
@@ -552,6 +554,7 @@ def load_policy(name_or_path: str | Path | Policy) -> Policy:
 
     Raises ``PolicyError`` naming the file, the key path and the problem.
 
+    >>> from village_credit import load_policy
     >>> load_policy("xx_county").cap, load_policy("xx_county").ineligible_codes
     (100000.0, ['inelig_age'])
     >>> import pathlib, tempfile

@@ -113,6 +113,7 @@ def programme_report(households: pd.DataFrame, decisions: pd.DataFrame, outcome:
     ``rule_points`` for the points standard, ``points`` for a decision model's output.
 
     >>> import pandas as pd
+    >>> from village_credit.rules import programme_report
     >>> households = pd.DataFrame({"township_code": "T1", "village_code": ["V1", "V1", "V2"]})
     >>> decisions = pd.DataFrame({"rule_points": [60.0, 30.0, 10.0], "eligible": True,
     ...     "grade": ["A1", "A2", "B2"], "approved": True, "credit_line": [60e3, 30e3, 10e3]})
@@ -140,6 +141,7 @@ def village_sums(households: pd.DataFrame, decisions: pd.DataFrame, outcome: Any
     programme report of millions of households needs memory for one chunk only.
 
     >>> import pandas as pd
+    >>> from village_credit.rules import village_sums
     >>> households = pd.DataFrame({"township_code": "T1", "village_code": ["V1", "V1", "V2"]})
     >>> decisions = pd.DataFrame({"rule_points": [60.0, 30.0, None], "eligible": True,
     ...     "grade": ["A1", "A2", None], "approved": [True, True, False], "credit_line": [60e3, 30e3, 0.0]})
@@ -188,6 +190,7 @@ def add_village_sums(parts: list[pd.DataFrame]) -> pd.DataFrame:
     """Add up :func:`village_sums` of several chunks of one population.
 
     >>> import pandas as pd
+    >>> from village_credit.rules import add_village_sums
     >>> chunk = pd.DataFrame({"township_code": ["T1"], "village_code": ["V1"], "households": [2], "granted": [1]})
     >>> add_village_sums([chunk, chunk.assign(granted=2)])
       township_code village_code  households  granted
@@ -204,6 +207,7 @@ def report_from_village_sums(sums: pd.DataFrame, standard: ReportStandard | None
     """Village and township tables from additive per-village counts.
 
     >>> import pandas as pd
+    >>> from village_credit.rules import add_village_sums, report_from_village_sums, village_sums
     >>> households = pd.DataFrame({"township_code": "T1", "village_code": ["V1", "V1", "V2"]})
     >>> decisions = pd.DataFrame({"rule_points": [60.0, 30.0, 10.0], "eligible": True,
     ...     "grade": ["A1", "A2", "B2"], "approved": True, "credit_line": [60e3, 30e3, 10e3]})

@@ -72,7 +72,7 @@ class ScoringError(VillageCreditError):
     """Scoring could not start or could not score anything.
 
     >>> import pandas as pd
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> from village_credit.scoring import ScoringError, score_file
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> store.champion("demo")  # a tiny model, registered and promoted
@@ -91,9 +91,9 @@ class ScoringError(VillageCreditError):
 class NoRowsScored(ScoringError):
     """Every input row was quarantined (the outputs and summary.json are still written).
 
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> from village_credit.scoring import NoRowsScored, read_quarantine, score_file
-    >>> from village_credit.scoring._examples import households_file
+    >>> from village_credit.scoring.examples import households_file
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> store.champion("demo")  # a tiny model, registered and promoted
     '1'
@@ -654,9 +654,9 @@ def score_file(
     model cannot be loaded, the input cannot be read or lacks the model's columns, or
     no row at all passed validation.
 
-    >>> from village_credit.registry._examples import ExampleStore
+    >>> from village_credit.registry.examples import ExampleStore
     >>> from village_credit.scoring import score_file
-    >>> from village_credit.scoring._examples import households_file
+    >>> from village_credit.scoring.examples import households_file
     >>> store = ExampleStore()  # a throwaway sqlite store in a temporary folder
     >>> store.champion("demo")  # a tiny model, registered and promoted
     '1'

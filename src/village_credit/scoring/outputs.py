@@ -61,7 +61,7 @@ def read_decisions(output_dir: str | Path, columns: list[str] | None = None) -> 
     """All decisions of a scoring run (either engine), in input row order.
 
     >>> from village_credit.scoring import read_decisions
-    >>> from village_credit.scoring._examples import scored_example
+    >>> from village_credit.scoring.examples import scored_example
     >>> output = scored_example()  # score_file's example: 20 households, row 3 quarantined
     >>> decisions = read_decisions(output)
     >>> len(decisions), decisions["row_number"].tolist()[:5]  # in input order
@@ -74,7 +74,7 @@ def read_quarantine(output_dir: str | Path) -> pd.DataFrame:
     """One row per problem (row_number, household_id, column, value, reason, check).
 
     >>> from village_credit.scoring import read_quarantine
-    >>> from village_credit.scoring._examples import scored_example
+    >>> from village_credit.scoring.examples import scored_example
     >>> output = scored_example()  # score_file's example: 20 households, row 3 quarantined
     >>> read_quarantine(output)[["row_number", "household_id", "column", "check"]]
        row_number household_id    column    check

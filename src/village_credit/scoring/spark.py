@@ -166,6 +166,7 @@ def score_file_spark(
     chunk_rows: int | None = None,
     tasks_per_core: int = 2,
     allow_ungated: bool = False,
+    progress: bool = True,
 ) -> ScoreSummary:
     """Score a file on Spark; the same outputs (and resume) as :func:`village_credit.scoring.score_file`.
 
@@ -176,6 +177,8 @@ def score_file_spark(
     time writes ``output_dir`` (the same lock as the local engine). The model comes
     from the one loader (promotion record checked; ``allow_ungated`` scores an ungated
     version anyway and records it); the tasks run the very copy whose digest was checked.
+    ``progress=False`` turns off Spark's console progress bar (``--no-progress``) in the
+    session this call starts.
 
     Scoring itself starts a Spark session (``master="local[*]"`` by default; seconds, so
     ``tests/test_scoring_spark.py`` runs it, against ``score_file`` row for row). What is
@@ -194,12 +197,14 @@ def score_file_spark(
     with OutputLock(output_dir, input_path):
         return _score_file_spark(model_uri, input_path, output_dir, master=master, spark=spark,
                                  overwrite=overwrite, report=report, chunk_rows=chunk_rows,
-                                 tasks_per_core=tasks_per_core, allow_ungated=allow_ungated)
+                                 tasks_per_core=tasks_per_core, allow_ungated=allow_ungated,
+                                 progress=progress)
 
 
 def _score_file_spark(model_uri: str, input_path: str | Path, output_dir: str | Path, *,
                       master: str | None, spark: Any, overwrite: bool, report: bool,
-                      chunk_rows: int | None, tasks_per_core: int, allow_ungated: bool) -> ScoreSummary:
+                      chunk_rows: int | None, tasks_per_core: int, allow_ungated: bool,
+                      progress: bool = True) -> ScoreSummary:
     started = time.perf_counter()
     input_path, output_dir = Path(input_path), Path(output_dir)
     total = count_rows(input_path)  # DataReadError naming the file, before loading any model
@@ -207,7 +212,7 @@ def _score_file_spark(model_uri: str, input_path: str | Path, output_dir: str | 
     model, ref = loaded.pyfunc, ModelRef.from_loaded(loaded)
 
     own_session = spark is None
-    spark = spark or spark_session(master)
+    spark = spark or spark_session(master, conf=None if progress else {"spark.ui.showConsoleProgress": "false"})
     try:
         sc = spark.sparkContext
         cores = int(sc.defaultParallelism)

@@ -394,8 +394,9 @@ def _plot_psi(tab: pd.DataFrame, name: str) -> Any:
     ax.bar(x - 0.2, tab["expected_share"], width=0.4, label="reference")
     ax.bar(x + 0.2, tab["actual_share"], width=0.4, label="sample")
     ax.set_xticks(x, [str(b) for b in tab["bin"]], rotation=45, ha="right", fontsize=7)
-    ax.set(ylabel="share", title=f"{name} distribution")
-    ax.legend()
+    ax.set(xlabel=f"{name.lower()} bin (edges from the reference)", ylabel="share of households",
+           title=f"{name} distribution")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # beside the bars, never over them
     return fig
 
 

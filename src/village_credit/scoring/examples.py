@@ -1,8 +1,8 @@
 """Example inputs and one scored output for the ``>>>`` examples of ``scoring``.
 
-Not part of the API. :func:`households_file` writes a few generated households with
+Importable (so an example pastes into a notebook as written), not in ``__all__``. :func:`households_file` writes a few generated households with
 bad rows; :func:`scored_example` is what ``score_file``'s own example produces (a
-tiny champion from ``registry._examples`` scoring 20 households, row 3 without
+tiny champion from ``registry.examples`` scoring 20 households, row 3 without
 ``head_age``), made once per process in a temporary folder deleted at exit, so that
 the examples of the functions that read an output only read it.
 """
@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from village_credit.data.generator import GeneratorConfig, generate_households
-from village_credit.registry._examples import ExampleStore
+from village_credit.registry.examples import ExampleStore
 from village_credit.scoring.batch import score_file
 
 

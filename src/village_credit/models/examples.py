@@ -1,4 +1,4 @@
-"""The small model the docstring examples share (not public API).
+"""The small model the docstring examples share (importable, so an example pastes into a notebook as written; not in ``__all__``).
 
 Why: a dozen examples (decision, explain, SHAP plots) need the same trained model; built
 once per process here, they do not repeat the same six lines or retrain it each time.

@@ -1,4 +1,4 @@
-"""The SHAP values the plotting examples share (not public API).
+"""The SHAP values the plotting examples share (importable, so an example pastes into a notebook as written; not in ``__all__``).
 
 Why: every plot's example needs the same model, features and SHAP values; computed once
 per process here (the recipe of :func:`village_credit.explain.global_shap`'s example).
@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from village_credit.explain.shap_global import GlobalShap, global_shap
-from village_credit.models._examples import example_model
+from village_credit.models.examples import example_model
 
 
 @functools.cache

@@ -1,6 +1,6 @@
 """Throwaway MLflow stores and a tiny registered model for the ``>>>`` examples.
 
-Not part of the API. The docstring examples of ``registry`` and ``scoring`` use it so
+Importable (so an example pastes into a notebook as written), not in ``__all__``. The docstring examples of ``registry`` and ``scoring`` use it so
 that each stays a few lines and about a second:
 
 * :class:`ExampleStore`: a sqlite store (artifacts beside it) in its own temporary
