@@ -25,7 +25,7 @@ import pandas as pd
 
 from village_credit.data.generator import GeneratorConfig, generate_households
 from village_credit.privacy.anonymise import anonymise
-from village_credit.privacy.pseudonym import pseudonymise
+from village_credit.privacy.pseudonym import pseudonymise, release_context
 from village_credit.privacy.raw_records import add_fake_pii
 from village_credit.privacy.resident_id import parse_resident_ids
 from village_credit.privacy.utility import utility_comparison
@@ -49,7 +49,8 @@ def main() -> None:
     rep = res.report
     # the raw household table of the same households, keyed by the same pseudonym
     ids = parse_resident_ids(raw["resident_id"].astype("string"), pd.Timestamp(households["snapshot_date"].iloc[0]))
-    raw_hh = households.assign(household_id=pseudonymise(ids.normalised, KEY).astype(str).to_numpy())
+    ctx = release_context(rep.pseudonyms["release"])
+    raw_hh = households.assign(household_id=pseudonymise(ids.normalised, KEY, context=ctx).astype(str).to_numpy())
     t1 = time.perf_counter()
     util = utility_comparison(raw_hh, res.households, seed=0)
     t_util = time.perf_counter() - t1

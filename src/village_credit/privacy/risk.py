@@ -70,6 +70,51 @@ def syntactic_risk(released: pd.DataFrame, quasi_identifiers: Sequence[str], sen
     return out
 
 
+def holder_risk(table: pd.DataFrame, attackers: Mapping[str, Sequence[str]], k: int) -> dict[str, Any]:
+    """Per record holder: the smallest class, and the share of rows unique / in classes below
+    ``k`` on the columns that holder knows (as they appear in ``table``; missing = a value).
+
+    Why per holder: each one matches the release against its own records; a row unique on
+    the bank's columns is found by the bank whatever the insider's k is.
+    """
+    out: dict[str, Any] = {}
+    for name, knows in attackers.items():
+        cols = [c for c in knows if c in table.columns]
+        if not cols or not len(table):
+            out[name] = {"columns": len(cols), "k": None, "unique_share": None, "below_k_share": None,
+                         "n_unique": None}
+            continue
+        sizes = table.groupby(cols, dropna=False, observed=True, sort=False)[cols[0]].transform("size")
+        out[name] = {"columns": len(cols), "k": int(sizes.min()),
+                     "n_unique": int((sizes == 1).sum()),
+                     "unique_share": round(float((sizes == 1).mean()), 6),
+                     "below_k_share": round(float((sizes < k).mean()), 6)}
+    return out
+
+
+def homogeneity_attack(table: pd.DataFrame, attackers: Mapping[str, Sequence[str]],
+                       sensitive: Mapping[str, pd.Series]) -> dict[str, Any]:
+    """The homogeneity attack: for each holder and sensitive attribute, the share of rows whose
+    class (on the holder's columns) holds a single value of it, so the holder learns it with
+    certainty once it has found the class; and the smallest number of distinct values (l).
+
+    ``sensitive``: name -> values aligned with ``table`` (e.g. ``private_debt_yuan > 0``).
+    """
+    out: dict[str, Any] = {}
+    for name, knows in attackers.items():
+        cols = [c for c in knows if c in table.columns]
+        res = {}
+        for sname, values in sensitive.items():
+            if not cols or not len(table):
+                res[sname] = {"l": None, "certain_share": None}
+                continue
+            frame = table[cols].assign(_s=np.asarray(values))
+            distinct = frame.groupby(cols, dropna=False, observed=True, sort=False)["_s"].transform("nunique")
+            res[sname] = {"l": int(distinct.min()), "certain_share": round(float((distinct < 2).mean()), 6)}
+        out[name] = res
+    return out
+
+
 def _version(pkg: str) -> str:
     try:
         return f"{pkg} {version(pkg)}"
@@ -155,4 +200,4 @@ def attack_risk(
     return out
 
 
-__all__ = ["anonymeter_available", "attack_risk", "syntactic_risk"]
+__all__ = ["anonymeter_available", "attack_risk", "holder_risk", "homogeneity_attack", "syntactic_risk"]
