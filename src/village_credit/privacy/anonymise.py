@@ -436,7 +436,7 @@ def anonymise(
     hh, rounded = _validate_and_round(hh, reasons, amount_rounding, schema)  # 2.
     hh_exact = hh
     hh, precision = release_precision(hh)  # 2b. dates and amounts at the models' precision
-    sens_flags = sensitive_flags(hh, cfg.sensitive)
+    sens_flags = sensitive_flags(hh, cfg.l_targets)
     rec, released = _recode(hh, qis, k, hier, notes, sens_flags, cfg.l)  # 3.
     suppressed_idx = rec.suppressed[rec.suppressed].index
     l_value, n_l1, n_classes = _class_counts(released, qis, sensitive)
@@ -452,7 +452,8 @@ def anonymise(
     risk["holders"] = {"raw": holder_risk(hh_exact.loc[rec.data.index], attackers, k),
                        "released": holder_risk(released, attackers, k)}
     flags_released = sensitive_flags(released, cfg.sensitive)
-    risk["homogeneity"] = {"l_target": cfg.l, "sensitive": list(flags_released),
+    risk["homogeneity"] = {"l_target": cfg.l, "l_targets": list(sensitive_flags(released, cfg.l_targets)),
+                           "sensitive": list(flags_released),
                            "by_holder": homogeneity_attack(released, attackers, flags_released)}
     unique = {n: v["n_unique"] for n, v in risk["holders"]["released"].items() if v["n_unique"]}
     if unique:
