@@ -117,3 +117,22 @@ def test_scanner_ignores_lightgbm_counts_but_finds_planted_phones(tmp_path) -> N
 def test_event_columns_are_the_registers() -> None:
     cols = event_columns(generate_households(GeneratorConfig(n_households=5, seed=0)).columns)
     assert len(cols) == 17 and all(c.endswith("_date") for c in cols)
+
+
+def test_two_yearly_releases_join_only_when_linking_is_chosen() -> None:
+    from village_credit.data.generator import generate_vintage
+    from village_credit.privacy.risk import joined_release_risk
+    from village_credit.privacy.threat_model import DEFAULT_PRIVACY_CONFIG
+
+    cfg = GeneratorConfig(n_households=500, seed=5)
+    raw1, raw2 = add_fake_pii(generate_households(cfg), 5), add_fake_pii(generate_vintage(cfg, 2), 5)
+    att = {a.name: a.knows for a in DEFAULT_PRIVACY_CONFIG.attackers}
+    scoped = [anonymise(r, KEY, measure_risk=False).households for r in (raw1, raw2)]
+    assert joined_release_risk(scoped, att, 5)["n_linked"] == 0
+    linked = [anonymise(r, KEY, measure_risk=False, link_releases=True).households for r in (raw1, raw2)]
+    joined = joined_release_risk(linked, att, 5)
+    assert joined["n_linked"] >= 0.9 * min(len(t) for t in linked)  # rows released in both years
+    # the joined table is one table: each release alone keeps k = 5 against the insider, joined it does not
+    assert joined["holders"]["village_insider"]["k"] < 5
+    assert joined["holders"]["village_insider"]["columns"] == 2 * len(att["village_insider"])
+    assert "default_12m" in joined["homogeneity"]["village_insider"]

@@ -70,7 +70,7 @@ from village_credit.privacy.pseudonym import key_fingerprint, load_key, pseudony
 from village_credit.privacy.raw_records import DERIVED_COLUMNS, RAW_HEADER_ALIASES, RAW_PII_COLUMNS
 from village_credit.privacy.recoding import BandHierarchy, LocationHierarchy, local_recode
 from village_credit.privacy.resident_id import parse_resident_ids
-from village_credit.privacy.precision import release_precision
+from village_credit.privacy.precision import protect_holders, release_precision
 from village_credit.privacy.risk import (
     anonymeter_available,
     attack_risk,
@@ -248,6 +248,17 @@ class AnonymisationReport:
                                  f"{(a['control_rate'] or [float('nan')])[0]:.3f}")
         elif att:
             lines.append(f"anonymeter: {att.get('status')}")
+        for name, v in (self.risk.get("holders", {}).get("released", {})).items():
+            before = self.risk["holders"]["raw"].get(name, {})
+            lines.append(f"holder {name}: unique {before.get('unique_share', float('nan')):.1%} -> "
+                         f"{v['unique_share'] if v['unique_share'] is not None else float('nan'):.1%}, smallest class "
+                         f"{v['k']}")
+        if self.precision.get("holder_protection"):
+            lines.append(f"  protection against the bank and the register keeper: {self.precision['holder_protection']}")
+        if self.burden.get("elderly_loss_ratio"):
+            lines.append(f"  information loss, elderly / under-60s: {self.burden['elderly_loss_ratio']}")
+        if self.pseudonyms:
+            lines.append(f"pseudonyms: {self.pseudonyms['scope']} (release {self.pseudonyms['release']})")
         for note in self.notes:
             lines.append(f"  note: {note}")
         for reason, count in sorted(self.quarantine_reasons.items(), key=lambda kv: -kv[1]):
@@ -437,7 +448,11 @@ def anonymise(
     hh_exact = hh
     hh, precision = release_precision(hh)  # 2b. dates and amounts at the models' precision
     sens_flags = sensitive_flags(hh, cfg.l_targets)
-    rec, released = _recode(hh, qis, k, hier, notes, sens_flags, cfg.l)  # 3.
+    protection: dict[str, Any] = {}
+    holders = {a.name: a.knows for a in cfg.attackers if not a.recoded}
+    rec, released = _recode(hh, qis, k, hier, notes, sens_flags, cfg.l, holders, protection,
+                            cfg.holder_k)  # 3.
+    precision_report = {**asdict(precision), "holder_protection": protection}
     suppressed_idx = rec.suppressed[rec.suppressed].index
     l_value, n_l1, n_classes = _class_counts(released, qis, sensitive)
     by_group = suppression_by_group(hh, rec.suppressed)
@@ -484,7 +499,7 @@ def anonymise(
         max_suppression=max_suppression, notes=notes,
         suppressed_by_group=by_group, location_levels=rec.location_levels,
         age_rule_moved=_age_rule_moved(rec, hh, qis),
-        precision=asdict(precision),
+        precision=precision_report,
         pseudonyms={kk: v for kk, v in scope.items() if kk != "context"},
         burden=burden_by_group(hh_exact, rec, qis),
         threat_model={"source": cfg.source,
@@ -670,11 +685,21 @@ def _validate_and_round(hh: pd.DataFrame, reasons: pd.Series, amount_rounding: M
 
 
 def _recode(hh: pd.DataFrame, qis: list[str], k: int, hier: Mapping[str, Any], notes: list[str],
-            sensitive: Mapping[str, pd.Series] | None = None, l_div: int = 1) -> tuple[Any, pd.DataFrame]:
+            sensitive: Mapping[str, pd.Series] | None = None, l_div: int = 1,
+            holders: Mapping[str, Sequence[str]] | None = None,
+            protection: dict[str, Any] | None = None, holder_k: int = 2) -> tuple[Any, pd.DataFrame]:
     """Step 3: k-anonymity (and l-diversity of the sensitive flags) by local recoding over the
     declared quasi-identifiers; ``(recoding, released table in household_id order)``."""
     rec = local_recode(hh, qis, k, hier, LocationHierarchy(),
                        sensitive={n: v.to_numpy() for n, v in (sensitive or {}).items()}, l_diversity=l_div)
+    if holders:
+        data, extra, prot = protect_holders(rec.data, holders, qis, k, holder_k)
+        gone = rec.data.index[extra]
+        rec.suppressed.loc[gone] = True
+        rec.data = data.loc[~extra]
+        rec.class_id = rec.class_id.loc[rec.data.index]
+        rec.bands = rec.bands.loc[rec.data.index]
+        protection.update(asdict(prot))
     released = rec.data.sort_values("household_id", kind="stable").reset_index(drop=True)
     if {"dependents", "household_size"} <= set(released.columns) and "household_size" in qis:
         # a class's household size is its mean: keep the schema's "dependents <= size" true

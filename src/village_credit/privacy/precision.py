@@ -181,5 +181,202 @@ def release_precision(hh: pd.DataFrame, windows_months: Sequence[int] = EVENT_WI
     return out, rep
 
 
-__all__ = ["AMOUNT_STEPS", "DPD_BAND_EDGES", "EVENT_WINDOW_MONTHS", "PrecisionReport", "event_columns",
-           "release_amounts", "release_event_dates", "release_history", "release_precision"]
+
+
+# --- the other record holders: no class smaller than k on what each one knows ---------
+
+def _small(table: pd.DataFrame, cols: Sequence[str], k: int) -> np.ndarray:
+    if not len(table):
+        return np.zeros(0, dtype=bool)
+    sizes = table.groupby(list(cols), dropna=False, observed=True, sort=False)[cols[0]].transform("size")
+    return (sizes < k).to_numpy(bool)
+
+
+def _blank_rarest_event(table: pd.DataFrame, rows: np.ndarray, events: Sequence[str]) -> int:
+    """For each row in ``rows``, withhold (empty) its rarest released event cell; cells blanked."""
+    if not len(rows):
+        return 0
+    sub = table.iloc[rows][list(events)]
+    freq = {c: table[c].value_counts(dropna=True) for c in events}
+    score = np.full((len(rows), len(events)), np.inf)
+    for j, c in enumerate(events):
+        v = sub[c]
+        score[:, j] = np.where(v.notna(), v.map(freq[c]).to_numpy(float, na_value=np.inf), np.inf)
+    pick = np.argmin(score, axis=1)
+    has = np.isfinite(score[np.arange(len(rows)), pick])
+    for j, c in enumerate(events):
+        m = has & (pick == j)
+        if m.any():
+            table.iloc[rows[m], table.columns.get_loc(c)] = pd.NaT
+    return int(has.sum())
+
+
+def _coarse_bank_figures(table: pd.DataFrame, rows: np.ndarray) -> None:
+    """Credit line to 50,000 yuan; balance to the line times a utilisation band (0, 1/2, 1, more)."""
+    if "credit_limit_yuan" in table.columns:
+        lim = table["credit_limit_yuan"].to_numpy(float)[rows]
+        lim2 = np.where(lim > 0, np.maximum(np.round(lim / 50_000) * 50_000, 50_000), 0.0)
+        table.iloc[rows, table.columns.get_loc("credit_limit_yuan")] = lim2
+        if "balance_yuan" in table.columns:
+            bal = table["balance_yuan"].to_numpy(float)[rows]
+            util = np.where(lim2 > 0, bal / np.where(lim2 > 0, lim2, 1), np.where(bal > 0, 2.0, 0.0))
+            band = np.select([bal <= 0, util <= 0.5, util <= 1.0], [0.0, 0.5, 1.0], 1.5)
+            base = np.where(lim2 > 0, lim2, 50_000)
+            table.iloc[rows, table.columns.get_loc("balance_yuan")] = band * base
+
+
+def _canonical_delinquency(table: pd.DataFrame, rows: np.ndarray) -> None:
+    """The history of ``rows`` fully canonical: delinquent months too move (to the most recent
+    months, worst last), so only counts, sums and bands remain."""
+    months = months_in(list(table.columns))
+    dc, pc, kc = (history_columns(k, months) for k in ("due", "paid", "dpd"))
+    if not len(rows) or not set(dc + pc + kc) <= set(table.columns):
+        return
+    due = table[dc].to_numpy(float)[rows]
+    paid = table[pc].to_numpy(float)[rows]
+    dpd = table[kc].to_numpy(float)[rows]
+    key = dpd * 1e6 + due * 1e3 + paid
+    order = np.argsort(key, axis=1, kind="stable")
+    r = np.arange(len(rows))[:, None]
+    for cols, arr in ((dc, due), (pc, paid), (kc, dpd)):
+        vals = arr[r, order]
+        for j, c in enumerate(cols):
+            table.iloc[rows, table.columns.get_loc(c)] = vals[:, j].astype(table[c].dtype)
+
+
+LOAN_MONTH_BANDS: tuple[int, ...] = (12, 24, 36)
+DELINQUENT_MONTHS_CAP = 3
+
+
+def _summary_history(table: pd.DataFrame, rows: np.ndarray) -> None:
+    """The history of ``rows`` as a summary: loan months rounded up to 12 / 24 / 36, each an
+    instalment of 1 paid in full except the most recent delinquent months (at most 3, all at
+    the worst days-past-due band, paid 0)."""
+    months = months_in(list(table.columns))
+    dc, pc, kc = (history_columns(k, months) for k in ("due", "paid", "dpd"))
+    if not len(rows) or not set(dc + pc + kc) <= set(table.columns):
+        return
+    due = table[dc].to_numpy(float)[rows]
+    dpd = table[kc].to_numpy(float)[rows]
+    n_loan = (due > 0).sum(axis=1)
+    bands = np.asarray([b for b in LOAN_MONTH_BANDS if b <= months] or [months])
+    n_loan2 = np.where(n_loan > 0, bands[np.clip(np.searchsorted(bands, n_loan), 0, len(bands) - 1)], 0)
+    n_del = np.minimum((dpd > 0).sum(axis=1), DELINQUENT_MONTHS_CAP)
+    n_loan2 = np.maximum(n_loan2, n_del)
+    worst = dpd.max(axis=1)
+    pos = np.arange(months)[None, :]
+    loan = pos >= (months - n_loan2)[:, None]
+    late = pos >= (months - n_del)[:, None]
+    new = {"due": loan.astype(float), "paid": (loan & ~late).astype(float),
+           "dpd": np.where(late, worst[:, None], 0.0)}
+    for kind, cols in (("due", dc), ("paid", pc), ("dpd", kc)):
+        for j, c in enumerate(cols):
+            table.iloc[rows, table.columns.get_loc(c)] = new[kind][:, j].astype(table[c].dtype)
+
+
+def _withhold_history(table: pd.DataFrame, rows: np.ndarray) -> None:
+    """Last resort before suppression: the bank's columns of ``rows`` withheld (no instalments,
+    payments, days past due, line or balance released), so the row reads as no credit file."""
+    months = months_in(list(table.columns))
+    cols = [c for k in ("due", "paid", "dpd") for c in history_columns(k, months) if c in table.columns]
+    cols += [c for c in ("credit_limit_yuan", "balance_yuan") if c in table.columns]
+    for c in cols:
+        table.iloc[rows, table.columns.get_loc(c)] = np.zeros(len(rows)).astype(table[c].dtype)
+
+
+@dataclass
+class HolderProtection:
+    """What protecting the release against the bank and the register keeper cost (counts)."""
+
+    k: int
+    event_cells_withheld: int = 0
+    bank_figures_coarsened: int = 0
+    histories_fully_canonical: int = 0
+    histories_summarised: int = 0
+    histories_withheld: int = 0
+    suppressed: int = 0
+    rounds: int = 0
+
+
+def protect_holders(released: pd.DataFrame, holders: dict[str, Sequence[str]], recoded_qis: Sequence[str],
+                    k: int, holder_k: int = 2) -> tuple[pd.DataFrame, np.ndarray, HolderProtection]:
+    """Make every class on each holder's released columns at least ``holder_k`` rows (2: no row
+    unique), keeping the recoded quasi-identifiers' classes at least ``k``.
+
+    Steps, each only for rows still in a small class: the register keeper's rarest event cell
+    withheld (one per round); the bank's figures coarsened, then the history made fully
+    canonical, then summarised (loan months and delinquent months in bands), then withheld
+    (the row reads as no credit file); rows still small are suppressed, and so are rows their suppression leaves in
+    an insider class below ``k`` (repeated until nothing changes). Returns the table, the
+    suppressed mask over its rows and the counts.
+    """
+    t = released.copy()
+    rep = HolderProtection(k=holder_k)
+    keep = np.ones(len(t), dtype=bool)
+    events = event_columns(list(t.columns))
+    bank_stage = np.zeros(len(t), dtype=np.int64)
+    for _ in range(64):
+        rep.rounds += 1
+        changed = False
+        for name, cols in holders.items():
+            cols = [c for c in cols if c in t.columns]
+            if not cols:
+                continue
+            live = np.flatnonzero(keep)
+            small = live[_small(t.iloc[live], cols, holder_k)]
+            if not len(small):
+                continue
+            ev = [c for c in events if c in cols]
+            if ev:
+                blank = small[t.iloc[small][ev].notna().any(axis=1).to_numpy()]
+                if len(blank):
+                    rep.event_cells_withheld += _blank_rarest_event(t, blank, ev)
+                    changed = True
+                    continue
+            if any(c.startswith(("due_m", "paid_m", "dpd_m")) or c in ("credit_limit_yuan", "balance_yuan")
+                   for c in cols):
+                s0 = small[bank_stage[small] == 0]
+                s1 = small[bank_stage[small] == 1]
+                if len(s0):
+                    _coarse_bank_figures(t, s0)
+                    bank_stage[s0] = 1
+                    rep.bank_figures_coarsened += len(s0)
+                    changed = True
+                    continue
+                if len(s1):
+                    _canonical_delinquency(t, s1)
+                    bank_stage[s1] = 2
+                    rep.histories_fully_canonical += len(s1)
+                    changed = True
+                    continue
+                s2 = small[bank_stage[small] == 2]
+                if len(s2):
+                    _summary_history(t, s2)
+                    bank_stage[s2] = 3
+                    rep.histories_summarised += len(s2)
+                    changed = True
+                    continue
+                s3 = small[bank_stage[small] == 3]
+                if len(s3):
+                    _withhold_history(t, s3)
+                    bank_stage[s3] = 4
+                    rep.histories_withheld += len(s3)
+                    changed = True
+                    continue
+            keep[small] = False
+            changed = True
+        live = np.flatnonzero(keep)
+        if recoded_qis:
+            small_q = live[_small(t.iloc[live], list(recoded_qis), k)]
+            if len(small_q):
+                keep[small_q] = False
+                changed = True
+        if not changed:
+            break
+    rep.suppressed = int((~keep).sum())
+    return t, ~keep, rep
+
+
+__all__ = ["AMOUNT_STEPS", "DPD_BAND_EDGES", "EVENT_WINDOW_MONTHS", "HolderProtection", "PrecisionReport",
+           "event_columns", "protect_holders", "release_amounts", "release_event_dates", "release_history",
+           "release_precision"]

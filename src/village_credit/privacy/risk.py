@@ -115,6 +115,36 @@ def homogeneity_attack(table: pd.DataFrame, attackers: Mapping[str, Sequence[str
     return out
 
 
+def joined_release_risk(releases: Sequence[pd.DataFrame], attackers: Mapping[str, Sequence[str]], k: int,
+                        sensitive: Sequence[str] = ("default_12m",)) -> dict[str, Any]:
+    """Risk of releases joined on their pseudonym, the joined table counted as one table.
+
+    Why: an attacker holding two releases whose pseudonyms link sees each household's
+    quasi-identifiers twice (e.g. a year apart: age, land and income changes), which
+    narrows its class. Each holder knows its columns *in every release*; k, uniqueness and
+    the homogeneity of the sensitive columns are measured over the joined rows. With
+    release-scoped pseudonyms nothing joins (``n_linked`` 0).
+    """
+    if len(releases) < 2:
+        raise KAnonymityError("joined_release_risk needs at least two releases")
+    joined = releases[0].add_suffix("@1")
+    key = "household_id"
+    for i, r in enumerate(releases[1:], start=2):
+        joined = joined.merge(r.add_suffix(f"@{i}"), left_on=f"{key}@1", right_on=f"{key}@{i}", how="inner")
+    n = len(releases)
+    out: dict[str, Any] = {"n_releases": n, "n_linked": len(joined),
+                           "linked_share": round(len(joined) / max(1, min(len(r) for r in releases)), 6)}
+    if not len(joined):
+        out["status"] = "nothing links: the releases' pseudonyms are release-scoped"
+        return out
+    cols = {name: [f"{c}@{i}" for i in range(1, n + 1) for c in knows] for name, knows in attackers.items()}
+    out["status"] = "linked"
+    out["holders"] = holder_risk(joined, cols, k)
+    sens = {s: joined[f"{s}@1"] for s in sensitive if f"{s}@1" in joined.columns}
+    out["homogeneity"] = homogeneity_attack(joined, cols, sens)
+    return out
+
+
 def _version(pkg: str) -> str:
     try:
         return f"{pkg} {version(pkg)}"
@@ -200,4 +230,5 @@ def attack_risk(
     return out
 
 
-__all__ = ["anonymeter_available", "attack_risk", "holder_risk", "homogeneity_attack", "syntactic_risk"]
+__all__ = ["anonymeter_available", "attack_risk", "holder_risk", "homogeneity_attack", "joined_release_risk",
+           "syntactic_risk"]

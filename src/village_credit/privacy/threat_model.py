@@ -137,6 +137,9 @@ class PrivacyConfig:
     quasi_identifiers: tuple[str, ...] | None = None
     sensitive: tuple[str, ...] = ("default_12m", "private_debt_yuan", "balance_yuan")
     l: int = 2
+    holder_k: int = 2
+    """Smallest class on a measured (not recoded) holder's released columns: 2 = no household
+    is unique on what the bank or the register keeper knows."""
     """Distinct l-diversity targeted for each sensitive attribute in ``l_targets`` (amounts as
     "has any" flags); every sensitive attribute is measured (homogeneity attack)."""
     l_targets: tuple[str, ...] = ("private_debt_yuan", "balance_yuan")
@@ -161,7 +164,7 @@ class PrivacyConfig:
 
 DEFAULT_PRIVACY_CONFIG = PrivacyConfig()
 
-_TOP_KEYS = {"k", "l", "l_targets", "quasi_identifiers", "attackers", "sensitive", "hierarchies", "risk"}
+_TOP_KEYS = {"k", "l", "holder_k", "l_targets", "quasi_identifiers", "attackers", "sensitive", "hierarchies", "risk"}
 
 
 def _err(src: str, key: str, msg: str) -> PrivacyConfigError:
@@ -198,6 +201,11 @@ def privacy_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") ->
         if not isinstance(lv, int) or isinstance(lv, bool) or lv < 1:
             raise _err(source, "l", f"must be a whole number >= 1, got {lv!r}")
         cfg = replace(cfg, l=lv)
+    if "holder_k" in data:
+        hk = data["holder_k"]
+        if not isinstance(hk, int) or isinstance(hk, bool) or hk < 1:
+            raise _err(source, "holder_k", f"must be a whole number >= 1, got {hk!r}")
+        cfg = replace(cfg, holder_k=hk)
     if "l_targets" in data:
         lt = tuple(data["l_targets"] or ())
         if not all(isinstance(x, str) for x in lt):
