@@ -245,13 +245,13 @@ def _canonical_delinquency(table: pd.DataFrame, rows: np.ndarray) -> None:
 
 
 LOAN_MONTH_BANDS: tuple[int, ...] = (12, 24, 36)
-DELINQUENT_MONTHS_CAP = 3
+DELINQUENT_MONTHS_CAP = 1
 
 
 def _summary_history(table: pd.DataFrame, rows: np.ndarray) -> None:
     """The history of ``rows`` as a summary: loan months rounded up to 12 / 24 / 36, each an
-    instalment of 1 paid in full except the most recent delinquent months (at most 3, all at
-    the worst days-past-due band, paid 0)."""
+    instalment of 1 paid in full except, for a household ever delinquent, the last month (at
+    30 days past due, or 90 when it ever reached 90, paid 0); the line and balance as "has one"."""
     months = months_in(list(table.columns))
     dc, pc, kc = (history_columns(k, months) for k in ("due", "paid", "dpd"))
     if not len(rows) or not set(dc + pc + kc) <= set(table.columns):
@@ -263,12 +263,16 @@ def _summary_history(table: pd.DataFrame, rows: np.ndarray) -> None:
     n_loan2 = np.where(n_loan > 0, bands[np.clip(np.searchsorted(bands, n_loan), 0, len(bands) - 1)], 0)
     n_del = np.minimum((dpd > 0).sum(axis=1), DELINQUENT_MONTHS_CAP)
     n_loan2 = np.maximum(n_loan2, n_del)
-    worst = dpd.max(axis=1)
+    worst = np.where(dpd.max(axis=1) >= 90, 90.0, np.where(dpd.max(axis=1) > 0, 30.0, 0.0))
     pos = np.arange(months)[None, :]
     loan = pos >= (months - n_loan2)[:, None]
     late = pos >= (months - n_del)[:, None]
     new = {"due": loan.astype(float), "paid": (loan & ~late).astype(float),
            "dpd": np.where(late, worst[:, None], 0.0)}
+    for c in ("credit_limit_yuan", "balance_yuan"):
+        if c in table.columns:
+            v = table[c].to_numpy(float)[rows]
+            table.iloc[rows, table.columns.get_loc(c)] = np.where(v > 0, 50_000.0, 0.0)
     for kind, cols in (("due", dc), ("paid", pc), ("dpd", kc)):
         for j, c in enumerate(cols):
             table.iloc[rows, table.columns.get_loc(c)] = new[kind][:, j].astype(table[c].dtype)
