@@ -148,3 +148,14 @@ def test_auc_within_the_utility_bound_on_dates_and_amounts_at_model_precision() 
     released, _ = release_precision(raw)
     util = utility_comparison(raw, released, seed=0, n_boot=5)
     assert abs(util["auc_difference"]) <= 0.01, util["auc"]
+
+
+def test_the_documented_privacy_yaml_is_valid() -> None:
+    from village_credit.privacy.threat_model import privacy_config_from_dict
+
+    text = (Path(__file__).resolve().parents[1] / "docs/privacy.md").read_text(encoding="utf-8")
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    cfg = privacy_config_from_dict(yaml.safe_load(block), "docs/privacy.md")
+    assert cfg.l == 2 and cfg.holder_k == 2 and cfg.l_targets == ("private_debt_yuan", "balance_yuan")
+    assert [a.recoded for a in cfg.attackers] == [True, False]
+    assert "dependents" in cfg.qis and "ded_hygiene_date" not in cfg.qis

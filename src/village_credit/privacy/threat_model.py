@@ -230,7 +230,7 @@ def privacy_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") ->
                 raise _err(source, f"{key}.recoded", "must be true or false")
             parsed.append(Attacker(str(name), str(spec.get("description", "")), knows, recoded))
         cfg = replace(cfg, attackers=tuple(parsed))
-    if "quasi_identifiers" in data:
+    if data.get("quasi_identifiers") is not None:  # null: the default (what the recoded attackers know)
         qis = _str_list(source, "quasi_identifiers", data["quasi_identifiers"])
         _columns(source, "quasi_identifiers", qis)
         cfg = replace(cfg, quasi_identifiers=qis)
