@@ -418,11 +418,11 @@ def anonymise(
     ...     key = load_key(generate_key(f"{tmp}/secret.key"))
     >>> result = anonymise(raw, key, measure_risk=False)
     >>> result  # never shows personal data
-    AnonymisationResult(households=194 rows, quarantine=0 rows, k=6)
+    AnonymisationResult(households=197 rows, quarantine=0 rows, k=5)
     >>> sorted(set(raw.columns) - set(result.households.columns))
     ['address', 'family_relations', 'name', 'phone', 'resident_id']
     >>> result.report.n_in, result.report.n_released, result.report.n_suppressed
-    (200, 194, 6)
+    (200, 197, 3)
     """
     cfg = config or DEFAULT_PRIVACY_CONFIG
     k = cfg.k if k is None else int(k)
@@ -451,7 +451,7 @@ def anonymise(
     protection: dict[str, Any] = {}
     holders = {a.name: a.knows for a in cfg.attackers if not a.recoded}
     rec, released = _recode(hh, qis, k, hier, notes, sens_flags, cfg.l, holders, protection,
-                            cfg.holder_k)  # 3.
+                            min(cfg.holder_k, k))  # 3. (k = 1 asks for no anonymity from anyone)
     precision_report = {**asdict(precision), "holder_protection": protection}
     suppressed_idx = rec.suppressed[rec.suppressed].index
     l_value, n_l1, n_classes = _class_counts(released, qis, sensitive)
@@ -775,7 +775,7 @@ def anonymise_file(
     ...                             measure_risk=False)
     ...     print(result)
     ...     print(sorted(os.listdir(tmp)))
-    AnonymisationResult(households=194 rows, quarantine=0 rows, k=6)
+    AnonymisationResult(households=197 rows, quarantine=0 rows, k=5)
     ['households.anonymisation.json', 'households.parquet', 'raw.csv', 'secret.key']
     """
     key = load_key(key_file)

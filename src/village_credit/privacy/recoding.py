@@ -186,6 +186,14 @@ def _pool_split(labels: np.ndarray, rows: np.ndarray, k: int, sens: Sequence[np.
     return parts if len(parts) >= 2 else None
 
 
+def _cells(parts: list[np.ndarray], n: int) -> pd.Series:
+    """Cell number of each row from its exact values and mandatory segments."""
+    if not parts:
+        return pd.Series(np.zeros(n, dtype=np.int64))
+    return pd.Series(pd.MultiIndex.from_arrays(parts).factorize()[0] if len(parts) > 1
+                     else pd.factorize(parts[0])[0])
+
+
 def local_recode(
     df: pd.DataFrame,
     quasi_identifiers: Sequence[str],
@@ -230,14 +238,20 @@ def local_recode(
         max_loc = 2 if location.village in loc_cols else 1
     # mandatory cells: exact QIs and the mandatory cuts of band QIs
     key_parts = [pd.factorize(df[q])[0] for q in exact]
+    relaxed_parts = list(key_parts)
     for q, h in bands.items():
         if h.mandatory:
             seg = np.searchsorted(np.asarray([h.edges.index(m) for m in h.mandatory]), codes[q], side="right")
             key_parts.append(seg)
-    key = pd.Series(np.zeros(n, dtype=np.int64))
-    if key_parts:
-        key = pd.Series(pd.MultiIndex.from_arrays(key_parts).factorize()[0] if len(key_parts) > 1
-                        else pd.factorize(key_parts[0])[0])
+            relaxed_parts.append(np.minimum(seg, 1))  # only the first mandatory cut kept
+    key = _cells(key_parts, n)
+    # equal burden: a cell below k (e.g. women heads aged 60-64 of a small file) is merged with
+    # its neighbour beyond the later mandatory cuts (65+) instead of being suppressed
+    small = np.bincount(key)[key] < k
+    if small.any() and len(relaxed_parts) == len(key_parts):
+        relaxed = _cells(relaxed_parts, n)
+        merged = np.isin(relaxed, np.unique(relaxed[small]))
+        key = pd.Series(pd.factorize(np.where(merged, key.max() + 1 + relaxed, key))[0])
     suppressed = np.zeros(n, dtype=bool)
     stack: list[_Part] = []
     for idx in key.groupby(key.to_numpy()).groups.values():
