@@ -11,7 +11,7 @@ Two families, each from a maintained library rather than our own arithmetic:
 
 anonymeter declares ``numpy<1.27`` and ``pyarrow<22`` although it runs on this
 project's numpy 2 / pyarrow stack; declaring it would make pip downgrade both, so it
-is an optional install (``pip install --no-deps anonymeter polars``, docs/privacy.md).
+is an optional install (``pip install --no-deps anonymeter polars polars-runtime-32``, docs/privacy.md).
 Without it the report says so in ``status`` instead of printing a number.
 """
 
