@@ -18,13 +18,19 @@ Choices (documented because they change what the released table means; docs/priv
 * **Age.** Bands never cross 60 and 65 (the fairness audit's bands) and keep 61 and
   66 (18-60 and 18-65 eligibility) whenever k allows; ``age_rule_moved`` counts the
   households whose eligibility the banding moved.
-* **Gender and formerly-poor status** are never generalised: households in cells of
-  such exact values (with the fairness age band) smaller than ``k`` are *suppressed*
+* **Gender and formerly-poor status** are never generalised: a cell of such exact values
+  (with the fairness age band) smaller than ``k`` is merged across the 65 cut; households
+  in cells still smaller than ``k`` are *suppressed*
   (withheld, counted per age band and formerly-poor status, row numbers in
   ``suppressed_row_numbers``).
 * **Risk** is measured, not asserted: pycanon's k, l and t over the QIs and per
   attacker, and anonymeter's singling-out, linkability and inference attacks when it
   is installed (risk.py).
+* **Dates and the bank's figures** are released at the models' precision (precision.py:
+  event dates as window bands, the repayment history as ratios in canonical order), and
+  households still unique to the lending bank or the register keeper are protected step by
+  step (``protect_holders``); each declared holder's figures are in ``risk.holders``.
+* **Pseudonyms** are scoped to the release unless linking is chosen (``link_releases``).
 * **Amounts** (incomes, assets, debts) are rounded to ``amount_rounding`` steps
   (default 100 yuan) so exact figures cannot be matched; amounts named as
   quasi-identifiers (pension and subsidy income by default) are banded per class.
