@@ -590,12 +590,10 @@ def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str]) -> d
     altered: dict[str, np.ndarray] = {}
     for q in qis:
         if q in rec.bands.columns:
-            lo_hi = rec.bands[q].reindex(idx)
             raw_q, rel_q = households[q].astype(str), rel[q].astype(str)
             altered[q] = (~sup) & (raw_q != rel_q).to_numpy(bool)
             span = pd.to_numeric(households[q], errors="coerce") if households[q].dtype.kind in "iuf" else None
-            del lo_hi
-            # width of the class's band relative to the QI's range (per class: max - min of raw)
+            # spread of the class over the QI's range (per class: max - min of the exact values)
             cls = rec.class_id.reindex(idx)
             if span is not None:
                 rng_all = float(span.max() - span.min()) or 1.0
