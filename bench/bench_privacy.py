@@ -11,7 +11,11 @@ outside party's quasi-identifiers), and prints, each with its target:
 * suppression per fairness age band and formerly-poor status;
 * the default model's hold-out AUC trained on the raw vs the anonymised records of the
   same households (baseline: the raw model, measured in the same run) and the
-  fairness-audit differences; wall time of the anonymiser.
+  fairness-audit differences; wall time of the anonymiser;
+* (issue 28) uniqueness against every declared record holder before and after, what
+  protecting against the bank and the register keeper cost, the homogeneity attack, the
+  burden per age band and formerly-poor status, and two yearly releases joined on their
+  pseudonym (release-scoped: nothing joins; linked by choice: measured as one table).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import pandas as pd
 
 from village_credit.data.generator import GeneratorConfig, generate_households
 from village_credit.privacy.anonymise import anonymise
-from village_credit.privacy.pseudonym import pseudonymise
+from village_credit.privacy.pseudonym import pseudonymise, release_context
 from village_credit.privacy.raw_records import add_fake_pii
 from village_credit.privacy.resident_id import parse_resident_ids
 from village_credit.privacy.utility import utility_comparison
@@ -49,7 +53,8 @@ def main() -> None:
     rep = res.report
     # the raw household table of the same households, keyed by the same pseudonym
     ids = parse_resident_ids(raw["resident_id"].astype("string"), pd.Timestamp(households["snapshot_date"].iloc[0]))
-    raw_hh = households.assign(household_id=pseudonymise(ids.normalised, KEY).astype(str).to_numpy())
+    ctx = release_context(rep.pseudonyms["release"])
+    raw_hh = households.assign(household_id=pseudonymise(ids.normalised, KEY, context=ctx).astype(str).to_numpy())
     t1 = time.perf_counter()
     util = utility_comparison(raw_hh, res.households, seed=0)
     t_util = time.perf_counter() - t1
@@ -97,9 +102,44 @@ def main() -> None:
         print(f"  {d['feature']} {d['metric']}: raw {d['raw']}, anonymised {d['anonymised']}, "
               f"difference {d['difference']}")
     print(f"utility comparison {t_util:.1f} s")
+    # issue 28: every record holder, before (exact dates and amounts) and after
+    for name, after in rep.risk["holders"]["released"].items():
+        before = rep.risk["holders"]["raw"][name]
+        print(f"holder {name}: unique {before['unique_share']:.1%} -> {after['unique_share']:.1%}, "
+              f"below k {before['below_k_share']:.1%} -> {after['below_k_share']:.1%}, k {before['k']} -> {after['k']}")
+    print(f"holder protection: {rep.precision['holder_protection']}")
+    print(f"precision release: events in {rep.precision['events_in']}, released {rep.precision['events_released']}, "
+          f"outside every window {rep.precision['events_blanked_outside_windows']}; histories re-ordered "
+          f"{rep.precision['history_households_reordered']}")
+    for holder, attrs in rep.risk["homogeneity"]["by_holder"].items():
+        print(f"homogeneity {holder}: " + ", ".join(f"{a} l={v['l']} certain {v['certain_share']:.1%}"
+                                                    for a, v in attrs.items()))
+    for grp in ("age_band", "formerly_poor"):
+        for g, v in rep.burden[grp].items():
+            print(f"burden {grp}={g}: n {v['n']}, suppressed {v['suppressed_share']:.1%}, mean loss "
+                  f"{v['mean_loss']:.3f}, location coarsened {v.get('altered_share.location', 0):.1%}, pension "
+                  f"altered {v.get('altered_share.income_pension_subsidy', 0):.1%}")
+    print(f"elderly loss / under-60s loss: {rep.burden['elderly_loss_ratio']} (target <= 2)")
+    # repeated releases: next year's file of the same households, release-scoped vs linked
+    from village_credit.data.generator import generate_vintage
+    from village_credit.privacy.risk import joined_release_risk
+    from village_credit.privacy.threat_model import DEFAULT_PRIVACY_CONFIG
+
+    raw2 = add_fake_pii(generate_vintage(cfg, 2), cfg.seed)
+    att = {a.name: a.knows for a in DEFAULT_PRIVACY_CONFIG.attackers}
+    second = anonymise(raw2, KEY, measure_risk=False)
+    scoped = joined_release_risk([res.households, second.households], att, rep.k_required)
+    print(f"two yearly releases, release-scoped pseudonyms: {scoped['n_linked']} linked ({scoped['status']})")
+    l1 = anonymise(raw, KEY, measure_risk=False, link_releases=True)
+    l2 = anonymise(raw2, KEY, measure_risk=False, link_releases=True)
+    linked = joined_release_risk([l1.households, l2.households], att, rep.k_required)
+    for name, v in linked["holders"].items():
+        print(f"two releases linked by choice, joined as one table, {name}: k {v['k']}, unique "
+              f"{v['unique_share']:.1%}, below k {v['below_k_share']:.1%}, default_12m certain "
+              f"{linked['homogeneity'][name]['default_12m']['certain_share']:.1%}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"report": rep.to_dict(), "utility": util,
+        args.json.write_text(json.dumps({"report": rep.to_dict(), "utility": util, "linked_releases": linked,
                                          "seconds": {"anonymise": t_anon, "utility": t_util}},
                                         indent=2, default=str))
 

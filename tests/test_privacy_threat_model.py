@@ -72,18 +72,31 @@ def test_bad_config_names_file_and_key(tmp_path, text, key) -> None:
 
 # --- local recoding ---------------------------------------------------------------
 
+def _expected_cells(df: pd.DataFrame, exact: list[str], k: int) -> tuple[pd.Series, pd.Series]:
+    """(suppressed, merged) per row: a cell of exact values x fairness age band below k is
+    merged with its neighbour across 65 (the 60 cut kept); what is still below k is withheld."""
+    band = pd.Series(age_band(df["head_age"]), index=df.index)
+    elderly = df["head_age"] >= 60
+    strict = df.groupby([*[df[c] for c in exact], band])["head_age"].transform("size")
+    relaxed_keys = [*[df[c] for c in exact], elderly]
+    relaxed = df.groupby(relaxed_keys)["head_age"].transform("size")
+    merged = (strict < k).groupby(relaxed_keys).transform("any").astype(bool)
+    return (merged & (relaxed < k)) | (~merged & (strict < k)), merged
+
 def test_recoding_reaches_k_suppressing_little_and_keeps_groups(households) -> None:
     qis = list(CFG.qis)
     rec = local_recode(households, qis, 5, CFG.hierarchies)
-    # only cells of exact values (gender x fairness age band x formerly poor) below k are withheld
-    cell = households.groupby(["head_gender", "formerly_poor", pd.Series(age_band(households["head_age"]),
-                                                                         index=households.index)])["head_age"]
-    assert (rec.suppressed == (cell.transform("size") < 5)).all()
+    # only cells of exact values (gender x fairness age band x formerly poor) below k, merged
+    # across 65, are withheld
+    expected, merged = _expected_cells(households, ["head_gender", "formerly_poor"], 5)
+    assert (rec.suppressed == expected).all()
     assert rec.n_suppressed <= 0.01 * len(households)
     assert int(class_sizes(rec.data, qis).min()) >= 5
     raw = households.loc[rec.data.index]
-    # fairness groups and exact QIs never move; numbers stay within the schema
-    assert (age_band(rec.data["head_age"]) == age_band(raw["head_age"])).all()
+    # fairness groups (outside merged cells) and exact QIs never move; the 60 cut never
+    keep = ~merged.loc[rec.data.index]
+    assert (age_band(rec.data["head_age"][keep]) == age_band(raw["head_age"][keep])).all()
+    assert ((rec.data["head_age"] >= 60) == (raw["head_age"] >= 60)).all()
     assert (rec.data["head_gender"] == raw["head_gender"]).all()
     assert (rec.data["formerly_poor"] == raw["formerly_poor"]).all()
     assert rec.data["household_size"].between(1, 15).all()
@@ -110,12 +123,14 @@ def test_recoding_invariants(n: int, k: int, seed: int) -> None:
     rec = local_recode(df, qis, k, CFG.hierarchies)
     # counts in = counts out; every released class >= k; suppression only on exact-QI cells < k
     assert len(rec.data) + rec.n_suppressed == n
+    expected, merged = _expected_cells(df, ["head_gender"], k) if n else (pd.Series(dtype=bool),) * 2
     if len(rec.data):
         assert int(class_sizes(rec.data, qis).min()) >= k
-        assert (age_band(rec.data["head_age"]) == age_band(df.loc[rec.data.index, "head_age"])).all()
-    cell = df.groupby(["head_gender", pd.Series(age_band(df["head_age"]), index=df.index)])["head_age"]
-    small_cells = cell.transform("size") < k
-    assert (rec.suppressed == small_cells).all()
+        keep = ~merged.loc[rec.data.index]
+        released, raw_age = rec.data["head_age"], df.loc[rec.data.index, "head_age"]
+        assert (age_band(released[keep]) == age_band(raw_age[keep])).all()
+        assert ((released >= 60) == (raw_age >= 60)).all()
+    assert (rec.suppressed == expected).all()
 
 
 # --- risk -------------------------------------------------------------------------

@@ -45,6 +45,8 @@ def register(app: typer.Typer) -> None:
         quarantine: Annotated[Path | None, typer.Option(help="Where to write quarantined raw rows (default: next to the input).")] = None,
         report: Annotated[Path | None, typer.Option(help="Report JSON (default: <output stem>.anonymisation.json).")] = None,
         encoding: Annotated[str | None, typer.Option(help="Force the CSV encoding (default: UTF-8, else GB18030/GBK).")] = None,
+        release: Annotated[str | None, typer.Option(help="Label of this release; pseudonyms are scoped to it (default: a keyed digest of the input).")] = None,
+        link_releases: Annotated[bool, typer.Option("--link-releases", help="Pseudonyms that join with other linked releases under the same key (recorded in the report; docs/privacy.md).")] = False,
     ) -> None:
         """Anonymise raw village records: pseudonymise, drop identifiers, reach k-anonymity."""
         from village_credit.data.io import check_output_file
@@ -63,7 +65,7 @@ def register(app: typer.Typer) -> None:
                 input, output, key_file, eval_date=eval_date, k=k,
                 quasi_identifiers=qis,
                 max_suppression=max_suppression, quarantine_path=quarantine, report_path=report,
-                encoding=encoding, config=config, measure_risk=risk,
+                encoding=encoding, config=config, measure_risk=risk, release=release, link_releases=link_releases,
             )
         except VillageCreditError as exc:
             _fail(exc)

@@ -18,13 +18,19 @@ Choices (documented because they change what the released table means; docs/priv
 * **Age.** Bands never cross 60 and 65 (the fairness audit's bands) and keep 61 and
   66 (18-60 and 18-65 eligibility) whenever k allows; ``age_rule_moved`` counts the
   households whose eligibility the banding moved.
-* **Gender and formerly-poor status** are never generalised: households in cells of
-  such exact values (with the fairness age band) smaller than ``k`` are *suppressed*
+* **Gender and formerly-poor status** are never generalised: a cell of such exact values
+  (with the fairness age band) smaller than ``k`` is merged across the 65 cut; households
+  in cells still smaller than ``k`` are *suppressed*
   (withheld, counted per age band and formerly-poor status, row numbers in
   ``suppressed_row_numbers``).
 * **Risk** is measured, not asserted: pycanon's k, l and t over the QIs and per
   attacker, and anonymeter's singling-out, linkability and inference attacks when it
   is installed (risk.py).
+* **Dates and the bank's figures** are released at the models' precision (precision.py:
+  event dates as window bands, the repayment history as ratios in canonical order), and
+  households still unique to the lending bank or the register keeper are protected step by
+  step (``protect_holders``); each declared holder's figures are in ``risk.holders``.
+* **Pseudonyms** are scoped to the release unless linking is chosen (``link_releases``).
 * **Amounts** (incomes, assets, debts) are rounded to ``amount_rounding`` steps
   (default 100 yuan) so exact figures cannot be matched; amounts named as
   quasi-identifiers (pension and subsidy income by default) are banded per class.
@@ -46,6 +52,8 @@ the column and the problem, never the value.
 from __future__ import annotations
 
 import csv as _csv
+import hashlib
+import hmac
 import io as _io
 import json
 import os
@@ -64,11 +72,18 @@ from village_credit.data.validation import validate_households
 from village_credit.errors import DataReadError
 from village_credit.privacy.errors import KAnonymityError, RawEncodingError, RawSchemaError
 from village_credit.privacy.kanon import diversity_table, k_anonymity
-from village_credit.privacy.pseudonym import key_fingerprint, load_key, pseudonymise
+from village_credit.privacy.pseudonym import key_fingerprint, load_key, pseudonymise, release_context
 from village_credit.privacy.raw_records import DERIVED_COLUMNS, RAW_HEADER_ALIASES, RAW_PII_COLUMNS
 from village_credit.privacy.recoding import BandHierarchy, LocationHierarchy, local_recode
 from village_credit.privacy.resident_id import parse_resident_ids
-from village_credit.privacy.risk import anonymeter_available, attack_risk, syntactic_risk
+from village_credit.privacy.precision import protect_holders, release_precision
+from village_credit.privacy.risk import (
+    anonymeter_available,
+    attack_risk,
+    holder_risk,
+    homogeneity_attack,
+    syntactic_risk,
+)
 from village_credit.privacy.threat_model import DEFAULT_PRIVACY_CONFIG, PrivacyConfig
 
 DEFAULT_QUASI_IDENTIFIERS: tuple[str, ...] = DEFAULT_PRIVACY_CONFIG.qis
@@ -186,6 +201,9 @@ class AnonymisationReport:
     age_rule_moved: dict[str, int] = field(default_factory=dict)
     threat_model: dict[str, Any] = field(default_factory=dict)
     risk: dict[str, Any] = field(default_factory=dict)
+    precision: dict[str, Any] = field(default_factory=dict)
+    pseudonyms: dict[str, Any] = field(default_factory=dict)
+    burden: dict[str, Any] = field(default_factory=dict)
 
     @property
     def reconciles(self) -> bool:
@@ -236,6 +254,17 @@ class AnonymisationReport:
                                  f"{(a['control_rate'] or [float('nan')])[0]:.3f}")
         elif att:
             lines.append(f"anonymeter: {att.get('status')}")
+        for name, v in (self.risk.get("holders", {}).get("released", {})).items():
+            before = self.risk["holders"]["raw"].get(name, {})
+            lines.append(f"holder {name}: unique {before.get('unique_share', float('nan')):.1%} -> "
+                         f"{v['unique_share'] if v['unique_share'] is not None else float('nan'):.1%}, smallest class "
+                         f"{v['k']}")
+        if self.precision.get("holder_protection"):
+            lines.append(f"  protection against the bank and the register keeper: {self.precision['holder_protection']}")
+        if self.burden.get("elderly_loss_ratio"):
+            lines.append(f"  information loss, elderly / under-60s: {self.burden['elderly_loss_ratio']}")
+        if self.pseudonyms:
+            lines.append(f"pseudonyms: {self.pseudonyms['scope']} (release {self.pseudonyms['release']})")
         for note in self.notes:
             lines.append(f"  note: {note}")
         for reason, count in sorted(self.quarantine_reasons.items(), key=lambda kv: -kv[1]):
@@ -367,6 +396,8 @@ def anonymise(
     encoding: str | None = None,
     config: PrivacyConfig | None = None,
     measure_risk: bool | None = None,
+    release: str | None = None,
+    link_releases: bool = False,
 ) -> AnonymisationResult:
     """Anonymise raw village records (see the module docstring for every choice).
 
@@ -378,7 +409,10 @@ def anonymise(
     ``max_suppression``: share above which the report carries a warning note (local
     recoding suppresses only cells of exact QI values smaller than k).
     ``measure_risk``: run the attack-based risk measurement (default: the config's
-    ``risk.enabled``). Rows the data layer's ``validate_households`` rejects are
+    ``risk.enabled``). ``release``: label of this release (default: a keyed digest of the raw
+    content); pseudonyms are scoped to it unless ``link_releases`` (an explicit choice, recorded
+    in the report: the pseudonyms then join with every other linked release under the key).
+    Rows the data layer's ``validate_households`` rejects are
     quarantined with its reasons.
 
     >>> import tempfile
@@ -390,11 +424,11 @@ def anonymise(
     ...     key = load_key(generate_key(f"{tmp}/secret.key"))
     >>> result = anonymise(raw, key, measure_risk=False)
     >>> result  # never shows personal data
-    AnonymisationResult(households=194 rows, quarantine=0 rows, k=5)
+    AnonymisationResult(households=197 rows, quarantine=0 rows, k=5)
     >>> sorted(set(raw.columns) - set(result.households.columns))
     ['address', 'family_relations', 'name', 'phone', 'resident_id']
     >>> result.report.n_in, result.report.n_released, result.report.n_suppressed
-    (200, 194, 6)
+    (200, 197, 3)
     """
     cfg = config or DEFAULT_PRIVACY_CONFIG
     k = cfg.k if k is None else int(k)
@@ -412,10 +446,19 @@ def anonymise(
     keep_cols = [c for c in schema.names if c in raw.columns and c not in DERIVED_COLUMNS]
     dropped = [c for c in raw.columns if c not in keep_cols]  # includes replaced derived columns
 
-    hh, parsed, reasons = _households_from_ids(raw, key, eval_date, keep_cols, schema, source)  # 1.
+    scope = _pseudonym_scope(raw, key, release, link_releases)
+    hh, parsed, reasons = _households_from_ids(raw, key, eval_date, keep_cols, schema, source,
+                                               scope["context"])  # 1.
     ok = reasons.isna()  # before validation: the rows whose resident ID was usable
     hh, rounded = _validate_and_round(hh, reasons, amount_rounding, schema)  # 2.
-    rec, released = _recode(hh, qis, k, hier, notes)  # 3.
+    hh_exact = hh
+    hh, precision = release_precision(hh)  # 2b. dates and amounts at the models' precision
+    sens_flags = sensitive_flags(hh, cfg.l_targets)
+    protection: dict[str, Any] = {}
+    holders = {a.name: a.knows for a in cfg.attackers if not a.recoded}
+    rec, released = _recode(hh, qis, k, hier, notes, sens_flags, cfg.l, holders, protection,
+                            min(cfg.holder_k, k))  # 3. (k = 1 asks for no anonymity from anyone)
+    precision_report = {**asdict(precision), "holder_protection": protection}
     suppressed_idx = rec.suppressed[rec.suppressed].index
     l_value, n_l1, n_classes = _class_counts(released, qis, sensitive)
     by_group = suppression_by_group(hh, rec.suppressed)
@@ -425,7 +468,18 @@ def anonymise(
                      f"values smaller than k={k}")
     sens = [sensitive] if sensitive else []
     attackers = {a.name: a.knows for a in cfg.attackers}
-    risk: dict[str, Any] = {"syntactic": syntactic_risk(released, qis, sens, attackers)}
+    recoded = {a.name: a.knows for a in cfg.attackers if a.recoded}
+    risk: dict[str, Any] = {"syntactic": syntactic_risk(released, qis, sens, recoded)}
+    risk["holders"] = {"raw": holder_risk(hh_exact.loc[rec.data.index], attackers, k),
+                       "released": holder_risk(released, attackers, k)}
+    flags_released = sensitive_flags(released, cfg.sensitive)
+    risk["homogeneity"] = {"l_target": cfg.l, "l_targets": list(sensitive_flags(released, cfg.l_targets)),
+                           "sensitive": list(flags_released),
+                           "by_holder": homogeneity_attack(released, attackers, flags_released)}
+    unique = {n: v["n_unique"] for n, v in risk["holders"]["released"].items() if v["n_unique"]}
+    if unique:
+        notes.append("rows unique on a declared holder's released columns: "
+                     + ", ".join(f"{n} {c}" for n, c in unique.items()))
     do_attacks = cfg.risk.enabled if measure_risk is None else measure_risk
     risk["attacks"] = (measure_attack_risk(hh, qis, k, hier, sensitive, cfg) if do_attacks
                        else {"status": "not measured (disabled)"})
@@ -451,9 +505,12 @@ def anonymise(
         max_suppression=max_suppression, notes=notes,
         suppressed_by_group=by_group, location_levels=rec.location_levels,
         age_rule_moved=_age_rule_moved(rec, hh, qis),
+        precision=precision_report,
+        pseudonyms={kk: v for kk, v in scope.items() if kk != "context"},
+        burden=burden_by_group(hh_exact, rec, qis),
         threat_model={"source": cfg.source,
-                      "attackers": {a.name: {"description": a.description, "knows": list(a.knows)}
-                                    for a in cfg.attackers}},
+                      "attackers": {a.name: {"description": a.description, "knows": list(a.knows),
+                                             "recoded": a.recoded} for a in cfg.attackers}},
         risk=risk,
     )
     return AnonymisationResult(
@@ -487,8 +544,99 @@ def _raw_columns(raw: pd.DataFrame, source: str, eval_date: str | pd.Timestamp |
     return raw, original_names, schema, notes
 
 
+def _pseudonym_scope(raw: pd.DataFrame, key: bytes, release: str | None, link: bool) -> dict[str, Any]:
+    """Which records a pseudonym links: this release only (default), or every linked release.
+
+    The default release label is a keyed digest of the raw content: the same file gives the
+    same pseudonyms (reproducible), next year's file different ones.
+    """
+    if link:
+        return {"context": release_context(None), "scope": "linked across releases (explicit choice)",
+                "release": release, "linkable_across_releases": True}
+    if release is None:
+        content = pd.util.hash_pandas_object(raw.astype("string"), index=False).to_numpy().tobytes()
+        release = "r-" + hmac.new(key, hashlib.sha256(content).digest(), hashlib.sha256).hexdigest()[:12]
+    return {"context": release_context(release), "scope": "this release only", "release": release,
+            "linkable_across_releases": False}
+
+
+def sensitive_flags(households: pd.DataFrame, sensitive: Sequence[str]) -> dict[str, pd.Series]:
+    """The declared sensitive attributes as released values: amounts as "has any" flags
+    (``private_debt_yuan>0``: holds private debt), others as they are."""
+    out: dict[str, pd.Series] = {}
+    for c in sensitive:
+        if c not in households.columns:
+            continue
+        s = households[c]
+        if pd.api.types.is_float_dtype(s):
+            out[f"{c}>0"] = (s.fillna(0) > 0).astype("int64")
+        else:
+            out[c] = s
+    return out
+
+
+def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str]) -> dict[str, Any]:
+    """Who pays for the anonymity: per fairness age band and formerly-poor status, the share
+    suppressed, the share whose location was coarsened, the share of each QI altered and the
+    mean information loss (suppressed = 1; else the mean over QIs of the class band's share of
+    the QI's range, location: township 0.5, any 1).
+    """
+    if not len(households):
+        return {}
+    idx = households.index
+    sup = rec.suppressed.reindex(idx).fillna(False).to_numpy(bool)
+    rel = rec.data.reindex(idx)
+    loss_parts = []
+    altered: dict[str, np.ndarray] = {}
+    for q in qis:
+        if q in rec.bands.columns:
+            raw_q, rel_q = households[q].astype(str), rel[q].astype(str)
+            altered[q] = (~sup) & (raw_q != rel_q).to_numpy(bool)
+            span = pd.to_numeric(households[q], errors="coerce") if households[q].dtype.kind in "iuf" else None
+            # spread of the class over the QI's range (per class: max - min of the exact values)
+            cls = rec.class_id.reindex(idx)
+            if span is not None:
+                rng_all = float(span.max() - span.min()) or 1.0
+                w = span.groupby(cls).transform("max") - span.groupby(cls).transform("min")
+                loss_parts.append((w / rng_all).fillna(0).to_numpy(float))
+            else:
+                codes = pd.Series(pd.factorize(households[q], sort=True)[0], index=idx)
+                w = codes.groupby(cls).transform("max") - codes.groupby(cls).transform("min")
+                loss_parts.append((w / max(1, codes.max())).fillna(0).to_numpy(float))
+    loc_cols = [c for c in ("village_code", "township_code") if c in qis]
+    if loc_cols:
+        lv_raw = households["village_code"].astype(str)
+        lv_rel = rel["village_code"].astype(str)
+        coarse = (~sup) & (lv_raw != lv_rel).to_numpy(bool)
+        anyloc = (~sup) & (lv_rel == "*").to_numpy(bool)
+        altered["location"] = coarse
+        loss_parts.append(np.where(anyloc, 1.0, np.where(coarse, 0.5, 0.0)))
+    loss = np.mean(loss_parts, axis=0) if loss_parts else np.zeros(len(idx))
+    loss = np.where(sup, 1.0, loss)
+    groups = {"age_band": pd.Series(age_band(households["head_age"]), index=idx).astype(str)}
+    if "formerly_poor" in households.columns:
+        groups["formerly_poor"] = households["formerly_poor"].astype(bool).map(
+            {True: "formerly_poor", False: "other"})
+    out: dict[str, Any] = {}
+    for name, g in groups.items():
+        gv = g.to_numpy()
+        cells = {}
+        for grp in sorted(pd.unique(gv)):
+            m = gv == grp
+            cells[str(grp)] = {"n": int(m.sum()), "suppressed_share": round(float(sup[m].mean()), 6),
+                               "mean_loss": round(float(loss[m].mean()), 6),
+                               **{f"altered_share.{q}": round(float(a[m].mean()), 6) for q, a in altered.items()}}
+        out[name] = cells
+    ab = out.get("age_band", {})
+    young = ab.get("<60", {}).get("mean_loss")
+    if young:
+        out["elderly_loss_ratio"] = {b: round(v["mean_loss"] / young, 4) for b, v in ab.items() if b != "<60"}
+    return out
+
+
 def _households_from_ids(raw: pd.DataFrame, key: bytes, eval_date: str | pd.Timestamp | None,
-                         keep_cols: list[str], schema: Any, source: str) -> tuple[pd.DataFrame, Any, pd.Series]:
+                         keep_cols: list[str], schema: Any, source: str,
+                         context: str = "household") -> tuple[pd.DataFrame, Any, pd.Series]:
     """Step 1: resident ID numbers -> age, gender, pseudonym. ``(households, parsed IDs,
     reason per raw row, <NA> where the row is usable)``."""
     if pd.api.types.is_float_dtype(raw["resident_id"]):
@@ -515,7 +663,7 @@ def _households_from_ids(raw: pd.DataFrame, key: bytes, eval_date: str | pd.Time
     ok = reasons.isna()
     base = raw.loc[ok, keep_cols]
     derived = pd.DataFrame({
-        "household_id": pseudonymise(parsed.normalised[ok], key).astype("str"),
+        "household_id": pseudonymise(parsed.normalised[ok], key, context=context).astype("str"),
         "head_age": parsed.age[ok].astype("int64"),
         "head_gender": parsed.gender[ok].astype("str"),
     }, index=base.index)
@@ -540,11 +688,22 @@ def _validate_and_round(hh: pd.DataFrame, reasons: pd.Series, amount_rounding: M
                                                                     if c in rnd}
 
 
-def _recode(hh: pd.DataFrame, qis: list[str], k: int, hier: Mapping[str, Any], notes: list[str]
-            ) -> tuple[Any, pd.DataFrame]:
-    """Step 3: k-anonymity by local recoding over the declared quasi-identifiers;
-    ``(recoding, released table in household_id order)``."""
-    rec = local_recode(hh, qis, k, hier, LocationHierarchy())
+def _recode(hh: pd.DataFrame, qis: list[str], k: int, hier: Mapping[str, Any], notes: list[str],
+            sensitive: Mapping[str, pd.Series] | None = None, l_div: int = 1,
+            holders: Mapping[str, Sequence[str]] | None = None,
+            protection: dict[str, Any] | None = None, holder_k: int = 2) -> tuple[Any, pd.DataFrame]:
+    """Step 3: k-anonymity (and l-diversity of the sensitive flags) by local recoding over the
+    declared quasi-identifiers; ``(recoding, released table in household_id order)``."""
+    rec = local_recode(hh, qis, k, hier, LocationHierarchy(),
+                       sensitive={n: v.to_numpy() for n, v in (sensitive or {}).items()}, l_diversity=l_div)
+    if holders:
+        data, extra, prot = protect_holders(rec.data, holders, qis, k, holder_k)
+        gone = rec.data.index[extra]
+        rec.suppressed.loc[gone] = True
+        rec.data = data.loc[~extra]
+        rec.class_id = rec.class_id.loc[rec.data.index]
+        rec.bands = rec.bands.loc[rec.data.index]
+        protection.update(asdict(prot))
     released = rec.data.sort_values("household_id", kind="stable").reset_index(drop=True)
     if {"dependents", "household_size"} <= set(released.columns) and "household_size" in qis:
         # a class's household size is its mean: keep the schema's "dependents <= size" true
@@ -620,7 +779,7 @@ def anonymise_file(
     ...                             measure_risk=False)
     ...     print(result)
     ...     print(sorted(os.listdir(tmp)))
-    AnonymisationResult(households=194 rows, quarantine=0 rows, k=5)
+    AnonymisationResult(households=197 rows, quarantine=0 rows, k=5)
     ['households.anonymisation.json', 'households.parquet', 'raw.csv', 'secret.key']
     """
     key = load_key(key_file)

@@ -17,7 +17,7 @@ class PrivacyError(VillageCreditError):
     ...         load_privacy_config(Path(tmp, "privacy.yaml"))
     ...     except PrivacyError as exc:
     ...         print(type(exc).__name__, str(exc).split(": ", 1)[1])
-    PrivacyConfigError kk: unknown setting (allowed: attackers, hierarchies, k, ...)
+    PrivacyConfigError kk: unknown setting (allowed: attackers, hierarchies, holder_k, k, ...)
     """
 
 

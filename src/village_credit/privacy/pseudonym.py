@@ -36,7 +36,20 @@ PREFIX = "HH"
 DIGEST_CHARS = 16
 """Hex characters kept: 64 bits, collision chance ~ n**2 / 2**65 (3e-8 for a million households)."""
 
-__all__ = ["PseudonymKeyError", "generate_key", "key_fingerprint", "load_key", "pseudonymise"]
+__all__ = ["PseudonymKeyError", "generate_key", "key_fingerprint", "load_key", "pseudonymise", "release_context"]
+
+
+def release_context(release: str | None) -> str:
+    """HMAC context of household pseudonyms: scoped to one release (``household@<release>``),
+    or ``household`` for pseudonyms linked across releases (an explicit choice).
+
+    Why scoped by default: a pseudonym that is the same in every yearly release lets anyone
+    holding two releases join them and re-identify from the joined table (issue 28).
+
+    >>> release_context("2025"), release_context(None)
+    ('household@2025', 'household')
+    """
+    return "household" if release is None else f"household@{release}"
 
 
 def generate_key(path: str | Path, *, overwrite: bool = False) -> Path:

@@ -134,12 +134,19 @@ class _Part:
     loc_done: bool = False
 
 
-def _best_cut(counts: np.ndarray, lo: int, hi: int, k: int, preferred: Sequence[int]) -> int | None:
-    """Cut index c (left = bins lo..c-1, right = c..hi) closest to the median with both sides >= k."""
+def _best_cut(counts: np.ndarray, lo: int, hi: int, k: int, preferred: Sequence[int],
+              value_counts: Sequence[np.ndarray] = (), l_div: int = 1) -> int | None:
+    """Cut index c (left = bins lo..c-1, right = c..hi) closest to the median with both sides >= k
+    (and, per sensitive attribute in ``value_counts`` (bins x values), >= ``l_div`` distinct values)."""
     seg = counts[lo:hi + 1]
     total = int(seg.sum())
     left = np.cumsum(seg)[:-1]  # left size for cut at lo+1 .. hi
     ok = (left >= k) & (total - left >= k)
+    for vc in value_counts:
+        vseg = vc[lo:hi + 1]
+        vleft = np.cumsum(vseg, axis=0)[:-1]
+        vtot = vseg.sum(axis=0)
+        ok &= ((vleft > 0).sum(axis=1) >= l_div) & (((vtot - vleft) > 0).sum(axis=1) >= l_div)
     if not ok.any():
         return None
     cuts = np.arange(lo + 1, hi + 1)
@@ -150,14 +157,25 @@ def _best_cut(counts: np.ndarray, lo: int, hi: int, k: int, preferred: Sequence[
     return int(valid[np.argmin(np.abs(left[ok] - total / 2))])
 
 
-def _pool_split(labels: np.ndarray, rows: np.ndarray, k: int) -> list[tuple[np.ndarray, bool]] | None:
-    """Split rows by label: children >= k on their own, the rest pooled (``True`` = pooled)."""
+def _diverse(sens: Sequence[np.ndarray], rows: np.ndarray, l_div: int) -> bool:
+    return all(len(np.unique(s[rows])) >= l_div for s in sens)
+
+
+def _pool_split(labels: np.ndarray, rows: np.ndarray, k: int, sens: Sequence[np.ndarray] = (),
+                l_div: int = 1) -> list[tuple[np.ndarray, bool]] | None:
+    """Split rows by label: children >= k (and l-diverse) on their own, the rest pooled
+    (``True`` = pooled)."""
     uniq, inv, cnt = np.unique(labels[rows], return_inverse=True, return_counts=True)
     if len(uniq) < 2:
         return None
     big = cnt >= k
-    pooled = int(cnt[~big].sum())
-    if 0 < pooled < k:
+    if sens and l_div > 1:
+        for j in np.flatnonzero(big):
+            big[j] = _diverse(sens, rows[inv == j], l_div)
+    while (~big).any():
+        pool = rows[~big[inv]]
+        if len(pool) >= k and (not sens or l_div <= 1 or _diverse(sens, pool, l_div)):
+            break
         if big.sum() <= 1:
             return None
         smallest = np.flatnonzero(big)[np.argmin(cnt[big])]
@@ -168,19 +186,33 @@ def _pool_split(labels: np.ndarray, rows: np.ndarray, k: int) -> list[tuple[np.n
     return parts if len(parts) >= 2 else None
 
 
+def _cells(parts: list[np.ndarray], n: int) -> pd.Series:
+    """Cell number of each row from its exact values and mandatory segments."""
+    if not parts:
+        return pd.Series(np.zeros(n, dtype=np.int64))
+    return pd.Series(pd.MultiIndex.from_arrays(parts).factorize()[0] if len(parts) > 1
+                     else pd.factorize(parts[0])[0])
+
+
 def local_recode(
     df: pd.DataFrame,
     quasi_identifiers: Sequence[str],
     k: int,
     hierarchies: Mapping[str, BandHierarchy],
     location: LocationHierarchy | None = LocationHierarchy(),
+    *,
+    sensitive: Mapping[str, np.ndarray] | None = None,
+    l_diversity: int = 1,
 ) -> RecodeResult:
     """Top-down local recoding of ``quasi_identifiers`` to k-anonymity (see module docstring).
 
     QIs with a :class:`BandHierarchy` are generalised per class; the location QIs
     (``location.village`` / ``location.township``) follow village -> township -> any;
     every other QI is kept exact (classes are split on it first, and cells of such
-    exact values smaller than ``k`` are suppressed).
+    exact values smaller than ``k`` are suppressed). ``sensitive`` (name -> integer codes
+    per row) with ``l_diversity`` > 1: a class is only split where every part keeps at least
+    that many distinct values of each (distinct l-diversity); a mandatory cell that has fewer
+    is released as it is and shows in the homogeneity figures.
     """
     if k < 1:
         raise KAnonymityError(f"k must be at least 1, got {k}")
@@ -193,6 +225,8 @@ def local_recode(
     exact = [q for q in qis if q not in bands and q not in loc_cols]
     n = len(df)
     codes = {q: h.codes(df[q]) for q, h in bands.items()}
+    sens = [np.asarray(pd.factorize(pd.Series(v))[0]) for v in (sensitive or {}).values()] \
+        if l_diversity > 1 else []
     loc_codes: tuple[np.ndarray, ...] = ()
     max_loc = 0
     if loc_cols:
@@ -204,14 +238,20 @@ def local_recode(
         max_loc = 2 if location.village in loc_cols else 1
     # mandatory cells: exact QIs and the mandatory cuts of band QIs
     key_parts = [pd.factorize(df[q])[0] for q in exact]
+    relaxed_parts = list(key_parts)
     for q, h in bands.items():
         if h.mandatory:
             seg = np.searchsorted(np.asarray([h.edges.index(m) for m in h.mandatory]), codes[q], side="right")
             key_parts.append(seg)
-    key = pd.Series(np.zeros(n, dtype=np.int64))
-    if key_parts:
-        key = pd.Series(pd.MultiIndex.from_arrays(key_parts).factorize()[0] if len(key_parts) > 1
-                        else pd.factorize(key_parts[0])[0])
+            relaxed_parts.append(np.minimum(seg, 1))  # only the first mandatory cut kept
+    key = _cells(key_parts, n)
+    # equal burden: a cell below k (e.g. women heads aged 60-64 of a small file) is merged with
+    # its neighbour beyond the later mandatory cuts (65+) instead of being suppressed
+    small = np.bincount(key)[key] < k
+    if small.any() and len(relaxed_parts) == len(key_parts):
+        relaxed = _cells(relaxed_parts, n)
+        merged = np.isin(relaxed, np.unique(relaxed[small]))
+        key = pd.Series(pd.factorize(np.where(merged, key.max() + 1 + relaxed, key))[0])
     suppressed = np.zeros(n, dtype=bool)
     stack: list[_Part] = []
     for idx in key.groupby(key.to_numpy()).groups.values():
@@ -244,7 +284,7 @@ def local_recode(
         done = True
         for _, q in sorted(options, reverse=True):
             if q == "\x00loc":
-                parts = _pool_split(loc_codes[p.loc_level], p.rows, k)
+                parts = _pool_split(loc_codes[p.loc_level], p.rows, k, sens, l_diversity)
                 if parts is None:
                     continue
                 for rows, pooled in parts:
@@ -255,7 +295,9 @@ def local_recode(
                 break
             c = codes[q][p.rows]
             counts = np.bincount(c, minlength=total_bins[q])
-            cut = _best_cut(counts, p.lo[q], p.hi[q], k, preferred[q])
+            vcs = [np.stack([np.bincount(c[sv[p.rows] == v], minlength=total_bins[q])
+                             for v in range(int(sv.max()) + 1)], axis=1) for sv in sens]
+            cut = _best_cut(counts, p.lo[q], p.hi[q], k, preferred[q], vcs, l_diversity)
             if cut is None:
                 continue
             for rows in (p.rows[c < cut], p.rows[c >= cut]):

@@ -11,7 +11,7 @@ Two families, each from a maintained library rather than our own arithmetic:
 
 anonymeter declares ``numpy<1.27`` and ``pyarrow<22`` although it runs on this
 project's numpy 2 / pyarrow stack; declaring it would make pip downgrade both, so it
-is an optional install (``pip install --no-deps anonymeter polars``, docs/privacy.md).
+is an optional install (``pip install --no-deps anonymeter polars polars-runtime-32``, docs/privacy.md).
 Without it the report says so in ``status`` instead of printing a number.
 """
 
@@ -67,6 +67,81 @@ def syntactic_risk(released: pd.DataFrame, quasi_identifiers: Sequence[str], sen
         cols = [c for c in knows if c in released.columns]
         out["k_by_attacker"][name] = int(anonymity.k_anonymity(_frame_for_tools(released, cols), cols)) \
             if cols else None
+    return out
+
+
+def holder_risk(table: pd.DataFrame, attackers: Mapping[str, Sequence[str]], k: int) -> dict[str, Any]:
+    """Per record holder: the smallest class, and the share of rows unique / in classes below
+    ``k`` on the columns that holder knows (as they appear in ``table``; missing = a value).
+
+    Why per holder: each one matches the release against its own records; a row unique on
+    the bank's columns is found by the bank whatever the insider's k is.
+    """
+    out: dict[str, Any] = {}
+    for name, knows in attackers.items():
+        cols = [c for c in knows if c in table.columns]
+        if not cols or not len(table):
+            out[name] = {"columns": len(cols), "k": None, "unique_share": None, "below_k_share": None,
+                         "n_unique": None}
+            continue
+        sizes = table.groupby(cols, dropna=False, observed=True, sort=False)[cols[0]].transform("size")
+        out[name] = {"columns": len(cols), "k": int(sizes.min()),
+                     "n_unique": int((sizes == 1).sum()),
+                     "unique_share": round(float((sizes == 1).mean()), 6),
+                     "below_k_share": round(float((sizes < k).mean()), 6)}
+    return out
+
+
+def homogeneity_attack(table: pd.DataFrame, attackers: Mapping[str, Sequence[str]],
+                       sensitive: Mapping[str, pd.Series]) -> dict[str, Any]:
+    """The homogeneity attack: for each holder and sensitive attribute, the share of rows whose
+    class (on the holder's columns) holds a single value of it, so the holder learns it with
+    certainty once it has found the class; and the smallest number of distinct values (l).
+
+    ``sensitive``: name -> values aligned with ``table`` (e.g. ``private_debt_yuan > 0``).
+    """
+    out: dict[str, Any] = {}
+    for name, knows in attackers.items():
+        cols = [c for c in knows if c in table.columns]
+        res = {}
+        for sname, values in sensitive.items():
+            if not cols or not len(table):
+                res[sname] = {"l": None, "certain_share": None}
+                continue
+            frame = table[cols].assign(_s=np.asarray(values))
+            distinct = frame.groupby(cols, dropna=False, observed=True, sort=False)["_s"].transform("nunique")
+            res[sname] = {"l": int(distinct.min()), "certain_share": round(float((distinct < 2).mean()), 6)}
+        out[name] = res
+    return out
+
+
+def joined_release_risk(releases: Sequence[pd.DataFrame], attackers: Mapping[str, Sequence[str]], k: int,
+                        sensitive: Sequence[str] = ("default_12m",)) -> dict[str, Any]:
+    """Risk of releases joined on their pseudonym, the joined table counted as one table.
+
+    Why: an attacker holding two releases whose pseudonyms link sees each household's
+    quasi-identifiers twice (e.g. a year apart: age, land and income changes), which
+    narrows its class. Each holder knows its columns *in every release*; k, uniqueness and
+    the homogeneity of the sensitive columns are measured over the joined rows. With
+    release-scoped pseudonyms nothing joins (``n_linked`` 0).
+    """
+    if len(releases) < 2:
+        raise KAnonymityError("joined_release_risk needs at least two releases")
+    joined = releases[0].add_suffix("@1")
+    key = "household_id"
+    for i, r in enumerate(releases[1:], start=2):
+        joined = joined.merge(r.add_suffix(f"@{i}"), left_on=f"{key}@1", right_on=f"{key}@{i}", how="inner")
+    n = len(releases)
+    out: dict[str, Any] = {"n_releases": n, "n_linked": len(joined),
+                           "linked_share": round(len(joined) / max(1, min(len(r) for r in releases)), 6)}
+    if not len(joined):
+        out["status"] = "nothing links: the releases' pseudonyms are release-scoped"
+        return out
+    cols = {name: [f"{c}@{i}" for i in range(1, n + 1) for c in knows] for name, knows in attackers.items()}
+    out["status"] = "linked"
+    out["holders"] = holder_risk(joined, cols, k)
+    sens = {s: joined[f"{s}@1"] for s in sensitive if f"{s}@1" in joined.columns}
+    out["homogeneity"] = homogeneity_attack(joined, cols, sens)
     return out
 
 
@@ -155,4 +230,5 @@ def attack_risk(
     return out
 
 
-__all__ = ["anonymeter_available", "attack_risk", "syntactic_risk"]
+__all__ = ["anonymeter_available", "attack_risk", "holder_risk", "homogeneity_attack", "joined_release_risk",
+           "syntactic_risk"]

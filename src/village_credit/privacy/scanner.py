@@ -53,8 +53,13 @@ ID15_RE = re.compile(
     + _ASCII_EDGE_R
 )
 PHONE_RE = re.compile(
-    r"(?<![0-9A-Za-z_.+])(?:(?:\+|00)?86[ -]?)?(1[3-9][0-9](?:[ -]?[0-9]{4}){2})" + _ASCII_EDGE_R
+    r"(?<![0-9A-Za-z_.+])(?:(?:\+|00)?86[ -]?)?(1[3-9][0-9](?:[0-9]{8}|(?:(?<=86[ -][0-9]{3})|(?<![0-9][ -][0-9]{3})(?<!=[0-9]{3}))"
+    r"(?:[ -][0-9]{4}){2}(?![ -][0-9])))" + _ASCII_EDGE_R
 )
+"""A mobile number: 11 digits, or grouped 3-4-4 with spaces or dashes. A grouped form inside
+a longer run of space- or dash-separated numbers (a LightGBM ``leaf_count=`` line of 3- and 4-digit counts,
+a column of counts) is not a phone number: the run must start and end with it, and not follow
+``=`` (``internal_count=`` of a three-node tree)."""
 
 TEXT_SUFFIXES = frozenset({
     ".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson", ".html", ".htm", ".xml", ".yaml", ".yml",

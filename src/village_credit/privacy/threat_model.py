@@ -1,7 +1,7 @@
 """The declared threat model: who attacks a released household table, and what they know.
 
 Why declared, not assumed: k-anonymity only means something over the columns an
-attacker can match on. Two attackers matter for a village file (docs/privacy.md):
+attacker can match on. Four record holders are declared (docs/privacy.md):
 
 * the **village insider** (a committee member, a neighbour): holds the land registry
   and the household register, knows who lives with whom, sees the public notice boards
@@ -10,7 +10,15 @@ attacker can match on. Two attackers matter for a village file (docs/privacy.md)
   subsidy income;
 * the **outside party** (a marketer, a journalist): public records only: township and
   village, the head's age and gender (ID numbers leak widely), formerly-poor status
-  (published poverty-alleviation lists).
+  (published poverty-alleviation lists);
+* the **lending bank**: its own repayment records (instalments, payments, days past due),
+  credit lines and balances;
+* the **register keeper**: the dates of every deduction and veto event.
+
+The first two are *recoded* (their columns are the quasi-identifiers local recoding makes
+k-anonymous); the bank's and the keeper's columns are released at the models' precision
+(precision.py) and the release is measured against them. The repeated-release attacker
+(who holds an earlier release) is met by release-scoped pseudonyms (pseudonym.py).
 
 The default quasi-identifiers are everything either attacker knows; a user changes
 them (and k, the hierarchies, the risk measurement) in a YAML file, validated here
@@ -28,7 +36,7 @@ from typing import Any
 import yaml
 
 from village_credit.data.groups import AGE_BAND_EDGES
-from village_credit.data.schema import EDUCATION, SCHEMA
+from village_credit.data.schema import EDUCATION, SCHEMA, history_columns
 from village_credit.privacy.errors import PrivacyError
 from village_credit.privacy.recoding import BandHierarchy
 
@@ -50,6 +58,10 @@ class Attacker:
     name: str
     description: str
     knows: tuple[str, ...]
+    recoded: bool = True
+    """``True``: its columns are quasi-identifiers the local recoding makes k-anonymous;
+    ``False``: a record holder whose columns are released at the models' precision
+    (precision.py) and measured against (``risk.holders``)."""
 
 
 INSIDER = Attacker(
@@ -57,13 +69,30 @@ INSIDER = Attacker(
     "village committee member or neighbour with the land registry, the household register "
     "and the public notice boards",
     ("village_code", "township_code", "head_age", "head_gender", "household_size", "education",
-     "land_mu", "formerly_poor", "income_pension_subsidy"),
+     "land_mu", "formerly_poor", "income_pension_subsidy", "dependents"),
 )
 OUTSIDER = Attacker(
     "outside_party",
     "anyone with public records: place names, ID-number-derived age and gender, published "
     "poverty-alleviation lists",
     ("village_code", "township_code", "head_age", "head_gender", "formerly_poor"),
+)
+
+
+LENDING_BANK = Attacker(
+    "lending_bank",
+    "the bank that lent: its own repayment records (instalments, amounts paid, days past due), "
+    "credit lines and balances, and the borrower's village",
+    ("village_code", "township_code", *history_columns("due"), *history_columns("paid"),
+     *history_columns("dpd"), "credit_limit_yuan", "balance_yuan"),
+    recoded=False,
+)
+REGISTER_KEEPER = Attacker(
+    "register_keeper",
+    "whoever keeps the village's deduction and veto registers: every event's date, and the village",
+    ("village_code", "township_code", *[c for c in SCHEMA.names if c.endswith("_date")
+                                        and (c.startswith("ded_") or c.startswith("veto_"))]),
+    recoded=False,
 )
 
 
@@ -103,20 +132,31 @@ class RiskConfig:
 class PrivacyConfig:
     """Threat model + anonymisation settings (defaults: docs/privacy.md)."""
 
-    attackers: tuple[Attacker, ...] = (INSIDER, OUTSIDER)
+    attackers: tuple[Attacker, ...] = (INSIDER, OUTSIDER, LENDING_BANK, REGISTER_KEEPER)
     k: int = 5
     quasi_identifiers: tuple[str, ...] | None = None
-    sensitive: tuple[str, ...] = ("default_12m",)
+    sensitive: tuple[str, ...] = ("default_12m", "private_debt_yuan", "balance_yuan")
+    l: int = 2
+    holder_k: int = 2
+    """Smallest class on a measured (not recoded) holder's released columns: 2 = no household
+    is unique on what the bank or the register keeper knows."""
+    """Distinct l-diversity targeted for each sensitive attribute in ``l_targets`` (amounts as
+    "has any" flags); every sensitive attribute is measured (homogeneity attack)."""
+    l_targets: tuple[str, ...] = ("private_debt_yuan", "balance_yuan")
+    """Sensitive attributes the recoding keeps l-diverse. ``default_12m`` is measured, not
+    targeted by default: at a 4 % default rate every class would need ~25 households, and
+    the class means of land and household size then differ so much between villages that
+    the trained model fails its feature-stability gate (PSI 0.60 on land, measured)."""
     hierarchies: Mapping[str, BandHierarchy] = field(default_factory=default_hierarchies)
     risk: RiskConfig = field(default_factory=RiskConfig)
     source: str = "<defaults>"
 
     @property
     def qis(self) -> tuple[str, ...]:
-        """Declared quasi-identifiers: given, or everything any attacker knows."""
+        """Declared quasi-identifiers: given, or everything any recoded attacker knows."""
         if self.quasi_identifiers is not None:
             return self.quasi_identifiers
-        return tuple(dict.fromkeys(c for a in self.attackers for c in a.knows))
+        return tuple(dict.fromkeys(c for a in self.attackers if a.recoded for c in a.knows))
 
     def with_qis(self, qis: tuple[str, ...]) -> PrivacyConfig:
         return replace(self, quasi_identifiers=qis)
@@ -124,7 +164,7 @@ class PrivacyConfig:
 
 DEFAULT_PRIVACY_CONFIG = PrivacyConfig()
 
-_TOP_KEYS = {"k", "quasi_identifiers", "attackers", "sensitive", "hierarchies", "risk"}
+_TOP_KEYS = {"k", "l", "holder_k", "l_targets", "quasi_identifiers", "attackers", "sensitive", "hierarchies", "risk"}
 
 
 def _err(src: str, key: str, msg: str) -> PrivacyConfigError:
@@ -156,6 +196,22 @@ def privacy_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") ->
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise _err(source, "k", f"must be a whole number >= 1, got {k!r}")
         cfg = replace(cfg, k=k)
+    if "l" in data:
+        lv = data["l"]
+        if not isinstance(lv, int) or isinstance(lv, bool) or lv < 1:
+            raise _err(source, "l", f"must be a whole number >= 1, got {lv!r}")
+        cfg = replace(cfg, l=lv)
+    if "holder_k" in data:
+        hk = data["holder_k"]
+        if not isinstance(hk, int) or isinstance(hk, bool) or hk < 1:
+            raise _err(source, "holder_k", f"must be a whole number >= 1, got {hk!r}")
+        cfg = replace(cfg, holder_k=hk)
+    if "l_targets" in data:
+        lt = tuple(data["l_targets"] or ())
+        if not all(isinstance(x, str) for x in lt):
+            raise _err(source, "l_targets", "must be a list of column names")
+        _columns(source, "l_targets", lt)
+        cfg = replace(cfg, l_targets=lt)
     if "attackers" in data:
         atts = data["attackers"]
         if not isinstance(atts, Mapping) or not atts:
@@ -163,13 +219,18 @@ def privacy_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") ->
         parsed = []
         for name, spec in atts.items():
             key = f"attackers.{name}"
-            if not isinstance(spec, Mapping) or set(spec) - {"description", "knows"} or "knows" not in spec:
-                raise _err(source, key, "must have 'knows' (list of columns) and optional 'description'")
+            if not isinstance(spec, Mapping) or set(spec) - {"description", "knows", "recoded"} \
+                    or "knows" not in spec:
+                raise _err(source, key, "must have 'knows' (list of columns) and optional 'description', "
+                                        "'recoded'")
             knows = _str_list(source, f"{key}.knows", spec["knows"])
             _columns(source, f"{key}.knows", knows)
-            parsed.append(Attacker(str(name), str(spec.get("description", "")), knows))
+            recoded = spec.get("recoded", True)
+            if not isinstance(recoded, bool):
+                raise _err(source, f"{key}.recoded", "must be true or false")
+            parsed.append(Attacker(str(name), str(spec.get("description", "")), knows, recoded))
         cfg = replace(cfg, attackers=tuple(parsed))
-    if "quasi_identifiers" in data:
+    if data.get("quasi_identifiers") is not None:  # null: the default (what the recoded attackers know)
         qis = _str_list(source, "quasi_identifiers", data["quasi_identifiers"])
         _columns(source, "quasi_identifiers", qis)
         cfg = replace(cfg, quasi_identifiers=qis)
@@ -241,7 +302,7 @@ def load_privacy_config(path: str | os.PathLike[str]) -> PrivacyConfig:
     ...     _ = Path(tmp, "privacy.yaml").write_text("k: 10\\n")
     ...     config = load_privacy_config(Path(tmp, "privacy.yaml"))
     >>> config.k, [a.name for a in config.attackers]  # the declared attackers are kept
-    (10, ['village_insider', 'outside_party'])
+    (10, ['village_insider', 'outside_party', 'lending_bank', 'register_keeper'])
     """
     p = Path(path)
     if not p.is_file():
@@ -256,7 +317,8 @@ def load_privacy_config(path: str | os.PathLike[str]) -> PrivacyConfig:
 
 
 __all__ = [
-    "AGE_FAIRNESS_CUTS", "AGE_RULE_CUTS", "DEFAULT_PRIVACY_CONFIG", "INSIDER", "OUTSIDER", "Attacker",
+    "AGE_FAIRNESS_CUTS", "AGE_RULE_CUTS", "DEFAULT_PRIVACY_CONFIG", "INSIDER", "LENDING_BANK", "OUTSIDER",
+    "REGISTER_KEEPER", "Attacker",
     "PrivacyConfig", "PrivacyConfigError", "RiskConfig", "default_hierarchies", "load_privacy_config",
     "privacy_config_from_dict",
 ]

@@ -1,0 +1,386 @@
+"""Dates and amounts released at the precision the models need, not more.
+
+Why: the village insider is not the only one holding part of the picture. The keeper of
+the deduction / veto registers knows each household's event dates, the lending bank its
+repayment amounts and dates; released exactly, those single out nearly every household
+that has any (docs/privacy.md, issue 28). What the toolkit reads from them is much less:
+
+* **event dates**: the rules only ask "inside the item's observation window?"
+  (``eval_date - n years < event <= eval_date``, n = 1, 2 or 3 in every shipped policy).
+  An event is released as the start of its *window band* relative to the snapshot
+  (``snapshot - 0 / 12 / 24 months``, in the same date column so the rules engine reads it
+  unchanged); events older than the longest window, or after the snapshot, count in no
+  window and are released empty. Rule points are identical by construction (tested).
+* **repayment history**: the features read counts and ratios (instalment months, months
+  paid in full, repaid / due, delinquent months and their days past due, recent and
+  worst). Amounts are released as **ratios to the household's largest instalment**
+  (2 decimals; "paid in full" kept exactly); days past due in the usual collection bands
+  (1-29, 30-59, 60-89, 90+, released as the band's lower edge); and the months without
+  delinquency are **re-ordered canonically** (no-loan months first, then by instalment and
+  paid ratio), so the loan's start and end months - what the bank would match on - are
+  gone, while every count, sum and the position of every delinquent month is kept.
+* **bank balances and lines**: credit lines to 10,000 yuan, balances to 5,000 yuan.
+* ``income_volatility``: to 0.05.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from village_credit.data.schema import history_columns, months_in
+
+EVENT_WINDOW_MONTHS: tuple[int, ...] = (12, 24, 36)
+"""Observation windows of every shipped policy's deductions and vetoes (1, 2 and 3 years).
+A test checks each shipped policy's ``window_years`` is among them."""
+
+DPD_BAND_EDGES: tuple[int, ...] = (1, 30, 60, 90)
+"""Days-past-due bands (collection buckets); a band is released as its lower edge."""
+
+AMOUNT_STEPS: dict[str, float] = {"credit_limit_yuan": 10_000.0, "balance_yuan": 5_000.0,
+                                  "income_volatility": 0.05}
+"""Rounding of the bank's own figures and of the income volatility ratio."""
+
+
+def event_columns(columns: Sequence[str]) -> list[str]:
+    """The dated deduction and veto event columns of a household table."""
+    return [c for c in columns if (c.startswith("ded_") or c.startswith("veto_")) and c.endswith("_date")]
+
+
+@dataclass
+class PrecisionReport:
+    """Counts of what the precision release changed (no values)."""
+
+    event_window_months: list[int]
+    events_in: int = 0
+    events_released: int = 0
+    events_blanked_outside_windows: int = 0
+    history_households_reordered: int = 0
+    dpd_band_edges: list[int] = field(default_factory=lambda: list(DPD_BAND_EDGES))
+    rounded: dict[str, float] = field(default_factory=dict)
+
+
+def release_event_dates(hh: pd.DataFrame, windows_months: Sequence[int] = EVENT_WINDOW_MONTHS,
+                        report: PrecisionReport | None = None) -> pd.DataFrame:
+    """Each event date -> ``snapshot_date - (lower edge of its window band)``, or empty.
+
+    Band b holds events with ``snapshot - edge[b] months >= event > snapshot - edge[b+1]``
+    (the rules' own comparison, calendar months), so "inside an n-year window" is the same
+    before and after for every window length among ``windows_months``.
+    """
+    cols = event_columns(list(hh.columns))
+    if not cols:
+        return hh
+    edges = sorted(int(e) for e in windows_months)
+    lowers = [0, *edges[:-1]]
+    snap = pd.to_datetime(hh["snapshot_date"]).to_numpy(dtype="datetime64[ns]")
+    uniq, inv = np.unique(snap, return_inverse=True)
+    cut = {e: (pd.DatetimeIndex(uniq) - pd.DateOffset(months=e)).to_numpy(dtype="datetime64[ns]")[inv]
+           for e in [*lowers, *edges]}
+    out = {}
+    for c in cols:
+        d = pd.to_datetime(hh[c]).to_numpy(dtype="datetime64[ns]")
+        has = ~np.isnat(d)
+        band = np.zeros(len(hh), dtype=np.int64)
+        for e in edges:
+            band += (d <= cut[e]).astype(np.int64)
+        keep = has & (d <= snap) & (band < len(edges))
+        rel = np.full(len(hh), np.datetime64("NaT"), dtype="datetime64[ns]")
+        for b, lo in enumerate(lowers):
+            m = keep & (band == b)
+            rel[m] = cut[lo][m]
+        out[c] = pd.Series(rel, index=hh.index).astype(hh[c].dtype if pd.api.types.is_datetime64_any_dtype(
+            hh[c]) else "datetime64[ns]")
+        if report is not None:
+            report.events_in += int(has.sum())
+            report.events_released += int(keep.sum())
+            report.events_blanked_outside_windows += int((has & ~keep).sum())
+    return hh.assign(**out)
+
+
+def release_history(hh: pd.DataFrame, report: PrecisionReport | None = None) -> pd.DataFrame:
+    """Monthly due / paid as ratios to the largest instalment, days past due banded, and the
+    months without delinquency in a canonical order (see the module docstring)."""
+    months = months_in(list(hh.columns))
+    if months == 0:
+        return hh
+    dc, pc, kc = (history_columns(k, months) for k in ("due", "paid", "dpd"))
+    if not set(dc + pc + kc) <= set(hh.columns):
+        return hh
+    due = np.nan_to_num(hh[dc].to_numpy(dtype=np.float64, na_value=0.0))
+    paid = np.nan_to_num(hh[pc].to_numpy(dtype=np.float64, na_value=0.0))
+    dpd = np.nan_to_num(hh[kc].to_numpy(dtype=np.float64, na_value=0.0)).astype(np.int64)
+    scale = due.max(axis=1)
+    scale = np.where(scale > 0, scale, np.maximum(paid.max(axis=1), 1.0))[:, None]
+    due_r = np.round(due / scale, 2)
+    paid_r = np.round(paid / scale, 2)
+    has_due = due > 0
+    due_r = np.where(has_due, np.maximum(due_r, 0.01), 0.0)  # an instalment never rounds to "no loan"
+    full = has_due & (paid >= due)
+    paid_r = np.where(full, np.maximum(paid_r, due_r), paid_r)
+    short = has_due & (paid < due)
+    paid_r = np.where(short, np.clip(np.minimum(paid_r, due_r - 0.01), 0.0, None), paid_r)
+    paid_r = np.where(paid > 0, np.maximum(paid_r, 0.01), paid_r)  # a payment never rounds to none
+    paid_r = np.where(short & (paid_r >= due_r), 0.0, paid_r)
+    edges = np.asarray(DPD_BAND_EDGES)
+    band = np.searchsorted(edges, dpd, side="right")
+    dpd_r = np.where(band > 0, edges[np.clip(band - 1, 0, None)], 0)
+    # canonical order of the months without delinquency: keys ascending into their positions
+    delinquent = dpd > 0
+    key = np.where(delinquent, np.inf, due_r * 1_000.0 + paid_r)
+    src = np.argsort(key, axis=1, kind="stable")
+    dst = np.argsort(delinquent, axis=1, kind="stable")
+    rows = np.arange(len(hh))[:, None]
+    new_due, new_paid = np.empty_like(due_r), np.empty_like(paid_r)
+    new_due[rows, dst] = due_r[rows, src]
+    new_paid[rows, dst] = paid_r[rows, src]
+    if report is not None:
+        report.history_households_reordered = int(((new_due != due_r) | (new_paid != paid_r)).any(axis=1).sum())
+    frame = pd.DataFrame(np.hstack([new_due, new_paid]), columns=dc + pc, index=hh.index)
+    frame[kc] = pd.DataFrame(dpd_r, columns=kc, index=hh.index).astype(hh[kc[0]].dtype)
+    return hh.assign(**{c: frame[c] for c in dc + pc + kc})
+
+
+def release_amounts(hh: pd.DataFrame, steps: dict[str, float] | None = None,
+                    report: PrecisionReport | None = None) -> pd.DataFrame:
+    """Round the bank's figures and the income volatility to coarse steps (``AMOUNT_STEPS``)."""
+    steps = AMOUNT_STEPS if steps is None else steps
+    out = {}
+    for c, step in steps.items():
+        if c in hh.columns:
+            v = pd.to_numeric(hh[c], errors="coerce").astype(float)
+            r = (v / step).round() * step
+            if c == "balance_yuan":  # a balance never rounds to "no loan"
+                r = r.where(~((v > 0) & (r == 0)), step)
+            out[c] = r.round(6)
+            if report is not None:
+                report.rounded[c] = float(step)
+    return hh.assign(**out)
+
+
+def release_precision(hh: pd.DataFrame, windows_months: Sequence[int] = EVENT_WINDOW_MONTHS,
+                      ) -> tuple[pd.DataFrame, PrecisionReport]:
+    """Event dates, repayment history and bank figures at the models' precision.
+
+    >>> import pandas as pd
+    >>> hh = pd.DataFrame({"snapshot_date": pd.to_datetime(["2025-06-30"] * 3),
+    ...                    "ded_hygiene_date": pd.to_datetime(["2025-03-02", "2024-01-15", "2021-05-01"])})
+    >>> released, rep = release_precision(hh)
+    >>> released["ded_hygiene_date"].dt.strftime("%Y-%m-%d").fillna("empty").tolist()  # window bands
+    ['2025-06-30', '2024-06-30', 'empty']
+    >>> rep.events_blanked_outside_windows
+    1
+    """
+    rep = PrecisionReport(event_window_months=sorted(int(w) for w in windows_months))
+    out = release_event_dates(hh, windows_months, rep)
+    out = release_history(out, rep)
+    out = release_amounts(out, None, rep)
+    return out, rep
+
+
+
+
+# --- the other record holders: no class smaller than k on what each one knows ---------
+
+def _small(table: pd.DataFrame, cols: Sequence[str], k: int) -> np.ndarray:
+    if not len(table):
+        return np.zeros(0, dtype=bool)
+    sizes = table.groupby(list(cols), dropna=False, observed=True, sort=False)[cols[0]].transform("size")
+    return (sizes < k).to_numpy(bool)
+
+
+def _blank_rarest_event(table: pd.DataFrame, rows: np.ndarray, events: Sequence[str]) -> int:
+    """For each row in ``rows``, withhold (empty) its rarest released event cell; cells blanked."""
+    if not len(rows):
+        return 0
+    sub = table.iloc[rows][list(events)]
+    freq = {c: table[c].value_counts(dropna=True) for c in events}
+    score = np.full((len(rows), len(events)), np.inf)
+    for j, c in enumerate(events):
+        v = sub[c]
+        score[:, j] = np.where(v.notna(), v.map(freq[c]).to_numpy(float, na_value=np.inf), np.inf)
+    pick = np.argmin(score, axis=1)
+    has = np.isfinite(score[np.arange(len(rows)), pick])
+    for j, c in enumerate(events):
+        m = has & (pick == j)
+        if m.any():
+            table.iloc[rows[m], table.columns.get_loc(c)] = pd.NaT
+    return int(has.sum())
+
+
+def _coarse_bank_figures(table: pd.DataFrame, rows: np.ndarray) -> None:
+    """Credit line to 50,000 yuan; balance to the line times a utilisation band (0, 1/2, 1, more)."""
+    if "credit_limit_yuan" in table.columns:
+        lim = table["credit_limit_yuan"].to_numpy(float)[rows]
+        lim2 = np.where(lim > 0, np.maximum(np.round(lim / 50_000) * 50_000, 50_000), 0.0)
+        table.iloc[rows, table.columns.get_loc("credit_limit_yuan")] = lim2
+        if "balance_yuan" in table.columns:
+            bal = table["balance_yuan"].to_numpy(float)[rows]
+            util = np.where(lim2 > 0, bal / np.where(lim2 > 0, lim2, 1), np.where(bal > 0, 2.0, 0.0))
+            band = np.select([bal <= 0, util <= 0.5, util <= 1.0], [0.0, 0.5, 1.0], 1.5)
+            base = np.where(lim2 > 0, lim2, 50_000)
+            table.iloc[rows, table.columns.get_loc("balance_yuan")] = band * base
+
+
+def _canonical_delinquency(table: pd.DataFrame, rows: np.ndarray) -> None:
+    """The history of ``rows`` fully canonical: delinquent months too move (to the most recent
+    months, worst last), so only counts, sums and bands remain."""
+    months = months_in(list(table.columns))
+    dc, pc, kc = (history_columns(k, months) for k in ("due", "paid", "dpd"))
+    if not len(rows) or not set(dc + pc + kc) <= set(table.columns):
+        return
+    due = table[dc].to_numpy(float)[rows]
+    paid = table[pc].to_numpy(float)[rows]
+    dpd = table[kc].to_numpy(float)[rows]
+    key = dpd * 1e6 + due * 1e3 + paid
+    order = np.argsort(key, axis=1, kind="stable")
+    r = np.arange(len(rows))[:, None]
+    for cols, arr in ((dc, due), (pc, paid), (kc, dpd)):
+        vals = arr[r, order]
+        for j, c in enumerate(cols):
+            table.iloc[rows, table.columns.get_loc(c)] = vals[:, j].astype(table[c].dtype)
+
+
+LOAN_MONTH_BANDS: tuple[int, ...] = (12, 24, 36)
+DELINQUENT_MONTHS_CAP = 1
+
+
+def _summary_history(table: pd.DataFrame, rows: np.ndarray) -> None:
+    """The history of ``rows`` as a summary: loan months rounded up to 12 / 24 / 36, each an
+    instalment of 1 paid in full except, for a household ever delinquent, the last month (at
+    30 days past due, or 90 when it ever reached 90, paid 0); the line and balance as "has one"."""
+    months = months_in(list(table.columns))
+    dc, pc, kc = (history_columns(k, months) for k in ("due", "paid", "dpd"))
+    if not len(rows) or not set(dc + pc + kc) <= set(table.columns):
+        return
+    due = table[dc].to_numpy(float)[rows]
+    dpd = table[kc].to_numpy(float)[rows]
+    n_loan = (due > 0).sum(axis=1)
+    bands = np.asarray([b for b in LOAN_MONTH_BANDS if b <= months] or [months])
+    n_loan2 = np.where(n_loan > 0, bands[np.clip(np.searchsorted(bands, n_loan), 0, len(bands) - 1)], 0)
+    n_del = np.minimum((dpd > 0).sum(axis=1), DELINQUENT_MONTHS_CAP)
+    n_loan2 = np.maximum(n_loan2, n_del)
+    worst = np.where(dpd.max(axis=1) >= 90, 90.0, np.where(dpd.max(axis=1) > 0, 30.0, 0.0))
+    pos = np.arange(months)[None, :]
+    loan = pos >= (months - n_loan2)[:, None]
+    late = pos >= (months - n_del)[:, None]
+    new = {"due": loan.astype(float), "paid": (loan & ~late).astype(float),
+           "dpd": np.where(late, worst[:, None], 0.0)}
+    for c in ("credit_limit_yuan", "balance_yuan"):
+        if c in table.columns:
+            v = table[c].to_numpy(float)[rows]
+            table.iloc[rows, table.columns.get_loc(c)] = np.where(v > 0, 50_000.0, 0.0)
+    for kind, cols in (("due", dc), ("paid", pc), ("dpd", kc)):
+        for j, c in enumerate(cols):
+            table.iloc[rows, table.columns.get_loc(c)] = new[kind][:, j].astype(table[c].dtype)
+
+
+def _withhold_history(table: pd.DataFrame, rows: np.ndarray) -> None:
+    """Last resort before suppression: the bank's columns of ``rows`` withheld (no instalments,
+    payments, days past due, line or balance released), so the row reads as no credit file."""
+    months = months_in(list(table.columns))
+    cols = [c for k in ("due", "paid", "dpd") for c in history_columns(k, months) if c in table.columns]
+    cols += [c for c in ("credit_limit_yuan", "balance_yuan") if c in table.columns]
+    for c in cols:
+        table.iloc[rows, table.columns.get_loc(c)] = np.zeros(len(rows)).astype(table[c].dtype)
+
+
+@dataclass
+class HolderProtection:
+    """What protecting the release against the bank and the register keeper cost (counts)."""
+
+    k: int
+    event_cells_withheld: int = 0
+    bank_figures_coarsened: int = 0
+    histories_fully_canonical: int = 0
+    histories_summarised: int = 0
+    histories_withheld: int = 0
+    suppressed: int = 0
+    rounds: int = 0
+
+
+def protect_holders(released: pd.DataFrame, holders: dict[str, Sequence[str]], recoded_qis: Sequence[str],
+                    k: int, holder_k: int = 2) -> tuple[pd.DataFrame, np.ndarray, HolderProtection]:
+    """Make every class on each holder's released columns at least ``holder_k`` rows (2: no row
+    unique), keeping the recoded quasi-identifiers' classes at least ``k``.
+
+    Steps, each only for rows still in a small class: the register keeper's rarest event cell
+    withheld (one per round); the bank's figures coarsened, then the history made fully
+    canonical, then summarised (loan months and delinquent months in bands), then withheld
+    (the row reads as no credit file); rows still small are suppressed, and so are rows their suppression leaves in
+    an insider class below ``k`` (repeated until nothing changes). Returns the table, the
+    suppressed mask over its rows and the counts.
+    """
+    t = released.copy()
+    rep = HolderProtection(k=holder_k)
+    keep = np.ones(len(t), dtype=bool)
+    events = event_columns(list(t.columns))
+    bank_stage = np.zeros(len(t), dtype=np.int64)
+    for _ in range(64):
+        rep.rounds += 1
+        changed = False
+        for name, cols in holders.items():
+            cols = [c for c in cols if c in t.columns]
+            if not cols:
+                continue
+            live = np.flatnonzero(keep)
+            small = live[_small(t.iloc[live], cols, holder_k)]
+            if not len(small):
+                continue
+            ev = [c for c in events if c in cols]
+            if ev:
+                blank = small[t.iloc[small][ev].notna().any(axis=1).to_numpy()]
+                if len(blank):
+                    rep.event_cells_withheld += _blank_rarest_event(t, blank, ev)
+                    changed = True
+                    continue
+            if any(c.startswith(("due_m", "paid_m", "dpd_m")) or c in ("credit_limit_yuan", "balance_yuan")
+                   for c in cols):
+                s0 = small[bank_stage[small] == 0]
+                s1 = small[bank_stage[small] == 1]
+                if len(s0):
+                    _coarse_bank_figures(t, s0)
+                    bank_stage[s0] = 1
+                    rep.bank_figures_coarsened += len(s0)
+                    changed = True
+                    continue
+                if len(s1):
+                    _canonical_delinquency(t, s1)
+                    bank_stage[s1] = 2
+                    rep.histories_fully_canonical += len(s1)
+                    changed = True
+                    continue
+                s2 = small[bank_stage[small] == 2]
+                if len(s2):
+                    _summary_history(t, s2)
+                    bank_stage[s2] = 3
+                    rep.histories_summarised += len(s2)
+                    changed = True
+                    continue
+                s3 = small[bank_stage[small] == 3]
+                if len(s3):
+                    _withhold_history(t, s3)
+                    bank_stage[s3] = 4
+                    rep.histories_withheld += len(s3)
+                    changed = True
+                    continue
+            keep[small] = False
+            changed = True
+        live = np.flatnonzero(keep)
+        if recoded_qis:
+            small_q = live[_small(t.iloc[live], list(recoded_qis), k)]
+            if len(small_q):
+                keep[small_q] = False
+                changed = True
+        if not changed:
+            break
+    rep.suppressed = int((~keep).sum())
+    return t, ~keep, rep
+
+
+__all__ = ["AMOUNT_STEPS", "DPD_BAND_EDGES", "EVENT_WINDOW_MONTHS", "HolderProtection", "PrecisionReport",
+           "event_columns", "protect_holders", "release_amounts", "release_event_dates", "release_history",
+           "release_precision"]
