@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
+from pandas.arrays import ArrowStringArray
 
 from village_credit.data.generator import GeneratorConfig, generate_households
 from village_credit.data.schema import SCHEMA, TRUTH_COLUMNS
@@ -64,8 +65,6 @@ _EMPTY = pa.scalar("", pa.large_string())
 
 def _str_series(arr: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
     """An Arrow text array as a pandas ``str`` column, without a Python string per row."""
-    from pandas.arrays import ArrowStringArray
-
     if isinstance(arr, pa.Array):
         arr = pa.chunked_array([arr])
     return pd.Series(ArrowStringArray(arr, dtype=_STR), index=index, copy=False)
