@@ -5,6 +5,16 @@
 
 Measures, in one run, on a model trained and registered here (sqlite store in --workdir):
 
+0. ``stages`` (issue 31): for the benchmark's model (``--n-estimators`` trees of 31 leaves)
+   and a demo-like one (116 trees of at most 5 leaves), 2-thread ``Booster.predict`` on
+   the feature matrix of every row (features precomputed, not timed) vs ``score_file``
+   and vs the ``village-credit score`` CLI in a fresh process, with ``score_file``'s own
+   stage table (``summary.json`` ``stages``). Targets: ``score_file`` >= 0.25x of
+   ``predict`` on the demo-like model and >= 0.5x on the 200-tree model; CLI within
+   1.3x of ``score_file``::
+
+       python bench/bench_scoring.py --rows 1000000 --skip throughput,pd,rss,spark
+
 1. throughput of the full decision (``score_file``: read chunk, validation + rules +
    GBM + blend + grade/line/rate + reason codes, write Parquet) vs plain
    ``Booster.predict`` on the same feature rows (features precomputed, not timed);
@@ -32,7 +42,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 sys.path.insert(0, str(SRC))
 
 
-def _model(workdir: Path, n_estimators: int) -> str:
+def _model(workdir: Path, n_estimators: int, num_leaves: int = 31, name: str = "bench") -> str:
     import mlflow
     from mlflow import MlflowClient
 
@@ -46,22 +56,24 @@ def _model(workdir: Path, n_estimators: int) -> str:
     configure(uri)
     client = MlflowClient(uri, uri)
     try:
-        client.get_model_version_by_alias("bench", "champion")
+        client.get_model_version_by_alias(name, "champion")
         return uri
     except Exception:
         pass
     train = generate_households(GeneratorConfig(n_households=20_000, seed=1))
     tr, ca = train.iloc[:14_000], train.iloc[14_000:]
     dm = fit_blend(tr, tr["default_12m"], ca, ca["default_12m"], policy="jinxiang_2022",
-                   gbm_params={"n_estimators": n_estimators, "num_leaves": 31}, seed=0)
-    dm.save(workdir / "dm")
+                   gbm_params={"n_estimators": n_estimators, "num_leaves": num_leaves}, seed=0)
+    dm.save(workdir / f"dm_{name}")
     with mlflow.start_run():
-        info = log_decision_model(workdir / "dm", input_example=dm.input_example(5), registered_model_name="bench")
+        info = log_decision_model(workdir / f"dm_{name}", input_example=dm.input_example(5),
+                                  registered_model_name=name)
     from village_credit.registry import promote  # the scorer refuses an ungated version
 
-    promote("bench", str(info.registered_model_version), {}, client=client,
+    promote(name, str(info.registered_model_version), {}, client=client,
             override_reason="benchmark model: gates are not what is measured")
-    _log_any_signature(workdir / "dm", dm)
+    if name == "bench":
+        _log_any_signature(workdir / f"dm_{name}", dm)
     return uri
 
 
@@ -87,6 +99,67 @@ def _data(workdir: Path, rows: int) -> Path:
     if not p.exists():
         write_synthetic(GeneratorConfig(n_households=rows, seed=7), p, chunk_rows=200_000)
     return p
+
+
+def stages(workdir: Path, rows: int, chunk_rows: int, models: list[str]) -> dict:
+    """``score_file`` and the CLI against 2-thread ``Booster.predict``, with the stage table."""
+    import shutil
+
+    from village_credit.data.io import iter_batches
+    from village_credit.data.schema import TRUTH_COLUMNS
+    from village_credit.scoring import score_file
+    from village_credit.scoring.batch import load_scoring_model
+
+    path = _data(workdir, rows)
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    out: dict = {"rows": rows, "chunk_rows": chunk_rows}
+    for name in models:
+        uri = f"models:/{name}@champion"
+        model, _ = load_scoring_model(uri)
+        dm = model.unwrap_python_model().model
+        feats = [dm._transform(c.drop(columns=[x for x in TRUTH_COLUMNS if x in c.columns]))
+                 .to_numpy(dtype="float64") for c in iter_batches(path, chunk_rows)]
+        # each path twice, interleaved, best of two: a burst of load hits them alike
+        t = {"predict": float("inf"), "score_file": float("inf"), "cli": float("inf")}
+        summary = None
+        for _ in range(2):
+            t0 = time.perf_counter()
+            for X in feats:
+                dm.booster.predict(X, num_threads=2)
+            t["predict"] = min(t["predict"], time.perf_counter() - t0)
+            dest = workdir / f"out_stages_{name}"
+            shutil.rmtree(dest, ignore_errors=True)
+            t0 = time.perf_counter()
+            s = score_file(uri, path, dest, chunk_rows=chunk_rows, progress=False)  # loads the model itself
+            if time.perf_counter() - t0 < t["score_file"]:
+                t["score_file"], summary = time.perf_counter() - t0, s
+            shutil.rmtree(dest, ignore_errors=True)
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "from village_credit.cli import app; app()", "score",
+                            "--input", str(path), "--output", str(dest), "--model", uri,
+                            "--chunk-rows", str(chunk_rows), "--no-progress"],
+                           env=env, check=True, capture_output=True)
+            t["cli"] = min(t["cli"], time.perf_counter() - t0)
+        del feats
+        out[name] = {
+            "trees": dm.booster.num_trees(), "max_leaves": int(dm.booster.params.get("num_leaves", 0) or 0),
+            "seconds": {k: round(v, 2) for k, v in t.items()},
+            "ratio_score_file_vs_predict_2t": round(t["predict"] / t["score_file"], 3),
+            "ratio_cli_vs_score_file": round(t["cli"] / t["score_file"], 3),
+            "stages": summary.stages, "reconciled": summary.reconciled,
+        }
+        print(_stage_table(name, out[name]), flush=True)
+    return out
+
+
+def _stage_table(name: str, r: dict) -> str:
+    lines = [f"| {name}: stage | seconds |", "| --- | --- |"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in r["stages"].items()]
+    lines += [f"| predict (2 threads) / score_file / CLI | {r['seconds']['predict']:.2f} / "
+              f"{r['seconds']['score_file']:.2f} / {r['seconds']['cli']:.2f} |",
+              f"| score_file vs predict; CLI vs score_file | {r['ratio_score_file_vs_predict_2t']}x; "
+              f"{r['ratio_cli_vs_score_file']}x |"]
+    return "\n".join(lines)
 
 
 def _best(fn, repeat: int = 2) -> float:
@@ -270,7 +343,7 @@ def main() -> None:
     ap.add_argument("--chunk-rows", type=int, default=50_000)
     ap.add_argument("--n-estimators", type=int, default=200)
     ap.add_argument("--workdir", type=Path, default=Path("bench_out/scoring"))
-    ap.add_argument("--skip", default="", help="comma list of: throughput,pd,rss,spark")
+    ap.add_argument("--skip", default="", help="comma list of: stages,throughput,pd,rss,spark")
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     a.workdir = a.workdir.resolve()
@@ -278,6 +351,10 @@ def main() -> None:
     skip = set(filter(None, a.skip.split(",")))
     result: dict = {"model": {"tracking_uri": _model(a.workdir, a.n_estimators), "n_estimators": a.n_estimators},
                     "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()}
+    if "stages" not in skip:
+        _model(a.workdir, 116, num_leaves=5, name="bench_demo")  # demo-like: 116 trees of <= 5 leaves
+        result["stages"] = stages(a.workdir, a.rows, a.chunk_rows, ["bench_demo", "bench"])
+        print(json.dumps(result["stages"]), flush=True)
     if "throughput" not in skip:
         result["throughput"] = throughput(a.workdir, a.rows, a.chunk_rows, a.any_rows)
         print(json.dumps(result["throughput"]), flush=True)

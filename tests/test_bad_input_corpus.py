@@ -134,6 +134,12 @@ def _bad_dates_text(tmp: Path, b: pd.DataFrame) -> Path:
                 tmp / "bad_dates.csv")
 
 
+def _impossible_dates(tmp: Path, b: pd.DataFrame) -> Path:
+    # calendar-impossible days a lenient parser rolls over (30 Feb -> 2 March): real registers carry them
+    return _csv(_with_text(b, snapshot_date={6: "2025-02-30"}, ded_traffic_date={5: "2023-02-29"}),
+                tmp / "impossible_dates.csv")
+
+
 def _tz_snapshot(tmp: Path, b: pd.DataFrame) -> Path:
     df = b.copy()
     df["snapshot_date"] = (df["snapshot_date"] + pd.Timedelta(hours=23)).dt.tz_localize("Asia/Shanghai")
@@ -202,6 +208,7 @@ CASES = [
          bad={3: "ded_hygiene_date", 7: "ded_hygiene_date", 11: "snapshot_date"}),
     Case("future-snapshot", _future_snapshot, bad={2: "snapshot_date"}),
     Case("not-a-date", _bad_dates_text, bad={4: "ded_traffic_date", 9: "snapshot_date"}),
+    Case("impossible-date", _impossible_dates, bad={5: "ded_traffic_date", 6: "snapshot_date"}),
     Case("tz-aware-snapshot", _tz_snapshot),
     Case("head-ages", _head_ages, bad={1: "head_age", 2: "head_age", 3: "head_age", 4: "head_age"}),
     Case("utf8-bom", _bom),

@@ -238,7 +238,10 @@ def test_logged_model_is_the_decision_model_with_named_outputs(byod) -> None:
     out = pyf.predict(rows.astype(object).astype(str))  # text cells, as from a CSV
     expected = DecisionModel.load(res.paths["model_dir"]).predict_pd(rows).to_numpy()
     np.testing.assert_allclose(out["pd"].to_numpy(float), expected, rtol=1e-10)
-    assert out["household_id"].tolist() == rows["loan_ref"].tolist()
+    # the user's names (issue 26): the id column as given, no household words, no approval
+    # column where the model has no cut-off of its own
+    assert out["loan_ref"].tolist() == rows["loan_ref"].tolist()
+    assert "household_id" not in out.columns and "approved" not in out.columns
     # no pickles, no raw rows in any logged text
     local = Path(client.download_artifacts(res.run_id, "", str(byod["tmp"] / "dl")))
     assert not list(local.rglob("*.pkl"))
@@ -378,8 +381,29 @@ def test_spark_scores_a_table_model_like_the_local_engine(byod, tmp_path: Path, 
     a = read_decisions(tmp_path / "local").sort_values("row_number")
     b = read_spark_decisions(tmp_path / "spark").sort_values("row_number")
     np.testing.assert_allclose(b["pd"].to_numpy(float), a["pd"].to_numpy(float), rtol=1e-12)
-    assert b["household_id"].tolist() == a["household_id"].tolist() == new["loan_ref"].drop(index=3).tolist()
-    assert read_quarantine(tmp_path / "local")["row_number"].tolist() == [3]
+    assert b["loan_ref"].tolist() == a["loan_ref"].tolist() == new["loan_ref"].drop(index=3).tolist()
+    q = read_quarantine(tmp_path / "local")
+    assert q["row_number"].tolist() == [3] and q["loan_ref"].tolist() == [new.loc[3, "loan_ref"]]
+
+
+def test_table_decisions_use_the_models_own_names_and_cut_off(byod) -> None:
+    """Issue 26: ``approved`` only from the model's own cut-off; ``row_id`` without an id column."""
+    from village_credit.models.decision import DecisionModel
+
+    dm = DecisionModel.load(byod["res"].paths["model_dir"])
+    X, _ = _labelled(byod["df"])
+    rows = X.head(30).reset_index(drop=True).astype(object)
+    rows.loc[2, "x_income"] = "n/a"  # one quarantined row
+    plain = dm.decide(rows)
+    assert list(plain.columns[:2]) == ["loan_ref", "status"] and "approved" not in plain.columns
+    dm.metadata["approval_max_pd"] = float(plain["pd"].median())
+    cut = dm.decide(rows)
+    scored = (cut["status"] == "scored").to_numpy()
+    assert not cut["approved"][~scored].any()
+    assert cut["approved"][scored].tolist() == (cut["pd"][scored] <= dm.approval_max_pd).tolist()
+    assert 0 < cut["approved"].sum() < scored.sum()
+    dm.metadata["id_column"] = None
+    assert dm.decide(rows)["row_id"].tolist() == [str(i) for i in range(len(rows))]
 
 
 def test_shipped_german_credit_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""``village-credit score``: batch-score a household file with a registered model."""
+"""``village-credit score``: batch-score a file of rows (households or a table) with a model."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ class Engine(str, Enum):
     spark = "spark"
 
 def score(
-    input: Path = typer.Option(..., "--input", "-i", help="Households as Parquet or CSV."),
+    input: Path = typer.Option(..., "--input", "-i",
+                               help="Rows to score (households or a table) as Parquet or CSV."),
     output: Path = typer.Option(..., "--output", "-o", help="Output directory (resumable)."),
     model: str = typer.Option("models:/village-credit@champion", "--model", "-m", help="Model URI."),
     engine: Engine = typer.Option(Engine.local, help="local (chunked, resumable) or spark."),
@@ -38,7 +39,7 @@ def score(
         help="Score with a version that has no valid promotion record (recorded in the "
              "output metadata and summary.json)."),
 ) -> None:
-    """Score every household; invalid rows go to quarantine; rows read = scored + quarantined.
+    """Score every row with the model; invalid rows go to quarantine; rows read = scored + quarantined.
 
     Prints the summary JSON. Exit code 2 only when nothing could be scored
     (unreadable input, unloadable model, a model without a valid promotion record

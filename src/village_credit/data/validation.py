@@ -174,40 +174,69 @@ def parse_dates(s: pd.Series) -> tuple[pd.Series, np.ndarray, str | np.ndarray]:
 
     Why not ``pd.to_datetime(...).astype("datetime64[ns]")``: nanoseconds hold only
     1677-09-22..2262-04-11, and a date outside wraps or raises. Here each cell is read
-    at second resolution (any calendar date), and one outside that window is refused
-    as *out of range* in its own row and column; a text that is no calendar date
-    (``2025-13-45``) as *not a date*. Timezone-aware values count by their local date.
+    as a calendar day (any day), and one outside that window is refused as *out of
+    range* in its own row and column; a text that is no calendar date (``2025-13-45``,
+    and ``2025-02-30``, which a lenient parser would roll over to 2 March) as *not a
+    date*. Timezone-aware values count by their local date. Python ``date`` objects
+    (what ``pd.read_parquet`` gives for a date column) are converted by Arrow, not
+    parsed as text.
     """
     n = len(s)
     dt = s.dtype
     if isinstance(dt, pd.DatetimeTZDtype):
         s = s.dt.tz_localize(None)
         dt = s.dtype
+    if dt == object:
+        as_days = _object_days(s)
+        if as_days is not None:
+            return _from_days(as_days, s.index, np.zeros(n, bool))
     if pd.api.types.is_datetime64_any_dtype(dt):
         if dt == np.dtype("datetime64[ns]"):
             return s, np.zeros(n, bool), ""
-        days = s.to_numpy().astype("datetime64[D]")
-        lo, hi = np.datetime64(DATE_MIN, "D"), np.datetime64(DATE_MAX, "D")
-        outside = ~np.isnat(days) & ((days < lo) | (days > hi))
-        vals = np.where(outside, np.datetime64("NaT"), s.to_numpy())
-        return (pd.Series(vals.astype("datetime64[ns]"), index=s.index), outside,
-                np.where(outside, _OUT_OF_RANGE, ""))
+        return _from_days(s.to_numpy().astype("datetime64[D]"), s.index, np.zeros(n, bool))
     text = s.astype(object).where(s.notna(), None).astype("string").str.strip()
     text = text.where(text != "", None)
     parts = text.str.extract(_ISO_DATE)
     iso = (parts[0] + "-" + parts[1].str.zfill(2) + "-" + parts[2].str.zfill(2))
     arr = pa.array(iso.astype(object).where(iso.notna(), None).to_numpy(), type=pa.string())
     secs = pc.strptime(arr, format="%Y-%m-%d", unit="s", error_is_null=True)
+    # strptime rolls an impossible day over (2025-02-30 -> 2025-03-02): a day is a
+    # calendar date only when its month and day read back as written
+    month = pd.to_numeric(parts[1], errors="coerce").to_numpy(dtype=np.float64)
+    day = pd.to_numeric(parts[2], errors="coerce").to_numpy(dtype=np.float64)
+    same = (np.asarray(pc.month(secs).to_numpy(zero_copy_only=False), dtype=np.float64) == month) & \
+        (np.asarray(pc.day(secs).to_numpy(zero_copy_only=False), dtype=np.float64) == day)
     days = np.asarray(pc.cast(secs, pa.date32()).to_numpy(zero_copy_only=False), dtype="datetime64[D]")
-    lo, hi = np.datetime64(DATE_MIN, "D"), np.datetime64(DATE_MAX, "D")
+    days = np.where(same, days, np.datetime64("NaT"))
     given = text.notna().to_numpy(bool)
+    return _from_days(days, s.index, given & np.isnat(days))
+
+
+def _object_days(s: pd.Series) -> np.ndarray | None:
+    """Days of an object column of ``date`` / ``datetime`` objects (and missing cells), via
+    Arrow; ``None`` when it holds anything else (text is parsed cell by cell)."""
+    try:
+        arr = pa.array(s.to_numpy(dtype=object), from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+    if pa.types.is_timestamp(arr.type):
+        if arr.type.tz is not None:
+            arr = pc.local_timestamp(arr)
+        arr = pc.cast(pc.floor_temporal(arr, unit="day"), pa.date32(), safe=False)
+    elif not pa.types.is_date(arr.type):
+        return None
+    return np.asarray(pc.cast(arr, pa.date32()).to_numpy(zero_copy_only=False), dtype="datetime64[D]")
+
+
+def _from_days(days: np.ndarray, index: pd.Index, not_a_date: np.ndarray
+               ) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Days -> ``datetime64[ns]``; days outside what nanoseconds hold are refused."""
+    lo, hi = np.datetime64(DATE_MIN, "D"), np.datetime64(DATE_MAX, "D")
     ok = ~np.isnat(days)
     outside = ok & ((days < lo) | (days > hi))
     good = ok & ~outside
-    out = pd.Series(np.where(good, days, np.datetime64("NaT")).astype("datetime64[ns]"), index=s.index)
-    bad = given & ~good
-    reasons = np.where(outside, _OUT_OF_RANGE, _NOT_A_DATE)
-    return out, bad, reasons
+    out = pd.Series(np.where(good, days, np.datetime64("NaT")).astype("datetime64[ns]"), index=index)
+    return out, not_a_date | outside, np.where(outside, _OUT_OF_RANGE, _NOT_A_DATE)
 
 
 def parse_date_option(text: object, what: str) -> pd.Timestamp:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,10 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
+from pandas.arrays import ArrowStringArray
 
 from village_credit.data.generator import GeneratorConfig, generate_households
 from village_credit.data.schema import SCHEMA, TRUTH_COLUMNS
@@ -35,7 +39,7 @@ from village_credit.errors import ConfigError, SchemaError
 from village_credit.models.additive import TreeContributions
 from village_credit.models.coefficients import BlendCoefficients
 from village_credit.models.features import FeatureSpec, HouseholdFeatures, spec_for
-from village_credit.models.reasons import compact_strings, reasons_long, top_reasons
+from village_credit.models.reasons import join_present, reason_strings, reasons_long, top_reasons
 from village_credit.models.scaling import PointsScaling, sigmoid
 from village_credit.models.support import NEUTRALISED_KEY, neutralise_items
 from village_credit.rules.engine import score_rules
@@ -53,6 +57,30 @@ DECISION_COLUMNS = [
     "eligible", "vetoed", "approved", "veto_reasons", "ineligible_reasons", "reason_codes",
     "reasons_down", "reasons_up",
 ]
+
+
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' ``str``: what object text columns became
+_EMPTY = pa.scalar("", pa.large_string())
+
+
+def _str_series(arr: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    """An Arrow text array as a pandas ``str`` column, without a Python string per row."""
+    if isinstance(arr, pa.Array):
+        arr = pa.chunked_array([arr])
+    return pd.Series(ArrowStringArray(arr, dtype=_STR), index=index, copy=False)
+
+
+def _texts(values: Any) -> pa.Array:
+    """Codes / texts (object array, ``None`` or "" where none) as Arrow ``large_string``, "" for none."""
+    arr = pa.array(np.asarray(values, dtype=object), type=pa.large_string(), from_pandas=True)
+    return pc.fill_null(arr, _EMPTY) if arr.null_count else arr
+
+
+def _scatter(values: pa.Array, where: NDArray[np.int64] | None, fill: pa.Scalar) -> pa.Array:
+    """Values of the valid rows placed at their input rows (``where``: -1 for the others)."""
+    if where is None:
+        return values
+    return pc.fill_null(values.take(pa.array(where, mask=where < 0)), fill)
 
 
 def _class_path(obj: Any) -> str:
@@ -154,6 +182,14 @@ class DecisionModel:
         self.labels = labels if labels is not None else self._build_labels()
         self.validate = isinstance(features, HouseholdFeatures) if validate is None else bool(validate)
         self._explainer: TreeContributions | None = None
+        self.timings: dict[str, float] = {}
+
+    def _tick(self, stage: str, since: float) -> float:
+        """Add the seconds since ``since`` to ``timings[stage]`` (stage timer of batch scoring)."""
+        now = time.perf_counter()
+        timings = self.__dict__.setdefault("timings", {})
+        timings[stage] = timings.get(stage, 0.0) + now - since
+        return now
 
     # ------------------------------------------------------------------ metadata
     @property
@@ -244,7 +280,9 @@ class DecisionModel:
             return df.loc[reasons == ""], reasons
         res = validate_households(df)
         valid = res.valid
-        bad = np.setdiff1d(np.arange(len(df)), valid.index.to_numpy(dtype=np.int64))
+        is_bad = np.ones(len(df), dtype=bool)
+        is_bad[valid.index.to_numpy(dtype=np.int64)] = False
+        bad = np.flatnonzero(is_bad)
         q = res.quarantine
         if len(bad):
             if len(q):
@@ -273,13 +311,17 @@ class DecisionModel:
                ) -> tuple[_Scored, NDArray[np.object_], int]:
         """Validate, rules, features, GBM. ``contributions=False``: per-row totals are
         exact but the per-feature GBM columns are zero (for PD only)."""
+        t = time.perf_counter()
         valid, reasons = self._validate(households)
+        t = self._tick("row_checks", t)
         n_in = len(households)
         positions = valid.index.to_numpy(dtype=np.int64)
         nv = len(valid)
         X = self._transform(valid) if nv else None
+        t = self._tick("features", t)
         phi = (self._gbm_terms(X, contributions) if nv
                else np.zeros((0, len(self.feature_names) + 1)))
+        t = self._tick("model", t)
         coef = self.coefficients
         n_items = len(self.item_codes)
         contrib = np.empty((nv, 1 + n_items + len(self.feature_names)))
@@ -302,6 +344,7 @@ class DecisionModel:
             vetoed = d["vetoed"].to_numpy(dtype=bool)
             veto_codes = d["veto_codes"].to_numpy(dtype=object)
             inel_codes = d["ineligible_codes"].to_numpy(dtype=object)
+        self._tick("rules", t)
         scored = _Scored(positions, contrib, eligible, vetoed, veto_codes, inel_codes, valid)
         return scored, reasons, n_in
 
@@ -386,8 +429,22 @@ class DecisionModel:
 
     @property
     def id_column(self) -> str:
-        """The input column copied into ``household_id`` of the decisions (row ids otherwise)."""
+        """The input column whose values identify each decision (row positions otherwise)."""
         return str(self.metadata.get("id_column") or "household_id")
+
+    @property
+    def output_id_column(self) -> str:
+        """Name of the decisions' id column: ``household_id`` for households; for a table of
+        one's own its id column as the user named it, or ``row_id`` (row positions) without one."""
+        if self.validate:
+            return "household_id"
+        return str(self.metadata.get("id_column") or "row_id")
+
+    @property
+    def approval_max_pd(self) -> float | None:
+        """A table model's own approval cut-off (PD at most this), if it records one."""
+        v = self.metadata.get("approval_max_pd")
+        return None if v is None else float(v)
 
     def decide(self, households: pd.DataFrame, top_k: int = 3, eval_date: Any = None) -> pd.DataFrame:
         """One decision per input row, same order (``DECISION_COLUMNS``).
@@ -400,49 +457,88 @@ class DecisionModel:
         """
         # without reasons only each row's total is needed: no TreeSHAP (the totals are the same)
         s, qreasons, n = self._score(households, eval_date, contributions=top_k > 0)
-        pc = self._points_contrib(s)
-        points_v = pc.sum(axis=1)
+        t = time.perf_counter()
+        pts = self._points_contrib(s)
+        points_v = pts.sum(axis=1)
         pd_v = self.scaling.pd(points_v)
         pdec = self.policy_decisions(points_v, s.eligible, s.vetoed, households=s.valid, eval_date=eval_date)
         line_v = pdec["credit_line"].to_numpy(dtype=np.float64)
         grade_v = pdec["grade"].to_numpy(dtype=object)
         rate_v = pdec["rate"].to_numpy(dtype=np.float64)
-        top = top_reasons(pc[:, 1:], top_k)  # the base value is not a reason
+        t = self._tick("blend", t)
+        top = top_reasons(pts[:, 1:], top_k)  # the base value is not a reason
         codes = self.codes[1:]
-        down = compact_strings(top.down_idx, top.down_pts, codes)
-        up = compact_strings(top.up_idx, top.up_pts, codes)
-        decisive, _ = self._decisive(s)
-        allc = decisive
-        for part in (down, up):
-            allc = np.where(part == "", allc, np.where(allc == "", part, allc + ";" + part))
+        down = reason_strings(top.down_idx, top.down_pts, codes)
+        up = reason_strings(top.up_idx, top.up_pts, codes)
+        veto, inel = _texts(s.veto_codes), _texts(s.ineligible_codes)
+        allc = join_present(self._prefixed(veto, VETO_PREFIX), self._prefixed(inel, INELIGIBLE_PREFIX), down, up)
+        t = self._tick("reasons", t)
+        frame = self._frame(households, n, s, qreasons, pd_v, points_v, grade_v, line_v, rate_v,
+                            {"veto_reasons": veto, "ineligible_reasons": inel, "reason_codes": allc,
+                             "reasons_down": down, "reasons_up": up})
+        self._tick("format", t)
+        return frame
+
+    @staticmethod
+    def _prefixed(codes: pa.Array, prefix: str) -> pa.Array:
+        """``a;b`` -> ``<prefix>a;<prefix>b`` ("" stays "")."""
+        out = pc.binary_join_element_wise(pa.scalar(prefix, pa.large_string()),
+                                          pc.replace_substring(codes, ";", ";" + prefix), _EMPTY)
+        return pc.if_else(pc.equal(codes, _EMPTY), _EMPTY, out)
+
+    def _frame(self, households: pd.DataFrame, n: int, s: _Scored, qreasons: NDArray[np.object_],
+               pd_v: NDArray[np.float64], points_v: NDArray[np.float64], grade_v: NDArray[np.object_],
+               line_v: NDArray[np.float64], rate_v: NDArray[np.float64], texts: dict[str, pa.Array]
+               ) -> pd.DataFrame:
+        """The decisions frame (``DECISION_COLUMNS``); text columns stay Arrow arrays."""
+        index = households.index
+        all_valid = len(s.positions) == n
+        where = None
+        if not all_valid:
+            where = np.full(n, -1, dtype=np.int64)
+            where[s.positions] = np.arange(len(s.positions))
 
         def full(values: Any, fill: Any, dtype: Any) -> NDArray:
+            if all_valid:
+                return np.asarray(values, dtype=dtype)
             out = np.full(n, fill, dtype=dtype)
             out[s.positions] = values
             return out
 
         idc = self.id_column
-        ids = households[idc].to_numpy(dtype=object) if idc in households.columns \
-            else np.arange(n).astype(str).astype(object)
-        status = np.where(qreasons == "", "scored", "quarantined").astype(object)
-        return pd.DataFrame({
-            "household_id": ids,
-            "status": status,
-            "quarantine_reason": qreasons,
+        if idc in households.columns:
+            col = households[idc]
+            ids: Any = (col.array if col.dtype == _STR else col.to_numpy(dtype=object))
+        else:
+            ids = np.arange(n).astype(str).astype(object)
+        status = pa.array(["scored", "quarantined"], type=pa.large_string()).take(
+            pa.array((qreasons != "").astype(np.int8) if not all_valid else np.zeros(n, dtype=np.int8)))
+        bad_pos = np.flatnonzero(qreasons != "") if not all_valid else np.zeros(0, np.int64)
+        reason_at = np.zeros(n, dtype=np.int64)
+        reason_at[bad_pos] = np.arange(1, len(bad_pos) + 1)
+        qtext = pa.array(["", *qreasons[bad_pos].tolist()], type=pa.large_string()).take(pa.array(reason_at))
+        # grades keep the type pandas gave them (Arrow ``string``, missing for quarantined rows)
+        grade = pa.array(full(grade_v, None, object), type=pa.string(), from_pandas=True)
+        line = full(line_v, np.nan, np.float64)
+        cols: dict[str, Any] = {
+            self.output_id_column: ids,
+            "status": _str_series(status, index),
+            "quarantine_reason": _str_series(qtext, index),
             "pd": full(pd_v, np.nan, np.float64),
             "points": full(points_v, np.nan, np.float64),
-            "grade": full(grade_v, None, object),
-            "credit_line": full(line_v, np.nan, np.float64),
+            "grade": _str_series(grade, index),
+            "credit_line": line,
             "rate": full(rate_v, np.nan, np.float64),
             "eligible": full(s.eligible, False, bool),
             "vetoed": full(s.vetoed, False, bool),
-            "approved": full(line_v > 0, False, bool),
-            "veto_reasons": full(s.veto_codes, "", object),
-            "ineligible_reasons": full(s.ineligible_codes, "", object),
-            "reason_codes": full(allc, "", object),
-            "reasons_down": full(down, "", object),
-            "reasons_up": full(up, "", object),
-        }, index=households.index)
+        }
+        if self.policy is not None:
+            cols["approved"] = full(line_v > 0, False, bool)
+        elif self.approval_max_pd is not None:
+            cols["approved"] = full(pd_v <= self.approval_max_pd, False, bool)
+        for name, arr in texts.items():
+            cols[name] = _str_series(_scatter(arr, where, _EMPTY), index)
+        return pd.DataFrame(cols, index=index)
 
     def _label_of(self, codes: NDArray[np.object_], lang: str) -> NDArray[np.object_]:
         ser = pd.Series(codes, dtype=object)

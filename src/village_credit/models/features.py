@@ -290,6 +290,11 @@ def _check_columns(df: pd.DataFrame, needed: Sequence[str], what: str) -> None:
         raise SchemaError(f"{what}: household table lacks column(s) {shown}")
 
 
+def _finite(a: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(a)``, copying only when ``a`` holds a non-finite value (rarely)."""
+    return a if np.isfinite(a).all() else np.nan_to_num(a)
+
+
 def build_household_features(households: pd.DataFrame, include_protected: bool = False) -> pd.DataFrame:
     """Vectorised feature building over the wide monthly history (numpy, no per-row loop)."""
     months = months_in(list(households.columns))
@@ -299,10 +304,10 @@ def build_household_features(households: pd.DataFrame, include_protected: bool =
     _check_columns(households, [c for cols in hist.values() for c in cols], "household features")
     _check_columns(households, PROFILE_INPUTS, "household features")
 
-    due = np.nan_to_num(households[hist["due"]].to_numpy(dtype=np.float64, na_value=0.0))
-    paid = np.nan_to_num(households[hist["paid"]].to_numpy(dtype=np.float64, na_value=0.0))
-    dpd = np.nan_to_num(households[hist["dpd"]].to_numpy(dtype=np.float64, na_value=0.0))
-    late = np.nan_to_num(households[hist["utility_late"]].to_numpy(dtype=np.float64, na_value=0.0))
+    due = _finite(households[hist["due"]].to_numpy(dtype=np.float64, na_value=0.0))
+    paid = _finite(households[hist["paid"]].to_numpy(dtype=np.float64, na_value=0.0))
+    dpd = _finite(households[hist["dpd"]].to_numpy(dtype=np.float64, na_value=0.0))
+    late = _finite(households[hist["utility_late"]].to_numpy(dtype=np.float64, na_value=0.0))
 
     has_due = due > 0
     delinquent = dpd > 0

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
+
+_SEP = pa.scalar(";", pa.large_string())
+_BLOCK_ROWS = 2048
+"""Rows per block of the top-k passes: a block's working copy stays in the CPU cache."""
 
 
 @dataclass
@@ -38,21 +44,25 @@ def _top(values: NDArray[np.float64], k: int) -> tuple[NDArray[np.int64], NDArra
     For small k, k passes of ``argmax`` (which returns the lowest column among equal
     maxima) pick exactly the order "value descending, then column ascending"; each
     picked cell is then masked. Only positive values count (``-1`` / NaN where fewer).
+    The passes run on blocks of ``_BLOCK_ROWS`` rows, so the masked copy of a block is
+    still in cache for the next pass (same picks, row by row).
     """
     n, m = values.shape
     k_eff = min(k, m)
     if k_eff == 0 or n == 0:
         return np.full((n, k), -1, dtype=np.int64), np.full((n, k), np.nan)
-    v = np.where(values > 0, values, 0.0)  # NaN and non-positive -> 0 (never listed)
-    rows = np.arange(n)
     idx = np.empty((n, k_eff), dtype=np.int64)
     pts = np.empty((n, k_eff), dtype=np.float64)
-    for j in range(k_eff):
-        col = v.argmax(axis=1)
-        idx[:, j] = col
-        pts[:, j] = v[rows, col]
-        if j + 1 < k_eff:
-            v[rows, col] = -1.0  # below every remaining candidate (all >= 0)
+    for start in range(0, n, _BLOCK_ROWS):
+        stop = min(n, start + _BLOCK_ROWS)
+        v = np.where(values[start:stop] > 0, values[start:stop], 0.0)  # NaN, <= 0 -> 0 (never listed)
+        rows = np.arange(stop - start)
+        for j in range(k_eff):
+            col = v.argmax(axis=1)
+            idx[start:stop, j] = col
+            pts[start:stop, j] = v[rows, col]
+            if j + 1 < k_eff:
+                v[rows, col] = -1.0  # below every remaining candidate (all >= 0)
     keep = pts > 0
     idx = np.where(keep, idx, -1)
     pts = np.where(keep, pts, np.nan)
@@ -133,6 +143,72 @@ def compact_strings(idx: NDArray[np.int64], pts: NDArray[np.float64], codes: Seq
         else:
             out[has] = np.where(empty, piece, prev + ";" + piece)
     return out
+
+
+def _point_keys(x: NDArray[np.float64], decimals: int) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """(key, safe) per value: ``|round(x * 10**d)| * 2 + sign`` where rounding is unambiguous.
+
+    Unsafe: non-finite, huge, or within 1e-6 of a rounding tie (where the float product
+    and the exact decimal value could round apart): those are formatted by Python.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = x * (10.0 ** decimals)
+        r = np.rint(y)
+        safe = np.isfinite(y) & (np.abs(y) < 1e9) & (np.abs(np.abs(y - r) - 0.5) > 1e-6)
+        key = np.where(safe, np.abs(np.where(safe, r, 0.0)), 0.0).astype(np.int64) * 2 + np.signbit(x)
+    return key, safe
+
+
+def _key_text(kv: int, decimals: int) -> str:
+    q, rem = divmod(kv >> 1, 10 ** decimals)
+    sign = "-" if kv & 1 else "+"
+    return f"{sign}{q}.{rem:0{decimals}d}" if decimals else f"{sign}{q}"
+
+
+def reason_strings(idx: NDArray[np.int64], pts: NDArray[np.float64], codes: Sequence[str],
+                   decimals: int = 1) -> pa.Array:
+    """``"code:+1.2;code:-3.4"`` per row as an Arrow ``large_string`` array ("" where none).
+
+    Same text as :func:`compact_strings`, without a Python string per row: each distinct
+    (code, rounded value) piece is formatted once, each rank's pieces are an Arrow
+    ``take`` of those, and the ranks are joined by Arrow. A row's pieces are a prefix of
+    its ranks (``_top`` lists positive values first), so the join of the first ``j``
+    ranks, for the largest ``j`` without a missing piece, is the row's text.
+    """
+    n, k = idx.shape
+    if n == 0 or k == 0:
+        return pa.array([""] * n, type=pa.large_string())
+    flat_idx = idx.ravel()
+    has = flat_idx >= 0
+    x = pts.ravel()
+    key, safe = _point_keys(np.where(has, x, 0.0), decimals)
+    fast = has & safe
+    slow = np.flatnonzero(has & ~safe)
+    combo = np.where(fast, flat_idx.astype(np.int64) * (1 << 32) + key, -1)
+    inv, uniq = pd.factorize(combo[fast], sort=False)
+    code_arr = list(codes)
+    texts = [f"{code_arr[int(c) >> 32]}:{_key_text(int(c) & 0xFFFFFFFF, decimals)}" for c in uniq.tolist()]
+    fmt = f"{{:+.{decimals}f}}".format
+    texts += [f"{code_arr[int(flat_idx[i])]}:{fmt(float(x[i]))}" for i in slow.tolist()]
+    where = np.full(n * k, -1, dtype=np.int64)
+    where[fast] = inv
+    where[slow] = len(uniq) + np.arange(len(slow))
+    where = where.reshape(n, k)
+    table = pa.array(texts, type=pa.large_string())
+    ranks = [table.take(pa.array(where[:, j], mask=where[:, j] < 0)) for j in range(k)]
+    joined = [pc.binary_join_element_wise(*ranks[:j], _SEP) for j in range(k, 1, -1)]
+    # never null_handling="skip": pyarrow drops the rows whose inputs are all missing
+    return pc.coalesce(*joined, ranks[0], pa.scalar("", pa.large_string()))
+
+
+def join_present(*parts: pa.Array) -> pa.Array:
+    """Join the non-empty texts of each row with ``;`` ("" where all are empty), in Arrow."""
+    empty = pa.scalar("", pa.large_string())
+    acc = None
+    for part in parts:
+        part = pc.if_else(pc.equal(part, empty), pa.scalar(None, pa.large_string()), part)
+        acc = part if acc is None else pc.coalesce(pc.binary_join_element_wise(acc, part, _SEP), acc, part)
+    return pc.coalesce(acc, empty) if acc is not None else acc
 
 
 def reasons_long(household_ids: Sequence[str] | NDArray, top: TopReasons, codes: Sequence[str],

@@ -62,7 +62,7 @@ from village_credit.scoring.guards import (LOCK_NAME, OutputLock, check_delimite
                                            duplicate_ids, input_digest, quarantine_duplicates)
 from village_credit.scoring.outputs import (QUARANTINE_COLUMNS, atomic_write_json, atomic_write_table,
                                             table_with_meta)
-from village_credit.scoring.programme import write_programme_report
+from village_credit.scoring.programme import chunk_sums, part_sums, write_programme_report
 
 PASSTHROUGH = ("village_code", "township_code")
 """Input columns copied onto each decision so programme reports need no join."""
@@ -139,6 +139,31 @@ class ModelRef:
                    if loaded.gate.loaded_ungated else loaded.gate.reason)
 
 
+STAGES = ("model_load", "duplicate_ids", "read", "wait_read", "row_checks", "features", "model", "rules",
+          "blend", "reasons", "format", "quarantine", "write", "wait_write", "programme_report")
+"""Stages of a local scoring run, in the order a chunk meets them (``ScoreSummary.stages``)."""
+
+
+class StageClock:
+    """Seconds per named stage, added up over chunks and threads (one lock-free dict per
+    thread would do; each stage is only ever timed from one thread)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    def since(self, stage: str, t0: float) -> float:
+        now = time.perf_counter()
+        self.add(stage, now - t0)
+        return now
+
+    def rounded(self) -> dict[str, float]:
+        known = [s for s in STAGES if s in self.seconds]
+        return {s: round(self.seconds[s], 3) for s in [*known, *sorted(set(self.seconds) - set(known))]}
+
+
 @dataclass
 class ScoreSummary:
     """Counts of one scoring run; ``reconciled``: rows read == scored + quarantined.
@@ -146,6 +171,9 @@ class ScoreSummary:
     ``quarantined`` counts input rows, ``problems`` quarantine entries (a row may
     have several); ``rows_per_second``: rows decided (and written) per second of
     chunk work in this invocation (model loading and resumed chunks excluded).
+    ``stages``: seconds per stage of this invocation (:data:`STAGES`); ``read`` and
+    ``write`` run in their own threads, overlapping the deciding stages, and
+    ``wait_read`` / ``wait_write`` are the time the deciding thread waited for them.
     """
 
     input: str
@@ -162,6 +190,7 @@ class ScoreSummary:
     model: dict[str, Any] = field(default_factory=dict)
     reconciled: bool = False
     programme: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -218,13 +247,28 @@ class PyfuncScorer:
         self.model = model
         self.required, self.optional = model_input_columns(model)
         self._direct = None
-        if _any_typed_inputs(model):
-            try:
-                inner = model.unwrap_python_model()
-            except Exception:  # not a PythonModel flavour
-                inner = None
-            if inner is not None and hasattr(inner, "predict"):
-                self._direct = inner
+        try:
+            inner = model.unwrap_python_model()
+        except Exception:  # not a PythonModel flavour
+            inner = None
+        # the decision model behind the pyfunc: its stage timings and its id column's name
+        self.decision_model = getattr(inner, "model", None)
+        if _any_typed_inputs(model) and inner is not None and hasattr(inner, "predict"):
+            self._direct = inner
+
+    @property
+    def id_column(self) -> str:
+        """The decisions' id column (``household_id``; a table model's own id name)."""
+        return str(getattr(self.decision_model, "output_id_column", None) or "household_id")
+
+    @property
+    def input_id_column(self) -> str:
+        """The input column holding the ids (duplicates are looked for there)."""
+        return str(getattr(self.decision_model, "id_column", None) or "household_id")
+
+    def model_timings(self) -> dict[str, float]:
+        """Seconds per stage inside the model so far (``DecisionModel.timings``)."""
+        return dict(getattr(self.decision_model, "timings", None) or {})
 
     @property
     def needed_columns(self) -> list[str]:
@@ -310,6 +354,11 @@ _CHECKS = (
 )
 
 
+def quarantine_columns(id_name: str = "household_id") -> list[str]:
+    """Columns of the quarantine parts; the id column keeps the model's name for it."""
+    return [id_name if c == "household_id" else c for c in QUARANTINE_COLUMNS]
+
+
 def check_code(reason: str) -> str:
     for needle, code in _CHECKS:
         if needle in reason:
@@ -325,7 +374,8 @@ def _fmt_cell(v: Any) -> str:
     return str(v)
 
 
-def split_reasons(row_numbers: Any, household_ids: Any, reasons: Any) -> pd.DataFrame:
+def split_reasons(row_numbers: Any, household_ids: Any, reasons: Any, id_name: str = "household_id"
+                  ) -> pd.DataFrame:
     """One quarantine row per problem from the model's ``column: reason; ...`` texts."""
     rn, cols, why, hid = [], [], [], []
     for r, h, text in zip(row_numbers, household_ids, reasons, strict=True):
@@ -339,7 +389,7 @@ def split_reasons(row_numbers: Any, household_ids: Any, reasons: Any) -> pd.Data
             cols.append(col)
             why.append(reason)
     return pd.DataFrame({"row_number": np.asarray(rn, dtype=np.int64),
-                         "household_id": pd.Series(hid, dtype=object),
+                         id_name: pd.Series(hid, dtype=object),
                          "column": pd.Series(cols, dtype=object),
                          "reason": pd.Series(why, dtype=object)})
 
@@ -368,17 +418,18 @@ def score_chunk(model: Any, chunk: pd.DataFrame, first_row: int) -> tuple[pd.Dat
         flagged = np.zeros(len(decided), dtype=bool)
     pos = np.flatnonzero(flagged)
     extra = decided.iloc[pos]
-    ids = extra["household_id"].to_numpy() if "household_id" in extra else np.full(len(pos), "")
+    idn = scorer.id_column
+    ids = extra[idn].to_numpy() if idn in extra else np.full(len(pos), "")
     reasons = (extra["quarantine_reason"].to_numpy() if "quarantine_reason" in extra
                else np.full(len(pos), "rejected by the model"))
-    problems = split_reasons(extra["row_number"].to_numpy(), ids, reasons)
+    problems = split_reasons(extra["row_number"].to_numpy(), ids, reasons, idn)
     local = problems["row_number"].to_numpy() - first_row
     problems["value"] = [_fmt_cell(chunk.at[i, c]) if c in chunk.columns else ""
                          for i, c in zip(local, problems["column"], strict=True)]
     problems["check"] = [check_code(r) for r in problems["reason"]]
     string = pd.StringDtype()
-    problems = problems[QUARANTINE_COLUMNS].astype(
-        {"household_id": string, "column": string, "value": string, "reason": string, "check": string})
+    problems = problems[quarantine_columns(idn)].astype(
+        {idn: string, "column": string, "value": string, "reason": string, "check": string})
     if len(pos):
         bad_rows = _as_text(chunk.iloc[pos])
         bad_rows.insert(0, "row_number", extra["row_number"].to_numpy())
@@ -600,8 +651,12 @@ def add_counts(summary: ScoreSummary, counts: dict[str, int]) -> None:
 
 
 def finish_summary(summary: ScoreSummary, output_dir: Path, total: int, started: float,
-                   work_rows: int, work_seconds: float, report: bool) -> None:
-    """Stale-marker check, timing, reconciliation, programme report, summary.json."""
+                   work_rows: int, work_seconds: float, report: bool,
+                   sums: list[Any] | None = None, clock: StageClock | None = None) -> None:
+    """Stale-marker check, timing, reconciliation, programme report, summary.json.
+
+    ``sums``: per-chunk programme sums gathered while writing (else read from the parts).
+    """
     stale = sorted(int(p.stem) for p in (output_dir / "_chunks").glob("*.json") if int(p.stem) >= summary.chunks)
     if stale:  # cannot happen with an unchanged input (bound by size + mtime); be loud if it does
         raise ScoringError(f"{output_dir}: done-markers for chunks {stale} beyond the input's {summary.chunks}")
@@ -609,7 +664,12 @@ def finish_summary(summary: ScoreSummary, output_dir: Path, total: int, started:
     summary.rows_per_second = round(work_rows / work_seconds, 1) if work_seconds > 0 else 0.0
     summary.reconciled = summary.rows_read == summary.scored + summary.quarantined == total
     if summary.scored and report:
-        summary.programme = write_programme_report(output_dir)
+        t0 = time.perf_counter()
+        summary.programme = write_programme_report(output_dir, sums)
+        if clock is not None:
+            clock.since("programme_report", t0)
+    if clock is not None:
+        summary.stages = clock.rounded()
     atomic_write_json(summary.to_dict(), output_dir / "summary.json")
     if summary.scored == 0 and summary.rows_read > 0:
         raise NoRowsScored(f"no row of {summary.input} could be scored ({summary.quarantined} quarantined); "
@@ -691,12 +751,16 @@ def _score_file(
     if chunk_rows < 1:
         raise ScoringError(f"chunk_rows must be >= 1, got {chunk_rows}")
     started = time.perf_counter()
+    clock = StageClock()
     total = count_rows(input_path)  # DataReadError naming the file, before loading any model
+    t0 = time.perf_counter()
     if model is None:
         model, ref = load_scoring_model(model_uri, allow_ungated=allow_ungated)
     else:
         ref = resolve_model(model_uri)
     scorer = PyfuncScorer(model)
+    clock.since("model_load", t0)
+    inside_before = scorer.model_timings()
     header = input_columns(input_path)
     check_delimiter(input_path, header, len(scorer.required))
     scorer.check_columns(header, str(input_path))
@@ -707,33 +771,79 @@ def _score_file(
 
     summary = ScoreSummary(input=str(input_path), output_dir=str(output_dir), model=asdict(ref))
     columns = read_columns(input_path, scorer)
-    dups = duplicate_ids(input_path)  # across chunks, from the id column only
+    t0 = time.perf_counter()
+    dups = duplicate_ids(input_path, scorer.input_id_column)  # across chunks, from the id column only
+    clock.since("duplicate_ids", t0)
     bar = row_bar(total, progress, "scoring")
     work_rows, t_loop = 0, time.perf_counter()
     writer = WriteBehind(enabled=read_ahead > 0)
+    sums: list[Any] = []
 
-    def done(finished: list[dict[str, int]]) -> None:
+    def done(finished: list[dict[str, Any]]) -> None:
         for counts in finished:
+            sums.append(counts.pop("_sums", None))
             add_counts(summary, counts)
             bar.advance(counts["rows"])
 
+    def write(k: int, first: int, rows: int, *parts: pd.DataFrame) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        counts: dict[str, Any] = write_chunk(output_dir, k, first, rows, *parts, meta)
+        if report:  # the programme report's sums of this chunk, while the next one is decided
+            counts = {**counts, "_sums": chunk_sums(parts[0], parts[2])}
+        clock.since("write", t0)
+        return counts
+
     try:
-        for k, first, batch in prefetch(_chunks(input_path, chunk_rows, columns), read_ahead):
+        t_wait = time.perf_counter()
+        for k, first, batch in prefetch(_timed(_chunks(input_path, chunk_rows, columns), clock), read_ahead):
+            t0 = clock.since("wait_read", t_wait)
             counts = _read_marker(output_dir / "_chunks" / f"{k:05d}.json", k, first, len(batch))
             if counts is not None:
                 summary.chunks_resumed += 1
-                done([counts])
+                done([{**counts, "_sums": part_sums(output_dir, f"part-{k:05d}.parquet") if report else None}])
+                t_wait = time.perf_counter()
                 continue
-            parts = quarantine_duplicates(*score_chunk(scorer, batch, first), batch, first, dups, _as_text)
-            done(writer.put(write_chunk, output_dir, k, first, len(batch), *parts, meta))
+            decided = score_chunk(scorer, batch, first)
+            t0 = clock.since("decide", t0)
+            parts = quarantine_duplicates(*decided, batch, first, dups, _as_text, scorer.input_id_column)
+            t0 = clock.since("quarantine", t0)
+            done(writer.put(write, k, first, len(batch), *parts))
+            clock.since("wait_write", t0)
             work_rows += len(batch)
+            t_wait = time.perf_counter()
+        t0 = time.perf_counter()
         done(writer.drain())
+        clock.since("wait_write", t0)
     finally:
         writer.close()
         bar.close()
     work_seconds = time.perf_counter() - t_loop if work_rows else 0.0  # reading, deciding, writing overlap
-    finish_summary(summary, output_dir, total, started, work_rows, work_seconds, report)
+    _split_decide(clock, scorer, inside_before)
+    finish_summary(summary, output_dir, total, started, work_rows, work_seconds, report, sums, clock)
     return summary
+
+
+def _timed(items: Iterator[Any], clock: StageClock) -> Iterator[Any]:
+    """``items``, with the time spent producing each added to the ``read`` stage."""
+    it = iter(items)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        clock.since("read", t0)
+        yield item
+
+
+def _split_decide(clock: StageClock, scorer: PyfuncScorer, before: dict[str, float]) -> None:
+    """The ``decide`` stage split into the model's own stages; the rest of it (the pyfunc
+    call, splitting quarantine texts) is counted under ``quarantine``."""
+    total = clock.seconds.pop("decide", 0.0)
+    inside = {k: v - before.get(k, 0.0) for k, v in scorer.model_timings().items()}
+    for stage, secs in inside.items():
+        clock.add(stage, secs)
+    clock.add("quarantine", max(0.0, total - sum(inside.values())))
 
 
 def _read_marker(marker: Path, k: int, first: int, rows: int) -> dict[str, Any] | None:

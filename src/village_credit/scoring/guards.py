@@ -224,43 +224,49 @@ def duplicate_ids(path: str | os.PathLike[str], column: str = "household_id",
     return {k: v for k, v in rows.items() if len(v) > 1}
 
 
-def _dup_reason(rows_with_id: list[int], row: int) -> str:
+def _dup_reason(rows_with_id: list[int], row: int, column: str = "household_id") -> str:
     others = [r for r in rows_with_id if r != row]
     shown = ", ".join(str(r) for r in others[:5]) + (", ..." if len(others) > 5 else "")
-    return f"duplicate household_id (also at row {shown}; {len(rows_with_id)} rows have it)"
+    return f"duplicate {column} (also at row {shown}; {len(rows_with_id)} rows have it)"
 
 
 def quarantine_duplicates(decisions: pd.DataFrame, problems: pd.DataFrame, bad_rows: pd.DataFrame,
                           chunk: pd.DataFrame, first_row: int, dups: dict[str, list[int]],
-                          as_text: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                          as_text: Any, column: str = "household_id"
+                          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Move every copy of a duplicated id from the decisions to the quarantine.
 
     Which copy is the household's true record cannot be known from the file, so none
     is decided: every row holding the id, in this chunk or any other, gets a
     ``duplicate`` problem naming the rows that share it (the model's own in-chunk
     check may already have flagged the later copies). ``as_text``: how the engine
-    writes quarantined input rows (so every quarantine part has one schema).
+    writes quarantined input rows (so every quarantine part has one schema);
+    ``column``: the id column (``household_id``, or a table model's own).
     """
-    if not dups or "household_id" not in chunk.columns:
+    if not dups or column not in chunk.columns:
         return decisions, problems, bad_rows
-    ids = np.array(["" if pd.isna(i) else str(i) for i in chunk["household_id"].astype(object)], dtype=object)
+    # one vectorised look-up for the whole chunk; Python only for the (few) copies
+    hit = chunk[column].astype(str).isin(dups.keys()).to_numpy(bool) & chunk[column].notna().to_numpy(bool)
+    if not hit.any():
+        return decisions, problems, bad_rows
+    pos = np.flatnonzero(hit)
+    ids = np.array([str(v) for v in chunk[column].to_numpy(dtype=object)[pos]], dtype=object)
     rows = np.arange(first_row, first_row + len(chunk), dtype=np.int64)
-    first = np.array([dups[i][0] if i in dups else -1 for i in ids], dtype=np.int64)
-    later = first >= 0  # every copy, the first included
-    if not later.any():
-        return decisions, problems, bad_rows
-    pos = np.flatnonzero(later)
     flagged = set(problems.loc[problems["check"] == "duplicate", "row_number"].tolist())
-    new_pos = np.array([p for p in pos if rows[p] not in flagged], dtype=np.int64)
+    keep = np.array([rows[p] not in flagged for p in pos], dtype=bool)
+    new_pos, new_ids = pos[keep], ids[keep]
     if not len(new_pos):
         return decisions, problems, bad_rows
     string = pd.StringDtype()
+    id_out = next((c for c in problems.columns if c not in ("row_number", "column", "value", "reason", "check")),
+                  "household_id")
     extra = pd.DataFrame({
         "row_number": rows[new_pos],
-        "household_id": pd.Series([str(ids[p]) for p in new_pos], dtype=string),
-        "column": pd.Series(["household_id"] * len(new_pos), dtype=string),
-        "value": pd.Series([str(ids[p]) for p in new_pos], dtype=string),
-        "reason": pd.Series([_dup_reason(dups[ids[p]], rows[p]) for p in new_pos], dtype=string),
+        id_out: pd.Series(new_ids.tolist(), dtype=string),
+        "column": pd.Series([column] * len(new_pos), dtype=string),
+        "value": pd.Series(new_ids.tolist(), dtype=string),
+        "reason": pd.Series([_dup_reason(dups[i], rows[p], column) for i, p in zip(new_ids, new_pos, strict=True)],
+                            dtype=string),
         "check": pd.Series(["duplicate"] * len(new_pos), dtype=string),
     })
     problems = (pd.concat([problems, extra[problems.columns]], ignore_index=True)

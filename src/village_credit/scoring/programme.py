@@ -33,29 +33,48 @@ def _read_for_report(parts: list[Path], columns: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
-def write_programme_report(output_dir: Path) -> dict[str, Any]:
-    """Credit village / credit township tables for the scored population.
+_KEYS = ["village_code", "township_code"]
+_DECISION_COLUMNS = [*_KEYS, "points", "eligible", "grade", "approved", "credit_line"]
+
+
+def chunk_sums(decisions: pd.DataFrame, bad_rows: pd.DataFrame) -> pd.DataFrame | None:
+    """Additive per-village sums of one chunk's outputs (``None`` when it has no village codes).
 
     Every input household with a village counts: scored households are "on file"
     (their points put them on file), quarantined ones are in the village but have no
-    file (they count against the 952 coverage test). Part by part, as additive
-    per-village sums, so memory stays that of one chunk however large the input.
+    file (they count against the 952 coverage test).
     """
-    keys = ["village_code", "township_code"]
-    sums = []
-    for name in sorted(p.name for p in part_files(output_dir, "decisions")):
-        dec = _read_for_report([output_dir / "decisions" / name],
-                               [*keys, "points", "eligible", "grade", "approved", "credit_line"])
-        bad_part = output_dir / "quarantine_rows" / name
-        bad = _read_for_report([bad_part], keys) if bad_part.exists() else pd.DataFrame()
-        if len(bad) and set(keys) <= set(bad.columns):
-            bad = bad.dropna(subset=keys).assign(points=np.nan, eligible=False, grade=None, approved=False,
-                                                 credit_line=np.nan)
-            dec = pd.concat([dec.astype({k: "object" for k in keys}) if len(dec) else dec,
-                             bad.astype({k: "object" for k in keys})], ignore_index=True)
-        if dec.empty or not set(keys) <= set(dec.columns):
-            continue
-        sums.append(village_sums(dec[keys], dec, points_column="points"))
+    dec = decisions[[c for c in _DECISION_COLUMNS if c in decisions.columns]]
+    bad = bad_rows[[c for c in _KEYS if c in bad_rows.columns]] if len(bad_rows) else pd.DataFrame()
+    if len(bad) and set(_KEYS) <= set(bad.columns):
+        bad = bad.dropna(subset=_KEYS).assign(points=np.nan, eligible=False, grade=None, approved=False,
+                                              credit_line=np.nan)
+        dec = pd.concat([dec.astype({k: "object" for k in _KEYS}) if len(dec) else dec,
+                         bad.astype({k: "object" for k in _KEYS})], ignore_index=True)
+    if dec.empty or not set(_KEYS) <= set(dec.columns):
+        return None
+    return village_sums(dec[_KEYS], dec, points_column="points")
+
+
+def part_sums(output_dir: Path, name: str) -> pd.DataFrame | None:
+    """:func:`chunk_sums` of one written part (a chunk done by an earlier, resumed run)."""
+    dec = _read_for_report([output_dir / "decisions" / name], _DECISION_COLUMNS)
+    bad_part = output_dir / "quarantine_rows" / name
+    bad = _read_for_report([bad_part], _KEYS) if bad_part.exists() else pd.DataFrame()
+    return chunk_sums(dec, bad)
+
+
+def write_programme_report(output_dir: Path, sums: list[pd.DataFrame | None] | None = None) -> dict[str, Any]:
+    """Credit village / credit township tables for the scored population.
+
+    ``sums``: the per-chunk sums the scorer added up while it wrote each chunk (so
+    the report costs no second read of the decisions); ``None`` reads them from the
+    part files. Part by part, as additive per-village sums, so memory stays that of
+    one chunk however large the input.
+    """
+    if sums is None:
+        sums = [part_sums(output_dir, name) for name in sorted(p.name for p in part_files(output_dir, "decisions"))]
+    sums = [x for x in sums if x is not None]
     if not sums:
         return {}
     report = report_from_village_sums(add_village_sums(sums))

@@ -146,7 +146,8 @@ def _score_ranges(model_dir_name: str, model_subdir: str, input_path: str, outpu
                 continue
             if len(batch) != wanted[k]:
                 raise ScoringError(f"{src}: chunk {k} has {len(batch)} rows, the plan {wanted[k]}")
-            parts = quarantine_duplicates(*score_chunk(scorer, batch, first), batch, first, dups, _as_text)
+            parts = quarantine_duplicates(*score_chunk(scorer, batch, first), batch, first, dups, _as_text,
+                                          scorer.input_id_column)
             counts = write_chunk(out, k, first, len(batch), *parts, meta)
             rows.append({**counts, "seconds": time.perf_counter() - t0})
             t0 = time.perf_counter()
@@ -247,7 +248,7 @@ def _score_file_spark(model_uri: str, input_path: str | Path, output_dir: str | 
                 subdir = str(Path(local_model).resolve().relative_to(model_dir.resolve()))
                 fn = _score_ranges(model_dir.name, subdir, str(input_path.resolve()), str(output_dir.resolve()),
                                    read_columns(input_path, scorer), rows_per_task, meta,
-                                   duplicate_ids(input_path))
+                                   duplicate_ids(input_path, scorer.input_id_column))
                 work = [r.asDict() for r in plan_df.mapInPandas(fn, COUNTS_DDL).collect()]
     finally:
         if own_session:
