@@ -37,8 +37,11 @@ from village_credit.explain.shap_global import (
     write_global_explanations,
 )
 from village_credit.fairness.audit import DecisionSystem, fairness_audit
+from village_credit.fairness.calibration import calibration_groups
+from village_credit.fairness.ceiling import ceiling_system, split_gaps
 from village_credit.fairness.equal_risk import equal_risk_gaps
 from village_credit.fairness.groups import sensitive_frame
+from village_credit.fairness.observed import observed_outcome_evidence, protected_groups
 from village_credit.fairness.reject_inference import REMEDIES, infer_rejects
 from village_credit.fairness.report import fairness_json, write_fairness_report
 from village_credit.fairness.support import (
@@ -357,21 +360,52 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
                    train: pd.DataFrame | None = None, models: dict[str, Any] | None = None,
                    population: pd.DataFrame | None = None,
                    ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, str]]:
+    """Audit, equal-risk gaps split into the information ceiling and each system's excess
+    (with the truth), observed-outcome evidence of the blend, report and JSON."""
     policy = load_policy(cfg.policy)
     sens = sensitive_frame(holdout, policy_age_max=policy_age_ceiling(policy))
     systems = decision_systems(ev)
     y = holdout["default_12m"].to_numpy()
     f = cfg.fairness
-    audit = fairness_audit(systems, sens, y, true_pd=holdout["true_pd"].to_numpy(), n_boot=f.n_boot, seed=cfg.seed)
-    gaps = equal_risk_gaps(systems, sens, holdout["true_pd"].to_numpy(), n_deciles=f.n_deciles,
-                           min_count=f.min_count)
+    tp = holdout["true_pd"].to_numpy()
+    audit = fairness_audit(systems, sens, y, true_pd=tp, n_boot=f.n_boot, seed=cfg.seed)
+    ceiling = None
+    gap_systems = systems
+    if models is not None:  # the ceiling decides through the blend's own policy and scale
+        ceiling = ceiling_system(models["blend"], holdout, reference=_ceiling_reference(holdout, train, population),
+                                 eval_date=cfg.eval_date, seed=cfg.seed)
+        gap_systems = [*systems, ceiling]
+    gaps = equal_risk_gaps(gap_systems, sens, tp, n_deciles=f.n_deciles, min_count=f.min_count)
+    split = split_gaps(gaps, limits=_excess_limits(cfg)) if ceiling is not None else None
+    observed = _observed_evidence(systems[-1], holdout, y)
     support = (outcome_support_stage(ev, holdout, gaps, cfg, train, models, population)
                if train is not None and models is not None else None)
     html, js = write_fairness_report(audit, gaps, out_dir=out_dir, identity=_report_identity(cfg, holdout),
-                                     limits=_fairness_limits(cfg), support=support)
-    data = fairness_json(audit, gaps, support=support)
+                                     limits=_fairness_limits(cfg), support=support, ceiling=split,
+                                     observed=observed)
+    data = fairness_json(audit, gaps, support=support, ceiling=split, observed=observed)
     approval = approval_by_group(systems, holdout)
     return data, approval, {"fairness_html": str(html), "fairness_json": str(js)}
+
+
+def _ceiling_reference(holdout: pd.DataFrame, train: pd.DataFrame | None,
+                       population: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Every household outside the hold-out villages (observed or not: the truth is known
+    for all), so the ceiling is fitted on far more rows than it is judged on."""
+    if population is not None and "village_code" in population.columns:
+        return population.loc[~population["village_code"].isin(set(holdout["village_code"]))]
+    return train
+
+
+def _observed_evidence(system: DecisionSystem, households: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
+    """Observed-outcome fairness evidence on the rows a bank would have outcomes for."""
+    seen = (households["outcome_observed"].to_numpy(bool) if "outcome_observed" in households.columns
+            else np.ones(len(households), bool))
+    sub = DecisionSystem(name=system.name, approved=system.approved[seen],
+                         credit_line=None if system.credit_line is None else system.credit_line[seen],
+                         pd=None if system.pd is None else system.pd[seen])
+    groups = calibration_groups(households.loc[seen])
+    return observed_outcome_evidence(sub, groups.reset_index(drop=True), y[seen])
 
 
 def _report_identity(cfg: ExperimentConfig, households: pd.DataFrame) -> dict[str, Any]:
@@ -391,9 +425,17 @@ def _validation_identity(model_name: str, run_id: str | None, holdout: pd.DataFr
 
 
 def _fairness_limits(cfg: ExperimentConfig) -> dict[str, float]:
+    """The gates' fairness thresholds, for the report (which never loosens the programme targets)."""
     g = cfg.registry.gates
     return {"approval_gap_max": g.approval_gap_max, "line_gap_max": g.line_gap_max,
-            "parity_ratio_min": g.parity_ratio_min}
+            "parity_ratio_min": g.parity_ratio_min, "approval_excess_max": g.approval_excess_max,
+            "line_excess_max": g.line_excess_max, "group_calibration_p_min": g.group_calibration_p_min,
+            "tpr_gap_max": g.tpr_gap_max}
+
+
+def _excess_limits(cfg: ExperimentConfig) -> dict[str, float]:
+    g = cfg.registry.gates
+    return {"approval": g.approval_excess_max, "line": g.line_excess_max}
 
 
 def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, cfg: ExperimentConfig,
@@ -668,7 +710,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
             trained = train(job, data, use_mlflow)
             if cfg.stages.shap:
                 _explain(job, trained)
-            fair = _fairness(job, data, trained) if source.has_truth else {}
+            fair = _fairness(job, data, trained) if source.has_truth else _observed_fairness(job, data, trained)
             val = _validate(job, data, trained, fair)
             model_dir = trained.model.save(out_dir / "model")
             result.paths["model_dir"] = str(model_dir)
@@ -788,6 +830,31 @@ def _fairness(job: _Job, data: _Data, trained: _Trained) -> dict[str, Any]:
     return fair
 
 
+def _observed_fairness(job: _Job, data: _Data, trained: _Trained) -> dict[str, Any]:
+    """Without the truth: fairness evidence from observed outcomes over the declared protected
+    attributes (households: age bands, formerly poor; a table: its feature spec's ``protected``).
+
+    Nothing declared: ``{"not_applicable": ...}``, so every fairness gate says so by name.
+    """
+    holdout, dec = trained.holdout, trained.decisions
+    if job.source.has_rules:
+        groups = calibration_groups(holdout)
+    else:
+        cols = [c for c in (data.table.spec.get("protected") or []) if c in holdout.columns]
+        if not cols:
+            return {"not_applicable": "no protected attribute declared (feature spec: protected)"}
+        groups = protected_groups(holdout, cols)
+    keep = trained.keep
+    line = dec["credit_line"].to_numpy(float) if "credit_line" in dec else None
+    system = DecisionSystem(name="model", approved=dec["approved"].to_numpy(bool)[keep],
+                            credit_line=None if line is None or np.isnan(line).all() else np.nan_to_num(line)[keep],
+                            pd=dec["pd"].to_numpy(float)[keep])
+    observed = observed_outcome_evidence(system, groups.loc[keep].reset_index(drop=True),
+                                         np.asarray(trained.y_hold)[keep])
+    return {"observed": observed, "primary_system": "model",
+            "equal_risk_note": "equal-risk gaps: available on synthetic data only (no true PD here)"}
+
+
 def _validate(job: _Job, data: _Data, trained: _Trained, fair: dict[str, Any]) -> dict[str, Any]:
     """The validation report's figures on the scored hold-out rows (and its files, if reports are on)."""
     keep, dec, has_rules = trained.keep, trained.decisions, job.source.has_rules
@@ -897,8 +964,9 @@ def _evidence(m: dict[str, float], val: dict[str, Any], fairness: dict[str, Any]
               ) -> dict[str, Any]:
     """The promotion evidence: hold-out numbers the gates compare with thresholds.
 
-    A table model has no fairness audit (no household groups): its fairness evidence is
-    empty and the fairness gates fail with "evidence missing", never a silent pass.
+    Without the truth the fairness evidence is the observed-outcome section over the
+    declared protected attributes; with none declared it says "not applicable", and the
+    fairness gates say so by name.
     """
     stab = val.get("stability") or {}
     csi = stab.get("csi")
