@@ -162,6 +162,10 @@ class SplitConfig(_Section):
         "all: use the synthetic truth for everyone (an upper bound)."))
     reject_inference: Literal[REMEDIES] = Field("none", description=(  # type: ignore[valid-type]
         "Reject-inference remedy for the refused households (docs/fairness.md)."))
+    calibration: Literal["split", "cross_fit"] = Field("split", description=(
+        "split: the PD map is fitted on the calibration split's villages only; cross_fit: those "
+        "villages join training and the map is fitted on village-grouped out-of-fold scores, so "
+        "every village's random effect averages out (needs fairness.group_recalibration: none)."))
 
     @field_validator("holdout_share")
     @classmethod

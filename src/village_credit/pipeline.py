@@ -196,6 +196,9 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     are fitted on the inferred sample (rows, labels, weights). The method applied is
     recorded in ``metadata["reject_inference"]`` of both models.
 
+    ``split.calibration: cross_fit``: the calibration split joins training and the PD map
+    is fitted on village-grouped out-of-fold scores of every training village.
+
     Outcome-support remedies (docs/fairness.md): rule items (practically) constant among
     the observed training households are neutralised in the blend
     (``model.neutralise_constant_items``); ``fairness.group_recalibration`` wraps the blend
@@ -206,6 +209,14 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     method = cfg.split.reject_inference
     if method not in REMEDIES:  # config.py does not check this option; fail before any fitting
         raise ConfigError(f"split.reject_inference must be one of {', '.join(REMEDIES)}, got {method!r}")
+    cross_fit = cfg.split.calibration == "cross_fit"
+    if cross_fit:
+        if cfg.fairness.group_recalibration != "none":
+            raise ConfigError("split.calibration: cross_fit leaves no village the trees did not see for "
+                              "fairness.group_recalibration; set it to none")
+        # ~20 calibration villages carry their own random effects into the map's intercept;
+        # out-of-fold scores over every training village average them out (issue 25)
+        train, calib = pd.concat([train, calib], ignore_index=True), calib.iloc[:0]
     if cfg.split.train_outcomes != "observed":
         method = "none"  # every outcome is known: nothing to infer
     scaling = PointsScaling.from_pdo(m.pdo, m.base_points, m.base_odds)
@@ -220,8 +231,10 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
         """The estimator with the village-grouped calibration split (trees see ``rows`` only)."""
         est = CreditScoreClassifier(strategy=strategy, policy=cfg.policy, gbm_params=params,
                                     points_scaling=scaling, include_protected=m.include_protected,
-                                    eval_date=cfg.eval_date, seed=cfg.seed, neutralise_rule_items=neutral)
-        return est.fit(rows, y, sample_weight=w, calibration_data=(ca, y_ca), metadata=metadata).model_
+                                    eval_date=cfg.eval_date, seed=cfg.seed, neutralise_rule_items=neutral,
+                                    group_column="village_code" if cross_fit else None)
+        return est.fit(rows, y, sample_weight=w, calibration_data=None if cross_fit else (ca, y_ca),
+                       metadata=metadata).model_
 
     neutral: dict[str, Any] | bool = False  # outcome-support remedy (docs/fairness.md)
     if m.neutralise_constant_items and m.strategy != "gbm_only":
