@@ -20,6 +20,7 @@ QUICK = {
     "bench_scoring.py": ["--rows", "100000", "--rss-rows", "100000,300000", "--spark-rows", "5000"],
     "bench_tuning.py": ["--n", "20000", "--trials", "5"],
     "bench_blend_strategies.py": ["--n", "10000", "--repeat", "1"],
+    "bench_calibration_by_group.py": ["--n", "6000", "--trials", "0"],
 }
 
 

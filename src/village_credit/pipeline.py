@@ -865,6 +865,7 @@ def _observed_fairness(job: _Job, data: _Data, trained: _Trained) -> dict[str, A
     observed = observed_outcome_evidence(system, groups.loc[keep].reset_index(drop=True),
                                          np.asarray(trained.y_hold)[keep])
     return {"observed": observed, "primary_system": "model",
+            "demographic_parity": {"system": "model", "min_ratio": observed["min_approval_ratio"]},
             "equal_risk_note": "equal-risk gaps: available on synthetic data only (no true PD here)"}
 
 
