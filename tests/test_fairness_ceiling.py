@@ -178,3 +178,10 @@ def test_observed_outcome_evidence_on_german_credit_by_age_band_and_sex() -> Non
                for t in thin)
     word, rows = fairness_verdict({"observed": ev, "demographic_parity": {"min_ratio": ev["min_approval_ratio"]}})
     assert word in ("pass", "fail")  # decided on observed outcomes, not "undecided" for want of a truth
+
+
+def test_observed_gates_with_too_few_outcomes_are_undecided_and_fail_saying_why() -> None:
+    fair = {"observed": {"min_calibration_p": None, "max_tpr_gap": None, "min_outcomes": 30, "n_outcomes": 41},
+            "demographic_parity": {"min_ratio": 0.9}}
+    gate = {g.name: g for g in evaluate_gates({"fairness": fair}).gates}["fairness_tpr_gap_max"]
+    assert not gate.passed and gate.detail.startswith("undecided: fewer than two protected groups")

@@ -335,7 +335,14 @@ def _fairness_gates(fairness: Any, fkeys: Mapping[str, str], th: Mapping[str, An
                    if needs_truth else "the ground truth's equal-risk excess gates apply")
             gates.append(Gate(name, None, _number(th.get(tkey)), op, True, f"not applicable: {why}"))
             continue
-        gates.append(_threshold_gate(name, _lookup(fair, fkeys[key]), op, th.get(tkey), f"fairness.{fkeys[key]}"))
+        raw = _lookup(fair, fkeys[key])
+        obs = fair.get("observed")
+        if not needs_truth and raw is None and isinstance(obs, Mapping):  # present, nothing to decide on
+            gates.append(Gate(name, None, _number(th.get(tkey)), op, False,
+                              f"undecided: fewer than two protected groups with at least "
+                              f"{obs.get('min_outcomes')} observed outcomes ({obs.get('n_outcomes')} in all)"))
+            continue
+        gates.append(_threshold_gate(name, raw, op, th.get(tkey), f"fairness.{fkeys[key]}"))
     return gates
 
 
