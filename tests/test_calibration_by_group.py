@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from village_credit.config import load_config
@@ -56,7 +55,7 @@ def test_demo_blend_is_calibrated_within_each_group_it_decides_for(demo_fit) -> 
 
 
 def test_cross_fit_calibration_refuses_group_offsets_it_has_no_unseen_villages_for(demo_fit) -> None:
-    cfg, train, calib, _, _ = demo_fit
+    _, train, calib, _, _ = demo_fit
     bad = load_config(ROOT / "experiments" / "default.yaml", {"fairness.group_recalibration": "calibration"})
     with pytest.raises(ConfigError, match="group_recalibration"):
         fit_models(train, calib, bad, None)

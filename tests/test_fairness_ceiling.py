@@ -13,7 +13,7 @@ import yaml
 from village_credit.config import load_config
 from village_credit.errors import FairnessInputError
 from village_credit.fairness import DecisionSystem, equal_risk_gaps
-from village_credit.fairness.calibration import calibration_groups, group_calibration
+from village_credit.fairness.calibration import group_calibration
 from village_credit.fairness.ceiling import ceiling_pd, ceiling_system, split_gaps
 from village_credit.fairness.observed import observed_outcome_evidence, protected_groups
 from village_credit.fairness.report import DEFAULT_LIMITS, fairness_verdict
@@ -176,7 +176,7 @@ def test_observed_outcome_evidence_on_german_credit_by_age_band_and_sex() -> Non
     thin = ev["by_feature"]["personal_status_and_sex"]["thin_groups"]
     assert all(next(g["n"] for g in ev["by_feature"]["personal_status_and_sex"]["groups"] if g["group"] == t) < 30
                for t in thin)
-    word, rows = fairness_verdict({"observed": ev, "demographic_parity": {"min_ratio": ev["min_approval_ratio"]}})
+    word, _ = fairness_verdict({"observed": ev, "demographic_parity": {"min_ratio": ev["min_approval_ratio"]}})
     assert word in ("pass", "fail")  # decided on observed outcomes, not "undecided" for want of a truth
 
 

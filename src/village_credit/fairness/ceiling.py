@@ -230,7 +230,7 @@ def split_gaps(gaps: EqualRiskResult, ceiling_system: str = CEILING_SYSTEM,
              "max_cell_excess_approval": _absmax(c["excess_approval"]),
              "max_cell_excess_line": _absmax(c["excess_line"]), "by_comparison": by_comp,
              "worst_approval": _worst(c, "gap_approval"), "worst_line": _worst(c, "gap_line"),
-             "cells_checked": int(len(c)), "excess_limits": dict(lim)}
+             "cells_checked": len(c), "excess_limits": dict(lim)}
         ok_a = not math.isnan(s["max_excess_approval"]) and s["max_excess_approval"] <= lim["approval"]
         ok_l = math.isnan(s["max_gap_line"]) or s["max_excess_line"] <= lim["line"]
         s["excess_passes"] = bool(len(c) > 0 and ok_a and ok_l)

@@ -24,7 +24,8 @@ Per-group figures come from fairlearn's ``MetricFrame`` (through
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
