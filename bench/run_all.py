@@ -22,6 +22,7 @@ QUICK = {
     "bench_blend_strategies.py": ["--n", "10000", "--repeat", "1"],
     "bench_policy_lab.py": ["--n", "5000", "--trials", "40", "--repeat", "1"],
     "bench_monitor_noise.py": ["--households", "6000", "--splits", "2"],
+    "bench_calibration_by_group.py": ["--n", "6000", "--trials", "0"],
 }
 
 

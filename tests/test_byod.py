@@ -253,12 +253,17 @@ def test_logged_model_is_the_decision_model_with_named_outputs(byod) -> None:
 
 
 def test_promote_runs_the_gates_for_a_table(byod) -> None:
-    """Defect: --promote was ignored for a table; now the gates run (no fairness audit: that gate fails)."""
+    """Defect: --promote was ignored for a table; now the gates run. Issue 26: with no truth the
+    fairness gates read observed-outcome evidence over the spec's protected attribute (x_age)
+    and the equal-risk gates say why they do not apply."""
     gates = byod["res"].gates
     assert gates, "promotion gates did not run"
     by = {g["name"]: g for g in gates["gates"]["gates"]}
     assert by["auc_min"]["passed"] is True
-    assert by["fairness_approval_gap_max"]["passed"] is False and not byod["res"].promoted
+    assert by["fairness_approval_excess_max"]["detail"].startswith("not applicable: no ground truth")
+    for name in ("fairness_group_calibration_p_min", "fairness_tpr_gap_max"):  # read, never "missing"
+        assert "missing" not in by[name]["detail"], by[name]
+    assert not byod["res"].promoted
 
 
 def test_data_source_kind(byod, tmp_path: Path) -> None:

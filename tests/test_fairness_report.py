@@ -109,15 +109,17 @@ def test_report_opens_with_verdict_identity_thresholds_and_human_labels(tmp_path
     html = html_path.read_text(encoding="utf-8")
     data = json.loads(json_path.read_text(encoding="utf-8"))
     word, checks = fairness_verdict(data, {"approval_gap_max": 0.5})
-    assert word in ("pass", "fail", "undecided")
+    assert word in ("pass", "fail", "target missed", "undecided")
     # the verdict comes first, then the identity, before any statistics
     first = html.index('class="verdict')
     assert first < html.index("Model identity") < html.index("Disparities")
     assert f"<b>{word.upper()}</b>" in html
     for v in identity.values():
         assert v in html
-    assert "&lt;= 0.5" in html  # the limit the caller applied, not the default 0.05
-    assert "target 0.05, applied 0.5" in html and "result at target" in html  # relaxed limits said so
+    # a limit looser than the programme's target is shown and refused (issue 25): 0.05 applies
+    assert "asked 0.5, target 0.05 applied" in html and "&lt;= 0.5" not in html
+    approval = next(c for c in checks if c["check"] == "largest equal-risk approval gap")
+    assert approval["limit"] == "<= 0.05"
     # human labels, zh and en; no codes in headers or group cells
     assert "Age band x formerly poor / 年龄段 x 脱贫户" in html
     assert ">age_band_x_formerly_poor<" not in html
@@ -142,3 +144,27 @@ def test_run_fairness_reports_progress_step_by_step(tmp_path: Path) -> None:
     assert [d for _, d, _ in steps] == list(range(len(steps)))  # one step at a time, in order
     assert steps[-1] == ("done", len(steps) - 1, len(steps) - 1) and len(steps) >= 4
     assert "audit (bootstrap)" in [name for name, _, _ in steps]
+
+
+def test_banner_never_reads_pass_while_a_programme_target_fails() -> None:
+    """Issue 25: a gap over the programme's target is never a green PASS, whatever limits a
+    caller passes; a gap within the ceiling's allowance reads 'target missed' (amber), and
+    a model's own excess over the gate's limit reads FAIL."""
+    from village_credit.fairness.report import fairness_verdict
+
+    data = {"equal_risk": {"max_gap_approval": 0.09, "max_gap_line": 0.08, "ceiling_max_gap_approval": 0.08,
+                           "ceiling_max_gap_line": 0.07, "max_excess_approval": 0.01, "max_excess_line": 0.02},
+            "demographic_parity": {"min_ratio": 0.9}}
+    for limits in (None, {"approval_gap_max": 0.25, "line_gap_max": 1.0}):
+        word, rows = fairness_verdict(data, limits)
+        assert word == "target missed"
+        assert next(r for r in rows if r["check"] == "largest equal-risk approval gap")["result"] == "fail"
+    data["equal_risk"]["max_excess_approval"] = 0.03  # the model's own part too large
+    assert fairness_verdict(data)[0] == "fail"
+    data["equal_risk"].update(max_gap_approval=0.04, max_excess_approval=0.01)
+    assert fairness_verdict(data)[0] == "pass"
+    # no truth: the equal-risk rows say why they do not apply; the observed-outcome gates decide
+    word, rows = fairness_verdict({"demographic_parity": {"min_ratio": 0.9},
+                                   "observed": {"min_calibration_p": 0.001, "max_tpr_gap": 0.01}})
+    assert word == "fail"
+    assert all(r["result"].startswith("not applicable") for r in rows if "equal-risk" in r["check"])

@@ -195,7 +195,8 @@ def test_group_recalibration_moves_only_members_and_round_trips(fitted: dict, tm
 
 # --------------------------------------------------------------------------- gate
 def _ev(support: dict | None) -> dict:
-    fair = {"equal_risk": {"max_gap_approval": 0.01, "max_gap_line": 0.02, "rules": {"max_gap_approval": 0.3}},
+    fair = {"equal_risk": {"max_gap_approval": 0.01, "max_gap_line": 0.02, "max_excess_approval": 0.005,
+                           "max_excess_line": 0.01, "rules": {"max_gap_approval": 0.3}},
             "demographic_parity": {"min_ratio": 0.95}}
     if support is not None:
         fair["outcome_support"] = support

@@ -33,7 +33,9 @@ registry:
   model_name: vc-e2e
   experiment: vc-e2e
   validator: e2e test (hold-out villages)
-  gates: {{approval_gap_max: 0.3, line_gap_max: 1.0, gap_vs_rules_max_ratio: 0.7}}
+  # plumbing run of 5,000 households: equal-risk cells of 15 households make the line excess
+  # noise (0.22 here); experiments/default.yaml keeps the gate's 0.05
+  gates: {{line_excess_max: 0.3, gap_vs_rules_max_ratio: 0.7}}
 """
 
 

@@ -35,8 +35,8 @@ registry:
   model_name: vc-private
   experiment: vc-private
   # gates are not under test here (privacy is): small data, loose thresholds
-  gates: {{approval_gap_max: 1.0, line_gap_max: 10.0, gap_vs_rules_max_ratio: 10.0, parity_ratio_min: 0.0,
-          ece_max: 0.1, hosmer_lemeshow_p_min: 0.0}}
+  gates: {{approval_excess_max: 1.0, line_excess_max: 10.0, group_calibration_p_min: 0.0, tpr_gap_max: 1.0,
+          gap_vs_rules_max_ratio: 10.0, parity_ratio_min: 0.0, ece_max: 0.1, hosmer_lemeshow_p_min: 0.0}}
 """
 
 

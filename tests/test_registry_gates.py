@@ -18,6 +18,7 @@ def good_evidence(**over: float) -> dict:
         "calibration": {"ece": 0.01, "hosmer_lemeshow_p": 0.40},
         "stability": {"score_psi": 0.02, "feature_psi": {"age": 0.01, "income": 0.05}},
         "fairness": {"equal_risk": {"max_gap_approval": 0.01, "max_gap_line": 0.02,
+                                    "max_excess_approval": 0.005, "max_excess_line": 0.01,
                                     "rules": {"max_gap_approval": 0.40}},
                      "demographic_parity": {"min_ratio": 0.92}},
         "schema": list(SCHEMA),
@@ -37,8 +38,8 @@ def test_all_good_evidence_passes_without_champion() -> None:
     assert rep.passed, rep.to_json()
     names = set(by_name(rep))
     assert {"auc_min", "auc_vs_champion", "ks_vs_champion", "ece_max", "hosmer_lemeshow_p_min",
-            "score_psi_max", "feature_psi_max", "fairness_approval_gap_max",
-            "fairness_line_gap_max", "fairness_parity_ratio_min", "schema_compatible"} <= names
+            "score_psi_max", "feature_psi_max", "fairness_approval_excess_max",
+            "fairness_line_excess_max", "fairness_parity_ratio_min", "schema_compatible"} <= names
     assert by_name(rep)["feature_psi_max"].value == pytest.approx(0.05)
 
 
@@ -153,7 +154,8 @@ def test_fairness_keys_are_configurable() -> None:
     ev["fairness"] = {"audit": {"approval": 0.01, "line": 0.01, "ratio": 0.95, "rules_approval": 0.3}}
     assert not evaluate_gates(ev).passed
     keys = {"approval_gap": "audit.approval", "line_gap": "audit.line", "parity_ratio": "audit.ratio",
-            "baseline_approval_gap": "audit.rules_approval"}
+            "baseline_approval_gap": "audit.rules_approval", "approval_excess": "audit.approval",
+            "line_excess": "audit.line"}
     assert evaluate_gates(ev, {"fairness_keys": keys}).passed
 
 

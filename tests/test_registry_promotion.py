@@ -113,6 +113,7 @@ def evidence(auc: float = 0.80, ks: float = 0.45, **extra: object) -> dict:
         "calibration": {"ece": 0.01, "hosmer_lemeshow_p": 0.40},
         "stability": {"score_psi": 0.02, "feature_psi": {"age": 0.01, "income": 0.03}},
         "fairness": {"equal_risk": {"max_gap_approval": 0.01, "max_gap_line": 0.02,
+                                    "max_excess_approval": 0.005, "max_excess_line": 0.01,
                                     "rules": {"max_gap_approval": 0.40}},
                      "demographic_parity": {"min_ratio": 0.92}},
         "data_fingerprint": "vc-fp-1:abc",

@@ -147,6 +147,7 @@ def test_champion_loads_and_scores_in_fresh_process(logged: dict) -> None:
         "calibration": {"ece": 0.01, "hosmer_lemeshow_p": 0.5},
         "stability": {"score_psi": 0.01, "max_feature_psi": 0.05},
         "fairness": {"equal_risk": {"max_gap_approval": 0.01, "max_gap_line": 0.02,
+                                    "max_excess_approval": 0.005, "max_excess_line": 0.01,
                                     "rules": {"max_gap_approval": 0.40}},
                      "demographic_parity": {"min_ratio": 0.9}},
     })

@@ -164,6 +164,10 @@ class SplitConfig(_Section):
         "all: use the synthetic truth for everyone (an upper bound)."))
     reject_inference: Literal[REMEDIES] = Field("none", description=(  # type: ignore[valid-type]
         "Reject-inference remedy for the refused households (docs/fairness.md)."))
+    calibration: Literal["split", "cross_fit"] = Field("split", description=(
+        "split: the PD map is fitted on the calibration split's villages only; cross_fit: those "
+        "villages join training and the map is fitted on village-grouped out-of-fold scores, so "
+        "every village's random effect averages out (needs fairness.group_recalibration: none)."))
 
     @field_validator("holdout_share")
     @classmethod
@@ -233,8 +237,20 @@ class GateConfig(_Section):
     score_psi_max: NonNegative = Field(0.10, description="Highest score PSI, hold-out vs training.")
     feature_psi_max: NonNegative = Field(0.25, description="Highest PSI of any feature, hold-out vs training.")
     approval_gap_max: NonNegative = Field(0.05, description=(
-        "Highest equal-risk approval-rate gap of a protected group (share, 0.05 = 5 points)."))
-    line_gap_max: NonNegative = Field(0.10, description="Highest equal-risk credit-line gap (relative).")
+        "Programme target: highest equal-risk approval-rate gap (0.05 = 5 points); the fairness "
+        "report's headline. It may be tightened, never loosened (a looser value is not applied)."))
+    line_gap_max: NonNegative = Field(0.10, description=(
+        "Programme target: highest equal-risk credit-line gap (relative); may be tightened, never loosened."))
+    approval_excess_max: NonNegative = Field(0.02, description=(
+        "Gate: the model's own equal-risk approval gap over the information ceiling, both signs "
+        "(synthetic truth)."))
+    line_excess_max: NonNegative = Field(0.05, description=(
+        "Gate: the model's own equal-risk line gap over the information ceiling, both signs (relative)."))
+    group_calibration_p_min: UnitInterval = Field(0.01, description=(
+        "Gate without the truth: lowest calibration-in-the-large p of any protected group with "
+        "enough observed outcomes."))
+    tpr_gap_max: UnitInterval = Field(0.05, description=(
+        "Gate without the truth: highest between-group gap of the approval rate of repaid households."))
     parity_ratio_min: UnitInterval = Field(0.80, description="Lowest demographic-parity approval ratio (0-1).")
     gap_vs_rules_max_ratio: NonNegative = Field(0.60, description=(
         "The model's equal-risk approval gap as a share of the rule standard's, at most."))

@@ -38,8 +38,11 @@ from village_credit.explain.shap_global import (
     write_global_explanations,
 )
 from village_credit.fairness.audit import DecisionSystem, fairness_audit
+from village_credit.fairness.calibration import calibration_groups
+from village_credit.fairness.ceiling import ceiling_system, split_gaps
 from village_credit.fairness.equal_risk import equal_risk_gaps
 from village_credit.fairness.groups import sensitive_frame
+from village_credit.fairness.observed import observed_outcome_evidence, protected_groups
 from village_credit.fairness.reject_inference import REMEDIES, infer_rejects
 from village_credit.fairness.report import fairness_json, write_fairness_report
 from village_credit.fairness.support import (
@@ -208,6 +211,9 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     are fitted on the inferred sample (rows, labels, weights). The method applied is
     recorded in ``metadata["reject_inference"]`` of both models.
 
+    ``split.calibration: cross_fit``: the calibration split joins training and the PD map
+    is fitted on village-grouped out-of-fold scores of every training village.
+
     Outcome-support remedies (docs/fairness.md): rule items (practically) constant among
     the observed training households are neutralised in the blend
     (``model.neutralise_constant_items``); ``fairness.group_recalibration`` wraps the blend
@@ -218,6 +224,14 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     method = cfg.split.reject_inference
     if method not in REMEDIES:  # config.py does not check this option; fail before any fitting
         raise ConfigError(f"split.reject_inference must be one of {', '.join(REMEDIES)}, got {method!r}")
+    cross_fit = cfg.split.calibration == "cross_fit"
+    if cross_fit:
+        if cfg.fairness.group_recalibration != "none":
+            raise ConfigError("split.calibration: cross_fit leaves no village the trees did not see for "
+                              "fairness.group_recalibration; set it to none")
+        # ~20 calibration villages carry their own random effects into the map's intercept;
+        # out-of-fold scores over every training village average them out (issue 25)
+        train, calib = pd.concat([train, calib], ignore_index=True), calib.iloc[:0]
     if cfg.split.train_outcomes != "observed":
         method = "none"  # every outcome is known: nothing to infer
     scaling = PointsScaling.from_pdo(m.pdo, m.base_points, m.base_odds)
@@ -232,8 +246,10 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
         """The estimator with the village-grouped calibration split (trees see ``rows`` only)."""
         est = CreditScoreClassifier(strategy=strategy, policy=cfg.policy, gbm_params=params,
                                     points_scaling=scaling, include_protected=m.include_protected,
-                                    eval_date=cfg.eval_date, seed=cfg.seed, neutralise_rule_items=neutral)
-        return est.fit(rows, y, sample_weight=w, calibration_data=(ca, y_ca), metadata=metadata).model_
+                                    eval_date=cfg.eval_date, seed=cfg.seed, neutralise_rule_items=neutral,
+                                    group_column="village_code" if cross_fit else None)
+        return est.fit(rows, y, sample_weight=w, calibration_data=None if cross_fit else (ca, y_ca),
+                       metadata=metadata).model_
 
     neutral: dict[str, Any] | bool = False  # outcome-support remedy (docs/fairness.md)
     if m.neutralise_constant_items and m.strategy != "gbm_only":
@@ -372,19 +388,30 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
                    train: pd.DataFrame | None = None, models: dict[str, Any] | None = None,
                    population: pd.DataFrame | None = None,
                    ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, str]]:
+    """Audit, equal-risk gaps split into the information ceiling and each system's excess
+    (with the truth), observed-outcome evidence of the blend, report and JSON."""
     policy = load_policy(cfg.policy)
     sens = sensitive_frame(holdout, policy_age_max=policy_age_ceiling(policy))
     systems = decision_systems(ev)
     y = holdout["default_12m"].to_numpy()
     f = cfg.fairness
-    audit = fairness_audit(systems, sens, y, true_pd=holdout["true_pd"].to_numpy(), n_boot=f.n_boot, seed=cfg.seed)
-    gaps = equal_risk_gaps(systems, sens, holdout["true_pd"].to_numpy(), n_deciles=f.n_deciles,
-                           min_count=f.min_count)
+    tp = holdout["true_pd"].to_numpy()
+    audit = fairness_audit(systems, sens, y, true_pd=tp, n_boot=f.n_boot, seed=cfg.seed)
+    ceiling = None
+    gap_systems = systems
+    if models is not None:  # the ceiling decides through the blend's own policy and scale
+        ceiling = ceiling_system(models["blend"], holdout, reference=_ceiling_reference(holdout, train, population),
+                                 eval_date=cfg.eval_date, seed=cfg.seed)
+        gap_systems = [*systems, ceiling]
+    gaps = equal_risk_gaps(gap_systems, sens, tp, n_deciles=f.n_deciles, min_count=f.min_count)
+    split = split_gaps(gaps, limits=_excess_limits(cfg)) if ceiling is not None else None
+    observed = _observed_evidence(systems[-1], holdout, y)
     support = (outcome_support_stage(ev, holdout, gaps, cfg, train, models, population)
                if train is not None and models is not None else None)
     html, js = write_fairness_report(audit, gaps, out_dir=out_dir, identity=_report_identity(cfg, holdout),
-                                     limits=_fairness_limits(cfg), support=support)
-    data = fairness_json(audit, gaps, support=support)
+                                     limits=_fairness_limits(cfg), support=support, ceiling=split,
+                                     observed=observed)
+    data = fairness_json(audit, gaps, support=support, ceiling=split, observed=observed)
     approval = approval_by_group(systems, holdout)
     return data, approval, {"fairness_html": str(html), "fairness_json": str(js)}
 
@@ -395,6 +422,24 @@ def _run_fingerprint() -> str:
     if run is None:
         return "no MLflow run"
     return str(mlflow.get_run(run.info.run_id).data.tags.get("data_fingerprint") or "not logged")
+def _ceiling_reference(holdout: pd.DataFrame, train: pd.DataFrame | None,
+                       population: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Every household outside the hold-out villages (observed or not: the truth is known
+    for all), so the ceiling is fitted on far more rows than it is judged on."""
+    if population is not None and "village_code" in population.columns:
+        return population.loc[~population["village_code"].isin(set(holdout["village_code"]))]
+    return train
+
+
+def _observed_evidence(system: DecisionSystem, households: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
+    """Observed-outcome fairness evidence on the rows a bank would have outcomes for."""
+    seen = (households["outcome_observed"].to_numpy(bool) if "outcome_observed" in households.columns
+            else np.ones(len(households), bool))
+    sub = DecisionSystem(name=system.name, approved=system.approved[seen],
+                         credit_line=None if system.credit_line is None else system.credit_line[seen],
+                         pd=None if system.pd is None else system.pd[seen])
+    groups = calibration_groups(households.loc[seen])
+    return observed_outcome_evidence(sub, groups.reset_index(drop=True), y[seen])
 
 
 def _report_identity(cfg: ExperimentConfig, households: pd.DataFrame) -> dict[str, Any]:
@@ -417,9 +462,17 @@ def _validation_identity(model_name: str, run_id: str | None, holdout: pd.DataFr
 
 
 def _fairness_limits(cfg: ExperimentConfig) -> dict[str, float]:
+    """The gates' fairness thresholds, for the report (which never loosens the programme targets)."""
     g = cfg.registry.gates
     return {"approval_gap_max": g.approval_gap_max, "line_gap_max": g.line_gap_max,
-            "parity_ratio_min": g.parity_ratio_min}
+            "parity_ratio_min": g.parity_ratio_min, "approval_excess_max": g.approval_excess_max,
+            "line_excess_max": g.line_excess_max, "group_calibration_p_min": g.group_calibration_p_min,
+            "tpr_gap_max": g.tpr_gap_max}
+
+
+def _excess_limits(cfg: ExperimentConfig) -> dict[str, float]:
+    g = cfg.registry.gates
+    return {"approval": g.approval_excess_max, "line": g.line_excess_max}
 
 
 def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, cfg: ExperimentConfig,
@@ -731,7 +784,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
             trained = train(job, data, use_mlflow)
             if cfg.stages.shap:
                 _explain(job, trained)
-            fair = _fairness(job, data, trained) if source.has_truth else {}
+            fair = _fairness(job, data, trained) if source.has_truth else _observed_fairness(job, data, trained)
             val = _validate(job, data, trained, fair)
             model_dir = job.stages.run("save model", trained.model.save, out_dir / "model")
             result.paths["model_dir"] = str(model_dir)
@@ -873,6 +926,32 @@ def _fairness(job: _Job, data: _Data, trained: _Trained) -> dict[str, Any]:
     return fair
 
 
+def _observed_fairness(job: _Job, data: _Data, trained: _Trained) -> dict[str, Any]:
+    """Without the truth: fairness evidence from observed outcomes over the declared protected
+    attributes (households: age bands, formerly poor; a table: its feature spec's ``protected``).
+
+    Nothing declared: ``{"not_applicable": ...}``, so every fairness gate says so by name.
+    """
+    holdout, dec = trained.holdout, trained.decisions
+    if job.source.has_rules:
+        groups = calibration_groups(holdout)
+    else:
+        cols = [c for c in (data.table.spec.get("protected") or []) if c in holdout.columns]
+        if not cols:
+            return {"not_applicable": "no protected attribute declared (feature spec: protected)"}
+        groups = protected_groups(holdout, cols)
+    keep = trained.keep
+    line = dec["credit_line"].to_numpy(float) if "credit_line" in dec else None
+    system = DecisionSystem(name="model", approved=dec["approved"].to_numpy(bool)[keep],
+                            credit_line=None if line is None or np.isnan(line).all() else np.nan_to_num(line)[keep],
+                            pd=dec["pd"].to_numpy(float)[keep])
+    observed = observed_outcome_evidence(system, groups.loc[keep].reset_index(drop=True),
+                                         np.asarray(trained.y_hold)[keep])
+    return {"observed": observed, "primary_system": "model",
+            "demographic_parity": {"system": "model", "min_ratio": observed["min_approval_ratio"]},
+            "equal_risk_note": "equal-risk gaps: available on synthetic data only (no true PD here)"}
+
+
 def _validate(job: _Job, data: _Data, trained: _Trained, fair: dict[str, Any]) -> dict[str, Any]:
     """The validation report's figures on the scored hold-out rows (and its files, if reports are on)."""
     keep, dec, has_rules = trained.keep, trained.decisions, job.source.has_rules
@@ -969,8 +1048,8 @@ def _record_holdout_validation(job: _Job, data: _Data, val: dict[str, Any], run_
 
 
 #: the gates that judge fairness evidence (their keys and limits: registry.gates)
-_FAIRNESS_GATES = ("fairness_approval_gap_max", "fairness_line_gap_max", "fairness_parity_ratio_min",
-                   "outcome_support")
+_FAIRNESS_GATES = ("fairness_approval_excess_max", "fairness_line_excess_max", "fairness_parity_ratio_min",
+                   "fairness_group_calibration_p_min", "fairness_tpr_gap_max", "outcome_support")
 
 
 def gates_not_applicable(cfg: ExperimentConfig, source: DataSource, protected: list[str],
@@ -1082,8 +1161,9 @@ def _evidence(m: dict[str, float], val: dict[str, Any], fairness: dict[str, Any]
               ) -> dict[str, Any]:
     """The promotion evidence: hold-out numbers the gates compare with thresholds.
 
-    A table model has no fairness audit (no household groups): its fairness evidence is
-    empty and the fairness gates fail with "evidence missing", never a silent pass.
+    Without the truth the fairness evidence is the observed-outcome section over the
+    declared protected attributes; with none declared it says "not applicable", and the
+    fairness gates say so by name.
     """
     stab = val.get("stability") or {}
     csi = stab.get("csi")

@@ -45,6 +45,9 @@ from village_credit.fairness.audit import DecisionSystem, _arr
 from village_credit.fairness.groups import FairnessInputError, check_sensitive
 
 TARGET_GAP = 0.05
+"""The programme's equal-risk approval-gap target (5 rate points)."""
+TARGET_LINE_GAP = 0.10
+"""The programme's equal-risk credit-line gap target (10 %, relative)."""
 DEFAULT_COMPARISONS: dict[str, tuple[str, str]] = {
     "elderly": ("elderly", f"{ELDERLY_AGE}+"),
     "formerly_poor": ("formerly_poor", FORMERLY_POOR),

@@ -48,7 +48,8 @@ from village_credit.fairness.audit import (
     fairness_audit,
     records,
 )
-from village_credit.fairness.equal_risk import TARGET_GAP, EqualRiskResult, equal_risk_gaps
+from village_credit.fairness.ceiling import EXCESS_LIMITS, CeilingSplit
+from village_credit.fairness.equal_risk import TARGET_GAP, TARGET_LINE_GAP, EqualRiskResult, equal_risk_gaps
 from village_credit.fairness.groups import FairnessInputError, sensitive_frame
 from village_credit.fairness.mitigation import policy_change_systems, tradeoff_table
 from village_credit.reporting.displays import (
@@ -72,7 +73,8 @@ def _min_ratio(disp: dict[str, dict[str, Any]]) -> float | None:
 
 def fairness_json(audit: AuditResult, gaps: EqualRiskResult | None, tradeoff: pd.DataFrame | None = None,
                   reject: pd.DataFrame | None = None, primary_system: str | None = None,
-                  support: dict[str, Any] | None = None) -> dict[str, Any]:
+                  support: dict[str, Any] | None = None, ceiling: CeilingSplit | None = None,
+                  observed: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report's JSON document (see module docstring for the keys).
 
     Examples
@@ -93,11 +95,22 @@ def fairness_json(audit: AuditResult, gaps: EqualRiskResult | None, tradeoff: pd
     if primary in er:
         er.update(system=primary, max_gap_approval=er[primary]["max_gap_approval"],
                   max_gap_line=er[primary]["max_gap_line"], passes_5pct=er[primary]["passes_5pct"])
+    if er:
+        er["truth"] = "synthetic data only: equal-risk gaps need the generator's true PD"
+    if ceiling is not None:
+        er["excess"] = ceiling.summary
+        split = ceiling.summary.get(primary or "", {})
+        er.update({k: split.get(k) for k in ("max_excess_approval", "max_excess_line",
+                                              "ceiling_max_gap_approval", "ceiling_max_gap_line")})
     dp: dict[str, Any] = {s: {"min_ratio": _min_ratio(disp.get(s, {}))} for s in systems}
     if primary in dp:
         dp.update(system=primary, min_ratio=dp[primary]["min_ratio"])
     figs = _figure_data(audit, gaps, tradeoff, reject)
-    extra = {"outcome_support": support} if support is not None else {}
+    extra: dict[str, Any] = {"outcome_support": support} if support is not None else {}
+    if ceiling is not None:
+        extra["equal_risk_excess_table"] = records(ceiling.table)
+    if observed is not None:
+        extra["observed"] = observed
     return to_jsonable({**extra,
         "schema": SCHEMA_VERSION,
         "params": audit.params,
@@ -200,7 +213,8 @@ def _approval_chart(data: pd.DataFrame, feature: str):
 
 
 def _gap_chart(table: pd.DataFrame, column: str, label: str):
-    return EqualRiskDisplay.from_table(table, column=column, ylabel=label, target=TARGET_GAP,
+    target = TARGET_LINE_GAP if column.endswith("line") else TARGET_GAP  # each gap's own target band
+    return EqualRiskDisplay.from_table(table, column=column, ylabel=label, target=target,
                                        comparison_labels={k: v.split(" / ")[0]
                                                           for k, v in COMPARISON_LABELS.items()}).figure_
 
@@ -265,33 +279,126 @@ def _support_section(rep: HtmlReport, support: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- verdict
-DEFAULT_LIMITS: dict[str, float] = {"approval_gap_max": TARGET_GAP, "line_gap_max": 0.10,
-                                    "parity_ratio_min": 0.80}
-"""The fairness limits the report judges by unless the caller passes the gates' own."""
+PROGRAMME_TARGETS: dict[str, float] = {"approval_gap_max": TARGET_GAP, "line_gap_max": TARGET_LINE_GAP,
+                                       "parity_ratio_min": 0.80}
+"""The programme's fairness targets: the headline's reference. A caller's limits may
+tighten them, never loosen them (a looser one is shown and not applied)."""
+
+DEFAULT_LIMITS: dict[str, float] = {
+    **PROGRAMME_TARGETS,
+    # promotion gates on the model's own excess over the information ceiling (synthetic truth)
+    "approval_excess_max": EXCESS_LIMITS["approval"], "line_excess_max": EXCESS_LIMITS["line"],
+    # promotion gates on observed outcomes (any labelled sample without the truth)
+    "group_calibration_p_min": 0.01, "tpr_gap_max": TARGET_GAP,
+}
+"""Every limit the report judges by; keys as ``registry.gates.DEFAULT_THRESHOLDS``."""
+
+NO_TRUTH = "not applicable: no ground truth (equal-risk gaps need the synthetic true PD)"
+TRUTH_GATES = "not applicable: the ground truth's excess gates apply"
+
+
+def _effective_limits(limits: Mapping[str, float] | None) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """Limits applied, and the caller's looser-than-target limits that were refused."""
+    lim = {**DEFAULT_LIMITS, **{k: float(v) for k, v in (limits or {}).items() if k in DEFAULT_LIMITS}}
+    refused = {}
+    for k, target in PROGRAMME_TARGETS.items():
+        looser = lim[k] < target if k.endswith("_min") else lim[k] > target
+        if looser:
+            refused[k] = (target, lim[k])
+            lim[k] = target
+    return lim, refused
+
+
+def _judge(value: Any, op: str, limit: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "undecided"
+    return "pass" if (value <= limit if op == "<=" else value >= limit) else "fail"
 
 
 def fairness_verdict(data: Mapping[str, Any], limits: Mapping[str, float] | None = None
                      ) -> tuple[str, list[dict[str, Any]]]:
-    """One verdict for the primary system: ``pass``, ``fail`` or ``undecided`` (nothing
-    could be checked), with one row per check (``check, value, limit, result``)."""
-    lim = {**DEFAULT_LIMITS, **(limits or {})}
-    er = data.get("equal_risk", {})
-    checks = [
-        ("largest equal-risk approval gap", er.get("max_gap_approval"), "<=", lim["approval_gap_max"]),
-        ("largest equal-risk line gap", er.get("max_gap_line"), "<=", lim["line_gap_max"]),
-        ("smallest demographic parity ratio", data.get("demographic_parity", {}).get("min_ratio"), ">=",
-         lim["parity_ratio_min"]),
-    ]
-    rows = []
-    for name, value, op, limit in checks:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            result = "undecided"
+    """The banner's word and one row per check (``check, kind, value, limit, result``).
+
+    Kinds: ``programme target`` (the headline: equal-risk gaps 0.05 / 10 %, parity 0.8),
+    ``promotion gate`` (what ``registry.gates`` checks: the model's excess over the
+    information ceiling with the truth, observed-outcome calibration and TPR gap without
+    it, and parity), ``information`` (the ceiling: the part only more data can close).
+    Word: ``fail`` when a promotion gate fails; ``target missed`` when only a programme
+    target is missed (the report never shows a green pass then); ``undecided`` when an
+    applicable check could not be computed; else ``pass``.
+    """
+    lim, _ = _effective_limits(limits)
+    er = data.get("equal_risk") or {}
+    obs = data.get("observed") or {}
+    parity = (data.get("demographic_parity") or {}).get("min_ratio")
+    rows: list[dict[str, Any]] = []
+
+    def add(check: str, kind: str, value: Any, op: str | None, limit: float | None, result: str | None = None
+            ) -> None:
+        res = result or (_judge(value, op, limit) if op and limit is not None else "info")
+        rows.append({"check": check, "kind": kind, "value": value,
+                     "limit": f"{op} {limit:g}" if op and limit is not None else "", "result": res})
+
+    truth = bool(er)
+    for what, key in (("approval", "approval_gap_max"), ("line", "line_gap_max")):
+        if truth:
+            add(f"largest equal-risk {what} gap", "programme target", er.get(f"max_gap_{what}"), "<=", lim[key])
         else:
-            result = "pass" if (value <= limit if op == "<=" else value >= limit) else "fail"
-        rows.append({"check": name, "value": value, "limit": f"{op} {limit:g}", "result": result})
-    results = {r["result"] for r in rows}
-    word = "fail" if "fail" in results else ("undecided" if "undecided" in results else "pass")
+            add(f"largest equal-risk {what} gap", "programme target", None, "<=", lim[key], NO_TRUTH)
+    add("smallest demographic parity ratio", "programme target + promotion gate", parity, ">=",
+        lim["parity_ratio_min"])
+    for what, key in (("approval", "approval_excess_max"), ("line", "line_excess_max")):
+        if truth:
+            add(f"information ceiling: largest {what} gap of the best model these columns allow", "information",
+                er.get(f"ceiling_max_gap_{what}"), None, None)
+            add(f"model's own excess over the ceiling ({what}, both signs)", "promotion gate",
+                er.get(f"max_excess_{what}"), "<=", lim[key])
+        else:
+            add(f"model's own excess over the ceiling ({what}, both signs)", "promotion gate", None, "<=",
+                lim[key], NO_TRUTH)
+    for check, key, op, lkey in (("smallest within-group calibration p (observed outcomes)",
+                                  "min_calibration_p", ">=", "group_calibration_p_min"),
+                                 ("largest TPR gap: approval of repaid households (observed outcomes)",
+                                  "max_tpr_gap", "<=", "tpr_gap_max")):
+        if truth:
+            add(check, "information", obs.get(key), op, lim[lkey], TRUTH_GATES if obs else "not computed")
+        else:
+            add(check, "promotion gate", obs.get(key) if obs else None, op, lim[lkey])
+    gates = [r["result"] for r in rows if "gate" in r["kind"]]
+    targets = [r["result"] for r in rows if "target" in r["kind"]]
+    if "fail" in gates:
+        word = "fail"
+    elif "fail" in targets:
+        word = "target missed"
+    elif "undecided" in gates + targets:
+        word = "undecided"
+    else:
+        word = "pass"
     return word, rows
+
+
+def _banner_text(data: Mapping[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The headline in words: each gap against the programme's target, split into the
+    ceiling (only more data closes it) and the model's own excess (what the gate checks)."""
+    er = data.get("equal_risk") or {}
+    parts = []
+    if er:
+        for what, target in (("approval", rows[0]), ("line", rows[1])):
+            gap, ceil, exc = (er.get(k) for k in (f"max_gap_{what}", f"ceiling_max_gap_{what}",
+                                                   f"max_excess_{what}"))
+            text = f"largest equal-risk {what} gap {_num(gap)} (target {target['limit']}: {target['result']})"
+            if ceil is not None:
+                text += (f" = information ceiling {_num(ceil)} (only more data, e.g. exploration, closes it)"
+                         f" + model's own excess up to {_num(exc)}")
+            parts.append(text)
+    else:
+        parts.append("equal-risk gaps: " + NO_TRUTH + "; judged on observed outcomes")
+    parts += [f"{r['check']} {r['result']}" for r in rows if "gate" in r["kind"]]
+    return "; ".join(parts)
+
+
+def _num(v: Any) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.3f}"
 
 
 def _identity_block(rep: HtmlReport, data: Mapping[str, Any], identity: Mapping[str, Any] | None,
@@ -302,7 +409,7 @@ def _identity_block(rep: HtmlReport, data: Mapping[str, Any], identity: Mapping[
     override = ident.pop("override", None)
     system = data.get("primary_system")
     ext = (data.get("outcome_support") or {}).get("extrapolated_groups") or []
-    text = (f" {system}: " + "; ".join(f"{c['check']} {c['result']}" for c in checks)
+    text = (f" {system}: " + _banner_text(data, checks)
             + (f". Promoted by override: {override}" if override else "")
             + (f". Decided by EXTRAPOLATION (no observed outcomes to check against): {', '.join(ext)}"
                if ext else ""))
@@ -315,18 +422,13 @@ def _identity_block(rep: HtmlReport, data: Mapping[str, Any], identity: Mapping[
              "system judged": system,
              "override": override or "none",
              **{str(k).replace("_", " "): v for k, v in ident.items()}}
-    relaxed = {k: (DEFAULT_LIMITS[k], v) for k, v in (limits or {}).items()
-               if k in DEFAULT_LIMITS and v != DEFAULT_LIMITS[k]}
-    if relaxed:
-        shown["limits differ from the programme targets"] = "; ".join(
-            f"{k.replace('_', ' ')}: target {a:g}, applied {b:g}" for k, (a, b) in relaxed.items())
+    _, refused = _effective_limits(limits)
+    if refused:
+        shown["limits looser than the programme targets (not applied)"] = "; ".join(
+            f"{k.replace('_', ' ')}: asked {b:g}, target {a:g} applied" for k, (a, b) in refused.items())
     rep.add_key_values(shown, caption="Model identity / 模型信息")
-    table = pd.DataFrame(checks)
-    if relaxed:  # say what the programme's own targets would conclude, next to the applied limits
-        _, at_target = fairness_verdict(data, None)
-        table["programme target"] = [c["limit"] for c in at_target]
-        table["result at target"] = [c["result"] for c in at_target]
-    rep.add_table(table, caption="Thresholds applied and results / 阈值与结果")
+    rep.add_table(pd.DataFrame(checks), caption="Programme targets, promotion gates and the information ceiling "
+                                                "/ 目标、晋升门槛与信息上限")
 
 
 # --------------------------------------------------------------------------- writer
@@ -359,18 +461,23 @@ def build_fairness_html(audit: AuditResult, gaps: EqualRiskResult | None, tradeo
                         reject: pd.DataFrame | None = None, title: str = "Fairness report",
                         primary_system: str | None = None, identity: Mapping[str, Any] | None = None,
                         limits: Mapping[str, float] | None = None,
-                        support: dict[str, Any] | None = None) -> HtmlReport:
+                        support: dict[str, Any] | None = None, ceiling: CeilingSplit | None = None,
+                        observed: dict[str, Any] | None = None) -> HtmlReport:
     """Assemble the HTML report (not yet written).
 
     ``identity``: ``model``, ``version``, ``run_id``, ``data_fingerprint``, ``date``,
     ``override`` (the reason, when gates were overridden) and any other key shown as is.
     ``limits``: the promotion gates' fairness thresholds (``approval_gap_max``,
-    ``line_gap_max``, ``parity_ratio_min``), defaults :data:`DEFAULT_LIMITS`.
+    ``line_gap_max``, ``parity_ratio_min``, ``approval_excess_max``, ...), defaults
+    :data:`DEFAULT_LIMITS`; the programme targets are never loosened.
+    ``ceiling``: :func:`~village_credit.fairness.ceiling.split_gaps` of the equal-risk gaps;
+    ``observed``: :func:`~village_credit.fairness.observed.observed_outcome_evidence`.
     """
     p = audit.params
     rep = HtmlReport(title, subtitle=f"{p.get('n')} households; systems: {', '.join(audit.systems)}; "
                                      f"bootstrap {p.get('n_boot')} replicates, seed {p.get('seed')}")
-    data = fairness_json(audit, gaps, tradeoff, reject, primary_system=primary_system, support=support)
+    data = fairness_json(audit, gaps, tradeoff, reject, primary_system=primary_system, support=support,
+                         ceiling=ceiling, observed=observed)
     _identity_block(rep, data, identity, limits)
     rep.add_section("How to read", "Positive outcome = no default within 12 months; positive decision = approved. "
                     "TPR = approval rate of households that did not default; FPR = approval rate of households that "
@@ -387,10 +494,14 @@ def build_fairness_html(audit: AuditResult, gaps: EqualRiskResult | None, tradeo
         rep.add_figure(_approval_chart(figs["approval_by_group"], f), caption=f"Approval rate by {feature_label(f)}")
     for system, t in _per_group_tables(audit).items():
         rep.add_table(t, caption=f"Per-group metrics: {system}", yuan=(METRIC_LABELS["mean_line"],))
+    if observed is not None:
+        _observed_section(rep, observed)
     if gaps is not None:
-        rep.add_section("Equal risk, equal treatment",
-                        "Within deciles of the true PD, the approval-rate gap (rate points) and the relative "
-                        f"mean-line gap between protected households and others; target |gap| <= {TARGET_GAP:.0%}.")
+        rep.add_section("Equal risk, equal treatment (available on synthetic data only)",
+                        "Within deciles of the true PD (the generator's truth; a real sample has none), the "
+                        "approval-rate gap (rate points) and the relative mean-line gap between protected "
+                        f"households and others; programme targets |approval gap| <= {TARGET_GAP:.0%}, "
+                        f"|line gap| <= {TARGET_LINE_GAP:.0%}.")
         s = pd.DataFrame([{"system": k, **{m: v for m, v in val.items() if m != "by_comparison"},
                            "passes_5pct": _light(val["passes_5pct"])} for k, val in gaps.summary.items()])
         rep.add_table(s.rename(columns=METRIC_LABELS), caption="Equal-risk summary per system")
@@ -399,6 +510,8 @@ def build_fairness_html(audit: AuditResult, gaps: EqualRiskResult | None, tradeo
         if gaps.table.gap_line.notna().any():
             rep.add_figure(_gap_chart(gaps.table, "gap_line", "relative line gap"),
                            caption="Mean credit-line gap by true-PD decile")
+    if ceiling is not None:
+        _ceiling_section(rep, ceiling)
     if tradeoff is not None and len(tradeoff):
         rep.add_section("Mitigation trade-off",
                         "No option is best on every axis: compare the gap, the risk of approved households and the "
@@ -415,6 +528,43 @@ def build_fairness_html(audit: AuditResult, gaps: EqualRiskResult | None, tradeo
     return rep
 
 
+def _ceiling_section(rep: HtmlReport, ceiling: CeilingSplit) -> None:
+    """Each gap = information ceiling + the model's own excess (fairness/ceiling.py)."""
+    rep.add_section("Information ceiling: which part of a gap only more data can close",
+                    "The ceiling system decides with the best PD these columns allow (a model fitted to the "
+                    "true PD on the same inputs, cross-fitted by village) through the same policy. Its gaps are "
+                    "what no model on these columns can avoid; exploration and richer records close them. The "
+                    "model's own excess (its gap minus the ceiling's, cell by cell, both signs) is what the "
+                    f"promotion gates check: |excess| <= {EXCESS_LIMITS['approval']:g} in approval, "
+                    f"<= {EXCESS_LIMITS['line']:.0%} in line.")
+    rows = [{"system": k, **{m: v[m] for m in ("max_gap_approval", "ceiling_max_gap_approval",
+                                                "max_excess_approval", "max_gap_line", "ceiling_max_gap_line",
+                                                "max_excess_line", "cells_checked")},
+             "excess within limits": _light(v["excess_passes"])} for k, v in ceiling.summary.items()]
+    rep.add_table(pd.DataFrame(rows), caption="Largest |gap| of each system, of the ceiling, and the largest "
+                                              "|excess| (over checked cells)")
+    t = ceiling.table
+    t = t.loc[t["checked"].astype(bool), ["system", "comparison", "decile", "gap_approval", "ceiling_approval",
+                                          "excess_approval", "gap_line", "ceiling_line", "excess_line"]]
+    rep.add_table(t, caption="Per true-PD decile: gap = ceiling + excess (checked cells)")
+
+
+def _observed_section(rep: HtmlReport, observed: dict[str, Any]) -> None:
+    """Evidence any labelled sample gives: calibration within groups, parity, error-rate gaps."""
+    rep.add_section("Observed outcomes (any labelled sample)",
+                    f"{observed.get('n_outcomes')} households with an observed outcome "
+                    f"({observed.get('n_defaults')} defaults), system {observed.get('system')}. Groups with fewer "
+                    f"than {observed.get('min_outcomes')} outcomes are shown but left out of the gaps. "
+                    "TPR = approval rate of households that repaid; FPR = of households that defaulted.")
+    for feat, f in (observed.get("by_feature") or {}).items():
+        g = pd.DataFrame(f.get("groups") or [])
+        cap = (f"{feature_label(feat)}: max TPR gap {_num(f.get('max_tpr_gap'))}, max FPR gap "
+               f"{_num(f.get('max_fpr_gap'))}, approval ratio {_num(f.get('min_approval_ratio'))}, line ratio "
+               f"{_num(f.get('min_line_ratio'))}, smallest calibration p {_num(f.get('min_calibration_p'))}"
+               + (f"; too few outcomes: {', '.join(f['thin_groups'])}" if f.get("thin_groups") else ""))
+        rep.add_table(g, caption=cap)
+
+
 def write_fairness_report(
     audit: AuditResult,
     gaps: EqualRiskResult | None,
@@ -428,6 +578,8 @@ def write_fairness_report(
     identity: Mapping[str, Any] | None = None,
     limits: Mapping[str, float] | None = None,
     support: dict[str, Any] | None = None,
+    ceiling: CeilingSplit | None = None,
+    observed: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``<stem>.html`` and ``<stem>.json`` into ``out_dir``; returns both paths.
 
@@ -450,8 +602,10 @@ def write_fairness_report(
     fairness.html fairness.json
     """
     rep = build_fairness_html(audit, gaps, tradeoff, reject, title=title, primary_system=primary_system,
-                              identity=identity, limits=limits, support=support)
-    data = fairness_json(audit, gaps, tradeoff, reject, primary_system=primary_system, support=support)
+                              identity=identity, limits=limits, support=support, ceiling=ceiling,
+                              observed=observed)
+    data = fairness_json(audit, gaps, tradeoff, reject, primary_system=primary_system, support=support,
+                         ceiling=ceiling, observed=observed)
     return write_report(rep, data, out_dir, stem=stem)
 
 

@@ -21,10 +21,11 @@ fairness modules, recorded by :func:`village_credit.registry.promotion.promote`)
 
 Fairness numbers are read by dotted path from the fairness JSON; the paths are
 configurable as ``thresholds["fairness_keys"]`` (defaults in ``FAIRNESS_KEYS``):
-``equal_risk.max_gap_approval`` (largest approval-rate gap between protected and
-other households *of equal risk*), ``equal_risk.max_gap_line`` (same for the
-relative credit-line gap) and ``demographic_parity.min_ratio`` (smallest
-selection-rate ratio, the four-fifths rule).
+``equal_risk.max_excess_approval`` / ``equal_risk.max_excess_line`` (the model's own
+largest equal-risk gap over the information ceiling, synthetic truth only),
+``observed.min_calibration_p`` / ``observed.max_tpr_gap`` (observed outcomes, when
+there is no truth; a gate that cannot apply passes as "not applicable: ...") and
+``demographic_parity.min_ratio`` (smallest selection-rate ratio, the four-fifths rule).
 """
 
 from __future__ import annotations
@@ -45,9 +46,16 @@ DEFAULT_THRESHOLDS: dict[str, Any] = {
     # stability (hold-out vs training)
     "score_psi_max": 0.10,
     "feature_psi_max": 0.25,
-    # fairness
+    # fairness (docs/fairness.md). approval_gap_max / line_gap_max are the programme's
+    # targets: the fairness report's headline, never a gate a config could loosen. With
+    # the synthetic truth the gates check the model's own excess over the information
+    # ceiling (fairness/ceiling.py, both signs); without it, observed-outcome evidence.
     "approval_gap_max": 0.05,
     "line_gap_max": 0.10,
+    "approval_excess_max": 0.02,
+    "line_excess_max": 0.05,
+    "group_calibration_p_min": 0.01,
+    "tpr_gap_max": 0.05,
     "parity_ratio_min": 0.80,
     # the candidate's equal-risk approval gap as a share of the rule standard's gap on
     # the same households: a promoted model must treat elderly and formerly poor
@@ -69,6 +77,10 @@ DEFAULT_THRESHOLDS: dict[str, Any] = {
 FAIRNESS_KEYS: dict[str, str] = {
     "approval_gap": "equal_risk.max_gap_approval",
     "line_gap": "equal_risk.max_gap_line",
+    "approval_excess": "equal_risk.max_excess_approval",
+    "line_excess": "equal_risk.max_excess_line",
+    "group_calibration_p": "observed.min_calibration_p",
+    "tpr_gap": "observed.max_tpr_gap",
     "parity_ratio": "demographic_parity.min_ratio",
     "baseline_approval_gap": "equal_risk.rules.max_gap_approval",
 }
@@ -282,6 +294,7 @@ def evaluate_gates(
     ...     "calibration": {"ece": 0.01, "hosmer_lemeshow_p": 0.40},
     ...     "stability": {"score_psi": 0.02, "max_feature_psi": 0.05},
     ...     "fairness": {"equal_risk": {"max_gap_approval": 0.01, "max_gap_line": 0.02,
+    ...                                 "max_excess_approval": 0.005, "max_excess_line": 0.01,
     ...                                 "rules": {"max_gap_approval": 0.40}},
     ...                  "demographic_parity": {"min_ratio": 0.92}},
     ...     "schema": [{"name": "head_age", "type": "long"}],
@@ -313,12 +326,7 @@ def evaluate_gates(
                         th.get("score_psi_max"), "stability.score_psi"),
         _threshold_gate("feature_psi_max", _max_feature_psi(ev.get("stability")), "<=",
                         th.get("feature_psi_max"), "max feature PSI"),
-        _threshold_gate("fairness_approval_gap_max",
-                        _lookup(ev.get("fairness", {}), fkeys["approval_gap"]), "<=",
-                        th.get("approval_gap_max"), f"fairness.{fkeys['approval_gap']}"),
-        _threshold_gate("fairness_line_gap_max",
-                        _lookup(ev.get("fairness", {}), fkeys["line_gap"]), "<=",
-                        th.get("line_gap_max"), f"fairness.{fkeys['line_gap']}"),
+        *_fairness_gates(ev.get("fairness", {}), fkeys, th),
         _threshold_gate("fairness_parity_ratio_min",
                         _lookup(ev.get("fairness", {}), fkeys["parity_ratio"]), ">=",
                         th.get("parity_ratio_min"), f"fairness.{fkeys['parity_ratio']}"),
@@ -335,6 +343,46 @@ def _not_applicable(gates: list[Gate], declared: Any) -> list[Gate]:
     na = {str(k): str(v) for k, v in dict(declared or {}).items()} if isinstance(declared, Mapping) else {}
     return [Gate(g.name, None, None, "n/a", True, f"not applicable: {na[g.name]}") if g.name in na else g
             for g in gates]
+
+
+def _fairness_gates(fairness: Any, fkeys: Mapping[str, str], th: Mapping[str, Any]) -> list[Gate]:
+    """Equal-risk excess gates with the ground truth, observed-outcome gates without it.
+
+    With equal-risk evidence (``fkeys["approval_gap"]`` present: synthetic truth): the model's largest |excess| over the
+    information ceiling, approval and line (``approval_excess_max`` / ``line_excess_max``);
+    the observed-outcome gates then say "not applicable". Without it: the smallest
+    within-group calibration p and the largest TPR gap on observed outcomes
+    (``group_calibration_p_min`` / ``tpr_gap_max``), and the excess gates say "not
+    applicable". No fairness evidence at all fails every one ("evidence ... missing").
+    """
+    fair = fairness if isinstance(fairness, Mapping) else {}
+    if isinstance(fair.get("not_applicable"), str):
+        return [Gate(name, None, _number(th.get(tkey)), "<=", True, f"not applicable: {fair['not_applicable']}")
+                for name, tkey in (("fairness_approval_excess_max", "approval_excess_max"),
+                                   ("fairness_line_excess_max", "line_excess_max"),
+                                   ("fairness_group_calibration_p_min", "group_calibration_p_min"),
+                                   ("fairness_tpr_gap_max", "tpr_gap_max"))]
+    truth = _lookup(fair, fkeys["approval_gap"]) is not _MISSING  # equal-risk gaps exist only with the truth
+    specs = [("fairness_approval_excess_max", "approval_excess", "<=", "approval_excess_max", True),
+             ("fairness_line_excess_max", "line_excess", "<=", "line_excess_max", True),
+             ("fairness_group_calibration_p_min", "group_calibration_p", ">=", "group_calibration_p_min", False),
+             ("fairness_tpr_gap_max", "tpr_gap", "<=", "tpr_gap_max", False)]
+    gates = []
+    for name, key, op, tkey, needs_truth in specs:
+        if fair and needs_truth != truth:
+            why = ("no ground truth (equal-risk gaps need the synthetic true PD); observed-outcome gates apply"
+                   if needs_truth else "the ground truth's equal-risk excess gates apply")
+            gates.append(Gate(name, None, _number(th.get(tkey)), op, True, f"not applicable: {why}"))
+            continue
+        raw = _lookup(fair, fkeys[key])
+        obs = fair.get("observed")
+        if not needs_truth and raw is None and isinstance(obs, Mapping):  # present, nothing to decide on
+            gates.append(Gate(name, None, _number(th.get(tkey)), op, False,
+                              f"undecided: fewer than two protected groups with at least "
+                              f"{obs.get('min_outcomes')} observed outcomes ({obs.get('n_outcomes')} in all)"))
+            continue
+        gates.append(_threshold_gate(name, raw, op, th.get(tkey), f"fairness.{fkeys[key]}"))
+    return gates
 
 
 def _gap_vs_baseline_gate(fairness: Any, fkeys: Mapping[str, str], max_ratio: Any) -> Gate:

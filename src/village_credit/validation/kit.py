@@ -40,8 +40,11 @@ from village_credit.data.io import read_table
 from village_credit.data.schema import TRUTH_COLUMNS
 from village_credit.errors import VillageCreditError
 from village_credit.fairness.audit import DecisionSystem, fairness_audit
+from village_credit.fairness.calibration import calibration_groups
+from village_credit.fairness.ceiling import ceiling_system, split_gaps
 from village_credit.fairness.equal_risk import equal_risk_gaps
-from village_credit.fairness.groups import sensitive_frame
+from village_credit.fairness.groups import FairnessInputError, sensitive_frame
+from village_credit.fairness.observed import observed_outcome_evidence
 from village_credit.fairness.report import fairness_json
 from village_credit.registry.loading import (
     LoadedModel,
@@ -252,16 +255,31 @@ def model_features(source: Any, rows: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def _fairness(rows: pd.DataFrame, decisions: Mapping[str, pd.DataFrame], y: np.ndarray,
-              age_max: int, n_boot: int, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(summary for the report, fairness keys for gate evidence)."""
+              age_max: int, n_boot: int, seed: int, model: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(summary for the report, fairness keys for gate evidence).
+
+    With ``true_pd`` and the model: the equal-risk gaps split into the information ceiling
+    (cross-fitted on the sample) and the model's own excess; always: observed-outcome
+    evidence by age band and formerly-poor status (fairness/observed.py).
+    """
     sens = sensitive_frame(rows, age_max)
     systems = [DecisionSystem.from_decisions(name, d.reset_index(drop=True))
                for name, d in decisions.items()]
     tp = rows["true_pd"].to_numpy(dtype=float) if "true_pd" in rows.columns else None
     feats = ["age_band", "elderly", "policy_age", "formerly_poor"]
     audit = fairness_audit(systems, sens, y, true_pd=tp, n_boot=n_boot, seed=seed, features=feats)
-    gaps = equal_risk_gaps(systems, sens, tp) if tp is not None else None
-    fj = fairness_json(audit, gaps, primary_system=systems[0].name)
+    split = None
+    gap_systems = list(systems)
+    if tp is not None and model is not None:
+        try:  # a sample too small to cross-fit leaves the excess missing: its gates then fail
+            gap_systems.append(ceiling_system(model, rows, seed=seed))
+        except (FairnessInputError, ValueError):
+            pass
+    gaps = equal_risk_gaps(gap_systems, sens, tp) if tp is not None else None
+    if gaps is not None and len(gap_systems) > len(systems):
+        split = split_gaps(gaps)
+    observed = observed_outcome_evidence(systems[0], calibration_groups(rows).reset_index(drop=True), y)
+    fj = fairness_json(audit, gaps, primary_system=systems[0].name, ceiling=split, observed=observed)
     bg = audit.by_group
     keep = bg["metric"].isin(["n", "approval_rate", "default_rate", "mean_pd", "mean_line",
                               "calibration_gap", "auc"])
@@ -281,7 +299,7 @@ def _fairness(rows: pd.DataFrame, decisions: Mapping[str, pd.DataFrame], y: np.n
                 f"CIs from {n_boot} replicates.",
     }
     evidence = {"equal_risk": fj.get("equal_risk", {}),
-                "demographic_parity": fj.get("demographic_parity", {})}
+                "demographic_parity": fj.get("demographic_parity", {}), "observed": observed}
     return summary, evidence
 
 
@@ -433,7 +451,8 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
     steps("fairness")
     if {"head_age", "formerly_poor"} <= set(rows.columns):
         age_max = policy_age_ceiling(getattr(champ.decision_model, "policy", None))
-        fairness_summary, fair_ev = _fairness(rows, decisions, y, age_max, fairness_boot, seed)
+        fairness_summary, fair_ev = _fairness(rows, decisions, y, age_max, fairness_boot, seed,
+                                              model=champ.decision_model)
     fingerprint = _fingerprint(sample)
     repro: dict[str, Any] = {
         **champ.identity_dict(),

@@ -1,0 +1,150 @@
+"""Calibration within each protected group: predicted against observed (and true) defaults.
+
+Why per group: a model can be calibrated overall while it under-predicts the young and
+over-predicts the elderly; the equal-risk gaps then follow from the miscalibration, not
+from the decision rule. This module answers "is the PD right *for this group*" in two ways:
+
+* against **observed outcomes** (any labelled sample): mean PD, observed default rate with
+  a Jeffreys interval, predicted / observed ratio, and a two-sided calibration-in-the-large
+  p-value (Poisson-binomial normal approximation) per group;
+* against the **true PD** when the data carry it (synthetic data only): predicted / true.
+
+Per-group figures come from fairlearn's :class:`~fairlearn.metrics.MetricFrame`, one per
+sensitive column; the groups are what the caller declares (households: the five
+calibration age bands and formerly-poor status, :func:`calibration_groups`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import MetricFrame, count
+from scipy import stats
+
+from village_credit.data.groups import FORMERLY_POOR, bool_column, require_column
+from village_credit.fairness.audit import _arr
+from village_credit.fairness.groups import FairnessInputError, check_sensitive
+
+__all__ = ["CALIBRATION_BANDS", "calibration_groups", "group_calibration"]
+
+CALIBRATION_BANDS: tuple[tuple[str, int, int], ...] = (
+    ("18-40", 0, 41), ("41-59", 41, 60), ("60-64", 60, 65), ("65-69", 65, 70), ("70+", 70, 200))
+"""Age bands (label, lower inclusive, upper exclusive) in which the PD must be calibrated."""
+
+NOT_FORMERLY_POOR = "not formerly poor"
+ALL = "all"
+COLUMNS = ["feature", "group", "n", "defaults", "mean_pd", "observed_rate", "observed_ci_low",
+           "observed_ci_high", "pred_observed_ratio", "citl_p", "mean_true_pd", "pred_true_ratio"]
+
+
+def calibration_groups(households: pd.DataFrame) -> pd.DataFrame:
+    """``age_band`` (:data:`CALIBRATION_BANDS`) and ``formerly_poor`` labels per household.
+
+    >>> import pandas as pd
+    >>> calibration_groups(pd.DataFrame({"head_age": [30, 45, 62, 66, 75], "formerly_poor": [0, 1, 0, 0, 1]}))
+      age_band      formerly_poor
+    0    18-40  not formerly poor
+    1    41-59      formerly_poor
+    2    60-64  not formerly poor
+    3    65-69  not formerly poor
+    4      70+      formerly_poor
+    """
+    age = require_column(households, "head_age").to_numpy(dtype=float)
+    poor = bool_column(require_column(households, "formerly_poor"), "formerly_poor")
+    labels = [b[0] for b in CALIBRATION_BANDS]
+    band = np.select([(age >= lo) & (age < hi) for _, lo, hi in CALIBRATION_BANDS], labels, default=labels[0])
+    return pd.DataFrame({"age_band": band.astype(object),
+                         "formerly_poor": np.where(poor, FORMERLY_POOR, NOT_FORMERLY_POOR).astype(object)},
+                        index=households.index)
+
+
+def _defaults(y: np.ndarray, p: np.ndarray) -> float:
+    return float(np.sum(y))
+
+
+def _mean(y: np.ndarray, p: np.ndarray) -> float:
+    return float(np.mean(p)) if len(p) else math.nan
+
+
+def _mean_of(y: np.ndarray, p: np.ndarray, values: np.ndarray) -> float:
+    return float(np.mean(values)) if len(values) else math.nan
+
+
+def _citl_p(y: np.ndarray, p: np.ndarray) -> float:
+    """Two-sided p of observed vs expected defaults; NaN when the variance is 0."""
+    var = float(np.sum(p * (1.0 - p)))
+    if var <= 0:
+        return math.nan
+    z = (float(np.sum(y)) - float(np.sum(p))) / math.sqrt(var)
+    return float(2.0 * stats.norm.sf(abs(z)))
+
+
+def group_calibration(groups: pd.DataFrame, pd_pred: Any, y: Any, true_pd: Any = None,
+                      alpha: float = 0.05) -> pd.DataFrame:
+    """Per group of each column of ``groups`` (plus ``all``): predicted vs observed (vs true) PD.
+
+    ``y``: observed default (1) or not (0), one per row; ``pd_pred``: the model's PD.
+    Columns: ``feature, group, n, defaults, mean_pd, observed_rate`` with its Jeffreys
+    ``observed_ci_low/high`` (level ``1 - alpha``), ``pred_observed_ratio``, ``citl_p``
+    (two-sided, observed vs predicted count of defaults), and with ``true_pd``:
+    ``mean_true_pd``, ``pred_true_ratio`` (NaN columns otherwise). A group with no
+    defaults has ratio NaN (never a plausible number); an empty sample raises.
+
+    >>> import numpy as np, pandas as pd
+    >>> groups = pd.DataFrame({"sex": ["f", "f", "m", "m"]})
+    >>> t = group_calibration(groups, [0.1, 0.3, 0.2, 0.2], [0, 1, 0, 1], true_pd=[0.2, 0.2, 0.4, 0.4])
+    >>> t[["group", "n", "mean_pd", "observed_rate", "pred_true_ratio"]].round(2)
+      group  n  mean_pd  observed_rate  pred_true_ratio
+    0     f  2     0.20            0.5              1.0
+    1     m  2     0.20            0.5              0.5
+    2   all  4     0.20            0.5              0.67
+    """
+    n = len(groups)
+    if n == 0:
+        raise FairnessInputError("group_calibration needs at least one row")
+    sens = check_sensitive(groups, n)
+    p = _arr(pd_pred, "pd", n)
+    yy = _arr(y, "y", n)
+    assert p is not None and yy is not None
+    if np.isnan(p).any() or np.isnan(yy).any():
+        raise FairnessInputError(f"pd has {int(np.isnan(p).sum())} and y {int(np.isnan(yy).sum())} missing "
+                                 "value(s); score or quarantine them before the audit")
+    if not np.isin(yy, (0.0, 1.0)).all():
+        raise FairnessInputError("y must be 0/1 (1 = defaulted)")
+    tp = _arr(true_pd, "true_pd", n)
+    metrics: dict[str, Any] = {"n": count, "defaults": _defaults, "mean_pd": _mean, "citl_p": _citl_p}
+    params: dict[str, Any] = {}
+    if tp is not None:
+        metrics["mean_true_pd"] = _mean_of
+        params["mean_true_pd"] = {"values": tp}
+    frames = []
+    for col in sens.columns:
+        mf = MetricFrame(metrics=metrics, y_true=yy, y_pred=p, sensitive_features=sens[col].to_numpy(),
+                         sample_params=params)
+        by = mf.by_group.reset_index(names="group")
+        frames.append(by.assign(feature=col))
+    overall = MetricFrame(metrics=metrics, y_true=yy, y_pred=p, sensitive_features=np.zeros(n),
+                          sample_params=params).overall
+    frames.append(pd.DataFrame([{**overall.to_dict(), "group": ALL, "feature": ALL}]))
+    out = pd.concat(frames, ignore_index=True)
+    out["n"] = out["n"].astype(int)
+    d, cnt = out["defaults"].to_numpy(float), out["n"].to_numpy(float)
+    out["observed_rate"] = d / cnt
+    # Jeffreys interval: Beta(d + 1/2, n - d + 1/2) quantiles, clipped to 0 / 1 at the ends
+    lo = stats.beta.ppf(alpha / 2, d + 0.5, cnt - d + 0.5)
+    hi = stats.beta.ppf(1 - alpha / 2, d + 0.5, cnt - d + 0.5)
+    out["observed_ci_low"] = np.where(d == 0, 0.0, lo)
+    out["observed_ci_high"] = np.where(d == cnt, 1.0, hi)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["pred_observed_ratio"] = np.where(d > 0, out["mean_pd"] / out["observed_rate"], np.nan)
+    if tp is not None:
+        out["mean_true_pd"] = out["mean_true_pd"].astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["pred_true_ratio"] = np.where(out["mean_true_pd"] > 0, out["mean_pd"] / out["mean_true_pd"], np.nan)
+    else:
+        out["mean_true_pd"] = np.nan
+        out["pred_true_ratio"] = np.nan
+    return out[COLUMNS]
