@@ -19,6 +19,10 @@
   ``assert_every_row_once``: each input row decided or quarantined exactly once.
 
 Factories are session-scoped so hypothesis tests and module-scoped fixtures can use them.
+
+``_mlflow_store_restored`` (autouse): MLflow's process-wide store settings are put back
+after every test, so a test that points MLflow at its own store (or a server it stops)
+cannot leak it into the next test, whatever order the tests run in.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import pandas as pd
 import pytest
 
 from village_credit.data.generator import GeneratorConfig, generate_households
+from village_credit.registry.examples import mlflow_state_restored
 from village_credit.data.schema import (
     DEDUCTION_ITEMS,
     EDUCATION,
@@ -361,3 +366,9 @@ def scoring_env(tmp_path_factory: pytest.TempPathFactory) -> ScoringEnv:
 @pytest.fixture(scope="session")
 def assert_every_row_once() -> Callable[[Path, int], tuple[pd.DataFrame, pd.DataFrame]]:
     return _assert_every_row_once
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_store_restored() -> Any:
+    with mlflow_state_restored():
+        yield

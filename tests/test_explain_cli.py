@@ -190,7 +190,8 @@ def test_cli_explains_a_recalibrated_champion(decision_model, scoring_input: pd.
                                       input_example=decision_model.input_example(5),
                                       registered_model_name="vc-explain", decision_class=DECISION_CLASS)
         promote("vc-explain", str(info.registered_model_version), {},
-                override_reason="test: the gates are not the subject here", client=store.client)
+                override_reason="test: the gates are not the subject here", override_by="test suite",
+                override_until="2099-12-31", client=store.client)
         inp, out = tmp_path / "households.parquet", tmp_path / "reasons.parquet"
         write_parquet(scoring_input, inp)
         res = CliRunner().invoke(app, ["explain", "--model", "models:/vc-explain@champion",

@@ -157,7 +157,7 @@ def test_load_model_downloads_without_mlflow_progress_bars(env: ScoringEnv, tmp_
     name = "vc-quiet-downloads"
     info = _register(env, name)
     promote(name, str(info.registered_model_version), {}, override_reason="loader test: gates tested elsewhere",
-            client=_client(env))
+            override_by="test suite", override_until="2099-12-31", client=_client(env))
     monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
     capfd.readouterr()
     load_model(f"models:/{name}@champion", tmp_path / "quiet")

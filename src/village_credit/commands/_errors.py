@@ -90,5 +90,6 @@ def user_errors(console: Console | None = None) -> Iterator[None]:
     try:
         yield
     except VillageCreditError as exc:
-        (console or Console(stderr=True)).print(f"[red]error:[/red] {exc}")
+        # soft_wrap: one line, never a path broken at the terminal's width
+        (console or Console(stderr=True)).print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(code=2) from exc

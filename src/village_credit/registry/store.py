@@ -48,7 +48,8 @@ def default_tracking_uri(root: str | Path | None = None) -> str:
 def resolve_store() -> str:
     """The store every entry point works on: the one the user chose, else the project's.
 
-    The user's choice is ``mlflow.set_tracking_uri`` or ``MLFLOW_TRACKING_URI``. Without
+    The user's choice is ``MLFLOW_TRACKING_URI`` (which ``mlflow.set_tracking_uri`` also
+    sets), else a process-wide ``mlflow.set_tracking_uri``. Without
     one, MLflow 3 falls back to ``sqlite:///mlflow.db`` in the current directory: a
     second, empty store beside the project's. So MLflow is pointed at the store the CLI
     and the demo use (``default_tracking_uri``) before anything touches it; the CLI,
@@ -63,11 +64,14 @@ def resolve_store() -> str:
     ...     resolve_store().endswith("mine.db")
     True
     """
-    if not mlflow.is_tracking_uri_set():
-        uri = default_tracking_uri()
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    # the environment names the user's store (mlflow.set_tracking_uri writes it there too);
+    # a process-wide setting that differs from it is a left-over, not the user's choice
+    uri = env or (mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else default_tracking_uri())
+    if mlflow.tracking._tracking_service.utils._tracking_uri != uri:
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
-    return mlflow.get_tracking_uri()
+    return uri
 
 
 def require_existing_store(uri: str) -> str:

@@ -714,6 +714,34 @@ class TradeoffDisplay(_Display):
         self.labels_ = self._place_labels(ax)
         return self
 
+    # label offsets tried in turn (points): on the marker, then around it with a leader line
+    _OFFSETS = ((0, 0), (16, 12), (-16, 12), (16, -12), (-16, -12), (26, 0), (-26, 0), (0, 22), (0, -22),
+                (30, 20), (-30, 20), (30, -20), (-30, -20), (40, 0), (-40, 0))
+
+    def _place_labels(self, ax: Any) -> list[Any]:
+        """Number every option; a number that would overprint another moves aside with a
+        leader line, so each option stays readable where markers coincide."""
+        fig = ax.figure
+        fig.canvas.draw()  # settle the layout first: overlaps are judged where the axes end up
+        renderer = fig.canvas.get_renderer()
+        placed: list[Any] = []
+        labels = []
+        for r in self.points.itertuples(index=False):
+            if not (np.isfinite(r.x) and np.isfinite(r.y)):
+                continue
+            for dx, dy in self._OFFSETS:
+                label = ax.annotate(str(r.number), (r.x, r.y), xytext=(dx, dy), textcoords="offset points",
+                                    ha="center", va="center", fontsize=8, fontweight="bold", color="black",
+                                    arrowprops=None if (dx, dy) == (0, 0) else
+                                    {"arrowstyle": "-", "lw": 0.6, "color": "0.3", "shrinkA": 0, "shrinkB": 0})
+                box = Text.get_window_extent(label, renderer).expanded(1.15, 1.15)  # the number, not its leader
+                if not any(box.overlaps(other) for other in placed) or (dx, dy) == self._OFFSETS[-1]:
+                    break
+                label.remove()
+            placed.append(box)
+            labels.append(label)
+        return labels
+
 
 # --------------------------------------------------------------------------- policy lab
 _SHORT = {"age_limit": "age", "grade_shift": "grades", "line_per_point": "yuan/pt",
@@ -802,31 +830,3 @@ class PolicyFrontierDisplay(_Display):
         tx.set_title("Pareto policies (* = changed from today)", fontsize=10)
         fig.suptitle(self.notice, fontsize=9)
         return self
-
-    # label offsets tried in turn (points): on the marker, then around it with a leader line
-    _OFFSETS = ((0, 0), (16, 12), (-16, 12), (16, -12), (-16, -12), (26, 0), (-26, 0), (0, 22), (0, -22),
-                (30, 20), (-30, 20), (30, -20), (-30, -20), (40, 0), (-40, 0))
-
-    def _place_labels(self, ax: Any) -> list[Any]:
-        """Number every option; a number that would overprint another moves aside with a
-        leader line, so each option stays readable where markers coincide."""
-        fig = ax.figure
-        fig.canvas.draw()  # settle the layout first: overlaps are judged where the axes end up
-        renderer = fig.canvas.get_renderer()
-        placed: list[Any] = []
-        labels = []
-        for r in self.points.itertuples(index=False):
-            if not (np.isfinite(r.x) and np.isfinite(r.y)):
-                continue
-            for dx, dy in self._OFFSETS:
-                label = ax.annotate(str(r.number), (r.x, r.y), xytext=(dx, dy), textcoords="offset points",
-                                    ha="center", va="center", fontsize=8, fontweight="bold", color="black",
-                                    arrowprops=None if (dx, dy) == (0, 0) else
-                                    {"arrowstyle": "-", "lw": 0.6, "color": "0.3", "shrinkA": 0, "shrinkB": 0})
-                box = Text.get_window_extent(label, renderer).expanded(1.15, 1.15)  # the number, not its leader
-                if not any(box.overlaps(other) for other in placed) or (dx, dy) == self._OFFSETS[-1]:
-                    break
-                label.remove()
-            placed.append(box)
-            labels.append(label)
-        return labels
