@@ -19,8 +19,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/village-credit demo
 
+# one worker per core; a test file stays on one worker (its module fixtures are built once)
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 # JSON Schemas of the hand-written file formats, for editors (docs/file-formats.md)
 schemas: $(STAMP)

@@ -942,7 +942,11 @@ def _observed_fairness(job: _Job, data: _Data, trained: _Trained) -> dict[str, A
         groups = protected_groups(holdout, cols)
     keep = trained.keep
     line = dec["credit_line"].to_numpy(float) if "credit_line" in dec else None
-    system = DecisionSystem(name="model", approved=dec["approved"].to_numpy(bool)[keep],
+    # a table model without its own approval cut-off decides no approval (decide() then has no
+    # `approved` column): its approval figures are undefined, its calibration ones still hold
+    approved = (dec["approved"].to_numpy(bool) if "approved" in dec.columns
+                else np.zeros(len(dec), dtype=bool))
+    system = DecisionSystem(name="model", approved=approved[keep],
                             credit_line=None if line is None or np.isnan(line).all() else np.nan_to_num(line)[keep],
                             pd=dec["pd"].to_numpy(float)[keep])
     observed = observed_outcome_evidence(system, groups.loc[keep].reset_index(drop=True),

@@ -71,7 +71,7 @@ def score(
         summary_file = output / "summary.json"
         if summary_file.exists() and isinstance(exc, _no_rows_error()):
             typer.echo(summary_file.read_text(encoding="utf-8"))
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(code=2) from exc
     typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     if summary.model.get("gated") is False:

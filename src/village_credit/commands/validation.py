@@ -38,7 +38,7 @@ class FailOn(str, Enum):
 
 
 def _fail(console: Console, exc: Exception) -> None:
-    console.print(f"[red]error:[/red] {exc}")
+    console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
     raise typer.Exit(code=2) from exc
 
 
