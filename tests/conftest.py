@@ -372,3 +372,15 @@ def assert_every_row_once() -> Callable[[Path, int], tuple[pd.DataFrame, pd.Data
 def _mlflow_store_restored() -> Any:
     with mlflow_state_restored():
         yield
+
+
+@pytest.fixture
+def scoring_store(scoring_env: ScoringEnv) -> ScoringEnv:
+    """MLflow pointed at the scoring env's store for this test (put back afterwards by
+    ``_mlflow_store_restored``): the session store was configured when the env was built,
+    and a module fixture of another file may have pointed MLflow elsewhere since."""
+    import mlflow
+
+    mlflow.set_tracking_uri(scoring_env.tracking_uri)
+    mlflow.set_registry_uri(scoring_env.tracking_uri)
+    return scoring_env

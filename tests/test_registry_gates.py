@@ -126,8 +126,9 @@ def test_a_gate_that_cannot_apply_says_so_by_name_and_does_not_block() -> None:
     del ev["fairness"]
     assert not evaluate_gates(ev).passed  # no fairness evidence: the fairness gates fail ...
     na = {g: "no protected attribute declared" for g in (
-        "fairness_approval_gap_max", "fairness_line_gap_max", "fairness_parity_ratio_min",
-        "fairness_gap_vs_rules", "outcome_support")}
+        "fairness_approval_excess_max", "fairness_line_excess_max", "fairness_parity_ratio_min",
+        "fairness_group_calibration_p_min", "fairness_tpr_gap_max", "fairness_gap_vs_rules",
+        "outcome_support")}
     rep = evaluate_gates(ev, {"not_applicable": na})  # ... unless declared not applicable
     assert rep.passed, rep.to_json()
     g = by_name(rep)["fairness_parity_ratio_min"]

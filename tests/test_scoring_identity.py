@@ -24,6 +24,9 @@ from village_credit.scoring import score_file
 from village_credit.scoring.batch import load_scoring_model
 from village_credit.scoring.programme import write_programme_report
 
+# MLflow on the scoring env's store in every test (conftest.scoring_store)
+pytestmark = pytest.mark.usefixtures("scoring_store")
+
 ROWS = 200_000
 CHUNK = 50_000
 

@@ -22,7 +22,7 @@ from village_credit.scoring import ScoringError, read_decisions, read_quarantine
 if TYPE_CHECKING:
     from conftest import ScoringEnv
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("scoring_store")]  # MLflow on the scoring store
 
 
 @pytest.fixture(scope="session")

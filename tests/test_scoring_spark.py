@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from conftest import ScoringEnv
 
 pyspark = pytest.importorskip("pyspark")
-pytestmark = [pytest.mark.spark, pytest.mark.slow,
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.usefixtures("scoring_store"),
               pytest.mark.skipif(shutil.which("java") is None and not os.environ.get("JAVA_HOME"),
                                  reason="Spark needs Java 17")]
 

@@ -93,6 +93,7 @@ def group_calibration(groups: pd.DataFrame, pd_pred: Any, y: Any, true_pd: Any =
     ``mean_true_pd``, ``pred_true_ratio`` (NaN columns otherwise). A group with no
     defaults has ratio NaN (never a plausible number); an empty sample raises.
 
+    >>> from village_credit.fairness import group_calibration
     >>> import numpy as np, pandas as pd
     >>> groups = pd.DataFrame({"sex": ["f", "f", "m", "m"]})
     >>> t = group_calibration(groups, [0.1, 0.3, 0.2, 0.2], [0, 1, 0, 1], true_pd=[0.2, 0.2, 0.4, 0.4])

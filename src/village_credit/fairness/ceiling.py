@@ -119,6 +119,7 @@ def ceiling_system(model: Any, households: pd.DataFrame, *, reference: pd.DataFr
     without it the ceiling is cross-fitted on ``households`` (``group_column``: folds keep
     its groups whole).
 
+    >>> from village_credit.fairness import ceiling_system
     >>> from village_credit.data import GeneratorConfig, generate_households
     >>> from village_credit.models import fit_blend, split_by_village
     >>> hh = generate_households(GeneratorConfig(n_households=1500, seed=3))
@@ -188,6 +189,7 @@ def split_gaps(gaps: EqualRiskResult, ceiling_system: str = CEILING_SYSTEM,
     ``gaps`` must hold the ceiling system (same households, same deciles: the cells pair
     one to one); only cells checked in both count. ``limits``: :data:`EXCESS_LIMITS`.
 
+    >>> from village_credit.fairness import split_gaps
     >>> import numpy as np, pandas as pd
     >>> from village_credit.fairness import DecisionSystem, equal_risk_gaps
     >>> rng = np.random.default_rng(1)

@@ -91,6 +91,7 @@ def observed_outcome_evidence(system: DecisionSystem, sensitive: pd.DataFrame, y
     over groups with enough outcomes, ``thin_groups`` left out), and the same five
     figures over all attributes at the top. A figure that nothing could decide is None.
 
+    >>> from village_credit.fairness import observed_outcome_evidence
     >>> import numpy as np, pandas as pd
     >>> from village_credit.fairness import DecisionSystem
     >>> rng = np.random.default_rng(0)
