@@ -109,6 +109,33 @@ def test_the_users_own_choice_of_store_wins(tmp_path: Path) -> None:
     assert mine.exists() and not (root / "mlruns").exists()
 
 
+def test_registry_moves_with_the_store_the_user_moves_to(tmp_path: Path) -> None:
+    """configure() pins the registry; a later mlflow.set_tracking_uri must take it along,
+    or versions are looked up in the old store while runs go to the new one."""
+    import mlflow
+
+    from village_credit.registry import configure, get_client
+
+    first, second = (f"sqlite:///{(tmp_path / n).as_posix()}" for n in ("a.db", "b.db"))
+    configure(first)
+    mlflow.set_tracking_uri(second)
+    client = get_client()
+    assert (client.tracking_uri, client._registry_uri) == (second, second)
+    assert mlflow.get_registry_uri() == second
+
+
+def test_a_registry_the_user_chose_is_kept(tmp_path: Path) -> None:
+    import mlflow
+
+    from village_credit.registry import get_client
+
+    store, registry = (f"sqlite:///{(tmp_path / n).as_posix()}" for n in ("s.db", "r.db"))
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(registry)
+    client = get_client()
+    assert (client.tracking_uri, client._registry_uri) == (store, registry)
+
+
 # ----------------------------------------------------------------------------- conventions
 
 

@@ -70,8 +70,30 @@ def resolve_store() -> str:
     uri = env or (mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else default_tracking_uri())
     if mlflow.tracking._tracking_service.utils._tracking_uri != uri:
         mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
+    _registry_follows(uri)
     return uri
+
+
+_pinned_registries: set[str] = set()
+"""Registry URIs this module set, so that a registry the user chose is told apart."""
+
+
+def _registry_follows(uri: str) -> None:
+    """Point the registry at the tracking store unless the user chose another registry.
+
+    ``mlflow.set_registry_uri`` is sticky (it also writes ``MLFLOW_REGISTRY_URI``), so a
+    registry pinned by an earlier ``configure`` would keep reading the old store after
+    the user moved tracking with ``mlflow.set_tracking_uri``: runs in one store, model
+    versions looked up in another. Only a registry URI this module set moves.
+    """
+    current = mlflow.tracking._model_registry.utils._get_registry_uri_from_context()
+    if current != uri and (current is None or current in _pinned_registries):
+        _pin_registry(uri)
+
+
+def _pin_registry(uri: str) -> None:
+    mlflow.set_registry_uri(uri)
+    _pinned_registries.add(uri)
 
 
 def require_existing_store(uri: str) -> str:
@@ -130,7 +152,7 @@ def configure(
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    _pin_registry(uri)  # configure names one store for both, whatever was set before
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     exp = client.get_experiment_by_name(experiment_name)
@@ -213,7 +235,7 @@ def get_client(tracking_uri: str | None = None) -> MlflowClient:
     if tracking_uri:
         return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     uri = resolve_store()
-    return MlflowClient(tracking_uri=uri, registry_uri=mlflow.get_registry_uri() or uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=mlflow.get_registry_uri())
 
 
 def model_name_from_config(config: dict | None = None) -> str:
