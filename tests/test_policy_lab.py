@@ -292,7 +292,7 @@ def test_the_command_writes_the_tables_the_chart_and_runs_its_printed_hints(tmp_
             "--population", "3", "--tracking-uri", uri]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("SYNTHETIC (generated households, true PD). Figures on the ground truth")
+    assert result.stdout.startswith("SYNTHETIC (generated households, true PD). Figures on the ground truth")
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 6 and trials["today"].sum() == 1
     assert (out / "frontier.png").stat().st_size > 0 and (out / "study.log").exists()
@@ -342,14 +342,15 @@ def test_the_command_on_a_labelled_file_uses_outcomes_and_quarantines_bad_rows(h
     result = CliRunner().invoke(app, ["policy-lab", "-c", str(cfg), "-o", str(out), "--trials", "4",
                                       "--population", "2", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("MEASURED (observed outcomes only). Figures on observed outcomes only")
+    assert result.stdout.startswith("MEASURED (observed outcomes only). Figures on observed outcomes only")
     text = " ".join(result.output.split())
     assert "No outcome support (gaps not measured): elderly" in text
     assert "1 household rows quarantined, 799 decided" in text
     quarantine = pd.read_parquet(out / "households.quarantine.parquet")
     assert list(quarantine["column"]) == ["head_age"]
     pareto = pd.read_csv(out / "pareto.csv")
-    assert pareto["basis"].str.startswith("MEASURED").all() and (pareto["no_outcome_support"] == "elderly").all()
+    assert pareto["basis"].str.startswith("MEASURED").all()
+    assert pareto["no_outcome_support"].map(lambda groups: "elderly" in groups.split(", ")).all()
     assert pareto["elderly_approval_gap"].isna().all() and pareto["elderly_approval_gap_ceiling"].isna().all()
 
     exported = CliRunner().invoke(app, _hints(result.output)["write Pareto policy"])  # the printed hints, verbatim

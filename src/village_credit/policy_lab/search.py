@@ -4,9 +4,10 @@ Why generations: trials are asked one generation (``population_size`` trials) at
 time, in order, each from a sampler seeded with ``seed`` and the trial number; the generation is
 then decided in parallel (``n_jobs`` threads, the decisions are numpy) and told back
 in order. So a seeded search gives the same trials however many threads decide them,
-and a study resumed from its storage (``<out_dir>/study.log``, Optuna's journal file,
-which several processes may also share) continues with exactly the trials an
-uninterrupted run would have made. Trial 0 is today's standard, so the Pareto set
+and a study resumed from its storage (``<out_dir>/study.log``, Optuna's journal file)
+continues with exactly the trials an uninterrupted run would have made. The parallel
+work is ``n_jobs`` threads in one process: several processes on one study file would
+interleave their generations and lose that seeded order. Trial 0 is today's standard, so the Pareto set
 always holds it or a policy that dominates it.
 
 Objectives: approval rate (up), expected loss in yuan (down), and the absolute
