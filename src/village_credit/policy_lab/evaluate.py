@@ -117,8 +117,7 @@ class PolicyEvaluator:
     (observed). ``model``: a ``DecisionModel`` built on the policy's items (None: the
     rule standard decides). ``seed`` draws which refused households an exploration
     share reaches (the same draw in every trial, so shares nest) and seeds the ceiling's
-    fit. ``ceiling_reference``: households with ``true_pd`` to fit the ceiling on (e.g. a
-    larger population); None cross-fits it on ``households`` by village.
+    fit (cross-fitted on ``households``, folds by village).
 
     >>> from village_credit.data import GeneratorConfig, generate_households
     >>> from village_credit.rules import load_policy
@@ -133,7 +132,7 @@ class PolicyEvaluator:
 
     def __init__(self, households: pd.DataFrame, policy: Policy, *, model: DecisionModel | None = None,
                  eval_date: Any = None, seed: int = 0, lgd: float = DEFAULT_LGD, min_count: int = 50,
-                 min_observed: int = 300, ceiling_reference: pd.DataFrame | None = None) -> None:
+                 min_observed: int = 300) -> None:
         self.policy = policy
         self.households = households.reset_index(drop=True)
         hh = self.households
@@ -168,7 +167,6 @@ class PolicyEvaluator:
             self._prepare_model(model)
         # the best PD the columns allow, once: a trial changes the decision, not what the columns reveal
         self.ceiling_pd = (household_ceiling_pd(hh, model, policy=without_age_limit(policy),
-                                                reference=ceiling_reference,
                                                 eval_date=eval_date, seed=seed)
                            if self.basis == "truth" else None)
 
