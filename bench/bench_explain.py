@@ -19,25 +19,16 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from collections.abc import Callable
 
 import lightgbm as lgb
 import numpy as np
+from _timing import best_of
 
 from village_credit.data.generator import GeneratorConfig, generate_households
 from village_credit.models.additive import AdditiveExplainer
-from village_credit.models.reasons import compact_strings, top_reasons
 from village_credit.models.features import HouseholdFeatures
 from village_credit.models.gbm import LGBMDefaultModel
-
-
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from village_credit.models.reasons import compact_strings, top_reasons
 
 
 def main() -> None:

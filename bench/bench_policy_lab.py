@@ -20,20 +20,13 @@ import os
 import tempfile
 import time
 
+from _timing import best_of
+
 from village_credit.data import GeneratorConfig, generate_households
 from village_credit.models.blend import fit_blend
 from village_credit.models.splits import split_by_village
 from village_credit.policy_lab import run_policy_lab
 from village_credit.rules import load_policy, score_rules
-
-
-def _best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:
@@ -56,7 +49,7 @@ def main() -> None:
                           strategy="additive_points", gbm_params={"n_estimators": 300, "num_leaves": 8}, seed=0)
         systems.append(("blend", model))
     for name, model in systems:
-        full = _best((lambda: score_rules(hh, pol)) if model is None else (lambda m=model: m.decide(hh)), args.repeat)
+        full = best_of((lambda: score_rules(hh, pol)) if model is None else (lambda m=model: m.decide(hh)), args.repeat)
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
             res = run_policy_lab(hh, pol, model=model, n_trials=args.trials, population_size=args.population,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import math
+import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +19,15 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from village_credit.errors import PolicyError
+from village_credit.fairness import ceiling_system
+from village_credit.fairness.ceiling import household_ceiling_pd
 from village_credit.policy_lab import (
     PolicyEvaluator,
     apply_parameters,
     current_values,
     run_policy_lab,
 )
+from village_credit.policy_lab.parameters import without_age_limit
 from village_credit.policy_lab.search import objectives
 from village_credit.reporting.displays import PolicyFrontierDisplay
 from village_credit.rules import list_policies, load_policy, score_rules
@@ -110,6 +115,34 @@ def test_the_blend_decides_exactly_like_decision_model_decide():
     d = lab.decide(variant)
     np.testing.assert_array_equal(d.points, ref["points"].to_numpy())
     np.testing.assert_array_equal(d.credit_line, ref["credit_line"].to_numpy())
+    # the ceiling is fairness.ceiling's own: under today's policy exactly ceiling_system's lines,
+    # under the variant the same ceiling PD decided through the variant
+    ceiling = ceiling_system(model, holdout, seed=0)
+    np.testing.assert_array_equal(lab.ceiling_pd, ceiling.pd)
+    np.testing.assert_array_equal(lab.decide(model.policy).ceiling_line, ceiling.credit_line)
+    ref_ceiling = swapped.policy_decisions(model.scaling.points_from_pd(ceiling.pd), ref["eligible"].to_numpy(bool),
+                                           ref["vetoed"].to_numpy(bool), households=holdout)
+    np.testing.assert_array_equal(d.ceiling_line, ref_ceiling["credit_line"].to_numpy(float))
+
+
+def test_the_rule_standards_ceiling_hands_its_own_points_out_in_the_ceilings_order(households):
+    pol = load_policy("jinxiang_2022")
+    lab = PolicyEvaluator(households, pol, seed=3, min_count=10)
+    # fairness.ceiling's PD, on columns that do not move with the age limit: every variant meets one ceiling
+    np.testing.assert_array_equal(lab.ceiling_pd, household_ceiling_pd(households, policy=without_age_limit(pol),
+                                                                       seed=3))
+    variant = apply_parameters(pol, {"age_limit": 75, "grade_shift": 5})
+    np.testing.assert_array_equal(PolicyEvaluator(households, variant, seed=3, min_count=10).ceiling_pd,
+                                  lab.ceiling_pd)
+    for p in (pol, variant):
+        d = lab.decide(p)
+        decided = d.eligible & ~d.vetoed
+        ceil_ok = d.ceiling_line > 0
+        assert ceil_ok.sum() == d.approved.sum()  # same standard, same approval count ...
+        assert not (ceil_ok & ~decided).any()
+        pd_ok, pd_no = lab.ceiling_pd[ceil_ok], lab.ceiling_pd[decided & ~ceil_ok]
+        assert pd_ok.max() <= pd_no.min()  # ... given to the lowest ceiling PDs
+        np.testing.assert_array_equal(np.sort(d.ceiling_line[decided]), np.sort(d.credit_line[decided]))
 
 
 def test_exploration_share_grants_trial_lines_to_refused_households_only(households):
@@ -124,6 +157,23 @@ def test_exploration_share_grants_trial_lines_to_refused_households_only(househo
 
 
 # ----------------------------------------------------------------------------- the search
+def test_each_gap_is_the_ceiling_plus_the_policys_own_excess(lab_result):
+    t = lab_result.trials
+    for c in ("elderly", "formerly_poor"):
+        for k in ("approval", "line"):
+            gap, ceiling, own = (t[f"{c}_{k}_{part}"] for part in ("gap", "gap_ceiling", "gap_excess"))
+            ok = gap.notna()
+            assert ok.all() and ceiling.notna().all() and own.notna().all(), (c, k)
+            np.testing.assert_allclose(gap, ceiling + own, rtol=0, atol=1e-12)
+    # the ceiling follows each trial's parameters (line per point, cut-offs, vetoes, exploration)
+    assert t["elderly_line_gap_ceiling"].nunique() > 1
+    # Jinxiang's age limit is the standard's own doing, not missing information: most of the
+    # elderly's approval gap today is excess over what the best model on these columns would do
+    today = lab_result.today
+    assert today["elderly_approval_gap"] < 0
+    assert abs(today["elderly_approval_gap_excess"]) > abs(today["elderly_approval_gap_ceiling"])
+
+
 def test_the_frontier_holds_today_or_a_policy_that_dominates_it(lab_result):
     t = lab_result.trials
     today = lab_result.today
@@ -201,35 +251,81 @@ def test_a_labelled_sample_without_truth_uses_observed_outcomes_and_marks_unsupp
 
 def test_truth_figures_say_they_are_synthetic_and_the_display_marks_today(lab_result):
     assert "ground truth of generated households" in lab_result.notice
+    assert lab_result.notice.startswith("SYNTHETIC")
     d = PolicyFrontierDisplay.from_result(lab_result)
     assert d.labels_[-1].startswith("today:")
     assert len(d.labels_) == len(lab_result.pareto) + 1
+    today = lab_result.today
+    assert (f"elderly approval gap {today['elderly_approval_gap']:+.2f} = ceiling "
+            f"{today['elderly_approval_gap_ceiling']:+.2f} + own {today['elderly_approval_gap_excess']:+.2f}"
+            in d.labels_[-1])
+    assert all(" = ceiling " in label for label in d.labels_)
     assert lab_result.notice in d.figure_._suptitle.get_text()
+    assert "SYNTHETIC" in [t.get_text().split(" (")[0] for t in d.ax_[0].texts]  # across the chart itself
     table = lab_result.by_group()
-    assert {"approval_elderly", "approval_formerly_poor", "approval_others", "mean_line_elderly"} <= set(table)
+    assert {"approval_elderly", "approval_formerly_poor", "approval_others", "mean_line_elderly",
+            "elderly_approval_gap_ceiling", "elderly_line_gap_excess"} <= set(table)
     assert list(table["number"]) == list(range(1, len(table) + 1))
+    assert table["basis"].str.startswith("SYNTHETIC").all()  # every row of pareto.csv says so
 
 
-def test_the_command_writes_the_tables_and_the_chart(tmp_path):
+def _hints(output: str) -> dict[str, list[str]]:
+    """The commands the policy-lab command printed, by what they are for, split as a shell would."""
+    found = {}
+    for line in output.splitlines():
+        m = re.search(r"^(.*?): `village-credit ([^`]*)`$", line.strip())
+        if m:
+            what = m.group(1).split("; ")[-1].split(" (")[0].split(" as ")[0]
+            found[re.sub(r" \d+$", "", what)] = shlex.split(m.group(2))
+    return found
+
+
+def test_the_command_writes_the_tables_the_chart_and_runs_its_printed_hints(tmp_path):
     from village_credit.cli import app
 
     cfg = tmp_path / "small.yaml"
     cfg.write_text("name: small\nseed: 3\npolicy: jinxiang_2022\noutput_dir: out/small\n"
                    "data: {source: generate, n_households: 800, second_vintage: false}\n", encoding="utf-8")
     out = tmp_path / "lab"
+    uri = f"sqlite:///{tmp_path}/m.db"
     args = ["policy-lab", "-p", "jinxiang_2022", "-c", str(cfg), "-o", str(out), "--trials", "6",
-            "--population", "3", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
+            "--population", "3", "--tracking-uri", uri]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "ground truth of generated households" in " ".join(result.output.split())
+    assert result.stdout.startswith("SYNTHETIC (generated households, true PD). Figures on the ground truth")
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 6 and trials["today"].sum() == 1
     assert (out / "frontier.png").stat().st_size > 0 and (out / "study.log").exists()
     pareto = pd.read_csv(out / "pareto.csv")
     assert len(pareto) == int(trials["pareto"].sum())
-    again = CliRunner().invoke(app, [*args[:-4], "--trials", "9", *args[-4:]])  # resumes: 3 more trials
+    assert pareto["basis"].str.startswith("SYNTHETIC").all()
+
+    hints = _hints(result.output)
+    assert set(hints) == {"more trials", "write Pareto policy"}, result.output
+    again = CliRunner().invoke(app, hints["more trials"])  # verbatim: the stored study continues
     assert again.exit_code == 0, again.output
-    assert len(pd.read_csv(out / "trials.csv")) == 9
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 12
+    client = MlflowClient(uri)  # every trial of both runs a child of the one parent run
+    parents = client.search_runs([client.get_experiment_by_name("policy-lab").experiment_id],
+                                 "tags.`village_credit.kind` = 'policy-lab'")
+    assert len(parents) == 1
+    children = client.search_runs([parents[0].info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'", max_results=100)
+    assert sorted(int(c.data.tags["village_credit.trial"]) for c in children) == list(range(12))
+
+    hints = _hints(again.output)
+    number = int(hints["write Pareto policy"][hints["write Pareto policy"].index("--export") + 1])
+    exported = CliRunner().invoke(app, hints["write Pareto policy"])  # no new trial: writes the YAML
+    assert exported.exit_code == 0, exported.output
+    assert len(pd.read_csv(out / "trials.csv")) == 12
+    path = out / f"jinxiang_2022_lab_{number}.yaml"
+    pick = pd.read_csv(out / "pareto.csv").set_index("number").loc[number]
+    pilot = load_policy(path)
+    assert pilot.name == f"jinxiang_2022_lab_{number}" and "SYNTHETIC" in pilot.notes[-1]
+    assert current_values(pilot)["line_per_point"] == pick["line_per_point"]
+    shown = CliRunner().invoke(app, _hints(exported.output)["see it"])
+    assert shown.exit_code == 0 and f"name: jinxiang_2022_lab_{number}" in shown.output
 
 
 def test_the_command_on_a_labelled_file_uses_outcomes_and_quarantines_bad_rows(households, tmp_path):
@@ -246,8 +342,20 @@ def test_the_command_on_a_labelled_file_uses_outcomes_and_quarantines_bad_rows(h
     result = CliRunner().invoke(app, ["policy-lab", "-c", str(cfg), "-o", str(out), "--trials", "4",
                                       "--population", "2", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
     assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("MEASURED (observed outcomes only). Figures on observed outcomes only")
     text = " ".join(result.output.split())
-    assert "observed outcomes only" in text and "No outcome support" in text
+    assert "No outcome support (gaps not measured): elderly" in text
     assert "1 household rows quarantined, 799 decided" in text
     quarantine = pd.read_parquet(out / "households.quarantine.parquet")
     assert list(quarantine["column"]) == ["head_age"]
+    pareto = pd.read_csv(out / "pareto.csv")
+    assert pareto["basis"].str.startswith("MEASURED").all()
+    assert pareto["no_outcome_support"].map(lambda groups: "elderly" in groups.split(", ")).all()
+    assert pareto["elderly_approval_gap"].isna().all() and pareto["elderly_approval_gap_ceiling"].isna().all()
+
+    exported = CliRunner().invoke(app, _hints(result.output)["write Pareto policy"])  # the printed hints, verbatim
+    assert exported.exit_code == 0, exported.output
+    scored = CliRunner().invoke(app, _hints(exported.output)["score with it"])
+    assert scored.exit_code == 0, scored.output
+    decisions = next(p for p in out.glob("jinxiang_2022_lab_*.decisions.parquet") if "quarantine" not in p.name)
+    assert len(pd.read_parquet(decisions)) == 799  # the bad row quarantined again, not dropped

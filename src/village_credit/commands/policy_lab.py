@@ -3,12 +3,16 @@ policy's declared parameters.
 
 Thin: read the experiment config's households, call
 :func:`village_credit.policy_lab.run_policy_lab`, write the trial and Pareto tables and the
-frontier chart, print counts only -- never household data.
+frontier chart (and, with ``--export``, one Pareto policy as a policy YAML), print counts
+only -- never household data. Its first line says SYNTHETIC or MEASURED; its last lines
+are the next commands, printed so that they run as they stand.
 """
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -29,17 +33,23 @@ def policy_lab(
     seed: int | None = typer.Option(None, "--seed", help="Search seed (default: the config's seed)."),
     model: str | None = typer.Option(None, "--model", "-m",
                                         help="MLflow model URI: search the blend's decisions (default: the rules)."),
+    export: int | None = typer.Option(None, "--export",
+                                      help="Write Pareto policy NUMBER (pareto.csv's 'number') as <output>/<name>.yaml."),
+    name: str | None = typer.Option(None, "--name", help="The exported policy's name (default: <policy>_lab_<NUMBER>)."),
     tracking_uri: str | None = tracking_uri_option(),
 ) -> None:
     """Search a policy's parameters; write trials.csv, pareto.csv, frontier.png.
 
-    Generated households: figures on their ground truth. A labelled file without
-    true_pd: observed outcomes only, groups without outcome support marked. Invalid
-    rows go to households.quarantine.parquet with row, column and reason.
+    Generated households: figures on their ground truth (SYNTHETIC). A labelled file
+    without true_pd: observed outcomes only (MEASURED), groups without outcome support
+    marked. Invalid rows go to households.quarantine.parquet with row, column and
+    reason. Rerun with more --trials to continue the stored study; with --export to
+    write a Pareto policy as a YAML file that loads and scores like a shipped one.
     """
     from village_credit.config import load_config
     from village_credit.data.io import check_output_dir, write_parquet
     from village_credit.data.validation import validate_households
+    from village_credit.errors import ConfigError
     from village_credit.pipeline import load_households
     from village_credit.policy_lab import run_policy_lab
     from village_credit.registry import configure, load_model
@@ -55,20 +65,58 @@ def policy_lab(
             write_parquet(checked.quarantine, out / "households.quarantine.parquet")
         configure(tracking_uri, experiment_name="policy-lab")
         decision_model = load_model(model).decision_model if model is not None else None
-        result = run_policy_lab(checked.valid, policy, model=decision_model, n_trials=trials,
-                                seed=cfg.seed if seed is None else seed, population_size=population,
-                                n_jobs=jobs, out_dir=out)
+        seed = cfg.seed if seed is None else seed
+        result = run_policy_lab(checked.valid, policy, model=decision_model, n_trials=trials, seed=seed,
+                                population_size=population, n_jobs=jobs, out_dir=out)
         result.trials.to_csv(out / "trials.csv", index=False)
-        result.by_group().to_csv(out / "pareto.csv", index=False)
+        pareto = result.by_group()
+        pareto.to_csv(out / "pareto.csv", index=False)
         PolicyFrontierDisplay.from_result(result).figure_.savefig(out / "frontier.png", dpi=120)
+        exported = None
+        if export is not None:
+            row = pareto[pareto["number"] == export]
+            if row.empty:
+                raise ConfigError(f"--export {export}: the Pareto policies are numbered 1 to {len(pareto)}")
+            name = name or f"{result.policy.name}_lab_{export}"
+            exported = result.export_policy(int(row.iloc[0]["trial"]), out / f"{name}.yaml", name=name)
+
+    def say(text: str) -> None:  # one line each, never wrapped: the commands run as printed
+        console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+    say(result.notice)  # first: what the figures rest on
     today = result.today
-    console.print(f"{len(result.trials)} trials, {len(result.pareto)} Pareto policies "
-                  f"({checked.n_quarantined} household rows quarantined, {len(checked.valid)} decided)")
-    console.print(f"today: approval {today['approval_rate']:.3f}, expected loss "
-                  f"{today['expected_loss_yuan']:,.0f} yuan; today is on the frontier: {bool(today['pareto'])}")
-    console.print(result.notice)
-    console.print(f"wrote {out / 'trials.csv'}, {out / 'pareto.csv'}, {out / 'frontier.png'}; "
-                  f"MLflow parent run {result.parent_run_id}")
+    say(f"{len(result.trials)} trials, {len(result.pareto)} Pareto policies "
+        f"({checked.n_quarantined} household rows quarantined, {len(checked.valid)} decided)")
+    say(f"today: approval {today['approval_rate']:.3f}, expected loss "
+        f"{today['expected_loss_yuan']:,.0f} yuan; today is on the frontier: {bool(today['pareto'])}")
+    say(f"wrote {out / 'trials.csv'}, {out / 'pareto.csv'}, {out / 'frontier.png'} ({result.label}); "
+        f"MLflow parent run {result.parent_run_id}")
+    again = ["policy-lab", "-p", policy, "-c", str(experiment), "-o", str(out), "--population", str(population),
+             "--seed", str(seed), *(["--model", model] if model else []),
+             *(["--tracking-uri", tracking_uri] if tracking_uri else [])]
+    say(f"more trials (the stored study continues): `{_command([*again, '--trials', str(2 * trials)])}`")
+    if exported is None:
+        pick = _suggested(pareto)
+        say(f"write Pareto policy {pick} as a policy file: "
+            f"`{_command([*again, '--trials', str(trials), '--export', str(pick)])}`")
+        return
+    say(f"wrote policy {exported} ({result.label} figures in its notes); "
+        f"see it: `{_command(['policies', '--show', str(exported)])}`")
+    if cfg.data.source != "generate":
+        decisions = out / f"{exported.stem}.decisions.parquet"
+        score = _command(["rules", "-i", str(cfg.data.source), "-p", str(exported), "-o", str(decisions)])
+        say(f"score with it: `{score}`")
+
+
+def _command(args: list[str]) -> str:
+    """A command line that runs as printed (each argument quoted where the shell needs it)."""
+    return "village-credit " + " ".join(shlex.quote(a) for a in args)
+
+
+def _suggested(pareto: Any) -> int:
+    """The number of the Pareto policy a hint names: the first that is not today's standard."""
+    other = pareto[~pareto["today"].astype(bool)]
+    return int((other if len(other) else pareto).iloc[0]["number"])
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,12 @@ the ceiling can be measured:
   **cross-fitted** (each row predicted by a model that never saw it; village-grouped
   folds when ``groups`` is given);
 * the ceiling system decides with that PD through the model's own policy (same vetoes,
-  eligibility, scale and lines), built by the caller (the runner's ``fairness_stage``);
+  eligibility, scale and lines), built by the caller (the runner's ``fairness_stage``):
+  :func:`ceiling_system` = :func:`household_ceiling_pd` (the PD on the model's inputs)
+  + :func:`ceiling_decisions` (that PD through a policy, given eligibility and vetoes);
+  the policy lab reuses both pieces under each trial's parameters, and for a rule
+  standard (no PD scale) :func:`ranked_points` hands the standard's own points out in
+  the ceiling's order;
 * :func:`split_gaps`: per true-PD decile and comparison, each system's equal-risk gap
   = ``ceiling`` (the ceiling system's gap) + ``excess`` (the system's own part). The
   gated figure, ``max_excess_*``, is per comparison the excess averaged over the checked
@@ -39,9 +44,11 @@ from sklearn.model_selection import GroupKFold, KFold, cross_val_predict
 from village_credit.fairness.audit import DecisionSystem, _arr
 from village_credit.fairness.equal_risk import EqualRiskResult
 from village_credit.fairness.groups import FairnessInputError
+from village_credit.models.features import HouseholdFeatures
 from village_credit.rules.engine import score_rules
 
-__all__ = ["CEILING_SYSTEM", "EXCESS_LIMITS", "CeilingSplit", "ceiling_pd", "ceiling_system", "split_gaps"]
+__all__ = ["CEILING_SYSTEM", "EXCESS_LIMITS", "CeilingSplit", "ceiling_decisions", "ceiling_pd", "ceiling_system",
+           "household_ceiling_pd", "ranked_points", "split_gaps"]
 
 CEILING_SYSTEM = "ceiling"
 """Name of the ceiling's decision system in the equal-risk tables."""
@@ -97,14 +104,85 @@ def ceiling_pd(X: pd.DataFrame, true_pd: Any, *, groups: Any = None, n_splits: i
     return np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
 
 
-def model_inputs(model: Any, households: pd.DataFrame, eval_date: Any = None) -> pd.DataFrame:
+def model_inputs(model: Any, households: pd.DataFrame, eval_date: Any = None, *,
+                 policy: Any = None) -> pd.DataFrame:
     """What ``model`` reads of each household: its features and, with a policy, the rule
-    items (before any neutralisation: the ceiling may use all the columns carry)."""
+    items (before any neutralisation: the ceiling may use all the columns carry).
+
+    ``model`` None (a rule standard decides): the toolkit's household features with the
+    protected columns (the standard itself reads ``head_age``) and every rule item of
+    ``policy``.
+    """
+    if model is None:
+        if policy is None:
+            raise FairnessInputError("the information ceiling of a rule standard needs its policy")
+        X = HouseholdFeatures(include_protected=True).fit_transform(households).reset_index(drop=True)
+        items = score_rules(households, policy, eval_date).items.reset_index(drop=True)
+        return pd.concat([X, items.add_prefix("rule_")], axis=1)
     X = model.features.transform(households).reset_index(drop=True)
     if getattr(model, "policy", None) is not None and getattr(model, "item_codes", None):
         items = score_rules(households, model.policy, eval_date).items.reset_index(drop=True)
         X = pd.concat([X, items[list(model.item_codes)].add_prefix("rule_")], axis=1)
     return X
+
+
+def household_ceiling_pd(households: pd.DataFrame, model: Any = None, *, policy: Any = None,
+                         reference: pd.DataFrame | None = None, eval_date: Any = None, seed: int = 0,
+                         group_column: str | None = "village_code") -> np.ndarray:
+    """:func:`ceiling_pd` of each household on :func:`model_inputs` (``model``'s, or with
+    ``model`` None the rule standard ``policy``'s): fitted on ``reference`` when given,
+    else cross-fitted on ``households`` (folds keep ``group_column``'s groups whole).
+
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.rules import load_policy
+    >>> hh = generate_households(GeneratorConfig(n_households=600, seed=3))
+    >>> p = household_ceiling_pd(hh, policy=load_policy("jinxiang_2022"), seed=0)
+    >>> len(p) == len(hh), bool(np.corrcoef(p, hh["true_pd"])[0, 1] > 0.5)
+    (True, True)
+    """
+    if "true_pd" not in households.columns:
+        raise FairnessInputError("the information ceiling needs 'true_pd' (synthetic data only)")
+    X = model_inputs(model, households, eval_date, policy=policy)
+    if reference is not None:
+        if "true_pd" not in reference.columns:
+            raise FairnessInputError("the ceiling's reference sample needs 'true_pd'")
+        return ceiling_pd(model_inputs(model, reference, eval_date, policy=policy),
+                          reference["true_pd"].to_numpy(float), seed=seed, X_new=X)
+    groups = (households[group_column].to_numpy() if group_column and group_column in households.columns
+              else None)
+    return ceiling_pd(X, households["true_pd"].to_numpy(float), groups=groups, seed=seed)
+
+
+def ceiling_decisions(model: Any, households: pd.DataFrame, pd_values: Any, eligible: Any, vetoed: Any, *,
+                      eval_date: Any = None, name: str = CEILING_SYSTEM) -> DecisionSystem:
+    """The ceiling PD decided by ``model``'s policy (its points scale, grades, lines) with the
+    given eligibility and vetoes: only the PD differs from the model's own decision.
+    (:func:`ceiling_system` shows it at work.)"""
+    p = np.asarray(pd_values, dtype=float)
+    out = model.policy_decisions(model.scaling.points_from_pd(p), np.asarray(eligible, bool),
+                                 np.asarray(vetoed, bool), households=households, eval_date=eval_date)
+    line = out["credit_line"].to_numpy(float)
+    return DecisionSystem(name=name, approved=np.nan_to_num(line) > 0, credit_line=line,
+                          rate=out["rate"].to_numpy(float), pd=p)
+
+
+def ranked_points(points: Any, ceiling_pd_values: Any, decided: Any) -> np.ndarray:
+    """A rule standard's ceiling points: the standard's own points among the ``decided``
+    households (eligible, not vetoed) handed out again in the ceiling's order, the highest
+    to the lowest ceiling PD. The standard's grades, lines and approval count stay; only
+    the ranking becomes the best the columns allow. Other households keep their points.
+
+    >>> ranked_points(np.array([10.0, 30.0, 20.0, 99.0]), np.array([0.1, 0.3, 0.2, 0.01]),
+    ...               np.array([True, True, True, False]))
+    array([30., 10., 20., 99.])
+    """
+    pts = np.asarray(points, dtype=float)
+    p = np.asarray(ceiling_pd_values, dtype=float)
+    idx = np.flatnonzero(np.asarray(decided, dtype=bool))
+    out = pts.copy()
+    order = idx[np.argsort(p[idx], kind="stable")]  # lowest ceiling PD first
+    out[order] = np.sort(pts[idx], kind="stable")[::-1]
+    return out
 
 
 def ceiling_system(model: Any, households: pd.DataFrame, *, reference: pd.DataFrame | None = None,
@@ -136,21 +214,10 @@ def ceiling_system(model: Any, households: pd.DataFrame, *, reference: pd.DataFr
     bad = int((dec["status"] != "scored").sum())
     if bad:
         raise FairnessInputError(f"the information ceiling needs every household scored; {bad} quarantined")
-    groups = (households[group_column].to_numpy() if group_column and group_column in households.columns
-              else None)
-    X = model_inputs(model, households, eval_date)
-    if reference is not None:
-        if "true_pd" not in reference.columns:
-            raise FairnessInputError("the ceiling's reference sample needs 'true_pd'")
-        p = ceiling_pd(model_inputs(model, reference, eval_date), reference["true_pd"].to_numpy(float),
-                       seed=seed, X_new=X)
-    else:
-        p = ceiling_pd(X, households["true_pd"].to_numpy(float), groups=groups, seed=seed)
-    out = model.policy_decisions(model.scaling.points_from_pd(p), dec["eligible"].to_numpy(bool),
-                                 dec["vetoed"].to_numpy(bool), households=households, eval_date=eval_date)
-    line = out["credit_line"].to_numpy(float)
-    return DecisionSystem(name=name, approved=np.nan_to_num(line) > 0, credit_line=line,
-                          rate=out["rate"].to_numpy(float), pd=p)
+    p = household_ceiling_pd(households, model, reference=reference, eval_date=eval_date, seed=seed,
+                             group_column=group_column)
+    return ceiling_decisions(model, households, p, dec["eligible"].to_numpy(bool), dec["vetoed"].to_numpy(bool),
+                             eval_date=eval_date, name=name)
 
 
 class CeilingSplit(NamedTuple):
@@ -221,7 +288,9 @@ def split_gaps(gaps: EqualRiskResult, ceiling_system: str = CEILING_SYSTEM,
         m.insert(0, "system", system)
         frames.append(m.drop(columns="ceiling_checked"))
         c = m[m["checked"]]
-        by_comp = {str(k): {f"mean_excess_{w}": _wmean(g[f"excess_{w}"], g["n_protected"]) for w in ("approval", "line")}
+        by_comp = {str(k): {**{f"mean_excess_{w}": _wmean(g[f"excess_{w}"], g["n_protected"])
+                               for w in ("approval", "line")},
+                            **{f"worst_{w}": _worst(g, f"gap_{w}") for w in ("approval", "line")}}
                    for k, g in c.groupby("comparison", sort=False)}
         s = {"max_gap_approval": _absmax(c["gap_approval"]), "max_gap_line": _absmax(c["gap_line"]),
              "ceiling_max_gap_approval": _absmax(c["ceiling_approval"]),

@@ -14,7 +14,17 @@ What it knows (:attr:`PolicyEvaluator.basis`):
 
 * ``truth``: generated households carry ``true_pd``; expected loss is
   sum(true PD x line x LGD) and the fairness gaps are the equal-risk gaps within
-  true-PD deciles (:func:`village_credit.fairness.equal_risk_gaps`).
+  true-PD deciles (:func:`village_credit.fairness.equal_risk_gaps`), each split into the
+  **information ceiling** and the policy's own **excess**
+  (:func:`village_credit.fairness.split_gaps`): the ceiling is the same decision with
+  the best PD these columns allow (``fairness.ceiling``: cross-fitted once on the
+  households; for the rule standard on the features, ``head_age`` included, and the rule
+  items with the age limit lifted, so what the columns reveal is the same for every
+  variant of the policy and an exported policy meets the same ceiling) in place of
+  the model's, under the trial's own parameters -- for the blend through its policy and
+  points scale (``ceiling_decisions``), for the rule standard the standard's own points
+  handed out again in the ceiling's order (``ranked_points``); the same exploration
+  share reaches the same draw of refused households in both.
 * ``observed``: a real labelled sample (no ``true_pd``) has only the outcomes of
   households once lent to. Loss is the observed defaults' (default x line x LGD over
   approved households *with* an outcome; the lines granted to households without one
@@ -42,11 +52,19 @@ from village_credit.fairness import (
     equal_risk_gaps,
     expected_loss,
     sensitive_frame,
+    split_gaps,
     support_diagnostics,
+)
+from village_credit.fairness.ceiling import (
+    CEILING_SYSTEM,
+    ceiling_decisions,
+    household_ceiling_pd,
+    ranked_points,
 )
 from village_credit.fairness.support import DEFAULT_LGD, EXPLORATION_LINE
 from village_credit.models.decision import DecisionModel
 from village_credit.models.support import NEUTRALISED_KEY, neutralise_items
+from village_credit.policy_lab.parameters import without_age_limit
 from village_credit.rules.conditions import EvalContext, check_columns, eval_dates
 from village_credit.rules.policy import GRADE_BANDS, Policy
 
@@ -61,6 +79,15 @@ BASIS_TEXT = {
     "observed": ("on observed outcomes only (no true PD): loss and gaps count only households "
                  "once lent to; groups without outcome support are marked"),
 }
+BASIS_LABEL = {
+    "truth": "SYNTHETIC (generated households, true PD)",
+    "observed": "MEASURED (observed outcomes only)",
+}
+"""What every table row, chart and command line says its figures rest on."""
+
+GAP_KINDS = ("approval", "line")
+GAP_PARTS = ("gap", "gap_ceiling", "gap_excess")
+"""``<comparison>_<kind>_gap`` = ``..._gap_ceiling`` + ``..._gap_excess`` (the worst checked cell)."""
 
 
 @dataclass
@@ -74,6 +101,8 @@ class LabDecision:
     eligible: np.ndarray
     explored: np.ndarray
     grade_index: np.ndarray
+    ceiling_line: np.ndarray | None = None
+    """The information ceiling's lines under the same parameters (truth only)."""
 
 
 def _key(spec: Any) -> str:
@@ -87,7 +116,8 @@ class PolicyEvaluator:
     one's own), with ``true_pd`` (truth) or ``default_12m`` and ``outcome_observed``
     (observed). ``model``: a ``DecisionModel`` built on the policy's items (None: the
     rule standard decides). ``seed`` draws which refused households an exploration
-    share reaches (the same draw in every trial, so shares nest).
+    share reaches (the same draw in every trial, so shares nest) and seeds the ceiling's
+    fit (cross-fitted on ``households``, folds by village).
 
     >>> from village_credit.data import GeneratorConfig, generate_households
     >>> from village_credit.rules import load_policy
@@ -96,6 +126,8 @@ class PolicyEvaluator:
     >>> f = lab.figures(lab.decide(lab.policy))
     >>> lab.basis, round(f["approval_rate"], 3), f["expected_loss_yuan"] > 0
     ('truth', 0.783, True)
+    >>> [round(f[f"elderly_approval_{p}"], 2) for p in ("gap", "gap_ceiling", "gap_excess")]  # = ceiling + own
+    [-0.25, 0.1, -0.35]
     """
 
     def __init__(self, households: pd.DataFrame, policy: Policy, *, model: DecisionModel | None = None,
@@ -133,6 +165,10 @@ class PolicyEvaluator:
         self._contrib: np.ndarray | None = None
         if model is not None:
             self._prepare_model(model)
+        # the best PD the columns allow, once: a trial changes the decision, not what the columns reveal
+        self.ceiling_pd = (household_ceiling_pd(hh, model, policy=without_age_limit(policy),
+                                                eval_date=eval_date, seed=seed)
+                           if self.basis == "truth" else None)
 
     # ------------------------------------------------------------------ set-up
     def _basis(self, hh: pd.DataFrame) -> str:
@@ -214,11 +250,32 @@ class PolicyEvaluator:
                                          eval_date=self.eval_date)
             line = dec["credit_line"].to_numpy(dtype=np.float64)
             gidx = pd.Index(GRADE_BANDS).get_indexer(dec["grade"].to_numpy(dtype=object))
-        line = np.asarray(line, dtype=np.float64)
         share = _exploration(policy) if exploration_share is None else float(exploration_share)
+        line, explored = self._explore(np.asarray(line, dtype=np.float64), vetoed, share)
+        ceiling = None
+        if self.ceiling_pd is not None:
+            ceiling, _ = self._explore(self._ceiling_line(policy, points, eligible, vetoed, ctx), vetoed, share)
+        return LabDecision(points, line, line > 0, vetoed, eligible, explored, np.asarray(gidx), ceiling)
+
+    def _explore(self, line: np.ndarray, vetoed: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+        """Trial lines for the share of refused, not vetoed households the fixed draw reaches."""
         explored = (line <= 0) & ~vetoed & (self._draw < share)
-        line = np.where(explored, EXPLORATION_LINE, line)
-        return LabDecision(points, line, line > 0, vetoed, eligible, explored, np.asarray(gidx))
+        return np.where(explored, EXPLORATION_LINE, line), explored
+
+    def _ceiling_line(self, policy: Policy, points: np.ndarray, eligible: np.ndarray, vetoed: np.ndarray,
+                      ctx: EvalContext) -> np.ndarray:
+        """The information ceiling's lines under ``policy`` (see the module docstring)."""
+        assert self.ceiling_pd is not None
+        if self.model is None:
+            pts = ranked_points(points, self.ceiling_pd, eligible & ~vetoed)
+            line = policy.credit_line(pts, eligible, vetoed, households=self.households, _ctx=ctx)
+            return np.asarray(line, dtype=np.float64)
+        model = copy.copy(self.model)
+        model.policy = policy
+        system = ceiling_decisions(model, self.households, self.ceiling_pd, eligible, vetoed,
+                                   eval_date=self.eval_date)
+        assert system.credit_line is not None
+        return np.asarray(system.credit_line, dtype=np.float64)
 
     def _blend_points(self, items: pd.DataFrame) -> np.ndarray:
         """The model's points with this policy's rule items (``DecisionModel.decide``'s arithmetic)."""
@@ -264,23 +321,30 @@ class PolicyEvaluator:
     def gaps(self, d: LabDecision) -> dict[str, float]:
         """Signed worst approval and line gap per comparison (negative: the protected group gets less).
 
-        The one place the lab computes fairness gaps: the equal-risk gaps on truth, the
-        within-outcome gaps on observed outcomes. (The information-ceiling split of the
-        equal-risk gaps plugs in here.)
+        The one place the lab computes fairness gaps. On truth: the equal-risk gaps, the
+        worst checked cell's gap split as ``_gap_ceiling`` + ``_gap_excess``
+        (:func:`~village_credit.fairness.split_gaps` against the ceiling's decision).
+        On observed outcomes: the within-outcome gaps; no ceiling (it needs the truth),
+        so its parts are NaN.
         """
-        out: dict[str, float] = {}
+        out: dict[str, float] = {f"{c}_{k}_{part}": math.nan for c in COMPARISONS for k in GAP_KINDS
+                                 for part in GAP_PARTS}
         if self.basis == "truth":
-            res = equal_risk_gaps([DecisionSystem("trial", d.approved, d.credit_line)], self.sensitive,
-                                  self.true_pd, min_count=self.min_count, comparisons=COMPARISONS)
-            table = res.table[res.table["checked"]]
+            assert d.ceiling_line is not None
+            systems = [DecisionSystem("trial", d.approved, d.credit_line),
+                       DecisionSystem(CEILING_SYSTEM, d.ceiling_line > 0, d.ceiling_line)]
+            res = equal_risk_gaps(systems, self.sensitive, self.true_pd, min_count=self.min_count,
+                                  comparisons=COMPARISONS)
+            by_comp = split_gaps(res).summary["trial"]["by_comparison"]
             for c in COMPARISONS:
-                rows = table[table["comparison"] == c]
-                out[f"{c}_approval_gap"] = _worst(rows["gap_approval"].to_numpy(dtype=float))
-                out[f"{c}_line_gap"] = _worst(rows["gap_line"].to_numpy(dtype=float))
+                for k in GAP_KINDS:
+                    worst = by_comp.get(c, {}).get(f"worst_{k}") or {}
+                    out[f"{c}_{k}_gap"] = worst.get("gap", math.nan)
+                    out[f"{c}_{k}_gap_ceiling"] = worst.get("ceiling", math.nan)
+                    out[f"{c}_{k}_gap_excess"] = worst.get("excess", math.nan)
             return out
         for c, prot in self.members.items():
             if not self.supported[c]:
-                out[f"{c}_approval_gap"] = out[f"{c}_line_gap"] = math.nan
                 continue
             ga, gl = [], []
             for outcome in (0.0, 1.0):

@@ -76,6 +76,25 @@ def _age_conditions(data: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in conds if isinstance(c, dict) and c.get("column") == "head_age" and "max" in c]
 
 
+def without_age_limit(policy: Policy) -> Policy:
+    """``policy`` with every ``head_age`` maximum lifted (to 200): what the information
+    ceiling's rule items are computed under. The ceiling reads ``head_age`` itself, so an
+    age limit adds no information; lifted, it is the same for every variant of a policy.
+
+    Not a policy to search: its ``parameters`` block is dropped.
+
+    >>> from village_credit.rules import load_policy
+    >>> lifted = without_age_limit(load_policy("jinxiang_2022"))
+    >>> [c["max"] for c in _age_conditions(lifted.to_dict())], lifted.parameters
+    ([200], None)
+    """
+    data = policy.to_dict()
+    data.pop("parameters", None)
+    for cond in _age_conditions(data):
+        cond["max"] = 200
+    return Policy(data, policy.source)
+
+
 def _clean(name: str, value: float) -> float | int:
     if name.startswith(VETO_PREFIX) or name in INTEGER_PARAMETERS:
         return round(value)

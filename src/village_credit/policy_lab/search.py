@@ -4,13 +4,17 @@ Why generations: trials are asked one generation (``population_size`` trials) at
 time, in order, each from a sampler seeded with ``seed`` and the trial number; the generation is
 then decided in parallel (``n_jobs`` threads, the decisions are numpy) and told back
 in order. So a seeded search gives the same trials however many threads decide them,
-and a study resumed from its storage (``<out_dir>/study.log``, Optuna's journal file,
-which several processes may also share) continues with exactly the trials an
-uninterrupted run would have made. Trial 0 is today's standard, so the Pareto set
+and a study resumed from its storage (``<out_dir>/study.log``, Optuna's journal file)
+continues with exactly the trials an uninterrupted run would have made. The parallel
+work is ``n_jobs`` threads in one process: several processes on one study file would
+interleave their generations and lose that seeded order. Trial 0 is today's standard, so the Pareto set
 always holds it or a policy that dominates it.
 
 Objectives: approval rate (up), expected loss in yuan (down), and the absolute
 approval and line gaps of the elderly and the formerly poor (down; both signs count).
+The objectives are the whole gaps (what households meet); on the truth every gap is
+also reported split into the information ceiling and the policy's own excess
+(``<gap>_ceiling`` + ``<gap>_excess``, :mod:`village_credit.policy_lab.evaluate`).
 Constraint: expected loss at most today's (``Trial.set_constraint``; infeasible trials
 never enter the Pareto set). Every trial is an MLflow child run of one parent run,
 logged in one batch per trial.
@@ -34,7 +38,7 @@ from mlflow.tracking import MlflowClient
 
 from village_credit.errors import ConfigError
 from village_credit.models.decision import DecisionModel
-from village_credit.policy_lab.evaluate import BASIS_TEXT, COMPARISONS, PolicyEvaluator
+from village_credit.policy_lab.evaluate import BASIS_LABEL, BASIS_TEXT, COMPARISONS, PolicyEvaluator
 from village_credit.policy_lab.parameters import (
     apply_parameters,
     current_values,
@@ -48,6 +52,8 @@ UNMEASURED_CONSTRAINT = "gaps_not_measured"
 UNMEASURED = 1.0e12
 """The sampler's value of an objective the trial could not measure (the figure stays NaN)."""
 STUDY_FILE = "study.log"
+FIGURES_VERSION = "ceiling-split-1"
+"""Part of a study's fingerprint: a study stored with other figures starts afresh."""
 
 
 def objectives(supported: dict[str, bool]) -> list[tuple[str, str]]:
@@ -63,9 +69,10 @@ def objectives(supported: dict[str, bool]) -> list[tuple[str, str]]:
 class LabResult:
     """A finished search: every trial's parameters and figures, the Pareto set, today's standard.
 
-    ``trials``: one row per complete trial (``trial``, ``generation``, the parameters, the
-    figures, ``feasible``, ``pareto``, ``today``); ``basis`` and ``notice`` say what the
-    figures rest on; ``support``: the outcome-support diagnostics (None on truth without outcomes).
+    ``trials``: one row per complete trial (``trial``, the parameters, the figures,
+    ``feasible``, ``pareto``, ``today``, ``basis``: SYNTHETIC or MEASURED,
+    ``no_outcome_support``: the comparisons whose gaps could not be measured); ``basis``
+    (``truth`` / ``observed``), ``label`` and ``notice`` say what the figures rest on; ``support``: the outcome-support diagnostics (None on truth without outcomes).
     """
 
     policy: Policy
@@ -82,8 +89,15 @@ class LabResult:
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
+    def label(self) -> str:
+        """SYNTHETIC or MEASURED, and on what: the first words of every output."""
+        return BASIS_LABEL[self.basis]
+
+    @property
     def notice(self) -> str:
-        text = f"Figures {BASIS_TEXT[self.basis]}."
+        text = f"{self.label}. Figures {BASIS_TEXT[self.basis]}."
+        if self.basis == "truth":
+            text += " Each gap = information ceiling + the policy's own excess."
         lacking = [c for c, ok in self.supported.items() if not ok]
         if lacking:
             text += f" No outcome support (gaps not measured): {', '.join(lacking)}."
@@ -102,10 +116,10 @@ class LabResult:
 
     def by_group(self) -> pd.DataFrame:
         """The Pareto policies with their parameters and approval, mean line and gaps per group."""
-        cols = (["number", "trial", "today", "basis"] + self.parameters + ["approval_rate", "expected_loss_yuan"]
+        cols = (["number", "trial", "today", "basis", "no_outcome_support"] + self.parameters + ["approval_rate", "expected_loss_yuan"]
                 + [c for c in self.trials.columns if c.startswith(("approval_", "mean_line_"))
                    and c != "approval_rate"]
-                + [c for c in self.trials.columns if c.endswith(("_approval_gap", "_line_gap"))])
+                + [c for c in self.trials.columns if c.endswith(("_gap", "_gap_ceiling", "_gap_excess"))])
         return self.pareto[list(dict.fromkeys(cols))]
 
     def policy_of(self, trial: int, name: str | None = None) -> Policy:
@@ -123,7 +137,7 @@ class LabResult:
         data = pol.to_dict()
         data["notes"] = list(pol.notes) + [
             (f"Chosen in the policy lab (study {self.study_name}, trial {trial}) from {self.policy.name}; "
-            f"figures {BASIS_TEXT[self.basis]}: approval {row['approval_rate']:.3f}, "
+            f"{self.label} figures {BASIS_TEXT[self.basis]}: approval {row['approval_rate']:.3f}, "
             f"expected loss {row['expected_loss_yuan']:,.0f} yuan.")]
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -135,7 +149,8 @@ class LabResult:
 def _fingerprint(lab: PolicyEvaluator, seed: int, population_size: int) -> str:
     """What a resumed study must share with the stored one: policy, households, model, seed, population."""
     h = hashlib.sha256(lab.policy.to_yaml_text().encode())
-    h.update(str((len(lab.households), lab.basis, seed, population_size, lab.model is not None)).encode())
+    h.update(str((len(lab.households), lab.basis, seed, population_size, lab.model is not None,
+                  FIGURES_VERSION)).encode())
     ids = lab.households["household_id"] if "household_id" in lab.households else lab.households.index.to_series()
     h.update(pd.util.hash_pandas_object(ids, index=False).to_numpy().tobytes())
     if lab.model is not None and lab._contrib is not None:
@@ -250,7 +265,7 @@ def run_policy_lab(households: pd.DataFrame, policy: str | Path | Policy, *, mod
     logger = None
     if log_to_mlflow:
         logger = _Logger(tracking_uri, experiment, study.user_attrs.get("parent_run_id"), {
-            "policy": pol.name, "seed": seed, "population_size": population_size, "basis": lab.basis,
+            "policy": pol.name, "seed": seed, "population_size": population_size, "basis": BASIS_LABEL[lab.basis],
             "model": "blend" if model is not None else "rules", "n_households": len(lab.households),
             "study": name})
         study.set_user_attr("parent_run_id", logger.parent)
@@ -273,7 +288,9 @@ def run_policy_lab(households: pd.DataFrame, policy: str | Path | Policy, *, mod
     if logger is not None:
         logger.close({f"today_{k}": v for k, v in today.items() if not math.isnan(v)})
     trials = _trial_table(study, list(space), today_values)
-    trials["basis"] = lab.basis  # every row says what its figures rest on (BASIS_TEXT)
+    trials["basis"] = BASIS_LABEL[lab.basis]  # every row says what its figures rest on
+    # and which groups' gaps could not be measured (observed outcomes: too few outcomes)
+    trials["no_outcome_support"] = ", ".join(c for c, ok in lab.supported.items() if not ok)
     return LabResult(pol, trials, list(space), objs, lab.basis, lab.support, lab.supported, name,
                      logger.parent if logger is not None else None,
                      logger.client.tracking_uri if logger is not None else None, out,

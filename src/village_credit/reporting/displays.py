@@ -58,9 +58,9 @@ __all__ = [
     "EqualRiskDisplay",
     "GradeBackTestDisplay",
     "GroupImportanceDisplay",
+    "PolicyFrontierDisplay",
     "ReliabilityDisplay",
     "ScoreDistributionDisplay",
-    "PolicyFrontierDisplay",
     "TradeoffDisplay",
     "cjk_font",
     "fmt_number",
@@ -754,6 +754,18 @@ def _param_label(name: str, value: float, today: float) -> str:
     return f"{short} {text}" + ("" if abs(value - today) < 1e-9 else "*")
 
 
+def _gap_label(gap: str, row: dict[str, Any]) -> str:
+    """``elderly approval gap -0.25 = ceiling +0.10 + own -0.35`` (the split when the row has it)."""
+    value = row[gap]
+    if not np.isfinite(value):
+        return f"{gap.replace('_', ' ')} not measured"
+    text = f"{gap.replace('_', ' ')} {value:+.2f}"
+    ceil, own = row.get(f"{gap}_ceiling", np.nan), row.get(f"{gap}_excess", np.nan)
+    if np.isfinite(ceil) and np.isfinite(own):
+        text += f" = ceiling {ceil:+.2f} + own {own:+.2f}"
+    return text
+
+
 @dataclass
 class PolicyFrontierDisplay(_Display):
     """The policy lab's frontier: approval rate against expected loss, Pareto policies numbered.
@@ -761,16 +773,25 @@ class PolicyFrontierDisplay(_Display):
     ``table``: one row per trial with ``approval_rate``, ``expected_loss_yuan``, ``pareto``,
     ``today``, ``feasible``, a gap column and the parameters. Every trial is a grey dot,
     the Pareto set is numbered (colour: the chosen gap's size), today's standard is a
-    star; the right panel lists each number's parameters (``*``: changed from today), so
-    the chart reads without hovering. ``notice`` (what the figures rest on) is the title.
+    star; the right panel lists each number's parameters (``*``: changed from today) and
+    its gap, split as information ceiling + the policy's own excess when the table has
+    ``<gap>_ceiling`` and ``<gap>_excess``, so the chart reads without hovering.
+    ``notice`` (what the figures rest on) is the title, and its first sentence (the
+    policy lab's SYNTHETIC / MEASURED) is written across the chart itself.
 
     >>> t = pd.DataFrame({"trial": [0, 1, 2], "approval_rate": [0.7, 0.8, 0.6],
     ...                   "expected_loss_yuan": [1e6, 9e5, 1.2e6], "pareto": [False, True, False],
     ...                   "today": [True, False, False], "feasible": [True, True, False],
-    ...                   "elderly_approval_gap": [-0.3, -0.1, 0.0], "age_limit": [60.0, 70.0, 55.0]})
-    >>> d = PolicyFrontierDisplay.from_table(t, parameters=["age_limit"], notice="synthetic")
-    >>> d.labels_
-    ['1: age 70*', 'today: age 60']
+    ...                   "elderly_approval_gap": [-0.3, -0.1, 0.0],
+    ...                   "elderly_approval_gap_ceiling": [-0.05, -0.04, 0.0],
+    ...                   "elderly_approval_gap_excess": [-0.25, -0.06, 0.0],
+    ...                   "age_limit": [60.0, 70.0, 55.0]})
+    >>> d = PolicyFrontierDisplay.from_table(t, parameters=["age_limit"],
+    ...                                      notice="SYNTHETIC. Figures on truth.")
+    >>> for label in d.labels_:
+    ...     print(label)
+    1: age 70*; elderly approval gap -0.10 = ceiling -0.04 + own -0.06
+    today: age 60; elderly approval gap -0.30 = ceiling -0.05 + own -0.25
     """
 
     parameters: Sequence[str] = ()
@@ -820,9 +841,14 @@ class PolicyFrontierDisplay(_Display):
         lines = []
         for i, r in enumerate(front.to_dict("records"), start=1):
             lines.append(f"{i}: " + ", ".join(_param_label(p, r[p], today[p]) for p in self.parameters
-                                               if abs(r[p] - today[p]) >= 1e-9 or p == self.parameters[0]))
-        lines.append("today: " + ", ".join(_param_label(p, today[p], today[p]) for p in self.parameters[:1]))
+                                               if abs(r[p] - today[p]) >= 1e-9 or p == self.parameters[0])
+                         + f"; {_gap_label(self.gap, r)}")
+        lines.append("today: " + ", ".join(_param_label(p, today[p], today[p]) for p in self.parameters[:1])
+                     + f"; {_gap_label(self.gap, today.to_dict())}")
         self.labels_ = lines
+        if self.notice:  # across the chart: a synthetic frontier cannot pass for a measured one
+            ax.text(0.5, 0.5, self.notice.split(".")[0], transform=ax.transAxes, ha="center", va="center",
+                    fontsize=13, color="0.55", alpha=0.35, rotation=20, zorder=0)
         tx.axis("off")
         wrapped = [textwrap.fill(line, 78, subsequent_indent="    ") for line in lines]
         tx.text(0.0, 1.0, "\n".join(wrapped), va="top", ha="left", fontsize=6.5, family="monospace",
