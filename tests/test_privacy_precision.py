@@ -159,3 +159,48 @@ def test_the_documented_privacy_yaml_is_valid() -> None:
     assert cfg.l == 2 and cfg.holder_k == 2 and cfg.l_targets == ("private_debt_yuan", "balance_yuan")
     assert [a.recoded for a in cfg.attackers] == [True, False]
     assert "dependents" in cfg.qis and "ded_hygiene_date" not in cfg.qis
+
+
+# --- protection against the bank and the register keeper: one table of steps -------------
+
+def test_shipped_event_windows_are_what_every_shipped_policy_uses() -> None:
+    from village_credit.privacy.precision import SHIPPED_EVENT_WINDOWS
+    from village_credit.rules import list_policies, load_policy
+
+    used: dict[str, set[int]] = {}
+    for name in list_policies():
+        data = load_policy(name).to_dict()
+        for section in ("deductions", "vetoes"):
+            for item in (data.get(section) or {}).values():
+                if isinstance(item, dict) and "event" in item:
+                    used.setdefault(item["event"], set()).add(12 * int(item["window_years"]))
+    assert {c: set(w) for c, w in SHIPPED_EVENT_WINDOWS.items()} == used
+
+
+@pytest.mark.parametrize("policy", ["jinxiang_2022", "tongxiang", "xx_county", "rencheng_2025"])
+def test_event_bands_at_the_shipped_windows_keep_rule_points(households, policy) -> None:
+    from village_credit.privacy.precision import _merge_event_bands
+
+    released, _ = release_precision(households)
+    merged = released.copy()
+    _merge_event_bands(merged, np.arange(len(merged)))
+    ev = event_columns(released.columns)
+    assert merged[ev].nunique().sum() < released[ev].nunique().sum()  # fewer distinct cells
+    np.testing.assert_array_equal(np.asarray(score_rules(released, policy).points),
+                                  np.asarray(score_rules(merged, policy).points))
+
+
+def test_protection_steps_leave_no_row_unique_and_keep_insider_k(result) -> None:
+    from village_credit.privacy.precision import HOLDER_STAGES, HolderProtection
+    from village_credit.privacy.threat_model import LENDING_BANK, REGISTER_KEEPER
+
+    prot = result.report.precision["holder_protection"]
+    assert set(prot) == {"k", "suppressed", "rounds"} | {s.counter for s in HOLDER_STAGES}
+    assert set(prot) == set(HolderProtection.__dataclass_fields__)
+    assert prot["event_bands_merged"] > 0 and prot["bank_figures_coarsened"] > 0
+    hh = result.households
+    for holder in (LENDING_BANK, REGISTER_KEEPER):
+        cols = [c for c in holder.knows if c in hh.columns]
+        assert hh.groupby(cols, dropna=False).size().min() >= 2, holder.name
+    qis = result.report.quasi_identifiers
+    assert hh.groupby(qis, dropna=False, observed=True).size().min() >= 5
