@@ -204,3 +204,37 @@ def test_protection_steps_leave_no_row_unique_and_keep_insider_k(result) -> None
         assert hh.groupby(cols, dropna=False).size().min() >= 2, holder.name
     qis = result.report.quasi_identifiers
     assert hh.groupby(qis, dropna=False, observed=True).size().min() >= 5
+
+
+def test_outcome_noise_is_randomized_response_recorded_and_seeded(households) -> None:
+    from village_credit.privacy.anonymise import flip_outcome
+    from village_credit.privacy.errors import KAnonymityError
+    from village_credit.privacy.threat_model import PrivacyConfigError, privacy_config_from_dict
+
+    rel = households[["household_id", "default_12m"]]
+    out, info = flip_outcome(rel, 0.1, seed=1)
+    changed = out["default_12m"].to_numpy() != rel["default_12m"].to_numpy()
+    assert info["n_flipped"] == changed.sum() and 0.06 < changed.mean() < 0.14
+    assert info["released_value_true_prob"] == pytest.approx(0.9)
+    assert set(out["default_12m"].unique()) <= {0, 1} and out["default_12m"].dtype == rel["default_12m"].dtype
+    pd.testing.assert_frame_equal(out, flip_outcome(rel, 0.1, seed=1)[0])  # seeded
+    same, info0 = flip_outcome(rel, 0.0)
+    assert same is rel and info0["n_flipped"] == 0
+    with pytest.raises(KAnonymityError, match="flip rate"):
+        flip_outcome(rel, 0.5)
+    cfg = privacy_config_from_dict({"outcome_noise": {"flip_rate": 0.05, "seed": 3}})
+    assert (cfg.outcome_flip_rate, cfg.outcome_flip_seed) == (0.05, 3)
+    with pytest.raises(PrivacyConfigError, match="outcome_noise.flip_rate"):
+        privacy_config_from_dict({"outcome_noise": {"flip_rate": 0.7}})
+
+
+def test_anonymise_with_outcome_noise_reports_it_and_releases_noisy_outcomes() -> None:
+    from village_credit.privacy.threat_model import privacy_config_from_dict
+
+    hh = generate_households(GeneratorConfig(n_households=300, seed=4))
+    cfg = privacy_config_from_dict({"outcome_noise": {"flip_rate": 0.2, "seed": 0}})
+    res = anonymise(add_fake_pii(hh, 4), KEY, measure_risk=False, config=cfg)
+    noise = res.report.risk["homogeneity"]["outcome_noise"]
+    assert noise["flip_rate"] == 0.2 and noise["n_flipped"] > 0.1 * len(res.households)
+    # about a fifth of the mostly-repaid outcomes now read "defaulted"
+    assert res.households["default_12m"].mean() > hh["default_12m"].mean() + 0.1

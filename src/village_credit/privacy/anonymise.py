@@ -458,6 +458,7 @@ def anonymise(
     holders = {a.name: a.knows for a in cfg.attackers if not a.recoded}
     rec, released = _recode(hh, qis, k, hier, notes, sens_flags, cfg.l, holders, protection,
                             min(cfg.holder_k, k))  # 3. (k = 1 asks for no anonymity from anyone)
+    released, outcome_noise = flip_outcome(released, cfg.outcome_flip_rate, cfg.outcome_flip_seed)
     precision_report = {**asdict(precision), "holder_protection": protection}
     suppressed_idx = rec.suppressed[rec.suppressed].index
     l_value, n_l1, n_classes = _class_counts(released, qis, sensitive)
@@ -474,7 +475,7 @@ def anonymise(
                        "released": holder_risk(released, attackers, k)}
     flags_released = sensitive_flags(released, cfg.sensitive)
     risk["homogeneity"] = {"l_target": cfg.l, "l_targets": list(sensitive_flags(released, cfg.l_targets)),
-                           "sensitive": list(flags_released),
+                           "sensitive": list(flags_released), "outcome_noise": outcome_noise,
                            "by_holder": homogeneity_attack(released, attackers, flags_released)}
     unique = {n: v["n_unique"] for n, v in risk["holders"]["released"].items() if v["n_unique"]}
     if unique:
@@ -573,6 +574,24 @@ def sensitive_flags(households: pd.DataFrame, sensitive: Sequence[str]) -> dict[
         else:
             out[c] = s
     return out
+
+
+def flip_outcome(released: pd.DataFrame, rate: float, seed: int = 0,
+                 column: str = DEFAULT_SENSITIVE) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Randomized response on the released outcome: each value flipped with probability ``rate``
+    (seeded), so a class whose released outcomes are all "repaid" no longer tells the insider that
+    any of its households repaid: each released value is true with probability ``1 - rate``.
+    Returns the table and what was done (no values); ``rate`` 0 changes nothing.
+    """
+    if not 0 <= rate < 0.5:
+        raise KAnonymityError(f"outcome flip rate must be within [0, 0.5), got {rate}")
+    if rate == 0 or column not in released.columns or not len(released):
+        return released, {"column": column, "flip_rate": 0.0, "n_flipped": 0, "released_value_true_prob": 1.0}
+    flip = np.random.default_rng(seed).random(len(released)) < rate
+    y = released[column]
+    out = released.assign(**{column: y.where(~flip, 1 - y).astype(y.dtype)})
+    return out, {"column": column, "flip_rate": float(rate), "seed": int(seed), "n_flipped": int(flip.sum()),
+                 "released_value_true_prob": round(1.0 - rate, 6)}
 
 
 def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str]) -> dict[str, Any]:
