@@ -238,3 +238,15 @@ def test_anonymise_with_outcome_noise_reports_it_and_releases_noisy_outcomes() -
     assert noise["flip_rate"] == 0.2 and noise["n_flipped"] > 0.1 * len(res.households)
     # about a fifth of the mostly-repaid outcomes now read "defaulted"
     assert res.households["default_12m"].mean() > hh["default_12m"].mean() + 0.1
+
+
+def test_location_floor_bounds_the_location_burden_from_below(result) -> None:
+    """Issue 28 item 5: a household whose village holds fewer than k of its exact cell (gender,
+    formerly-poor status, under 60 or not) cannot keep its village; the report shows that floor
+    per group, and no group keeps its village more often (coarsened or suppressed)."""
+    for grp in ("age_band", "formerly_poor"):
+        for g, v in result.report.burden[grp].items():
+            lost = v["altered_share.location"] + v["suppressed_share"]
+            assert 0 <= v["location_floor_share"] <= lost + 1e-9, (grp, g)
+    ab = result.report.burden["age_band"]
+    assert ab["60-64"]["location_floor_share"] > ab["<60"]["location_floor_share"]
