@@ -42,13 +42,19 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--outcome-flip-rate", type=float, default=0.0,
+                    help="randomized response on the released default_12m (privacy config outcome_noise)")
     args = ap.parse_args()
 
     cfg = GeneratorConfig(n_households=args.n, seed=args.seed)
     households = generate_households(cfg)
     raw = add_fake_pii(households, cfg.seed)
     t0 = time.perf_counter()
-    res = anonymise(raw, KEY)
+    from dataclasses import replace
+
+    from village_credit.privacy.threat_model import DEFAULT_PRIVACY_CONFIG
+
+    res = anonymise(raw, KEY, config=replace(DEFAULT_PRIVACY_CONFIG, outcome_flip_rate=args.outcome_flip_rate))
     t_anon = time.perf_counter() - t0
     rep = res.report
     # the raw household table of the same households, keyed by the same pseudonym
@@ -114,6 +120,7 @@ def main() -> None:
     for holder, attrs in rep.risk["homogeneity"]["by_holder"].items():
         print(f"homogeneity {holder}: " + ", ".join(f"{a} l={v['l']} certain {v['certain_share']:.1%}"
                                                     for a, v in attrs.items()))
+    print(f"outcome noise (randomized response): {rep.risk['homogeneity']['outcome_noise']}")
     for grp in ("age_band", "formerly_poor"):
         for g, v in rep.burden[grp].items():
             print(f"burden {grp}={g}: n {v['n']}, suppressed {v['suppressed_share']:.1%}, mean loss "
@@ -123,8 +130,6 @@ def main() -> None:
     # repeated releases: next year's file of the same households, release-scoped vs linked
     from village_credit.data.generator import generate_vintage
     from village_credit.privacy.risk import joined_release_risk
-    from village_credit.privacy.threat_model import DEFAULT_PRIVACY_CONFIG
-
     raw2 = add_fake_pii(generate_vintage(cfg, 2), cfg.seed)
     att = {a.name: a.knows for a in DEFAULT_PRIVACY_CONFIG.attackers}
     second = anonymise(raw2, KEY, measure_risk=False)

@@ -159,3 +159,94 @@ def test_the_documented_privacy_yaml_is_valid() -> None:
     assert cfg.l == 2 and cfg.holder_k == 2 and cfg.l_targets == ("private_debt_yuan", "balance_yuan")
     assert [a.recoded for a in cfg.attackers] == [True, False]
     assert "dependents" in cfg.qis and "ded_hygiene_date" not in cfg.qis
+
+
+# --- protection against the bank and the register keeper: one table of steps -------------
+
+def test_shipped_event_windows_are_what_every_shipped_policy_uses() -> None:
+    from village_credit.privacy.precision import SHIPPED_EVENT_WINDOWS
+    from village_credit.rules import list_policies, load_policy
+
+    used: dict[str, set[int]] = {}
+    for name in list_policies():
+        data = load_policy(name).to_dict()
+        for section in ("deductions", "vetoes"):
+            for item in (data.get(section) or {}).values():
+                if isinstance(item, dict) and "event" in item:
+                    used.setdefault(item["event"], set()).add(12 * int(item["window_years"]))
+    assert {c: set(w) for c, w in SHIPPED_EVENT_WINDOWS.items()} == used
+
+
+@pytest.mark.parametrize("policy", ["jinxiang_2022", "tongxiang", "xx_county", "rencheng_2025"])
+def test_event_bands_at_the_shipped_windows_keep_rule_points(households, policy) -> None:
+    from village_credit.privacy.precision import _merge_event_bands
+
+    released, _ = release_precision(households)
+    merged = released.copy()
+    _merge_event_bands(merged, np.arange(len(merged)))
+    ev = event_columns(released.columns)
+    assert merged[ev].nunique().sum() < released[ev].nunique().sum()  # fewer distinct cells
+    np.testing.assert_array_equal(np.asarray(score_rules(released, policy).points),
+                                  np.asarray(score_rules(merged, policy).points))
+
+
+def test_protection_steps_leave_no_row_unique_and_keep_insider_k(result) -> None:
+    from village_credit.privacy.precision import HOLDER_STAGES, HolderProtection
+    from village_credit.privacy.threat_model import LENDING_BANK, REGISTER_KEEPER
+
+    prot = result.report.precision["holder_protection"]
+    assert set(prot) == {"k", "suppressed", "rounds"} | {s.counter for s in HOLDER_STAGES}
+    assert set(prot) == set(HolderProtection.__dataclass_fields__)
+    assert prot["event_bands_merged"] > 0 and prot["bank_figures_coarsened"] > 0
+    hh = result.households
+    for holder in (LENDING_BANK, REGISTER_KEEPER):
+        cols = [c for c in holder.knows if c in hh.columns]
+        assert hh.groupby(cols, dropna=False).size().min() >= 2, holder.name
+    qis = result.report.quasi_identifiers
+    assert hh.groupby(qis, dropna=False, observed=True).size().min() >= 5
+
+
+def test_outcome_noise_is_randomized_response_recorded_and_seeded(households) -> None:
+    from village_credit.privacy.anonymise import flip_outcome
+    from village_credit.privacy.errors import KAnonymityError
+    from village_credit.privacy.threat_model import PrivacyConfigError, privacy_config_from_dict
+
+    rel = households[["household_id", "default_12m"]]
+    out, info = flip_outcome(rel, 0.1, seed=1)
+    changed = out["default_12m"].to_numpy() != rel["default_12m"].to_numpy()
+    assert info["n_flipped"] == changed.sum() and 0.06 < changed.mean() < 0.14
+    assert info["released_value_true_prob"] == pytest.approx(0.9)
+    assert set(out["default_12m"].unique()) <= {0, 1} and out["default_12m"].dtype == rel["default_12m"].dtype
+    pd.testing.assert_frame_equal(out, flip_outcome(rel, 0.1, seed=1)[0])  # seeded
+    same, info0 = flip_outcome(rel, 0.0)
+    assert same is rel and info0["n_flipped"] == 0
+    with pytest.raises(KAnonymityError, match="flip rate"):
+        flip_outcome(rel, 0.5)
+    cfg = privacy_config_from_dict({"outcome_noise": {"flip_rate": 0.05, "seed": 3}})
+    assert (cfg.outcome_flip_rate, cfg.outcome_flip_seed) == (0.05, 3)
+    with pytest.raises(PrivacyConfigError, match="outcome_noise.flip_rate"):
+        privacy_config_from_dict({"outcome_noise": {"flip_rate": 0.7}})
+
+
+def test_anonymise_with_outcome_noise_reports_it_and_releases_noisy_outcomes() -> None:
+    from village_credit.privacy.threat_model import privacy_config_from_dict
+
+    hh = generate_households(GeneratorConfig(n_households=300, seed=4))
+    cfg = privacy_config_from_dict({"outcome_noise": {"flip_rate": 0.2, "seed": 0}})
+    res = anonymise(add_fake_pii(hh, 4), KEY, measure_risk=False, config=cfg)
+    noise = res.report.risk["homogeneity"]["outcome_noise"]
+    assert noise["flip_rate"] == 0.2 and noise["n_flipped"] > 0.1 * len(res.households)
+    # about a fifth of the mostly-repaid outcomes now read "defaulted"
+    assert res.households["default_12m"].mean() > hh["default_12m"].mean() + 0.1
+
+
+def test_location_floor_bounds_the_location_burden_from_below(result) -> None:
+    """Issue 28 item 5: a household whose village holds fewer than k of its exact cell (gender,
+    formerly-poor status, under 60 or not) cannot keep its village; the report shows that floor
+    per group, and no group keeps its village more often (coarsened or suppressed)."""
+    for grp in ("age_band", "formerly_poor"):
+        for g, v in result.report.burden[grp].items():
+            lost = v["altered_share.location"] + v["suppressed_share"]
+            assert 0 <= v["location_floor_share"] <= lost + 1e-9, (grp, g)
+    ab = result.report.burden["age_band"]
+    assert ab["60-64"]["location_floor_share"] > ab["<60"]["location_floor_share"]

@@ -458,6 +458,7 @@ def anonymise(
     holders = {a.name: a.knows for a in cfg.attackers if not a.recoded}
     rec, released = _recode(hh, qis, k, hier, notes, sens_flags, cfg.l, holders, protection,
                             min(cfg.holder_k, k))  # 3. (k = 1 asks for no anonymity from anyone)
+    released, outcome_noise = flip_outcome(released, cfg.outcome_flip_rate, cfg.outcome_flip_seed)
     precision_report = {**asdict(precision), "holder_protection": protection}
     suppressed_idx = rec.suppressed[rec.suppressed].index
     l_value, n_l1, n_classes = _class_counts(released, qis, sensitive)
@@ -474,7 +475,7 @@ def anonymise(
                        "released": holder_risk(released, attackers, k)}
     flags_released = sensitive_flags(released, cfg.sensitive)
     risk["homogeneity"] = {"l_target": cfg.l, "l_targets": list(sensitive_flags(released, cfg.l_targets)),
-                           "sensitive": list(flags_released),
+                           "sensitive": list(flags_released), "outcome_noise": outcome_noise,
                            "by_holder": homogeneity_attack(released, attackers, flags_released)}
     unique = {n: v["n_unique"] for n, v in risk["holders"]["released"].items() if v["n_unique"]}
     if unique:
@@ -507,7 +508,7 @@ def anonymise(
         age_rule_moved=_age_rule_moved(rec, hh, qis),
         precision=precision_report,
         pseudonyms={kk: v for kk, v in scope.items() if kk != "context"},
-        burden=burden_by_group(hh_exact, rec, qis),
+        burden=burden_by_group(hh_exact, rec, qis, k),
         threat_model={"source": cfg.source,
                       "attackers": {a.name: {"description": a.description, "knows": list(a.knows),
                                              "recoded": a.recoded} for a in cfg.attackers}},
@@ -575,11 +576,35 @@ def sensitive_flags(households: pd.DataFrame, sensitive: Sequence[str]) -> dict[
     return out
 
 
-def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str]) -> dict[str, Any]:
+def flip_outcome(released: pd.DataFrame, rate: float, seed: int = 0,
+                 column: str = DEFAULT_SENSITIVE) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Randomized response on the released outcome: each value flipped with probability ``rate``
+    (seeded), so a class whose released outcomes are all "repaid" no longer tells the insider that
+    any of its households repaid: each released value is true with probability ``1 - rate``.
+    Returns the table and what was done (no values); ``rate`` 0 changes nothing.
+    """
+    if not 0 <= rate < 0.5:
+        raise KAnonymityError(f"outcome flip rate must be within [0, 0.5), got {rate}")
+    if rate == 0 or column not in released.columns or not len(released):
+        return released, {"column": column, "flip_rate": 0.0, "n_flipped": 0, "released_value_true_prob": 1.0}
+    flip = np.random.default_rng(seed).random(len(released)) < rate
+    y = released[column]
+    out = released.assign(**{column: y.where(~flip, 1 - y).astype(y.dtype)})
+    return out, {"column": column, "flip_rate": float(rate), "seed": int(seed), "n_flipped": int(flip.sum()),
+                 "released_value_true_prob": round(1.0 - rate, 6)}
+
+
+def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str], k: int = 5) -> dict[str, Any]:
     """Who pays for the anonymity: per fairness age band and formerly-poor status, the share
     suppressed, the share whose location was coarsened, the share of each QI altered and the
     mean information loss (suppressed = 1; else the mean over QIs of the class band's share of
     the QI's range, location: township 0.5, any 1).
+
+    ``location_floor_share``: households whose village holds fewer than ``k`` of their cell of
+    values released exactly (gender, formerly-poor status, under 60 or not; the 65 cut may be
+    crossed for small cells): they cannot keep their village without crossing the 60 cut or
+    generalising gender or formerly-poor status, so it is the least share of location coarsening
+    such a hierarchy gives that group (issue 28 item 5).
     """
     if not len(households):
         return {}
@@ -617,6 +642,14 @@ def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str]) -> d
     if "formerly_poor" in households.columns:
         groups["formerly_poor"] = households["formerly_poor"].astype(bool).map(
             {True: "formerly_poor", False: "other"})
+    floor = np.zeros(len(idx), dtype=bool)
+    if loc_cols:
+        exact = [households[c].astype(str) for c in ("head_gender", "formerly_poor")
+                 if c in qis and c in households.columns]
+        under_60 = groups["age_band"] == "<60"
+        cell = pd.Series(0, index=idx).groupby([households["village_code"].astype(str), *exact,
+                                                under_60]).transform("size")
+        floor = (cell < k).to_numpy(bool)
     out: dict[str, Any] = {}
     for name, g in groups.items():
         gv = g.to_numpy()
@@ -625,6 +658,7 @@ def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str]) -> d
             m = gv == grp
             cells[str(grp)] = {"n": int(m.sum()), "suppressed_share": round(float(sup[m].mean()), 6),
                                "mean_loss": round(float(loss[m].mean()), 6),
+                               "location_floor_share": round(float(floor[m].mean()), 6),
                                **{f"altered_share.{q}": round(float(a[m].mean()), 6) for q, a in altered.items()}}
         out[name] = cells
     ab = out.get("age_band", {})

@@ -25,7 +25,7 @@ that has any (docs/privacy.md, issue 28). What the toolkit reads from them is mu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,7 +47,7 @@ AMOUNT_STEPS: dict[str, float] = {"credit_limit_yuan": 10_000.0, "balance_yuan":
 
 def event_columns(columns: Sequence[str]) -> list[str]:
     """The dated deduction and veto event columns of a household table."""
-    return [c for c in columns if (c.startswith("ded_") or c.startswith("veto_")) and c.endswith("_date")]
+    return [c for c in columns if c.startswith(("ded_", "veto_")) and c.endswith("_date")]
 
 
 @dataclass
@@ -185,6 +185,16 @@ def release_precision(hh: pd.DataFrame, windows_months: Sequence[int] = EVENT_WI
 
 # --- the other record holders: no class smaller than k on what each one knows ---------
 
+SHIPPED_EVENT_WINDOWS: dict[str, tuple[int, ...]] = {
+    **{f"ded_{e}_date": (12,) for e in ("hygiene", "posting", "burning", "traffic", "ethics", "online_harm",
+                                        "extravagance", "obstruction", "noncooperation", "party_absence")},
+    "ded_pollution_date": (24,),
+    **{f"veto_{e}_date": (36,) for e in ("crime", "petition", "cult", "subsidy_fraud", "illegal_land",
+                                         "financial")},
+}
+"""Windows (months) the shipped policies give each dated event (a test reads every shipped policy).
+A household still unique to the register keeper has its events released at only these cuts."""
+
 def _small(table: pd.DataFrame, cols: Sequence[str], k: int) -> np.ndarray:
     if not len(table):
         return np.zeros(0, dtype=bool)
@@ -192,26 +202,64 @@ def _small(table: pd.DataFrame, cols: Sequence[str], k: int) -> np.ndarray:
     return (sizes < k).to_numpy(bool)
 
 
-def _blank_rarest_event(table: pd.DataFrame, rows: np.ndarray, events: Sequence[str]) -> int:
-    """For each row in ``rows``, withhold (empty) its rarest released event cell; cells blanked."""
-    if not len(rows):
-        return 0
-    sub = table.iloc[rows][list(events)]
-    freq = {c: table[c].value_counts(dropna=True) for c in events}
+def _events(table: pd.DataFrame) -> list[str]:
+    return event_columns(list(table.columns))
+
+
+def _merge_event_bands(table: pd.DataFrame, rows: np.ndarray, cols: Sequence[str] = (),
+                       qis: Sequence[str] = ()) -> np.ndarray:
+    """Events of ``rows`` at the shipped policies' windows only: an event inside an item's longest
+    shipped window is released at the start of its band between those cuts, older ones empty.
+    Every shipped policy's rule points are unchanged (test)."""
+    snap = pd.to_datetime(table["snapshot_date"].iloc[rows]).reset_index(drop=True)
+    for c in _events(table):
+        windows = sorted(SHIPPED_EVENT_WINDOWS.get(c, EVENT_WINDOW_MONTHS))
+        d = pd.to_datetime(table[c].iloc[rows]).reset_index(drop=True)
+        cut = {w: snap - pd.DateOffset(months=w) for w in {0, *windows}}
+        out = snap.where(d > cut[windows[-1]])  # inside the longest window: band start 0 ...
+        for lo in windows[:-1]:  # ... or the start of a later band
+            out = out.where(~(d <= cut[lo]), cut[lo])
+        out = out.where(d.notna() & (d > cut[windows[-1]]))
+        table.iloc[rows, table.columns.get_loc(c)] = out.astype(table[c].dtype).to_numpy()
+    return np.ones(len(rows), dtype=bool)
+
+
+def _blank_rarest_event(table: pd.DataFrame, rows: np.ndarray, cols: Sequence[str] = (),
+                        qis: Sequence[str] = ()) -> np.ndarray:
+    """For each row in ``rows``, withhold (empty) its rarest released event cell; rows changed."""
+    events = _events(table)
+    if not len(rows) or not events:
+        return np.zeros(len(rows), dtype=bool)
+    sub = table.iloc[rows][events]
     score = np.full((len(rows), len(events)), np.inf)
     for j, c in enumerate(events):
         v = sub[c]
-        score[:, j] = np.where(v.notna(), v.map(freq[c]).to_numpy(float, na_value=np.inf), np.inf)
+        freq = table[c].value_counts(dropna=True)
+        score[:, j] = np.where(v.notna(), v.map(freq).to_numpy(float, na_value=np.inf), np.inf)
     pick = np.argmin(score, axis=1)
     has = np.isfinite(score[np.arange(len(rows)), pick])
     for j, c in enumerate(events):
         m = has & (pick == j)
         if m.any():
             table.iloc[rows[m], table.columns.get_loc(c)] = pd.NaT
-    return int(has.sum())
+    return has
 
 
-def _coarse_bank_figures(table: pd.DataFrame, rows: np.ndarray) -> None:
+def _history(table: pd.DataFrame) -> tuple[list[str], list[str], list[str]] | None:
+    months = months_in(list(table.columns))
+    dc, pc, kc = (history_columns(k, months) for k in ("due", "paid", "dpd"))
+    return (dc, pc, kc) if months and set(dc + pc + kc) <= set(table.columns) else None
+
+
+def _write_history(table: pd.DataFrame, rows: np.ndarray, cols: tuple[list[str], ...],
+                   arrays: tuple[np.ndarray, ...]) -> None:
+    for names, arr in zip(cols, arrays, strict=True):
+        for j, c in enumerate(names):
+            table.iloc[rows, table.columns.get_loc(c)] = arr[:, j].astype(table[c].dtype)
+
+
+def _coarse_bank_figures(table: pd.DataFrame, rows: np.ndarray, cols: Sequence[str] = (),
+                         qis: Sequence[str] = ()) -> np.ndarray:
     """Credit line to 50,000 yuan; balance to the line times a utilisation band (0, 1/2, 1, more)."""
     if "credit_limit_yuan" in table.columns:
         lim = table["credit_limit_yuan"].to_numpy(float)[rows]
@@ -223,41 +271,36 @@ def _coarse_bank_figures(table: pd.DataFrame, rows: np.ndarray) -> None:
             band = np.select([bal <= 0, util <= 0.5, util <= 1.0], [0.0, 0.5, 1.0], 1.5)
             base = np.where(lim2 > 0, lim2, 50_000)
             table.iloc[rows, table.columns.get_loc("balance_yuan")] = band * base
+    return np.ones(len(rows), dtype=bool)
 
 
-def _canonical_delinquency(table: pd.DataFrame, rows: np.ndarray) -> None:
+def _canonical_delinquency(table: pd.DataFrame, rows: np.ndarray, cols: Sequence[str] = (),
+                           qis: Sequence[str] = ()) -> np.ndarray:
     """The history of ``rows`` fully canonical: delinquent months too move (to the most recent
     months, worst last), so only counts, sums and bands remain."""
-    months = months_in(list(table.columns))
-    dc, pc, kc = (history_columns(k, months) for k in ("due", "paid", "dpd"))
-    if not len(rows) or not set(dc + pc + kc) <= set(table.columns):
-        return
-    due = table[dc].to_numpy(float)[rows]
-    paid = table[pc].to_numpy(float)[rows]
-    dpd = table[kc].to_numpy(float)[rows]
-    key = dpd * 1e6 + due * 1e3 + paid
-    order = np.argsort(key, axis=1, kind="stable")
-    r = np.arange(len(rows))[:, None]
-    for cols, arr in ((dc, due), (pc, paid), (kc, dpd)):
-        vals = arr[r, order]
-        for j, c in enumerate(cols):
-            table.iloc[rows, table.columns.get_loc(c)] = vals[:, j].astype(table[c].dtype)
+    hist = _history(table)
+    if hist is not None and len(rows):
+        due, paid, dpd = (table[c].to_numpy(float)[rows] for c in hist)
+        order = np.argsort(dpd * 1e6 + due * 1e3 + paid, axis=1, kind="stable")
+        r = np.arange(len(rows))[:, None]
+        _write_history(table, rows, hist, (due[r, order], paid[r, order], dpd[r, order]))
+    return np.ones(len(rows), dtype=bool)
 
 
 LOAN_MONTH_BANDS: tuple[int, ...] = (12, 24, 36)
 DELINQUENT_MONTHS_CAP = 1
 
 
-def _summary_history(table: pd.DataFrame, rows: np.ndarray) -> None:
+def _summary_history(table: pd.DataFrame, rows: np.ndarray, cols: Sequence[str] = (),
+                     qis: Sequence[str] = ()) -> np.ndarray:
     """The history of ``rows`` as a summary: loan months rounded up to 12 / 24 / 36, each an
     instalment of 1 paid in full except, for a household ever delinquent, the last month (at
     30 days past due, or 90 when it ever reached 90, paid 0); the line and balance as "has one"."""
-    months = months_in(list(table.columns))
-    dc, pc, kc = (history_columns(k, months) for k in ("due", "paid", "dpd"))
-    if not len(rows) or not set(dc + pc + kc) <= set(table.columns):
-        return
-    due = table[dc].to_numpy(float)[rows]
-    dpd = table[kc].to_numpy(float)[rows]
+    hist = _history(table)
+    if hist is None or not len(rows):
+        return np.ones(len(rows), dtype=bool)
+    due, dpd = (table[c].to_numpy(float)[rows] for c in (hist[0], hist[2]))
+    months = due.shape[1]
     n_loan = (due > 0).sum(axis=1)
     bands = np.asarray([b for b in LOAN_MONTH_BANDS if b <= months] or [months])
     n_loan2 = np.where(n_loan > 0, bands[np.clip(np.searchsorted(bands, n_loan), 0, len(bands) - 1)], 0)
@@ -267,25 +310,60 @@ def _summary_history(table: pd.DataFrame, rows: np.ndarray) -> None:
     pos = np.arange(months)[None, :]
     loan = pos >= (months - n_loan2)[:, None]
     late = pos >= (months - n_del)[:, None]
-    new = {"due": loan.astype(float), "paid": (loan & ~late).astype(float),
-           "dpd": np.where(late, worst[:, None], 0.0)}
     for c in ("credit_limit_yuan", "balance_yuan"):
         if c in table.columns:
             v = table[c].to_numpy(float)[rows]
             table.iloc[rows, table.columns.get_loc(c)] = np.where(v > 0, 50_000.0, 0.0)
-    for kind, cols in (("due", dc), ("paid", pc), ("dpd", kc)):
-        for j, c in enumerate(cols):
-            table.iloc[rows, table.columns.get_loc(c)] = new[kind][:, j].astype(table[c].dtype)
+    _write_history(table, rows, hist, (loan.astype(float), (loan & ~late).astype(float),
+                                       np.where(late, worst[:, None], 0.0)))
+    return np.ones(len(rows), dtype=bool)
 
 
-def _withhold_history(table: pd.DataFrame, rows: np.ndarray) -> None:
+def _withhold_history(table: pd.DataFrame, rows: np.ndarray, cols: Sequence[str] = (),
+                      qis: Sequence[str] = ()) -> np.ndarray:
     """Last resort before suppression: the bank's columns of ``rows`` withheld (no instalments,
     payments, days past due, line or balance released), so the row reads as no credit file."""
-    months = months_in(list(table.columns))
-    cols = [c for k in ("due", "paid", "dpd") for c in history_columns(k, months) if c in table.columns]
-    cols += [c for c in ("credit_limit_yuan", "balance_yuan") if c in table.columns]
-    for c in cols:
+    bank = [c for names in (_history(table) or ()) for c in names]
+    for c in bank + [c for c in ("credit_limit_yuan", "balance_yuan") if c in table.columns]:
         table.iloc[rows, table.columns.get_loc(c)] = np.zeros(len(rows)).astype(table[c].dtype)
+    return np.ones(len(rows), dtype=bool)
+
+
+@dataclass(frozen=True)
+class HolderStage:
+    """One protection step: what it does to the rows still small on a holder's columns."""
+
+    counter: str
+    """The :class:`HolderProtection` count it adds to (rows, or cells for a repeated step)."""
+    serves: str
+    """``"events"``: holders knowing event dates; ``"bank"``: holders knowing the bank's columns."""
+    apply: Callable[[pd.DataFrame, np.ndarray, Sequence[str], Sequence[str]], np.ndarray]
+    """``(table, rows, the holder's columns, the recoded quasi-identifiers)``: changes ``table``
+    in place for ``rows``; returns which rows it changed."""
+    repeat: bool = False
+    """Rows stay at this step (one change a round) until it no longer changes them."""
+
+
+HOLDER_STAGES: tuple[HolderStage, ...] = (
+    HolderStage("event_bands_merged", "events", _merge_event_bands),
+    HolderStage("event_cells_withheld", "events", _blank_rarest_event, repeat=True),
+    HolderStage("bank_figures_coarsened", "bank", _coarse_bank_figures),
+    HolderStage("histories_fully_canonical", "bank", _canonical_delinquency),
+    HolderStage("histories_summarised", "bank", _summary_history),
+    HolderStage("histories_withheld", "bank", _withhold_history),
+)
+"""Gentlest first. For the register keeper: events at the shipped policies' windows only (no rule
+point changes), then the rarest cell withheld. For the bank: line and balance coarsened, the
+history fully canonical, summarised, withheld (docs/privacy.md 2b). What is left small is
+suppressed. Gentler bank designs measured no better (docs/privacy.md 5b)."""
+
+
+def _serves(stage: HolderStage, cols: Sequence[str]) -> bool:
+    if stage.serves == "events":
+        return any(c in SHIPPED_EVENT_WINDOWS or (c.endswith("_date") and c.startswith(("ded_", "veto_")))
+                   for c in cols)
+    return any(c.startswith(("due_m", "paid_m", "dpd_m")) or c in ("credit_limit_yuan", "balance_yuan")
+               for c in cols)
 
 
 @dataclass
@@ -293,6 +371,7 @@ class HolderProtection:
     """What protecting the release against the bank and the register keeper cost (counts)."""
 
     k: int
+    event_bands_merged: int = 0
     event_cells_withheld: int = 0
     bank_figures_coarsened: int = 0
     histories_fully_canonical: int = 0
@@ -303,23 +382,24 @@ class HolderProtection:
 
 
 def protect_holders(released: pd.DataFrame, holders: dict[str, Sequence[str]], recoded_qis: Sequence[str],
-                    k: int, holder_k: int = 2) -> tuple[pd.DataFrame, np.ndarray, HolderProtection]:
+                    k: int, holder_k: int = 2,
+                    stages: Sequence[HolderStage] = HOLDER_STAGES,
+                    ) -> tuple[pd.DataFrame, np.ndarray, HolderProtection]:
     """Make every class on each holder's released columns at least ``holder_k`` rows (2: no row
     unique), keeping the recoded quasi-identifiers' classes at least ``k``.
 
-    Steps, each only for rows still in a small class: the register keeper's rarest event cell
-    withheld (one per round); the bank's figures coarsened, then the history made fully
-    canonical, then summarised (loan months and delinquent months in bands), then withheld
-    (the row reads as no credit file); rows still small are suppressed, and so are rows their suppression leaves in
-    an insider class below ``k`` (repeated until nothing changes). Returns the table, the
-    suppressed mask over its rows and the counts.
+    Each row still small on a holder's columns goes one step further along that holder's
+    ``stages`` (the ones serving what it knows, :data:`HOLDER_STAGES`) each round; rows past the
+    last step are suppressed, and so are rows their suppression leaves in an insider class
+    below ``k`` (repeated until nothing changes). Returns the table, the suppressed mask over
+    its rows and the counts.
     """
     t = released.copy()
     rep = HolderProtection(k=holder_k)
     keep = np.ones(len(t), dtype=bool)
-    events = event_columns(list(t.columns))
-    bank_stage = np.zeros(len(t), dtype=np.int64)
-    for _ in range(64):
+    plan = {name: [s for s in stages if _serves(s, cols)] for name, cols in holders.items()}
+    step = {name: np.zeros(len(t), dtype=np.int64) for name in holders}
+    for _ in range(256):
         rep.rounds += 1
         changed = False
         for name, cols in holders.items():
@@ -328,47 +408,18 @@ def protect_holders(released: pd.DataFrame, holders: dict[str, Sequence[str]], r
                 continue
             live = np.flatnonzero(keep)
             small = live[_small(t.iloc[live], cols, holder_k)]
-            if not len(small):
-                continue
-            ev = [c for c in events if c in cols]
-            if ev:
-                blank = small[t.iloc[small][ev].notna().any(axis=1).to_numpy()]
-                if len(blank):
-                    rep.event_cells_withheld += _blank_rarest_event(t, blank, ev)
-                    changed = True
+            if len(small):
+                changed = True
+            at = step[name]
+            now = at[small].copy()
+            keep[small[now >= len(plan[name])]] = False  # past the last step
+            for i, stage in enumerate(plan[name]):
+                rows = small[now == i]
+                if not len(rows):
                     continue
-            if any(c.startswith(("due_m", "paid_m", "dpd_m")) or c in ("credit_limit_yuan", "balance_yuan")
-                   for c in cols):
-                s0 = small[bank_stage[small] == 0]
-                s1 = small[bank_stage[small] == 1]
-                if len(s0):
-                    _coarse_bank_figures(t, s0)
-                    bank_stage[s0] = 1
-                    rep.bank_figures_coarsened += len(s0)
-                    changed = True
-                    continue
-                if len(s1):
-                    _canonical_delinquency(t, s1)
-                    bank_stage[s1] = 2
-                    rep.histories_fully_canonical += len(s1)
-                    changed = True
-                    continue
-                s2 = small[bank_stage[small] == 2]
-                if len(s2):
-                    _summary_history(t, s2)
-                    bank_stage[s2] = 3
-                    rep.histories_summarised += len(s2)
-                    changed = True
-                    continue
-                s3 = small[bank_stage[small] == 3]
-                if len(s3):
-                    _withhold_history(t, s3)
-                    bank_stage[s3] = 4
-                    rep.histories_withheld += len(s3)
-                    changed = True
-                    continue
-            keep[small] = False
-            changed = True
+                did = stage.apply(t, rows, cols, list(recoded_qis))
+                setattr(rep, stage.counter, getattr(rep, stage.counter) + int(did.sum()))
+                at[rows[~did] if stage.repeat else rows] += 1
         live = np.flatnonzero(keep)
         if recoded_qis:
             small_q = live[_small(t.iloc[live], list(recoded_qis), k)]
@@ -381,6 +432,6 @@ def protect_holders(released: pd.DataFrame, holders: dict[str, Sequence[str]], r
     return t, ~keep, rep
 
 
-__all__ = ["AMOUNT_STEPS", "DPD_BAND_EDGES", "EVENT_WINDOW_MONTHS", "HolderProtection", "PrecisionReport",
-           "event_columns", "protect_holders", "release_amounts", "release_event_dates", "release_history",
-           "release_precision"]
+__all__ = ["AMOUNT_STEPS", "DPD_BAND_EDGES", "EVENT_WINDOW_MONTHS", "HOLDER_STAGES", "SHIPPED_EVENT_WINDOWS",
+           "HolderProtection", "HolderStage", "PrecisionReport", "event_columns", "protect_holders",
+           "release_amounts", "release_event_dates", "release_history", "release_precision"]

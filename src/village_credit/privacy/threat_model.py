@@ -91,7 +91,7 @@ REGISTER_KEEPER = Attacker(
     "register_keeper",
     "whoever keeps the village's deduction and veto registers: every event's date, and the village",
     ("village_code", "township_code", *[c for c in SCHEMA.names if c.endswith("_date")
-                                        and (c.startswith("ded_") or c.startswith("veto_"))]),
+                                        and c.startswith(("ded_", "veto_"))]),
     recoded=False,
 )
 
@@ -147,6 +147,12 @@ class PrivacyConfig:
     targeted by default: at a 4 % default rate every class would need ~25 households, and
     the class means of land and household size then differ so much between villages that
     the trained model fails its feature-stability gate (PSI 0.60 on land, measured)."""
+    outcome_flip_rate: float = 0.0
+    """Randomized response on the released ``default_12m`` (issue 28 item 4, documented noise):
+    each household's outcome is released flipped with this probability, so no released outcome is
+    certain (each is the true one with probability ``1 - rate``, whatever its class holds). Off by
+    default: it costs the model AUC (docs/privacy.md 5b gives the measured cost)."""
+    outcome_flip_seed: int = 0
     hierarchies: Mapping[str, BandHierarchy] = field(default_factory=default_hierarchies)
     risk: RiskConfig = field(default_factory=RiskConfig)
     source: str = "<defaults>"
@@ -164,11 +170,20 @@ class PrivacyConfig:
 
 DEFAULT_PRIVACY_CONFIG = PrivacyConfig()
 
-_TOP_KEYS = {"k", "l", "holder_k", "l_targets", "quasi_identifiers", "attackers", "sensitive", "hierarchies", "risk"}
+_TOP_KEYS = {"k", "l", "holder_k", "l_targets", "outcome_noise", "quasi_identifiers", "attackers", "sensitive", "hierarchies", "risk"}
 
 
 def _err(src: str, key: str, msg: str) -> PrivacyConfigError:
     return PrivacyConfigError(f"{src}: {key}: {msg}")
+
+
+_WHOLE_NUMBER_KEYS = ("k", "l", "holder_k")
+
+
+def _whole(src: str, key: str, v: Any, least: int) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v < least:
+        raise _err(src, key, f"must be a whole number >= {least}, got {v!r}")
+    return v
 
 
 def _str_list(src: str, key: str, v: Any) -> tuple[str, ...]:
@@ -191,21 +206,18 @@ def privacy_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") ->
     if unknown:
         raise _err(source, unknown[0], f"unknown setting (allowed: {', '.join(sorted(_TOP_KEYS))})")
     cfg = PrivacyConfig(source=source)
-    if "k" in data:
-        k = data["k"]
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise _err(source, "k", f"must be a whole number >= 1, got {k!r}")
-        cfg = replace(cfg, k=k)
-    if "l" in data:
-        lv = data["l"]
-        if not isinstance(lv, int) or isinstance(lv, bool) or lv < 1:
-            raise _err(source, "l", f"must be a whole number >= 1, got {lv!r}")
-        cfg = replace(cfg, l=lv)
-    if "holder_k" in data:
-        hk = data["holder_k"]
-        if not isinstance(hk, int) or isinstance(hk, bool) or hk < 1:
-            raise _err(source, "holder_k", f"must be a whole number >= 1, got {hk!r}")
-        cfg = replace(cfg, holder_k=hk)
+    for key in _WHOLE_NUMBER_KEYS:  # k, l, holder_k: whole numbers >= 1
+        if key in data:
+            cfg = replace(cfg, **{key: _whole(source, key, data[key], 1)})
+    if "outcome_noise" in data:
+        on = data["outcome_noise"]
+        if not isinstance(on, Mapping) or set(on) - {"flip_rate", "seed"} or "flip_rate" not in on:
+            raise _err(source, "outcome_noise", "must have 'flip_rate' and optional 'seed'")
+        rate = on["flip_rate"]
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate < 0.5:
+            raise _err(source, "outcome_noise.flip_rate", f"must be within [0, 0.5), got {rate!r}")
+        cfg = replace(cfg, outcome_flip_rate=float(rate),
+                      outcome_flip_seed=_whole(source, "outcome_noise.seed", on.get("seed", 0), 0))
     if "l_targets" in data:
         lt = tuple(data["l_targets"] or ())
         if not all(isinstance(x, str) for x in lt):
@@ -277,12 +289,9 @@ def privacy_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") ->
             if not isinstance(r["enabled"], bool):
                 raise _err(source, "risk.enabled", "must be true or false")
             rc = replace(rc, enabled=r["enabled"])
-        for key in ("n_attacks", "seed"):
+        for key, least in (("n_attacks", 1), ("seed", 0)):
             if key in r:
-                v = r[key]
-                if not isinstance(v, int) or isinstance(v, bool) or v < (1 if key == "n_attacks" else 0):
-                    raise _err(source, f"risk.{key}", f"must be a whole number, got {v!r}")
-                rc = replace(rc, **{key: v})
+                rc = replace(rc, **{key: _whole(source, f"risk.{key}", r[key], least)})
         if "confidence_level" in r:
             v = r["confidence_level"]
             if not isinstance(v, (int, float)) or not 0 < v < 1:

@@ -80,6 +80,7 @@ def utility_comparison(raw: pd.DataFrame, anonymised: pd.DataFrame, *, seed: int
     audit = fairness_audit(systems, sens, y, true_pd=hold["true_pd"].to_numpy(), n_boot=n_boot, seed=seed)
     disp = audit.disparities
     wide = disp.pivot_table(index=["feature", "metric"], columns="system", values="value").reset_index()
+    wide = wide.reindex(columns=["feature", "metric", "raw", "anonymised"])  # a system whose values are all NaN
     wide["difference"] = wide["anonymised"] - wide["raw"]
     approval = {}
     for name, d in (("raw", dec_r), ("anonymised", dec_a["anon"])):
