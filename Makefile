@@ -19,9 +19,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/village-credit demo
 
-# one worker per core; a test file stays on one worker (its module fixtures are built once)
+# one worker per core; a test file stays on one worker (its module fixtures are built once);
+# the files with slow tests start first (tests/conftest.py orders them; xdist keeps the order)
 test: $(STAMP)
-	$(PY) -m pytest -n auto --dist loadfile
+	$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 # JSON Schemas of the hand-written file formats, for editors (docs/file-formats.md)
 schemas: $(STAMP)

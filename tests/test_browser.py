@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from servers import NO_JOB_WORKERS, free_port, running_server
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -46,12 +42,6 @@ if _WHY:  # pragma: no cover - depends on the machine
     pytest.skip(_WHY, allow_module_level=True)
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _shots(tmp: Path) -> Path:
@@ -105,35 +95,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         identity={"model": f"{NAME} v{version}", "version": version, "run_id": run.info.run_id,
                   "data_fingerprint": "browser-check"})
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("mlflow server did not start:\n" + (root / "server.log").read_text(errors="replace")[-3000:])
-            time.sleep(0.5)
+    with running_server([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+                         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                        url, root / "server.log", what="mlflow server", env={**os.environ, **NO_JOB_WORKERS}):
         yield {"url": url, "exp_id": exp_id, "run_id": run.info.run_id, "version": version,
                "fairness": Path(fairness_html), "validation": Path(validation_html), "root": root}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ from village_credit.cli import app
 from village_credit.data.io import read_table
 from village_credit.registry.tracking import data_fingerprint
 
+pytestmark = pytest.mark.slow  # the whole guide through the CLI: train, validate, promote, score
+
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "german-credit"
 

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +21,7 @@ import pytest
 from doc_blocks import ROOT, section_blocks
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from servers import NO_JOB_WORKERS, free_port, running_server
 from typer.testing import CliRunner
 
 from village_credit.cli import app
@@ -34,12 +31,6 @@ pytestmark = pytest.mark.slow
 ADMIN, ADMIN_PW = "admin", "admin-pass-for-tests-1"
 SCORER, SCORER_PW = "scorer", "scorer-pass-for-tests-1"
 NAME = "vc-served"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 DOC = ROOT / "docs" / "registry.md"
@@ -66,32 +57,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.importorskip("flask_wtf")  # what `pip install 'mlflow[auth]'` adds
     shell, _ = _doc_blocks()
     root = tmp_path_factory.mktemp("auth-server")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     install = "pip install 'mlflow[auth]'"
     assert shell.startswith(install)
     script = (shell.split("\n", 1)[1].replace("<a long secret>", ADMIN_PW)
               .replace("--port 5000", f"--port {port} --workers 1"))
     assert str(port) in script and "<" not in script.replace("<<'EOF'", ""), script
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    env = {**os.environ, **NO_JOB_WORKERS,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    log = open(root / "server.log", "wb")
-    proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", script], cwd=root, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240  # bounded: a loaded CI machine starts it in ~1 min
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("the docs' mlflow server did not start:\n"
-                            + (root / "server.log").read_text(errors="replace")[-3000:])
-            time.sleep(0.5)
+    with running_server(["bash", "-euo", "pipefail", "-c", script], url, root / "server.log",
+                        what="the docs' mlflow server", env=env, cwd=root):
         _, python = _doc_blocks()
         admin = {**os.environ, "MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": ADMIN_PW}
         code = python.replace("http://127.0.0.1:5000", url).replace('"<password>"', repr(SCORER_PW))
@@ -99,13 +75,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                                timeout=120, check=False)
         assert setup.returncode == 0, f"the docs' account setup failed:\n{setup.stderr[-3000:]}"
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 def _as(mp: pytest.MonkeyPatch, url: str, user: str, password: str) -> None:

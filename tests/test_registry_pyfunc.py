@@ -6,8 +6,10 @@ real sqlite MLflow store in a temp dir.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -161,15 +163,47 @@ def test_champion_loads_and_scores_in_fresh_process(logged: dict) -> None:
     assert "credit_line" in data["columns"]
 
 
-def test_loads_in_fresh_virtualenv_with_only_model_requirements(logged: dict, tmp_path: Path) -> None:
+def _model_requirements_env(requirements: Path, config: pytest.Config, tmp_path: Path) -> Path:
+    """The python of a virtualenv holding exactly ``requirements`` (and what they pull in).
+
+    A bare venv (not even pip), filled by this interpreter's pip, not byte-compiled at
+    install (of its ~14k files the load imports a few hundred). Built once per
+    requirements text and interpreter and kept in pytest's cache (``.pytest_cache/d/``;
+    ``pytest --cache-clear`` rebuilds it): building it was most of the suite's slowest
+    test, and its files cost as much again to delete. Without the cache plugin
+    (``-p no:cacheprovider``) it is built in ``tmp_path``. The caller checks that
+    ``village_credit`` is not importable there, whichever way it was built.
+    """
+    text = requirements.read_text()
+    key = hashlib.sha256(f"{sys.version}\n{text}".encode()).hexdigest()[:16]
+    cache = getattr(config, "cache", None)
+    home = cache.mkdir(f"model-requirements-venv-{key}") if cache is not None else tmp_path
+    env_dir = home / "venv"
+    if (env_dir / "requirements.txt").is_file() and (env_dir / "requirements.txt").read_text() == text:
+        return env_dir / "bin" / "python"
+    build = home / f"build-{os.getpid()}"
+    shutil.rmtree(build, ignore_errors=True)
+    venv.create(build, with_pip=False)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(build / "bin" / "python"), "install", "-q",
+                    "--no-compile", "-r", str(requirements)], check=True)
+    (build / "requirements.txt").write_text(text)  # written last: the venv is complete
+    shutil.rmtree(env_dir, ignore_errors=True)
+    try:
+        build.rename(env_dir)  # a venv's python finds its prefix from where it is
+    except OSError:  # another run finished the same venv first
+        shutil.rmtree(build, ignore_errors=True)
+    return env_dir / "bin" / "python"
+
+
+def test_loads_in_fresh_virtualenv_with_only_model_requirements(logged: dict, tmp_path: Path,
+                                                                 request: pytest.FixtureRequest) -> None:
     """Only the model's requirements.txt is installed: village_credit comes from code_paths."""
     local = Path(mlflow.artifacts.download_artifacts(logged["info"].model_uri,
                                                      dst_path=str(tmp_path / "model")))
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
-    py = env_dir / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", str(local / "requirements.txt")],
-                   check=True)
+    py = _model_requirements_env(local / "requirements.txt", request.config, tmp_path)
+    no_package = subprocess.run([str(py), "-c", "import village_credit"], cwd=tmp_path, capture_output=True,
+                                env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}, check=False)
+    assert no_package.returncode != 0, "village_credit must come from the model's code_paths only"
     script = LOAD_AND_SCORE.replace('"models:/village-credit@champion"', repr(str(local)))
     out = subprocess.run([str(py), "-c", script, str(logged["batch"])], cwd=tmp_path,
                          capture_output=True, text=True, check=False,
