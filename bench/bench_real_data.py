@@ -21,11 +21,12 @@ least; wall seconds are printed beside) of
 
 * ``CreditScoreClassifier()`` against a plain ``LGBMClassifier`` on the same 800 rows;
 * ``village-credit train`` on ``experiments/german_credit.yaml`` (tuning and SHAP off;
-  reports on; MLflow off, then once on) against the estimator it trains, fitted alone on
-  the same training rows.
+  reports and MLflow off; reports on; reports and MLflow on) against the estimator it
+  trains, fitted alone on the same training rows; with ``--timing-table-rows N`` the same
+  on a generated table of N rows (22 plain columns, grouped hold-out).
 
     PYTHONPATH=src python bench/bench_real_data.py --repeats 5 --folds 5 --trials 15
-    PYTHONPATH=src python bench/bench_real_data.py --repeats 0 --timing 7
+    PYTHONPATH=src python bench/bench_real_data.py --repeats 0 --timing 5 --timing-table-rows 20000
 """
 
 from __future__ import annotations
@@ -143,73 +144,133 @@ def _clock(fn: Callable[[], Any]) -> tuple[float, float]:
     return time.process_time() - c0, time.perf_counter() - w0
 
 
-def fit_times(repeats: int, out: Path) -> pd.DataFrame:
-    """One row per timed call: the estimator and a plain LightGBM, then ``train`` and its estimator."""
-    import warnings
+def mid_table(rows: int, out: Path) -> tuple[Path, Path]:
+    """A mid-size table of one's own (CSV + feature spec + experiment): generated households
+    reduced to 22 plain columns, renamed so nothing household-specific is left (id
+    ``loan_ref``, target ``defaulted``, group ``branch``, protected ``age`` and ``sex``)."""
+    import yaml
 
+    from village_credit.data import GeneratorConfig, generate_households
+
+    h = generate_households(GeneratorConfig(n_households=rows, seed=5))
+    keep = {"household_id": "loan_ref", "village_code": "branch", "head_age": "age", "head_gender": "sex",
+            "education": "education", "household_size": "household_size", "dependents": "dependents",
+            "smartphone": "smartphone", "land_mu": "land", "assets_yuan": "assets",
+            "income_farming": "income_farming", "income_livestock": "income_livestock",
+            "income_migrant": "income_migrant", "income_business": "income_business",
+            "income_volatility": "income_volatility", "credit_limit_yuan": "credit_limit",
+            "balance_yuan": "balance", "private_debt_yuan": "private_debt", "dpd_m01": "dpd_1",
+            "dpd_m02": "dpd_2", "dpd_m03": "dpd_3", "default_12m": "defaulted"}
+    data = out / "loans.csv"
+    h[list(keep)].rename(columns=keep).to_csv(data, index=False)
+    spec = out / "loans_spec.yaml"
+    spec.write_text(yaml.safe_dump({"target": "defaulted", "protected": ["age", "sex"], "features": []}),
+                    encoding="utf-8")
+    exp = out / "loans.yaml"
+    exp.write_text(yaml.safe_dump({
+        "name": "mid_table", "seed": 42, "output_dir": str(out / "train"),
+        "data": {"source": str(data), "target": "defaulted", "id_column": "loan_ref", "group_column": "branch",
+                 "feature_spec": str(spec)},
+        "model": {"strategy": "gbm_only", "tuning": {"n_trials": 0, "timeout_s": None, "cv_folds": 5}},
+        "registry": {"model_name": "mid-table", "experiment": "mid-table"},
+        "stages": {"shap": False, "reports": True, "mlflow": True}}), encoding="utf-8")
+    return exp, data
+
+
+def _train_experiment(exp: Path, out: Path, name: str, reports: bool, mlflow_on: bool) -> Callable[[], Any]:
+    """``village-credit train`` on ``exp`` (tuning and SHAP off, no promotion, no scoring), in-process."""
     import yaml
     from typer.testing import CliRunner
 
     from village_credit.cli import app
+
+    raw = yaml.safe_load(exp.read_text(encoding="utf-8"))
+    raw["model"]["tuning"] = {**raw["model"]["tuning"], "n_trials": 0, "timeout_s": None}
+    raw["stages"] = {"shap": False, "reports": reports, "mlflow": mlflow_on}
+    raw["output_dir"] = str(out / name)
+    path = out / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+
+    def train() -> None:
+        r = CliRunner().invoke(app, ["train", "--config", str(path), "--no-promote", "--no-score"])
+        if r.exit_code != 0:
+            raise RuntimeError(r.output)
+    return train
+
+
+def train_times(exp: Path, repeats: int, out: Path, label: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``train`` against the estimator it builds, fitted alone on the same training rows.
+
+    Interleaved, ``repeats`` times: the estimator; ``train`` with reports and MLflow off;
+    with reports; with reports and MLflow (log + register, the shipped default; the store's
+    tables are created by an untimed first run). Returns the rows and the last MLflow run's
+    stage seconds (wall and CPU) from its ``summary.json``.
+    """
+    import os
+
     from village_credit.config import load_config
     from village_credit.pipeline import table_estimator
     from village_credit.sources import load_table, split_table
 
-    warnings.filterwarnings("ignore", category=UserWarning)
-    X, y = load()
-    tr = np.random.default_rng(0).permutation(len(y))[:800]
-    Xt, yt = X.iloc[tr].reset_index(drop=True), y[tr]
-    # the train command's own configuration and training rows
-    raw = yaml.safe_load(EXPERIMENT.read_text(encoding="utf-8"))
-    raw["data"]["source"] = str(DATA)
-    raw["data"]["feature_spec"] = str(EXPERIMENT.parent / raw["data"]["feature_spec"])
-    raw["model"]["tuning"] = {**raw["model"]["tuning"], "n_trials": 0, "timeout_s": None}
-    raw["stages"] = {"shap": False, "reports": True, "mlflow": False}
-    raw["output_dir"] = str(out / "train")
-    exp = out / "german_credit.yaml"
-    exp.write_text(yaml.safe_dump(raw), encoding="utf-8")
     cfg = load_config(exp)
     table = load_table(cfg, out / "read")
     t_idx, _, _ = split_table(table.y, table.groups, cfg.split.holdout_share, cfg.seed)
     frame, ty = table.frame.iloc[t_idx].reset_index(drop=True), table.y[t_idx]
-
-    def train(args: list[str]) -> None:
-        r = CliRunner().invoke(app, ["train", "--config", str(exp), *args])
-        if r.exit_code != 0:
-            raise RuntimeError(r.output)
-
-    quiet = out / "german_credit_no_reports.yaml"
-    quiet.write_text(yaml.safe_dump({**raw, "stages": {**raw["stages"], "reports": False},
-                                     "output_dir": str(out / "train_quiet")}), encoding="utf-8")
-
-    def train_without_reports() -> None:
-        r = CliRunner().invoke(app, ["train", "--config", str(quiet), "--no-promote", "--no-score"])
-        if r.exit_code != 0:
-            raise RuntimeError(r.output)
-
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{out / 'mlflow.db'}"
     calls: dict[str, Callable[[], Any]] = {
-        "LGBMClassifier (800 rows)": lambda: lgbm(Xt, yt),
-        "CreditScoreClassifier() (800 rows)": lambda: estimator(0)(Xt, yt),
-        "estimator as train builds it (800 rows, spec)": lambda: table_estimator(cfg, table.spec).fit(frame, ty),
-        "train, MLflow off": lambda: train(["--no-promote", "--no-score"]),
-        "train, MLflow and reports off": lambda: train_without_reports(),
+        f"{label}: estimator as train builds it ({len(ty):,} rows, spec)":
+            lambda: table_estimator(cfg, table.spec).fit(frame, ty),
+        f"{label}: train, MLflow and reports off": _train_experiment(exp, out, "quiet", False, False),
+        f"{label}: train, reports on, MLflow off": _train_experiment(exp, out, "reports", True, False),
+        f"{label}: train, reports and MLflow on (log + register)": _train_experiment(exp, out, "full", True, True),
     }
+    calls[f"{label}: train, reports and MLflow on (log + register)"]()  # creates the store's tables
     rows = []
     for r in range(repeats):
         for name, fn in calls.items():
             cpu, wall = _clock(fn)
             rows.append({"repeat": r, "what": name, "cpu_s": cpu, "wall_s": wall})
-    uri = f"sqlite:///{out / 'mlflow.db'}"  # once, with logging and registration (the shipped default)
-    raw["stages"]["mlflow"] = True
+    summary = json.loads((out / "full" / "summary.json").read_text(encoding="utf-8"))
+    return pd.DataFrame(rows), {"wall": summary["stages"], "cpu": summary.get("stages_cpu", {})}
+
+
+def fit_times(repeats: int, out: Path, table_rows: int = 0) -> pd.DataFrame:
+    """One row per timed call: the estimator and a plain LightGBM, then ``train`` and its estimator
+    on German credit (and on a generated mid-size table of ``table_rows`` rows, if asked)."""
+    import warnings
+
+    import yaml
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    X, y = load()
+    tr = np.random.default_rng(0).permutation(len(y))[:800]
+    Xt, yt = X.iloc[tr].reset_index(drop=True), y[tr]
+    rows = []
+    for r in range(repeats):
+        for name, fn in {"LGBMClassifier (800 rows)": lambda: lgbm(Xt, yt),
+                         "CreditScoreClassifier() (800 rows)": lambda: estimator(0)(Xt, yt)}.items():
+            cpu, wall = _clock(fn)
+            rows.append({"repeat": r, "what": name, "cpu_s": cpu, "wall_s": wall})
+    # the train command's own configuration (absolute paths: it is copied to a temporary folder)
+    raw = yaml.safe_load(EXPERIMENT.read_text(encoding="utf-8"))
+    raw["data"]["source"] = str(DATA)
+    raw["data"]["feature_spec"] = str(EXPERIMENT.parent / raw["data"]["feature_spec"])
+    (out / "german").mkdir()
+    exp = out / "german" / "german_credit.yaml"
     exp.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    import os
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    for r in range(2):  # the first run creates the store's tables: report the second
-        cpu, wall = _clock(lambda: train(["--no-promote", "--no-score"]))
-    rows.append({"repeat": 0, "what": "train, MLflow on (log + register)", "cpu_s": cpu, "wall_s": wall})
-    summary = json.loads((out / "train" / "summary.json").read_text(encoding="utf-8"))
-    print("train stage timings (s), last run:", summary["stages"])
-    return pd.DataFrame(rows)
+    frames = [pd.DataFrame(rows)]
+    t, stages = train_times(exp, repeats, out / "german", "German")
+    frames.append(t)
+    print("German: last MLflow train's stage seconds (wall):", stages["wall"])
+    print("German: same, CPU:", stages["cpu"])
+    if table_rows:
+        (out / "mid").mkdir()
+        exp, _ = mid_table(table_rows, out / "mid")
+        t, stages = train_times(exp, repeats, out / "mid", f"{table_rows:,} rows")
+        frames.append(t)
+        print(f"{table_rows:,} rows: last MLflow train's stage seconds (wall):", stages["wall"])
+        print(f"{table_rows:,} rows: same, CPU:", stages["cpu"])
+    return pd.concat(frames, ignore_index=True)
 
 
 def timing_report(t: pd.DataFrame) -> str:
@@ -217,11 +278,13 @@ def timing_report(t: pd.DataFrame) -> str:
     lines = ["| what | CPU s (median) | wall s (median) |", "|---|---|---|"]
     lines += [f"| {k} | {v.cpu_s:.3f} | {v.wall_s:.3f} |" for k, v in med.iterrows()]
     est, lgb_ = med.loc["CreditScoreClassifier() (800 rows)"], med.loc["LGBMClassifier (800 rows)"]
-    own = med.loc["estimator as train builds it (800 rows, spec)"]
     lines.append(f"\nestimator / LGBMClassifier: {est.cpu_s / lgb_.cpu_s:.2f}x CPU ({est.wall_s / lgb_.wall_s:.2f}x wall)")
-    for k in ("train, MLflow and reports off", "train, MLflow off", "train, MLflow on (log + register)"):
-        lines.append(f"{k} / its estimator's fit: {med.loc[k].cpu_s / own.cpu_s:.2f}x CPU "
-                     f"({med.loc[k].wall_s / own.wall_s:.2f}x wall)")
+    for own_name in [k for k in med.index if ": estimator as train builds it" in k]:
+        label = own_name.split(":")[0]
+        own = med.loc[own_name]
+        for k in [k for k in med.index if k.startswith(f"{label}: train")]:
+            lines.append(f"{k} / its estimator's fit: {med.loc[k].cpu_s / own.cpu_s:.2f}x CPU "
+                         f"({med.loc[k].wall_s / own.wall_s:.2f}x wall)")
     return "\n".join(lines)
 
 
@@ -235,6 +298,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the per-fold results here")
     ap.add_argument("--timing", type=int, default=0,
                     help="repeats of the fit-time ratios (estimator vs LGBMClassifier, train vs estimator); 0: off")
+    ap.add_argument("--timing-table-rows", type=int, default=0,
+                    help="also time train against its estimator on a generated table of this many rows; 0: off")
     a = ap.parse_args()
     if a.repeats > 0:
         res = run(a.repeats, a.folds, a.trials, a.models.split(","))
@@ -245,7 +310,7 @@ def main() -> None:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            print(timing_report(fit_times(a.timing, Path(tmp))))
+            print(timing_report(fit_times(a.timing, Path(tmp), a.timing_table_rows)))
 
 
 if __name__ == "__main__":
