@@ -15,6 +15,12 @@ Models:
 Per fold: AUC, Brier, ECE (10 equal-frequency bins) and fit + predict seconds; printed
 as mean +- sd with the estimator's AUC difference to each peer (same folds, paired sd).
 
+Fairness (``--fairness``): every model's out-of-fold PDs of the first repeat (each loan scored
+once, by a model that never saw it) judged on observed outcomes by age band and sex
+(``fairness.observed``): calibration within each group with Jeffreys CIs, approval parity and
+TPR/FPR gaps at one declared cut-off for all (PD <= 0.30), outcome support per group, and
+each model's AUC on the same folds beside.
+
 Fit-time ratios (``--timing N``, measured in the same run, fits interleaved, median of N):
 CPU seconds (every model runs on one thread, so CPU time is what a loaded box distorts
 least; wall seconds are printed beside) of
@@ -26,6 +32,7 @@ least; wall seconds are printed beside) of
   on a generated table of N rows (22 plain columns, grouped hold-out).
 
     PYTHONPATH=src python bench/bench_real_data.py --repeats 5 --folds 5 --trials 15
+    PYTHONPATH=src python bench/bench_real_data.py --repeats 1 --folds 5 --trials 0 --fairness
     PYTHONPATH=src python bench/bench_real_data.py --repeats 0 --timing 5 --timing-table-rows 20000
 """
 
@@ -95,7 +102,9 @@ def lgbm(X: pd.DataFrame, y: np.ndarray) -> Any:
     return Cat().fit(X, y)
 
 
-def run(repeats: int, folds: int, trials: int, models: list[str]) -> pd.DataFrame:
+def run(repeats: int, folds: int, trials: int, models: list[str]
+        ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Per-fold figures, and each model's out-of-fold PD of every loan in the first repeat."""
     X, y = load()
     makers = {"estimator": estimator(0), f"estimator (tuned, {trials} trials)": estimator(trials),
               "optbinning Scorecard": scorecard, "LGBMClassifier": lgbm}
@@ -103,6 +112,7 @@ def run(repeats: int, folds: int, trials: int, models: list[str]) -> pd.DataFram
         makers.pop(f"estimator (tuned, {trials} trials)")
     makers = {k: v for k, v in makers.items() if any(k.startswith(m) for m in models)}
     rows = []
+    oof = {name: np.full(len(y), np.nan) for name in makers}
     cv = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=0)
     for k, (tr, te) in enumerate(cv.split(X, y)):
         for name, make in makers.items():
@@ -110,10 +120,70 @@ def run(repeats: int, folds: int, trials: int, models: list[str]) -> pd.DataFram
             m = make(X.iloc[tr].reset_index(drop=True), y[tr])
             p = m.predict_proba(X.iloc[te].reset_index(drop=True))[:, 1]
             sec = time.perf_counter() - t0
+            if k < folds:  # the first repeat: every loan is in exactly one test fold
+                oof[name][te] = p
             rows.append({"fold": k, "model": name, "auc": roc_auc_score(y[te], p),
                          "brier": brier_score_loss(y[te], p), "ece": ece(y[te], p), "seconds": sec})
         print(f"fold {k + 1}/{repeats * folds} done", flush=True)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), oof
+
+
+PROTECTED = ["age_in_years", "personal_status_and_sex"]
+"""German credit's protected attributes (data/german_credit/feature_spec.yaml): age (in four
+quantile bands) and sex with marital status."""
+
+CUT_OFF = 0.30
+"""The bench's declared approval cut-off, the same for every model: approve when PD <= 0.30
+(the table's bad rate). The models themselves declare none; parity and TPR/FPR gaps need one."""
+
+
+def fairness(oof: dict[str, np.ndarray], res: pd.DataFrame) -> str:
+    """Observed-outcome fairness evidence of each model's out-of-fold PDs (first repeat: every
+    loan scored once by a model that never saw it), by age band and sex, beside its AUC.
+
+    Calibration within each group (mean PD against the observed default rate, Jeffreys CI,
+    calibration-in-the-large p), approval parity and TPR/FPR gaps at :data:`CUT_OFF`, and
+    the outcome support per group (outcomes and defaults); groups under 30 outcomes are
+    shown but left out of the gaps (``fairness.observed``).
+    """
+    from village_credit.fairness import DecisionSystem, observed_outcome_evidence
+    from village_credit.fairness.observed import protected_groups, table_outcome_support
+
+    X, y = load()
+    groups = protected_groups(X, PROTECTED)
+    lines = [(f"Observed-outcome fairness, out-of-fold PDs of the first repeat (1,000 loans), approval at "
+             f"PD <= {CUT_OFF:g} for every model:"), "",
+             ("| model | AUC (pooled OOF) | AUC (mean of folds) | attribute | smallest calibration p | "
+             "smallest approval ratio | largest TPR gap | largest FPR gap | groups under 30 outcomes |"),
+             "|---|---|---|---|---|---|---|---|---|"]
+    per_group = {}
+    for name, p in oof.items():
+        ok = np.isfinite(p)
+        ev = observed_outcome_evidence(DecisionSystem(name, approved=p[ok] <= CUT_OFF, pd=p[ok]),
+                                       groups.loc[ok].reset_index(drop=True), y[ok])
+        auc = roc_auc_score(y[ok], p[ok])
+        fold_auc = res.loc[res.model == name, "auc"].mean()
+        for feat, f in ev["by_feature"].items():
+            def num(v: Any) -> str:
+                return "n/a" if v is None else f"{v:.3f}"
+            lines.append(f"| {name} | {auc:.4f} | {fold_auc:.4f} | {feat} | {num(f['min_calibration_p'])} | "
+                         f"{num(f['min_approval_ratio'])} | {num(f['max_tpr_gap'])} | {num(f['max_fpr_gap'])} | "
+                         f"{', '.join(f['thin_groups']) or 'none'} |")
+        per_group[name] = ev
+    for name, ev in per_group.items():
+        lines += ["", f"{name}, per group:", "",
+                  ("| attribute | group | outcomes | defaults | observed rate [95 % Jeffreys CI] | mean PD | "
+                  "calibration p | approval rate | TPR | FPR |"), "|---|---|---|---|---|---|---|---|---|---|"]
+        for feat, f in ev["by_feature"].items():
+            for g in f["groups"]:
+                lines.append(f"| {feat} | {g['group']} | {g['n']:.0f} | {g['defaults']:.0f} | {g['default_rate']:.3f} "
+                             f"[{g['observed_ci_low']:.3f}, {g['observed_ci_high']:.3f}] | {g['mean_pd']:.3f} | "
+                             f"{g['citl_p']:.3f} | {g['approval_rate']:.3f} | {g['tpr']:.3f} | {g['fpr']:.3f} |")
+    support = table_outcome_support(groups, y, min_observed=30)
+    lines += ["", "Outcome support (all 1,000 loans; under 30 outcomes: "
+              f"{', '.join(support['extrapolated_groups']) or 'none'}): "
+              + "; ".join(f"{g['group']} {g['n_observed']} ({g['n_observed_defaults']} bad)" for g in support["groups"])]
+    return "\n".join(lines)
 
 
 def report(res: pd.DataFrame) -> str:
@@ -298,14 +368,18 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the per-fold results here")
     ap.add_argument("--timing", type=int, default=0,
                     help="repeats of the fit-time ratios (estimator vs LGBMClassifier, train vs estimator); 0: off")
+    ap.add_argument("--fairness", action="store_true",
+                    help="also the observed-outcome fairness evidence by age band and sex, each model's AUC beside")
     ap.add_argument("--timing-table-rows", type=int, default=0,
                     help="also time train against its estimator on a generated table of this many rows; 0: off")
     a = ap.parse_args()
     if a.repeats > 0:
-        res = run(a.repeats, a.folds, a.trials, a.models.split(","))
+        res, oof = run(a.repeats, a.folds, a.trials, a.models.split(","))
         if a.json:
             a.json.write_text(json.dumps(res.to_dict(orient="records"), indent=1))
         print(report(res))
+        if a.fairness:
+            print("\n" + fairness(oof, res))
     if a.timing > 0:
         import tempfile
 
