@@ -300,11 +300,12 @@ def train_times(exp: Path, repeats: int, out: Path, label: str) -> tuple[pd.Data
         for name, fn in calls.items():
             cpu, wall = _clock(fn)
             rows.append({"repeat": r, "what": name, "cpu_s": cpu, "wall_s": wall})
+            print(f"  {name}: {cpu:.3f} s CPU, {wall:.3f} s wall", flush=True)
     summary = json.loads((out / "full" / "summary.json").read_text(encoding="utf-8"))
     return pd.DataFrame(rows), {"wall": summary["stages"], "cpu": summary.get("stages_cpu", {})}
 
 
-def fit_times(repeats: int, out: Path, table_rows: int = 0) -> pd.DataFrame:
+def fit_times(repeats: int, out: Path, table_rows: int = 0, table_repeats: int = 1) -> pd.DataFrame:
     """One row per timed call: the estimator and a plain LightGBM, then ``train`` and its estimator
     on German credit (and on a generated mid-size table of ``table_rows`` rows, if asked)."""
     import warnings
@@ -332,11 +333,11 @@ def fit_times(repeats: int, out: Path, table_rows: int = 0) -> pd.DataFrame:
     t, stages = train_times(exp, repeats, out / "german", "German")
     frames.append(t)
     print("German: last MLflow train's stage seconds (wall):", stages["wall"])
-    print("German: same, CPU:", stages["cpu"])
+    print("German: same, CPU:", stages["cpu"], flush=True)
     if table_rows:
         (out / "mid").mkdir()
         exp, _ = mid_table(table_rows, out / "mid")
-        t, stages = train_times(exp, repeats, out / "mid", f"{table_rows:,} rows")
+        t, stages = train_times(exp, table_repeats, out / "mid", f"{table_rows:,} rows")
         frames.append(t)
         print(f"{table_rows:,} rows: last MLflow train's stage seconds (wall):", stages["wall"])
         print(f"{table_rows:,} rows: same, CPU:", stages["cpu"])
@@ -372,6 +373,7 @@ def main() -> None:
                     help="also the observed-outcome fairness evidence by age band and sex, each model's AUC beside")
     ap.add_argument("--timing-table-rows", type=int, default=0,
                     help="also time train against its estimator on a generated table of this many rows; 0: off")
+    ap.add_argument("--timing-table-repeats", type=int, default=1, help="repeats of that table's timings")
     a = ap.parse_args()
     if a.repeats > 0:
         res, oof = run(a.repeats, a.folds, a.trials, a.models.split(","))
@@ -384,7 +386,7 @@ def main() -> None:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            print(timing_report(fit_times(a.timing, Path(tmp), a.timing_table_rows)))
+            print(timing_report(fit_times(a.timing, Path(tmp), a.timing_table_rows, a.timing_table_repeats)))
 
 
 if __name__ == "__main__":
