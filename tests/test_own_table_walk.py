@@ -99,7 +99,7 @@ def test_german_credit_walk_train_validate_promote_score(tmp_path: Path, monkeyp
     res = cli("explain", "--model", f"models:/{NAME}@champion", "--input", "german_validation.csv",
               "--output", "reasons.parquet", "--no-progress")
     reasons = pd.read_parquet("reasons.parquet")
-    assert list(reasons.columns)[0] == "row_id" and "household_id" not in reasons.columns
+    assert reasons.columns[0] == "row_id" and "household_id" not in reasons.columns
     assert json.loads(res.stdout)["rows_with_reasons"] == 200
 
     # one identity, the same everywhere: runs, registry, reports
