@@ -263,6 +263,10 @@ def test_promote_runs_the_gates_for_a_table(byod) -> None:
     assert by["fairness_approval_excess_max"]["detail"].startswith("not applicable: no ground truth")
     for name in ("fairness_group_calibration_p_min", "fairness_tpr_gap_max"):  # read, never "missing"
         assert "missing" not in by[name]["detail"], by[name]
+    assert by["fairness_group_calibration_p_min"]["value"] is not None
+    # the table model declares no approval cut-off: approval figures say so by name, never a number
+    for name in ("fairness_parity_ratio_min", "fairness_tpr_gap_max"):
+        assert by[name]["value"] is None and by[name]["detail"].startswith("not applicable: no cut-off declared")
     assert not byod["res"].promoted
 
 

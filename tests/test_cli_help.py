@@ -26,3 +26,17 @@ def test_help_lists_every_command_under_its_workflow_panel() -> None:
         assert at is not None, (command, r.output)
         above = max((p, name) for p, name in zip(positions, PANELS, strict=True) if p < at.start())
         assert above[1] == panel, (command, above[1])
+
+
+def test_generic_commands_speak_of_rows_not_households_and_train_takes_a_store() -> None:
+    """Issue 26 item 6: train, score, validate and explain serve any table; their help never
+    says "household" except for the generator's own option, and train takes --tracking-uri."""
+    runner = CliRunner()
+    for command in ("train", "score", "validate", "explain"):
+        r = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert r.exit_code == 0, r.output
+        text = " ".join(r.output.split()).lower()
+        assert "household" not in text.replace("--n-households", "").replace("data.n_households", ""), (
+            command, r.output)
+        if command == "train":
+            assert "--tracking-uri" in text and "mlflow_tracking_uri" in text

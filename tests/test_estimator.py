@@ -57,6 +57,7 @@ def test_labels_map_and_all_rows_feed_the_trees(german) -> None:
     assert np.isnan(est.credit_line(X.head(5))).all()  # no policy, no line
     rc = est.reason_codes(X.head(3), top_k=2)
     assert set(rc["row"]) == {0, 1, 2} and rc["code"].str.startswith("model:").all()
+    assert rc.columns[0] == "row_id" and "household_id" not in rc.columns  # a table's id, not a household's
 
 
 def test_cross_validation_grid_search_and_pipeline(german) -> None:

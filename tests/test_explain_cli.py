@@ -135,7 +135,7 @@ def test_cli_writes_one_reason_set_per_household(form: str, decision_model, mode
     got = pd.read_parquet(out)
     expected = explain(decision_model, scoring_input, top_k=TOP_K, form=form)  # type: ignore[arg-type]
     assert summary["rows_out"] == len(got) == len(expected)
-    assert summary["households_with_reasons"] == len(scoring_input) - 1  # the invalid row has none
+    assert summary["rows_with_reasons"] == len(scoring_input) - 1  # the invalid row has none
     # chunking (64 rows) changes nothing: same rows, global row numbers
     pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True),
                                   check_dtype=False)

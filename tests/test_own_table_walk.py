@@ -70,10 +70,23 @@ def test_german_credit_walk_train_validate_promote_score(tmp_path: Path, monkeyp
     assert gates["fairness_gap_vs_rules"]["passed"] and gates["fairness_gap_vs_rules"]["detail"].startswith(
         "not applicable: no rule standard")
     assert gates["validation_verdict"]["detail"].startswith("validator A. Validator")
+    # fairness from observed outcomes on the validator's sample, by the attributes the spec
+    # declares (age bands and sex); the model has no cut-off, so approval figures say so by name
+    fair = report["fairness"]
+    assert {"age_in_years", "personal_status_and_sex"} <= set(fair)
+    assert sum(g["n"] for g in fair["age_in_years"]) == 200 and len(fair["age_in_years"]) == 4
+    assert all(g["observed_ci_low"] <= g["default_rate"] <= g["observed_ci_high"] for g in fair["age_in_years"])
+    assert gates["fairness_group_calibration_p_min"]["value"] is not None
+    for name in ("fairness_parity_ratio_min", "fairness_tpr_gap_max"):
+        assert gates[name]["passed"] and gates[name]["detail"].startswith("not applicable: no cut-off declared")
+    # outcome support: the training rows per protected group, from the version's own run
+    assert gates["outcome_support"]["detail"] != "evidence fairness missing"
+    assert "household" not in Path("val/validation_report.html").read_text(encoding="utf-8").lower()
     if res.exit_code == 1:
         assert verdict != "fail", "a FAIL verdict must be fixed, not overridden"
         cli("promote", "--model-name", NAME, "--version", "1", "--override-by", "R. Officer",
-            "--override-reason", "pilot: fairness evidence from observed outcomes pending",
+            "--override-reason", "pilot on 800 training loans: fewer outcomes per group than the "
+            "programme's minimum; calibration by group reviewed on the validation sample",
             "--override-until", "2099-12-31")
     rows = {r["version"]: r for r in json.loads(cli("models", "--model-name", NAME, "--json").stdout)}
     assert rows["1"]["aliases"] == ["champion"] and rows["1"]["verdict"] == verdict
@@ -84,6 +97,12 @@ def test_german_credit_walk_train_validate_promote_score(tmp_path: Path, monkeyp
     scored = json.loads(res.stdout[res.stdout.index("{"):])
     assert scored["rows_read"] == 200 and scored["scored"] + scored["quarantined"] == 200
     assert scored["model"]["version"] == "1" and scored["model"]["gated"] is True
+    # the user's names: no id column in this file, so decisions and reason codes say row_id
+    res = cli("explain", "--model", f"models:/{NAME}@champion", "--input", "german_validation.csv",
+              "--output", "reasons.parquet", "--no-progress")
+    reasons = pd.read_parquet("reasons.parquet")
+    assert reasons.columns[0] == "row_id" and "household_id" not in reasons.columns
+    assert json.loads(res.stdout)["rows_with_reasons"] == 200
 
     # one identity, the same everywhere: runs, registry, reports
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)

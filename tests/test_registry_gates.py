@@ -186,3 +186,23 @@ def test_gap_vs_rules_gate_blocks_a_model_no_fairer_than_the_points_standard() -
     del ev["fairness"]["equal_risk"]["rules"]
     report = evaluate_gates(ev, {"approval_gap_max": 1.0})
     assert not {g.name: g for g in report.gates}["fairness_gap_vs_rules"].passed
+
+
+def test_a_model_without_a_cut_off_gets_not_applicable_approval_gates_never_a_number() -> None:
+    """Issue 26: a table model decides no approval; its parity and TPR-gap gates say why by
+    name (the observed evidence records it), while its within-group calibration is judged."""
+    from village_credit.fairness.observed import NO_CUT_OFF
+
+    fair = {"observed": {"min_calibration_p": 0.004, "max_tpr_gap": None, "min_approval_ratio": None,
+                         "approval_not_applicable": NO_CUT_OFF, "min_outcomes": 30, "n_outcomes": 200},
+            "demographic_parity": {"system": "model", "not_applicable": NO_CUT_OFF}}
+    gates = by_name(evaluate_gates({"fairness": fair}))
+    for name in ("fairness_parity_ratio_min", "fairness_tpr_gap_max"):
+        assert gates[name].passed and gates[name].value is None
+        assert gates[name].detail == f"not applicable: {NO_CUT_OFF}"
+    # calibration is still judged, and a miscalibrated group still blocks
+    assert not gates["fairness_group_calibration_p_min"].passed
+    assert gates["fairness_group_calibration_p_min"].value == 0.004
+    # without the declaration, a missing parity ratio fails as missing evidence
+    fair["demographic_parity"] = {"system": "model", "min_ratio": None}
+    assert not by_name(evaluate_gates({"fairness": fair}))["fairness_parity_ratio_min"].passed

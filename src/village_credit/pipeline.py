@@ -42,7 +42,13 @@ from village_credit.fairness.calibration import calibration_groups
 from village_credit.fairness.ceiling import ceiling_system, split_gaps
 from village_credit.fairness.equal_risk import equal_risk_gaps
 from village_credit.fairness.groups import sensitive_frame
-from village_credit.fairness.observed import observed_outcome_evidence, protected_groups
+from village_credit.fairness.observed import (
+    decisions_evidence,
+    observed_outcome_evidence,
+    observed_summary,
+    protected_groups,
+    table_outcome_support,
+)
 from village_credit.fairness.reject_inference import REMEDIES, infer_rejects
 from village_credit.fairness.report import fairness_json, write_fairness_report
 from village_credit.fairness.support import (
@@ -148,6 +154,7 @@ class ExperimentResult:
             "categories_read_as_missing": self.categories_read_as_missing,
             "validation": self.validation,
             "stages": {s.name: round(s.seconds, 2) for s in self.stages},
+            "stages_cpu": {s.name: round(s.cpu_seconds, 2) for s in self.stages},
         }
 
 
@@ -681,6 +688,7 @@ class _Job:
     stages: StageTimer
     out_dir: Path
     protected: list[str] = field(default_factory=list)  # a table's declared protected attributes
+    training_fingerprint: str | None = None  # the training rows' fingerprint, as logged on the run
 
 
 @dataclass
@@ -753,8 +761,9 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
     ...                              "model.gbm": {"n_estimators": 20, "num_leaves": 7},
     ...                              "stages.shap": False, "stages.reports": False, "stages.mlflow": False})
     ...     result = run_experiment(cfg)
-    >>> result.kind, [s.name for s in result.stages]
-    ('table', ['read table', 'train (estimator)', 'evaluate hold-out', 'validation report', 'save model'])
+    >>> result.kind, [s.name for s in result.stages]  # doctest: +NORMALIZE_WHITESPACE
+    ('table', ['read table', 'train (estimator)', 'evaluate hold-out', 'fairness (observed outcomes)',
+               'validation report', 'save model'])
     >>> result.features, int(result.metrics["holdout_households"]), result.metrics["auc"] > 0.6
     (['income', 'debt'], 74, True)
     """
@@ -764,7 +773,9 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
     out_dir.mkdir(parents=True, exist_ok=True)
     use_mlflow = bool(cfg.stages.mlflow)
     # the stages this run will go through (the population is scored only if promoted)
-    planned = ((5 if source.has_rules else 3) + bool(cfg.stages.shap) + bool(source.has_truth)
+    # households: data, validate, tune, train, evaluate, fairness audit; a table: read, train,
+    # evaluate, fairness; both: validation report (+ its files), save model, SHAP, MLflow
+    planned = ((6 if source.has_rules else 4) + 2 + bool(cfg.stages.reports) + bool(cfg.stages.shap)
                + use_mlflow * (1 + promote_model + (promote_model and score_population)))
     job = _Job(cfg, source, result, StageTimer(result.stages, progress, total=planned), out_dir)
     try:
@@ -778,18 +789,22 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
         with (mlflow.start_run(run_name=run_name) if use_mlflow else contextlib.nullcontext()) as run:
             if run is not None:
                 result.run_id = run.info.run_id
-                log_run_context(cfg.to_dict(), cfg.seed, data.fingerprint_rows)
+                job.training_fingerprint = log_run_context(cfg.to_dict(), cfg.seed,
+                                                           data.fingerprint_rows).get("data_fingerprint")
                 mlflow.set_tag("data_source", source.kind)
             train = _train_households if source.has_rules else _train_table
             trained = train(job, data, use_mlflow)
             if cfg.stages.shap:
                 _explain(job, trained)
-            fair = _fairness(job, data, trained) if source.has_truth else _observed_fairness(job, data, trained)
+            fair = (_fairness(job, data, trained) if source.has_truth
+                    else job.stages.run("fairness (observed outcomes)", _observed_fairness, job, data, trained))
             val = _validate(job, data, trained, fair)
             model_dir = job.stages.run("save model", trained.model.save, out_dir / "model")
             result.paths["model_dir"] = str(model_dir)
             if run is not None:
                 evidence = _log_and_register(job, data, trained, model_dir, val, fair, run.info.run_id)
+            else:
+                _write_validation(job, val)
         if use_mlflow and promote_model:
             _promote(job, data.model_name, evidence)
         if use_mlflow and score_population and result.promoted:
@@ -928,32 +943,23 @@ def _fairness(job: _Job, data: _Data, trained: _Trained) -> dict[str, Any]:
 
 def _observed_fairness(job: _Job, data: _Data, trained: _Trained) -> dict[str, Any]:
     """Without the truth: fairness evidence from observed outcomes over the declared protected
-    attributes (households: age bands, formerly poor; a table: its feature spec's ``protected``).
+    attributes (a table: its feature spec's ``protected``), and the training rows' outcome
+    support per group.
 
-    Nothing declared: ``{"not_applicable": ...}``, so every fairness gate says so by name.
+    Nothing declared: ``{"not_applicable": ...}``, so every fairness gate says so by name. A
+    model without its own approval cut-off decides no approval (``decide()`` then has no
+    ``approved`` column): its parity and TPR/FPR figures are "not applicable: no cut-off
+    declared", its calibration within groups and the outcome support still hold.
     """
-    holdout, dec = trained.holdout, trained.decisions
-    if job.source.has_rules:
-        groups = calibration_groups(holdout)
-    else:
-        cols = [c for c in (data.table.spec.get("protected") or []) if c in holdout.columns]
-        if not cols:
-            return {"not_applicable": "no protected attribute declared (feature spec: protected)"}
-        groups = protected_groups(holdout, cols)
-    keep = trained.keep
-    line = dec["credit_line"].to_numpy(float) if "credit_line" in dec else None
-    # a table model without its own approval cut-off decides no approval (decide() then has no
-    # `approved` column): its approval figures are undefined, its calibration ones still hold
-    approved = (dec["approved"].to_numpy(bool) if "approved" in dec.columns
-                else np.zeros(len(dec), dtype=bool))
-    system = DecisionSystem(name="model", approved=approved[keep],
-                            credit_line=None if line is None or np.isnan(line).all() else np.nan_to_num(line)[keep],
-                            pd=dec["pd"].to_numpy(float)[keep])
-    observed = observed_outcome_evidence(system, groups.loc[keep].reset_index(drop=True),
-                                         np.asarray(trained.y_hold)[keep])
-    return {"observed": observed, "primary_system": "model",
-            "demographic_parity": {"system": "model", "min_ratio": observed["min_approval_ratio"]},
-            "equal_risk_note": "equal-risk gaps: available on synthetic data only (no true PD here)"}
+    holdout, dec, keep = trained.holdout, trained.decisions, trained.keep
+    cols = [c for c in (data.table.spec.get("protected") or []) if c in holdout.columns]
+    fair = decisions_evidence(dec.loc[keep].reset_index(drop=True), holdout.loc[keep].reset_index(drop=True),
+                              np.asarray(trained.y_hold)[keep], cols)
+    if cols:
+        fair["outcome_support"] = table_outcome_support(
+            protected_groups(data.table.frame.iloc[data.train_idx], cols), data.table.y[data.train_idx],
+            job.cfg.fairness.min_observed_outcomes)
+    return fair
 
 
 def _validate(job: _Job, data: _Data, trained: _Trained, fair: dict[str, Any]) -> dict[str, Any]:
@@ -967,24 +973,32 @@ def _validate(job: _Job, data: _Data, trained: _Trained, fair: dict[str, Any]) -
         else trained.hold_X.iloc[np.flatnonzero(keep)],
         reference_profile=None if cross_fitted else trained.reference,  # no hold-out: nothing to compare
         **({"policy_graded": trained.policy_graded[keep]} if trained.policy_graded is not None else {}),
-        fairness_summary=_validation_support_flag(fair.get("outcome_support")),
+        fairness_summary=_validation_fairness_summary(fair),
         repro=_validation_identity(data.model_name, job.result.run_id, trained.holdout),
     )
-    if job.cfg.stages.reports:
-        val_html, val_json = job.stages.run(
-            "write validation report", write_validation_report, val, job.out_dir / "validation",
-            **({} if has_rules else {"title": "Model validation report (table of one's own"
-                                     + ("; cross-fitted evidence, no hold-out)" if cross_fitted else ")")}))
-        job.result.paths.update({"validation_html": str(val_html), "validation_json": str(val_json)})
     return val
+
+
+def _write_validation(job: _Job, val: dict[str, Any]) -> None:
+    """The validation report's files (HTML with its figures, JSON), written once: after the
+    version is registered and signed when MLflow is on, so they name what was judged."""
+    if not job.cfg.stages.reports:
+        return
+    cross_fitted = job.result.evidence == CROSS_FITTED_EVIDENCE
+    val_html, val_json = job.stages.run(
+        "write validation report", write_validation_report, val, job.out_dir / "validation",
+        **({} if job.source.has_rules else {
+            "title": "Model validation report (table of one's own"
+                     + ("; cross-fitted evidence, no hold-out)" if cross_fitted else ")"),
+            "unit": "rows"}))
+    job.result.paths.update({"validation_html": str(val_html), "validation_json": str(val_json)})
 
 
 def _log_and_register(job: _Job, data: _Data, trained: _Trained, model_dir: Path, val: dict[str, Any],
                       fair: dict[str, Any], run_id: str) -> dict[str, Any]:
     """Log metrics and reports to the run, log and register the model; returns the gates' evidence."""
     result, out_dir, model = job.result, job.out_dir, trained.model
-    mlflow.log_metrics(result.metrics)
-    for sub in ("fairness", "validation", "explain"):
+    for sub in ("fairness", "explain"):  # the validation report: once written, after registration
         if (out_dir / sub).is_dir():
             mlflow.log_artifacts(str(out_dir / sub), sub)
     if result.approval_by_group is not None:
@@ -994,11 +1008,15 @@ def _log_and_register(job: _Job, data: _Data, trained: _Trained, model_dir: Path
     info = job.stages.run("log + register model", log_decision_model, model_dir,
                           input_example=model.input_example(5), registered_model_name=data.model_name,
                           top_k=job.cfg.top_k, **_decision_class(model))
+    # after the model, linked to it: logged before, MLflow would copy them to the model one
+    # history query per metric (about 40 round trips to the store)
+    mlflow.log_metrics(result.metrics, model_id=info.model_id)
     result.model_uri = info.model_uri
     result.run_model_uri = f"runs:/{run_id}/model"
     result.registered_model_name = data.model_name
     result.model_version = str(info.registered_model_version)
-    evidence = _evidence(result.metrics, val, fair, data.fingerprint_rows)
+    evidence = _evidence(result.metrics, val, fair,
+                         job.training_fingerprint or data_fingerprint(data.fingerprint_rows))
     if result.evidence == CROSS_FITTED_EVIDENCE:  # no hold-out: stability cannot be judged, never a PSI of 0
         evidence["stability"] = {"score_psi": None, "max_feature_psi": None}
         evidence["basis"] = result.evidence
@@ -1008,6 +1026,9 @@ def _log_and_register(job: _Job, data: _Data, trained: _Trained, model_dir: Path
     record_thresholds(data.model_name, _gate_thresholds(job, evidence),
                       f"experiment {job.cfg.name} (registry.gates)")
     _record_holdout_validation(job, data, val, run_id)
+    _write_validation(job, val)
+    if job.cfg.stages.reports:
+        mlflow.log_artifacts(str(out_dir / "validation"), "validation")
     return evidence
 
 
@@ -1034,10 +1055,6 @@ def _record_holdout_validation(job: _Job, data: _Data, val: dict[str, Any], run_
     ident = val.setdefault("identity", {})
     ident.update(model_version=version, model_uri=f"models:/{name}/{version}", model_artifact_sha256=sha,
                  validator=validator)
-    if job.cfg.stages.reports:
-        write_validation_report(val, job.out_dir / "validation", **(
-            {} if job.source.has_rules else {"title": "Model validation report (table of one's own)"}))
-        mlflow.log_artifacts(str(job.out_dir / "validation"), "validation")
     rec = client.create_run(mlflow.get_run(run_id).info.experiment_id, tags={
         "mlflow.runName": f"validate-{name}-v{version}", **run_tags(
             name, version, model_uri=f"models:/{name}/{version}",
@@ -1136,6 +1153,17 @@ def _support_summary(sup: dict[str, Any] | None) -> dict[str, Any]:
                                                 "worst_gap_line")} for r in sup.get("headline", [])]}
 
 
+def _validation_fairness_summary(fair: dict[str, Any]) -> dict[str, Any] | None:
+    """The validation report's fairness section: outcome support, and (no truth) the
+    observed-outcome evidence by protected group, or why there is none."""
+    support = _validation_support_flag(fair.get("outcome_support"))
+    if isinstance(fair.get("not_applicable"), str):
+        return {"fairness": f"not applicable: {fair['not_applicable']}"}
+    if "observed" in fair and "equal_risk" not in fair:
+        return {**observed_summary(fair["observed"]), **(support or {})}
+    return support
+
+
 def _validation_support_flag(sup: dict[str, Any] | None) -> dict[str, Any] | None:
     """Outcome-support flag for the validation report's fairness section (extrapolated groups)."""
     if not sup:
@@ -1161,7 +1189,7 @@ def programme_stage(households: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
     return report.summary()
 
 
-def _evidence(m: dict[str, float], val: dict[str, Any], fairness: dict[str, Any], train: pd.DataFrame
+def _evidence(m: dict[str, float], val: dict[str, Any], fairness: dict[str, Any], fingerprint: str
               ) -> dict[str, Any]:
     """The promotion evidence: hold-out numbers the gates compare with thresholds.
 
@@ -1177,5 +1205,5 @@ def _evidence(m: dict[str, float], val: dict[str, Any], fairness: dict[str, Any]
         "calibration": {"ece": m["blend_ece"], "hosmer_lemeshow_p": m["blend_hosmer_lemeshow_p"]},
         "stability": {"score_psi": stab.get("score_psi"), "max_feature_psi": max_csi},
         "fairness": fairness,
-        "data_fingerprint": data_fingerprint(train),
+        "data_fingerprint": fingerprint,  # the training rows' (logged on the run)
     }

@@ -34,10 +34,10 @@ class Form(str, Enum):
 def explain_cmd(
     model: str = typer.Option(..., "--model", "-m",
                               help="Saved DecisionModel directory or MLflow URI (models:/name@alias, runs:/id/model)."),
-    input: Path = typer.Option(..., "--input", "-i", help="Households as Parquet or CSV."),
+    input: Path = typer.Option(..., "--input", "-i", help="Rows to explain (the model's input columns), Parquet or CSV."),
     output: Path = typer.Option(..., "--output", "-o", help="Reason codes Parquet file to write."),
     top_k: int = typer.Option(3, "--top-k", min=1, help="Factors per direction (down / up)."),
-    form: Form = typer.Option(Form.long, "--form", help="long (one row per reason) or wide (one row per household)."),
+    form: Form = typer.Option(Form.long, "--form", help="long (one row per reason) or wide (one row per input row)."),
     chunk_rows: int = typer.Option(50_000, "--chunk-rows", min=1, help="Rows per chunk."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     allow_ungated: bool = typer.Option(
@@ -45,7 +45,7 @@ def explain_cmd(
         help="Explain a registered version without a valid promotion record (as `score`)."),
     tracking_uri: str = tracking_uri_option(),
 ) -> None:
-    """Write the top-k reason codes (Chinese and English labels, points) for every household."""
+    """Write the top-k reason codes (Chinese and English labels, points) for every input row."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -71,7 +71,7 @@ def explain_cmd(
         else:
             dm = load_decision_model(model)  # a folder written by DecisionModel.save
         total = count_rows(input)
-        schema = reasons_arrow_schema(form.value, top_k)
+        schema = reasons_arrow_schema(form.value, top_k, dm.output_id_column)
         output.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
         os.close(fd)
@@ -102,7 +102,7 @@ def explain_cmd(
     seconds = time.perf_counter() - start
     typer.echo(json.dumps({
         "input": str(input), "output": str(output), "form": form.value, "top_k": top_k,
-        "rows_in": n_in, "rows_out": n_out, "households_with_reasons": n_households,
+        "rows_in": n_in, "rows_out": n_out, "rows_with_reasons": n_households,
         "seconds": round(seconds, 3), "rows_per_second": round(n_in / seconds, 1) if seconds > 0 else None,
     }, indent=2))
 

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from village_credit.commands import TRAIN
 from village_credit.commands._errors import user_errors
+from village_credit.commands._options import tracking_uri_option
 from village_credit.commands._tables import fitting_table
 
 DEFAULT_EXPERIMENT = Path("experiments/default.yaml")
@@ -188,15 +189,19 @@ def print_table_summary(result, console: Console) -> None:
 
 def train(
     experiment: Path = typer.Option(DEFAULT_EXPERIMENT, "--config", "-c", help="Experiment YAML."),
-    n_households: Optional[int] = typer.Option(None, "--n-households", "-n", help="Override data.n_households."),
+    n_households: Optional[int] = typer.Option(None, "--n-households", "-n",
+                                               help="Generated data only: override data.n_households."),
     trials: Optional[int] = typer.Option(None, help="Override model.tuning.n_trials."),
     promote: bool = typer.Option(True, help="Run the promotion gates."),
-    score: bool = typer.Option(True, help="Batch-score the population with @champion."),
+    score: bool = typer.Option(True, help="Batch-score the training file with @champion once promoted."),
     sets: Optional[list[str]] = typer.Option(
         None, "--set", help="Override one config key, KEY=VALUE (value read as YAML; paths "
                             "relative to the current folder), e.g. --set data.source=loans.csv."),
+    tracking_uri: Optional[str] = tracking_uri_option(),
 ) -> None:
     """Run an experiment: train, explain, audit, log to MLflow, gate, score."""
+    import os
+
     import yaml
 
     from village_credit.config import load_config
@@ -217,6 +222,10 @@ def train(
     if trials is not None:
         overrides["model.tuning.n_trials"] = trials
     with user_errors(console):
+        if tracking_uri:  # the store every stage uses (registry.store.resolve_store reads it)
+            from village_credit.registry.preflight import check_tracking_uri
+
+            os.environ["MLFLOW_TRACKING_URI"] = check_tracking_uri(tracking_uri)
         cfg = load_config(experiment, overrides)
         result = run_experiment(cfg, progress=True, promote_model=promote, score_population=score)
     print_summary(result, console)
@@ -224,7 +233,7 @@ def train(
 
 def demo() -> None:
     """The main job on the embedded default (experiments/default.yaml, generated data)."""
-    train(DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT.exists() else None, None, None, True, True, None)
+    train(DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT.exists() else None, None, None, True, True, None, None)
 
 
 def register(app: typer.Typer) -> None:

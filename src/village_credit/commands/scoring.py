@@ -21,7 +21,7 @@ class Engine(str, Enum):
 
 def score(
     input: Path = typer.Option(..., "--input", "-i",
-                               help="Rows to score (households or a table) as Parquet or CSV."),
+                               help="Rows to score (the model's input columns) as Parquet or CSV."),
     output: Path = typer.Option(..., "--output", "-o", help="Output directory (resumable)."),
     model: str = typer.Option("models:/village-credit@champion", "--model", "-m", help="Model URI."),
     engine: Engine = typer.Option(Engine.local, help="local (chunked, resumable) or spark."),

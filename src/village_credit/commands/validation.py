@@ -55,9 +55,9 @@ def _quiet_downloads() -> None:
 
 def validate_cmd(
     model: str = typer.Option(..., "--model", "-m", help="Model URI, e.g. models:/village-credit@champion."),
-    data: Path = typer.Option(..., "--input", "-i", help="Labelled sample (Parquet/CSV) with the model's "
-                              "target column (default_12m for households); optional previous_grade, "
-                              "head_age, formerly_poor."),
+    data: Path = typer.Option(..., "--input", "-i", help="Labelled sample (Parquet/CSV) with the target "
+                              "column the model records (its own spec); optional previous_grade and "
+                              "the protected attributes the model declares (fairness by group)."),
     validator: str = typer.Option(
         None, "--validator", envvar="VILLAGE_CREDIT_VALIDATOR",
         help="Who signs this validation (required when it is recorded with a registered "
@@ -221,7 +221,7 @@ def monitor_cmd(
                                         "segment and test (with --alpha: at most 5 %% false "
                                         "alarms)."),
     min_count: int = typer.Option(30, "--segment-min-count", help="Segments with fewer "
-                                  "households in a vintage are 'too small to judge'."),
+                                  "rows in a vintage are 'too small to judge'."),
     tracking_uri: str = tracking_uri_option(),
     progress: bool = typer.Option(True, "--progress/--no-progress", help=_PROGRESS_HELP),
 ) -> None:

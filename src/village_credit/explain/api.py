@@ -11,8 +11,10 @@ Two forms
 ``form="long"`` (default): one row per reason, ordered by input row, direction
 (``down`` then ``up``) and rank. Columns:
 
-* ``household_id``: from the input (the row position as text when there is none);
-* ``row``: position of the household in the input (0-based);
+* the id column, named as in the model's decisions (``household_id`` for households; a
+  table model's own id column as the user named it, or ``row_id``): from the input (the
+  row position as text when there is none);
+* ``row``: position of the row in the input (0-based);
 * ``rank``: 1 = most important within its direction; decisive reasons take the first
   ``down`` ranks;
 * ``direction``: ``down`` = took points away (raised the risk), ``up`` = added points;
@@ -26,7 +28,7 @@ moved its score) plus its decisive reasons; quarantined (invalid) rows get none.
 
 ``form="wide"``: one row per input row, same order, columns
 
-* ``household_id``, ``row``;
+* the id column (as in the long form), ``row``;
 * ``n_decisive``, ``decisive_codes``, ``decisive_label_en``, ``decisive_label_zh``
   (``"; "``-joined, empty when nothing decisive);
 * for ``d`` in ``down``, ``up`` and ``i`` in ``1..top_k``: ``{d}_{i}_code``,
@@ -68,6 +70,7 @@ __all__ = [
     "LONG_COLUMNS",
     "explain",
     "load_decision_model",
+    "long_columns",
     "reasons_arrow_schema",
     "wide_columns",
 ]
@@ -140,17 +143,28 @@ def load_decision_model(model: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- shapes
-def wide_columns(top_k: int) -> list[str]:
-    """Column names of the wide form for a given ``top_k``."""
-    cols = ["household_id", "row", "n_decisive", "decisive_codes", "decisive_label_en", "decisive_label_zh"]
+def long_columns(id_column: str = "household_id") -> list[str]:
+    """Column names of the long form; ``id_column``: the model's (``output_id_column``).
+
+    >>> long_columns("loan_ref")[:3]
+    ['loan_ref', 'row', 'rank']
+    """
+    return [id_column, *LONG_COLUMNS[1:]]
+
+
+def wide_columns(top_k: int, id_column: str = "household_id") -> list[str]:
+    """Column names of the wide form for a given ``top_k``; ``id_column``: the model's."""
+    cols = [id_column, "row", "n_decisive", "decisive_codes", "decisive_label_en", "decisive_label_zh"]
     for d in ("down", "up"):
         for i in range(1, top_k + 1):
             cols += [f"{d}_{i}_code", f"{d}_{i}_label_en", f"{d}_{i}_label_zh", f"{d}_{i}_points"]
     return cols
 
 
-def reasons_arrow_schema(form: Form = "long", top_k: int = 3) -> Any:
+def reasons_arrow_schema(form: Form = "long", top_k: int = 3, id_column: str = "household_id") -> Any:
     """Fixed Arrow schema of either form, so chunked Parquet output has one schema.
+
+    ``id_column``: the model's id column name (``DecisionModel.output_id_column``).
 
     Examples
     --------
@@ -159,14 +173,16 @@ def reasons_arrow_schema(form: Form = "long", top_k: int = 3) -> Any:
     ['household_id', 'row', 'rank', 'direction', 'kind', 'code', 'label_en', 'label_zh', 'points']
     >>> reasons_arrow_schema("wide", top_k=1).names[-4:]
     ['up_1_code', 'up_1_label_en', 'up_1_label_zh', 'up_1_points']
+    >>> reasons_arrow_schema("long", id_column="loan_ref").names[0]  # a table model's own id column
+    'loan_ref'
     """
     if form == "long":
-        return pa.schema([("household_id", pa.string()), ("row", pa.int64()), ("rank", pa.int64()),
+        return pa.schema([(id_column, pa.string()), ("row", pa.int64()), ("rank", pa.int64()),
                           ("direction", pa.string()), ("kind", pa.string()), ("code", pa.string()),
                           ("label_en", pa.string()), ("label_zh", pa.string()), ("points", pa.float64())])
     if form == "wide":
         fields = []
-        for c in wide_columns(top_k):
+        for c in wide_columns(top_k, id_column):
             if c in ("row", "n_decisive"):
                 fields.append((c, pa.int64()))
             elif c.endswith("_points"):
@@ -177,18 +193,19 @@ def reasons_arrow_schema(form: Form = "long", top_k: int = 3) -> Any:
     raise ConfigError(f"form must be 'long' or 'wide', got {form!r}")
 
 
-def _input_ids(households: pd.DataFrame) -> np.ndarray:
-    if "household_id" in households.columns:
-        return households["household_id"].astype(object).to_numpy(dtype=object)
+def _input_ids(households: pd.DataFrame, column: str = "household_id") -> np.ndarray:
+    if column in households.columns:
+        return households[column].astype(object).to_numpy(dtype=object)
     return np.arange(len(households)).astype(str).astype(object)
 
 
-def _to_wide(long: pd.DataFrame, households: pd.DataFrame, top_k: int) -> pd.DataFrame:
+def _to_wide(long: pd.DataFrame, households: pd.DataFrame, top_k: int, dm: Any) -> pd.DataFrame:
     """One row per input row from the long table (vectorised per (direction, rank) slot)."""
     n = len(households)
     rows = long["row"].to_numpy(dtype=np.int64)
     decisive = long["kind"].isin(DECISIVE_KINDS).to_numpy()
-    out: dict[str, Any] = {"household_id": _input_ids(households), "row": np.arange(n, dtype=np.int64)}
+    out: dict[str, Any] = {dm.output_id_column: _input_ids(households, dm.id_column),
+                           "row": np.arange(n, dtype=np.int64)}
 
     n_dec = np.bincount(rows[decisive], minlength=n).astype(np.int64) if n else np.zeros(0, np.int64)
     out["n_decisive"] = n_dec
@@ -219,7 +236,7 @@ def _to_wide(long: pd.DataFrame, households: pd.DataFrame, top_k: int) -> pd.Dat
             pts = np.full(n, np.nan)
             pts[r] = points[sel]
             out[f"{d}_{i}_points"] = pts
-    return pd.DataFrame(out, index=households.index)[wide_columns(top_k)]
+    return pd.DataFrame(out, index=households.index)[wide_columns(top_k, dm.output_id_column)]
 
 
 # ----------------------------------------------------------------------------- API
@@ -252,5 +269,5 @@ def explain(model: Any, households: pd.DataFrame, top_k: int = 3, form: Form = "
     dm = load_decision_model(model)
     long = dm.reason_codes(households, top_k=int(top_k), eval_date=eval_date)
     if form == "long":
-        return long[LONG_COLUMNS].reset_index(drop=True)
-    return _to_wide(long, households, int(top_k))
+        return long[long_columns(dm.output_id_column)].reset_index(drop=True)
+    return _to_wide(long, households, int(top_k), dm)

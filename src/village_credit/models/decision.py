@@ -546,11 +546,13 @@ class DecisionModel:
         return mapped.where(mapped.notna(), ser).to_numpy(dtype=object)
 
     def reason_codes(self, households: pd.DataFrame, top_k: int = 3, eval_date: Any = None) -> pd.DataFrame:
-        """Long table ``household_id, row, rank, direction, kind, code, label_en, label_zh, points``.
+        """Long table ``<id>, row, rank, direction, kind, code, label_en, label_zh, points``.
 
-        Per household: decisive reasons first (kind ``veto`` / ``eligibility``, direction
+        Per row: decisive reasons first (kind ``veto`` / ``eligibility``, direction
         ``down``, no points), then the top-k down factors, then the top-k up factors.
-        ``row`` is the input position. Quarantined rows have no reasons.
+        ``row`` is the input position. Quarantined rows have no reasons. The id column
+        is named as in the decisions (:attr:`output_id_column`: ``household_id`` for
+        households, a table's own id column as the user named it, else ``row_id``).
         """
         s, _, _ = self._score(households, eval_date)
         pc = self._points_contrib(s)
@@ -582,7 +584,8 @@ class DecisionModel:
         dir_order = out["direction"].map({"down": 0, "up": 1}).to_numpy()
         order = np.lexsort((out["rank"].to_numpy(), dir_order, out["row"].to_numpy()))
         cols = ["household_id", "row", "rank", "direction", "kind", "code", "label_en", "label_zh", "points"]
-        return out.iloc[order][cols].reset_index(drop=True)
+        out = out.iloc[order][cols].reset_index(drop=True)
+        return out.rename(columns={"household_id": self.output_id_column})
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:

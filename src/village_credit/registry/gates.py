@@ -26,6 +26,9 @@ largest equal-risk gap over the information ceiling, synthetic truth only),
 ``observed.min_calibration_p`` / ``observed.max_tpr_gap`` (observed outcomes, when
 there is no truth; a gate that cannot apply passes as "not applicable: ...") and
 ``demographic_parity.min_ratio`` (smallest selection-rate ratio, the four-fifths rule).
+A model that decides no approval (a table model without a cut-off) records why in
+``demographic_parity.not_applicable`` and ``observed.approval_not_applicable``: the
+parity and TPR-gap gates then say "not applicable: no cut-off declared ..." by name.
 """
 
 from __future__ import annotations
@@ -327,9 +330,7 @@ def evaluate_gates(
         _threshold_gate("feature_psi_max", _max_feature_psi(ev.get("stability")), "<=",
                         th.get("feature_psi_max"), "max feature PSI"),
         *_fairness_gates(ev.get("fairness", {}), fkeys, th),
-        _threshold_gate("fairness_parity_ratio_min",
-                        _lookup(ev.get("fairness", {}), fkeys["parity_ratio"]), ">=",
-                        th.get("parity_ratio_min"), f"fairness.{fkeys['parity_ratio']}"),
+        _parity_gate(ev.get("fairness", {}), fkeys, th),
         _gap_vs_baseline_gate(ev.get("fairness", {}), fkeys, th.get("gap_vs_rules_max_ratio")),
         _schema_gate(ev, champ, str(th.get("schema_mode", "exact"))),
         _outcome_support_gate(ev.get("fairness", {}), bool(th.get("outcome_support_required", False)),
@@ -376,6 +377,10 @@ def _fairness_gates(fairness: Any, fkeys: Mapping[str, str], th: Mapping[str, An
             continue
         raw = _lookup(fair, fkeys[key])
         obs = fair.get("observed")
+        no_decision = obs.get("approval_not_applicable") if isinstance(obs, Mapping) else None
+        if key == "tpr_gap" and isinstance(no_decision, str):  # no approval decided: no TPR to compare
+            gates.append(Gate(name, None, _number(th.get(tkey)), op, True, f"not applicable: {no_decision}"))
+            continue
         if not needs_truth and raw is None and isinstance(obs, Mapping):  # present, nothing to decide on
             gates.append(Gate(name, None, _number(th.get(tkey)), op, False,
                               f"undecided: fewer than two protected groups with at least "
@@ -383,6 +388,19 @@ def _fairness_gates(fairness: Any, fkeys: Mapping[str, str], th: Mapping[str, An
             continue
         gates.append(_threshold_gate(name, raw, op, th.get(tkey), f"fairness.{fkeys[key]}"))
     return gates
+
+
+def _parity_gate(fairness: Any, fkeys: Mapping[str, str], th: Mapping[str, Any]) -> Gate:
+    """Smallest approval ratio between groups (four-fifths rule); a model that decides no
+    approval (no cut-off declared) has none: "not applicable: <why>", never a missing-evidence failure."""
+    fair = fairness if isinstance(fairness, Mapping) else {}
+    parity = fair.get("demographic_parity")
+    why = parity.get("not_applicable") if isinstance(parity, Mapping) else None
+    if isinstance(why, str):
+        return Gate("fairness_parity_ratio_min", None, _number(th.get("parity_ratio_min")), ">=", True,
+                    f"not applicable: {why}")
+    return _threshold_gate("fairness_parity_ratio_min", _lookup(fair, fkeys["parity_ratio"]), ">=",
+                           th.get("parity_ratio_min"), f"fairness.{fkeys['parity_ratio']}")
 
 
 def _gap_vs_baseline_gate(fairness: Any, fkeys: Mapping[str, str], max_ratio: Any) -> Gate:

@@ -17,9 +17,10 @@ How the model loads in a fresh environment (decided here, documented once):
 
 from __future__ import annotations
 
+import functools
 import re
-from importlib import metadata
 import warnings
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,17 @@ def default_pip_requirements() -> list[str]:
     """The scoring subset of village-credit's dependencies, pinned to the installed versions.
 
     Extras (test, notebooks, spark) and training-only libraries are skipped; the
-    fresh-virtualenv test proves this list is enough to load and score.
+    fresh-virtualenv test proves this list is enough to load and score. Read once per
+    process (package metadata lookups scan site-packages).
+
+    >>> any(r.startswith("mlflow==") for r in default_pip_requirements())
+    True
     """
+    return list(_pinned_requirements())
+
+
+@functools.cache
+def _pinned_requirements() -> tuple[str, ...]:
     try:
         reqs = metadata.requires("village-credit") or []
     except metadata.PackageNotFoundError:
@@ -85,7 +95,7 @@ def default_pip_requirements() -> list[str]:
     names = [n for n in names if n.lower() in SCORING_REQUIREMENTS]
     if "mlflow" not in {n.lower() for n in names}:
         names.insert(0, "mlflow")
-    return [_pin(n) for n in dict.fromkeys(names)]
+    return tuple(_pin(n) for n in dict.fromkeys(names))
 
 
 _INT_HINT = "Hint: Inferred schema contains integer column"

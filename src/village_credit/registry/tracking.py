@@ -6,6 +6,7 @@ not become a copy of farmers' names, ID numbers, phones or addresses.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -85,14 +86,23 @@ def data_fingerprint(df: pd.DataFrame) -> str:
 
 
 def library_versions() -> dict[str, str]:
-    """Installed versions of Python and the libraries a result depends on."""
+    """Installed versions of Python and the libraries a result depends on.
+
+    Read once per process (each ``importlib.metadata`` lookup scans site-packages, a
+    tenth of a second for the list; installed versions do not change under a running job).
+    """
+    return dict(_library_versions())
+
+
+@functools.cache
+def _library_versions() -> tuple[tuple[str, str], ...]:
     out = {"python": platform.python_version()}
     for lib in _TRACKED_LIBRARIES:
         try:
             out[lib] = metadata.version(lib)
         except metadata.PackageNotFoundError:
             continue
-    return out
+    return tuple(out.items())
 
 
 def git_commit(path: str | Path | None = None) -> str | None:
@@ -112,9 +122,10 @@ def git_commit(path: str | Path | None = None) -> str | None:
     return sha if res.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", sha) else None
 
 
-def code_version() -> str:
-    """Git commit when available, else the package version: what to tag a result with."""
-    commit = git_commit()
+def code_version(commit: str | None = None) -> str:
+    """Git commit when available (``commit``: one already read), else the package version:
+    what to tag a result with."""
+    commit = commit or git_commit()
     if commit:
         return commit
     try:
@@ -183,8 +194,8 @@ def log_run_context(
     params["seed"] = str(seed)
     params = {k[:250]: v for k, v in params.items()}
 
-    tags: dict[str, str] = {"code_version": code_version(), "seed": str(seed)}
     commit = git_commit()
+    tags: dict[str, str] = {"code_version": code_version(commit), "seed": str(seed)}
     tags["git_commit"] = commit or "unknown"
     for lib, ver in library_versions().items():
         tags[f"lib.{lib}"] = ver

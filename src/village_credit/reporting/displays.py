@@ -464,12 +464,14 @@ class GradeBackTestDisplay(_Display):
 
     title: str = "Predicted vs observed default rate by grade"
     min_n: int = 30
+    unit: str = "households"
 
     @classmethod
     def from_table(cls, grades: pd.DataFrame, *, title: str = "Predicted vs observed default rate by grade",
-                   min_n: int = 30, ax: Any = None) -> GradeBackTestDisplay:
-        """``min_n``: grades with fewer households are drawn hatched (weak evidence)."""
-        return cls(grades.reset_index(drop=True), title=title, min_n=min_n).plot(ax=ax)
+                   min_n: int = 30, ax: Any = None, unit: str = "households") -> GradeBackTestDisplay:
+        """``min_n``: grades with fewer rows are drawn hatched (weak evidence); ``unit``: what
+        a row is, in the chart's note ("rows" for a table of one's own)."""
+        return cls(grades.reset_index(drop=True), title=title, min_n=min_n, unit=unit).plot(ax=ax)
 
     def plot(self, ax: Any = None) -> GradeBackTestDisplay:
         g = self.table
@@ -499,7 +501,7 @@ class GradeBackTestDisplay(_Display):
         long = [str(k) for k in g["grade"] if _tick_label(k) != str(k)]
         handles = [self.bars_, self.predicted_]
         notes = [*(["; ".join(long) + ": no traffic light"] if long else []),
-                 *([f"hatched: fewer than {self.min_n} households (weak evidence)"] if any(self.small_) else [])]
+                 *([f"hatched: fewer than {self.min_n} {self.unit} (weak evidence)"] if any(self.small_) else [])]
         if notes:
             ax.set_xlabel("\n".join(notes), fontsize=8)
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize=8,

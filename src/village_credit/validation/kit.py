@@ -44,7 +44,11 @@ from village_credit.fairness.calibration import calibration_groups
 from village_credit.fairness.ceiling import ceiling_system, split_gaps
 from village_credit.fairness.equal_risk import equal_risk_gaps
 from village_credit.fairness.groups import FairnessInputError, sensitive_frame
-from village_credit.fairness.observed import observed_outcome_evidence
+from village_credit.fairness.observed import (
+    decisions_evidence,
+    observed_outcome_evidence,
+    observed_summary,
+)
 from village_credit.fairness.report import fairness_json
 from village_credit.registry.loading import (
     LoadedModel,
@@ -58,8 +62,8 @@ from village_credit.registry.store import get_client
 from village_credit.registry.tracking import data_fingerprint, library_versions
 from village_credit.registry.verdict import record_validation, run_tags, training_fingerprint
 from village_credit.reporting.html import write_json
-from village_credit.rules.engine import score_rules
 from village_credit.reporting.progress import ProgressCallback, Steps
+from village_credit.rules.engine import score_rules
 from village_credit.rules.grades import grade_order, policy_age_ceiling
 from village_credit.validation.drift import drift_report, overall_alert, write_drift_report
 from village_credit.validation.report import (
@@ -303,6 +307,28 @@ def _fairness(rows: pd.DataFrame, decisions: Mapping[str, pd.DataFrame], y: np.n
     return summary, evidence
 
 
+def _table_fairness(rows: pd.DataFrame, decisions: pd.DataFrame, y: np.ndarray, dm: Any
+                    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(report section, gate evidence) of a table model: observed-outcome evidence over the
+    protected attributes its spec declared (recorded as ``metadata["protected"]``).
+
+    None declared: every fairness gate "not applicable" by name. Declared but absent from
+    (or missing in) the sample: no evidence, so the fairness gates fail as missing, saying why.
+    """
+    protected = [str(c) for c in (getattr(dm, "metadata", None) or {}).get("protected") or []]
+    absent = [c for c in protected if c not in rows.columns]
+    if absent:
+        why = f"not computed: the sample lacks the protected column(s) {', '.join(absent)} the model declares"
+        return {"fairness": why}, None
+    try:
+        ev = decisions_evidence(decisions, rows, y, protected)
+    except FairnessInputError as exc:
+        return {"fairness": f"not computed: {exc}"}, None
+    if isinstance(ev.get("not_applicable"), str):
+        return {"fairness": f"not applicable: {ev['not_applicable']}"}, ev
+    return observed_summary(ev["observed"]), ev
+
+
 def gate_evidence(result: Mapping[str, Any], fairness: Mapping[str, Any] | None = None,
                   fingerprint: str | None = None) -> dict[str, Any]:
     """Promotion-gate evidence (``registry.gates`` keys) from a validation result.
@@ -449,7 +475,9 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
         decisions["rules"] = score_rules(rows, policy).decisions.reset_index(drop=True)
     fairness_summary = fair_ev = None
     steps("fairness")
-    if {"head_age", "formerly_poor"} <= set(rows.columns):
+    if not spec["has_policy"]:  # a table model: the protected attributes its own spec declares
+        fairness_summary, fair_ev = _table_fairness(rows, d, y, champ.decision_model)
+    elif {"head_age", "formerly_poor"} <= set(rows.columns):
         age_max = policy_age_ceiling(getattr(champ.decision_model, "policy", None))
         fairness_summary, fair_ev = _fairness(rows, decisions, y, age_max, fairness_boot, seed,
                                               model=champ.decision_model)
@@ -490,7 +518,8 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
     if run_ctx is not None:
         result["reproducibility"]["validation_run_id"] = run_ctx.info.run_id
     try:
-        html, js = write_validation_report(result, out, title=title)
+        html, js = write_validation_report(result, out, title=title,
+                                           unit="households" if spec["has_policy"] else "rows")
         ev_path = out / "evidence.json"
         write_json(result["evidence"], ev_path)
         if run_ctx is not None:

@@ -359,7 +359,7 @@ def _plot_roc(disc: Mapping[str, Any], challenger: Mapping[str, Any] | None) -> 
     return fig
 
 
-def _plot_cap(disc: Mapping[str, Any], default_rate: float) -> Any:
+def _plot_cap(disc: Mapping[str, Any], default_rate: float, unit: str = "households") -> Any:
     fig = new_figure(5.0, 4.5)
     ax = fig.add_subplot()
     cap = disc["cap"]
@@ -367,7 +367,7 @@ def _plot_cap(disc: Mapping[str, Any], default_rate: float) -> Any:
             label=f"model (AR {disc['gini']:.3f})")
     ax.plot([0, default_rate, 1], [0, 1, 1], color="green", linewidth=0.8, label="perfect")
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="random")
-    ax.set(xlabel="share of households (riskiest first)", ylabel="share of defaults",
+    ax.set(xlabel=f"share of {unit} (riskiest first)", ylabel="share of defaults",
            title="Cumulative accuracy profile")
     ax.legend(loc="lower right")
     return fig
@@ -383,18 +383,18 @@ def _plot_reliability(tabs: Sequence[tuple[str, pd.DataFrame]]) -> Any:
     return fig
 
 
-def _plot_grades(gc: pd.DataFrame) -> Any:
-    return GradeBackTestDisplay.from_table(gc).figure_
+def _plot_grades(gc: pd.DataFrame, unit: str = "households") -> Any:
+    return GradeBackTestDisplay.from_table(gc, unit=unit).figure_
 
 
-def _plot_psi(tab: pd.DataFrame, name: str) -> Any:
+def _plot_psi(tab: pd.DataFrame, name: str, unit: str = "households") -> Any:
     fig = new_figure(6.5, 4.0)
     ax = fig.add_subplot()
     x = np.arange(len(tab))
     ax.bar(x - 0.2, tab["expected_share"], width=0.4, label="reference")
     ax.bar(x + 0.2, tab["actual_share"], width=0.4, label="sample")
     ax.set_xticks(x, [str(b) for b in tab["bin"]], rotation=45, ha="right", fontsize=7)
-    ax.set(xlabel=f"{name.lower()} bin (edges from the reference)", ylabel="share of households",
+    ax.set(xlabel=f"{name.lower()} bin (edges from the reference)", ylabel=f"share of {unit}",
            title=f"{name} distribution")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # beside the bars, never over them
     return fig
@@ -406,8 +406,12 @@ def _fmt(v: Any) -> str:
 
 def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
                             stem: str = "validation_report",
-                            title: str = "Model validation report") -> tuple[Path, Path]:
+                            title: str = "Model validation report", unit: str = "households"
+                            ) -> tuple[Path, Path]:
     """Write ``<stem>.html`` (charts embedded) and ``<stem>.json`` (every figure).
+
+    ``unit``: what a row of the sample is, in the report's words and chart labels
+    (``"rows"`` for a table of one's own: its report never says households).
 
     >>> import tempfile
     >>> import numpy as np
@@ -424,7 +428,7 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
     """
     disc, cal = result["discrimination"], result["calibration"]
     sample = result["sample"]
-    rep = HtmlReport(title, subtitle=(f"{sample['n']} households, {sample['defaults']} defaults "
+    rep = HtmlReport(title, subtitle=(f"{sample['n']} {unit}, {sample['defaults']} defaults "
                                       f"({sample['default_rate']:.2%})"))
 
     ident, verdict = result.get("identity") or {}, result.get("verdict")
@@ -453,7 +457,7 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
         {"figure": "KS", "value": disc["ks"], "note": f"at score {disc['ks_threshold']:.6g}"},
     ]))
     rep.add_figure(_plot_roc(disc, result.get("challenger")), "ROC curve")
-    rep.add_figure(_plot_cap(disc, sample["default_rate"]), "Cumulative accuracy profile")
+    rep.add_figure(_plot_cap(disc, sample["default_rate"], unit), "Cumulative accuracy profile")
     ro = disc["rank_ordering"]
     rep.add_table(ro, caption="Rank ordering by grade (monotone: "
                   f"{'yes' if disc['rank_ordering_monotone'] else 'no'})")
@@ -477,7 +481,7 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
         f"Per-grade back-test ({cfg.get('alternative', 'greater')}; light from "
         f"{cfg.get('light_test', 'jeffreys')} p: green >= {cfg.get('green_p')}, "
         f"red < {cfg.get('red_p')})"))
-    rep.add_figure(_plot_grades(cal["grades"]), "Predicted PD vs observed rate by grade")
+    rep.add_figure(_plot_grades(cal["grades"], unit), "Predicted PD vs observed rate by grade")
 
     stab = result.get("stability")
     if stab is not None:
@@ -486,7 +490,7 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
                      f"thresholds {cfg.get('psi_thresholds')}.")
         if stab.get("score_bins") is not None:
             rep.add_table(stab["score_bins"], caption="Score PSI by bin")
-            rep.add_figure(_plot_psi(stab["score_bins"], "Score"), "Score: reference vs sample")
+            rep.add_figure(_plot_psi(stab["score_bins"], "Score", unit), "Score: reference vs sample")
         if stab.get("csi") is not None:
             rep.add_table(stab["csi"], caption="Characteristic stability index per feature")
         if stab.get("columns_not_in_sample"):
@@ -497,7 +501,7 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
     if mig is not None:
         rep.add_section("Grade migration")
         s = mig["summary"]
-        rep.add_text(f"{s['n']} households with a previous grade: stable {_fmt(s['stable'])}, "
+        rep.add_text(f"{s['n']} {unit} with a previous grade: stable {_fmt(s['stable'])}, "
                      f"upgraded {_fmt(s['upgrade'])}, downgraded {_fmt(s['downgrade'])}.")
         rep.add_table(mig["counts"], caption="Counts (rows: previous grade)", index=True)
 
