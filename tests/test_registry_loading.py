@@ -186,3 +186,29 @@ def test_environment_mismatches_name_unsatisfied_requirements(tmp_path) -> None:
 
     assert _environment_mismatches(tmp_path, {"python_version": f"{sys.version_info.major}."
                                                                 f"{sys.version_info.minor}.0"}) == []
+
+
+def test_a_model_still_held_is_not_deserialised_again() -> None:
+    """Two loads of the same version in one process: download, digest and gate run both
+    times, the pyfunc is parsed once while the first is held (model load once per process)."""
+    import gc
+
+    from village_credit.registry import load_model
+    from village_credit.registry.examples import ExampleStore
+
+    store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    try:
+        store.champion("demo")
+        first = load_model("models:/demo@champion", store.root / "a")
+        second = load_model("models:/demo@champion", store.root / "b")
+        assert second.pyfunc is first.pyfunc and second.decision_model is first.decision_model
+        assert second.artifact_sha256 == first.artifact_sha256 and second.gate.gated
+        assert second.local_dir != first.local_dir  # downloaded and hashed again
+        digest = first.artifact_sha256
+        del first, second
+        gc.collect()
+        from village_credit.registry.loading import _LOADED
+
+        assert digest not in _LOADED  # nothing kept once nobody holds the model
+    finally:
+        store.close()

@@ -472,6 +472,17 @@ def _environment_mismatches(local: Path, pyfunc_conf: Mapping[str, Any]) -> list
     return out
 
 
+_LOADED: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+"""Pyfunc models loaded in this process, by artifact digest, while someone holds them.
+
+Why: a process that loads a model and then scores with ``score_file`` (which loads
+it again, as every command does) deserialised the same artifacts twice. The download,
+digest and promotion check still run on every load; only when the downloaded bytes
+hash to the digest of a model this process has already loaded, and still holds, is
+that model handed on instead of parsed again (the bytes verified are the bytes run).
+"""
+
+
 def _find_decision_dir(local: Path) -> tuple[Path, str, dict[str, Any]]:
     """The ``decision_model`` artifact folder, ``decision_class`` and python_function
     configuration of a pyfunc folder."""
@@ -555,10 +566,13 @@ def _load_into(uri: str, ident: ModelIdentity, dst: Path, require_gate: bool, al
     if mismatches:  # MLflow's warning, from a check by name (its own scans every installed package)
         _log.warning("Detected one or more mismatches between the model's dependencies and the current "
                      "Python environment:\n - %s", "\n - ".join(mismatches))
-    try:
-        pyfunc = mlflow.pyfunc.load_model(str(local), suppress_warnings=True)
-    except Exception as exc:
-        raise ModelLoadError(f"cannot load model {uri!r} as a pyfunc: {exc}") from exc
+    pyfunc = _LOADED.get(digest)  # the same bytes already loaded in this process, and still in use
+    if pyfunc is None:
+        try:
+            pyfunc = mlflow.pyfunc.load_model(str(local), suppress_warnings=True)
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load model {uri!r} as a pyfunc: {exc}") from exc
+        _LOADED[digest] = pyfunc
     try:
         dm = getattr(pyfunc.unwrap_python_model(), "model", None)
     except Exception:  # noqa: BLE001 - not a python_model pyfunc: fall back to the artifact
