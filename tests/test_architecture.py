@@ -362,7 +362,7 @@ def third_party_at_import(root: Path, starts: list[str]) -> dict[str, str]:
 
 
 IMPORT_NAMES = {"scikit-learn": "sklearn", "pyyaml": "yaml"}
-PART_OF = {"pydantic_core": "pydantic"}  # installed with (and pinned by) the package named
+PART_OF = {"pydantic_core": "pydantic", "packaging": "mlflow"}  # installed with (and pinned by) the package named
 
 
 def test_the_logged_model_needs_only_the_scoring_requirements() -> None:

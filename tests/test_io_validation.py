@@ -236,3 +236,39 @@ def test_parquet_dates_read_and_validated_without_wrapping(tmp_path_factory, day
         assert bad[i] == (not inside)
         if inside:
             assert out.iloc[i].date() == d
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(column=st.sampled_from(["head_age", "land_mu", "education", "household_size", "snapshot_date",
+                               "ded_hygiene_date", "smartphone", "head_gender"]),
+       bad=st.sampled_from(["none", "missing", "low", "high", "unknown", "blank"]),
+       row=st.integers(0, 59))
+def test_clean_column_shortcut_flags_what_the_full_checks_flag(generated_households, monkeypatch,
+                                                               column, bad, row) -> None:
+    """Row checks prove a clean column clean with min/max (or Arrow is_in) and skip the
+    cell-by-cell passes: whatever cell is spoiled, the valid rows and the quarantine are
+    those of the full checks (the shortcut turned off)."""
+    from village_credit.data import validation
+
+    df = generated_households(60, seed=3).copy()
+    s = df[column]
+    if bad == "missing":
+        if s.dtype.kind in "ib":  # int and bool columns hold no missing cell in their own dtype
+            df[column] = s.astype(np.float64 if s.dtype.kind == "i" else object)
+        df.loc[row, column] = None  # NaN, NaT or missing text in the others
+    elif bad in ("low", "high") and s.dtype.kind in "if":
+        df.loc[row, column] = -1e6 if bad == "low" else 1e12
+    elif bad in ("unknown", "blank") and (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
+        df[column] = s.astype(object)
+        df.loc[row, column] = "no-such-category" if bad == "unknown" else "  "
+        df[column] = df[column].astype(s.dtype)
+    fast = validate_households(df)
+    monkeypatch.setattr(validation, "_clean_column", lambda *_: False)
+    full = validate_households(df)
+    pd.testing.assert_frame_equal(fast.valid, full.valid)
+    pd.testing.assert_frame_equal(fast.quarantine, full.quarantine)
+    pd.testing.assert_frame_equal(fast.bad_rows, full.bad_rows)
+    spoiled = ((bad == "missing" and column != "ded_hygiene_date")
+               or (bad in ("low", "high") and column in ("head_age", "land_mu", "household_size"))
+               or (bad in ("unknown", "blank") and column in ("education", "head_gender")))
+    assert (row in fast.quarantine["row_number"].to_numpy()) == spoiled  # the generated rows are clean

@@ -166,3 +166,49 @@ def test_load_model_downloads_without_mlflow_progress_bars(env: ScoringEnv, tmp_
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "true")  # asked for: shown (the check can fail)
     load_model(f"models:/{name}@champion", tmp_path / "loud")
     assert "Downloading artifacts" in capfd.readouterr().err
+
+
+def test_environment_mismatches_name_unsatisfied_requirements(tmp_path) -> None:
+    """The loader's own dependency check (MLflow's scans every installed package): an
+    unsatisfied pin and a missing package are named, satisfied ones are not."""
+    import importlib.metadata
+
+    from village_credit.registry.loading import _environment_mismatches
+
+    numpy_version = importlib.metadata.version("numpy")
+    (tmp_path / "requirements.txt").write_text(
+        f"numpy=={numpy_version}\npandas==0.0.1\nno-such-package-vc==1.0\n# a comment\n", encoding="utf-8")
+    found = _environment_mismatches(tmp_path, {"python_version": "2.7.18"})
+    assert [m.split(" ")[0] for m in found] == ["pandas", "no-such-package-vc", "python"]
+    assert "required: pandas==0.0.1" in found[0] and "uninstalled" in found[1]
+    (tmp_path / "requirements.txt").write_text(f"numpy=={numpy_version}\n", encoding="utf-8")
+    import sys
+
+    assert _environment_mismatches(tmp_path, {"python_version": f"{sys.version_info.major}."
+                                                                f"{sys.version_info.minor}.0"}) == []
+
+
+def test_a_model_still_held_is_not_deserialised_again() -> None:
+    """Two loads of the same version in one process: download, digest and gate run both
+    times, the pyfunc is parsed once while the first is held (model load once per process)."""
+    import gc
+
+    from village_credit.registry import load_model
+    from village_credit.registry.examples import ExampleStore
+
+    store = ExampleStore()  # a throwaway sqlite store in a temporary folder
+    try:
+        store.champion("demo")
+        first = load_model("models:/demo@champion", store.root / "a")
+        second = load_model("models:/demo@champion", store.root / "b")
+        assert second.pyfunc is first.pyfunc and second.decision_model is first.decision_model
+        assert second.artifact_sha256 == first.artifact_sha256 and second.gate.gated
+        assert second.local_dir != first.local_dir  # downloaded and hashed again
+        digest = first.artifact_sha256
+        del first, second
+        gc.collect()
+        from village_credit.registry.loading import _LOADED
+
+        assert digest not in _LOADED  # nothing kept once nobody holds the model
+    finally:
+        store.close()

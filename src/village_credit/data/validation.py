@@ -291,6 +291,49 @@ def _coerce_for_validation(s: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, n
     return out, (bad if bad.any() else None), reason
 
 
+def _clean_column(s: pd.Series, spec: ColumnSpec) -> bool:
+    """True when one or two reductions prove that no per-column check can flag a cell.
+
+    Why: a clean column of its final dtype (the common case in batch scoring) needs no
+    coercion, missing-value, range or category pass; ``min``/``max`` settle it (NaN
+    propagates through them, so a column holding one is never called clean). ``False``
+    only means "check it cell by cell", which gives the same problems as always.
+    """
+    dt = s.dtype
+    if spec.dtype in ("int", "float") and dt in (np.int64, np.float64):
+        if spec.dtype == "int" and dt == np.float64:
+            return False  # integer check of floats: the full path
+        v = s.to_numpy()
+        if not len(v):
+            return True
+        lo = -np.inf if spec.min is None else spec.min
+        hi = np.inf if spec.max is None else spec.max
+        if dt == np.int64:
+            lo, hi = max(lo, -_INT53), min(hi, _INT53)  # beyond 2**53: the full path keeps its float round trip
+        mn, mx = v.min(), v.max()
+        return bool(lo <= mn and mx <= hi)  # False for NaN: missing cells go the full path
+    if spec.dtype == "bool" and dt == np.bool_:
+        return True
+    if spec.dtype == "date" and dt == np.dtype("datetime64[ns]"):
+        return spec.nullable or not np.isnat(s.to_numpy()).any()
+    if (spec.dtype == "category" and spec.categories and all(c.strip() for c in spec.categories)
+            and dt == _STR_DTYPE and hasattr(s.array, "__arrow_array__")):
+        arr = s.array.__arrow_array__()  # Arrow-backed text: no Python string per cell
+        # every cell one of the (non-blank) categories: no missing, blank or unknown cell
+        return arr.null_count == 0 and bool(pc.all(pc.is_in(arr, value_set=_category_set(spec.categories))).as_py())
+    return False
+
+
+_CATEGORY_SETS: dict[tuple[str, ...], pa.Array] = {}
+
+
+def _category_set(categories: Sequence[str]) -> pa.Array:
+    key = tuple(categories)
+    if key not in _CATEGORY_SETS:
+        _CATEGORY_SETS[key] = pa.array(list(key), type=pa.large_string())
+    return _CATEGORY_SETS[key]
+
+
 def coerce_households(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cast a raw frame (e.g. CSV read as text) to schema dtypes, cell by cell.
 
@@ -326,13 +369,16 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 def _final_dtypes(df: pd.DataFrame, specs: dict[str, ColumnSpec]) -> pd.DataFrame:
     fixes: dict[str, pd.Series] = {}
-    for name in df.columns:
+    for name, dt in df.dtypes.items():  # one look-up of every dtype; a column is read only to fix it
         spec = specs.get(name)
         if spec is None:
             continue
-        s = df[name]
-        dt = s.dtype
         # columns already of their final dtype (and so without missing cells) stay as they are
+        if (dt == np.int64 and spec.dtype == "int") or (dt == np.float64 and spec.dtype == "float") \
+                or (dt == np.bool_ and spec.dtype == "bool") \
+                or (dt == _STR_DTYPE and spec.dtype in ("string", "category")) or spec.dtype == "date":
+            continue
+        s = df[name]
         if spec.dtype == "int":
             if dt != np.int64 and not s.isna().any():
                 fixes[name] = s.astype(np.int64)
@@ -396,11 +442,16 @@ def validate_households(df: pd.DataFrame, require_truth: bool = False, *,
     cols: dict[str, pd.Series] = {}
     type_bad: dict[str, np.ndarray] = {}
     probs: list[pd.DataFrame] = []
+    clean: set[str] = set()
     for name in df.columns:
         spec = specs.get(name)
         if spec is None:
             continue
         s = df[name]
+        if _clean_column(s, spec):
+            clean.add(name)  # nothing to coerce, nothing missing, in range, known categories
+            cols[name] = s
+            continue
         out, bad_cells, reason = _coerce_for_validation(s, spec)
         if bad_cells is not None:
             probs.append(_type_problems(df, np.flatnonzero(bad_cells), name, reason))
@@ -411,6 +462,8 @@ def validate_households(df: pd.DataFrame, require_truth: bool = False, *,
         cols[name] = out
     frame = df.assign(**fixes) if fixes else df.copy(deep=False)
     for name, s in cols.items():
+        if name in clean:
+            continue
         spec = specs[name]
         dt = s.dtype
         if dt == np.float64:
@@ -463,9 +516,15 @@ def validate_households(df: pd.DataFrame, require_truth: bool = False, *,
         if len(pos):
             probs.append(_problems(df, pos, "snapshot_date",
                                    f"snapshot_date too far in the future (after {limit})", "range"))
+        snap_v = snap.to_numpy()
         for spec in schema.by_role("event"):
             if spec.name in frame.columns:
-                pos = np.flatnonzero((frame[spec.name] > snap).to_numpy(bool))
+                ev = frame[spec.name]
+                if ev.dtype == snap_v.dtype:  # numpy: NaT compares False, as in pandas
+                    after = ev.to_numpy() > snap_v
+                else:
+                    after = (ev > snap).to_numpy(bool)
+                pos = np.flatnonzero(after)
                 if len(pos):
                     probs.append(_problems(df, pos, spec.name,
                                            "event date after snapshot_date", "consistency"))
@@ -478,15 +537,19 @@ def validate_households(df: pd.DataFrame, require_truth: bool = False, *,
             probs.append(_problems(df, np.flatnonzero(dup), "household_id",
                                    "duplicate household_id (another row has it)", "duplicate"))
 
-    quarantine = _concat(probs).sort_values(
-        ["row_number", "column"], kind="stable", ignore_index=True)
+    quarantine = _concat(probs)
+    if len(quarantine) > 1:
+        quarantine = quarantine.sort_values(["row_number", "column"], kind="stable", ignore_index=True)
     bad = np.zeros(n, bool)
     bad[quarantine["row_number"].to_numpy(np.int64)] = True
     if not bad.any() and type(frame.index) is pd.RangeIndex:
         valid = _final_dtypes(frame.iloc[:], specs)  # every row: a slice, no copy
     else:
         valid = _final_dtypes(frame.iloc[np.flatnonzero(~bad)], specs)
-    picked = df.iloc[np.flatnonzero(bad)]
+    if bad.any():
+        picked = df.iloc[np.flatnonzero(bad)]
+    else:  # no row to pick: a slice, not a take of every column (the index a take would give)
+        picked = df.iloc[:0].set_axis(pd.RangeIndex(0), axis=0)
     bad_rows = pd.concat([picked, pd.DataFrame({"row_number": np.flatnonzero(bad)},
                                                index=picked.index)], axis=1)
     return ValidationResult(valid=valid, quarantine=quarantine, bad_rows=bad_rows, n_in=n)
