@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from typer.testing import CliRunner
 
-from village_credit.commands.validation import register as register_commands
+from village_credit.cli import app as cli_app
 from village_credit.registry.tracking import data_fingerprint
 from village_credit.validation.kit import (
     ValidationKitError,
@@ -238,8 +238,7 @@ def test_parse_model_uri() -> None:
 
 
 def test_cli_validate_and_errors(store: dict, tmp_path: Path) -> None:
-    app = typer.Typer()
-    register_commands(app)
+    app = cli_app
     runner = CliRunner()
     res = runner.invoke(app, ["validate", "--model", store["v1"], "--input", str(store["path"]),
                               "--output", str(tmp_path / "cli"), "--no-mlflow",

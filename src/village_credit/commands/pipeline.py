@@ -6,11 +6,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+import yaml
 from rich.console import Console
 
-from village_credit.commands import TRAIN
 from village_credit.commands._errors import user_errors
 from village_credit.commands._tables import fitting_table
+from village_credit.config import load_config
+from village_credit.pipeline import run_experiment
+from village_credit.registry.store import default_tracking_uri
 
 DEFAULT_EXPERIMENT = Path("experiments/default.yaml")
 
@@ -71,8 +74,6 @@ def _not_promoted(result) -> str:
 
 def print_summary(result, console: Console) -> None:
     """The short summary a user reads after the main job."""
-    from village_credit.registry.store import default_tracking_uri
-
     if getattr(result, "kind", "") == "table":
         print_table_summary(result, console)
         return
@@ -197,11 +198,6 @@ def train(
                             "relative to the current folder), e.g. --set data.source=loans.csv."),
 ) -> None:
     """Run an experiment: train, explain, audit, log to MLflow, gate, score."""
-    import yaml
-
-    from village_credit.config import load_config
-    from village_credit.pipeline import run_experiment
-
     console = Console()
     overrides: dict = {}
     for item in sets or []:
@@ -225,9 +221,3 @@ def train(
 def demo() -> None:
     """The main job on the embedded default (experiments/default.yaml, generated data)."""
     train(DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT.exists() else None, None, None, True, True, None)
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI, in their workflow panel."""
-    app.command("train", rich_help_panel=TRAIN)(train)
-    app.command("demo", rich_help_panel=TRAIN)(demo)

@@ -13,9 +13,15 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from village_credit.commands import RULES
 from village_credit.commands._errors import user_errors
 from village_credit.commands._options import tracking_uri_option
+from village_credit.config import load_config
+from village_credit.data.io import check_output_dir, write_parquet
+from village_credit.data.validation import validate_households
+from village_credit.pipeline import load_households
+from village_credit.policy_lab import run_policy_lab
+from village_credit.registry import configure, load_model
+from village_credit.reporting.displays import PolicyFrontierDisplay
 
 
 def policy_lab(
@@ -37,14 +43,6 @@ def policy_lab(
     true_pd: observed outcomes only, groups without outcome support marked. Invalid
     rows go to households.quarantine.parquet with row, column and reason.
     """
-    from village_credit.config import load_config
-    from village_credit.data.io import check_output_dir, write_parquet
-    from village_credit.data.validation import validate_households
-    from village_credit.pipeline import load_households
-    from village_credit.policy_lab import run_policy_lab
-    from village_credit.registry import configure, load_model
-    from village_credit.reporting.displays import PolicyFrontierDisplay
-
     console = Console()
     with user_errors(console):
         cfg = load_config(experiment)
@@ -69,8 +67,3 @@ def policy_lab(
     console.print(result.notice)
     console.print(f"wrote {out / 'trials.csv'}, {out / 'pareto.csv'}, {out / 'frontier.png'}; "
                   f"MLflow parent run {result.parent_run_id}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI, in their workflow panel."""
-    app.command("policy-lab", rich_help_panel=RULES)(policy_lab)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,12 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from village_credit.commands import VALIDATE
 from village_credit.commands._options import tracking_uri_option
+from village_credit.errors import VillageCreditError
+from village_credit.registry import champion_version, configure
+from village_credit.reporting.progress import step_bar
+from village_credit.validation.kit import DEFAULT_CONFIG, monitor, validate_model
+from village_credit.validation.recalibration import recalibrate
 
 _PROGRESS_HELP = "Show a progress bar on stderr."
 
@@ -42,15 +47,7 @@ def _fail(console: Console, exc: Exception) -> None:
     raise typer.Exit(code=2) from exc
 
 
-def _errors() -> tuple[type[BaseException], ...]:
-    from village_credit.errors import VillageCreditError
-
-    return (VillageCreditError,)
-
-
 def _quiet_downloads() -> None:
-    import os
-
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 def validate_cmd(
@@ -78,10 +75,6 @@ def validate_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help=_PROGRESS_HELP),
 ) -> None:
     """Third-party validation report (HTML + JSON + gate evidence) of a registered model."""
-    from village_credit.registry import configure
-    from village_credit.reporting.progress import step_bar
-    from village_credit.validation.kit import DEFAULT_CONFIG, validate_model
-
     console = Console(stderr=True)
     _quiet_downloads()
     try:
@@ -92,7 +85,7 @@ def validate_cmd(
                                            log_to_mlflow=not no_mlflow, config=cfg,
                                            allow_ungated=allow_ungated, progress=bar,
                                            validator=validator)
-    except _errors() as exc:
+    except VillageCreditError as exc:
         _fail(console, exc)
         return
     disc, cal = res["discrimination"], res["calibration"]
@@ -118,8 +111,6 @@ def validate_cmd(
 
 
 def _champion_of(name: str) -> str | None:
-    from village_credit.registry import champion_version
-
     try:
         return champion_version(name)
     except Exception:  # noqa: BLE001 - a hint only: no champion known
@@ -178,9 +169,6 @@ def recalibrate_cmd(
     tracking_uri: str = tracking_uri_option(),
 ) -> None:
     """Fit a calibration map and register a new (unpromoted) version wrapping the model."""
-    from village_credit.registry import configure
-    from village_credit.validation.recalibration import recalibrate
-
     console = Console(stderr=True)
     _quiet_downloads()
     try:
@@ -188,7 +176,7 @@ def recalibrate_cmd(
         res = recalibrate(model, data, method=method.value, seed=seed,  # type: ignore[arg-type]
                           register=not no_register, out_dir=report,
                           registered_model_name=model_name)
-    except _errors() as exc:
+    except VillageCreditError as exc:
         _fail(console, exc)
         return
     summary = res.summary()
@@ -226,20 +214,15 @@ def monitor_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help=_PROGRESS_HELP),
 ) -> None:
     """Drift report between two vintages: alerts only for material, significant shifts."""
-    from village_credit.reporting.progress import step_bar
-    from village_credit.validation.kit import monitor
-
     console = Console(stderr=True)
     _quiet_downloads()
     try:
         if model:
-            from village_credit.registry import configure
-
             configure(tracking_uri)
         with step_bar("monitoring", progress, console) as bar:
             res = monitor(model, reference, current, report, (amber, red), bins=bins, alpha=alpha,
                           segment_alpha=segment_alpha, segment_min_count=min_count, progress=bar)
-    except _errors() as exc:
+    except VillageCreditError as exc:
         _fail(console, exc)
         return
     summary = {"alert": res["alert"], "column_alert": res["column_alert"],
@@ -253,10 +236,3 @@ def monitor_cmd(
     rank = {"green": 0, "amber": 1, "red": 2}
     if fail_on is not FailOn.none and rank.get(res["alert"], -1) >= rank[fail_on.value]:
         raise typer.Exit(code=1)
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI, in their workflow panel."""
-    app.command("validate", rich_help_panel=VALIDATE)(validate_cmd)
-    app.command("recalibrate", rich_help_panel=VALIDATE)(recalibrate_cmd)
-    app.command("monitor", rich_help_panel=VALIDATE)(monitor_cmd)
