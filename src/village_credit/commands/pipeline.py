@@ -18,8 +18,13 @@ from village_credit.registry.store import default_tracking_uri
 DEFAULT_EXPERIMENT = Path("experiments/default.yaml")
 
 
+COMPARISON_WORDS = {"elderly": "heads aged 60+ vs under 60", "formerly_poor": "formerly poor vs other"}
+
+
 def _print_outcome_support(sup: dict, console: Console) -> None:
-    """Extrapolated groups first, then predicted PD against the truth and the observed rate."""
+    """Extrapolated groups first, then predicted PD against the truth and the observed rate,
+    then each equal-risk comparison's worst line gap once (it is one figure per comparison,
+    not per age band)."""
     if not sup:
         return
     ext = sup.get("extrapolated_groups") or []
@@ -27,18 +32,31 @@ def _print_outcome_support(sup: dict, console: Console) -> None:
                    f"{sup.get('min_observed')} observed outcomes in training): {', '.join(ext)}")
                   if ext else "outcome support: every protected group has observed outcomes")
     console.print(f"remedies applied: {'; '.join(sup.get('remedies') or []) or 'none'}")
-    h = fitting_table("group", *((c, "right") for c in ("observed", "pred / true", "pred / observed",
-                                                        "worst line gap")),
-                      title="predicted PD both ways (hold-out)")
+    h = fitting_table("group", *((c, "right") for c in ("households", "outcome observed", "pred / true",
+                                                        "pred / observed")),
+                      title="mean predicted PD over the true and the observed default rate (hold-out)")
+
     def fmt(v, f: str) -> str:
         return "n/a" if v is None else format(v, f)
 
-    for r in sup.get("headline") or []:
-        if "|" in str(r.get("group")):
-            continue
-        h.add_row(str(r["group"]), f"{r.get('n_observed') or 0:,}", fmt(r.get("pred_true_ratio"), ".2f"),
-                  fmt(r.get("pred_observed_ratio"), ".2f"), fmt(r.get("worst_gap_line"), "+.1%"))
+    rows = [r for r in sup.get("headline") or [] if "|" not in str(r.get("group"))]
+    for r in rows:
+        h.add_row(str(r["group"]), f"{r.get('n') or 0:,}", f"{r.get('n_observed') or 0:,}",
+                  fmt(r.get("pred_true_ratio"), ".2f"), fmt(r.get("pred_observed_ratio"), ".2f"))
     console.print(h)
+    console.print("pred / observed counts only the households whose outcome was observed (lent to, or "
+                  "explored); the ECE above counts every hold-out household's outcome, which "
+                  "generated data know. A small ECE beside a ratio far from 1 means the PD is right "
+                  "for the population but not for those who were lent to.")
+    gaps = {}
+    for r in rows:  # one figure per comparison: every elderly band row carries the same one
+        comp = r.get("equal_risk_comparison")
+        if comp and comp not in gaps:
+            gaps[comp] = (r.get("worst_gap_line"), r.get("worst_gap_line_decile"))
+    for comp, (gap, decile) in gaps.items():
+        where = f" (true-PD decile {int(decile)})" if gap is not None and decile is not None else ""
+        console.print(f"worst equal-risk line gap, {COMPARISON_WORDS.get(comp, comp)}, at equal true PD: "
+                      f"{fmt(gap, '+.1%')}{where}")
 
 
 def _print_stages(result, console: Console) -> None:

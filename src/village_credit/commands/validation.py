@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -47,9 +46,6 @@ def _fail(console: Console, exc: Exception) -> None:
     raise typer.Exit(code=2) from exc
 
 
-def _quiet_downloads() -> None:
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
 def validate_cmd(
     model: str = typer.Option(..., "--model", "-m", help="Model URI, e.g. models:/village-credit@champion."),
     data: Path = typer.Option(..., "--input", "-i", help="Labelled sample (Parquet/CSV) with the model's "
@@ -76,7 +72,6 @@ def validate_cmd(
 ) -> None:
     """Third-party validation report (HTML + JSON + gate evidence) of a registered model."""
     console = Console(stderr=True)
-    _quiet_downloads()
     try:
         configure(tracking_uri)
         cfg = dataclasses.replace(DEFAULT_CONFIG, hl_ddof=hl_ddof, green_p=green_p, red_p=red_p)
@@ -170,7 +165,6 @@ def recalibrate_cmd(
 ) -> None:
     """Fit a calibration map and register a new (unpromoted) version wrapping the model."""
     console = Console(stderr=True)
-    _quiet_downloads()
     try:
         configure(tracking_uri)
         res = recalibrate(model, data, method=method.value, seed=seed,  # type: ignore[arg-type]
@@ -215,7 +209,6 @@ def monitor_cmd(
 ) -> None:
     """Drift report between two vintages: alerts only for material, significant shifts."""
     console = Console(stderr=True)
-    _quiet_downloads()
     try:
         if model:
             configure(tracking_uri)
