@@ -91,6 +91,9 @@ def test_report_has_every_section_and_embedded_charts(validated: dict) -> None:
     assert ident["validator"] == "V. Alidator"
     assert verdict["verdict"] in ("pass", "conditional", "fail") and verdict["rules"]
     assert html.index("Model identity and verdict") < html.index("Discrimination")
+    # the verdict is a coloured banner, as in fairness.html, not a plain line (issue 27)
+    assert f'<b>{verdict["verdict"].upper()}</b> overall verdict' in html
+    assert html.index('class="verdict') < html.index("Discrimination")
     assert {"brier", "ece", "hosmer_lemeshow", "spiegelhalter", "grades", "reliability"} <= set(cal)
     assert {"jeffreys_p", "binomial_p", "light"} <= set(cal["grades"][0])
     # independent sample: Hosmer-Lemeshow with ddof 0 (dof = number of groups)
