@@ -47,6 +47,9 @@ def test_outcome_support_prints_each_comparisons_gap_once_and_explains_the_ratio
     assert "heads aged 60+ vs under 60" in out and "(true-PD decile 3)" in out
     assert out.count("-5.0%") == 1 and "formerly poor vs other" in out
     assert "70+|formerly_poor" not in out  # intersections stay in summary.json
+    sup["headline"][-1]["worst_gap_line"] = None  # no decile checked: says so, never a bare n/a
+    flat = re.sub(r"\s+", " ", _printed(_print_outcome_support, sup))
+    assert "formerly poor vs other, at equal true PD: n/a: no true-PD decile holds enough" in flat
     flat = re.sub(r"\s+", " ", out)
     assert "ECE above counts every hold-out household" in flat  # why pred / observed differs from ECE
     bands = [g for g in ("60-64", "65-69", "70+") if g in out]

@@ -54,7 +54,8 @@ def _print_outcome_support(sup: dict, console: Console) -> None:
         if comp and comp not in gaps:
             gaps[comp] = (r.get("worst_gap_line"), r.get("worst_gap_line_decile"))
     for comp, (gap, decile) in gaps.items():
-        where = f" (true-PD decile {int(decile)})" if gap is not None and decile is not None else ""
+        where = (f" (true-PD decile {int(decile)})" if decile is not None else "") if gap is not None else \
+            (": no true-PD decile holds enough households of both groups to check (fairness.min_count)")
         console.print(f"worst equal-risk line gap, {COMPARISON_WORDS.get(comp, comp)}, at equal true PD: "
                       f"{fmt(gap, '+.1%')}{where}")
 
