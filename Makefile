@@ -42,6 +42,7 @@ report-screenshots: $(STAMP)
 # fairness and validation reports (tests/test_browser.py); screenshots to docs/screenshots/
 browser-check: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium fonts-noto-cjk)
+	fc-list :lang=zh family | grep -q . || (apt-get update && apt-get install -y fonts-noto-cjk)
 	$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install --quiet playwright
 	VC_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py -q -rs
 

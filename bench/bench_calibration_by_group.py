@@ -39,7 +39,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from village_credit.config import load_config  # noqa: E402
-from village_credit.fairness.calibration import CALIBRATION_BANDS, calibration_groups, group_calibration  # noqa: E402
+from village_credit.data.groups import AGE_BANDS  # noqa: E402
+from village_credit.fairness.calibration import calibration_groups, group_calibration  # noqa: E402
 from village_credit.models.splits import split_by_village  # noqa: E402
 from village_credit.pipeline import evaluate, fit_models, load_households, tune_params  # noqa: E402
 from village_credit.rules.grades import grade_order  # noqa: E402
@@ -127,7 +128,7 @@ def main() -> None:
     print("\nObserved default rate per grade (>= 30 households):")
     for r in rows:
         print(f"  {r['model']} ({r['households']}): {r['_grades']}")
-    print(f"\nage bands: {', '.join(b[0] for b in CALIBRATION_BANDS)}")
+    print(f"\nage bands: {', '.join(AGE_BANDS)}")
 
 
 if __name__ == "__main__":

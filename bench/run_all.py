@@ -23,6 +23,7 @@ QUICK = {
     "bench_policy_lab.py": ["--n", "5000", "--trials", "40", "--repeat", "1"],
     "bench_monitor_noise.py": ["--households", "6000", "--splits", "2"],
     "bench_calibration_by_group.py": ["--n", "6000", "--trials", "0"],
+    "bench_cli_help.py": ["--repeat", "3"],
 }
 
 

@@ -122,9 +122,10 @@ pd.concat({"approval rate": approval, "mean line (yuan, all households)": line.r
            "good households turned away (FNR)": fnr}, axis=1)
 
 # %%
+from village_credit.data.groups import AGE_BANDS
 from village_credit.reporting.displays import ApprovalByGroupDisplay, legend_outside
 
-order = ["<60", "60-64", "65+"]
+order = list(AGE_BANDS)  # the one set of age bands, youngest first
 ci = audit.by_group.query("metric == 'approval_rate' and feature == 'age_band' and group != '(all)'")
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
 ApprovalByGroupDisplay.from_table(ci, title="approval rate (95 % bootstrap CI)", group_order=order, ax=axes[0])
@@ -161,8 +162,8 @@ disp = audit.disparities.query("feature in ['elderly', 'formerly_poor', 'age_ban
 # %% [markdown]
 # Formerly poor households fare about as well as others under every system: the
 # Jinxiang items do not look at the status, and the models see it only through
-# income, volatility and private debt. The intersection (`65+|formerly_poor`) is
-# the smallest group; where it has fewer than 30 households it is excluded from
+# income, volatility and private debt. The intersections (`70+|formerly_poor`, ...) are
+# the smallest groups; one with fewer than 30 households is excluded from
 # the disparity (and listed in `groups_excluded`).
 #
 # ## 2. Equal risk, equal treatment?

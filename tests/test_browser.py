@@ -35,8 +35,20 @@ try:
 except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None
 
+
+
+def _cjk_font() -> bool:
+    """A font with Chinese glyphs: the reports' labels (模型身份, ...) are bilingual, and
+    without one Chromium draws them as empty boxes in the screenshots."""
+    fc = shutil.which("fc-list")
+    out = subprocess.run([fc, ":lang=zh", "family"], capture_output=True, text=True, check=False) if fc else None
+    return bool(out and out.stdout.strip())
+
+
 _WHY = ("no Chromium (apt-get install chromium)" if CHROMIUM is None
-        else "no playwright package (pip install playwright)" if sync_playwright is None else None)
+        else "no playwright package (pip install playwright)" if sync_playwright is None
+        else "no Chinese font (apt-get install fonts-noto-cjk): the reports' labels would be boxes"
+        if not _cjk_font() else None)
 if _WHY:  # pragma: no cover - depends on the machine
     print(f"tests/test_browser.py skipped: {_WHY}; `make browser-check` installs both", file=sys.stderr)
     pytest.skip(_WHY, allow_module_level=True)
@@ -113,7 +125,22 @@ def browser() -> Iterator:
 
 
 def _page(browser, width: int = 1400, height: int = 900):
-    return browser.new_page(viewport={"width": width, "height": height})
+    page = browser.new_page(viewport={"width": width, "height": height})
+    # MLflow 3.17 opens its "MLflow Assistant" chat beside every page on a first visit
+    # (keys of its own bundle); a reader of the screenshots needs the page
+    page.add_init_script("localStorage.setItem('mlflow.assistant.panelOpen', 'false');"
+                         "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad', 'true');")
+    return page
+
+
+ASSISTANT = "Ask questions about your"  # the assistant panel's greeting
+
+
+def _close_assistant(page) -> None:
+    """Close the assistant panel if it opened anyway (its header's "Close" button)."""
+    if page.get_by_text(ASSISTANT).count():
+        page.get_by_role("button", name="Close", exact=True).last.click()
+        page.get_by_text(ASSISTANT).first.wait_for(state="detached", timeout=10_000)
 
 
 def test_mlflow_ui_opens_the_experiment_on_its_runs(site: dict, browser, tmp_path: Path) -> None:
@@ -125,6 +152,8 @@ def test_mlflow_ui_opens_the_experiment_on_its_runs(site: dict, browser, tmp_pat
     body = page.inner_text("body")
     assert "Detect Issues" not in body and "Token Usage" not in body, body[:2000]
     assert EXPERIMENT_DESCRIPTION[:80] in body, body[:3000]
+    _close_assistant(page)
+    assert not page.get_by_text(ASSISTANT).count()
     page.screenshot(path=str(_shots(tmp_path) / "mlflow-experiment-runs.png"))
 
 
@@ -134,6 +163,8 @@ def test_mlflow_ui_shows_the_version_description_and_gate_verdict(site: dict, br
     page.get_by_text("Gate verdict").first.wait_for(timeout=60_000)
     body = page.inner_text("body")
     assert "credit decision model" in body and "promotion gates" in body.lower(), body[:3000]
+    _close_assistant(page)
+    assert not page.get_by_text(ASSISTANT).count()
     page.screenshot(path=str(_shots(tmp_path) / "mlflow-model-version.png"))
 
 
@@ -150,6 +181,8 @@ def test_mlflow_ui_shows_the_gate_table_artifact(site: dict, browser, tmp_path: 
     # no validation record: promoted by a recorded override, so the table says FAILED)
     assert "validation_verdict" in body and "PROMOTION GATES, VERSION" in body.upper(), body[:3000]
     assert "PASSED" in body.upper() or "FAILED" in body.upper()
+    _close_assistant(page)
+    assert not page.get_by_text(ASSISTANT).count()
     page.screenshot(path=str(_shots(tmp_path) / "mlflow-gate-table.png"))
 
 

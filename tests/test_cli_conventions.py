@@ -30,7 +30,9 @@ RETIRED = {"--out", "--data", "--households", "--n", "--out-dir", "--report-dir"
 
 
 def _commands() -> dict[str, click.Command]:
-    return dict(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    group = typer.main.get_command(app)
+    ctx = click.Context(group)
+    return {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}  # type: ignore[attr-defined]
 
 
 def test_one_name_per_concept_and_no_positional_files() -> None:

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 import typer
 from doc_blocks import PYTHON, ROOT, SHELL, Block, blocks
@@ -87,7 +88,7 @@ def test_shell_block_names_real_commands_files_and_options(block: Block) -> None
         words = [w for w in cmd if "=" not in w.split("/")[0] or w.startswith("-")]  # drop VAR=value
         for i, w in enumerate(words):
             if i == 0 and w.endswith("village-credit") and i + 1 < len(words):
-                sub = cli.commands.get(words[i + 1])
+                sub = cli.get_command(click.Context(cli), words[i + 1])
                 assert sub is not None, f"{block.where}: no command `village-credit {words[i + 1]}`"
                 known = {o for p in sub.params for o in (*p.opts, *p.secondary_opts)}
                 unknown = [o.split("=")[0] for o in words[i + 2:] if o.startswith("-") and o.split("=")[0] not in known]

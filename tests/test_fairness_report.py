@@ -123,7 +123,7 @@ def test_report_opens_with_verdict_identity_thresholds_and_human_labels(tmp_path
     # human labels, zh and en; no codes in headers or group cells
     assert "Age band x formerly poor / 年龄段 x 脱贫户" in html
     assert ">age_band_x_formerly_poor<" not in html
-    assert "65+ · formerly poor / 65+ · 脱贫户" in html
+    assert "70+ · formerly poor / 70+ · 脱贫户" in html  # the one set of age bands
     # every table scrolls horizontally instead of running off the page
     assert html.count("<table>") == html.count('<div class="table-wrap"><table>')
     # one narrow per-group table per system instead of one wide table

@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from village_credit.commands.validation import register as register_commands
+from village_credit.cli import app as cli_app
 from village_credit.data.generator import (
     GeneratorConfig,
     drift_townships,
@@ -105,8 +105,7 @@ def test_thresholds_are_used_and_checked(vintages: dict) -> None:
 
 
 def test_cli_monitor(vintages: dict, tmp_path: Path) -> None:
-    app = typer.Typer()
-    register_commands(app)
+    app = cli_app
     runner = CliRunner()
     p = vintages["paths"]
     res = runner.invoke(app, ["monitor", "--reference", str(p["hit1"]), "--current", str(p["hit2"]),
@@ -209,8 +208,7 @@ def test_fail_on_amber_fails_on_the_t03_shock(vintages: dict, tmp_path: Path) ->
     cfg = GeneratorConfig(n_households=4000, seed=7)
     v2 = tmp_path / "v2.parquet"
     generate_vintage(cfg, 2).to_parquet(v2)
-    app = typer.Typer()
-    register_commands(app)
+    app = cli_app
     res = CliRunner().invoke(app, ["monitor", "--reference", str(vintages["paths"]["v1"]),
                                    "--current", str(v2), "--output", str(tmp_path / "r"),
                                    "--fail-on", "amber", "--no-progress"])

@@ -87,7 +87,8 @@ def test_ages_are_banded_without_moving_fairness_groups_or_eligibility(raw, resu
     exact = true_age.loc[hh["household_id"]].to_numpy()
     released = hh["head_age"].to_numpy()
     assert (released != exact).any(), "ages must be generalised"
-    # the elderly cut (60) never moves; 60-64 / 65+ only for a cell below k merged across 65
+    # the elderly cut (60) never moves; the other band starts (41, 65, 70) only for a cell
+    # below k merged with its neighbours on the same side of 60
     assert ((released >= 60) == (exact >= 60)).all()
     assert (age_band(released) != age_band(exact)).mean() < 0.01
     # nor does 18-60 eligibility (61 is kept as a band edge whenever k allows)

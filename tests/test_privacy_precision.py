@@ -99,9 +99,10 @@ def test_debt_flags_are_l_diverse_and_homogeneity_is_reported(result) -> None:
 
 def test_burden_per_group_reported_and_elderly_within_twice(result) -> None:
     burden = result.report.burden
-    assert set(burden["age_band"]) == {"<60", "60-64", "65+"}
+    assert set(burden["age_band"]) == {"18-40", "41-59", "60-64", "65-69", "70+"}
     assert set(burden["formerly_poor"]) == {"formerly_poor", "other"}
-    assert "altered_share.location" in burden["age_band"]["65+"]
+    assert "altered_share.location" in burden["age_band"]["65-69"]
+    assert set(burden["elderly_loss_ratio"]) == {"60-64", "65-69", "70+"}  # each over the under-60s
     assert all(v <= 2.0 for v in burden["elderly_loss_ratio"].values())
 
 

@@ -73,12 +73,13 @@ def test_bad_config_names_file_and_key(tmp_path, text, key) -> None:
 # --- local recoding ---------------------------------------------------------------
 
 def _expected_cells(df: pd.DataFrame, exact: list[str], k: int) -> tuple[pd.Series, pd.Series]:
-    """(suppressed, merged) per row: a cell of exact values x fairness age band below k is
-    merged with its neighbour across 65 (the 60 cut kept); what is still below k is withheld."""
+    """(suppressed, merged) per row: a cell of exact values x age band below k is merged with
+    its neighbours on the same side of 60 (the elderly cut kept: 60-64, 65-69 and 70+ pooled;
+    18-40 and 41-59 kept apart); what is still below k is withheld."""
     band = pd.Series(age_band(df["head_age"]), index=df.index)
-    elderly = df["head_age"] >= 60
+    side = band.where(df["head_age"] < 60, "60+")
     strict = df.groupby([*[df[c] for c in exact], band])["head_age"].transform("size")
-    relaxed_keys = [*[df[c] for c in exact], elderly]
+    relaxed_keys = [*[df[c] for c in exact], side]
     relaxed = df.groupby(relaxed_keys)["head_age"].transform("size")
     merged = (strict < k).groupby(relaxed_keys).transform("any").astype(bool)
     return (merged & (relaxed < k)) | (~merged & (strict < k)), merged
@@ -86,8 +87,8 @@ def _expected_cells(df: pd.DataFrame, exact: list[str], k: int) -> tuple[pd.Seri
 def test_recoding_reaches_k_suppressing_little_and_keeps_groups(households) -> None:
     qis = list(CFG.qis)
     rec = local_recode(households, qis, 5, CFG.hierarchies)
-    # only cells of exact values (gender x fairness age band x formerly poor) below k, merged
-    # across 65, are withheld
+    # only cells of exact values (gender x age band x formerly poor) below k, merged with
+    # their elderly neighbours, are withheld
     expected, merged = _expected_cells(households, ["head_gender", "formerly_poor"], 5)
     assert (rec.suppressed == expected).all()
     assert rec.n_suppressed <= 0.01 * len(households)

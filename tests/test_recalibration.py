@@ -22,7 +22,7 @@ import typer
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from village_credit.commands.validation import register as register_commands
+from village_credit.cli import app as cli_app
 from village_credit.errors import ConfigError
 from village_credit.models.calibration import Calibrator
 from village_credit.models.decision import DecisionModel
@@ -186,8 +186,7 @@ def test_score_reference_profile_is_mapped(validation_kit, store: dict) -> None:
 def test_cli_recalibrate_without_registering(validation_kit, store: dict, tmp_path: Path) -> None:
     path = tmp_path / "calib.parquet"
     validation_kit.population(2000, seed=505, rate=validation_kit.RISKY_RATE).to_parquet(path)
-    app = typer.Typer()
-    register_commands(app)
+    app = cli_app
     runner = CliRunner()
     res = runner.invoke(app, ["recalibrate", "--model", store["v1"], "--input", str(path),
                               "--method", "platt", "--no-register", "--output", str(tmp_path / "o"),

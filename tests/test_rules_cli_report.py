@@ -9,16 +9,14 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from village_credit.commands.rules import register
+from village_credit.cli import app as cli_app
 from village_credit.errors import SchemaError
 from village_credit.rules import Policy, programme_report, score_rules
 from village_credit.rules.report import ReportStandard
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-    return app
+    return cli_app
 
 
 def test_rules_command_writes_decisions_and_items(rule_households, tmp_path):

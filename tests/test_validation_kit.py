@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from typer.testing import CliRunner
 
-from village_credit.commands.validation import register as register_commands
+from village_credit.cli import app as cli_app
 from village_credit.registry.tracking import data_fingerprint
 from village_credit.validation.kit import (
     ValidationKitError,
@@ -91,6 +91,9 @@ def test_report_has_every_section_and_embedded_charts(validated: dict) -> None:
     assert ident["validator"] == "V. Alidator"
     assert verdict["verdict"] in ("pass", "conditional", "fail") and verdict["rules"]
     assert html.index("Model identity and verdict") < html.index("Discrimination")
+    # the verdict is a coloured banner, as in fairness.html, not a plain line (issue 27)
+    assert f'<b>{verdict["verdict"].upper()}</b> overall verdict' in html
+    assert html.index('class="verdict') < html.index("Discrimination")
     assert {"brier", "ece", "hosmer_lemeshow", "spiegelhalter", "grades", "reliability"} <= set(cal)
     assert {"jeffreys_p", "binomial_p", "light"} <= set(cal["grades"][0])
     # independent sample: Hosmer-Lemeshow with ddof 0 (dof = number of groups)
@@ -238,8 +241,7 @@ def test_parse_model_uri() -> None:
 
 
 def test_cli_validate_and_errors(store: dict, tmp_path: Path) -> None:
-    app = typer.Typer()
-    register_commands(app)
+    app = cli_app
     runner = CliRunner()
     res = runner.invoke(app, ["validate", "--model", store["v1"], "--input", str(store["path"]),
                               "--output", str(tmp_path / "cli"), "--no-mlflow",

@@ -28,7 +28,7 @@ from village_credit.data import (
     validate_households,
     write_parquet,
 )
-from village_credit.data.groups import age_band
+from village_credit.data.groups import group_order
 from village_credit.errors import ConfigError
 from village_credit.explain.shap_global import (
     global_shap,
@@ -546,17 +546,21 @@ def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, 
 
 
 def approval_by_group(systems: list[Any], households: pd.DataFrame) -> pd.DataFrame:
-    """Approval rate per system by age band and formerly-poor status (for the summary)."""
-    age = households["head_age"].to_numpy()
-    band = age_band(age)
-    poor = np.where(households["formerly_poor"].to_numpy(bool), "formerly poor", "not formerly poor")
+    """Approval rate per system by age band and formerly-poor status (for the summary).
+
+    The groups are calibration's (:func:`~village_credit.fairness.calibration_groups`:
+    the one set of age bands, youngest first, then formerly poor or not), so every table
+    of the summary names a group alike.
+    """
+    groups = calibration_groups(households)
     rows = []
     for s in systems:
-        frame = pd.DataFrame({"age band": band, "status": poor, "approved": s.approved})
-        for col in ("age band", "status"):
+        frame = groups.assign(approved=np.asarray(s.approved, dtype=bool))
+        for col in ("age_band", "formerly_poor"):
             for grp, rate in frame.groupby(col)["approved"].mean().items():
                 rows.append({"system": s.name, "group": grp, "approval_rate": rate})
-    return pd.DataFrame(rows).pivot(index="group", columns="system", values="approval_rate")
+    table = pd.DataFrame(rows).pivot(index="group", columns="system", values="approval_rate")
+    return table.loc[sorted(table.index, key=group_order)]
 
 
 # --------------------------------------------------------------------------- tables
@@ -731,6 +735,20 @@ class _Trained:
         return (dec["status"] == "scored").to_numpy() if "status" in dec else np.ones(len(dec), bool)
 
 
+def planned_stages(cfg: ExperimentConfig, source: DataSource, promote_model: bool, score_population: bool) -> int:
+    """How many stages :func:`run_experiment` will time: the progress bar's total.
+
+    Every ``job.stages.run`` call below is counted here; the population is scored only
+    when the model is promoted, so that stage is taken off the count when it does not
+    run (``StageTimer.close``), and the bar never stops short of its total nor passes it.
+    """
+    use_mlflow = bool(cfg.stages.mlflow)
+    return ((5 if source.has_rules else 3)  # load/generate, validate, tune, train, evaluate; or read, train, evaluate
+            + bool(cfg.stages.shap) + 1  # SHAP; the fairness audit (truth) or its observed-outcome evidence
+            + 2 + bool(cfg.stages.reports)  # validation figures, save model; the report files
+            + use_mlflow * (1 + promote_model + (promote_model and score_population)))
+
+
 def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_model: bool = True,
                    score_population: bool = True) -> ExperimentResult:
     """Run one experiment end to end and return what it produced.
@@ -749,6 +767,8 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
     >>> import numpy as np
     >>> import pandas as pd
     >>> from village_credit.config import load_config
+    >>> from village_credit.pipeline import planned_stages
+    >>> from village_credit.sources import data_source
     >>> rng = np.random.default_rng(0)
     >>> x = rng.normal(size=(400, 2))
     >>> loans = pd.DataFrame({"income": x[:, 0], "debt": x[:, 1], "village_code": rng.integers(0, 20, 400),
@@ -761,22 +781,21 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
     ...                              "model.gbm": {"n_estimators": 20, "num_leaves": 7},
     ...                              "stages.shap": False, "stages.reports": False, "stages.mlflow": False})
     ...     result = run_experiment(cfg)
+    ...     planned = planned_stages(cfg, data_source(cfg), True, True)  # the progress bar's total
     >>> result.kind, [s.name for s in result.stages]  # doctest: +NORMALIZE_WHITESPACE
     ('table', ['read table', 'train (estimator)', 'evaluate hold-out', 'fairness (observed outcomes)',
                'validation report', 'save model'])
     >>> result.features, int(result.metrics["holdout_households"]), result.metrics["auc"] > 0.6
     (['income', 'debt'], 74, True)
+    >>> planned == len(result.stages)  # honest: the bar ends at its total, never short or past it
+    True
     """
     source = data_source(cfg)
     result = ExperimentResult(config=cfg, kind=source.kind)
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     use_mlflow = bool(cfg.stages.mlflow)
-    # the stages this run will go through (the population is scored only if promoted)
-    # households: data, validate, tune, train, evaluate, fairness audit; a table: read, train,
-    # evaluate, fairness; both: validation report (+ its files), save model, SHAP, MLflow
-    planned = ((6 if source.has_rules else 4) + 2 + bool(cfg.stages.reports) + bool(cfg.stages.shap)
-               + use_mlflow * (1 + promote_model + (promote_model and score_population)))
+    planned = planned_stages(cfg, source, promote_model, score_population)
     job = _Job(cfg, source, result, StageTimer(result.stages, progress, total=planned), out_dir)
     try:
         data = _prepare_households(job) if source.has_rules else _prepare_table(job)
@@ -1149,8 +1168,9 @@ def _support_summary(sup: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     return {"extrapolated_groups": sup.get("extrapolated_groups", []), "remedies": sup.get("remedies", []),
             "min_observed": sup.get("min_observed"),
-            "headline": [{k: r.get(k) for k in ("group", "n_observed", "pred_true_ratio", "pred_observed_ratio",
-                                                "worst_gap_line")} for r in sup.get("headline", [])]}
+            "headline": [{k: r.get(k) for k in ("group", "n", "n_observed", "pred_true_ratio", "pred_observed_ratio",
+                                                "equal_risk_comparison", "worst_gap_line",
+                                                "worst_gap_line_decile")} for r in sup.get("headline", [])]}
 
 
 def _validation_fairness_summary(fair: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,9 +1,10 @@
-"""CLI command groups. Each module defines ``register(app)``; cli.py wires them.
+"""CLI commands, one module per workflow step; cli.py's ``COMMANDS`` names each command's
+function and loads its module only when the command runs.
 
 Commands are thin: parse arguments, call the public API, print a summary.
 
 ``--help`` groups the commands by workflow, one Typer help panel each, in the order an
-analyst meets them (:data:`PANELS`); cli.py registers the modules in that order.
+analyst meets them (:data:`PANELS`).
 """
 
 DATA = "Data"
@@ -14,8 +15,3 @@ VALIDATE = "Validate"
 REGISTRY = "Registry"
 SCORE = "Score"
 PANELS: tuple[str, ...] = (DATA, RULES, TRAIN, EXPLAIN_AUDIT, VALIDATE, REGISTRY, SCORE)
-
-MODULE_ORDER: tuple[str, ...] = (
-    "data", "privacy", "rules", "policy_lab", "pipeline", "formats", "explain", "fairness", "validation", "registry", "scoring",
-)
-"""Command modules in workflow order (Typer lists panels in the order commands are added)."""

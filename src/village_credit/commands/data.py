@@ -8,8 +8,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from village_credit.commands import DATA
 from village_credit.commands._errors import user_errors
+from village_credit.data import GeneratorConfig, read_table, validate_households, write_synthetic
+from village_credit.data.io import check_output_file, write_parquet
+
 
 def generate(
     output: Path = typer.Option(..., "--output", "-o", help="Parquet file to write."),
@@ -21,8 +23,6 @@ def generate(
     chunk_rows: int = typer.Option(200_000, help="Rows per chunk (memory stays flat)."),
 ) -> None:
     """Generate synthetic households with ground truth (streams Parquet in chunks)."""
-    from village_credit.data import GeneratorConfig, write_synthetic
-
     cfg = GeneratorConfig(n_households=n, seed=seed, target_default_rate=default_rate)
     path = write_synthetic(cfg, output, chunk_rows=chunk_rows, vintage=vintage, progress=True)
     typer.echo(f"wrote {n:,} households to {path}")
@@ -36,9 +36,6 @@ def check_data(
     delimiter: str = typer.Option(None, help="CSV delimiter (default: detected among , ; tab |)."),
 ) -> None:
     """Validate a household table against the schema; bad rows are listed, never dropped."""
-    from village_credit.data import read_table, validate_households
-    from village_credit.data.io import check_output_file, write_parquet
-
     console = Console(stderr=True)
     with user_errors(console):
         if quarantine is not None:
@@ -51,9 +48,3 @@ def check_data(
                "problems": result.summary().to_dict(orient="records")}
     typer.echo(json.dumps(summary, indent=2, default=str))
     raise typer.Exit(code=0 if result.ok else 1)
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI, in their workflow panel."""
-    app.command("generate", rich_help_panel=DATA)(generate)
-    app.command("check-data", rich_help_panel=DATA)(check_data)

@@ -17,12 +17,18 @@ import time
 from enum import Enum
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import typer
 from rich.console import Console
 
-from village_credit.commands import EXPLAIN_AUDIT
 from village_credit.commands._errors import user_errors
 from village_credit.commands._options import tracking_uri_option
+from village_credit.data.io import count_rows, iter_batches
+from village_credit.explain.api import explain, load_decision_model, reasons_arrow_schema
+from village_credit.registry import configure
+from village_credit.registry import load_decision_model as load_registered
+from village_credit.reporting.progress import row_bar
 
 
 class Form(str, Enum):
@@ -30,6 +36,7 @@ class Form(str, Enum):
 
     long = "long"
     wide = "wide"
+
 
 def explain_cmd(
     model: str = typer.Option(..., "--model", "-m",
@@ -46,24 +53,9 @@ def explain_cmd(
     tracking_uri: str = tracking_uri_option(),
 ) -> None:
     """Write the top-k reason codes (Chinese and English labels, points) for every input row."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-
     console = Console(stderr=True)
     with user_errors(console):
-        from village_credit.data.io import count_rows, iter_batches
-        from village_credit.explain.api import (
-            explain,
-            load_decision_model,
-            reasons_arrow_schema,
-        )
-        from village_credit.reporting.progress import row_bar
-
         if "://" in model or model.startswith(("models:/", "runs:/")):
-            from village_credit.registry import configure
-            from village_credit.registry import load_decision_model as load_registered
-
             configure(tracking_uri)  # default: the project's store, as `village-credit score`
             # the one loader of every command: plain and recalibrated versions, checked
             # against their promotion record
@@ -105,8 +97,3 @@ def explain_cmd(
         "rows_in": n_in, "rows_out": n_out, "rows_with_reasons": n_households,
         "seconds": round(seconds, 3), "rows_per_second": round(n_in / seconds, 1) if seconds > 0 else None,
     }, indent=2))
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI, in their workflow panel."""
-    app.command("explain", rich_help_panel=EXPLAIN_AUDIT)(explain_cmd)

@@ -8,8 +8,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from village_credit.commands import EXPLAIN_AUDIT
 from village_credit.commands._errors import user_errors
+from village_credit.data.io import read_table
+from village_credit.fairness.report import run_fairness
+from village_credit.reporting.progress import step_bar
 
 
 def _parse_scores(items: list[str]) -> dict[str, Path]:
@@ -40,10 +42,6 @@ def fairness(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
 ) -> None:
     """Fairness audit, equal-risk gaps and trade-off table; writes fairness.html and fairness.json."""
-    from village_credit.data.io import read_table
-    from village_credit.fairness.report import run_fairness
-    from village_credit.reporting.progress import step_bar
-
     console = Console(stderr=True)
     with user_errors(console):
         hh = read_table(households)
@@ -59,8 +57,3 @@ def fairness(
                        for k, v in (res["gaps"].summary.items() if res["gaps"] else [])},
     }
     typer.echo(json.dumps(summary, indent=2, default=str))
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI, in their workflow panel."""
-    app.command("fairness", rich_help_panel=EXPLAIN_AUDIT)(fairness)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from village_credit.commands import TRAIN
+from village_credit.schemas import write_schemas
 
 DEFAULT_SCHEMA_DIR = Path("schemas")
 
@@ -20,9 +20,6 @@ def schemas_cmd(
                              help="Folder for the <format>.schema.json files."),
 ) -> None:
     """Write the JSON Schema of each hand-written file format (for editors); print the paths."""
-    # imported here: the schemas import the models, and `village-credit --help` stays fast
-    from village_credit.schemas import write_schemas
-
     try:
         paths = write_schemas(out)
     except OSError as exc:
@@ -30,8 +27,3 @@ def schemas_cmd(
         raise typer.Exit(2) from None
     for p in paths:
         typer.echo(str(p))
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI, in their workflow panel."""
-    app.command("schemas", rich_help_panel=TRAIN)(schemas_cmd)

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
 import typer
+import yaml
 from rich.console import Console
 
-from village_credit.commands import TRAIN
 from village_credit.commands._errors import user_errors
 from village_credit.commands._options import tracking_uri_option
 from village_credit.commands._tables import fitting_table
+from village_credit.config import load_config
+from village_credit.pipeline import run_experiment
+from village_credit.registry.preflight import check_tracking_uri
+from village_credit.registry.store import default_tracking_uri
 
 DEFAULT_EXPERIMENT = Path("experiments/default.yaml")
 
 
+COMPARISON_WORDS = {"elderly": "heads aged 60+ vs under 60", "formerly_poor": "formerly poor vs other"}
+
+
 def _print_outcome_support(sup: dict, console: Console) -> None:
-    """Extrapolated groups first, then predicted PD against the truth and the observed rate."""
+    """Extrapolated groups first, then predicted PD against the truth and the observed rate,
+    then each equal-risk comparison's worst line gap once (it is one figure per comparison,
+    not per age band)."""
     if not sup:
         return
     ext = sup.get("extrapolated_groups") or []
@@ -25,18 +35,32 @@ def _print_outcome_support(sup: dict, console: Console) -> None:
                    f"{sup.get('min_observed')} observed outcomes in training): {', '.join(ext)}")
                   if ext else "outcome support: every protected group has observed outcomes")
     console.print(f"remedies applied: {'; '.join(sup.get('remedies') or []) or 'none'}")
-    h = fitting_table("group", *((c, "right") for c in ("observed", "pred / true", "pred / observed",
-                                                        "worst line gap")),
-                      title="predicted PD both ways (hold-out)")
+    h = fitting_table("group", *((c, "right") for c in ("households", "outcome observed", "pred / true",
+                                                        "pred / observed")),
+                      title="mean predicted PD over the true and the observed default rate (hold-out)")
+
     def fmt(v, f: str) -> str:
         return "n/a" if v is None else format(v, f)
 
-    for r in sup.get("headline") or []:
-        if "|" in str(r.get("group")):
-            continue
-        h.add_row(str(r["group"]), f"{r.get('n_observed') or 0:,}", fmt(r.get("pred_true_ratio"), ".2f"),
-                  fmt(r.get("pred_observed_ratio"), ".2f"), fmt(r.get("worst_gap_line"), "+.1%"))
+    rows = [r for r in sup.get("headline") or [] if "|" not in str(r.get("group"))]
+    for r in rows:
+        h.add_row(str(r["group"]), f"{r.get('n') or 0:,}", f"{r.get('n_observed') or 0:,}",
+                  fmt(r.get("pred_true_ratio"), ".2f"), fmt(r.get("pred_observed_ratio"), ".2f"))
     console.print(h)
+    console.print("pred / observed counts only the households whose outcome was observed (lent to, or "
+                  "explored); the ECE above counts every hold-out household's outcome, which "
+                  "generated data know. A small ECE beside a ratio far from 1 means the PD is right "
+                  "for the population but not for those who were lent to.")
+    gaps = {}
+    for r in rows:  # one figure per comparison: every elderly band row carries the same one
+        comp = r.get("equal_risk_comparison")
+        if comp and comp not in gaps:
+            gaps[comp] = (r.get("worst_gap_line"), r.get("worst_gap_line_decile"))
+    for comp, (gap, decile) in gaps.items():
+        where = (f" (true-PD decile {int(decile)})" if decile is not None else "") if gap is not None else \
+            (": no true-PD decile holds enough households of both groups to check (fairness.min_count)")
+        console.print(f"worst equal-risk line gap, {COMPARISON_WORDS.get(comp, comp)}, at equal true PD: "
+                      f"{fmt(gap, '+.1%')}{where}")
 
 
 def _print_stages(result, console: Console) -> None:
@@ -72,8 +96,6 @@ def _not_promoted(result) -> str:
 
 def print_summary(result, console: Console) -> None:
     """The short summary a user reads after the main job."""
-    from village_credit.registry.store import default_tracking_uri
-
     if getattr(result, "kind", "") == "table":
         print_table_summary(result, console)
         return
@@ -200,13 +222,6 @@ def train(
     tracking_uri: Optional[str] = tracking_uri_option(),
 ) -> None:
     """Run an experiment: train, explain, audit, log to MLflow, gate, score."""
-    import os
-
-    import yaml
-
-    from village_credit.config import load_config
-    from village_credit.pipeline import run_experiment
-
     console = Console()
     overrides: dict = {}
     for item in sets or []:
@@ -223,7 +238,6 @@ def train(
         overrides["model.tuning.n_trials"] = trials
     with user_errors(console):
         if tracking_uri:  # the store every stage uses (registry.store.resolve_store reads it)
-            from village_credit.registry.preflight import check_tracking_uri
 
             os.environ["MLFLOW_TRACKING_URI"] = check_tracking_uri(tracking_uri)
         cfg = load_config(experiment, overrides)
@@ -234,9 +248,3 @@ def train(
 def demo() -> None:
     """The main job on the embedded default (experiments/default.yaml, generated data)."""
     train(DEFAULT_EXPERIMENT if DEFAULT_EXPERIMENT.exists() else None, None, None, True, True, None, None)
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI, in their workflow panel."""
-    app.command("train", rich_help_panel=TRAIN)(train)
-    app.command("demo", rich_help_panel=TRAIN)(demo)

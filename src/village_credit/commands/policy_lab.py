@@ -17,9 +17,16 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from village_credit.commands import RULES
 from village_credit.commands._errors import user_errors
 from village_credit.commands._options import tracking_uri_option
+from village_credit.config import load_config
+from village_credit.data.io import check_output_dir, write_parquet
+from village_credit.data.validation import validate_households
+from village_credit.errors import ConfigError
+from village_credit.pipeline import load_households
+from village_credit.policy_lab import run_policy_lab
+from village_credit.registry import configure, load_model
+from village_credit.reporting.displays import PolicyFrontierDisplay
 
 
 def policy_lab(
@@ -46,15 +53,6 @@ def policy_lab(
     reason. Rerun with more --trials to continue the stored study; with --export to
     write a Pareto policy as a YAML file that loads and scores like a shipped one.
     """
-    from village_credit.config import load_config
-    from village_credit.data.io import check_output_dir, write_parquet
-    from village_credit.data.validation import validate_households
-    from village_credit.errors import ConfigError
-    from village_credit.pipeline import load_households
-    from village_credit.policy_lab import run_policy_lab
-    from village_credit.registry import configure, load_model
-    from village_credit.reporting.displays import PolicyFrontierDisplay
-
     console = Console()
     with user_errors(console):
         cfg = load_config(experiment)
@@ -118,7 +116,3 @@ def _suggested(pareto: Any) -> int:
     other = pareto[~pareto["today"].astype(bool)]
     return int((other if len(other) else pareto).iloc[0]["number"])
 
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI, in their workflow panel."""
-    app.command("policy-lab", rich_help_panel=RULES)(policy_lab)

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
+import yaml
 from rich.console import Console
 
-from village_credit.commands import REGISTRY
 from village_credit.commands._errors import user_errors
 from village_credit.commands._options import tracking_uri_option
 from village_credit.commands._tables import fitting_table
+from village_credit.errors import ConfigError
+from village_credit.registry import configure, get_client, list_versions, promote, rollback
 
 _MODEL_NAME_HELP = "Registered model name (default: village-credit)."
 
@@ -21,10 +23,6 @@ def _read_mapping(path: Path | None, what: str) -> dict[str, Any] | None:
     """A JSON or YAML file as a dict (``None`` when no path was given)."""
     if path is None:
         return None
-    import yaml
-
-    from village_credit.errors import ConfigError
-
     try:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
@@ -56,8 +54,6 @@ def promote_cmd(
     tracking_uri: str = tracking_uri_option(),
 ) -> None:
     """Run the promotion gates; move @champion only if all pass (or with an override)."""
-    from village_credit.registry import configure, get_client, promote
-
     console = Console(stderr=True)
     with user_errors(console):
         configure(tracking_uri)
@@ -99,8 +95,6 @@ def rollback_cmd(
     tracking_uri: str = tracking_uri_option(),
 ) -> None:
     """Restore @previous as @champion; the demoted version becomes @challenger."""
-    from village_credit.registry import configure, get_client, rollback
-
     console = Console(stderr=True)
     with user_errors(console):
         configure(tracking_uri)
@@ -117,8 +111,6 @@ def models_cmd(
     tracking_uri: str = tracking_uri_option(),
 ) -> None:
     """List registered versions with their aliases and gate results."""
-    from village_credit.registry import configure, get_client, list_versions
-
     console = Console()
     with user_errors():
         configure(tracking_uri)
@@ -134,10 +126,3 @@ def models_cmd(
         table.add_row(r["version"], ", ".join("@" + a for a in r["aliases"]), r["verdict"],
                       r["gate_state"], r["failed_gates"], override, r["created"])
     console.print(table)
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI, in their workflow panel."""
-    app.command("promote", rich_help_panel=REGISTRY)(promote_cmd)
-    app.command("rollback", rich_help_panel=REGISTRY)(rollback_cmd)
-    app.command("models", rich_help_panel=REGISTRY)(models_cmd)

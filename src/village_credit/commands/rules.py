@@ -15,9 +15,13 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from village_credit.commands import RULES
 from village_credit.commands._errors import user_errors
 from village_credit.commands._tables import fitting_table
+from village_credit.data.io import check_output_file, read_header, read_table, write_parquet
+from village_credit.data.schema import SCHEMA
+from village_credit.data.validation import parse_date_option, validate_households
+from village_credit.errors import VillageCreditError
+from village_credit.rules import list_policies, load_policy, score_rules
 
 ID_OUT = ["household_id", "township_code", "village_code"]
 
@@ -49,13 +53,6 @@ def rules_cmd(
     row, column, value and reason; the others are scored. Exit 2 when the input
     or policy cannot be used or no row is valid.
     """
-    from village_credit.data.io import (check_output_file, read_header, read_table,
-                                        write_parquet)
-    from village_credit.data.schema import SCHEMA
-    from village_credit.data.validation import parse_date_option, validate_households
-    from village_credit.errors import VillageCreditError
-    from village_credit.rules import load_policy, score_rules
-
     console = Console()
     err = Console(stderr=True)
     q_path = out.with_name(out.stem + ".quarantine.parquet")
@@ -116,8 +113,6 @@ def policies_cmd(
     show: Optional[str] = typer.Option(None, "--show", help="Print one policy's resolved YAML."),
 ) -> None:
     """List the shipped points policies (or show one)."""
-    from village_credit.rules import list_policies, load_policy
-
     console = Console()
     if show:
         with user_errors():
@@ -137,9 +132,3 @@ def policies_cmd(
         t.add_row(name, f"{p.yuan_per_point:,.0f}", " / ".join(caps), f"{p.max_rate:.1%}-{p.lpr:.1%}")
     console.print(t)
     console.print("* strong-borrower tier\n" + "\n".join(notes))
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI, in their workflow panel."""
-    app.command("rules", rich_help_panel=RULES)(rules_cmd)
-    app.command("policies", rich_help_panel=RULES)(policies_cmd)

@@ -9,8 +9,11 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from village_credit.commands import SCORE
 from village_credit.commands._options import tracking_uri_option
+from village_credit.data.io import check_output_dir
+from village_credit.errors import VillageCreditError
+from village_credit.registry.store import configure
+from village_credit.scoring import NoRowsScored, score_file, score_file_spark
 
 
 class Engine(str, Enum):
@@ -45,31 +48,22 @@ def score(
     (unreadable input, unloadable model, a model without a valid promotion record
     and no --allow-ungated, output directory of another run, no valid row).
     """
-    from village_credit.errors import VillageCreditError
-    from village_credit.registry.store import configure
-
     console = Console(stderr=True)
     try:
-        from village_credit.data.io import check_output_dir
-
         check_output_dir(output, "--output")  # before the model store is even opened
         configure(tracking_uri)
         if engine is Engine.spark:
-            from village_credit.scoring import score_file_spark
-
             summary = score_file_spark(model, input, output, master=master, overwrite=overwrite,
                                        report=report, allow_ungated=allow_ungated,
                                        chunk_rows=chunk_rows, tasks_per_core=tasks_per_core,
                                        progress=progress)
         else:
-            from village_credit.scoring import score_file
-
             summary = score_file(model, input, output, chunk_rows=chunk_rows,
                                  overwrite=overwrite, progress=progress, report=report,
                                  allow_ungated=allow_ungated)
     except VillageCreditError as exc:
         summary_file = output / "summary.json"
-        if summary_file.exists() and isinstance(exc, _no_rows_error()):
+        if summary_file.exists() and isinstance(exc, NoRowsScored):
             typer.echo(summary_file.read_text(encoding="utf-8"))
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(code=2) from exc
@@ -79,10 +73,6 @@ def score(
     console.print(summary_line(summary.to_dict()))
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI, in their workflow panel."""
-    app.command("score", rich_help_panel=SCORE)(score)
-
 
 def summary_line(summary: dict) -> str:  # type: ignore[type-arg]
     """The line printed under the JSON: every figure read from the summary it printed."""
@@ -91,8 +81,3 @@ def summary_line(summary: dict) -> str:  # type: ignore[type-arg]
             + ("" if summary["reconciled"] else " [red](NOT reconciled)[/red]")
             + f"; {summary['rows_per_second']:,.0f} rows/s; {summary['seconds']:,.1f} s in all")
 
-
-def _no_rows_error() -> type:
-    from village_credit.scoring.batch import NoRowsScored
-
-    return NoRowsScored

@@ -15,8 +15,12 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from village_credit.commands import VALIDATE
 from village_credit.commands._options import tracking_uri_option
+from village_credit.errors import VillageCreditError
+from village_credit.registry import champion_version, configure
+from village_credit.reporting.progress import step_bar
+from village_credit.validation.kit import DEFAULT_CONFIG, monitor, validate_model
+from village_credit.validation.recalibration import recalibrate
 
 _PROGRESS_HELP = "Show a progress bar on stderr."
 
@@ -41,17 +45,6 @@ def _fail(console: Console, exc: Exception) -> None:
     console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
     raise typer.Exit(code=2) from exc
 
-
-def _errors() -> tuple[type[BaseException], ...]:
-    from village_credit.errors import VillageCreditError
-
-    return (VillageCreditError,)
-
-
-def _quiet_downloads() -> None:
-    import os
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 def validate_cmd(
     model: str = typer.Option(..., "--model", "-m", help="Model URI, e.g. models:/village-credit@champion."),
@@ -78,12 +71,7 @@ def validate_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help=_PROGRESS_HELP),
 ) -> None:
     """Third-party validation report (HTML + JSON + gate evidence) of a registered model."""
-    from village_credit.registry import configure
-    from village_credit.reporting.progress import step_bar
-    from village_credit.validation.kit import DEFAULT_CONFIG, validate_model
-
     console = Console(stderr=True)
-    _quiet_downloads()
     try:
         configure(tracking_uri)
         cfg = dataclasses.replace(DEFAULT_CONFIG, hl_ddof=hl_ddof, green_p=green_p, red_p=red_p)
@@ -92,7 +80,7 @@ def validate_cmd(
                                            log_to_mlflow=not no_mlflow, config=cfg,
                                            allow_ungated=allow_ungated, progress=bar,
                                            validator=validator)
-    except _errors() as exc:
+    except VillageCreditError as exc:
         _fail(console, exc)
         return
     disc, cal = res["discrimination"], res["calibration"]
@@ -118,8 +106,6 @@ def validate_cmd(
 
 
 def _champion_of(name: str) -> str | None:
-    from village_credit.registry import champion_version
-
     try:
         return champion_version(name)
     except Exception:  # noqa: BLE001 - a hint only: no champion known
@@ -178,17 +164,13 @@ def recalibrate_cmd(
     tracking_uri: str = tracking_uri_option(),
 ) -> None:
     """Fit a calibration map and register a new (unpromoted) version wrapping the model."""
-    from village_credit.registry import configure
-    from village_credit.validation.recalibration import recalibrate
-
     console = Console(stderr=True)
-    _quiet_downloads()
     try:
         configure(tracking_uri)
         res = recalibrate(model, data, method=method.value, seed=seed,  # type: ignore[arg-type]
                           register=not no_register, out_dir=report,
                           registered_model_name=model_name)
-    except _errors() as exc:
+    except VillageCreditError as exc:
         _fail(console, exc)
         return
     summary = res.summary()
@@ -226,20 +208,14 @@ def monitor_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help=_PROGRESS_HELP),
 ) -> None:
     """Drift report between two vintages: alerts only for material, significant shifts."""
-    from village_credit.reporting.progress import step_bar
-    from village_credit.validation.kit import monitor
-
     console = Console(stderr=True)
-    _quiet_downloads()
     try:
         if model:
-            from village_credit.registry import configure
-
             configure(tracking_uri)
         with step_bar("monitoring", progress, console) as bar:
             res = monitor(model, reference, current, report, (amber, red), bins=bins, alpha=alpha,
                           segment_alpha=segment_alpha, segment_min_count=min_count, progress=bar)
-    except _errors() as exc:
+    except VillageCreditError as exc:
         _fail(console, exc)
         return
     summary = {"alert": res["alert"], "column_alert": res["column_alert"],
@@ -253,10 +229,3 @@ def monitor_cmd(
     rank = {"green": 0, "amber": 1, "red": 2}
     if fail_on is not FailOn.none and rank.get(res["alert"], -1) >= rank[fail_on.value]:
         raise typer.Exit(code=1)
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI, in their workflow panel."""
-    app.command("validate", rich_help_panel=VALIDATE)(validate_cmd)
-    app.command("recalibrate", rich_help_panel=VALIDATE)(recalibrate_cmd)
-    app.command("monitor", rich_help_panel=VALIDATE)(monitor_cmd)

@@ -11,7 +11,7 @@ from the decision rule. This module answers "is the PD right *for this group*" i
 
 Per-group figures come from fairlearn's :class:`~fairlearn.metrics.MetricFrame`, one per
 sensitive column; the groups are what the caller declares (households: the five
-calibration age bands and formerly-poor status, :func:`calibration_groups`).
+age bands and formerly-poor status, :func:`calibration_groups`).
 """
 
 from __future__ import annotations
@@ -24,24 +24,26 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame, count
 from scipy import stats
 
-from village_credit.data.groups import FORMERLY_POOR, bool_column, require_column
+from village_credit.data.groups import (
+    FORMERLY_POOR,
+    NOT_FORMERLY_POOR,
+    age_band,
+    bool_column,
+    require_column,
+)
 from village_credit.fairness.audit import _arr
 from village_credit.fairness.groups import FairnessInputError, check_sensitive
 
-__all__ = ["CALIBRATION_BANDS", "calibration_groups", "group_calibration"]
+__all__ = ["calibration_groups", "group_calibration"]
 
-CALIBRATION_BANDS: tuple[tuple[str, int, int], ...] = (
-    ("18-40", 0, 41), ("41-59", 41, 60), ("60-64", 60, 65), ("65-69", 65, 70), ("70+", 70, 200))
-"""Age bands (label, lower inclusive, upper exclusive) in which the PD must be calibrated."""
-
-NOT_FORMERLY_POOR = "not formerly poor"
 ALL = "all"
 COLUMNS = ["feature", "group", "n", "defaults", "mean_pd", "observed_rate", "observed_ci_low",
            "observed_ci_high", "pred_observed_ratio", "citl_p", "mean_true_pd", "pred_true_ratio"]
 
 
 def calibration_groups(households: pd.DataFrame) -> pd.DataFrame:
-    """``age_band`` (:data:`CALIBRATION_BANDS`) and ``formerly_poor`` labels per household.
+    """``age_band`` (the one set, :data:`~village_credit.data.groups.AGE_BANDS`) and
+    ``formerly_poor`` labels per household.
 
     >>> import pandas as pd
     >>> calibration_groups(pd.DataFrame({"head_age": [30, 45, 62, 66, 75], "formerly_poor": [0, 1, 0, 0, 1]}))
@@ -54,9 +56,7 @@ def calibration_groups(households: pd.DataFrame) -> pd.DataFrame:
     """
     age = require_column(households, "head_age").to_numpy(dtype=float)
     poor = bool_column(require_column(households, "formerly_poor"), "formerly_poor")
-    labels = [b[0] for b in CALIBRATION_BANDS]
-    band = np.select([(age >= lo) & (age < hi) for _, lo, hi in CALIBRATION_BANDS], labels, default=labels[0])
-    return pd.DataFrame({"age_band": band.astype(object),
+    return pd.DataFrame({"age_band": age_band(age),
                          "formerly_poor": np.where(poor, FORMERLY_POOR, NOT_FORMERLY_POOR).astype(object)},
                         index=households.index)
 

@@ -10,12 +10,13 @@ support groups) live in :mod:`village_credit.data.groups`.
 
 Columns of :func:`sensitive_frame` (all plain strings, index aligned to the input):
 
-* ``age_band``: ``<60``, ``60-64``, ``65+`` (from ``head_age``);
+* ``age_band``: ``18-40``, ``41-59``, ``60-64``, ``65-69``, ``70+`` (from ``head_age``;
+  the one set of bands, :data:`village_credit.data.groups.AGE_BANDS`);
 * ``elderly``: ``60+`` or ``<60`` (the equal-risk comparison);
 * ``policy_age``: ``<=A`` or ``>A`` for the policy's ``age_max`` A (Jinxiang 60, XX county 65):
   the households the rule standard itself cuts off;
 * ``formerly_poor``: ``formerly_poor`` or ``other``;
-* ``age_band_x_formerly_poor``: the intersection, e.g. ``65+|formerly_poor``.
+* ``age_band_x_formerly_poor``: the intersection, e.g. ``65-69|formerly_poor``.
 """
 
 from __future__ import annotations
@@ -53,9 +54,9 @@ def sensitive_frame(households: pd.DataFrame, policy_age_max: int = ELDERLY_AGE)
     >>> households = pd.DataFrame({"head_age": [45, 61, 70], "formerly_poor": [True, False, True]})
     >>> sensitive_frame(households, policy_age_max=60)
       age_band elderly policy_age  formerly_poor age_band_x_formerly_poor
-    0      <60     <60       <=60  formerly_poor        <60|formerly_poor
+    0    41-59     <60       <=60  formerly_poor      41-59|formerly_poor
     1    60-64     60+        >60          other              60-64|other
-    2      65+     60+        >60  formerly_poor        65+|formerly_poor
+    2      70+     60+        >60  formerly_poor        70+|formerly_poor
     """
     age = require_column(households, "head_age").to_numpy(dtype=float)
     poor = bool_column(require_column(households, "formerly_poor"), "formerly_poor")

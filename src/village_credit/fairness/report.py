@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from village_credit.data.groups import AGE_BANDS, ELDERLY_AGE
+from village_credit.data.groups import ELDERLY_AGE, group_order
 from village_credit.fairness.audit import (
     ALL_GROUP,
     AuditResult,
@@ -191,20 +191,14 @@ def feature_label(feature: str) -> str:
 
 
 def group_label(group: str, lang: str = "en") -> str:
-    """``65+|formerly_poor`` -> ``65+ · formerly poor`` (``lang="zh"``: ``65+ · 脱贫户``)."""
+    """``65-69|formerly_poor`` -> ``65-69 · formerly poor`` (``lang="zh"``: ``65-69 · 脱贫户``)."""
     return " · ".join(GROUP_LABELS.get(part, {}).get(lang, part) for part in str(group).split("|"))
 
 
 # --------------------------------------------------------------------------- charts
-def _group_key(label: str) -> tuple[int, str]:
-    """Age bands in age order (<60, 60-64, 65+), then anything else alphabetically."""
-    head = label.split("|")[0]
-    return (AGE_BANDS.index(head) if head in AGE_BANDS else len(AGE_BANDS), label)
-
-
 def _approval_chart(data: pd.DataFrame, feature: str):
     d = data[data.feature == feature].copy()
-    order = sorted(dict.fromkeys(d.group), key=_group_key)
+    order = sorted(dict.fromkeys(d.group), key=group_order)  # age groups youngest first
     d["group"] = d["group"].map(group_label)
     disp = ApprovalByGroupDisplay.from_table(
         d, title=f"Approval rate by {FEATURE_LABELS.get(feature, {}).get('en', feature).lower()} "

@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from village_credit.data.groups import age_band
+from village_credit.data.groups import ELDERLY_AGE, SUPPORT_AGE_BANDS, age_band
 from village_credit.data.io import guess_delimiter, refuse_duplicate_names, write_parquet
 from village_credit.data.schema import SCHEMA, HouseholdSchema, months_in
 from village_credit.data.validation import validate_households
@@ -424,11 +424,11 @@ def anonymise(
     ...     key = load_key(generate_key(f"{tmp}/secret.key"))
     >>> result = anonymise(raw, key, measure_risk=False)
     >>> result  # never shows personal data
-    AnonymisationResult(households=197 rows, quarantine=0 rows, k=5)
+    AnonymisationResult(households=191 rows, quarantine=0 rows, k=5)
     >>> sorted(set(raw.columns) - set(result.households.columns))
     ['address', 'family_relations', 'name', 'phone', 'resident_id']
     >>> result.report.n_in, result.report.n_released, result.report.n_suppressed
-    (200, 197, 3)
+    (200, 191, 9)
     """
     cfg = config or DEFAULT_PRIVACY_CONFIG
     k = cfg.k if k is None else int(k)
@@ -662,9 +662,11 @@ def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str], k: i
                                **{f"altered_share.{q}": round(float(a[m].mean()), 6) for q, a in altered.items()}}
         out[name] = cells
     ab = out.get("age_band", {})
-    young = ab.get("<60", {}).get("mean_loss")
+    under = households["head_age"].to_numpy(float) < ELDERLY_AGE
+    young = float(loss[under].mean()) if under.any() else 0.0  # every under-60, pooled
     if young:
-        out["elderly_loss_ratio"] = {b: round(v["mean_loss"] / young, 4) for b, v in ab.items() if b != "<60"}
+        elderly = [b[0] for b in SUPPORT_AGE_BANDS]
+        out["elderly_loss_ratio"] = {b: round(v["mean_loss"] / young, 4) for b, v in ab.items() if b in elderly}
     return out
 
 
@@ -813,7 +815,7 @@ def anonymise_file(
     ...                             measure_risk=False)
     ...     print(result)
     ...     print(sorted(os.listdir(tmp)))
-    AnonymisationResult(households=197 rows, quarantine=0 rows, k=5)
+    AnonymisationResult(households=191 rows, quarantine=0 rows, k=5)
     ['households.anonymisation.json', 'households.parquet', 'raw.csv', 'secret.key']
     """
     key = load_key(key_file)

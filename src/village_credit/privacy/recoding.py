@@ -27,6 +27,7 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
+from village_credit.data.groups import ELDERLY_AGE
 from village_credit.privacy.errors import KAnonymityError
 
 ANY = "*"
@@ -243,10 +244,13 @@ def local_recode(
         if h.mandatory:
             seg = np.searchsorted(np.asarray([h.edges.index(m) for m in h.mandatory]), codes[q], side="right")
             key_parts.append(seg)
-            relaxed_parts.append(np.minimum(seg, 1))  # only the first mandatory cut kept
+            # the cuts up to the elderly one (60: the equal-risk comparison) kept, the later
+            # ones (65, 70) dropped; without the elderly cut, only the first is kept
+            keep = 1 + h.mandatory.index(ELDERLY_AGE) if ELDERLY_AGE in h.mandatory else 1
+            relaxed_parts.append(np.minimum(seg, keep))
     key = _cells(key_parts, n)
     # equal burden: a cell below k (e.g. women heads aged 60-64 of a small file) is merged with
-    # its neighbour beyond the later mandatory cuts (65+) instead of being suppressed
+    # its neighbours on the same side of the elderly cut (65-69, 70+) instead of being suppressed
     small = np.bincount(key)[key] < k
     if small.any() and len(relaxed_parts) == len(key_parts):
         relaxed = _cells(relaxed_parts, n)

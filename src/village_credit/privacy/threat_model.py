@@ -41,7 +41,7 @@ from village_credit.privacy.errors import PrivacyError
 from village_credit.privacy.recoding import BandHierarchy
 
 AGE_FAIRNESS_CUTS: tuple[int, ...] = AGE_BAND_EDGES
-"""Fairness age bands (<60, 60-64, 65+, fairness/groups.py): never crossed by an age band."""
+"""Starts of the age bands (41, 60, 65, 70; data.groups.AGE_BANDS): never crossed by an age band."""
 
 AGE_RULE_CUTS: tuple[int, ...] = (61, 66)
 """First ineligible ages of the 18-60 (Jinxiang) and 18-65 (XX county) rules: kept whenever k allows."""
@@ -99,8 +99,9 @@ REGISTER_KEEPER = Attacker(
 def default_hierarchies() -> dict[str, BandHierarchy]:
     """Finest bands of each quasi-identifier (classes are coarsened by merging adjacent bands)."""
     return {
-        # five-year bands; 60 and 65 are never crossed, 61 and 66 kept whenever k allows
-        "head_age": BandHierarchy("head_age", (18, 21, 26, 31, 36, 41, 46, 51, 56, 60, 61, 65, 66, 71, 76,
+        # five-year bands; the age bands' starts (41, 60, 65, 70) are never crossed, 61 and
+        # 66 kept whenever k allows
+        "head_age": BandHierarchy("head_age", (18, 21, 26, 31, 36, 41, 46, 51, 56, 60, 61, 65, 66, 70, 71, 76,
                                                81, 86, 91, 101), mandatory=AGE_FAIRNESS_CUTS,
                                   preferred=AGE_RULE_CUTS),
         "household_size": BandHierarchy("household_size", (1, 2, 3, 4, 5, 6, 7, 9, 16)),

@@ -444,7 +444,10 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
         **({"override": ident["override"]} if ident.get("override") else {}),
         "date": ident.get("date"), "toolkit version": ident.get("toolkit_version")})
     if verdict is not None:
-        rep.add_text(f"Overall verdict: {verdict['verdict'].upper()}")
+        # the one verdict as a coloured banner, as fairness.html has it (a plain line was missed)
+        reasons = verdict["reasons"] or []
+        rep.add_verdict(verdict["verdict"], f" overall verdict: {len(reasons)} reason(s) below"
+                        if reasons else " overall verdict: every check passed")
         rep.add_table(pd.DataFrame({"reason": verdict["reasons"] or ["every check passed"]}),
                       caption=f"Reasons. Rules: {verdict['rules']}")
 
