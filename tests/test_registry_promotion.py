@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
-from village_credit.commands.registry import register as register_commands
+from village_credit.cli import app as village_credit_app
 from village_credit.registry import (
     RegistryError,
     champion_version,
@@ -246,14 +246,8 @@ def test_unknown_version_raises(store: dict, name: str) -> None:
 
 
 def cli_app() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def _root() -> None:
-        """test root"""
-
-    register_commands(app)
-    return app
+    """The real CLI (its commands load lazily, as for a user)."""
+    return village_credit_app
 
 
 def test_cli_promote_models_rollback(store: dict, name: str, tmp_path: Path) -> None:
@@ -356,8 +350,7 @@ def test_thresholds_recorded_for_the_model_judge_every_later_version(store: dict
     assert record["thresholds"]["approval_gap_max"] == 0.25 and record["artifact_digest"]
     # same for the CLI, which prints which thresholds it used
     runner = CliRunner()
-    cli = typer.Typer()
-    register_commands(cli)
+    cli = village_credit_app
     ev_file = store["root"] / f"{name}-ev.json"
     ev_file.write_text(json.dumps(with_vs(gap, v2, 0.0)))
     out = runner.invoke(cli, ["promote", "--model-name", name, "--version", v3, "--evidence",

@@ -140,6 +140,7 @@ def observed_outcome_evidence(system: DecisionSystem, sensitive: pd.DataFrame, y
     >>> ev = observed_outcome_evidence(system, pd.DataFrame({"sex": sex}), y)
     >>> sorted(g["group"] for g in ev["by_feature"]["sex"]["groups"]), ev["min_calibration_p"] > 0.01
     (['f', 'm'], True)
+    >>> from village_credit.fairness.observed import NO_CUT_OFF
     >>> ev = observed_outcome_evidence(system, pd.DataFrame({"sex": sex}), y, no_decision=NO_CUT_OFF)
     >>> ev["min_approval_ratio"], ev["approval_not_applicable"][:20], ev["min_calibration_p"] > 0.01
     (None, 'no cut-off declared:', True)

@@ -646,7 +646,7 @@ def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str], k: i
     if loc_cols:
         exact = [households[c].astype(str) for c in ("head_gender", "formerly_poor")
                  if c in qis and c in households.columns]
-        under_60 = groups["age_band"] == "<60"
+        under_60 = pd.to_numeric(households["head_age"], errors="coerce") < ELDERLY_AGE
         cell = pd.Series(0, index=idx).groupby([households["village_code"].astype(str), *exact,
                                                 under_60]).transform("size")
         floor = (cell < k).to_numpy(bool)
