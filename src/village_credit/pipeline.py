@@ -57,7 +57,7 @@ from village_credit.models.estimator import CreditScoreClassifier
 from village_credit.models.features import HouseholdFeatures
 from village_credit.models.scaling import PointsScaling
 from village_credit.models.splits import split_by_village
-from village_credit.models.support import NEUTRALISED_KEY, neutral_items_for
+from village_credit.models.support import NEUTRALISED_KEY, exploration_weights, neutral_items_for
 from village_credit.models.tuning import tune
 from village_credit.registry.loading import version_digest
 from village_credit.registry.promotion import log_evidence, promote, record_thresholds
@@ -254,8 +254,16 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
     neutral: dict[str, Any] | bool = False  # outcome-support remedy (docs/fairness.md)
     if m.neutralise_constant_items and m.strategy != "gbm_only":
         neutral = neutral_items_for(train, cfg.policy, tr_mask, cfg.eval_date, min_varied=m.neutralise_min_varied)
-    blend = fit(tr, tr["default_12m"].to_numpy(), m.strategy, dict(meta), neutral=neutral)
-    fit_tr, y_tr, w_tr = tr, tr["default_12m"].to_numpy(), None
+    w_design = None
+    if cfg.split.exploration_weighting:
+        if method != "none" or cfg.split.train_outcomes != "observed":
+            raise ConfigError("split.exploration_weighting weights the observed outcomes by design; it needs "
+                              "split.train_outcomes: observed and split.reject_inference: none")
+        # each explored household stands for 1 / share refused ones (models/support.py)
+        w_design = exploration_weights(train, cfg.policy, cfg.eval_date)[np.asarray(tr_mask, bool)]
+        meta["exploration_weight"] = float(w_design.max())
+    blend = fit(tr, tr["default_12m"].to_numpy(), m.strategy, dict(meta), w_design, neutral=neutral)
+    fit_tr, y_tr, w_tr = tr, tr["default_12m"].to_numpy(), w_design
     if method != "none":
         rows, y_tr, w_tr = _reject_inference_sample(blend, train, np.asarray(tr_mask, bool), method, cfg.seed,
                                                       cfg.eval_date)
@@ -305,9 +313,12 @@ def tune_params(train: pd.DataFrame, cfg: ExperimentConfig, log_to_mlflow: bool)
     base: dict[str, Any] = {"monotone_constraints": feats.monotone_constraints()}
     if cfg.model.strategy == "additive_points":
         base["interaction_constraints"] = "additive"
+    weights = None
+    if cfg.split.exploration_weighting:  # the objective the final fit weighs (fit_models)
+        weights = exploration_weights(train, cfg.policy, cfg.eval_date)[mask]
     result = tune(X, tr["default_12m"].to_numpy(), tr["village_code"].to_numpy(), n_trials=t.n_trials,
                   timeout=t.timeout_s, seed=cfg.seed, cv_folds=t.cv_folds, log_to_mlflow=log_to_mlflow,
-                  base_params=base)
+                  base_params=base, sample_weight=weights)
     return dict(result.best_params)
 
 
@@ -969,7 +980,10 @@ def _validate(job: _Job, data: _Data, trained: _Trained, fair: dict[str, Any]) -
         **({"policy_graded": trained.policy_graded[keep]} if trained.policy_graded is not None else {}),
         fairness_summary=_validation_support_flag(fair.get("outcome_support")),
         repro=_validation_identity(data.model_name, job.result.run_id, trained.holdout),
+        outcome_observed=_outcome_seen(trained.holdout)[keep] if has_rules else None,
     )
+    if has_rules and "true_pd" in trained.holdout.columns:
+        val["unobserved"] = unobserved_decisions(trained.holdout.loc[keep], dec.loc[keep])
     if job.cfg.stages.reports:
         val_html, val_json = job.stages.run(
             "write validation report", write_validation_report, val, job.out_dir / "validation",
@@ -977,6 +991,47 @@ def _validate(job: _Job, data: _Data, trained: _Trained, fair: dict[str, Any]) -
                                      + ("; cross-fitted evidence, no hold-out)" if cross_fitted else ")")}))
         job.result.paths.update({"validation_html": str(val_html), "validation_json": str(val_json)})
     return val
+
+
+def _outcome_seen(households: pd.DataFrame) -> np.ndarray:
+    """Households with an outcome a bank could see (lent to or explored); all when not recorded."""
+    if "outcome_observed" not in households.columns:
+        return np.ones(len(households), dtype=bool)
+    return households["outcome_observed"].to_numpy(dtype=bool)
+
+
+def unobserved_decisions(households: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+    """The hold-out decisions no observed outcome can check, against the synthetic truth.
+
+    Why: the validation report tests calibration on the households with an observed outcome,
+    the only ones a bank (or its calibrator) can test; the rest (vetoed: never lent, never
+    explored; refused and not explored) are decided by PDs no outcome checks. On generated
+    data the truth is known, so their mean predicted PD is shown beside the mean true PD,
+    labelled, outside the verdict. Rows: every hold-out household, those with an observed
+    outcome, those without (vetoed, and refused without a veto).
+
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> hh = generate_households(GeneratorConfig(n_households=400, seed=2, exploration_share=0.1))
+    >>> dec = pd.DataFrame({"pd": hh["true_pd"], "vetoed": False})
+    >>> t = unobserved_decisions(hh, dec)
+    >>> list(t["households"])[:2], float(t["predicted / true PD"].iloc[0])
+    (['every scored household', 'observed outcome (lent to or explored)'], 1.0)
+    """
+    seen = _outcome_seen(households)
+    vetoed = decisions["vetoed"].to_numpy(dtype=bool)
+    p, tp = decisions["pd"].to_numpy(dtype=float), households["true_pd"].to_numpy(dtype=float)
+    y = households["default_12m"].to_numpy(dtype=float)
+    rows = []
+    for name, m in (("every scored household", np.ones(len(seen), bool)),
+                    ("observed outcome (lent to or explored)", seen),
+                    ("no observed outcome: vetoed (no line whatever the PD)", ~seen & vetoed),
+                    ("no observed outcome: no veto (refused, not explored)", ~seen & ~vetoed)):
+        n = int(m.sum())
+        mp, mt = (float(p[m].mean()), float(tp[m].mean())) if n else (np.nan, np.nan)
+        rows.append({"households": name, "n": n, "mean predicted PD": mp, "mean true PD (synthetic)": mt,
+                     "predicted / true PD": mp / mt if n and mt > 0 else np.nan,
+                     "realised default rate (synthetic)": float(y[m].mean()) if n else np.nan})
+    return pd.DataFrame(rows)
 
 
 def _log_and_register(job: _Job, data: _Data, trained: _Trained, model_dir: Path, val: dict[str, Any],

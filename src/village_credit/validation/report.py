@@ -90,6 +90,20 @@ class ValidationConfig:
     max_curve_points: int = 500
 
 
+def _observed_rows(outcome_observed: Any, n: int) -> np.ndarray:
+    """Rows whose outcome is observed (every row when no mask is given)."""
+    if outcome_observed is None:
+        return np.ones(n, dtype=bool)
+    seen = np.asarray(outcome_observed)
+    if seen.shape != (n,) or seen.dtype != bool:
+        raise ValidationInputError(f"outcome_observed: needs one bool per household ({n}), got "
+                                   f"shape {seen.shape}, dtype {seen.dtype}")
+    if not seen.any():
+        raise ValidationInputError("outcome_observed: no household has an observed outcome; "
+                                   "nothing to test calibration or discrimination on")
+    return seen
+
+
 def _policy_row(y: np.ndarray, graded: np.ndarray, **extra: Any) -> pd.DataFrame:
     yv = y[~graded]
     return pd.DataFrame([{"grade": POLICY_GRADED, "n": int(yv.size), "defaults": int(yv.sum()),
@@ -246,6 +260,7 @@ def validation_report(
     repro: Mapping[str, Any] | None = None,
     config: ValidationConfig = ValidationConfig(),
     policy_graded: Any = None,
+    outcome_observed: Any = None,
 ) -> dict[str, Any]:
     """Compute every figure of the validation report.
 
@@ -259,7 +274,11 @@ def validation_report(
     ``fairness_summary`` (from the fairness module) and ``repro`` are passed
     through. ``policy_graded`` (bool per household, e.g. ``vetoed``) marks grades set
     by the policy rather than the PD; the per-grade back-test leaves them out and shows
-    them on a row of their own. Returns a dict of plain values and DataFrames.
+    them on a row of their own. ``outcome_observed`` (bool per household): only these rows
+    have an outcome a bank could see (lent to, or explored); discrimination, calibration and
+    the back-tests are computed on them alone (``y`` of the other rows is ignored and may be
+    NaN), while stability and migration, which need no outcome, use every row; ``sample``
+    says how many rows had no outcome. Returns a dict of plain values and DataFrames.
 
     >>> import numpy as np
     >>> from village_credit.validation import validation_report
@@ -275,23 +294,30 @@ def validation_report(
     >>> report["verdict"]["verdict"], report["verdict"]["failing"]
     ('pass', [])
     """
-    yb = as_binary(y)
-    p = as_float(pd_pred, yb.size, "pd", prob=True)
+    n_rows = len(np.asarray(y))
+    seen = _observed_rows(outcome_observed, n_rows)
+    yb = as_binary(np.asarray(y)[seen] if outcome_observed is not None else y)
+    p_all = as_float(pd_pred, n_rows, "pd", prob=True)
     if score is None:
-        sc, sign = p, 1.0
+        sc_all, sign = p_all, 1.0
     else:
-        sc = as_float(score, yb.size, "score")
+        sc_all = as_float(score, n_rows, "score")
         sign = -1.0 if config.score_higher_is_safer else 1.0
+    p, sc = p_all[seen], sc_all[seen]
     risk = sc * sign
+    grades_all = grades
+    grades = np.asarray(grades, dtype=object)[seen]
+    graded_by_policy = None if policy_graded is None else np.asarray(policy_graded, dtype=bool)[seen]
     result: dict[str, Any] = {
         "identity": _identity(repro),
         "verdict": None,
         "sample": {"n": int(yb.size), "defaults": int(yb.sum()),
-                   "default_rate": float(yb.mean())},
+                   "default_rate": float(yb.mean()), "n_scored": n_rows,
+                   "n_without_outcome": int(n_rows - yb.size)},
         "config": dataclasses.asdict(config),
         "discrimination": _discrimination(yb, risk, grades, grade_order, config, sign,
-                                          policy_graded),
-        "calibration": _calibration(yb, p, grades, grade_order, config, policy_graded),
+                                          graded_by_policy),
+        "calibration": _calibration(yb, p, grades, grade_order, config, graded_by_policy),
         "stability": None,
         "migration": None,
         "fairness": fairness_summary,
@@ -302,8 +328,8 @@ def validation_report(
         entries = reference_profile.get("columns", {})
         stab: dict[str, Any] = {"score_psi": None, "score_alert": "n/a", "score_bins": None,
                                 "csi": None}
-        if config.score_name in entries and score is not None:
-            tab = psi_table_from_profile(entries[config.score_name], sc, config.psi_eps)
+        if config.score_name in entries and score is not None:  # every row: no outcome needed
+            tab = psi_table_from_profile(entries[config.score_name], sc_all, config.psi_eps)
             value = float(tab["psi"].sum())
             stab.update(score_psi=value, score_bins=tab,
                         score_alert=alert_level(value, config.psi_thresholds))
@@ -315,17 +341,18 @@ def validation_report(
                                              and c not in features_df.columns]
         result["stability"] = stab
     if prev_grades is not None:
-        counts = migration_matrix(prev_grades, grades, grade_order)
+        counts = migration_matrix(prev_grades, grades_all, grade_order)
         result["migration"] = {"counts": counts,
-                               "shares": migration_matrix(prev_grades, grades, grade_order,
+                               "shares": migration_matrix(prev_grades, grades_all, grade_order,
                                                           normalize=True),
                                "summary": migration_summary(counts)}
     if challenger is not None:
         if "pd" not in challenger:
             raise ValidationInputError("challenger: needs a 'pd' array")
-        cp = as_float(challenger["pd"], yb.size, "challenger pd", prob=True)
+        cp = as_float(challenger["pd"], n_rows, "challenger pd", prob=True)[seen]
         paired = delong_paired(yb, p, cp, config.alpha)
-        cgrades = challenger.get("grades", grades)
+        cgrades = (np.asarray(challenger["grades"], dtype=object)[seen] if "grades" in challenger
+                   else grades)
         result["challenger"] = {
             "name": str(challenger.get("name", "challenger")),
             "auc_champion": paired["auc_a"], "auc_challenger": paired["auc_b"],
@@ -443,6 +470,16 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
         rep.add_text(f"Overall verdict: {verdict['verdict'].upper()}")
         rep.add_table(pd.DataFrame({"reason": verdict["reasons"] or ["every check passed"]}),
                       caption=f"Reasons. Rules: {verdict['rules']}")
+
+    if sample.get("n_without_outcome"):
+        rep.add_text(f"Discrimination, calibration and back-tests: the {sample['n']} households with an "
+                     f"observed outcome (lent to or explored); the {sample['n_without_outcome']} scored "
+                     "households without one enter stability and migration only.")
+    unobserved = result.get("unobserved")
+    if isinstance(unobserved, pd.DataFrame) and len(unobserved):
+        rep.add_table(unobserved, caption=(
+            "Decisions resting on no observed outcome, against the generator's truth (synthetic data "
+            "only; no bank sees these columns, and they are not part of the verdict)"))
 
     rep.add_section("Discrimination")
     lo, hi = disc["auc_ci"]
