@@ -1227,9 +1227,13 @@ def _evidence(m: dict[str, float], val: dict[str, Any], fairness: dict[str, Any]
     stab = val.get("stability") or {}
     csi = stab.get("csi")
     max_csi = float(csi["csi"].max()) if csi is not None and len(csi) else None
+    # discrimination and calibration as the signed validation measured them: on the hold-out
+    # households with an observed outcome (the only outcomes a bank has), not on outcomes the
+    # generator drew for households nobody lent to
+    disc, cal = val["discrimination"], val["calibration"]
     return {
-        "discrimination": {"auc": m["blend_auc"], "ks": m["blend_ks"]},
-        "calibration": {"ece": m["blend_ece"], "hosmer_lemeshow_p": m["blend_hosmer_lemeshow_p"]},
+        "discrimination": {"auc": disc["auc"], "ks": disc["ks"]},
+        "calibration": {"ece": cal["ece"], "hosmer_lemeshow_p": cal["hosmer_lemeshow"]["p_value"]},
         "stability": {"score_psi": stab.get("score_psi"), "max_feature_psi": max_csi},
         "fairness": fairness,
         "data_fingerprint": data_fingerprint(train),
