@@ -513,6 +513,9 @@ def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, 
                         f"{cfg.data.exploration_share:g} of refused without veto)")
     if offsets:
         remedies.append(f"group-aware recalibration ({cfg.fairness.group_recalibration})")
+    if blend.metadata.get("exploration_weight"):
+        remedies.append(f"exploration design weights (each explored household counts "
+                        f"{blend.metadata['exploration_weight']:.1f}x)")
     truth = "true_pd" in holdout.columns
     lgd = cfg.fairness.lgd
     risk = holdout["true_pd"].to_numpy(float) if truth else None
