@@ -105,3 +105,23 @@ def test_cross_fit_calibration_refuses_group_offsets_it_has_no_unseen_villages_f
     worse = load_config(ROOT / "experiments" / "default.yaml", {"split.reject_inference": "parcelling"})
     with pytest.raises(ConfigError, match="exploration_weighting"):
         fit_models(train, calib, worse, None)
+
+
+def test_tuning_searches_the_weighted_objective() -> None:
+    """The Optuna search fits and scores each fold with the design weights the final fit uses."""
+    from village_credit.data import GeneratorConfig, generate_households
+    from village_credit.models import tune
+
+    from village_credit.models import HouseholdFeatures
+
+    hh = generate_households(GeneratorConfig(n_households=3000, seed=7, target_default_rate=0.1))
+    X = HouseholdFeatures().fit_transform(hh)[["dpd_months", "worst_dpd", "log_income", "income_volatility"]]
+    kw = {"n_trials": 2, "seed": 0, "cv_folds": 2, "max_estimators": 40, "early_stopping_rounds": None}
+    plain = tune(X, hh["default_12m"], hh["village_code"], **kw)
+    ones = tune(X, hh["default_12m"], hh["village_code"], sample_weight=np.ones(len(hh)), **kw)
+    w = np.where(hh["head_age"].to_numpy() > 60, 20.0, 1.0)
+    weighted = tune(X, hh["default_12m"], hh["village_code"], sample_weight=w, **kw)
+    assert ones.best_value == pytest.approx(plain.best_value)
+    assert weighted.best_value != pytest.approx(plain.best_value)
+    with pytest.raises(ConfigError, match="sample_weight"):
+        tune(X, hh["default_12m"], hh["village_code"], sample_weight=np.ones(3), **kw)
