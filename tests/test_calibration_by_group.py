@@ -110,9 +110,7 @@ def test_cross_fit_calibration_refuses_group_offsets_it_has_no_unseen_villages_f
 def test_tuning_searches_the_weighted_objective() -> None:
     """The Optuna search fits and scores each fold with the design weights the final fit uses."""
     from village_credit.data import GeneratorConfig, generate_households
-    from village_credit.models import tune
-
-    from village_credit.models import HouseholdFeatures
+    from village_credit.models import HouseholdFeatures, tune
 
     hh = generate_households(GeneratorConfig(n_households=3000, seed=7, target_default_rate=0.1))
     X = HouseholdFeatures().fit_transform(hh)[["dpd_months", "worst_dpd", "log_income", "income_volatility"]]
