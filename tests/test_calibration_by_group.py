@@ -26,12 +26,13 @@ from village_credit.errors import ConfigError
 from village_credit.fairness.calibration import calibration_groups, group_calibration
 from village_credit.models.splits import split_by_village
 from village_credit.models.support import exploration_weights
-from village_credit.pipeline import fit_models, load_households, unobserved_decisions
+from village_credit.pipeline import fit_models, load_households
 from village_credit.rules.engine import score_rules
 from village_credit.rules.grades import grade_order
 from village_credit.rules.policy import load_policy
 from village_credit.validation import validation_report
 from village_credit.validation._checks import ValidationInputError
+from village_credit.validation.report import unobserved_decisions
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKED = ("18-40", "41-59", "60-64", "65-69", "70+", "formerly_poor", "not formerly poor")
@@ -123,3 +124,26 @@ def test_tuning_searches_the_weighted_objective() -> None:
     assert weighted.best_value != pytest.approx(plain.best_value)
     with pytest.raises(ConfigError, match="sample_weight"):
         tune(X, hh["default_12m"], hh["village_code"], sample_weight=np.ones(3), **kw)
+
+
+def test_tempered_weights_reach_the_trees_and_leave_the_map_weighted() -> None:
+    """``tree_weight_power`` 0: the trees are the unweighted trees, the PD map still weighted."""
+    from village_credit.data import GeneratorConfig, generate_households
+    from village_credit.models.blend import fit_blend_cv, tree_weights
+
+    hh = generate_households(GeneratorConfig(n_households=1500, seed=5, exploration_share=0.1))
+    y = hh["default_12m"].to_numpy()
+    w = np.where(hh["head_age"].to_numpy() > 60, 20.0, 1.0)
+    kw = {"strategy": "gbm_only", "gbm_params": {"n_estimators": 15}, "seed": 0, "cv": 2}
+    plain, _ = fit_blend_cv(hh, y, **kw)
+    full, _ = fit_blend_cv(hh, y, sample_weight=w, **kw)
+    tempered, _ = fit_blend_cv(hh, y, sample_weight=w, tree_weight_power=0.0, **kw)
+
+    def trees(m):  # the fitted trees, without the parameter block
+        return m.booster.model_to_string().split("end of trees")[0]
+
+    assert trees(tempered) == trees(plain) != trees(full)
+    assert tempered.coefficients != plain.coefficients  # the map saw the weights
+    assert tree_weights(w, 0.5).max() == pytest.approx(np.sqrt(20.0))
+    with pytest.raises(ValueError, match="tree_weight_power"):
+        tree_weights(w, 1.5)

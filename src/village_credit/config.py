@@ -173,6 +173,10 @@ class SplitConfig(_Section):
         "1 / the exploration share among the refused households without a veto, estimated from "
         "the training rows, so the observed sample stands for every household the PD decides for "
         "(needs train_outcomes: observed, reject_inference: none; docs/fairness.md)."))
+    exploration_tree_weight_power: float = Field(1.0, ge=0.0, le=1.0, description=(
+        "With exploration_weighting: the trees (and the tuning folds' fits) see the design "
+        "weights raised to this power (0: unweighted, 1: in full); the PD map and the tuning "
+        "AUC always use them in full (docs/benchmarks.md, 'Calibration by group')."))
 
     @field_validator("holdout_share")
     @classmethod

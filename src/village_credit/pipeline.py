@@ -42,7 +42,12 @@ from village_credit.fairness.calibration import calibration_groups
 from village_credit.fairness.ceiling import ceiling_system, split_gaps
 from village_credit.fairness.equal_risk import equal_risk_gaps
 from village_credit.fairness.groups import sensitive_frame
-from village_credit.fairness.observed import observed_outcome_evidence, protected_groups
+from village_credit.fairness.observed import (
+    observed_outcome_evidence,
+    observed_rows_evidence,
+    outcome_seen,
+    protected_groups,
+)
 from village_credit.fairness.reject_inference import REMEDIES, infer_rejects
 from village_credit.fairness.report import fairness_json, write_fairness_report
 from village_credit.fairness.support import (
@@ -85,7 +90,11 @@ from village_credit.validation.recalibration import (
     RecalibratedDecisionModel,
     group_recalibrate,
 )
-from village_credit.validation.report import validation_report, write_validation_report
+from village_credit.validation.report import (
+    unobserved_decisions,
+    validation_report,
+    write_validation_report,
+)
 from village_credit.validation.stability import psi, reference_profile
 
 __all__ = ["ExperimentResult", "evaluate", "fit_models", "load_households", "run_experiment"]
@@ -247,7 +256,9 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
         est = CreditScoreClassifier(strategy=strategy, policy=cfg.policy, gbm_params=params,
                                     points_scaling=scaling, include_protected=m.include_protected,
                                     eval_date=cfg.eval_date, seed=cfg.seed, neutralise_rule_items=neutral,
-                                    group_column="village_code" if cross_fit else None)
+                                    group_column="village_code" if cross_fit else None,
+                                    tree_weight_power=(cfg.split.exploration_tree_weight_power
+                                                       if cfg.split.exploration_weighting else 1.0))
         return est.fit(rows, y, sample_weight=w, calibration_data=None if cross_fit else (ca, y_ca),
                        metadata=metadata).model_
 
@@ -262,6 +273,7 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
         # each explored household stands for 1 / share refused ones (models/support.py)
         w_design = exploration_weights(train, cfg.policy, cfg.eval_date)[np.asarray(tr_mask, bool)]
         meta["exploration_weight"] = float(w_design.max())
+        meta["exploration_tree_weight_power"] = float(cfg.split.exploration_tree_weight_power)
     blend = fit(tr, tr["default_12m"].to_numpy(), m.strategy, dict(meta), w_design, neutral=neutral)
     fit_tr, y_tr, w_tr = tr, tr["default_12m"].to_numpy(), w_design
     if method != "none":
@@ -318,7 +330,8 @@ def tune_params(train: pd.DataFrame, cfg: ExperimentConfig, log_to_mlflow: bool)
         weights = exploration_weights(train, cfg.policy, cfg.eval_date)[mask]
     result = tune(X, tr["default_12m"].to_numpy(), tr["village_code"].to_numpy(), n_trials=t.n_trials,
                   timeout=t.timeout_s, seed=cfg.seed, cv_folds=t.cv_folds, log_to_mlflow=log_to_mlflow,
-                  base_params=base, sample_weight=weights)
+                  base_params=base, sample_weight=weights,
+                  tree_weight_power=cfg.split.exploration_tree_weight_power)
     return dict(result.best_params)
 
 
@@ -416,7 +429,7 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
         gap_systems = [*systems, ceiling]
     gaps = equal_risk_gaps(gap_systems, sens, tp, n_deciles=f.n_deciles, min_count=f.min_count)
     split = split_gaps(gaps, limits=_excess_limits(cfg)) if ceiling is not None else None
-    observed = _observed_evidence(systems[-1], holdout, y)
+    observed = observed_rows_evidence(systems[-1], holdout, y)
     support = (outcome_support_stage(ev, holdout, gaps, cfg, train, models, population)
                if train is not None and models is not None else None)
     html, js = write_fairness_report(audit, gaps, out_dir=out_dir, identity=_report_identity(cfg, holdout),
@@ -440,17 +453,6 @@ def _ceiling_reference(holdout: pd.DataFrame, train: pd.DataFrame | None,
     if population is not None and "village_code" in population.columns:
         return population.loc[~population["village_code"].isin(set(holdout["village_code"]))]
     return train
-
-
-def _observed_evidence(system: DecisionSystem, households: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
-    """Observed-outcome fairness evidence on the rows a bank would have outcomes for."""
-    seen = (households["outcome_observed"].to_numpy(bool) if "outcome_observed" in households.columns
-            else np.ones(len(households), bool))
-    sub = DecisionSystem(name=system.name, approved=system.approved[seen],
-                         credit_line=None if system.credit_line is None else system.credit_line[seen],
-                         pd=None if system.pd is None else system.pd[seen])
-    groups = calibration_groups(households.loc[seen])
-    return observed_outcome_evidence(sub, groups.reset_index(drop=True), y[seen])
 
 
 def _report_identity(cfg: ExperimentConfig, households: pd.DataFrame) -> dict[str, Any]:
@@ -983,7 +985,7 @@ def _validate(job: _Job, data: _Data, trained: _Trained, fair: dict[str, Any]) -
         **({"policy_graded": trained.policy_graded[keep]} if trained.policy_graded is not None else {}),
         fairness_summary=_validation_support_flag(fair.get("outcome_support")),
         repro=_validation_identity(data.model_name, job.result.run_id, trained.holdout),
-        outcome_observed=_outcome_seen(trained.holdout)[keep] if has_rules else None,
+        outcome_observed=outcome_seen(trained.holdout)[keep] if has_rules else None,
     )
     if has_rules and "true_pd" in trained.holdout.columns:
         val["unobserved"] = unobserved_decisions(trained.holdout.loc[keep], dec.loc[keep])
@@ -994,47 +996,6 @@ def _validate(job: _Job, data: _Data, trained: _Trained, fair: dict[str, Any]) -
                                      + ("; cross-fitted evidence, no hold-out)" if cross_fitted else ")")}))
         job.result.paths.update({"validation_html": str(val_html), "validation_json": str(val_json)})
     return val
-
-
-def _outcome_seen(households: pd.DataFrame) -> np.ndarray:
-    """Households with an outcome a bank could see (lent to or explored); all when not recorded."""
-    if "outcome_observed" not in households.columns:
-        return np.ones(len(households), dtype=bool)
-    return households["outcome_observed"].to_numpy(dtype=bool)
-
-
-def unobserved_decisions(households: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
-    """The hold-out decisions no observed outcome can check, against the synthetic truth.
-
-    Why: the validation report tests calibration on the households with an observed outcome,
-    the only ones a bank (or its calibrator) can test; the rest (vetoed: never lent, never
-    explored; refused and not explored) are decided by PDs no outcome checks. On generated
-    data the truth is known, so their mean predicted PD is shown beside the mean true PD,
-    labelled, outside the verdict. Rows: every hold-out household, those with an observed
-    outcome, those without (vetoed, and refused without a veto).
-
-    >>> from village_credit.data import GeneratorConfig, generate_households
-    >>> hh = generate_households(GeneratorConfig(n_households=400, seed=2, exploration_share=0.1))
-    >>> dec = pd.DataFrame({"pd": hh["true_pd"], "vetoed": False})
-    >>> t = unobserved_decisions(hh, dec)
-    >>> list(t["households"])[:2], float(t["predicted / true PD"].iloc[0])
-    (['every scored household', 'observed outcome (lent to or explored)'], 1.0)
-    """
-    seen = _outcome_seen(households)
-    vetoed = decisions["vetoed"].to_numpy(dtype=bool)
-    p, tp = decisions["pd"].to_numpy(dtype=float), households["true_pd"].to_numpy(dtype=float)
-    y = households["default_12m"].to_numpy(dtype=float)
-    rows = []
-    for name, m in (("every scored household", np.ones(len(seen), bool)),
-                    ("observed outcome (lent to or explored)", seen),
-                    ("no observed outcome: vetoed (no line whatever the PD)", ~seen & vetoed),
-                    ("no observed outcome: no veto (refused, not explored)", ~seen & ~vetoed)):
-        n = int(m.sum())
-        mp, mt = (float(p[m].mean()), float(tp[m].mean())) if n else (np.nan, np.nan)
-        rows.append({"households": name, "n": n, "mean predicted PD": mp, "mean true PD (synthetic)": mt,
-                     "predicted / true PD": mp / mt if n and mt > 0 else np.nan,
-                     "realised default rate (synthetic)": float(y[m].mean()) if n else np.nan})
-    return pd.DataFrame(rows)
 
 
 def _log_and_register(job: _Job, data: _Data, trained: _Trained, model_dir: Path, val: dict[str, Any],

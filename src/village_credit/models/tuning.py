@@ -28,6 +28,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from village_credit.errors import ConfigError
+from village_credit.models.blend import tree_weights
 from village_credit.models.gbm import LGBMDefaultModel
 from village_credit.models.splits import village_group_kfold
 
@@ -152,6 +153,7 @@ def tune(
     mlflow_run_name: str = "optuna-tuning",
     baseline: Mapping[str, Any] | None = None,
     sample_weight: Any = None,
+    tree_weight_power: float = 1.0,
 ) -> TuningResult:
     """Tune LightGBM by village-grouped CV AUC; budget is ``n_trials`` and/or ``timeout`` seconds.
 
@@ -163,7 +165,8 @@ def tune(
     Same inputs and ``seed`` with a trial budget (not a timeout) -> same trials.
     ``sample_weight``: per-row weights of the fit (e.g. exploration design weights); each
     fold's trees are fitted and its AUC computed with them, so the search optimises the
-    objective the final model is fitted on.
+    objective the final model is fitted on; ``tree_weight_power``: the folds' trees see
+    ``sample_weight ** tree_weight_power`` (as the final trees), the AUC the full weights.
 
     ``early_stopping_rounds=None``: no early stopping; each trial fits ``n_estimators``
     trees (from ``search_space`` or ``base_params``). ``baseline`` (parameters over
@@ -199,6 +202,7 @@ def tune(
     w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()
     if w is not None and len(w) != len(yy):
         raise ConfigError(f"tune: sample_weight has {len(w)} rows, y {len(yy)}")
+    w_fit = tree_weights(w, tree_weight_power)
     space = _normalise_space(search_space if search_space is not None else DEFAULT_SEARCH_SPACE)
     base = {"n_estimators": max_estimators, "random_state": seed, "n_jobs": n_jobs, **(base_params or {})}
     _normalise_space({k: ("categorical", [v]) for k, v in base.items()})  # names must be model params
@@ -208,7 +212,7 @@ def tune(
         i_tr = None if init is None else init[tr]
         i_va = None if init is None else init[va]
         m = LGBMDefaultModel(**{**params, "early_stopping_rounds": early_stopping_rounds or None})
-        m.fit(Xf.iloc[tr], yy[tr], init_score=i_tr, sample_weight=None if w is None else w[tr],
+        m.fit(Xf.iloc[tr], yy[tr], init_score=i_tr, sample_weight=None if w_fit is None else w_fit[tr],
               eval_set=[(Xf.iloc[va], yy[va], i_va)] if early_stopping_rounds else None)
         auc = roc_auc_score(yy[va], m.decision_function(Xf.iloc[va], i_va),
                             sample_weight=None if w is None else w[va])

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 import village_credit
+from village_credit.fairness.observed import outcome_seen
 from village_credit.reporting.displays import GradeBackTestDisplay, ReliabilityDisplay
 from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
 from village_credit.rules.grades import POLICY_GRADED, model_graded
@@ -582,3 +583,39 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
         rep.add_key_values(result["reproducibility"])
 
     return write_report(rep, to_jsonable(result), out_dir, stem)
+
+
+def unobserved_decisions(households: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+    """The hold-out decisions no observed outcome can check, against the synthetic truth.
+
+    Why: the validation report tests calibration on the households with an observed outcome,
+    the only ones a bank (or its calibrator) can test; the rest (vetoed: never lent, never
+    explored; refused and not explored) are decided by PDs no outcome checks. On generated
+    data the truth is known, so their mean predicted PD is shown beside the mean true PD,
+    labelled, outside the verdict. Rows: every hold-out household, those with an observed
+    outcome, those without (vetoed, and refused without a veto).
+
+    >>> import pandas as pd
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> hh = generate_households(GeneratorConfig(n_households=400, seed=2, exploration_share=0.1))
+    >>> dec = pd.DataFrame({"pd": hh["true_pd"], "vetoed": False})
+    >>> from village_credit.validation.report import unobserved_decisions
+    >>> t = unobserved_decisions(hh, dec)
+    >>> list(t["households"])[:2], float(t["predicted / true PD"].iloc[0])
+    (['every scored household', 'observed outcome (lent to or explored)'], 1.0)
+    """
+    seen = outcome_seen(households)
+    vetoed = decisions["vetoed"].to_numpy(dtype=bool)
+    p, tp = decisions["pd"].to_numpy(dtype=float), households["true_pd"].to_numpy(dtype=float)
+    y = households["default_12m"].to_numpy(dtype=float)
+    rows = []
+    for name, m in (("every scored household", np.ones(len(seen), bool)),
+                    ("observed outcome (lent to or explored)", seen),
+                    ("no observed outcome: vetoed (no line whatever the PD)", ~seen & vetoed),
+                    ("no observed outcome: no veto (refused, not explored)", ~seen & ~vetoed)):
+        n = int(m.sum())
+        mp, mt = (float(p[m].mean()), float(tp[m].mean())) if n else (np.nan, np.nan)
+        rows.append({"households": name, "n": n, "mean predicted PD": mp, "mean true PD (synthetic)": mt,
+                     "predicted / true PD": mp / mt if n and mt > 0 else np.nan,
+                     "realised default rate (synthetic)": float(y[m].mean()) if n else np.nan})
+    return pd.DataFrame(rows)
