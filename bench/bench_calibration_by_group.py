@@ -15,12 +15,18 @@ remedy and the GBM alone:
 
 Each model twice: on every hold-out household, and on those without a policy veto (the
 households whose line the model's PD decides; a vetoed household gets no line whatever
-its PD, and no vetoed household ever has an observed outcome to learn from).
+its PD, and no vetoed household ever has an observed outcome to learn from). The grade
+back-test is shown on every household and, as the validation report tests it, on the
+households with an observed outcome.
+
+Before / after in one run: the experiment as configured ("after") and the same with
+``split.exploration_weighting: false`` ("before": explored households unweighted), same
+data, same seed, same tuning budget (``--no-before`` skips it).
 
 The ratios are a ratio of two means measured in the same run, so they do not depend on
 the machine. ``--n`` and ``--trials`` shrink the run for a quick look::
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_calibration_by_group.py            # demo size, ~3 min
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bench_calibration_by_group.py            # demo size, before and after, ~4 min
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_calibration_by_group.py --n 6000 --trials 0
 """
 
@@ -45,6 +51,7 @@ from village_credit.models.splits import split_by_village  # noqa: E402
 from village_credit.pipeline import evaluate, fit_models, load_households, tune_params  # noqa: E402
 from village_credit.rules.grades import grade_order  # noqa: E402
 from village_credit.validation.calibration import calibration_in_the_large  # noqa: E402
+from village_credit.validation.discrimination import auc_delong  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = (0.9, 1.1)
@@ -61,7 +68,7 @@ def grades_monotone(grade: Any, y: Any, min_n: int = MIN_GRADE_N) -> tuple[bool,
     return ok, " ".join(f"{g}:{r:.1%}" for g, r in zip(agg.index, rates))
 
 
-def measure(cfg: Any) -> list[dict[str, Any]]:
+def measure(cfg: Any, label: str = "") -> list[dict[str, Any]]:
     """One row per model of the chain: per-group ratios, calibration in the large, grades."""
     v1, _ = load_households(cfg)
     s = cfg.split
@@ -79,8 +86,9 @@ def measure(cfg: Any) -> list[dict[str, Any]]:
         p = dec["pd"].to_numpy(float)
         cal = group_calibration(calibration_groups(holdout.loc[keep]), p[keep], y[keep],
                                 true_pd=holdout["true_pd"].to_numpy(float)[keep])
-        row: dict[str, Any] = {"model": name, "households": f"{scope} ({int(keep.sum())})",
-                               "auc": ev["metrics"].get(f"{name}_auc", np.nan)}
+        row: dict[str, Any] = {"run": label, "model": name, "households": f"{scope} ({int(keep.sum())})",
+                               "auc": ev["metrics"].get(f"{name}_auc", np.nan),
+                               "auc observed": auc_delong(y[obs], p[obs])[0]}
         for r in cal.itertuples(index=False):
             row[r.group] = r.pred_true_ratio
         ok = [TARGET_RATIO[0] <= row[g] <= TARGET_RATIO[1] for g in cal["group"] if g != "all"]
@@ -92,8 +100,10 @@ def measure(cfg: Any) -> list[dict[str, Any]]:
         row["CITL p (all)"] = citl_a["p_value"]
         row["O/E (all)"] = f"{citl_a['observed']:.0f}/{citl_a['expected']:.1f}"
         mono, rates = grades_monotone(dec["grade"][keep], y[keep])
-        row["grades monotone"] = "yes" if mono else "NO"
-        row["_grades"] = rates
+        mono_o, rates_o = grades_monotone(dec["grade"][keep & obs], y[keep & obs])
+        row["grades monotone (all)"] = "yes" if mono else "NO"
+        row["grades monotone (observed)"] = "yes" if mono_o else "NO"
+        row["_grades"] = f"all: {rates}\n      observed: {rates_o}"
         rows.append(row)
     return rows
 
@@ -103,6 +113,7 @@ def main() -> None:
     ap.add_argument("--experiment", default=str(ROOT / "experiments" / "default.yaml"))
     ap.add_argument("--n", type=int, default=None, help="households (default: the experiment's)")
     ap.add_argument("--trials", type=int, default=None, help="Optuna trials (default: the experiment's)")
+    ap.add_argument("--no-before", action="store_true", help="skip the unweighted (before) run")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="extra config overrides (YAML values), e.g. fairness.group_recalibration=none")
     args = ap.parse_args()
@@ -120,14 +131,17 @@ def main() -> None:
         over[k] = yaml.safe_load(v)
     cfg = load_config(args.experiment, over)
     t0 = time.perf_counter()
-    rows = measure(cfg)
+    rows = []
+    if not args.no_before:
+        rows += measure(load_config(args.experiment, {**over, "split.exploration_weighting": False}), "before")
+    rows += measure(cfg, "after" if cfg.split.exploration_weighting else "as configured")
     print(f"\n### Mean predicted / true PD on the hold-out ({cfg.data.n_households:,} households, seed {cfg.seed}, "
           f"{cfg.model.tuning.n_trials} tuning trials; {time.perf_counter() - t0:.0f} s)\n")
     df = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
     print(df.to_markdown(index=False, floatfmt=".3f"))
     print("\nObserved default rate per grade (>= 30 households):")
     for r in rows:
-        print(f"  {r['model']} ({r['households']}): {r['_grades']}")
+        print(f"  {r['run']} {r['model']} ({r['households']}):\n      {r['_grades']}")
     print(f"\nage bands: {', '.join(AGE_BANDS)}")
 
 

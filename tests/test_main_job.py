@@ -138,7 +138,13 @@ def test_run_records_metrics_reports_and_context(main_job) -> None:
     # the promotion evidence is on the run, so `village-credit promote --version N` can find it
     local = client.download_artifacts(run.info.run_id, "evidence/evidence.json", str(tmp))
     evidence = json.loads(Path(local).read_text())
-    assert evidence["discrimination"]["auc"] == pytest.approx(run.data.metrics["blend_auc"])
+    # the gates judge what the signed validation measured (the observed hold-out), not the
+    # run's research metrics over outcomes the generator drew for households nobody lent to
+    report = json.loads((tmp / "out" / "validation" / "validation_report.json").read_text())
+    assert evidence["discrimination"]["auc"] == pytest.approx(report["discrimination"]["auc"])
+    assert evidence["calibration"]["hosmer_lemeshow_p"] == pytest.approx(
+        report["calibration"]["hosmer_lemeshow"]["p_value"])
+    assert report["sample"]["n"] + report["sample"]["n_without_outcome"] == report["sample"]["n_scored"]
     assert evidence["fairness"]["equal_risk"]["rules"]["max_gap_approval"] is not None
 
 

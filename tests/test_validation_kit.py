@@ -81,9 +81,17 @@ def test_report_has_every_section_and_embedded_charts(validated: dict) -> None:
         assert data.get(key) is not None, key
     disc, cal, stab = data["discrimination"], data["calibration"], data["stability"]
     assert disc["auc_ci"][0] < disc["auc"] < disc["auc_ci"][1]
-    # ten grades graded by PD, then the vetoed households on a row of their own
-    assert disc["roc"] and disc["cap"] and len(disc["rank_ordering"]) == 11
-    assert disc["rank_ordering"][-1]["grade"] == "vetoed (graded by policy)"
+    # ten grades graded by PD; the vetoed households (graded by policy) were never lent to,
+    # so none has an observed outcome: no back-test row, but the table of decisions without
+    # an observed outcome lists them (as in the pipeline's hold-out validation)
+    assert disc["roc"] and disc["cap"] and len(disc["rank_ordering"]) == 10
+    assert "vetoed (graded by policy)" not in {r["grade"] for r in disc["rank_ordering"]}
+    unobserved = {r["households"]: r for r in data["unobserved"]}
+    vetoed = unobserved["no observed outcome: vetoed (no line whatever the PD)"]
+    assert vetoed["n"] > 0 and vetoed["n"] + unobserved["no observed outcome: no veto (refused, not explored)"]["n"] \
+        == data["sample"]["n_without_outcome"]
+    assert unobserved["observed outcome (lent to or explored)"]["n"] == data["sample"]["n"]
+    assert "households without one enter stability and migration only" in html
     # the report opens with who/what was validated and one verdict with reasons
     ident, verdict = data["identity"], data["verdict"]
     assert ident["model_name"] == "vc-kit" and ident["model_version"] == "1"
@@ -100,7 +108,8 @@ def test_report_has_every_section_and_embedded_charts(validated: dict) -> None:
     assert data["config"]["hl_ddof"] == 0 and cal["hosmer_lemeshow"]["dof"] == 10
     assert stab["score_psi"] is not None and stab["score_alert"] in ("green", "amber", "red")
     assert len(stab["csi"]) >= 20  # every model feature profiled at training time
-    assert data["migration"]["summary"]["n"] == data["sample"]["n"]
+    # stability and migration need no outcome: every scored household
+    assert data["migration"]["summary"]["n"] == data["sample"]["n_scored"] > data["sample"]["n"]
     assert {"by_group", "disparities"} <= set(data["fairness"])
     groups = {r["group"] for r in data["fairness"]["by_group"]}
     assert {"60+", "formerly_poor"} <= groups
@@ -119,8 +128,12 @@ def test_figures_match_independent_computation(store: dict, validated: dict) -> 
     s = store["sample"]
     dec = model.predict(s.drop(columns=["true_pd", "default_12m", "granted_hist",
                                         "outcome_observed", "previous_grade"]))
-    y = s["default_12m"].to_numpy()
     assert (dec["status"] == "scored").all()
+    # as the pipeline's hold-out validation: the households with an observed outcome only
+    seen = s["outcome_observed"].to_numpy(bool)
+    assert 0 < seen.sum() < len(s) and res["sample"]["n"] == seen.sum()
+    assert res["sample"]["n_without_outcome"] == (~seen).sum()
+    dec, y = dec.loc[seen].reset_index(drop=True), s["default_12m"].to_numpy()[seen]
     assert res["discrimination"]["auc"] == pytest.approx(roc_auc_score(y, -dec["points"]), abs=1e-12)
     assert res["calibration"]["brier"] == pytest.approx(brier_score_loss(y, dec["pd"]), abs=1e-12)
     # the per-grade back-test covers households graded by their PD; vetoed ones (graded
@@ -132,14 +145,13 @@ def test_figures_match_independent_computation(store: dict, validated: dict) -> 
         assert tab.loc[grade, "n"] == row["size"] and tab.loc[grade, "defaults"] == row["sum"]
     from village_credit.validation.report import POLICY_GRADED
 
-    assert tab.loc[POLICY_GRADED, "n"] == vetoed.sum()
-    assert tab.loc[POLICY_GRADED, "defaults"] == y[vetoed].sum()
+    assert not vetoed.any() and POLICY_GRADED not in tab.index  # never lent to: no outcome
     # the rank-ordering table separates them exactly as the back-test does (one grade-order
     # function for every table)
     ro = pd.DataFrame(res["discrimination"]["rank_ordering"]).set_index("grade")
     for grade, row in g.iterrows():
         assert ro.loc[grade, "n"] == row["size"] and ro.loc[grade, "defaults"] == row["sum"]
-    assert ro.loc[POLICY_GRADED, "n"] == vetoed.sum()
+    assert POLICY_GRADED not in ro.index
 
 
 def test_reproducibility_block(validation_kit, store: dict, validated: dict, tmp_path: Path) -> None:
@@ -285,3 +297,12 @@ def test_quarantined_rows_keep_numeric_decisions_for_the_statistics(store: dict,
     dec = decide_sample(src, sample)
     assert dec.loc[3, "status"] != "scored" and np.isnan(dec.loc[3, "pd"])
     assert dec["pd"].dtype == np.float64 and dec["points"].dtype == np.float64
+
+
+def test_a_sample_without_the_observed_flag_is_tested_on_every_row(store: dict, tmp_path: Path) -> None:
+    """No ``outcome_observed`` column: every labelled row is an observed outcome (one rule,
+    ``fairness.observed.outcome_seen``, for the kit and the pipeline's hold-out validation)."""
+    s = store["sample"].drop(columns=["outcome_observed"]).head(800)
+    res, _, _ = validate_model(store["v1"], s, tmp_path / "r", log_to_mlflow=False, fairness_boot=0)
+    assert res["sample"]["n"] == res["sample"]["n_scored"] == 800 and res["sample"]["n_without_outcome"] == 0
+    assert "unobserved" not in res

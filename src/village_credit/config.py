@@ -168,6 +168,15 @@ class SplitConfig(_Section):
         "split: the PD map is fitted on the calibration split's villages only; cross_fit: those "
         "villages join training and the map is fitted on village-grouped out-of-fold scores, so "
         "every village's random effect averages out (needs fairness.group_recalibration: none)."))
+    exploration_weighting: bool = Field(False, description=(
+        "Weight each explored household (outcome observed, not granted by the old rules) by "
+        "1 / the exploration share among the refused households without a veto, estimated from "
+        "the training rows, so the observed sample stands for every household the PD decides for "
+        "(needs train_outcomes: observed, reject_inference: none; docs/fairness.md)."))
+    exploration_tree_weight_power: float = Field(1.0, ge=0.0, le=1.0, description=(
+        "With exploration_weighting: the trees (and the tuning folds' fits) see the design "
+        "weights raised to this power (0: unweighted, 1: in full); the PD map and the tuning "
+        "AUC always use them in full (docs/benchmarks.md, 'Calibration by group')."))
 
     @field_validator("holdout_share")
     @classmethod

@@ -44,8 +44,9 @@ from village_credit.fairness.equal_risk import equal_risk_gaps
 from village_credit.fairness.groups import sensitive_frame
 from village_credit.fairness.observed import (
     decisions_evidence,
-    observed_outcome_evidence,
+    observed_rows_evidence,
     observed_summary,
+    outcome_seen,
     protected_groups,
     table_outcome_support,
 )
@@ -63,7 +64,7 @@ from village_credit.models.estimator import CreditScoreClassifier
 from village_credit.models.features import HouseholdFeatures
 from village_credit.models.scaling import PointsScaling
 from village_credit.models.splits import split_by_village
-from village_credit.models.support import NEUTRALISED_KEY, neutral_items_for
+from village_credit.models.support import NEUTRALISED_KEY, exploration_weights, neutral_items_for
 from village_credit.models.tuning import tune
 from village_credit.registry.loading import version_digest
 from village_credit.registry.promotion import log_evidence, promote, record_thresholds
@@ -91,7 +92,11 @@ from village_credit.validation.recalibration import (
     RecalibratedDecisionModel,
     group_recalibrate,
 )
-from village_credit.validation.report import validation_report, write_validation_report
+from village_credit.validation.report import (
+    unobserved_decisions,
+    validation_report,
+    write_validation_report,
+)
 from village_credit.validation.stability import psi, reference_profile
 
 __all__ = ["ExperimentResult", "evaluate", "fit_models", "load_households", "run_experiment"]
@@ -254,15 +259,26 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
         est = CreditScoreClassifier(strategy=strategy, policy=cfg.policy, gbm_params=params,
                                     points_scaling=scaling, include_protected=m.include_protected,
                                     eval_date=cfg.eval_date, seed=cfg.seed, neutralise_rule_items=neutral,
-                                    group_column="village_code" if cross_fit else None)
+                                    group_column="village_code" if cross_fit else None,
+                                    tree_weight_power=(cfg.split.exploration_tree_weight_power
+                                                       if cfg.split.exploration_weighting else 1.0))
         return est.fit(rows, y, sample_weight=w, calibration_data=None if cross_fit else (ca, y_ca),
                        metadata=metadata).model_
 
     neutral: dict[str, Any] | bool = False  # outcome-support remedy (docs/fairness.md)
     if m.neutralise_constant_items and m.strategy != "gbm_only":
         neutral = neutral_items_for(train, cfg.policy, tr_mask, cfg.eval_date, min_varied=m.neutralise_min_varied)
-    blend = fit(tr, tr["default_12m"].to_numpy(), m.strategy, dict(meta), neutral=neutral)
-    fit_tr, y_tr, w_tr = tr, tr["default_12m"].to_numpy(), None
+    w_design = None
+    if cfg.split.exploration_weighting:
+        if method != "none" or cfg.split.train_outcomes != "observed":
+            raise ConfigError("split.exploration_weighting weights the observed outcomes by design; it needs "
+                              "split.train_outcomes: observed and split.reject_inference: none")
+        # each explored household stands for 1 / share refused ones (models/support.py)
+        w_design = exploration_weights(train, cfg.policy, cfg.eval_date)[np.asarray(tr_mask, bool)]
+        meta["exploration_weight"] = float(w_design.max())
+        meta["exploration_tree_weight_power"] = float(cfg.split.exploration_tree_weight_power)
+    blend = fit(tr, tr["default_12m"].to_numpy(), m.strategy, dict(meta), w_design, neutral=neutral)
+    fit_tr, y_tr, w_tr = tr, tr["default_12m"].to_numpy(), w_design
     if method != "none":
         rows, y_tr, w_tr = _reject_inference_sample(blend, train, np.asarray(tr_mask, bool), method, cfg.seed,
                                                       cfg.eval_date)
@@ -312,9 +328,13 @@ def tune_params(train: pd.DataFrame, cfg: ExperimentConfig, log_to_mlflow: bool)
     base: dict[str, Any] = {"monotone_constraints": feats.monotone_constraints()}
     if cfg.model.strategy == "additive_points":
         base["interaction_constraints"] = "additive"
+    weights = None
+    if cfg.split.exploration_weighting:  # the objective the final fit weighs (fit_models)
+        weights = exploration_weights(train, cfg.policy, cfg.eval_date)[mask]
     result = tune(X, tr["default_12m"].to_numpy(), tr["village_code"].to_numpy(), n_trials=t.n_trials,
                   timeout=t.timeout_s, seed=cfg.seed, cv_folds=t.cv_folds, log_to_mlflow=log_to_mlflow,
-                  base_params=base)
+                  base_params=base, sample_weight=weights,
+                  tree_weight_power=cfg.split.exploration_tree_weight_power)
     return dict(result.best_params)
 
 
@@ -412,7 +432,7 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
         gap_systems = [*systems, ceiling]
     gaps = equal_risk_gaps(gap_systems, sens, tp, n_deciles=f.n_deciles, min_count=f.min_count)
     split = split_gaps(gaps, limits=_excess_limits(cfg)) if ceiling is not None else None
-    observed = _observed_evidence(systems[-1], holdout, y)
+    observed = observed_rows_evidence(systems[-1], holdout, y)
     support = (outcome_support_stage(ev, holdout, gaps, cfg, train, models, population)
                if train is not None and models is not None else None)
     html, js = write_fairness_report(audit, gaps, out_dir=out_dir, identity=_report_identity(cfg, holdout),
@@ -436,17 +456,6 @@ def _ceiling_reference(holdout: pd.DataFrame, train: pd.DataFrame | None,
     if population is not None and "village_code" in population.columns:
         return population.loc[~population["village_code"].isin(set(holdout["village_code"]))]
     return train
-
-
-def _observed_evidence(system: DecisionSystem, households: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
-    """Observed-outcome fairness evidence on the rows a bank would have outcomes for."""
-    seen = (households["outcome_observed"].to_numpy(bool) if "outcome_observed" in households.columns
-            else np.ones(len(households), bool))
-    sub = DecisionSystem(name=system.name, approved=system.approved[seen],
-                         credit_line=None if system.credit_line is None else system.credit_line[seen],
-                         pd=None if system.pd is None else system.pd[seen])
-    groups = calibration_groups(households.loc[seen])
-    return observed_outcome_evidence(sub, groups.reset_index(drop=True), y[seen])
 
 
 def _report_identity(cfg: ExperimentConfig, households: pd.DataFrame) -> dict[str, Any]:
@@ -509,6 +518,9 @@ def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, 
                         f"{cfg.data.exploration_share:g} of refused without veto)")
     if offsets:
         remedies.append(f"group-aware recalibration ({cfg.fairness.group_recalibration})")
+    if blend.metadata.get("exploration_weight"):
+        remedies.append(f"exploration design weights (each explored household counts "
+                        f"{blend.metadata['exploration_weight']:.1f}x)")
     truth = "true_pd" in holdout.columns
     lgd = cfg.fairness.lgd
     risk = holdout["true_pd"].to_numpy(float) if truth else None
@@ -994,7 +1006,10 @@ def _validate(job: _Job, data: _Data, trained: _Trained, fair: dict[str, Any]) -
         **({"policy_graded": trained.policy_graded[keep]} if trained.policy_graded is not None else {}),
         fairness_summary=_validation_fairness_summary(fair),
         repro=_validation_identity(data.model_name, job.result.run_id, trained.holdout),
+        outcome_observed=outcome_seen(trained.holdout)[keep] if has_rules else None,
     )
+    if has_rules and "true_pd" in trained.holdout.columns:
+        val["unobserved"] = unobserved_decisions(trained.holdout.loc[keep], dec.loc[keep])
     return val
 
 
@@ -1220,9 +1235,13 @@ def _evidence(m: dict[str, float], val: dict[str, Any], fairness: dict[str, Any]
     stab = val.get("stability") or {}
     csi = stab.get("csi")
     max_csi = float(csi["csi"].max()) if csi is not None and len(csi) else None
+    # discrimination and calibration as the signed validation measured them: on the hold-out
+    # households with an observed outcome (the only outcomes a bank has), not on outcomes the
+    # generator drew for households nobody lent to
+    disc, cal = val["discrimination"], val["calibration"]
     return {
-        "discrimination": {"auc": m["blend_auc"], "ks": m["blend_ks"]},
-        "calibration": {"ece": m["blend_ece"], "hosmer_lemeshow_p": m["blend_hosmer_lemeshow_p"]},
+        "discrimination": {"auc": disc["auc"], "ks": disc["ks"]},
+        "calibration": {"ece": cal["ece"], "hosmer_lemeshow_p": cal["hosmer_lemeshow"]["p_value"]},
         "stability": {"score_psi": stab.get("score_psi"), "max_feature_psi": max_csi},
         "fairness": fairness,
         "data_fingerprint": fingerprint,  # the training rows' (logged on the run)

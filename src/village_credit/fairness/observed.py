@@ -38,12 +38,12 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame, count, selection_rate
 
 from village_credit.fairness.audit import DecisionSystem, _arr, _default_rate, _fpr, _mean_of, _tpr
-from village_credit.fairness.calibration import group_calibration
+from village_credit.fairness.calibration import calibration_groups, group_calibration
 from village_credit.fairness.groups import FairnessInputError, check_sensitive
 from village_credit.reporting.html import to_jsonable
 
-__all__ = ["NO_CUT_OFF", "NO_PROTECTED", "decisions_evidence", "observed_outcome_evidence", "observed_summary",
-           "protected_groups", "table_outcome_support"]
+__all__ = ["NO_CUT_OFF", "NO_PROTECTED", "decisions_evidence", "observed_outcome_evidence", "observed_rows_evidence",
+           "observed_summary", "outcome_seen", "protected_groups", "table_outcome_support"]
 
 MIN_OUTCOMES = 30
 """Observed outcomes a group needs before its gaps count."""
@@ -310,3 +310,43 @@ def decisions_evidence(decisions: pd.DataFrame, rows: pd.DataFrame, y: Any, prot
               else {"system": "model", "not_applicable": NO_CUT_OFF})
     return {"observed": observed, "primary_system": "model", "demographic_parity": parity,
             "equal_risk_note": "equal-risk gaps: available on synthetic data only (no true PD here)"}
+
+
+def outcome_seen(households: pd.DataFrame) -> np.ndarray:
+    """Rows with an outcome a bank could see (lent to or explored): ``outcome_observed``; all when absent.
+
+    The one definition the runner's hold-out validation, its fairness evidence and the
+    third-party kit share.
+
+    >>> import pandas as pd
+    >>> from village_credit.fairness.observed import outcome_seen
+    >>> outcome_seen(pd.DataFrame({"outcome_observed": [True, False]})).tolist(), outcome_seen(pd.DataFrame({"x": [1]})).tolist()
+    ([True, False], [True])
+    """
+    if "outcome_observed" not in households.columns:
+        return np.ones(len(households), dtype=bool)
+    return households["outcome_observed"].to_numpy(dtype=bool)
+
+
+def observed_rows_evidence(system: DecisionSystem, households: pd.DataFrame, y: Any) -> dict[str, Any]:
+    """:func:`observed_outcome_evidence` on the rows a bank would have outcomes for (:func:`outcome_seen`).
+
+    ``system``, ``households`` and ``y`` are aligned over every decided row; the groups are
+    the calibration groups (age band, formerly poor).
+
+    >>> import numpy as np
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.fairness import DecisionSystem
+    >>> from village_credit.fairness.observed import observed_rows_evidence
+    >>> hh = generate_households(GeneratorConfig(n_households=600, seed=1))
+    >>> p = hh["true_pd"].to_numpy()
+    >>> ev = observed_rows_evidence(DecisionSystem("m", approved=p < 0.2, pd=p), hh, hh["default_12m"].to_numpy())
+    >>> sorted(ev["by_feature"])
+    ['age_band', 'formerly_poor']
+    """
+    seen = outcome_seen(households)
+    sub = DecisionSystem(name=system.name, approved=system.approved[seen],
+                         credit_line=None if system.credit_line is None else system.credit_line[seen],
+                         pd=None if system.pd is None else system.pd[seen])
+    groups = calibration_groups(households.loc[seen])
+    return observed_outcome_evidence(sub, groups.reset_index(drop=True), np.asarray(y, dtype=float)[seen])

@@ -59,7 +59,7 @@ from sklearn.utils.validation import (
 
 from village_credit.data.schema import months_in, personal_columns
 from village_credit.errors import ConfigError
-from village_credit.models.blend import DEFAULT_GBM_PARAMS, fit_blend, fit_blend_cv
+from village_credit.models.blend import DEFAULT_GBM_PARAMS, fit_blend, fit_blend_cv, tree_weights
 from village_credit.models.features import (
     GenericFeatures,
     HouseholdFeatures,
@@ -170,6 +170,11 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
         outcome are not applied by the blend (their effect cannot be learned; see
         :mod:`village_credit.models.support`); a dict names them (``neutral_items_for``).
         Recorded in ``model_.metadata["neutralised_items"]``.
+    tree_weight_power:
+        The trees are fitted with ``sample_weight ** tree_weight_power``, the PD map (rule
+        term and Platt) with ``sample_weight`` itself: 1 weighs both alike; 0 leaves the
+        trees unweighted, so a few heavily weighted rows (design weights) cannot dominate
+        their splits, while the map still recalibrates to the weighted population.
 
     Examples
     --------
@@ -197,7 +202,8 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
                  gbm_params: dict[str, Any] | None = None, points_scaling: Any = "auto",
                  target_positive: Any = None, id_column: str | None = None, group_column: str | None = None,
                  include_protected: bool = False, eval_date: Any = None, top_k: int = 3, seed: int = 0,
-                 n_jobs: int = 1, neutralise_rule_items: bool | dict[str, Any] = False) -> None:
+                 n_jobs: int = 1, neutralise_rule_items: bool | dict[str, Any] = False,
+                 tree_weight_power: float = 1.0) -> None:
         self.strategy = strategy
         self.features = features
         self.policy = policy
@@ -215,6 +221,7 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.n_jobs = n_jobs
         self.neutralise_rule_items = neutralise_rule_items
+        self.tree_weight_power = tree_weight_power
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -401,7 +408,8 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
                                for c in np.asarray(yc).ravel()])
             self.model_ = fit_blend(frame, yv, frame_c, yc_v, policy=self.policy, strategy=self.strategy,
                                     gbm_params=params, features=transformer, eval_date=self.eval_date,
-                                    seed=int(self.seed), sample_weight_train=sample_weight, scaling=scaling,
+                                    seed=int(self.seed), sample_weight_train=tree_weights(
+                                        sample_weight, self.tree_weight_power), scaling=scaling,
                                     metadata=dict(metadata or {}),
                                     neutralise_constant_items=self.neutralise_rule_items)
             self.oof_pd_ = None
@@ -410,7 +418,7 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
         model, oof_logit = fit_blend_cv(
             frame, yv, policy=self.policy, strategy=self.strategy, gbm_params=params, features=transformer,
             eval_date=self.eval_date, seed=int(self.seed), cv=int(self.calibration_folds), groups=groups,
-            sample_weight=sample_weight, scaling=scaling,
+            sample_weight=sample_weight, scaling=scaling, tree_weight_power=float(self.tree_weight_power),
             neutralise_constant_items=self.neutralise_rule_items,
             metadata={**(metadata or {}), **self._tuning_note(), "positive_class": str(self.positive_class_),
                       "base_rate": self.base_rate_, "dropped_columns": dict(self.dropped_columns_)})

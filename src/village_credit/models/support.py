@@ -19,7 +19,7 @@ import pandas as pd
 from village_credit.rules.engine import score_rules
 from village_credit.rules.policy import load_policy
 
-__all__ = ["NEUTRALISED_KEY", "constant_items", "neutral_items_for", "neutralise_items"]
+__all__ = ["NEUTRALISED_KEY", "constant_items", "exploration_weights", "neutral_items_for", "neutralise_items"]
 
 NEUTRALISED_KEY = "neutralised_items"
 """Model metadata key: ``{item: {"value", "n_observed", "reason"}}``."""
@@ -80,3 +80,41 @@ def neutralise_items(items: pd.DataFrame, spec: dict[str, dict[str, Any]] | None
         if col in out.columns:
             out[col] = float(info["value"])
     return out
+
+
+def exploration_weights(households: pd.DataFrame, policy: Any, eval_date: Any = None) -> np.ndarray:
+    """Design weights of the observed households: 1 if the old rules lent, 1 / share if explored.
+
+    Why: the observed outcomes are a stratified sample of the households the PD decides
+    for (no veto): every household the old rules granted, plus a random ``share`` of the
+    refused ones (the exploration grant). Unweighted, the refused stratum (all elderly
+    households, and younger ones refused for capacity or bad credit) counts ``1 / share``
+    times too little, so wherever the two strata share features the model learns the
+    granted households' risk and the other stratum's mix, not the population's; each
+    explored household stands for ``1 / share`` refused ones. ``share`` is estimated from
+    the rows themselves (explored / refused without a veto), never from a truth column.
+    Rows without an observed outcome get weight 0; vetoed rows are never explored and are
+    not in the denominator (their risk is not identified by any weight).
+
+    >>> import pandas as pd
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> from village_credit.models.support import exploration_weights
+    >>> hh = generate_households(GeneratorConfig(n_households=3000, seed=3, exploration_share=0.1))
+    >>> w = exploration_weights(hh, "jinxiang_2022")
+    >>> explored = hh["outcome_observed"] & ~hh["granted_hist"]
+    >>> float(w[hh["granted_hist"].to_numpy()].max()), bool(w[explored.to_numpy()].min() > 5)
+    (1.0, True)
+    """
+    missing = [c for c in ("outcome_observed", "granted_hist") if c not in households.columns]
+    if missing:
+        raise ValueError(f"exploration weights need the columns {missing} (which households were "
+                         "granted by the old rules, which have an observed outcome)")
+    observed = households["outcome_observed"].to_numpy(dtype=bool)
+    granted = households["granted_hist"].to_numpy(dtype=bool)
+    vetoed = score_rules(households, load_policy(policy), eval_date).decisions["vetoed"].to_numpy(dtype=bool)
+    refused = ~granted & ~vetoed
+    explored = observed & ~granted
+    if not explored.any():
+        return observed.astype(np.float64)  # no exploration: nothing to weight
+    share = explored.sum() / max(int(refused.sum()), 1)
+    return np.where(granted & observed, 1.0, np.where(explored, 1.0 / share, 0.0))

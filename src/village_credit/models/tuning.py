@@ -28,6 +28,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from village_credit.errors import ConfigError
+from village_credit.models.blend import tree_weights
 from village_credit.models.gbm import LGBMDefaultModel
 from village_credit.models.splits import village_group_kfold
 
@@ -151,6 +152,8 @@ def tune(
     pruner_startup_trials: int = 5,
     mlflow_run_name: str = "optuna-tuning",
     baseline: Mapping[str, Any] | None = None,
+    sample_weight: Any = None,
+    tree_weight_power: float = 1.0,
 ) -> TuningResult:
     """Tune LightGBM by village-grouped CV AUC; budget is ``n_trials`` and/or ``timeout`` seconds.
 
@@ -160,6 +163,10 @@ def tune(
     ``oot=(X2, y2)`` or ``(X2, y2, init_score2)``: after the study, fit on all of
     ``X`` with the best parameters and report the AUC on it (``oot_auc``).
     Same inputs and ``seed`` with a trial budget (not a timeout) -> same trials.
+    ``sample_weight``: per-row weights of the fit (e.g. exploration design weights); each
+    fold's trees are fitted and its AUC computed with them, so the search optimises the
+    objective the final model is fitted on; ``tree_weight_power``: the folds' trees see
+    ``sample_weight ** tree_weight_power`` (as the final trees), the AUC the full weights.
 
     ``early_stopping_rounds=None``: no early stopping; each trial fits ``n_estimators``
     trees (from ``search_space`` or ``base_params``). ``baseline`` (parameters over
@@ -192,6 +199,10 @@ def tune(
     if not len(Xf) == len(yy) == len(g):
         raise ConfigError(f"tune: X has {len(Xf)} rows, y {len(yy)}, groups {len(g)}")
     init = None if init_score is None else np.asarray(init_score, dtype=np.float64).ravel()
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()
+    if w is not None and len(w) != len(yy):
+        raise ConfigError(f"tune: sample_weight has {len(w)} rows, y {len(yy)}")
+    w_fit = tree_weights(w, tree_weight_power)
     space = _normalise_space(search_space if search_space is not None else DEFAULT_SEARCH_SPACE)
     base = {"n_estimators": max_estimators, "random_state": seed, "n_jobs": n_jobs, **(base_params or {})}
     _normalise_space({k: ("categorical", [v]) for k, v in base.items()})  # names must be model params
@@ -201,9 +212,11 @@ def tune(
         i_tr = None if init is None else init[tr]
         i_va = None if init is None else init[va]
         m = LGBMDefaultModel(**{**params, "early_stopping_rounds": early_stopping_rounds or None})
-        m.fit(Xf.iloc[tr], yy[tr], init_score=i_tr,
+        m.fit(Xf.iloc[tr], yy[tr], init_score=i_tr, sample_weight=None if w_fit is None else w_fit[tr],
               eval_set=[(Xf.iloc[va], yy[va], i_va)] if early_stopping_rounds else None)
-        return float(roc_auc_score(yy[va], m.decision_function(Xf.iloc[va], i_va))), int(m.best_iteration_)
+        auc = roc_auc_score(yy[va], m.decision_function(Xf.iloc[va], i_va),
+                            sample_weight=None if w is None else w[va])
+        return float(auc), int(m.best_iteration_)
 
     base_fold_auc = None
     if baseline is not None:

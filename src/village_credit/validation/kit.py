@@ -40,14 +40,14 @@ from village_credit.data.io import read_table
 from village_credit.data.schema import TRUTH_COLUMNS
 from village_credit.errors import VillageCreditError
 from village_credit.fairness.audit import DecisionSystem, fairness_audit
-from village_credit.fairness.calibration import calibration_groups
 from village_credit.fairness.ceiling import ceiling_system, split_gaps
 from village_credit.fairness.equal_risk import equal_risk_gaps
 from village_credit.fairness.groups import FairnessInputError, sensitive_frame
 from village_credit.fairness.observed import (
     decisions_evidence,
-    observed_outcome_evidence,
+    observed_rows_evidence,
     observed_summary,
+    outcome_seen,
 )
 from village_credit.fairness.report import fairness_json
 from village_credit.registry.loading import (
@@ -68,6 +68,7 @@ from village_credit.rules.grades import grade_order, policy_age_ceiling
 from village_credit.validation.drift import drift_report, overall_alert, write_drift_report
 from village_credit.validation.report import (
     ValidationConfig,
+    unobserved_decisions,
     validation_report,
     write_validation_report,
 )
@@ -282,7 +283,7 @@ def _fairness(rows: pd.DataFrame, decisions: Mapping[str, pd.DataFrame], y: np.n
     gaps = equal_risk_gaps(gap_systems, sens, tp) if tp is not None else None
     if gaps is not None and len(gap_systems) > len(systems):
         split = split_gaps(gaps)
-    observed = observed_outcome_evidence(systems[0], calibration_groups(rows).reset_index(drop=True), y)
+    observed = observed_rows_evidence(systems[0], rows.reset_index(drop=True), y)
     fj = fairness_json(audit, gaps, primary_system=systems[0].name, ceiling=split, observed=observed)
     bg = audit.by_group
     keep = bg["metric"].isin(["n", "approval_rate", "default_rate", "mean_pd", "mean_line",
@@ -458,6 +459,8 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
     rows = sample.loc[ok].reset_index(drop=True)
     d = dec.loc[ok].reset_index(drop=True)
     y = y_all[ok]
+    # the rows the pipeline's hold-out validation tests: those with an observed outcome
+    seen = outcome_seen(rows) if "outcome_observed" in rows.columns else None
 
     features = model_features(champ, rows)
     prev = rows[PREVIOUS_GRADE].to_numpy(dtype=object) if PREVIOUS_GRADE in rows.columns else None
@@ -507,7 +510,10 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
         y, d["pd"].to_numpy(float), d["points"].to_numpy(float), d["grade"].to_numpy(object),
         spec["grades"], features_df=features, reference_profile=champ.reference_profile,
         prev_grades=prev, fairness_summary=fairness_summary, challenger=challenger, repro=repro,
-        config=cfg, policy_graded=d["vetoed"].to_numpy(bool) if "vetoed" in d.columns else None)
+        config=cfg, policy_graded=d["vetoed"].to_numpy(bool) if "vetoed" in d.columns else None,
+        outcome_observed=seen)
+    if seen is not None and "true_pd" in rows.columns and "vetoed" in d.columns:
+        result["unobserved"] = unobserved_decisions(rows, d)
     result["evidence"] = gate_evidence(result, fair_ev, fingerprint)
 
     title = f"Model validation report: {champ.label}"

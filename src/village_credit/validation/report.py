@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 import village_credit
+from village_credit.fairness.observed import outcome_seen
 from village_credit.reporting.displays import GradeBackTestDisplay, ReliabilityDisplay
 from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
 from village_credit.rules.grades import POLICY_GRADED, model_graded
@@ -88,6 +89,20 @@ class ValidationConfig:
     psi_thresholds: tuple[float, float] = (0.1, 0.25)
     psi_eps: float = 1e-4
     max_curve_points: int = 500
+
+
+def _observed_rows(outcome_observed: Any, n: int) -> np.ndarray:
+    """Rows whose outcome is observed (every row when no mask is given)."""
+    if outcome_observed is None:
+        return np.ones(n, dtype=bool)
+    seen = np.asarray(outcome_observed)
+    if seen.shape != (n,) or seen.dtype != bool:
+        raise ValidationInputError(f"outcome_observed: needs one bool per household ({n}), got "
+                                   f"shape {seen.shape}, dtype {seen.dtype}")
+    if not seen.any():
+        raise ValidationInputError("outcome_observed: no household has an observed outcome; "
+                                   "nothing to test calibration or discrimination on")
+    return seen
 
 
 def _policy_row(y: np.ndarray, graded: np.ndarray, **extra: Any) -> pd.DataFrame:
@@ -246,6 +261,7 @@ def validation_report(
     repro: Mapping[str, Any] | None = None,
     config: ValidationConfig = ValidationConfig(),
     policy_graded: Any = None,
+    outcome_observed: Any = None,
 ) -> dict[str, Any]:
     """Compute every figure of the validation report.
 
@@ -259,7 +275,11 @@ def validation_report(
     ``fairness_summary`` (from the fairness module) and ``repro`` are passed
     through. ``policy_graded`` (bool per household, e.g. ``vetoed``) marks grades set
     by the policy rather than the PD; the per-grade back-test leaves them out and shows
-    them on a row of their own. Returns a dict of plain values and DataFrames.
+    them on a row of their own. ``outcome_observed`` (bool per household): only these rows
+    have an outcome a bank could see (lent to, or explored); discrimination, calibration and
+    the back-tests are computed on them alone (``y`` of the other rows is ignored and may be
+    NaN), while stability and migration, which need no outcome, use every row; ``sample``
+    says how many rows had no outcome. Returns a dict of plain values and DataFrames.
 
     >>> import numpy as np
     >>> from village_credit.validation import validation_report
@@ -275,23 +295,30 @@ def validation_report(
     >>> report["verdict"]["verdict"], report["verdict"]["failing"]
     ('pass', [])
     """
-    yb = as_binary(y)
-    p = as_float(pd_pred, yb.size, "pd", prob=True)
+    n_rows = len(np.asarray(y))
+    seen = _observed_rows(outcome_observed, n_rows)
+    yb = as_binary(np.asarray(y)[seen] if outcome_observed is not None else y)
+    p_all = as_float(pd_pred, n_rows, "pd", prob=True)
     if score is None:
-        sc, sign = p, 1.0
+        sc_all, sign = p_all, 1.0
     else:
-        sc = as_float(score, yb.size, "score")
+        sc_all = as_float(score, n_rows, "score")
         sign = -1.0 if config.score_higher_is_safer else 1.0
+    p, sc = p_all[seen], sc_all[seen]
     risk = sc * sign
+    grades_all = grades
+    grades = np.asarray(grades, dtype=object)[seen]
+    graded_by_policy = None if policy_graded is None else np.asarray(policy_graded, dtype=bool)[seen]
     result: dict[str, Any] = {
         "identity": _identity(repro),
         "verdict": None,
         "sample": {"n": int(yb.size), "defaults": int(yb.sum()),
-                   "default_rate": float(yb.mean())},
+                   "default_rate": float(yb.mean()), "n_scored": n_rows,
+                   "n_without_outcome": int(n_rows - yb.size)},
         "config": dataclasses.asdict(config),
         "discrimination": _discrimination(yb, risk, grades, grade_order, config, sign,
-                                          policy_graded),
-        "calibration": _calibration(yb, p, grades, grade_order, config, policy_graded),
+                                          graded_by_policy),
+        "calibration": _calibration(yb, p, grades, grade_order, config, graded_by_policy),
         "stability": None,
         "migration": None,
         "fairness": fairness_summary,
@@ -302,8 +329,8 @@ def validation_report(
         entries = reference_profile.get("columns", {})
         stab: dict[str, Any] = {"score_psi": None, "score_alert": "n/a", "score_bins": None,
                                 "csi": None}
-        if config.score_name in entries and score is not None:
-            tab = psi_table_from_profile(entries[config.score_name], sc, config.psi_eps)
+        if config.score_name in entries and score is not None:  # every row: no outcome needed
+            tab = psi_table_from_profile(entries[config.score_name], sc_all, config.psi_eps)
             value = float(tab["psi"].sum())
             stab.update(score_psi=value, score_bins=tab,
                         score_alert=alert_level(value, config.psi_thresholds))
@@ -315,17 +342,18 @@ def validation_report(
                                              and c not in features_df.columns]
         result["stability"] = stab
     if prev_grades is not None:
-        counts = migration_matrix(prev_grades, grades, grade_order)
+        counts = migration_matrix(prev_grades, grades_all, grade_order)
         result["migration"] = {"counts": counts,
-                               "shares": migration_matrix(prev_grades, grades, grade_order,
+                               "shares": migration_matrix(prev_grades, grades_all, grade_order,
                                                           normalize=True),
                                "summary": migration_summary(counts)}
     if challenger is not None:
         if "pd" not in challenger:
             raise ValidationInputError("challenger: needs a 'pd' array")
-        cp = as_float(challenger["pd"], yb.size, "challenger pd", prob=True)
+        cp = as_float(challenger["pd"], n_rows, "challenger pd", prob=True)[seen]
         paired = delong_paired(yb, p, cp, config.alpha)
-        cgrades = challenger.get("grades", grades)
+        cgrades = (np.asarray(challenger["grades"], dtype=object)[seen] if "grades" in challenger
+                   else grades)
         result["challenger"] = {
             "name": str(challenger.get("name", "challenger")),
             "auc_champion": paired["auc_a"], "auc_challenger": paired["auc_b"],
@@ -451,6 +479,16 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
         rep.add_table(pd.DataFrame({"reason": verdict["reasons"] or ["every check passed"]}),
                       caption=f"Reasons. Rules: {verdict['rules']}")
 
+    if sample.get("n_without_outcome"):
+        rep.add_text(f"Discrimination, calibration and back-tests: the {sample['n']} households with an "
+                     f"observed outcome (lent to or explored); the {sample['n_without_outcome']} scored "
+                     "households without one enter stability and migration only.")
+    unobserved = result.get("unobserved")
+    if isinstance(unobserved, pd.DataFrame) and len(unobserved):
+        rep.add_table(unobserved, caption=(
+            "Decisions resting on no observed outcome, against the generator's truth (synthetic data "
+            "only; no bank sees these columns, and they are not part of the verdict)"))
+
     rep.add_section("Discrimination")
     lo, hi = disc["auc_ci"]
     rep.add_table(pd.DataFrame([
@@ -552,3 +590,39 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
         rep.add_key_values(result["reproducibility"])
 
     return write_report(rep, to_jsonable(result), out_dir, stem)
+
+
+def unobserved_decisions(households: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+    """The hold-out decisions no observed outcome can check, against the synthetic truth.
+
+    Why: the validation report tests calibration on the households with an observed outcome,
+    the only ones a bank (or its calibrator) can test; the rest (vetoed: never lent, never
+    explored; refused and not explored) are decided by PDs no outcome checks. On generated
+    data the truth is known, so their mean predicted PD is shown beside the mean true PD,
+    labelled, outside the verdict. Rows: every hold-out household, those with an observed
+    outcome, those without (vetoed, and refused without a veto).
+
+    >>> import pandas as pd
+    >>> from village_credit.data import GeneratorConfig, generate_households
+    >>> hh = generate_households(GeneratorConfig(n_households=400, seed=2, exploration_share=0.1))
+    >>> dec = pd.DataFrame({"pd": hh["true_pd"], "vetoed": False})
+    >>> from village_credit.validation.report import unobserved_decisions
+    >>> t = unobserved_decisions(hh, dec)
+    >>> list(t["households"])[:2], float(t["predicted / true PD"].iloc[0])
+    (['every scored household', 'observed outcome (lent to or explored)'], 1.0)
+    """
+    seen = outcome_seen(households)
+    vetoed = decisions["vetoed"].to_numpy(dtype=bool)
+    p, tp = decisions["pd"].to_numpy(dtype=float), households["true_pd"].to_numpy(dtype=float)
+    y = households["default_12m"].to_numpy(dtype=float)
+    rows = []
+    for name, m in (("every scored household", np.ones(len(seen), bool)),
+                    ("observed outcome (lent to or explored)", seen),
+                    ("no observed outcome: vetoed (no line whatever the PD)", ~seen & vetoed),
+                    ("no observed outcome: no veto (refused, not explored)", ~seen & ~vetoed)):
+        n = int(m.sum())
+        mp, mt = (float(p[m].mean()), float(tp[m].mean())) if n else (np.nan, np.nan)
+        rows.append({"households": name, "n": n, "mean predicted PD": mp, "mean true PD (synthetic)": mt,
+                     "predicted / true PD": mp / mt if n and mt > 0 else np.nan,
+                     "realised default rate (synthetic)": float(y[m].mean()) if n else np.nan})
+    return pd.DataFrame(rows)
