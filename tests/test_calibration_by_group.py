@@ -106,7 +106,8 @@ def test_cross_fit_calibration_refuses_group_offsets_it_has_no_unseen_villages_f
     bad = load_config(ROOT / "experiments" / "default.yaml", {"fairness.group_recalibration": "calibration"})
     with pytest.raises(ConfigError, match="group_recalibration"):
         fit_models(train, calib, bad, None)
-    worse = load_config(ROOT / "experiments" / "default.yaml", {"split.reject_inference": "parcelling"})
+    worse = load_config(ROOT / "experiments" / "default.yaml", {"split.reject_inference": "parcelling",
+                                                            "split.exploration_weighting": True})
     with pytest.raises(ConfigError, match="exploration_weighting"):
         fit_models(train, calib, worse, None)
 

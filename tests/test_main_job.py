@@ -61,6 +61,9 @@ def test_main_job_exits_cleanly_and_prints_summary(main_job) -> None:
     assert "approval rate by group" in result.output
     promoted = json.loads((main_job[0] / "out" / "summary.json").read_text())["promoted"]
     assert ("credit villages" in result.output) == promoted  # the programme report needs a champion
+    if not promoted:  # the population was not scored: the summary says how to score it for research
+        hint = next(line for line in result.output.splitlines() if "--allow-ungated" in line)
+        assert "village-credit score --model runs:/" in hint
     # the summary tables fit 80 columns: folded, never cut to "…"
     table = [line for line in result.output.splitlines() if line[:1] in "┏┃┡│└"]
     assert table and all(len(line) <= 80 for line in table) and "…" not in result.output

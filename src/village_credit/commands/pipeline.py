@@ -138,6 +138,8 @@ def print_summary(result, console: Console) -> None:
     console.print("Reports and scores:")
     for k, v in sorted(result.paths.items()):
         print(f"  {k:<40} {v}")  # plain: Rich would wrap long paths
+    if not result.promoted:
+        _print_next_steps(result)  # the population was not scored: how to score it anyway
     uri = result.tracking_uri or default_tracking_uri()
     console.print("\nBrowse the run (copy this line):")
     # Plain print: Rich would wrap the long URI and break copy-paste.
@@ -194,20 +196,28 @@ def print_table_summary(result, console: Console) -> None:
     for k, v in sorted(result.paths.items()):
         print(f"  {k:<40} {v}")
     if result.run_model_uri:
-        if result.promoted:
-            print(f"score new rows: village-credit score --model models:/{result.registered_model_name}@champion "
-                  "--input <file> --output <folder>")
-        else:  # the loader refuses an ungated model: say so, and how to use it for research anyway
-            name, version = result.registered_model_name, result.model_version
-            if version and (result.validation or {}).get("verdict") != "fail":
-                print(f"to promote it: validate it on a labelled sample the training never saw, "
-                      f"signed: village-credit validate --model models:/{name}/{version} "
-                      "--input <labelled file> --validator <who>, then village-credit promote "
-                      f"--model-name {name} --version {version}")
-            print(f"score new rows (not promoted: research use only, recorded in the outputs): "
-                  f"village-credit score --model {result.run_model_uri} --allow-ungated "
-                  "--input <file> --output <folder>")
+        _print_next_steps(result)
         print(f".venv/bin/mlflow ui --backend-store-uri {result.tracking_uri}")
+
+
+def _print_next_steps(result) -> None:
+    """What to run next with the registered model: score it (promoted), or how to promote
+    it, and how to score it for research only (the loader refuses an ungated model)."""
+    if not result.run_model_uri:
+        return
+    if result.promoted:
+        print(f"score new rows: village-credit score --model models:/{result.registered_model_name}@champion "
+              "--input <file> --output <folder>")
+        return
+    name, version = result.registered_model_name, result.model_version
+    if version and (result.validation or {}).get("verdict") != "fail":
+        print(f"to promote it: validate it on a labelled sample the training never saw, "
+              f"signed: village-credit validate --model models:/{name}/{version} "
+              "--input <labelled file> --validator <who>, then village-credit promote "
+              f"--model-name {name} --version {version}")
+    print(f"score new rows (not promoted: research use only, recorded in the outputs): "
+          f"village-credit score --model {result.run_model_uri} --allow-ungated "
+          "--input <file> --output <folder>")
 
 def train(
     experiment: Path = typer.Option(DEFAULT_EXPERIMENT, "--config", "-c", help="Experiment YAML."),
