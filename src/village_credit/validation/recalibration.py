@@ -44,10 +44,10 @@ from typing import Any, Literal
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from village_credit.data.groups import SUPPORT_GROUPS
 from village_credit.errors import ConfigError
+from village_credit.fairness.observed import outcome_seen
 from village_credit.models.calibration import fit_calibrator
 from village_credit.models.decision import DecisionModel
 from village_credit.models.recalibrated import (
@@ -329,9 +329,12 @@ def recalibrate(
         y_all = outcome_labels(data, src, "recalibration sample")
         order = model_spec(src)["grades"]
         dec = decide_sample(src, data)
-        ok = (dec["status"] == "scored").to_numpy()
+        # the rows a bank has an outcome for (``outcome_observed``; every row when absent): the
+        # rows the validation kit tests, so the map is fitted on what it is judged on
+        ok = (dec["status"] == "scored").to_numpy() & outcome_seen(data)
         if not ok.any():
-            raise ValidationKitError("no row of the recalibration sample could be scored")
+            raise ValidationKitError("no row of the recalibration sample could be scored with an observed "
+                                     "outcome (outcome_observed)")
         rows = data.loc[ok].reset_index(drop=True)
         d = dec.loc[ok].reset_index(drop=True)
         y = y_all[ok]
