@@ -206,3 +206,19 @@ def test_a_model_without_a_cut_off_gets_not_applicable_approval_gates_never_a_nu
     # without the declaration, a missing parity ratio fails as missing evidence
     fair["demographic_parity"] = {"system": "model", "min_ratio": None}
     assert not by_name(evaluate_gates({"fairness": fair}))["fairness_parity_ratio_min"].passed
+
+
+def test_the_gate_table_states_the_verdict_gate_in_words() -> None:
+    """A reviewer reads "fail" and the rule, not "2.000" against "<= 0.0000"."""
+    from village_credit.registry.gates import GateReport
+    from village_credit.registry.promotion import gate_table_markdown
+    from village_credit.registry.verdict import ValidationRecord, verdict_gate
+
+    rec = ValidationRecord("r1", "fail", "A. Validator", ["grade C1 red"], "sha256:ab", "vc-fp-1:s",
+                           "vc-fp-1:t", "third-party validation")
+    table = gate_table_markdown(GateReport([verdict_gate(rec, None, model_name="vc", version="2"),
+                                            verdict_gate(None, None, model_name="vc", version="3")]))
+    failed, missing = table.splitlines()[-2:]
+    assert "| fail | pass; conditional only with an override; fail never | **FAIL** |" in failed
+    assert "| no record | pass; conditional only with an override; fail never | **FAIL** |" in missing
+    assert "0.0000" not in gate_table_markdown(GateReport([verdict_gate(None, None, model_name="vc", version="3")]))

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
@@ -50,6 +51,11 @@ from village_credit.registry.pyfunc_model import input_columns_of
 from village_credit.registry.store import DEFAULT_EXPERIMENT, DEFAULT_MODEL_NAME, get_client
 from village_credit.registry.tracking import code_version
 from village_credit.registry.verdict import (
+    GATE_NAME as VERDICT_GATE,
+)
+from village_credit.registry.verdict import (
+    GATE_RULE,
+    GATE_VALUES,
     TAG_LAST_VERDICT,
     TAG_OVERRIDE_BY,
     TAG_OVERRIDE_UNTIL,
@@ -425,8 +431,11 @@ def gate_table_markdown(report: GateReport, title: str = "Promotion gates") -> s
              "| gate | value | rule | result | detail |", "| --- | ---: | --- | --- | --- |"]
     for g in report.gates:
         rule = f"{g.comparator} {_num(g.threshold)}" if g.threshold is not None else g.comparator
+        value = _num(g.value)
+        if g.name == VERDICT_GATE:  # a verdict, not a number: say it in words
+            rule, value = GATE_RULE, GATE_VALUES.get(g.value, "no record") if g.value is not None else "no record"
         detail = (g.detail or "").replace("|", "/").replace("\n", " ")
-        lines.append(f"| {g.name} | {_num(g.value)} | {rule} | {'pass' if g.passed else '**FAIL**'} | {detail} |")
+        lines.append(f"| {g.name} | {value} | {rule} | {'pass' if g.passed else '**FAIL**'} | {detail} |")
     return "\n".join(lines) + "\n"
 
 
@@ -560,7 +569,7 @@ def promote(
     by_override = will_promote and override is not None and (not report.passed or vgate.value == 1.0)
     validation = None if record_v is None else record_v.to_dict()
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     record_path = f"promotion/v{version}/{now.strftime('%Y%m%dT%H%M%S%fZ')}.json"
     record = {
         "model_name": model_name,
@@ -713,7 +722,7 @@ def rollback(model_name: str = DEFAULT_MODEL_NAME, *, client: MlflowClient | Non
     prev_v = str(prev.version)
     cur_v = None if cur is None else str(cur.version)
     c.set_registered_model_alias(model_name, CHAMPION, prev_v)
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     c.set_model_version_tag(model_name, prev_v, "rollback.restored_at", now)
     if cur_v is not None and cur_v != prev_v:
         c.set_registered_model_alias(model_name, CHALLENGER, cur_v)
@@ -773,7 +782,7 @@ def list_versions(model_name: str = DEFAULT_MODEL_NAME, *,
             "override_by": tags.get(TAG_OVERRIDE_BY, ""),
             "override_until": tags.get(TAG_OVERRIDE_UNTIL, ""),
             "data_fingerprint": tags.get("data_fingerprint", ""),
-            "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc)
+            "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC)
             .isoformat(timespec="seconds") if mv.creation_timestamp else "",
             "run_id": mv.run_id or "",
         })

@@ -21,9 +21,10 @@ reads them back and :func:`verdict_gate` turns one into a gate.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
 
 from mlflow.exceptions import MlflowException
 
@@ -49,6 +50,10 @@ TAG_LAST_VALIDATOR = "validation.last_validator"
 TAG_OVERRIDE_BY = "override.by"
 TAG_OVERRIDE_UNTIL = "override.until"
 GATE_NAME = "validation_verdict"
+GATE_RULE = "pass; conditional only with an override; fail never"
+"""The verdict gate's rule in words (its numeric form, value <= 0, reads as nothing)."""
+GATE_VALUES = {0.0: "pass", 1.0: "conditional", 2.0: "fail"}
+"""The verdict gate's values in words (2 also: validated on its own training data)."""
 
 
 class OverrideError(VillageCreditError, ValueError):
@@ -73,7 +78,7 @@ class Override:
 
     @classmethod
     def build(cls, by: str | None, reason: str | None, until: str | date | None, *,
-              today: date | None = None) -> "Override | None":
+              today: date | None = None) -> Override | None:
         """An override from its three parts; ``None`` when none is given at all.
 
         >>> from datetime import date
@@ -96,7 +101,7 @@ class Override:
             end = date.fromisoformat(parts["until"])
         except ValueError as exc:
             raise OverrideError(f"override_until {parts['until']!r} is not a date (YYYY-MM-DD)") from exc
-        now = today or datetime.now(timezone.utc).date()
+        now = today or datetime.now(UTC).date()
         if end < now:
             raise OverrideError(f"override_until {end.isoformat()} is in the past (today {now.isoformat()})")
         return cls(parts["who"], parts["why"], end.isoformat())
