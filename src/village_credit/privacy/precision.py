@@ -25,6 +25,7 @@ that has any (docs/privacy.md, issue 28). What the toolkit reads from them is mu
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from village_credit.data.schema import history_columns, months_in
+from village_credit.rules import list_policies, load_policy
 
 EVENT_WINDOW_MONTHS: tuple[int, ...] = (12, 24, 36)
 """Observation windows of every shipped policy's deductions and vetoes (1, 2 and 3 years).
@@ -185,15 +187,27 @@ def release_precision(hh: pd.DataFrame, windows_months: Sequence[int] = EVENT_WI
 
 # --- the other record holders: no class smaller than k on what each one knows ---------
 
-SHIPPED_EVENT_WINDOWS: dict[str, tuple[int, ...]] = {
-    **{f"ded_{e}_date": (12,) for e in ("hygiene", "posting", "burning", "traffic", "ethics", "online_harm",
-                                        "extravagance", "obstruction", "noncooperation", "party_absence")},
-    "ded_pollution_date": (24,),
-    **{f"veto_{e}_date": (36,) for e in ("crime", "petition", "cult", "subsidy_fraud", "illegal_land",
-                                         "financial")},
-}
-"""Windows (months) the shipped policies give each dated event (a test reads every shipped policy).
-A household still unique to the register keeper has its events released at only these cuts."""
+@functools.cache
+def shipped_event_windows() -> dict[str, tuple[int, ...]]:
+    """Windows (months) the shipped policies give each dated event, read from the policies.
+
+    A household still unique to the register keeper has its events released at only these
+    cuts, so every shipped policy's rule points stay exact; read from the policy files (not
+    copied here) so a policy that changes a window changes the cuts with it.
+
+    >>> from village_credit.privacy.precision import shipped_event_windows
+    >>> shipped_event_windows()["veto_crime_date"], shipped_event_windows()["ded_pollution_date"]
+    ((36,), (24,))
+    """
+    used: dict[str, set[int]] = {}
+    for name in list_policies():
+        data = load_policy(name).to_dict()
+        for section in ("deductions", "vetoes"):
+            for item in (data.get(section) or {}).values():
+                if isinstance(item, dict) and "event" in item:
+                    used.setdefault(item["event"], set()).add(12 * int(item["window_years"]))
+    return {c: tuple(sorted(w)) for c, w in used.items()}
+
 
 def _small(table: pd.DataFrame, cols: Sequence[str], k: int) -> np.ndarray:
     if not len(table):
@@ -213,7 +227,7 @@ def _merge_event_bands(table: pd.DataFrame, rows: np.ndarray, cols: Sequence[str
     Every shipped policy's rule points are unchanged (test)."""
     snap = pd.to_datetime(table["snapshot_date"].iloc[rows]).reset_index(drop=True)
     for c in _events(table):
-        windows = sorted(SHIPPED_EVENT_WINDOWS.get(c, EVENT_WINDOW_MONTHS))
+        windows = sorted(shipped_event_windows().get(c, EVENT_WINDOW_MONTHS))
         d = pd.to_datetime(table[c].iloc[rows]).reset_index(drop=True)
         cut = {w: snap - pd.DateOffset(months=w) for w in {0, *windows}}
         out = snap.where(d > cut[windows[-1]])  # inside the longest window: band start 0 ...
@@ -360,7 +374,7 @@ suppressed. Gentler bank designs measured no better (docs/privacy.md 5b)."""
 
 def _serves(stage: HolderStage, cols: Sequence[str]) -> bool:
     if stage.serves == "events":
-        return any(c in SHIPPED_EVENT_WINDOWS or (c.endswith("_date") and c.startswith(("ded_", "veto_")))
+        return any(c in shipped_event_windows() or (c.endswith("_date") and c.startswith(("ded_", "veto_")))
                    for c in cols)
     return any(c.startswith(("due_m", "paid_m", "dpd_m")) or c in ("credit_limit_yuan", "balance_yuan")
                for c in cols)
@@ -432,6 +446,6 @@ def protect_holders(released: pd.DataFrame, holders: dict[str, Sequence[str]], r
     return t, ~keep, rep
 
 
-__all__ = ["AMOUNT_STEPS", "DPD_BAND_EDGES", "EVENT_WINDOW_MONTHS", "HOLDER_STAGES", "SHIPPED_EVENT_WINDOWS",
-           "HolderProtection", "HolderStage", "PrecisionReport", "event_columns", "protect_holders",
+__all__ = ["AMOUNT_STEPS", "DPD_BAND_EDGES", "EVENT_WINDOW_MONTHS", "HOLDER_STAGES",
+           "HolderProtection", "HolderStage", "PrecisionReport", "event_columns", "protect_holders", "shipped_event_windows",
            "release_amounts", "release_event_dates", "release_history", "release_precision"]
