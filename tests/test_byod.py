@@ -471,3 +471,42 @@ def test_household_data_needs_a_holdout(tmp_path: Path) -> None:
     cfg = load_config(None, {"split.holdout_share": 0, "output_dir": str(tmp_path / "out")})
     with pytest.raises(ConfigError, match="holdout_share: 0 .* is for a table of one's own"):
         run_experiment(cfg)
+
+
+@pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, "high"])
+def test_approval_cut_off_outside_0_1_is_a_config_error(bad) -> None:
+    """``model.approval_max_pd`` is a PD strictly between 0 and 1; anything else names the key."""
+    with pytest.raises(ConfigError, match=r"model\.approval_max_pd"):
+        load_config(None, {"model.approval_max_pd": bad})
+
+
+def test_approval_cut_off_is_refused_for_household_models(tmp_path: Path) -> None:
+    """Household models approve from their policy's credit lines: a table cut-off there is an error."""
+    cfg = load_config(None, {"model.approval_max_pd": 0.3, "output_dir": str(tmp_path / "out")})
+    with pytest.raises(ConfigError, match="approval_max_pd is a table model's own cut-off"):
+        run_experiment(cfg)
+
+
+@pytest.mark.parametrize("holdout_share", [0.2, 0])
+def test_declared_cut_off_is_recorded_and_decides_approved(byod, tmp_path: Path, holdout_share) -> None:
+    """Issue 26 item 6: the experiment's cut-off is recorded with the model, ``decide`` (and so
+    ``score``) writes ``approved`` = PD <= cut-off, the run reports its approval rate, and the
+    observed-outcome fairness evidence judges approval parity at it (no longer "not applicable")."""
+    from village_credit.fairness.observed import decisions_evidence
+    from village_credit.models.decision import DecisionModel
+
+    raw = _config(byod["tmp"], byod["csv"], f"cut{holdout_share}", stages={"shap": False, "reports": False,
+                                                                           "mlflow": False})
+    raw["model"]["approval_max_pd"] = 0.25
+    raw["split"] = {"holdout_share": holdout_share}
+    res = run_experiment(_load(tmp_path, raw))
+    model = DecisionModel.load(res.paths["model_dir"])
+    assert model.metadata["approval_max_pd"] == 0.25 and model.approval_max_pd == 0.25
+    labelled, y = _labelled(byod["df"])
+    dec = model.decide(labelled, top_k=0)
+    scored = (dec["status"] == "scored").to_numpy()
+    assert dec["approved"].tolist() == (scored & (dec["pd"].fillna(1.0) <= 0.25)).tolist()
+    assert 0.05 < dec["approved"].mean() < 0.95  # the cut-off splits the rows: parity can be judged
+    assert 0 < res.metrics["approval_rate"] < 1  # hold-out, or (share 0) the out-of-fold PDs at the cut-off
+    ev = decisions_evidence(dec, labelled, y, ["x_age"])
+    assert "not_applicable" not in ev["demographic_parity"] and 0 < ev["demographic_parity"]["min_ratio"] <= 1

@@ -56,8 +56,7 @@ def _printed_command(text: str, verb: str, sample: Path) -> list[str]:
     assert found, f"no printed `village-credit {verb}` hint in: {flat[-1500:]}"
     cmd = (found[-1].replace("<another labelled sample>", str(sample))
            .replace("<labelled sample>", str(sample)).replace("<who>", "'C. Alibrator'"))
-    cmd = cmd.replace("<households file>", "'<households file>'").replace(
-        "<output folder>", "'<output folder>'")
+    cmd = cmd.replace("<file>", "'<file>'").replace("<folder>", "'<folder>'")
     return shlex.split(cmd)
 
 
@@ -138,8 +137,8 @@ def test_calibrator_follows_the_printed_hints(tmp_path: Path, monkeypatch: pytes
         return
 
     score = _printed_command(res.stderr, "score", second)
-    score = [str(scoring_input) if a == "<households file>" else
-             str(tmp_path / "s2") if a == "<output folder>" else a for a in score]
+    score = [str(scoring_input) if a == "<file>" else
+             str(tmp_path / "s2") if a == "<folder>" else a for a in score]
     res = cli(*score, "--no-progress")
     summary = json.loads(res.stdout)
     assert summary["model"]["version"] == "2" and summary["model"]["gated"] is True

@@ -230,6 +230,11 @@ class ModelConfig(_Section):
         "Do not apply rule items (practically) constant among observed outcomes (models.support)."))
     neutralise_min_varied: int = Field(1, ge=1, description=(
         "An item is applied only when at least this many observed rows differ from its norm."))
+    approval_max_pd: float | None = Field(None, gt=0.0, lt=1.0, description=(
+        "A table of one's own: the declared approval cut-off, recorded with the model; a row is "
+        "approved when its PD is at most this (0-1, exclusive). Decisions then carry `approved` and "
+        "the fairness evidence judges approval parity and TPR/FPR gaps at it; null: no cut-off "
+        "(no `approved` column). Household models approve from their policy's credit lines."))
 
 
 class GateConfig(_Section):

@@ -601,6 +601,8 @@ def train_table(table: Any, train_idx: np.ndarray, cfg: ExperimentConfig, log_to
     est.fit(frame, table.y[train_idx])
     est.model_.metadata.update({"experiment": cfg.name, "target": table.target,
                                 "target_positive": cfg.data.target_positive})
+    if cfg.model.approval_max_pd is not None:  # the declared cut-off: decide() writes `approved` from it
+        est.model_.metadata["approval_max_pd"] = float(cfg.model.approval_max_pd)
     return est
 
 
@@ -638,6 +640,8 @@ def evaluate_cross_fitted(model: Any, frame: pd.DataFrame, y: np.ndarray, oof_pd
     points = model.scaling.points_from_pd(p)
     dec = pd.DataFrame({"status": np.where(ok, "scored", "quarantined"), "quarantine_reason": problems,
                         "pd": p, "points": points, "grade": model.pd_grades(p)})
+    if model.approval_max_pd is not None:  # as decide() writes it: PD at most the cut-off, scored rows only
+        dec["approved"] = ok & (np.nan_to_num(p, nan=np.inf) <= model.approval_max_pd)
     return _table_metrics(dec, y, oof_pd, y), dec
 
 
@@ -653,6 +657,8 @@ def _table_metrics(dec: pd.DataFrame, y: np.ndarray, oof_pd: np.ndarray, y_train
          "holdout_households": float(len(yy)), "holdout_default_rate": float(yy.mean()),
          "holdout_quarantined": float((~ok).sum()),
          "cv_auc": auc_delong(y_train, oof_pd)[0], "cv_ece": expected_calibration_error(y_train, oof_pd)}
+    if "approved" in dec.columns:  # the model's declared cut-off: approval among the scored rows
+        m["approval_rate"] = float(dec["approved"].to_numpy(bool)[ok].mean()) if ok.any() else float("nan")
     # the household summary's names, so one summary and one set of gates read both
     m.update({"blend_auc": auc, "blend_ks": ks, "blend_ece": m["ece"], "blend_brier": m["brier"],
               "blend_hosmer_lemeshow_p": hl_p, "gbm_auc": auc})
@@ -851,6 +857,9 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
 def _prepare_households(job: _Job) -> _Data:
     """Generate or load households, validate them (quarantine kept), split by village."""
     cfg, result, out_dir = job.cfg, job.result, job.out_dir
+    if cfg.model.approval_max_pd is not None:
+        raise ConfigError("model.approval_max_pd is a table model's own cut-off; household models approve "
+                          "from their policy's credit lines: remove the key")
     if cfg.split.holdout_share <= 0:
         raise ConfigError("split.holdout_share: 0 (no hold-out, cross-fitted evidence) is for a table of "
                           "one's own; household data is calibrated and judged on held-out villages: "

@@ -179,6 +179,10 @@ def print_table_summary(result, console: Console) -> None:
     t.add_row("KS / Hosmer-Lemeshow p", f"{m.get('ks', nan):.3f} / {m.get('hosmer_lemeshow_p', nan):.3f}")
     t.add_row("ECE / Brier (out-of-fold)" if cross_fitted else "ECE / Brier (hold-out)",
               f"{m.get('ece', nan):.4f} / {m.get('brier', nan):.4f}")
+    cut = result.config.model.approval_max_pd
+    t.add_row("approval cut-off (model.approval_max_pd)",
+              f"PD <= {cut:g}: {m.get('approval_rate', nan):.1%} of the {where} approved" if cut is not None
+              else "none declared: decisions carry no 'approved'")
     if result.model_version:
         t.add_row("registered version", f"{result.registered_model_name} v{result.model_version}")
         t.add_row("validator's verdict (hold-out)", _verdict_line(result))

@@ -79,12 +79,16 @@ def promote_cmd(
         else:
             console.print(f"[red]not promoted:[/red] failed gates: "
                           f"{', '.join(g.name for g in res.report.failed)}")
+            if not override_reason:  # the one way past failed gates (never past a FAIL verdict: refused)
+                console.print(f"to promote it anyway, record an override (who, why, until when): "
+                              f"`village-credit promote --model-name {model_name} --version {version} "
+                              "--override-by <who> --override-reason <why> --override-until <YYYY-MM-DD>`")
         raise typer.Exit(code=1)
     how = f" by {res.override.text()}" if res.by_override and res.override else ""
     console.print(f"[green]v{version} is now @champion{how}[/green]"
                   + (f"; v{res.previous_champion} is @previous" if res.previous_champion else ""))
     console.print(f"score with: `village-credit score --model models:/{model_name}@champion "
-                  "--input <households file> --output <output folder>`"
+                  "--input <file> --output <folder>`"
                   + (f"; undo with: `village-credit rollback --model-name {model_name}`"
                      if res.previous_champion else ""))
 
