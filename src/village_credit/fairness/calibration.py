@@ -122,13 +122,16 @@ def group_calibration(groups: pd.DataFrame, pd_pred: Any, y: Any, true_pd: Any =
         metrics["mean_true_pd"] = _mean_of
         params["mean_true_pd"] = {"values": tp}
     frames = []
+    mf = None
     for col in sens.columns:
         mf = MetricFrame(metrics=metrics, y_true=yy, y_pred=p, sensitive_features=sens[col].to_numpy(),
                          sample_params=params)
         by = mf.by_group.reset_index(names="group")
         frames.append(by.assign(feature=col))
-    overall = MetricFrame(metrics=metrics, y_true=yy, y_pred=p, sensitive_features=np.zeros(n),
-                          sample_params=params).overall
+    if mf is None:  # no attribute: the whole sample is the one group
+        mf = MetricFrame(metrics=metrics, y_true=yy, y_pred=p, sensitive_features=np.zeros(n),
+                         sample_params=params)
+    overall = mf.overall  # every frame holds the whole sample's figures: not computed again
     frames.append(pd.DataFrame([{**overall.to_dict(), "group": ALL, "feature": ALL}]))
     out = pd.concat(frames, ignore_index=True)
     out["n"] = out["n"].astype(int)
