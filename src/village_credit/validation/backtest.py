@@ -153,7 +153,8 @@ def grade_backtest(grades: Any, y: Any, pd_pred: Any, grade_order: Sequence[Any]
     pools["p_holm"] = holm(np.asarray(light_p, dtype=float))
     pools["light"] = traffic_light(pools["p_holm"], green_p, red_p)
     ranks = _rank_order(pools, green_p)
-    summary = [f"{r.grade}: {int(r.n)} households" for r in pools.itertuples() if "+" in str(r.grade)]
+    summary = [f"{name}: {int(n)} households" for name, n, m in zip(names, pools["n"], members, strict=True)
+               if len(m) > 1]
     return {
         "grades": raw, "pools": pools, "rank_order": ranks, "min_expected": float(min_expected),
         "lights": {k: int((pools["light"] == k).sum()) for k in ("green", "amber", "red")},
