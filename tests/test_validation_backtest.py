@@ -83,9 +83,12 @@ def test_a_pooled_report_names_its_pools(tmp_path) -> None:
     g, y, p = _sample(THIN_TAIL)
     res = validation_report(y, p, None, g, ORDER)
     info = res["verdict"]["information"]
-    assert any("D1+D2+E1: 20 households" in s for s in info), info
+    assert any("D1+D2+E1 (n = 20)" in s and "C1+C2 (n = 65)" in s for s in info), info
     html = write_validation_report(res, tmp_path)[0].read_text(encoding="utf-8")
-    assert "D1+D2+E1: 20 households" in html and "C1+C2" in html
+    assert "D1+D2+E1: 20 households" in html and "C1+C2: 65 households" in html
+    # a table of one's own says rows, never households
+    own = write_validation_report(res, tmp_path / "own", unit="rows")[0].read_text(encoding="utf-8")
+    assert "D1+D2+E1: 20 rows" in own
 
 
 def test_the_empty_and_single_pool_back_tests_are_not_testable() -> None:
@@ -102,7 +105,7 @@ def test_the_empty_and_single_pool_back_tests_are_not_testable() -> None:
     g, y, p = _sample(THIN_TAIL)
     res = validation_report(y, p, None, g, ORDER, policy_graded=np.ones(y.size, bool))
     bt = res["calibration"]["backtest"]
-    assert bt["not_testable"] == "not testable: no household with an observed outcome in a model-set grade"
+    assert bt["not_testable"] == "not testable: no row with an observed outcome in a model-set grade"
     assert res["calibration"]["pools"].empty and res["verdict"]["verdict"] != "pass"
 
 

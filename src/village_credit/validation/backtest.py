@@ -108,7 +108,8 @@ def grade_backtest(grades: Any, y: Any, pd_pred: Any, grade_order: Sequence[Any]
     ``rank_order`` (one row per adjacent pair: rates, ``reversed`` on the point
     estimates, one-sided Fisher ``p_value``, ``p_holm``, ``light`` green / amber),
     ``lights`` (pool counts), ``rank_order_broken`` (pairs amber), ``reversals``
-    (point-estimate reversals that are not significant: information), ``pool_summary`` ("D1+D2: 18 households")
+    (point-estimate reversals that are not significant: information), ``pool_summary`` (each
+    pool of more than one grade: ``{"pool": "D1+D2", "n": 18}``)
     and ``not_testable`` (the reason, or None).
 
     >>> import numpy as np
@@ -123,7 +124,7 @@ def grade_backtest(grades: Any, y: Any, pd_pred: Any, grade_order: Sequence[Any]
     >>> grade_backtest(["A"] * 50, [0] * 50, [0.01] * 50, ["A", "B"])["not_testable"][:14]
     'not testable: '
     >>> grade_backtest([], [], [], ["A", "B"])["not_testable"]
-    'not testable: no household with an observed outcome in a model-set grade'
+    'not testable: no row with an observed outcome in a model-set grade'
     """
     if np.asarray(y).size == 0:  # every tested row gone (e.g. all graded by policy)
         raw = pd.DataFrame({"grade": list(grade_order), "n": 0, "defaults": 0, "predicted_pd": np.nan,
@@ -143,17 +144,17 @@ def grade_backtest(grades: Any, y: Any, pd_pred: Any, grade_order: Sequence[Any]
     light_p = (pools[light_col] if light_col else np.fmin(pools["jeffreys_p"], pools["binomial_p"]))
     not_testable = None
     if not members:
-        not_testable = "not testable: no household with an observed outcome in a model-set grade"
+        not_testable = "not testable: no row with an observed outcome in a model-set grade"
     elif len(members) == 1:
-        not_testable = (f"not testable: every grade pooled into one ({names[0]}: {int(pools['n'].iloc[0])}"
-                        f" households, {pools['expected_defaults'].iloc[0]:.1f} expected defaults; "
+        not_testable = (f"not testable: every grade pooled into one ({names[0]}: n = {int(pools['n'].iloc[0])}"
+                        f", {pools['expected_defaults'].iloc[0]:.1f} expected defaults; "
                         f"a pool needs {min_expected:g}); calibration in the large judges the whole")
         light_p = np.full(1, np.nan)
         pools[["binomial_p", "jeffreys_p"]] = np.nan
     pools["p_holm"] = holm(np.asarray(light_p, dtype=float))
     pools["light"] = traffic_light(pools["p_holm"], green_p, red_p)
     ranks = _rank_order(pools, green_p)
-    summary = [f"{name}: {int(n)} households" for name, n, m in zip(names, pools["n"], members, strict=True)
+    summary = [{"pool": name, "n": int(n)} for name, n, m in zip(names, pools["n"], members, strict=True)
                if len(m) > 1]
     return {
         "grades": raw, "pools": pools, "rank_order": ranks, "min_expected": float(min_expected),

@@ -240,7 +240,7 @@ def overall_verdict(result: Mapping[str, Any], cfg: ValidationConfig) -> dict[st
                           f"({', '.join(names)}; Holm-adjusted across the pools)")
     if bt.get("pool_summary"):
         info.append("grades pooled to >= {:g} expected defaults: {}".format(
-            bt["min_expected"], "; ".join(bt["pool_summary"])))
+            bt["min_expected"], "; ".join(f"{p['pool']} (n = {p['n']})" for p in bt["pool_summary"])))
     lo = disc["auc_ci"][0]
     if lo is None or not np.isfinite(lo):
         fail.append("AUC has no confidence interval (too few defaults or non-defaults)")
@@ -552,6 +552,9 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
     bt = cal.get("backtest") or {}
     if bt.get("not_testable"):
         rep.add_text(f"Grade back-test {bt['not_testable']}.")
+    if bt.get("pool_summary"):
+        rep.add_text("Grades pooled (fewer than {:g} expected defaults each): {}.".format(
+            bt.get("min_expected", 5), "; ".join(f"{p['pool']}: {p['n']} {unit}" for p in bt["pool_summary"])))
     if isinstance(cal.get("pools"), pd.DataFrame) and len(cal["pools"]):
         rep.add_table(cal["pools"], caption=(
             f"Grade back-test, the verdict's ({cfg.get('alternative', 'greater')}; grades with fewer "
