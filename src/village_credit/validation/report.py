@@ -24,13 +24,13 @@ from village_credit.reporting.displays import GradeBackTestDisplay, ReliabilityD
 from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
 from village_credit.rules.grades import POLICY_GRADED, model_graded
 from village_credit.validation._checks import ValidationInputError, as_binary, as_float
+from village_credit.validation.backtest import grade_backtest
 from village_credit.validation.calibration import (
     HL_DDOF_INDEPENDENT,
     HL_GROUPS,
     brier,
     calibration_in_the_large,
     expected_calibration_error,
-    grade_calibration,
     hosmer_lemeshow,
     reliability_table,
     spiegelhalter,
@@ -123,7 +123,9 @@ def _discrimination(y: np.ndarray, risk: np.ndarray, grades: Any,
     # the same separation as the back-test: policy-set grades (vetoed -> E2) are not
     # the model's ranking and get a row of their own, outside the monotonicity check
     graded = model_graded(y.size, policy_graded)
-    ro = rank_ordering(np.asarray(grades, dtype=object)[graded], y[graded], grade_order)
+    ro = (rank_ordering(np.asarray(grades, dtype=object)[graded], y[graded], grade_order)
+          if graded.any() else pd.DataFrame({"grade": list(grade_order), "n": 0, "defaults": 0,
+                                             "default_rate": np.nan, "monotone": True}))
     if not graded.all():
         yv = y[~graded]
         ro = pd.concat([ro, _policy_row(y, graded, default_rate=float(yv.mean()),
@@ -141,8 +143,9 @@ def _calibration(y: np.ndarray, p: np.ndarray, grades: Any, grade_order: Sequenc
     # their grade's back-test read red for a reason that is not the model's: test the
     # model's grades without them and report them on a row of their own, unlit.
     graded = model_graded(y.size, policy_graded)
-    gc = grade_calibration(np.asarray(grades, dtype=object)[graded], y[graded], p[graded], grade_order,
-                           cfg.green_p, cfg.red_p, cfg.alternative, cfg.light_test)
+    bt = grade_backtest(np.asarray(grades, dtype=object)[graded], y[graded], p[graded], grade_order,
+                        cfg.green_p, cfg.red_p, cfg.alternative, cfg.light_test)
+    gc = bt["grades"]  # the raw per-grade table: information, unadjusted
     if not graded.all():
         yv, pv = y[~graded], p[~graded]
         gc = pd.concat([gc, pd.DataFrame([{
@@ -159,7 +162,10 @@ def _calibration(y: np.ndarray, p: np.ndarray, grades: Any, grade_order: Sequenc
         "in_the_large": calibration_in_the_large(y, p),
         "spiegelhalter": {"z": z, "p_value": sp},
         "grades": gc,
-        "lights": {k: int((gc["light"] == k).sum()) for k in ("green", "amber", "red")},
+        # what the verdict reads: pooled thin grades, Holm across pools and across pairs
+        "pools": bt["pools"], "rank_order": bt["rank_order"], "lights": bt["lights"],
+        "backtest": {k: bt[k] for k in ("min_expected", "rank_order_broken", "reversals",
+                                        "pool_summary", "not_testable")},
     }
 
 
@@ -189,11 +195,16 @@ def overall_verdict(result: Mapping[str, Any], cfg: ValidationConfig) -> dict[st
     Stated rules (the report prints them):
 
     * **fail** when a two-sided calibration test rejects at ``red_p`` (calibration
-      in the large, Hosmer-Lemeshow, Spiegelhalter), a grade's back-test is red,
-      discrimination is not shown (AUC CI reaching 0.5 or no CI) or score PSI is red;
-    * **conditional** when any of those tests is below ``green_p``, a grade is amber,
-      grades do not rank monotonically, or score PSI / a feature's CSI is amber or red;
-    * **pass** otherwise.
+      in the large, Hosmer-Lemeshow, Spiegelhalter), a pool of grades is red in the
+      back-test (``backtest.grade_backtest``: thin grades pooled to 5 expected defaults,
+      Holm across the pools), discrimination is not shown (AUC CI reaching 0.5 or no CI)
+      or score PSI is red;
+    * **conditional** when any of those tests is below ``green_p``, a pool is amber, a
+      worse pool's default rate is significantly below its better neighbour's (Holm
+      across the pairs), the back-test is not testable (no row, one pool), or score PSI /
+      a feature's CSI is amber or red;
+    * **pass** otherwise. ``information`` lists what does not enter it: the pools
+      formed, point-estimate reversals that are not significant.
 
     The overall two-sided tests are what stop over-prediction in every grade (each
     one-sided grade light green) from reading as a pass.
@@ -217,18 +228,30 @@ def overall_verdict(result: Mapping[str, Any], cfg: ValidationConfig) -> dict[st
             fail.append(f"{name} p = {pv:.3g} < {cfg.red_p}{extra}")
         elif pv < cfg.green_p:
             cond.append(f"{name} p = {pv:.3g} < {cfg.green_p}{extra}")
-    lights = cal["lights"]
-    if lights["red"]:
-        fail.append(f"{lights['red']} grade(s) red in the per-grade back-test")
-    if lights["amber"]:
-        cond.append(f"{lights['amber']} grade(s) amber in the per-grade back-test")
+    lights, bt, pools = cal["lights"], cal.get("backtest") or {}, cal.get("pools")
+    info: list[str] = []
+    if bt.get("not_testable"):
+        cond.append(f"grade back-test {bt['not_testable']}")
+    for level, bucket in (("red", fail), ("amber", cond)):
+        if lights[level]:
+            names = (pools.loc[pools["light"] == level, "grade"].astype(str).tolist()
+                     if isinstance(pools, pd.DataFrame) else [])
+            bucket.append(f"{lights[level]} pool(s) {level} in the grade back-test "
+                          f"({', '.join(names)}; Holm-adjusted across the pools)")
+    if bt.get("pool_summary"):
+        info.append("grades pooled to >= {:g} expected defaults: {}".format(
+            bt["min_expected"], "; ".join(f"{p['pool']} (n = {p['n']})" for p in bt["pool_summary"])))
     lo = disc["auc_ci"][0]
     if lo is None or not np.isfinite(lo):
         fail.append("AUC has no confidence interval (too few defaults or non-defaults)")
     elif lo <= 0.5:
         fail.append(f"AUC {disc['auc']:.3f}: its CI reaches 0.5 (lower bound {lo:.3f})")
-    if not disc["rank_ordering_monotone"]:
-        cond.append("default rates do not fall monotonically from grade to grade")
+    if bt.get("rank_order_broken"):
+        cond.append("rank order broken: a worse pool's default rate is significantly below the "
+                    f"better neighbour's ({', '.join(bt['rank_order_broken'])}; one-sided Fisher, "
+                    "Holm across the adjacent pairs)")
+    info += [f"rank order reversed on the point estimates, not significant: {r}"
+             for r in bt.get("reversals", [])]
     stab = result.get("stability") or {}
     if stab.get("score_alert") == "red":
         fail.append(f"score PSI {stab.get('score_psi'):.3g} is red")
@@ -242,9 +265,14 @@ def overall_verdict(result: Mapping[str, Any], cfg: ValidationConfig) -> dict[st
                         + (" ..." if len(moved) > 8 else ""))
     verdict = "fail" if fail else ("conditional" if cond else "pass")
     return {"verdict": verdict, "reasons": fail + cond, "failing": fail, "conditions": cond,
-            "rules": (f"fail: a two-sided calibration test p < {cfg.red_p}, a red grade, AUC CI "
-                      f"reaching 0.5, or red score PSI; conditional: a test p < {cfg.green_p}, an "
-                      "amber grade, non-monotone grades, or amber/red drift; else pass")}
+            "information": info,
+            "rules": (f"fail: a two-sided calibration test p < {cfg.red_p}, a red pool of grades "
+                      f"(Holm-adjusted p < {cfg.red_p}), AUC CI reaching 0.5, or red score PSI; "
+                      f"conditional: a test p < {cfg.green_p}, an amber pool, a significant rank-order "
+                      f"reversal between adjacent pools (Holm p < {cfg.green_p}), a back-test that is "
+                      "not testable, or amber/red drift; else pass. Grades with fewer than "
+                      f"{bt.get('min_expected', 5):g} expected defaults are pooled towards the middle "
+                      "of the scale")}
 
 
 def validation_report(
@@ -478,6 +506,8 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
                         if reasons else " overall verdict: every check passed")
         rep.add_table(pd.DataFrame({"reason": verdict["reasons"] or ["every check passed"]}),
                       caption=f"Reasons. Rules: {verdict['rules']}")
+        if verdict.get("information"):
+            rep.add_table(pd.DataFrame({"information (not part of the verdict)": verdict["information"]}))
 
     if sample.get("n_without_outcome"):
         rep.add_text(f"Discrimination, calibration and back-tests: the {sample['n']} households with an "
@@ -500,8 +530,9 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
     rep.add_figure(_plot_roc(disc, result.get("challenger")), "ROC curve")
     rep.add_figure(_plot_cap(disc, sample["default_rate"], unit), "Cumulative accuracy profile")
     ro = disc["rank_ordering"]
-    rep.add_table(ro, caption="Rank ordering by grade (monotone: "
-                  f"{'yes' if disc['rank_ordering_monotone'] else 'no'})")
+    rep.add_table(ro, caption="Rank ordering by grade, point estimates (monotone: "
+                  f"{'yes' if disc['rank_ordering_monotone'] else 'no'}; information: the verdict "
+                  "reads the rank-order test between pools under Calibration)")
 
     rep.add_section("Calibration")
     hl, sp = cal["hosmer_lemeshow"], cal["spiegelhalter"]
@@ -518,11 +549,26 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
     ]))
     rep.add_figure(_plot_reliability([("model", cal["reliability"])]), "Reliability curve")
     cfg = result.get("config", {})
+    bt = cal.get("backtest") or {}
+    if bt.get("not_testable"):
+        rep.add_text(f"Grade back-test {bt['not_testable']}.")
+    if bt.get("pool_summary"):
+        rep.add_text("Grades pooled (fewer than {:g} expected defaults each): {}.".format(
+            bt.get("min_expected", 5), "; ".join(f"{p['pool']}: {p['n']} {unit}" for p in bt["pool_summary"])))
+    if isinstance(cal.get("pools"), pd.DataFrame) and len(cal["pools"]):
+        rep.add_table(cal["pools"], caption=(
+            f"Grade back-test, the verdict's ({cfg.get('alternative', 'greater')}; grades with fewer "
+            f"than {bt.get('min_expected', 5):g} expected defaults pooled towards the middle of the "
+            f"scale; light from the {cfg.get('light_test', 'jeffreys')} p Holm-adjusted across the "
+            f"pools: green >= {cfg.get('green_p')}, red < {cfg.get('red_p')})"))
+        rep.add_figure(_plot_grades(cal["pools"], unit), "Predicted PD vs observed rate by pool of grades")
+    if isinstance(cal.get("rank_order"), pd.DataFrame) and len(cal["rank_order"]):
+        rep.add_table(cal["rank_order"], caption=(
+            "Rank order between adjacent pools: one-sided Fisher exact test that the worse pool's "
+            f"default rate is below the better one's, Holm across the pairs (amber < {cfg.get('green_p')})"))
     rep.add_table(cal["grades"], caption=(
-        f"Per-grade back-test ({cfg.get('alternative', 'greater')}; light from "
-        f"{cfg.get('light_test', 'jeffreys')} p: green >= {cfg.get('green_p')}, "
-        f"red < {cfg.get('red_p')})"))
-    rep.add_figure(_plot_grades(cal["grades"], unit), "Predicted PD vs observed rate by grade")
+        "Per grade, unadjusted (information: the verdict reads the pools above; a light here is "
+        "one test among many, on grades however thin)"))
 
     stab = result.get("stability")
     if stab is not None:
@@ -574,7 +620,7 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
         ]))
         cc = ch["calibration"]
         rep.add_table(pd.DataFrame({
-            "figure": ["Brier", "ECE", "Hosmer-Lemeshow p", "Spiegelhalter p", "grades red"],
+            "figure": ["Brier", "ECE", "Hosmer-Lemeshow p", "Spiegelhalter p", "pools of grades red"],
             "champion": [cal["brier"], cal["ece"], cal["hosmer_lemeshow"]["p_value"],
                          cal["spiegelhalter"]["p_value"], cal["lights"]["red"]],
             ch["name"]: [cc["brier"], cc["ece"], cc["hosmer_lemeshow"]["p_value"],
@@ -583,7 +629,7 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
         rep.add_figure(_plot_reliability([("champion", cal["reliability"]),
                                           (ch["name"], cc["reliability"])]),
                        "Reliability: champion vs challenger")
-        rep.add_table(cc["grades"], caption=f"{ch['name']}: per-grade back-test")
+        rep.add_table(cc["pools"], caption=f"{ch['name']}: grade back-test (pools, Holm)")
 
     if result.get("reproducibility") is not None:
         rep.add_section("Reproducibility")
