@@ -4,7 +4,7 @@ Why: judged grade by grade, with no minimum size and no multiplicity control, th
 rules flagged a model calibrated by construction in 98.5 % of draws on the demo's grades
 (rank order broken on point estimates) and FAILed it in 9.9 % (some grade red among
 nine); docs/benchmarks.md, "Is the CONDITIONAL verdict a finding?". The rules here
-(owner's decision, docs/validation.md "The grade back-test"):
+(owner's decision, docs/registry.md "The grade back-test"):
 
 * grades whose expected number of defaults (sum of PDs on the tested rows) is below
   ``min_expected`` are pooled with the adjacent grade towards the middle of the scale
