@@ -124,8 +124,10 @@ def main() -> None:
     for grp in ("age_band", "formerly_poor"):
         for g, v in rep.burden[grp].items():
             print(f"burden {grp}={g}: n {v['n']}, suppressed {v['suppressed_share']:.1%}, mean loss "
-                  f"{v['mean_loss']:.3f}, location coarsened {v.get('altered_share.location', 0):.1%}, pension "
-                  f"altered {v.get('altered_share.income_pension_subsidy', 0):.1%}")
+                  f"{v['mean_loss']:.3f}, location coarsened {v.get('altered_share.location', 0):.1%} (floor "
+                  f"{v.get('location_floor_share', 0):.1%}), fairness band moved {v.get('altered_share.age_band', 0):.1%}, "
+                  f"altered: " + ", ".join(f"{q.split('.', 1)[1]} {a:.0%}" for q, a in v.items()
+                                           if q.startswith("altered_share.")))
     print(f"elderly loss / under-60s loss: {rep.burden['elderly_loss_ratio']} (target <= 2)")
     # repeated releases: next year's file of the same households, release-scoped vs linked
     from village_credit.data.generator import generate_vintage

@@ -596,13 +596,14 @@ def flip_outcome(released: pd.DataFrame, rate: float, seed: int = 0,
 
 def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str], k: int = 5) -> dict[str, Any]:
     """Who pays for the anonymity: per fairness age band and formerly-poor status, the share
-    suppressed, the share whose location was coarsened, the share of each QI altered and the
-    mean information loss (suppressed = 1; else the mean over QIs of the class band's share of
+    suppressed, the share whose location was coarsened, the share of each QI altered (and of the
+    fairness age band, ``altered_share.age_band``: moved where a class keeps its village by
+    spanning a band start) and the mean information loss (suppressed = 1; else the mean over QIs of the class band's share of
     the QI's range, location: township 0.5, any 1).
 
     ``location_floor_share``: households whose village holds fewer than ``k`` of their cell of
-    values released exactly (gender, formerly-poor status, under 60 or not; the 65 cut may be
-    crossed for small cells): they cannot keep their village without crossing the 60 cut or
+    values released exactly (gender, formerly-poor status, under 60 or not; the recoding crosses
+    the 41, 65 and 70 band starts within a village before it gives the village up): they cannot keep their village without crossing the 60 cut or
     generalising gender or formerly-poor status, so it is the least share of location coarsening
     such a hierarchy gives that group (issue 28 item 5).
     """
@@ -636,6 +637,9 @@ def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str], k: i
         anyloc = (~sup) & (lv_rel == "*").to_numpy(bool)
         altered["location"] = coarse
         loss_parts.append(np.where(anyloc, 1.0, np.where(coarse, 0.5, 0.0)))
+    if "head_age" in rec.bands.columns:  # a fairness band crossed to keep a village (recoding's soft cuts)
+        altered["age_band"] = (~sup) & (age_band(households["head_age"]) != age_band(
+            rel["head_age"].fillna(households["head_age"]))).astype(bool)
     loss = np.mean(loss_parts, axis=0) if loss_parts else np.zeros(len(idx))
     loss = np.where(sup, 1.0, loss)
     groups = {"age_band": pd.Series(age_band(households["head_age"]), index=idx).astype(str)}
