@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--boot", type=int, default=1_000)
     ap.add_argument("--split-seeds", type=int, nargs="+", default=[0, 1, 2],
                     help="village splits (and model seeds) the differences are measured and averaged over")
+    ap.add_argument("--release-only", action="store_true", help="the whole release only, no column groups")
     ap.add_argument("--no-holders", action="store_true", help="anonymise without the bank / keeper protection")
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -85,7 +86,7 @@ def main() -> None:
                 pass
     groups = column_groups(list(a.columns), list(rep.quasi_identifiers))
     variants: dict[str, pd.DataFrame] = {"anonymised release (all stages)": a}
-    for name, cols in groups.items():
+    for name, cols in ({} if args.release_only else groups).items():
         if cols:
             changed = int(np.column_stack([(a[c].ne(r[c]) & ~(a[c].isna() & r[c].isna())).to_numpy(bool)
                                            for c in cols]).any(axis=1).sum())

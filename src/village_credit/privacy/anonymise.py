@@ -15,12 +15,13 @@ Choices (documented because they change what the released table means; docs/priv
   pension income -> unions of declared bands, released as the class mean; education
   -> ordered bands, released as the class median. Values stay in their schema
   columns, so the table is still a valid household table.
-* **Age.** Bands never cross 60 and 65 (the fairness audit's bands) and keep 61 and
-  66 (18-60 and 18-65 eligibility) whenever k allows; ``age_rule_moved`` counts the
-  households whose eligibility the banding moved.
-* **Gender and formerly-poor status** are never generalised: a cell of such exact values
-  (with the fairness age band) smaller than ``k`` is merged across the 65 cut; households
-  in cells still smaller than ``k`` are *suppressed*
+* **Age.** Bands never cross 60 (the equal-risk comparison); the other fairness band starts
+  (41, 65, 70) are cut right after the location wherever k allows, so a village's few
+  elderly heads keep their village in a wider age band (``burden`` counts the fairness
+  bands moved); 61 and 66 (18-60 and 18-65 eligibility) are kept whenever k allows;
+  ``age_rule_moved`` counts the households whose eligibility the banding moved.
+* **Gender and formerly-poor status** are never generalised: households in a cell of such
+  exact values (with the side of 60) smaller than ``k`` are *suppressed*
   (withheld, counted per age band and formerly-poor status, row numbers in
   ``suppressed_row_numbers``).
 * **Risk** is measured, not asserted: pycanon's k, l and t over the QIs and per

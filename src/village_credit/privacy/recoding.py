@@ -11,9 +11,9 @@ smaller than ``k``.
 
 Every split follows a declared hierarchy (:class:`BandHierarchy` for numbers and ordered
 categories, :class:`LocationHierarchy` for village -> township -> any), so each released
-value stays meaningful: a class's age is a five-year band (edges keep 60 and 65, the
-fairness bands, and 61 and 66, the 18-60 and 18-65 eligibility rules, whenever ``k``
-allows), its land a band of mu, its village either the village or "some village of
+value stays meaningful: a class's age is a five-year band (60 never crossed; 41, 65 and 70,
+the other fairness band starts, cut right after the location and 61 and 66, the 18-60 and
+18-65 eligibility rules, next, whenever ``k`` allows), its land a band of mu, its village either the village or "some village of
 township T". In the released table a class's numeric values are the class mean
 (rounded), its ordered category the class median, so the table keeps its schema.
 """
@@ -45,7 +45,9 @@ class BandHierarchy:
 
     ``edges``: finest band edges (``[e_i, e_{i+1})``, first = lowest allowed value,
     values below go to the first band, at or above the last edge to the last band);
-    ``mandatory``: edges never crossed (the classes are split there first, whatever k);
+    ``mandatory``: the fairness cuts: the elderly one (60; else the first) never crossed (the
+    cells are split there first, whatever k), the others cut right after the location
+    wherever k allows (so a village's small elderly cell keeps its village in a wider band);
     ``preferred``: edges tried first when the class spans them (policy cut-offs);
     ``categories``: for ordered categories, their order (values are category labels);
     ``decimals``: rounding of the released class mean (``None``: the class median
