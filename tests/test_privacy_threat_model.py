@@ -130,6 +130,22 @@ def test_small_elderly_cell_is_merged_by_age_band_and_keeps_its_village() -> Non
     assert (rec.data["village_code"] == df["village_code"]).all()  # nobody coarsened
 
 
+def test_band_kept_where_merging_it_would_keep_no_village() -> None:
+    """The 65 cut is only given up to keep a village: where no village holds k heads of 60+ (a
+    small file), the 60-64 and 65-69 heads keep their own bands (and lose the location)."""
+    rng = np.random.default_rng(1)
+    ages = {"T1V1": [61, 62, 66], "T1V2": [63, 67, 68], "T2V1": [60, 65, 66], "T2V2": [64, 69]}
+    df = pd.DataFrame([{"village_code": v, "township_code": v[:2], "head_age": int(a), "head_gender": "M"}
+                       for v, aa in ages.items() for a in [*rng.integers(25, 59, 30), *aa]])
+    qis = ["village_code", "township_code", "head_age", "head_gender"]
+    rec = local_recode(df, qis, 5, CFG.hierarchies)
+    assert rec.n_suppressed == 0 and int(class_sizes(rec.data, qis).min()) >= 5
+    old = df["head_age"] >= 60
+    assert (age_band(rec.data.loc[old, "head_age"]) == age_band(df.loc[old, "head_age"])).all()
+    assert (rec.data.loc[old, "village_code"] == "*").all()
+    assert (rec.data.loc[~old, "village_code"] == df.loc[~old, "village_code"]).all()
+
+
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(min_value=0, max_value=120), k=st.integers(min_value=1, max_value=8),
        seed=st.integers(min_value=0, max_value=10_000))

@@ -509,7 +509,7 @@ def anonymise(
         age_rule_moved=_age_rule_moved(rec, hh, qis),
         precision=precision_report,
         pseudonyms={kk: v for kk, v in scope.items() if kk != "context"},
-        burden=burden_by_group(hh_exact, rec, qis, k),
+        burden=burden_by_group(hh_exact, rec, qis, k, sens_flags, cfg.l),
         threat_model={"source": cfg.source,
                       "attackers": {a.name: {"description": a.description, "knows": list(a.knows),
                                              "recoded": a.recoded} for a in cfg.attackers}},
@@ -595,7 +595,8 @@ def flip_outcome(released: pd.DataFrame, rate: float, seed: int = 0,
                  "released_value_true_prob": round(1.0 - rate, 6)}
 
 
-def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str], k: int = 5) -> dict[str, Any]:
+def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str], k: int = 5,
+                    sensitive: Mapping[str, pd.Series] | None = None, l_div: int = 1) -> dict[str, Any]:
     """Who pays for the anonymity: per fairness age band and formerly-poor status, the share
     suppressed, the share whose location was coarsened, the share of each QI altered (and of the
     fairness age band, ``altered_share.age_band``: moved where a class keeps its village by
@@ -606,7 +607,10 @@ def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str], k: i
     values released exactly (gender, formerly-poor status, under 60 or not; the recoding crosses
     the 41, 65 and 70 band starts within a village before it gives the village up): they cannot keep their village without crossing the 60 cut or
     generalising gender or formerly-poor status, so it is the least share of location coarsening
-    such a hierarchy gives that group (issue 28 item 5).
+    such a hierarchy gives that group (issue 28 item 5). With ``sensitive`` flags and ``l_div`` > 1
+    (the recoding's l-diversity targets), a village cell with fewer than ``l_div`` distinct values
+    of a flag cannot keep its village either (when its township's cell spans other villages):
+    it counts in the floor too.
     """
     if not len(households):
         return {}
@@ -652,9 +656,15 @@ def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str], k: i
         exact = [households[c].astype(str) for c in ("head_gender", "formerly_poor")
                  if c in qis and c in households.columns]
         under_60 = pd.to_numeric(households["head_age"], errors="coerce") < ELDERLY_AGE
-        cell = pd.Series(0, index=idx).groupby([households["village_code"].astype(str), *exact,
-                                                under_60]).transform("size")
-        floor = (cell < k).to_numpy(bool)
+        keys = [households["village_code"].astype(str), *exact, under_60]
+        cell = pd.Series(0, index=idx).groupby(keys).transform("size")
+        floor = (cell < k).to_numpy(bool).copy()
+        if sensitive and l_div > 1 and "township_code" in households.columns:
+            town_keys = [households["township_code"].astype(str), *exact, under_60]
+            villages = households["village_code"].astype(str).groupby(town_keys).transform("nunique")
+            for flag in sensitive.values():
+                values = pd.Series(np.asarray(flag), index=idx)
+                floor |= ((values.groupby(keys).transform("nunique") < l_div) & (villages > 1)).to_numpy(bool)
     out: dict[str, Any] = {}
     for name, g in groups.items():
         gv = g.to_numpy()

@@ -192,6 +192,18 @@ def _pool_split(labels: np.ndarray, rows: np.ndarray, k: int, sens: Sequence[np.
     return parts if len(parts) >= 2 else None
 
 
+def _keepable(labels: np.ndarray, rows: np.ndarray, k: int, sens: Sequence[np.ndarray] = (),
+              l_div: int = 1) -> int:
+    """Rows whose location (``labels``) holds at least k of ``rows`` (l-diverse): those a location
+    split can keep at that level."""
+    uniq, inv, cnt = np.unique(labels[rows], return_inverse=True, return_counts=True)
+    ok = cnt >= k
+    if sens and l_div > 1:
+        for j in np.flatnonzero(ok):
+            ok[j] = _diverse(sens, rows[inv == j], l_div)
+    return int(cnt[ok].sum())
+
+
 def _cells(parts: list[np.ndarray], n: int) -> pd.Series:
     """Cell number of each row from its exact values and mandatory segments."""
     if not parts:
@@ -270,26 +282,37 @@ def local_recode(
     while stack:
         p = stack.pop()
         # order: the location first (whole-village credit; the village split of the model), then
-        # the soft mandatory cuts, then the preferred cut-offs (61, 66), then the widest band
-        options: list[tuple[float, str, bool]] = []
+        # the soft mandatory cuts, then the preferred cut-offs (61, 66), then the widest band.
+        # Below village level (the location given up) a soft cut needs k only, as a mandatory cut
+        # did: the l-diversity it cannot meet there would not have kept the village anyway
+        # A soft cut that costs no household its village (a small file's elderly keep none) comes
+        # before the location, as a mandatory cut did, so their fairness band stays
+        # mode: 0 any cut of the QI; soft cuts only: 1 with k and l, 2 with k only (below village
+        # level), 3 before the location, k only, where it costs no household its village
+        options: list[tuple[float, str, int]] = []
+        loc_open = not p.loc_done and p.loc_level < max_loc
         for q in bands:
             if p.hi[q] > p.lo[q]:
                 # span of the class on its own values (not the bounds inherited from the parent)
                 span = (p.hi[q] - p.lo[q] + 1) / total_bins[q]
                 if any(p.lo[q] < c <= p.hi[q] for c in soft.get(q, ())):
-                    options.append((5.0 + span, q, True))
+                    options.append((5.0 + span, q, 1))
+                    if p.loc_level < max_loc:
+                        options.append((4.0 + span, q, 2))
+                    if loc_open:
+                        options.append((20.0 + span, q, 3))
                 pri = 2.0 if any(p.lo[q] < c <= p.hi[q] for c in preferred[q]) else 0.0
-                options.append((pri + span, q, False))
+                options.append((pri + span, q, 0))
         if not p.loc_done and p.loc_level < max_loc:
             lab = loc_codes[p.loc_level]
             n_distinct = len(np.unique(lab[p.rows]))
             if n_distinct > 1:
-                options.append((10.0, "\x00loc", False))
+                options.append((10.0, "\x00loc", 0))
             else:  # one township (or village): descend a level for free
                 stack.append(_Part(p.rows, p.lo, p.hi, p.loc_level + 1))
                 continue
         done = True
-        for _, q, only_soft in sorted(options, reverse=True):
+        for _, q, mode in sorted(options, reverse=True):
             if q == "\x00loc":
                 parts = _pool_split(loc_codes[p.loc_level], p.rows, k, sens, l_diversity)
                 if parts is None:
@@ -304,9 +327,13 @@ def local_recode(
             counts = np.bincount(c, minlength=total_bins[q])
             vcs = [np.stack([np.bincount(c[sv[p.rows] == v], minlength=total_bins[q])
                              for v in range(int(sv.max()) + 1)], axis=1) for sv in sens]
-            cut = _best_cut(counts, p.lo[q], p.hi[q], k, soft[q] if only_soft else preferred[q], vcs,
-                            l_diversity, only_preferred=only_soft)
+            cut = _best_cut(counts, p.lo[q], p.hi[q], k, soft[q] if mode else preferred[q],
+                            vcs if mode < 2 else (), l_diversity if mode < 2 else 1, only_preferred=mode > 0)
             if cut is None:
+                continue
+            if mode == 3 and any(_keepable(lab, p.rows, k, sens, l_diversity) > sum(
+                    _keepable(lab, rows, k, sens, l_diversity) for rows in (p.rows[c < cut], p.rows[c >= cut]))
+                    for lab in loc_codes[max_loc - 1:max_loc]):
                 continue
             for rows in (p.rows[c < cut], p.rows[c >= cut]):
                 stack.append(_Part(rows, {b: int(codes[b][rows].min()) for b in bands},
