@@ -283,12 +283,9 @@ def local_recode(
         p = stack.pop()
         # order: the location first (whole-village credit; the village split of the model), then
         # the soft mandatory cuts, then the preferred cut-offs (61, 66), then the widest band.
-        # Below village level (the location given up) a soft cut needs k only, as a mandatory cut
-        # did: the l-diversity it cannot meet there would not have kept the village anyway
         # A soft cut that costs no household its village (a small file's elderly keep none) comes
-        # before the location, as a mandatory cut did, so their fairness band stays
-        # mode: 0 any cut of the QI; soft cuts only: 1 with k and l, 2 with k only (below village
-        # level), 3 before the location, k only, where it costs no household its village
+        # before the location, so their fairness band stays. Mode: 0 any cut of the QI; soft cuts
+        # only: 1 after the location, 2 before it where it costs no household its village
         options: list[tuple[float, str, int]] = []
         loc_open = not p.loc_done and p.loc_level < max_loc
         for q in bands:
@@ -297,10 +294,8 @@ def local_recode(
                 span = (p.hi[q] - p.lo[q] + 1) / total_bins[q]
                 if any(p.lo[q] < c <= p.hi[q] for c in soft.get(q, ())):
                     options.append((5.0 + span, q, 1))
-                    if p.loc_level < max_loc:
-                        options.append((4.0 + span, q, 2))
                     if loc_open:
-                        options.append((20.0 + span, q, 3))
+                        options.append((20.0 + span, q, 2))
                 pri = 2.0 if any(p.lo[q] < c <= p.hi[q] for c in preferred[q]) else 0.0
                 options.append((pri + span, q, 0))
         if not p.loc_done and p.loc_level < max_loc:
@@ -328,10 +323,10 @@ def local_recode(
             vcs = [np.stack([np.bincount(c[sv[p.rows] == v], minlength=total_bins[q])
                              for v in range(int(sv.max()) + 1)], axis=1) for sv in sens]
             cut = _best_cut(counts, p.lo[q], p.hi[q], k, soft[q] if mode else preferred[q],
-                            vcs if mode < 2 else (), l_diversity if mode < 2 else 1, only_preferred=mode > 0)
+                            () if mode == 2 else vcs, 1 if mode == 2 else l_diversity, only_preferred=mode > 0)
             if cut is None:
                 continue
-            if mode == 3 and any(_keepable(lab, p.rows, k, sens, l_diversity) > sum(
+            if mode == 2 and any(_keepable(lab, p.rows, k, sens, l_diversity) > sum(
                     _keepable(lab, rows, k, sens, l_diversity) for rows in (p.rows[c < cut], p.rows[c >= cut]))
                     for lab in loc_codes[max_loc - 1:max_loc]):
                 continue
