@@ -425,11 +425,11 @@ def anonymise(
     ...     key = load_key(generate_key(f"{tmp}/secret.key"))
     >>> result = anonymise(raw, key, measure_risk=False)
     >>> result  # never shows personal data
-    AnonymisationResult(households=191 rows, quarantine=0 rows, k=5)
+    AnonymisationResult(households=197 rows, quarantine=0 rows, k=5)
     >>> sorted(set(raw.columns) - set(result.households.columns))
     ['address', 'family_relations', 'name', 'phone', 'resident_id']
     >>> result.report.n_in, result.report.n_released, result.report.n_suppressed
-    (200, 191, 9)
+    (200, 197, 3)
     """
     cfg = config or DEFAULT_PRIVACY_CONFIG
     k = cfg.k if k is None else int(k)
@@ -830,7 +830,7 @@ def anonymise_file(
     ...                             measure_risk=False)
     ...     print(result)
     ...     print(sorted(os.listdir(tmp)))
-    AnonymisationResult(households=191 rows, quarantine=0 rows, k=5)
+    AnonymisationResult(households=197 rows, quarantine=0 rows, k=5)
     ['households.anonymisation.json', 'households.parquet', 'raw.csv', 'secret.key']
     """
     key = load_key(key_file)
