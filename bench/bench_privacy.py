@@ -98,7 +98,8 @@ def main() -> None:
     auc = util["auc"]
     print(f"AUC raw model / raw hold-out: {auc['raw_model_raw_holdout']:.4f} (baseline)")
     print(f"AUC anonymised model / anonymised hold-out: {auc['anon_model_anon_holdout']:.4f} "
-          f"(difference {util['auc_difference']:+.4f}, target within 0.01; ratio "
+          f"(difference {util['auc_difference']:+.4f}, paired 95% CI {util['auc_difference_ci']}, "
+          f"target within 0.01; ratio "
           f"{auc['anon_model_anon_holdout'] / auc['raw_model_raw_holdout']:.4f})")
     print(f"AUC anonymised model / raw hold-out: {auc['anon_model_raw_holdout']:.4f}")
     print(f"approval by group: {util['approval_by_group']}")

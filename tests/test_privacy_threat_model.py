@@ -275,6 +275,8 @@ def test_utility_comparison_trains_both_models_on_the_same_households() -> None:
     assert 0.5 < auc["raw_model_raw_holdout"] <= 1 and 0.5 < auc["anon_model_anon_holdout"] <= 1
     assert out["auc_difference"] == pytest.approx(auc["anon_model_anon_holdout"] - auc["raw_model_raw_holdout"],
                                                   abs=1e-6)
+    lo, hi = out["auc_difference_ci"]  # paired DeLong: both models on the same hold-out rows
+    assert lo < out["auc_difference"] < hi and hi - lo < 0.2
     assert set(out["approval_by_group"]) == {"raw", "anonymised"}
     assert {d["feature"] for d in out["fairness_disparities"]} >= {"age_band", "formerly_poor"}
     with pytest.raises(PrivacyError, match="not in the raw table"):
