@@ -98,7 +98,8 @@ def main() -> None:
     auc = util["auc"]
     print(f"AUC raw model / raw hold-out: {auc['raw_model_raw_holdout']:.4f} (baseline)")
     print(f"AUC anonymised model / anonymised hold-out: {auc['anon_model_anon_holdout']:.4f} "
-          f"(difference {util['auc_difference']:+.4f}, target within 0.01; ratio "
+          f"(difference {util['auc_difference']:+.4f}, paired 95% CI {util['auc_difference_ci']}, "
+          f"target within 0.01; ratio "
           f"{auc['anon_model_anon_holdout'] / auc['raw_model_raw_holdout']:.4f})")
     print(f"AUC anonymised model / raw hold-out: {auc['anon_model_raw_holdout']:.4f}")
     print(f"approval by group: {util['approval_by_group']}")
@@ -124,8 +125,10 @@ def main() -> None:
     for grp in ("age_band", "formerly_poor"):
         for g, v in rep.burden[grp].items():
             print(f"burden {grp}={g}: n {v['n']}, suppressed {v['suppressed_share']:.1%}, mean loss "
-                  f"{v['mean_loss']:.3f}, location coarsened {v.get('altered_share.location', 0):.1%}, pension "
-                  f"altered {v.get('altered_share.income_pension_subsidy', 0):.1%}")
+                  f"{v['mean_loss']:.3f}, location coarsened {v.get('altered_share.location', 0):.1%} (floor "
+                  f"{v.get('location_floor_share', 0):.1%}), fairness band moved {v.get('altered_share.age_band', 0):.1%}, "
+                  f"altered: " + ", ".join(f"{q.split('.', 1)[1]} {a:.0%}" for q, a in v.items()
+                                           if q.startswith("altered_share.")))
     print(f"elderly loss / under-60s loss: {rep.burden['elderly_loss_ratio']} (target <= 2)")
     # repeated releases: next year's file of the same households, release-scoped vs linked
     from village_credit.data.generator import generate_vintage

@@ -72,31 +72,31 @@ def test_bad_config_names_file_and_key(tmp_path, text, key) -> None:
 
 # --- local recoding ---------------------------------------------------------------
 
-def _expected_cells(df: pd.DataFrame, exact: list[str], k: int) -> tuple[pd.Series, pd.Series]:
-    """(suppressed, merged) per row: a cell of exact values x age band below k is merged with
-    its neighbours on the same side of 60 (the elderly cut kept: 60-64, 65-69 and 70+ pooled;
-    18-40 and 41-59 kept apart); what is still below k is withheld."""
-    band = pd.Series(age_band(df["head_age"]), index=df.index)
-    side = band.where(df["head_age"] < 60, "60+")
-    strict = df.groupby([*[df[c] for c in exact], band])["head_age"].transform("size")
-    relaxed_keys = [*[df[c] for c in exact], side]
-    relaxed = df.groupby(relaxed_keys)["head_age"].transform("size")
-    merged = (strict < k).groupby(relaxed_keys).transform("any").astype(bool)
-    return (merged & (relaxed < k)) | (~merged & (strict < k)), merged
+def _expected_suppressed(df: pd.DataFrame, exact: list[str], k: int) -> pd.Series:
+    """Per row: withheld only where its cell of exact values x side of the elderly cut (60) is
+    below k; the other age-band starts (41, 65, 70) are crossed where a part would fall below k."""
+    side = df["head_age"] >= 60
+    return df.groupby([*[df[c] for c in exact], side])["head_age"].transform("size") < k
+
+
+def _bands_move_only_in_classes_spanning_them(rec, raw: pd.DataFrame) -> None:
+    """A released age leaves its fairness band only in a class whose households span two bands."""
+    moved = age_band(rec.data["head_age"]) != age_band(raw["head_age"])
+    spans = pd.Series(age_band(raw["head_age"]), index=raw.index).groupby(rec.class_id).transform("nunique") > 1
+    assert not (moved & ~spans).any()
+
 
 def test_recoding_reaches_k_suppressing_little_and_keeps_groups(households) -> None:
     qis = list(CFG.qis)
     rec = local_recode(households, qis, 5, CFG.hierarchies)
-    # only cells of exact values (gender x age band x formerly poor) below k, merged with
-    # their elderly neighbours, are withheld
-    expected, merged = _expected_cells(households, ["head_gender", "formerly_poor"], 5)
-    assert (rec.suppressed == expected).all()
+    # only cells of exact values (gender x formerly poor x side of 60) below k are withheld
+    assert (rec.suppressed == _expected_suppressed(households, ["head_gender", "formerly_poor"], 5)).all()
     assert rec.n_suppressed <= 0.01 * len(households)
     assert int(class_sizes(rec.data, qis).min()) >= 5
     raw = households.loc[rec.data.index]
-    # fairness groups (outside merged cells) and exact QIs never move; the 60 cut never
-    keep = ~merged.loc[rec.data.index]
-    assert (age_band(rec.data["head_age"][keep]) == age_band(raw["head_age"][keep])).all()
+    # fairness bands move only in classes that had to span them; exact QIs and the 60 cut never
+    _bands_move_only_in_classes_spanning_them(rec, raw)
+    assert (age_band(rec.data["head_age"]) != age_band(raw["head_age"])).mean() < 0.1
     assert ((rec.data["head_age"] >= 60) == (raw["head_age"] >= 60)).all()
     assert (rec.data["head_gender"] == raw["head_gender"]).all()
     assert (rec.data["formerly_poor"] == raw["formerly_poor"]).all()
@@ -107,6 +107,43 @@ def test_recoding_reaches_k_suppressing_little_and_keeps_groups(households) -> N
     assert set(rec.location_levels) <= {"village", "township", "any"}
     gen_v = rec.data["village_code"].str.endswith(ANY)
     assert (rec.data.loc[~gen_v, "village_code"] == raw.loc[~gen_v, "village_code"]).all()
+
+
+def test_small_elderly_cell_is_merged_by_age_band_and_keeps_its_village() -> None:
+    """Issue 28 item 5: a village's 3 heads aged 60-64 and 3 aged 65-69 (each below k) are one
+    class of 60+ in their village (age widened) instead of being released at township level."""
+    rng = np.random.default_rng(0)
+    ages = {"V1": [*rng.integers(25, 59, 40), 61, 62, 63, 66, 67, 68],
+            "V2": [*rng.integers(25, 59, 40), *rng.integers(60, 65, 8), *rng.integers(65, 70, 8)]}
+    df = pd.DataFrame([{"village_code": f"T1{v}", "township_code": "T1", "head_age": int(a), "head_gender": "M"}
+                       for v, aa in ages.items() for a in aa])
+    qis = ["village_code", "township_code", "head_age", "head_gender"]
+    rec = local_recode(df, qis, 5, CFG.hierarchies)
+    assert rec.n_suppressed == 0 and int(class_sizes(rec.data, qis).min()) >= 5
+    old = (df["village_code"] == "T1V1") & (df["head_age"] >= 60)
+    assert (rec.data.loc[old, "village_code"] == "T1V1").all()  # kept its village
+    assert (rec.data.loc[old, "head_age"] >= 60).all()  # on its side of 60
+    assert rec.bands.loc[old, "head_age"].nunique() == 1 and rec.bands.loc[old, "head_age"].iloc[0] == "61-69"
+    # the large village's elderly still get the 65 cut (k allows it there)
+    v2 = (df["village_code"] == "T1V2") & (df["head_age"] >= 60)
+    assert (age_band(rec.data.loc[v2, "head_age"]) == age_band(df.loc[v2, "head_age"])).all()
+    assert (rec.data["village_code"] == df["village_code"]).all()  # nobody coarsened
+
+
+def test_band_kept_where_merging_it_would_keep_no_village() -> None:
+    """The 65 cut is only given up to keep a village: where no village holds k heads of 60+ (a
+    small file), the 60-64 and 65-69 heads keep their own bands (and lose the location)."""
+    rng = np.random.default_rng(1)
+    ages = {"T1V1": [61, 62, 66], "T1V2": [63, 67, 68], "T2V1": [60, 65, 66], "T2V2": [64, 69]}
+    df = pd.DataFrame([{"village_code": v, "township_code": v[:2], "head_age": int(a), "head_gender": "M"}
+                       for v, aa in ages.items() for a in [*rng.integers(25, 59, 30), *aa]])
+    qis = ["village_code", "township_code", "head_age", "head_gender"]
+    rec = local_recode(df, qis, 5, CFG.hierarchies)
+    assert rec.n_suppressed == 0 and int(class_sizes(rec.data, qis).min()) >= 5
+    old = df["head_age"] >= 60
+    assert (age_band(rec.data.loc[old, "head_age"]) == age_band(df.loc[old, "head_age"])).all()
+    assert (rec.data.loc[old, "village_code"] == "*").all()
+    assert (rec.data.loc[~old, "village_code"] == df.loc[~old, "village_code"]).all()
 
 
 @settings(max_examples=25, deadline=None)
@@ -124,12 +161,11 @@ def test_recoding_invariants(n: int, k: int, seed: int) -> None:
     rec = local_recode(df, qis, k, CFG.hierarchies)
     # counts in = counts out; every released class >= k; suppression only on exact-QI cells < k
     assert len(rec.data) + rec.n_suppressed == n
-    expected, merged = _expected_cells(df, ["head_gender"], k) if n else (pd.Series(dtype=bool),) * 2
+    expected = _expected_suppressed(df, ["head_gender"], k) if n else pd.Series(dtype=bool)
     if len(rec.data):
         assert int(class_sizes(rec.data, qis).min()) >= k
-        keep = ~merged.loc[rec.data.index]
+        _bands_move_only_in_classes_spanning_them(rec, df.loc[rec.data.index])
         released, raw_age = rec.data["head_age"], df.loc[rec.data.index, "head_age"]
-        assert (age_band(released[keep]) == age_band(raw_age[keep])).all()
         assert ((released >= 60) == (raw_age >= 60)).all()
     assert (rec.suppressed == expected).all()
 
@@ -239,6 +275,8 @@ def test_utility_comparison_trains_both_models_on_the_same_households() -> None:
     assert 0.5 < auc["raw_model_raw_holdout"] <= 1 and 0.5 < auc["anon_model_anon_holdout"] <= 1
     assert out["auc_difference"] == pytest.approx(auc["anon_model_anon_holdout"] - auc["raw_model_raw_holdout"],
                                                   abs=1e-6)
+    lo, hi = out["auc_difference_ci"]  # paired DeLong: both models on the same hold-out rows
+    assert lo < out["auc_difference"] < hi and hi - lo < 0.2
     assert set(out["approval_by_group"]) == {"raw", "anonymised"}
     assert {d["feature"] for d in out["fairness_disparities"]} >= {"age_band", "formerly_poor"}
     with pytest.raises(PrivacyError, match="not in the raw table"):

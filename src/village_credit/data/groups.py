@@ -40,7 +40,8 @@ AGE_BANDS: tuple[str, ...] = tuple(b[0] for b in AGE_BAND_RANGES)
 """The age-band labels, youngest first: the order every report lists them in."""
 
 AGE_BAND_EDGES: tuple[int, ...] = tuple(b[1] for b in AGE_BAND_RANGES[1:])
-"""Ages at which a new band starts (41, 60, 65, 70): never crossed by an anonymised age."""
+"""Ages at which a new band starts (41, 60, 65, 70); an anonymised age never crosses 60 and the
+others only where a village's class would otherwise fall below k (privacy.recoding)."""
 
 PROTECTED_ATTRIBUTES: tuple[str, ...] = ("head_age", "formerly_poor")
 """Household-table columns that define the protected groups."""

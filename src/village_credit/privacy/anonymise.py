@@ -15,12 +15,13 @@ Choices (documented because they change what the released table means; docs/priv
   pension income -> unions of declared bands, released as the class mean; education
   -> ordered bands, released as the class median. Values stay in their schema
   columns, so the table is still a valid household table.
-* **Age.** Bands never cross 60 and 65 (the fairness audit's bands) and keep 61 and
-  66 (18-60 and 18-65 eligibility) whenever k allows; ``age_rule_moved`` counts the
-  households whose eligibility the banding moved.
-* **Gender and formerly-poor status** are never generalised: a cell of such exact values
-  (with the fairness age band) smaller than ``k`` is merged across the 65 cut; households
-  in cells still smaller than ``k`` are *suppressed*
+* **Age.** Bands never cross 60 (the equal-risk comparison); the other fairness band starts
+  (41, 65, 70) are cut right after the location wherever k allows, so a village's few
+  elderly heads keep their village in a wider age band (``burden`` counts the fairness
+  bands moved); 61 and 66 (18-60 and 18-65 eligibility) are kept whenever k allows;
+  ``age_rule_moved`` counts the households whose eligibility the banding moved.
+* **Gender and formerly-poor status** are never generalised: households in a cell of such
+  exact values (with the side of 60) smaller than ``k`` are *suppressed*
   (withheld, counted per age band and formerly-poor status, row numbers in
   ``suppressed_row_numbers``).
 * **Risk** is measured, not asserted: pycanon's k, l and t over the QIs and per
@@ -424,11 +425,11 @@ def anonymise(
     ...     key = load_key(generate_key(f"{tmp}/secret.key"))
     >>> result = anonymise(raw, key, measure_risk=False)
     >>> result  # never shows personal data
-    AnonymisationResult(households=191 rows, quarantine=0 rows, k=5)
+    AnonymisationResult(households=197 rows, quarantine=0 rows, k=5)
     >>> sorted(set(raw.columns) - set(result.households.columns))
     ['address', 'family_relations', 'name', 'phone', 'resident_id']
     >>> result.report.n_in, result.report.n_released, result.report.n_suppressed
-    (200, 191, 9)
+    (200, 197, 3)
     """
     cfg = config or DEFAULT_PRIVACY_CONFIG
     k = cfg.k if k is None else int(k)
@@ -508,7 +509,7 @@ def anonymise(
         age_rule_moved=_age_rule_moved(rec, hh, qis),
         precision=precision_report,
         pseudonyms={kk: v for kk, v in scope.items() if kk != "context"},
-        burden=burden_by_group(hh_exact, rec, qis, k),
+        burden=burden_by_group(hh_exact, rec, qis, k, sens_flags, cfg.l),
         threat_model={"source": cfg.source,
                       "attackers": {a.name: {"description": a.description, "knows": list(a.knows),
                                              "recoded": a.recoded} for a in cfg.attackers}},
@@ -594,17 +595,22 @@ def flip_outcome(released: pd.DataFrame, rate: float, seed: int = 0,
                  "released_value_true_prob": round(1.0 - rate, 6)}
 
 
-def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str], k: int = 5) -> dict[str, Any]:
+def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str], k: int = 5,
+                    sensitive: Mapping[str, pd.Series] | None = None, l_div: int = 1) -> dict[str, Any]:
     """Who pays for the anonymity: per fairness age band and formerly-poor status, the share
-    suppressed, the share whose location was coarsened, the share of each QI altered and the
-    mean information loss (suppressed = 1; else the mean over QIs of the class band's share of
+    suppressed, the share whose location was coarsened, the share of each QI altered (and of the
+    fairness age band, ``altered_share.age_band``: moved where a class keeps its village by
+    spanning a band start) and the mean information loss (suppressed = 1; else the mean over QIs of the class band's share of
     the QI's range, location: township 0.5, any 1).
 
     ``location_floor_share``: households whose village holds fewer than ``k`` of their cell of
-    values released exactly (gender, formerly-poor status, under 60 or not; the 65 cut may be
-    crossed for small cells): they cannot keep their village without crossing the 60 cut or
+    values released exactly (gender, formerly-poor status, under 60 or not; the recoding crosses
+    the 41, 65 and 70 band starts within a village before it gives the village up): they cannot keep their village without crossing the 60 cut or
     generalising gender or formerly-poor status, so it is the least share of location coarsening
-    such a hierarchy gives that group (issue 28 item 5).
+    such a hierarchy gives that group (issue 28 item 5). With ``sensitive`` flags and ``l_div`` > 1
+    (the recoding's l-diversity targets), a village cell with fewer than ``l_div`` distinct values
+    of a flag cannot keep its village either (when its township's cell spans other villages):
+    it counts in the floor too.
     """
     if not len(households):
         return {}
@@ -636,6 +642,9 @@ def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str], k: i
         anyloc = (~sup) & (lv_rel == "*").to_numpy(bool)
         altered["location"] = coarse
         loss_parts.append(np.where(anyloc, 1.0, np.where(coarse, 0.5, 0.0)))
+    if "head_age" in rec.bands.columns:  # a fairness band crossed to keep a village (recoding's soft cuts)
+        altered["age_band"] = (~sup) & (age_band(households["head_age"]) != age_band(
+            rel["head_age"].fillna(households["head_age"]))).astype(bool)
     loss = np.mean(loss_parts, axis=0) if loss_parts else np.zeros(len(idx))
     loss = np.where(sup, 1.0, loss)
     groups = {"age_band": pd.Series(age_band(households["head_age"]), index=idx).astype(str)}
@@ -647,9 +656,15 @@ def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str], k: i
         exact = [households[c].astype(str) for c in ("head_gender", "formerly_poor")
                  if c in qis and c in households.columns]
         under_60 = pd.to_numeric(households["head_age"], errors="coerce") < ELDERLY_AGE
-        cell = pd.Series(0, index=idx).groupby([households["village_code"].astype(str), *exact,
-                                                under_60]).transform("size")
-        floor = (cell < k).to_numpy(bool)
+        keys = [households["village_code"].astype(str), *exact, under_60]
+        cell = pd.Series(0, index=idx).groupby(keys).transform("size")
+        floor = (cell < k).to_numpy(bool).copy()
+        if sensitive and l_div > 1 and "township_code" in households.columns:
+            town_keys = [households["township_code"].astype(str), *exact, under_60]
+            villages = households["village_code"].astype(str).groupby(town_keys).transform("nunique")
+            for flag in sensitive.values():
+                values = pd.Series(np.asarray(flag), index=idx)
+                floor |= ((values.groupby(keys).transform("nunique") < l_div) & (villages > 1)).to_numpy(bool)
     out: dict[str, Any] = {}
     for name, g in groups.items():
         gv = g.to_numpy()
@@ -815,7 +830,7 @@ def anonymise_file(
     ...                             measure_risk=False)
     ...     print(result)
     ...     print(sorted(os.listdir(tmp)))
-    AnonymisationResult(households=191 rows, quarantine=0 rows, k=5)
+    AnonymisationResult(households=197 rows, quarantine=0 rows, k=5)
     ['households.anonymisation.json', 'households.parquet', 'raw.csv', 'secret.key']
     """
     key = load_key(key_file)

@@ -11,9 +11,9 @@ smaller than ``k``.
 
 Every split follows a declared hierarchy (:class:`BandHierarchy` for numbers and ordered
 categories, :class:`LocationHierarchy` for village -> township -> any), so each released
-value stays meaningful: a class's age is a five-year band (edges keep 60 and 65, the
-fairness bands, and 61 and 66, the 18-60 and 18-65 eligibility rules, whenever ``k``
-allows), its land a band of mu, its village either the village or "some village of
+value stays meaningful: a class's age is a five-year band (60 never crossed; 41, 65 and 70,
+the other fairness band starts, cut right after the location and 61 and 66, the 18-60 and
+18-65 eligibility rules, next, whenever ``k`` allows), its land a band of mu, its village either the village or "some village of
 township T". In the released table a class's numeric values are the class mean
 (rounded), its ordered category the class median, so the table keeps its schema.
 """
@@ -45,7 +45,9 @@ class BandHierarchy:
 
     ``edges``: finest band edges (``[e_i, e_{i+1})``, first = lowest allowed value,
     values below go to the first band, at or above the last edge to the last band);
-    ``mandatory``: edges never crossed (the classes are split there first, whatever k);
+    ``mandatory``: the fairness cuts: the elderly one (60; else the first) never crossed (the
+    cells are split there first, whatever k), the others cut right after the location
+    wherever k allows (so a village's small elderly cell keeps its village in a wider band);
     ``preferred``: edges tried first when the class spans them (policy cut-offs);
     ``categories``: for ordered categories, their order (values are category labels);
     ``decimals``: rounding of the released class mean (``None``: the class median
@@ -136,9 +138,10 @@ class _Part:
 
 
 def _best_cut(counts: np.ndarray, lo: int, hi: int, k: int, preferred: Sequence[int],
-              value_counts: Sequence[np.ndarray] = (), l_div: int = 1) -> int | None:
+              value_counts: Sequence[np.ndarray] = (), l_div: int = 1, only_preferred: bool = False) -> int | None:
     """Cut index c (left = bins lo..c-1, right = c..hi) closest to the median with both sides >= k
-    (and, per sensitive attribute in ``value_counts`` (bins x values), >= ``l_div`` distinct values)."""
+    (and, per sensitive attribute in ``value_counts`` (bins x values), >= ``l_div`` distinct values);
+    the first valid ``preferred`` cut if any (``only_preferred``: no other)."""
     seg = counts[lo:hi + 1]
     total = int(seg.sum())
     left = np.cumsum(seg)[:-1]  # left size for cut at lo+1 .. hi
@@ -154,6 +157,8 @@ def _best_cut(counts: np.ndarray, lo: int, hi: int, k: int, preferred: Sequence[
     for p in preferred:
         if lo < p <= hi and ok[p - lo - 1]:
             return int(p)
+    if only_preferred:
+        return None
     valid = cuts[ok]
     return int(valid[np.argmin(np.abs(left[ok] - total / 2))])
 
@@ -185,6 +190,18 @@ def _pool_split(labels: np.ndarray, rows: np.ndarray, k: int, sens: Sequence[np.
     if (~big).any():
         parts.append((rows[~big[inv]], True))
     return parts if len(parts) >= 2 else None
+
+
+def _keepable(labels: np.ndarray, rows: np.ndarray, k: int, sens: Sequence[np.ndarray] = (),
+              l_div: int = 1) -> int:
+    """Rows whose location (``labels``) holds at least k of ``rows`` (l-diverse): those a location
+    split can keep at that level."""
+    uniq, inv, cnt = np.unique(labels[rows], return_inverse=True, return_counts=True)
+    ok = cnt >= k
+    if sens and l_div > 1:
+        for j in np.flatnonzero(ok):
+            ok[j] = _diverse(sens, rows[inv == j], l_div)
+    return int(cnt[ok].sum())
 
 
 def _cells(parts: list[np.ndarray], n: int) -> pd.Series:
@@ -237,25 +254,18 @@ def local_recode(
         loc_codes = (pd.factorize(town)[0], pd.factorize(pd.Series(town) + "\x00" + pd.Series(vill))[0])
         # a township-only QI needs no village level
         max_loc = 2 if location.village in loc_cols else 1
-    # mandatory cells: exact QIs and the mandatory cuts of band QIs
+    # mandatory cells: exact QIs and the *hard* cut of each band QI with mandatory cuts (the elderly
+    # cut, 60: the equal-risk comparison; without it, the first). The other mandatory cuts (41, 65,
+    # 70) are *soft*: tried right after the location, so a village's few heads of 60-64 are merged
+    # with its 65-69 and 70+ (age widened) before the village itself is given up (issue 28 item 5)
     key_parts = [pd.factorize(df[q])[0] for q in exact]
-    relaxed_parts = list(key_parts)
+    soft: dict[str, list[int]] = {}
     for q, h in bands.items():
         if h.mandatory:
-            seg = np.searchsorted(np.asarray([h.edges.index(m) for m in h.mandatory]), codes[q], side="right")
-            key_parts.append(seg)
-            # the cuts up to the elderly one (60: the equal-risk comparison) kept, the later
-            # ones (65, 70) dropped; without the elderly cut, only the first is kept
-            keep = 1 + h.mandatory.index(ELDERLY_AGE) if ELDERLY_AGE in h.mandatory else 1
-            relaxed_parts.append(np.minimum(seg, keep))
+            hard = ELDERLY_AGE if ELDERLY_AGE in h.mandatory else h.mandatory[0]
+            key_parts.append((codes[q] >= h.edges.index(hard)).astype(np.int64))
+            soft[q] = [h.edges.index(m) for m in h.mandatory if m != hard]
     key = _cells(key_parts, n)
-    # equal burden: a cell below k (e.g. women heads aged 60-64 of a small file) is merged with
-    # its neighbours on the same side of the elderly cut (65-69, 70+) instead of being suppressed
-    small = np.bincount(key)[key] < k
-    if small.any() and len(relaxed_parts) == len(key_parts):
-        relaxed = _cells(relaxed_parts, n)
-        merged = np.isin(relaxed, np.unique(relaxed[small]))
-        key = pd.Series(pd.factorize(np.where(merged, key.max() + 1 + relaxed, key))[0])
     suppressed = np.zeros(n, dtype=bool)
     stack: list[_Part] = []
     for idx in key.groupby(key.to_numpy()).groups.values():
@@ -271,22 +281,33 @@ def local_recode(
     total_bins = {q: h.n_bins for q, h in bands.items()}
     while stack:
         p = stack.pop()
-        options: list[tuple[float, str]] = []
+        # order: the location first (whole-village credit; the village split of the model), then
+        # the soft mandatory cuts, then the preferred cut-offs (61, 66), then the widest band.
+        # A soft cut that costs no household its village (a small file's elderly keep none) comes
+        # before the location, so their fairness band stays. Mode: 0 any cut of the QI; soft cuts
+        # only: 1 after the location, 2 before it where it costs no household its village
+        options: list[tuple[float, str, int]] = []
+        loc_open = not p.loc_done and p.loc_level < max_loc
         for q in bands:
             if p.hi[q] > p.lo[q]:
                 # span of the class on its own values (not the bounds inherited from the parent)
+                span = (p.hi[q] - p.lo[q] + 1) / total_bins[q]
+                if any(p.lo[q] < c <= p.hi[q] for c in soft.get(q, ())):
+                    options.append((5.0 + span, q, 1))
+                    if loc_open:
+                        options.append((20.0 + span, q, 2))
                 pri = 2.0 if any(p.lo[q] < c <= p.hi[q] for c in preferred[q]) else 0.0
-                options.append((pri + (p.hi[q] - p.lo[q] + 1) / total_bins[q], q))
+                options.append((pri + span, q, 0))
         if not p.loc_done and p.loc_level < max_loc:
             lab = loc_codes[p.loc_level]
             n_distinct = len(np.unique(lab[p.rows]))
             if n_distinct > 1:
-                options.append((1.0 + n_distinct / max(1, len(np.unique(lab))), "\x00loc"))
+                options.append((10.0, "\x00loc", 0))
             else:  # one township (or village): descend a level for free
                 stack.append(_Part(p.rows, p.lo, p.hi, p.loc_level + 1))
                 continue
         done = True
-        for _, q in sorted(options, reverse=True):
+        for _, q, mode in sorted(options, reverse=True):
             if q == "\x00loc":
                 parts = _pool_split(loc_codes[p.loc_level], p.rows, k, sens, l_diversity)
                 if parts is None:
@@ -301,8 +322,13 @@ def local_recode(
             counts = np.bincount(c, minlength=total_bins[q])
             vcs = [np.stack([np.bincount(c[sv[p.rows] == v], minlength=total_bins[q])
                              for v in range(int(sv.max()) + 1)], axis=1) for sv in sens]
-            cut = _best_cut(counts, p.lo[q], p.hi[q], k, preferred[q], vcs, l_diversity)
+            cut = _best_cut(counts, p.lo[q], p.hi[q], k, soft[q] if mode else preferred[q],
+                            () if mode == 2 else vcs, 1 if mode == 2 else l_diversity, only_preferred=mode > 0)
             if cut is None:
+                continue
+            if mode == 2 and any(_keepable(lab, p.rows, k, sens, l_diversity) > sum(
+                    _keepable(lab, rows, k, sens, l_diversity) for rows in (p.rows[c < cut], p.rows[c >= cut]))
+                    for lab in loc_codes[max_loc - 1:max_loc]):
                 continue
             for rows in (p.rows[c < cut], p.rows[c >= cut]):
                 stack.append(_Part(rows, {b: int(codes[b][rows].min()) for b in bands},

@@ -41,7 +41,8 @@ from village_credit.privacy.errors import PrivacyError
 from village_credit.privacy.recoding import BandHierarchy
 
 AGE_FAIRNESS_CUTS: tuple[int, ...] = AGE_BAND_EDGES
-"""Starts of the age bands (41, 60, 65, 70; data.groups.AGE_BANDS): never crossed by an age band."""
+"""Starts of the age bands (41, 60, 65, 70; data.groups.AGE_BANDS), the recoding's mandatory cuts: 60
+never crossed, the others cut right after the location wherever k allows (recoding.local_recode)."""
 
 AGE_RULE_CUTS: tuple[int, ...] = (61, 66)
 """First ineligible ages of the 18-60 (Jinxiang) and 18-65 (XX county) rules: kept whenever k allows."""
@@ -99,7 +100,7 @@ REGISTER_KEEPER = Attacker(
 def default_hierarchies() -> dict[str, BandHierarchy]:
     """Finest bands of each quasi-identifier (classes are coarsened by merging adjacent bands)."""
     return {
-        # five-year bands; the age bands' starts (41, 60, 65, 70) are never crossed, 61 and
+        # five-year bands; of the age bands' starts (41, 60, 65, 70) 60 is never crossed, 61 and
         # 66 kept whenever k allows
         "head_age": BandHierarchy("head_age", (18, 21, 26, 31, 36, 41, 46, 51, 56, 60, 61, 65, 66, 70, 71, 76,
                                                81, 86, 91, 101), mandatory=AGE_FAIRNESS_CUTS,

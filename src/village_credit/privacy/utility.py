@@ -25,7 +25,7 @@ from village_credit.models.blend import fit_blend
 from village_credit.models.scaling import PointsScaling
 from village_credit.models.splits import split_by_village
 from village_credit.privacy.errors import PrivacyError
-from village_credit.validation.discrimination import auc_delong
+from village_credit.validation.discrimination import auc_delong, delong_paired
 
 
 def _fit_and_decide(train: pd.DataFrame, calib: pd.DataFrame, holdouts: dict[str, pd.DataFrame],
@@ -44,7 +44,9 @@ def utility_comparison(raw: pd.DataFrame, anonymised: pd.DataFrame, *, seed: int
     ``raw``: household table with exact values; ``anonymised``: its released form (fewer
     rows if households were suppressed); matched on ``household_id``. Returns
     ``auc`` (raw model on raw hold-out, anonymised model on anonymised hold-out, and on
-    the raw hold-out), ``auc_difference`` (anonymised - raw, like for like), approval
+    the raw hold-out), ``auc_difference`` (anonymised - raw, like for like) with its paired
+    DeLong 95 % CI ``auc_difference_ci`` (both models score the same hold-out households, so
+    a difference can be told from the noise of one hold-out), approval
     rates by group and the fairness disparities of both models with their differences.
     """
     if "household_id" not in raw.columns or "household_id" not in anonymised.columns:
@@ -72,6 +74,7 @@ def utility_comparison(raw: pd.DataFrame, anonymised: pd.DataFrame, *, seed: int
         "anon_model_anon_holdout": float(auc_delong(y, dec_a["anon"]["pd"].to_numpy(float))[0]),
         "anon_model_raw_holdout": float(auc_delong(y, dec_a["raw"]["pd"].to_numpy(float))[0]),
     }
+    paired = delong_paired(y, dec_a["anon"]["pd"].to_numpy(float), dec_r["pd"].to_numpy(float))
     sens = sensitive_frame(hold.reset_index(drop=True))
     systems = [DecisionSystem(name=name, approved=(d["credit_line"] > 0).to_numpy(bool),
                               credit_line=d["credit_line"].to_numpy(float), rate=d["rate"].to_numpy(float),
@@ -92,6 +95,7 @@ def utility_comparison(raw: pd.DataFrame, anonymised: pd.DataFrame, *, seed: int
         "n_holdout": len(hold), "holdout_default_rate": float(y.mean()),
         "auc": {k: round(v, 6) for k, v in auc.items()},
         "auc_difference": round(auc["anon_model_anon_holdout"] - auc["raw_model_raw_holdout"], 6),
+        "auc_difference_ci": [_num(paired["ci_low"]), _num(paired["ci_high"])],
         "approval_by_group": approval,
         "fairness_disparities": [
             {"feature": row.feature, "metric": row.metric, "raw": _num(row.raw),
