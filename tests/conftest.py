@@ -25,7 +25,9 @@ after every test, so a test that points MLflow at its own store (or a server it 
 cannot leak it into the next test, whatever order the tests run in.
 
 ``pytest_collection_modifyitems``: the files holding a ``slow`` test run first (for the
-two workers of ``make test``; the suite is order-independent, so only its time changes).
+two workers of ``make test``; the suite is order-independent, so only its time changes),
+and a root function's ``>>>`` example runs once: in tests/test_docstring_examples.py's
+fresh namespace when that test is collected, else as the module's doctest.
 """
 
 from __future__ import annotations
@@ -394,8 +396,32 @@ def _file_of(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The files holding a ``slow`` test run first.
+def _root_examples_run_twice(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The ``--doctest-modules`` items of the root functions whose example
+    tests/test_docstring_examples.py also runs, in a fresh namespace, in this session.
+
+    Both run the same example (same module, same ``>>>`` lines); the fresh namespace is
+    the stricter run (an example may not lean on its module's globals), so the module one
+    is the duplicate. A run that collects only the module (``pytest src/...``) keeps it.
+    """
+    import inspect
+
+    import village_credit
+
+    fresh = {it.callspec.params["name"] for it in items
+             if it.name.startswith("test_root_example_runs_in_a_fresh_namespace[")}
+    doc_names = set()
+    for name in fresh:
+        obj = getattr(village_credit, name)
+        if inspect.isfunction(obj):
+            doc_names.add(f"{obj.__module__}.{obj.__qualname__}")
+    return [it for it in items if isinstance(it, pytest.DoctestItem) and it.dtest.name in doc_names] \
+        if doc_names else []
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m deselection: only what will really run counts
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The files holding a ``slow`` test run first; a root function's example runs once.
 
     Stable: a file's tests stay together and in their order. Under ``make test``
     (``--dist loadfile --no-loadscope-reorder``) the long end-to-end files then start
@@ -405,5 +431,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     pytest 9 xdist 3.8 ignores ``xdist_group``: it sets a node id attribute pytest no
     longer reads.)
     """
+    twice = _root_examples_run_twice(items)
+    if twice:
+        config.hook.pytest_deselected(items=twice)
+        ids = {id(it) for it in twice}
+        items[:] = [it for it in items if id(it) not in ids]
     slow_files = {_file_of(it) for it in items if it.get_closest_marker("slow")}
     items.sort(key=lambda it: _file_of(it) not in slow_files)

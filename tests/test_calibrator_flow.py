@@ -1,7 +1,8 @@
 """The calibrator's path end to end, following only the hints the commands print.
 
-train (small, 2 Optuna trials) -> validate the champion -> recalibrate -> validate the
-new version -> promote -> score -> rollback, through the CLI, in a real sqlite MLflow
+train (small; no Optuna trials and no global SHAP plots: tests/test_main_job.py runs
+those) -> validate the champion -> recalibrate -> validate the new version -> promote ->
+score -> rollback, through the CLI, in a real sqlite MLflow
 store. Each next command is the one the previous command printed (with the
 ``<labelled sample>`` placeholder filled in): no ``--evidence``, no ``--thresholds``.
 """
@@ -32,10 +33,12 @@ data:
   second_vintage: false
 model:
   gbm: {{n_estimators: 80, learning_rate: 0.08, num_leaves: 8, min_child_samples: 30}}
-  tuning: {{n_trials: 2, timeout_s: 60, cv_folds: 3}}
+  tuning: {{n_trials: 0}}
 fairness:
   min_count: 15
   n_boot: 20
+stages:
+  shap: false
 registry:
   model_name: vc-flow
   experiment: vc-flow
