@@ -12,7 +12,9 @@ demo at seed 42 reads 0.143). This bench runs the main job's stages (as
   deciles) and its sampling spread: ``B`` bootstrap resamples of the hold-out households
   (decisions and ceiling PD fixed, households redrawn with replacement);
 * mean predicted / true PD per age band and formerly-poor status (every hold-out
-  household, and those without a veto).
+  household, and those without a veto);
+* the blend's hold-out AUC, and the trees' split count on ``pension_head_60plus`` when
+  ``--set model.elderly_pension_interaction=true`` adds it.
 
 ``true_pd`` is used only to measure, never to fit. ~6 min a seed on the shared box::
 
@@ -37,6 +39,7 @@ from village_credit.data.groups import age_band  # noqa: E402
 from village_credit.fairness.ceiling import ceiling_system, split_gaps  # noqa: E402
 from village_credit.fairness.equal_risk import equal_risk_gaps  # noqa: E402
 from village_credit.fairness.groups import sensitive_frame  # noqa: E402
+from village_credit.models.features import ELDERLY_PENSION_FEATURE  # noqa: E402
 from village_credit.models.splits import split_by_village  # noqa: E402
 from village_credit.pipeline import (  # noqa: E402
     _ceiling_reference,
@@ -65,6 +68,10 @@ def run(seed: int, overrides: list[str], n_boot: int) -> dict[str, object]:
     train, calib, holdout = sp.frames(v1)
     models = fit_models(train, calib, cfg, tune_params(train, cfg, log_to_mlflow=False))
     ev = evaluate(models, holdout, cfg)
+    booster = models["blend"].booster
+    names = booster.feature_name()
+    flag_splits = (int(booster.feature_importance("split")[names.index(ELDERLY_PENSION_FEATURE)])
+                   if ELDERLY_PENSION_FEATURE in names else None)  # model.elderly_pension_interaction
     sens = sensitive_frame(holdout, policy_age_max=policy_age_ceiling(load_policy(cfg.policy)))
     ceiling = ceiling_system(models["blend"], holdout, reference=_ceiling_reference(holdout, train, v1),
                              eval_date=cfg.eval_date, seed=cfg.seed)
@@ -96,7 +103,9 @@ def run(seed: int, overrides: list[str], n_boot: int) -> dict[str, object]:
     for name, m in [*((b, band == b) for b in ("18-40", "41-59", "60-64", "65-69", "70+")),
                     ("formerly poor", poor), ("not formerly poor", ~poor)]:
         ratios[name] = (p[m].mean() / tp[m].mean(), p[m & nov].mean() / tp[m & nov].mean())
-    out: dict[str, object] = {"seed": seed}
+    out: dict[str, object] = {"seed": seed, "auc": float(ev["metrics"]["blend_auc"]),
+                              "pension_flag_splits": flag_splits}
+    print(f"  hold-out AUC (blend) {out['auc']:.4f}")
     for k, v in gated.items():
         arr = np.array(boots[k])
         lo, hi = np.nanpercentile(arr, [2.5, 97.5])

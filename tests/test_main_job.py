@@ -159,6 +159,7 @@ def test_outcome_support_is_flagged_in_every_report_and_gated(main_job) -> None:
     assert {"65-69", "70+"} <= set(sup["extrapolated_groups"])
     assert "base" in sup["neutralised_items"]  # the default remedy
     assert any(r.startswith("neutralised rule items") for r in sup["remedies"])
+    assert sup["age_use"] == "age not used"  # model.elderly_pension_interaction is off by default
     head = {r["group"]: r for r in sup["headline"]}
     assert head["70+"]["pred_true_ratio"] > 0 and head["70+"]["pred_observed_ratio"] is None
     assert [c["remedy"] for c in sup["remedy_costs"]][0].startswith("none")

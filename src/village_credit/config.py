@@ -218,6 +218,9 @@ class ModelConfig(_Section):
         "or gbm_only (no rules; what a table source implies)."))
     include_protected: bool = Field(False, description=(
         "Use protected attributes (age, formerly poor; a table spec's protected columns) as features."))
+    elderly_pension_interaction: bool = Field(False, description=(
+        "Add the feature 'pension received by a head aged 60+' (may only lower risk): age enters "
+        "only through its interaction with a pension, never alone. Household data only."))
     calibration: Method = Field("platt", description="PD calibration: platt, isotonic or auto (the better on CV).")
     gbm: GbmParams = Field(default_factory=lambda: {  # type: ignore[assignment]
         "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 8, "min_child_samples": 40,

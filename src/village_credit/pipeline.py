@@ -258,6 +258,7 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
         """The estimator with the village-grouped calibration split (trees see ``rows`` only)."""
         est = CreditScoreClassifier(strategy=strategy, policy=cfg.policy, gbm_params=params,
                                     points_scaling=scaling, include_protected=m.include_protected,
+                                    elderly_pension_interaction=m.elderly_pension_interaction,
                                     eval_date=cfg.eval_date, seed=cfg.seed, neutralise_rule_items=neutral,
                                     group_column="village_code" if cross_fit else None,
                                     tree_weight_power=(cfg.split.exploration_tree_weight_power
@@ -323,7 +324,8 @@ def tune_params(train: pd.DataFrame, cfg: ExperimentConfig, log_to_mlflow: bool)
         return {}
     mask = _outcome_mask(train, cfg)
     tr = train.loc[mask]
-    feats = HouseholdFeatures(include_protected=cfg.model.include_protected)
+    feats = HouseholdFeatures(include_protected=cfg.model.include_protected,
+                              elderly_pension=cfg.model.elderly_pension_interaction)
     X = feats.fit_transform(tr)
     base: dict[str, Any] = {"monotone_constraints": feats.monotone_constraints()}
     if cfg.model.strategy == "additive_points":
@@ -552,7 +554,10 @@ def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, 
     sup.update(remedies=remedies, neutralised_items=neutral, group_offsets=offsets,
                headline=headline(holdout, ev["decisions"]["blend"]["pd"].to_numpy(float),
                                  equal_risk_table=gaps.table, system="blend"),
-               remedy_costs=costs)
+               remedy_costs=costs,
+               # how age enters the model: never, or only through a pension (model.elderly_pension_interaction)
+               age_use=blend.metadata.get("age_use") or ("age used as a feature (model.include_protected)"
+                                                         if cfg.model.include_protected else "age not used"))
     return sup
 
 

@@ -251,6 +251,8 @@ def _support_section(rep: HtmlReport, support: dict[str, Any]) -> None:
             "outcome is EXTRAPOLATED: the model never saw how such households repay. ")
     text += (f"Extrapolated: {', '.join(ext)}. " if ext else "No protected group is extrapolated. ")
     text += f"Remedies applied: {', '.join(remedies) if remedies else 'none'}."
+    if support.get("age_use"):
+        text += f" Age in the model: {support['age_use']}."
     rep.add_section("Outcome support (extrapolated groups)", text)
     groups = pd.DataFrame(support.get("groups") or [])
     if len(groups):

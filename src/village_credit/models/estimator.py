@@ -175,6 +175,10 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
         term and Platt) with ``sample_weight`` itself: 1 weighs both alike; 0 leaves the
         trees unweighted, so a few heavily weighted rows (design weights) cannot dominate
         their splits, while the map still recalibrates to the weighted population.
+    elderly_pension_interaction:
+        Household features only: add ``pension_head_60plus`` (a pension received by a
+        head aged 60+; may only lower risk), so age enters only through its interaction
+        with a pension. Recorded in ``model_.metadata["elderly_pension_interaction"]``.
 
     Examples
     --------
@@ -203,7 +207,7 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
                  target_positive: Any = None, id_column: str | None = None, group_column: str | None = None,
                  include_protected: bool = False, eval_date: Any = None, top_k: int = 3, seed: int = 0,
                  n_jobs: int = 1, neutralise_rule_items: bool | dict[str, Any] = False,
-                 tree_weight_power: float = 1.0) -> None:
+                 tree_weight_power: float = 1.0, elderly_pension_interaction: bool = False) -> None:
         self.strategy = strategy
         self.features = features
         self.policy = policy
@@ -222,6 +226,7 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.neutralise_rule_items = neutralise_rule_items
         self.tree_weight_power = tree_weight_power
+        self.elderly_pension_interaction = elderly_pension_interaction
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -385,7 +390,11 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
         household = self._is_household(frame)
         self.dropped_columns_ = {}
         if household:
-            transformer: Any = HouseholdFeatures(include_protected=self.include_protected)
+            transformer: Any = HouseholdFeatures(include_protected=self.include_protected,
+                                                 elderly_pension=bool(self.elderly_pension_interaction))
+        elif self.elderly_pension_interaction:
+            raise ConfigError("elderly_pension_interaction needs the household features (a table of one's "
+                              "own has no pension / age columns the model knows)")
         elif self.features is not None and hasattr(self.features, "fit") and hasattr(self.features, "transform"):
             transformer = clone(self.features)
         else:
@@ -410,7 +419,7 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
                                     gbm_params=params, features=transformer, eval_date=self.eval_date,
                                     seed=int(self.seed), sample_weight_train=tree_weights(
                                         sample_weight, self.tree_weight_power), scaling=scaling,
-                                    metadata=dict(metadata or {}),
+                                    metadata={**(metadata or {}), **self._interaction_note()},
                                     neutralise_constant_items=self.neutralise_rule_items)
             self.oof_pd_ = None
             self._note_unseen_in_fit(self.model_)
@@ -420,7 +429,8 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
             eval_date=self.eval_date, seed=int(self.seed), cv=int(self.calibration_folds), groups=groups,
             sample_weight=sample_weight, scaling=scaling, tree_weight_power=float(self.tree_weight_power),
             neutralise_constant_items=self.neutralise_rule_items,
-            metadata={**(metadata or {}), **self._tuning_note(), "positive_class": str(self.positive_class_),
+            metadata={**(metadata or {}), **self._tuning_note(), **self._interaction_note(),
+                      "positive_class": str(self.positive_class_),
                       "base_rate": self.base_rate_, "dropped_columns": dict(self.dropped_columns_)})
         self.oof_pd_ = sigmoid(oof_logit)
         self._note_unseen_in_fit(model)
@@ -439,6 +449,14 @@ class CreditScoreClassifier(ClassifierMixin, BaseEstimator):
             model.metadata["input_example"] = example
         self.model_ = model
         return self
+
+    def _interaction_note(self) -> dict[str, Any]:
+        """The opt-in age x pension feature, for the model's metadata (nothing when off)."""
+        if not self.elderly_pension_interaction:
+            return {}
+        return {"elderly_pension_interaction": True,
+                "age_use": "age used only through its interaction with pension (pension_head_60plus, "
+                           "monotone: lowers risk only)"}
 
     def _tuning_note(self) -> dict[str, Any]:
         """What tuning chose, for the model's metadata (nothing when it did not run)."""

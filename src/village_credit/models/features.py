@@ -224,6 +224,10 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
     _s("age_band_60plus", "Head aged 60+", "户主60岁及以上", "flag", 0, "protected", "1 if the head is 60 or older."),
     _s("formerly_poor", "Formerly poor household", "脱贫户", "flag", 0, "protected",
        "Registered in poverty alleviation."),
+    # --- opt-in (model.elderly_pension_interaction): age only through the pension -----
+    _s("pension_head_60plus", "Pension received by a head aged 60+", "60岁以上户主领取养老金", "flag", -1,
+       "protected", "1 if the head is 60+, enrolled in social insurance and receives pension income; "
+       "can only lower risk (age never enters alone)."),
     # --- rules (optional, passed by the caller) ------------------------------------
     _s("rule_points", "Rule points", "规则积分", "points", -1, "rules",
        "Total points from the programme's points standard."),
@@ -236,7 +240,10 @@ _DED_LABELS = {k: (en, zh) for k, en, zh in DEDUCTION_ITEMS}
 HOUSEHOLD_FEATURES: tuple[str, ...] = tuple(
     s.name for s in FEATURE_SPECS if s.group in ("behaviour", "capacity", "profile")
 )
-PROTECTED_FEATURES: tuple[str, ...] = tuple(s.name for s in FEATURE_SPECS if s.group == "protected")
+ELDERLY_PENSION_FEATURE = "pension_head_60plus"
+"""The one feature of ``elderly_pension=True``: age enters only through its interaction with a pension."""
+PROTECTED_FEATURES: tuple[str, ...] = tuple(s.name for s in FEATURE_SPECS
+                                            if s.group == "protected" and s.name != ELDERLY_PENSION_FEATURE)
 
 PROFILE_INPUTS: tuple[str, ...] = (
     "head_age", "education", "household_size", "dependents", "smartphone", "formerly_poor",
@@ -295,7 +302,8 @@ def _finite(a: np.ndarray) -> np.ndarray:
     return a if np.isfinite(a).all() else np.nan_to_num(a)
 
 
-def build_household_features(households: pd.DataFrame, include_protected: bool = False) -> pd.DataFrame:
+def build_household_features(households: pd.DataFrame, include_protected: bool = False,
+                             elderly_pension: bool = False) -> pd.DataFrame:
     """Vectorised feature building over the wide monthly history (numpy, no per-row loop)."""
     months = months_in(list(households.columns))
     if months == 0:
@@ -363,6 +371,11 @@ def build_household_features(households: pd.DataFrame, include_protected: bool =
         cols["head_age"] = age
         cols["age_band_60plus"] = np.where(np.isnan(age), np.nan, (age >= ELDERLY_AGE).astype(np.float64))
         cols["formerly_poor"] = _f(households, "formerly_poor")
+    if elderly_pension:  # missing age / enrolment / pension income: not known to be pensioned -> 0
+        age = np.nan_to_num(_f(households, "head_age"), nan=-1.0)
+        pension = np.nan_to_num(_f(households, "income_pension_subsidy"), nan=0.0)
+        si = np.nan_to_num(_f(households, "social_insurance"), nan=0.0)
+        cols[ELDERLY_PENSION_FEATURE] = ((age >= ELDERLY_AGE) & (si > 0) & (pension > 0)).astype(np.float64)
     return pd.DataFrame(cols, index=households.index)
 
 
@@ -408,6 +421,10 @@ class HouseholdFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
         one is there.
     rule_items:
         Keep per-item rule columns (``base``, ``bonus_*``, ``ded_*``) from ``extra``.
+    elderly_pension:
+        Add ``pension_head_60plus`` (head 60+ with social insurance and pension income;
+        monotone: lowers risk only), so the model can express that a pension protects the
+        elderly without using age alone (``model.elderly_pension_interaction``).
 
     ``fit``/``transform`` take ``extra=`` (a frame index-aligned with the households,
     e.g. ``RuleScores.items.assign(rule_points=decisions.rule_points)``). The columns
@@ -421,8 +438,10 @@ class HouseholdFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
     ((50, 34), ['ontime_count', 'ontime_ratio'], 'float64')
     """
 
-    def __init__(self, include_protected: bool = False, rule_points: bool = True, rule_items: bool = False):
+    def __init__(self, include_protected: bool = False, rule_points: bool = True, rule_items: bool = False,
+                 elderly_pension: bool = False):
         self.include_protected = include_protected
+        self.elderly_pension = elderly_pension
         self.rule_points = rule_points
         self.rule_items = rule_items
 
@@ -439,7 +458,8 @@ class HouseholdFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
         return keep
 
     def fit(self, households: pd.DataFrame, y: Any = None, extra: pd.DataFrame | None = None) -> HouseholdFeatures:
-        base = [*HOUSEHOLD_FEATURES, *(PROTECTED_FEATURES if self.include_protected else ())]
+        base = [*HOUSEHOLD_FEATURES, *(PROTECTED_FEATURES if self.include_protected else ()),
+                *((ELDERLY_PENSION_FEATURE,) if self.elderly_pension else ())]
         self.extra_columns_ = self._extra_columns(households, extra)
         self.feature_names_out_ = [*base, *self.extra_columns_]
         self.specs_ = [spec_for(n) for n in self.feature_names_out_]
@@ -449,7 +469,8 @@ class HouseholdFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
 
     def transform(self, households: pd.DataFrame, extra: pd.DataFrame | None = None) -> pd.DataFrame:
         check_is_fitted(self, "feature_names_out_")
-        out = build_household_features(households, include_protected=self.include_protected)
+        out = build_household_features(households, include_protected=self.include_protected,
+                                       elderly_pension=self.elderly_pension)
         if self.extra_columns_:
             src = households[[c for c in ("rule_points",) if c in households.columns]]
             if extra is not None:
