@@ -43,6 +43,7 @@ from village_credit.models.features import ELDERLY_PENSION_FEATURE  # noqa: E402
 from village_credit.models.splits import split_by_village  # noqa: E402
 from village_credit.pipeline import (  # noqa: E402
     _ceiling_reference,
+    _outcome_mask,
     decision_systems,
     evaluate,
     fit_models,
@@ -72,6 +73,13 @@ def run(seed: int, overrides: list[str], n_boot: int) -> dict[str, object]:
     names = booster.feature_name()
     flag_splits = (int(booster.feature_importance("split")[names.index(ELDERLY_PENSION_FEATURE)])
                    if ELDERLY_PENSION_FEATURE in names else None)  # model.elderly_pension_interaction
+    # what the trees could learn a pension x 60+ term from: the pensioned 60+ with an observed outcome
+    pens = ((train["head_age"] >= 60) & train["social_insurance"].astype(bool)
+            & (train["income_pension_subsidy"] > 0) & _outcome_mask(train, cfg)).to_numpy(bool)
+    pred_pens = models["blend"].predict_pd(train.loc[pens]).to_numpy(float)
+    print(f"  training pensioned 60+ with an outcome: {int(pens.sum())} ({int(train.loc[pens, 'default_12m'].sum())}"
+          f" defaults); mean predicted PD {pred_pens.mean():.4f}, observed {train.loc[pens, 'default_12m'].mean():.4f},"
+          f" true {train.loc[pens, 'true_pd'].mean():.4f}")
     sens = sensitive_frame(holdout, policy_age_max=policy_age_ceiling(load_policy(cfg.policy)))
     ceiling = ceiling_system(models["blend"], holdout, reference=_ceiling_reference(holdout, train, v1),
                              eval_date=cfg.eval_date, seed=cfg.seed)
