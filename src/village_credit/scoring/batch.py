@@ -525,7 +525,9 @@ def iter_chunks_from(input_path: Path, first: int, chunk_rows: int, columns: lis
             start += n
         pending: list[pa.RecordBatch] = []
         have, pos = 0, first
-        batches = pf.iter_batches(batch_size=65_536, row_groups=list(range(group, meta.num_row_groups)),
+        # batches of the chunk size, as ``iter_batches`` reads them: a chunk is then one
+        # batch, and its pandas conversion does not first join Arrow pieces of each column
+        batches = pf.iter_batches(batch_size=chunk_rows, row_groups=list(range(group, meta.num_row_groups)),
                                   columns=columns) if group < meta.num_row_groups else iter(())
         for batch in batches:
             if skip:
