@@ -144,3 +144,21 @@ def test_workers_die_with_a_killed_run(scoring_env: Any, tiled: Path, tmp_path: 
     summary = json.loads(rerun.stdout)
     assert summary["chunks_resumed"] == len(markers) and summary["workers"] == 2
     assert summary["rows_read"] == summary["scored"] + summary["quarantined"] == 7_500
+
+
+def test_a_failing_worker_stops_the_run_with_its_error(scoring_env: Any, tiled: Path, tmp_path: Path) -> None:
+    """An error inside a worker reaches the caller (and the finished chunks stay resumable)."""
+    model, _ = load_scoring_model(scoring_env.model_uri)
+    dm = model.unwrap_python_model().model
+    real = dm._transform
+
+    def transform(df: pd.DataFrame) -> Any:  # fails on the third tile's rows (the second worker's run)
+        if df["household_id"].astype(str).str.endswith("-2").any():
+            raise ValueError("feature building failed on purpose")
+        return real(df)
+
+    dm._transform = transform
+    with pytest.raises(ValueError, match="feature building failed on purpose"):
+        score_file(scoring_env.model_uri, tiled, tmp_path / "out", chunk_rows=CHUNK, progress=False,
+                   model=model, workers=2)
+    assert (tmp_path / "out" / "_chunks" / "00000.json").exists()  # the first worker's chunks were kept

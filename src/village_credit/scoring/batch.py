@@ -800,7 +800,6 @@ def _score_file(
     if n_workers > 1 and len(plan) > 1 and input_path.suffix.lower() in (".parquet", ".pq"):
         job = _Job(scorer, input_path, output_dir, columns, chunk_rows, meta, dups, report, read_ahead)
         work_rows, work_seconds, sums = _score_in_workers(job, plan, n_workers, summary, clock, progress)
-        summary.workers = min(n_workers, max(1, len(plan) - summary.chunks_resumed))
     else:
         work_rows, work_seconds, sums = _score_in_turn(scorer, input_path, output_dir, columns, chunk_rows,
                                                        meta, dups, report, read_ahead, summary, clock,
@@ -942,6 +941,7 @@ def _score_in_workers(job: _Job, plan: list[tuple[int, int, int]], n_workers: in
         job.done = ctx.Queue()
         _JOB[:] = [job]
         ranges = _split_ranges(todo, min(n_workers, len(todo)))
+        summary.workers = len(ranges)
         pool = ProcessPoolExecutor(len(ranges), mp_context=ctx, initializer=_die_with_parent,
                                    initargs=(os.getpid(),))
         try:
@@ -1000,6 +1000,9 @@ def _score_range(chunks: list[tuple[int, int, int]]) -> dict[str, float]:
     """Worker process: decide and write a contiguous run of chunks; its stage seconds."""
     job = _JOB[0]
     PREDICT_OPTIONS["num_threads"] = 1  # a forked child must not use the parent's OpenMP pool
+    # the parent reads every count before it shuts the pool down; when it stopped reading
+    # (another worker failed), an exiting worker must not wait for a full pipe
+    job.done.cancel_join_thread()
     clock = StageClock()
     before = job.scorer.model_timings()
     wanted = {k: rows for k, _, rows in chunks}
