@@ -8,8 +8,10 @@ Measures, in one run, on a model trained and registered here (sqlite store in --
 0. ``stages`` (issue 31): for the benchmark's model (``--n-estimators`` trees of 31 leaves)
    and a demo-like one (116 trees of at most 5 leaves), 2-thread ``Booster.predict`` on
    the feature matrix of every row (features precomputed, not timed) vs ``score_file``
-   and vs the ``village-credit score`` CLI in a fresh process, with ``score_file``'s own
-   stage table (``summary.json`` ``stages``). Targets: ``score_file`` >= 0.25x of
+   on ``--workers`` processes (default: one per core) and on one, and vs the
+   ``village-credit score`` CLI in a fresh process, with ``score_file``'s own stage
+   table (``summary.json`` ``stages``: the workers' seconds added up), CPU seconds of
+   each path and the load average while they ran. Targets: ``score_file`` >= 0.25x of
    ``predict`` on the demo-like model and >= 0.5x on the 200-tree model; CLI within
    1.3x of ``score_file``::
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -102,8 +105,16 @@ def _data(workdir: Path, rows: int) -> Path:
     return p
 
 
-def stages(workdir: Path, rows: int, chunk_rows: int, models: list[str]) -> dict:
-    """``score_file`` and the CLI against 2-thread ``Booster.predict``, with the stage table."""
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and of its children that have ended
+    (score_file's worker processes, the CLI's process)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def stages(workdir: Path, rows: int, chunk_rows: int, models: list[str], workers: int) -> dict:
+    """``score_file`` (``workers`` processes, and one) and the CLI against 2-thread
+    ``Booster.predict``, with the stage table (the workers' stage seconds added up)."""
     import shutil
 
     from village_credit.data.io import iter_batches
@@ -121,31 +132,44 @@ def stages(workdir: Path, rows: int, chunk_rows: int, models: list[str]) -> dict
         feats = [dm._transform(c.drop(columns=[x for x in TRUTH_COLUMNS if x in c.columns]))
                  .to_numpy(dtype="float64") for c in iter_batches(path, chunk_rows)]
         # each path twice, interleaved, best of two: a burst of load hits them alike
-        t = {"predict": float("inf"), "score_file": float("inf"), "cli": float("inf")}
+        t = {"predict": float("inf"), "score_file_1": float("inf"), "score_file": float("inf"),
+             "cli": float("inf")}
+        cpu: dict[str, float] = {}
         summary = None
+        load = [os.getloadavg()[0]]
         for _ in range(2):
             t0 = time.perf_counter()
             for X in feats:
                 dm.booster.predict(X, num_threads=2)
             t["predict"] = min(t["predict"], time.perf_counter() - t0)
             dest = workdir / f"out_stages_{name}"
+            for key, n in (("score_file_1", 1), ("score_file", workers)):
+                shutil.rmtree(dest, ignore_errors=True)
+                c0, t0 = _cpu(), time.perf_counter()
+                s = score_file(uri, path, dest, chunk_rows=chunk_rows, progress=False,
+                               workers=n)  # loads the model itself
+                wall = time.perf_counter() - t0
+                if wall < t[key]:
+                    t[key], cpu[key] = wall, _cpu() - c0
+                    if key == "score_file":
+                        summary = s
             shutil.rmtree(dest, ignore_errors=True)
-            t0 = time.perf_counter()
-            s = score_file(uri, path, dest, chunk_rows=chunk_rows, progress=False)  # loads the model itself
-            if time.perf_counter() - t0 < t["score_file"]:
-                t["score_file"], summary = time.perf_counter() - t0, s
-            shutil.rmtree(dest, ignore_errors=True)
-            t0 = time.perf_counter()
+            c0, t0 = _cpu(), time.perf_counter()
             subprocess.run([sys.executable, "-c", "from village_credit.cli import app; app()", "score",
                             "--input", str(path), "--output", str(dest), "--model", uri,
-                            "--chunk-rows", str(chunk_rows), "--no-progress"],
+                            "--chunk-rows", str(chunk_rows), "--workers", str(workers), "--no-progress"],
                            env=env, check=True, capture_output=True)
-            t["cli"] = min(t["cli"], time.perf_counter() - t0)
+            if time.perf_counter() - t0 < t["cli"]:
+                t["cli"], cpu["cli"] = time.perf_counter() - t0, _cpu() - c0
+            load.append(os.getloadavg()[0])
         del feats
         out[name] = {
             "trees": dm.booster.num_trees(), "max_leaves": int(dm.booster.params.get("num_leaves", 0) or 0),
+            "workers": summary.workers, "load_avg_1min": [round(x, 1) for x in load],
             "seconds": {k: round(v, 2) for k, v in t.items()},
+            "cpu_seconds": {k: round(v, 2) for k, v in cpu.items()},
             "ratio_score_file_vs_predict_2t": round(t["predict"] / t["score_file"], 3),
+            "ratio_score_file_1_vs_predict_2t": round(t["predict"] / t["score_file_1"], 3),
             "ratio_cli_vs_score_file": round(t["cli"] / t["score_file"], 3),
             "stages": summary.stages, "reconciled": summary.reconciled,
         }
@@ -156,10 +180,16 @@ def stages(workdir: Path, rows: int, chunk_rows: int, models: list[str]) -> dict
 def _stage_table(name: str, r: dict) -> str:
     lines = [f"| {name}: stage | seconds |", "| --- | --- |"]
     lines += [f"| {k} | {v:.2f} |" for k, v in r["stages"].items()]
-    lines += [f"| predict (2 threads) / score_file / CLI | {r['seconds']['predict']:.2f} / "
-              f"{r['seconds']['score_file']:.2f} / {r['seconds']['cli']:.2f} |",
-              f"| score_file vs predict; CLI vs score_file | {r['ratio_score_file_vs_predict_2t']}x; "
-              f"{r['ratio_cli_vs_score_file']}x |"]
+    sec, cpu = r["seconds"], r["cpu_seconds"]
+    lines += [f"| workers | {r['workers']} |",
+              f"| predict (2 threads) / score_file, 1 worker / score_file / CLI | {sec['predict']:.2f} / "
+              f"{sec['score_file_1']:.2f} / {sec['score_file']:.2f} / {sec['cli']:.2f} |",
+              f"| CPU s: score_file, 1 worker / score_file / CLI | {cpu['score_file_1']:.2f} / "
+              f"{cpu['score_file']:.2f} / {cpu['cli']:.2f} |",
+              f"| score_file vs predict (1 worker; workers); CLI vs score_file | "
+              f"{r['ratio_score_file_1_vs_predict_2t']}x; {r['ratio_score_file_vs_predict_2t']}x; "
+              f"{r['ratio_cli_vs_score_file']}x |",
+              f"| load average (1 min) during the runs | {' / '.join(map(str, r['load_avg_1min']))} |"]
     return "\n".join(lines)
 
 
@@ -343,9 +373,14 @@ def main() -> None:
     ap.add_argument("--pd-rows", type=int, default=20_000)
     ap.add_argument("--chunk-rows", type=int, default=50_000)
     ap.add_argument("--n-estimators", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=0, help="score_file's worker processes (0: one per core)")
     ap.add_argument("--workdir", type=Path, default=Path("bench_out/scoring"))
     ap.add_argument("--skip", default="", help="comma list of: stages,throughput,pd,rss,spark")
     a = ap.parse_args()
+    if a.workers < 1:
+        from village_credit.scoring.batch import default_workers
+
+        a.workers = default_workers()
     a.workdir.mkdir(parents=True, exist_ok=True)
     a.workdir = a.workdir.resolve()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -354,7 +389,7 @@ def main() -> None:
                     "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()}
     if "stages" not in skip:
         _model(a.workdir, 116, num_leaves=5, name="bench_demo")  # demo-like: 116 trees of <= 5 leaves
-        result["stages"] = stages(a.workdir, a.rows, a.chunk_rows, ["bench_demo", "bench"])
+        result["stages"] = stages(a.workdir, a.rows, a.chunk_rows, ["bench_demo", "bench"], a.workers)
         print(json.dumps(result["stages"]), flush=True)
     if "throughput" not in skip:
         result["throughput"] = throughput(a.workdir, a.rows, a.chunk_rows, a.any_rows)

@@ -31,6 +31,8 @@ def score(
     master: str = typer.Option("local[*]", help="Spark master for --engine spark."),
     chunk_rows: int = typer.Option(50_000, help="Rows per chunk (local engine); the most rows per "
                                    "task on Spark."),
+    workers: int = typer.Option(0, min=0, help="Local engine: processes deciding chunks at once "
+                                "(0: one per core this process may use; 1: one process)."),
     tasks_per_core: int = typer.Option(2, help="Spark: at least this many row-range tasks per core."),
     overwrite: bool = typer.Option(False, help="Start afresh in OUTPUT, discarding an earlier run there."),
     progress: bool = typer.Option(True, help="Show a progress bar (rows/s) on stderr."),
@@ -60,7 +62,7 @@ def score(
         else:
             summary = score_file(model, input, output, chunk_rows=chunk_rows,
                                  overwrite=overwrite, progress=progress, report=report,
-                                 allow_ungated=allow_ungated)
+                                 allow_ungated=allow_ungated, workers=workers or None)
     except VillageCreditError as exc:
         summary_file = output / "summary.json"
         if summary_file.exists() and isinstance(exc, NoRowsScored):

@@ -32,6 +32,13 @@ from numpy.typing import NDArray
 
 from village_credit.errors import VillageCreditError
 
+PREDICT_OPTIONS: dict[str, int] = {}
+"""Extra ``Booster.predict`` options of this process (every prediction of the models
+layer passes them): empty, LightGBM's default of every core; ``{"num_threads": 1}`` in
+a scoring worker process (``scoring.batch``), which is forked from a parent whose
+OpenMP pool it cannot use (libgomp hangs in a forked child that starts a parallel
+region) and which shares the cores with the other workers anyway."""
+
 # LightGBM: ``const double kZeroThreshold = 1e-35f;`` (a float literal widened to double).
 K_ZERO_THRESHOLD = float(np.float32(1e-35))
 
@@ -230,5 +237,6 @@ class TreeContributions:
         if self.additive is not None:
             return self.additive.contributions(X)
         arr = _as_matrix(X, self.booster.num_feature())
-        return np.asarray(self.booster.predict(arr, num_iteration=self.num_iteration, pred_contrib=True),
+        return np.asarray(self.booster.predict(arr, num_iteration=self.num_iteration, pred_contrib=True,
+                                               **PREDICT_OPTIONS),
                           dtype=np.float64)

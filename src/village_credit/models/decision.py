@@ -36,7 +36,7 @@ from village_credit.data.generator import GeneratorConfig, generate_households
 from village_credit.data.schema import SCHEMA, TRUTH_COLUMNS
 from village_credit.data.validation import validate_households
 from village_credit.errors import ConfigError, SchemaError
-from village_credit.models.additive import TreeContributions
+from village_credit.models.additive import PREDICT_OPTIONS, TreeContributions
 from village_credit.models.coefficients import BlendCoefficients
 from village_credit.models.features import FeatureSpec, HouseholdFeatures, spec_for
 from village_credit.models.reasons import join_present, reason_strings, reasons_long, top_reasons
@@ -304,7 +304,8 @@ class DecisionModel:
         if contributions or self.explainer.is_fast:
             return self.explainer.contributions(X)
         phi = np.zeros((len(X), len(self.feature_names) + 1))
-        phi[:, -1] = self.booster.predict(X.to_numpy(dtype=np.float64, na_value=np.nan), raw_score=True)
+        phi[:, -1] = self.booster.predict(X.to_numpy(dtype=np.float64, na_value=np.nan), raw_score=True,
+                                          **PREDICT_OPTIONS)
         return phi
 
     def _score(self, households: pd.DataFrame, eval_date: Any = None, *, contributions: bool = True

@@ -36,14 +36,19 @@ Layout of ``output_dir``::
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import json
+import multiprocessing
+import os
 import queue
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +60,7 @@ import pyarrow.parquet as pq
 
 from village_credit.data.io import count_rows, iter_batches, read_header, table_to_frame
 from village_credit.errors import DataReadError, VillageCreditError
+from village_credit.models.additive import PREDICT_OPTIONS
 from village_credit.registry.loading import ModelLoadError, load_model, resolve_uri
 from village_credit.registry.pyfunc_model import input_columns_of
 from village_credit.reporting.progress import row_bar
@@ -174,6 +180,8 @@ class ScoreSummary:
     ``stages``: seconds per stage of this invocation (:data:`STAGES`); ``read`` and
     ``write`` run in their own threads, overlapping the deciding stages, and
     ``wait_read`` / ``wait_write`` are the time the deciding thread waited for them.
+    ``workers``: processes that decided chunks; with more than one, ``stages`` adds up
+    every worker's seconds (so they may exceed ``seconds``, the wall time of the run).
     """
 
     input: str
@@ -189,6 +197,7 @@ class ScoreSummary:
     rows_per_second: float = 0.0
     model: dict[str, Any] = field(default_factory=dict)
     reconciled: bool = False
+    workers: int = 1
     programme: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, float] = field(default_factory=dict)
 
@@ -516,7 +525,9 @@ def iter_chunks_from(input_path: Path, first: int, chunk_rows: int, columns: lis
             start += n
         pending: list[pa.RecordBatch] = []
         have, pos = 0, first
-        batches = pf.iter_batches(batch_size=65_536, row_groups=list(range(group, meta.num_row_groups)),
+        # batches of the chunk size, as ``iter_batches`` reads them: a chunk is then one
+        # batch, and its pandas conversion does not first join Arrow pieces of each column
+        batches = pf.iter_batches(batch_size=chunk_rows, row_groups=list(range(group, meta.num_row_groups)),
                                   columns=columns) if group < meta.num_row_groups else iter(())
         for batch in batches:
             if skip:
@@ -693,6 +704,7 @@ def score_file(
     report: bool = True,
     read_ahead: int = 2,
     allow_ungated: bool = False,
+    workers: int | None = None,
 ) -> ScoreSummary:
     """Score every household of a Parquet/CSV file with a registered decision model.
 
@@ -700,6 +712,12 @@ def score_file(
     ``read_ahead`` chunks are read by a background thread while the current one is
     decided, and the previous chunk is written by another (``WriteBehind``); 0 runs
     all three in turn. Quarantined input rows are kept with the columns that were read.
+
+    ``workers`` processes (default: one per core this process may use,
+    :func:`default_workers`) decide a Parquet file's chunks at once, each a contiguous
+    run of them, read and written by the worker itself; the outputs are those of one
+    process, file for file. ``workers=1`` (and any CSV input, which cannot be read from
+    the middle) decides in this process.
 
     The model is loaded through the one loader, which checks its promotion record;
     ``allow_ungated`` scores an ungated version anyway and records that fact in the
@@ -731,7 +749,7 @@ def score_file(
     with OutputLock(output_dir, input_path):
         return _score_file(model_uri, input_path, output_dir, chunk_rows=chunk_rows,
                            overwrite=overwrite, progress=progress, model=model, report=report,
-                           read_ahead=read_ahead, allow_ungated=allow_ungated)
+                           read_ahead=read_ahead, allow_ungated=allow_ungated, workers=workers)
 
 
 def _score_file(
@@ -746,10 +764,14 @@ def _score_file(
     report: bool,
     read_ahead: int,
     allow_ungated: bool,
+    workers: int | None,
 ) -> ScoreSummary:
     input_path, output_dir = Path(input_path), Path(output_dir)
     if chunk_rows < 1:
         raise ScoringError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    n_workers = default_workers() if workers is None else workers
+    if n_workers < 1:
+        raise ScoringError(f"workers must be >= 1, got {workers}")
     started = time.perf_counter()
     clock = StageClock()
     total = count_rows(input_path)  # DataReadError naming the file, before loading any model
@@ -774,17 +796,21 @@ def _score_file(
     t0 = time.perf_counter()
     dups = duplicate_ids(input_path, scorer.input_id_column)  # across chunks, from the id column only
     clock.since("duplicate_ids", t0)
-    bar = row_bar(total, progress, "scoring")
-    work_rows, t_loop = 0, time.perf_counter()
-    writer = WriteBehind(enabled=read_ahead > 0)
-    sums: list[Any] = []
+    plan = plan_chunks(total, chunk_rows)
+    if n_workers > 1 and len(plan) > 1 and input_path.suffix.lower() in (".parquet", ".pq"):
+        job = _Job(scorer, input_path, output_dir, columns, chunk_rows, meta, dups, report, read_ahead)
+        work_rows, work_seconds, sums = _score_in_workers(job, plan, n_workers, summary, clock, progress)
+    else:
+        work_rows, work_seconds, sums = _score_in_turn(scorer, input_path, output_dir, columns, chunk_rows,
+                                                       meta, dups, report, read_ahead, summary, clock,
+                                                       progress, total)
+        _split_decide(clock, scorer, inside_before)
+    finish_summary(summary, output_dir, total, started, work_rows, work_seconds, report, sums, clock)
+    return summary
 
-    def done(finished: list[dict[str, Any]]) -> None:
-        for counts in finished:
-            sums.append(counts.pop("_sums", None))
-            add_counts(summary, counts)
-            bar.advance(counts["rows"])
 
+def _chunk_writer(output_dir: Path, meta: dict[str, str], report: bool, clock: StageClock) -> Any:
+    """The write step of one chunk (run by ``WriteBehind``): its parts, marker and report sums."""
     def write(k: int, first: int, rows: int, *parts: pd.DataFrame) -> dict[str, Any]:
         t0 = time.perf_counter()
         counts: dict[str, Any] = write_chunk(output_dir, k, first, rows, *parts, meta)
@@ -792,6 +818,35 @@ def _score_file(
             counts = {**counts, "_sums": chunk_sums(parts[0], parts[2])}
         clock.since("write", t0)
         return counts
+    return write
+
+
+def _decide_chunk(scorer: PyfuncScorer, batch: pd.DataFrame, first: int, dups: Any, clock: StageClock,
+                  t0: float) -> tuple[Any, ...]:
+    """One chunk's (decisions, problems, bad rows), the cross-chunk duplicates moved to quarantine."""
+    decided = score_chunk(scorer, batch, first)
+    t0 = clock.since("decide", t0)
+    parts = quarantine_duplicates(*decided, batch, first, dups, _as_text, scorer.input_id_column)
+    clock.since("quarantine", t0)
+    return parts
+
+
+def _score_in_turn(scorer: PyfuncScorer, input_path: Path, output_dir: Path, columns: list[str] | None,
+                   chunk_rows: int, meta: dict[str, str], dups: Any, report: bool, read_ahead: int,
+                   summary: ScoreSummary, clock: StageClock, progress: bool, total: int
+                   ) -> tuple[int, float, list[Any]]:
+    """One deciding thread, chunks in file order (a reader and a writer thread beside it)."""
+    bar = row_bar(total, progress, "scoring")
+    work_rows, t_loop = 0, time.perf_counter()
+    writer = WriteBehind(enabled=read_ahead > 0)
+    write = _chunk_writer(output_dir, meta, report, clock)
+    sums: list[Any] = []
+
+    def done(finished: list[dict[str, Any]]) -> None:
+        for counts in finished:
+            sums.append(counts.pop("_sums", None))
+            add_counts(summary, counts)
+            bar.advance(counts["rows"])
 
     try:
         t_wait = time.perf_counter()
@@ -803,10 +858,8 @@ def _score_file(
                 done([{**counts, "_sums": part_sums(output_dir, f"part-{k:05d}.parquet") if report else None}])
                 t_wait = time.perf_counter()
                 continue
-            decided = score_chunk(scorer, batch, first)
-            t0 = clock.since("decide", t0)
-            parts = quarantine_duplicates(*decided, batch, first, dups, _as_text, scorer.input_id_column)
-            t0 = clock.since("quarantine", t0)
+            parts = _decide_chunk(scorer, batch, first, dups, clock, t0)
+            t0 = time.perf_counter()
             done(writer.put(write, k, first, len(batch), *parts))
             clock.since("wait_write", t0)
             work_rows += len(batch)
@@ -818,9 +871,171 @@ def _score_file(
         writer.close()
         bar.close()
     work_seconds = time.perf_counter() - t_loop if work_rows else 0.0  # reading, deciding, writing overlap
-    _split_decide(clock, scorer, inside_before)
-    finish_summary(summary, output_dir, total, started, work_rows, work_seconds, report, sums, clock)
-    return summary
+    return work_rows, work_seconds, sums
+
+
+@dataclass
+class _Job:
+    """What a worker process needs to score its chunks (inherited through ``fork``)."""
+
+    scorer: PyfuncScorer
+    input_path: Path
+    output_dir: Path
+    columns: list[str] | None
+    chunk_rows: int
+    meta: dict[str, str]
+    dups: Any
+    report: bool
+    read_ahead: int
+    done: Any = None  # the queue each finished chunk's counts go to (the parent's progress)
+
+
+_JOB: list[_Job] = []
+"""The job of this worker process: set in the parent just before the workers fork."""
+
+
+def default_workers() -> int:
+    """The cores this process may run on (``os.sched_getaffinity``): ``score_file``'s default."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _split_ranges(todo: list[tuple[int, int, int]], n: int) -> list[list[tuple[int, int, int]]]:
+    """``todo`` as ``n`` contiguous runs of nearly equal row counts: each worker reads its
+    run in one pass (a chunk inside a row group costs decoding the group from its start)."""
+    rows = np.cumsum([r for _, _, r in todo])
+    cuts = np.searchsorted(rows, rows[-1] * np.arange(1, n) / n, side="left") + 1
+    runs = [list(r) for r in np.split(np.arange(len(todo)), np.unique(np.clip(cuts, 1, len(todo) - 1)))]
+    return [[todo[i] for i in run] for run in runs if len(run)]
+
+
+def _score_in_workers(job: _Job, plan: list[tuple[int, int, int]], n_workers: int, summary: ScoreSummary,
+                      clock: StageClock, progress: bool) -> tuple[int, float, list[Any]]:
+    """The plan's chunks decided by ``n_workers`` processes, each on its own contiguous run.
+
+    Why processes: deciding is pandas and numpy under the GIL, so a second thread would
+    not use the second core. Each worker is forked with the loaded model, reads its own
+    chunks from the file and writes their parts and markers itself (no chunk crosses a
+    pipe); only each chunk's counts and programme sums come back, in a queue, so the
+    row bar moves as chunks finish. The parent keeps the rest: resumed chunks, the
+    report's sums in chunk order, the summary and the stage table (workers' seconds
+    added up). A chunk's marker is still written after its parts, so a run cut off
+    anywhere resumes; markers may finish out of order, which resuming never relied on.
+    """
+    sums: dict[int, Any] = {}
+    todo = []
+    for k, first, rows in plan:
+        counts = _read_marker(job.output_dir / "_chunks" / f"{k:05d}.json", k, first, rows)
+        if counts is None:
+            todo.append((k, first, rows))
+            continue
+        summary.chunks_resumed += 1
+        sums[k] = part_sums(job.output_dir, f"part-{k:05d}.parquet") if job.report else None
+        add_counts(summary, counts)
+    resumed_rows = summary.rows_read
+    t_loop = time.perf_counter()
+    if todo:
+        ctx = multiprocessing.get_context("fork")  # the loaded model and the duplicate ids, not pickled
+        job.done = ctx.Queue()
+        _JOB[:] = [job]
+        ranges = _split_ranges(todo, min(n_workers, len(todo)))
+        summary.workers = len(ranges)
+        pool = ProcessPoolExecutor(len(ranges), mp_context=ctx, initializer=_die_with_parent,
+                                   initargs=(os.getpid(),))
+        try:
+            futures = [pool.submit(_score_range, r) for r in ranges]  # forks every worker now, before
+        finally:                                                    # the bar starts a thread
+            _JOB.clear()
+        bar = row_bar(summary.rows_read + sum(r for _, _, r in todo), progress, "scoring")
+        bar.advance(resumed_rows)
+        try:
+            left = len(todo)
+            while left:
+                try:
+                    counts = job.done.get(timeout=0.2)
+                except queue.Empty:
+                    failed = [f for f in futures if f.done() and f.exception() is not None]
+                    if failed:
+                        raise _worker_error(failed[0].exception())
+                    continue
+                sums[counts["chunk"]] = counts.pop("_sums", None)
+                add_counts(summary, counts)
+                bar.advance(counts["rows"])
+                left -= 1
+            for f in futures:
+                if f.exception() is not None:
+                    raise _worker_error(f.exception())
+                for stage, secs in f.result().items():
+                    clock.add(stage, secs)
+        finally:
+            bar.close()
+            pool.shutdown(wait=True, cancel_futures=True)
+    work_rows = summary.rows_read - resumed_rows
+    work_seconds = time.perf_counter() - t_loop if work_rows else 0.0
+    return work_rows, work_seconds, [sums[k] for k, _, _ in plan]
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: the worker is killed when the run's process dies (Linux
+    ``PR_SET_PDEATHSIG``). A worker that outlived a ``kill -9`` of the run would go on
+    writing chunks beside the rerun that resumes them."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: nothing to ask for
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _worker_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, BrokenProcessPool):
+        return ScoringError(f"a scoring worker process died ({exc}); the chunks it finished are kept: "
+                            "rerun the same command to resume")
+    return exc
+
+
+def _score_range(chunks: list[tuple[int, int, int]]) -> dict[str, float]:
+    """Worker process: decide and write a contiguous run of chunks; its stage seconds."""
+    job = _JOB[0]
+    PREDICT_OPTIONS["num_threads"] = 1  # a forked child must not use the parent's OpenMP pool
+    # the parent reads every count before it shuts the pool down; when it stopped reading
+    # (another worker failed), an exiting worker must not wait for a full pipe
+    job.done.cancel_join_thread()
+    clock = StageClock()
+    before = job.scorer.model_timings()
+    wanted = {k: rows for k, _, rows in chunks}
+    last = max(wanted)
+    writer = WriteBehind(enabled=job.read_ahead > 0)
+    write = _chunk_writer(job.output_dir, job.meta, job.report, clock)
+
+    def done(finished: list[dict[str, Any]]) -> None:
+        for counts in finished:
+            job.done.put(counts)
+
+    source = iter_chunks_from(job.input_path, chunks[0][1], job.chunk_rows, job.columns)
+    try:
+        t_wait = time.perf_counter()
+        for k, first, batch in prefetch(_timed(source, clock), job.read_ahead):
+            t0 = clock.since("wait_read", t_wait)
+            if k > last:
+                break
+            if k in wanted:  # else done by an earlier run, inside this run of chunks
+                if len(batch) != wanted[k]:
+                    raise ScoringError(f"{job.input_path}: chunk {k} has {len(batch)} rows, the plan {wanted[k]}")
+                parts = _decide_chunk(job.scorer, batch, first, job.dups, clock, t0)
+                t0 = time.perf_counter()
+                done(writer.put(write, k, first, len(batch), *parts))
+                clock.since("wait_write", t0)
+            t_wait = time.perf_counter()
+        t0 = time.perf_counter()
+        done(writer.drain())
+        clock.since("wait_write", t0)
+    finally:
+        writer.close()
+    _split_decide(clock, job.scorer, before)
+    return clock.seconds
 
 
 def _timed(items: Iterator[Any], clock: StageClock) -> Iterator[Any]:
