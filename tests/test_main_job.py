@@ -201,5 +201,8 @@ def test_train_on_a_household_file_quarantines_bad_rows_and_keeps_them(tmp_path:
     res = run_experiment(cfg, promote_model=False, score_population=False)
     q = pd.read_parquet(res.paths["quarantine"])
     assert res.quarantined_rows == 2
+    # stages.reports off: no report files (fairness nor validation), the gates' numbers still exist
+    assert not (tmp_path / "out" / "fairness").exists() and not (tmp_path / "out" / "validation").exists()
+    assert "fairness_html" not in res.paths and res.approval_by_group is not None
     assert {(7, "head_age"), (300, "household_size")} <= set(zip(q["row_number"], q["column"], strict=True))
     assert q["reason"].str.len().gt(0).all()

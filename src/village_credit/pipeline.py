@@ -437,11 +437,13 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
     observed = observed_rows_evidence(systems[-1], holdout, y)
     support = (outcome_support_stage(ev, holdout, gaps, cfg, train, models, population)
                if train is not None and models is not None else None)
+    data = fairness_json(audit, gaps, support=support, ceiling=split, observed=observed)  # the gates' numbers
+    approval = approval_by_group(systems, holdout)
+    if not cfg.stages.reports:  # `stages.reports: false` writes no report files, the gates still judge
+        return data, approval, {}
     html, js = write_fairness_report(audit, gaps, out_dir=out_dir, identity=_report_identity(cfg, holdout),
                                      limits=_fairness_limits(cfg), support=support, ceiling=split,
                                      observed=observed)
-    data = fairness_json(audit, gaps, support=support, ceiling=split, observed=observed)
-    approval = approval_by_group(systems, holdout)
     return data, approval, {"fairness_html": str(html), "fairness_json": str(js)}
 
 
