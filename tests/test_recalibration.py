@@ -92,7 +92,10 @@ def test_before_after_figures_on_the_calibrators_sample(recalibrated: dict) -> N
     res = recalibrated["res"]
     assert res.method in ("platt", "isotonic")
     assert set(res.calibrator["cv_scores"]) == {"platt", "isotonic"}  # chosen by CV
-    assert res.before["lights"]["red"] >= 5 and res.after["lights"]["red"] == 0
+    # the validation verdict's own back-test (pools, Holm), not a count of raw red grades
+    assert res.before["lights"]["red"] >= max(4, len(res.before["pools"]) - 2), res.before["pools"]
+    assert res.after["lights"]["red"] == 0, res.after["pools"]
+    assert res.after["lights"]["green"] >= len(res.after["pools"]) - 1, res.after["pools"]
     assert res.after["brier"] < res.before["brier"] and res.after["ece"] < res.before["ece"]
     assert res.after["mean_pd"] == pytest.approx(res.after["default_rate"], abs=0.01)
     data = json.loads(res.report_json.read_text())

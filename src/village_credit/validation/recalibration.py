@@ -64,11 +64,11 @@ from village_credit.validation.calibration import (
     HL_DDOF_INDEPENDENT,
     brier,
     expected_calibration_error,
-    grade_calibration,
     hosmer_lemeshow,
     reliability_table,
     spiegelhalter,
 )
+from village_credit.validation.backtest import grade_backtest
 from village_credit.validation.kit import (
     ValidationKitError,
     _fingerprint,
@@ -180,16 +180,20 @@ def group_recalibrate(model: DecisionModel, sample: pd.DataFrame, *, method: str
 def calibration_figures(y: Any, pd_pred: Any, grades: Any, grade_order: list[str],
                         hl_ddof: int, green_p: float = 0.05, red_p: float = 0.01,
                         n_bins: int = 10, policy_graded: Any = None) -> dict[str, Any]:
-    """Brier, ECE, Hosmer-Lemeshow, Spiegelhalter, per-grade back-test and lights.
+    """Brier, ECE, Hosmer-Lemeshow, Spiegelhalter, the grade back-test and its lights.
 
-    ``policy_graded`` (e.g. vetoed) households are left out of the per-grade back-test:
-    the policy, not the PD, set their grade.
+    The back-test is the validation verdict's own (``backtest.grade_backtest``: thin grades
+    pooled to 5 expected defaults, Holm across pools), so a recalibration report and a
+    validation report never light the same grades differently; ``pools`` holds the pools
+    and their lights, ``grades`` the unpooled per-grade table (information), as in the
+    validation report. ``policy_graded`` (e.g.
+    vetoed) households are left out of the back-test: the policy, not the PD, set their grade.
     """
     hl = hosmer_lemeshow(y, pd_pred, n_bins, hl_ddof)
     z, sp = spiegelhalter(y, pd_pred)
     keep = np.ones(len(np.asarray(y)), bool) if policy_graded is None else ~np.asarray(policy_graded, bool)
-    gc = grade_calibration(np.asarray(grades, dtype=object)[keep], np.asarray(y)[keep],
-                           np.asarray(pd_pred, dtype=float)[keep], grade_order, green_p, red_p)
+    bt = grade_backtest(np.asarray(grades, dtype=object)[keep], np.asarray(y)[keep],
+                        np.asarray(pd_pred, dtype=float)[keep], grade_order, green_p, red_p)
     return {
         "brier": brier(y, pd_pred),
         "ece": expected_calibration_error(y, pd_pred, n_bins),
@@ -197,8 +201,11 @@ def calibration_figures(y: Any, pd_pred: Any, grades: Any, grade_order: list[str
         "spiegelhalter": {"z": z, "p_value": sp},
         "mean_pd": float(np.mean(pd_pred)),
         "default_rate": float(np.mean(y)),
-        "grades": gc,
-        "lights": {k: int((gc["light"] == k).sum()) for k in ("green", "amber", "red")},
+        "grades": bt["grades"],
+        "pools": bt["pools"],
+        "lights": bt["lights"],
+        "rank_order_broken": bt["rank_order_broken"],
+        "not_testable": bt["not_testable"],
         "reliability": reliability_table(y, pd_pred, n_bins),
     }
 
@@ -252,7 +259,7 @@ def _write_report(res: RecalibrationResult, out: Path) -> tuple[Path, Path]:
     b, a = res.before, res.after
     rep.add_table(pd.DataFrame({
         "figure": ["mean PD", "default rate", "Brier", "ECE", "Hosmer-Lemeshow p",
-                   "Spiegelhalter p", "grades green", "grades amber", "grades red"],
+                   "Spiegelhalter p", "pools green", "pools amber", "pools red"],
         "before": [b["mean_pd"], b["default_rate"], b["brier"], b["ece"],
                    b["hosmer_lemeshow"]["p_value"], b["spiegelhalter"]["p_value"],
                    b["lights"]["green"], b["lights"]["amber"], b["lights"]["red"]],
@@ -270,8 +277,8 @@ def _write_report(res: RecalibrationResult, out: Path) -> tuple[Path, Path]:
     ax.set(xlabel="mean predicted PD", ylabel="observed default rate", title="Reliability")
     ax.legend(loc="upper left")
     rep.add_figure(fig, "Reliability before and after recalibration")
-    rep.add_table(b["grades"], caption="Per-grade back-test before")
-    rep.add_table(a["grades"], caption="Per-grade back-test after (grades recomputed from new points)")
+    rep.add_table(b["pools"], caption="Grade back-test before (thin grades pooled, Holm across pools)")
+    rep.add_table(a["pools"], caption="Grade back-test after (grades recomputed from new points; pooled)")
     rep.add_section("Calibration map")
     rep.add_key_values({"method": res.method,
                         "cross-validated scores": json.dumps(res.calibrator.get("cv_scores", {})),
