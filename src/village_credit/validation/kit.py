@@ -196,7 +196,22 @@ def outcome_column(source: Any) -> str:
 
 def outcome_labels(sample: pd.DataFrame, source: Any, what: str = "validation sample") -> np.ndarray:
     """The sample's outcome as 0/1 by the model's own spec (text labels through
-    ``target_positive``); a clear error for a missing column, gaps or unknown labels."""
+    ``target_positive``), NaN where a row has no label.
+
+    A row without a label is a row without an observed outcome (a refused applicant, a
+    loan not yet due): it is decided, counted and kept for the population figures, never
+    tested against an outcome (:func:`outcome_rows`). A clear error for a missing
+    column, no label at all, unknown labels, or a row that ``outcome_observed`` marks
+    observed but that has no label.
+
+    >>> import pandas as pd
+    >>> from types import SimpleNamespace
+    >>> from village_credit.validation.kit import outcome_labels
+    >>> table_model = SimpleNamespace(decision_model=SimpleNamespace(
+    ...     metadata={"target": "bad", "target_positive": "yes"}, policy=None))
+    >>> outcome_labels(pd.DataFrame({"bad": ["yes", "no", None]}), table_model).tolist()
+    [1.0, 0.0, nan]
+    """
     spec = model_spec(source)
     target, positive = spec["target"], spec["target_positive"]
     if target not in sample.columns:
@@ -204,18 +219,39 @@ def outcome_labels(sample: pd.DataFrame, source: Any, what: str = "validation sa
             f"the {what} has no {target!r} column (the model's target: 1 / {positive!r} = "
             "defaulted): a labelled sample is needed")
     col = sample[target]
-    if col.isna().any():
-        raise ValidationKitError(f"the {what} has {int(col.isna().sum())} rows with a missing "
-                                 f"{target!r}: drop or label them first")
+    missing = col.isna().to_numpy()
+    if missing.all():
+        raise ValidationKitError(f"the {what}: no row has a {target!r} label (a labelled sample "
+                                 "is needed; rows without one are decided but not tested)")
+    contradicts = missing & outcome_seen(sample) if "outcome_observed" in sample.columns else None
+    if contradicts is not None and contradicts.any():
+        row = int(np.flatnonzero(contradicts)[0])
+        raise ValidationKitError(
+            f"the {what}: column {target!r}, row {row}: missing although 'outcome_observed' is true "
+            f"({int(contradicts.sum())} such rows): label them or mark them not observed")
     if positive is not None:
-        return (col.astype(str) == str(positive)).to_numpy(dtype=float)
+        y = (col.astype(str) == str(positive)).to_numpy(dtype=float)
+        y[missing] = np.nan
+        return y
     vals = pd.to_numeric(col, errors="coerce")
-    bad = vals.isna() | ~vals.isin([0, 1])
+    bad = ~missing & (vals.isna() | ~vals.isin([0, 1])).to_numpy()
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+        row = int(np.flatnonzero(bad)[0])
         raise ValidationKitError(f"the {what}: column {target!r}, row {row}: {col.iloc[row]!r} is not "
                                  "0 or 1 (and the model records no target_positive label)")
     return vals.to_numpy(dtype=float)
+
+
+def outcome_rows(sample: pd.DataFrame, y: np.ndarray) -> np.ndarray:
+    """The rows tested against an outcome: labelled (``y`` not NaN) and, where the sample
+    says so, observed (:func:`~village_credit.fairness.observed.outcome_seen`).
+
+    >>> import numpy as np, pandas as pd
+    >>> from village_credit.validation.kit import outcome_rows
+    >>> outcome_rows(pd.DataFrame({"x": [1, 2, 3]}), np.array([0.0, np.nan, 1.0])).tolist()
+    [True, False, True]
+    """
+    return ~np.isnan(np.asarray(y, dtype=float)) & outcome_seen(sample)
 
 
 def _numbers_back(out: pd.DataFrame) -> pd.DataFrame:
@@ -458,9 +494,16 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
         raise ValidationKitError("no row of the sample could be scored (all quarantined)")
     rows = sample.loc[ok].reset_index(drop=True)
     d = dec.loc[ok].reset_index(drop=True)
-    y = y_all[ok]
     # the rows the pipeline's hold-out validation tests: those with an observed outcome
-    seen = outcome_seen(rows) if "outcome_observed" in rows.columns else None
+    # (labelled, and observed where the sample says); the others count for the population
+    seen_all = outcome_rows(rows, y_all[ok])
+    seen = seen_all if ("outcome_observed" in rows.columns or not seen_all.all()) else None
+    if seen is not None and not seen.any():
+        raise ValidationKitError("no scored row of the sample has an observed outcome")
+    y = np.nan_to_num(y_all[ok])  # unlabelled rows are never tested (``seen``)
+    if seen is not None and "outcome_observed" not in rows.columns:
+        rows = rows.copy()  # one block: the sample may arrive as many
+        rows["outcome_observed"] = seen  # the fairness evidence reads it (outcome_seen)
 
     features = model_features(champ, rows)
     prev = rows[PREVIOUS_GRADE].to_numpy(dtype=object) if PREVIOUS_GRADE in rows.columns else None
@@ -479,7 +522,10 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
     fairness_summary = fair_ev = None
     steps("fairness")
     if not spec["has_policy"]:  # a table model: the protected attributes its own spec declares
-        fairness_summary, fair_ev = _table_fairness(rows, d, y, champ.decision_model)
+        tested = np.ones(len(rows), bool) if seen is None else seen
+        fairness_summary, fair_ev = _table_fairness(rows.loc[tested].reset_index(drop=True),
+                                                    d.loc[tested].reset_index(drop=True), y[tested],
+                                                    champ.decision_model)
     elif {"head_age", "formerly_poor"} <= set(rows.columns):
         age_max = policy_age_ceiling(getattr(champ.decision_model, "policy", None))
         fairness_summary, fair_ev = _fairness(rows, decisions, y, age_max, fairness_boot, seed,
@@ -496,6 +542,7 @@ def _validate(model_uri: str, sample: pd.DataFrame, out: Path, challenger_uri: s
         "sample_rows": int(len(sample)),
         "rows_scored": int(ok.sum()),
         "rows_quarantined": int((~ok).sum()),
+        "rows_with_outcome": int(ok.sum() if seen is None else seen.sum()),
         "reference_profile": ("stored with the model" if champ.reference_profile
                               else "absent: no stability section"),
         "validated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -47,7 +47,6 @@ import pandas as pd
 
 from village_credit.data.groups import SUPPORT_GROUPS
 from village_credit.errors import ConfigError
-from village_credit.fairness.observed import outcome_seen
 from village_credit.models.calibration import fit_calibrator
 from village_credit.models.decision import DecisionModel
 from village_credit.models.recalibrated import (
@@ -77,6 +76,7 @@ from village_credit.validation.kit import (
     load_model_source,
     model_spec,
     outcome_labels,
+    outcome_rows,
     read_sample,
 )
 
@@ -336,9 +336,9 @@ def recalibrate(
         y_all = outcome_labels(data, src, "recalibration sample")
         order = model_spec(src)["grades"]
         dec = decide_sample(src, data)
-        # the rows a bank has an outcome for (``outcome_observed``; every row when absent): the
-        # rows the validation kit tests, so the map is fitted on what it is judged on
-        ok = (dec["status"] == "scored").to_numpy() & outcome_seen(data)
+        # the rows a bank has an outcome for (labelled, and ``outcome_observed`` where given):
+        # the rows the validation kit tests, so the map is fitted on what it is judged on
+        ok = (dec["status"] == "scored").to_numpy() & outcome_rows(data, y_all)
         if not ok.any():
             raise ValidationKitError("no row of the recalibration sample could be scored with an observed "
                                      "outcome (outcome_observed)")
