@@ -78,3 +78,26 @@ def test_recalibration_fits_on_the_labelled_rows_only(setup: dict) -> None:
     assert got.before["default_rate"] == pytest.approx(ref.before["default_rate"], abs=1e-12)
     assert got.before["default_rate"] == pytest.approx(
         pd.to_numeric(labelled_only["default_12m"]).mean(), abs=0.02)
+
+
+def test_monitor_segments_count_only_observed_outcomes() -> None:
+    """A segment's default rate is over the rows with an observed outcome: unlabelled rows
+    and rows marked not observed (whose generated truth no bank sees) are not read as repaid."""
+    from village_credit.validation.segments import segment_drift
+
+    rng = np.random.default_rng(3)
+    n = 1200
+    town = np.where(np.arange(n) % 2 == 0, "T01", "T02")
+    y = (rng.random(n) < 0.1).astype(float)
+    ref = pd.DataFrame({"township_code": town, "default_12m": y})
+    hidden = rng.random(n) < 0.4
+    cur = ref.assign(default_12m=np.where(hidden, np.nan, y))
+    seg = segment_drift(ref, cur, columns=["township_code"]).set_index("value")
+    for t in ("T01", "T02"):
+        m = town == t
+        assert seg.loc[t, "n_outcomes_current"] == int((m & ~hidden).sum())
+        assert seg.loc[t, "default_rate_current"] == pytest.approx(y[m & ~hidden].mean())
+    observed = cur.assign(default_12m=y, outcome_observed=~hidden)  # truth present, not seen
+    seg2 = segment_drift(ref, observed, columns=["township_code"]).set_index("value")
+    assert seg2["default_rate_current"].tolist() == seg["default_rate_current"].tolist()
+    assert (seg2["alert"] == "green").all()

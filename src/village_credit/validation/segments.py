@@ -43,6 +43,7 @@ import pandas as pd
 from scipy import stats
 
 from village_credit.data.groups import FORMERLY_POOR, OTHER, age_band
+from village_credit.fairness.observed import outcome_seen
 from village_credit.validation._checks import ValidationInputError
 from village_credit.validation.stability import (
     MIN_EXPECTED_PER_BIN,
@@ -157,6 +158,10 @@ def segment_drift(
     has_y = outcome is not None and outcome in reference.columns and outcome in current.columns
     yr = reference[outcome].to_numpy(float) if has_y else None
     yc = current[outcome].to_numpy(float) if has_y else None
+    # outcomes count only where one was observed: labelled, and ``outcome_observed`` where
+    # the table has it (a refused household's synthetic truth is no bank's evidence)
+    kr = (~np.isnan(yr) & outcome_seen(reference)) if yr is not None else None
+    kc = (~np.isnan(yc) & outcome_seen(current)) if yc is not None else None
     sr = None if ref_score is None else np.asarray(ref_score, dtype=float)
     sc = None if cur_score is None else np.asarray(cur_score, dtype=float)
     pc = None if cur_pd is None else np.asarray(cur_pd, dtype=float)
@@ -176,20 +181,30 @@ def segment_drift(
                                    "score_psi": np.nan, "psi_bins": np.nan, "psi_p": np.nan,
                                    "psi_method": "", "testable": nr >= min_count and nc >= min_count}
             testable = row["testable"]
-            if has_y and nr and nc:
-                dr, dc = int(np.nansum(yr[mr])), int(np.nansum(yc[mc]))
-                row["default_rate_reference"] = dr / nr
-                row["default_rate_current"] = dc / nc
-                if testable:
-                    row["rate_p"] = _fisher(dr, nr, dc, nc)
+            yr_m = mr & kr if kr is not None else None
+            yc_m = mc & kc if kc is not None else None
+            ny_r = int(yr_m.sum()) if yr_m is not None else 0
+            ny_c = int(yc_m.sum()) if yc_m is not None else 0
+            y_testable = ny_r >= min_count and ny_c >= min_count
+            row.update(n_outcomes_reference=ny_r, n_outcomes_current=ny_c)
+            if has_y and ny_r and ny_c:
+                dr, dc = int(yr[yr_m].sum()), int(yc[yc_m].sum())
+                row["default_rate_reference"] = dr / ny_r
+                row["default_rate_current"] = dc / ny_c
+                if y_testable:
+                    row["rate_p"] = _fisher(dr, ny_r, dc, ny_c)
+            # predicted beside realised: over the same rows (those with an outcome) when any
+            pc_m = yc_m if ny_c else mc
+            pr_m = yr_m if ny_r else mr
             if pc is not None and nc:
-                row["predicted_pd_current"] = float(pc[mc].mean())
-                if has_y and testable:
-                    row["calibration_p"] = _in_the_large(yc[mc], pc[mc])
+                row["predicted_pd_current"] = float(pc[pc_m].mean())
+                if has_y and ny_c >= min_count:
+                    row["calibration_p"] = _in_the_large(yc[yc_m], pc[yc_m])
             if pr is not None and nr:
-                row["predicted_pd_reference"] = float(pr[mr].mean())
-                if pc is not None and has_y and testable:
-                    row["calibration_change_p"] = _calibration_change(yr[mr], pr[mr], yc[mc], pc[mc])
+                row["predicted_pd_reference"] = float(pr[pr_m].mean())
+                if pc is not None and has_y and y_testable:
+                    row["calibration_change_p"] = _calibration_change(yr[yr_m], pr[yr_m], yc[yc_m],
+                                                                      pc[yc_m])
             if sr is not None and sc is not None and testable:
                 t = psi_test_from_profile(profile_column(sr[mr], bins, "numeric"), sc[mc],
                                           min_expected=min_expected, seed=seed + len(rows))
@@ -207,7 +222,8 @@ def segment_drift(
     for r, a in zip(rows, holm([r["calibration_p"] for r in rows]), strict=True):
         r["calibration_p_holm"] = float(a)
     table = pd.DataFrame(rows, columns=[
-        "segment", "value", "n_reference", "n_current", "testable", "default_rate_reference",
+        "segment", "value", "n_reference", "n_current", "testable", "n_outcomes_reference",
+        "n_outcomes_current", "default_rate_reference",
         "default_rate_current", "rate_p", "rate_p_holm", "predicted_pd_reference",
         "predicted_pd_current", "calibration_p", "calibration_p_holm", "calibration_change_p",
         "calibration_change_p_holm", "score_psi", "psi_bins", "psi_method", "psi_p",
@@ -233,17 +249,18 @@ def _judge(r: Any, alpha: float, psi_thresholds: Sequence[float], min_count: int
         return TOO_SMALL, [(f"fewer than {min_count} households in a vintage "
                             f"({r.n_reference} -> {r.n_current})")]
     rows = f"{r.n_reference} -> {r.n_current} households"
+    outcomes = f"{r.n_outcomes_reference} -> {r.n_outcomes_current} households with an outcome"
     alerts, reasons = ["green"], []
     if np.isfinite(r.rate_p_holm) and r.rate_p_holm < alpha:
         alerts.append("amber")
         reasons.append(f"default rate {r.default_rate_reference:.1%} -> "
-                       f"{r.default_rate_current:.1%} (Fisher, Holm p {r.rate_p_holm:.2g}; {rows})")
+                       f"{r.default_rate_current:.1%} (Fisher, Holm p {r.rate_p_holm:.2g}; {outcomes})")
     if np.isfinite(r.calibration_change_p_holm) and r.calibration_change_p_holm < alpha:
         alerts.append("red")
         reasons.append(f"realised vs predicted moved: {r.default_rate_reference:.1%} vs "
                        f"{r.predicted_pd_reference:.1%} -> {r.default_rate_current:.1%} vs "
                        f"{r.predicted_pd_current:.1%} (Holm p {r.calibration_change_p_holm:.2g}; "
-                       f"{rows})")
+                       f"{outcomes})")
     material = alert_level(r.score_psi, psi_thresholds)
     if material in ("amber", "red") and np.isfinite(r.psi_p_holm) and r.psi_p_holm < alpha:
         alerts.append(material)
