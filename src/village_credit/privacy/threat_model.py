@@ -155,11 +155,13 @@ class PrivacyConfig:
     certain (each is the true one with probability ``1 - rate``, whatever its class holds). Off by
     default: it costs the model AUC (docs/privacy.md 5b gives the measured cost)."""
     outcome_flip_seed: int = 0
-    t: float | None = 0.15
+    t: float | None = 0.2
     """t-closeness (issue 28 item 4) of each attribute in ``t_targets``: in every class on the
     quasi-identifiers, the distribution differs from the release's by at most ``t`` (variational
     distance; for ``default_12m`` ``|p_class - p_all|``: no class lets the insider raise a
-    household's default probability by more than 15 points over the base rate). Met by the
+    household's default probability by more than 20 points over the base rate). 0.2 = 1 / k: a
+    class of five may hold one default (20 %, what k-anonymity itself concedes), not two (40 %);
+    0.15 would make a class of five with one default a breach (docs/privacy.md 5b). Met by the
     recoding (a class is only split where both parts keep it) and, where a cell that cannot be
     merged breaches it, by suppression (counted per group). ``None``: not targeted (still measured)."""
     t_targets: tuple[str, ...] = ("default_12m",)
