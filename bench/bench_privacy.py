@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--outcome-flip-rate", type=float, default=0.0,
                     help="randomized response on the released default_12m (privacy config outcome_noise)")
+    ap.add_argument("--t", default=None, help="t-closeness target of default_12m ('none': not targeted); "
+                                              "default: the threat model's")
     args = ap.parse_args()
 
     cfg = GeneratorConfig(n_households=args.n, seed=args.seed)
@@ -54,7 +56,10 @@ def main() -> None:
 
     from village_credit.privacy.threat_model import DEFAULT_PRIVACY_CONFIG
 
-    res = anonymise(raw, KEY, config=replace(DEFAULT_PRIVACY_CONFIG, outcome_flip_rate=args.outcome_flip_rate))
+    pcfg = replace(DEFAULT_PRIVACY_CONFIG, outcome_flip_rate=args.outcome_flip_rate)
+    if args.t is not None:
+        pcfg = replace(pcfg, t=None if args.t == "none" else float(args.t))
+    res = anonymise(raw, KEY, config=pcfg)
     t_anon = time.perf_counter() - t0
     rep = res.report
     # the raw household table of the same households, keyed by the same pseudonym
@@ -122,6 +127,16 @@ def main() -> None:
         print(f"homogeneity {holder}: " + ", ".join(f"{a} l={v['l']} certain {v['certain_share']:.1%}"
                                                     for a, v in attrs.items()))
     print(f"outcome noise (randomized response): {rep.risk['homogeneity']['outcome_noise']}")
+    c = rep.closeness
+    if c:  # issue 28 item 4: t-closeness of default_12m, and the homogeneity attack on both values
+        print(f"t-closeness of {c['targets']}: target {c['t_target']}, achieved (true outcomes, own count) "
+              f"{c['t_achieved']}, base rate {c['overall']}; withheld for it {c['n_suppressed']}: "
+              + "; ".join(f"{grp} " + ", ".join(f"{g} {v['n_suppressed']}/{v['n_in']}" for g, v in cells.items())
+                          for grp, cells in c["suppressed_by_group"].items()))
+    for holder, v in rep.risk["homogeneity"].get("outcome", {}).get("by_holder", {}).items():
+        print(f"outcome homogeneity {holder}: repaid certain {v['repaid_certain_share']:.1%} "
+              f"({v['repaid_certain_n']}), default certain {v['default_certain_n']}, largest default posterior "
+              f"{v['max_default_posterior']:.3f} (base rate {v['base_rate']:.3f}, t {v['t']:.3f})")
     for grp in ("age_band", "formerly_poor"):
         for g, v in rep.burden[grp].items():
             print(f"burden {grp}={g}: n {v['n']}, suppressed {v['suppressed_share']:.1%}, mean loss "

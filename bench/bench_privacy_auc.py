@@ -59,6 +59,9 @@ def main() -> None:
                     help="village splits (and model seeds) the differences are measured and averaged over")
     ap.add_argument("--release-only", action="store_true", help="the whole release only, no column groups")
     ap.add_argument("--no-holders", action="store_true", help="anonymise without the bank / keeper protection")
+    ap.add_argument("--t", nargs="+", default=None,
+                    help="t-closeness targets of default_12m to compare, each a release of its own ('none': "
+                         "not targeted); default: the threat model's")
     args = ap.parse_args()
     t0 = time.perf_counter()
     cfg = GeneratorConfig(n_households=args.n, seed=args.seed)
@@ -85,7 +88,17 @@ def main() -> None:
             except (TypeError, ValueError):
                 pass
     groups = column_groups(list(a.columns), list(rep.quasi_identifiers))
-    variants: dict[str, pd.DataFrame] = {"anonymised release (all stages)": a}
+    variants: dict[str, pd.DataFrame] = {f"anonymised release (all stages, t={pc.t})": a}
+    for tv in args.t or []:  # the same households released under another t-closeness target
+        t_val = None if tv == "none" else float(tv)
+        if t_val == pc.t:
+            continue
+        other = anonymise(raw, KEY, measure_risk=False, config=replace(pc, t=t_val)).households
+        if set(other["household_id"]) != set(a["household_id"]):
+            print(f"t={tv}: another set of households released ({len(other)}); not comparable, skipped")
+            continue
+        variants[f"anonymised release (all stages, t={t_val})"] = other.set_index("household_id").loc[
+            a["household_id"]].reset_index()[a.columns]
     for name, cols in ({} if args.release_only else groups).items():
         if cols:
             changed = int(np.column_stack([(a[c].ne(r[c]) & ~(a[c].isna() & r[c].isna())).to_numpy(bool)

@@ -158,6 +158,7 @@ def test_the_documented_privacy_yaml_is_valid() -> None:
     block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     cfg = privacy_config_from_dict(yaml.safe_load(block), "docs/privacy.md")
     assert cfg.l == 2 and cfg.holder_k == 2 and cfg.l_targets == ("private_debt_yuan", "balance_yuan")
+    assert cfg.t == 0.2 and cfg.t_targets == ("default_12m",)
     assert [a.recoded for a in cfg.attackers] == [True, False]
     assert "dependents" in cfg.qis and "ded_hygiene_date" not in cfg.qis
 

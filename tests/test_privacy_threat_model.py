@@ -60,6 +60,11 @@ def test_yaml_config_overrides_and_validates(tmp_path) -> None:
     ("risk: {n_attacks: -3}\n", "risk.n_attacks"),
     ("hierarchies:\n  head_gender: {edges: [0, 1, 2]}\n", "hierarchies.head_gender"),
     ("colour: blue\n", "colour"),
+    ("t: 1.5\n", "t"),
+    ("t: 0\n", "t"),
+    ("t: high\n", "t"),
+    ("t_targets: [land_mu]\n", "t_targets"),
+    ("t_targets: [default_12m, nope]\n", "t_targets"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, text, key) -> None:
     p = tmp_path / "bad.yaml"

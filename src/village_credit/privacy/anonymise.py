@@ -71,6 +71,7 @@ from village_credit.data.io import guess_delimiter, refuse_duplicate_names, writ
 from village_credit.data.schema import SCHEMA, HouseholdSchema, months_in
 from village_credit.data.validation import validate_households
 from village_credit.errors import DataReadError
+from village_credit.privacy.closeness import class_distances, enforce_t_closeness, outcome_homogeneity
 from village_credit.privacy.errors import KAnonymityError, RawEncodingError, RawSchemaError
 from village_credit.privacy.kanon import diversity_table, k_anonymity
 from village_credit.privacy.pseudonym import key_fingerprint, load_key, pseudonymise, release_context
@@ -205,6 +206,7 @@ class AnonymisationReport:
     precision: dict[str, Any] = field(default_factory=dict)
     pseudonyms: dict[str, Any] = field(default_factory=dict)
     burden: dict[str, Any] = field(default_factory=dict)
+    closeness: dict[str, Any] = field(default_factory=dict)
 
     @property
     def reconciles(self) -> bool:
@@ -260,6 +262,17 @@ class AnonymisationReport:
             lines.append(f"holder {name}: unique {before.get('unique_share', float('nan')):.1%} -> "
                          f"{v['unique_share'] if v['unique_share'] is not None else float('nan'):.1%}, smallest class "
                          f"{v['k']}")
+        if self.closeness.get("targets"):
+            c = self.closeness
+            lines.append(f"t-closeness of {', '.join(c['targets'])}: target {c['t_target']}, achieved "
+                         f"{c['t_achieved']} (base rate {c['overall']}); {c['n_suppressed']} household(s) "
+                         "withheld for it")
+        out_h = self.risk.get("homogeneity", {}).get("outcome", {}).get("by_holder", {})
+        for name, v in out_h.items():
+            if v.get("base_rate") is not None:
+                lines.append(f"homogeneity of the outcome, {name}: repaid certain for {v['repaid_certain_share']:.1%}, "
+                             f"default certain for {v['default_certain_n']}, largest default posterior "
+                             f"{v['max_default_posterior']:.3f} (base rate {v['base_rate']:.3f})")
         if self.precision.get("holder_protection"):
             lines.append(f"  protection against the bank and the register keeper: {self.precision['holder_protection']}")
         if self.burden.get("elderly_loss_ratio"):
@@ -374,7 +387,9 @@ def measure_attack_risk(households: pd.DataFrame, qis: Sequence[str], k: int,
     rng = np.random.default_rng(cfg.risk.seed)
     in_a = rng.random(len(households)) < 0.5
     half, control = households.loc[in_a], households.loc[~in_a]
-    rec = local_recode(half, qis, k, hierarchies, LocationHierarchy())
+    close = {c: half[c].to_numpy() for c in cfg.t_targets if c in half.columns} if cfg.t is not None else {}
+    rec = local_recode(half, qis, k, hierarchies, LocationHierarchy(), closeness=close or None,
+                       t=cfg.t if close else None)
     ori = half.loc[rec.data.index]
     return attack_risk(ori, rec.data, control, qis, secret, n_attacks=cfg.risk.n_attacks, seed=cfg.risk.seed,
                        confidence_level=cfg.risk.confidence_level)
@@ -457,8 +472,10 @@ def anonymise(
     sens_flags = sensitive_flags(hh, cfg.l_targets)
     protection: dict[str, Any] = {}
     holders = {a.name: a.knows for a in cfg.attackers if not a.recoded}
+    t_targets = {c: hh[c] for c in cfg.t_targets if c in hh.columns}
     rec, released = _recode(hh, qis, k, hier, notes, sens_flags, cfg.l, holders, protection,
-                            min(cfg.holder_k, k))  # 3. (k = 1 asks for no anonymity from anyone)
+                            min(cfg.holder_k, k), t_targets, cfg.t)  # 3. (k = 1 asks for no anonymity from anyone)
+    closeness = _closeness_report(hh, rec, released, qis, t_targets, cfg.t)
     released, outcome_noise = flip_outcome(released, cfg.outcome_flip_rate, cfg.outcome_flip_seed)
     precision_report = {**asdict(precision), "holder_protection": protection}
     suppressed_idx = rec.suppressed[rec.suppressed].index
@@ -478,6 +495,10 @@ def anonymise(
     risk["homogeneity"] = {"l_target": cfg.l, "l_targets": list(sensitive_flags(released, cfg.l_targets)),
                            "sensitive": list(flags_released), "outcome_noise": outcome_noise,
                            "by_holder": homogeneity_attack(released, attackers, flags_released)}
+    if DEFAULT_SENSITIVE in released.columns:  # both values of the outcome, as released
+        risk["homogeneity"]["outcome"] = {"column": DEFAULT_SENSITIVE, "t_target": cfg.t,
+                                          "by_holder": outcome_homogeneity(released, attackers,
+                                                                           released[DEFAULT_SENSITIVE])}
     unique = {n: v["n_unique"] for n, v in risk["holders"]["released"].items() if v["n_unique"]}
     if unique:
         notes.append("rows unique on a declared holder's released columns: "
@@ -510,6 +531,7 @@ def anonymise(
         precision=precision_report,
         pseudonyms={kk: v for kk, v in scope.items() if kk != "context"},
         burden=burden_by_group(hh_exact, rec, qis, k, sens_flags, cfg.l),
+        closeness=closeness,
         threat_model={"source": cfg.source,
                       "attackers": {a.name: {"description": a.description, "knows": list(a.knows),
                                              "recoded": a.recoded} for a in cfg.attackers}},
@@ -593,6 +615,23 @@ def flip_outcome(released: pd.DataFrame, rate: float, seed: int = 0,
     out = released.assign(**{column: y.where(~flip, 1 - y).astype(y.dtype)})
     return out, {"column": column, "flip_rate": float(rate), "seed": int(seed), "n_flipped": int(flip.sum()),
                  "released_value_true_prob": round(1.0 - rate, 6)}
+
+
+def _closeness_report(hh: pd.DataFrame, rec: Any, released: pd.DataFrame, qis: Sequence[str],
+                      targets: Mapping[str, pd.Series], t: float | None) -> dict[str, Any]:
+    """t-closeness as the recoding met it (true outcomes of the released rows, before any
+    randomized response): per target the largest distance of a released class (own count) and the
+    base rate; the households withheld for it, per age band and formerly-poor status."""
+    if not targets:
+        return {}
+    by_row = {n: class_distances(released, qis, v.loc[rec.data.sort_values("household_id", kind="stable").index]
+                                 .to_numpy()) for n, v in targets.items()} if len(released) else {}
+    overall = {n: round(float(v.loc[rec.data.index].astype(float).mean()), 6) if len(rec.data) else None
+               for n, v in targets.items()}
+    sup_t = rec.suppressed_t.reindex(hh.index).fillna(False).astype(bool)
+    return {"targets": list(targets), "t_target": t, "overall": overall,
+            "t_achieved": {n: round(float(d.max()), 6) if len(d) else None for n, d in by_row.items()},
+            "n_suppressed": int(sup_t.sum()), "suppressed_by_group": suppression_by_group(hh, sup_t)}
 
 
 def burden_by_group(households: pd.DataFrame, rec: Any, qis: Sequence[str], k: int = 5,
@@ -739,30 +778,47 @@ def _validate_and_round(hh: pd.DataFrame, reasons: pd.Series, amount_rounding: M
                                                                     if c in rnd}
 
 
+def _withhold(rec: Any, gone: pd.Index) -> None:
+    """Withhold released rows ``gone`` (index labels of the input) after the recoding."""
+    rec.suppressed.loc[gone] = True
+    rec.data = rec.data.drop(index=gone)
+    rec.class_id = rec.class_id.loc[rec.data.index]
+    rec.bands = rec.bands.loc[rec.data.index]
+
+
 def _recode(hh: pd.DataFrame, qis: list[str], k: int, hier: Mapping[str, Any], notes: list[str],
             sensitive: Mapping[str, pd.Series] | None = None, l_div: int = 1,
             holders: Mapping[str, Sequence[str]] | None = None,
-            protection: dict[str, Any] | None = None, holder_k: int = 2) -> tuple[Any, pd.DataFrame]:
-    """Step 3: k-anonymity (and l-diversity of the sensitive flags) by local recoding over the
-    declared quasi-identifiers; ``(recoding, released table in household_id order)``."""
+            protection: dict[str, Any] | None = None, holder_k: int = 2,
+            closeness: Mapping[str, pd.Series] | None = None, t: float | None = None) -> tuple[Any, pd.DataFrame]:
+    """Step 3: k-anonymity (and l-diversity of the sensitive flags, t-closeness of ``closeness``) by
+    local recoding over the declared quasi-identifiers; ``(recoding, released table in household_id
+    order)``. ``rec.suppressed_t`` marks what t-closeness alone withheld (the recoding's cells that
+    cannot be merged, then classes the later steps moved beyond ``t``)."""
+    close = {n: v for n, v in (closeness or {}).items()} if t is not None else {}
     rec = local_recode(hh, qis, k, hier, LocationHierarchy(),
-                       sensitive={n: v.to_numpy() for n, v in (sensitive or {}).items()}, l_diversity=l_div)
+                       sensitive={n: v.to_numpy() for n, v in (sensitive or {}).items()}, l_diversity=l_div,
+                       closeness={n: v.to_numpy() for n, v in close.items()} or None, t=t if close else None)
     if holders:
         data, extra, prot = protect_holders(rec.data, holders, qis, k, holder_k)
-        gone = rec.data.index[extra]
-        rec.suppressed.loc[gone] = True
-        rec.data = data.loc[~extra]
-        rec.class_id = rec.class_id.loc[rec.data.index]
-        rec.bands = rec.bands.loc[rec.data.index]
+        rec.data = data  # the protected values, same rows and index
+        _withhold(rec, data.index[extra])
         protection.update(asdict(prot))
-    released = rec.data.sort_values("household_id", kind="stable").reset_index(drop=True)
-    if {"dependents", "household_size"} <= set(released.columns) and "household_size" in qis:
+    data = rec.data
+    if {"dependents", "household_size"} <= set(data.columns) and "household_size" in qis:
         # a class's household size is its mean: keep the schema's "dependents <= size" true
-        over = released["dependents"] > released["household_size"]
+        over = data["dependents"] > data["household_size"]
         if over.any():
-            released.loc[over, "dependents"] = released.loc[over, "household_size"].astype(
-                released["dependents"].dtype)
+            data.loc[over, "dependents"] = data.loc[over, "household_size"].astype(data["dependents"].dtype)
             notes.append(f"dependents capped at the released household size for {int(over.sum())} household(s)")
+    if close and len(rec.data):  # the release itself, after the steps that change classes
+        gone = enforce_t_closeness(rec.data, qis, {n: v.loc[rec.data.index] for n, v in close.items()}, t)
+        if gone.any():
+            _withhold(rec, gone[gone].index)
+            rec.suppressed_t.loc[gone[gone].index] = True
+            notes.append(f"{int(gone.sum())} household(s) withheld: their released class breached t-closeness "
+                         f"(t = {t}) after the bank / keeper protection")
+    released = rec.data.sort_values("household_id", kind="stable").reset_index(drop=True)
     return rec, released
 
 

@@ -20,7 +20,7 @@ township T". In the released table a class's numeric values are the class mean
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -122,6 +122,9 @@ class RecodeResult:
     n_classes: int
     n_generalised: int
     location_levels: dict[str, int] = field(default_factory=dict)
+    suppressed_t: pd.Series = field(default_factory=lambda: pd.Series(dtype=bool))
+    """Mask over the input index: cells suppressed because they breach t-closeness (and cannot be
+    merged: gender, formerly-poor status and the side of 60 are never generalised)."""
 
     @property
     def n_suppressed(self) -> int:
@@ -137,11 +140,31 @@ class _Part:
     loc_done: bool = False
 
 
+def variational_distance(value_counts: np.ndarray, sizes: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Per row of ``value_counts`` (classes x values): the variational distance between the class's
+    distribution and ``dist``, ``0.5 * sum |p_class - p_all|`` (for a binary attribute
+    ``|p_class(1) - p_all(1)|``; pycanon's t for a categorical attribute). Empty classes: inf.
+
+    >>> import numpy as np
+    >>> # a class of 6 with 1 default and one of 5 with 2, against a 4 % base rate
+    >>> variational_distance(np.array([[5, 1], [3, 2]]), np.array([6, 5]), np.array([0.96, 0.04])).round(3)
+    array([0.127, 0.36 ])
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = 0.5 * np.abs(value_counts / np.asarray(sizes, float)[:, None] - dist[None, :]).sum(axis=1)
+    return np.where(np.asarray(sizes) > 0, d, np.inf)
+
+
+_T_EPS = 1e-12  # t compared with a tolerance: a class exactly at t meets it
+
+
 def _best_cut(counts: np.ndarray, lo: int, hi: int, k: int, preferred: Sequence[int],
-              value_counts: Sequence[np.ndarray] = (), l_div: int = 1, only_preferred: bool = False) -> int | None:
+              value_counts: Sequence[np.ndarray] = (), l_div: int = 1, only_preferred: bool = False,
+              close_counts: Sequence[tuple[np.ndarray, np.ndarray]] = (), t: float = 1.0) -> int | None:
     """Cut index c (left = bins lo..c-1, right = c..hi) closest to the median with both sides >= k
-    (and, per sensitive attribute in ``value_counts`` (bins x values), >= ``l_div`` distinct values);
-    the first valid ``preferred`` cut if any (``only_preferred``: no other)."""
+    (and, per sensitive attribute in ``value_counts`` (bins x values), >= ``l_div`` distinct values;
+    per t-closeness target in ``close_counts`` ((bins x values, overall distribution)), both sides
+    within ``t``); the first valid ``preferred`` cut if any (``only_preferred``: no other)."""
     seg = counts[lo:hi + 1]
     total = int(seg.sum())
     left = np.cumsum(seg)[:-1]  # left size for cut at lo+1 .. hi
@@ -151,6 +174,12 @@ def _best_cut(counts: np.ndarray, lo: int, hi: int, k: int, preferred: Sequence[
         vleft = np.cumsum(vseg, axis=0)[:-1]
         vtot = vseg.sum(axis=0)
         ok &= ((vleft > 0).sum(axis=1) >= l_div) & (((vtot - vleft) > 0).sum(axis=1) >= l_div)
+    for vc, dist in close_counts:
+        vseg = vc[lo:hi + 1]
+        vleft = np.cumsum(vseg, axis=0)[:-1]
+        vright = vseg.sum(axis=0)[None, :] - vleft
+        ok &= (variational_distance(vleft, left, dist) <= t + _T_EPS) \
+            & (variational_distance(vright, total - left, dist) <= t + _T_EPS)
     if not ok.any():
         return None
     cuts = np.arange(lo + 1, hi + 1)
@@ -163,24 +192,40 @@ def _best_cut(counts: np.ndarray, lo: int, hi: int, k: int, preferred: Sequence[
     return int(valid[np.argmin(np.abs(left[ok] - total / 2))])
 
 
-def _diverse(sens: Sequence[np.ndarray], rows: np.ndarray, l_div: int) -> bool:
-    return all(len(np.unique(s[rows])) >= l_div for s in sens)
+Check = Callable[[np.ndarray], bool]
+"""Whether a set of rows may be released as one class beyond k (l-diversity, t-closeness)."""
 
 
-def _pool_split(labels: np.ndarray, rows: np.ndarray, k: int, sens: Sequence[np.ndarray] = (),
-                l_div: int = 1) -> list[tuple[np.ndarray, bool]] | None:
-    """Split rows by label: children >= k (and l-diverse) on their own, the rest pooled
+def _class_check(sens: Sequence[np.ndarray], l_div: int,
+                 close: Sequence[tuple[np.ndarray, np.ndarray]], t: float) -> Check | None:
+    """The check every class must pass besides k: ``l_div`` distinct values of each debt flag in
+    ``sens``, and each t-closeness target ((codes, overall distribution)) within ``t``."""
+    sens = list(sens) if l_div > 1 else []
+    if not sens and not close:
+        return None
+
+    def ok(rows: np.ndarray) -> bool:
+        if not all(len(np.unique(s[rows])) >= l_div for s in sens):
+            return False
+        return all(variational_distance(np.bincount(c[rows], minlength=len(d))[None, :], np.array([len(rows)]),
+                                        d)[0] <= t + _T_EPS for c, d in close)
+    return ok
+
+
+def _pool_split(labels: np.ndarray, rows: np.ndarray, k: int,
+                check: Check | None = None) -> list[tuple[np.ndarray, bool]] | None:
+    """Split rows by label: children >= k (and passing ``check``) on their own, the rest pooled
     (``True`` = pooled)."""
     uniq, inv, cnt = np.unique(labels[rows], return_inverse=True, return_counts=True)
     if len(uniq) < 2:
         return None
     big = cnt >= k
-    if sens and l_div > 1:
+    if check is not None:
         for j in np.flatnonzero(big):
-            big[j] = _diverse(sens, rows[inv == j], l_div)
+            big[j] = check(rows[inv == j])
     while (~big).any():
         pool = rows[~big[inv]]
-        if len(pool) >= k and (not sens or l_div <= 1 or _diverse(sens, pool, l_div)):
+        if len(pool) >= k and (check is None or check(pool)):
             break
         if big.sum() <= 1:
             return None
@@ -192,15 +237,14 @@ def _pool_split(labels: np.ndarray, rows: np.ndarray, k: int, sens: Sequence[np.
     return parts if len(parts) >= 2 else None
 
 
-def _keepable(labels: np.ndarray, rows: np.ndarray, k: int, sens: Sequence[np.ndarray] = (),
-              l_div: int = 1) -> int:
-    """Rows whose location (``labels``) holds at least k of ``rows`` (l-diverse): those a location
-    split can keep at that level."""
+def _keepable(labels: np.ndarray, rows: np.ndarray, k: int, check: Check | None = None) -> int:
+    """Rows whose location (``labels``) holds at least k of ``rows`` (passing ``check``): those a
+    location split can keep at that level."""
     uniq, inv, cnt = np.unique(labels[rows], return_inverse=True, return_counts=True)
     ok = cnt >= k
-    if sens and l_div > 1:
+    if check is not None:
         for j in np.flatnonzero(ok):
-            ok[j] = _diverse(sens, rows[inv == j], l_div)
+            ok[j] = check(rows[inv == j])
     return int(cnt[ok].sum())
 
 
@@ -221,6 +265,8 @@ def local_recode(
     *,
     sensitive: Mapping[str, np.ndarray] | None = None,
     l_diversity: int = 1,
+    closeness: Mapping[str, np.ndarray] | None = None,
+    t: float | None = None,
 ) -> RecodeResult:
     """Top-down local recoding of ``quasi_identifiers`` to k-anonymity (see module docstring).
 
@@ -230,8 +276,14 @@ def local_recode(
     exact values smaller than ``k`` are suppressed). ``sensitive`` (name -> integer codes
     per row) with ``l_diversity`` > 1: a class is only split where every part keeps at least
     that many distinct values of each (distinct l-diversity); a mandatory cell that has fewer
-    is released as it is and shows in the homogeneity figures.
+    is released as it is and shows in the homogeneity figures. ``closeness`` (name -> values per
+    row) with ``t``: every class's distribution of each stays within variational distance ``t`` of
+    the released table's (t-closeness; a class is only split where every part keeps it); a
+    mandatory cell that breaches it cannot be merged, so it is suppressed (``suppressed_t``), and
+    the overall distribution is taken again over what is left until no cell breaches it.
     """
+    if t is not None and not 0 < t <= 1:
+        raise KAnonymityError(f"t (t-closeness) must be within (0, 1], got {t}")
     if k < 1:
         raise KAnonymityError(f"k must be at least 1, got {k}")
     qis = list(dict.fromkeys(quasi_identifiers))
@@ -245,6 +297,10 @@ def local_recode(
     codes = {q: h.codes(df[q]) for q, h in bands.items()}
     sens = [np.asarray(pd.factorize(pd.Series(v))[0]) for v in (sensitive or {}).values()] \
         if l_diversity > 1 else []
+    close_codes = [np.asarray(pd.factorize(pd.Series(v))[0]) for v in (closeness or {}).values()] \
+        if t is not None else []
+    if any((c < 0).any() for c in close_codes):
+        raise KAnonymityError("a t-closeness target has missing values; validate the table first")
     loc_codes: tuple[np.ndarray, ...] = ()
     max_loc = 0
     if loc_cols:
@@ -267,11 +323,29 @@ def local_recode(
             soft[q] = [h.edges.index(m) for m in h.mandatory if m != hard]
     key = _cells(key_parts, n)
     suppressed = np.zeros(n, dtype=bool)
-    stack: list[_Part] = []
-    for idx in key.groupby(key.to_numpy()).groups.values():
-        rows = np.asarray(idx, dtype=np.int64)
+    cells = [np.asarray(idx, dtype=np.int64) for idx in key.groupby(key.to_numpy()).groups.values()]
+    for rows in cells:
         if len(rows) < k:
             suppressed[rows] = True
+    # t-closeness: the overall distribution is the release's; a mandatory cell too far from it is
+    # suppressed (it cannot be merged), which moves the overall distribution: until none is
+    suppressed_t = np.zeros(n, dtype=bool)
+    close: list[tuple[np.ndarray, np.ndarray]] = []
+    while close_codes:
+        keep = ~suppressed
+        close = [(c, np.bincount(c[keep], minlength=int(c.max()) + 1) / max(1, int(keep.sum())))
+                 for c in close_codes]
+        check = _class_check((), 1, close, float(t or 1.0))
+        breach = [rows for rows in cells if not suppressed[rows[0]] and check is not None and not check(rows)]
+        if not breach:
+            break
+        for rows in breach:
+            suppressed[rows] = suppressed_t[rows] = True
+    t_val = float(t) if t is not None else 1.0
+    check = _class_check(sens, l_diversity, close, t_val)
+    stack: list[_Part] = []
+    for rows in cells:
+        if suppressed[rows[0]]:
             continue
         lo = {q: int(codes[q][rows].min()) for q in bands}
         hi = {q: int(codes[q][rows].max()) for q in bands}
@@ -309,7 +383,7 @@ def local_recode(
         done = True
         for _, q, mode in sorted(options, reverse=True):
             if q == "\x00loc":
-                parts = _pool_split(loc_codes[p.loc_level], p.rows, k, sens, l_diversity)
+                parts = _pool_split(loc_codes[p.loc_level], p.rows, k, check)
                 if parts is None:
                     continue
                 for rows, pooled in parts:
@@ -322,12 +396,17 @@ def local_recode(
             counts = np.bincount(c, minlength=total_bins[q])
             vcs = [np.stack([np.bincount(c[sv[p.rows] == v], minlength=total_bins[q])
                              for v in range(int(sv.max()) + 1)], axis=1) for sv in sens]
+            ccs = [(np.stack([np.bincount(c[cv[p.rows] == v], minlength=total_bins[q])
+                              for v in range(len(d))], axis=1), d) for cv, d in close]
+            # the soft cuts before the location (mode 2) need k only, not the debt flags' l-diversity;
+            # t-closeness holds for every class
             cut = _best_cut(counts, p.lo[q], p.hi[q], k, soft[q] if mode else preferred[q],
-                            () if mode == 2 else vcs, 1 if mode == 2 else l_diversity, only_preferred=mode > 0)
+                            () if mode == 2 else vcs, 1 if mode == 2 else l_diversity, only_preferred=mode > 0,
+                            close_counts=ccs, t=t_val)
             if cut is None:
                 continue
-            if mode == 2 and any(_keepable(lab, p.rows, k, sens, l_diversity) > sum(
-                    _keepable(lab, rows, k, sens, l_diversity) for rows in (p.rows[c < cut], p.rows[c >= cut]))
+            if mode == 2 and any(_keepable(lab, p.rows, k, check) > sum(
+                    _keepable(lab, rows, k, check) for rows in (p.rows[c < cut], p.rows[c >= cut]))
                     for lab in loc_codes[max_loc - 1:max_loc]):
                 continue
             for rows in (p.rows[c < cut], p.rows[c >= cut]):
@@ -337,7 +416,9 @@ def local_recode(
             break
         if done:
             finals.append(p)
-    return _release(df, qis, bands, loc_cols, location, finals, suppressed, k)
+    res = _release(df, qis, bands, loc_cols, location, finals, suppressed, k)
+    res.suppressed_t = pd.Series(suppressed_t, index=df.index)
+    return res
 
 
 def _release(df: pd.DataFrame, qis: list[str], bands: Mapping[str, BandHierarchy], loc_cols: list[str],
@@ -393,4 +474,5 @@ def _release(df: pd.DataFrame, qis: list[str], bands: Mapping[str, BandHierarchy
     )
 
 
-__all__ = ["ANY", "BandHierarchy", "LocationHierarchy", "RecodeResult", "any_village", "local_recode"]
+__all__ = ["ANY", "BandHierarchy", "LocationHierarchy", "RecodeResult", "any_village", "local_recode",
+           "variational_distance"]

@@ -155,6 +155,16 @@ class PrivacyConfig:
     certain (each is the true one with probability ``1 - rate``, whatever its class holds). Off by
     default: it costs the model AUC (docs/privacy.md 5b gives the measured cost)."""
     outcome_flip_seed: int = 0
+    t: float | None = 0.2
+    """t-closeness (issue 28 item 4) of each attribute in ``t_targets``: in every class on the
+    quasi-identifiers, the distribution differs from the release's by at most ``t`` (variational
+    distance; for ``default_12m`` ``|p_class - p_all|``: no class lets the insider raise a
+    household's default probability by more than 20 points over the base rate). 0.2 = 1 / k: a
+    class of five may hold one default (20 %, what k-anonymity itself concedes), not two (40 %);
+    0.15 would make a class of five with one default a breach (docs/privacy.md 5b). Met by the
+    recoding (a class is only split where both parts keep it) and, where a cell that cannot be
+    merged breaches it, by suppression (counted per group). ``None``: not targeted (still measured)."""
+    t_targets: tuple[str, ...] = ("default_12m",)
     hierarchies: Mapping[str, BandHierarchy] = field(default_factory=default_hierarchies)
     risk: RiskConfig = field(default_factory=RiskConfig)
     source: str = "<defaults>"
@@ -172,7 +182,10 @@ class PrivacyConfig:
 
 DEFAULT_PRIVACY_CONFIG = PrivacyConfig()
 
-_TOP_KEYS = {"k", "l", "holder_k", "l_targets", "outcome_noise", "quasi_identifiers", "attackers", "sensitive", "hierarchies", "risk"}
+_TOP_KEYS = {"k", "l", "holder_k", "l_targets", "t", "t_targets", "outcome_noise", "quasi_identifiers", "attackers",
+             "sensitive", "hierarchies", "risk"}
+_T_TYPES = ("int", "bool", "category", "string")
+"""Column types t-closeness is defined for here (categories: variational distance); amounts are not."""
 
 
 def _err(src: str, key: str, msg: str) -> PrivacyConfigError:
@@ -220,6 +233,22 @@ def privacy_config_from_dict(data: Mapping[str, Any], source: str = "<dict>") ->
             raise _err(source, "outcome_noise.flip_rate", f"must be within [0, 0.5), got {rate!r}")
         cfg = replace(cfg, outcome_flip_rate=float(rate),
                       outcome_flip_seed=_whole(source, "outcome_noise.seed", on.get("seed", 0), 0))
+    if "t" in data:
+        tv = data["t"]
+        if tv is not None and (not isinstance(tv, (int, float)) or isinstance(tv, bool) or not 0 < tv <= 1):
+            raise _err(source, "t", f"must be a number within (0, 1] (largest distance of a class's "
+                                    f"distribution from the release's) or null (not targeted), got {tv!r}")
+        cfg = replace(cfg, t=None if tv is None else float(tv))
+    if "t_targets" in data:
+        tt = data["t_targets"] or []
+        if not isinstance(tt, list) or not all(isinstance(x, str) and x for x in tt):
+            raise _err(source, "t_targets", "must be a list of column names")
+        _columns(source, "t_targets", tuple(tt))
+        bad = [c for c in tt if SCHEMA[c].dtype not in _T_TYPES]
+        if bad:
+            raise _err(source, "t_targets", f"t-closeness needs a categorical or whole-number column; "
+                                            f"{', '.join(f'{c} is {SCHEMA[c].dtype}' for c in bad)}")
+        cfg = replace(cfg, t_targets=tuple(tt))
     if "l_targets" in data:
         lt = tuple(data["l_targets"] or ())
         if not all(isinstance(x, str) for x in lt):
