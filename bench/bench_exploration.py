@@ -39,6 +39,7 @@ import yaml  # noqa: E402
 from village_credit import pipeline  # noqa: E402
 from village_credit.config import load_config  # noqa: E402
 from village_credit.data.groups import age_band  # noqa: E402
+from village_credit.models.support import NEUTRALISED_KEY  # noqa: E402
 
 GROUPS = ("18-40", "41-59", "60-64", "65-69", "70+", "formerly poor", "not formerly poor")
 
@@ -74,7 +75,8 @@ def run(seed: int, sets: dict[str, Any], tmp: Path) -> dict[str, Any]:
 
     def recording(models: Any, holdout: pd.DataFrame, c: Any) -> dict[str, Any]:
         ev = evaluate(models, holdout, c)
-        seen.update(holdout=holdout, dec=ev["decisions"]["blend"])
+        seen.update(holdout=holdout, dec=ev["decisions"]["blend"],
+                    neutralised=",".join(models["blend"].metadata.get(NEUTRALISED_KEY) or {}) or "-")
         return ev
 
     pipeline.evaluate = recording
@@ -95,7 +97,8 @@ def run(seed: int, sets: dict[str, Any], tmp: Path) -> dict[str, Any]:
         "grades_monotone": val["discrimination"]["rank_ordering_monotone"],
         "verdict": val["verdict"]["verdict"],
         "promoted": res.promoted,
-        "failed_gates": ",".join(res.gates["gates"]["failed"]),
+        "failed_gates": ",".join(res.gates["gates"]["failed"]) or "-",
+        "neutralised": seen["neutralised"],
         **_cost(v1, cfg.data.policy_age_max),
     })
     print(json.dumps(out, default=str), flush=True)

@@ -275,6 +275,10 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
         if method != "none" or cfg.split.train_outcomes != "observed":
             raise ConfigError("split.exploration_weighting weights the observed outcomes by design; it needs "
                               "split.train_outcomes: observed and split.reject_inference: none")
+        if cfg.data.source == "generate" and cfg.data.exploration_share_over_age is not None:
+            # the weights estimate one exploration share for every refused household (models/support.py)
+            raise ConfigError("split.exploration_weighting assumes one exploration share; it cannot be used "
+                              "with data.exploration_share_over_age (targeted exploration)")
         # each explored household stands for 1 / share refused ones (models/support.py)
         w_design = exploration_weights(train, cfg.policy, cfg.eval_date)[np.asarray(tr_mask, bool)]
         meta["exploration_weight"] = float(w_design.max())
