@@ -15,7 +15,10 @@ per seed with the given ``--set`` overrides, output and MLflow store under ``--t
   defaults.
 
 The hold-out decisions are read by wrapping ``pipeline.evaluate`` (it only records what
-the runner computes; nothing it returns is changed). ``true_pd`` is used only to measure.
+the runner computes; nothing it returns is changed). ``--keep-neutral base`` (measurement only)
+keeps the ``base`` item neutralised however many explored households show it (the
+remedy's rule, ``models.support.constant_items``, applies it again once 300 observed
+households differ from the norm or more than 10 % of those that differ are observed). ``true_pd`` is used only to measure.
 About 2-3 min a seed on the shared box (SHAP off: no gate reads it)::
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/bench_exploration.py --seeds 42 7 11 23 \\
@@ -63,8 +66,8 @@ def _cost(v1: pd.DataFrame, age_max: int) -> dict[str, int]:
             "observed_over_age": int((v1["outcome_observed"].to_numpy(bool) & over).sum())}
 
 
-def run(seed: int, sets: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    tag = "_".join(f"{k.rsplit('.', 1)[-1]}{v}" for k, v in sets.items()) or "default"
+def run(seed: int, sets: dict[str, Any], tmp: Path, keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    tag = ("_".join(f"{k.rsplit('.', 1)[-1]}{v}" for k, v in sets.items()) or "default") + "".join(f"_kn{k}" for k in keep)
     root = tmp / f"{tag}_s{seed}"
     root.mkdir(parents=True, exist_ok=True)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
@@ -79,11 +82,20 @@ def run(seed: int, sets: dict[str, Any], tmp: Path) -> dict[str, Any]:
                     neutralised=",".join(models["blend"].metadata.get(NEUTRALISED_KEY) or {}) or "-")
         return ev
 
+    neutral_items_for = pipeline.neutral_items_for
+
+    def neutral_kept(*args: Any, **kw: Any) -> Any:  # --keep-neutral ITEM: neutralised however often observed
+        out = neutral_items_for(*args, **kw)
+        forced = neutral_items_for(*args, **{**kw, "min_varied": 10**9, "max_observed_share": 1.0})
+        return {**out, **{k: forced[k] for k in keep if k in forced}}
+
     pipeline.evaluate = recording
+    if keep:
+        pipeline.neutral_items_for = neutral_kept
     try:
         res = pipeline.run_experiment(cfg, score_population=False)
     finally:
-        pipeline.evaluate = evaluate
+        pipeline.evaluate, pipeline.neutral_items_for = evaluate, neutral_items_for
     v1, _ = pipeline.load_households(cfg)
     val = json.loads((root / "out" / "validation" / "validation_report.json").read_text(encoding="utf-8"))
     gates = {g["name"]: g for g in res.gates["gates"]["gates"]}
@@ -110,8 +122,11 @@ if __name__ == "__main__":
     ap.add_argument("--seeds", type=int, nargs="+", default=[42])
     ap.add_argument("--set", nargs="*", default=[], dest="overrides")
     ap.add_argument("--tmp", type=Path, default=Path("/tmp/bench_exploration"))
+    ap.add_argument("--keep-neutral", nargs="*", default=[], help=(
+        "measurement only: these rule items (e.g. base) stay neutralised however many observed "
+        "households differ from their norm"))
     a = ap.parse_args()
     sets = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in a.overrides)}
-    rows = [run(sd, sets, a.tmp) for sd in a.seeds]
+    rows = [run(sd, sets, a.tmp, tuple(a.keep_neutral)) for sd in a.seeds]
     df = pd.DataFrame(rows)
     print(df.round(3).to_markdown(index=False))
