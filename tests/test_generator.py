@@ -361,3 +361,16 @@ def test_targeted_exploration_reveals_only_and_is_reproducible(hh: pd.DataFrame,
 def test_targeted_exploration_share_is_validated(bad: float) -> None:
     with pytest.raises(ConfigError, match="exploration_share_over_age must be in"):
         GeneratorConfig(exploration_share_over_age=bad)
+
+
+def test_targeted_exploration_key_reaches_the_generator_from_an_experiment() -> None:
+    from village_credit.config import load_config
+    from village_credit.pipeline import load_households
+
+    cfg = load_config(None, {"data.n_households": 2000, "data.second_vintage": False,
+                             "data.exploration_share": 0.0, "data.exploration_share_over_age": 0.5})
+    v1, later = load_households(cfg)
+    explored = v1["outcome_observed"].to_numpy(bool) & ~v1["granted_hist"].to_numpy(bool)
+    over = v1["head_age"].to_numpy() > cfg.data.policy_age_max
+    assert later is None and not explored[~over].any()  # no uniform grant: nobody under the ceiling
+    assert 0.35 < explored[over].mean() < 0.5  # half of the over-age, less the vetoed
