@@ -373,4 +373,4 @@ def test_targeted_exploration_key_reaches_the_generator_from_an_experiment() -> 
     explored = v1["outcome_observed"].to_numpy(bool) & ~v1["granted_hist"].to_numpy(bool)
     over = v1["head_age"].to_numpy() > cfg.data.policy_age_max
     assert later is None and not explored[~over].any()  # no uniform grant: nobody under the ceiling
-    assert 0.35 < explored[over].mean() < 0.5  # half of the over-age, less the vetoed
+    assert 0.4 < explored[over].mean() < 0.55  # about half of the over-age (the vetoed are never explored)
