@@ -32,6 +32,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -69,7 +70,8 @@ def _cost(v1: pd.DataFrame, age_max: int) -> dict[str, int]:
 def run(seed: int, sets: dict[str, Any], tmp: Path, keep: tuple[str, ...] = ()) -> dict[str, Any]:
     tag = ("_".join(f"{k.rsplit('.', 1)[-1]}{v}" for k, v in sets.items()) or "default") + "".join(f"_kn{k}" for k in keep)
     root = tmp / f"{tag}_s{seed}"
-    root.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(root, ignore_errors=True)  # a fresh registry: no champion of an earlier run to compare with
+    root.mkdir(parents=True)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     cfg = load_config("experiments/default.yaml", {"seed": seed, "output_dir": str(root / "out"),
                                                    "stages.shap": False, **sets})
@@ -125,8 +127,12 @@ if __name__ == "__main__":
     ap.add_argument("--keep-neutral", nargs="*", default=[], help=(
         "measurement only: these rule items (e.g. base) stay neutralised however many observed "
         "households differ from their norm"))
+    ap.add_argument("--baseline", action="store_true", help="also run experiments/default.yaml as it is")
     a = ap.parse_args()
     sets = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in a.overrides)}
-    rows = [run(sd, sets, a.tmp, tuple(a.keep_neutral)) for sd in a.seeds]
+    rows = [{"variant": " ".join(a.overrides + [f"keep-neutral {k}" for k in a.keep_neutral]) or "default",
+             **run(sd, sets, a.tmp, tuple(a.keep_neutral))} for sd in a.seeds]
+    if a.baseline and (sets or a.keep_neutral):  # the default on the same seeds, in the same run
+        rows += [{"variant": "default", **run(sd, {}, a.tmp)} for sd in a.seeds]
     df = pd.DataFrame(rows)
     print(df.round(3).to_markdown(index=False))
