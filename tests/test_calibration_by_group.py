@@ -110,6 +110,11 @@ def test_cross_fit_calibration_refuses_group_offsets_it_has_no_unseen_villages_f
                                                             "split.exploration_weighting": True})
     with pytest.raises(ConfigError, match="exploration_weighting"):
         fit_models(train, calib, worse, None)
+    # one design weight per explored household assumes one share; targeted exploration has two
+    targeted = load_config(ROOT / "experiments" / "default.yaml", {"data.exploration_share_over_age": 0.2,
+                                                               "split.exploration_weighting": True})
+    with pytest.raises(ConfigError, match="exploration_share_over_age"):
+        fit_models(train, calib, targeted, None)
 
 
 def test_tuning_searches_the_weighted_objective() -> None:

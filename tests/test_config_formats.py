@@ -193,6 +193,8 @@ def test_documented_examples_validate() -> None:
     ("data.n_households", 499, "data.n_households: must be at least 500 for village-grouped splits, got 499"),
     ("data.target_default_rate", 1.0, "data.target_default_rate: Input should be less than 1, got 1.0"),
     ("data.exploration_share", 1.5, "data.exploration_share: Input should be less than or equal to 1, got 1.5"),
+    ("data.exploration_share_over_age", -0.1,
+     "data.exploration_share_over_age: Input should be greater than or equal to 0, got -0.1"),
     ("data.snapshot_date", "30/06/2025", "data.snapshot_date: not a date (expected YYYY-MM-DD), got '30/06/2025'"),
     ("data.second_vintage", "maybe", "data.second_vintage: Input should be a valid boolean"),
     ("split.holdout_share", 0.75, "split.holdout_share: calibration_share + holdout_share must be below 0.9"),

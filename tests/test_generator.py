@@ -312,3 +312,65 @@ def test_partial_lending_over_the_cutoff(hh: pd.DataFrame) -> None:
 def test_bad_policy_knobs_are_rejected(kw: dict) -> None:
     with pytest.raises(ConfigError):
         GeneratorConfig(**kw)
+
+
+# --------------------------------------------------------------------------- targeted exploration (issue 25)
+def _veto_active(df: pd.DataFrame) -> np.ndarray:
+    """An active veto as the generator's old policy reads it: any veto in the 3 years to the snapshot."""
+    cols = [c for c in df.columns if c.startswith("veto_") and c.endswith("_date")]
+    cutoff = df["snapshot_date"] - pd.Timedelta(days=3 * 365)
+    return np.logical_or.reduce([(df[c] > cutoff).to_numpy(bool) for c in cols])
+
+
+@pytest.fixture(scope="module")
+def targeted() -> pd.DataFrame:
+    return generate_households(GeneratorConfig(n_households=N, seed=42, exploration_share=0.05,
+                                               exploration_share_over_age=0.3))
+
+
+def test_targeted_exploration_honours_its_share_over_the_age_ceiling(targeted: pd.DataFrame) -> None:
+    over = targeted["head_age"].to_numpy() > 60
+    refused = ~targeted["granted_hist"].to_numpy(bool) & ~_veto_active(targeted)
+    explored = targeted["outcome_observed"].to_numpy(bool) & ~targeted["granted_hist"].to_numpy(bool)
+    assert not (explored & _veto_active(targeted)).any()  # no trial loan to a vetoed household
+    pool = refused & over
+    assert pool.sum() > 500
+    share_over = explored[pool].mean()
+    se = np.sqrt(0.3 * 0.7 / pool.sum())
+    assert abs(share_over - 0.3) < 4 * se, share_over
+    share_under = explored[refused & ~over].mean()  # the under-age refused keep the uniform 5 %
+    assert abs(share_under - 0.05) < 4 * np.sqrt(0.05 * 0.95 / (refused & ~over).sum()), share_under
+
+
+def test_targeted_exploration_reveals_only_and_is_reproducible(hh: pd.DataFrame, targeted: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(hh[_SAME], targeted[_SAME])  # it only reveals outcomes
+    again = generate_households(GeneratorConfig(n_households=N, seed=42, exploration_share=0.05,
+                                                exploration_share_over_age=0.3))
+    pd.testing.assert_frame_equal(targeted, again)  # same seed, same data
+    uniform = generate_households(GeneratorConfig(n_households=N, seed=42, exploration_share=0.05))
+    under = targeted["head_age"].to_numpy() <= 60
+    # below the ceiling nothing changes; above it the 5 % explored are among the 30 % (one draw)
+    assert (targeted["outcome_observed"][under] == uniform["outcome_observed"][under]).all()
+    assert (targeted["outcome_observed"] | ~uniform["outcome_observed"]).all()
+    default = generate_households(GeneratorConfig(n_households=N, seed=42, exploration_share=0.05,
+                                                  exploration_share_over_age=None))
+    pd.testing.assert_frame_equal(default, uniform)  # None: the uniform share applies over the ceiling too
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_targeted_exploration_share_is_validated(bad: float) -> None:
+    with pytest.raises(ConfigError, match="exploration_share_over_age must be in"):
+        GeneratorConfig(exploration_share_over_age=bad)
+
+
+def test_targeted_exploration_key_reaches_the_generator_from_an_experiment() -> None:
+    from village_credit.config import load_config
+    from village_credit.pipeline import load_households
+
+    cfg = load_config(None, {"data.n_households": 2000, "data.second_vintage": False,
+                             "data.exploration_share": 0.0, "data.exploration_share_over_age": 0.5})
+    v1, later = load_households(cfg)
+    explored = v1["outcome_observed"].to_numpy(bool) & ~v1["granted_hist"].to_numpy(bool)
+    over = v1["head_age"].to_numpy() > cfg.data.policy_age_max
+    assert later is None and not explored[~over].any()  # no uniform grant: nobody under the ceiling
+    assert 0.4 < explored[over].mean() < 0.55  # about half of the over-age (the vetoed are never explored)

@@ -127,6 +127,9 @@ class DataConfig(_Section):
     exploration_share: UnitInterval = Field(0.0, description=(
         "Randomised exploration grant: share (0-1) of refused households without a veto given "
         "a trial loan, so their outcomes are observed."))
+    exploration_share_over_age: UnitInterval | None = Field(None, description=(
+        "Targeted exploration: share (0-1) of the refused households without a veto whose head "
+        "is over policy_age_max given a trial loan; null: the same as exploration_share."))
     target: str = Field("default_12m", description=(
         "Target column of a file of one's own (rows without a value are quarantined)."))
     id_column: str | None = Field("household_id", description=(

@@ -172,7 +172,8 @@ def load_households(cfg: ExperimentConfig) -> tuple[pd.DataFrame, pd.DataFrame |
                               villages_per_township=d.villages_per_township,
                               target_default_rate=d.target_default_rate, snapshot_date=d.snapshot_date,
                               policy_age_max=d.policy_age_max, over_age_grant_share=d.over_age_grant_share,
-                              exploration_share=d.exploration_share)
+                              exploration_share=d.exploration_share,
+                              exploration_share_over_age=d.exploration_share_over_age)
         v1 = generate_households(gen)
         v2 = generate_vintage(gen, vintage=2) if d.second_vintage else None
         return v1, v2
@@ -274,6 +275,10 @@ def fit_models(train: pd.DataFrame, calib: pd.DataFrame, cfg: ExperimentConfig,
         if method != "none" or cfg.split.train_outcomes != "observed":
             raise ConfigError("split.exploration_weighting weights the observed outcomes by design; it needs "
                               "split.train_outcomes: observed and split.reject_inference: none")
+        if cfg.data.source == "generate" and cfg.data.exploration_share_over_age is not None:
+            # the weights estimate one exploration share for every refused household (models/support.py)
+            raise ConfigError("split.exploration_weighting assumes one exploration share; it cannot be used "
+                              "with data.exploration_share_over_age (targeted exploration)")
         # each explored household stands for 1 / share refused ones (models/support.py)
         w_design = exploration_weights(train, cfg.policy, cfg.eval_date)[np.asarray(tr_mask, bool)]
         meta["exploration_weight"] = float(w_design.max())
@@ -518,8 +523,10 @@ def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, 
     if neutral:
         remedies.append(f"neutralised rule items ({', '.join(neutral)})")
     if explored.any():
+        over = ("" if cfg.data.exploration_share_over_age is None else
+                f", {cfg.data.exploration_share_over_age:g} of those over {cfg.data.policy_age_max}")
         remedies.append(f"exploration grant ({int(explored.sum())} households, share "
-                        f"{cfg.data.exploration_share:g} of refused without veto)")
+                        f"{cfg.data.exploration_share:g} of refused without veto{over})")
     if offsets:
         remedies.append(f"group-aware recalibration ({cfg.fairness.group_recalibration})")
     if blend.metadata.get("exploration_weight"):

@@ -130,6 +130,11 @@ class GeneratorConfig:
     fraud or a crime to learn) gets a loan, so its outcome is observed
     (``outcome_observed`` true, ``granted_hist`` false). The exploration loan does not
     change the household's history or true PD: it only reveals ``default_12m``.
+    ``exploration_share_over_age``: a targeted grant; the share of the refused, non-veto
+    households whose head is over ``policy_age_max`` that get a trial loan (``None``: the
+    same as ``exploration_share``). A bank that excluded the elderly learns about them
+    without paying for more trial loans to the groups it already observes. Both shares
+    read the same uniform draw, so a larger share explores a superset of the households.
 
     Examples
     --------
@@ -158,6 +163,7 @@ class GeneratorConfig:
     policy_age_max: int = 60
     over_age_grant_share: float = 0.0
     exploration_share: float = 0.0
+    exploration_share_over_age: float | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -175,6 +181,8 @@ class GeneratorConfig:
             (18 <= self.policy_age_max <= 101, "policy_age_max must be in 18..101"),
             (0.0 <= self.over_age_grant_share <= 1.0, "over_age_grant_share must be in [0, 1]"),
             (0.0 <= self.exploration_share <= 1.0, "exploration_share must be in [0, 1]"),
+            (self.exploration_share_over_age is None or 0.0 <= self.exploration_share_over_age <= 1.0,
+             "exploration_share_over_age must be in [0, 1] or None"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -508,8 +516,12 @@ def _finish(cfg: GeneratorConfig, s: dict[str, np.ndarray], h: dict[str, np.ndar
 
 
 def _observed(cfg: GeneratorConfig, s: dict[str, np.ndarray]) -> np.ndarray:
-    """Granted by the old policy, or drawn into the exploration grant (refused, no veto)."""
-    explore = ~s["granted"] & ~s["veto_active"] & (s["u_explore"] < cfg.exploration_share)
+    """Granted by the old policy, or drawn into the exploration grant (refused, no veto);
+    heads over ``policy_age_max`` at ``exploration_share_over_age`` when it is set."""
+    share = np.full(s["age"].shape[0], cfg.exploration_share)
+    if cfg.exploration_share_over_age is not None:
+        share[s["age"] > cfg.policy_age_max] = cfg.exploration_share_over_age
+    explore = ~s["granted"] & ~s["veto_active"] & (s["u_explore"] < share)
     return s["granted"] | explore
 
 
