@@ -63,6 +63,7 @@ overrides = {
     "name": "notebook-05", "seed": SEED, "output_dir": os.path.join(WORK_DIR, "main_job"),
     "data.n_households": N_HOUSEHOLDS, "data.second_vintage": False,
     "model.gbm.n_estimators": 100, "model.tuning.n_trials": 2, "model.tuning.timeout_s": 30,
+    "stages.shap": False, "stages.reports": False,  # not used here (the main job's own reports: make demo)
     "registry.gates.auc_min": 0.99,   # on purpose: no credit model reaches this
 }
 cfg = load_config(None, overrides)

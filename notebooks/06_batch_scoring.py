@@ -66,6 +66,7 @@ cfg = load_config(None, {
     "name": "notebook-06", "seed": SEED, "output_dir": os.path.join(WORK_DIR, "main_job"),
     "data.n_households": N_HOUSEHOLDS, "data.second_vintage": False,
     "model.gbm.n_estimators": 100, "model.tuning.n_trials": 2, "model.tuning.timeout_s": 30,
+    "stages.shap": False, "stages.reports": False,  # not used here (the main job's own reports: make demo)
 })
 MODEL = cfg.registry.model_name
 if champion_version(MODEL) is None:

@@ -280,19 +280,45 @@ def _hints(output: str) -> dict[str, list[str]]:
     return found
 
 
-def test_the_command_writes_the_tables_the_chart_and_runs_its_printed_hints(tmp_path):
+def _documented_command() -> str:
+    """docs/policy-lab.md's command (its first shell block), as a reader pastes it."""
+    from doc_blocks import ROOT, SHELL, blocks
+
+    block = next(b for b in blocks([ROOT / "docs" / "policy-lab.md"]) if b.lang in SHELL)
+    assert "village-credit policy-lab" in block.code, block.where
+    return block.code.strip()
+
+
+def test_the_command_writes_the_tables_the_chart_and_runs_its_printed_hints(tmp_path, monkeypatch):
+    """The documented command, run by bash as pasted from docs/policy-lab.md (which marks
+    it not run: 20,000 households x 200 trials), on the same config file shrunk to 800
+    households and 6 trials: the config and output paths point into ``tmp_path``, every
+    other word is the page's. Then its printed hints, verbatim."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
     from village_credit.cli import app
 
-    cfg = tmp_path / "small.yaml"
-    cfg.write_text("name: small\nseed: 3\npolicy: jinxiang_2022\noutput_dir: out/small\n"
-                   "data: {source: generate, n_households: 800, second_vintage: false}\n", encoding="utf-8")
+    root = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((root / "experiments" / "default.yaml").read_text(encoding="utf-8"))
+    config["data"]["n_households"] = 800  # the demo's config otherwise as shipped
+    cfg = tmp_path / "default.yaml"
+    cfg.write_text(yaml.safe_dump(config), encoding="utf-8")
     out = tmp_path / "lab"
     uri = f"sqlite:///{tmp_path}/m.db"
-    args = ["policy-lab", "-p", "jinxiang_2022", "-c", str(cfg), "-o", str(out), "--trials", "6",
-            "--population", "3", "--tracking-uri", uri]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("SYNTHETIC (generated households, true PD). Figures on the ground truth")
+    command = _documented_command()
+    assert command.count("experiments/default.yaml") == command.count("out/policy_lab") == 1, command
+    command = command.replace("experiments/default.yaml", shlex.quote(str(cfg))).replace(
+        "out/policy_lab", shlex.quote(str(out))) + " --trials 6 --population 3"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the hints below run in-process on the same store
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                               "COLUMNS": "300"}, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert proc.stdout.startswith("SYNTHETIC (generated households, true PD). Figures on the ground truth")
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 6 and trials["today"].sum() == 1
     assert (out / "frontier.png").stat().st_size > 0 and (out / "study.log").exists()
@@ -300,8 +326,8 @@ def test_the_command_writes_the_tables_the_chart_and_runs_its_printed_hints(tmp_
     assert len(pareto) == int(trials["pareto"].sum())
     assert pareto["basis"].str.startswith("SYNTHETIC").all()
 
-    hints = _hints(result.output)
-    assert set(hints) == {"more trials", "write Pareto policy"}, result.output
+    hints = _hints(proc.stdout)
+    assert set(hints) == {"more trials", "write Pareto policy"}, proc.stdout
     again = CliRunner().invoke(app, hints["more trials"])  # verbatim: the stored study continues
     assert again.exit_code == 0, again.output
     trials = pd.read_csv(out / "trials.csv")
