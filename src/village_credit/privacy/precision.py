@@ -216,6 +216,16 @@ def _small(table: pd.DataFrame, cols: Sequence[str], k: int) -> np.ndarray:
     return (sizes < k).to_numpy(bool)
 
 
+def _outcome_certain(table: pd.DataFrame, cols: Sequence[str], outcome: np.ndarray) -> np.ndarray:
+    """Rows whose class on ``cols`` holds only positive outcomes (``default_12m`` = 1 for all of
+    them): the holder would learn that each of them defaulted (the homogeneity attack)."""
+    if not len(table):
+        return np.zeros(0, dtype=bool)
+    y = pd.Series(np.asarray(outcome, dtype=float), index=table.index)
+    least = y.groupby([table[c] for c in cols], dropna=False, observed=True, sort=False).transform("min")
+    return (least > 0).to_numpy(bool)
+
+
 def _events(table: pd.DataFrame) -> list[str]:
     return event_columns(list(table.columns))
 
@@ -391,6 +401,9 @@ class HolderProtection:
     histories_fully_canonical: int = 0
     histories_summarised: int = 0
     histories_withheld: int = 0
+    default_certain: int = 0
+    """Rows sent a step further because their class on a holder's columns held only defaults
+    (counted each round a row is found so, like the steps' counts)."""
     suppressed: int = 0
     rounds: int = 0
 
@@ -398,12 +411,15 @@ class HolderProtection:
 def protect_holders(released: pd.DataFrame, holders: dict[str, Sequence[str]], recoded_qis: Sequence[str],
                     k: int, holder_k: int = 2,
                     stages: Sequence[HolderStage] = HOLDER_STAGES,
+                    outcome: np.ndarray | None = None,
                     ) -> tuple[pd.DataFrame, np.ndarray, HolderProtection]:
     """Make every class on each holder's released columns at least ``holder_k`` rows (2: no row
-    unique), keeping the recoded quasi-identifiers' classes at least ``k``.
+    unique), keeping the recoded quasi-identifiers' classes at least ``k``. With ``outcome``
+    (``default_12m`` of the rows, 0/1), a class holding only defaults is treated like a small
+    one, so no holder learns from the release that a household defaulted (issue 28 item 4).
 
-    Each row still small on a holder's columns goes one step further along that holder's
-    ``stages`` (the ones serving what it knows, :data:`HOLDER_STAGES`) each round; rows past the
+    Each row still small (or default-certain) on a holder's columns goes one step further along
+    that holder's ``stages`` (the ones serving what it knows, :data:`HOLDER_STAGES`) each round; rows past the
     last step are suppressed, and so are rows their suppression leaves in an insider class
     below ``k`` (repeated until nothing changes). Returns the table, the suppressed mask over
     its rows and the counts.
@@ -421,7 +437,12 @@ def protect_holders(released: pd.DataFrame, holders: dict[str, Sequence[str]], r
             if not cols:
                 continue
             live = np.flatnonzero(keep)
-            small = live[_small(t.iloc[live], cols, holder_k)]
+            exposed = np.array(_small(t.iloc[live], cols, holder_k), dtype=bool)
+            if outcome is not None:
+                certain = _outcome_certain(t.iloc[live], cols, np.asarray(outcome)[live]) & ~exposed
+                rep.default_certain += int(certain.sum())
+                exposed |= certain
+            small = live[exposed]
             if len(small):
                 changed = True
             at = step[name]
