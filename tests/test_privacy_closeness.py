@@ -184,3 +184,30 @@ def test_release_has_no_default_certain_class_for_any_holder() -> None:
         assert sum(v["n_suppressed"] for v in prot["suppressed_by_group"][grp].values()) == prot["suppressed"]
     assert prot["repair_rounds"] >= 1 and rep.reconciles
     assert rep.n_in == len(raw) == rep.n_released + rep.n_suppressed + rep.n_quarantined
+
+
+def test_a_step_with_min_class_keeps_rows_only_in_large_mixed_classes() -> None:
+    """A step that must not raise the bank's figures (``min_class``, the minimal history): rows stay
+    there only in a class of at least that many holding both outcomes; the others go on."""
+    from village_credit.privacy.precision import HolderStage, protect_holders
+
+    def to(value: float):
+        def apply(table, rows, cols=(), qis=()):
+            table.iloc[rows, table.columns.get_loc("credit_limit_yuan")] = value
+            return np.ones(len(rows), dtype=bool)
+        return apply
+
+    stages = (HolderStage("histories_minimal", "bank", to(0.0), min_class=3),
+              HolderStage("histories_withheld", "bank", to(-1.0)))
+    table = pd.DataFrame({"village_code": ["A"] * 4 + ["B"] * 2 + ["C"] * 3,
+                          "credit_limit_yuan": np.arange(9, dtype=float) + 1})  # every row unique
+    y = np.r_[1, 0, 0, 0, 1, 0, 0, 0, 0]
+    bank = {"lending_bank": ["village_code", "credit_limit_yuan"]}
+    out, gone, rep = protect_holders(table, bank, [], 1, 2, stages=stages, outcome=y)
+    assert not gone.any() and len(out) == len(table)
+    # A: 4 rows, both outcomes -> stays; B: 2 rows (< 3) and C: all repaid -> the next step
+    assert out["credit_limit_yuan"].tolist() == [0.0] * 4 + [-1.0] * 5
+    assert rep.histories_minimal == 9 and rep.histories_withheld == 5
+    # without the outcome only the class size counts: C (3 rows) stays
+    out2, _, _ = protect_holders(table, bank, [], 1, 2, stages=stages)
+    assert out2["credit_limit_yuan"].tolist() == [0.0] * 4 + [-1.0] * 2 + [0.0] * 3
