@@ -128,3 +128,86 @@ def test_report_shows_both_homogeneity_figures(result) -> None:
     assert set(out["by_holder"]) == {a.name for a in DEFAULT_PRIVACY_CONFIG.attackers}
     text = rep.summary()
     assert "repaid certain for" in text and "default certain for 0" in text and "t-closeness of default_12m" in text
+
+
+def _keeper_table() -> tuple[pd.DataFrame, np.ndarray]:
+    """Village A: two households share the only veto date and both defaulted (a class of two on the
+    register keeper's columns: neither unique, both certain defaults), four without events repaid.
+    Village B: its only two households defaulted, no events (a class of defaults only)."""
+    table = pd.DataFrame({"village_code": ["A"] * 6 + ["B"] * 2, "snapshot_date": pd.Timestamp("2025-06-30"),
+                          "veto_petition_date": [pd.Timestamp("2025-03-01")] * 2 + [pd.NaT] * 6})
+    return table, np.r_[1, 1, 0, 0, 0, 0, 1, 1]
+
+
+def test_keeper_class_of_defaults_only_is_protected_and_counted() -> None:
+    from village_credit.privacy.precision import protect_holders
+
+    table, y = _keeper_table()
+    keeper = {"register_keeper": ["village_code", "veto_petition_date"]}
+    plain, plain_gone, _ = protect_holders(table, keeper, [], 1, 2)  # uniqueness only: both classes stay
+    assert not plain_gone.any() and plain["veto_petition_date"].notna().sum() == 2
+    out, gone, rep = protect_holders(table, keeper, [], 1, 2, outcome=y)
+    kept = out.loc[~gone]
+    rate = pd.Series(y[~gone], index=kept.index).groupby(
+        [kept["village_code"], kept["veto_petition_date"]], dropna=False).transform("mean")
+    assert (rate < 1).all()  # default certain for no one left
+    assert gone.tolist() == [False] * 6 + [True] * 2  # B cannot be merged with anyone: withheld
+    assert kept["veto_petition_date"].isna().all()  # A's two joined the village's households without events
+    assert rep.default_certain >= 4 and rep.suppressed == 2 and len(out) == len(table)  # counted; counts in = out
+
+
+def test_release_has_no_default_certain_class_for_any_holder() -> None:
+    """Three households of one village planted with the same (only) veto date, all defaulted: the
+    register keeper's class of them would tell it they defaulted. The release has default certain 0
+    for every declared holder, the rows the protection treated or withheld are counted (per age band
+    and formerly-poor status for the withheld), and rows in = released + suppressed + quarantined."""
+    raw = generate_raw_records(GeneratorConfig(n_households=400, seed=5)).copy()
+    events = [c for c in raw.columns if c.startswith(("ded_", "veto_")) and c.endswith("_date")]
+    village = raw["village_code"].value_counts().index[0]
+    male = raw["resident_id"].astype(str).str[16].astype(int) % 2 == 1  # same released cell: gender exact
+    pick = raw.index[(raw["village_code"] == village) & ~raw["formerly_poor"].astype(bool) & male][:3]
+    raw.loc[pick, events] = pd.NaT
+    raw.loc[pick, "veto_petition_date"] = pd.Timestamp("2025-03-01")
+    raw.loc[pick, "default_12m"] = 1
+    res = anonymise(raw, KEY, measure_risk=False)
+    rep, hh = res.report, res.households
+    for a in DEFAULT_PRIVACY_CONFIG.attackers:
+        cols = [c for c in a.knows if c in hh.columns]
+        rate = hh["default_12m"].astype(float).groupby([hh[c] for c in cols], dropna=False,
+                                                       observed=True).transform("mean")
+        assert (rate < 1).all(), a.name  # independent count
+        assert rep.risk["homogeneity"]["outcome"]["by_holder"][a.name]["default_certain_n"] == 0
+    prot = rep.precision["holder_protection"]
+    assert prot["default_certain"] >= 2  # the planted class was found and sent further
+    assert hh["veto_petition_date"].isna().all()  # by withholding the planted date (the gentlest step left)
+    for grp in ("age_band", "formerly_poor"):
+        assert sum(v["n_suppressed"] for v in prot["suppressed_by_group"][grp].values()) == prot["suppressed"]
+    assert prot["repair_rounds"] >= 1 and rep.reconciles
+    assert rep.n_in == len(raw) == rep.n_released + rep.n_suppressed + rep.n_quarantined
+
+
+def test_a_step_with_min_class_keeps_rows_only_in_large_mixed_classes() -> None:
+    """A step that must not raise the bank's figures (``min_class``, the minimal history): rows stay
+    there only in a class of at least that many holding both outcomes; the others go on."""
+    from village_credit.privacy.precision import HolderStage, protect_holders
+
+    def to(value: float):
+        def apply(table, rows, cols=(), qis=()):
+            table.iloc[rows, table.columns.get_loc("credit_limit_yuan")] = value
+            return np.ones(len(rows), dtype=bool)
+        return apply
+
+    stages = (HolderStage("histories_minimal", "bank", to(0.0), min_class=3),
+              HolderStage("histories_withheld", "bank", to(-1.0)))
+    table = pd.DataFrame({"village_code": ["A"] * 4 + ["B"] * 2 + ["C"] * 3,
+                          "credit_limit_yuan": np.arange(9, dtype=float) + 1})  # every row unique
+    y = np.r_[1, 0, 0, 0, 1, 0, 0, 0, 0]
+    bank = {"lending_bank": ["village_code", "credit_limit_yuan"]}
+    out, gone, rep = protect_holders(table, bank, [], 1, 2, stages=stages, outcome=y)
+    assert not gone.any() and len(out) == len(table)
+    # A: 4 rows, both outcomes -> stays; B: 2 rows (< 3) and C: all repaid -> the next step
+    assert out["credit_limit_yuan"].tolist() == [0.0] * 4 + [-1.0] * 5
+    assert rep.histories_minimal == 9 and rep.histories_withheld == 5
+    # without the outcome only the class size counts: C (3 rows) stays
+    out2, _, _ = protect_holders(table, bank, [], 1, 2, stages=stages)
+    assert out2["credit_limit_yuan"].tolist() == [0.0] * 4 + [-1.0] * 2 + [0.0] * 3

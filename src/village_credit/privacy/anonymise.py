@@ -29,8 +29,10 @@ Choices (documented because they change what the released table means; docs/priv
   is installed (risk.py).
 * **Dates and the bank's figures** are released at the models' precision (precision.py:
   event dates as window bands, the repayment history as ratios in canonical order), and
-  households still unique to the lending bank or the register keeper are protected step by
-  step (``protect_holders``); each declared holder's figures are in ``risk.holders``.
+  households still unique to the lending bank or the register keeper, or in a class of theirs
+  holding only defaults, are protected step by step (``protect_holders``, alternating with the
+  t-closeness repair until neither changes anything); each declared holder's figures are in
+  ``risk.holders``, the outcome's homogeneity per holder in ``risk.homogeneity.outcome``.
 * **Pseudonyms** are scoped to the release unless linking is chosen (``link_releases``).
 * **Amounts** (incomes, assets, debts) are rounded to ``amount_rounding`` steps
   (default 100 yuan) so exact figures cannot be matched; amounts named as
@@ -473,8 +475,11 @@ def anonymise(
     protection: dict[str, Any] = {}
     holders = {a.name: a.knows for a in cfg.attackers if not a.recoded}
     t_targets = {c: hh[c] for c in cfg.t_targets if c in hh.columns}
+    outcome = hh[DEFAULT_SENSITIVE] if DEFAULT_SENSITIVE in hh.columns else None  # no holder learns a default
     rec, released = _recode(hh, qis, k, hier, notes, sens_flags, cfg.l, holders, protection,
-                            min(cfg.holder_k, k), t_targets, cfg.t)  # 3. (k = 1 asks for no anonymity from anyone)
+                            min(cfg.holder_k, k), t_targets, cfg.t, outcome)  # 3. (k = 1 asks for no anonymity from anyone)
+    if holders:
+        protection["suppressed_by_group"] = suppression_by_group(hh, rec.suppressed_holders)
     closeness = _closeness_report(hh, rec, released, qis, t_targets, cfg.t)
     released, outcome_noise = flip_outcome(released, cfg.outcome_flip_rate, cfg.outcome_flip_seed)
     precision_report = {**asdict(precision), "holder_protection": protection}
@@ -786,40 +791,70 @@ def _withhold(rec: Any, gone: pd.Index) -> None:
     rec.bands = rec.bands.loc[rec.data.index]
 
 
+MAX_REPAIR_ROUNDS = 16
+"""Bound on the rounds of bank / keeper protection and t-closeness repair (each round that does
+not end the loop withholds at least one row; 2-3 rounds are measured, docs/privacy.md)."""
+
+
 def _recode(hh: pd.DataFrame, qis: list[str], k: int, hier: Mapping[str, Any], notes: list[str],
             sensitive: Mapping[str, pd.Series] | None = None, l_div: int = 1,
             holders: Mapping[str, Sequence[str]] | None = None,
             protection: dict[str, Any] | None = None, holder_k: int = 2,
-            closeness: Mapping[str, pd.Series] | None = None, t: float | None = None) -> tuple[Any, pd.DataFrame]:
+            closeness: Mapping[str, pd.Series] | None = None, t: float | None = None,
+            outcome: pd.Series | None = None) -> tuple[Any, pd.DataFrame]:
     """Step 3: k-anonymity (and l-diversity of the sensitive flags, t-closeness of ``closeness``) by
     local recoding over the declared quasi-identifiers; ``(recoding, released table in household_id
     order)``. ``rec.suppressed_t`` marks what t-closeness alone withheld (the recoding's cells that
-    cannot be merged, then classes the later steps moved beyond ``t``)."""
+    cannot be merged, then classes the later steps moved beyond ``t``), ``rec.suppressed_holders``
+    what the bank / keeper protection withheld.
+
+    The protection (no row unique to a holder, no holder class of ``outcome`` defaults only) and the
+    t-closeness repair each change what the other checks, so they alternate until a round changes
+    nothing (at most :data:`MAX_REPAIR_ROUNDS`; beyond it a clear error)."""
     close = {n: v for n, v in (closeness or {}).items()} if t is not None else {}
     rec = local_recode(hh, qis, k, hier, LocationHierarchy(),
                        sensitive={n: v.to_numpy() for n, v in (sensitive or {}).items()}, l_diversity=l_div,
                        closeness={n: v.to_numpy() for n, v in close.items()} or None, t=t if close else None)
-    if holders:
-        data, extra, prot = protect_holders(rec.data, holders, qis, k, holder_k)
-        rec.data = data  # the protected values, same rows and index
-        _withhold(rec, data.index[extra])
-        protection.update(asdict(prot))
-    data = rec.data
+    rec.suppressed_holders = pd.Series(False, index=rec.suppressed.index)
+    totals: dict[str, int] = {}
+    for rnd in range(1, MAX_REPAIR_ROUNDS + 1):
+        if holders:
+            y = None if outcome is None else outcome.loc[rec.data.index].to_numpy()
+            data, extra, prot = protect_holders(rec.data, holders, qis, k, holder_k, outcome=y)
+            rec.data = data  # the protected values, same rows and index
+            gone_h = data.index[extra]
+            _withhold(rec, gone_h)
+            rec.suppressed_holders.loc[gone_h] = True
+            for name, v in asdict(prot).items():
+                totals[name] = v if name == "k" else totals.get(name, 0) + v
+        _cap_dependents(rec.data, qis, notes)
+        if not close or not len(rec.data):
+            break
+        gone = enforce_t_closeness(rec.data, qis, {n: v.loc[rec.data.index] for n, v in close.items()}, t)
+        if not gone.any():
+            break
+        _withhold(rec, gone[gone].index)
+        rec.suppressed_t.loc[gone[gone].index] = True
+        notes.append(f"{int(gone.sum())} household(s) withheld: their released class breached t-closeness "
+                     f"(t = {t}) after the bank / keeper protection (round {rnd})")
+        if not holders:
+            break  # enforce_t_closeness reaches its own fixpoint
+    else:
+        raise KAnonymityError(f"the bank / keeper protection and the t-closeness repair found no fixpoint in "
+                              f"{MAX_REPAIR_ROUNDS} rounds")
+    if protection is not None and holders:
+        protection.update(totals, repair_rounds=rnd)
+    released = rec.data.sort_values("household_id", kind="stable").reset_index(drop=True)
+    return rec, released
+
+
+def _cap_dependents(data: pd.DataFrame, qis: list[str], notes: list[str]) -> None:
+    """A class's household size is its mean: keep the schema's "dependents <= size" true (in place)."""
     if {"dependents", "household_size"} <= set(data.columns) and "household_size" in qis:
-        # a class's household size is its mean: keep the schema's "dependents <= size" true
         over = data["dependents"] > data["household_size"]
         if over.any():
             data.loc[over, "dependents"] = data.loc[over, "household_size"].astype(data["dependents"].dtype)
             notes.append(f"dependents capped at the released household size for {int(over.sum())} household(s)")
-    if close and len(rec.data):  # the release itself, after the steps that change classes
-        gone = enforce_t_closeness(rec.data, qis, {n: v.loc[rec.data.index] for n, v in close.items()}, t)
-        if gone.any():
-            _withhold(rec, gone[gone].index)
-            rec.suppressed_t.loc[gone[gone].index] = True
-            notes.append(f"{int(gone.sum())} household(s) withheld: their released class breached t-closeness "
-                         f"(t = {t}) after the bank / keeper protection")
-    released = rec.data.sort_values("household_id", kind="stable").reset_index(drop=True)
-    return rec, released
 
 
 def _class_counts(released: pd.DataFrame, qis: list[str], sensitive: str | None

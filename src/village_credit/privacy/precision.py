@@ -216,6 +216,26 @@ def _small(table: pd.DataFrame, cols: Sequence[str], k: int) -> np.ndarray:
     return (sizes < k).to_numpy(bool)
 
 
+def _weak(table: pd.DataFrame, cols: Sequence[str], k: int, outcome: np.ndarray | None) -> np.ndarray:
+    """Rows in a class on ``cols`` below ``k`` rows, or (with ``outcome``) holding one outcome value."""
+    weak = np.array(_small(table, cols, k), dtype=bool)
+    if outcome is not None and len(table):
+        y = pd.Series(np.asarray(outcome, dtype=float), index=table.index)
+        n = y.groupby([table[c] for c in cols], dropna=False, observed=True, sort=False).transform("nunique")
+        weak |= (n < 2).to_numpy(bool)
+    return weak
+
+
+def _outcome_certain(table: pd.DataFrame, cols: Sequence[str], outcome: np.ndarray) -> np.ndarray:
+    """Rows whose class on ``cols`` holds only positive outcomes (``default_12m`` = 1 for all of
+    them): the holder would learn that each of them defaulted (the homogeneity attack)."""
+    if not len(table):
+        return np.zeros(0, dtype=bool)
+    y = pd.Series(np.asarray(outcome, dtype=float), index=table.index)
+    least = y.groupby([table[c] for c in cols], dropna=False, observed=True, sort=False).transform("min")
+    return (least > 0).to_numpy(bool)
+
+
 def _events(table: pd.DataFrame) -> list[str]:
     return event_columns(list(table.columns))
 
@@ -305,8 +325,15 @@ LOAN_MONTH_BANDS: tuple[int, ...] = (12, 24, 36)
 DELINQUENT_MONTHS_CAP = 1
 
 
-def _summary_history(table: pd.DataFrame, rows: np.ndarray, cols: Sequence[str] = (),
+def _minimal_history(table: pd.DataFrame, rows: np.ndarray, cols: Sequence[str] = (),
                      qis: Sequence[str] = ()) -> np.ndarray:
+    """The coarsest history short of none: a loan over the whole history, and for a household
+    ever delinquent one last month at 30 days past due (paid 0); line and balance "has one"."""
+    return _summary_history(table, rows, cols, qis, minimal=True)
+
+
+def _summary_history(table: pd.DataFrame, rows: np.ndarray, cols: Sequence[str] = (),
+                     qis: Sequence[str] = (), minimal: bool = False) -> np.ndarray:
     """The history of ``rows`` as a summary: loan months rounded up to 12 / 24 / 36, each an
     instalment of 1 paid in full except, for a household ever delinquent, the last month (at
     30 days past due, or 90 when it ever reached 90, paid 0); the line and balance as "has one"."""
@@ -317,10 +344,14 @@ def _summary_history(table: pd.DataFrame, rows: np.ndarray, cols: Sequence[str] 
     months = due.shape[1]
     n_loan = (due > 0).sum(axis=1)
     bands = np.asarray([b for b in LOAN_MONTH_BANDS if b <= months] or [months])
+    if minimal:
+        bands = bands[-1:]
     n_loan2 = np.where(n_loan > 0, bands[np.clip(np.searchsorted(bands, n_loan), 0, len(bands) - 1)], 0)
     n_del = np.minimum((dpd > 0).sum(axis=1), DELINQUENT_MONTHS_CAP)
     n_loan2 = np.maximum(n_loan2, n_del)
     worst = np.where(dpd.max(axis=1) >= 90, 90.0, np.where(dpd.max(axis=1) > 0, 30.0, 0.0))
+    if minimal:
+        worst = np.minimum(worst, 30.0)
     pos = np.arange(months)[None, :]
     loan = pos >= (months - n_loan2)[:, None]
     late = pos >= (months - n_del)[:, None]
@@ -356,6 +387,9 @@ class HolderStage:
     in place for ``rows``; returns which rows it changed."""
     repeat: bool = False
     """Rows stay at this step (one change a round) until it no longer changes them."""
+    min_class: int = 0
+    """Rows stay at this step only in a class (on the holder's columns) of at least this many rows
+    holding both outcome values; else they go on (a step that must not raise the holder's figures)."""
 
 
 HOLDER_STAGES: tuple[HolderStage, ...] = (
@@ -364,12 +398,15 @@ HOLDER_STAGES: tuple[HolderStage, ...] = (
     HolderStage("bank_figures_coarsened", "bank", _coarse_bank_figures),
     HolderStage("histories_fully_canonical", "bank", _canonical_delinquency),
     HolderStage("histories_summarised", "bank", _summary_history),
+    HolderStage("histories_minimal", "bank", _minimal_history, min_class=5),
     HolderStage("histories_withheld", "bank", _withhold_history),
 )
 """Gentlest first. For the register keeper: events at the shipped policies' windows only (no rule
 point changes), then the rarest cell withheld. For the bank: line and balance coarsened, the
-history fully canonical, summarised, withheld (docs/privacy.md 2b). What is left small is
-suppressed. Gentler bank designs measured no better (docs/privacy.md 5b)."""
+history fully canonical, summarised, minimal ("ever delinquent" kept, only where its class on the
+bank's columns is at least 5 and holds both outcomes, so the bank's figures do not rise), withheld
+(docs/privacy.md 2b). What is left small is suppressed. Other gentler bank steps measured no
+better (docs/privacy.md 5b)."""
 
 
 def _serves(stage: HolderStage, cols: Sequence[str]) -> bool:
@@ -390,7 +427,11 @@ class HolderProtection:
     bank_figures_coarsened: int = 0
     histories_fully_canonical: int = 0
     histories_summarised: int = 0
+    histories_minimal: int = 0
     histories_withheld: int = 0
+    default_certain: int = 0
+    """Rows sent a step further because their class on a holder's columns held only defaults
+    (counted each round a row is found so, like the steps' counts)."""
     suppressed: int = 0
     rounds: int = 0
 
@@ -398,12 +439,15 @@ class HolderProtection:
 def protect_holders(released: pd.DataFrame, holders: dict[str, Sequence[str]], recoded_qis: Sequence[str],
                     k: int, holder_k: int = 2,
                     stages: Sequence[HolderStage] = HOLDER_STAGES,
+                    outcome: np.ndarray | None = None,
                     ) -> tuple[pd.DataFrame, np.ndarray, HolderProtection]:
     """Make every class on each holder's released columns at least ``holder_k`` rows (2: no row
-    unique), keeping the recoded quasi-identifiers' classes at least ``k``.
+    unique), keeping the recoded quasi-identifiers' classes at least ``k``. With ``outcome``
+    (``default_12m`` of the rows, 0/1), a class holding only defaults is treated like a small
+    one, so no holder learns from the release that a household defaulted (issue 28 item 4).
 
-    Each row still small on a holder's columns goes one step further along that holder's
-    ``stages`` (the ones serving what it knows, :data:`HOLDER_STAGES`) each round; rows past the
+    Each row still small (or default-certain) on a holder's columns goes one step further along
+    that holder's ``stages`` (the ones serving what it knows, :data:`HOLDER_STAGES`) each round; rows past the
     last step are suppressed, and so are rows their suppression leaves in an insider class
     below ``k`` (repeated until nothing changes). Returns the table, the suppressed mask over
     its rows and the counts.
@@ -421,7 +465,18 @@ def protect_holders(released: pd.DataFrame, holders: dict[str, Sequence[str]], r
             if not cols:
                 continue
             live = np.flatnonzero(keep)
-            small = live[_small(t.iloc[live], cols, holder_k)]
+            exposed = np.array(_small(t.iloc[live], cols, holder_k), dtype=bool)
+            if outcome is not None:
+                certain = _outcome_certain(t.iloc[live], cols, np.asarray(outcome)[live]) & ~exposed
+                rep.default_certain += int(certain.sum())
+                exposed |= certain
+            for i, stage in enumerate(plan[name]):
+                if stage.min_class:  # rows resting after this step: kept only in a large, mixed class
+                    rest = step[name][live] == i + 1
+                    if rest.any():
+                        exposed |= rest & _weak(t.iloc[live], cols, stage.min_class,
+                                                None if outcome is None else np.asarray(outcome)[live])
+            small = live[exposed]
             if len(small):
                 changed = True
             at = step[name]

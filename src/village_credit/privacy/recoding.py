@@ -125,6 +125,9 @@ class RecodeResult:
     suppressed_t: pd.Series = field(default_factory=lambda: pd.Series(dtype=bool))
     """Mask over the input index: cells suppressed because they breach t-closeness (and cannot be
     merged: gender, formerly-poor status and the side of 60 are never generalised)."""
+    suppressed_holders: pd.Series = field(default_factory=lambda: pd.Series(dtype=bool))
+    """Mask over the input index: rows the bank / register keeper protection withheld (set by the
+    anonymiser after the recoding)."""
 
     @property
     def n_suppressed(self) -> int:
