@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +110,52 @@ def test_write_behind_finishes_writes_in_order_and_reraises(enabled: bool) -> No
         w.drain()
     w.close()
     assert 4 not in order  # after a failed write no later chunk is written (its marker would lie)
+
+
+def test_empty_parts_are_the_bytes_the_writer_gives(tmp_path: Path) -> None:
+    """An empty part is encoded once and its bytes reused: they must be what
+    ``pq.write_table`` writes for that frame, and another column set, dtype or
+    metadata must not get a cached file of the wrong schema."""
+    from village_credit.scoring.batch import _no_bad_rows
+    from village_credit.scoring.outputs import atomic_write_frame, table_with_meta
+
+    empty = _no_bad_rows(("household_id", "head_age", "snapshot_date"))
+    for meta in ({"village_credit.model_version": "1"}, {"village_credit.model_version": "2"}):
+        for k in range(2):  # the second write comes from the cache
+            atomic_write_frame(empty, meta, tmp_path / f"p{k}.parquet")
+            pq.write_table(table_with_meta(empty, meta), tmp_path / "ref.parquet", compression="zstd")
+            assert (tmp_path / f"p{k}.parquet").read_bytes() == (tmp_path / "ref.parquet").read_bytes()
+        assert pq.read_schema(tmp_path / "p1.parquet").metadata[b"village_credit.model_version"] == \
+            meta["village_credit.model_version"].encode()
+    other = pd.DataFrame({"household_id": pd.Series([], dtype=object), "head_age": pd.Series([], dtype="int64")})
+    atomic_write_frame(other, {}, tmp_path / "other.parquet")
+    assert pq.read_schema(tmp_path / "other.parquet").field("head_age").type == pa.int64()
+    # a non-empty frame is written as it is, rows and all
+    full = pd.DataFrame({"household_id": ["H1", "H2"], "head_age": [40, 50]})
+    atomic_write_frame(full, {}, tmp_path / "full.parquet")
+    assert pq.read_table(tmp_path / "full.parquet").to_pandas()["head_age"].tolist() == [40, 50]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@functools.lru_cache(maxsize=1)
+def _thirty_households() -> pd.DataFrame:
+    from village_credit.data import GeneratorConfig, generate_households
+
+    return generate_households(GeneratorConfig(n_households=30, seed=5))
+
+
+@settings(max_examples=30, deadline=None)
+@given(values=st.lists(st.sampled_from(["none", "primary", "junior", "senior", "tertiary", "doctorate", "",
+                                        None]), min_size=1, max_size=30),
+       dtype=st.sampled_from(["str", "object", "category"]))
+def test_education_level_is_the_dict_lookup_it_replaced(values: list, dtype: str) -> None:
+    """``education_level`` (an index look-up since issue 31) equals the dict ``map`` of
+    before: the category's position, NaN for a missing or unknown value, any dtype."""
+    from village_credit.models.features import EDUCATION, build_household_features
+
+    hh = _thirty_households().head(len(values)).copy()
+    hh["education"] = pd.Series(values, dtype=dtype)
+    got = build_household_features(hh)["education_level"].to_numpy()
+    want = hh["education"].astype("object").map({e: float(i) for i, e in enumerate(EDUCATION)}).to_numpy(
+        dtype=np.float64, na_value=np.nan)
+    np.testing.assert_array_equal(got, want)

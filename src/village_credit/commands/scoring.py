@@ -32,7 +32,10 @@ def score(
     chunk_rows: int = typer.Option(50_000, help="Rows per chunk (local engine); the most rows per "
                                    "task on Spark."),
     workers: int = typer.Option(0, min=0, help="Local engine: processes deciding chunks at once "
-                                "(0: one per core this process may use; 1: one process)."),
+                                "(0: one per core this process may use; 1: one process). On a "
+                                "machine shared with other work, --workers 1 is cheaper: two "
+                                "workers used 13-33 % more CPU there for no reliably faster run "
+                                "(docs/benchmarks.md)."),
     tasks_per_core: int = typer.Option(2, help="Spark: at least this many row-range tasks per core."),
     overwrite: bool = typer.Option(False, help="Start afresh in OUTPUT, discarding an earlier run there."),
     progress: bool = typer.Option(True, help="Show a progress bar (rows/s) on stderr."),

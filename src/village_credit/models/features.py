@@ -331,7 +331,9 @@ def build_household_features(households: pd.DataFrame, include_protected: bool =
     incomes = {s: np.nan_to_num(_f(households, f"income_{s}")) for s in INCOME_SOURCES}
     income = np.sum(list(incomes.values()), axis=0)
     size = _f(households, "household_size")
-    edu_map = {e: float(i) for i, e in enumerate(EDUCATION)}
+    # education level: the category's position, NaN when missing or unknown (an index
+    # look-up in C; a dict ``map`` over Python strings cost twice as much per chunk)
+    edu_code = pd.Index(EDUCATION).get_indexer(households["education"])
 
     cols: dict[str, np.ndarray] = {
         "ontime_count": ontime,
@@ -359,8 +361,7 @@ def build_household_features(households: pd.DataFrame, include_protected: bool =
         "land_mu": _f(households, "land_mu"),
         "private_debt_to_income": _f(households, "private_debt_yuan") / np.maximum(income, INCOME_FLOOR_YUAN),
         "household_size": size,
-        "education_level": households["education"].astype("object").map(edu_map).to_numpy(
-            dtype=np.float64, na_value=np.nan),
+        "education_level": np.where(edu_code >= 0, edu_code, np.nan),
         "smartphone": _f(households, "smartphone"),
         "social_insurance": _f(households, "social_insurance"),
         "new_agri_operator": _f(households, "new_agri_operator"),
