@@ -159,3 +159,21 @@ def test_education_level_is_the_dict_lookup_it_replaced(values: list, dtype: str
     want = hh["education"].astype("object").map({e: float(i) for i, e in enumerate(EDUCATION)}).to_numpy(
         dtype=np.float64, na_value=np.nan)
     np.testing.assert_array_equal(got, want)
+
+
+def test_memory_pool_switch_is_shared_by_overlapping_runs() -> None:
+    """Two runs overlapping in one process: the pool stays the system one until the last
+    leaves, then the pool found before is back (not the system one the second run saw)."""
+    import pyarrow as pa
+
+    from village_credit.scoring.batch import _system_memory_pool
+
+    before = pa.default_memory_pool().backend_name
+    first, second = _system_memory_pool(), _system_memory_pool()
+    first.__enter__()
+    second.__enter__()
+    assert pa.default_memory_pool().backend_name == "system"
+    first.__exit__(None, None, None)  # the first run ends while the second still runs
+    assert pa.default_memory_pool().backend_name == "system"
+    second.__exit__(None, None, None)
+    assert pa.default_memory_pool().backend_name == before

@@ -764,14 +764,28 @@ def _system_memory_pool() -> Iterator[None]:
     process): system CPU 0.36-0.69 s -> 0.14-0.23 s once warm, 2.1 -> 0.5 s on the first
     run of a process (every worker process is one); see docs/benchmarks.md. Forked
     workers inherit the setting. Buffers keep the pool they came from, so switching
-    back is safe.
+    back is safe. Runs that overlap in one process (threads) share one switch: the
+    first in sets it, the last out restores the pool found before.
     """
-    before = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
+    global _POOL_DEPTH, _POOL_BEFORE
+    with _POOL_LOCK:
+        if _POOL_DEPTH == 0:
+            _POOL_BEFORE = pa.default_memory_pool()
+            pa.set_memory_pool(pa.system_memory_pool())
+        _POOL_DEPTH += 1
     try:
         yield
     finally:
-        pa.set_memory_pool(before)
+        with _POOL_LOCK:
+            _POOL_DEPTH -= 1
+            if _POOL_DEPTH == 0 and _POOL_BEFORE is not None:
+                pa.set_memory_pool(_POOL_BEFORE)
+                _POOL_BEFORE = None
+
+
+_POOL_LOCK = threading.Lock()
+_POOL_DEPTH = 0
+_POOL_BEFORE: pa.MemoryPool | None = None
 
 
 def _score_file(
