@@ -6,7 +6,8 @@ per seed with the given ``--set`` overrides, output and MLflow store under ``--t
 (never the repo's ``out/`` or ``mlruns/``), and prints per seed:
 
 * mean predicted / true PD per age band and formerly-poor status on the hold-out
-  households without a veto (as ``bench_line_excess.py``);
+  households without a veto (as ``bench_line_excess.py``), and of the pensioned heads
+  per elderly band;
 * the gated line and approval excess over the information ceiling, the observed
   hold-out AUC, calibration-in-the-large p, whether the grades rank-order, the verdict,
   whether the version was promoted and which gates failed;
@@ -58,6 +59,17 @@ def _ratios(holdout: pd.DataFrame, dec: pd.DataFrame) -> dict[str, float]:
     poor = holdout["formerly_poor"].to_numpy(bool)
     masks = {**{b: band == b for b in GROUPS[:5]}, "formerly poor": poor, "not formerly poor": ~poor}
     return {k: float(p[m & nov].mean() / tp[m & nov].mean()) for k, m in masks.items()}
+
+
+def _pensioned_ratios(holdout: pd.DataFrame, dec: pd.DataFrame) -> dict[str, float]:
+    """Mean predicted / true PD of the pensioned heads per elderly band (no veto): where a 60+ flag could help."""
+    p = dec["pd"].to_numpy(float)
+    tp = holdout["true_pd"].to_numpy(float)
+    nov = ~dec["vetoed"].to_numpy(bool)
+    band = np.asarray(age_band(holdout["head_age"].to_numpy(float)), dtype=object)
+    pens = (holdout["social_insurance"].to_numpy(bool) & (holdout["income_pension_subsidy"].to_numpy(float) > 0))
+    return {f"r {b} pensioned": float(p[m].mean() / tp[m].mean())
+            for b in GROUPS[2:5] for m in [(band == b) & pens & nov]}
 
 
 def _cost(v1: pd.DataFrame, age_max: int) -> dict[str, int]:
@@ -116,7 +128,8 @@ def run(seed: int, sets: dict[str, Any], tmp: Path, keep: tuple[str, ...] = ()) 
     v1, _ = pipeline.load_households(cfg)
     val = json.loads((root / "out" / "validation" / "validation_report.json").read_text(encoding="utf-8"))
     gates = {g["name"]: g for g in res.gates["gates"]["gates"]}
-    out: dict[str, Any] = {"seed": seed, **{f"r {k}": v for k, v in _ratios(seen["holdout"], seen["dec"]).items()}}
+    out: dict[str, Any] = {"seed": seed, **{f"r {k}": v for k, v in _ratios(seen["holdout"], seen["dec"]).items()},
+                           **_pensioned_ratios(seen["holdout"], seen["dec"])}
     out.update({
         "line_excess": gates["fairness_line_excess_max"]["value"],
         "approval_excess": gates["fairness_approval_excess_max"]["value"],
