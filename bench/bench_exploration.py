@@ -6,13 +6,15 @@ per seed with the given ``--set`` overrides, output and MLflow store under ``--t
 (never the repo's ``out/`` or ``mlruns/``), and prints per seed:
 
 * mean predicted / true PD per age band and formerly-poor status on the hold-out
-  households without a veto (as ``bench_line_excess.py``);
+  households without a veto (as ``bench_line_excess.py``), and of the pensioned heads
+  per elderly band;
 * the gated line and approval excess over the information ceiling, the observed
   hold-out AUC, calibration-in-the-large p, whether the grades rank-order, the verdict,
   whether the version was promoted and which gates failed;
 * the cost of the exploration grant on the whole generated vintage: trial loans granted
   (refused by the old rules, no veto), of them to heads over 60, and their observed
-  defaults.
+  defaults; the observed pensioned heads aged 60+ and, with
+  ``model.elderly_pension_interaction``, how often the blend's trees split on that flag.
 
 The hold-out decisions are read by wrapping ``pipeline.evaluate`` (it only records what
 the runner computes; nothing it returns is changed). ``--keep-neutral base`` (measurement only)
@@ -43,6 +45,7 @@ import yaml  # noqa: E402
 from village_credit import pipeline  # noqa: E402
 from village_credit.config import load_config  # noqa: E402
 from village_credit.data.groups import age_band  # noqa: E402
+from village_credit.models.features import ELDERLY_PENSION_FEATURE  # noqa: E402
 from village_credit.models.support import NEUTRALISED_KEY  # noqa: E402
 
 GROUPS = ("18-40", "41-59", "60-64", "65-69", "70+", "formerly poor", "not formerly poor")
@@ -58,13 +61,36 @@ def _ratios(holdout: pd.DataFrame, dec: pd.DataFrame) -> dict[str, float]:
     return {k: float(p[m & nov].mean() / tp[m & nov].mean()) for k, m in masks.items()}
 
 
+def _pensioned_ratios(holdout: pd.DataFrame, dec: pd.DataFrame) -> dict[str, float]:
+    """Mean predicted / true PD of the pensioned heads per elderly band (no veto): where a 60+ flag could help."""
+    p = dec["pd"].to_numpy(float)
+    tp = holdout["true_pd"].to_numpy(float)
+    nov = ~dec["vetoed"].to_numpy(bool)
+    band = np.asarray(age_band(holdout["head_age"].to_numpy(float)), dtype=object)
+    pens = (holdout["social_insurance"].to_numpy(bool) & (holdout["income_pension_subsidy"].to_numpy(float) > 0))
+    return {f"r {b} pensioned": float(p[m].mean() / tp[m].mean())
+            for b in GROUPS[2:5] for m in [(band == b) & pens & nov]}
+
+
 def _cost(v1: pd.DataFrame, age_max: int) -> dict[str, int]:
     explored = v1["outcome_observed"].to_numpy(bool) & ~v1["granted_hist"].to_numpy(bool)
     over = v1["head_age"].to_numpy() > age_max
     bad = v1["default_12m"].to_numpy(bool)
     return {"trial_loans": int(explored.sum()), "trial_over_age": int((explored & over).sum()),
             "trial_defaults": int((explored & bad).sum()), "trial_defaults_over_age": int((explored & over & bad).sum()),
-            "observed_over_age": int((v1["outcome_observed"].to_numpy(bool) & over).sum())}
+            "observed_over_age": int((v1["outcome_observed"].to_numpy(bool) & over).sum()),
+            # what a pension x 60+ term is learned from (model.elderly_pension_interaction), whole vintage
+            "observed_pensioned_60plus": int((v1["outcome_observed"].to_numpy(bool) & (v1["head_age"].to_numpy() >= 60)
+                                              & v1["social_insurance"].to_numpy(bool)
+                                              & (v1["income_pension_subsidy"].to_numpy(float) > 0)).sum())}
+
+
+def _flag_splits(blend: Any) -> int | None:
+    """Splits of the blend's trees on the pension x 60+ flag; None when the flag is off."""
+    names = blend.booster.feature_name()
+    if ELDERLY_PENSION_FEATURE not in names:
+        return None
+    return int(blend.booster.feature_importance("split")[names.index(ELDERLY_PENSION_FEATURE)])
 
 
 def run(seed: int, sets: dict[str, Any], tmp: Path, keep: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -81,7 +107,8 @@ def run(seed: int, sets: dict[str, Any], tmp: Path, keep: tuple[str, ...] = ()) 
     def recording(models: Any, holdout: pd.DataFrame, c: Any) -> dict[str, Any]:
         ev = evaluate(models, holdout, c)
         seen.update(holdout=holdout, dec=ev["decisions"]["blend"],
-                    neutralised=",".join(models["blend"].metadata.get(NEUTRALISED_KEY) or {}) or "-")
+                    neutralised=",".join(models["blend"].metadata.get(NEUTRALISED_KEY) or {}) or "-",
+                    flag_splits=_flag_splits(models["blend"]))
         return ev
 
     neutral_items_for = pipeline.neutral_items_for
@@ -101,7 +128,8 @@ def run(seed: int, sets: dict[str, Any], tmp: Path, keep: tuple[str, ...] = ()) 
     v1, _ = pipeline.load_households(cfg)
     val = json.loads((root / "out" / "validation" / "validation_report.json").read_text(encoding="utf-8"))
     gates = {g["name"]: g for g in res.gates["gates"]["gates"]}
-    out: dict[str, Any] = {"seed": seed, **{f"r {k}": v for k, v in _ratios(seen["holdout"], seen["dec"]).items()}}
+    out: dict[str, Any] = {"seed": seed, **{f"r {k}": v for k, v in _ratios(seen["holdout"], seen["dec"]).items()},
+                           **_pensioned_ratios(seen["holdout"], seen["dec"])}
     out.update({
         "line_excess": gates["fairness_line_excess_max"]["value"],
         "approval_excess": gates["fairness_approval_excess_max"]["value"],
@@ -113,6 +141,7 @@ def run(seed: int, sets: dict[str, Any], tmp: Path, keep: tuple[str, ...] = ()) 
         "promoted": res.promoted,
         "failed_gates": ",".join(res.gates["gates"]["failed"]) or "-",
         "neutralised": seen["neutralised"],
+        "pension_60plus_splits": seen["flag_splits"],
         **_cost(v1, cfg.data.policy_age_max),
     })
     print(json.dumps(out, default=str), flush=True)
