@@ -269,6 +269,25 @@ def test_truth_figures_say_they_are_synthetic_and_the_display_marks_today(lab_re
     assert table["basis"].str.startswith("SYNTHETIC").all()  # every row of pareto.csv says so
 
 
+
+def test_a_long_frontier_lists_a_spread_with_the_numbers_of_pareto_csv(lab_result):
+    """More Pareto policies than ``max_listed``: that many are numbered and listed (spread
+    along the frontier, the smallest gap among them), each under its pareto.csv number."""
+    table = lab_result.by_group()
+    assert len(table) > 3
+    d = PolicyFrontierDisplay(lab_result.trials, parameters=lab_result.parameters, notice=lab_result.notice,
+                              max_listed=3).plot()
+    policies = [label for label in d.labels_ if re.match(r"^\d+: ", label)]
+    assert len(policies) == 3 and d.labels_[-2] == f"(3 of {len(table)} Pareto policies shown; all in " \
+                                                    "pareto.csv, same numbers)"
+    numbers = [int(label.split(":")[0]) for label in policies]
+    assert numbers == sorted(set(numbers)) and numbers[-1] - numbers[0] >= len(table) / 2  # spread
+    best = int(table.loc[table["elderly_approval_gap"].abs().idxmin(), "number"])
+    assert best in numbers
+    for n, label in zip(numbers, policies, strict=True):  # the label's gap is that row's of pareto.csv
+        assert f"elderly approval gap {table.loc[table['number'] == n, 'elderly_approval_gap'].iloc[0]:+.2f}" in label
+    assert sorted(int(t.get_text()) for t in d.ax_[0].texts if t.get_text().isdigit()) == numbers
+
 def _hints(output: str) -> dict[str, list[str]]:
     """The commands the policy-lab command printed, by what they are for, split as a shell would."""
     found = {}

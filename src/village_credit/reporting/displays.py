@@ -750,6 +750,22 @@ _SHORT = {"age_limit": "age", "grade_shift": "grades", "line_per_point": "yuan/p
           "exploration_share": "explore", "approval_min_points": "min pts"}
 
 
+def _spread_along(gaps: np.ndarray, n: int) -> list[int]:
+    """Indices of at most ``n`` policies of a frontier (ordered along it): evenly spread, with
+    the smallest gap always among them.
+
+    >>> _spread_along(np.array([0.3, 0.1, 0.2]), 15), _spread_along(np.r_[5.0, 4, 0.1, 3, 2, 1, 6], 3)
+    ([0, 1, 2], [0, 2, 6])
+    """
+    if len(gaps) <= n:
+        return list(range(len(gaps)))
+    picks = sorted(set(np.linspace(0, len(gaps) - 1, n).round().astype(int).tolist()))
+    best = int(np.nanargmin(gaps)) if np.isfinite(gaps).any() else 0
+    if best not in picks:  # the nearest pick makes way for the smallest gap
+        picks[int(np.argmin([abs(q - best) for q in picks]))] = best
+    return sorted(picks)
+
+
 def _param_label(name: str, value: float, today: float) -> str:
     short = _SHORT.get(name, name.replace("veto_window.", "veto ").replace("_", " "))
     text = f"{value:.0%}" if name == "exploration_share" else f"{value:g}"
@@ -779,7 +795,10 @@ class PolicyFrontierDisplay(_Display):
     its gap, split as information ceiling + the policy's own excess when the table has
     ``<gap>_ceiling`` and ``<gap>_excess``, so the chart reads without hovering.
     ``notice`` (what the figures rest on) is the title, and its first sentence (the
-    policy lab's SYNTHETIC / MEASURED) is written across the chart itself.
+    policy lab's SYNTHETIC / MEASURED) is written across the chart itself. A frontier of
+    more than ``max_listed`` policies is numbered and listed at ``max_listed`` of them,
+    spread along it and always with the smallest gap (the rest: ``pareto.csv``, same
+    numbers), so labels stay legible and the list fits the figure.
 
     >>> t = pd.DataFrame({"trial": [0, 1, 2], "approval_rate": [0.7, 0.8, 0.6],
     ...                   "expected_loss_yuan": [1e6, 9e5, 1.2e6], "pareto": [False, True, False],
@@ -799,6 +818,7 @@ class PolicyFrontierDisplay(_Display):
     parameters: Sequence[str] = ()
     gap: str = "elderly_approval_gap"
     notice: str = ""
+    max_listed: int = 15
 
     @classmethod
     def from_result(cls, result: Any, *, gap: str = "elderly_approval_gap", fig: Any = None) -> PolicyFrontierDisplay:
@@ -831,8 +851,10 @@ class PolicyFrontierDisplay(_Display):
         today = t[t["today"]].iloc[0]
         ax.scatter([today["expected_loss_yuan"]], [today["approval_rate"]], marker="*", s=320, c=PROTECTED_COLOR,
                    edgecolors="k", zorder=4, label="today's standard")
-        for i, r in enumerate(front.itertuples(index=False), start=1):
-            ax.annotate(str(i), (r.expected_loss_yuan, r.approval_rate), xytext=(5, 4),
+        listed = _spread_along(gaps, self.max_listed)
+        for i in listed:
+            r = front.iloc[i]
+            ax.annotate(str(i + 1), (r["expected_loss_yuan"], r["approval_rate"]), xytext=(5, 4),
                         textcoords="offset points", fontsize=8, fontweight="bold")
         ax.set_xlabel("expected loss (million yuan)")
         ax.set_ylabel("approval rate")
@@ -841,10 +863,14 @@ class PolicyFrontierDisplay(_Display):
         legend_outside(ax, ncols=3)
         ax.set_title("Approval vs expected loss; lower gap = lighter", fontsize=10)
         lines = []
-        for i, r in enumerate(front.to_dict("records"), start=1):
-            lines.append(f"{i}: " + ", ".join(_param_label(p, r[p], today[p]) for p in self.parameters
-                                               if abs(r[p] - today[p]) >= 1e-9 or p == self.parameters[0])
+        records = front.to_dict("records")
+        for i in listed:
+            r = records[i]
+            lines.append(f"{i + 1}: " + ", ".join(_param_label(p, r[p], today[p]) for p in self.parameters
+                                                   if abs(r[p] - today[p]) >= 1e-9 or p == self.parameters[0])
                          + f"; {_gap_label(self.gap, r)}")
+        if len(listed) < len(front):
+            lines.append(f"({len(listed)} of {len(front)} Pareto policies shown; all in pareto.csv, same numbers)")
         lines.append("today: " + ", ".join(_param_label(p, today[p], today[p]) for p in self.parameters[:1])
                      + f"; {_gap_label(self.gap, today.to_dict())}")
         self.labels_ = lines
