@@ -101,3 +101,23 @@ def test_monitor_segments_count_only_observed_outcomes() -> None:
     seg2 = segment_drift(ref, observed, columns=["township_code"]).set_index("value")
     assert seg2["default_rate_current"].tolist() == seg["default_rate_current"].tolist()
     assert (seg2["alert"] == "green").all()
+
+
+def test_validate_command_prints_the_row_counts(setup: dict, tmp_path) -> None:
+    """The CLI summary says how many rows were tested against an outcome."""
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from village_credit.cli import app
+
+    sample = tmp_path / "sample.parquet"
+    setup["partial"].to_parquet(sample)
+    res = CliRunner().invoke(app, ["validate", "--model", setup["v1"], "--input", str(sample), "--output",
+                                   str(tmp_path / "report"), "--no-mlflow"])
+    assert res.exit_code == 0, res.output
+    printed = _json.loads(res.output[res.output.index("{"):res.output.index("\n}") + 2])
+    n, unlabelled = len(setup["partial"]), int(setup["unlabelled"].sum())
+    assert printed["rows"]["sample_rows"] == n
+    assert printed["rows"]["rows_scored"] + printed["rows"]["rows_quarantined"] == n
+    assert printed["rows"]["rows_with_outcome"] <= n - unlabelled

@@ -89,6 +89,9 @@ def validate_cmd(
         "html": str(html), "json": str(js), "evidence": str(Path(report) / "evidence.json"),
         "model": res["reproducibility"].get("model_uri"),
         "version": res["reproducibility"].get("model_version"),
+        # counts in = counts out: rows without a label are decided, never tested
+        "rows": {k: res["reproducibility"].get(k) for k in (
+            "sample_rows", "rows_scored", "rows_quarantined", "rows_with_outcome")},
         "auc": disc["auc"], "auc_ci": disc["auc_ci"], "ks": disc["ks"], "ece": cal["ece"],
         "hosmer_lemeshow_p": cal["hosmer_lemeshow"]["p_value"], "grade_lights": cal["lights"],
         "score_psi": stab.get("score_psi"), "mlflow_run": (res.get("mlflow") or {}).get("run_id"),
