@@ -811,7 +811,7 @@ def _recode(hh: pd.DataFrame, qis: list[str], k: int, hier: Mapping[str, Any], n
     The protection (no row unique to a holder, no holder class of ``outcome`` defaults only) and the
     t-closeness repair each change what the other checks, so they alternate until a round changes
     nothing (at most :data:`MAX_REPAIR_ROUNDS`; beyond it a clear error)."""
-    close = {n: v for n, v in (closeness or {}).items()} if t is not None else {}
+    close = dict(closeness or {}) if t is not None else {}
     rec = local_recode(hh, qis, k, hier, LocationHierarchy(),
                        sensitive={n: v.to_numpy() for n, v in (sensitive or {}).items()}, l_diversity=l_div,
                        closeness={n: v.to_numpy() for n, v in close.items()} or None, t=t if close else None)
