@@ -45,3 +45,20 @@ for name, f in facts.items():
                              "mean PD": round(p[sel].mean(), 4), "mean true PD": round(tp[sel].mean(), 4),
                              "pred/true": round(p[sel].mean() / tp[sel].mean(), 3)})
 print(pd.DataFrame(rows).to_string(index=False))
+
+# Which columns move the points between the pensioned 60-64 and the pensioned 70+ (the
+# model is additive: each column's points are exact), beside the log-odds gap the
+# generator's truth has between the two groups. Points: pdo points per doubling of odds.
+contrib = m.contributions(h)  # h: the hold-out households without a veto, as above
+age = h["head_age"].to_numpy(float)
+pensioned = (h["social_insurance"].astype(bool) & (h["income_pension_subsidy"] > 0)).to_numpy()
+young_old, old_old = pensioned & (age >= 60) & (age < 65), pensioned & (age >= 70)
+logit = lambda x: np.log(x / (1 - x))  # noqa: E731
+per_point = np.log(2) / m.scaling.pdo
+print(f"\npensioned heads 60-64 (n={young_old.sum()}) vs 70+ (n={old_old.sum()}): log-odds gap "
+      f"predicted {logit(p[old_old]).mean() - logit(p[young_old]).mean():.3f}, "
+      f"true {logit(tp[old_old]).mean() - logit(tp[young_old]).mean():.3f}; "
+      f"points per column, 70+ minus 60-64 (negative: the 70+ get fewer points; "
+      f"{1 / per_point:.1f} points = 1 log-odds):")
+gap = (contrib[old_old].mean() - contrib[young_old].mean()).sort_values()
+print(gap[gap.abs() >= 0.25].round(2).to_string())

@@ -51,13 +51,14 @@ def test_hand_built_values(tiny_households):
     assert a.loan_months == 3 and a.thin_file == 1 and a.has_credit_file == 1
     assert a.utility_late_count == 2 and a.utility_late_ratio == pytest.approx(2 / 3)
     assert a.income_total == 10000 and a.log_income == pytest.approx(np.log1p(10000))
+    assert a.income_per_head == pytest.approx(2500)  # 10,000 yuan for 4 people
     assert a.income_share_farming == pytest.approx(0.6) and a.income_share_migrant == pytest.approx(0.4)
     assert a.private_debt_to_income == pytest.approx(0.5)
     assert a.dependents_ratio == pytest.approx(0.5) and a.education_level == 2
     # household 1: no loans, never delinquent, no income
     assert b.months_since_delinquency == 3 and b.worst_dpd == 0 and b.has_credit_file == 0
     assert np.isnan(b.ontime_ratio) and np.isnan(b.repayment_ratio) and np.isnan(b.utilisation)
-    assert np.isnan(b.income_share_farming)
+    assert np.isnan(b.income_share_farming) and b.income_per_head == 0  # no income, one person
     assert b.private_debt_to_income == pytest.approx(0.5)  # 500 / income floor 1000
     assert "head_age" not in f.columns and "formerly_poor" not in f.columns
 
@@ -137,3 +138,10 @@ def test_on_generator_output(generated_households):
     assert (f.dpd_months >= f.dpd_months_12m).all()
     shares = f.filter(like="income_share_").dropna()
     np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+
+
+def test_income_per_head_undefined_without_a_household_size(tiny_households):
+    """A missing or zero household size leaves income per person missing, never infinite."""
+    df = two_households(tiny_households).assign(household_size=[0.0, np.nan])
+    f = HouseholdFeatures().fit_transform(df)
+    assert f["income_per_head"].isna().all() and f["income_total"].tolist() == [10000, 0]

@@ -195,6 +195,9 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
     _s("income_total", "Annual income", "年收入", "yuan/year", -1, "capacity", "Sum of income over all sources."),
     _s("log_income", "Annual income (log)", "年收入(对数)", "ln(1+yuan)", -1, "capacity",
        "ln(1 + annual income): income effects are proportional."),
+    _s("income_per_head", "Income per person", "人均收入", "yuan/year", -1, "capacity",
+       "Annual income / household size: the measure the poverty line uses; a household total "
+       "alone over-states the risk of small (often elderly) households."),
     *[
         _s(f"income_share_{s}", f"Income share: {s.replace('_', ' ')}", f"{_INCOME_ZH[s]}收入占比", "ratio", 0,
            "capacity", f"Income from {s.replace('_', ' ')} / total income; missing when income is zero.")
@@ -354,6 +357,7 @@ def build_household_features(households: pd.DataFrame, include_protected: bool =
         "utility_late_ratio": late.sum(axis=1) / months,
         "income_total": income,
         "log_income": np.log1p(np.maximum(income, 0.0)),
+        "income_per_head": _ratio(income, size),
         **{f"income_share_{s}": _ratio(v, income) for s, v in incomes.items()},
         "income_volatility": _f(households, "income_volatility"),
         "dependents_ratio": _ratio(_f(households, "dependents"), size),
