@@ -17,6 +17,7 @@ from village_credit.config import load_config
 from village_credit.pipeline import run_experiment
 from village_credit.registry.preflight import check_tracking_uri
 from village_credit.registry.store import default_tracking_uri
+from village_credit.registry.verdict import GATE_NAME as VERDICT_GATE
 
 DEFAULT_EXPERIMENT = Path("experiments/default.yaml")
 
@@ -214,7 +215,14 @@ def _print_next_steps(result) -> None:
               "--input <file> --output <folder>")
         return
     name, version = result.registered_model_name, result.model_version
-    if version and (result.validation or {}).get("verdict") != "fail":
+    failed = [g for g in ((result.gates or {}).get("gates") or {}).get("failed") or [] if g != VERDICT_GATE]
+    if version and (result.validation or {}).get("verdict") != "fail" and failed:
+        # a new validation changes the verdict only; these gates stay failed until the model changes
+        print(f"not promotable as trained (failed {', '.join(failed)}): change the model "
+              "(docs/fairness.md), or promote it anyway with an override every report shows: "
+              f"village-credit promote --model-name {name} --version {version} "
+              "--override-by <who> --override-reason <why> --override-until <YYYY-MM-DD>")
+    elif version and (result.validation or {}).get("verdict") != "fail":
         print(f"to promote it: validate it on a labelled sample the training never saw, "
               f"signed: village-credit validate --model models:/{name}/{version} "
               "--input <labelled file> --validator <who>, then village-credit promote "
