@@ -128,6 +128,9 @@ def test_report_shows_both_homogeneity_figures(result) -> None:
     assert set(out["by_holder"]) == {a.name for a in DEFAULT_PRIVACY_CONFIG.attackers}
     text = rep.summary()
     assert "repaid certain for" in text and "default certain for 0" in text and "t-closeness of default_12m" in text
+    # the l-diversity line of the t-protected outcome says it is not the requirement
+    assert "not required: protected by t-closeness" in next(
+        line for line in text.splitlines() if line.startswith("l-diversity of default_12m"))
 
 
 def _keeper_table() -> tuple[pd.DataFrame, np.ndarray]:

@@ -233,8 +233,11 @@ class AnonymisationReport:
         ]
         lines += [f"  {q}: {d}" for q, d in self.generalisation.items() if d != "exact"]
         if self.sensitive:
+            # a rare outcome protected by t-closeness is not required to be l-diverse: say so
+            by_t = self.sensitive in (self.closeness.get("targets") or ())
             lines.append(f"l-diversity of {self.sensitive}: {self.l_diversity} "
-                         f"({self.n_classes_l1} of {self.n_classes} classes hold a single value)")
+                         f"({self.n_classes_l1} of {self.n_classes} classes hold a single value)"
+                         + ("; not required: protected by t-closeness (below)" if by_t else ""))
         if self.age_rule_moved:
             moved = ", ".join(f"{rule} {n}" for rule, n in self.age_rule_moved.items())
             lines.append(f"  households whose age-rule eligibility the banding moved: {moved}")
