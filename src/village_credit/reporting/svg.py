@@ -82,7 +82,7 @@ def percent_labels(values: Sequence[float]) -> list[str]:
     """Percent labels with one precision for all, as few decimals as make each exact.
 
     >>> percent_labels([0.0, 0.025, 0.05])
-    ['0%', '2.5%', '5%']
+    ['0.0%', '2.5%', '5.0%']
     """
     pct = np.asarray(values, dtype=float) * 100.0
     dec = next((d for d in range(0, 4) if np.allclose(np.round(pct, d), pct, rtol=0, atol=1e-9)), 3)
