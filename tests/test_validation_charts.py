@@ -75,10 +75,12 @@ def test_thin_pools_are_hatched_outlines_and_said_so() -> None:
     svg = _plot_grades(pools, "rows")
     root = _svg(svg)
     bars = _marks(root, "rect", "bar", "observed")
-    assert [b.get("fill").startswith("url(#hatch") for b in bars] == [False, True, False]
+    assert ["-hatch" in b.get("fill") for b in bars] == [False, True, False]
     assert float(bars[2].get("data-y")) == 0.0  # no observed rate: an empty bar, not a missing one
     assert "hatched: fewer than 30 rows (weak evidence)" in svg
     assert "vetoed (graded by policy): no traffic light" in svg
+    assert "bar colour = traffic light (Jeffreys test, Holm across the pools); grey = not tested" in svg
+    assert "(binomial test, Holm" in _plot_grades(pools, "rows", test="binomial")
 
 
 def test_reliability_chart_has_one_point_per_bin_at_its_values(report: dict) -> None:
@@ -136,6 +138,11 @@ def test_written_report_embeds_every_chart_as_valid_svg(report: dict, tmp_path) 
     assert titles == ["ROC", "Cumulative accuracy profile", "Reliability: model",
                       "Predicted PD vs observed rate by pool of grades", "Score distribution", "Reliability"]
     assert "households" not in page.split("<h2>Discrimination")[1].split("<h2>Reproducibility")[0]
+    # ids are global to the page: every chart's clip path and hatch patterns are its own
+    ids = re.findall(r' id="([^"]+)"', page)
+    assert len(ids) == len(set(ids)) >= 6
+    for ref in re.findall(r'url\(#([^)]+)\)', page):
+        assert ref in ids
 
 
 def test_svg_helpers() -> None:

@@ -28,6 +28,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import html
 import math
 from collections.abc import Sequence
@@ -54,7 +55,7 @@ def _esc(text: Any) -> str:
 
 def _text_width(text: str, size: float) -> float:
     """Rough width of a label in pixels (0.58 em a character): enough to place legends."""
-    return 0.58 * size * len(text)
+    return 0.62 * size * len(text)
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -185,7 +186,7 @@ class SvgChart:
             top, base = self.py(max(hv, 0.0)), self.py(min(hv, 0.0))
             color = cols[i]
             if hatched is not None and hatched[i]:
-                pid = f"hatch{len(self._defs)}"
+                pid = f"@ID@-hatch{len(self._defs)}"
                 self._defs.append(
                     f'<pattern id="{pid}" width="6" height="6" patternUnits="userSpaceOnUse" '
                     f'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" stroke="{color}" '
@@ -283,10 +284,10 @@ class SvgChart:
         if self._defs:
             out.append("<defs>" + "".join(self._defs) + "</defs>")
         out.append(f'<rect x="0" y="0" width="{self.width}" height="{self.height}" fill="white"/>')
-        out.append(f'<clipPath id="plot{id(self)}"><rect x="{_num(bx)}" y="{_num(by - 2)}" width="{_num(bw)}" '
+        out.append(f'<clipPath id="@ID@-plot"><rect x="{_num(bx)}" y="{_num(by - 2)}" width="{_num(bw)}" '
                    f'height="{_num(bh + 4)}"/></clipPath>')
         out.extend(a for a in self._axes if 'stroke="#e5e5e5"' in a)  # grid under the marks
-        out.append(f'<g clip-path="url(#plot{id(self)})">' + "".join(self._marks) + "</g>")
+        out.append('<g clip-path="url(#@ID@-plot)">' + "".join(self._marks) + "</g>")
         out.append(f'<rect x="{_num(bx)}" y="{_num(by)}" width="{_num(bw)}" height="{_num(bh)}" fill="none" '
                    'stroke="#333" stroke-width="0.8"/>')
         out.extend(a for a in self._axes if 'stroke="#e5e5e5"' not in a)
@@ -306,7 +307,10 @@ class SvgChart:
                        f"{_esc(text)}</text>")
         out.append(self._legend_svg())
         out.append("</svg>")
-        return "".join(out)
+        text = "".join(out)
+        # ids are global to the HTML page that holds several charts: each chart's own prefix,
+        # from its content (the same chart gives the same page, run after run)
+        return text.replace("@ID@", "c" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:10])
 
     def _xlabel_y(self) -> float:
         """Baseline of the x-axis title: below the tick labels, above legend and notes."""

@@ -474,9 +474,10 @@ def _plot_reliability(tabs: Sequence[tuple[str, pd.DataFrame]]) -> str:
     return chart.render()
 
 
-def _plot_grades(gc: pd.DataFrame, unit: str = "households", min_n: int = 30) -> str:
+def _plot_grades(gc: pd.DataFrame, unit: str = "households", min_n: int = 30, test: str = "jeffreys") -> str:
     """Observed default rate per pool of grades (bar coloured by its light, hatched under
-    ``min_n`` rows: weak evidence) against the mean predicted PD (a black dash)."""
+    ``min_n`` rows: weak evidence) against the mean predicted PD (a black dash); ``test``:
+    the p-value the lights read (``ValidationConfig.light_test``)."""
     g = gc.reset_index(drop=True)
     obs = g["observed_rate"].to_numpy(float)
     pred = g["predicted_pd"].to_numpy(float)
@@ -488,7 +489,9 @@ def _plot_grades(gc: pd.DataFrame, unit: str = "households", min_n: int = 30) ->
               for k, c in zip(g["grade"], n, strict=True)]
     small = [bool(pd.notna(c) and 0 < c < min_n) for c in n]
     long = [str(k) for k in g["grade"] if _tick_label(k) != str(k)]
-    notes = [*(["; ".join(long) + ": no traffic light"] if long else []),
+    test_name = {"jeffreys": "Jeffreys test", "binomial": "binomial test"}.get(test, "stricter of Jeffreys and binomial")
+    notes = [f"bar colour = traffic light ({test_name}, Holm across the pools); grey = not tested",
+             *(["; ".join(long) + ": no traffic light"] if long else []),
              *([f"hatched: fewer than {min_n} {unit} (weak evidence)"] if any(small) else [])]
     width = int(max(520, 62 * len(g) + 120))
     chart = SvgChart(width, 400 + 14 * len(notes), x=(-0.6, len(g) - 0.4), y=(0, lim),
@@ -500,7 +503,7 @@ def _plot_grades(gc: pd.DataFrame, unit: str = "households", min_n: int = 30) ->
     colors = [LIGHT_COLORS.get(str(c), "#bdbdbd") for c in g["light"]]
     names = [str(k) for k in g["grade"]]
     chart.bars(x, np.nan_to_num(obs), series="observed", width=0.7, colors=colors, hatched=small, names=names,
-               label="observed default rate (bar colour = traffic light, Jeffreys test; grey = not tested)")
+               label="observed default rate")
     chart.points(x, pred, series="predicted", color="black", shape="dash", names=names, label="predicted PD")
     for note in notes:
         chart.note(note)
@@ -633,7 +636,8 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
             f"than {bt.get('min_expected', 5):g} expected defaults pooled towards the middle of the "
             f"scale; light from the {cfg.get('light_test', 'jeffreys')} p Holm-adjusted across the "
             f"pools: green >= {cfg.get('green_p')}, red < {cfg.get('red_p')})"))
-        rep.add_svg(_plot_grades(cal["pools"], unit), "Predicted PD vs observed rate by pool of grades")
+        rep.add_svg(_plot_grades(cal["pools"], unit, test=str(cfg.get("light_test", "jeffreys"))),
+                    "Predicted PD vs observed rate by pool of grades")
     if isinstance(cal.get("rank_order"), pd.DataFrame) and len(cal["rank_order"]):
         rep.add_table(cal["rank_order"], caption=(
             "Rank order between adjacent pools: one-sided Fisher exact test that the worse pool's "
