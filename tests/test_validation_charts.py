@@ -17,7 +17,13 @@ import pytest
 from village_credit.reporting.html import HtmlReport
 from village_credit.reporting.svg import SvgChart, nice_ticks, percent_labels
 from village_credit.validation import reference_profile, validation_report, write_validation_report
-from village_credit.validation.report import _plot_cap, _plot_grades, _plot_psi, _plot_reliability, _plot_roc
+from village_credit.validation.report import (
+    _plot_cap,
+    _plot_grades,
+    _plot_psi,
+    _plot_reliability,
+    _plot_roc,
+)
 
 NS = "{http://www.w3.org/2000/svg}"
 GRADES = [f"G{i:02d}" for i in range(1, 10)]
@@ -132,7 +138,7 @@ def test_psi_chart_has_two_bars_per_bin(report: dict) -> None:
 def test_written_report_embeds_every_chart_as_valid_svg(report: dict, tmp_path) -> None:
     html_path, _ = write_validation_report(report, tmp_path, unit="rows")
     page = html_path.read_text(encoding="utf-8")
-    charts = re.findall(r"<svg .*?</svg>", page, flags=re.S)
+    charts = re.findall(r"<svg .*?</svg>", page, flags=re.DOTALL)
     assert len(charts) == 6  # ROC, CAP, reliability, pools, score PSI, champion vs challenger
     titles = [_svg(c).get("aria-label") for c in charts]
     assert titles == ["ROC", "Cumulative accuracy profile", "Reliability: model",

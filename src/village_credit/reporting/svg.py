@@ -86,7 +86,7 @@ def percent_labels(values: Sequence[float]) -> list[str]:
     ['0.0%', '2.5%', '5.0%']
     """
     pct = np.asarray(values, dtype=float) * 100.0
-    dec = next((d for d in range(0, 4) if np.allclose(np.round(pct, d), pct, rtol=0, atol=1e-9)), 3)
+    dec = next((d for d in range(4) if np.allclose(np.round(pct, d), pct, rtol=0, atol=1e-9)), 3)
     return [f"{v:.{dec}f}%" for v in pct]
 
 
@@ -257,8 +257,8 @@ class SvgChart:
             x, y = bx + bw + 8, by
         else:  # below
             x, y = bx, self.height - h - 4 - 14 * len(self._notes)
-        parts = [f'<g class="legend"><rect x="{_num(x)}" y="{_num(y)}" width="{_num(w)}" height="{_num(h)}" '
-                 'fill="white" fill-opacity="0.85" stroke="#ccc"/>']
+        parts = [(f'<g class="legend"><rect x="{_num(x)}" y="{_num(y)}" width="{_num(w)}" height="{_num(h)}" '
+                  'fill="white" fill-opacity="0.85" stroke="#ccc"/>')]
         for i, (text, color, kind) in enumerate(self._legend):
             cy = y + 4 + row * i + row / 2
             sx = x + 6
@@ -278,9 +278,9 @@ class SvgChart:
     def render(self) -> str:
         """The chart as one ``<svg>`` element (scales down to its container, never up)."""
         bx, by, bw, bh = self.plot_box
-        out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {self.width} {self.height}" '
-               f'width="{self.width}" height="{self.height}" role="img" aria-label="{_esc(self.title)}" '
-               f'style="max-width:100%;height:auto;{_FONT}">']
+        out = [(f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {self.width} {self.height}" '
+                f'width="{self.width}" height="{self.height}" role="img" aria-label="{_esc(self.title)}" '
+                f'style="max-width:100%;height:auto;{_FONT}">')]
         if self._defs:
             out.append("<defs>" + "".join(self._defs) + "</defs>")
         out.append(f'<rect x="0" y="0" width="{self.width}" height="{self.height}" fill="white"/>')
