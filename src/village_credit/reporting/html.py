@@ -2,7 +2,8 @@
 
 Why: the validation, fairness and monitoring reports go to people who may have
 no network and no Python (a village panel, a third-party calibrator, a
-regulator). One HTML file with charts embedded as base64 PNG opens anywhere;
+regulator). One HTML file with charts embedded (base64 PNG, or inline SVG drawn from the
+report's numbers: the validation report's) opens anywhere;
 the JSON next to it carries every number so a machine can check the report.
 
 Stable API (shared by ``validation`` and ``fairness``; keep it small):
