@@ -198,7 +198,12 @@ def _check_report(browser, path: Path, verdict_words: tuple[str, ...], identity_
         for w in identity_words:
             assert w in body, (path.name, w)
         images = page.eval_on_selector_all("img", "els => els.map(e => [e.naturalWidth, e.complete])")
-        assert images and all(w > 0 and done for w, done in images), (path.name, images)
+        # inline SVG charts (the validation report's): drawn at a width, with marks in them
+        charts = page.eval_on_selector_all(
+            "svg.chart", "els => els.map(e => [e.getBoundingClientRect().width, e.querySelectorAll('polyline, rect.bar, circle').length])")
+        assert images or charts, path.name
+        assert all(w > 0 and done for w, done in images), (path.name, images)
+        assert all(w > 0 and marks > 0 for w, marks in charts), (path.name, charts)
         overflow = page.evaluate("""() => {
             const vw = document.documentElement.clientWidth;
             const wide = [...document.querySelectorAll('body *')]

@@ -303,10 +303,15 @@ def test_validation_score_distribution_has_an_x_label_and_its_legend_off_the_bar
 
     tab = pd.DataFrame({"bin": [f"b{i}" for i in range(10)], "expected_share": [0.1] * 10,
                         "actual_share": [0.05, 0.15, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]})
-    fig = _plot_psi(tab, "Score")
-    ax = fig.axes[0]
-    fig.canvas.draw()
-    assert ax.get_xlabel() == "score bin (edges from the reference)"
-    legend = ax.get_legend().get_window_extent()
-    assert not any(legend.overlaps(bar.get_window_extent()) for bar in ax.patches)
-    assert legend.x0 >= ax.get_window_extent().x1  # beside the plot area
+    import xml.etree.ElementTree as ET
+
+    ns = "{http://www.w3.org/2000/svg}"
+    root = ET.fromstring(_plot_psi(tab, "Score"))  # inline SVG since issue 26 (no matplotlib)
+    (xlabel,) = [t for t in root.iter(f"{ns}text") if t.get("class") == "xlabel"]
+    assert xlabel.text == "score bin (edges from the reference)"
+    legend = next(g for g in root.iter(f"{ns}g") if g.get("class") == "legend").find(f"{ns}rect")
+    lx, lw = float(legend.get("x")), float(legend.get("width"))
+    bars = [e for e in root.iter(f"{ns}rect") if e.get("class") == "bar"]
+    assert len(bars) == 20
+    assert all(float(b.get("x")) + float(b.get("width")) < lx for b in bars)  # beside the bars, never over
+    assert lx + lw <= float(root.get("width"))  # and inside the picture

@@ -72,7 +72,7 @@ def test_progress_is_reported_step_by_step(validated: dict) -> None:
 
 def test_report_has_every_section_and_embedded_charts(validated: dict) -> None:
     html = validated["html"].read_text(encoding="utf-8")
-    assert "data:image/png;base64," in html
+    assert html.count('class="chart"') >= 5  # the charts, inline SVG
     for title in ("Discrimination", "Calibration", "Stability", "Grade migration",
                   "Fairness summary", "Champion vs challenger", "Reproducibility"):
         assert title in html, title

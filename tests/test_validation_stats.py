@@ -401,7 +401,9 @@ def test_validation_report_writes_html_and_round_tripping_json(tmp_path) -> None
     assert cal["lights"]["red"] == 0
     html_path, json_path = write_validation_report(res, tmp_path)
     html = html_path.read_text(encoding="utf-8")
-    assert html.count("data:image/png;base64,") >= 6
+    # ROC, CAP, reliability, grade pools, score PSI, reliability champion vs challenger
+    assert html.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart"') == 6
+    assert "data:image/png" not in html  # one way to draw a chart: inline SVG
     assert "tl-red" in html and "Reproducibility" in html and "models:/village-credit/3" in html
     back = json.loads(json_path.read_text(encoding="utf-8"))
     assert back["discrimination"]["auc"] == pytest.approx(disc["auc"])

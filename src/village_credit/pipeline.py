@@ -840,9 +840,10 @@ def run_experiment(cfg: ExperimentConfig, *, progress: bool = False, promote_mod
         with (mlflow.start_run(run_name=run_name) if use_mlflow else contextlib.nullcontext()) as run:
             if run is not None:
                 result.run_id = run.info.run_id
-                job.training_fingerprint = log_run_context(cfg.to_dict(), cfg.seed,
-                                                           data.fingerprint_rows).get("data_fingerprint")
-                mlflow.set_tag("data_source", source.kind)
+                # one batch for the run's params and tags (the data source among them)
+                job.training_fingerprint = log_run_context(
+                    cfg.to_dict(), cfg.seed, data.fingerprint_rows, extra_tags={"data_source": source.kind},
+                    new_run=True).get("data_fingerprint")
             train = _train_households if source.has_rules else _train_table
             trained = train(job, data, use_mlflow)
             if cfg.stages.shap:

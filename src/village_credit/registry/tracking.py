@@ -163,11 +163,17 @@ def log_run_context(
     df: pd.DataFrame | None,
     *,
     run_id: str | None = None,
+    extra_tags: Mapping[str, str] | None = None,
+    new_run: bool = False,
 ) -> dict[str, str]:
     """Log config (params + ``config/config.yaml``), seed, data fingerprint, versions, commit.
 
     Logs into ``run_id`` or the active run. Of ``df`` only its fingerprint, shape and
     (non-personal) column count are logged, never rows. Returns the tags written.
+    ``extra_tags`` (the caller's own, e.g. the data source) go in the same batch; the
+    params and tags take one ``log_batch`` per 100 params (MLflow's limit per batch), not
+    one call per kind. ``new_run``: the run was just started, so it holds no params yet
+    and the look-up of those already logged (params are immutable) is skipped.
 
     >>> import mlflow
     >>> import pandas as pd
@@ -207,12 +213,15 @@ def log_run_context(
         if n_personal:
             tags["data_personal_columns"] = str(n_personal)
 
-    existing = client.get_run(run_id).data.params
+    tags.update({str(k): str(v) for k, v in (extra_tags or {}).items()})
+    existing = {} if new_run else client.get_run(run_id).data.params
     # Params are immutable in MLflow: skip keys already logged with the same value.
     new_params = [Param(k, v) for k, v in params.items() if existing.get(k) != v]
-    for i in range(0, len(new_params), 100):
-        client.log_batch(run_id, params=new_params[i:i + 100])
-    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    run_tags = [RunTag(k, v) for k, v in tags.items()]
+    for i in range(0, max(len(new_params), 1), 100):  # the tags ride with the first batch
+        client.log_batch(run_id, params=new_params[i:i + 100], tags=run_tags[:100] if i == 0 else [])
+    for i in range(100, len(run_tags), 100):
+        client.log_batch(run_id, tags=run_tags[i:i + 100])
     client.log_text(
         run_id, yaml.safe_dump(safe_config, sort_keys=True, allow_unicode=True), "config/config.yaml"
     )

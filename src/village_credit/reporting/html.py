@@ -2,7 +2,8 @@
 
 Why: the validation, fairness and monitoring reports go to people who may have
 no network and no Python (a village panel, a third-party calibrator, a
-regulator). One HTML file with charts embedded as base64 PNG opens anywhere;
+regulator). One HTML file with charts embedded (base64 PNG, or inline SVG drawn from the
+report's numbers: the validation report's) opens anywhere;
 the JSON next to it carries every number so a machine can check the report.
 
 Stable API (shared by ``validation`` and ``fairness``; keep it small):
@@ -22,6 +23,8 @@ Stable API (shared by ``validation`` and ``fairness``; keep it small):
     reproducibility block).
   - ``.add_figure(fig, caption=None, dpi=100)``: embeds a matplotlib figure as
     ``data:image/png;base64,...`` and closes it.
+  - ``.add_svg(svg, caption=None)``: embeds a chart drawn as inline SVG
+    (:mod:`village_credit.reporting.svg`: no matplotlib, a few ms a chart).
   - ``.render() -> str`` and ``.write(path) -> Path``.
 
 * ``figure_to_data_uri(fig, dpi=100) -> str``: PNG data URI of a figure.
@@ -96,7 +99,8 @@ caption{caption-side:top;text-align:left;font-weight:bold;padding:.3em 0}
 .verdict.tl-green,.verdict.tl-red,.verdict.tl-amber{text-align:left}
 figure{margin:1em 0}
 figcaption{font-size:.85em;color:#555}
-img{max-width:100%}
+img,svg.chart{max-width:100%}
+svg.chart{display:block;height:auto}
 .subtitle{color:#555}
 """
 
@@ -333,6 +337,14 @@ class HtmlReport:
         alt = html.escape(caption or "figure")
         cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
         self._blocks.append(f'<figure><img alt="{alt}" src="{uri}"/>{cap}</figure>')
+        return self
+
+    def add_svg(self, svg: str, caption: str | None = None) -> HtmlReport:
+        """Embed an ``<svg>`` chart (from :class:`village_credit.reporting.svg.SvgChart`) inline."""
+        if not svg.lstrip().startswith("<svg"):
+            raise ValueError(f"add_svg: expected an <svg> element, got {svg[:40]!r}")
+        cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+        self._blocks.append(f"<figure>{svg}{cap}</figure>")
         return self
 
     def render(self) -> str:

@@ -82,19 +82,27 @@ def reliability_table(y: Any, p: Any, n_bins: int = 10,
     """
     yb, pp = _yp(y, p)
     b = _bin_index(pp, n_bins, strategy)
-    frame = pd.DataFrame({"bin": b, "y": yb, "p": pp})
-    extra = {}
-    if true_pd is not None:
-        frame["t"] = as_float(true_pd, yb.size, "true_pd", prob=True)
-        extra["mean_true_pd"] = ("t", "mean")
-    agg = frame.groupby("bin").agg(p_min=("p", "min"), p_max=("p", "max"), n=("y", "size"),
-                                   defaults=("y", "sum"), mean_predicted=("p", "mean"),
-                                   observed_rate=("y", "mean"), **extra)
-    agg = agg.reset_index()
-    agg["n"] = agg["n"].astype(np.int64)
-    agg["defaults"] = agg["defaults"].astype(np.int64)
-    agg["gap"] = agg["observed_rate"] - agg["mean_predicted"]
-    return agg
+    t = None if true_pd is None else as_float(true_pd, yb.size, "true_pd", prob=True)
+    # counts and sums per bin with bincount (a pandas named aggregation cost ~10 ms a call
+    # on 200 rows, and the report computes this table twice): same table, empty bins dropped
+    n_all = np.bincount(b, minlength=n_bins)
+    present = np.flatnonzero(n_all)
+    n = n_all[present].astype(np.int64)
+    defaults = np.rint(np.bincount(b, weights=yb, minlength=n_bins)[present]).astype(np.int64)
+    order = np.argsort(b, kind="stable")
+    starts = np.searchsorted(b[order], present)
+    out = pd.DataFrame({
+        "bin": present.astype(np.int64),
+        "p_min": np.minimum.reduceat(pp[order], starts),
+        "p_max": np.maximum.reduceat(pp[order], starts),
+        "n": n, "defaults": defaults,
+        "mean_predicted": np.bincount(b, weights=pp, minlength=n_bins)[present] / n,
+        "observed_rate": defaults / n,
+    })
+    if t is not None:
+        out["mean_true_pd"] = np.bincount(b, weights=t, minlength=n_bins)[present] / n
+    out["gap"] = out["observed_rate"] - out["mean_predicted"]
+    return out
 
 
 def expected_calibration_error(y: Any, p: Any, n_bins: int = 10,
@@ -260,14 +268,14 @@ def grade_calibration(grades: Any, y: Any, pd_pred: Any, grade_order: Sequence[A
     yb = as_binary(y)
     pp = as_float(pd_pred, yb.size, "pd", prob=True)
     g = as_grades(grades, yb.size, grade_order)
-    frame = pd.DataFrame({"grade": pd.Categorical(g, categories=list(grade_order)),
-                          "y": yb, "p": pp})
-    agg = frame.groupby("grade", observed=False).agg(n=("y", "size"), defaults=("y", "sum"),
-                                                     predicted_pd=("p", "mean"))
-    n = agg["n"].to_numpy(dtype=np.int64)
-    d = agg["defaults"].fillna(0).to_numpy(dtype=np.int64)
-    pred = agg["predicted_pd"].to_numpy(dtype=float)
+    # per grade with bincount over the grade codes (every grade is in grade_order: as_grades)
+    k = len(grade_order)
+    codes = pd.Categorical(g, categories=list(grade_order)).codes.astype(np.intp)
+    n = np.bincount(codes, minlength=k).astype(np.int64)
+    d = np.rint(np.bincount(codes, weights=yb, minlength=k)).astype(np.int64)
     has = n > 0
+    pred = np.full(k, np.nan)
+    pred[has] = np.bincount(codes, weights=pp, minlength=k)[has] / n[has]
     observed = np.where(has, d / np.maximum(n, 1), np.nan)
     binom_p = np.full(n.size, np.nan)
     for i in np.flatnonzero(has):  # one call per grade (about ten), not per household

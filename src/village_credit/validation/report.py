@@ -20,8 +20,9 @@ import pandas as pd
 
 import village_credit
 from village_credit.fairness.observed import outcome_seen
-from village_credit.reporting.displays import GradeBackTestDisplay, ReliabilityDisplay
-from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
+from village_credit.reporting.displays import LIGHT_COLORS, _tick_label
+from village_credit.reporting.html import HtmlReport, to_jsonable, write_report
+from village_credit.reporting.svg import PALETTE, SvgChart, nice_ticks, percent_labels
 from village_credit.rules.grades import POLICY_GRADED, model_graded
 from village_credit.validation._checks import ValidationInputError, as_binary, as_float
 from village_credit.validation.backtest import grade_backtest
@@ -398,62 +399,136 @@ def validation_report(
     return result
 
 
-# ---------------------------------------------------------------- plotting
+# ---------------------------------------------------------------- charts
+# Drawn as inline SVG from the report's own tables (``reporting.svg``): about 1 ms a chart
+# where the five matplotlib PNGs took about 1 s of CPU, every mark holding its value. The
+# notebooks' displays (``ReliabilityDisplay``, ``GradeBackTestDisplay``) draw the same two
+# charts with matplotlib on axes a user hands them; both read the same tables
+# (``calibration.reliability_table``, the back-test's ``pools``), computed once here.
 
 
-def _plot_roc(disc: Mapping[str, Any], challenger: Mapping[str, Any] | None) -> Any:
-    fig = new_figure(5.0, 4.5)
-    ax = fig.add_subplot()
+def _unit_ticks(chart: SvgChart, percent: bool = False, lim: float = 1.0) -> None:
+    """Ticks on both axes of a chart whose axes run from 0 to ``lim``."""
+    ticks = nice_ticks(0.0, lim)
+    labels = percent_labels(ticks) if percent else [f"{t:g}" for t in ticks]
+    chart.ticks("x", ticks, labels)
+    chart.ticks("y", ticks, labels, grid=True)
+
+
+def _plot_roc(disc: Mapping[str, Any], challenger: Mapping[str, Any] | None) -> str:
+    chart = SvgChart(440, 400, x=(0, 1), y=(0, 1), title="ROC", xlabel="false positive rate",
+                     ylabel="true positive rate")
+    _unit_ticks(chart)
+    chart.line([0, 1], [0, 1], series="random", color="grey", width=0.8)
     roc = disc["roc"]
-    ax.plot(roc["fpr"], roc["tpr"], label=f"model (AUC {disc['auc']:.3f})")
+    chart.line(roc["fpr"], roc["tpr"], series="model", label=f"model (AUC {disc['auc']:.3f})")
     if challenger is not None:
-        ax.plot(challenger["roc"]["fpr"], challenger["roc"]["tpr"], linestyle="--",
-                label=f"{challenger['name']} PD (AUC {challenger['auc_challenger']:.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
-    ax.legend(loc="lower right")
-    return fig
+        chart.line(challenger["roc"]["fpr"], challenger["roc"]["tpr"], series="challenger", color=PALETTE[1],
+                   dash="5 3", label=f"{challenger['name']} PD (AUC {challenger['auc_challenger']:.3f})")
+    chart.legend("lower right")
+    return chart.render()
 
 
-def _plot_cap(disc: Mapping[str, Any], default_rate: float, unit: str = "households") -> Any:
-    fig = new_figure(5.0, 4.5)
-    ax = fig.add_subplot()
+def _plot_cap(disc: Mapping[str, Any], default_rate: float, unit: str = "households") -> str:
+    chart = SvgChart(440, 400, x=(0, 1), y=(0, 1), title="Cumulative accuracy profile",
+                     xlabel=f"share of {unit} (riskiest first)", ylabel="share of defaults")
+    _unit_ticks(chart)
     cap = disc["cap"]
-    ax.plot(cap["population_share"], cap["defaults_share"],
-            label=f"model (AR {disc['gini']:.3f})")
-    ax.plot([0, default_rate, 1], [0, 1, 1], color="green", linewidth=0.8, label="perfect")
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, label="random")
-    ax.set(xlabel=f"share of {unit} (riskiest first)", ylabel="share of defaults",
-           title="Cumulative accuracy profile")
-    ax.legend(loc="lower right")
-    return fig
+    chart.line(cap["population_share"], cap["defaults_share"], series="model",
+               label=f"model (AR {disc['gini']:.3f})")
+    chart.line([0, default_rate, 1], [0, 1, 1], series="perfect", color="green", width=0.8, label="perfect")
+    chart.line([0, 1], [0, 1], series="random", color="grey", width=0.8, label="random")
+    chart.legend("lower right")
+    return chart.render()
 
 
-def _plot_reliability(tabs: Sequence[tuple[str, pd.DataFrame]]) -> Any:
-    fig = new_figure(5.0, 5.0)
-    ax = fig.add_subplot()
-    for i, (name, tab) in enumerate(tabs):
-        ReliabilityDisplay(tab).plot(ax=ax, diagonal=i == 0, label=name)
-    ax.set_title("Reliability" + (f": {tabs[0][0]}" if len(tabs) == 1 else ""))
-    ax.set_ylabel("observed default rate")
-    return fig
+def _plot_reliability(tabs: Sequence[tuple[str, pd.DataFrame]]) -> str:
+    """Observed default rate against mean predicted PD per bin (one curve per table), the
+    diagonal, and the mean true PD over the same bins where the table has it (synthetic data)."""
+    cols = ["mean_predicted", "observed_rate", "mean_true_pd"]
+    lim = max(float(np.nanmax(t[[c for c in cols if c in t]].to_numpy(float))) for _, t in tabs)
+    lim = lim * 1.05 if np.isfinite(lim) and lim > 0 else 1.0
+    n_bins = len(tabs[0][1])
+    title = "Reliability" + (f": {tabs[0][0]}" if len(tabs) == 1 else "")
+    entries = 1 + sum(2 if "mean_true_pd" in t else 1 for _, t in tabs)  # the legend, under the axes
+    legend_h = 15 * entries + 10
+    chart = SvgChart(440, 400 + legend_h, x=(0, lim), y=(0, lim), title=title,
+                     xlabel=f"mean predicted PD ({n_bins} bins)", ylabel="observed default rate",
+                     margin=(58, 30, 16, 46 + legend_h))
+    _unit_ticks(chart, percent=True, lim=lim)
+    chart.line([0, lim], [0, lim], series="perfect", color="grey", width=0.8, label="perfect calibration")
+    for i, (name, t) in enumerate(tabs):
+        color = PALETTE[i % len(PALETTE)]
+        names = [f"bin {b}, n = {n}" for b, n in zip(t["bin"], t["n"], strict=True)]
+        if "mean_true_pd" in t:  # the truth, when known, is the curve; observed rates are dots
+            chart.line(t["mean_predicted"], t["mean_true_pd"], series=f"{name}: mean true PD", color=color,
+                       markers=True, label=f"{name}: mean true PD")
+            chart.points(t["mean_predicted"], t["observed_rate"], series=f"{name}: observed", color="black",
+                         radius=2.2, names=names, label=f"{name}: observed default rate")
+        else:
+            chart.line(t["mean_predicted"], t["observed_rate"], series=f"{name}: observed", color=color,
+                       label=f"{name}: observed default rate")
+            chart.points(t["mean_predicted"], t["observed_rate"], series=f"{name}: observed", color=color,
+                         names=names)
+    chart.legend("below")  # never over a curve
+    return chart.render()
 
 
-def _plot_grades(gc: pd.DataFrame, unit: str = "households") -> Any:
-    return GradeBackTestDisplay.from_table(gc, unit=unit).figure_
+def _plot_grades(gc: pd.DataFrame, unit: str = "households", min_n: int = 30, test: str = "jeffreys") -> str:
+    """Observed default rate per pool of grades (bar coloured by its light, hatched under
+    ``min_n`` rows: weak evidence) against the mean predicted PD (a black dash); ``test``:
+    the p-value the lights read (``ValidationConfig.light_test``)."""
+    g = gc.reset_index(drop=True)
+    obs = g["observed_rate"].to_numpy(float)
+    pred = g["predicted_pd"].to_numpy(float)
+    top = np.nanmax(np.concatenate([obs, pred, [0.01]]))
+    lim = float(top) * 1.12
+    x = np.arange(len(g), dtype=float)
+    n = g["n"] if "n" in g else pd.Series([np.nan] * len(g))
+    labels = [f"{_tick_label(k)}\nn={int(c):,}" if pd.notna(c) else _tick_label(k)
+              for k, c in zip(g["grade"], n, strict=True)]
+    small = [bool(pd.notna(c) and 0 < c < min_n) for c in n]
+    long = [str(k) for k in g["grade"] if _tick_label(k) != str(k)]
+    test_name = {"jeffreys": "Jeffreys test", "binomial": "binomial test"}.get(test, "stricter of Jeffreys and binomial")
+    notes = [f"bar colour = traffic light ({test_name}, Holm across the pools); grey = not tested",
+             *(["; ".join(long) + ": no traffic light"] if long else []),
+             *([f"hatched: fewer than {min_n} {unit} (weak evidence)"] if any(small) else [])]
+    width = int(max(520, 62 * len(g) + 120))
+    chart = SvgChart(width, 400 + 14 * len(notes), x=(-0.6, len(g) - 0.4), y=(0, lim),
+                     title="Predicted PD vs observed rate by pool of grades", ylabel="default rate",
+                     margin=(58, 30, 16, 100 + 14 * len(notes)))
+    ticks = nice_ticks(0.0, lim)
+    chart.ticks("y", ticks, percent_labels(ticks), grid=True)
+    chart.ticks("x", list(x), labels, size=9)
+    colors = [LIGHT_COLORS.get(str(c), "#bdbdbd") for c in g["light"]]
+    names = [str(k) for k in g["grade"]]
+    chart.bars(x, np.nan_to_num(obs), series="observed", width=0.7, colors=colors, hatched=small, names=names,
+               label="observed default rate")
+    chart.points(x, pred, series="predicted", color="black", shape="dash", names=names, label="predicted PD")
+    for note in notes:
+        chart.note(note)
+    chart.legend("below")
+    return chart.render()
 
 
-def _plot_psi(tab: pd.DataFrame, name: str, unit: str = "households") -> Any:
-    fig = new_figure(6.5, 4.0)
-    ax = fig.add_subplot()
-    x = np.arange(len(tab))
-    ax.bar(x - 0.2, tab["expected_share"], width=0.4, label="reference")
-    ax.bar(x + 0.2, tab["actual_share"], width=0.4, label="sample")
-    ax.set_xticks(x, [str(b) for b in tab["bin"]], rotation=45, ha="right", fontsize=7)
-    ax.set(xlabel=f"{name.lower()} bin (edges from the reference)", ylabel=f"share of {unit}",
-           title=f"{name} distribution")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)  # beside the bars, never over them
-    return fig
+def _plot_psi(tab: pd.DataFrame, name: str, unit: str = "households") -> str:
+    """Share of rows per score bin: the reference (training) beside the sample."""
+    labels = [str(b) for b in tab["bin"]]
+    exp, act = tab["expected_share"].to_numpy(float), tab["actual_share"].to_numpy(float)
+    lim = float(np.nanmax(np.concatenate([exp, act, [0.01]]))) * 1.1
+    x = np.arange(len(tab), dtype=float)
+    longest = max((len(t) for t in labels), default=4)
+    bottom = int(44 + 0.58 * 8 * longest * 0.65)  # labels turned 40 degrees
+    chart = SvgChart(max(560, 48 * len(tab) + 200), 300 + bottom, x=(-0.6, len(tab) - 0.4), y=(0, lim),
+                     title=f"{name} distribution", xlabel=f"{name.lower()} bin (edges from the reference)",
+                     ylabel=f"share of {unit}", margin=(58, 30, 130, bottom))
+    ticks = nice_ticks(0.0, lim)
+    chart.ticks("y", ticks, percent_labels(ticks), grid=True)
+    chart.ticks("x", list(x), labels, rotate=True, size=8)
+    chart.bars(x - 0.2, exp, series="reference", width=0.4, colors=PALETTE[0], names=labels, label="reference")
+    chart.bars(x + 0.2, act, series="sample", width=0.4, colors=PALETTE[1], names=labels, label="sample")
+    chart.legend("right")  # beside the bars, never over them
+    return chart.render()
 
 
 def _fmt(v: Any) -> str:
@@ -527,8 +602,8 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
         {"figure": "Gini / accuracy ratio", "value": disc["gini"], "note": ""},
         {"figure": "KS", "value": disc["ks"], "note": f"at score {disc['ks_threshold']:.6g}"},
     ]))
-    rep.add_figure(_plot_roc(disc, result.get("challenger")), "ROC curve")
-    rep.add_figure(_plot_cap(disc, sample["default_rate"], unit), "Cumulative accuracy profile")
+    rep.add_svg(_plot_roc(disc, result.get("challenger")), "ROC curve")
+    rep.add_svg(_plot_cap(disc, sample["default_rate"], unit), "Cumulative accuracy profile")
     ro = disc["rank_ordering"]
     rep.add_table(ro, caption="Rank ordering by grade, point estimates (monotone: "
                   f"{'yes' if disc['rank_ordering_monotone'] else 'no'}; information: the verdict "
@@ -547,7 +622,7 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
          "note": f"dof {hl['dof']} ({hl.get('convention', '')}), p = {hl['p_value']:.4g}"},
         {"figure": "Spiegelhalter z", "value": sp["z"], "note": f"p = {sp['p_value']:.4g}"},
     ]))
-    rep.add_figure(_plot_reliability([("model", cal["reliability"])]), "Reliability curve")
+    rep.add_svg(_plot_reliability([("model", cal["reliability"])]), "Reliability curve")
     cfg = result.get("config", {})
     bt = cal.get("backtest") or {}
     if bt.get("not_testable"):
@@ -561,7 +636,8 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
             f"than {bt.get('min_expected', 5):g} expected defaults pooled towards the middle of the "
             f"scale; light from the {cfg.get('light_test', 'jeffreys')} p Holm-adjusted across the "
             f"pools: green >= {cfg.get('green_p')}, red < {cfg.get('red_p')})"))
-        rep.add_figure(_plot_grades(cal["pools"], unit), "Predicted PD vs observed rate by pool of grades")
+        rep.add_svg(_plot_grades(cal["pools"], unit, test=str(cfg.get("light_test", "jeffreys"))),
+                    "Predicted PD vs observed rate by pool of grades")
     if isinstance(cal.get("rank_order"), pd.DataFrame) and len(cal["rank_order"]):
         rep.add_table(cal["rank_order"], caption=(
             "Rank order between adjacent pools: one-sided Fisher exact test that the worse pool's "
@@ -577,7 +653,7 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
                      f"thresholds {cfg.get('psi_thresholds')}.")
         if stab.get("score_bins") is not None:
             rep.add_table(stab["score_bins"], caption="Score PSI by bin")
-            rep.add_figure(_plot_psi(stab["score_bins"], "Score", unit), "Score: reference vs sample")
+            rep.add_svg(_plot_psi(stab["score_bins"], "Score", unit), "Score: reference vs sample")
         if stab.get("csi") is not None:
             rep.add_table(stab["csi"], caption="Characteristic stability index per feature")
         if stab.get("columns_not_in_sample"):
@@ -626,7 +702,7 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
             ch["name"]: [cc["brier"], cc["ece"], cc["hosmer_lemeshow"]["p_value"],
                          cc["spiegelhalter"]["p_value"], cc["lights"]["red"]],
         }), caption="Calibration side by side")
-        rep.add_figure(_plot_reliability([("champion", cal["reliability"]),
+        rep.add_svg(_plot_reliability([("champion", cal["reliability"]),
                                           (ch["name"], cc["reliability"])]),
                        "Reliability: champion vs challenger")
         rep.add_table(cc["pools"], caption=f"{ch['name']}: grade back-test (pools, Holm)")
