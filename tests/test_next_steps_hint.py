@@ -22,7 +22,7 @@ def _lines(capsys: pytest.CaptureFixture[str], result: SimpleNamespace) -> list[
 
 def test_a_model_gate_failure_offers_the_override_not_a_new_validation(capsys) -> None:
     out = _lines(capsys, _result("pass", ["fairness_line_excess_max", "validation_verdict"]))
-    hint = next(line for line in out if "not promotable as trained" in line)
+    hint = next(line for line in out if "not promoted (failed" in line)
     assert "failed fairness_line_excess_max)" in hint  # the verdict gate is not what blocks it
     assert "village-credit promote --model-name vc --version 3 --override-by <who>" in hint
     assert not any("to promote it: validate" in line for line in out)
@@ -32,7 +32,7 @@ def test_a_model_gate_failure_offers_the_override_not_a_new_validation(capsys) -
 def test_only_the_verdict_missing_or_conditional_asks_for_a_signed_validation(capsys) -> None:
     out = _lines(capsys, _result("conditional", ["validation_verdict"]))
     assert any("village-credit validate --model models:/vc/3" in line for line in out)
-    assert not any("not promotable as trained" in line for line in out)
+    assert not any("not promoted (failed" in line for line in out)
 
 
 def test_a_fail_verdict_offers_neither_promotion_path(capsys) -> None:

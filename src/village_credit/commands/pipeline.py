@@ -218,7 +218,7 @@ def _print_next_steps(result) -> None:
     failed = [g for g in ((result.gates or {}).get("gates") or {}).get("failed") or [] if g != VERDICT_GATE]
     if version and (result.validation or {}).get("verdict") != "fail" and failed:
         # a new validation changes the verdict only; these gates stay failed until the model changes
-        print(f"not promotable as trained (failed {', '.join(failed)}): change the model "
+        print(f"not promoted (failed {', '.join(failed)}): change the model "
               "(docs/fairness.md), or promote it anyway with an override every report shows: "
               f"village-credit promote --model-name {name} --version {version} "
               "--override-by <who> --override-reason <why> --override-until <YYYY-MM-DD>")
