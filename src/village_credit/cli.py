@@ -105,14 +105,18 @@ def command_help(name: str) -> str:
 def fast_exit(code: Any) -> None:
     """End the process now with ``code``, as the interpreter would, minus its teardown.
 
-    Flushes stdout and stderr, runs the ``atexit`` callbacks (logging's flush, MLflow's
-    own, ``weakref.finalize`` clean-ups such as the model's temporary download, the
-    worker pool's), flushes C stdio, then ``os._exit``. Returns without doing anything,
-    leaving the normal exit to run, whenever skipping the teardown could lose something:
-    a code that is not an int (Python prints it), an interactive session or IPython
-    (``SystemExit`` is caught there), a tracer or profiler (coverage, cProfile write
-    their data after the program), a non-daemon thread still running, or a stream that
-    cannot be flushed (a closed pipe: the interpreter reports it as usual).
+    Runs what the interpreter's exit runs before tearing down, in its order: the
+    threads' shutdown (``threading._shutdown``: concurrent.futures' exit hook, then every
+    non-daemon thread joined, e.g. MLflow's idle download pool), stdout and stderr
+    flushed, the ``atexit`` callbacks (logging's flush, MLflow's own, ``weakref.finalize``
+    clean-ups such as the model's temporary download, multiprocessing's), C stdio flushed;
+    then ``os._exit``. What is skipped is only the freeing of every module and object.
+    Returns without doing anything, leaving the normal exit to run, where skipping the
+    teardown could lose something: a code that is not an int (Python prints it), an
+    interactive session or IPython (``SystemExit`` is caught there), a tracer or profiler
+    (coverage, cProfile write their data after the program), a stream that cannot be
+    flushed (a closed pipe: the interpreter reports it as usual), or an interpreter
+    without these hooks.
     """
     if code is not None and not isinstance(code, int):
         return
@@ -120,17 +124,16 @@ def fast_exit(code: Any) -> None:
         return
     if sys.gettrace() is not None or sys.getprofile() is not None:
         return
-    main = threading.main_thread()
-    if any(t is not main and t.is_alive() and not t.daemon for t in threading.enumerate()):
-        return
+    shutdown_threads = getattr(threading, "_shutdown", None)
     run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
-    if run_exitfuncs is None:  # not CPython: the normal exit
+    if shutdown_threads is None or run_exitfuncs is None or threading.current_thread() is not threading.main_thread():
         return
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except (OSError, ValueError):
         return
+    shutdown_threads()
     run_exitfuncs()
     try:
         sys.stdout.flush()
