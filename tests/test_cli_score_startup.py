@@ -45,7 +45,7 @@ def _run_cli(args: list[str], tmp: Path, env_extra: dict[str, str] | None = None
     env = {**os.environ, "TMPDIR": str(tmpdir), "MARK_TEARDOWN": str(tmp / "teardown.mark"),
            "MARK_ATEXIT": str(tmp / "atexit.mark"), "COLUMNS": "200", **(env_extra or {})}
     code = before + "\nfrom village_credit.cli import app\napp()\n"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-c", code, *args], check=False, capture_output=True, text=True, env=env)
 
 
 def test_score_as_the_program_ends_without_teardown_and_keeps_its_outputs(scoring_env, tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_other_commands_and_callers_exit_as_before(tmp_path: Path) -> None:
         f"    app(['score', '-i', {str(tmp_path / 'missing.parquet')!r}, '-o', {str(tmp_path / 'o')!r}])\n"
         "except SystemExit as stop:\n"
         "    print('caller resumed, code', stop.code)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
                          env={**os.environ, "MARK_TEARDOWN": str(tmp_path / "teardown.mark"),
                               "MARK_ATEXIT": str(tmp_path / "atexit.mark")})
     assert "caller resumed, code 2" in out.stdout, out.stderr
@@ -111,7 +111,7 @@ def test_fast_exit_leaves_the_normal_exit_when_something_could_be_lost(tmp_path:
         "threading.Thread(target=work).start()\n"
         "fast_exit(3)\n"
         "print('not reached')\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert res.stdout.split("\n")[:2] == ["str code: returned", "tracer: returned"], res
     assert "not reached" not in res.stdout and res.returncode == 3, res
     assert done.read_text() == "done"  # the running thread finished before the process ended

@@ -30,6 +30,7 @@ from typer.core import TyperCommand
 # model load) would bury the summary a user reads
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+from village_credit._lazy import freeze_after_imports, paused_gc  # noqa: E402 - after the default above
 from village_credit.commands import (  # noqa: E402 - after the environment default above
     DATA,
     EXPLAIN_AUDIT,
@@ -39,7 +40,6 @@ from village_credit.commands import (  # noqa: E402 - after the environment defa
     TRAIN,
     VALIDATE,
 )
-from village_credit._lazy import freeze_after_imports, paused_gc  # noqa: E402
 from village_credit.commands._errors import CommandGroup  # noqa: E402
 
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -476,7 +476,7 @@ def _environment_mismatches(local: Path, pyfunc_conf: Mapping[str, Any]) -> list
 
 def _c_safe_load(stream: Any) -> Any:
     """``yaml.safe_load`` through libyaml: the same constructor and resolver, a C parser."""
-    return yaml.load(stream, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+    return yaml.load(stream, Loader=_YAML_LOADER)  # a safe loader (libyaml's CSafeLoader)
 
 
 @contextmanager
