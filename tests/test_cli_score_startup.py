@@ -1,5 +1,5 @@
 """``village-credit score`` as a fresh process: what its start-up imports and how it ends
-(issue 31 item 4, the CLI's fixed cost; docs/benchmarks.md "CLI fixed cost (issue 31),
+(issue 31 item 4, the CLI's fixed cost; docs/benchmarks.md "CLI fixed cost (issue 31 item 4),
 fifth pass").
 
 No wall-clock limits: each test checks the mechanism that saves the time (a module not

@@ -71,9 +71,9 @@ def paused_gc() -> Iterator[None]:
 
     Why: importing MLflow's store, LightGBM -> scikit-learn -> SciPy and pandas allocates
     millions of objects that all stay alive, and the collector traverses the growing heap
-    again and again while they load: 1.2-2.0 of ~4.6 CPU s of ``village-credit score``'s
-    imports (docs/benchmarks.md, "CLI fixed cost (issue 31), fifth pass"). Nothing is
-    lost: garbage made in the block is collected by the first collection after it.
+    again and again while they load: ~0.75 CPU s of ``village-credit score``'s fixed cost
+    (docs/benchmarks.md, "CLI fixed cost (issue 31 item 4), fifth pass"). Nothing is lost:
+    garbage made in the block is collected by the first collection after it.
     Blocks that overlap (nested, or in threads) share one switch: the first in turns
     the collector off, the last out turns it back on if it was on before.
     """

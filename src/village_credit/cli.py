@@ -30,7 +30,7 @@ from typer.core import TyperCommand
 # model load) would bury the summary a user reads
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from village_credit._lazy import freeze_after_imports, paused_gc  # noqa: E402 - after the default above
+from village_credit._lazy import freeze_after_imports, paused_gc
 from village_credit.commands import (  # noqa: E402 - after the environment default above
     DATA,
     EXPLAIN_AUDIT,
@@ -75,7 +75,7 @@ the CLI is the program (``village-credit ...`` or ``python -c "...app()"``).
 
 Why: tearing down what ``score`` imported (SQLAlchemy's ORM registry of MLflow's store,
 pandas, SciPy, ~3,000 modules) cost ~1.1 CPU s after the summary was printed, a fifth
-of the command's fixed cost (docs/benchmarks.md, "CLI fixed cost (issue 31), fifth
+of the command's fixed cost (docs/benchmarks.md, "CLI fixed cost (issue 31 item 4), fifth
 pass"). ``score`` writes every output atomically and closes it before it prints.
 """
 
