@@ -70,7 +70,7 @@ def paused_gc() -> Iterator[None]:
     """Python's cyclic garbage collector off for the block (imports of large stacks).
 
     Why: importing MLflow's store, LightGBM -> scikit-learn -> SciPy and pandas allocates
-    millions of objects that all stay alive, and the collector traverses the growing heap
+    ~360,000 objects that nearly all stay alive, and the collector traverses the growing heap
     again and again while they load: ~0.75 CPU s of ``village-credit score``'s fixed cost
     (docs/benchmarks.md, "CLI fixed cost (issue 31 item 4), fifth pass"). Nothing is lost:
     garbage made in the block is collected by the first collection after it.
