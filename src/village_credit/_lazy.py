@@ -1,13 +1,18 @@
-"""Lazy re-exports for package ``__init__`` modules.
+"""Lazy re-exports for package ``__init__`` modules, and the collector paused while a
+large stack is imported.
 
 Why: importing a package should not pay for LightGBM, SHAP or MLflow it may not use,
-and a package re-exporting from a lower layer should not import it until asked.
+and a package re-exporting from a lower layer should not import it until asked; what
+must be imported should not pay for the garbage collector walking it as it loads.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -38,3 +43,53 @@ def lazy_exports(package: str, exports: Mapping[str, str], namespace: dict[str, 
         return sorted(set(namespace.get("__all__", ())) | set(exports) | subpackages)
 
     return __getattr__, __dir__
+
+
+_GC_LOCK = threading.Lock()
+_GC_DEPTH = 0
+_GC_WAS_ENABLED = False
+_GC_FREEZE = False
+
+
+def freeze_after_imports() -> None:
+    """From now on, the end of each :func:`paused_gc` block also freezes what is alive
+    (``gc.freeze``): the collector never walks the imported stacks again.
+
+    For a process that is the CLI and nothing else (the ``village-credit`` program): the
+    first full collection after start-up walked ~360,000 objects (0.2-0.3 CPU s), and
+    Python recommends freezing before ``fork`` so that the workers' collections do not
+    touch, and copy, the parent's pages. Garbage still alive at a freeze is never
+    collected, which is why a library caller (a notebook, a test) never turns this on.
+    """
+    global _GC_FREEZE
+    _GC_FREEZE = True
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block (imports of large stacks).
+
+    Why: importing MLflow's store, LightGBM -> scikit-learn -> SciPy and pandas allocates
+    ~360,000 objects that nearly all stay alive, and the collector traverses the growing heap
+    again and again while they load: ~0.75 CPU s of ``village-credit score``'s fixed cost
+    (docs/benchmarks.md, "CLI fixed cost (issue 31 item 4), fifth pass"). Nothing is lost:
+    garbage made in the block is collected by the first collection after it.
+    Blocks that overlap (nested, or in threads) share one switch: the first in turns
+    the collector off, the last out turns it back on if it was on before.
+    """
+    global _GC_DEPTH, _GC_WAS_ENABLED
+    with _GC_LOCK:
+        if _GC_DEPTH == 0:
+            _GC_WAS_ENABLED = gc.isenabled()
+            gc.disable()
+        _GC_DEPTH += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_DEPTH -= 1
+            if _GC_DEPTH == 0:
+                if _GC_FREEZE:
+                    gc.freeze()
+                if _GC_WAS_ENABLED:
+                    gc.enable()

@@ -11,11 +11,15 @@ docstring from its source (``ast``) instead (docs/benchmarks.md, "CLI start-up")
 from __future__ import annotations
 
 import ast
+import atexit
 import importlib
 import importlib.util
 import inspect
 import os
+import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import click
 import typer
@@ -26,6 +30,7 @@ from typer.core import TyperCommand
 # model load) would bury the summary a user reads
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+from village_credit._lazy import freeze_after_imports, paused_gc
 from village_credit.commands import (  # noqa: E402 - after the environment default above
     DATA,
     EXPLAIN_AUDIT,
@@ -64,6 +69,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 """Every command of the CLI: where its function lives and its ``--help`` panel."""
 
+FAST_EXIT_COMMANDS: frozenset[str] = frozenset({"score"})
+"""Commands whose process ends without the interpreter's teardown (:func:`fast_exit`) when
+the CLI is the program (``village-credit ...`` or ``python -c "...app()"``).
+
+Why: tearing down what ``score`` imported (SQLAlchemy's ORM registry of MLflow's store,
+pandas, SciPy, ~3,000 modules) cost ~1.1 CPU s after the summary was printed, a fifth
+of the command's fixed cost (docs/benchmarks.md, "CLI fixed cost (issue 31 item 4), fifth
+pass"). ``score`` writes every output atomically and closes it before it prints.
+"""
+
 
 def _module_and_function(name: str) -> tuple[str, str]:
     module, _, function = COMMANDS[name][0].partition(":")
@@ -87,14 +102,77 @@ def command_help(name: str) -> str:
     raise LookupError(f"command {name!r}: {module} has no function {function}")
 
 
+def fast_exit(code: Any) -> None:
+    """End the process now with ``code``, as the interpreter would, minus its teardown.
+
+    Runs what the interpreter's exit runs before tearing down, in its order: the
+    threads' shutdown (``threading._shutdown``: concurrent.futures' exit hook, then every
+    non-daemon thread joined, e.g. MLflow's idle download pool), stdout and stderr
+    flushed, the ``atexit`` callbacks (logging's flush, MLflow's own, ``weakref.finalize``
+    clean-ups such as the model's temporary download, multiprocessing's), C stdio flushed;
+    then ``os._exit``. What is skipped is only the freeing of every module and object.
+    Returns without doing anything, leaving the normal exit to run, where skipping the
+    teardown could lose something: a code that is not an int (Python prints it), an
+    interactive session or IPython (``SystemExit`` is caught there), a tracer or profiler
+    (coverage, cProfile write their data after the program), a stream that cannot be
+    flushed (a closed pipe: the interpreter reports it as usual), or an interpreter
+    without these hooks.
+    """
+    if code is not None and not isinstance(code, int):
+        return
+    if sys.flags.interactive or hasattr(sys, "ps1") or "IPython" in sys.modules:
+        return
+    if sys.gettrace() is not None or sys.getprofile() is not None:
+        return
+    shutdown_threads = getattr(threading, "_shutdown", None)
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if shutdown_threads is None or run_exitfuncs is None or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    shutdown_threads()
+    run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    try:
+        import ctypes  # here, not at the top: ``--help`` stays as light as it was
+
+        ctypes.CDLL(None).fflush(None)  # what C code (LightGBM, Arrow) printed, as exit() would
+    except (OSError, AttributeError):
+        pass
+    os._exit(code or 0)
+
+
 class LazyGroup(CommandGroup):
     """The CLI's group: a command's module is imported when that command runs, not before.
 
     The group's own ``--help`` lists each command from :data:`COMMANDS` and its
     docstring (:func:`command_help`), so listing imports no command module.
+
+    Run as the program (arguments from ``sys.argv``, standalone), a command of
+    :data:`FAST_EXIT_COMMANDS` ends through :func:`fast_exit`; called with explicit
+    arguments (``CliRunner``, a test, a script) the group exits as click always does.
     """
 
     _listing = False
+    _ran: str | None = None
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if args is None and standalone_mode:  # the program, not a caller: freeze what start-up imports
+            freeze_after_imports()
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        except SystemExit as stop:
+            if args is None and standalone_mode and self._ran in FAST_EXIT_COMMANDS:
+                fast_exit(stop.code)  # returns only where the normal exit must run
+            raise
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
@@ -106,8 +184,11 @@ class LazyGroup(CommandGroup):
         if self._listing:
             return TyperCommand(cmd_name, help=command_help(cmd_name), rich_help_panel=panel)
         module, function = _module_and_function(cmd_name)
+        self._ran = cmd_name
         one = typer.Typer()
-        one.command(cmd_name, rich_help_panel=panel)(getattr(importlib.import_module(module), function))
+        with paused_gc():  # the command's stack (pandas, MLflow...): imported without the collector walking it
+            command = getattr(importlib.import_module(module), function)
+        one.command(cmd_name, rich_help_panel=panel)(command)
         return typer.main.get_command(one)
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

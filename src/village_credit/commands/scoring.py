@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from village_credit._lazy import paused_gc
 from village_credit.commands._options import tracking_uri_option
 from village_credit.data.io import check_output_dir
 from village_credit.errors import VillageCreditError
@@ -56,7 +57,8 @@ def score(
     console = Console(stderr=True)
     try:
         check_output_dir(output, "--output")  # before the model store is even opened
-        configure(tracking_uri)
+        with paused_gc():  # opening the store imports SQLAlchemy's ORM and alembic
+            configure(tracking_uri)
         if engine is Engine.spark:
             summary = score_file_spark(model, input, output, master=master, overwrite=overwrite,
                                        report=report, allow_ungated=allow_ungated,

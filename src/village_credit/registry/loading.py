@@ -36,6 +36,7 @@ import sys
 import re
 import shutil
 import tempfile
+import threading
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -49,6 +50,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from packaging.requirements import InvalidRequirement, Requirement
 
+from village_credit._lazy import paused_gc
 from village_credit.errors import VillageCreditError
 from village_credit.registry.decision_pyfunc import _import_class
 from village_credit.registry.store import get_client, require_existing_store, resolve_store
@@ -472,6 +474,46 @@ def _environment_mismatches(local: Path, pyfunc_conf: Mapping[str, Any]) -> list
     return out
 
 
+def _c_safe_load(stream: Any) -> Any:
+    """``yaml.safe_load`` through libyaml: the same constructor and resolver, a C parser."""
+    return yaml.load(stream, Loader=_YAML_LOADER)  # a safe loader (libyaml's CSafeLoader)
+
+
+@contextmanager
+def _libyaml_safe_load() -> Iterator[None]:
+    """``yaml.safe_load`` parses with libyaml for the block (MLflow's parses of ``MLmodel``).
+
+    Why: ``mlflow.pyfunc.load_model`` reads the model's 20 kB ``MLmodel`` three times, and
+    the model's policy file once, with PyYAML's pure-Python parser: ~0.25 CPU s of a
+    fresh process's model load, ~0.03 s with libyaml (the same ``SafeConstructor`` and
+    resolver, so the same documents; only the wording of a syntax error differs).
+    Loads that overlap in threads share one switch: the first in sets it, the last out
+    puts back what it found. Without libyaml nothing changes.
+    """
+    global _YAML_DEPTH, _YAML_BEFORE
+    if _YAML_LOADER is yaml.SafeLoader:
+        yield
+        return
+    with _YAML_LOCK:
+        if _YAML_DEPTH == 0:
+            _YAML_BEFORE = yaml.safe_load
+            yaml.safe_load = _c_safe_load
+        _YAML_DEPTH += 1
+    try:
+        yield
+    finally:
+        with _YAML_LOCK:
+            _YAML_DEPTH -= 1
+            if _YAML_DEPTH == 0 and _YAML_BEFORE is not None:
+                yaml.safe_load = _YAML_BEFORE
+                _YAML_BEFORE = None
+
+
+_YAML_LOCK = threading.Lock()
+_YAML_DEPTH = 0
+_YAML_BEFORE: Any = None
+
+
 _LOADED: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 """Pyfunc models loaded in this process, by artifact digest, while someone holds them.
 
@@ -569,7 +611,8 @@ def _load_into(uri: str, ident: ModelIdentity, dst: Path, require_gate: bool, al
     pyfunc = _LOADED.get(digest)  # the same bytes already loaded in this process, and still in use
     if pyfunc is None:
         try:
-            pyfunc = mlflow.pyfunc.load_model(str(local), suppress_warnings=True)
+            with _libyaml_safe_load(), paused_gc():  # imports the model's code (LightGBM -> SciPy)
+                pyfunc = mlflow.pyfunc.load_model(str(local), suppress_warnings=True)
         except Exception as exc:
             raise ModelLoadError(f"cannot load model {uri!r} as a pyfunc: {exc}") from exc
         _LOADED[digest] = pyfunc
