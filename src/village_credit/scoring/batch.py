@@ -53,7 +53,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -897,7 +897,7 @@ class _PrePass:
         self._digest: Any = None
         self._dups: Any = None
 
-    def __enter__(self) -> "_PrePass":
+    def __enter__(self) -> Self:
         if self.input_path.suffix.lower() in (".parquet", ".pq"):
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="village-credit-prepass")
             self._digest = self._pool.submit(input_digest, self.input_path)
