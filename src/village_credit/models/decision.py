@@ -76,6 +76,18 @@ def _texts(values: Any) -> pa.Array:
     return pc.fill_null(arr, _EMPTY) if arr.null_count else arr
 
 
+def _arrow_texts(col: pd.Series) -> pa.Array:
+    """A text column as Arrow ``large_string``, "" for none: straight from the Arrow buffers
+    of a pandas ``str`` column (the rules' codes), without a Python string per row."""
+    if isinstance(col.dtype, pd.StringDtype) and col.dtype.storage == "pyarrow":
+        arr = pa.array(col.array)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        arr = arr.cast(pa.large_string())
+        return pc.fill_null(arr, _EMPTY) if arr.null_count else arr
+    return _texts(col.to_numpy(dtype=object))
+
+
 def _scatter(values: pa.Array, where: NDArray[np.int64] | None, fill: pa.Scalar) -> pa.Array:
     """Values of the valid rows placed at their input rows (``where``: -1 for the others)."""
     if where is None:
@@ -140,8 +152,8 @@ class _Scored:
     logit_contrib: NDArray[np.float64]  # (n_valid, 1 + items + features) in log-odds
     eligible: NDArray[np.bool_]
     vetoed: NDArray[np.bool_]
-    veto_codes: NDArray[np.object_]
-    ineligible_codes: NDArray[np.object_]
+    veto_codes: pa.Array  # ";"-joined codes, "" where none (Arrow ``large_string``)
+    ineligible_codes: pa.Array
     valid: pd.DataFrame
 
 
@@ -330,8 +342,7 @@ class DecisionModel:
         contrib[:, 1 + n_items:] = coef.k_gbm * phi[:, :-1]
         eligible = np.ones(nv, dtype=bool)
         vetoed = np.zeros(nv, dtype=bool)
-        veto_codes = np.full(nv, "", dtype=object)
-        inel_codes = np.full(nv, "", dtype=object)
+        veto_codes = inel_codes = pa.array([""], type=pa.large_string()).take(np.zeros(nv, dtype=np.int64))
         if self.policy is not None and nv:
             rs = score_rules(valid, self.policy, eval_date)
             if n_items:
@@ -343,8 +354,8 @@ class DecisionModel:
             d = rs.decisions
             eligible = d["eligible"].to_numpy(dtype=bool)
             vetoed = d["vetoed"].to_numpy(dtype=bool)
-            veto_codes = d["veto_codes"].to_numpy(dtype=object)
-            inel_codes = d["ineligible_codes"].to_numpy(dtype=object)
+            veto_codes = _arrow_texts(d["veto_codes"])  # Arrow from the rules to the output
+            inel_codes = _arrow_texts(d["ineligible_codes"])
         self._tick("rules", t)
         scored = _Scored(positions, contrib, eligible, vetoed, veto_codes, inel_codes, valid)
         return scored, reasons, n_in
@@ -383,8 +394,8 @@ class DecisionModel:
             out = (prefix + ser.str.replace(";", ";" + prefix, regex=False)).where(ser != "", "")
             return out.to_numpy(dtype=object)
 
-        v = prefixed(s.veto_codes, VETO_PREFIX)
-        e = prefixed(s.ineligible_codes, INELIGIBLE_PREFIX)
+        v = prefixed(s.veto_codes.to_numpy(zero_copy_only=False), VETO_PREFIX)
+        e = prefixed(s.ineligible_codes.to_numpy(zero_copy_only=False), INELIGIBLE_PREFIX)
         both = np.where(v == "", e, np.where(e == "", v, v + ";" + e))
         bs = pd.Series(both, dtype=object).astype(str)
         count = (bs.str.count(";") + 1).where(bs != "", 0).to_numpy(dtype=np.int64)
@@ -471,7 +482,7 @@ class DecisionModel:
         codes = self.codes[1:]
         down = reason_strings(top.down_idx, top.down_pts, codes)
         up = reason_strings(top.up_idx, top.up_pts, codes)
-        veto, inel = _texts(s.veto_codes), _texts(s.ineligible_codes)
+        veto, inel = s.veto_codes, s.ineligible_codes
         allc = join_present(self._prefixed(veto, VETO_PREFIX), self._prefixed(inel, INELIGIBLE_PREFIX), down, up)
         t = self._tick("reasons", t)
         frame = self._frame(households, n, s, qreasons, pd_v, points_v, grade_v, line_v, rate_v,
@@ -482,7 +493,16 @@ class DecisionModel:
 
     @staticmethod
     def _prefixed(codes: pa.Array, prefix: str) -> pa.Array:
-        """``a;b`` -> ``<prefix>a;<prefix>b`` ("" stays "")."""
+        """``a;b`` -> ``<prefix>a;<prefix>b`` ("" stays ""), on each distinct text once.
+
+        Codes come from a few combinations of the policy's gates, so the texts are
+        dictionary-encoded, the few distinct ones prefixed, and the rows taken back.
+        """
+        enc = pc.dictionary_encode(codes)
+        return DecisionModel._prefix_each(enc.dictionary, prefix).take(enc.indices)
+
+    @staticmethod
+    def _prefix_each(codes: pa.Array, prefix: str) -> pa.Array:
         out = pc.binary_join_element_wise(pa.scalar(prefix, pa.large_string()),
                                           pc.replace_substring(codes, ";", ";" + prefix), _EMPTY)
         return pc.if_else(pc.equal(codes, _EMPTY), _EMPTY, out)

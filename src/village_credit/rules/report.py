@@ -163,9 +163,7 @@ def village_sums(households: pd.DataFrame, decisions: pd.DataFrame, outcome: Any
     eligible = d["eligible"].to_numpy(dtype=bool, na_value=False)
     approved = d["approved"].to_numpy(dtype=bool, na_value=False) & on_file
     line = d["credit_line"].to_numpy(dtype="float64", na_value=0.0)
-    frame = pd.DataFrame({
-        "township_code": households["township_code"].to_numpy(),
-        "village_code": households["village_code"].to_numpy(),
+    cols: dict[str, Any] = {
         "households": 1,
         "on_file": on_file.astype(np.int64),
         "eligible_households": (~on_file | eligible).astype(np.int64),
@@ -173,17 +171,58 @@ def village_sums(households: pd.DataFrame, decisions: pd.DataFrame, outcome: Any
         "graded_a": d["grade"].isin(list(std.a_grades)).to_numpy(dtype=bool).astype(np.int64),
         "granted": approved.astype(np.int64),
         "credit_line_total": np.where(approved, line, 0.0),
-    })
+    }
     y = _outcome(households, outcome)
     if y is not None:
         obs = approved & y.notna().to_numpy()
         bad = obs & (y.to_numpy() > 0)
-        frame["outcomes_observed"] = obs.astype(np.int64)
-        frame["defaults"] = bad.astype(np.int64)
-        frame["observed_line"] = np.where(obs, line, 0.0)
-        frame["defaulted_line"] = np.where(bad, line, 0.0)
+        cols["outcomes_observed"] = obs.astype(np.int64)
+        cols["defaults"] = bad.astype(np.int64)
+        cols["observed_line"] = np.where(obs, line, 0.0)
+        cols["defaulted_line"] = np.where(bad, line, 0.0)
+    township, village = households["township_code"], households["village_code"]
+    fast = _sums_by_codes(township, village, pd.DataFrame(cols, index=pd.RangeIndex(len(households))))
+    if fast is not None:
+        return fast
+    frame = pd.DataFrame({"township_code": township.to_numpy(), "village_code": village.to_numpy(), **cols})
     keys = ["township_code", "village_code"]
     return frame.groupby(keys, sort=True, observed=True).sum().reset_index()
+
+
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' ``str``: what text keys are on the scoring path
+
+
+def _sums_by_codes(township: pd.Series, village: pd.Series, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """``frame`` (the value columns, one row per household) summed as
+    ``groupby([township, village], sort=True).sum().reset_index()`` would, grouped by one
+    integer code per (township, village) instead of two Python strings per row; ``None``
+    where it could differ (then the groupby on the text keys runs).
+
+    Why: a batch scorer computes these sums for every chunk, and grouping by the text
+    columns turned each row's codes into Python strings (~0.1 CPU s per 200k rows). The
+    keys are factorised (in Arrow for ``str`` columns, the scorer's), and the same pandas
+    sum runs on the integer code: same rows per group in the same order, so the same
+    (Kahan-compensated) float sums.
+    """
+    if township.dtype != _STR or village.dtype != _STR or not len(frame):
+        return None
+    values = frame
+    if any(dt.kind not in "if" for dt in values.dtypes):
+        return None
+    ct, ut = pd.factorize(township, sort=True)
+    cv, uv = pd.factorize(village, sort=True)
+    nv = max(len(uv), 1)
+    key = ct.astype(np.int64) * nv + cv
+    keep = (ct >= 0) & (cv >= 0)  # groupby leaves out rows with a missing key
+    if not keep.any():  # no text key left: the groupby's key dtypes are not ``str``
+        return None
+    if not keep.all():
+        key, values = key[keep], values.loc[keep]
+    summed = values.groupby(key, sort=True).sum()
+    groups = summed.index.to_numpy(dtype=np.int64)
+    out = {"township_code": ut.take(groups // nv).array, "village_code": uv.take(groups % nv).array}
+    out.update({c: summed[c].to_numpy() for c in summed.columns})
+    return pd.DataFrame(out)
 
 
 def add_village_sums(parts: list[pd.DataFrame]) -> pd.DataFrame:
