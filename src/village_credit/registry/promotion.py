@@ -665,7 +665,8 @@ def _tag_version(c: MlflowClient, mv: ModelVersion, report: GateReport, record: 
         tags[TAG_OVERRIDE_UNTIL] = override.until
         tags[TAG_BY_OVERRIDE] = str(bool(record["by_override"])).lower()
     for k, v in tags.items():
-        c.set_model_version_tag(model_name, version, k, v)
+        if (mv.tags or {}).get(k) != v:  # each tag is a store transaction; an equal one changes nothing
+            c.set_model_version_tag(model_name, version, k, v)
     describe_version(c, model_name, version, report, override, run_id=mv.run_id,
                      fingerprint=tags["data_fingerprint"], gate_table=tags[TAG_GATE_TABLE],
                      promoted=will_promote, validation=val, artifact_digest=record["artifact_digest"],
