@@ -16,10 +16,11 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from village_credit._lazy import frozen_gc
 from village_credit.models.reasons import _top, _top_pair, join_present, reason_strings
 from village_credit.rules import report
 from village_credit.rules.report import village_sums
-from village_credit.scoring.batch import StageClock, _frozen_gc, _PrePass
+from village_credit.scoring.batch import StageClock, _PrePass
 from village_credit.scoring.guards import duplicate_ids, input_digest
 
 L = pa.large_string()
@@ -145,10 +146,10 @@ def test_prepass_gives_the_plain_digest_and_duplicates(tmp_path: Path) -> None:
 
 def test_gc_freeze_lasts_the_run_and_is_shared() -> None:
     assert gc.get_freeze_count() == 0
-    with _frozen_gc():
+    with frozen_gc():
         frozen = gc.get_freeze_count()
         assert frozen > 0
-        with _frozen_gc():  # an overlapping run: nothing unfrozen under the first
+        with frozen_gc():  # an overlapping run: nothing unfrozen under the first
             assert gc.get_freeze_count() >= frozen
         assert gc.get_freeze_count() >= frozen
     assert gc.get_freeze_count() == 0

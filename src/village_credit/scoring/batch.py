@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import gc
 import json
 import multiprocessing
 import os
@@ -60,14 +59,22 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from village_credit._lazy import frozen_gc
 from village_credit.data.io import count_rows, iter_batches, read_header, table_to_frame
 from village_credit.errors import DataReadError, VillageCreditError
 from village_credit.models.additive import PREDICT_OPTIONS
 from village_credit.registry.loading import ModelLoadError, load_model, resolve_uri
 from village_credit.registry.pyfunc_model import input_columns_of
 from village_credit.reporting.progress import row_bar
-from village_credit.scoring.guards import (LOCK_NAME, OutputLock, check_delimiter, check_output,
-                                           duplicate_ids, input_digest, quarantine_duplicates)
+from village_credit.scoring.guards import (
+    LOCK_NAME,
+    OutputLock,
+    check_delimiter,
+    check_output,
+    duplicate_ids,
+    input_digest,
+    quarantine_duplicates,
+)
 from village_credit.scoring.outputs import QUARANTINE_COLUMNS, atomic_write_frame, atomic_write_json
 from village_credit.scoring.programme import chunk_sums, part_sums, write_programme_report
 
@@ -791,33 +798,6 @@ _POOL_DEPTH = 0
 _POOL_BEFORE: pa.MemoryPool | None = None
 
 
-@contextlib.contextmanager
-def _frozen_gc() -> Iterator[None]:
-    """The objects alive when the chunks start (imports, the loaded model: ~350k of them)
-    are left out of the garbage collector's full passes while the run lasts (``gc.freeze``).
-
-    Why: chunk after chunk allocates enough containers to trigger full collections, and
-    each one walked every object of the process (~0.19 CPU s per pass, a pass or more
-    per 1M rows and per worker); the chunks' own objects are still collected. Forked
-    workers inherit the frozen set, so their collections do not write to (and copy) the
-    parent's pages either. Overlapping runs share it: the last one out unfreezes.
-    """
-    global _GC_DEPTH
-    with _GC_LOCK:
-        if _GC_DEPTH == 0:
-            gc.freeze()
-        _GC_DEPTH += 1
-    try:
-        yield
-    finally:
-        with _GC_LOCK:
-            _GC_DEPTH -= 1
-            if _GC_DEPTH == 0:
-                gc.unfreeze()
-
-
-_GC_LOCK = threading.Lock()
-_GC_DEPTH = 0
 
 
 def _score_file(
@@ -864,7 +844,7 @@ def _score_file(
         columns = read_columns(input_path, scorer)
         dups = early.duplicate_ids(scorer.input_id_column)  # across chunks, from the id column only
     plan = plan_chunks(total, chunk_rows)
-    with _frozen_gc():
+    with frozen_gc():
         if n_workers > 1 and len(plan) > 1 and input_path.suffix.lower() in (".parquet", ".pq"):
             job = _Job(scorer, input_path, output_dir, columns, chunk_rows, meta, dups, report, read_ahead)
             work_rows, work_seconds, sums = _score_in_workers(job, plan, n_workers, summary, clock, progress)
