@@ -153,3 +153,17 @@ def test_gc_freeze_lasts_the_run_and_is_shared() -> None:
             assert gc.get_freeze_count() >= frozen
         assert gc.get_freeze_count() >= frozen
     assert gc.get_freeze_count() == 0
+
+
+def test_gc_freeze_leaves_what_was_frozen_before_it() -> None:
+    """The CLI program freezes its start-up (``freeze_after_imports``): a run inside it
+    must not unfreeze that at its end."""
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        with frozen_gc():
+            pass
+        assert gc.get_freeze_count() >= before > 0
+    finally:
+        gc.unfreeze()
