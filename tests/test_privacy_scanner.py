@@ -144,7 +144,7 @@ def test_the_package_source_holds_no_personal_data() -> None:
     assert scan_pii(Path(village_credit.__file__).parent, quasi_identifiers=()) == []
 
 
-def test_a_training_run_store_and_its_scores_hold_nothing_but_planted_pii_is_found(scoring_env, tmp_path) -> None:
+def test_a_training_run_store_and_its_scores_hold_nothing_but_planted_pii_is_found(scoring_store, tmp_path) -> None:
     """The toolkit's own output passes its own scanner: the MLflow store of a real training run
     (LightGBM booster text, the logged package source, the SQLite database) and a batch
     scoring output, scanned with a list of names, find nothing; the same names, an ID number
@@ -152,6 +152,8 @@ def test_a_training_run_store_and_its_scores_hold_nothing_but_planted_pii_is_fou
     import shutil
 
     from village_credit.scoring import score_file
+
+    scoring_env = scoring_store  # MLflow pointed at its store: a module fixture elsewhere may have moved it
 
     names = sorted(set(names_in(generate_raw_records(GeneratorConfig(n_households=300, seed=1)))))
     out = tmp_path / "out"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import ctypes
 import importlib
 import importlib.util
 import inspect
@@ -141,8 +142,6 @@ def fast_exit(code: Any) -> None:
     except (OSError, ValueError):
         pass
     try:
-        import ctypes  # here, not at the top: ``--help`` stays as light as it was
-
         ctypes.CDLL(None).fflush(None)  # what C code (LightGBM, Arrow) printed, as exit() would
     except (OSError, AttributeError):
         pass

@@ -440,7 +440,7 @@ class HouseholdFeatures(_SpecMixin, TransformerMixin, BaseEstimator):
     >>> hh = generate_households(GeneratorConfig(n_households=50, seed=1))
     >>> X = HouseholdFeatures().fit_transform(hh)
     >>> X.shape, list(X.columns[:2]), str(X.dtypes.unique()[0])
-    ((50, 34), ['ontime_count', 'ontime_ratio'], 'float64')
+    ((50, 35), ['ontime_count', 'ontime_ratio'], 'float64')
     """
 
     def __init__(self, include_protected: bool = False, rule_points: bool = True, rule_items: bool = False,

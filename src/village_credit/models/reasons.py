@@ -55,20 +55,21 @@ def _top(values: NDArray[np.float64], k: int) -> tuple[NDArray[np.int64], NDArra
     for start in range(0, n, _BLOCK_ROWS):
         stop = min(n, start + _BLOCK_ROWS)
         v = np.where(values[start:stop] > 0, values[start:stop], 0.0)  # NaN, <= 0 -> 0 (never listed)
-        rows = np.arange(stop - start)
-        for j in range(k_eff):
-            col = v.argmax(axis=1)
-            idx[start:stop, j] = col
-            pts[start:stop, j] = v[rows, col]
-            if j + 1 < k_eff:
-                v[rows, col] = -1.0  # below every remaining candidate (all >= 0)
-    keep = pts > 0
-    idx = np.where(keep, idx, -1)
-    pts = np.where(keep, pts, np.nan)
-    if k_eff < k:
-        idx = np.pad(idx, ((0, 0), (0, k - k_eff)), constant_values=-1)
-        pts = np.pad(pts, ((0, 0), (0, k - k_eff)), constant_values=np.nan)
-    return idx, pts
+        _pick(v, idx[start:stop], pts[start:stop])
+    return _finish(idx, pts, k)
+
+
+def _pick(v: NDArray[np.float64], idx: NDArray[np.int64], pts: NDArray[np.float64]) -> None:
+    """The ``idx.shape[1]`` largest values of each row of ``v`` (all >= 0), in order, into
+    ``idx`` / ``pts``; ``v`` is used up (each pick is pushed below every candidate left)."""
+    rows = np.arange(v.shape[0])
+    k_eff = idx.shape[1]
+    for j in range(k_eff):
+        col = v.argmax(axis=1)
+        idx[:, j] = col
+        pts[:, j] = v[rows, col]
+        if j + 1 < k_eff:
+            v[rows, col] = -1.0  # below every remaining candidate (all >= 0)
 
 
 def _finish(idx: NDArray[np.int64], pts: NDArray[np.float64], k: int
@@ -102,16 +103,8 @@ def _top_pair(c: NDArray[np.float64], k: int) -> tuple[NDArray[np.int64], NDArra
     for start in range(0, n, _BLOCK_ROWS):
         stop = min(n, start + _BLOCK_ROWS)
         x = c[start:stop]
-        rows = np.arange(stop - start)
-        down = np.where(x < 0, -x, 0.0)  # NaN, >= 0 -> 0 (never listed)
-        up = np.where(x > 0, x, 0.0)  # NaN, <= 0 -> 0
-        for v, idx, pts in ((down, out[0], out[1]), (up, out[2], out[3])):
-            for j in range(k_eff):
-                col = v.argmax(axis=1)
-                idx[start:stop, j] = col
-                pts[start:stop, j] = v[rows, col]
-                if j + 1 < k_eff:
-                    v[rows, col] = -1.0  # below every remaining candidate (all >= 0)
+        _pick(np.where(x < 0, -x, 0.0), out[0][start:stop], out[1][start:stop])  # NaN, >= 0 -> 0 (never listed)
+        _pick(np.where(x > 0, x, 0.0), out[2][start:stop], out[3][start:stop])  # NaN, <= 0 -> 0
     return (*_finish(out[0], out[1], k), *_finish(out[2], out[3], k))
 
 

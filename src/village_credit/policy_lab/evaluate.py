@@ -127,7 +127,7 @@ class PolicyEvaluator:
     >>> lab.basis, round(f["approval_rate"], 3), f["expected_loss_yuan"] > 0
     ('truth', 0.783, True)
     >>> [round(f[f"elderly_approval_{p}"], 2) for p in ("gap", "gap_ceiling", "gap_excess")]  # = ceiling + own
-    [-0.25, 0.1, -0.35]
+    [-0.25, 0.0, -0.25]
     """
 
     def __init__(self, households: pd.DataFrame, policy: Policy, *, model: DecisionModel | None = None,
