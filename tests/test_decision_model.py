@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from village_credit.data.generator import GeneratorConfig, generate_households
 from village_credit.data.schema import TRUTH_COLUMNS
+from village_credit.errors import SchemaError
 from village_credit.models.blend import STRATEGIES, fit_blend
 from village_credit.models.decision import DECISION_COLUMNS, DecisionModel
+from village_credit.models.features import HouseholdFeatures
 
 N_TREES = 40
 
@@ -154,6 +156,28 @@ def test_save_load_round_trip(models: dict, test_rows: pd.DataFrame, tmp_path: P
         pd.testing.assert_frame_equal(loaded.decide(test_rows), m.decide(test_rows))
         pd.testing.assert_frame_equal(loaded.contributions(test_rows), m.contributions(test_rows))
         assert loaded.scaling == m.scaling and loaded.coefficients == m.coefficients
+
+
+class _WithANewFeature(HouseholdFeatures):
+    """A newer feature builder: every column a saved model knows, and one it does not."""
+
+    def transform(self, households: pd.DataFrame) -> pd.DataFrame:
+        out = super().transform(households)
+        return out.assign(newer_feature=1.0)
+
+
+def test_a_model_saved_before_a_feature_was_added_decides_as_it_did(models: dict, test_rows: pd.DataFrame,
+                                                                     tmp_path: Path) -> None:
+    """Issue 25 added ``income_per_head``: a version registered before it still scores, on
+    its own columns, with the decisions it gave; a column the model needs and the builder
+    no longer makes is still refused by name."""
+    m = models["additive_points"]
+    loaded = DecisionModel.load(m.save(tmp_path / "m"))
+    loaded.features = _WithANewFeature(**m.features.get_params())
+    pd.testing.assert_frame_equal(loaded.decide(test_rows), m.decide(test_rows))
+    loaded.feature_names = [*loaded.feature_names, "gone_feature"]
+    with pytest.raises(SchemaError, match=r"missing \['gone_feature'\]"):
+        loaded.decide(test_rows)
 
 
 def test_bad_rows_quarantined_not_dropped(models: dict, test_rows: pd.DataFrame) -> None:

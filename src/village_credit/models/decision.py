@@ -271,11 +271,15 @@ class DecisionModel:
             self.features.fit(valid)  # stateless transformers: fit only fixes the column list
         X = self.features.transform(valid)
         if list(X.columns) != self.feature_names:
-            raise SchemaError(
-                "feature transformer produced columns that differ from the model's: "
-                f"missing {sorted(set(self.feature_names) - set(X.columns))}, "
-                f"extra {sorted(set(X.columns) - set(self.feature_names))}"
-            )
+            missing = sorted(set(self.feature_names) - set(X.columns))
+            if missing:
+                raise SchemaError(
+                    "feature transformer produced columns that differ from the model's: "
+                    f"missing {missing}, extra {sorted(set(X.columns) - set(self.feature_names))}"
+                )
+            # a model saved before a feature was added (income_per_head, issue 25) scores on
+            # its own columns, in its own order: the same PDs it gave when it was trained
+            X = X[self.feature_names]
         return X
 
     def _validate(self, households: pd.DataFrame) -> tuple[pd.DataFrame, NDArray[np.object_]]:
