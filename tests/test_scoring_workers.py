@@ -146,7 +146,8 @@ def test_workers_die_with_a_killed_run(scoring_env: Any, tiled: Path, tmp_path: 
     assert summary["rows_read"] == summary["scored"] + summary["quarantined"] == 7_500
 
 
-def test_a_failing_worker_stops_the_run_with_its_error(scoring_env: Any, tiled: Path, tmp_path: Path) -> None:
+def test_a_failing_worker_stops_the_run_with_its_error(scoring_env: Any, tiled: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """An error inside a worker reaches the caller (and the finished chunks stay resumable)."""
     model, _ = load_scoring_model(scoring_env.model_uri)
     dm = model.unwrap_python_model().model
@@ -157,7 +158,8 @@ def test_a_failing_worker_stops_the_run_with_its_error(scoring_env: Any, tiled: 
             raise ValueError("feature building failed on purpose")
         return real(df)
 
-    dm._transform = transform
+    # put back after the test: the loaded model is shared by digest with later loads in this process
+    monkeypatch.setattr(dm, "_transform", transform)
     with pytest.raises(ValueError, match="feature building failed on purpose"):
         score_file(scoring_env.model_uri, tiled, tmp_path / "out", chunk_rows=CHUNK, progress=False,
                    model=model, workers=2)

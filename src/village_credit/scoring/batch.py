@@ -843,16 +843,19 @@ def _score_file(
         summary = ScoreSummary(input=str(input_path), output_dir=str(output_dir), model=asdict(ref))
         columns = read_columns(input_path, scorer)
         dups = early.duplicate_ids(scorer.input_id_column)  # across chunks, from the id column only
-    plan = plan_chunks(total, chunk_rows)
-    with frozen_gc():
-        if n_workers > 1 and len(plan) > 1 and input_path.suffix.lower() in (".parquet", ".pq"):
-            job = _Job(scorer, input_path, output_dir, columns, chunk_rows, meta, dups, report, read_ahead)
-            work_rows, work_seconds, sums = _score_in_workers(job, plan, n_workers, summary, clock, progress)
-        else:
-            work_rows, work_seconds, sums = _score_in_turn(scorer, input_path, output_dir, columns, chunk_rows,
-                                                           meta, dups, report, read_ahead, summary, clock,
-                                                           progress, total)
-            _split_decide(clock, scorer, inside_before)
+        # the pre-pass thread stays alive (idle) until the workers are forked: a thread that
+        # ends just before a fork can still hold an allocator lock (mimalloc's thread heap)
+        # in its C-level teardown after it was joined, and the forked child deadlocks on it
+        plan = plan_chunks(total, chunk_rows)
+        with frozen_gc():
+            if n_workers > 1 and len(plan) > 1 and input_path.suffix.lower() in (".parquet", ".pq"):
+                job = _Job(scorer, input_path, output_dir, columns, chunk_rows, meta, dups, report, read_ahead)
+                work_rows, work_seconds, sums = _score_in_workers(job, plan, n_workers, summary, clock, progress)
+            else:
+                work_rows, work_seconds, sums = _score_in_turn(scorer, input_path, output_dir, columns, chunk_rows,
+                                                               meta, dups, report, read_ahead, summary, clock,
+                                                               progress, total)
+                _split_decide(clock, scorer, inside_before)
     finish_summary(summary, output_dir, total, started, work_rows, work_seconds, report, sums, clock)
     return summary
 
