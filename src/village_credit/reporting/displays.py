@@ -452,6 +452,16 @@ def _tick_label(grade: Any) -> str:
     return text.split(" (")[0]
 
 
+def grade_tick_labels(g: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """``(tick labels, long names)`` of a grade table: each short label with its count
+    (``n``) where known, and the full names the short labels cut (said in the chart's note).
+    One derivation for the notebooks' matplotlib display and the report's SVG chart."""
+    n = g["n"] if "n" in g else pd.Series([np.nan] * len(g))
+    labels = [f"{_tick_label(k)}\nn={int(c):,}" if pd.notna(c) else _tick_label(k)
+              for k, c in zip(g["grade"], n, strict=True)]
+    return labels, [str(k) for k in g["grade"] if _tick_label(k) != str(k)]
+
+
 @dataclass
 class GradeBackTestDisplay(_Display):
     """Observed default rate per grade (bar, coloured by traffic light) against the
@@ -491,14 +501,11 @@ class GradeBackTestDisplay(_Display):
                 bar.set_hatch("///")
         (self.predicted_,) = ax.plot(x, g["predicted_pd"].to_numpy(float), color="black", marker="_",
                                      markersize=18, mew=2, linestyle="none", label="predicted PD")
-        n = g["n"] if "n" in g else pd.Series([np.nan] * len(g))
-        self.tick_labels = [f"{_tick_label(k)}\nn={int(c):,}" if pd.notna(c) else _tick_label(k)
-                            for k, c in zip(g["grade"], n, strict=True)]
+        self.tick_labels, long = grade_tick_labels(g)
         ax.set_xticks(x, self.tick_labels, fontsize=8)
         ax.set_ylabel("default rate")
         _percent_axis(ax.yaxis, None)
         ax.set_title(self.title, fontsize=10)
-        long = [str(k) for k in g["grade"] if _tick_label(k) != str(k)]
         handles = [self.bars_, self.predicted_]
         notes = [*(["; ".join(long) + ": no traffic light"] if long else []),
                  *([f"hatched: fewer than {self.min_n} {self.unit} (weak evidence)"] if any(self.small_) else [])]

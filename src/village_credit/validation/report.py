@@ -20,7 +20,7 @@ import pandas as pd
 
 import village_credit
 from village_credit.fairness.observed import outcome_seen
-from village_credit.reporting.displays import LIGHT_COLORS, _tick_label
+from village_credit.reporting.displays import LIGHT_COLORS, grade_tick_labels
 from village_credit.reporting.html import HtmlReport, to_jsonable, write_report
 from village_credit.reporting.svg import PALETTE, SvgChart, nice_ticks, percent_labels
 from village_credit.rules.grades import POLICY_GRADED, model_graded
@@ -485,10 +485,8 @@ def _plot_grades(gc: pd.DataFrame, unit: str = "households", min_n: int = 30, te
     lim = float(top) * 1.12
     x = np.arange(len(g), dtype=float)
     n = g["n"] if "n" in g else pd.Series([np.nan] * len(g))
-    labels = [f"{_tick_label(k)}\nn={int(c):,}" if pd.notna(c) else _tick_label(k)
-              for k, c in zip(g["grade"], n, strict=True)]
+    labels, long = grade_tick_labels(g)
     small = [bool(pd.notna(c) and 0 < c < min_n) for c in n]
-    long = [str(k) for k in g["grade"] if _tick_label(k) != str(k)]
     test_name = {"jeffreys": "Jeffreys test", "binomial": "binomial test"}.get(test, "stricter of Jeffreys and binomial")
     notes = [f"bar colour = traffic light ({test_name}, Holm across the pools); grey = not tested",
              *(["; ".join(long) + ": no traffic light"] if long else []),
