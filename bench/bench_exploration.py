@@ -45,6 +45,7 @@ import yaml  # noqa: E402
 from village_credit import pipeline  # noqa: E402
 from village_credit.config import load_config  # noqa: E402
 from village_credit.data.groups import age_band  # noqa: E402
+from village_credit.fairness.ceiling import ceiling_pd, model_inputs  # noqa: E402
 from village_credit.models.features import ELDERLY_PENSION_FEATURE  # noqa: E402
 from village_credit.models.support import NEUTRALISED_KEY  # noqa: E402
 
@@ -70,6 +71,21 @@ def _pensioned_ratios(holdout: pd.DataFrame, dec: pd.DataFrame) -> dict[str, flo
     pens = (holdout["social_insurance"].to_numpy(bool) & (holdout["income_pension_subsidy"].to_numpy(float) > 0))
     return {f"r {b} pensioned": float(p[m].mean() / tp[m].mean())
             for b in GROUPS[2:5] for m in [(band == b) & pens & nov]}
+
+
+def _ceiling_ratios(holdout: pd.DataFrame, dec: pd.DataFrame, ceiling: Any, model: Any, reference: pd.DataFrame,
+                    seed: int) -> dict[str, float]:
+    """The information ceiling's mean predicted / true PD per group (no veto): what the best
+    PD on the model's own columns reaches (``c``), and with the head's age added (``c+age``),
+    so a group's miss splits into what no age-blind model can avoid and the model's own part."""
+    nov = ~dec["vetoed"].to_numpy(bool)
+    X_ref, X = model_inputs(model, reference), model_inputs(model, holdout)
+    X_ref["head_age"], X["head_age"] = reference["head_age"].to_numpy(float), holdout["head_age"].to_numpy(float)
+    with_age = ceiling_pd(X_ref, reference["true_pd"].to_numpy(float), seed=seed, X_new=X)
+    out = {}
+    for tag, p in (("c", np.asarray(ceiling.pd, float)), ("c+age", with_age)):
+        out.update({f"{tag} {k}": v for k, v in _ratios(holdout, pd.DataFrame({"pd": p, "vetoed": ~nov})).items()})
+    return out
 
 
 def _cost(v1: pd.DataFrame, age_max: int) -> dict[str, int]:
@@ -113,23 +129,33 @@ def run(seed: int, sets: dict[str, Any], tmp: Path, keep: tuple[str, ...] = ()) 
 
     neutral_items_for = pipeline.neutral_items_for
 
+    ceiling_system = pipeline.ceiling_system
+
+    def ceiling_recorded(model: Any, households: pd.DataFrame, **kw: Any) -> Any:
+        system = ceiling_system(model, households, **kw)
+        seen.update(ceiling=system, ceiling_model=model, ceiling_reference=kw.get("reference"))
+        return system
+
     def neutral_kept(*args: Any, **kw: Any) -> Any:  # --keep-neutral ITEM: neutralised however often observed
         out = neutral_items_for(*args, **kw)
         forced = neutral_items_for(*args, **{**kw, "min_varied": 10**9, "max_observed_share": 1.0})
         return {**out, **{k: forced[k] for k in keep if k in forced}}
 
-    pipeline.evaluate = recording
+    pipeline.evaluate, pipeline.ceiling_system = recording, ceiling_recorded
     if keep:
         pipeline.neutral_items_for = neutral_kept
     try:
         res = pipeline.run_experiment(cfg, score_population=False)
     finally:
         pipeline.evaluate, pipeline.neutral_items_for = evaluate, neutral_items_for
+        pipeline.ceiling_system = ceiling_system
     v1, _ = pipeline.load_households(cfg)
     val = json.loads((root / "out" / "validation" / "validation_report.json").read_text(encoding="utf-8"))
     gates = {g["name"]: g for g in res.gates["gates"]["gates"]}
     out: dict[str, Any] = {"seed": seed, **{f"r {k}": v for k, v in _ratios(seen["holdout"], seen["dec"]).items()},
-                           **_pensioned_ratios(seen["holdout"], seen["dec"])}
+                           **_pensioned_ratios(seen["holdout"], seen["dec"]),
+                           **_ceiling_ratios(seen["holdout"], seen["dec"], seen["ceiling"], seen["ceiling_model"],
+                                             seen["ceiling_reference"], seed)}
     out.update({
         "line_excess": gates["fairness_line_excess_max"]["value"],
         "approval_excess": gates["fairness_approval_excess_max"]["value"],
