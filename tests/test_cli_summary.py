@@ -54,3 +54,14 @@ def test_outcome_support_prints_each_comparisons_gap_once_and_explains_the_ratio
     assert "ECE above counts every hold-out household" in flat  # why pred / observed differs from ECE
     bands = [g for g in ("60-64", "65-69", "70+") if g in out]
     assert bands == ["60-64", "65-69", "70+"]
+    assert "ceiling / true" not in out  # no ceiling figures (a real sample): no column of n/a
+
+
+def test_outcome_support_shows_the_ceilings_ratio_beside_the_models() -> None:
+    rows = [{"group": g, "n": 100, "n_observed": 20, "pred_true_ratio": pt, "ceiling_true_ratio": ct,
+             "pred_observed_ratio": None} for g, pt, ct in (("all", 0.97, 0.95), ("70+", 1.302, 0.961))]
+    flat = re.sub(r"\s+", " ", _printed(_print_outcome_support, {"min_observed": 300, "headline": rows}))
+    assert "ceiling / true" in flat and "no model on these columns reaches" in flat
+    line = next(ln for ln in _printed(_print_outcome_support, {"min_observed": 300, "headline": rows}).splitlines()
+                if "70+" in ln)
+    assert line.index("1.30") < line.index("0.96")  # the model's ratio, then the ceiling's

@@ -132,6 +132,26 @@ def test_headline_ratios_both_ways(fitted: dict) -> None:
     assert rows["70+"]["pred_observed_ratio"] is None  # nobody observed: no observed rate
     g = ho.outcome_observed.to_numpy(bool)
     assert rows["all"]["observed_default_rate"] == pytest.approx(ho.default_12m[g].mean())
+    assert rows["70+"]["ceiling_true_ratio"] is None  # no ceiling given: null, never a plausible number
+
+
+def test_headline_splits_a_groups_miss_into_the_ceiling_and_the_models_own(fitted: dict) -> None:
+    """With the information ceiling's PD, each group's predicted / true has the ceiling's own
+    ratio beside it, and the two multiply to the model's: pred / true = ceiling / true x pred / ceiling."""
+    ho = fitted["holdout"].reset_index(drop=True)
+    p = fitted[False].predict_pd(ho).to_numpy()
+    tp = ho.true_pd.to_numpy(float)
+    old = (ho.head_age >= 70).to_numpy()
+    ceiling = np.where(old, 0.8 * tp, tp)  # a ceiling that misses the 70+ by -20 % and no one else
+    rows = {r["group"]: r for r in headline(ho, p, ceiling_pd=ceiling)}
+    assert rows["70+"]["ceiling_true_ratio"] == pytest.approx(0.8)
+    assert rows["60-64"]["ceiling_true_ratio"] == pytest.approx(1.0)
+    for r in rows.values():
+        assert r["pred_true_ratio"] == pytest.approx(r["ceiling_true_ratio"] * r["pred_ceiling_ratio"])
+    from village_credit.fairness.groups import FairnessInputError
+
+    with pytest.raises(FairnessInputError, match="ceiling PDs"):
+        headline(ho, p, ceiling_pd=ceiling[:-1])
 
 
 # --------------------------------------------------------------------------- exploration design

@@ -162,6 +162,10 @@ def test_outcome_support_is_flagged_in_every_report_and_gated(main_job) -> None:
     assert sup["age_use"] == "age not used"  # model.elderly_pension_interaction is off by default
     head = {r["group"]: r for r in sup["headline"]}
     assert head["70+"]["pred_true_ratio"] > 0 and head["70+"]["pred_observed_ratio"] is None
+    # beside it, the information ceiling's own ratio (the best PD these columns allow)
+    assert all(0 < r["ceiling_true_ratio"] < 5 for r in head.values()), head
+    assert "ceiling / true" in result.output
+    assert "ceiling_true_ratio" in (tmp / "out" / "fairness" / "fairness.html").read_text()
     assert [c["remedy"] for c in sup["remedy_costs"]][0].startswith("none")
     assert "EXTRAPOLATED" in (tmp / "out" / "fairness" / "fairness.html").read_text()
     val_html = (tmp / "out" / "validation" / "validation_report.html").read_text()

@@ -440,7 +440,8 @@ def fairness_stage(ev: dict[str, Any], holdout: pd.DataFrame, cfg: ExperimentCon
     gaps = equal_risk_gaps(gap_systems, sens, tp, n_deciles=f.n_deciles, min_count=f.min_count)
     split = split_gaps(gaps, limits=_excess_limits(cfg)) if ceiling is not None else None
     observed = observed_rows_evidence(systems[-1], holdout, y)
-    support = (outcome_support_stage(ev, holdout, gaps, cfg, train, models, population)
+    support = (outcome_support_stage(ev, holdout, gaps, cfg, train, models, population,
+                                     ceiling_pd=ceiling.pd if ceiling is not None else None)
                if train is not None and models is not None else None)
     data = fairness_json(audit, gaps, support=support, ceiling=split, observed=observed)  # the gates' numbers
     approval = approval_by_group(systems, holdout)
@@ -501,12 +502,13 @@ def _excess_limits(cfg: ExperimentConfig) -> dict[str, float]:
 
 
 def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, cfg: ExperimentConfig,
-                          train: pd.DataFrame, models: dict[str, Any], population: pd.DataFrame | None
-                          ) -> dict[str, Any]:
+                          train: pd.DataFrame, models: dict[str, Any], population: pd.DataFrame | None,
+                          ceiling_pd: Any = None) -> dict[str, Any]:
     """The ``outcome_support`` section of fairness.json (docs/fairness.md, gate ``outcome_support``).
 
     Support per protected group on the training split (observed or not), the headline
-    both ways on the hold-out, the remedies applied and their cost beside them.
+    both ways on the hold-out (with ``ceiling_pd``, the information ceiling's own
+    predicted / true beside the model's), the remedies applied and their cost beside them.
     """
     blend = models["blend"]
     observed = _outcome_mask(train, cfg)
@@ -562,7 +564,7 @@ def outcome_support_stage(ev: dict[str, Any], holdout: pd.DataFrame, gaps: Any, 
         holdout.reset_index(drop=True), hold_explored, ev["decisions"]["blend"]["pd"].to_numpy(float))
     sup.update(remedies=remedies, neutralised_items=neutral, group_offsets=offsets,
                headline=headline(holdout, ev["decisions"]["blend"]["pd"].to_numpy(float),
-                                 equal_risk_table=gaps.table, system="blend"),
+                                 equal_risk_table=gaps.table, system="blend", ceiling_pd=ceiling_pd),
                remedy_costs=costs,
                # how age enters the model: never, or only through a pension (model.elderly_pension_interaction)
                age_use=blend.metadata.get("age_use") or ("age used as a feature (model.include_protected)"
@@ -1207,8 +1209,8 @@ def _support_summary(sup: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     return {"extrapolated_groups": sup.get("extrapolated_groups", []), "remedies": sup.get("remedies", []),
             "min_observed": sup.get("min_observed"),
-            "headline": [{k: r.get(k) for k in ("group", "n", "n_observed", "pred_true_ratio", "pred_observed_ratio",
-                                                "equal_risk_comparison", "worst_gap_line",
+            "headline": [{k: r.get(k) for k in ("group", "n", "n_observed", "pred_true_ratio", "ceiling_true_ratio",
+                                                "pred_observed_ratio", "equal_risk_comparison", "worst_gap_line",
                                                 "worst_gap_line_decile")} for r in sup.get("headline", [])]}
 
 

@@ -36,22 +36,29 @@ def _print_outcome_support(sup: dict, console: Console) -> None:
                    f"{sup.get('min_observed')} observed outcomes in training): {', '.join(ext)}")
                   if ext else "outcome support: every protected group has observed outcomes")
     console.print(f"remedies applied: {'; '.join(sup.get('remedies') or []) or 'none'}")
+    rows = [r for r in sup.get("headline") or [] if "|" not in str(r.get("group"))]
+    ceiling = any(r.get("ceiling_true_ratio") is not None for r in rows)
     h = fitting_table("group", *((c, "right") for c in ("households", "outcome observed", "pred / true",
+                                                        *(("ceiling / true",) if ceiling else ()),
                                                         "pred / observed")),
                       title="mean predicted PD over the true and the observed default rate (hold-out)")
 
     def fmt(v, f: str) -> str:
         return "n/a" if v is None else format(v, f)
 
-    rows = [r for r in sup.get("headline") or [] if "|" not in str(r.get("group"))]
     for r in rows:
         h.add_row(str(r["group"]), f"{r.get('n') or 0:,}", f"{r.get('n_observed') or 0:,}",
-                  fmt(r.get("pred_true_ratio"), ".2f"), fmt(r.get("pred_observed_ratio"), ".2f"))
+                  fmt(r.get("pred_true_ratio"), ".2f"),
+                  *((fmt(r.get("ceiling_true_ratio"), ".2f"),) if ceiling else ()),
+                  fmt(r.get("pred_observed_ratio"), ".2f"))
     console.print(h)
     console.print("pred / observed counts only the households whose outcome was observed (lent to, or "
                   "explored); the ECE above counts every hold-out household's outcome, which "
                   "generated data know. A small ECE beside a ratio far from 1 means the PD is right "
-                  "for the population but not for those who were lent to.")
+                  "for the population but not for those who were lent to."
+                  + (" ceiling / true: the best PD these columns allow (fitted to the truth); where it "
+                     "misses too, no model on these columns reaches the group's true PD."
+                     if ceiling else ""))
     gaps = {}
     for r in rows:  # one figure per comparison: every elderly band row carries the same one
         comp = r.get("equal_risk_comparison")

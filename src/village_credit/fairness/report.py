@@ -263,8 +263,10 @@ def _support_section(rep: HtmlReport, support: dict[str, Any]) -> None:
                                       "columns whose values the group has but no observed household had")
     head = pd.DataFrame(support.get("headline") or [])
     if len(head):
-        rep.add_table(head, caption="Both ways: predicted / true and predicted / observed mean PD; worst "
-                                    "equal-risk gaps with their sign (negative = protected group gets less)")
+        rep.add_table(head, caption="Both ways: predicted / true and predicted / observed mean PD; the "
+                                    "information ceiling's predicted / true (the best PD these columns allow: "
+                                    "what it misses, no model on them reaches); worst equal-risk gaps with their "
+                                    "sign (negative = protected group gets less)")
     costs = pd.DataFrame(support.get("remedy_costs") or [])
     if len(costs):
         rep.add_table(costs, caption="Each remedy's cost: hold-out AUC and expected loss")

@@ -230,13 +230,17 @@ def _worst_signed(table: pd.DataFrame, comparison: str, column: str) -> tuple[fl
 
 
 def headline(households: pd.DataFrame, pd_pred: Any, *, equal_risk_table: pd.DataFrame | None = None,
-             system: str = "blend", observed: Any = None) -> list[dict[str, Any]]:
+             system: str = "blend", observed: Any = None, ceiling_pd: Any = None) -> list[dict[str, Any]]:
     """Per protected group: predicted / true and predicted / observed mean PD, signed gaps.
 
     ``households`` needs ``true_pd`` for the true ratio (else null) and ``default_12m``;
     ``observed`` (default ``households["outcome_observed"]``) marks whose outcome counts as
     observed. ``equal_risk_table`` (``equal_risk_gaps(...).table``) gives the signed worst
-    gap of ``system`` per comparison (elderly rows for the age bands).
+    gap of ``system`` per comparison (elderly rows for the age bands). ``ceiling_pd`` (the
+    information ceiling's PD, :func:`~village_credit.fairness.ceiling.household_ceiling_pd`)
+    adds ``ceiling_true_ratio``: how near its true PD the best PD these columns allow comes
+    for the group, so a group's miss splits into what no model on these columns avoids and
+    the model's own part (``pred_ceiling_ratio``); null without it.
 
     Examples
     --------
@@ -250,6 +254,9 @@ def headline(households: pd.DataFrame, pd_pred: Any, *, equal_risk_table: pd.Dat
     p = np.asarray(pd_pred, dtype=float)
     if len(p) != len(households):
         raise FairnessInputError(f"{len(p)} predictions for {len(households)} households")
+    c = None if ceiling_pd is None else np.asarray(ceiling_pd, dtype=float)
+    if c is not None and len(c) != len(p):
+        raise FairnessInputError(f"{len(c)} ceiling PDs for {len(households)} households")
     if observed is None:
         observed = households["outcome_observed"].to_numpy(bool) if "outcome_observed" in households \
             else np.ones(len(p), bool)
@@ -275,10 +282,14 @@ def headline(households: pd.DataFrame, pd_pred: Any, *, equal_risk_table: pd.Dat
         if tab is not None and comp is not None:
             gap_a, _ = _worst_signed(tab, comp, "gap_approval")
             gap_l, dec = _worst_signed(tab, comp, "gap_line")
+        mc = float(c[m].mean()) if c is not None else math.nan
+        has_true = bool(true) and not math.isnan(true)
         rows.append({
             "group": g, "n": int(m.sum()), "n_observed": int(mo.sum()), "mean_pd": mp, "mean_true_pd": true,
             "observed_default_rate": obs_rate,
-            "pred_true_ratio": mp / true if true and not math.isnan(true) else math.nan,
+            "pred_true_ratio": mp / true if has_true else math.nan,
+            "ceiling_true_ratio": mc / true if has_true and not math.isnan(mc) else math.nan,
+            "pred_ceiling_ratio": mp / mc if mc and not math.isnan(mc) else math.nan,
             "pred_observed_ratio": mp / obs_rate if obs_rate and not math.isnan(obs_rate) else math.nan,
             "equal_risk_comparison": comp, "worst_gap_approval": gap_a, "worst_gap_line": gap_l,
             "worst_gap_line_decile": dec,
