@@ -176,9 +176,9 @@ def observed_outcome_evidence(system: DecisionSystem, sensitive: pd.DataFrame, y
                          sensitive_features=pd.Series(sens[feat].to_numpy(), name=feat), sample_params=params)
         w = mf.by_group.copy()
         w.index = [str(g) for g in w.index]
+        w["defaults"] = (w["n"] * w["default_rate"]).round()  # exact: n - sum(y_good), integers
         if calibrated:
-            observed_columns(w, alpha, defaults="cal_defaults")
-        w["defaults"] = (w["n"] * w["default_rate"]).round()
+            observed_columns(w, alpha)
         keep = w["n"] >= min_outcomes
         k = w[keep]
         by_feature[feat] = {

@@ -351,9 +351,14 @@ def record_thresholds(model_name: str, thresholds: Mapping[str, Any], reason: st
     """Record the thresholds every later version of ``model_name`` is judged by."""
     c = _client(client)
     full = {**DEFAULT_THRESHOLDS, **dict(thresholds)}
+    # the public call checks that the name is no prompt (a read of the whole registered
+    # model); the second tag, a moment later on the same model, goes straight to the
+    # registry client (see set_version_tags)
     c.set_registered_model_tag(model_name, TAG_THRESHOLDS, json.dumps(full, sort_keys=True,
                                                                       default=str))
-    c.set_registered_model_tag(model_name, TAG_THRESHOLDS_REASON, reason)
+    registry = getattr(c, "_get_registry_client", None)
+    (registry().set_registered_model_tag if registry is not None
+     else c.set_registered_model_tag)(model_name, TAG_THRESHOLDS_REASON, reason)
     return full
 
 
