@@ -47,11 +47,7 @@ from typing import Any
 import mlflow
 import yaml
 from mlflow.exceptions import MlflowException
-from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-from mlflow.store.artifact.local_artifact_repo import _TEMP_ARTIFACT_PREFIX, LocalArtifactRepository
-from mlflow.store.artifact.models_artifact_repo import REGISTERED_MODEL_META_FILE_NAME
 from mlflow.tracking import MlflowClient
-from mlflow.utils.yaml_utils import write_yaml
 from packaging.requirements import InvalidRequirement, Requirement
 
 from village_credit._lazy import paused_gc
@@ -323,26 +319,18 @@ def resolve_uri(uri: str, client: Any = None) -> ModelIdentity:
 # --------------------------------------------------------------------------- digest
 
 
-def artifact_digest(directory: str | Path, *, extra: Mapping[str, bytes] | None = None,
-                    skip_prefix: str | None = None) -> str:
+def artifact_digest(directory: str | Path) -> str:
     """``sha256:<hex>`` over every file of ``directory``, in sorted relative-path order.
 
     Each file contributes its relative POSIX path, a NUL, its size and its bytes, so
-    renaming or moving a file changes the digest as much as editing it does. ``extra``
-    (relative path -> bytes) adds files that are not on disk, or replaces those that are
-    (:func:`version_digest` hashes a stored version in place plus the one file a
-    download would add); ``skip_prefix`` leaves out files whose name starts with it.
+    renaming or moving a file changes the digest as much as editing it does.
     """
     root = Path(directory)
-    files: dict[str, Path | bytes] = {
-        p.relative_to(root).as_posix(): p for p in root.rglob("*")
-        if p.is_file() and not (skip_prefix and p.name.startswith(skip_prefix))}
-    files.update(extra or {})
     h = hashlib.sha256()
-    for rel in sorted(files):
-        item = files[rel]
-        data = item if isinstance(item, bytes) else item.read_bytes()
-        h.update(rel.encode("utf-8") + b"\0" + str(len(data)).encode() + b"\0")
+    for p in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = p.read_bytes()
+        h.update(p.relative_to(root).as_posix().encode("utf-8") + b"\0"
+                 + str(len(data)).encode() + b"\0")
         h.update(data)
     return f"sha256:{h.hexdigest()}"
 
@@ -381,41 +369,10 @@ def _download(ident: ModelIdentity, dst: Path, client: Any = None) -> Path:
 
 
 def version_digest(name: str, version: str, client: Any = None) -> str:
-    """The artifact digest of a registered version, as the loader computes it.
-
-    The loader hashes a download of the version: the stored files plus the
-    ``registered_model_meta`` file MLflow writes into every download of a registered
-    version. When the version's files sit in a local artifact store they are hashed where
-    they lie and that one file is written by MLflow's own writer beside them (a download
-    of a German-credit model, ~140 files, was ~0.2 s CPU of ``train``'s promotion, the
-    hash alone ~13 ms); any other store is downloaded as before. The two agree byte for
-    byte (``tests/test_registry_digest.py``).
-    """
-    c = _client(client)
-    stored = _stored_version_dir(c, name, str(version))
-    if stored is not None:
-        with tempfile.TemporaryDirectory(prefix="vc-digest-") as tmp:
-            write_yaml(tmp, REGISTERED_MODEL_META_FILE_NAME, {"model_name": name, "model_version": str(version)},
-                       overwrite=True, ensure_yaml_extension=False)
-            meta = Path(tmp, REGISTERED_MODEL_META_FILE_NAME).read_bytes()
-        return artifact_digest(stored, extra={REGISTERED_MODEL_META_FILE_NAME: meta},
-                               skip_prefix=_TEMP_ARTIFACT_PREFIX)
+    """The artifact digest of a registered version, as the loader computes it."""
     with tempfile.TemporaryDirectory(prefix="vc-digest-") as tmp:
         ident = ModelIdentity(uri=f"models:/{name}/{version}", name=name, version=str(version))
-        return artifact_digest(_download(ident, Path(tmp), c))
-
-
-def _stored_version_dir(client: Any, name: str, version: str) -> Path | None:
-    """The folder holding a registered version's files when its artifact store is local, else None."""
-    try:
-        uri = client.get_model_version_download_uri(name, version)
-        repo = get_artifact_repository(uri)
-    except (MlflowException, OSError, ValueError):
-        return None
-    if not isinstance(repo, LocalArtifactRepository):
-        return None
-    root = Path(repo.artifact_dir)
-    return root if root.is_dir() else None
+        return artifact_digest(_download(ident, Path(tmp), client))
 
 
 # --------------------------------------------------------------------------- gate
