@@ -45,6 +45,25 @@ def lazy_exports(package: str, exports: Mapping[str, str], namespace: dict[str, 
     return __getattr__, __dir__
 
 
+_PROGRAM = False
+
+
+def mark_program() -> None:
+    """Record that this process is the ``village-credit`` program (arguments from
+    ``sys.argv``), not a library caller, a script or a test's ``CliRunner``.
+
+    Why: what only the program may do (fork a store process before the model loads,
+    ``registry.store_process``) asks :func:`is_program`; a caller keeps its process as it was.
+    """
+    global _PROGRAM
+    _PROGRAM = True
+
+
+def is_program() -> bool:
+    """Whether :func:`mark_program` was called in this process."""
+    return _PROGRAM
+
+
 _GC_LOCK = threading.Lock()
 _GC_DEPTH = 0
 _GC_WAS_ENABLED = False

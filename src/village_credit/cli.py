@@ -31,7 +31,7 @@ from typer.core import TyperCommand
 # model load) would bury the summary a user reads
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from village_credit._lazy import freeze_after_imports, paused_gc
+from village_credit._lazy import freeze_after_imports, mark_program, paused_gc
 from village_credit.commands import (  # noqa: E402 - after the environment default above
     DATA,
     EXPLAIN_AUDIT,
@@ -165,6 +165,7 @@ class LazyGroup(CommandGroup):
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         if args is None and standalone_mode:  # the program, not a caller: freeze what start-up imports
+            mark_program()
             freeze_after_imports()
         try:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)

@@ -13,7 +13,9 @@ from village_credit._lazy import paused_gc
 from village_credit.commands._options import tracking_uri_option
 from village_credit.data.io import check_output_dir
 from village_credit.errors import VillageCreditError
+from village_credit.registry.loading import import_model_code
 from village_credit.registry.store import configure
+from village_credit.registry.store_process import store_process
 from village_credit.scoring import NoRowsScored, score_file, score_file_spark
 
 
@@ -57,17 +59,23 @@ def score(
     console = Console(stderr=True)
     try:
         check_output_dir(output, "--output")  # before the model store is even opened
-        with paused_gc():  # opening the store imports SQLAlchemy's ORM and alembic
-            configure(tracking_uri)
         if engine is Engine.spark:
+            with paused_gc():  # opening the store imports SQLAlchemy's ORM and alembic
+                configure(tracking_uri)
             summary = score_file_spark(model, input, output, master=master, overwrite=overwrite,
                                        report=report, allow_ungated=allow_ungated,
                                        chunk_rows=chunk_rows, tasks_per_core=tasks_per_core,
                                        progress=progress)
         else:
-            summary = score_file(model, input, output, chunk_rows=chunk_rows,
-                                 overwrite=overwrite, progress=progress, report=report,
-                                 allow_ungated=allow_ungated, workers=workers or None)
+            # the store opened, the model resolved, fetched and its promotion record read in
+            # another process (the program only) while this one imports the model's code
+            with store_process(tracking_uri, model) as store:
+                if store.forked:
+                    import_model_code()
+                store.configured()  # configure's error, if any, raised here as before
+                summary = score_file(model, input, output, chunk_rows=chunk_rows,
+                                     overwrite=overwrite, progress=progress, report=report,
+                                     allow_ungated=allow_ungated, workers=workers or None)
     except VillageCreditError as exc:
         summary_file = output / "summary.json"
         if summary_file.exists() and isinstance(exc, NoRowsScored):

@@ -28,6 +28,7 @@ loader still refuses the version.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.metadata
 import json
 import logging
@@ -38,7 +39,7 @@ import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -571,6 +572,10 @@ def load_model(uri: str, dst_dir: str | Path | None = None, *, require_gate: boo
     ('1', True, 'sha256:')
     >>> store.close()
     """
+    if dst_dir is None and client is None and uri in _STORE_SIDE:
+        fetched, dst = _STORE_SIDE.pop(uri)()  # done by the store process (``registry.store_process``)
+        if fetched is not None:
+            return _owned_download(dst, lambda: _load_fetched(uri, fetched, require_gate, allow_ungated))
     ident = resolve_uri(uri, client)
     if dst_dir is not None:
         dst = Path(dst_dir)
@@ -578,8 +583,15 @@ def load_model(uri: str, dst_dir: str | Path | None = None, *, require_gate: boo
         return _load_into(uri, ident, dst, require_gate, allow_ungated, client)
     # a download of our own: removed with the model it loaded (no vc-model-* folders pile up)
     dst = Path(tempfile.mkdtemp(prefix="vc-model-"))
+    return _owned_download(dst, lambda: _load_into(uri, ident, dst, require_gate, allow_ungated, client))
+
+
+def _owned_download(dst: Path, load: Callable[[], LoadedModel]) -> LoadedModel:
+    """``load()``, whose download in ``dst`` is removed when it fails, else when its decision
+    model is garbage-collected (at the latest when the process exits: MLflow keeps a
+    models-from-code model alive)."""
     try:
-        loaded = _load_into(uri, ident, dst, require_gate, allow_ungated, client)
+        loaded = load()
     except BaseException:
         shutil.rmtree(dst, ignore_errors=True)
         raise
@@ -587,12 +599,44 @@ def load_model(uri: str, dst_dir: str | Path | None = None, *, require_gate: boo
     return loaded
 
 
+@dataclass
+class FetchedModel:
+    """The store's side of a load: the version behind the URI, its downloaded copy, the
+    copy's digest and its promotion record, checked. Plain data, so that another process
+    (``registry.store_process``) can hand it over."""
+
+    ident: ModelIdentity
+    local: Path
+    digest: str
+    gate: GateStatus
+
+
+def fetch_model(uri: str, dst: Path, client: Any = None) -> FetchedModel:
+    """Resolve ``uri``, download it into ``dst``, hash the copy and check its promotion record."""
+    ident = resolve_uri(uri, client)
+    local = _download(ident, dst, client)
+    digest = artifact_digest(local)
+    return FetchedModel(ident, local, digest, gate_status(ident, digest, client))
+
+
+_STORE_SIDE: dict[str, Callable[[], tuple[FetchedModel | None, Path]]] = {}
+"""Model URIs whose store side another process is doing: the call waits for its
+:class:`FetchedModel` and download folder (``None``: do it here, as usual). Taken by the
+first :func:`load_model` of that URI; set only by ``registry.store_process``."""
+
+
 def _load_into(uri: str, ident: ModelIdentity, dst: Path, require_gate: bool, allow_ungated: bool,
                client: Any) -> LoadedModel:
     """Download into ``dst``, hash, check the promotion record and load (``load_model``'s body)."""
     local = _download(ident, dst, client)
     digest = artifact_digest(local)
-    gate = gate_status(ident, digest, client)
+    return _load_fetched(uri, FetchedModel(ident, local, digest, gate_status(ident, digest, client)),
+                         require_gate, allow_ungated)
+
+
+def _load_fetched(uri: str, fetched: FetchedModel, require_gate: bool, allow_ungated: bool) -> LoadedModel:
+    """Refuse an ungated copy (unless ``allow_ungated``), else load the pyfunc from it; no store access."""
+    ident, local, digest, gate = fetched.ident, fetched.local, fetched.digest, fetched.gate
     if require_gate and not gate.gated:
         if not allow_ungated:
             raise UngatedModelError(f"refusing {ident.uri}: {gate.reason}. To use it, "
@@ -625,6 +669,26 @@ def _load_into(uri: str, ident: ModelIdentity, dst: Path, require_gate: bool, al
     return LoadedModel(identity=ident, local_dir=local, decision_dir=decision_dir,
                        decision_class=decision_class, pyfunc=pyfunc, decision_model=dm,
                        spec=spec, artifact_sha256=digest, gate=gate)
+
+
+MODEL_CODE = ("mlflow.pyfunc", "village_credit.registry.decision_pyfunc",
+              _DEFAULT_DECISION_CLASS.split(":", 1)[0])
+"""What loading a model the toolkit logs imports: its pyfunc wrapper and the default
+decision class (LightGBM -> scikit-learn -> SciPy); see :func:`import_model_code`."""
+
+
+def import_model_code() -> None:
+    """Import :data:`MODEL_CODE` now, with the collector paused, as the pyfunc load would.
+
+    Why: ``village-credit score`` imports it while the store process opens the store and
+    fetches the model (``registry.store_process``): ~1 CPU s that used to come after it.
+    """
+    with paused_gc():
+        for module in MODEL_CODE:
+            try:
+                importlib.import_module(module)
+            except ImportError:  # the load fails where it always did, with its own message
+                return
 
 
 def load_decision_model(uri: str, *, allow_ungated: bool = False, client: Any = None) -> Any:

@@ -151,8 +151,7 @@ def configure(
     db = _sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    _pin_registry(uri)  # configure names one store for both, whatever was set before
+    point_at(uri)
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     exp = client.get_experiment_by_name(experiment_name)
@@ -175,6 +174,13 @@ def configure(
     mark_classical_ml(client, exp_id)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+def point_at(uri: str) -> None:
+    """Point MLflow tracking and registry at ``uri``, one store for both whatever was set
+    before (what :func:`configure` does before it opens the store; opens nothing)."""
+    mlflow.set_tracking_uri(uri)
+    _pin_registry(uri)
 
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
