@@ -1,5 +1,9 @@
 """Resumability: SIGKILL a real ``village-credit score`` process mid-run, rerun, lose nothing.
 
+The killed run is a real process; the reruns and the refusals run the same command
+through click's runner in the test process (a real process's exit codes and exit path:
+tests/test_cli_score_startup.py).
+
 Also: an output directory bound to other arguments is refused unless ``--overwrite``.
 """
 
@@ -16,7 +20,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from village_credit.cli import app
 from village_credit.scoring import ScoringError, read_decisions, read_quarantine, score_file
 
 if TYPE_CHECKING:
@@ -33,6 +39,12 @@ def env(scoring_env: ScoringEnv) -> ScoringEnv:
 def _cmd(env: ScoringEnv, out: Path, chunk_rows: int) -> list[str]:
     return [sys.executable, "-m", "village_credit.cli", "score", "--model", env.model_uri,
             "--input", str(env.parquet), "--output", str(out), "--chunk-rows", str(chunk_rows), "--no-progress"]
+
+
+def _cli(env: ScoringEnv, out: Path, chunk_rows: int) -> list[str]:
+    """``_cmd``'s arguments for click's runner in this process (the store named, as the
+    subprocess's environment names it)."""
+    return ["score", "--tracking-uri", env.tracking_uri, *_cmd(env, out, chunk_rows)[4:]]
 
 
 def test_sigkill_mid_run_then_rerun_scores_every_row_exactly_once(assert_every_row_once, env: ScoringEnv, tmp_path: Path) -> None:
@@ -53,9 +65,10 @@ def test_sigkill_mid_run_then_rerun_scores_every_row_exactly_once(assert_every_r
     # Also the worst moment: last chunk's parts written, its marker not yet.
     done[-1].unlink()
 
-    rerun = subprocess.run(_cmd(env, out, chunk_rows), env=env.env(), cwd=tmp_path,
-                           capture_output=True, text=True, check=False)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    # the rerun: the same command, in this process (click's runner); the process that had
+    # to be real is the killed one
+    rerun = CliRunner().invoke(app, _cli(env, out, chunk_rows))
+    assert rerun.exit_code == 0, rerun.output[-3000:]
     summary = json.loads(rerun.stdout)
     assert summary["chunks_resumed"] == len(done) - 1
     assert summary["rows_read"] == summary["scored"] + summary["quarantined"] == n and summary["reconciled"]
@@ -87,12 +100,13 @@ def test_output_bound_to_other_arguments_is_refused_unless_overwrite(assert_ever
     # the refused runs left the earlier output intact
     assert_every_row_once(out, len(env.households))
 
-    # from the command line: non-zero exit, then --overwrite starts afresh
-    refused = subprocess.run(_cmd(env, out, 500), env=env.env(), cwd=tmp_path, capture_output=True, text=True)
-    assert refused.returncode == 2 and "--overwrite" in refused.stderr
-    ok = subprocess.run([*_cmd(env, out, 500), "--overwrite"], env=env.env(), cwd=tmp_path,
-                        capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stderr[-3000:]
+    # from the command line: non-zero exit, then --overwrite starts afresh (click's runner,
+    # the command's arguments and exit codes as typed)
+    cli = _cli(env, out, 500)
+    refused = CliRunner().invoke(app, cli)
+    assert refused.exit_code == 2 and "--overwrite" in refused.stderr, refused.output
+    ok = CliRunner().invoke(app, [*cli, "--overwrite"])
+    assert ok.exit_code == 0, ok.output[-3000:]
     summary = json.loads(ok.stdout)
     assert summary["chunks"] == 6 and summary["chunks_resumed"] == 0
     assert len(list((out / "decisions").glob("part-*.parquet"))) == 6
