@@ -368,8 +368,8 @@ def _repeated(ids: pd.Series) -> np.ndarray:
     """
     if isinstance(ids.dtype, pd.StringDtype) and ids.dtype.storage == "pyarrow":
         arr = pa.array(ids.array)
-        if isinstance(arr, pa.ChunkedArray):  # one dictionary for every row
-            arr = arr.combine_chunks()
+        if isinstance(arr, pa.ChunkedArray):  # one dictionary for every row (no copy of one chunk)
+            arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
         enc = pc.dictionary_encode(arr)
         idx = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
         present = idx >= 0
