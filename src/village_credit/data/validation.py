@@ -359,6 +359,25 @@ def coerce_households(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return frame, _concat(probs)
 
 
+def _repeated(ids: pd.Series) -> np.ndarray:
+    """Rows whose (non-missing) id another row of the frame also holds.
+
+    Ids held in Arrow (a Parquet read's text) are counted on Arrow's dictionary
+    encoding (~3 ms per 50k rows, half of pandas' ``duplicated`` on the same column);
+    any other dtype by ``duplicated(keep=False)``: the same rows either way.
+    """
+    if isinstance(ids.dtype, pd.StringDtype) and ids.dtype.storage == "pyarrow":
+        arr = pa.array(ids.array)
+        if isinstance(arr, pa.ChunkedArray):  # one dictionary for every row (no copy of one chunk)
+            arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+        enc = pc.dictionary_encode(arr)
+        idx = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        present = idx >= 0
+        counts = np.bincount(idx[present], minlength=max(1, len(enc.dictionary)))
+        return present & (counts[np.maximum(idx, 0)] > 1)
+    return (ids.duplicated(keep=False) & ids.notna()).to_numpy(bool)
+
+
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     parts = [p for p in parts if len(p)]
     if not parts:
@@ -532,7 +551,7 @@ def validate_households(df: pd.DataFrame, require_truth: bool = False, *,
         hid = frame["household_id"]
         # every copy: which row is the household's true record cannot be known from the file
         # (the file scorer applies the same rule across chunks, scoring.guards.quarantine_duplicates)
-        dup = (hid.duplicated(keep=False) & hid.notna()).to_numpy(bool)
+        dup = _repeated(hid)
         if dup.any():
             probs.append(_problems(df, np.flatnonzero(dup), "household_id",
                                    "duplicate household_id (another row has it)", "duplicate"))

@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from pandas.arrays import ArrowStringArray
 
 from village_credit.data.generator import GeneratorConfig, generate_households
+from village_credit.data.io import table_to_frame
 from village_credit.data.schema import SCHEMA, TRUTH_COLUMNS
 from village_credit.data.validation import validate_households
 from village_credit.errors import ConfigError, SchemaError
@@ -93,6 +94,26 @@ def _scatter(values: pa.Array, where: NDArray[np.int64] | None, fill: pa.Scalar)
     if where is None:
         return values
     return pc.fill_null(values.take(pa.array(where, mask=where < 0)), fill)
+
+
+def _columns_frame(cols: dict[str, Any], index: pd.Index) -> pd.DataFrame:
+    """The decisions as pandas: Arrow texts as ``str`` columns (no Python string per row)."""
+    return pd.DataFrame({name: _str_series(v, index) if isinstance(v, (pa.Array, pa.ChunkedArray)) else v
+                         for name, v in cols.items()}, index=index)
+
+
+def _columns_table(cols: dict[str, Any]) -> pa.Table:
+    """The decisions as Arrow, each column as ``pa.Table.from_pandas`` converts the frame of
+    :func:`_columns_frame` (texts ``large_string``, NaN as null, numbers and flags as they are)."""
+    out: dict[str, Any] = {}
+    for name, v in cols.items():
+        if isinstance(v, (pa.Array, pa.ChunkedArray)):
+            out[name] = v if v.type == pa.large_string() else v.cast(pa.large_string())
+        elif isinstance(v, np.ndarray) and v.dtype != object:
+            out[name] = pa.array(v, from_pandas=True)  # NaN -> null, as from_pandas writes it
+        else:  # ids as the input held them: what pandas makes of them, as from_pandas converts it
+            out[name] = pa.Array.from_pandas(pd.Series(v, copy=False).array)
+    return pa.table(out)
 
 
 def _class_path(obj: Any) -> str:
@@ -471,6 +492,33 @@ class DecisionModel:
         then the top-k factors that took points away (``code:-x.x``), then those that
         added points (``code:+x.x``).
         """
+        cols = self._decision_columns(households, top_k, eval_date)
+        t = time.perf_counter()
+        frame = _columns_frame(cols, households.index)
+        self._tick("format", t)
+        return frame
+
+    def decide_arrow(self, households: pa.Table | pa.RecordBatch | pd.DataFrame, top_k: int = 3,
+                     eval_date: Any = None) -> pa.Table:
+        """:meth:`decide` as an Arrow table (the batch scorer's path): the same columns,
+        values and the Arrow types ``pa.Table.from_pandas(decide(...))`` gives, without
+        the pandas frame in between (texts stay Arrow from the rules and reasons to here).
+
+        An Arrow input is read as :func:`village_credit.data.io.table_to_frame` reads a
+        file's rows (dates as days, the toolkit's dtypes) for the row checks and rules.
+        """
+        if isinstance(households, pa.RecordBatch):
+            households = pa.Table.from_batches([households])
+        if isinstance(households, pa.Table):
+            households = table_to_frame(households)
+        cols = self._decision_columns(households, top_k, eval_date)
+        t = time.perf_counter()
+        table = _columns_table(cols)
+        self._tick("format", t)
+        return table
+
+    def _decision_columns(self, households: pd.DataFrame, top_k: int, eval_date: Any) -> dict[str, Any]:
+        """The decisions' columns, once for both faces (:meth:`decide`, :meth:`decide_arrow`)."""
         # without reasons only each row's total is needed: no TreeSHAP (the totals are the same)
         s, qreasons, n = self._score(households, eval_date, contributions=top_k > 0)
         t = time.perf_counter()
@@ -489,11 +537,11 @@ class DecisionModel:
         veto, inel = s.veto_codes, s.ineligible_codes
         allc = join_present(self._prefixed(veto, VETO_PREFIX), self._prefixed(inel, INELIGIBLE_PREFIX), down, up)
         t = self._tick("reasons", t)
-        frame = self._frame(households, n, s, qreasons, pd_v, points_v, grade_v, line_v, rate_v,
-                            {"veto_reasons": veto, "ineligible_reasons": inel, "reason_codes": allc,
-                             "reasons_down": down, "reasons_up": up})
+        cols = self._columns(households, n, s, qreasons, pd_v, points_v, grade_v, line_v, rate_v,
+                             {"veto_reasons": veto, "ineligible_reasons": inel, "reason_codes": allc,
+                              "reasons_down": down, "reasons_up": up})
         self._tick("format", t)
-        return frame
+        return cols
 
     @staticmethod
     def _prefixed(codes: pa.Array, prefix: str) -> pa.Array:
@@ -511,12 +559,12 @@ class DecisionModel:
                                           pc.replace_substring(codes, ";", ";" + prefix), _EMPTY)
         return pc.if_else(pc.equal(codes, _EMPTY), _EMPTY, out)
 
-    def _frame(self, households: pd.DataFrame, n: int, s: _Scored, qreasons: NDArray[np.object_],
-               pd_v: NDArray[np.float64], points_v: NDArray[np.float64], grade_v: NDArray[np.object_],
-               line_v: NDArray[np.float64], rate_v: NDArray[np.float64], texts: dict[str, pa.Array]
-               ) -> pd.DataFrame:
-        """The decisions frame (``DECISION_COLUMNS``); text columns stay Arrow arrays."""
-        index = households.index
+    def _columns(self, households: pd.DataFrame, n: int, s: _Scored, qreasons: NDArray[np.object_],
+                 pd_v: NDArray[np.float64], points_v: NDArray[np.float64], grade_v: NDArray[np.object_],
+                 line_v: NDArray[np.float64], rate_v: NDArray[np.float64], texts: dict[str, pa.Array]
+                 ) -> dict[str, Any]:
+        """The decisions' columns (``DECISION_COLUMNS``): texts as Arrow arrays, numbers as
+        numpy, the ids as the input holds them (a pandas ``str`` array or numpy objects)."""
         all_valid = len(s.positions) == n
         where = None
         if not all_valid:
@@ -547,11 +595,11 @@ class DecisionModel:
         line = full(line_v, np.nan, np.float64)
         cols: dict[str, Any] = {
             self.output_id_column: ids,
-            "status": _str_series(status, index),
-            "quarantine_reason": _str_series(qtext, index),
+            "status": status,
+            "quarantine_reason": qtext,
             "pd": full(pd_v, np.nan, np.float64),
             "points": full(points_v, np.nan, np.float64),
-            "grade": _str_series(grade, index),
+            "grade": grade,
             "credit_line": line,
             "rate": full(rate_v, np.nan, np.float64),
             "eligible": full(s.eligible, False, bool),
@@ -562,8 +610,8 @@ class DecisionModel:
         elif self.approval_max_pd is not None:
             cols["approved"] = full(pd_v <= self.approval_max_pd, False, bool)
         for name, arr in texts.items():
-            cols[name] = _str_series(_scatter(arr, where, _EMPTY), index)
-        return pd.DataFrame(cols, index=index)
+            cols[name] = _scatter(arr, where, _EMPTY)
+        return cols
 
     def _label_of(self, codes: NDArray[np.object_], lang: str) -> NDArray[np.object_]:
         ser = pd.Series(codes, dtype=object)

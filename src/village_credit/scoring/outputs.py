@@ -27,8 +27,11 @@ def atomic_write_table(table: pa.Table, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def atomic_write_frame(df: pd.DataFrame, meta: dict[str, str], path: Path) -> None:
+def atomic_write_frame(df: pd.DataFrame | pa.Table, meta: dict[str, str], path: Path) -> None:
     """``df`` with ``meta`` as one Parquet part, atomically (:func:`atomic_write_table`).
+
+    ``df`` may be an Arrow table (the batch scorer's decisions): it is written as it is,
+    with the pandas metadata its frame would have had (:func:`table_with_meta`).
 
     An empty frame's file is encoded once per column set, dtypes and metadata and its
     bytes reused: most chunks have no quarantined rows, and converting and encoding the
@@ -38,7 +41,8 @@ def atomic_write_frame(df: pd.DataFrame, meta: dict[str, str], path: Path) -> No
     if len(df):
         atomic_write_table(table_with_meta(df, meta), path)
         return
-    key = (tuple(df.columns), tuple(df.dtypes), df.columns.dtype, df.columns.name, tuple(meta.items()))
+    key = ((df.schema,) if isinstance(df, pa.Table)
+           else (tuple(df.columns), tuple(df.dtypes), df.columns.dtype, df.columns.name)) + tuple(meta.items())
     data = _EMPTY_PARTS.get(key)
     if data is None:
         sink = pa.BufferOutputStream()
@@ -68,10 +72,32 @@ def atomic_write_json(obj: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def table_with_meta(df: pd.DataFrame, meta: dict[str, str]) -> pa.Table:
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    merged = {**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in meta.items()}}
+def table_with_meta(df: pd.DataFrame | pa.Table, meta: dict[str, str]) -> pa.Table:
+    """A frame (or a table built as from that frame) with its pandas metadata and ``meta``."""
+    if isinstance(df, pa.Table):
+        table, pandas_meta = df, _pandas_metadata(df.schema.remove_metadata())
+    else:
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        pandas_meta = table.schema.metadata or {}
+    merged = {**pandas_meta, **{k.encode(): v.encode() for k, v in meta.items()}}
     return table.replace_schema_metadata(merged)
+
+
+def _pandas_metadata(schema: pa.Schema) -> dict[bytes, bytes]:
+    """The schema metadata ``pa.Table.from_pandas`` writes for the frame ``to_pandas`` gives
+    a table of this schema (columns, dtypes, pandas version): a function of the schema
+    alone, so it is worked out once per schema on an empty table, not per part."""
+    meta = _PANDAS_META.get(schema)
+    if meta is None:
+        frame = schema.empty_table().to_pandas()
+        meta = dict(pa.Table.from_pandas(frame, preserve_index=False).schema.metadata or {})
+        if len(_PANDAS_META) >= 64:
+            _PANDAS_META.clear()
+        _PANDAS_META[schema] = meta
+    return meta
+
+
+_PANDAS_META: dict[pa.Schema, dict[bytes, bytes]] = {}
 
 
 def part_files(output_dir: str | Path, sub: str) -> list[Path]:
