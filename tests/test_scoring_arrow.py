@@ -76,7 +76,7 @@ def test_a_table_part_is_the_bytes_of_its_frame_part(tmp_path: Path, empty: bool
     assert (tmp_path / "frame.parquet").read_bytes() == (tmp_path / "table.parquet").read_bytes()
 
 
-def test_score_chunk_is_its_arrow_core_as_pandas(scoring_store) -> None:
+def test_score_chunk_is_its_arrow_core_as_pandas(scoring_store, monkeypatch: pytest.MonkeyPatch) -> None:
     """The registered pyfunc (the model's own logged code) is called on its Arrow face:
     the pandas ``score_chunk`` is that table as pandas, and both are what the pyfunc's
     ``predict`` gives (same decisions, same quarantine)."""
@@ -91,6 +91,8 @@ def test_score_chunk_is_its_arrow_core_as_pandas(scoring_store) -> None:
         score_chunk_arrow,
     )
 
+    # MLflow's in-process serving checks (other tests) can leave this set: predict would answer as the server does
+    monkeypatch.delenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", raising=False)
     model, _ = load_scoring_model(scoring_store.model_uri)
     scorer = PyfuncScorer(model)
     assert scorer._arrow is not None  # a decision pyfunc: its Arrow face is used
@@ -107,6 +109,18 @@ def test_score_chunk_is_its_arrow_core_as_pandas(scoring_store) -> None:
     kept = via_mlflow["status"].to_numpy() == "scored"
     pd.testing.assert_frame_equal(decisions.drop(columns=["row_number", "village_code", "township_code"]),
                                   via_mlflow.loc[kept].reset_index(drop=True))
+    # the Arrow face is the pyfunc's own method, with predict's checks: a missing input is refused alike
+    inner = model.unwrap_python_model()
+    assert scorer._arrow == inner.predict_arrow
+    needed = inner.required_inputs[0]
+    with pytest.raises(Exception, match=needed) as arrow_err:
+        scorer._arrow(frame.drop(columns=[needed]))
+    with pytest.raises(type(arrow_err.value), match=needed):
+        model.predict(frame.drop(columns=[needed]))
+    # a pyfunc without the method (another model, or one logged before it) keeps its predict
+    from village_credit.scoring.batch import _arrow_face
+
+    assert _arrow_face(object()) is None and _arrow_face(None) is None
 
 
 @settings(max_examples=40, deadline=None)

@@ -131,15 +131,25 @@ class DecisionPyfunc(PythonModel):
         self.required_inputs = [str(c) for c in (config.get("required_inputs") or [])]
         self.model = cls.load(context.artifacts["decision_model"])
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None
-                ) -> pd.DataFrame:
+    def _prepared(self, model_input: Any, params: dict | None) -> tuple[pd.DataFrame, int]:
+        """The input as ``decide`` takes it (required columns present, dates back from JSON) and ``top_k``."""
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
         missing = [c for c in getattr(self, "required_inputs", []) if c not in model_input.columns]
         if missing:
             raise MissingInputsError(missing)
         top_k = int((params or {}).get("top_k", self.top_k))
-        model_input = coerce_serving_input(model_input, self.input_types)
+        return coerce_serving_input(model_input, self.input_types), top_k
+
+    def predict_arrow(self, model_input: pd.DataFrame, params: dict | None = None) -> Any:
+        """:meth:`predict`'s decisions as an Arrow table (``DecisionModel.decide_arrow``): the
+        batch scorer's path, the same checks and values without a pandas frame of the decisions."""
+        model_input, top_k = self._prepared(model_input, params)
+        return self.model.decide_arrow(model_input, top_k=top_k)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None
+                ) -> pd.DataFrame:
+        model_input, top_k = self._prepared(model_input, params)
         out = self.model.decide(model_input, top_k=top_k)
         # ``pyfunc.predict``, ``spark_udf`` (Arrow turns NaN into null) and the batch
         # scorer keep float columns with NaN for quarantined rows, so ``np.log(p["pd"])``

@@ -45,7 +45,6 @@ import os
 import queue
 import shutil
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -319,19 +318,11 @@ class PyfuncScorer:
 
 
 def _arrow_face(inner: Any) -> Any:
-    """``df -> pa.Table`` for a decision pyfunc (``DecisionPyfunc``: ``model``, ``top_k``,
-    ``input_types``), with the date coercion of the pyfunc's own module (the code logged
-    with the model); ``None`` for anything else, which keeps its ``predict``."""
-    dm = getattr(inner, "model", None)
-    module = sys.modules.get(type(inner).__module__) if inner is not None else None
-    coerce = getattr(module, "coerce_serving_input", None)
-    if dm is None or not hasattr(dm, "decide_arrow") or coerce is None or not hasattr(inner, "top_k"):
-        return None
-    types = dict(getattr(inner, "input_types", {}) or {})
-
-    def decide(df: pd.DataFrame) -> pa.Table:
-        return dm.decide_arrow(coerce(df, types), top_k=int(inner.top_k))
-    return decide
+    """``df -> pa.Table`` of a decision pyfunc (``DecisionPyfunc.predict_arrow``: ``predict``'s
+    own steps, decisions kept in Arrow); ``None`` for any other pyfunc, or one logged before
+    the method existed, which keeps its ``predict``."""
+    face = getattr(inner, "predict_arrow", None)
+    return face if callable(face) else None
 
 
 def _run_identity(input_path: Path, chunk_rows: int | None, ref: ModelRef, engine: str,
