@@ -147,3 +147,21 @@ def test_features_frame_is_built_once_in_the_model_order() -> None:
     want = build_household_features(rows, include_protected=model.features.include_protected,
                                     elderly_pension=model.features.elderly_pension)
     pd.testing.assert_frame_equal(got, want[model.features.feature_names_out_])
+
+
+def test_a_model_without_the_arrow_face_writes_the_same_files(scoring_store, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decision model logged before ``predict_arrow`` existed is scored through its
+    ``predict`` (the frame converted to Arrow): its decisions, quarantine and programme
+    files are the bytes the Arrow face writes."""
+    from village_credit.scoring import batch
+    from village_credit.scoring.batch import score_file
+
+    monkeypatch.delenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", raising=False)
+    score_file(scoring_store.model_uri, scoring_store.parquet, tmp_path / "arrow", workers=1)
+    monkeypatch.setattr(batch, "_arrow_face", lambda inner: None)
+    score_file(scoring_store.model_uri, scoring_store.parquet, tmp_path / "predict", workers=1)
+    files = sorted(p.relative_to(tmp_path / "arrow") for p in (tmp_path / "arrow").rglob("*.parquet"))
+    assert any(f.parts[0] == "decisions" for f in files) and any(f.parts[0] == "quarantine" for f in files)
+    for f in files:
+        assert (tmp_path / "arrow" / f).read_bytes() == (tmp_path / "predict" / f).read_bytes(), f
