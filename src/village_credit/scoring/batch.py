@@ -944,11 +944,8 @@ class _PrePass:
 
     def duplicate_ids(self, column: str) -> Any:
         """:func:`duplicate_ids` of ``column`` (its seconds in the ``duplicate_ids`` stage)."""
-        if self._dups is not None and column == self.GUESS:
-            dups, seconds = self._dups.result()
-            self.clock.add("duplicate_ids", seconds)
-            return dups
-        dups, seconds = self._timed_dups(column)
+        early = self._dups is not None and column == self.GUESS
+        dups, seconds = self._dups.result() if early else self._timed_dups(column)
         self.clock.add("duplicate_ids", seconds)
         return dups
 

@@ -6,6 +6,7 @@ Both engines (``scoring.batch``, ``scoring.spark``) write the same layout (see
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -83,21 +84,14 @@ def table_with_meta(df: pd.DataFrame | pa.Table, meta: dict[str, str]) -> pa.Tab
     return table.replace_schema_metadata(merged)
 
 
+@functools.lru_cache(maxsize=64)
 def _pandas_metadata(schema: pa.Schema) -> dict[bytes, bytes]:
     """The schema metadata ``pa.Table.from_pandas`` writes for the frame ``to_pandas`` gives
     a table of this schema (columns, dtypes, pandas version): a function of the schema
-    alone, so it is worked out once per schema on an empty table, not per part."""
-    meta = _PANDAS_META.get(schema)
-    if meta is None:
-        frame = schema.empty_table().to_pandas()
-        meta = dict(pa.Table.from_pandas(frame, preserve_index=False).schema.metadata or {})
-        if len(_PANDAS_META) >= 64:
-            _PANDAS_META.clear()
-        _PANDAS_META[schema] = meta
-    return meta
-
-
-_PANDAS_META: dict[pa.Schema, dict[bytes, bytes]] = {}
+    alone, so it is worked out once per schema on an empty table, not per part (callers
+    read the dict, never change it)."""
+    frame = schema.empty_table().to_pandas()
+    return dict(pa.Table.from_pandas(frame, preserve_index=False).schema.metadata or {})
 
 
 def part_files(output_dir: str | Path, sub: str) -> list[Path]:
