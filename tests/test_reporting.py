@@ -75,6 +75,18 @@ def test_html_report_is_self_contained_and_json_round_trips(tmp_path) -> None:
     assert back == {"auc": 0.8, "table": [{"x": 1}, {"x": 2}]}
 
 
+def test_a_tables_caption_stays_outside_its_scroll_box() -> None:
+    """A wide table scrolls; its caption must not scroll with it (it wraps at the page's width)."""
+    rep = HtmlReport("t")
+    rep.add_table(pd.DataFrame({f"column_{i}": [i] for i in range(40)}), caption="what the table says")
+    rep.add_table(pd.DataFrame({"x": [1]}))  # no caption: no figure around it
+    body = rep.render()
+    caption_at = body.index("what the table says")
+    assert body.rindex("<figure", 0, caption_at) > body.rfind('<div class="table-wrap">', 0, caption_at)
+    assert body.index('<div class="table-wrap">', caption_at) > caption_at  # the scroll box comes after
+    assert "<caption>" not in body and body.count("<figure") == 1
+
+
 def test_write_json_is_strict(tmp_path) -> None:
     p = write_json({"x": math.nan, "y": [np.float64(1.0)]}, tmp_path / "a.json")
     assert json.loads(p.read_text()) == {"x": None, "y": [1.0]}

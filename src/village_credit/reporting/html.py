@@ -88,12 +88,13 @@ table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f0f0f0}
 td.txt{text-align:left}
-caption{caption-side:top;text-align:left;font-weight:bold;padding:.3em 0}
+figcaption.table-caption{font-size:1em;color:#222;text-align:left;font-weight:bold;padding:.3em 0}
 .tl-green{background:#c8ecc8;color:#135e13;font-weight:bold;text-align:center}
 .tl-amber{background:#ffe4a8;color:#7a5200;font-weight:bold;text-align:center}
 .tl-red{background:#f6c1c1;color:#8a1010;font-weight:bold;text-align:center}
 .table-wrap{overflow-x:auto;max-width:100%}
 .table-wrap table{margin-top:0}
+figure.table{margin:.8em 0}
 .verdict{padding:.7em 1em;border-radius:4px;margin:1em 0;font-size:1.1em}
 .verdict b{font-size:1.2em;margin-right:.6em}
 .verdict.tl-green,.verdict.tl-red,.verdict.tl-amber{text-align:left}
@@ -300,9 +301,11 @@ class HtmlReport:
         """Add a DataFrame as a (scrollable) table; traffic-light words are coloured."""
         frame = df.reset_index() if index else df
         is_yuan = [c in set(yuan) for c in frame.columns]
-        parts = ['<div class="table-wrap"><table>']
-        if caption:
-            parts.append(f"<caption>{html.escape(caption)}</caption>")
+        # the caption sits outside the scroll box, so a table wider than the page keeps its
+        # caption wrapped and readable at the page's width (a <caption> spans the table)
+        parts = ([f'<figure class="table"><figcaption class="table-caption">{html.escape(caption)}</figcaption>']
+                 if caption else [])
+        parts.append('<div class="table-wrap"><table>')
         parts.append("<thead><tr>" + "".join(
             f"<th>{html.escape(str(c))}</th>" for c in frame.columns) + "</tr></thead><tbody>")
         for row in frame.itertuples(index=False, name=None):
@@ -311,7 +314,7 @@ class HtmlReport:
                 text, cls = _fmt_cell(value, float_format, yu)
                 cells.append(f'<td class="{cls}">{text}</td>' if cls else f"<td>{text}</td>")
             parts.append("<tr>" + "".join(cells) + "</tr>")
-        parts.append("</tbody></table></div>")
+        parts.append("</tbody></table></div>" + ("</figure>" if caption else ""))
         self._blocks.append("".join(parts))
         return self
 
