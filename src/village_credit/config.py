@@ -35,6 +35,7 @@ from village_credit.fairness.reject_inference import REMEDIES
 from village_credit.file_formats import FileFormat, validate_document
 from village_credit.models.calibration import Method
 from village_credit.models.coefficients import STRATEGIES
+from village_credit.yaml_io import safe_load
 
 __all__ = [
     "DataConfig",
@@ -379,7 +380,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         except OSError as exc:
             raise ConfigError(f"cannot read experiment file {path}: {exc.strerror or exc}") from exc
         try:
-            raw = yaml.safe_load(text) or {}
+            raw = safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if path is not None and isinstance(raw, dict):

@@ -39,6 +39,7 @@ from village_credit.data.groups import AGE_BAND_EDGES
 from village_credit.data.schema import EDUCATION, SCHEMA, history_columns
 from village_credit.privacy.errors import PrivacyError
 from village_credit.privacy.recoding import BandHierarchy
+from village_credit.yaml_io import safe_load
 
 AGE_FAIRNESS_CUTS: tuple[int, ...] = AGE_BAND_EDGES
 """Starts of the age bands (41, 60, 65, 70; data.groups.AGE_BANDS), the recoding's mandatory cuts: 60
@@ -348,7 +349,7 @@ def load_privacy_config(path: str | os.PathLike[str]) -> PrivacyConfig:
     if not p.is_file():
         raise PrivacyConfigError(f"{p}: privacy config file not found")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        data = safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "(parse)"

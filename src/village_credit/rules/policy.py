@@ -68,6 +68,7 @@ from village_credit.rules.policy_format import (
     RequirementSpec,
     validate_policy,
 )
+from village_credit.yaml_io import safe_load
 
 __all__ = ["CODE_SEP", "GRADE_BANDS", "LABEL_LANGUAGES", "Policy", "list_policies", "load_policy", "split_codes"]
 
@@ -489,7 +490,7 @@ def list_policies() -> list[str]:
 
 def _parse_yaml(text: str, source: str) -> dict:
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{source}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
