@@ -163,6 +163,10 @@ def run(seed: int, sets: dict[str, Any], tmp: Path, keep: tuple[str, ...] = ()) 
         "auc_all": res.metrics["blend_auc"],
         "citl_p_observed": val["calibration"]["in_the_large"]["p_value"],
         "grades_monotone": val["discrimination"]["rank_ordering_monotone"],
+        # the verdict's test: pools of thin grades, reversals between neighbours (point
+        # estimates) and those significant after Holm (``rank_order_broken``)
+        "pool_reversals": sum(bool(p["reversed"]) for p in val["calibration"]["rank_order"]),
+        "pool_reversals_significant": len(val["calibration"]["backtest"]["rank_order_broken"]),
         "verdict": val["verdict"]["verdict"],
         "promoted": res.promoted,
         "failed_gates": ",".join(res.gates["gates"]["failed"]) or "-",
