@@ -322,6 +322,28 @@ def _finite(a: np.ndarray) -> np.ndarray:
     return a if np.isfinite(a).all() else np.nan_to_num(a)
 
 
+_NUMPY_KINDS = frozenset("biuf")
+
+
+def _history_matrix(df: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
+    """``df[cols]`` as float64, missing and non-finite cells as ``np.nan_to_num`` makes them.
+
+    Why not ``df[cols].to_numpy(dtype=float64, na_value=0.0)``: that takes a frame of the
+    columns, then a missing-value pass over the whole matrix (~1.5 of ~3.8 ms per 50k rows
+    and 36 months). Here each numpy column is copied once into the matrix, in the layout
+    pandas gives (column after column, so the row sums add in the same order and are the
+    same bits), and a NaN becomes 0.0 in the one ``nan_to_num`` pass, only where a cell is
+    not finite. A column of any other dtype (nullable, Arrow, object) keeps pandas' way.
+    """
+    arrays = [df[c].to_numpy() for c in cols]
+    if not all(a.dtype.kind in _NUMPY_KINDS for a in arrays):
+        return _finite(df[list(cols)].to_numpy(dtype=np.float64, na_value=0.0))
+    out = np.empty((len(arrays), len(df)), dtype=np.float64)
+    for j, a in enumerate(arrays):
+        out[j] = a
+    return _finite(out.T)
+
+
 def build_household_features(households: pd.DataFrame, include_protected: bool = False,
                              elderly_pension: bool = False) -> pd.DataFrame:
     """Vectorised feature building over the wide monthly history (numpy, no per-row loop)."""
@@ -340,10 +362,10 @@ def household_feature_arrays(households: pd.DataFrame, include_protected: bool =
     _check_columns(households, [c for cols in hist.values() for c in cols], "household features")
     _check_columns(households, PROFILE_INPUTS, "household features")
 
-    due = _finite(households[hist["due"]].to_numpy(dtype=np.float64, na_value=0.0))
-    paid = _finite(households[hist["paid"]].to_numpy(dtype=np.float64, na_value=0.0))
-    dpd = _finite(households[hist["dpd"]].to_numpy(dtype=np.float64, na_value=0.0))
-    late = _finite(households[hist["utility_late"]].to_numpy(dtype=np.float64, na_value=0.0))
+    due = _history_matrix(households, hist["due"])
+    paid = _history_matrix(households, hist["paid"])
+    dpd = _history_matrix(households, hist["dpd"])
+    late = _history_matrix(households, hist["utility_late"])
 
     has_due = due > 0
     delinquent = dpd > 0
