@@ -46,7 +46,7 @@ def _bad_dtypes(frame: pd.DataFrame) -> dict[str, str]:
 @pytest.fixture
 def seen(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
     """What the row checks, the features (in and out) and the rules were given."""
-    import village_credit.models.decision as decision
+    from village_credit.models import decision
 
     got: dict[str, list[Any]] = {"row_checks": [], "features": [], "matrix": [], "rules": []}
     validate, rules, transform = decision.validate_households, decision.score_rules, decision.DecisionModel._transform
