@@ -283,12 +283,32 @@ def _coerce_for_validation(s: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, n
         return s, None, ""
     elif spec.dtype == "date" and dt == np.dtype("datetime64[ns]"):
         return s, None, ""
-    elif spec.dtype in ("string", "category") and dt == _STR_DTYPE and not s.isna().any():
-        blank = (s.astype("string").str.strip() == "").fillna(False).to_numpy(bool)
-        if not blank.any():
-            return s, None, ""
+    elif spec.dtype in ("string", "category") and dt == _STR_DTYPE:
+        if hasattr(s.array, "__arrow_array__"):
+            if _no_missing_or_blank(s.array.__arrow_array__()):
+                return s, None, ""
+        elif not s.isna().any():
+            blank = (s.astype("string").str.strip() == "").fillna(False).to_numpy(bool)
+            if not blank.any():
+                return s, None, ""
     out, bad, reason = _coerce_column(s, spec)
     return out, (bad if bad.any() else None), reason
+
+
+_BLANK = pa.scalar("", pa.large_string())
+
+
+def _no_missing_or_blank(arr: pa.ChunkedArray | pa.Array) -> bool:
+    """No missing cell and none blank once stripped, decided on the Arrow buffers.
+
+    The same test as ``s.isna().any()`` and ``s.astype("string").str.strip() == ""``
+    (pandas strips an Arrow text by this same ``utf8_trim_whitespace``), without the
+    pandas ``string`` copy and the boolean Series (~1 ms a text column per 50k rows).
+    """
+    if arr.null_count:
+        return False
+    blank = pc.any(pc.equal(pc.utf8_trim_whitespace(arr), _BLANK.cast(arr.type))).as_py()
+    return not blank
 
 
 def _clean_column(s: pd.Series, spec: ColumnSpec) -> bool:
