@@ -49,6 +49,7 @@ from village_credit.data.schema import (
 )
 from village_credit.errors import ConfigError, SchemaError
 from village_credit.file_formats import FileFormat, validate_document
+from village_credit.yaml_io import safe_load
 
 Group = Literal["behaviour", "capacity", "profile", "protected", "rules"]
 
@@ -753,7 +754,7 @@ def load_feature_specs(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read feature spec: {exc}") from exc
     try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if p.suffix.lower() == ".json" else safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:  # json.JSONDecodeError is a ValueError
         raise ConfigError(f"{p}: feature spec is not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: "
                           f"{exc}") from exc
