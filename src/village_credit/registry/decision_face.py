@@ -134,10 +134,8 @@ class DecisionFace:
 
     def _missing_inputs(self, missing: list[str]) -> Exception:
         """The error for absent required columns (``decision_pyfunc.MissingInputsError``, an
-        MLflow exception: imported only when a column is missing)."""
-        from village_credit.registry.decision_pyfunc import MissingInputsError
-
-        return MissingInputsError(missing)
+        MLflow exception, in the script's subclass and in ``registry.loading``'s face)."""
+        raise NotImplementedError
 
     def _prepared(self, model_input: Any, params: dict | None) -> tuple[pd.DataFrame, int]:
         """The input as ``decide`` takes it (required columns present, dates back from JSON) and ``top_k``."""
@@ -190,11 +188,11 @@ class DecisionPyfuncFace:
     default) and the script's class is :class:`DecisionFace` under MLflow's base class.
     """
 
-    def __init__(self, model_dir: Path, model_config: Mapping[str, Any], artifacts: Mapping[str, str],
-                 metadata: Mapping[str, Any] | None) -> None:
+    def __init__(self, model_dir: Path, face: DecisionFace, model_config: Mapping[str, Any],
+                 artifacts: Mapping[str, str], metadata: Mapping[str, Any] | None) -> None:
         self.model_dir = model_dir
         self.metadata = LoggedModelMeta(metadata)
-        self._face = DecisionFace()
+        self._face = face
         self._face.configure(model_config, artifacts)
 
     def unwrap_python_model(self) -> DecisionFace:

@@ -50,7 +50,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from village_credit._lazy import paused_gc
 from village_credit.errors import VillageCreditError
-from village_credit.registry.decision_face import DecisionPyfuncFace, _import_class
+from village_credit.registry.decision_face import DecisionFace, DecisionPyfuncFace, _import_class
 
 # MLflow (and the store module, which imports it) is imported where the store is used:
 # ``village-credit score``'s own process loads its model without it (``registry.store_process``)
@@ -220,7 +220,7 @@ def parse_models_uri(uri: str) -> tuple[str | None, str | None, str | None]:
 def _client(client: Any = None) -> Any:
     if client is not None:
         return client
-    from village_credit.registry.store import get_client, require_existing_store, resolve_store
+    from village_credit.registry.store import get_client, require_existing_store, resolve_store  # lazy: MLflow
 
     # reading never creates a store: a missing sqlite file is named, not made empty
     require_existing_store(resolve_store())
@@ -255,7 +255,7 @@ def _pick(versions: list[Any], uri: str) -> Any | None:
 
 def resolve_uri(uri: str, client: Any = None) -> ModelIdentity:
     """The registered version (if any) behind any MLflow model URI or local folder."""
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # lazy: MLflow
 
     uri = str(uri)
     ident = ModelIdentity(uri=uri)
@@ -361,8 +361,8 @@ def _download(ident: ModelIdentity, dst: Path, client: Any = None) -> Path:
     """A local copy of the model's files (by version when registered), without progress bars."""
     if ident.local_path is not None:
         return Path(ident.local_path)
-    import mlflow.artifacts
-    from mlflow.exceptions import MlflowException
+    import mlflow.artifacts  # lazy: MLflow
+    from mlflow.exceptions import MlflowException  # lazy: MLflow
 
     c = _client(client)
     try:
@@ -399,7 +399,7 @@ def gate_status(ident: ModelIdentity, digest: str, client: Any = None) -> GateSt
     if not ident.registered:
         return GateStatus(False, f"{ident.uri} is not a registered model version, so it has "
                                  "no promotion record")
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # lazy: MLflow
 
     c = _client(client)
     try:
@@ -694,7 +694,7 @@ def _load_fetched(uri: str, fetched: FetchedModel, require_gate: bool, allow_ung
     if pyfunc is None:
         try:
             with _libyaml_safe_load(), paused_gc():  # imports MLflow and the model's code (LightGBM -> SciPy)
-                import mlflow.pyfunc
+                import mlflow.pyfunc  # lazy: MLflow
 
                 pyfunc = mlflow.pyfunc.load_model(str(local), suppress_warnings=True)
         except Exception as exc:
@@ -719,6 +719,16 @@ that process does not load (:func:`_mlflow_free_pyfunc`); see :func:`import_mode
 
 _DECISION_PYFUNC = Path(__file__).with_name("decision_pyfunc.py")
 _CODE_MODEL_LOADER = "mlflow.pyfunc.loaders.code_model"
+
+
+class _ScoringFace(DecisionFace):
+    """The script's ``DecisionPyfunc`` without MLflow's base class: the same error for absent
+    required columns, MLflow imported only to raise it."""
+
+    def _missing_inputs(self, missing: list[str]) -> Exception:
+        from village_credit.registry.decision_pyfunc import MissingInputsError  # lazy: MLflow only on this error
+
+        return MissingInputsError(missing)
 
 
 def _mlflow_free_pyfunc(uri: str, local: Path) -> DecisionPyfuncFace | None:
@@ -755,7 +765,8 @@ def _mlflow_free_pyfunc(uri: str, local: Path) -> DecisionPyfuncFace | None:
                  for name, info in (pyfunc_conf.get("artifacts") or {}).items()}
     try:
         with paused_gc():  # imports the model's code if not yet (LightGBM -> SciPy)
-            return DecisionPyfuncFace(local, pyfunc_conf.get("config") or {}, artifacts, conf.get("metadata"))
+            return DecisionPyfuncFace(local, _ScoringFace(), pyfunc_conf.get("config") or {}, artifacts,
+                                      conf.get("metadata"))
     except Exception as exc:
         raise ModelLoadError(f"cannot load model {uri!r} as a pyfunc: {exc}") from exc
 
