@@ -1,9 +1,10 @@
 """``village-credit score``: batch-score a file of rows (households or a table) with a model.
 
 Imports only the CLI's own light modules at its top: the store process
-(``registry.store_process``) is forked before pandas, the scorer or the model's code is
-imported, and this process never imports MLflow on the local engine (docs/benchmarks.md,
-"CLI fixed cost (issue 31 item 4), seventh pass").
+(``registry.store_process``) is forked once pandas is imported (it needs it too) and the
+output folder checked, before the scorer or the model's code is imported, and this
+process never imports MLflow on the local engine (docs/benchmarks.md, "CLI fixed cost
+(issue 31 item 4), seventh pass").
 """
 
 from __future__ import annotations
@@ -75,17 +76,17 @@ def score(
                                        chunk_rows=chunk_rows, tasks_per_core=tasks_per_core,
                                        progress=progress)
         else:
+            with paused_gc():  # pandas, pyarrow: the store process inherits them
+                from village_credit.data.io import check_output_dir
+            check_output_dir(output, "--output")  # before the model store is even opened
             # MLflow imported, the store opened, the model resolved, fetched and its promotion
-            # record read in another process (the program only) while this one imports
-            # pandas, the scorer and the model's code
+            # record read in another process (the program only) while this one imports the
+            # scorer and the model's code
             with store_process(tracking_uri, model) as store:
-                with paused_gc():  # pandas, pyarrow, the scorer
-                    from village_credit.data.io import check_output_dir
+                store.open()
+                with paused_gc():
                     from village_credit.registry.loading import import_model_code
                     from village_credit.scoring.batch import score_file
-
-                check_output_dir(output, "--output")  # before the model store is even opened
-                store.open()
                 if store.forked:
                     import_model_code()
                 store.configured()  # configure's error, if any, raised here as before

@@ -6,13 +6,13 @@ the MLflow store (importing SQLAlchemy and alembic, opening the sqlite store, th
 experiment look-up, resolving ``models:/NAME@alias``, downloading and hashing the model,
 reading its promotion record: ~1.3-1.7 CPU s) and what needs the model's code (LightGBM
 -> scikit-learn -> SciPy: ~1-1.4 CPU s), while the second core idled (docs/benchmarks.md,
-"CLI fixed cost (issue 31 item 4), sixth pass"). A process forked as the command starts
-(before pandas, MLflow or the model's code is imported) does the first, the command the
-second; the command then loads the decision pyfunc from the checked download without
-MLflow (``registry.loading._mlflow_free_pyfunc``), and never imports MLflow or the
-store's stack itself (seventh pass). The store process imports MLflow and the store's
-code at once, but opens the store only when the command says so (:meth:`StoreProcess.open`,
-after the command's own checks, where ``configure`` used to be called).
+"CLI fixed cost (issue 31 item 4), sixth pass"). A process forked once the command has
+imported pandas (before MLflow, the scorer or the model's code) does the first, the
+command the second; the command then loads the decision pyfunc from the checked download
+without MLflow (``registry.loading._mlflow_free_pyfunc``), and never imports MLflow or
+the store's stack itself (seventh pass). The store process imports MLflow and the store's
+code at once, but opens the store only when the command says so (:meth:`StoreProcess.open`),
+so that it may be forked before the command's own checks.
 
 Same checks, same order of errors: the store process runs :func:`configure` and then
 :func:`~village_credit.registry.loading.fetch_model` (resolve, download, digest,
