@@ -32,7 +32,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 
 import village_credit
 from village_credit.errors import ConfigError, SchemaError
-from village_credit.registry.decision_face import (  # noqa: F401 - INPUT_SCHEMA_KEY, input_columns_of: re-exported
+from village_credit.registry.decision_face import (  # INPUT_SCHEMA_KEY, input_columns_of: re-exported
     DEFAULT_DECISION_CLASS,
     INPUT_SCHEMA_KEY,
     _import_class,

@@ -60,7 +60,7 @@ def _portable(exc: BaseException) -> BaseException | str:
         return _REDO
     try:
         back = pickle.loads(pickle.dumps(exc))
-    except Exception:  # noqa: BLE001 - any failure: the command redoes the step
+    except Exception:
         return _REDO
     return back if type(back) is type(exc) and str(back) == str(exc) else _REDO
 
@@ -73,15 +73,15 @@ def _import_store_code(tracking_uri: str | None) -> None:
     """Import MLflow, the toolkit's store and loading modules and, for a database URI, MLflow's
     SQLAlchemy stores: only imports, so that the store process can do them before the
     command lets it open the store."""
-    import mlflow  # noqa: F401
+    import mlflow
 
-    from village_credit.registry import loading, store  # noqa: F401
+    from village_credit.registry import loading, store
 
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or store.default_tracking_uri()
     if uri.partition(":")[0].split("+")[0] in _DATABASE_SCHEMES:
         try:
-            import mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
-            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+            import mlflow.store.model_registry.sqlalchemy_store
+            import mlflow.store.tracking.sqlalchemy_store
         except ImportError:  # configure then fails with its own message
             pass
 
@@ -105,13 +105,13 @@ def _store_side(conn: Any, tracking_uri: str | None, model_uri: str, dst: str) -
     try:
         with paused_gc():
             configure(tracking_uri)
-    except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the command
+    except BaseException as exc:
         conn.send(("configure", _portable(exc)))
         return
     conn.send(("configure", mlflow.get_tracking_uri()))
     try:
         fetched: Any = loading.fetch_model(model_uri, Path(dst))
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         fetched = _portable(exc)
     conn.send(("fetch", fetched))
 
