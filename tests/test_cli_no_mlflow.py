@@ -69,9 +69,9 @@ def test_the_programs_process_never_imports_mlflow_and_scores_as_mlflows_load(sc
 
 
 def test_an_output_folder_refused_leaves_the_store_unopened(scoring_env, tmp_path: Path) -> None:
-    """The store process waits for the command's own check of ``--output``: refused, the
-    store is never opened (a store that does not exist yet is not created), and the message
-    and exit code are the in-turn run's."""
+    """``--output`` is checked before the store is opened (the store process is forked after
+    the check, and opens the store only when told): refused, a store that does not exist
+    yet is not created, and the message and exit code are the in-turn run's."""
     blocker = tmp_path / "a_file"
     blocker.write_text("x", encoding="utf-8")
     db = tmp_path / "never" / "mlflow.db"
