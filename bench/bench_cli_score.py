@@ -44,19 +44,23 @@ def wrapped(self, ctx, name):
     command = get_command(self, ctx, name)
     if self._listing:
         return command
-    mark("import the command module (pandas, pyarrow, MLflow)")
+    mark("import the command module")
     import village_credit.commands.scoring as sc, village_credit.scoring.batch as batch
+    mark("import the scorer (pandas, pyarrow)")
+    import village_credit.registry.store_process as sp
     def after(mod, fn, label):
-        f = getattr(mod, fn)
+        f = getattr(mod, fn, None)
+        if f is None:  # another copy of the command: that phase is not split out
+            return
         def w(*a, **k):
             try:
                 return f(*a, **k)
             finally:
                 mark(label)
         setattr(mod, fn, w)
-    after(sc, "configure", "configure (MLflow's SQLAlchemy store)")
+    after(sp.StoreProcess, "configured", "the model's code imported; configure's answer")
     after(batch, "load_scoring_model", "model load (resolve, download, gate, pyfunc, LightGBM)")
-    after(sc, "score_file", "the rest of score_file (1,000 rows)")
+    after(batch, "score_file", "the rest of score_file (1,000 rows)")
     return command
 cli.LazyGroup.get_command = wrapped
 def report():
@@ -87,6 +91,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, default=Path("bench_out/scoring"))
     ap.add_argument("--old-src", type=Path, default=None)
+    ap.add_argument("--old-workdir", type=Path, default=None,
+                    help="the store the old copy scores with (default: --workdir); a model logged "
+                         "by a newer copy may not load in an older one")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--workers", type=int, default=1)
     a = ap.parse_args()
@@ -98,10 +105,12 @@ def main() -> None:
     if not inp.exists():
         write_synthetic(GeneratorConfig(n_households=1000, seed=7), inp, chunk_rows=200_000)
     srcs = {"new": SRC, **({"old": a.old_src.resolve()} if a.old_src else {})}
+    dirs = {"new": workdir, "old": (a.old_workdir or a.workdir).resolve()}
     res: dict[str, list[tuple[float, float]]] = {k: [] for k in srcs}
     for r in range(a.rounds):
         for name in (list(srcs) if r % 2 else list(srcs)[::-1]):
-            wall, cpu, _ = run(CLI, srcs[name], _args(workdir, inp, workdir / f"cli_{name}", a.workers), workdir)
+            d = dirs[name]
+            wall, cpu, _ = run(CLI, srcs[name], _args(d, d / inp.name, d / f"cli_{name}", a.workers), d)
             res[name].append((wall, cpu))
             print(f"round {r} {name}: wall {wall:.2f} s, CPU {cpu:.2f} s, load {os.getloadavg()[0]:.1f}", flush=True)
     for name, v in res.items():

@@ -232,6 +232,13 @@ LAZY_IMPORTS: dict[str | tuple[str, str], str] = {
                                 "logged model imports data/ (see test_the_logged_model_needs_only_...)",
     ("models.tuning", "mlflow"): "the models layer imports without MLflow (test_tuning); tune() "
                                  "loads it only to log trials",
+    # issue 31 item 4, seventh pass: `village-credit score`'s process never imports MLflow
+    # (test_cli_no_mlflow); the store process imports it, after the fork
+    ("registry.loading", "mlflow"): "only where the store is used or MLflow's pyfunc loads",
+    ("registry.loading", "village_credit.registry.store"): "imports MLflow: only where the store is used",
+    ("registry.loading", "village_credit.registry.decision_pyfunc"): "MLflow's exception, only to raise it",
+    ("commands.scoring", ""): "forks the store process before pandas, the scorer or the model's code import",
+    ("registry.store_process", ""): "MLflow and the store in the store process, after the fork",
 }
 
 # TEMPORARY (issue 18): files other helpers are cleaning on their own branches, with their

@@ -1,8 +1,16 @@
-"""``village-credit score``: batch-score a file of rows (households or a table) with a model."""
+"""``village-credit score``: batch-score a file of rows (households or a table) with a model.
+
+Imports only the CLI's own light modules at its top: the store process
+(``registry.store_process``) is forked once pandas is imported (it needs it too) and the
+output folder checked, before the scorer or the model's code is imported, and this
+process never imports MLflow on the local engine (docs/benchmarks.md, "CLI fixed cost
+(issue 31 item 4), seventh pass").
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from enum import Enum
 from pathlib import Path
 
@@ -11,12 +19,8 @@ from rich.console import Console
 
 from village_credit._lazy import paused_gc
 from village_credit.commands._options import tracking_uri_option
-from village_credit.data.io import check_output_dir
 from village_credit.errors import VillageCreditError
-from village_credit.registry.loading import import_model_code
-from village_credit.registry.store import configure
 from village_credit.registry.store_process import store_process
-from village_credit.scoring import NoRowsScored, score_file, score_file_spark
 
 
 class Engine(str, Enum):
@@ -58,8 +62,13 @@ def score(
     """
     console = Console(stderr=True)
     try:
-        check_output_dir(output, "--output")  # before the model store is even opened
         if engine is Engine.spark:
+            with paused_gc():  # pandas, MLflow, SQLAlchemy's ORM and alembic
+                from village_credit.data.io import check_output_dir
+                from village_credit.registry.store import configure
+                from village_credit.scoring.spark import score_file_spark
+
+            check_output_dir(output, "--output")  # before the model store is even opened
             with paused_gc():  # opening the store imports SQLAlchemy's ORM and alembic
                 configure(tracking_uri)
             summary = score_file_spark(model, input, output, master=master, overwrite=overwrite,
@@ -67,9 +76,17 @@ def score(
                                        chunk_rows=chunk_rows, tasks_per_core=tasks_per_core,
                                        progress=progress)
         else:
-            # the store opened, the model resolved, fetched and its promotion record read in
-            # another process (the program only) while this one imports the model's code
+            with paused_gc():  # pandas, pyarrow: the store process inherits them
+                from village_credit.data.io import check_output_dir
+            check_output_dir(output, "--output")  # before the model store is even opened
+            # MLflow imported, the store opened, the model resolved, fetched and its promotion
+            # record read in another process (the program only) while this one imports the
+            # scorer and the model's code
             with store_process(tracking_uri, model) as store:
+                store.open()
+                with paused_gc():
+                    from village_credit.registry.loading import import_model_code
+                    from village_credit.scoring.batch import score_file
                 if store.forked:
                     import_model_code()
                 store.configured()  # configure's error, if any, raised here as before
@@ -78,7 +95,7 @@ def score(
                                      allow_ungated=allow_ungated, workers=workers or None)
     except VillageCreditError as exc:
         summary_file = output / "summary.json"
-        if summary_file.exists() and isinstance(exc, NoRowsScored):
+        if summary_file.exists() and _no_rows_scored(exc):
             typer.echo(summary_file.read_text(encoding="utf-8"))
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(code=2) from exc
@@ -87,6 +104,12 @@ def score(
         console.print(f"[yellow]warning:[/yellow] {summary.model.get('gate')}")
     console.print(summary_line(summary.to_dict()))
 
+
+
+def _no_rows_scored(exc: BaseException) -> bool:
+    """Whether ``exc`` is the scorer's ``NoRowsScored`` (imported only if the scorer was)."""
+    batch = sys.modules.get("village_credit.scoring.batch")
+    return batch is not None and isinstance(exc, batch.NoRowsScored)
 
 
 def summary_line(summary: dict) -> str:  # type: ignore[type-arg]

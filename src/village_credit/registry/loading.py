@@ -45,16 +45,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import yaml
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from packaging.requirements import InvalidRequirement, Requirement
 
 from village_credit._lazy import paused_gc
 from village_credit.errors import VillageCreditError
-from village_credit.registry.decision_pyfunc import _import_class
-from village_credit.registry.store import get_client, require_existing_store, resolve_store
+from village_credit.registry.decision_face import DecisionFace, DecisionPyfuncFace, _import_class
+
+# MLflow (and the store module, which imports it) is imported where the store is used:
+# ``village-credit score``'s own process loads its model without it (``registry.store_process``)
 
 __all__ = [
     "GateStatus", "LoadedModel", "ModelIdentity", "ModelLoadError", "UngatedModelError",
@@ -221,6 +220,8 @@ def parse_models_uri(uri: str) -> tuple[str | None, str | None, str | None]:
 def _client(client: Any = None) -> Any:
     if client is not None:
         return client
+    from village_credit.registry.store import get_client, require_existing_store, resolve_store  # lazy: MLflow
+
     # reading never creates a store: a missing sqlite file is named, not made empty
     require_existing_store(resolve_store())
     return get_client()
@@ -254,6 +255,8 @@ def _pick(versions: list[Any], uri: str) -> Any | None:
 
 def resolve_uri(uri: str, client: Any = None) -> ModelIdentity:
     """The registered version (if any) behind any MLflow model URI or local folder."""
+    from mlflow.exceptions import MlflowException  # lazy: MLflow
+
     uri = str(uri)
     ident = ModelIdentity(uri=uri)
     name, version, alias = parse_models_uri(uri)
@@ -358,6 +361,9 @@ def _download(ident: ModelIdentity, dst: Path, client: Any = None) -> Path:
     """A local copy of the model's files (by version when registered), without progress bars."""
     if ident.local_path is not None:
         return Path(ident.local_path)
+    import mlflow.artifacts  # lazy: MLflow
+    from mlflow.exceptions import MlflowException  # lazy: MLflow
+
     c = _client(client)
     try:
         with quiet_downloads():
@@ -393,6 +399,8 @@ def gate_status(ident: ModelIdentity, digest: str, client: Any = None) -> GateSt
     if not ident.registered:
         return GateStatus(False, f"{ident.uri} is not a registered model version, so it has "
                                  "no promotion record")
+    from mlflow.exceptions import MlflowException  # lazy: MLflow
+
     c = _client(client)
     try:
         tags = dict(c.get_model_version(ident.name, ident.version).tags or {})
@@ -439,6 +447,21 @@ _log = logging.getLogger(__name__)
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on a 20 kB MLmodel
 
 
+def _installed_version(name: str) -> str:
+    """The installed version of distribution ``name``; MLflow's as ``mlflow.__version__`` says
+    (also with only ``mlflow-skinny`` installed), read without importing MLflow when it is not."""
+    if name != "mlflow":
+        return importlib.metadata.version(name)
+    if "mlflow" in sys.modules:
+        return str(sys.modules["mlflow"].__version__)
+    for dist in ("mlflow", "mlflow-skinny"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    raise importlib.metadata.PackageNotFoundError(name)
+
+
 def _environment_mismatches(local: Path, pyfunc_conf: Mapping[str, Any]) -> list[str]:
     """What MLflow's loader warns about, checked by name: requirements the installed
     packages do not satisfy, and another Python major.minor than the model's.
@@ -463,7 +486,7 @@ def _environment_mismatches(local: Path, pyfunc_conf: Mapping[str, Any]) -> list
         if req.marker and not req.marker.evaluate():
             continue
         try:
-            have = mlflow.__version__ if req.name == "mlflow" else importlib.metadata.version(req.name)
+            have = _installed_version(req.name)
         except importlib.metadata.PackageNotFoundError:
             out.append(f"{req.name} (current: uninstalled, required: {line})")
             continue
@@ -526,13 +549,18 @@ that model handed on instead of parsed again (the bytes verified are the bytes r
 """
 
 
-def _find_decision_dir(local: Path) -> tuple[Path, str, dict[str, Any]]:
-    """The ``decision_model`` artifact folder, ``decision_class`` and python_function
-    configuration of a pyfunc folder."""
+def _read_mlmodel(local: Path) -> dict[str, Any]:
+    """The parsed ``MLmodel`` of a model folder."""
     mlmodel = local / "MLmodel"
     if not mlmodel.is_file():
         raise ModelLoadError(f"{local}: no MLmodel file: not an MLflow model")
-    conf = yaml.load(mlmodel.read_text(encoding="utf-8"), Loader=_YAML_LOADER) or {}  # noqa: S506 - a safe loader
+    return yaml.load(mlmodel.read_text(encoding="utf-8"), Loader=_YAML_LOADER) or {}  # noqa: S506 - a safe loader
+
+
+def _find_decision_dir(local: Path) -> tuple[Path, str, dict[str, Any]]:
+    """The ``decision_model`` artifact folder, ``decision_class`` and python_function
+    configuration of a pyfunc folder."""
+    conf = _read_mlmodel(local)
     pyfunc_conf = (conf.get("flavors") or {}).get("python_function") or {}
     arts = pyfunc_conf.get("artifacts") or {}
     rel = None
@@ -575,7 +603,8 @@ def load_model(uri: str, dst_dir: str | Path | None = None, *, require_gate: boo
     if dst_dir is None and client is None and uri in _STORE_SIDE:
         fetched, dst = _STORE_SIDE.pop(uri)()  # done by the store process (``registry.store_process``)
         if fetched is not None:
-            return _owned_download(dst, lambda: _load_fetched(uri, fetched, require_gate, allow_ungated))
+            return _owned_download(dst, lambda: _load_fetched(uri, fetched, require_gate, allow_ungated,
+                                                              without_mlflow=True))
     ident = resolve_uri(uri, client)
     if dst_dir is not None:
         dst = Path(dst_dir)
@@ -634,8 +663,15 @@ def _load_into(uri: str, ident: ModelIdentity, dst: Path, require_gate: bool, al
                          require_gate, allow_ungated)
 
 
-def _load_fetched(uri: str, fetched: FetchedModel, require_gate: bool, allow_ungated: bool) -> LoadedModel:
-    """Refuse an ungated copy (unless ``allow_ungated``), else load the pyfunc from it; no store access."""
+def _load_fetched(uri: str, fetched: FetchedModel, require_gate: bool, allow_ungated: bool, *,
+                  without_mlflow: bool = False) -> LoadedModel:
+    """Refuse an ungated copy (unless ``allow_ungated``), else load the pyfunc from it; no store access.
+
+    ``without_mlflow`` (a model the store process fetched: ``village-credit score``'s own
+    process, which never imports MLflow): a model :func:`_mlflow_free_pyfunc` accepts is
+    loaded as MLflow would load it, by the same script's code, without MLflow; any other
+    model through ``mlflow.pyfunc.load_model`` as always.
+    """
     ident, local, digest, gate = fetched.ident, fetched.local, fetched.digest, fetched.gate
     if require_gate and not gate.gated:
         if not allow_ungated:
@@ -652,10 +688,14 @@ def _load_fetched(uri: str, fetched: FetchedModel, require_gate: bool, allow_ung
     if mismatches:  # MLflow's warning, from a check by name (its own scans every installed package)
         _log.warning("Detected one or more mismatches between the model's dependencies and the current "
                      "Python environment:\n - %s", "\n - ".join(mismatches))
-    pyfunc = _LOADED.get(digest)  # the same bytes already loaded in this process, and still in use
+    pyfunc = _mlflow_free_pyfunc(uri, local) if without_mlflow else None
+    if pyfunc is None:
+        pyfunc = _LOADED.get(digest)  # the same bytes already loaded in this process, and still in use
     if pyfunc is None:
         try:
-            with _libyaml_safe_load(), paused_gc():  # imports the model's code (LightGBM -> SciPy)
+            with _libyaml_safe_load(), paused_gc():  # imports MLflow and the model's code (LightGBM -> SciPy)
+                import mlflow.pyfunc  # lazy: MLflow
+
                 pyfunc = mlflow.pyfunc.load_model(str(local), suppress_warnings=True)
         except Exception as exc:
             raise ModelLoadError(f"cannot load model {uri!r} as a pyfunc: {exc}") from exc
@@ -671,10 +711,64 @@ def _load_fetched(uri: str, fetched: FetchedModel, require_gate: bool, allow_ung
                        spec=spec, artifact_sha256=digest, gate=gate)
 
 
-MODEL_CODE = ("mlflow.pyfunc", "village_credit.registry.decision_pyfunc",
-              _DEFAULT_DECISION_CLASS.split(":", 1)[0])
-"""What loading a model the toolkit logs imports: its pyfunc wrapper and the default
-decision class (LightGBM -> scikit-learn -> SciPy); see :func:`import_model_code`."""
+MODEL_CODE = (_DEFAULT_DECISION_CLASS.split(":", 1)[0],)
+"""What loading a model the toolkit logs imports in ``village-credit score``'s process: the
+default decision class (LightGBM -> scikit-learn -> SciPy); not MLflow's pyfunc, which
+that process does not load (:func:`_mlflow_free_pyfunc`); see :func:`import_model_code`."""
+
+
+_DECISION_PYFUNC = Path(__file__).with_name("decision_pyfunc.py")
+_CODE_MODEL_LOADER = "mlflow.pyfunc.loaders.code_model"
+
+
+class _ScoringFace(DecisionFace):
+    """The script's ``DecisionPyfunc`` without MLflow's base class: the same error for absent
+    required columns, MLflow imported only to raise it."""
+
+    def _missing_inputs(self, missing: list[str]) -> Exception:
+        from village_credit.registry.decision_pyfunc import MissingInputsError  # lazy: MLflow only on this error
+
+        return MissingInputsError(missing)
+
+
+def _mlflow_free_pyfunc(uri: str, local: Path) -> DecisionPyfuncFace | None:
+    """The decision pyfunc of ``local`` loaded as ``mlflow.pyfunc.load_model`` would load it,
+    without importing MLflow; ``None`` (load it through MLflow) unless it is sure to be the same.
+
+    Why: MLflow's import is ~1.2 CPU s of ``village-credit score``'s serial start-up; the
+    store process, on the other core, does the store's side (docs/benchmarks.md, "CLI fixed
+    cost (issue 31 item 4), seventh pass"). Taken only for a model whose pyfunc is this
+    toolkit's models-from-code script byte for byte (so its class is
+    ``DecisionFace`` under MLflow's base class: the same code runs), with no input
+    signature (MLflow's ``predict`` enforces none), no ``data`` folder, no other predict
+    function, and no ``MLFLOW_PYFUNC_INFERENCE_CONFIG`` override of its configuration.
+    Then this does what MLflow's load does for it: the model's ``code`` folder first on
+    ``sys.path``, the script's ``load_context`` (:meth:`DecisionFace.configure`) with the
+    MLmodel's ``config`` and its artifacts' paths. The requirements check is
+    :func:`_environment_mismatches`, done for both paths.
+    """
+    if os.environ.get("MLFLOW_PYFUNC_INFERENCE_CONFIG"):
+        return None
+    conf = _read_mlmodel(local)
+    pyfunc_conf = (conf.get("flavors") or {}).get("python_function") or {}
+    script = Path(str(pyfunc_conf.get("model_code_path") or "")).name
+    signature = conf.get("signature") or {}
+    if (pyfunc_conf.get("loader_module") != _CODE_MODEL_LOADER or script != _DECISION_PYFUNC.name
+            or "data" in pyfunc_conf or pyfunc_conf.get("predict_fn", "predict") != "predict"
+            or pyfunc_conf.get("streamable") or signature.get("inputs") is not None
+            or not (local / script).is_file()
+            or (local / script).read_bytes() != _DECISION_PYFUNC.read_bytes()):
+        return None
+    if pyfunc_conf.get("code"):  # as MLflow's load does
+        sys.path = [os.path.join(local, pyfunc_conf["code"]), *sys.path]
+    artifacts = {name: os.path.join(local, info["path"])
+                 for name, info in (pyfunc_conf.get("artifacts") or {}).items()}
+    try:
+        with paused_gc():  # imports the model's code if not yet (LightGBM -> SciPy)
+            return DecisionPyfuncFace(local, _ScoringFace(), pyfunc_conf.get("config") or {}, artifacts,
+                                      conf.get("metadata"))
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load model {uri!r} as a pyfunc: {exc}") from exc
 
 
 def import_model_code() -> None:

@@ -32,11 +32,13 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 
 import village_credit
 from village_credit.errors import ConfigError, SchemaError
-from village_credit.registry.decision_pyfunc import DEFAULT_DECISION_CLASS, _import_class
+from village_credit.registry.decision_face import (  # INPUT_SCHEMA_KEY, input_columns_of: re-exported
+    DEFAULT_DECISION_CLASS,
+    INPUT_SCHEMA_KEY,
+    _import_class,
+    input_columns_of,
+)
 from village_credit.registry.tracking import personal_columns, strip_personal_columns
-
-#: MLmodel ``metadata`` key holding the input contract ``[{name, type, required}]``.
-INPUT_SCHEMA_KEY = "village_credit.input_schema"
 
 #: The models-from-code script logged as ``python_model``.
 DECISION_PYFUNC_PATH = Path(__file__).with_name("decision_pyfunc.py")
@@ -234,26 +236,6 @@ def input_contract(schema: Schema) -> list[dict[str, Any]]:
         raise SchemaError("the decision model's input schema must have named columns")
     return [{"name": spec.name, "type": _type_name(spec), "required": bool(spec.required)}
             for spec in schema.inputs]
-
-
-def input_columns_of(model_meta: Any) -> list[dict[str, Any]] | None:
-    """Named input columns of a logged model (``mlflow.models.Model``): signature, else metadata.
-
-    New decision models keep their input contract in ``metadata[INPUT_SCHEMA_KEY]``
-    (MLflow does not enforce it); models with a named signature report that.
-    """
-    sig = getattr(model_meta, "signature", None)
-    if sig is not None and sig.inputs is not None:
-        cols = sig.inputs.to_dict()
-        if cols and all(isinstance(c, dict) and c.get("name") for c in cols):
-            return [{"name": c["name"], "type": c.get("type"), "required": c.get("required", True)}
-                    for c in cols]
-        return None
-    cols = (getattr(model_meta, "metadata", None) or {}).get(INPUT_SCHEMA_KEY)
-    if isinstance(cols, list) and cols and all(isinstance(c, dict) and c.get("name") for c in cols):
-        return [{"name": str(c["name"]), "type": c.get("type"), "required": bool(c.get("required", True))}
-                for c in cols]
-    return None
 
 
 def model_input_schema(model_uri: str) -> list[dict[str, Any]] | None:

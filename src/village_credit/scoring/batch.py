@@ -65,7 +65,7 @@ from village_credit.data.io import count_rows, iter_batches, read_header, table_
 from village_credit.errors import DataReadError, VillageCreditError
 from village_credit.models.additive import PREDICT_OPTIONS
 from village_credit.registry.loading import ModelLoadError, load_model, resolve_uri
-from village_credit.registry.pyfunc_model import input_columns_of
+from village_credit.registry.decision_face import input_columns_of
 from village_credit.reporting.progress import row_bar
 from village_credit.scoring.guards import (
     LOCK_NAME,
