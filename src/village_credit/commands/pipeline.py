@@ -18,6 +18,7 @@ from village_credit.pipeline import run_experiment
 from village_credit.registry.preflight import check_tracking_uri
 from village_credit.registry.store import default_tracking_uri
 from village_credit.registry.verdict import GATE_NAME as VERDICT_GATE
+from village_credit.yaml_io import safe_load
 
 DEFAULT_EXPERIMENT = Path("experiments/default.yaml")
 
@@ -258,7 +259,7 @@ def train(
         if not sep or not key.strip():
             raise typer.BadParameter(f"--set {item!r}: expected KEY=VALUE")
         try:
-            overrides[key.strip()] = yaml.safe_load(value)
+            overrides[key.strip()] = safe_load(value)
         except yaml.YAMLError as exc:
             raise typer.BadParameter(f"--set {item!r}: {exc}") from exc
     if n_households is not None:

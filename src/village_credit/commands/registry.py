@@ -15,6 +15,7 @@ from village_credit.commands._options import tracking_uri_option
 from village_credit.commands._tables import fitting_table
 from village_credit.errors import ConfigError
 from village_credit.registry import configure, get_client, list_versions, promote, rollback
+from village_credit.yaml_io import safe_load
 
 _MODEL_NAME_HELP = "Registered model name (default: village-credit)."
 
@@ -25,7 +26,7 @@ def _read_mapping(path: Path | None, what: str) -> dict[str, Any] | None:
         return None
     try:
         text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix.lower() == ".json" else safe_load(text)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read {what} file {path}: {exc}") from exc
     if not isinstance(data, dict):

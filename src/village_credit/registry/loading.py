@@ -33,9 +33,9 @@ import importlib.metadata
 import json
 import logging
 import os
-import sys
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import weakref
@@ -51,6 +51,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from village_credit._lazy import paused_gc
 from village_credit.errors import VillageCreditError
 from village_credit.registry.decision_face import DecisionFace, DecisionPyfuncFace, _import_class
+from village_credit.yaml_io import SAFE_LOADER, safe_load
 
 # MLflow (and the store module, which imports it) is imported where the store is used:
 # ``village-credit score``'s own process loads its model without it (``registry.store_process``)
@@ -220,7 +221,11 @@ def parse_models_uri(uri: str) -> tuple[str | None, str | None, str | None]:
 def _client(client: Any = None) -> Any:
     if client is not None:
         return client
-    from village_credit.registry.store import get_client, require_existing_store, resolve_store  # lazy: MLflow
+    from village_credit.registry.store import (  # lazy: MLflow
+        get_client,
+        require_existing_store,
+        resolve_store,
+    )
 
     # reading never creates a store: a missing sqlite file is named, not made empty
     require_existing_store(resolve_store())
@@ -444,7 +449,6 @@ def gate_status(ident: ModelIdentity, digest: str, client: Any = None) -> GateSt
 
 
 _log = logging.getLogger(__name__)
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster on a 20 kB MLmodel
 
 
 def _installed_version(name: str) -> str:
@@ -498,11 +502,6 @@ def _environment_mismatches(local: Path, pyfunc_conf: Mapping[str, Any]) -> list
     return out
 
 
-def _c_safe_load(stream: Any) -> Any:
-    """``yaml.safe_load`` through libyaml: the same constructor and resolver, a C parser."""
-    return yaml.load(stream, Loader=_YAML_LOADER)  # a safe loader (libyaml's CSafeLoader)
-
-
 @contextmanager
 def _libyaml_safe_load() -> Iterator[None]:
     """``yaml.safe_load`` parses with libyaml for the block (MLflow's parses of ``MLmodel``).
@@ -515,13 +514,13 @@ def _libyaml_safe_load() -> Iterator[None]:
     puts back what it found. Without libyaml nothing changes.
     """
     global _YAML_DEPTH, _YAML_BEFORE
-    if _YAML_LOADER is yaml.SafeLoader:
+    if SAFE_LOADER is yaml.SafeLoader:
         yield
         return
     with _YAML_LOCK:
         if _YAML_DEPTH == 0:
             _YAML_BEFORE = yaml.safe_load
-            yaml.safe_load = _c_safe_load
+            yaml.safe_load = safe_load
         _YAML_DEPTH += 1
     try:
         yield
@@ -554,7 +553,7 @@ def _read_mlmodel(local: Path) -> dict[str, Any]:
     mlmodel = local / "MLmodel"
     if not mlmodel.is_file():
         raise ModelLoadError(f"{local}: no MLmodel file: not an MLflow model")
-    return yaml.load(mlmodel.read_text(encoding="utf-8"), Loader=_YAML_LOADER) or {}  # noqa: S506 - a safe loader
+    return safe_load(mlmodel.read_text(encoding="utf-8")) or {}
 
 
 def _find_decision_dir(local: Path) -> tuple[Path, str, dict[str, Any]]:
@@ -726,7 +725,9 @@ class _ScoringFace(DecisionFace):
     required columns, MLflow imported only to raise it."""
 
     def _missing_inputs(self, missing: list[str]) -> Exception:
-        from village_credit.registry.decision_pyfunc import MissingInputsError  # lazy: MLflow only on this error
+        from village_credit.registry.decision_pyfunc import (
+            MissingInputsError,  # lazy: MLflow only on this error
+        )
 
         return MissingInputsError(missing)
 
