@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "file_formats": 0,
     "binning": 0,
     "reporting": 0,
+    "yaml_io": 0,
     # data, and privacy beside it
     "data": 1,
     "privacy": 1,

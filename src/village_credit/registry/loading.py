@@ -725,9 +725,7 @@ class _ScoringFace(DecisionFace):
     required columns, MLflow imported only to raise it."""
 
     def _missing_inputs(self, missing: list[str]) -> Exception:
-        from village_credit.registry.decision_pyfunc import (
-            MissingInputsError,  # lazy: MLflow only on this error
-        )
+        from village_credit.registry.decision_pyfunc import MissingInputsError  # lazy: MLflow only on this error
 
         return MissingInputsError(missing)
 
