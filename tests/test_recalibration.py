@@ -27,7 +27,7 @@ from village_credit.errors import ConfigError
 from village_credit.models.calibration import Calibrator
 from village_credit.models.decision import DecisionModel
 from village_credit.models.scaling import sigmoid
-from village_credit.registry import promote
+from village_credit.registry import load_model, promote
 from village_credit.registry.tracking import data_fingerprint
 from village_credit.validation.stability import psi_from_profile
 from village_credit.validation.kit import validate_model
@@ -123,6 +123,9 @@ def test_new_version_registered_with_lineage_and_not_promoted(validation_kit, st
     loaded = mlflow.pyfunc.load_model(res.model_uri).unwrap_python_model().model
     assert isinstance(loaded, RecalibratedDecisionModel)
     assert loaded.lineage[-1]["parent_version"] == "1"
+    # the toolkit's one loader names the class it loaded (MLflow keeps it under ``config``)
+    own = load_model(res.model_uri, require_gate=False)
+    assert own.decision_class == DECISION_CLASS and isinstance(own.decision_model, RecalibratedDecisionModel)
 
 
 def _households(validation_kit, n: int = 400) -> object:

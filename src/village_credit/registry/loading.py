@@ -571,7 +571,8 @@ def _find_decision_dir(local: Path) -> tuple[Path, str, dict[str, Any]]:
              if (p.parent / "booster.txt").is_file()]
     for c in cand:
         if (c / "model.json").is_file():
-            model_config = pyfunc_conf.get("model_config") or {}
+            # MLflow writes a models-from-code model's ``model_config`` under ``config``
+            model_config = pyfunc_conf.get("config") or pyfunc_conf.get("model_config") or {}
             return c, str(model_config.get("decision_class", _DEFAULT_DECISION_CLASS)), pyfunc_conf
     raise ModelLoadError(f"{local}: the logged model has no decision_model artifact "
                          "(model.json); is it a village-credit decision model?")
