@@ -107,6 +107,7 @@ class ExampleStore:
     """A throwaway sqlite MLflow store, configured as the current one until ``close()``."""
 
     def __init__(self) -> None:
+        _cache_dir()  # now, while tempfile's folder is the system's: the tiny model outlives the store
         self._tmp = tempfile.TemporaryDirectory(prefix="vc-example-")
         self.root = Path(self._tmp.name)
         self.uri = f"sqlite:///{(self.root / _DB).as_posix()}"
