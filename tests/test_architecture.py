@@ -232,6 +232,8 @@ LAZY_IMPORTS: dict[str | tuple[str, str], str] = {
                                 "logged model imports data/ (see test_the_logged_model_needs_only_...)",
     ("models.tuning", "mlflow"): "the models layer imports without MLflow (test_tuning); tune() "
                                  "loads it only to log trials",
+    ("registry.store", "mlflow.store"): "MLflow's sqlalchemy / alembic side (~1 CPU s of imports), "
+                                        "needed only when a new sqlite store is made from the template",
 }
 
 # TEMPORARY (issue 18): files other helpers are cleaning on their own branches, with their

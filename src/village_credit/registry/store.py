@@ -199,6 +199,7 @@ def template_cache_dir() -> Path:
 @functools.cache
 def _schema_head() -> str:
     """The Alembic revision MLflow's newest schema carries (what it verifies on open)."""
+    # lazy: sqlalchemy and alembic (~1 CPU s), only for a new sqlite store
     from mlflow.store.db.utils import _get_latest_schema_revision
 
     return str(_get_latest_schema_revision())
@@ -239,6 +240,7 @@ def _build_template(path: Path, head: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _private_name(path)
     try:
+        # lazy: as in _schema_head, only when the template is (re)built
         from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
         # the registry store migrates the whole schema and, unlike the tracking store,
