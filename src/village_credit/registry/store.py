@@ -221,7 +221,7 @@ def _template_problem(db: Path, head: str) -> str | None:
             if versions != [head]:
                 return f"schema revision {versions} is not MLflow's {head}"
             for table in ("experiments", "runs", "registered_models", "model_versions"):
-                if con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]:  # noqa: S608
+                if con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]:  # fixed names, not input
                     return f"table {table} is not empty"
         finally:
             con.close()
@@ -303,6 +303,13 @@ def seed_new_store(db: Path) -> bool:
         return False
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def seed_store_of(uri: str) -> bool:
+    """:func:`seed_new_store` for the sqlite database a tracking URI names (others: no-op),
+    for code that opens a store with its own ``MlflowClient`` rather than ``configure``."""
+    db = _sqlite_path(uri)
+    return db is not None and db.parent.is_dir() and seed_new_store(db)
 
 
 def point_at(uri: str) -> None:
