@@ -26,6 +26,7 @@ from village_credit.registry.store import (
     configure,
     empty_store_template,
     seed_new_store,
+    seed_store_of,
     template_cache_dir,
 )
 
@@ -101,6 +102,17 @@ def test_an_existing_store_is_never_replaced(cache: Path, tmp_path: Path, good_t
     assert not seed_new_store(db)
     assert db.read_bytes() == b""
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_uri_is_seeded_only_when_it_names_a_new_sqlite_file(cache: Path, tmp_path: Path,
+                                                             good_template: Path) -> None:
+    """What the policy lab's own client calls before it opens its store."""
+    shutil.copytree(good_template.parent, cache)
+    assert not seed_store_of("http://127.0.0.1:5000")
+    assert not seed_store_of(f"sqlite:///{tmp_path / 'no-such-folder' / 'mlflow.db'}")
+    assert seed_store_of(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert (tmp_path / "mlflow.db").read_bytes() == good_template.read_bytes()
+    assert not seed_store_of(f"sqlite:///{tmp_path / 'mlflow.db'}")  # now it exists
 
 
 def test_an_unfit_template_is_named_and_never_copied(cache: Path, tmp_path: Path,
