@@ -240,6 +240,8 @@ LAZY_IMPORTS: dict[str | tuple[str, str], str] = {
     ("registry.loading", "village_credit.registry.decision_pyfunc"): "MLflow's exception, only to raise it",
     ("commands.scoring", ""): "forks the store process before pandas, the scorer or the model's code import",
     ("registry.store_process", ""): "MLflow and the store in the store process, after the fork",
+    ("registry.store", "mlflow.store"): "MLflow's sqlalchemy / alembic side (~1 CPU s of imports), "
+                                        "needed only when a new sqlite store is made from the template",
 }
 
 # TEMPORARY (issue 18): files other helpers are cleaning on their own branches, with their

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import optuna
 import pandas as pd
@@ -45,6 +46,7 @@ from village_credit.policy_lab.parameters import (
     parameter_space,
     suggest,
 )
+from village_credit.registry.store import seed_store_of
 from village_credit.rules.policy import Policy, load_policy
 
 LOSS_CONSTRAINT = "expected_loss_above_today"
@@ -176,6 +178,7 @@ class _Logger:
 
     def __init__(self, tracking_uri: str | None, experiment: str, parent: str | None,
                  params: dict[str, Any]) -> None:
+        seed_store_of(tracking_uri or mlflow.get_tracking_uri())  # a new store: no migrations
         self.client = MlflowClient(tracking_uri)
         exp = self.client.get_experiment_by_name(experiment)
         self.experiment_id = exp.experiment_id if exp is not None else self.client.create_experiment(experiment)

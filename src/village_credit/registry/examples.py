@@ -10,10 +10,10 @@ that each stays a few lines and about a second:
 * :func:`mlflow_state_restored`: the same restoring, for an example that configures a
   store itself.
 
-Two things cost seconds and are made once per process: the empty store (MLflow's
-schema migrations), copied into each example's folder, and the tiny decision model
-(the Jinxiang policy blended with 5 trees fitted on 300 generated households), logged
-afresh into each store.
+The empty store is a copy of the migrated template ``configure`` keeps in the user's
+cache (``registry.store.seed_new_store``); the tiny decision model (the Jinxiang policy
+blended with 5 trees fitted on 300 generated households) is made once per process and
+logged afresh into each store.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,20 +43,10 @@ _ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
 
 @functools.cache
 def _cache_dir() -> Path:
-    """A folder for this process's empty store and trained model (deleted at exit)."""
+    """A folder for this process's trained model (deleted at exit)."""
     tmp = tempfile.TemporaryDirectory(prefix="vc-examples-")
     _cache_dir.keep = tmp  # type: ignore[attr-defined]  # lives until the interpreter exits
     return Path(tmp.name)
-
-
-@functools.cache
-def _empty_store() -> Path:
-    """An empty, migrated sqlite store (copied into each example's folder)."""
-    db = _cache_dir() / "empty" / _DB
-    db.parent.mkdir()
-    uri = f"sqlite:///{db.as_posix()}"
-    MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()  # migrates
-    return db
 
 
 @functools.cache
@@ -118,12 +107,12 @@ class ExampleStore:
     """A throwaway sqlite MLflow store, configured as the current one until ``close()``."""
 
     def __init__(self) -> None:
+        _cache_dir()  # now, while tempfile's folder is the system's: the tiny model outlives the store
         self._tmp = tempfile.TemporaryDirectory(prefix="vc-example-")
         self.root = Path(self._tmp.name)
-        shutil.copyfile(_empty_store(), self.root / _DB)
         self.uri = f"sqlite:///{(self.root / _DB).as_posix()}"
         self._state = _MlflowState()
-        configure(self.uri)
+        configure(self.uri)  # a copy of the cached empty store, see seed_new_store
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         self._tempdir, tempfile.tempdir = tempfile.tempdir, str(self.root)
 

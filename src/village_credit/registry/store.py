@@ -9,7 +9,12 @@ server). Tests pass explicit temporary paths instead.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import shutil
+import sqlite3
+import uuid
 from pathlib import Path
 
 import mlflow
@@ -17,6 +22,8 @@ from mlflow.tracking import MlflowClient
 
 from village_credit.errors import ConfigError
 from village_credit.registry.preflight import check_tracking_uri
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "village-credit"
 DEFAULT_MODEL_NAME = "village-credit"
@@ -151,6 +158,7 @@ def configure(
     db = _sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
+        seed_new_store(db)
     point_at(uri)
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -174,6 +182,134 @@ def configure(
     mark_classical_ml(client, exp_id)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+TEMPLATE_FOLDER = "empty-mlflow-stores"
+"""Folder of the empty-store templates under ``$XDG_CACHE_HOME/village-credit`` (else
+``~/.cache/village-credit``); deleting it is always safe (the next new store rebuilds it)."""
+
+
+def template_cache_dir() -> Path:
+    """Where the empty, migrated MLflow stores are kept: ``$XDG_CACHE_HOME`` (else
+    ``~/.cache``) ``/village-credit/empty-mlflow-stores``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "village-credit" / TEMPLATE_FOLDER
+
+
+@functools.cache
+def _schema_head() -> str:
+    """The Alembic revision MLflow's newest schema carries (what it verifies on open)."""
+    # lazy: sqlalchemy and alembic (~1 CPU s), only for a new sqlite store
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    return str(_get_latest_schema_revision())
+
+
+def _template_problem(db: Path, head: str) -> str | None:
+    """Why ``db`` cannot serve as an empty store of schema ``head``; ``None`` when it can.
+
+    A template copied into a user's store must be MLflow's schema at the head revision
+    MLflow will verify, intact, and empty: a damaged file, an older MLflow's schema or
+    a store that holds runs or models would otherwise be copied into every new store.
+    """
+    try:
+        con = sqlite3.connect(f"file:{db.as_posix()}?mode=ro", uri=True)
+        try:
+            if con.execute("PRAGMA quick_check").fetchone() != ("ok",):
+                return "fails sqlite's integrity check"
+            versions = [r[0] for r in con.execute("SELECT version_num FROM alembic_version")]
+            if versions != [head]:
+                return f"schema revision {versions} is not MLflow's {head}"
+            for table in ("experiments", "runs", "registered_models", "model_versions"):
+                if con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]:  # fixed names, not input
+                    return f"table {table} is not empty"
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        return f"unreadable: {exc}"
+    return None
+
+
+def _build_template(path: Path, head: str) -> None:
+    """Let MLflow create and migrate an empty store, check it, then move it to ``path``.
+
+    Built under a private temporary name and published with ``os.replace``, so a second
+    process (another pytest worker, a parallel CLI run) sees either no template or a
+    whole one; two builders racing both publish identical files.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _private_name(path)
+    try:
+        # lazy: as in _schema_head, only when the template is (re)built
+        from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+
+        # the registry store migrates the whole schema and, unlike the tracking store,
+        # adds no "Default" experiment (whose artifact folder would name this cache);
+        # made directly (not through a client) so no cached engine keeps the file open
+        store = SqlAlchemyStore(f"sqlite:///{tmp.as_posix()}")
+        store.engine.dispose()
+        problem = _template_problem(tmp, head)
+        if problem:
+            raise RuntimeError(f"the store MLflow just created {problem}")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _private_name(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other process or thread uses."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+
+
+def empty_store_template() -> Path | None:
+    """The cached empty store for this MLflow version and schema, built when missing or
+    unfit; ``None`` when the cache folder cannot be used (MLflow then migrates as usual)."""
+    head = _schema_head()
+    path = template_cache_dir() / f"mlflow-{mlflow.__version__}-{head}.db"
+    try:
+        if path.exists():
+            problem = _template_problem(path, head)
+            if problem is None:
+                return path
+            _log.warning("empty MLflow store template %s %s: rebuilding it", path, problem)
+        _build_template(path, head)
+        return path
+    except (OSError, RuntimeError, sqlite3.Error) as exc:
+        _log.warning("no empty MLflow store template at %s (%s): MLflow migrates the new "
+                     "store itself", path, exc)
+        return None
+
+
+def seed_new_store(db: Path) -> bool:
+    """Start a sqlite store that does not exist yet as a copy of the empty template.
+
+    Why: MLflow runs every Alembic migration on a new database (~1.5 CPU s, several
+    seconds of fsyncs); a copy of an empty, migrated database that MLflow itself made
+    costs ~0.05 s, and MLflow still verifies its schema revision when it opens it. The
+    copy is linked into place only if ``db`` still does not exist, so a store another
+    process created meanwhile is never overwritten. Returns whether ``db`` was seeded.
+    """
+    if db.exists() or "?" in db.name:
+        return False
+    template = empty_store_template()
+    if template is None:
+        return False
+    tmp = _private_name(db)
+    try:
+        shutil.copyfile(template, tmp)  # created with the umask's mode, as sqlite would
+        os.link(tmp, db)  # fails if db appeared meanwhile: that store is kept
+        return True
+    except OSError:  # db exists now, folder read-only, no hard links: MLflow creates it
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def seed_store_of(uri: str) -> bool:
+    """:func:`seed_new_store` for the sqlite database a tracking URI names (others: no-op),
+    for code that opens a store with its own ``MlflowClient`` rather than ``configure``."""
+    db = _sqlite_path(uri)
+    return db is not None and db.parent.is_dir() and seed_new_store(db)
 
 
 def point_at(uri: str) -> None:
