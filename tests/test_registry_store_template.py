@@ -164,6 +164,26 @@ def test_an_unusable_cache_leaves_the_migration_to_mlflow(tmp_path: Path,
     assert _schema(db)[1] == [_schema_head()]
 
 
+def test_without_mlflows_schema_helper_mlflow_migrates_the_store(cache: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schema head comes from a private MLflow helper: if a later MLflow moves it, no
+    template is used and the new store is still MLflow's own, migrated by MLflow."""
+    import village_credit.registry.store as store_module
+
+    def moved() -> str:
+        from mlflow.store.db.utils import _a_helper_mlflow_no_longer_has  # type: ignore[attr-defined]
+        return str(_a_helper_mlflow_no_longer_has())
+
+    monkeypatch.setattr(store_module, "_schema_head", moved)
+    assert empty_store_template() is None
+    assert not seed_new_store(tmp_path / "new.db") and not (tmp_path / "new.db").exists()
+    db = tmp_path / "store" / "mlflow.db"
+    configure(f"sqlite:///{db}")
+    assert not cache.exists()  # nothing was built
+    monkeypatch.undo()
+    assert _schema(db)[1] == [_schema_head()]
+
+
 def _make_stores(barrier: multiprocessing.synchronize.Barrier, own: str, shared: str) -> None:
     barrier.wait()
     configure(f"sqlite:///{shared}")

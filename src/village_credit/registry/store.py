@@ -198,7 +198,11 @@ def template_cache_dir() -> Path:
 
 @functools.cache
 def _schema_head() -> str:
-    """The Alembic revision MLflow's newest schema carries (what it verifies on open)."""
+    """The Alembic revision MLflow's newest schema carries (what it verifies on open).
+
+    A private MLflow helper: should a later MLflow move it, :func:`empty_store_template`
+    gives up the template and MLflow migrates every new store itself, as before.
+    """
     # lazy: sqlalchemy and alembic (~1 CPU s), only for a new sqlite store
     from mlflow.store.db.utils import _get_latest_schema_revision
 
@@ -264,7 +268,11 @@ def _private_name(path: Path) -> Path:
 def empty_store_template() -> Path | None:
     """The cached empty store for this MLflow version and schema, built when missing or
     unfit; ``None`` when the cache folder cannot be used (MLflow then migrates as usual)."""
-    head = _schema_head()
+    try:
+        head = _schema_head()
+    except (ImportError, AttributeError) as exc:  # MLflow's private helper moved: no template
+        _log.warning("no empty MLflow store template (%s): MLflow migrates the new store itself", exc)
+        return None
     path = template_cache_dir() / f"mlflow-{mlflow.__version__}-{head}.db"
     try:
         if path.exists():
@@ -274,7 +282,7 @@ def empty_store_template() -> Path | None:
             _log.warning("empty MLflow store template %s %s: rebuilding it", path, problem)
         _build_template(path, head)
         return path
-    except (OSError, RuntimeError, sqlite3.Error) as exc:
+    except (OSError, RuntimeError, sqlite3.Error, ImportError) as exc:
         _log.warning("no empty MLflow store template at %s (%s): MLflow migrates the new "
                      "store itself", path, exc)
         return None
