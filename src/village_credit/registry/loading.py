@@ -556,10 +556,9 @@ def _read_mlmodel(local: Path) -> dict[str, Any]:
     return safe_load(mlmodel.read_text(encoding="utf-8")) or {}
 
 
-def _find_decision_dir(local: Path) -> tuple[Path, str, dict[str, Any]]:
+def _find_decision_dir(local: Path, conf: Mapping[str, Any]) -> tuple[Path, str, dict[str, Any]]:
     """The ``decision_model`` artifact folder, ``decision_class`` and python_function
-    configuration of a pyfunc folder."""
-    conf = _read_mlmodel(local)
+    configuration of a pyfunc folder whose parsed ``MLmodel`` is ``conf``."""
     pyfunc_conf = (conf.get("flavors") or {}).get("python_function") or {}
     arts = pyfunc_conf.get("artifacts") or {}
     rel = None
@@ -679,7 +678,8 @@ def _load_fetched(uri: str, fetched: FetchedModel, require_gate: bool, allow_ung
                                     f"{_promote_hint(ident)}; or pass --allow-ungated to use "
                                     "it anyway (recorded in the outputs)")
         gate.loaded_ungated = True
-    decision_dir, decision_class, pyfunc_conf = _find_decision_dir(local)
+    conf = _read_mlmodel(local)  # read once: the decision folder and the MLflow-free load use it
+    decision_dir, decision_class, pyfunc_conf = _find_decision_dir(local, conf)
     try:
         spec = json.loads((decision_dir / "model.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -688,7 +688,7 @@ def _load_fetched(uri: str, fetched: FetchedModel, require_gate: bool, allow_ung
     if mismatches:  # MLflow's warning, from a check by name (its own scans every installed package)
         _log.warning("Detected one or more mismatches between the model's dependencies and the current "
                      "Python environment:\n - %s", "\n - ".join(mismatches))
-    pyfunc = _mlflow_free_pyfunc(uri, local) if without_mlflow else None
+    pyfunc = _mlflow_free_pyfunc(uri, local, conf) if without_mlflow else None
     if pyfunc is None:
         pyfunc = _LOADED.get(digest)  # the same bytes already loaded in this process, and still in use
     if pyfunc is None:
@@ -731,7 +731,8 @@ class _ScoringFace(DecisionFace):
         return MissingInputsError(missing)
 
 
-def _mlflow_free_pyfunc(uri: str, local: Path) -> DecisionPyfuncFace | None:
+def _mlflow_free_pyfunc(uri: str, local: Path, conf: Mapping[str, Any] | None = None
+                        ) -> DecisionPyfuncFace | None:
     """The decision pyfunc of ``local`` loaded as ``mlflow.pyfunc.load_model`` would load it,
     without importing MLflow; ``None`` (load it through MLflow) unless it is sure to be the same.
 
@@ -745,11 +746,12 @@ def _mlflow_free_pyfunc(uri: str, local: Path) -> DecisionPyfuncFace | None:
     Then this does what MLflow's load does for it: the model's ``code`` folder first on
     ``sys.path``, the script's ``load_context`` (:meth:`DecisionFace.configure`) with the
     MLmodel's ``config`` and its artifacts' paths. The requirements check is
-    :func:`_environment_mismatches`, done for both paths.
+    :func:`_environment_mismatches`, done for both paths. ``conf``: the parsed
+    ``MLmodel``, when the caller has read it already.
     """
     if os.environ.get("MLFLOW_PYFUNC_INFERENCE_CONFIG"):
         return None
-    conf = _read_mlmodel(local)
+    conf = _read_mlmodel(local) if conf is None else conf
     pyfunc_conf = (conf.get("flavors") or {}).get("python_function") or {}
     script = Path(str(pyfunc_conf.get("model_code_path") or "")).name
     signature = conf.get("signature") or {}

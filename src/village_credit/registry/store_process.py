@@ -60,7 +60,7 @@ def _portable(exc: BaseException) -> BaseException | str:
         return _REDO
     try:
         back = pickle.loads(pickle.dumps(exc))
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure: the command redoes the step
         return _REDO
     return back if type(back) is type(exc) and str(back) == str(exc) else _REDO
 
@@ -75,13 +75,13 @@ def _import_store_code(tracking_uri: str | None) -> None:
     command lets it open the store."""
     import mlflow
 
-    from village_credit.registry import loading, store
+    from village_credit.registry import loading, store  # noqa: F401 - imported ahead, as MLflow
 
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or store.default_tracking_uri()
+    uri = tracking_uri or store.default_tracking_uri()  # MLFLOW_TRACKING_URI if set
     if uri.partition(":")[0].split("+")[0] in _DATABASE_SCHEMES:
         try:
             import mlflow.store.model_registry.sqlalchemy_store
-            import mlflow.store.tracking.sqlalchemy_store
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401 - imported ahead
         except ImportError:  # configure then fails with its own message
             pass
 
@@ -105,13 +105,13 @@ def _store_side(conn: Any, tracking_uri: str | None, model_uri: str, dst: str) -
     try:
         with paused_gc():
             configure(tracking_uri)
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the command
         conn.send(("configure", _portable(exc)))
         return
     conn.send(("configure", mlflow.get_tracking_uri()))
     try:
         fetched: Any = loading.fetch_model(model_uri, Path(dst))
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001
         fetched = _portable(exc)
     conn.send(("fetch", fetched))
 
