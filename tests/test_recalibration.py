@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -100,7 +101,15 @@ def test_before_after_figures_on_the_calibrators_sample(recalibrated: dict) -> N
     assert res.after["mean_pd"] == pytest.approx(res.after["default_rate"], abs=0.01)
     data = json.loads(res.report_json.read_text())
     assert {"before", "after", "calibrator", "parent"} <= set(data)
-    assert "data:image/png;base64," in res.report_html.read_text()
+    # the reliability chart is the validation report's own (one renderer): before and after, bin by bin
+    page = res.report_html.read_text()
+    for name in ("before", "after"):
+        tab = res.before["reliability"] if name == "before" else res.after["reliability"]
+        ys = [float(y) for y in re.findall(rf'class="point" data-series="{name}: observed" data-x="[^"]*" '
+                                           r'data-y="([^"]*)"', page)]
+        expected = tab["observed_rate"].to_numpy(float)
+        np.testing.assert_allclose(ys, expected[np.isfinite(expected)], rtol=1e-5)
+        assert len(ys) >= 5
 
 
 def test_new_version_registered_with_lineage_and_not_promoted(validation_kit, store: dict, recalibrated: dict

@@ -21,7 +21,7 @@ from village_credit.validation.report import (
     _plot_cap,
     _plot_grades,
     _plot_psi,
-    _plot_reliability,
+    reliability_svg,
     _plot_roc,
 )
 
@@ -91,7 +91,7 @@ def test_thin_pools_are_hatched_outlines_and_said_so() -> None:
 
 def test_reliability_chart_has_one_point_per_bin_at_its_values(report: dict) -> None:
     tab = report["calibration"]["reliability"]
-    root = _svg(_plot_reliability([("model", tab)]))
+    root = _svg(reliability_svg([("model", tab)]))
     pts = _marks(root, "circle", "point", "model: observed")
     assert len(pts) == len(tab) == 10
     np.testing.assert_allclose([float(c.get("data-x")) for c in pts], tab["mean_predicted"], rtol=1e-5)
@@ -103,7 +103,7 @@ def test_reliability_chart_has_one_point_per_bin_at_its_values(report: dict) -> 
 def test_reliability_with_the_truth_draws_the_truth_curve_and_observed_dots() -> None:
     tab = pd.DataFrame({"bin": [0, 1, 2], "n": [50, 50, 50], "mean_predicted": [0.05, 0.1, 0.2],
                         "observed_rate": [0.04, 0.12, 0.18], "mean_true_pd": [0.05, 0.11, 0.19]})
-    root = _svg(_plot_reliability([("model", tab)]))
+    root = _svg(reliability_svg([("model", tab)]))
     assert len(_marks(root, "circle", "point", "model: mean true PD")) == 3
     assert [float(c.get("data-y")) for c in _marks(root, "circle", "point", "model: observed")] == [0.04, 0.12, 0.18]
 

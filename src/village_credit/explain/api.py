@@ -41,7 +41,6 @@ schema (:func:`reasons_arrow_schema`).
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from pathlib import Path
@@ -53,15 +52,14 @@ import pandas as pd
 import pyarrow as pa
 
 from village_credit.errors import ConfigError, SchemaError
-from village_credit.models.decision import FORMAT, DecisionModel
+from village_credit.models.decision import DecisionModel
 from village_credit.models.recalibrated import load_saved_model
+from village_credit.models.saved_folder import DECISION_MODEL_ARTIFACT, find_saved_model
 
 Form = Literal["long", "wide"]
 
 LONG_COLUMNS = ["household_id", "row", "rank", "direction", "kind", "code", "label_en", "label_zh", "points"]
 DECISIVE_KINDS = ("veto", "eligibility")
-DECISION_MODEL_ARTIFACT = "decision_model"
-"""Artifact name of the saved DecisionModel directory inside a logged MLflow pyfunc model."""
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+:/")  # scheme of 2+ chars: not a Windows drive letter
 
@@ -77,28 +75,15 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- loading
-def _is_decision_dir(d: Path) -> bool:
-    f = d / "model.json"
-    if not f.is_file():
-        return False
-    try:
-        return json.loads(f.read_text(encoding="utf-8")).get("format") == FORMAT
-    except (OSError, ValueError):
-        return False
-
-
 def _find_decision_dir(root: Path) -> Path:
-    """The saved DecisionModel directory under ``root`` (itself, or ``.../decision_model``)."""
-    if _is_decision_dir(root):
-        return root
-    found = [p.parent for p in sorted(root.rglob("model.json")) if _is_decision_dir(p.parent)]
-    preferred = [d for d in found if d.name == DECISION_MODEL_ARTIFACT]
-    if preferred or found:
-        return (preferred or found)[0]
-    raise ConfigError(
-        f"{root}: no saved decision model found (expected model.json written by DecisionModel.save, "
-        f"or an MLflow model with a {DECISION_MODEL_ARTIFACT!r} artifact)"
-    )
+    """The saved DecisionModel directory under ``root`` (``models.recalibrated.find_saved_model``)."""
+    found = find_saved_model(root)
+    if found is None:
+        raise ConfigError(
+            f"{root}: no saved decision model found (expected model.json written by DecisionModel.save, "
+            f"or an MLflow model with a {DECISION_MODEL_ARTIFACT!r} artifact)"
+        )
+    return found
 
 
 def load_decision_model(model: Any) -> Any:

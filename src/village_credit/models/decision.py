@@ -41,12 +41,12 @@ from village_credit.models.additive import PREDICT_OPTIONS, TreeContributions
 from village_credit.models.coefficients import BlendCoefficients
 from village_credit.models.features import FeatureSpec, HouseholdFeatures, spec_for
 from village_credit.models.reasons import join_present, reason_strings, reasons_long, top_reasons
+from village_credit.models.saved_folder import FORMAT
 from village_credit.models.scaling import PointsScaling, sigmoid
 from village_credit.models.support import NEUTRALISED_KEY, neutralise_items
 from village_credit.rules.engine import score_rules
 from village_credit.rules.policy import Policy
 
-FORMAT = "village-credit/decision-model/1"
 RULE_PREFIX = "rule:"
 MODEL_PREFIX = "model:"
 VETO_PREFIX = "veto:"

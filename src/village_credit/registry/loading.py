@@ -50,6 +50,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from village_credit._lazy import paused_gc
 from village_credit.errors import VillageCreditError
+from village_credit.models.saved_folder import find_saved_model
 from village_credit.registry.decision_face import DecisionFace, DecisionPyfuncFace, _import_class
 from village_credit.yaml_io import SAFE_LOADER, safe_load
 
@@ -561,18 +562,12 @@ def _find_decision_dir(local: Path, conf: Mapping[str, Any]) -> tuple[Path, str,
     configuration of a pyfunc folder whose parsed ``MLmodel`` is ``conf``."""
     pyfunc_conf = (conf.get("flavors") or {}).get("python_function") or {}
     arts = pyfunc_conf.get("artifacts") or {}
-    rel = None
-    if isinstance(arts.get("decision_model"), Mapping):
-        rel = arts["decision_model"].get("path")
-    cand = [local / rel] if rel else []
-    cand += [local / "artifacts" / "decision_model"]
-    cand += [p.parent for p in sorted(local.rglob("model.json"))
-             if (p.parent / "booster.txt").is_file()]
-    for c in cand:
-        if (c / "model.json").is_file():
-            # MLflow writes a models-from-code model's ``model_config`` under ``config``
-            model_config = pyfunc_conf.get("config") or pyfunc_conf.get("model_config") or {}
-            return c, str(model_config.get("decision_class", _DEFAULT_DECISION_CLASS)), pyfunc_conf
+    declared = arts["decision_model"].get("path") if isinstance(arts.get("decision_model"), Mapping) else None
+    found = find_saved_model(local, declared)
+    if found is not None:
+        # MLflow writes a models-from-code model's ``model_config`` under ``config``
+        model_config = pyfunc_conf.get("config") or pyfunc_conf.get("model_config") or {}
+        return found, str(model_config.get("decision_class", _DEFAULT_DECISION_CLASS)), pyfunc_conf
     raise ModelLoadError(f"{local}: the logged model has no decision_model artifact "
                          "(model.json); is it a village-credit decision model?")
 

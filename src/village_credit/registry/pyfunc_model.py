@@ -32,6 +32,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 
 import village_credit
 from village_credit.errors import ConfigError, SchemaError
+from village_credit.models.saved_folder import DECISION_MODEL_ARTIFACT
 from village_credit.registry.decision_face import (  # INPUT_SCHEMA_KEY, input_columns_of: re-exported
     DEFAULT_DECISION_CLASS,
     INPUT_SCHEMA_KEY,
@@ -188,7 +189,7 @@ def log_decision_model(
                 validate_serving_input=not served_here,
                 name=name,
                 python_model=str(DECISION_PYFUNC_PATH),
-                artifacts={"decision_model": str(model_dir)},
+                artifacts={DECISION_MODEL_ARTIFACT: str(model_dir)},
                 model_config={"decision_class": decision_class, "top_k": int(top_k),
                               "input_types": input_types, "required_inputs": required_inputs},
                 code_paths=code_paths,

@@ -55,9 +55,10 @@ from village_credit.models.recalibrated import (
     _group_design,
     apply_maps,
 )
+from village_credit.models.saved_folder import DECISION_MODEL_ARTIFACT
 from village_credit.registry.pyfunc_model import log_decision_model
 from village_credit.registry.store import get_client
-from village_credit.reporting.html import HtmlReport, new_figure, to_jsonable, write_report
+from village_credit.reporting.html import HtmlReport, to_jsonable, write_report
 from village_credit.validation.calibration import (
     HL_DDOF_FITTED,
     HL_DDOF_INDEPENDENT,
@@ -79,6 +80,7 @@ from village_credit.validation.kit import (
     outcome_rows,
     read_sample,
 )
+from village_credit.validation.report import reliability_svg
 
 __all__ = [
     "DECISION_CLASS",
@@ -267,16 +269,8 @@ def _write_report(res: RecalibrationResult, out: Path) -> tuple[Path, Path]:
                   a["hosmer_lemeshow"]["p_value"], a["spiegelhalter"]["p_value"],
                   a["lights"]["green"], a["lights"]["amber"], a["lights"]["red"]],
     }))
-    fig = new_figure(5.0, 4.5)
-    ax = fig.add_subplot()
-    hi = 0.0
-    for name, tab in (("before", b["reliability"]), ("after", a["reliability"])):
-        ax.plot(tab["mean_predicted"], tab["observed_rate"], marker="o", label=name)
-        hi = max(hi, float(tab["mean_predicted"].max()), float(tab["observed_rate"].max()))
-    ax.plot([0, hi], [0, hi], color="grey", linewidth=0.8)
-    ax.set(xlabel="mean predicted PD", ylabel="observed default rate", title="Reliability")
-    ax.legend(loc="upper left")
-    rep.add_figure(fig, "Reliability before and after recalibration")
+    rep.add_svg(reliability_svg([("before", b["reliability"]), ("after", a["reliability"])]),
+                "Reliability before and after recalibration")
     rep.add_table(b["pools"], caption="Grade back-test before (thin grades pooled, Holm across pools)")
     rep.add_table(a["pools"], caption="Grade back-test after (grades recomputed from new points; pooled)")
     rep.add_section("Calibration map")
@@ -377,7 +371,7 @@ def recalibrate(
                                         green_p, red_p,
                                         policy_graded=after["vetoed"].to_numpy(bool))
         out = Path(out_dir) if out_dir is not None else work / "out"
-        model_dir = model.save(out / "decision_model")
+        model_dir = model.save(out / DECISION_MODEL_ARTIFACT)
         res = RecalibrationResult(
             parent=src.identity_dict(), method=cal.method, calibrator=cal.to_dict(), before=before_fig,
             after=after_fig, sample_fingerprint=fingerprint, n_sample=int(ok.sum()),

@@ -55,6 +55,7 @@ from village_credit.validation.stability import (
 __all__ = [
     "ValidationConfig",
     "overall_verdict",
+    "reliability_svg",
     "validation_report",
     "write_validation_report",
 ]
@@ -442,9 +443,13 @@ def _plot_cap(disc: Mapping[str, Any], default_rate: float, unit: str = "househo
     return chart.render()
 
 
-def _plot_reliability(tabs: Sequence[tuple[str, pd.DataFrame]]) -> str:
+def reliability_svg(tabs: Sequence[tuple[str, pd.DataFrame]]) -> str:
     """Observed default rate against mean predicted PD per bin (one curve per table), the
-    diagonal, and the mean true PD over the same bins where the table has it (synthetic data)."""
+    diagonal, and the mean true PD over the same bins where the table has it (synthetic data).
+
+    The one reliability chart of the HTML reports (validation: model, champion vs
+    challenger; recalibration: before vs after); notebooks draw theirs with
+    ``reporting.displays.ReliabilityDisplay`` (matplotlib, on an analyst's axes)."""
     cols = ["mean_predicted", "observed_rate", "mean_true_pd"]
     lim = max(float(np.nanmax(t[[c for c in cols if c in t]].to_numpy(float))) for _, t in tabs)
     lim = lim * 1.05 if np.isfinite(lim) and lim > 0 else 1.0
@@ -620,7 +625,7 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
          "note": f"dof {hl['dof']} ({hl.get('convention', '')}), p = {hl['p_value']:.4g}"},
         {"figure": "Spiegelhalter z", "value": sp["z"], "note": f"p = {sp['p_value']:.4g}"},
     ]))
-    rep.add_svg(_plot_reliability([("model", cal["reliability"])]), "Reliability curve")
+    rep.add_svg(reliability_svg([("model", cal["reliability"])]), "Reliability curve")
     cfg = result.get("config", {})
     bt = cal.get("backtest") or {}
     if bt.get("not_testable"):
@@ -700,7 +705,7 @@ def write_validation_report(result: Mapping[str, Any], out_dir: str | Path,
             ch["name"]: [cc["brier"], cc["ece"], cc["hosmer_lemeshow"]["p_value"],
                          cc["spiegelhalter"]["p_value"], cc["lights"]["red"]],
         }), caption="Calibration side by side")
-        rep.add_svg(_plot_reliability([("champion", cal["reliability"]),
+        rep.add_svg(reliability_svg([("champion", cal["reliability"]),
                                           (ch["name"], cc["reliability"])]),
                        "Reliability: champion vs challenger")
         rep.add_table(cc["pools"], caption=f"{ch['name']}: grade back-test (pools, Holm)")
