@@ -924,7 +924,7 @@ class _PrePass:
         self._dups: Any = None
 
     @classmethod
-    def take(cls, input_path: Path, clock: StageClock) -> "_PrePass":
+    def take(cls, input_path: Path, clock: StageClock) -> _PrePass:
         """The pre-pass of ``input_path`` started by :func:`early_prepass`, now timed on
         ``clock``, else a new one (started by ``with``)."""
         early = _EARLY.pop(Path(input_path), None)
@@ -984,9 +984,10 @@ def early_prepass(input_path: str | Path) -> Iterator[None]:
         pre = _PrePass(path, StageClock())
         try:
             pre.__enter__()
-            _EARLY[path] = pre
         except Exception:  # noqa: BLE001 - unreadable here: score_file's plain calls raise it
-            pass
+            pre.__exit__(None, None, None)
+        else:
+            _EARLY[path] = pre
         try:
             yield
         finally:
