@@ -975,7 +975,8 @@ def early_prepass(input_path: str | Path) -> Iterator[None]:
     began, used to end after the model was loaded (0.3-1.5 s waited before the workers
     fork; docs/benchmarks.md, "CLI fixed cost (issue 31 item 4), eighth pass"). Nothing
     changes for an input the pre-pass cannot start on (no error here: ``score_file``
-    raises it where it always did), nor for a run refused before it reads the input.
+    raises it where it always did); a run refused (the model, the output folder) only
+    discards the pre-pass, whose running step the block's end waits for.
     The thread stays alive (idle) until the block ends, so after the workers fork, as
     :class:`_PrePass` requires; Arrow allocates from the system pool meanwhile, as in a run.
     """
