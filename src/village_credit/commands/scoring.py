@@ -81,18 +81,20 @@ def score(
             check_output_dir(output, "--output")  # before the model store is even opened
             # MLflow imported, the store opened, the model resolved, fetched and its promotion
             # record read in another process (the program only) while this one imports the
-            # scorer and the model's code
+            # scorer and the model's code, and a thread takes the input's digest and
+            # duplicate ids (score_file's pre-pass, started before the model is there)
             with store_process(tracking_uri, model) as store:
                 store.open()
                 with paused_gc():
                     from village_credit.registry.loading import import_model_code
-                    from village_credit.scoring.batch import score_file
-                if store.forked:
-                    import_model_code()
-                store.configured()  # configure's error, if any, raised here as before
-                summary = score_file(model, input, output, chunk_rows=chunk_rows,
-                                     overwrite=overwrite, progress=progress, report=report,
-                                     allow_ungated=allow_ungated, workers=workers or None)
+                    from village_credit.scoring.batch import early_prepass, score_file
+                with early_prepass(input):  # after the store process's fork: no thread runs then
+                    if store.forked:
+                        import_model_code()
+                    store.configured()  # configure's error, if any, raised here as before
+                    summary = score_file(model, input, output, chunk_rows=chunk_rows,
+                                         overwrite=overwrite, progress=progress, report=report,
+                                         allow_ungated=allow_ungated, workers=workers or None)
     except VillageCreditError as exc:
         summary_file = output / "summary.json"
         if summary_file.exists() and _no_rows_scored(exc):

@@ -866,7 +866,7 @@ def _score_file(
     started = time.perf_counter()
     clock = StageClock()
     total = count_rows(input_path)  # DataReadError naming the file, before loading any model
-    with _PrePass(input_path, clock) as early:  # reads the file while the model loads
+    with _PrePass.take(input_path, clock) as early:  # reads the file while the model loads
         t0 = time.perf_counter()
         if model is None:
             model, ref = load_scoring_model(model_uri, allow_ungated=allow_ungated)
@@ -923,8 +923,18 @@ class _PrePass:
         self._digest: Any = None
         self._dups: Any = None
 
+    @classmethod
+    def take(cls, input_path: Path, clock: StageClock) -> _PrePass:
+        """The pre-pass of ``input_path`` started by :func:`early_prepass`, now timed on
+        ``clock``, else a new one (started by ``with``)."""
+        early = _EARLY.pop(Path(input_path), None)
+        if early is None:
+            return cls(input_path, clock)
+        early.clock = clock
+        return early
+
     def __enter__(self) -> Self:
-        if self.input_path.suffix.lower() in (".parquet", ".pq"):
+        if self._pool is None and self.input_path.suffix.lower() in (".parquet", ".pq"):
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="village-credit-prepass")
             self._digest = self._pool.submit(input_digest, self.input_path)
             if self.GUESS in read_header(self.input_path):
@@ -948,6 +958,43 @@ class _PrePass:
         dups, seconds = self._dups.result() if early else self._timed_dups(column)
         self.clock.add("duplicate_ids", seconds)
         return dups
+
+
+_EARLY: dict[Path, _PrePass] = {}
+"""Pre-passes started by :func:`early_prepass`, by input path: the next ``score_file`` of
+that path takes its own (results and errors where the plain calls stood)."""
+
+
+@contextlib.contextmanager
+def early_prepass(input_path: str | Path) -> Iterator[None]:
+    """Start the input's digest and duplicate-id pre-pass now, for the ``score_file`` of
+    ``input_path`` that this block runs.
+
+    Why: ``village-credit score`` waits ~0.7 s for its store process (MLflow's import, the
+    fetch) after importing the model's code; the pre-pass, started only once ``score_file``
+    began, used to end after the model was loaded (0.3-1.5 s waited before the workers
+    fork; docs/benchmarks.md, "CLI fixed cost (issue 31 item 4), eighth pass"). Nothing
+    changes for an input the pre-pass cannot start on (no error here: ``score_file``
+    raises it where it always did); a run refused (the model, the output folder) only
+    discards the pre-pass, whose running step the block's end waits for.
+    The thread stays alive (idle) until the block ends, so after the workers fork, as
+    :class:`_PrePass` requires; Arrow allocates from the system pool meanwhile, as in a run.
+    """
+    path = Path(input_path)
+    with _system_memory_pool():
+        pre = _PrePass(path, StageClock())
+        try:
+            pre.__enter__()
+        except Exception:  # noqa: BLE001 - unreadable here: score_file's plain calls raise it
+            pre.__exit__(None, None, None)
+        else:
+            _EARLY[path] = pre
+        try:
+            yield
+        finally:
+            if _EARLY.get(path) is pre:
+                del _EARLY[path]
+            pre.__exit__(None, None, None)
 
 
 def _chunk_writer(output_dir: Path, meta: dict[str, str], report: bool, clock: StageClock) -> Any:
