@@ -99,6 +99,8 @@ def test_workers_run_inline_only_when_they_fill_the_cores(scoring_env: Any, tile
     want = ({"read_ahead=0", "write_behind=False", "use_threads=False"} if inline
             else {"read_ahead=2", "write_behind=True", "use_threads=True"})
     assert all(a == want for a in asks.values()), asks
+    # inline, reading and writing are no waits: the stage table counts them once
+    assert {"read", "write"} <= set(two.stages) and inline != ({"wait_read", "wait_write"} <= set(two.stages))
     assert two.reconciled and two.programme == one.programme
     assert (two.rows_read, two.scored, two.quarantined, two.problems) == (
         one.rows_read, one.scored, one.quarantined, one.problems)

@@ -1200,6 +1200,9 @@ def _score_range(chunks: list[tuple[int, int, int]]) -> dict[str, float]:
         clock.since("wait_write", t0)
     finally:
         writer.close()
+    if not ahead:  # read and written in this thread: the waits are the read and write stages again
+        clock.seconds.pop("wait_read", None)
+        clock.seconds.pop("wait_write", None)
     _split_decide(clock, job.scorer, before)
     return clock.seconds
 
