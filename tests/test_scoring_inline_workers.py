@@ -19,9 +19,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import village_credit.scoring.batch as batch
 from village_credit.data.io import write_parquet
-from village_credit.scoring import score_file
+from village_credit.scoring import batch, score_file
 
 pytestmark = pytest.mark.usefixtures("scoring_store")
 

@@ -1158,9 +1158,10 @@ def _score_range(chunks: list[tuple[int, int, int]]) -> dict[str, float]:
     in its one thread: no read-ahead thread, no write-behind thread, Parquet decoded in
     the calling thread. Why: the other worker already keeps the second core busy, so a
     worker's own helper threads only compete with it for the same cores, and each chunk
-    held ahead is memory a fresh process faults in. Measured on 1M rows, two workers:
-    minor faults 346-365k -> 208-228k and no wall gain lost (docs/benchmarks.md,
-    "issue 31, eighth pass"). Same chunks, same functions: the outputs are the same bytes.
+    held ahead is memory a fresh process faults in. Measured on 1M rows, two workers,
+    load 5-10: minor faults ~348k -> ~219k, the workers' CPU -9 % (wall time at that
+    load worse: one thread gets less of a busy box than five; a quiet box not measured;
+    docs/benchmarks.md, "issue 31, eighth pass"). Same chunks, same functions: same bytes.
     """
     job = _JOB[0]
     ahead = 0 if job.inline else job.read_ahead
