@@ -550,8 +550,8 @@ def _chunks(input_path: Path, chunk_rows: int, columns: list[str] | None = None
         first += len(batch)
 
 
-def iter_chunks_from(input_path: Path, first: int, chunk_rows: int, columns: list[str] | None
-                     ) -> Iterator[tuple[int, int, pd.DataFrame]]:
+def iter_chunks_from(input_path: Path, first: int, chunk_rows: int, columns: list[str] | None,
+                     *, use_threads: bool = True) -> Iterator[tuple[int, int, pd.DataFrame]]:
     """The plan's chunks ``(k, first_row, frame)`` from the one starting at row ``first``
     to the end of the file, as :func:`iter_batches` gives them (same dtypes, index).
 
@@ -559,6 +559,8 @@ def iter_chunks_from(input_path: Path, first: int, chunk_rows: int, columns: lis
     decoded and dropped: a file with one big row group is decoded from the top). CSV
     cannot seek by row: the file is streamed from the start, typed chunk by chunk as
     the local engine does. Used where chunks are read out of order (Spark tasks).
+    ``use_threads=False`` decodes Parquet in the calling thread, not on Arrow's pool
+    (a worker process that shares the cores with another one; same batches).
     """
     if first % chunk_rows:
         raise ScoringError(f"row {first} does not start a chunk of {chunk_rows} rows")
@@ -582,7 +584,7 @@ def iter_chunks_from(input_path: Path, first: int, chunk_rows: int, columns: lis
         # batches of the chunk size, as ``iter_batches`` reads them: a chunk is then one
         # batch, and its pandas conversion does not first join Arrow pieces of each column
         batches = pf.iter_batches(batch_size=chunk_rows, row_groups=list(range(group, meta.num_row_groups)),
-                                  columns=columns) if group < meta.num_row_groups else iter(())
+                                  columns=columns, use_threads=use_threads) if group < meta.num_row_groups else iter(())
         for batch in batches:
             if skip:
                 cut = min(skip, batch.num_rows)
@@ -1086,6 +1088,7 @@ class _Job:
     report: bool
     read_ahead: int
     done: Any = None  # the queue each finished chunk's counts go to (the parent's progress)
+    inline: bool = False  # the workers fill the cores: each reads, decides and writes in one thread
 
 
 _JOB: list[_Job] = []
@@ -1140,6 +1143,7 @@ def _score_in_workers(job: _Job, plan: list[tuple[int, int, int]], n_workers: in
         _JOB[:] = [job]
         ranges = _split_ranges(todo, min(n_workers, len(todo)))
         summary.workers = len(ranges)
+        job.inline = len(ranges) >= default_workers()  # see _score_range
         pool = ProcessPoolExecutor(len(ranges), mp_context=ctx, initializer=_die_with_parent,
                                    initargs=(os.getpid(),))
         try:
@@ -1195,8 +1199,19 @@ def _worker_error(exc: BaseException) -> BaseException:
 
 
 def _score_range(chunks: list[tuple[int, int, int]]) -> dict[str, float]:
-    """Worker process: decide and write a contiguous run of chunks; its stage seconds."""
+    """Worker process: decide and write a contiguous run of chunks; its stage seconds.
+
+    When the workers fill the cores (``job.inline``), a worker reads, decides and writes
+    in its one thread: no read-ahead thread, no write-behind thread, Parquet decoded in
+    the calling thread. Why: the other worker already keeps the second core busy, so a
+    worker's own helper threads only compete with it for the same cores, and each chunk
+    held ahead is memory a fresh process faults in. Measured on 1M rows, two workers,
+    load 5-10: minor faults ~348k -> ~219k, the workers' CPU -9 % (wall time at that
+    load worse: one thread gets less of a busy box than five; a quiet box not measured;
+    docs/benchmarks.md, "issue 31, eighth pass"). Same chunks, same functions: same bytes.
+    """
     job = _JOB[0]
+    ahead = 0 if job.inline else job.read_ahead
     PREDICT_OPTIONS["num_threads"] = 1  # a forked child must not use the parent's OpenMP pool
     # the parent reads every count before it shuts the pool down; when it stopped reading
     # (another worker failed), an exiting worker must not wait for a full pipe
@@ -1205,17 +1220,18 @@ def _score_range(chunks: list[tuple[int, int, int]]) -> dict[str, float]:
     before = job.scorer.model_timings()
     wanted = {k: rows for k, _, rows in chunks}
     last = max(wanted)
-    writer = WriteBehind(enabled=job.read_ahead > 0)
+    writer = WriteBehind(enabled=ahead > 0)
     write = _chunk_writer(job.output_dir, job.meta, job.report, clock)
 
     def done(finished: list[dict[str, Any]]) -> None:
         for counts in finished:
             job.done.put(counts)
 
-    source = iter_chunks_from(job.input_path, chunks[0][1], job.chunk_rows, job.columns)
+    source = iter_chunks_from(job.input_path, chunks[0][1], job.chunk_rows, job.columns,
+                              use_threads=not job.inline)
     try:
         t_wait = time.perf_counter()
-        for k, first, batch in prefetch(_timed(source, clock), job.read_ahead):
+        for k, first, batch in prefetch(_timed(source, clock), ahead):
             t0 = clock.since("wait_read", t_wait)
             if k > last:
                 break
@@ -1232,6 +1248,9 @@ def _score_range(chunks: list[tuple[int, int, int]]) -> dict[str, float]:
         clock.since("wait_write", t0)
     finally:
         writer.close()
+    if not ahead:  # read and written in this thread: the waits are the read and write stages again
+        clock.seconds.pop("wait_read", None)
+        clock.seconds.pop("wait_write", None)
     _split_decide(clock, job.scorer, before)
     return clock.seconds
 
