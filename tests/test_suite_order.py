@@ -81,3 +81,11 @@ def test_the_known_long_files_are_weighed_among_the_longest(name: str) -> None:
     weights = file_weights()
     top = sorted(weights, key=lambda f: -weights[f])[:10]
     assert name in top, (name, top)
+
+
+def test_the_unused_nbmake_plugin_is_not_loaded(pytestconfig: pytest.Config) -> None:
+    """Every pytest process of ``make test`` (the controller, each worker) would import
+    nbformat and jsonschema for it before its first test (~2.5 CPU s each); the
+    notebooks run through nbclient (tests/test_notebooks.py)."""
+    assert not pytestconfig.pluginmanager.has_plugin("nbmake")
+    assert "--nbmake" not in (pytestconfig.invocation_params.args or ())
