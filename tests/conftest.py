@@ -24,15 +24,20 @@ Factories are session-scoped so hypothesis tests and module-scoped fixtures can 
 after every test, so a test that points MLflow at its own store (or a server it stops)
 cannot leak it into the next test, whatever order the tests run in.
 
-``pytest_collection_modifyitems``: the files holding a ``slow`` test run first (for the
-two workers of ``make test``; the suite is order-independent, so only its time changes),
-and a root function's ``>>>`` example runs once: in tests/test_docstring_examples.py's
-fresh namespace when that test is collected, else as the module's doctest.
+``pytest_collection_modifyitems``: the files run longest first, by the seconds each
+took in a measured run (tests/durations.json; for the two workers of ``make test``; the
+suite is order-independent, so only its time changes), and a root function's ``>>>``
+example runs once: in tests/test_docstring_examples.py's fresh namespace when that test is
+collected, else as the module's doctest. ``--update-durations`` rewrites the table's
+entries for the files a run ran.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +49,6 @@ import pandas as pd
 import pytest
 
 from village_credit.data.generator import GeneratorConfig, generate_households
-from village_credit.registry.examples import mlflow_state_restored
 from village_credit.data.schema import (
     DEDUCTION_ITEMS,
     EDUCATION,
@@ -375,6 +379,10 @@ def assert_every_row_once() -> Callable[[Path, int], tuple[pd.DataFrame, pd.Data
 
 @pytest.fixture(autouse=True)
 def _mlflow_store_restored() -> Any:
+    # imported here, not at the top: MLflow and LightGBM (~4 CPU s) are then not imported by
+    # the xdist controller, which loads this file before it starts the workers
+    from village_credit.registry.examples import mlflow_state_restored
+
     with mlflow_state_restored():
         yield
 
@@ -419,22 +427,83 @@ def _root_examples_run_twice(items: list[pytest.Item]) -> list[pytest.Item]:
         if doc_names else []
 
 
+DURATIONS = Path(__file__).with_name("durations.json")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-durations", action="store_true", default=False,
+                     help="write each file's seconds of this run into tests/durations.json "
+                          "(the order of the files under `make test`)")
+
+
+def file_weights(path: Path = DURATIONS) -> dict[str, float]:
+    """Seconds per test file (node id prefix) of a measured run; empty if there is no table."""
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(f): float(s) for f, s in table.get("seconds", {}).items()}
+
+
+def longest_first(items: list[pytest.Item], weights: dict[str, float]) -> None:
+    """Sort ``items`` in place so that files run longest first (a stable sort: a file's
+    tests stay together and in their order).
+
+    With ``--dist loadfile`` a file is one unit, handed to whichever worker is nearly out
+    of work; the longest files first leave only short ones for the end (the LPT rule),
+    so the two workers end close together. A file not in the table counts as a median
+    one; one holding a ``slow`` test before all (new end-to-end work starts first).
+    """
+    medium = statistics.median(weights.values()) if weights else 0.0
+    slow_files = {_file_of(it) for it in items if it.get_closest_marker("slow")}
+
+    def weight(f: str) -> float:
+        if f in weights:
+            return weights[f]
+        return math.inf if f in slow_files else medium
+
+    by_file = {f: weight(f) for f in {_file_of(it) for it in items}}
+    items.sort(key=lambda it: -by_file[_file_of(it)])
+
+
 @pytest.hookimpl(trylast=True)  # after -k / -m deselection: only what will really run counts
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The files holding a ``slow`` test run first; a root function's example runs once.
+    """The longest files run first; a root function's example runs once.
 
-    Stable: a file's tests stay together and in their order. Under ``make test``
-    (``--dist loadfile --no-loadscope-reorder``) the long end-to-end files then start
-    while there is short work left to even out the two workers; xdist's default order
-    (files with the most tests first) started them last, and one worker idled while the
-    other finished them. (``--dist loadgroup`` would split files further, but with
-    pytest 9 xdist 3.8 ignores ``xdist_group``: it sets a node id attribute pytest no
-    longer reads.)
+    Under ``make test`` (``--dist loadfile --no-loadscope-reorder``) xdist hands the files
+    out in this order. xdist's default order (files with the most tests first) started
+    the one-test end-to-end files last, and one worker idled while the other finished
+    them. (``--dist loadgroup`` would split files further, but with pytest 9 xdist 3.8
+    ignores ``xdist_group``: it sets a node id attribute pytest no longer reads.)
     """
     twice = _root_examples_run_twice(items)
     if twice:
         config.hook.pytest_deselected(items=twice)
         ids = {id(it) for it in twice}
         items[:] = [it for it in items if id(it) not in ids]
-    slow_files = {_file_of(it) for it in items if it.get_closest_marker("slow")}
-    items.sort(key=lambda it: _file_of(it) not in slow_files)
+    longest_first(items, file_weights())
+
+
+_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Setup + call + teardown seconds per file (module fixtures' teardown included), as the
+    controller sees them (under xdist the workers' reports reach it)."""
+    file = report.nodeid.split("::", 1)[0]
+    _seconds[file] = _seconds.get(file, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """``--update-durations``: merge this run's seconds per file into tests/durations.json
+    (only in the controller; the files not run keep their entries)."""
+    config = session.config
+    if not config.getoption("--update-durations", default=False) or hasattr(config, "workerinput"):
+        return
+    table = {"about": "seconds per test file of a measured run (setup + call + teardown); "
+                      "tests/conftest.py runs the files longest first. Rewrite with "
+                      "`pytest -n 2 --dist loadfile --no-loadscope-reorder --update-durations`.",
+             "seconds": file_weights()}
+    table["seconds"].update({f: round(s, 1) for f, s in _seconds.items()})
+    table["seconds"] = dict(sorted(table["seconds"].items(), key=lambda kv: (-kv[1], kv[0])))
+    DURATIONS.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")

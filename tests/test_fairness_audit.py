@@ -109,6 +109,52 @@ def test_four_fifths_flag_on_constructed_example() -> None:
     assert d2["demographic_parity_ratio"] == pytest.approx(0.9) and d2["four_fifths_pass"] is True
 
 
+def _fairlearn_disparities(y_good: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -> list[float]:
+    """fairlearn's three public disparity functions, each on its own (the reference)."""
+    import warnings
+
+    from fairlearn.metrics import (
+        demographic_parity_difference,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+    )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [float(f(y_good, y_pred, sensitive_features=groups))
+                for f in (demographic_parity_ratio, demographic_parity_difference, equalized_odds_difference)]
+
+
+@pytest.mark.parametrize("case", ["mixed", "a_group_all_good", "a_group_all_bad", "nobody_approved_in_a_group",
+                                  "everybody_approved", "one_row_group"])
+def test_disparities_are_fairlearns_own_functions_figures(case: str) -> None:
+    """The audit reads the three disparities off one MetricFrame; each must equal, to the
+    bit (NaN where fairlearn gives NaN), the fairlearn function of that name, also in the
+    degenerate groups where a rate divides by zero."""
+    from village_credit.fairness.audit import _disparities
+
+    rng = np.random.default_rng(len(case))
+    n = 600
+    groups = rng.choice(np.array(["a", "b", "c", "d"]), n)
+    y_good = (rng.random(n) < 0.85).astype(int)
+    y_pred = (rng.random(n) < 0.7).astype(int)
+    a = groups == "a"
+    if case == "a_group_all_good":
+        y_good[a] = 1
+    elif case == "a_group_all_bad":
+        y_good[a] = 0
+    elif case == "nobody_approved_in_a_group":
+        y_pred[a] = 0
+    elif case == "everybody_approved":
+        y_pred[:] = 1
+    elif case == "one_row_group":
+        groups[groups == "d"] = "c"
+        groups[7] = "d"
+    ours = list(_disparities(y_good, y_pred, groups))
+    ref = _fairlearn_disparities(y_good, y_pred, groups)
+    assert np.array_equal(np.array(ours), np.array(ref), equal_nan=True), (ours, ref)
+
+
 def test_small_groups_excluded_from_disparities_but_reported() -> None:
     groups = np.array(["big"] * 200 + ["other"] * 200 + ["tiny"] * 5)
     approved = np.concatenate([np.ones(200, bool), np.arange(200) < 180, np.zeros(5, bool)])
