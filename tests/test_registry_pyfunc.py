@@ -36,16 +36,22 @@ pytestmark = pytest.mark.slow
 TRUTH = ["true_pd", "default_12m", "granted_hist", "outcome_observed"]
 NAME = "village-credit"
 
+# argv: the batch, then one or more model URIs; one JSON line per model, in their order.
+# Before each load the package of the model loaded before is forgotten (as in a fresh
+# process), so each model imports ``village_credit`` from its own code_paths ("code").
 LOAD_AND_SCORE = """
 import json, sys
 import mlflow, pandas as pd
-m = mlflow.pyfunc.load_model("models:/village-credit@champion")
 x = pd.read_parquet(sys.argv[1])
-out = m.predict(x)
-print(json.dumps({"n": len(out), "status": out["status"].tolist(),
-                  "reasons": out["quarantine_reason"].tolist(),
-                  "pd": out["pd"].astype(float).round(10).fillna(-1.0).tolist(),
-                  "columns": list(out.columns)}))
+for uri in sys.argv[2:]:
+    for name in [n for n in sys.modules if n.partition(".")[0] == "village_credit"]:
+        del sys.modules[name]
+    out = mlflow.pyfunc.load_model(uri).predict(x)
+    print(json.dumps({"n": len(out), "status": out["status"].tolist(),
+                      "reasons": out["quarantine_reason"].tolist(),
+                      "pd": out["pd"].astype(float).round(10).fillna(-1.0).tolist(),
+                      "columns": list(out.columns),
+                      "code": sys.modules["village_credit"].__file__}))
 """
 
 
@@ -155,7 +161,8 @@ def test_champion_loads_and_scores_in_fresh_process(logged: dict) -> None:
     })
     assert res.promoted, res.report.to_json()
     env = {**os.environ, "MLFLOW_TRACKING_URI": logged["uri"]}
-    out = subprocess.run([sys.executable, "-c", LOAD_AND_SCORE, str(logged["batch"])], env=env,
+    out = subprocess.run([sys.executable, "-c", LOAD_AND_SCORE, str(logged["batch"]),
+                          "models:/village-credit@champion"], env=env,
                          cwd=logged["root"], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     data = json.loads(out.stdout.strip().splitlines()[-1])
@@ -163,17 +170,40 @@ def test_champion_loads_and_scores_in_fresh_process(logged: dict) -> None:
     assert "credit_line" in data["columns"]
 
 
+def _pip_sources() -> tuple[list[str], dict[str, str]]:
+    """pip's configured indexes, find-links and CA bundle as uv options and environment, so
+    uv installs from where pip would (a mirror set in pip.conf, a local wheelhouse) and, as
+    pip does, takes the best match across all of them (uv's default takes a package from the
+    first index that has it)."""
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True,
+                            text=True, check=False).stdout
+    options = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links"}
+    args, env = ["--index-strategy", "unsafe-best-match"], dict(os.environ)
+    for line in listed.splitlines():  # e.g. global.extra-index-url='https://a/simple https://b/simple'
+        key, _, value = line.partition("=")
+        name, value = key.rpartition(".")[2], value.strip().strip("'\"")
+        if name == "cert":
+            env["SSL_CERT_FILE"] = value
+        for source in value.split() if name in options else ():
+            args += [options[name], source]
+    return args, env
+
+
 def _model_requirements_env(requirements: Path, config: pytest.Config, tmp_path: Path) -> Path:
     """The python of a virtualenv holding exactly ``requirements`` (and what they pull in).
 
-    A bare venv (not even pip), filled by this interpreter's pip, not byte-compiled at
-    install (of its ~14k files the load imports a few hundred). Built once per
-    requirements text and interpreter and kept in pytest's cache (``.pytest_cache/d/``;
-    ``pytest --cache-clear`` rebuilds it): building it was most of the suite's slowest
-    test, and its files cost as much again to delete. Without the cache plugin
-    (``-p no:cacheprovider``) it is built in ``tmp_path``. The caller checks that
-    ``village_credit`` is not importable there, whichever way it was built.
+    A bare venv (not even pip) of this interpreter, filled by uv (a test extra) from pip's
+    configured sources (:func:`_pip_sources`), not byte-compiled at install (of its ~14k
+    files the load imports a few hundred). pip took ~40 CPU s here, ~25 of them finding the
+    88 distributions on the indexes; uv resolves and installs the same requirements in ~4 s
+    (docs/benchmarks.md, "Test suite time, ninth pass"). Built once per requirements text and interpreter and kept in pytest's
+    cache (``.pytest_cache/d/``; ``pytest --cache-clear`` rebuilds it): its files cost as
+    much again to delete. Without the cache plugin (``-p no:cacheprovider``) it is built
+    in ``tmp_path``. The caller checks that ``village_credit`` is not importable there,
+    whichever way it was built.
     """
+    from uv import find_uv_bin
+
     text = requirements.read_text()
     key = hashlib.sha256(f"{sys.version}\n{text}".encode()).hexdigest()[:16]
     cache = getattr(config, "cache", None)
@@ -184,8 +214,10 @@ def _model_requirements_env(requirements: Path, config: pytest.Config, tmp_path:
     build = home / f"build-{os.getpid()}"
     shutil.rmtree(build, ignore_errors=True)
     venv.create(build, with_pip=False)
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(build / "bin" / "python"), "install", "-q",
-                    "--no-compile", "-r", str(requirements)], check=True)
+    uv = find_uv_bin()
+    sources, env = _pip_sources()
+    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(build / "bin" / "python"),
+                    *sources, "-r", str(requirements)], env=env, check=True)
     (build / "requirements.txt").write_text(text)  # written last: the venv is complete
     shutil.rmtree(env_dir, ignore_errors=True)
     try:
@@ -204,16 +236,10 @@ def test_loads_in_fresh_virtualenv_with_only_model_requirements(logged: dict, tm
     no_package = subprocess.run([str(py), "-c", "import village_credit"], cwd=tmp_path, capture_output=True,
                                 env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}, check=False)
     assert no_package.returncode != 0, "village_credit must come from the model's code_paths only"
-    script = LOAD_AND_SCORE.replace('"models:/village-credit@champion"', repr(str(local)))
-    out = subprocess.run([str(py), "-c", script, str(logged["batch"])], cwd=tmp_path,
-                         capture_output=True, text=True, check=False,
-                         env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)})
-    assert out.returncode == 0, out.stderr[-3000:]
-    data = json.loads(out.stdout.strip().splitlines()[-1])
-    assert data["n"] == 6 and data["status"].count("quarantined") == 1
 
     # a group-recalibrated version loads in the same bare environment (its class lives in
-    # models/, not in the validation kit that fitted it: no matplotlib, no fairlearn there)
+    # models/, not in the validation kit that fitted it: no matplotlib, no fairlearn there);
+    # both models load in one process of that environment (its start-up is most of the cost)
     from village_credit.models.calibration import Calibrator
     from village_credit.models.recalibrated import RecalibratedDecisionModel
     from village_credit.validation.recalibration import DECISION_CLASS
@@ -224,17 +250,20 @@ def test_loads_in_fresh_virtualenv_with_only_model_requirements(logged: dict, tm
     with mlflow.start_run():
         info = log_decision_model(tmp_path / "recalibrated", input_example=logged["dm"].input_example(5),
                                   decision_class=DECISION_CLASS)
-    local = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "recal")))
-    assert set((local / "requirements.txt").read_text().split()) <= set(
-        Path(tmp_path / "model" / "requirements.txt").read_text().split())
-    out = subprocess.run([str(py), "-c", LOAD_AND_SCORE.replace('"models:/village-credit@champion"',
-                                                                  repr(str(local))), str(logged["batch"])],
+    recal_local = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "recal")))
+    assert set((recal_local / "requirements.txt").read_text().split()) <= set(
+        (local / "requirements.txt").read_text().split())
+    out = subprocess.run([str(py), "-c", LOAD_AND_SCORE, str(logged["batch"]), str(local), str(recal_local)],
                          cwd=tmp_path, capture_output=True, text=True, check=False,
                          env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)})
     assert out.returncode == 0, out.stderr[-3000:]
-    recal_data = json.loads(out.stdout.strip().splitlines()[-1])
+    data, recal_data = (json.loads(line) for line in out.stdout.strip().splitlines()[-2:])
+    assert data["n"] == 6 and data["status"].count("quarantined") == 1
     assert recal_data["n"] == 6 and recal_data["status"] == data["status"]
     assert recal_data["pd"] != data["pd"]  # the maps and offsets were applied
+    # each model's code came from its own code_paths, not from the model loaded before it
+    assert Path(data["code"]).is_relative_to(local), data["code"]
+    assert Path(recal_data["code"]).is_relative_to(recal_local), recal_data["code"]
 
 
 def test_mlflow_models_predict_from_the_shell(logged: dict) -> None:
