@@ -36,6 +36,16 @@ def spark():
     session.stop()
 
 
+def test_a_local_sessions_driver_runs_with_the_cheap_jvm_options(spark) -> None:
+    """The driver JVM of a local session only plans and collects: it starts without the
+    optimising compiler and with the serial GC (about half its start-up CPU)."""
+    from village_credit.scoring.spark import LOCAL_DRIVER_JAVA_OPTIONS
+
+    assert spark.sparkContext.getConf().get("spark.driver.extraJavaOptions").endswith(LOCAL_DRIVER_JAVA_OPTIONS)
+    jvm_args = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert set(LOCAL_DRIVER_JAVA_OPTIONS.split()) <= set(jvm_args), jvm_args
+
+
 def test_spark_matches_single_machine_row_for_row(assert_every_row_once, env: ScoringEnv, spark, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
@@ -104,12 +114,14 @@ def test_spark_submit_entry_runs_the_same_job(env: ScoringEnv, tmp_path: Path) -
     import subprocess
 
     from village_credit.scoring import read_decisions, score_file, spark_submit
+    from village_credit.scoring import spark as spark_module
 
     submit = Path(sys.executable).with_name("spark-submit")
     if not submit.exists():
         submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
     out = tmp_path / "submitted"
-    res = subprocess.run([str(submit), "--master", "local[2]", spark_submit.__file__, "--model", env.model_uri,
+    res = subprocess.run([str(submit), "--master", "local[2]", "--driver-java-options",
+                          spark_module.LOCAL_DRIVER_JAVA_OPTIONS, spark_submit.__file__, "--model", env.model_uri,
                           "--input", str(env.parquet), "--output", str(out)],
                          env={**env.env(), "PYSPARK_DRIVER_PYTHON": sys.executable},
                          capture_output=True, text=True, check=False)

@@ -72,13 +72,20 @@ from village_credit.scoring.outputs import atomic_write_json, read_decisions
 ROW_NUMBER = "row_number"
 COUNTS_DDL = "chunk long, first_row long, rows long, scored long, quarantined long, problems long, seconds double"
 DEFAULT_CHUNK_ROWS = 50_000
+LOCAL_DRIVER_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+"""JVM options of a local session's driver: it only plans row ranges and collects counts (the
+Python workers read, decide and write), so the optimising compiler (C2) and parallel GC
+threads were most of its CPU: start-up ~18 -> ~9 CPU s (docs/benchmarks.md, "Test suite
+time, ninth pass"). For ``spark-submit``, pass them as ``--driver-java-options``."""
 
 
 def spark_session(master: str | None = "local[*]", app_name: str = "village-credit-scoring",
                   conf: dict[str, str] | None = None) -> Any:
     """A Spark session whose Python workers use this interpreter (PYSPARK_PYTHON).
 
-    ``master=None`` keeps the master given by ``spark-submit --master``.
+    ``master=None`` keeps the master given by ``spark-submit --master``. A local master's
+    driver gets :data:`LOCAL_DRIVER_JAVA_OPTIONS` (``conf`` may set its own
+    ``spark.driver.extraJavaOptions``).
     """
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -93,6 +100,8 @@ def spark_session(master: str | None = "local[*]", app_name: str = "village-cred
                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                .config("spark.ui.enabled", "false")
                .config("spark.driver.memory", "2g"))
+    if master and master.startswith("local"):
+        builder = builder.config("spark.driver.extraJavaOptions", LOCAL_DRIVER_JAVA_OPTIONS)
     for k, v in (conf or {}).items():
         builder = builder.config(k, v)
     return builder.getOrCreate()
