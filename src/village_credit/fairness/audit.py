@@ -348,8 +348,9 @@ _DISPARITY_FUNCTIONS: dict[str, Callable] = {"selection_rate": selection_rate, "
                                               "fpr": false_positive_rate}
 
 
-def group_metrics(metrics: dict[str, Callable], y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray,
-                  sample_params: dict[str, dict[str, Any]] | None = None) -> tuple[pd.DataFrame, pd.Series]:
+def group_metrics(metrics: dict[str, Callable], y_true: np.ndarray, y_pred: np.ndarray,
+                  groups: np.ndarray | pd.Series, sample_params: dict[str, dict[str, Any]] | None = None,
+                  ) -> tuple[pd.DataFrame, pd.Series]:
     """``MetricFrame(...).by_group`` and ``.overall``, value for value, without its slicing.
 
     Why: fairlearn's ``MetricFrame`` hands each metric its group's rows through
