@@ -60,7 +60,7 @@ def test_calibration_in_the_approval_frame_is_group_calibrations(seed: int, n: i
 
 def test_one_frame_per_attribute(monkeypatch: pytest.MonkeyPatch) -> None:
     """One per-group table (MetricFrame's figures, :func:`group_metrics`) per attribute."""
-    import village_credit.fairness.observed as observed
+    from village_credit.fairness import observed
 
     made: list[int] = []
     real = observed.group_metrics

@@ -42,8 +42,15 @@ import numpy as np
 import pandas as pd
 from fairlearn.metrics import count, selection_rate
 
-from village_credit.fairness.audit import (DecisionSystem, _arr, _default_rate, _fpr, _mean_of, _tpr,
-                                          group_metrics)
+from village_credit.fairness.audit import (
+    DecisionSystem,
+    _arr,
+    _default_rate,
+    _fpr,
+    _mean_of,
+    _tpr,
+    group_metrics,
+)
 from village_credit.fairness.calibration import (
     calibration_groups,
     calibration_metrics,
