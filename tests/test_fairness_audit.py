@@ -198,3 +198,45 @@ def test_equal_risk_rejects_missing_true_pd() -> None:
     tp[3] = np.nan
     with pytest.raises(FairnessInputError, match="true_pd has 1 missing"):
         equal_risk_gaps([DecisionSystem("s", approved=np.ones(200, bool))], sensitive_frame(hh), tp)
+
+
+@pytest.mark.parametrize("case", ["mixed", "a_group_all_good", "nobody_approved_in_a_group", "one_row_group",
+                                  "unsorted_labels"])
+def test_group_metrics_are_metricframes_figures(case: str) -> None:
+    """The audit's per-group table (its own slicing, for speed) equals fairlearn's
+    ``MetricFrame.by_group`` and ``.overall`` to the bit, with the audit's own metrics and
+    sample parameters, NaN where a rate divides by zero, groups in ``MetricFrame``'s order."""
+    import warnings
+
+    from fairlearn.metrics import MetricFrame
+
+    from village_credit.fairness.audit import _metric_spec, group_metrics
+
+    rng = np.random.default_rng(len(case))
+    n = 500
+    groups = rng.choice(np.array(["b", "a", "c", "70+"]), n)
+    tp = np.clip(rng.beta(1.2, 14, n), 0, 1)
+    y_good = (rng.random(n) >= tp).astype(int)
+    approved = rng.random(n) < 0.7
+    a = groups == "a"
+    if case == "a_group_all_good":
+        y_good[a] = 1
+    elif case == "nobody_approved_in_a_group":
+        approved[a] = False
+    elif case == "one_row_group":
+        groups[groups == "c"] = "b"
+        groups[3] = "c"
+    elif case == "unsorted_labels":
+        groups = np.where(groups == "a", "zz", np.where(groups == "b", "10", groups))
+    rate = np.where(tp < 0.1, 0.08, 0.12)
+    rate[::4] = np.nan
+    system = DecisionSystem("s", approved=approved, credit_line=rng.random(n) * 1e5, rate=rate, pd=tp)
+    metrics, params = _metric_spec(system, tp)
+    y_pred = system.approved.astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mf = MetricFrame(metrics=metrics, y_true=y_good, y_pred=y_pred,
+                         sensitive_features=pd.Series(groups, name="g"), sample_params=params)
+        by, overall = group_metrics(metrics, y_good, y_pred, pd.Series(groups, name="g"), params)
+    pd.testing.assert_frame_equal(by, mf.by_group.astype(float), check_exact=True)
+    pd.testing.assert_series_equal(overall, mf.overall.astype(float), check_exact=True, check_names=False)

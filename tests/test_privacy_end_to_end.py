@@ -32,6 +32,10 @@ model:
   # no Optuna: its trials log hyperparameters and fold AUCs only (no data to leak);
   # tests/test_main_job.py is the end-to-end run that tunes
   tuning: {{n_trials: 0}}
+# no global SHAP: its files are the toolkit's own feature names, labels and protected
+# group names with mean |SHAP| and group sizes (aggregates, no row, id or text of the
+# data) and PNGs the scanner reads only by name; tests/test_main_job.py writes them
+stages: {{shap: false}}
 fairness: {{min_count: 15, n_boot: 20}}
 registry:
   model_name: vc-private

@@ -4,7 +4,7 @@ Takes *decisions* (approved, line, rate, PD per household), never models, so rul
 the GBM, the blend and any mitigated variant are audited with the same code:
 
 * :func:`sensitive_frame`: age bands, the policy's age cutoff, formerly-poor status, intersection;
-* :func:`fairness_audit`: fairlearn ``MetricFrame`` per group, disparities, bootstrap CIs;
+* :func:`fairness_audit`: fairlearn's metrics per group (``MetricFrame``'s figures), disparities, bootstrap CIs;
 * :func:`equal_risk_gaps`: approval and line gaps within true-PD deciles (synthetic truth);
 * :func:`ceiling_system` and :func:`split_gaps`: the information ceiling (the best model the
   columns allow, fitted to the truth) and each gap split into ceiling + the model's own excess;

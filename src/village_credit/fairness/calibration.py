@@ -9,8 +9,8 @@ from the decision rule. This module answers "is the PD right *for this group*" i
   p-value (Poisson-binomial normal approximation) per group;
 * against the **true PD** when the data carry it (synthetic data only): predicted / true.
 
-Per-group figures come from fairlearn's :class:`~fairlearn.metrics.MetricFrame`, one per
-sensitive column; the groups are what the caller declares (households: the five
+Per-group figures are :class:`~fairlearn.metrics.MetricFrame`'s, value for value, one table
+per sensitive column (:func:`~village_credit.fairness.audit.group_metrics`, without its slow slicing); the groups are what the caller declares (households: the five
 age bands and formerly-poor status, :func:`calibration_groups`).
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from fairlearn.metrics import MetricFrame, count
+from fairlearn.metrics import count
 from scipy import stats
 
 from village_credit.data.groups import (
@@ -31,7 +31,7 @@ from village_credit.data.groups import (
     bool_column,
     require_column,
 )
-from village_credit.fairness.audit import _arr
+from village_credit.fairness.audit import _arr, group_metrics
 from village_credit.fairness.groups import FairnessInputError, check_sensitive
 
 __all__ = ["calibration_groups", "group_calibration"]
@@ -161,16 +161,13 @@ def group_calibration(groups: pd.DataFrame, pd_pred: Any, y: Any, true_pd: Any =
         metrics["mean_true_pd"] = _mean_of
         params["mean_true_pd"] = {"values": tp}
     frames = []
-    mf = None
+    overall: pd.Series | None = None
     for col in sens.columns:
-        mf = MetricFrame(metrics=metrics, y_true=yy, y_pred=p, sensitive_features=sens[col].to_numpy(),
-                         sample_params=params)
-        by = mf.by_group.reset_index(names="group")
-        frames.append(by.assign(feature=col))
-    if mf is None:  # no attribute: the whole sample is the one group
-        mf = MetricFrame(metrics=metrics, y_true=yy, y_pred=p, sensitive_features=np.zeros(n),
-                         sample_params=params)
-    overall = mf.overall  # every frame holds the whole sample's figures: not computed again
+        by, overall = group_metrics(metrics, yy, p, sens[col].to_numpy(), params)
+        frames.append(by.reset_index(names="group").assign(feature=col))
+    if overall is None:  # no attribute: the whole sample is the one group
+        _, overall = group_metrics(metrics, yy, p, np.zeros(n), params)
+    # every frame holds the whole sample's figures: not computed again
     frames.append(pd.DataFrame([{**overall.to_dict(), "group": ALL, "feature": ALL}]))
     out = pd.concat(frames, ignore_index=True)
     out["n"] = out["n"].astype(int)

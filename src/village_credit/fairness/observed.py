@@ -17,7 +17,8 @@ the user declares (households: age bands and formerly poor; a table: the feature
   ``min_outcomes`` are listed and left out of the gaps (a ratio of five households
   decides nothing).
 
-Per-group figures come from fairlearn's ``MetricFrame``: one per attribute with only the
+Per-group figures are fairlearn ``MetricFrame``'s, value for value
+(:func:`~village_credit.fairness.audit.group_metrics`): one table per attribute with only the
 metrics above (the full :func:`~village_credit.fairness.audit.fairness_audit`, with its
 disparities and a dozen metrics, cost ``train`` on a small table more than the model's
 fit). The calibration within groups is computed in that same frame, with
@@ -39,9 +40,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from fairlearn.metrics import MetricFrame, count, selection_rate
+from fairlearn.metrics import count, selection_rate
 
-from village_credit.fairness.audit import DecisionSystem, _arr, _default_rate, _fpr, _mean_of, _tpr
+from village_credit.fairness.audit import (
+    DecisionSystem,
+    _arr,
+    _default_rate,
+    _fpr,
+    _mean_of,
+    _tpr,
+    group_metrics,
+)
 from village_credit.fairness.calibration import (
     calibration_groups,
     calibration_metrics,
@@ -172,9 +181,7 @@ def observed_outcome_evidence(system: DecisionSystem, sensitive: pd.DataFrame, y
     y_pred = system.approved.astype(int) if decided else np.zeros(n, dtype=int)
     by_feature: dict[str, Any] = {}
     for feat in sens.columns:
-        mf = MetricFrame(metrics=metrics, y_true=y_good, y_pred=y_pred,
-                         sensitive_features=pd.Series(sens[feat].to_numpy(), name=feat), sample_params=params)
-        w = mf.by_group.copy()
+        w, _ = group_metrics(metrics, y_good, y_pred, sens[feat].to_numpy(), params)
         w.index = [str(g) for g in w.index]
         w["defaults"] = (w["n"] * w["default_rate"]).round()  # exact: n - sum(y_good), integers
         if calibrated:

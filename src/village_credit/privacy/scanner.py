@@ -23,6 +23,7 @@ Findings never hold the full value: the middle is masked (``110***********002X``
 
 from __future__ import annotations
 
+import bisect
 import functools
 import os
 import re
@@ -187,7 +188,9 @@ def _scan_text(path: Path, matcher: PiiMatcher) -> Iterator[Finding]:
     for off, kind, masked in sorted(matcher.find(text)):
         if line_starts is None:
             line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-        line = int(np.searchsorted(line_starts, off, side="right"))
+        # bisect on the list: np.searchsorted would copy the whole list into an array per
+        # finding (a raw table with 25k name hits spent 6 s there)
+        line = bisect.bisect_right(line_starts, off)
         yield Finding(str(path), f"line {line}", kind, masked)
 
 
