@@ -3,17 +3,22 @@
 cells and passes ruff.
 
 Each notebook is executed with nbclient (kernel ``python3``, the interpreter running
-the tests) in ``notebooks/`` on a small population, with MLflow pointed at a
-temporary sqlite store and temporary files kept under pytest's ``tmp_path``, so a
-test run never writes into the repository (its ``mlruns/`` or ``notebooks/``).
-A cell that raises fails the test with the cell's traceback.
+the tests, a fresh kernel per notebook) in ``notebooks/`` on a small population, with
+MLflow pointed at a temporary sqlite store and temporary files kept in a scratch
+folder of the test's own (in RAM where the box has ``/dev/shm``, else under pytest's
+``tmp_path``), so a test run never writes into the repository (its ``mlruns/`` or
+``notebooks/``). A cell that raises fails the test with the cell's traceback.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +37,8 @@ EXPECTED = [
 ]
 TEST_HOUSEHOLDS = 3000
 CELL_TIMEOUT_S = 300
+RAM_DIR = Path("/dev/shm")
+RAM_DIR_MIN_FREE = 1 << 30  # a notebook's scratch holds a few MB (models, parquet files, reports)
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -111,17 +118,61 @@ def test_notebook_is_committed_without_outputs(path: Path):
     assert nb["metadata"].get("kernelspec", {}).get("name") == "python3"
 
 
+def _ram_dir() -> Path | None:
+    """``/dev/shm`` when it is a writable folder with room to spare, else None (not Linux,
+    or a container's small default)."""
+    try:
+        if RAM_DIR.is_dir() and os.access(RAM_DIR, os.W_OK | os.X_OK) \
+                and shutil.disk_usage(RAM_DIR).free >= RAM_DIR_MIN_FREE:
+            return RAM_DIR
+    except OSError:
+        pass
+    return None
+
+
+@pytest.fixture
+def notebook_scratch(tmp_path: Path) -> Iterator[Path]:
+    """A notebook's throw-away MLflow store and temporary files: in RAM where there is one.
+
+    Why: every MLflow write is a sqlite commit, and each commit waits for fsync (3-4 ms
+    on the development box's disk); notebook 07 logs 40 child runs and spent about half
+    its wall time waiting on the disk (docs/benchmarks.md, "Test suite time, ninth
+    pass"). What the notebook computes and shows does not depend on where its scratch
+    store lives. Removed after the test, passed or failed (a failure's traceback is in
+    the cell's error); under ``tmp_path`` where no RAM folder is available.
+    """
+    ram = _ram_dir()
+    if ram is None:
+        yield tmp_path
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="vc-notebook-test-", dir=ram))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_notebook_scratch_falls_back_to_tmp_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Where no RAM folder is usable, the scratch is pytest's tmp_path (other systems, small /dev/shm)."""
+    monkeypatch.setattr(sys.modules[__name__], "RAM_DIR", tmp_path / "absent")
+    assert _ram_dir() is None
+    monkeypatch.setattr(sys.modules[__name__], "RAM_DIR", tmp_path)
+    assert _ram_dir() == tmp_path
+    monkeypatch.setattr(sys.modules[__name__], "RAM_DIR_MIN_FREE", 1 << 62)
+    assert _ram_dir() is None
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
-def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_notebook_runs_top_to_bottom(path: Path, notebook_scratch: Path, monkeypatch: pytest.MonkeyPatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
 
     # The kernel inherits this environment: a throw-away MLflow store, a small
-    # population, temporary files under tmp_path, a non-interactive plot backend.
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}")
+    # population, temporary files in the scratch folder, a non-interactive plot backend.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{(notebook_scratch / 'mlflow.db').as_posix()}")
     monkeypatch.setenv("VC_NOTEBOOK_HOUSEHOLDS", str(TEST_HOUSEHOLDS))
-    tmp = tmp_path / "tmp"
+    tmp = notebook_scratch / "tmp"
     tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp))
     monkeypatch.setenv("MPLBACKEND", "Agg")
