@@ -12,9 +12,8 @@ import datetime
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -27,6 +26,9 @@ from village_credit.errors import ConfigError
 from village_credit.file_formats import validate_document
 from village_credit.models.features import FeatureSpecFile, load_feature_specs
 from village_credit.schemas import FILE_FORMATS, write_schemas
+
+if TYPE_CHECKING:  # imported by the tests that use it: its format checkers' grammars cost
+    import jsonschema  # ~1.5-3 CPU s at collection on every worker (docs/benchmarks.md)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((ROOT / "experiments").glob("*.yaml"))
@@ -60,6 +62,8 @@ def test_committed_schemas_equal_the_generated_ones(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(FILE_FORMATS))
 def test_each_schema_is_valid_draft_2020_12_with_its_id(name: str) -> None:
+    import jsonschema
+
     schema = FILE_FORMATS[name]()
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$id"] == f"https://village-credit.org/schemas/{name}.schema.json"
@@ -74,6 +78,8 @@ class _Yaml12Validator:
     unquoted ``2025-06-30`` as text, where PyYAML (YAML 1.1) makes a ``date``."""
 
     def __init__(self, name: str) -> None:
+        import jsonschema
+
         schema = json.loads((ROOT / "schemas" / f"{name}.schema.json").read_text(encoding="utf-8"))
         self._v = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
 

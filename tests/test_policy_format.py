@@ -7,8 +7,8 @@ import copy
 import json
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jsonschema
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -30,9 +30,14 @@ SCHEMA_FILE = ROOT / "schemas" / "policy.schema.json"
 SHIPPED = sorted((ROOT / "src" / "village_credit" / "rules" / "policies").glob("*.yaml"))
 COMMENT = "# yaml-language-server: $schema="
 
+if TYPE_CHECKING:  # imported by the fixture: its format checkers' grammars cost ~1.5-3 CPU s
+    import jsonschema  # at collection on every worker (docs/benchmarks.md)
+
 
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.protocols.Validator:
+    import jsonschema
+
     schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
