@@ -504,6 +504,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                       "tests/conftest.py runs the files longest first. Rewrite with "
                       "`pytest -n 2 --dist loadfile --no-loadscope-reorder --update-durations`.",
              "seconds": file_weights()}
-    table["seconds"].update({f: round(s, 1) for f, s in _seconds.items()})
+    # a file under 0.05 s keeps the smallest positive weight: a 0 would read as "no entry"
+    table["seconds"].update({f: max(round(s, 1), 0.1) for f, s in _seconds.items()})
     table["seconds"] = dict(sorted(table["seconds"].items(), key=lambda kv: (-kv[1], kv[0])))
     DURATIONS.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
