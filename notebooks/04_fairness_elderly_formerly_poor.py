@@ -29,7 +29,7 @@
 # and asks four questions:
 #
 # 1. Do approval rates and credit lines differ across groups? (fairlearn
-#    `MetricFrame` audit with bootstrap intervals)
+#    metrics per group, `MetricFrame`'s figures, with bootstrap intervals)
 # 2. Are households **of equal true risk** treated alike? (equal-risk gaps within
 #    true-PD deciles; possible only because the data are synthetic)
 # 3. How much does training only on historically granted households bias the risk
