@@ -19,7 +19,6 @@ from typing import Iterator
 import mlflow
 import numpy as np
 import pytest
-import typer
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 

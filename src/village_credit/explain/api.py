@@ -76,7 +76,7 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- loading
 def _find_decision_dir(root: Path) -> Path:
-    """The saved DecisionModel directory under ``root`` (``models.recalibrated.find_saved_model``)."""
+    """The saved DecisionModel directory under ``root`` (``models.saved_folder.find_saved_model``)."""
     found = find_saved_model(root)
     if found is None:
         raise ConfigError(

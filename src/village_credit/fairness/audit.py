@@ -362,12 +362,11 @@ def group_metrics(metrics: dict[str, Callable], y_true: np.ndarray, y_pred: np.n
     drops them; so the same functions see the same numbers. tests/test_fairness_audit.py
     holds the result to ``MetricFrame`` itself.
     """
-    params = sample_params or {}
+    params = {name: {k: np.asarray(v) for k, v in p.items()} for name, p in (sample_params or {}).items()}
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
 
     def row(idx: np.ndarray | slice) -> pd.Series:
-        values = {name: fn(y_true[idx], y_pred[idx],
-                           **{k: np.asarray(v)[idx] for k, v in params.get(name, {}).items()})
+        values = {name: fn(y_true[idx], y_pred[idx], **{k: v[idx] for k, v in params.get(name, {}).items()})
                   for name, fn in metrics.items()}
         return pd.Series(values) if values else pd.Series(dtype=float)
 

@@ -10,8 +10,9 @@ from the decision rule. This module answers "is the PD right *for this group*" i
 * against the **true PD** when the data carry it (synthetic data only): predicted / true.
 
 Per-group figures are :class:`~fairlearn.metrics.MetricFrame`'s, value for value, one table
-per sensitive column (:func:`~village_credit.fairness.audit.group_metrics`, without its slow slicing); the groups are what the caller declares (households: the five
-age bands and formerly-poor status, :func:`calibration_groups`).
+per sensitive column (:func:`~village_credit.fairness.audit.group_metrics`, without its
+slow slicing); the groups are what the caller declares (households: the five age bands and
+formerly-poor status, :func:`calibration_groups`).
 """
 
 from __future__ import annotations

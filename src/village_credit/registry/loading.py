@@ -50,7 +50,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from village_credit._lazy import paused_gc
 from village_credit.errors import VillageCreditError
-from village_credit.models.saved_folder import find_saved_model
+from village_credit.models.saved_folder import DECISION_MODEL_ARTIFACT, find_saved_model
 from village_credit.registry.decision_face import DecisionFace, DecisionPyfuncFace, _import_class
 from village_credit.yaml_io import SAFE_LOADER, safe_load
 
@@ -562,7 +562,8 @@ def _find_decision_dir(local: Path, conf: Mapping[str, Any]) -> tuple[Path, str,
     configuration of a pyfunc folder whose parsed ``MLmodel`` is ``conf``."""
     pyfunc_conf = (conf.get("flavors") or {}).get("python_function") or {}
     arts = pyfunc_conf.get("artifacts") or {}
-    declared = arts["decision_model"].get("path") if isinstance(arts.get("decision_model"), Mapping) else None
+    art = arts.get(DECISION_MODEL_ARTIFACT)
+    declared = art.get("path") if isinstance(art, Mapping) else None
     found = find_saved_model(local, declared)
     if found is not None:
         # MLflow writes a models-from-code model's ``model_config`` under ``config``
