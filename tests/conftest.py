@@ -34,6 +34,8 @@ entries for the files a run ran.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import math
 import os
@@ -494,12 +496,31 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _seconds[file] = _seconds.get(file, 0.0) + report.duration
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """``--update-durations``: merge this run's seconds per file into tests/durations.json
-    (only in the controller; the files not run keep their entries)."""
+    (only in the controller; the files not run keep their entries). Then the session's
+    garbage is collected once and the heap frozen (:func:`_freeze_heap`)."""
     config = session.config
-    if not config.getoption("--update-durations", default=False) or hasattr(config, "workerinput"):
-        return
+    if config.getoption("--update-durations", default=False) and not hasattr(config, "workerinput"):
+        _write_durations()
+    _freeze_heap()
+
+
+def _freeze_heap() -> None:
+    """Collect the session's garbage once, then freeze the heap.
+
+    pytest's exit makes ten full collections (looking for exceptions raised in
+    finalisers); on a worker's ~1 GiB heap each walked every object again. Garbage found
+    by this one collection still reports its finalisers' exceptions as those would.
+    ``VC_SLOW_EXIT=1`` leaves the exit as pytest makes it (to compare).
+    """
+    if os.environ.get("VC_SLOW_EXIT") != "1":
+        gc.collect()
+        gc.freeze()
+
+
+def _write_durations() -> None:
     table = {"about": "seconds per test file of a measured run (setup + call + teardown); "
                       "tests/conftest.py runs the files longest first. Rewrite with "
                       "`pytest -n 2 --dist loadfile --no-loadscope-reorder --update-durations`.",
@@ -508,3 +529,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     table["seconds"].update({f: max(round(s, 1), 0.1) for f, s in _seconds.items()})
     table["seconds"] = dict(sorted(table["seconds"].items(), key=lambda kv: (-kv[1], kv[0])))
     DURATIONS.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+
+
+def _quick_worker_exit() -> None:
+    """The last thing an xdist worker runs: leave without the interpreter's teardown.
+
+    The controller waits for every worker process to end before it reports, and a
+    worker's teardown (dropping every module and object of a ~1 GiB heap, after the
+    last test has reported) took seconds of that wait. Output is flushed first; nothing
+    after this would have reached the controller anyway.
+    """
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)
+
+
+if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("VC_SLOW_EXIT") != "1":
+    # registered while this conftest loads, so it runs after the exit handlers the tests'
+    # libraries register later (atexit runs them last-in first-out)
+    atexit.register(_quick_worker_exit)
+
