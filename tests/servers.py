@@ -60,7 +60,7 @@ def running_server(cmd: Sequence[str], url: str, log_path: Path, *, what: str,
                     log.flush()
                     pytest.fail(f"{what} did not start:\n"
                                 + Path(log_path).read_text(errors="replace")[-3000:])
-                time.sleep(0.5)
+                time.sleep(0.1)
             yield proc
         finally:
             try:

@@ -96,17 +96,18 @@ def test_scoring_account_reads_and_scores_but_cannot_move_aliases(
     old = mlflow.get_tracking_uri()
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
-        # the admin: create the scoring account, log + register two versions, promote v1
+        # the admin: log the model once, register it as two versions, promote v1 (v2 is a
+        # never-gated version: one upload through the server, not two, for the same proof)
         _as(monkeypatch, server, ADMIN, ADMIN_PW)
         configure(server)
         dm = DecisionModel.load(env.root / "decision_model")
-        versions = []
-        for _ in range(2):
-            with mlflow.start_run():
-                info = log_decision_model(env.root / "decision_model",
-                                          input_example=dm.input_example(5),
-                                          registered_model_name=NAME)
-            versions.append(str(info.registered_model_version))
+        with mlflow.start_run():
+            info = log_decision_model(env.root / "decision_model",
+                                      input_example=dm.input_example(5),
+                                      registered_model_name=NAME)
+        second = mlflow.register_model(info.model_uri, NAME)
+        versions = [str(info.registered_model_version), str(second.version)]
+        assert versions == ["1", "2"]
         assert promote(NAME, versions[0], {}, override_reason="auth test: gates tested elsewhere", override_by="test suite", override_until="2099-12-31"
                        ).promoted
 
