@@ -507,15 +507,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _freeze_heap()
 
 
+SLOW_EXIT = os.environ.get("VC_SLOW_EXIT") == "1"
+"""``VC_SLOW_EXIT=1``: a run ends as pytest makes it (no frozen heap, no quick worker exit), to compare."""
+
+
 def _freeze_heap() -> None:
     """Collect the session's garbage once, then freeze the heap.
 
     pytest's exit makes ten full collections (looking for exceptions raised in
     finalisers); on a worker's ~1 GiB heap each walked every object again. Garbage found
     by this one collection still reports its finalisers' exceptions as those would.
-    ``VC_SLOW_EXIT=1`` leaves the exit as pytest makes it (to compare).
     """
-    if os.environ.get("VC_SLOW_EXIT") != "1":
+    if not SLOW_EXIT:
         gc.collect()
         gc.freeze()
 
@@ -550,8 +553,7 @@ def _quick_worker_exit() -> None:
     os._exit(0)
 
 
-if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("VC_SLOW_EXIT") != "1":
+if os.environ.get("PYTEST_XDIST_WORKER") and not SLOW_EXIT:
     # registered while this conftest loads, so it runs after the exit handlers the tests'
     # libraries register later (atexit runs them last-in first-out)
     atexit.register(_quick_worker_exit)
-
